@@ -1,0 +1,114 @@
+# skystack: build, test and install.
+#   ./configure && make            build libskystack and the programs into build/
+#   make check                     unit and program tests (TAP, summarised by prove)
+#   make check-sanitize            the same tests built with ASan + UBSan (build-san/)
+#   make install [DESTDIR=...]     programs, library, headers, skystack.pc, man pages, share/
+#   make demo                      the demo of README's Quick start
+#   make bench                     benchmarks against the peers (bench/)
+
+ifeq ($(wildcard config.mk),)
+$(error config.mk is missing: run ./configure first (autoconf && ./configure in a git checkout))
+endif
+include config.mk
+
+B        ?= build
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+WARN      = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+OPT      ?= -O2 -g
+CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -fPIC -pthread -Ilib $(DEP_CFLAGS) \
+             -DSK_VERSION='"$(PACKAGE_VERSION)"' -DSK_DATADIR='"$(datadir)/skystack"' \
+             -DSK_PG_BINDIR='"$(PG_BINDIR)"' $(CPPFLAGS_USER) $(EXTRA_CFLAGS)
+LDFLAGS_ALL = -pthread $(LDFLAGS_USER) $(EXTRA_LDFLAGS)
+
+LIB_SRC   := $(sort $(wildcard lib/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_HDR   := $(sort $(wildcard lib/skystack/*.h))
+SONAME     = libskystack.so.0
+STATIC_LIB = $(B)/lib/libskystack.a
+SHARED_LIB = $(B)/lib/$(SONAME)
+
+TOOL_NAMES := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c)))))
+TOOL_BINS  := $(TOOL_NAMES:%=$(B)/bin/%)
+
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/t/%)
+PROG_TESTS := $(sort $(wildcard tests/prog/*.t))
+
+.SECONDARY:
+.PHONY: all lib tools tests check check-sanitize install uninstall demo bench clean distclean
+all: lib tools
+
+lib: $(STATIC_LIB) $(SHARED_LIB)
+tools: $(TOOL_BINS)
+tests: all $(UNIT_BINS)
+
+$(B)/%.o: %.c $(LIB_HDR) $(wildcard lib/*.h) $(wildcard tests/*.h)
+	@$(MKDIR_P) $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJ)
+	@$(MKDIR_P) $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJ)
+	@$(MKDIR_P) $(dir $@)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS)
+	ln -sf $(SONAME) $(B)/lib/libskystack.so
+
+tool_objs = $(patsubst %.c,$(B)/%.o,$(wildcard tools/$(1)/*.c))
+.SECONDEXPANSION:
+$(B)/bin/%: $$(call tool_objs,$$*) $(STATIC_LIB)
+	@$(MKDIR_P) $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(STATIC_LIB) $(DEP_LIBS)
+
+$(B)/t/%: $(B)/tests/unit/%.o $(STATIC_LIB)
+	@$(MKDIR_P) $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
+
+# Tests see the build tree first on PATH and find share/ and the fixtures here.
+TEST_ENV = PATH="$(CURDIR)/$(B)/bin:$$PATH" SK_SRCDIR="$(CURDIR)" SK_BUILDDIR="$(CURDIR)/$(B)" \
+           SKYSTACK_SHARE="$(CURDIR)/share/skystack" SK_PG_BINDIR="$(PG_BINDIR)" \
+           HOME="$(CURDIR)/$(B)/test-home" SKYSTACK_CONFIG= SKYSTACK_DB= SKYSTACK_DATA=
+
+check: tests
+	@rm -rf $(B)/test-home $(B)/test-tmp && $(MKDIR_P) $(B)/test-home $(B)/test-tmp
+	$(TEST_ENV) TMPDIR="$(CURDIR)/$(B)/test-tmp" tests/run-tests $(UNIT_BINS) $(PROG_TESTS)
+
+check-sanitize:
+	$(MAKE) B=build-san OPT="-O1 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" check
+
+install: all
+	$(MKDIR_P) $(DESTDIR)$(bindir) $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir)/skystack
+	$(MKDIR_P) $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man7
+	$(MKDIR_P) $(DESTDIR)$(datadir)/skystack/sql $(DESTDIR)$(datadir)/skystack/examples
+	for t in $(TOOL_BINS); do $(INSTALL) -m 755 $$t $(DESTDIR)$(bindir)/; done
+	$(INSTALL) -m 644 $(STATIC_LIB) $(DESTDIR)$(libdir)/
+	$(INSTALL) -m 755 $(SHARED_LIB) $(DESTDIR)$(libdir)/
+	ln -sf $(SONAME) $(DESTDIR)$(libdir)/libskystack.so
+	$(INSTALL) -m 644 $(LIB_HDR) $(DESTDIR)$(includedir)/skystack/
+	$(INSTALL) -m 644 skystack.pc $(DESTDIR)$(libdir)/pkgconfig/
+	for m in man/man1/*.1; do $(INSTALL) -m 644 $$m $(DESTDIR)$(mandir)/man1/; done
+	for m in man/man5/*.5; do $(INSTALL) -m 644 $$m $(DESTDIR)$(mandir)/man5/; done
+	for m in man/man7/*.7; do $(INSTALL) -m 644 $$m $(DESTDIR)$(mandir)/man7/; done
+	$(INSTALL) -m 644 share/skystack/*.json $(DESTDIR)$(datadir)/skystack/
+	for f in share/sql/*.sql; do [ -e "$$f" ] && $(INSTALL) -m 644 $$f $(DESTDIR)$(datadir)/skystack/sql/; done; true
+	for f in share/examples/*; do [ -e "$$f" ] && $(INSTALL) -m 644 $$f $(DESTDIR)$(datadir)/skystack/examples/; done; true
+	$(INSTALL) -m 755 share/demo.sh $(DESTDIR)$(datadir)/skystack/
+
+uninstall:
+	for t in $(TOOL_NAMES); do rm -f $(DESTDIR)$(bindir)/$$t; done
+	rm -f $(DESTDIR)$(libdir)/libskystack.* $(DESTDIR)$(libdir)/pkgconfig/skystack.pc
+	rm -rf $(DESTDIR)$(includedir)/skystack $(DESTDIR)$(datadir)/skystack
+
+demo: all
+	PATH="$(CURDIR)/$(B)/bin:$$PATH" SKYSTACK_SHARE="$(CURDIR)/share/skystack" sh share/demo.sh
+
+bench: all
+	sh bench/run-all
+
+clean:
+	rm -rf build build-san
+
+distclean: clean
+	rm -rf config.mk config.log config.status configure autom4te.cache skystack.pc

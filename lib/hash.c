@@ -1,0 +1,87 @@
+/* hash.c: SHA-256 and MD5 from libcrypto, RFC 4648 base32 (see skystack/hash.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <openssl/evp.h>
+#include "skystack/error.h"
+#include "skystack/hash.h"
+
+static void to_hex(const unsigned char *d, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[d[i] >> 4];
+        out[2 * i + 1] = hex[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void sk_sha256(const void *data, size_t len, unsigned char out[32])
+{
+    unsigned int n = 32;
+    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
+
+void sk_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char d[32];
+    sk_sha256(data, len, d);
+    to_hex(d, 32, out);
+}
+
+int sk_md5_file(const char *path, char out[33])
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sk_error(SK_EIO, "%s: cannot open for md5: %s", path, strerror(errno));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL)) {
+        fclose(f);
+        EVP_MD_CTX_free(ctx);
+        return sk_error(SK_EIO, "%s: libcrypto cannot compute md5", path);
+    }
+    unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        EVP_DigestUpdate(ctx, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    unsigned char d[16];
+    unsigned int dn = 16;
+    EVP_DigestFinal_ex(ctx, d, &dn);
+    EVP_MD_CTX_free(ctx);
+    if (bad)
+        return sk_error(SK_EIO, "%s: read error while computing md5", path);
+    to_hex(d, 16, out);
+    return SK_OK;
+}
+
+int sk_base32(const unsigned char *data, size_t len, char *out, size_t outsz)
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    size_t need = 8 * ((len + 4) / 5) + 1;
+    if (outsz < need)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 5) {
+        unsigned char b[5] = {0, 0, 0, 0, 0};
+        size_t n = len - i < 5 ? len - i : 5;
+        memcpy(b, data + i, n);
+        char chunk[8] = {
+            alphabet[b[0] >> 3],
+            alphabet[((b[0] & 7) << 2) | (b[1] >> 6)],
+            alphabet[(b[1] >> 1) & 31],
+            alphabet[((b[1] & 1) << 4) | (b[2] >> 4)],
+            alphabet[((b[2] & 15) << 1) | (b[3] >> 7)],
+            alphabet[(b[3] >> 2) & 31],
+            alphabet[((b[3] & 3) << 3) | (b[4] >> 5)],
+            alphabet[b[4] & 31],
+        };
+        /* Characters carrying input bits: 2, 4, 5, 7, 8 for n = 1..5. */
+        static const int used[6] = {0, 2, 4, 5, 7, 8};
+        for (int k = 0; k < 8; k++)
+            out[o++] = k < used[n] ? chunk[k] : '=';
+    }
+    out[o] = '\0';
+    return (int)o;
+}

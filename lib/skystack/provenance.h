@@ -1,0 +1,80 @@
+/* provenance.h: provenances as SPEC §3: process, code version, critical
+ * parameters and upstreams; the id (base32 of SHA-256 over canonical JSON)
+ * and the JSON sidecar X.fits.json that travels with every product. */
+#ifndef SKYSTACK_PROVENANCE_H
+#define SKYSTACK_PROVENANCE_H
+
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SK_PROV_ID_LEN 20
+
+typedef struct sk_prov {
+    char process[32];          /* preprocessing | extraction | coaddition | referencing */
+    char code_version[32];     /* full MAJOR.MINOR.PATCH; only MAJOR.MINOR is hashed */
+    json_t *parameters;        /* critical parameters (an object, owned) */
+    struct sk_prov **upstreams;/* owned deep copies, in the order added */
+    int nupstreams;
+    char id[SK_PROV_ID_LEN + 1];/* filled by sk_prov_new / sk_prov_add_upstream */
+} sk_prov;
+
+/* The code version of a process's code (e.g. "1.0.0"); NULL if unknown. */
+const char *sk_code_version(const char *process);
+
+/* A new provenance. `parameters` is borrowed and deep-copied (NULL = {}).
+ * The id is computed now and again whenever an upstream is added.
+ * SK_EINPUT for an unknown process or a malformed code version. */
+int sk_prov_new(const char *process, const char *code_version,
+                const json_t *parameters, sk_prov **out);
+/* Add a deep copy of `up` as an upstream. */
+int sk_prov_add_upstream(sk_prov *p, const sk_prov *up);
+sk_prov *sk_prov_copy(const sk_prov *p);
+void sk_prov_free(sk_prov *p);
+
+/* The hashed document {code_version (MAJOR.MINOR), parameters, process,
+ * upstream_hashes (sorted, de-duplicated ids)} in canonical form. */
+char *sk_prov_canonical(const sk_prov *p);
+
+/* Canonical JSON: keys sorted at every depth, no insignificant whitespace,
+ * UTF-8, numbers in shortest round-trip form (integers as integers).
+ * Malloc'd string, NULL on error. */
+char *sk_json_canonical(const json_t *j);
+
+/* id = first 20 characters of base32(SHA-256(canonical)). */
+void sk_prov_id_of(const char *canonical, char id[SK_PROV_ID_LEN + 1]);
+
+/* JSON with the full upstream chain:
+ * {id, process, code_version, parameters, upstreams:[...]} (new reference). */
+json_t *sk_prov_to_json(const sk_prov *p);
+/* Inverse; the id is recomputed and must match the stored one (SK_EINPUT). */
+int sk_prov_from_json(const json_t *j, sk_prov **out);
+
+/* One input file of a product. */
+typedef struct sk_input_file {
+    const char *id;    /* database id or other identifier, may be NULL */
+    const char *path;
+    const char *md5;   /* may be NULL: computed from path */
+} sk_input_file;
+
+/* Write `product_path`.json atomically: {product_type, path (basename),
+ * md5 (of the product file, computed now), provenance (with all
+ * upstreams), inputs: [{id, path, md5}], created (UTC ISO time), software}. */
+int sk_sidecar_write(const char *product_path, const char *product_type,
+                     const sk_prov *prov, const sk_input_file *inputs, int ninputs);
+
+/* Read a sidecar: the provenance, product type and md5 it records.
+ * `*json_out` (optional) receives the whole document (new reference). */
+int sk_sidecar_read(const char *product_path, sk_prov **prov, char *product_type,
+                    size_t type_size, char md5[33], json_t **json_out);
+
+/* Check that the file's md5 matches its sidecar: SK_OK, or SK_EINPUT naming
+ * both values. */
+int sk_sidecar_verify(const char *product_path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

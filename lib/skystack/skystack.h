@@ -1,0 +1,19 @@
+/* skystack.h: the whole public API of libskystack in one include. */
+#ifndef SKYSTACK_H
+#define SKYSTACK_H
+
+#include "error.h"
+#include "log.h"
+#include "hash.h"
+#include "atomic.h"
+#include "share.h"
+#include "header.h"
+#include "image.h"
+#include "fits.h"
+#include "table.h"
+#include "wcs.h"
+#include "provenance.h"
+#include "config.h"
+#include "cli.h"
+
+#endif

@@ -1,0 +1,63 @@
+/* wcs.h: world coordinates through wcslib: any projection wcslib reads,
+ * TPV and SIP distortions included; pixel<->sky for arrays, footprint,
+ * pixel scale and area, and writing back to a header.
+ *
+ * Pixel convention: inside the library pixel coordinates are 0-based, the
+ * centre of the first pixel is (0, 0) and it spans [-0.5, 0.5). FITS
+ * (and wcslib) are 1-based; the conversion happens only in this module and
+ * at file boundaries (region files, tables meant for other tools). Sky
+ * coordinates are ICRS/FK5 degrees as the header gives them. */
+#ifndef SKYSTACK_WCS_H
+#define SKYSTACK_WCS_H
+
+#include "header.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sk_wcs sk_wcs;
+
+/* Parse the celestial WCS of a header. SK_EINPUT with a message saying what
+ * is missing or inconsistent (no CTYPE, not celestial, singular matrix...).
+ * A parsed sk_wcs may be used from several threads for transformations. */
+int sk_wcs_from_header(const sk_header *h, sk_wcs **out);
+sk_wcs *sk_wcs_copy(const sk_wcs *w);
+void sk_wcs_free(sk_wcs *w);
+
+/* Transform n points. Points that fail (outside the projection's domain)
+ * get NaN and the call returns SK_EINPUT after transforming the others. */
+int sk_wcs_pix2sky(const sk_wcs *w, long n, const double *x, const double *y,
+                   double *ra_deg, double *dec_deg);
+int sk_wcs_sky2pix(const sk_wcs *w, long n, const double *ra_deg,
+                   const double *dec_deg, double *x, double *y);
+
+typedef struct sk_footprint {
+    double ra_deg, dec_deg;          /* image centre */
+    double corner_ra_deg[4];         /* outer pixel-edge corners in order */
+    double corner_dec_deg[4];        /* (-.5,-.5) (w-.5,-.5) (w-.5,h-.5) (-.5,h-.5) */
+    double minra_deg, maxra_deg;     /* bounding box; maxra < minra when the */
+    double mindec_deg, maxdec_deg;   /* image straddles RA = 0 */
+    int contains_pole;               /* +1/-1 when a celestial pole is inside
+                                        (then RA spans 0..360) */
+} sk_footprint;
+
+/* Centre, corners and bounding box of a width x height image. The box
+ * follows the edges (not only corners), so a distorted edge bulging past
+ * its corners is included. */
+int sk_wcs_footprint(const sk_wcs *w, long width, long height, sk_footprint *fp);
+
+/* Local pixel scale (sqrt of the area, arcsec) and area (arcsec^2) at (x, y). */
+double sk_wcs_pixel_scale_arcsec(const sk_wcs *w, double x, double y);
+double sk_wcs_pixel_area_arcsec2(const sk_wcs *w, double x, double y);
+
+/* Replace the WCS cards of `h` with this WCS (distortions included). */
+int sk_wcs_to_header(const sk_wcs *w, sk_header *h);
+
+/* The underlying struct wcsprm (for code that needs wcslib directly). */
+const void *sk_wcs_wcsprm(const sk_wcs *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,39 @@
+# lib.sh: helpers for the program tests (tests/prog/*.t), sourced by each.
+# Emits TAP; `done_testing` prints the plan and sets the exit status.
+set -u
+T_N=0
+T_FAILED=0
+T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/skprog-XXXXXX")
+SRC=${SK_SRCDIR:-$(pwd)}
+REAL=$SRC/tests/data/real
+
+ok() { # ok STATUS DESCRIPTION
+    T_N=$((T_N + 1))
+    if [ "$1" -eq 0 ]; then echo "ok $T_N - $2"
+    else echo "not ok $T_N - $2"; T_FAILED=$((T_FAILED + 1)); fi
+}
+run_ok() { # run_ok DESCRIPTION CMD... : passes when CMD exits 0
+    d=$1; shift
+    if "$@" >"$T_TMP/out" 2>"$T_TMP/err"; then ok 0 "$d"
+    else ok 1 "$d"; sed 's/^/#   /' "$T_TMP/err" | head -20; fi
+}
+exit_is() { # exit_is CODE DESCRIPTION CMD...
+    want=$1; d=$2; shift 2
+    "$@" >"$T_TMP/out" 2>"$T_TMP/err"
+    got=$?
+    if [ "$got" -eq "$want" ]; then ok 0 "$d"
+    else ok 1 "$d"; echo "#   exit $got, want $want"; sed 's/^/#   /' "$T_TMP/err" | head -20; fi
+}
+is() { # is GOT WANT DESCRIPTION
+    if [ "$1" = "$2" ]; then ok 0 "$3"
+    else ok 1 "$3"; echo "#   got '$1', want '$2'"; fi
+}
+like() { # like TEXT REGEX DESCRIPTION
+    if printf '%s' "$1" | grep -Eq -- "$2"; then ok 0 "$3"
+    else ok 1 "$3"; echo "#   '$1' does not match /$2/"; fi
+}
+done_testing() {
+    echo "1..$T_N"
+    rm -rf "$T_TMP"
+    [ "$T_FAILED" -eq 0 ]
+}

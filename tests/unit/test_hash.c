@@ -1,0 +1,35 @@
+/* test_hash.c: SHA-256, MD5 and base32 against published vectors. */
+#include <stdio.h>
+#include "skystack/skystack.h"
+#include "../tap.h"
+
+int main(void)
+{
+    /* RFC 4648 section 10 test vectors. */
+    const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *want[] = {"", "MY======", "MZXQ====", "MZXW6===", "MZXW6YQ=",
+                          "MZXW6YTB", "MZXW6YTBOI======"};
+    for (int i = 0; i < 7; i++) {
+        char out[64];
+        sk_base32((const unsigned char *)in[i], strlen(in[i]), out, sizeof out);
+        is_str(out, want[i], "base32(\"%s\")", in[i]);
+    }
+    char small[4];
+    ok(sk_base32((const unsigned char *)"foo", 3, small, sizeof small) == -1,
+       "base32 refuses a too-small buffer");
+
+    char hex[65];
+    sk_sha256_hex("abc", 3, hex); /* FIPS 180-2 example */
+    is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "sha256(abc)");
+
+    const char *dir = tap_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/x.txt", dir);
+    ok(sk_atomic_write_file(path, "abc", 3) == SK_OK, "atomic write");
+    char md5[33];
+    ok(sk_md5_file(path, md5) == SK_OK, "md5 of a file");
+    is_str(md5, "900150983cd24fb0d6963f7d28e17f72", "md5(abc) (RFC 1321)");
+    ok(sk_md5_file("/nonexistent/file", md5) == SK_EIO, "md5 of a missing file is an I/O error");
+    ok(strstr(sk_errmsg(), "/nonexistent/file") != NULL, "and the message names the file");
+    return tap_done();
+}
