@@ -26,7 +26,9 @@ typedef struct sk_cli {
     const char *usage;       /* "coadd [OPTIONS] IMAGE..." */
     const char *summary;     /* one-sentence description for --help */
     sk_config *config;       /* effective configuration after parsing */
-    int threads;             /* --threads N (0 = all cores) resolved to >= 1 */
+    int threads;             /* --threads N (0 = all cores) resolved to >= 1;
+                                all cores when --threads is absent */
+    int threads_given;       /* 1 when --threads was on the command line */
     int verbosity;           /* enum sk_log_level */
     char **args;             /* positional arguments (borrowed from argv) */
     int nargs;
@@ -36,12 +38,16 @@ typedef struct sk_cli {
  * flags. Return SK_OK or an error (sk_error) to stop. */
 typedef int (*sk_opt_handler)(sk_cli *cli, const sk_opt *opt, const char *arg, void *user);
 
-/* Parse argv: program options (`opts`, terminated by a {NULL} entry), the
- * common ones, positional arguments (after "--" everything is positional;
- * a lone "-" is positional). Loads the configuration with --config/--set
- * and friendly overrides applied in command-line order. Handles --help,
- * --version and --dump-config itself by printing to stdout and returning
- * SK_ENOTFOUND-free sentinel SK_CLI_DONE (the caller exits 0).
+/* Parse argv: program options (`opts`, terminated by a {NULL} entry, may be
+ * NULL), the common ones, positional arguments (options and positionals may
+ * mix; after "--" everything is positional; a lone "-" is positional).
+ * Loads the configuration with --config, then applies --set and friendly
+ * (config_key) options in command-line order, then calls `handler` for the
+ * other program options in command-line order (so handlers see cli->config
+ * and may change it), then prints the configuration for --dump-config.
+ * --help (usage, summary, all options) and --version print to stdout as
+ * soon as they are met; these three return the sentinel SK_CLI_DONE (the
+ * caller exits 0). cli->config must be NULL on entry.
  * Bad usage: SK_EINPUT with a message naming the option. */
 #define SK_CLI_DONE (-1)
 int sk_cli_parse(sk_cli *cli, int argc, char **argv, const sk_opt *opts,

@@ -5,6 +5,7 @@
 #define SKYSTACK_PROVENANCE_H
 
 #include <jansson.h>
+#include "json.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,10 +39,11 @@ void sk_prov_free(sk_prov *p);
  * upstream_hashes (sorted, de-duplicated ids)} in canonical form. */
 char *sk_prov_canonical(const sk_prov *p);
 
-/* Canonical JSON: keys sorted at every depth, no insignificant whitespace,
- * UTF-8, numbers in shortest round-trip form (integers as integers).
- * Malloc'd string, NULL on error. */
-char *sk_json_canonical(const json_t *j);
+/* sk_json_canonical (json.h) gives the canonical JSON text that is hashed:
+ * keys sorted at every depth, no insignificant whitespace, UTF-8, integers
+ * as integers and reals in shortest round-trip form that stay reals
+ * (2.0 -> "2.0", 1e-7 -> "1e-07"), exactly as Python's json.dumps with
+ * sort_keys, separators (",", ":") and ensure_ascii=False. */
 
 /* id = first 20 characters of base32(SHA-256(canonical)). */
 void sk_prov_id_of(const char *canonical, char id[SK_PROV_ID_LEN + 1]);
