@@ -15,5 +15,6 @@
 #include "provenance.h"
 #include "config.h"
 #include "cli.h"
+#include "db.h"
 
 #endif

@@ -1,0 +1,147 @@
+/* db.h: the PostgreSQL state of SPEC §4: which database a program uses
+ * ($SKYSTACK_DB, db.conninfo, else the private cluster), connecting,
+ * parameterised statements, transactions and locks, schema migrations,
+ * saving provenances, and managing the private cluster (skydb). */
+#ifndef SKYSTACK_DB_H
+#define SKYSTACK_DB_H
+
+#include <stddef.h>
+#include <libpq-fe.h>
+#include "config.h"
+#include "provenance.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- which database -------------------------------------------------- */
+
+/* Where the tools find their database, resolved from the environment and
+ * the configuration, in this order:
+ *   1. $SKYSTACK_DB (a libpq conninfo "host=... dbname=..." or URI
+ *      "postgresql://..."), when set and not empty;
+ *   2. db.conninfo of the configuration, when not null;
+ *   3. the private cluster in $SKYSTACK_DB_DIR, else db.private_dir, else
+ *      ~/.local/share/skystack/db (as root: /var/lib/skystack/db), reached
+ *      through the Unix socket in that folder as role and database
+ *      "skystack".
+ * Standard libpq variables (PGPASSFILE, PGSERVICE, PGSSLMODE...) apply to
+ * whatever the conninfo leaves unsaid; passwords never appear on argv. */
+typedef struct sk_db_target {
+    int is_private;           /* 1: the private cluster */
+    char *conninfo;           /* what PQconnectdb receives (owned) */
+    char *description;        /* for messages, password masked (owned) */
+    char *private_dir;        /* the cluster folder (is_private only, owned) */
+    int private_dir_is_default; /* 1 when no variable or key chose it */
+} sk_db_target;
+
+/* Resolve the target. `cfg` may be NULL (defaults). */
+int sk_db_target_resolve(const sk_config *cfg, sk_db_target *out);
+void sk_db_target_clear(sk_db_target *t);
+
+/* ---- connections and statements --------------------------------------- */
+
+typedef struct sk_db {
+    PGconn *conn;
+    sk_db_target target;
+    int in_transaction;
+    char sqlstate[6];         /* SQLSTATE of the last failed statement */
+} sk_db;
+
+/* Connect (applying db.statement_timeout_ms) and check that the schema is
+ * present and current. Unreachable: SK_EIO with a message naming the
+ * database tried and the command that starts one (`skydb start`). A schema
+ * older than the migrations shipped: SK_EIO asking for `skydb migrate`. */
+int sk_db_connect(const sk_config *cfg, sk_db **out);
+/* Connect without the schema check (skydb migrate/status use it). */
+int sk_db_connect_raw(const sk_config *cfg, sk_db **out);
+/* Roll back an open transaction, close, free. NULL is allowed. */
+void sk_db_close(sk_db *db);
+
+/* Run one statement with text parameters ($1..$n; NULL entries are SQL
+ * NULL). Every value that comes from a user goes through here, never into
+ * the SQL text. *res (optional) receives the result (PQclear it); errors
+ * are SK_EIO naming `what` and the server's message. A unique violation
+ * gives SK_EINPUT (the caller may treat it as "exists already"). */
+int sk_db_exec(sk_db *db, const char *what, const char *sql, int nparams,
+               const char *const *params, PGresult **res);
+/* As sk_db_exec, and the statement must return exactly one row: else
+ * SK_ENOTFOUND (no row) or SK_EIO (several). */
+int sk_db_exec_row(sk_db *db, const char *what, const char *sql, int nparams,
+                   const char *const *params, PGresult **res);
+
+/* SQLSTATE of the last failed statement ("" when none), e.g. "23505". */
+const char *sk_db_last_sqlstate(const sk_db *db);
+
+int sk_db_begin(sk_db *db);
+int sk_db_commit(sk_db *db);
+void sk_db_rollback(sk_db *db);
+
+/* Transaction-scoped advisory lock on a name (hashed to 64 bits with
+ * SHA-256), released at commit/rollback: the way concurrent processes on
+ * any number of machines serialise work on one key. */
+int sk_db_lock(sk_db *db, const char *name);
+
+/* Text value of a result cell, NULL when SQL NULL. */
+const char *sk_db_value(const PGresult *res, int row, int col);
+/* Numeric cell as double (NaN when NULL or not a number). */
+double sk_db_double(const PGresult *res, int row, int col);
+
+/* ---- identities --------------------------------------------------------- */
+
+/* The input-set hash that makes coadds unique per (provenance, inputs):
+ * sha256 hex of the sorted, de-duplicated ids, written in decimal and
+ * joined by ','. `ids` is not modified. */
+int sk_db_input_set_hash(const long long *ids, int n, char out[65]);
+
+/* Insert a provenance, its upstreams (recursively) and their code
+ * versions when absent; existing rows are left alone. Call inside or
+ * outside a transaction. */
+int sk_db_save_prov(sk_db *db, const sk_prov *p);
+
+/* ---- schema ----------------------------------------------------------- */
+
+/* Apply the numbered migrations of `sql_dir` (NULL: share/sql) that the
+ * database lacks, each in its own transaction, under an advisory lock so
+ * concurrent runs are safe; record them in schema_migrations (version,
+ * name, sha256, applied_at). *applied (optional) receives the number
+ * applied now. A shipped migration whose file changed: warning. */
+int sk_db_migrate(sk_db *db, const char *sql_dir, int *applied);
+
+/* Highest migration version recorded in the database (0 when none) and
+ * the highest one shipped in `sql_dir` (NULL: share/sql). */
+int sk_db_schema_version(sk_db *db, int *version);
+int sk_db_shipped_version(const char *sql_dir, int *version);
+
+/* ---- the private cluster (skydb) -------------------------------------- */
+
+/* State of the private cluster in `dir`. */
+enum sk_cluster_state {
+    SK_CLUSTER_ABSENT = 0,   /* no cluster in dir */
+    SK_CLUSTER_STOPPED = 1,  /* initialised, server not running */
+    SK_CLUSTER_RUNNING = 2   /* server accepting connections on the socket */
+};
+
+/* The PostgreSQL server binaries: $SK_PG_BINDIR, else the directory
+ * configure found (SK_PG_BINDIR), else $PATH. `out` receives the full path
+ * of program `name` ("initdb", "pg_ctl", "psql"). */
+int sk_pg_program(const char *name, char *out, size_t outsz);
+
+int sk_cluster_state(const char *dir, int *state);
+/* initdb (trust authentication on the socket only, superuser "skystack"),
+ * postgresql.conf with listen_addresses = '' and the socket in `dir`,
+ * database "skystack". As root the cluster belongs to the service user
+ * (db.service_user, default "postgres"), whose programs run with dropped
+ * privileges; every directory above `dir` must then be traversable for
+ * that user, else SK_EINPUT naming the directory and the remedy. Nothing
+ * happens when the cluster exists. */
+int sk_cluster_init(const sk_config *cfg, const char *dir);
+/* Start the server (waiting until it accepts connections); running: no-op. */
+int sk_cluster_start(const sk_config *cfg, const char *dir);
+/* Stop the server (fast shutdown); stopped or absent: no-op. */
+int sk_cluster_stop(const sk_config *cfg, const char *dir);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

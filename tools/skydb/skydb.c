@@ -1,0 +1,203 @@
+/* skydb: create, start, stop, migrate and inspect the skystack database. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "skystack/skystack.h"
+
+static const sk_opt options[] = {
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+static int need_private(const sk_db_target *t, const char *command)
+{
+    if (t->is_private)
+        return SK_OK;
+    return sk_error(SK_EINPUT,
+                    "%s: only the private cluster is managed by skydb, but the tools use %s; "
+                    "manage that server with its own tools (or unset SKYSTACK_DB and db.conninfo)",
+                    command, t->description);
+}
+
+static int migrate(const sk_config *cfg)
+{
+    sk_db *db = NULL;
+    int st = sk_db_connect_raw(cfg, &db);
+    if (st)
+        return st;
+    int applied = 0, version = 0;
+    st = sk_db_migrate(db, NULL, &applied);
+    if (st == SK_OK)
+        st = sk_db_schema_version(db, &version);
+    if (st == SK_OK)
+        sk_info("%s: schema version %d (%d migration%s applied now)", db->target.description,
+                version, applied, applied == 1 ? "" : "s");
+    sk_db_close(db);
+    return st;
+}
+
+static int cmd_start(const sk_config *cfg, const sk_db_target *t, const char *command)
+{
+    if (!t->is_private && strcmp(command, "init") == 0)
+        return migrate(cfg); /* an existing server: the extension and the schema */
+    int st = need_private(t, command);
+    if (st)
+        return st;
+    if (t->private_dir_is_default && geteuid() == 0)
+        sk_info("running as root: the private cluster lives in %s (set SKYSTACK_DB_DIR to "
+                "choose another place)", t->private_dir);
+    if ((st = sk_cluster_start(cfg, t->private_dir)))
+        return st;
+    return migrate(cfg);
+}
+
+static int cmd_stop(const sk_config *cfg, const sk_db_target *t)
+{
+    int st = need_private(t, "stop");
+    if (st)
+        return st;
+    int state;
+    if ((st = sk_cluster_state(t->private_dir, &state)))
+        return st;
+    if (state == SK_CLUSTER_ABSENT)
+        return sk_error(SK_ENOTFOUND, "stop: there is no private cluster in %s", t->private_dir);
+    if (state == SK_CLUSTER_STOPPED) {
+        sk_info("the private cluster in %s is not running", t->private_dir);
+        return SK_OK;
+    }
+    return sk_cluster_stop(cfg, t->private_dir);
+}
+
+static int cmd_status(const sk_config *cfg, const sk_db_target *t)
+{
+    printf("database: %s\n", t->description);
+    if (t->is_private) {
+        int state;
+        int st = sk_cluster_state(t->private_dir, &state);
+        if (st)
+            return st;
+        if (state != SK_CLUSTER_RUNNING) {
+            printf("state: %s\n", state == SK_CLUSTER_ABSENT ? "absent" : "stopped");
+            fflush(stdout);
+            return sk_error(SK_EIO, "%s is %s: start it with `skydb start`", t->description,
+                            state == SK_CLUSTER_ABSENT ? "absent" : "not running");
+        }
+    }
+    sk_db *db = NULL;
+    int st = sk_db_connect_raw(cfg, &db);
+    if (st) {
+        printf("state: unreachable\n");
+        fflush(stdout);
+        return st;
+    }
+    printf("state: running\n");
+    int have = 0, shipped = 0;
+    st = sk_db_schema_version(db, &have);
+    if (st == SK_OK)
+        st = sk_db_shipped_version(NULL, &shipped);
+    if (st == SK_OK) {
+        printf("schema: %d (shipped: %d)\n", have, shipped);
+        if (have > 0) {
+            PGresult *r = NULL;
+            st = sk_db_exec(db, "counting rows",
+                            "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM provenances),"
+                            " (SELECT count(*) FROM refs)",
+                            0, NULL, &r);
+            if (st == SK_OK) {
+                printf("images: %s\nprovenances: %s\nreferences: %s\n", PQgetvalue(r, 0, 0),
+                       PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+                PQclear(r);
+            }
+        }
+        if (st == SK_OK && have < shipped)
+            st = sk_error(SK_EIO, "the schema is at version %d, this software needs %d: run "
+                                  "`skydb migrate`", have, shipped);
+    }
+    fflush(stdout);
+    sk_db_close(db);
+    return st;
+}
+
+/* Exec psql on the database, the connection parameters passed through the
+ * standard PG* variables (never argv: a password must not show in ps). */
+static int cmd_psql(const sk_db_target *t, char **extra, int nextra)
+{
+    char psql[4096];
+    int st = sk_pg_program("psql", psql, sizeof psql);
+    if (st)
+        return st;
+    if (t->is_private) {
+        int state;
+        if ((st = sk_cluster_state(t->private_dir, &state)))
+            return st;
+        if (state != SK_CLUSTER_RUNNING)
+            return sk_error(SK_EIO, "%s is not running: start it with `skydb start`", t->description);
+    }
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(t->conninfo, &err);
+    if (!opts) {
+        st = sk_error(SK_EINPUT, "conninfo: %s", err ? err : "unparsable");
+        PQfreemem(err);
+        return st;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (o->val && *o->val && o->envvar && setenv(o->envvar, o->val, 1) != 0) {
+            PQconninfoFree(opts);
+            return sk_error(SK_EIO, "psql: cannot set %s", o->envvar);
+        }
+    PQconninfoFree(opts);
+    char **argv = calloc((size_t)nextra + 2, sizeof *argv);
+    if (!argv)
+        return sk_error(SK_EIO, "out of memory");
+    argv[0] = psql;
+    for (int i = 0; i < nextra; i++)
+        argv[i + 1] = extra[i];
+    fflush(stdout);
+    fflush(stderr);
+    execv(psql, argv);
+    free(argv);
+    return sk_error(SK_EIO, "%s: cannot execute it", psql);
+}
+
+int main(int argc, char **argv)
+{
+    sk_cli cli = {
+        .program = "skydb",
+        .usage = "skydb [OPTIONS] init|start|stop|status|migrate|psql [-- PSQL-ARGS]",
+        .summary = "Create, start, stop, migrate and inspect the skystack database: the private "
+                   "PostgreSQL cluster, or the server named by SKYSTACK_DB.",
+    };
+    int st = sk_cli_parse(&cli, argc, argv, options, NULL, NULL);
+    if (st)
+        return sk_cli_finish(&cli, st);
+    if (cli.nargs < 1) {
+        st = sk_error(SK_EINPUT, "missing command: init, start, stop, status, migrate or psql "
+                                 "(see skydb --help)");
+        return sk_cli_finish(&cli, st);
+    }
+    const char *command = cli.args[0];
+    int is_psql = strcmp(command, "psql") == 0;
+    if (!is_psql && cli.nargs > 1) {
+        st = sk_error(SK_EINPUT, "%s: unexpected argument '%s'", command, cli.args[1]);
+        return sk_cli_finish(&cli, st);
+    }
+    sk_db_target target;
+    st = sk_db_target_resolve(cli.config, &target);
+    if (st)
+        return sk_cli_finish(&cli, st);
+    if (strcmp(command, "init") == 0 || strcmp(command, "start") == 0)
+        st = cmd_start(cli.config, &target, command);
+    else if (strcmp(command, "stop") == 0)
+        st = cmd_stop(cli.config, &target);
+    else if (strcmp(command, "status") == 0)
+        st = cmd_status(cli.config, &target);
+    else if (strcmp(command, "migrate") == 0)
+        st = migrate(cli.config);
+    else if (is_psql)
+        st = cmd_psql(&target, cli.args + 1, cli.nargs - 1);
+    else
+        st = sk_error(SK_EINPUT, "%s: unknown command (init, start, stop, status, migrate, psql)",
+                      command);
+    sk_db_target_clear(&target);
+    return sk_cli_finish(&cli, st);
+}
