@@ -17,7 +17,7 @@ typedef struct sk_prov {
     char process[32];          /* preprocessing | extraction | coaddition | referencing */
     char code_version[32];     /* full MAJOR.MINOR.PATCH; only MAJOR.MINOR is hashed */
     json_t *parameters;        /* critical parameters (an object, owned) */
-    struct sk_prov **upstreams;/* owned deep copies, in the order added */
+    struct sk_prov **upstreams;/* owned deep copies, in the order added, each id once */
     int nupstreams;
     char id[SK_PROV_ID_LEN + 1];/* filled by sk_prov_new / sk_prov_add_upstream */
 } sk_prov;
@@ -30,7 +30,8 @@ const char *sk_code_version(const char *process);
  * SK_EINPUT for an unknown process or a malformed code version. */
 int sk_prov_new(const char *process, const char *code_version,
                 const json_t *parameters, sk_prov **out);
-/* Add a deep copy of `up` as an upstream. */
+/* Add a deep copy of `up` as an upstream and recompute the id; an upstream
+ * whose id is already there is not added again (the id hashes the set). */
 int sk_prov_add_upstream(sk_prov *p, const sk_prov *up);
 sk_prov *sk_prov_copy(const sk_prov *p);
 void sk_prov_free(sk_prov *p);
@@ -61,14 +62,18 @@ typedef struct sk_input_file {
     const char *md5;   /* may be NULL: computed from path */
 } sk_input_file;
 
-/* Write `product_path`.json atomically: {product_type, path (basename),
- * md5 (of the product file, computed now), provenance (with all
- * upstreams), inputs: [{id, path, md5}], created (UTC ISO time), software}. */
+/* Write `product_path`.json atomically, pretty-printed (sk_json_pretty):
+ * {product_type, path (basename), md5 (of the product file, computed now),
+ * provenance (sk_prov_to_json, with all upstreams), inputs: [{id (null
+ * when none), path, md5}], created (UTC, YYYY-MM-DDTHH:MM:SSZ), software
+ * ("skystack VERSION")}. */
 int sk_sidecar_write(const char *product_path, const char *product_type,
                      const sk_prov *prov, const sk_input_file *inputs, int ninputs);
 
-/* Read a sidecar: the provenance, product type and md5 it records.
- * `*json_out` (optional) receives the whole document (new reference). */
+/* Read a sidecar: the provenance (ids checked all the way up), product
+ * type and md5 it records; every output pointer may be NULL when not
+ * wanted. `*json_out` receives the whole document (new reference).
+ * SK_ENOTFOUND when there is no sidecar, SK_EINPUT when it is malformed. */
 int sk_sidecar_read(const char *product_path, sk_prov **prov, char *product_type,
                     size_t type_size, char md5[33], json_t **json_out);
 

@@ -1,0 +1,396 @@
+/* provenance.c: provenances, their ids over canonical JSON, and the product sidecars of SPEC §3 (see skystack/provenance.h). */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "skystack/atomic.h"
+#include "skystack/error.h"
+#include "skystack/hash.h"
+#include "skystack/json.h"
+#include "skystack/provenance.h"
+#include "skystack/share.h"
+
+/* The code version of each process. Bump MINOR (or MAJOR) whenever the
+ * process's code changes its output; PATCH for changes that never do. */
+static const struct {
+    const char *process;
+    const char *version;
+} code_versions[] = {
+    {"preprocessing", "1.0.0"},
+    {"extraction", "1.0.0"},
+    {"coaddition", "1.0.0"},
+    {"referencing", "1.0.0"},
+};
+#define NPROCESSES (sizeof code_versions / sizeof code_versions[0])
+
+const char *sk_code_version(const char *process)
+{
+    for (size_t i = 0; process && i < NPROCESSES; i++)
+        if (strcmp(code_versions[i].process, process) == 0)
+            return code_versions[i].version;
+    return NULL;
+}
+
+/* "MAJOR.MINOR" of "MAJOR.MINOR[.PATCH]" (decimal, leading zeros dropped)
+ * into `out`; -1 when malformed. */
+static int major_minor(const char *version, char out[32])
+{
+    unsigned long part[3] = {0, 0, 0};
+    int n = 0;
+    const char *s = version;
+    while (n < 3) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        char *end;
+        errno = 0;
+        part[n++] = strtoul(s, &end, 10);
+        if (errno || part[n - 1] > 999999)
+            return -1;
+        s = end;
+        if (*s == '\0')
+            break;
+        if (*s != '.')
+            return -1;
+        s++;
+    }
+    if (n < 2 || *s != '\0')
+        return -1;
+    snprintf(out, 32, "%lu.%lu", part[0], part[1]);
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The hashed document of `p` (new reference), NULL when out of memory. */
+static json_t *hashed_doc(const sk_prov *p)
+{
+    char mm[32];
+    if (major_minor(p->code_version, mm) != 0)
+        return NULL;
+    const char **ids = malloc((size_t)(p->nupstreams ? p->nupstreams : 1) * sizeof *ids);
+    json_t *hashes = json_array();
+    if (!ids || !hashes) {
+        free(ids);
+        json_decref(hashes);
+        return NULL;
+    }
+    for (int i = 0; i < p->nupstreams; i++)
+        ids[i] = p->upstreams[i]->id;
+    qsort(ids, (size_t)p->nupstreams, sizeof *ids, cmp_str);
+    for (int i = 0; i < p->nupstreams; i++)
+        if (i == 0 || strcmp(ids[i], ids[i - 1]) != 0)
+            json_array_append_new(hashes, json_string(ids[i]));
+    free(ids);
+    return json_pack("{s:s, s:O, s:s, s:o}", "code_version", mm, "parameters", p->parameters,
+                     "process", p->process, "upstream_hashes", hashes);
+}
+
+char *sk_prov_canonical(const sk_prov *p)
+{
+    json_t *doc = hashed_doc(p);
+    char *text = sk_json_canonical(doc);
+    json_decref(doc);
+    return text;
+}
+
+void sk_prov_id_of(const char *canonical, char id[SK_PROV_ID_LEN + 1])
+{
+    unsigned char digest[32];
+    char b32[64];
+    sk_sha256(canonical, strlen(canonical), digest);
+    sk_base32(digest, sizeof digest, b32, sizeof b32);
+    memcpy(id, b32, SK_PROV_ID_LEN);
+    id[SK_PROV_ID_LEN] = '\0';
+}
+
+static int update_id(sk_prov *p)
+{
+    char *text = sk_prov_canonical(p);
+    if (!text)
+        return sk_error(SK_EINPUT, "%s provenance: parameters cannot be written as canonical JSON "
+                                   "(non-finite number or out of memory)", p->process);
+    sk_prov_id_of(text, p->id);
+    free(text);
+    return SK_OK;
+}
+
+int sk_prov_new(const char *process, const char *code_version, const json_t *parameters, sk_prov **out)
+{
+    *out = NULL;
+    char mm[32];
+    if (!process || !sk_code_version(process))
+        return sk_error(SK_EINPUT, "provenance: unknown process '%s' (preprocessing, extraction, "
+                                   "coaddition or referencing)", process ? process : "");
+    if (!code_version || strlen(code_version) >= sizeof ((sk_prov *)0)->code_version ||
+        major_minor(code_version, mm) != 0)
+        return sk_error(SK_EINPUT, "%s provenance: code version '%s' is not MAJOR.MINOR[.PATCH]", process,
+                        code_version ? code_version : "");
+    if (parameters && !json_is_object(parameters))
+        return sk_error(SK_EINPUT, "%s provenance: parameters must be a JSON object", process);
+    sk_prov *p = calloc(1, sizeof *p);
+    if (!p)
+        return sk_error(SK_EIO, "%s provenance: out of memory", process);
+    snprintf(p->process, sizeof p->process, "%s", process);
+    snprintf(p->code_version, sizeof p->code_version, "%s", code_version);
+    p->parameters = parameters ? json_deep_copy(parameters) : json_object();
+    if (!p->parameters) {
+        sk_prov_free(p);
+        return sk_error(SK_EIO, "%s provenance: out of memory", process);
+    }
+    int rc = update_id(p);
+    if (rc) {
+        sk_prov_free(p);
+        return rc;
+    }
+    *out = p;
+    return SK_OK;
+}
+
+int sk_prov_add_upstream(sk_prov *p, const sk_prov *up)
+{
+    for (int i = 0; i < p->nupstreams; i++)
+        if (strcmp(p->upstreams[i]->id, up->id) == 0)
+            return SK_OK; /* already there: ids are sets */
+    sk_prov *copy = sk_prov_copy(up);
+    sk_prov **grown = copy ? realloc(p->upstreams, (size_t)(p->nupstreams + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        sk_prov_free(copy);
+        return sk_error(SK_EIO, "%s provenance: out of memory adding an upstream", p->process);
+    }
+    p->upstreams = grown;
+    p->upstreams[p->nupstreams++] = copy;
+    return update_id(p);
+}
+
+sk_prov *sk_prov_copy(const sk_prov *p)
+{
+    sk_prov *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    memcpy(c->process, p->process, sizeof c->process);
+    memcpy(c->code_version, p->code_version, sizeof c->code_version);
+    memcpy(c->id, p->id, sizeof c->id);
+    c->parameters = json_deep_copy(p->parameters);
+    if (p->nupstreams)
+        c->upstreams = calloc((size_t)p->nupstreams, sizeof *c->upstreams);
+    if (!c->parameters || (p->nupstreams && !c->upstreams)) {
+        sk_prov_free(c);
+        return NULL;
+    }
+    for (int i = 0; i < p->nupstreams; i++) {
+        c->upstreams[i] = sk_prov_copy(p->upstreams[i]);
+        c->nupstreams = i + 1;
+        if (!c->upstreams[i]) {
+            sk_prov_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+void sk_prov_free(sk_prov *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->nupstreams; i++)
+        sk_prov_free(p->upstreams[i]);
+    free(p->upstreams);
+    json_decref(p->parameters);
+    free(p);
+}
+
+json_t *sk_prov_to_json(const sk_prov *p)
+{
+    json_t *ups = json_array();
+    for (int i = 0; ups && i < p->nupstreams; i++) {
+        json_t *u = sk_prov_to_json(p->upstreams[i]);
+        if (!u || json_array_append_new(ups, u)) {
+            json_decref(ups);
+            return NULL;
+        }
+    }
+    json_t *params = json_deep_copy(p->parameters);
+    if (!ups || !params) {
+        json_decref(ups);
+        json_decref(params);
+        return NULL;
+    }
+    return json_pack("{s:s, s:s, s:s, s:o, s:o}", "id", p->id, "process", p->process, "code_version",
+                     p->code_version, "parameters", params, "upstreams", ups);
+}
+
+int sk_prov_from_json(const json_t *j, sk_prov **out)
+{
+    *out = NULL;
+    const char *id = json_string_value(json_object_get(j, "id"));
+    const char *process = json_string_value(json_object_get(j, "process"));
+    const char *version = json_string_value(json_object_get(j, "code_version"));
+    json_t *params = json_object_get(j, "parameters");
+    json_t *ups = json_object_get(j, "upstreams");
+    if (!json_is_object(j) || !id || !process || !version || !json_is_object(params) ||
+        (ups && !json_is_array(ups)))
+        return sk_error(SK_EINPUT, "provenance %s: needs id, process and code_version (strings), "
+                                   "parameters (an object) and upstreams (an array)",
+                        id ? id : "(no id)");
+    sk_prov *p;
+    int rc = sk_prov_new(process, version, params, &p);
+    if (rc)
+        return sk_error_context("provenance %s", id);
+    for (size_t i = 0; i < json_array_size(ups); i++) {
+        sk_prov *up;
+        rc = sk_prov_from_json(json_array_get(ups, i), &up);
+        if (rc == SK_OK) {
+            rc = sk_prov_add_upstream(p, up);
+            sk_prov_free(up);
+        }
+        if (rc) {
+            sk_prov_free(p);
+            return sk_error_context("upstream of provenance %s", id);
+        }
+    }
+    if (strcmp(p->id, id) != 0) {
+        rc = sk_error(SK_EINPUT, "provenance %s: its contents hash to %s; it was edited or written "
+                                 "by an incompatible version", id, p->id);
+        sk_prov_free(p);
+        return rc;
+    }
+    *out = p;
+    return SK_OK;
+}
+
+static char *sidecar_path(const char *product_path)
+{
+    size_t n = strlen(product_path) + 6;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s.json", product_path);
+    return s;
+}
+
+int sk_sidecar_write(const char *product_path, const char *product_type, const sk_prov *prov,
+                     const sk_input_file *inputs, int ninputs)
+{
+    if (!product_type || !*product_type || !prov)
+        return sk_error(SK_EINPUT, "%s: a sidecar needs a product type and a provenance", product_path);
+    char md5[33];
+    int rc = sk_md5_file(product_path, md5);
+    if (rc)
+        return rc;
+    json_t *list = json_array();
+    for (int i = 0; list && i < ninputs; i++) {
+        char in_md5[33];
+        const char *m = inputs[i].md5;
+        if (!m) {
+            rc = sk_md5_file(inputs[i].path, in_md5);
+            if (rc) {
+                json_decref(list);
+                return sk_error_context("%s: input %d", product_path, i + 1);
+            }
+            m = in_md5;
+        }
+        json_t *entry = json_pack("{s:s?, s:s, s:s}", "id", inputs[i].id, "path", inputs[i].path, "md5", m);
+        if (!entry || json_array_append_new(list, entry)) {
+            json_decref(list);
+            return sk_error(SK_EINPUT, "%s: input %d (%s) has no path or is not UTF-8", product_path, i + 1,
+                            inputs[i].path ? inputs[i].path : "no path");
+        }
+    }
+    char created[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char software[64];
+    snprintf(software, sizeof software, "skystack %s", sk_version());
+    char *copy = strdup(product_path);
+    json_t *pj = sk_prov_to_json(prov);
+    json_t *doc = NULL;
+    if (copy && pj && list)
+        doc = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "product_type", product_type, "path",
+                        basename(copy), "md5", md5, "provenance", pj, "inputs", list, "created", created,
+                        "software", software);
+    else {
+        json_decref(pj);
+        json_decref(list);
+    }
+    free(copy);
+    char *text = sk_json_pretty(doc);
+    json_decref(doc);
+    char *path = sidecar_path(product_path);
+    if (!text || !path) {
+        free(text);
+        free(path);
+        return sk_error(SK_EIO, "%s: cannot build its sidecar (out of memory)", product_path);
+    }
+    rc = sk_atomic_write_file(path, text, strlen(text));
+    free(text);
+    free(path);
+    return rc;
+}
+
+int sk_sidecar_read(const char *product_path, sk_prov **prov, char *product_type, size_t type_size,
+                    char md5[33], json_t **json_out)
+{
+    if (prov)
+        *prov = NULL;
+    if (json_out)
+        *json_out = NULL;
+    char *path = sidecar_path(product_path);
+    if (!path)
+        return sk_error(SK_EIO, "%s: out of memory", product_path);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int rc = sk_error(errno == ENOENT ? SK_ENOTFOUND : SK_EIO, "%s: cannot open sidecar: %s", path,
+                          strerror(errno));
+        free(path);
+        return rc;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    fclose(f);
+    int rc = SK_OK;
+    const char *type = json_string_value(json_object_get(doc, "product_type"));
+    const char *sum = json_string_value(json_object_get(doc, "md5"));
+    if (!doc)
+        rc = sk_error(SK_EINPUT, "%s:%d:%d: not valid JSON: %s", path, jerr.line, jerr.column, jerr.text);
+    else if (!type || !sum || strlen(sum) != 32 || !json_is_object(json_object_get(doc, "provenance")))
+        rc = sk_error(SK_EINPUT, "%s: a sidecar needs product_type, md5 (32 hex digits) and provenance", path);
+    else if (product_type && strlen(type) >= type_size)
+        rc = sk_error(SK_EINPUT, "%s: product type '%s' is too long for this reader", path, type);
+    if (rc == SK_OK && prov) {
+        rc = sk_prov_from_json(json_object_get(doc, "provenance"), prov);
+        if (rc)
+            sk_error_context("%s", path);
+    }
+    if (rc == SK_OK) {
+        if (product_type)
+            snprintf(product_type, type_size, "%s", type);
+        if (md5)
+            memcpy(md5, sum, 33);
+        if (json_out)
+            *json_out = json_incref(doc);
+    }
+    json_decref(doc);
+    free(path);
+    return rc;
+}
+
+int sk_sidecar_verify(const char *product_path)
+{
+    char recorded[33], actual[33];
+    int rc = sk_sidecar_read(product_path, NULL, NULL, 0, recorded, NULL);
+    if (rc)
+        return rc;
+    rc = sk_md5_file(product_path, actual);
+    if (rc)
+        return rc;
+    if (strcmp(recorded, actual) != 0)
+        return sk_error(SK_EINPUT, "%s: md5 is %s but its sidecar %s.json records %s", product_path, actual,
+                        product_path, recorded);
+    return SK_OK;
+}
