@@ -11,7 +11,8 @@
 #include "skystack/share.h"
 
 /* The non-critical keys, the one place they are listed (documented in
- * skystack.conf(5)): keys with these names at any depth of any section,
+ * skystack.conf(5)): keys with these names directly in a section (so
+ * coaddition.threads but not a critical nested key such as x.kernel.name),
  * and whole sections that are not processes. They never enter a
  * provenance. */
 static const char *const noncritical_names[] = {
@@ -38,17 +39,9 @@ int sk_config_is_noncritical(const char *path)
     const char *dot = strchr(path, '.');
     if (in_list(noncritical_sections, path, dot ? (size_t)(dot - path) : strlen(path)))
         return 1;
-    /* Any component with a non-critical name makes the key non-critical. */
-    const char *s = path;
-    for (;;) {
-        const char *e = strchr(s, '.');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        if (in_list(noncritical_names, s, n))
-            return 1;
-        if (!e)
-            return 0;
-        s = e + 1;
-    }
+    if (!dot || strchr(dot + 1, '.'))
+        return 0;
+    return in_list(noncritical_names, dot + 1, strlen(dot + 1));
 }
 
 static const char *type_name(const json_t *v)
@@ -485,27 +478,6 @@ const char *sk_config_string(const sk_config *c, const char *path, const char *f
 
 char *sk_config_dump(const sk_config *c) { return sk_json_pretty(c->root); }
 
-/* Remove non-critical keys by name at every depth (in place). */
-static void strip_noncritical(json_t *j)
-{
-    if (json_is_array(j)) {
-        for (size_t i = 0; i < json_array_size(j); i++)
-            strip_noncritical(json_array_get(j, i));
-        return;
-    }
-    if (!json_is_object(j))
-        return;
-    const char *key;
-    json_t *val;
-    void *tmp;
-    json_object_foreach_safe(j, tmp, key, val) {
-        if (in_list(noncritical_names, key, strlen(key)))
-            json_object_del(j, key);
-        else
-            strip_noncritical(val);
-    }
-}
-
 json_t *sk_config_critical(const sk_config *c, const char *section)
 {
     json_t *sec = json_object_get(c->root, section);
@@ -516,6 +488,7 @@ json_t *sk_config_critical(const sk_config *c, const char *section)
     if (in_list(noncritical_sections, section, strlen(section)))
         return json_object();
     json_t *copy = json_deep_copy(sec);
-    strip_noncritical(copy);
+    for (int i = 0; copy && noncritical_names[i]; i++)
+        json_object_del(copy, noncritical_names[i]);
     return copy;
 }

@@ -68,7 +68,9 @@ char *sk_config_dump(const sk_config *c);
  * section that does not exist. */
 json_t *sk_config_critical(const sk_config *c, const char *section);
 
-/* 1 when `path` (dotted) is a non-critical key. */
+/* 1 when `path` (dotted) is a non-critical key: threads, description,
+ * name, verbosity, output, output_dir or output_path directly in a section,
+ * or anything in storage, db or query. */
 int sk_config_is_noncritical(const char *path);
 
 #ifdef __cplusplus

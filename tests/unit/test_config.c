@@ -101,6 +101,8 @@ int main(void)
     ok(sk_config_is_noncritical("db.conninfo"), "db.conninfo is non-critical");
     ok(!sk_config_is_noncritical("coaddition.method"), "coaddition.method is critical");
     ok(!sk_config_is_noncritical("extraction.psf.degree"), "extraction.psf.degree is critical");
+    ok(!sk_config_is_noncritical("extraction.psf.name"), "a nested key named like a non-critical one stays critical");
+    ok(!sk_config_is_noncritical("coaddition"), "a process section as a whole is critical");
 
     /* Failed overrides leave the configuration as it was. */
     json_t *before = json_deep_copy(c->root);
