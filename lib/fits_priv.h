@@ -1,0 +1,35 @@
+/* fits_priv.h: helpers shared by the cfitsio readers and writers of images and tables (not installed). */
+#ifndef SKYSTACK_FITS_PRIV_H
+#define SKYSTACK_FITS_PRIV_H
+
+#include <fitsio.h>
+#include "skystack/header.h"
+#include "skystack/table.h"
+
+/* Turn a cfitsio status into an sk_error naming the file and what failed
+ * (not FITS, truncated, ... ) and clear cfitsio's message stack. Returns
+ * SK_EINPUT for bad content, SK_EIO for system failures. */
+int sk_fits_status_error(int status, const char *path, const char *what);
+
+/* Open an existing file read-only without extended-name parsing (gzip and
+ * other compressed files are decompressed by cfitsio). */
+int sk_fits_open_read(const char *path, fitsfile **fptr);
+
+/* Move to the HDU named or numbered `hdu` ("0" = primary). NULL: "SCI" if
+ * present, else the first 2-D image HDU (want_table = 0) or the first
+ * binary table (want_table = 1). */
+int sk_fits_goto_hdu(fitsfile *fptr, const char *path, const char *hdu, int want_table);
+
+/* The current HDU's header (INHERIT = T merged with the primary's). */
+int sk_fits_current_header(fitsfile *fptr, const char *path, sk_header **out);
+
+/* Keyword of an 80-character card ("" for blank, HIERARCH without prefix). */
+void sk_fits_card_keyword(const char *card, char *name);
+
+/* Write the non-structural cards of `h` into the current HDU. */
+int sk_fits_write_cards(fitsfile *fptr, const sk_header *h, const char *path);
+
+/* Create a binary table HDU holding `t` in an open file. */
+int sk_fits_table_write_hdu(fitsfile *fptr, const sk_table *t, const char *path);
+
+#endif

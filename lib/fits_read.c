@@ -1,0 +1,581 @@
+/* fits_read.c: reading images, their noise and mask planes and headers from FITS files with cfitsio. */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "fits_priv.h"
+#include "skystack/error.h"
+#include "skystack/fits.h"
+#include "skystack/wcs.h"
+
+int sk_fits_status_error(int status, const char *path, const char *what)
+{
+    char text[FLEN_STATUS];
+    fits_get_errstatus(status, text);
+    fits_clear_errmsg();
+    switch (status) {
+    case END_OF_FILE:
+        return sk_error(SK_EINPUT, "%s: %s: file is truncated (ends inside its data)", path, what);
+    case UNKNOWN_REC:
+    case NO_SIMPLE:
+    case NO_XTENSION:
+    case NOT_IMAGE:
+    case READ_ERROR:
+    case BAD_BITPIX:
+    case BAD_NAXIS:
+    case BAD_NAXES:
+    case NO_END:
+    case BAD_PCOUNT:
+    case BAD_GCOUNT:
+    case BAD_TFIELDS:
+    case BAD_HEADER_FILL:
+    case BAD_DATA_FILL:
+    case DATA_DECOMPRESSION_ERR:
+    case DATA_COMPRESSION_ERR:
+        return sk_error(SK_EINPUT, "%s: %s: not a valid FITS file (%s)", path, what, text);
+    case FILE_NOT_CREATED:
+    case WRITE_ERROR:
+    case FILE_NOT_CLOSED:
+    case MEMORY_ALLOCATION:
+        return sk_error(SK_EIO, "%s: %s: %s", path, what, text);
+    default:
+        return sk_error(SK_EINPUT, "%s: %s: %s (cfitsio status %d)", path, what, text, status);
+    }
+}
+
+int sk_fits_open_read(const char *path, fitsfile **fptr)
+{
+    struct stat st;
+    *fptr = NULL;
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        return sk_error(e == ENOENT || e == ENOTDIR ? SK_EINPUT : SK_EIO, "%s: cannot open: %s",
+                        path, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode))
+        return sk_error(SK_EINPUT, "%s: is a directory, not a FITS file", path);
+    if (access(path, R_OK) != 0)
+        return sk_error(SK_EIO, "%s: cannot read: %s", path, strerror(errno));
+    if (st.st_size == 0)
+        return sk_error(SK_EINPUT, "%s: empty file, not FITS", path);
+    int status = 0;
+    if (fits_open_diskfile(fptr, path, READONLY, &status) != 0) {
+        *fptr = NULL;
+        if (status == FILE_NOT_OPENED || status == READ_ERROR || status == UNKNOWN_REC ||
+            status == NO_SIMPLE || status == END_OF_FILE) {
+            fits_clear_errmsg();
+            return sk_error(SK_EINPUT, "%s: not a FITS file (or its first header is damaged)", path);
+        }
+        return sk_fits_status_error(status, path, "opening");
+    }
+    return SK_OK;
+}
+
+/* The current HDU is an image with two non-degenerate axes. */
+static int is_2d_image(fitsfile *fptr)
+{
+    int status = 0, type = 0, naxis = 0;
+    long naxes[9] = {0};
+    if (fits_get_hdu_type(fptr, &type, &status) || type != IMAGE_HDU)
+        return 0;
+    if (fits_get_img_dim(fptr, &naxis, &status) || naxis < 2 || naxis > 9)
+        return 0;
+    if (fits_get_img_size(fptr, naxis, naxes, &status))
+        return 0;
+    if (naxes[0] <= 0 || naxes[1] <= 0)
+        return 0;
+    for (int k = 2; k < naxis; k++)
+        if (naxes[k] != 1)
+            return 0;
+    return 1;
+}
+
+static int number_of(const char *s, long *n)
+{
+    char *end;
+    if (!*s)
+        return 0;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end || errno || v < 0)
+        return 0;
+    *n = v;
+    return 1;
+}
+
+int sk_fits_goto_hdu(fitsfile *fptr, const char *path, const char *hdu, int want_table)
+{
+    int status = 0, nhdu = 0, type = 0;
+    if (fits_get_num_hdus(fptr, &nhdu, &status))
+        return sk_fits_status_error(status, path, "counting HDUs");
+    if (hdu && *hdu) {
+        long n;
+        if (number_of(hdu, &n)) {
+            if (n >= nhdu)
+                return sk_error(SK_EINPUT, "%s: no HDU number %ld (the file has %d, numbered from 0)",
+                                path, n, nhdu);
+            if (fits_movabs_hdu(fptr, (int)n + 1, &type, &status))
+                return sk_fits_status_error(status, path, "moving to the HDU");
+            return SK_OK;
+        }
+        if (fits_movnam_hdu(fptr, ANY_HDU, (char *)hdu, 0, &status)) {
+            if (status == BAD_HDU_NUM) {
+                fits_clear_errmsg();
+                return sk_error(SK_EINPUT, "%s: no HDU named %s", path, hdu);
+            }
+            return sk_fits_status_error(status, path, "looking for the HDU");
+        }
+        return SK_OK;
+    }
+    if (!want_table) {
+        if (fits_movnam_hdu(fptr, ANY_HDU, "SCI", 0, &status) == 0 && is_2d_image(fptr))
+            return SK_OK;
+        status = 0;
+        fits_clear_errmsg();
+    }
+    for (int i = 1; i <= nhdu; i++) {
+        if (fits_movabs_hdu(fptr, i, &type, &status))
+            return sk_fits_status_error(status, path, "reading HDUs");
+        if (want_table ? type == BINARY_TBL && !fits_is_compressed_image(fptr, &status)
+                       : is_2d_image(fptr))
+            return SK_OK;
+    }
+    return sk_error(SK_EINPUT, "%s: no %s HDU in the file", path,
+                    want_table ? "binary table" : "2-D image");
+}
+
+/* The current HDU's cards as an sk_header (compressed images give the
+ * header of the image they hold). */
+static int hdu_header(fitsfile *fptr, const char *path, sk_header **out)
+{
+    char *records = NULL;
+    int nkeys = 0, status = 0;
+    *out = NULL;
+    if (fits_convert_hdr2str(fptr, 0, NULL, 0, &records, &nkeys, &status)) {
+        if (records)
+            fits_free_memory(records, &status);
+        return sk_fits_status_error(status, path, "reading the header");
+    }
+    sk_header *h = sk_header_new();
+    int rc = h ? sk_header_append_records(h, records, nkeys) : SK_EIO;
+    status = 0;
+    fits_free_memory(records, &status);
+    if (rc) {
+        sk_header_free(h);
+        return rc;
+    }
+    *out = h;
+    return SK_OK;
+}
+
+int sk_fits_current_header(fitsfile *fptr, const char *path, sk_header **out)
+{
+    int rc = hdu_header(fptr, path, out);
+    if (rc)
+        return rc;
+    int inherit = 0, hdunum = 0;
+    fits_get_hdu_num(fptr, &hdunum);
+    if (hdunum > 1 && sk_header_get_bool(*out, "INHERIT", &inherit) == 1 && inherit) {
+        int status = 0, type = 0;
+        sk_header *primary = NULL;
+        if (fits_movabs_hdu(fptr, 1, &type, &status))
+            rc = sk_fits_status_error(status, path, "reading the primary header");
+        if (!rc)
+            rc = hdu_header(fptr, path, &primary);
+        if (!rc)
+            rc = sk_header_inherit(*out, primary);
+        sk_header_free(primary);
+        status = 0;
+        if (fits_movabs_hdu(fptr, hdunum, &type, &status) && !rc)
+            rc = sk_fits_status_error(status, path, "returning to the HDU");
+        if (rc) {
+            sk_header_free(*out);
+            *out = NULL;
+        }
+    }
+    return rc;
+}
+
+void sk_fits_card_keyword(const char *card, char *name)
+{
+    char buf[FLEN_CARD];
+    int len = 0, status = 0;
+    snprintf(buf, sizeof buf, "%.80s", card);
+    if (fits_get_keyname(buf, name, &len, &status)) {
+        memcpy(name, card, 8);
+        name[8] = '\0';
+    }
+    for (int i = (int)strlen(name) - 1; i >= 0 && name[i] == ' '; i--)
+        name[i] = '\0';
+}
+
+/* gzip/compress/bzip2 names: their size on disk says nothing of the FITS size. */
+static int is_compressed_name(const char *path)
+{
+    size_t n = strlen(path);
+    static const char *suffixes[] = {".gz", ".Z", ".z", ".bz2", ".zip"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n > k && strcmp(path + n - k, suffixes[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Name of the current HDU for messages ("S4", or "HDU 1"). */
+static void hdu_label(fitsfile *fptr, char *label, size_t size)
+{
+    char extname[FLEN_VALUE];
+    int status = 0, hdunum = 0;
+    fits_get_hdu_num(fptr, &hdunum);
+    if (fits_read_key(fptr, TSTRING, "EXTNAME", extname, NULL, &status) == 0 && extname[0])
+        snprintf(label, size, "HDU %s", extname);
+    else
+        snprintf(label, size, "HDU %d", hdunum - 1);
+    fits_clear_errmsg();
+}
+
+/* Read the 2-D image of the current HDU as `datatype` (TFLOAT or TDOUBLE,
+ * which holds every 32-bit integer exactly). Undefined integer pixels
+ * (BLANK) become NaN. */
+static int read_current_plane(fitsfile *fptr, const char *path, int datatype, void **pixels,
+                              long *width, long *height)
+{
+    char label[FLEN_VALUE + 8];
+    hdu_label(fptr, label, sizeof label);
+    *pixels = NULL;
+    if (!is_2d_image(fptr))
+        return sk_error(SK_EINPUT, "%s: %s is not a 2-D image", path, label);
+    int status = 0, naxis = 0;
+    long naxes[9] = {0};
+    fits_get_img_dim(fptr, &naxis, &status);
+    fits_get_img_size(fptr, naxis, naxes, &status);
+    long w = naxes[0], h = naxes[1];
+    size_t elsize = datatype == TFLOAT ? sizeof(float) : sizeof(double);
+    if ((unsigned long)w > SIZE_MAX / elsize / (unsigned long)h)
+        return sk_error(SK_EINPUT, "%s: %s: image %ld x %ld too large", path, label, w, h);
+    size_t n = (size_t)w * (size_t)h;
+    void *buf = malloc(n * elsize);
+    if (!buf)
+        return sk_error(SK_EIO, "%s: %s: out of memory for %ld x %ld pixels", path, label, w, h);
+    long fpixel[9];
+    for (int k = 0; k < 9; k++)
+        fpixel[k] = 1;
+    int anynul = 0;
+    float nan_float = NAN;
+    double nan_double = NAN;
+    void *nulval = datatype == TFLOAT ? (void *)&nan_float : (void *)&nan_double;
+    if (fits_read_pix(fptr, datatype, fpixel, (LONGLONG)n, nulval, buf, &anynul, &status)) {
+        free(buf);
+        /* Say "truncated" when the file is shorter than this HDU's data. */
+        LONGLONG head = 0, data = 0, end = 0;
+        int s2 = 0;
+        struct stat st;
+        if ((status == READ_ERROR || status == END_OF_FILE) &&
+            fits_get_hduaddrll(fptr, &head, &data, &end, &s2) == 0 && stat(path, &st) == 0 &&
+            (LONGLONG)st.st_size < end && !is_compressed_name(path)) {
+            fits_clear_errmsg();
+            return sk_error(SK_EINPUT, "%s: file is truncated: %lld bytes, but %s needs %lld", path,
+                            (long long)st.st_size, label, (long long)end);
+        }
+        char what[FLEN_VALUE + 32];
+        snprintf(what, sizeof what, "reading the pixels of %s", label);
+        return sk_fits_status_error(status, path, what);
+    }
+    *pixels = buf;
+    *width = w;
+    *height = h;
+    return SK_OK;
+}
+
+/* Open `path`, move to `hdu` (NULL: `fallback_name` if the file has it,
+ * else the first 2-D image), read it. */
+static int read_plane_at(const char *path, const char *hdu, const char *fallback_name, int datatype,
+                         void **pixels, long *width, long *height, sk_header **header)
+{
+    fitsfile *fptr;
+    int rc = sk_fits_open_read(path, &fptr);
+    if (rc)
+        return rc;
+    int status = 0;
+    if (!hdu && fallback_name && *fallback_name) {
+        if (fits_movnam_hdu(fptr, ANY_HDU, (char *)fallback_name, 0, &status) == 0 && is_2d_image(fptr))
+            hdu = fallback_name;
+        status = 0;
+        fits_clear_errmsg();
+    }
+    rc = sk_fits_goto_hdu(fptr, path, hdu, 0);
+    if (!rc && header)
+        rc = sk_fits_current_header(fptr, path, header);
+    if (!rc)
+        rc = read_current_plane(fptr, path, datatype, pixels, width, height);
+    if (rc && header) {
+        sk_header_free(*header);
+        *header = NULL;
+    }
+    fits_close_file(fptr, &status);
+    fits_clear_errmsg();
+    return rc;
+}
+
+int sk_fits_read_plane(const char *path, const char *hdu, float **pixels, long *width,
+                       long *height, sk_header **header)
+{
+    void *buf = NULL;
+    int rc = read_plane_at(path, hdu, NULL, TFLOAT, &buf, width, height, header);
+    *pixels = buf;
+    return rc;
+}
+
+int sk_fits_read_header(const char *path, const char *hdu, sk_header **out)
+{
+    fitsfile *fptr;
+    *out = NULL;
+    int rc = sk_fits_open_read(path, &fptr);
+    if (rc)
+        return rc;
+    rc = sk_fits_goto_hdu(fptr, path, hdu, 0);
+    if (rc && hdu == NULL) {
+        /* No image: a header-only or table file still has a primary header. */
+        int status = 0, type = 0;
+        sk_error_clear();
+        rc = fits_movabs_hdu(fptr, 1, &type, &status) ? sk_fits_status_error(status, path, "reading")
+                                                       : SK_OK;
+    }
+    if (!rc)
+        rc = sk_fits_current_header(fptr, path, out);
+    int status = 0;
+    fits_close_file(fptr, &status);
+    fits_clear_errmsg();
+    return rc;
+}
+
+int sk_fits_has_hdu(const char *path, const char *extname)
+{
+    fitsfile *fptr;
+    int status = 0;
+    if (fits_open_diskfile(&fptr, path, READONLY, &status)) {
+        fits_clear_errmsg();
+        return 0;
+    }
+    int found = fits_movnam_hdu(fptr, ANY_HDU, (char *)extname, 0, &status) == 0;
+    status = 0;
+    fits_close_file(fptr, &status);
+    fits_clear_errmsg();
+    return found;
+}
+
+/* Extension name of the current science HDU ("" for none). */
+static void science_extname(const sk_header *h, int hdunum, char *name, size_t size)
+{
+    name[0] = '\0';
+    if (hdunum > 1 && sk_header_get_str(h, "EXTNAME", name, size) != 1)
+        name[0] = '\0';
+}
+
+static int read_noise(sk_image *img, const char *path, const char *hdu, const char *sci_extname,
+                      int kind)
+{
+    void *buf;
+    long w, h;
+    int rc = read_plane_at(path, hdu, sci_extname, TFLOAT, &buf, &w, &h, NULL);
+    if (rc)
+        return rc;
+    float *noise = buf;
+    if (w != img->width || h != img->height) {
+        free(noise);
+        return sk_error(SK_EINPUT, "%s: noise plane is %ld x %ld but the image %s is %ld x %ld",
+                        path, w, h, img->path, img->width, img->height);
+    }
+    size_t n = (size_t)w * (size_t)h;
+    for (size_t i = 0; i < n; i++) {
+        float v = noise[i];
+        float wgt;
+        if (!isfinite(v)) {
+            wgt = 0.0f;
+        } else if (kind == SK_NOISE_WEIGHT) {
+            wgt = v > 0.0f ? v : 0.0f;
+        } else if (v < 0.0f) {
+            long x = (long)(i % (size_t)w), y = (long)(i / (size_t)w);
+            free(noise);
+            return sk_error(SK_EINPUT, "%s: negative %s %g at pixel (%ld, %ld) (1-based)", path,
+                            kind == SK_NOISE_VARIANCE ? "variance" : "rms", v, x + 1, y + 1);
+        } else if (v == 0.0f) {
+            wgt = 0.0f; /* no noise estimate: no data */
+        } else {
+            double var = kind == SK_NOISE_VARIANCE ? (double)v : (double)v * (double)v;
+            double inv = 1.0 / var;
+            wgt = inv < (double)HUGE_VALF && isfinite(inv) ? (float)inv : 0.0f;
+        }
+        img->weight[i] = wgt;
+    }
+    free(noise);
+    img->weight_is_relative = 0;
+    return SK_OK;
+}
+
+static int read_mask(sk_image *img, const char *path, const char *hdu, const char *sci_extname,
+                     int is_flags)
+{
+    void *buf;
+    long w, h;
+    int rc = read_plane_at(path, hdu, sci_extname, TDOUBLE, &buf, &w, &h, NULL);
+    if (rc)
+        return rc;
+    double *mask = buf;
+    if (w != img->width || h != img->height) {
+        free(mask);
+        return sk_error(SK_EINPUT, "%s: mask is %ld x %ld but the image %s is %ld x %ld", path, w,
+                        h, img->path, img->width, img->height);
+    }
+    size_t n = (size_t)w * (size_t)h;
+    for (size_t i = 0; i < n; i++) {
+        if (is_flags) {
+            if (isfinite(mask[i]) && mask[i] >= 0)
+                img->flags[i] |= (uint16_t)((uint64_t)mask[i] & 0xffff);
+            else
+                img->flags[i] |= SK_FLAG_BAD;
+        } else if (mask[i] != 0) { /* NaN is non-zero too */
+            img->flags[i] |= SK_FLAG_BAD;
+            img->weight[i] = 0.0f;
+        }
+    }
+    free(mask);
+    return SK_OK;
+}
+
+static int read_image(const char *path, const sk_read_opts *o, sk_image **out)
+{
+    fitsfile *fptr;
+    int rc = sk_fits_open_read(path, &fptr);
+    if (rc)
+        return rc;
+    int status = 0, hdunum = 0;
+    sk_header *header = NULL;
+    void *buf = NULL;
+    long w = 0, h = 0;
+    rc = sk_fits_goto_hdu(fptr, path, o->hdu, 0);
+    if (!rc)
+        fits_get_hdu_num(fptr, &hdunum);
+    if (!rc)
+        rc = sk_fits_current_header(fptr, path, &header);
+    if (!rc)
+        rc = read_current_plane(fptr, path, TFLOAT, &buf, &w, &h);
+    /* Which companion planes does the file itself hold? */
+    int has_wgt = 0, has_flg = 0, wgt_relative = 0;
+    if (!rc) {
+        int type = 0;
+        has_wgt = fits_movnam_hdu(fptr, ANY_HDU, "WGT", 0, &status) == 0;
+        if (has_wgt) {
+            int rel = 0;
+            if (fits_read_key(fptr, TLOGICAL, "WGTREL", &rel, NULL, &status) == 0 && rel)
+                wgt_relative = 1;
+        }
+        status = 0;
+        has_flg = fits_movnam_hdu(fptr, ANY_HDU, "FLG", 0, &status) == 0;
+        status = 0;
+        fits_movabs_hdu(fptr, hdunum, &type, &status);
+        status = 0;
+        fits_clear_errmsg();
+    }
+    fits_close_file(fptr, &status);
+    fits_clear_errmsg();
+    if (rc) {
+        sk_header_free(header);
+        free(buf);
+        return rc;
+    }
+
+    sk_image *img = calloc(1, sizeof *img);
+    if (!img) {
+        sk_header_free(header);
+        free(buf);
+        return sk_error(SK_EIO, "%s: out of memory", path);
+    }
+    size_t n = (size_t)w * (size_t)h;
+    img->width = w;
+    img->height = h;
+    img->sci = buf;
+    img->header = header;
+    img->path = strdup(path);
+    img->weight = malloc(n * sizeof *img->weight);
+    img->flags = calloc(n, sizeof *img->flags);
+    if (!img->path || !img->weight || !img->flags) {
+        sk_image_free(img);
+        return sk_error(SK_EIO, "%s: out of memory for %ld x %ld pixels", path, w, h);
+    }
+
+    char extname[FLEN_VALUE];
+    science_extname(header, hdunum, extname, sizeof extname);
+    /* Noise: separate file, else a named HDU of this file, else WGT, else 1. */
+    if (o->noise_path)
+        rc = read_noise(img, o->noise_path, o->noise_hdu, extname, o->noise_kind);
+    else if (o->noise_hdu)
+        rc = read_noise(img, path, o->noise_hdu, NULL, o->noise_kind);
+    else if (has_wgt) {
+        rc = read_noise(img, path, "WGT", NULL, SK_NOISE_WEIGHT);
+        img->weight_is_relative = wgt_relative;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            img->weight[i] = 1.0f;
+        img->weight_is_relative = 1;
+    }
+    /* Mask: separate file, else a named HDU of this file, else FLG. */
+    int flags_from_flg = 0;
+    if (!rc) {
+        if (o->mask_path)
+            rc = read_mask(img, o->mask_path, o->mask_hdu, extname, o->mask_is_flags);
+        else if (o->mask_hdu)
+            rc = read_mask(img, path, o->mask_hdu, NULL, o->mask_is_flags);
+        else if (has_flg) {
+            rc = read_mask(img, path, "FLG", NULL, 1);
+            flags_from_flg = 1;
+        }
+        flags_from_flg = flags_from_flg || (o->mask_is_flags && (o->mask_path || o->mask_hdu));
+    }
+    if (rc) {
+        sk_image_free(img);
+        return rc;
+    }
+
+    /* Saturation, then non-finite values, then weights of 0 without reason. */
+    double saturate;
+    const char *satkey = o->saturate_key ? o->saturate_key : "SATURATE";
+    if (!o->no_saturation && sk_header_get_double(header, satkey, &saturate) == 1) {
+        for (size_t i = 0; i < n; i++)
+            if (isfinite(img->sci[i]) && img->sci[i] >= saturate)
+                img->flags[i] |= SK_FLAG_SATURATED;
+    }
+    sk_image_sanitize(img);
+    if (!flags_from_flg) {
+        for (size_t i = 0; i < n; i++)
+            if (img->weight[i] == 0.0f && img->flags[i] == 0)
+                img->flags[i] = SK_FLAG_ZEROWEIGHT;
+    }
+
+    /* The WCS when the header has a usable one. */
+    sk_wcs *wcs = NULL;
+    if (sk_wcs_from_header(header, &wcs) == SK_OK)
+        img->wcs = wcs;
+    else
+        sk_error_clear();
+    *out = img;
+    return SK_OK;
+}
+
+int sk_fits_read_image(const char *path, const sk_read_opts *opts, sk_image **out)
+{
+    sk_read_opts defaults = {0};
+    *out = NULL;
+    if (!path)
+        return sk_error(SK_EINPUT, "no image path given");
+    if (!opts)
+        opts = &defaults;
+    if (opts->noise_kind < SK_NOISE_WEIGHT || opts->noise_kind > SK_NOISE_RMS)
+        return sk_error(SK_EINPUT, "%s: unknown noise kind %d", path, opts->noise_kind);
+    return read_image(path, opts, out);
+}
