@@ -5,8 +5,20 @@
  * Pixel convention: inside the library pixel coordinates are 0-based, the
  * centre of the first pixel is (0, 0) and it spans [-0.5, 0.5). FITS
  * (and wcslib) are 1-based; the conversion happens only in this module and
- * at file boundaries (region files, tables meant for other tools). Sky
- * coordinates are ICRS/FK5 degrees as the header gives them. */
+ * at file boundaries (region files, tables meant for other tools): the
+ * library's (x, y) is wcslib's (x + 1, y + 1). Sky coordinates are
+ * ICRS/FK5 degrees as the header gives them, RA in [0, 360).
+ *
+ * Headers are read as wcslib's wcspih() reads them with every informal
+ * extension allowed (TPV, SIP with its AP/BP, DSS plate solutions, IRAF
+ * TNX/ZPX, CROTA, AIPS NCP/GLS after wcsfix), which is also how astropy
+ * 5.2 reads them; IRAF LTV/LTM are ignored by both. The first description
+ * with a longitude/latitude pair is used (primary, then alternates A-Z).
+ *
+ * Threads: transformations, footprint and pixel scale may be called
+ * concurrently on one sk_wcs (each call borrows a private copy of the
+ * wcsprm, because wcslib writes scratch memory while transforming). The
+ * struct from sk_wcs_wcsprm() is not for concurrent transformations. */
 #ifndef SKYSTACK_WCS_H
 #define SKYSTACK_WCS_H
 
@@ -44,14 +56,22 @@ typedef struct sk_footprint {
 
 /* Centre, corners and bounding box of a width x height image. The box
  * follows the edges (not only corners), so a distorted edge bulging past
- * its corners is included. */
+ * its corners is included. SK_EINPUT when part of the outer edge has no
+ * sky position (an image larger than its projection's domain). */
 int sk_wcs_footprint(const sk_wcs *w, long width, long height, sk_footprint *fp);
 
-/* Local pixel scale (sqrt of the area, arcsec) and area (arcsec^2) at (x, y). */
+/* Local pixel scale (sqrt of the area, arcsec) and area (arcsec^2) at (x, y)
+ * from the Jacobian of pixel -> unit vector on the sphere (central
+ * differences over one pixel), distortions included. NaN where undefined. */
 double sk_wcs_pixel_scale_arcsec(const sk_wcs *w, double x, double y);
 double sk_wcs_pixel_area_arcsec2(const sk_wcs *w, double x, double y);
 
-/* Replace the WCS cards of `h` with this WCS (distortions included). */
+/* Replace the WCS cards of `h` with this WCS (distortions included) as its
+ * primary description: every celestial WCS card of any convention and any
+ * alternate (CTYPE.., CD/PC, PV, SIP A_/B_/AP_/BP_, DSS PLT.. and AMD.., IRAF
+ * WAT.., CPDIS/DP...) is removed, then wcshdo()'s cards are appended with
+ * 17 significant digits. TPV and SIP are written as TPV and SIP; other
+ * distortions as wcslib's TPD. Other cards (DATE-OBS, LTV...) stay. */
 int sk_wcs_to_header(const sk_wcs *w, sk_header *h);
 
 /* The underlying struct wcsprm (for code that needs wcslib directly). */
