@@ -74,6 +74,12 @@ int main(void)
     ok(dump && strstr(dump, "\"deblend_contrast\": 0.005,") != NULL, "dump writes 0.005 in shortest form");
     ok(dump && strstr(dump, "\"clip_sigma\": 3.0") != NULL, "dump keeps reals as reals (3.0)");
     json_decref(back);
+    /* The dump is itself a valid user file giving the same configuration. */
+    char *dumped = dump ? write_tmp("dump.json", dump) : NULL;
+    sk_config *again = NULL;
+    ok(dumped && sk_config_load(dumped, NULL, 0, &again) == SK_OK && json_equal(again->root, c->root),
+       "the dump loads back as a user file to the same configuration");
+    sk_config_free(again);
     free(dump);
 
     /* Critical parameters. */
