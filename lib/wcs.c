@@ -131,8 +131,8 @@ static struct wcsprm *celestial_of(const struct wcsprm *src, const sk_header *h,
     int status = wcssub(1, src, &nsub, axes, sub);
     if (status || nsub != 2) {
         if (status)
-            *why = sk_error(SK_EINPUT, "WCS%s%c: %s", src->alt[0] == ' ' ? "" : " ",
-                            src->alt[0] == ' ' ? ' ' : src->alt[0], wcs_errmsg[status]);
+            *why = sk_error(SK_EINPUT, "WCS '%c' (CTYPE1 '%s'): %s", src->alt[0],
+                            src->naxis > 0 ? src->ctype[0] : "", wcs_errmsg[status]);
         free(axes);
         prm_free(sub);
         return NULL;
@@ -527,7 +527,6 @@ int sk_wcs_footprint(const sk_wcs *w, long width, long height, sk_footprint *fp)
     }
     if (!fp->contains_pole && fabs(winding) > 180.0)
         fp->contains_pole = fp->dec_deg >= 0 ? 1 : -1;
-    sk_error_clear(); /* the pole look-ups may fail harmlessly */
 
     long kmin = 0, kmax = 0;
     for (long k = 1; k < nsamp; k++) {
@@ -561,6 +560,7 @@ int sk_wcs_footprint(const sk_wcs *w, long width, long height, sk_footprint *fp)
             fp->maxra_deg -= 360.0;
     }
     free(buf);
+    sk_error_clear(); /* the pole look-ups may have failed, harmlessly */
     return SK_OK;
 }
 

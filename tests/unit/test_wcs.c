@@ -392,6 +392,39 @@ static void test_nonstandard(void)
     sk_header_free(sin_);
 }
 
+/* A linear primary description and the celestial one as alternate 'A':
+ * the celestial one is used, and written back as the primary. */
+static void test_alternate(const sk_wcs *rot45)
+{
+    sk_header *h = text_header("tan-rot45");
+    static const char *const keys[] = {"CTYPE1", "CTYPE2", "CRPIX1", "CRPIX2", "CRVAL1",
+                                       "CRVAL2", "CD1_1",  "CD1_2",  "CD2_1",  "CD2_2"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        int at = sk_header_find(h, keys[i]);
+        char alt[16];
+        snprintf(alt, sizeof alt, "%sA", keys[i]);
+        memcpy(h->cards[at], alt, strlen(alt)); /* the keywords are at most 6 characters */
+    }
+    sk_header_set_str(h, "CTYPE1", "LINEAR", NULL);
+    sk_header_set_str(h, "CTYPE2", "LINEAR", NULL);
+    sk_header_set_double(h, "CDELT1", 1.0, NULL);
+    sk_header_set_double(h, "CDELT2", 1.0, NULL);
+    sk_wcs *w = NULL, *again = NULL;
+    is_int(sk_wcs_from_header(h, &w), SK_OK, "celestial WCS found as alternate A");
+    if (w) {
+        ok(worst_between(w, rot45, 300, 200) < 1e-9, "alternate A is the celestial one");
+        is_int(sk_wcs_to_header(w, h), SK_OK, "written back");
+        ok(count_key(h, "CTYPE1A") == 0 && count_key(h, "CTYPE1") == 1,
+           "as the primary description, the alternates removed");
+        is_int(sk_wcs_from_header(h, &again), SK_OK, "and read again");
+        if (again)
+            ok(worst_between(again, rot45, 300, 200) < 1e-9, "with the same transformation");
+    }
+    sk_wcs_free(w);
+    sk_wcs_free(again);
+    sk_header_free(h);
+}
+
 static void test_invalid_points(const sk_wcs *tan)
 {
     double x[3] = {10, NAN, 20}, y[3] = {10, 5, INFINITY}, ra[3], dec[3];
@@ -553,6 +586,7 @@ int main(void)
 
     test_errors();
     test_nonstandard();
+    test_alternate(cases[6].wcs);
     test_invalid_points(cases[6].wcs);
     test_threads(cases[3].wcs, 2048, 4096);
 
