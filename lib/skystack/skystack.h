@@ -15,6 +15,7 @@
 #include "provenance.h"
 #include "config.h"
 #include "cli.h"
+#include "sim.h"
 #include "db.h"
 
 #endif

@@ -1,0 +1,245 @@
+/* sim.h: simulated exposures with truth (imsim): a deterministic random
+ * number generator, pixel-integrated PSF and galaxy rendering, a field of
+ * sources on the sky, and exposures with noise, defects and a TAN+SIP WCS,
+ * plus their truth tables and a reference catalog. Everything is a pure
+ * function of the parameters and the seed: the same inputs give the same
+ * bits on every machine and for any thread count.
+ * Pixel coordinates are 0-based pixel centres (see wcs.h). */
+#ifndef SKYSTACK_SIM_H
+#define SKYSTACK_SIM_H
+
+#include <stdint.h>
+#include "config.h"
+#include "header.h"
+#include "image.h"
+#include "table.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- random numbers (sim_rng.c) ------------------------------------- */
+
+/* xoshiro256** seeded through splitmix64 from (seed, stream, substream),
+ * so that independent streams (one per exposure, per row...) are derived
+ * without sharing state. */
+typedef struct sk_rng {
+    uint64_t s[4];
+    double spare_gauss; /* second Box-Muller deviate */
+    int has_spare;
+} sk_rng;
+
+void sk_rng_init(sk_rng *r, uint64_t seed, uint64_t stream, uint64_t substream);
+uint64_t sk_rng_u64(sk_rng *r);
+/* Uniform in [0, 1) with 53 random bits. */
+double sk_rng_uniform(sk_rng *r);
+/* Uniform in [lo, hi). */
+double sk_rng_range(sk_rng *r, double lo, double hi);
+/* Standard normal deviate (Box-Muller, exact). */
+double sk_rng_gauss(sk_rng *r);
+/* Poisson deviate of mean `mean` >= 0: multiplication method below 10,
+ * Hormann's transformed rejection (PTRS) above; exact for every mean. */
+uint64_t sk_rng_poisson(sk_rng *r, double mean);
+
+/* ---- PSF and galaxy profiles (sim_psf.c) ---------------------------- */
+
+enum sk_sim_psf_model { SK_SIM_MOFFAT = 0, SK_SIM_GAUSSIAN = 1 };
+
+/* An elliptical PSF. fwhm_px is the geometric mean of the major- and
+ * minor-axis FWHM (the area-preserving FWHM); axis ratio q = 1 - ellipticity,
+ * major FWHM = fwhm_px/sqrt(q), minor = fwhm_px*sqrt(q). The profile is
+ * truncated at radius_fwhm * fwhm_px (elliptical radius) and renormalised
+ * analytically so that its integral is exactly 1. */
+typedef struct sk_sim_psf {
+    int model;           /* enum sk_sim_psf_model */
+    double fwhm_px;
+    double beta;         /* Moffat beta (> 1) */
+    double ellipticity;  /* 1 - b/a, in [0, 1) */
+    double angle_deg;    /* major axis, from +x towards +y */
+    double radius_fwhm;  /* truncation radius in units of fwhm_px */
+} sk_sim_psf;
+
+/* Check the parameters: SK_EINPUT naming the bad one. */
+int sk_sim_psf_check(const sk_sim_psf *psf);
+/* Half-size of the box that holds the truncated profile (pixels). */
+double sk_sim_psf_extent_px(const sk_sim_psf *psf);
+/* Surface density (per pixel^2, integral 1) at offset (dx, dy) from the centre. */
+double sk_sim_psf_density(const sk_sim_psf *psf, double dx, double dy);
+/* Per-axis second moment (pixel^2) of the truncated profile when circular:
+ * <x^2> = <r^2>/2 (analytic), for tests and measurement code. */
+double sk_sim_psf_sigma2_px2(const sk_sim_psf *psf);
+
+/* Add flux * PSF centred at (x, y) to the rows [row0, row1) of a
+ * width x height image, each pixel receiving the PSF integrated over its
+ * area (adaptive Gauss-Legendre quadrature), so that the sum over pixels
+ * equals `flux` (when the profile lies inside the image) and the centroid
+ * is (x, y). */
+void sk_sim_psf_add(const sk_sim_psf *psf, double flux, double x, double y,
+                    double *image, long width, long height, long row0, long row1);
+
+/* A Sersic galaxy convolved with a PSF, rendered into a square stamp. */
+typedef struct sk_sim_galaxy {
+    double re_px;        /* half-light radius along the major axis (pixels) */
+    double sersic_n;     /* 1 = exponential, 4 = de Vaucouleurs */
+    double axis_ratio;   /* b/a in (0, 1] */
+    double angle_deg;    /* major axis, from +x towards +y */
+} sk_sim_galaxy;
+
+typedef struct sk_sim_stamp {
+    long x0, y0;          /* image pixel of stamp pixel (0, 0) */
+    long size;            /* size x size pixels */
+    double *pix;          /* sums to the source flux */
+} sk_sim_stamp;
+
+/* Render a galaxy of total flux `flux` centred at (x, y): the Sersic profile
+ * truncated at 4 re (pixel-integrated), convolved with the PSF, normalised
+ * to `flux`. stamp->pix is malloc'd. */
+int sk_sim_galaxy_render(const sk_sim_galaxy *g, const sk_sim_psf *psf, double flux,
+                         double x, double y, sk_sim_stamp *stamp);
+/* Add the rows [row0, row1) of a stamp into an image. */
+void sk_sim_stamp_add(const sk_sim_stamp *stamp, double *image, long width, long height,
+                      long row0, long row1);
+
+/* ---- parameters (sim_params.c) -------------------------------------- */
+
+/* Every key of the "simulation" section of the configuration. */
+typedef struct sk_sim_params {
+    long nexp;
+    uint64_t seed;
+    long width_px, height_px;
+    double pixel_scale_arcsec;
+    double ra_deg, dec_deg;           /* field centre */
+    char instrument[72], telescope[72], filter[72], target[72], section[72], project[72];
+    /* sources */
+    long nstars;                      /* expected stars per exposure area */
+    double mag_min, mag_max, mag_slope; /* dN/dm ~ 10^(slope m) */
+    double galaxy_fraction;           /* galaxies per star */
+    double galaxy_re_min_arcsec, galaxy_re_max_arcsec;
+    double galaxy_n_min, galaxy_n_max;
+    double galaxy_ellipticity_max;
+    long moving_sources;
+    double moving_rate_arcsec_per_hour, moving_mag;
+    long transients;
+    double transient_peak_mag, transient_duration_days;
+    /* sky and photometry */
+    double sky_mag_arcsec2, sky_scatter_mag, sky_gradient;
+    double zero_point;                /* mag of 1 ADU/s above the atmosphere */
+    double extinction_mag_per_airmass, transparency_scatter_mag;
+    /* PSF */
+    int psf_model;                    /* enum sk_sim_psf_model */
+    double seeing_arcsec, seeing_scatter, moffat_beta, psf_ellipticity;
+    double psf_variation, psf_radius_fwhm;
+    /* detector */
+    double gain, read_noise_e, saturation_adu, exptime_s;
+    int noise;                        /* 0: noise-free model (tests) */
+    /* time and pointing */
+    double start_mjd, cadence_days, site_latitude_deg, max_hour_angle_h;
+    double dither_arcsec, rotation_scatter_deg, sip_corner_px;
+    double wcs_offset_arcsec, wcs_rotation_deg, wcs_scale_error;
+    /* defects */
+    double cosmic_rate_per_mpix_s;
+    long bad_columns, hot_pixels;
+    double satellite_probability, satellite_mag_per_arcsec;
+    /* reference catalog */
+    double refcat_depth_mag, refcat_mag_error_floor, refcat_mag_error_at_depth;
+    double refcat_pos_error_floor_arcsec, refcat_pos_error_at_depth_arcsec;
+} sk_sim_params;
+
+/* Read and check the "simulation" section: SK_EINPUT naming the key. */
+int sk_sim_params_from_config(const sk_config *c, sk_sim_params *p);
+
+/* ---- the field: sources on the sky (sim_scene.c) -------------------- */
+
+enum sk_sim_source_type {
+    SK_SIM_STAR = 0, SK_SIM_GALAXY = 1, SK_SIM_MOVING = 2, SK_SIM_TRANSIENT = 3
+};
+
+typedef struct sk_sim_source {
+    long id;             /* stable across exposures */
+    int type;            /* enum sk_sim_source_type */
+    double ra_deg, dec_deg; /* position (moving: at start_mjd) */
+    double mag;          /* true magnitude (transient: at peak) */
+    sk_sim_galaxy gal;   /* galaxies: shape (re in arcsec in gal.re_px until
+                            an exposure converts it) */
+    double rate_ra_arcsec_h, rate_dec_arcsec_h; /* moving sources */
+    double peak_mjd;     /* transients */
+} sk_sim_source;
+
+typedef struct sk_sim_field {
+    sk_sim_source *src;
+    long nsrc;
+} sk_sim_field;
+
+int sk_sim_field_make(const sk_sim_params *p, sk_sim_field **out);
+void sk_sim_field_free(sk_sim_field *f);
+
+/* Magnitude of a source at time `mjd` (transients vary, others do not);
+ * INFINITY when the source gives no light then. */
+double sk_sim_source_mag(const sk_sim_params *p, const sk_sim_source *s, double mjd);
+/* Position of a source at `mjd` (moving sources move). */
+int sk_sim_source_radec(const sk_sim_params *p, const sk_sim_source *s, double mjd,
+                        double *ra_deg, double *dec_deg);
+
+/* The reference catalog of the field: stars down to refcat_depth_mag with
+ * positions and magnitudes perturbed by their errors; columns id, ra, dec,
+ * mag, mag_err, pos_err (arcsec). Table "REFCAT". */
+int sk_sim_refcat(const sk_sim_params *p, const sk_sim_field *f, sk_table **out);
+
+/* ---- one exposure (sim_expose.c, sim_defects.c, sim_wcs.c) ----------- */
+
+/* What an exposure was made with: the truth beyond the source list. */
+typedef struct sk_sim_expinfo {
+    int index;
+    double mjd, exptime_s, airmass;
+    double magzero;           /* m = -2.5 log10(flux_ADU) + magzero */
+    double sky_adu;           /* sky at the image centre */
+    double sky_grad_x, sky_grad_y; /* ADU per pixel */
+    double centre_x, centre_y;/* reference point of the sky model (0-based) */
+    sk_sim_psf psf;           /* PSF at the image centre */
+    double pointing_ra_deg, pointing_dec_deg, rotation_deg;
+    int satellite;            /* 1 when a trail crosses the image */
+    double sat_x0, sat_y0, sat_x1, sat_y1, sat_adu_per_px;
+} sk_sim_expinfo;
+
+typedef struct sk_sim_exposure {
+    sk_sim_expinfo info;
+    sk_image *image;          /* SCI (ADU), WGT (1/variance of sky+read noise),
+                                 FLG; header with the (possibly perturbed) WCS */
+    sk_header *true_wcs;      /* the true TAN+SIP WCS cards */
+    sk_table *truth;          /* "SOURCES": one row per source centred on the
+                                 image; header: true WCS and the expinfo */
+    sk_table *cosmics;        /* "COSMICS": every pixel hit, with electrons */
+} sk_sim_exposure;
+
+/* Make exposure `index` (0-based) of the field; `threads` >= 1 (the result
+ * does not depend on it). */
+int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int threads,
+                  sk_sim_exposure **out);
+void sk_sim_exposure_free(sk_sim_exposure *e);
+
+/* Sky level (ADU) of an exposure at pixel (x, y). */
+double sk_sim_sky_adu(const sk_sim_expinfo *info, double x, double y);
+/* PSF of an exposure at pixel (x, y): FWHM and ellipticity vary smoothly
+ * across the image. */
+void sk_sim_psf_at(const sk_sim_params *p, const sk_sim_expinfo *info, long width,
+                   long height, double x, double y, sk_sim_psf *psf);
+
+/* The TAN+SIP header cards of a pointing (sim_wcs.c): tangent point,
+ * rotation (deg), pixel scale (arcsec), the SIP distortion that displaces
+ * the corners by sip_corner_px, on a width x height detector. */
+int sk_sim_wcs_header(const sk_sim_params *p, double ra_deg, double dec_deg,
+                      double rotation_deg, double scale_arcsec, sk_header *h);
+/* The n points `east_arcsec`, `north_arcsec` away from (ra, dec) in the
+ * tangent plane (TAN through wcslib); RA in [0, 360). */
+int sk_sim_offset_radec(double ra_deg, double dec_deg, long n, const double *east_arcsec,
+                        const double *north_arcsec, double *ra_out, double *dec_out);
+/* Perturb the WCS cards of `h` in place: move the tangent point by
+ * offset_arcsec towards position angle pa_deg, rotate the CD matrix by
+ * rotation_deg and scale it by (1 + scale_error). */
+int sk_sim_wcs_perturb(sk_header *h, double offset_arcsec, double pa_deg,
+                       double rotation_deg, double scale_error);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
