@@ -140,6 +140,7 @@ int sk_fits_writer_add_image(sk_fits_writer *w, const char *extname, int bitpix,
             fits_set_compression_type(w->fptr, RICE_1, &status);
         }
     } else {
+        /* 0, not NOCOMPRESS: the latter means tiled but uncompressed. */
         fits_set_compression_type(w->fptr, 0, &status);
     }
     long naxes[2] = {width, height};

@@ -158,6 +158,8 @@ static void test_round_trip(void)
     is_int(nhdu, 4, "four HDUs: primary, SCI, WGT, FLG");
     fits_get_img_dim(f, &naxis, &status);
     is_int(naxis, 0, "the primary HDU is empty");
+    fits_movnam_hdu(f, IMAGE_HDU, "SCI", 0, &status);
+    ok(!fits_is_compressed_image(f, &status), "plain SCI is not tile-compressed");
     fits_movnam_hdu(f, IMAGE_HDU, "WGT", 0, &status);
     fits_get_img_equivtype(f, &bitpix, &status);
     is_int(bitpix, FLOAT_IMG, "WGT is float32");
