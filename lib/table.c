@@ -367,12 +367,11 @@ static int read_table_hdu(fitsfile *fptr, const char *path, sk_table **out)
                     typecode < 0 ? "variable-length array" : "unsupported type");
             continue;
         }
-        if (type == SK_COL_STRING) {
-            /* repeat is the total characters; `width` of each string. */
-            if (width > 0 && repeat > width)
-                sk_warn("%s: table %s: column %s: only the first string of each row is read", path,
-                        extname, name);
-            repeat = width > 0 ? width : repeat;
+        if (type == SK_COL_STRING && width > 0 && repeat > width) {
+            /* rAw: several strings per row, which one string per row cannot hold. */
+            sk_warn("%s: table %s: column %s skipped (%ld strings per row)", path, extname, name,
+                    repeat / width);
+            continue;
         }
         if (repeat < 1) {
             sk_warn("%s: table %s: column %s skipped (no elements)", path, extname, name);

@@ -208,9 +208,36 @@ static void test_gaia(void)
     sk_table_free(g);
 }
 
+/* A table written by astropy (tests/data/fits/make_astropy_table.py). */
+static void test_astropy_kinds(void)
+{
+    sk_table *t = NULL;
+    ok(sk_fits_read_table(tap_src("tests/data/fits/astropy_table.fits"), "KINDS", &t) == SK_OK && t,
+       "astropy table read (%s)", sk_errmsg());
+    if (!t)
+        return;
+    sk_column *u16 = sk_table_column(t, "U16"), *u32 = sk_table_column(t, "U32"),
+              *mat = sk_table_column(t, "MAT"), *label = sk_table_column(t, "LABEL");
+    ok(u16 && u32 && mat && label, "all four columns");
+    if (u16 && u32 && mat && label) {
+        ok(u16->type == SK_COL_INT32 && sk_column_get(u16, 2, 0) == 65535 && sk_column_get(u16, 1, 0) == 1,
+           "uint16 (TZERO 32768) widened to int32 with its values");
+        ok(u32->type == SK_COL_INT64 && sk_column_get(u32, 2, 0) == 4294967295.0 && sk_column_get(u32, 1, 0) == 7,
+           "uint32 (TZERO 2^31) widened to int64 with its values");
+        ok(mat->repeat == 6 && mat->ndims == 2 && mat->dims[0] == 3 && mat->dims[1] == 2, "TDIM (3,2)");
+        is_str(mat->unit, "adu", "TUNIT");
+        is_near(sk_column_get(mat, 1, 4), 10.0, 0, "MAT[1] element 4 (astropy [1][1][1])");
+        is_str(sk_column_str(label, 2), "gamma-ra", "string cut to its 8 characters");
+    }
+    char s[32];
+    ok(sk_header_get_str(t->header, "ORIGIN", s, sizeof s) == 1 && !strcmp(s, "astropy"), "extra keyword");
+    sk_table_free(t);
+}
+
 int main(void)
 {
     test_round_trip();
     test_gaia();
+    test_astropy_kinds();
     return tap_done();
 }
