@@ -1,0 +1,386 @@
+/* deblend.c: multi-threshold deblending of one detection segment into objects, with the pixels below the splitting levels given to the object of highest Gaussian-profile likelihood. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skystack/error.h"
+#include "skystack/extract.h"
+
+typedef struct {
+    long *pix;  /* ascending pixel indices */
+    long n;
+    double flux;
+} comp_t;
+
+typedef struct {
+    const float *val;
+    long width;
+    double thresh, peak, total_flux;
+    const sk_detect_params *p;
+    comp_t *cores;
+    long ncores, cap;
+} ctx_t;
+
+static long uf_find(long *parent, long a)
+{
+    while (parent[a] != a) {
+        parent[a] = parent[parent[a]];
+        a = parent[a];
+    }
+    return a;
+}
+
+static void uf_union(long *parent, long a, long b)
+{
+    a = uf_find(parent, a);
+    b = uf_find(parent, b);
+    if (a == b)
+        return;
+    if (a < b)
+        parent[b] = a;
+    else
+        parent[a] = b;
+}
+
+/* Index of pixel q in the ascending array s[0..n-1], or -1. */
+static long find_pix(const long *s, long n, long q)
+{
+    long lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        long mid = lo + (hi - lo) / 2;
+        if (s[mid] == q)
+            return mid;
+        if (s[mid] < q)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+static void free_comps(comp_t *c, long n)
+{
+    for (long i = 0; i < n; i++)
+        free(c[i].pix);
+    free(c);
+}
+
+/* 8-connected components of the pixels of `pix` whose value exceeds t,
+ * keeping those of at least min_area pixels; ordered by first pixel. */
+static int components(const ctx_t *C, const long *pix, long n, double t, comp_t **out, long *nout)
+{
+    *out = NULL;
+    *nout = 0;
+    long m = 0;
+    for (long k = 0; k < n; k++)
+        if (C->val[pix[k]] > t)
+            m++;
+    if (m < C->p->min_area_px)
+        return SK_OK;
+    long *sp = malloc(sizeof *sp * (size_t)m);
+    long *parent = malloc(sizeof *parent * (size_t)m);
+    long *count = calloc((size_t)m, sizeof *count);
+    if (!sp || !parent || !count) {
+        free(sp); free(parent); free(count);
+        return sk_error(SK_EIO, "deblending: out of memory");
+    }
+    m = 0;
+    for (long k = 0; k < n; k++)
+        if (C->val[pix[k]] > t)
+            sp[m++] = pix[k];
+    long w = C->width;
+    for (long j = 0; j < m; j++) {
+        parent[j] = j;
+        long q = sp[j], x = q % w;
+        long nb[4];
+        int nn = 0;
+        if (x > 0) {
+            nb[nn++] = q - 1;
+            nb[nn++] = q - w - 1;
+        }
+        nb[nn++] = q - w;
+        if (x < w - 1)
+            nb[nn++] = q - w + 1;
+        for (int a = 0; a < nn; a++) {
+            if (nb[a] < 0)
+                continue;
+            long idx = (j > 0 && sp[j - 1] == nb[a]) ? j - 1 : find_pix(sp, j, nb[a]);
+            if (idx >= 0)
+                uf_union(parent, j, idx);
+        }
+    }
+    long ncomp = 0;
+    for (long j = 0; j < m; j++) {
+        long r = uf_find(parent, j);
+        if (count[r]++ == 0)
+            ncomp++;
+    }
+    /* roots are the smallest member index, so components come out ordered
+       by first pixel */
+    comp_t *comps = calloc((size_t)ncomp, sizeof *comps);
+    long *slot = malloc(sizeof *slot * (size_t)m);
+    if (!comps || !slot) {
+        free(comps); free(slot); free(sp); free(parent); free(count);
+        return sk_error(SK_EIO, "deblending: out of memory");
+    }
+    long nc = 0;
+    int st = SK_OK;
+    for (long j = 0; j < m; j++) {
+        long r = uf_find(parent, j);
+        if (r == j) {
+            slot[j] = -1;
+            if (count[j] >= C->p->min_area_px) {
+                comps[nc].pix = malloc(sizeof(long) * (size_t)count[j]);
+                if (!comps[nc].pix)
+                    st = sk_error(SK_EIO, "deblending: out of memory");
+                slot[j] = nc++;
+            }
+        }
+        long s = slot[r];
+        if (s >= 0 && comps[s].pix) {
+            comps[s].pix[comps[s].n++] = sp[j];
+            comps[s].flux += C->val[sp[j]];
+        }
+    }
+    free(slot);
+    free(sp);
+    free(parent);
+    free(count);
+    if (st) {
+        free_comps(comps, nc);
+        return st;
+    }
+    *out = comps;
+    *nout = nc;
+    return SK_OK;
+}
+
+static int add_core(ctx_t *C, const long *pix, long n)
+{
+    if (C->ncores == C->cap) {
+        long cap = C->cap ? 2 * C->cap : 4;
+        comp_t *c = realloc(C->cores, sizeof *c * (size_t)cap);
+        if (!c)
+            return sk_error(SK_EIO, "deblending: out of memory");
+        C->cores = c;
+        C->cap = cap;
+    }
+    comp_t *c = &C->cores[C->ncores];
+    c->pix = malloc(sizeof(long) * (size_t)n);
+    if (!c->pix)
+        return sk_error(SK_EIO, "deblending: out of memory");
+    memcpy(c->pix, pix, sizeof(long) * (size_t)n);
+    c->n = n;
+    c->flux = 0;
+    C->ncores++;
+    return SK_OK;
+}
+
+/* Look for a split of `pix` above level `from`: two or more branches each
+ * with more than contrast * total flux. Splits recurse; otherwise the
+ * highest single branch becomes a core. */
+static int split(ctx_t *C, const long *pix, long n, int from)
+{
+    int N = C->p->deblend_levels;
+    const long *cur = pix;
+    long ncur = n;
+    comp_t *held = NULL;  /* owner of cur when it is a component */
+    long nheld = 0;
+    int st = SK_OK;
+    double ratio = C->peak / C->thresh;
+    for (int j = from + 1; j < N && ratio > 1; j++) {
+        double t = C->thresh * pow(ratio, (double)j / N);
+        long above = 0;
+        for (long k = 0; k < ncur; k++)
+            if (C->val[cur[k]] > t)
+                above++;
+        if (above < 2L * C->p->min_area_px)
+            break;
+        comp_t *comps;
+        long nc;
+        st = components(C, cur, ncur, t, &comps, &nc);
+        if (st)
+            break;
+        long nsig = 0;
+        for (long k = 0; k < nc; k++)
+            if (comps[k].flux >= C->p->deblend_contrast * C->total_flux)
+                comps[nsig++] = comps[k];
+            else
+                free(comps[k].pix);
+        if (nsig >= 2) {
+            for (long k = 0; k < nsig && !st; k++)
+                st = split(C, comps[k].pix, comps[k].n, j);
+            free_comps(comps, nsig);
+            free_comps(held, nheld);
+            return st;
+        }
+        if (nsig == 1) {
+            free_comps(held, nheld);
+            held = comps;
+            nheld = 1;
+            cur = held[0].pix;
+            ncur = held[0].n;
+        } else {
+            free(comps);
+            break;
+        }
+    }
+    if (!st)
+        st = add_core(C, cur, ncur);
+    free_comps(held, nheld);
+    return st;
+}
+
+int sk_deblend_segment(const long *pix, long n, const float *val, long width,
+                       double thresh, const sk_detect_params *p,
+                       sk_object **objs, long *nobjs, long *cap)
+{
+    ctx_t C = { val, width, thresh, 0, 0, p, NULL, 0, 0 };
+    long *sorted = malloc(sizeof *sorted * (size_t)n);
+    if (!sorted)
+        return sk_error(SK_EIO, "deblending: out of memory");
+    memcpy(sorted, pix, sizeof *sorted * (size_t)n);
+    /* pixels arrive in flood-fill order; deblending wants raster order */
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_long);
+    for (long k = 0; k < n; k++) {
+        double v = val[sorted[k]];
+        C.total_flux += v;
+        if (v > C.peak)
+            C.peak = v;
+    }
+    int st = SK_OK;
+    if (p->deblend_levels > 1 && p->deblend_contrast < 1)
+        st = split(&C, sorted, n, 0);
+    long nobj = st ? 0 : (C.ncores > 1 ? C.ncores : 1);
+    long *owner = NULL;
+    double *geom = NULL;
+    if (!st && nobj > 1) {
+        owner = malloc(sizeof *owner * (size_t)n);
+        geom = malloc(sizeof *geom * (size_t)(6 * nobj));
+        if (!owner || !geom)
+            st = sk_error(SK_EIO, "deblending: out of memory");
+    }
+    if (!st && nobj > 1) {
+        for (long k = 0; k < n; k++)
+            owner[k] = -1;
+        for (long o = 0; o < nobj; o++) {
+            const comp_t *c = &C.cores[o];
+            double sw = 0, sx = 0, sy = 0, amp = 0;
+            for (long k = 0; k < c->n; k++) {
+                long q = c->pix[k];
+                double v = val[q];
+                sw += v;
+                sx += v * (double)(q % width);
+                sy += v * (double)(q / width);
+                if (v > amp)
+                    amp = v;
+                long idx = find_pix(sorted, n, q);
+                if (idx >= 0)
+                    owner[idx] = o;
+            }
+            double mx = sx / sw, my = sy / sw, sxx = 0, syy = 0, sxy = 0;
+            for (long k = 0; k < c->n; k++) {
+                long q = c->pix[k];
+                double v = val[q], dx = (double)(q % width) - mx, dy = (double)(q / width) - my;
+                sxx += v * dx * dx;
+                syy += v * dy * dy;
+                sxy += v * dx * dy;
+            }
+            sxx = sxx / sw + 1.0 / 12;
+            syy = syy / sw + 1.0 / 12;
+            sxy /= sw;
+            double det = sxx * syy - sxy * sxy;
+            if (det < 1e-6) {
+                sxx += 0.1;
+                syy += 0.1;
+                det = sxx * syy - sxy * sxy;
+            }
+            double *gm = geom + 6 * o;
+            gm[0] = mx;
+            gm[1] = my;
+            gm[2] = syy / det;   /* inverse covariance */
+            gm[3] = sxx / det;
+            gm[4] = -sxy / det;
+            gm[5] = log(amp > 0 ? amp : 1e-30);
+        }
+        for (long k = 0; k < n; k++) {
+            if (owner[k] >= 0)
+                continue;
+            double x = (double)(sorted[k] % width), y = (double)(sorted[k] / width);
+            double best = -INFINITY;
+            long bo = 0;
+            for (long o = 0; o < nobj; o++) {
+                const double *gm = geom + 6 * o;
+                double dx = x - gm[0], dy = y - gm[1];
+                double l = gm[5] - 0.5 * (gm[2] * dx * dx + gm[3] * dy * dy + 2 * gm[4] * dx * dy);
+                if (l > best) {
+                    best = l;
+                    bo = o;
+                }
+            }
+            owner[k] = bo;
+        }
+    }
+    if (!st && *nobjs + nobj > *cap) {
+        long nc = *cap ? *cap : 4;
+        while (nc < *nobjs + nobj)
+            nc *= 2;
+        sk_object *a = realloc(*objs, sizeof *a * (size_t)nc);
+        if (!a)
+            st = sk_error(SK_EIO, "deblending: out of memory");
+        else {
+            *objs = a;
+            *cap = nc;
+        }
+    }
+    if (!st) {
+        if (nobj == 1) {
+            sk_object *o = &(*objs)[(*nobjs)++];
+            o->pix = sorted;
+            o->npix = n;
+            o->parent = 0;
+            o->nsiblings = 1;
+            sorted = NULL;
+        } else {
+            long *cnt = calloc((size_t)nobj, sizeof *cnt);
+            long base = *nobjs;
+            if (!cnt)
+                st = sk_error(SK_EIO, "deblending: out of memory");
+            for (long k = 0; k < n && !st; k++)
+                cnt[owner[k]]++;
+            for (long o = 0; o < nobj && !st; o++) {
+                sk_object *ob = &(*objs)[base + o];
+                ob->pix = malloc(sizeof(long) * (size_t)(cnt[o] ? cnt[o] : 1));
+                ob->npix = 0;
+                ob->parent = 0;
+                ob->nsiblings = (int)nobj;
+                if (!ob->pix) {
+                    for (long q = 0; q < o; q++)
+                        free((*objs)[base + q].pix);
+                    st = sk_error(SK_EIO, "deblending: out of memory");
+                }
+            }
+            if (!st) {
+                for (long k = 0; k < n; k++) {
+                    sk_object *ob = &(*objs)[base + owner[k]];
+                    ob->pix[ob->npix++] = sorted[k];
+                }
+                *nobjs += nobj;
+            }
+            free(cnt);
+        }
+    }
+    free(owner);
+    free(geom);
+    free(sorted);
+    for (long o = 0; o < C.ncores; o++)
+        free(C.cores[o].pix);
+    free(C.cores);
+    return st;
+}

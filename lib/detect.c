@@ -1,0 +1,418 @@
+/* detect.c: matched-filter detection: per-pixel variance, Gaussian filtering into a significance image, 8-connected segmentation above threshold, then deblending of every segment. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skystack/error.h"
+#include "skystack/extract.h"
+#include "extract_priv.h"
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
+{
+    long npix = img->width * img->height;
+    float *var = malloc(sizeof *var * (size_t)npix);
+    if (!var) {
+        sk_error(SK_EIO, "detection: out of memory for the variance map");
+        return NULL;
+    }
+    if (img->weight_is_relative) {
+        for (long i = 0; i < npix; i++)
+            var[i] = sk_pixel_usable(img, i) ? bg->rms[i] * bg->rms[i] : 0.0f;
+        return var;
+    }
+    /* Rescale the weight map so that it agrees with the measured background
+       noise: scale = median over cells of rms^2 * median weight. */
+    long nc = bg->nx * bg->ny, nscale = 0;
+    float *scale = malloc(sizeof *scale * (size_t)nc);
+    float *wbuf = malloc(sizeof *wbuf * (size_t)bg->mesh_px * (size_t)bg->mesh_px);
+    if (!scale || !wbuf) {
+        free(scale);
+        free(wbuf);
+        free(var);
+        sk_error(SK_EIO, "detection: out of memory");
+        return NULL;
+    }
+    for (long c = 0; c < nc; c++) {
+        long cx = c % bg->nx, cy = c / bg->nx, m = bg->mesh_px;
+        long x0 = cx * m, y0 = cy * m;
+        long x1 = x0 + m < img->width ? x0 + m : img->width;
+        long y1 = y0 + m < img->height ? y0 + m : img->height;
+        long n = 0;
+        for (long y = y0; y < y1; y++)
+            for (long x = x0; x < x1; x++) {
+                long i = y * img->width + x;
+                if (sk_pixel_usable(img, i) && img->flags[i] == 0)
+                    wbuf[n++] = img->weight[i];
+            }
+        if (n * 4 < (x1 - x0) * (y1 - y0) || n < 16)
+            continue;
+        qsort(wbuf, (size_t)n, sizeof *wbuf, cmp_float);
+        double wmed = wbuf[n / 2];
+        double r = bg->mesh_rms[c];
+        scale[nscale++] = (float)(r * r * wmed);
+    }
+    double s = 1.0;
+    if (nscale > 0) {
+        qsort(scale, (size_t)nscale, sizeof *scale, cmp_float);
+        s = scale[nscale / 2];
+    }
+    if (!(s > 0) || !isfinite(s))
+        s = 1.0;
+    for (long i = 0; i < npix; i++)
+        var[i] = sk_pixel_usable(img, i) ? (float)(s / img->weight[i]) : 0.0f;
+    free(scale);
+    free(wbuf);
+    return var;
+}
+
+/* 1-D Gaussian taps g[-r..r] (returned at g[0..2r]) of unit sum; the 2-D
+ * filter is g(x) g(y). FWHM <= 0 gives the identity. */
+static double *gauss_taps(double fwhm_px, int *radius)
+{
+    if (!(fwhm_px > 0)) {
+        double *g = malloc(sizeof *g);
+        if (g)
+            g[0] = 1.0;
+        *radius = 0;
+        return g;
+    }
+    double sigma = fwhm_px / (2.0 * sqrt(2.0 * log(2.0)));
+    int r = (int)ceil(3.0 * sigma);
+    if (r < 1)
+        r = 1;
+    double *g = malloc(sizeof *g * (size_t)(2 * r + 1));
+    if (!g)
+        return NULL;
+    double sum = 0;
+    for (int j = -r; j <= r; j++) {
+        g[j + r] = exp(-0.5 * j * j / (sigma * sigma));
+        sum += g[j + r];
+    }
+    for (int j = 0; j <= 2 * r; j++)
+        g[j] /= sum;
+    *radius = r;
+    return g;
+}
+
+float *sk_gauss_kernel(double fwhm_px, int *radius)
+{
+    int r;
+    double *g = gauss_taps(fwhm_px, &r);
+    if (!g)
+        return NULL;
+    int n = 2 * r + 1;
+    float *k = malloc(sizeof *k * (size_t)(n * n));
+    if (k)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++)
+                k[y * n + x] = (float)(g[y] * g[x]);
+    free(g);
+    *radius = r;
+    return k;
+}
+
+void sk_detection_free(sk_detection *d)
+{
+    if (!d)
+        return;
+    for (long i = 0; i < d->nobjects; i++)
+        free(d->objects[i].pix);
+    free(d->objects);
+    free(d->signif);
+    free(d->segmap);
+    free(d);
+}
+
+struct filter_job {
+    const sk_image *img;
+    const sk_background *bg;
+    const float *var;
+    const double *g, *g2;
+    int r;
+    float *signif;
+};
+
+#define FILTER_BLOCK 64
+
+/* Rows [begin, end) of the significance image: separable filtering of the
+ * masked, background-subtracted data with g and of the variance with g^2. */
+static int filter_range(long begin, long end, void *user)
+{
+    struct filter_job *J = user;
+    const sk_image *img = J->img;
+    long w = img->width, h = img->height;
+    int r = J->r;
+    long y0 = begin - r < 0 ? 0 : begin - r;
+    long y1 = end + r > h ? h : end + r;
+    long nrows = y1 - y0;
+    float *rd = malloc(sizeof(float) * (size_t)(nrows * w));
+    float *rv = malloc(sizeof(float) * (size_t)(nrows * w));
+    float *line_d = malloc(sizeof(float) * (size_t)(w + 2 * r));
+    float *line_v = malloc(sizeof(float) * (size_t)(w + 2 * r));
+    if (!rd || !rv || !line_d || !line_v) {
+        free(rd); free(rv); free(line_d); free(line_v);
+        return sk_error(SK_EIO, "detection: out of memory");
+    }
+    /* horizontal pass */
+    for (long y = y0; y < y1; y++) {
+        for (long j = 0; j < r; j++) {
+            line_d[j] = line_v[j] = 0;
+            line_d[w + r + j] = line_v[w + r + j] = 0;
+        }
+        for (long x = 0; x < w; x++) {
+            long i = y * w + x;
+            float v = J->var[i];
+            if (v > 0) {
+                line_d[x + r] = img->sci[i] - J->bg->level[i];
+                line_v[x + r] = v;
+            } else {
+                line_d[x + r] = 0;
+                line_v[x + r] = 0;
+            }
+        }
+        float *od = rd + (y - y0) * w, *ov = rv + (y - y0) * w;
+        for (long x = 0; x < w; x++) {
+            double sd = 0, sv = 0;
+            const float *pd = line_d + x, *pv = line_v + x;
+            for (int j = 0; j <= 2 * r; j++) {
+                sd += J->g[j] * pd[j];
+                sv += J->g2[j] * pv[j];
+            }
+            od[x] = (float)sd;
+            ov[x] = (float)sv;
+        }
+    }
+    /* vertical pass */
+    for (long y = begin; y < end; y++) {
+        float *out = J->signif + y * w;
+        for (long x = 0; x < w; x++) {
+            double sd = 0, sv = 0;
+            for (int j = -r; j <= r; j++) {
+                long yy = y + j;
+                if (yy < y0 || yy >= y1)
+                    continue;
+                long o = (yy - y0) * w + x;
+                sd += J->g[j + r] * rd[o];
+                sv += J->g2[j + r] * rv[o];
+            }
+            long i = y * w + x;
+            out[x] = (J->var[i] > 0 && sv > 0) ? (float)(sd / sqrt(sv)) : 0.0f;
+        }
+    }
+    free(rd);
+    free(rv);
+    free(line_d);
+    free(line_v);
+    return SK_OK;
+}
+
+struct deblend_job {
+    const sk_detect_params *p;
+    const float *signif;
+    long width;
+    double thresh;
+    const long *pool;
+    const long *seg_start, *seg_len;
+    sk_object **objs;   /* per segment */
+    long *nobjs;
+};
+
+static int deblend_range(long begin, long end, void *user)
+{
+    struct deblend_job *J = user;
+    for (long s = begin; s < end; s++) {
+        long cap = 0;
+        J->objs[s] = NULL;
+        J->nobjs[s] = 0;
+        int st = sk_deblend_segment(J->pool + J->seg_start[s], J->seg_len[s], J->signif,
+                                    J->width, J->thresh, J->p, &J->objs[s], &J->nobjs[s], &cap);
+        if (st)
+            return st;
+    }
+    return SK_OK;
+}
+
+int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_params *p,
+              int threads, sk_detection **out)
+{
+    *out = NULL;
+    if (!(p->threshold_sigma > 0))
+        return sk_error(SK_EINPUT, "extraction.detection.threshold_sigma: %g must be positive",
+                        p->threshold_sigma);
+    if (p->min_area_px < 1)
+        return sk_error(SK_EINPUT, "extraction.detection.min_area_px: %d must be at least 1",
+                        p->min_area_px);
+    if (p->deblend_levels < 1)
+        return sk_error(SK_EINPUT, "extraction.detection.deblend_levels: %d must be at least 1",
+                        p->deblend_levels);
+    if (!(p->deblend_contrast >= 0 && p->deblend_contrast <= 1))
+        return sk_error(SK_EINPUT, "extraction.detection.deblend_contrast: %g is not in [0, 1]",
+                        p->deblend_contrast);
+    long w = img->width, h = img->height, npix = w * h;
+    sk_detection *d = calloc(1, sizeof *d);
+    if (!d)
+        return sk_error(SK_EIO, "detection: out of memory");
+    d->width = w;
+    d->height = h;
+    d->signif = malloc(sizeof(float) * (size_t)npix);
+    d->segmap = calloc((size_t)npix, sizeof(int32_t));
+    float *var = sk_pixel_variance(img, bg);
+    int r = 0;
+    double *g = gauss_taps(p->filter ? p->fwhm_px : 0.0, &r);
+    double *g2 = g ? malloc(sizeof *g2 * (size_t)(2 * r + 1)) : NULL;
+    if (!d->signif || !d->segmap || !var || !g || !g2) {
+        free(var); free(g); free(g2);
+        sk_detection_free(d);
+        return sk_error(SK_EIO, "detection: out of memory for a %ldx%ld image", w, h);
+    }
+    double sum_g2 = 0;
+    for (int j = 0; j <= 2 * r; j++) {
+        g2[j] = g[j] * g[j];
+        sum_g2 += g2[j];
+    }
+    /* A threshold of T per-pixel sigmas on the unit-sum filtered image is
+       T / sqrt(sum k^2) = T / sum g^2 in units of the filtered noise. */
+    d->threshold = p->threshold_sigma / sum_g2;
+    struct filter_job fj = { img, bg, var, g, g2, r, d->signif };
+    int st = sk_parallel_for(h, FILTER_BLOCK, threads, filter_range, &fj);
+    free(var);
+    free(g);
+    free(g2);
+    if (st) {
+        sk_detection_free(d);
+        return st;
+    }
+
+    /* 8-connected segments above threshold; segmap marks visited pixels. */
+    long pool_cap = 1024, pool_n = 0, seg_cap = 256, nseg = 0;
+    long *pool = malloc(sizeof *pool * (size_t)pool_cap);
+    long *seg_start = malloc(sizeof *seg_start * (size_t)seg_cap);
+    long *seg_len = malloc(sizeof *seg_len * (size_t)seg_cap);
+    int32_t *seen = d->segmap;
+    float thr = (float)d->threshold;
+    if (!pool || !seg_start || !seg_len) {
+        st = sk_error(SK_EIO, "detection: out of memory");
+        goto fail;
+    }
+    for (long i0 = 0; i0 < npix; i0++) {
+        if (seen[i0] || !(d->signif[i0] > thr))
+            continue;
+        long start = pool_n, head = pool_n;
+        if (pool_n == pool_cap) {
+            long *np = realloc(pool, sizeof *pool * (size_t)(pool_cap * 2));
+            if (!np) {
+                st = sk_error(SK_EIO, "detection: out of memory");
+                goto fail;
+            }
+            pool = np;
+            pool_cap *= 2;
+        }
+        seen[i0] = 1;
+        pool[pool_n++] = i0;
+        while (head < pool_n) {
+            long i = pool[head++];
+            long x = i % w, y = i / w;
+            for (long dy = -1; dy <= 1; dy++) {
+                long yy = y + dy;
+                if (yy < 0 || yy >= h)
+                    continue;
+                for (long dx = -1; dx <= 1; dx++) {
+                    long xx = x + dx;
+                    if (xx < 0 || xx >= w)
+                        continue;
+                    long k = yy * w + xx;
+                    if (seen[k] || !(d->signif[k] > thr))
+                        continue;
+                    seen[k] = 1;
+                    if (pool_n == pool_cap) {
+                        long *np = realloc(pool, sizeof *pool * (size_t)(pool_cap * 2));
+                        if (!np) {
+                            st = sk_error(SK_EIO, "detection: out of memory");
+                            goto fail;
+                        }
+                        pool = np;
+                        pool_cap *= 2;
+                    }
+                    pool[pool_n++] = k;
+                }
+            }
+        }
+        long n = pool_n - start;
+        if (n < p->min_area_px) {
+            pool_n = start;  /* pixels stay marked as seen */
+            continue;
+        }
+        if (nseg == seg_cap) {
+            long *a = realloc(seg_start, sizeof *a * (size_t)(seg_cap * 2));
+            if (a)
+                seg_start = a;
+            long *b = a ? realloc(seg_len, sizeof *b * (size_t)(seg_cap * 2)) : NULL;
+            if (!a || !b) {
+                st = sk_error(SK_EIO, "detection: out of memory");
+                goto fail;
+            }
+            seg_len = b;
+            seg_cap *= 2;
+        }
+        seg_start[nseg] = start;
+        seg_len[nseg] = n;
+        nseg++;
+    }
+    memset(d->segmap, 0, sizeof(int32_t) * (size_t)npix);
+    d->nsegments = nseg;
+
+    sk_object **objs = calloc((size_t)(nseg ? nseg : 1), sizeof *objs);
+    long *nobjs = calloc((size_t)(nseg ? nseg : 1), sizeof *nobjs);
+    if (!objs || !nobjs) {
+        free(objs);
+        free(nobjs);
+        st = sk_error(SK_EIO, "detection: out of memory");
+        goto fail;
+    }
+    struct deblend_job dj = { p, d->signif, w, d->threshold, pool, seg_start, seg_len, objs, nobjs };
+    st = sk_parallel_for(nseg, 16, threads, deblend_range, &dj);
+    long total = 0;
+    for (long s = 0; s < nseg; s++)
+        total += nobjs[s];
+    if (!st) {
+        d->objects = malloc(sizeof *d->objects * (size_t)(total ? total : 1));
+        if (!d->objects)
+            st = sk_error(SK_EIO, "detection: out of memory");
+    }
+    for (long s = 0; s < nseg; s++) {
+        for (long k = 0; k < nobjs[s]; k++) {
+            if (st) {
+                free(objs[s][k].pix);
+                continue;
+            }
+            sk_object *o = &d->objects[d->nobjects];
+            *o = objs[s][k];
+            o->parent = s;
+            for (long j = 0; j < o->npix; j++)
+                d->segmap[o->pix[j]] = (int32_t)(d->nobjects + 1);
+            d->nobjects++;
+        }
+        free(objs[s]);
+    }
+    free(objs);
+    free(nobjs);
+    if (st)
+        goto fail;
+    free(pool);
+    free(seg_start);
+    free(seg_len);
+    *out = d;
+    return SK_OK;
+fail:
+    free(pool);
+    free(seg_start);
+    free(seg_len);
+    sk_detection_free(d);
+    return st;
+}

@@ -1,0 +1,242 @@
+/* extract.c: the extraction run on one image: parameters from the configuration, background, detection with a matched filter refined to the measured FWHM, and measurement. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skystack/error.h"
+#include "skystack/extract.h"
+#include "skystack/header.h"
+#include "skystack/log.h"
+
+void sk_extract_params_default(sk_extract_params *p)
+{
+    memset(p, 0, sizeof *p);
+    sk_background_params_default(&p->background);
+    p->detect.threshold_sigma = 1.5;
+    p->detect.min_area_px = 5;
+    p->detect.filter = 1;
+    p->detect.fwhm_px = 3.0;
+    p->detect.deblend_levels = 32;
+    p->detect.deblend_contrast = 0.005;
+    p->fwhm_guess_px = 3.0;
+    p->refine_fwhm = 1;
+    p->naper = 4;
+    p->aperture_fwhm = malloc(sizeof(double) * 4);
+    if (p->aperture_fwhm) {
+        p->aperture_fwhm[0] = 1;
+        p->aperture_fwhm[1] = 2;
+        p->aperture_fwhm[2] = 3;
+        p->aperture_fwhm[3] = 5;
+    } else {
+        p->naper = 0;
+    }
+    p->kron_factor = 2.5;
+    p->kron_min_radius = 3.5;
+    p->gain = 0;
+    snprintf(p->gain_key, sizeof p->gain_key, "GAIN");
+}
+
+void sk_extract_params_clear(sk_extract_params *p)
+{
+    free(p->aperture_fwhm);
+    p->aperture_fwhm = NULL;
+    p->naper = 0;
+}
+
+static int get_num(const json_t *sec, const char *sect, const char *key, double *v)
+{
+    json_t *j = json_object_get(sec, key);
+    if (!j || json_is_null(j))
+        return SK_OK;
+    if (!json_is_number(j))
+        return sk_error(SK_EINPUT, "extraction.%s.%s: not a number", sect, key);
+    *v = json_number_value(j);
+    return SK_OK;
+}
+
+static int get_int(const json_t *sec, const char *sect, const char *key, int *v)
+{
+    double d = *v;
+    int st = get_num(sec, sect, key, &d);
+    if (st)
+        return st;
+    if (d != floor(d) || fabs(d) > 1e9)
+        return sk_error(SK_EINPUT, "extraction.%s.%s: %g is not an integer", sect, key, d);
+    *v = (int)d;
+    return SK_OK;
+}
+
+int sk_extract_params_from_json(const json_t *root, sk_extract_params *p)
+{
+    const json_t *ex = json_object_get(root, "extraction");
+    if (!ex)
+        ex = root;
+    const json_t *bg = json_object_get(ex, "background");
+    const json_t *de = json_object_get(ex, "detection");
+    const json_t *ph = json_object_get(ex, "photometry");
+    int st = SK_OK;
+    if (bg) {
+        if (!st) st = get_int(bg, "background", "mesh_px", &p->background.mesh_px);
+        if (!st) st = get_int(bg, "background", "filter_size", &p->background.filter_size);
+        if (!st) st = get_num(bg, "background", "clip_sigma", &p->background.clip_sigma);
+        if (!st) st = get_int(bg, "background", "clip_iterations", &p->background.clip_iterations);
+    }
+    if (de && !st) {
+        st = get_num(de, "detection", "threshold_sigma", &p->detect.threshold_sigma);
+        if (!st) st = get_int(de, "detection", "min_area_px", &p->detect.min_area_px);
+        if (!st) st = get_int(de, "detection", "deblend_levels", &p->detect.deblend_levels);
+        if (!st) st = get_num(de, "detection", "deblend_contrast", &p->detect.deblend_contrast);
+        if (!st) st = get_num(de, "detection", "fwhm_guess_px", &p->fwhm_guess_px);
+        json_t *f = json_object_get(de, "filter");
+        if (!st && f && !json_is_null(f)) {
+            const char *name = json_string_value(f);
+            if (name && strcmp(name, "gaussian") == 0)
+                p->detect.filter = 1;
+            else if (name && strcmp(name, "none") == 0)
+                p->detect.filter = 0;
+            else
+                st = sk_error(SK_EINPUT, "extraction.detection.filter: must be \"gaussian\" or \"none\"");
+        }
+        json_t *r = json_object_get(de, "refine_fwhm");
+        if (!st && r && !json_is_null(r)) {
+            if (!json_is_boolean(r))
+                st = sk_error(SK_EINPUT, "extraction.detection.refine_fwhm: not a boolean");
+            else
+                p->refine_fwhm = json_is_true(r);
+        }
+        if (!st && !(p->fwhm_guess_px > 0))
+            st = sk_error(SK_EINPUT, "extraction.detection.fwhm_guess_px: %g must be positive",
+                          p->fwhm_guess_px);
+    }
+    if (ph && !st) {
+        st = get_num(ph, "photometry", "kron_factor", &p->kron_factor);
+        if (!st) st = get_num(ph, "photometry", "kron_min_radius", &p->kron_min_radius);
+        if (!st) st = get_num(ph, "photometry", "gain", &p->gain);
+        json_t *gk = json_object_get(ph, "gain_key");
+        if (!st && gk && !json_is_null(gk)) {
+            if (!json_is_string(gk) || strlen(json_string_value(gk)) >= sizeof p->gain_key)
+                st = sk_error(SK_EINPUT, "extraction.photometry.gain_key: not a keyword name");
+            else
+                snprintf(p->gain_key, sizeof p->gain_key, "%s", json_string_value(gk));
+        }
+        json_t *ap = json_object_get(ph, "aperture_fwhm");
+        if (!st && ap && !json_is_null(ap)) {
+            if (!json_is_array(ap))
+                return sk_error(SK_EINPUT, "extraction.photometry.aperture_fwhm: not an array");
+            size_t n = json_array_size(ap);
+            double *r = malloc(sizeof *r * (n ? n : 1));
+            if (!r)
+                return sk_error(SK_EIO, "configuration: out of memory");
+            for (size_t i = 0; i < n && !st; i++) {
+                json_t *v = json_array_get(ap, i);
+                if (!json_is_number(v) || !(json_number_value(v) > 0))
+                    st = sk_error(SK_EINPUT, "extraction.photometry.aperture_fwhm[%zu]: not a positive number", i);
+                else
+                    r[i] = json_number_value(v);
+            }
+            if (st) {
+                free(r);
+                return st;
+            }
+            free(p->aperture_fwhm);
+            p->aperture_fwhm = r;
+            p->naper = (int)n;
+        }
+    }
+    return st;
+}
+
+void sk_extract_result_free(sk_extract_result *r)
+{
+    if (!r)
+        return;
+    sk_background_free(r->background);
+    sk_detection_free(r->detection);
+    sk_source_list_free(r->sources);
+    free(r);
+}
+
+/* FWHM of the bright objects of `det` measured with a window of `fwhm`. */
+static int bright_fwhm(const sk_image *img, const sk_background *bg, const sk_detection *det,
+                       const sk_measure_params *mp, int threads, double *fwhm)
+{
+    *fwhm = 0;
+    long *which = malloc(sizeof *which * (size_t)(det->nobjects ? det->nobjects : 1));
+    if (!which)
+        return sk_error(SK_EIO, "extraction: out of memory");
+    long n = 0;
+    for (long k = 0; k < det->nobjects; k++) {
+        const sk_object *o = &det->objects[k];
+        float peak = 0;
+        for (long j = 0; j < o->npix; j++)
+            if (det->signif[o->pix[j]] > peak)
+                peak = det->signif[o->pix[j]];
+        if (peak >= 15.0 && o->nsiblings == 1)
+            which[n++] = k;
+    }
+    sk_source_list *l = NULL;
+    int st = n >= 5 ? sk_measure_objects(img, bg, det, mp, threads, which, n, &l) : SK_OK;
+    free(which);
+    if (st)
+        return st;
+    if (l)
+        *fwhm = sk_image_fwhm(l);
+    sk_source_list_free(l);
+    return SK_OK;
+}
+
+int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
+                   sk_extract_result **out)
+{
+    *out = NULL;
+    sk_extract_result *r = calloc(1, sizeof *r);
+    if (!r)
+        return sk_error(SK_EIO, "extraction: out of memory");
+    int st = sk_background_estimate(img, &p->background, threads, &r->background);
+    double gain = p->gain;
+    if (!(gain > 0)) {
+        gain = 0;
+        double g;
+        if (img->header && p->gain_key[0] && sk_header_get_double(img->header, p->gain_key, &g) == 1 &&
+            g > 0 && isfinite(g))
+            gain = g;
+    }
+    r->gain = gain;
+    double fwhm = p->fwhm_guess_px;
+    sk_detect_params dp = p->detect;
+    dp.fwhm_px = fwhm;
+    if (!st)
+        st = sk_detect(img, r->background, &dp, threads, &r->detection);
+    sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius,
+                             gain, fwhm };
+    for (int iter = 0; !st && p->refine_fwhm && iter < 4; iter++) {
+        double est;
+        mp.fwhm_px = fwhm;
+        st = bright_fwhm(img, r->background, r->detection, &mp, threads, &est);
+        if (st || !(est > 0))
+            break;
+        double change = fabs(est / fwhm - 1);
+        sk_debug("extraction: FWHM %.3f px measured with a %.3f px window", est, fwhm);
+        if (change > 0.1 && dp.filter) {
+            dp.fwhm_px = est;
+            sk_detection_free(r->detection);
+            r->detection = NULL;
+            st = sk_detect(img, r->background, &dp, threads, &r->detection);
+        }
+        fwhm = est;
+        if (change < 0.01)
+            break;
+    }
+    if (!st) {
+        mp.fwhm_px = fwhm;
+        r->fwhm_px = fwhm;
+        st = sk_measure(img, r->background, r->detection, &mp, threads, &r->sources);
+    }
+    if (st) {
+        sk_extract_result_free(r);
+        return st;
+    }
+    *out = r;
+    return SK_OK;
+}

@@ -1,0 +1,651 @@
+/* measure.c: per-object measurement: isophotal barycentre and moments, windowed centroid and its error, FWHM, circular apertures with exact pixel overlap, Kron radius and AUTO flux, errors, SNR and flags. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skystack/error.h"
+#include "skystack/extract.h"
+#include "extract_priv.h"
+
+#define FWHM_PER_SIGMA 2.3548200450309493
+
+/* ---- exact overlap of a circle and a rectangle ---- */
+
+static double area_arc(double x1, double y1, double x2, double y2, double r)
+{
+    double a = sqrt((x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1));
+    double s = 0.5 * a / r;
+    if (s > 1)
+        s = 1;
+    double theta = 2.0 * asin(s);
+    return 0.5 * r * r * (theta - sin(theta));
+}
+
+static double area_triangle(double x1, double y1, double x2, double y2, double x3, double y3)
+{
+    return 0.5 * fabs(x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2));
+}
+
+static double sq_root(double v)
+{
+    return v > 0 ? sqrt(v) : 0.0;
+}
+
+/* Rectangle in the first quadrant (0 <= x0 < x1, 0 <= y0 < y1). */
+static double overlap_core(double x0, double y0, double x1, double y1, double r)
+{
+    double r2 = r * r;
+    if (x0 * x0 + y0 * y0 >= r2)
+        return 0.0;
+    if (x1 * x1 + y1 * y1 <= r2)
+        return (x1 - x0) * (y1 - y0);
+    double d1 = x1 * x1 + y0 * y0, d2 = x0 * x0 + y1 * y1;
+    if (d1 < r2 && d2 < r2) {
+        double xa = sq_root(r2 - y1 * y1), ya = y1;
+        double xb = x1, yb = sq_root(r2 - x1 * x1);
+        return (x1 - x0) * (y1 - y0) - area_triangle(xa, ya, xb, yb, x1, y1) +
+               area_arc(xa, ya, xb, yb, r);
+    }
+    if (d1 < r2) {
+        double xa = x0, ya = sq_root(r2 - x0 * x0);
+        double xb = x1, yb = sq_root(r2 - x1 * x1);
+        return area_arc(xa, ya, xb, yb, r) + area_triangle(xa, ya, x0, y0, x1, y0) +
+               area_triangle(xa, ya, xb, y0, xb, yb);
+    }
+    if (d2 < r2) {
+        double xa = sq_root(r2 - y0 * y0), ya = y0;
+        double xb = sq_root(r2 - y1 * y1), yb = y1;
+        return area_arc(xa, ya, xb, yb, r) + area_triangle(xa, ya, x0, y0, x0, y1) +
+               area_triangle(xa, ya, x0, yb, xb, yb);
+    }
+    double xa = sq_root(r2 - y0 * y0), ya = y0;
+    double xb = x0, yb = sq_root(r2 - x0 * x0);
+    return area_arc(xa, ya, xb, yb, r) + area_triangle(xa, ya, xb, yb, x0, y0);
+}
+
+double sk_circle_rect_overlap(double x0, double y0, double x1, double y1, double r)
+{
+    if (x0 >= 0) {
+        if (y0 >= 0)
+            return overlap_core(x0, y0, x1, y1, r);
+        if (y1 <= 0)
+            return overlap_core(-y1, x0, -y0, x1, r);
+        return sk_circle_rect_overlap(x0, y0, x1, 0, r) + sk_circle_rect_overlap(x0, 0, x1, y1, r);
+    }
+    if (x1 <= 0) {
+        if (y0 >= 0)
+            return overlap_core(-x1, y0, -x0, y1, r);
+        if (y1 <= 0)
+            return overlap_core(-x1, -y1, -x0, -y0, r);
+        return sk_circle_rect_overlap(x0, y0, x1, 0, r) + sk_circle_rect_overlap(x0, 0, x1, y1, r);
+    }
+    return sk_circle_rect_overlap(x0, y0, 0, y1, r) + sk_circle_rect_overlap(0, y0, x1, y1, r);
+}
+
+/* ---- measurement ---- */
+
+typedef struct {
+    const sk_image *img;
+    const sk_background *bg;
+    const sk_detection *det;
+    const sk_measure_params *p;
+    const float *var;
+    const long *which;
+    sk_source *out;
+    double *aper_flux, *aper_err; /* n*naper each */
+    double *radii;   /* naper radii, then the SNR radius */
+} mctx;
+
+typedef struct {
+    double val, var;
+    unsigned flags;  /* SK_SRC_NEIGHBOURS / SK_SRC_TRUNCATED picked up */
+    int present;     /* 0: no value at all (counts as 0) */
+} pixval;
+
+static inline int usable_at(const mctx *M, long x, long y)
+{
+    return x >= 0 && y >= 0 && x < M->img->width && y < M->img->height &&
+           M->var[y * M->img->width + x] > 0;
+}
+
+static inline int other_at(const mctx *M, long x, long y, long self)
+{
+    int32_t s = M->det->segmap[y * M->img->width + x];
+    return s != 0 && s != (int32_t)(self + 1);
+}
+
+/* The value of pixel (x, y) for measuring object `self` centred on (xc, yc):
+ * pixels of other objects and pixels without data are replaced by the pixel
+ * symmetric about the centre when that one is clean, else by 0. */
+static pixval fetch(const mctx *M, long self, double xc, double yc, long x, long y)
+{
+    pixval pv = { 0, 0, 0, 1 };
+    long w = M->img->width;
+    int ok = usable_at(M, x, y);
+    if (ok && !other_at(M, x, y, self)) {
+        long i = y * w + x;
+        pv.val = M->img->sci[i] - M->bg->level[i];
+        pv.var = M->var[i];
+        return pv;
+    }
+    pv.flags = ok ? SK_SRC_NEIGHBOURS : SK_SRC_TRUNCATED;
+    long mx = lround(2 * xc - (double)x), my = lround(2 * yc - (double)y);
+    if (usable_at(M, mx, my) && !other_at(M, mx, my, self)) {
+        long i = my * w + mx;
+        pv.val = M->img->sci[i] - M->bg->level[i];
+        pv.var = M->var[i];
+    } else {
+        pv.present = 0;
+    }
+    return pv;
+}
+
+static void measure_one(const mctx *M, long k)
+{
+    const sk_image *img = M->img;
+    const sk_measure_params *p = M->p;
+    long self = M->which ? M->which[k] : k;
+    const sk_object *ob = &M->det->objects[self];
+    sk_source *s = &M->out[k];
+    long w = img->width, h = img->height;
+    int naper = p->naper;
+    memset(s, 0, sizeof *s);
+    s->flux_aper = M->aper_flux + (size_t)k * (size_t)naper;
+    s->flux_aper_err = M->aper_err + (size_t)k * (size_t)naper;
+    unsigned flags = 0;
+    if (ob->nsiblings > 1)
+        flags |= SK_SRC_BLENDED;
+
+    /* isophotal quantities */
+    double sw = 0, sx = 0, sy = 0, flux = 0, fvar = 0, peak = -INFINITY;
+    long peak_i = ob->pix[0];
+    s->xmin = w;
+    s->ymin = h;
+    s->xmax = -1;
+    s->ymax = -1;
+    for (long j = 0; j < ob->npix; j++) {
+        long i = ob->pix[j], x = i % w, y = i / w;
+        if (x < s->xmin) s->xmin = x;
+        if (x > s->xmax) s->xmax = x;
+        if (y < s->ymin) s->ymin = y;
+        if (y > s->ymax) s->ymax = y;
+        uint16_t f = img->flags[i];
+        if (f & SK_FLAG_SATURATED)
+            flags |= SK_SRC_SATURATED;
+        if (f & ~SK_FLAG_SATURATED)
+            flags |= SK_SRC_FLAGGED;
+        if (x == 0 || y == 0 || x == w - 1 || y == h - 1)
+            flags |= SK_SRC_EDGE;
+        for (int a = 0; a < 4; a++) {
+            long xx = x + (a == 0) - (a == 1), yy = y + (a == 2) - (a == 3);
+            if (xx < 0 || yy < 0 || xx >= w || yy >= h)
+                continue;
+            long ii = yy * w + xx;
+            if (M->var[ii] > 0)
+                continue;
+            if (img->flags[ii] & ~(SK_FLAG_EDGE | SK_FLAG_ZEROWEIGHT))
+                flags |= SK_SRC_FLAGGED;
+            else
+                flags |= SK_SRC_EDGE;
+        }
+        if (!(M->var[i] > 0))
+            continue;
+        double v = img->sci[i] - M->bg->level[i];
+        flux += v;
+        fvar += M->var[i];
+        if (v > peak) {
+            peak = v;
+            peak_i = i;
+        }
+        if (v > 0) {
+            sw += v;
+            sx += v * (double)x;
+            sy += v * (double)y;
+        }
+    }
+    s->npix = ob->npix;
+    s->peak = isfinite(peak) ? peak : 0;
+    if (sw > 0) {
+        s->x = sx / sw;
+        s->y = sy / sw;
+    } else {
+        s->x = 0.5 * (double)(s->xmin + s->xmax);
+        s->y = 0.5 * (double)(s->ymin + s->ymax);
+    }
+    double x2 = 0, y2 = 0, xy = 0;
+    if (sw > 0) {
+        for (long j = 0; j < ob->npix; j++) {
+            long i = ob->pix[j];
+            if (!(M->var[i] > 0))
+                continue;
+            double v = img->sci[i] - M->bg->level[i];
+            if (v <= 0)
+                continue;
+            double dx = (double)(i % w) - s->x, dy = (double)(i / w) - s->y;
+            x2 += v * dx * dx;
+            y2 += v * dy * dy;
+            xy += v * dx * dy;
+        }
+        x2 /= sw;
+        y2 /= sw;
+        xy /= sw;
+    }
+    if (x2 * y2 - xy * xy < 1.0 / 144) {
+        x2 += 1.0 / 12;
+        y2 += 1.0 / 12;
+    }
+    s->x2 = x2;
+    s->y2 = y2;
+    s->xy = xy;
+    double hsum = 0.5 * (x2 + y2), hdif = sqrt(0.25 * (x2 - y2) * (x2 - y2) + xy * xy);
+    s->a_px = sqrt(hsum + hdif);
+    s->b_px = sq_root(hsum - hdif);
+    s->theta_deg = 0.5 * atan2(2 * xy, x2 - y2) * 180.0 / M_PI;
+    double gain = p->gain;
+    s->flux_iso = flux;
+    s->flux_iso_err = sqrt(fvar + (gain > 0 && flux > 0 ? flux / gain : 0));
+
+    /* windowed centroid */
+    double sig_w = p->fwhm_px / FWHM_PER_SIGMA;
+    double rwin = 4.0 * sig_w + 1.0;
+    double xc = s->x, yc = s->y;
+    int converged = 0;
+    double S = 0;
+    for (int it = 0; it < 16; it++) {
+        double sxw = 0, syw = 0;
+        S = 0;
+        long xa = (long)floor(xc - rwin), xb = (long)ceil(xc + rwin);
+        long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
+        for (long y = ya; y <= yb; y++)
+            for (long x = xa; x <= xb; x++) {
+                double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
+                if (r2 > rwin * rwin)
+                    continue;
+                pixval pv = fetch(M, self, xc, yc, x, y);
+                if (!pv.present)
+                    continue;
+                double wt = exp(-0.5 * r2 / (sig_w * sig_w));
+                S += wt * pv.val;
+                sxw += wt * pv.val * dx;
+                syw += wt * pv.val * dy;
+            }
+        if (!(S > 0))
+            break;
+        double ddx = 2 * sxw / S, ddy = 2 * syw / S;
+        xc += ddx;
+        yc += ddy;
+        if (hypot(xc - s->x, yc - s->y) > p->fwhm_px + 2 * s->a_px)
+            break;
+        if (ddx * ddx + ddy * ddy < 4e-8) {
+            converged = 1;
+            break;
+        }
+    }
+    if (!converged) {
+        flags |= SK_SRC_WIN_FAILED;
+        xc = s->x;
+        yc = s->y;
+    }
+    s->xwin = xc;
+    s->ywin = yc;
+    {
+        /* errors and windowed second moments at the final centroid */
+        double ex = 0, ey = 0, mxx = 0, myy = 0, mxy = 0;
+        double wsum = 0;
+        long xa = (long)floor(xc - rwin), xb = (long)ceil(xc + rwin);
+        long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
+        for (long y = ya; y <= yb; y++)
+            for (long x = xa; x <= xb; x++) {
+                double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
+                if (r2 > rwin * rwin)
+                    continue;
+                pixval pv = fetch(M, self, xc, yc, x, y);
+                if (!pv.present)
+                    continue;
+                double wt = exp(-0.5 * r2 / (sig_w * sig_w));
+                double vv = pv.var + (gain > 0 && pv.val > 0 ? pv.val / gain : 0);
+                wsum += wt * pv.val;
+                ex += wt * wt * vv * dx * dx;
+                ey += wt * wt * vv * dy * dy;
+                mxx += wt * pv.val * dx * dx;
+                myy += wt * pv.val * dy * dy;
+                mxy += wt * pv.val * dx * dy;
+            }
+        if (wsum > 0) {
+            s->xwin_err = 2 * sqrt(ex) / wsum;
+            s->ywin_err = 2 * sqrt(ey) / wsum;
+            mxx /= wsum;
+            myy /= wsum;
+            mxy /= wsum;
+        } else {
+            s->xwin_err = s->ywin_err = sqrt(s->x2 / (s->npix > 0 ? s->npix : 1));
+            mxx = myy = mxy = 0;
+        }
+        double ms = 0.5 * (mxx + myy), md = sqrt(0.25 * (mxx - myy) * (mxx - myy) + mxy * mxy);
+        double lmax = ms + md, lmin = ms - md;
+        double sw2 = sig_w * sig_w;
+        if (wsum > 0 && lmax > 0 && lmax < 0.9 * sw2) {
+            double s1 = lmax * sw2 / (sw2 - lmax) - 1.0 / 12;
+            double s2 = lmin > 0 ? lmin * sw2 / (sw2 - lmin) - 1.0 / 12 : 0;
+            double sm = 0.5 * (s1 + s2);
+            s->fwhm_px = sm > 0 ? FWHM_PER_SIGMA * sqrt(sm) : 0;
+        } else {
+            s->fwhm_px = FWHM_PER_SIGMA * sqrt(0.5 * (s->x2 + s->y2));
+        }
+        /* sharper than the PSF along the minor axis? */
+        double sp2 = sw2 + 1.0 / 12;  /* the image PSF, pixel-integrated */
+        double lpsf = sp2 * sw2 / (sp2 + sw2);
+        if (wsum > 0 && md >= 0) {
+            double th = 0.5 * atan2(2 * mxy, mxx - myy) + 0.5 * M_PI;  /* minor axis */
+            double ux = cos(th), uy = sin(th), ev = 0;
+            for (long y = ya; y <= yb; y++)
+                for (long x = xa; x <= xb; x++) {
+                    double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
+                    if (r2 > rwin * rwin)
+                        continue;
+                    pixval pv = fetch(M, self, xc, yc, x, y);
+                    if (!pv.present)
+                        continue;
+                    double wt = exp(-0.5 * r2 / sw2);
+                    double u = dx * ux + dy * uy, t = u * u - lmin;
+                    ev += wt * wt * pv.var * t * t;
+                }
+            double lerr = sqrt(ev) / wsum;
+            if (lmin + 2 * lerr < 0.4 * lpsf)
+                flags |= SK_SRC_ARTIFACT;
+        }
+    }
+    /* peak-pixel sharpness against the PSF */
+    {
+        long px = peak_i % w, py = peak_i / w;
+        static const int dirs[4][2] = { { 1, 0 }, { 0, 1 }, { 1, 1 }, { 1, -1 } };
+        double varp = M->var[peak_i];
+        for (int a = 0; a < 4 && varp > 0; a++) {
+            long x1 = px + dirs[a][0], y1 = py + dirs[a][1];
+            long x0 = px - dirs[a][0], y0 = py - dirs[a][1];
+            if (!usable_at(M, x1, y1) || !usable_at(M, x0, y0))
+                continue;
+            long i1 = y1 * w + x1, i0 = y0 * w + x0;
+            double m = 0.5 * (img->sci[i1] - M->bg->level[i1] + img->sci[i0] - M->bg->level[i0]);
+            double d2 = (double)(dirs[a][0] * dirs[a][0] + dirs[a][1] * dirs[a][1]);
+            double expect = exp(-0.5 * d2 / (sig_w * sig_w));
+            double noise = sqrt(varp + 0.25 * (M->var[i1] + M->var[i0]));
+            if (m < 0.5 * expect * s->peak && s->peak - m > 5 * noise)
+                flags |= SK_SRC_ARTIFACT;
+        }
+    }
+    s->background = M->bg->level[lround(yc < 0 ? 0 : yc >= h ? h - 1 : yc) * w +
+                                  lround(xc < 0 ? 0 : xc >= w ? w - 1 : xc)];
+
+    /* circular apertures (plus the 1-FWHM SNR aperture) with exact overlap */
+    {
+        int nr = naper + 1;
+        double af[nr], av[nr];
+        const double *rad = M->radii;
+        double rmax = 0;
+        for (int a = 0; a < nr; a++) {
+            af[a] = av[a] = 0;
+            if (rad[a] > rmax)
+                rmax = rad[a];
+        }
+        long xa = (long)floor(xc - rmax - 0.5), xb = (long)ceil(xc + rmax + 0.5);
+        long ya = (long)floor(yc - rmax - 0.5), yb = (long)ceil(yc + rmax + 0.5);
+        for (long y = ya; y <= yb; y++)
+            for (long x = xa; x <= xb; x++) {
+                double rx0 = (double)x - 0.5 - xc, rx1 = rx0 + 1;
+                double ry0 = (double)y - 0.5 - yc, ry1 = ry0 + 1;
+                double nx = rx0 > 0 ? rx0 : (rx1 < 0 ? rx1 : 0);
+                double ny = ry0 > 0 ? ry0 : (ry1 < 0 ? ry1 : 0);
+                double fx = fabs(rx0) > fabs(rx1) ? rx0 : rx1;
+                double fy = fabs(ry0) > fabs(ry1) ? ry0 : ry1;
+                double dmin = sqrt(nx * nx + ny * ny), dmax = sqrt(fx * fx + fy * fy);
+                if (dmin >= rmax)
+                    continue;
+                pixval pv = fetch(M, self, xc, yc, x, y);
+                int in_image = x >= 0 && y >= 0 && x < w && y < h;
+                for (int a = 0; a < nr; a++) {
+                    double f;
+                    if (dmax <= rad[a])
+                        f = 1;
+                    else if (dmin >= rad[a])
+                        continue;
+                    else
+                        f = sk_circle_rect_overlap(rx0, ry0, rx1, ry1, rad[a]);
+                    if (f <= 0)
+                        continue;
+                    flags |= pv.flags;
+                    if (a == naper && in_image && (img->flags[y * w + x] & ~SK_FLAG_SATURATED))
+                        flags |= SK_SRC_FLAGGED;
+                    if (!pv.present)
+                        continue;
+                    af[a] += f * pv.val;
+                    av[a] += f * f * pv.var;
+                }
+            }
+        for (int a = 0; a < nr; a++) {
+            double e = sqrt(av[a] + (gain > 0 && af[a] > 0 ? af[a] / gain : 0));
+            if (a < naper) {
+                s->flux_aper[a] = af[a];
+                s->flux_aper_err[a] = e;
+            } else {
+                s->snr = e > 0 ? af[a] / e : 0;
+            }
+        }
+    }
+
+    /* Kron radius inside 6 isophotal radii, then the AUTO ellipse */
+    {
+        double aa = s->a_px > 0.3 ? s->a_px : 0.3, bb = s->b_px > 0.3 ? s->b_px : 0.3;
+        double th = s->theta_deg * M_PI / 180.0, ct = cos(th), st = sin(th);
+        double cxx = ct * ct / (aa * aa) + st * st / (bb * bb);
+        double cyy = st * st / (aa * aa) + ct * ct / (bb * bb);
+        double cxy = 2 * ct * st * (1 / (aa * aa) - 1 / (bb * bb));
+        double rk = 6.0, ext = rk * aa + 1;
+        double sr = 0, sf = 0;
+        long xa = (long)floor(xc - ext), xb = (long)ceil(xc + ext);
+        long ya = (long)floor(yc - ext), yb = (long)ceil(yc + ext);
+        for (long y = ya; y <= yb; y++)
+            for (long x = xa; x <= xb; x++) {
+                double dx = (double)x - xc, dy = (double)y - yc;
+                double r2 = cxx * dx * dx + cyy * dy * dy + cxy * dx * dy;
+                if (r2 > rk * rk)
+                    continue;
+                pixval pv = fetch(M, self, xc, yc, x, y);
+                if (!pv.present)
+                    continue;
+                sr += sqrt(r2) * pv.val;
+                sf += pv.val;
+            }
+        double r1 = (sf > 0 && sr > 0) ? sr / sf : 0;
+        s->kron_radius = r1;
+        double R = p->kron_factor * r1;
+        if (R < p->kron_min_radius)
+            R = p->kron_min_radius;
+        double delta = 0.7072 / bb;  /* largest change of r over half a pixel diagonal */
+        ext = R * aa + 1;
+        xa = (long)floor(xc - ext);
+        xb = (long)ceil(xc + ext);
+        ya = (long)floor(yc - ext);
+        yb = (long)ceil(yc + ext);
+        double fa = 0, va = 0;
+        for (long y = ya; y <= yb; y++)
+            for (long x = xa; x <= xb; x++) {
+                double dx = (double)x - xc, dy = (double)y - yc;
+                double r = sqrt(cxx * dx * dx + cyy * dy * dy + cxy * dx * dy);
+                if (r > R + delta)
+                    continue;
+                double f = 1;
+                if (r > R - delta) {
+                    int in = 0;
+                    for (int sy2 = 0; sy2 < 5; sy2++)
+                        for (int sx2 = 0; sx2 < 5; sx2++) {
+                            double ux = dx - 0.4 + 0.2 * sx2, uy = dy - 0.4 + 0.2 * sy2;
+                            if (cxx * ux * ux + cyy * uy * uy + cxy * ux * uy <= R * R)
+                                in++;
+                        }
+                    f = in / 25.0;
+                    if (in == 0)
+                        continue;
+                }
+                pixval pv = fetch(M, self, xc, yc, x, y);
+                flags |= pv.flags;
+                if (!pv.present)
+                    continue;
+                fa += f * pv.val;
+                va += f * f * pv.var;
+            }
+        s->flux_auto = fa;
+        s->flux_auto_err = sqrt(va + (gain > 0 && fa > 0 ? fa / gain : 0));
+    }
+    s->flags = flags;
+}
+
+static int measure_range(long begin, long end, void *user)
+{
+    for (long k = begin; k < end; k++)
+        measure_one(user, k);
+    return SK_OK;
+}
+
+static int cmp_source(const void *a, const void *b)
+{
+    const sk_source *s = a, *t = b;
+    if (s->ywin != t->ywin)
+        return s->ywin < t->ywin ? -1 : 1;
+    if (s->xwin != t->xwin)
+        return s->xwin < t->xwin ? -1 : 1;
+    if (s->npix != t->npix)
+        return s->npix < t->npix ? -1 : 1;
+    return (s->number > t->number) - (s->number < t->number);
+}
+
+void sk_source_list_free(sk_source_list *l)
+{
+    if (!l)
+        return;
+    free(l->src);
+    free(l->aper_radius_px);
+    free(l->aper_store);
+    free(l);
+}
+
+int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_detection *det,
+                       const sk_measure_params *p, int threads, const long *which,
+                       long nwhich, sk_source_list **out)
+{
+    *out = NULL;
+    if (!(p->fwhm_px > 0))
+        return sk_error(SK_EINPUT, "measurement: the image FWHM must be positive (got %g)", p->fwhm_px);
+    if (p->naper < 0)
+        return sk_error(SK_EINPUT, "extraction.photometry.aperture_fwhm: negative count");
+    for (int a = 0; a < p->naper; a++)
+        if (!(p->aperture_fwhm[a] > 0))
+            return sk_error(SK_EINPUT, "extraction.photometry.aperture_fwhm: radius %g is not positive",
+                            p->aperture_fwhm[a]);
+    if (!(p->kron_factor > 0) || !(p->kron_min_radius >= 0))
+        return sk_error(SK_EINPUT, "extraction.photometry: kron_factor must be positive and "
+                                   "kron_min_radius non-negative");
+    long n = which ? nwhich : det->nobjects;
+    sk_source_list *l = calloc(1, sizeof *l);
+    if (!l)
+        return sk_error(SK_EIO, "measurement: out of memory");
+    l->n = n;
+    l->naper = p->naper;
+    l->fwhm_px = p->fwhm_px;
+    l->src = calloc((size_t)(n ? n : 1), sizeof *l->src);
+    l->aper_radius_px = calloc((size_t)p->naper + 1, sizeof(double));
+    l->aper_store = calloc((size_t)(2 * n * p->naper + 1), sizeof(double));
+    float *var = sk_pixel_variance(img, bg);
+    if (!l->src || !l->aper_radius_px || !l->aper_store || !var) {
+        free(var);
+        sk_source_list_free(l);
+        return sk_error(SK_EIO, "measurement: out of memory for %ld sources", n);
+    }
+    for (int a = 0; a < p->naper; a++)
+        l->aper_radius_px[a] = p->aperture_fwhm[a] * p->fwhm_px;
+    l->aper_radius_px[p->naper] = p->fwhm_px;
+    mctx M = { img, bg, det, p, var, which, l->src, l->aper_store,
+               l->aper_store + (size_t)n * (size_t)p->naper, l->aper_radius_px };
+    int st = sk_parallel_for(n, 64, threads, measure_range, &M);
+    free(var);
+    if (st) {
+        sk_source_list_free(l);
+        return st;
+    }
+    for (long k = 0; k < n; k++)
+        l->src[k].number = which ? which[k] : k;  /* object index: tie-break */
+    /* the aperture arrays travel with the sources through the sort */
+    qsort(l->src, (size_t)n, sizeof *l->src, cmp_source);
+    double *store = calloc((size_t)(2 * n * p->naper + 1), sizeof(double));
+    if (!store) {
+        sk_source_list_free(l);
+        return sk_error(SK_EIO, "measurement: out of memory");
+    }
+    for (long k = 0; k < n; k++) {
+        sk_source *s = &l->src[k];
+        double *f = store + (size_t)k * (size_t)p->naper;
+        double *e = store + ((size_t)n + (size_t)k) * (size_t)p->naper;
+        for (int a = 0; a < p->naper; a++) {
+            f[a] = s->flux_aper[a];
+            e[a] = s->flux_aper_err[a];
+        }
+        s->flux_aper = f;
+        s->flux_aper_err = e;
+        s->number = k + 1;
+    }
+    free(l->aper_store);
+    l->aper_store = store;
+    *out = l;
+    return SK_OK;
+}
+
+int sk_measure(const sk_image *img, const sk_background *bg, const sk_detection *det,
+               const sk_measure_params *p, int threads, sk_source_list **out)
+{
+    return sk_measure_objects(img, bg, det, p, threads, NULL, 0, out);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double sk_image_fwhm(const sk_source_list *l)
+{
+    const unsigned bad = SK_SRC_BLENDED | SK_SRC_SATURATED | SK_SRC_EDGE | SK_SRC_TRUNCATED |
+                         SK_SRC_FLAGGED | SK_SRC_ARTIFACT | SK_SRC_WIN_FAILED;
+    double *v = malloc(sizeof *v * (size_t)(l->n ? l->n : 1));
+    if (!v)
+        return 0;
+    long n = 0;
+    for (long k = 0; k < l->n; k++) {
+        const sk_source *s = &l->src[k];
+        if (!(s->flags & bad) && s->snr >= 20 && s->fwhm_px > 0 && isfinite(s->fwhm_px))
+            v[n++] = s->fwhm_px;
+    }
+    double result = 0;
+    if (n >= 5) {
+        qsort(v, (size_t)n, sizeof *v, cmp_double);
+        /* the densest +-10 % window is the stellar locus */
+        long best = 0, bi = 0, j = 0;
+        for (long i = 0; i < n; i++) {
+            if (j < i)
+                j = i;
+            while (j + 1 < n && v[j + 1] <= v[i] * 1.2)
+                j++;
+            if (j - i + 1 > best) {
+                best = j - i + 1;
+                bi = i;
+            }
+        }
+        double centre = v[bi + best / 2];
+        long m = 0;
+        for (long i = 0; i < n; i++)
+            if (fabs(v[i] - centre) <= 0.15 * centre)
+                v[m++] = v[i];
+        result = m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+    }
+    free(v);
+    return result;
+}

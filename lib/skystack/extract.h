@@ -1,0 +1,228 @@
+/* extract.h: source extraction on an in-memory image: background and rms
+ * maps, matched-filter detection, multi-threshold deblending and per-source
+ * measurement (windowed centroid, moments, FWHM, aperture and AUTO fluxes,
+ * errors, flags), and the source-list table written to FITS.
+ *
+ * Pixel coordinates in these structs are 0-based (centre of the first pixel
+ * is (0, 0), see wcs.h); the FITS source-list table converts them to the
+ * 1-based FITS convention. Fluxes are in the units of the science pixels
+ * (ADU), sizes in pixels, angles in degrees counter-clockwise from +x.
+ * Every call gives identical results for any thread count. */
+#ifndef SKYSTACK_EXTRACT_H
+#define SKYSTACK_EXTRACT_H
+
+#include <stdint.h>
+#include <jansson.h>
+#include "image.h"
+#include "table.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- background (background.c) ---- */
+
+typedef struct sk_background_params {
+    int mesh_px;          /* cell size (default 128) */
+    int filter_size;      /* median filter over cells, odd (default 3; 1 = none) */
+    double clip_sigma;    /* per-cell sigma clipping (default 3) */
+    int clip_iterations;  /* at most this many clipping passes (default 5) */
+} sk_background_params;
+
+typedef struct sk_background {
+    long width, height;        /* of the image */
+    int mesh_px;
+    long nx, ny;               /* number of cells along x and y */
+    float *mesh_level;         /* nx*ny filtered cell levels (ADU) */
+    float *mesh_rms;           /* nx*ny filtered cell rms (ADU) */
+    float *level;              /* width*height interpolated background (ADU) */
+    float *rms;                /* width*height interpolated rms (ADU) */
+    double median_level;       /* median of the cell levels (ADU) */
+    double median_rms;         /* median of the cell rms (ADU) */
+} sk_background;
+
+void sk_background_params_default(sk_background_params *p);
+
+/* Estimate the background of `img` (flagged and zero-weight pixels ignored):
+ * per cell a sigma-clipped mode (2.5 median - 1.5 mean, or the median when
+ * they differ by more than 0.3 sigma), cells without enough good pixels
+ * filled from their neighbours, a median filter over cells and bicubic
+ * spline interpolation to every pixel. SK_EINPUT when the image has no
+ * usable pixel. */
+int sk_background_estimate(const sk_image *img, const sk_background_params *p,
+                           int threads, sk_background **out);
+void sk_background_free(sk_background *bg);
+
+/* ---- detection (detect.c) and deblending (deblend.c) ---- */
+
+typedef struct sk_detect_params {
+    double threshold_sigma;  /* per-pixel background sigmas, applied to the
+                                matched-filtered image (default 1.5) */
+    int min_area_px;         /* minimum pixels above threshold (default 5) */
+    int filter;              /* 1: Gaussian matched filter, 0: none */
+    double fwhm_px;          /* FWHM of the Gaussian filter (seeing, px) */
+    int deblend_levels;      /* multi-threshold levels (default 32) */
+    double deblend_contrast; /* minimum flux fraction of a branch (0.005) */
+} sk_detect_params;
+
+/* One detected object after deblending: its pixels (indices y*width+x). */
+typedef struct sk_object {
+    long *pix;               /* pixel indices, sorted ascending */
+    long npix;
+    long parent;             /* index of the segment it came from */
+    int nsiblings;           /* objects deblended from the same segment */
+} sk_object;
+
+typedef struct sk_detection {
+    long width, height;
+    float *signif;           /* width*height filtered significance: filtered
+                                signal / filtered noise */
+    double threshold;        /* in `signif` units */
+    sk_object *objects;      /* after deblending, ordered by segment then
+                                position: deterministic */
+    long nobjects;
+    long nsegments;
+    int32_t *segmap;         /* width*height: object index + 1, 0 = none */
+} sk_detection;
+
+/* Gaussian filter kernel of FWHM `fwhm_px`, normalised to unit sum;
+ * *radius receives its half-width; (2r+1)^2 values, malloc'd. */
+float *sk_gauss_kernel(double fwhm_px, int *radius);
+
+/* Detect and deblend: background-subtracted pixels, matched filter, per-pixel
+ * threshold from the filtered noise (weight map or rms map), 8-connected
+ * segments of at least min_area_px pixels, multi-threshold deblending and
+ * assignment of the remaining pixels. No fixed limit on counts or sizes. */
+int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_params *p,
+              int threads, sk_detection **out);
+void sk_detection_free(sk_detection *d);
+
+/* Deblend one segment (pixel indices `pix`, n of them, of an image of
+ * width `width` holding detection values `val`, threshold `thresh`).
+ * Appends the resulting objects to *objs (grown as needed). deblend.c. */
+int sk_deblend_segment(const long *pix, long n, const float *val, long width,
+                       double thresh, const sk_detect_params *p,
+                       sk_object **objs, long *nobjs, long *cap);
+
+/* Per-pixel variance of the science image (ADU^2): from the weight map
+ * rescaled to the measured background rms, or the rms map when the weight is
+ * relative; 0 where there is no data. width*height, malloc'd. detect.c. */
+float *sk_pixel_variance(const sk_image *img, const sk_background *bg);
+
+/* ---- measurement (measure.c) ---- */
+
+/* Source flag bits (FLAGS column). */
+enum sk_source_flag {
+    SK_SRC_NEIGHBOURS = 1u << 0, /* aperture/AUTO photometry corrected for neighbours */
+    SK_SRC_BLENDED    = 1u << 1, /* deblended from a segment with other objects */
+    SK_SRC_SATURATED  = 1u << 2, /* saturated pixel in the footprint */
+    SK_SRC_EDGE       = 1u << 3, /* footprint touches the image border or no-data pixels */
+    SK_SRC_TRUNCATED  = 1u << 4, /* an aperture or the AUTO ellipse leaves the image
+                                    or covers no-data pixels */
+    SK_SRC_FLAGGED    = 1u << 5, /* flagged input pixels (FLG) in the footprint or
+                                    the 1-FWHM aperture */
+    SK_SRC_ARTIFACT   = 1u << 6, /* sharper than the PSF along some axis: cosmic
+                                    ray, hot pixel, bad column */
+    SK_SRC_WIN_FAILED = 1u << 7  /* windowed centroid did not converge; the
+                                    barycentre is used */
+};
+#define SK_SRC_NFLAGS 8
+
+typedef struct sk_measure_params {
+    const double *aperture_fwhm; /* aperture radii in units of the image FWHM */
+    int naper;
+    double kron_factor;          /* AUTO aperture = kron_factor * Kron radius (2.5) */
+    double kron_min_radius;      /* minimum AUTO radius, units of a,b (3.5) */
+    double gain;                 /* e-/ADU for source Poisson noise; <= 0: none */
+    double fwhm_px;              /* image FWHM (apertures, window); > 0 */
+} sk_measure_params;
+
+typedef struct sk_source {
+    long number;                 /* 1.. in (ywin, xwin) order */
+    double x, y;                 /* isophotal barycentre (px, 0-based) */
+    double xwin, ywin;           /* windowed centroid (px, 0-based) */
+    double xwin_err, ywin_err;   /* its 1-sigma errors (px) */
+    double x2, y2, xy;           /* isophotal second moments (px^2) */
+    double a_px, b_px, theta_deg;/* semi-axes and position angle */
+    double fwhm_px;              /* from windowed moments, Gaussian profile */
+    double flux_iso, flux_iso_err;
+    double *flux_aper, *flux_aper_err; /* naper each (owned by the list) */
+    double kron_radius;          /* units of a,b */
+    double flux_auto, flux_auto_err;
+    double peak;                 /* max background-subtracted pixel (ADU) */
+    double background;           /* background level at the centroid (ADU) */
+    double snr;                  /* flux/error in a circle of radius 1 FWHM */
+    long npix;                   /* isophotal area (pixels) */
+    long xmin, xmax, ymin, ymax; /* footprint bounding box (0-based) */
+    unsigned flags;              /* enum sk_source_flag */
+} sk_source;
+
+typedef struct sk_source_list {
+    long n;
+    sk_source *src;
+    int naper;
+    double *aper_radius_px;      /* naper radii (px) */
+    double fwhm_px;              /* image FWHM used for apertures (px) */
+    double *aper_store;          /* 2*n*naper backing store of the flux arrays */
+} sk_source_list;
+
+/* Measure every object of `det` on `img`; the result is sorted by (ywin, xwin)
+ * and numbered from 1. */
+int sk_measure(const sk_image *img, const sk_background *bg, const sk_detection *det,
+               const sk_measure_params *p, int threads, sk_source_list **out);
+/* The same for the objects det->objects[which[k]] only (k < nwhich); the
+ * other objects still count as neighbours. */
+int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_detection *det,
+                       const sk_measure_params *p, int threads, const long *which,
+                       long nwhich, sk_source_list **out);
+void sk_source_list_free(sk_source_list *l);
+
+/* Overlap area of the pixel [x0,x1]x[y0,y1] with the circle of radius r
+ * centred at the origin (exact geometry). */
+double sk_circle_rect_overlap(double x0, double y0, double x1, double y1, double r);
+
+/* The image FWHM (px): median FWHM of bright, unflagged, non-artifact
+ * sources on the stellar locus; 0 when there are too few. */
+double sk_image_fwhm(const sk_source_list *l);
+
+/* ---- orchestration (extract.c) ---- */
+
+typedef struct sk_extract_params {
+    sk_background_params background;
+    sk_detect_params detect;
+    double fwhm_guess_px;        /* first matched filter FWHM (px) */
+    int refine_fwhm;             /* 1: re-detect with the measured FWHM */
+    double *aperture_fwhm;       /* owned */
+    int naper;
+    double kron_factor, kron_min_radius;
+    double gain;                 /* <= 0: from the header keyword gain_key */
+    char gain_key[72];
+} sk_extract_params;
+
+void sk_extract_params_default(sk_extract_params *p);
+/* Fill from the `extraction` section of a configuration (jansson object of
+ * the whole configuration). SK_EINPUT naming a bad key. */
+int sk_extract_params_from_json(const json_t *root, sk_extract_params *p);
+void sk_extract_params_clear(sk_extract_params *p);
+
+typedef struct sk_extract_result {
+    sk_background *background;
+    sk_detection *detection;
+    sk_source_list *sources;
+    double fwhm_px;              /* image FWHM finally used */
+    double gain;                 /* gain used (0 = none) */
+} sk_extract_result;
+
+/* The whole extraction: background, detection (refined FWHM), measurement. */
+int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
+                   sk_extract_result **out);
+void sk_extract_result_free(sk_extract_result *r);
+
+/* The source list as a FITS table (EXTNAME SOURCES; columns and units as in
+ * extract(1), pixel coordinates 1-based), with RA/DEC when img->wcs is set. */
+int sk_source_table(const sk_source_list *l, const sk_image *img, sk_table **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
