@@ -20,6 +20,10 @@ int sk_fits_open_read(const char *path, fitsfile **fptr);
  * binary table (want_table = 1). */
 int sk_fits_goto_hdu(fitsfile *fptr, const char *path, const char *hdu, int want_table);
 
+/* SK_EINPUT when the file is too short to hold the current HDU's data (a
+ * truncated file, or a damaged NAXISn); checked before allocating. */
+int sk_fits_check_data_size(fitsfile *fptr, const char *path, const char *label);
+
 /* The current HDU's header (INHERIT = T merged with the primary's). */
 int sk_fits_current_header(fitsfile *fptr, const char *path, sk_header **out);
 

@@ -226,6 +226,26 @@ static int is_compressed_name(const char *path)
     return 0;
 }
 
+int sk_fits_check_data_size(fitsfile *fptr, const char *path, const char *label)
+{
+    LONGLONG head = 0, data = 0, end = 0;
+    int status = 0;
+    struct stat st;
+    if (is_compressed_name(path) || stat(path, &st) != 0)
+        return SK_OK;
+    if (fits_get_hduaddrll(fptr, &head, &data, &end, &status)) {
+        fits_clear_errmsg();
+        return SK_OK;
+    }
+    /* `end` counts the padding of the last 2880-byte block, which some
+     * writers leave out: only a file that stops before that block began is
+     * short of data. */
+    if (end > data && (LONGLONG)st.st_size <= end - 2880)
+        return sk_error(SK_EINPUT, "%s: file is truncated: %lld bytes, but %s needs %lld", path,
+                        (long long)st.st_size, label, (long long)end);
+    return SK_OK;
+}
+
 /* Name of the current HDU for messages ("S4", or "HDU 1"). */
 static void hdu_label(fitsfile *fptr, char *label, size_t size)
 {
@@ -255,6 +275,9 @@ static int read_current_plane(fitsfile *fptr, const char *path, int datatype, vo
     fits_get_img_dim(fptr, &naxis, &status);
     fits_get_img_size(fptr, naxis, naxes, &status);
     long w = naxes[0], h = naxes[1];
+    int rc = sk_fits_check_data_size(fptr, path, label);
+    if (rc)
+        return rc;
     size_t elsize = datatype == TFLOAT ? sizeof(float) : sizeof(double);
     if ((unsigned long)w > SIZE_MAX / elsize / (unsigned long)h)
         return sk_error(SK_EINPUT, "%s: %s: image %ld x %ld too large", path, label, w, h);
@@ -271,17 +294,6 @@ static int read_current_plane(fitsfile *fptr, const char *path, int datatype, vo
     void *nulval = datatype == TFLOAT ? (void *)&nan_float : (void *)&nan_double;
     if (fits_read_pix(fptr, datatype, fpixel, (LONGLONG)n, nulval, buf, &anynul, &status)) {
         free(buf);
-        /* Say "truncated" when the file is shorter than this HDU's data. */
-        LONGLONG head = 0, data = 0, end = 0;
-        int s2 = 0;
-        struct stat st;
-        if ((status == READ_ERROR || status == END_OF_FILE) &&
-            fits_get_hduaddrll(fptr, &head, &data, &end, &s2) == 0 && stat(path, &st) == 0 &&
-            (LONGLONG)st.st_size < end && !is_compressed_name(path)) {
-            fits_clear_errmsg();
-            return sk_error(SK_EINPUT, "%s: file is truncated: %lld bytes, but %s needs %lld", path,
-                            (long long)st.st_size, label, (long long)end);
-        }
         char what[FLEN_VALUE + 32];
         snprintf(what, sizeof what, "reading the pixels of %s", label);
         return sk_fits_status_error(status, path, what);

@@ -132,6 +132,45 @@ static int continuation_count(const sk_header *h, int i)
     return n;
 }
 
+/* A string value whose closing quote is missing is read by cfitsio up to
+ * column 80; close it there, so that no later parser (wcslib's lexer runs
+ * on into the next cards) sees a quote left open. */
+static void close_open_string(char *card)
+{
+    int start;
+    if (strncmp(card, "HIERARCH ", 9) == 0) {
+        const char *eq = strchr(card + 9, '=');
+        if (!eq)
+            return;
+        start = (int)(eq - card) + 1;
+    } else if (card[8] == '=' && card[9] == ' ') {
+        start = 10;
+    } else {
+        return;
+    }
+    while (start < SK_CARD_LEN && card[start] == ' ')
+        start++;
+    if (start >= SK_CARD_LEN || card[start] != '\'')
+        return;
+    int i = start + 1, last = i;
+    while (i < SK_CARD_LEN) {
+        last = i;
+        if (card[i] == '\'') {
+            if (i + 1 < SK_CARD_LEN && card[i + 1] == '\'') {
+                i += 2; /* an escaped quote */
+                continue;
+            }
+            return; /* closed */
+        }
+        i++;
+    }
+    if (last >= SK_CARD_LEN)
+        return;
+    card[last] = '\'';
+    for (int k = last + 1; k < SK_CARD_LEN; k++)
+        card[k] = ' ';
+}
+
 int sk_header_append_records(sk_header *h, const char *records, int ncards)
 {
     if (ncards < 0)
@@ -152,6 +191,7 @@ int sk_header_append_records(sk_header *h, const char *records, int ncards)
                 card[k] = ' ';
         if (strncmp(card, "END     ", 8) == 0 && strspn(card + 8, " ") == SK_CARD_LEN - 8)
             continue;
+        close_open_string(card);
         memcpy(h->cards[h->ncards++], card, SK_CARD_LEN + 1);
     }
     return SK_OK;
@@ -364,7 +404,13 @@ static int make_card(const char *key, const char *valstr, const char *comment,
         k += 9;
     while (*k == ' ')
         k++;
-    if (ffmkky(k, (char *)valstr, comment ? comment : "", card, &status) != 0)
+    /* Standard keywords are upper case; HIERARCH names keep theirs. */
+    char upper[SK_CARD_LEN + 1];
+    snprintf(upper, sizeof upper, "%s", k);
+    if (strlen(upper) <= 8 && !strchr(upper, ' '))
+        for (char *p = upper; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+    if (ffmkky(upper, (char *)valstr, comment ? comment : "", card, &status) != 0)
         return sk_error(SK_EINPUT, "header: cannot format keyword %s = %s (cfitsio status %d)",
                         key, valstr, status);
     set_card(out, card);

@@ -317,6 +317,10 @@ static int read_table_hdu(fitsfile *fptr, const char *path, sk_table **out)
         extname[0] = '\0';
     }
     fits_clear_errmsg();
+    char label[FLEN_VALUE + 16];
+    snprintf(label, sizeof label, "table %s", extname);
+    if ((rc = sk_fits_check_data_size(fptr, path, label)))
+        return rc;
     sk_header *raw = NULL;
     char *records = NULL;
     int nkeys = 0;

@@ -109,6 +109,9 @@ int main(void)
     i = sk_header_find(h, "ESO INS FILT1 NAME");
     ok(i >= 0 && strncmp(h->cards[i], "HIERARCH ESO INS FILT1 NAME", 27) == 0, "written with HIERARCH");
     ok(sk_header_set_str(h, "BAD=KEY", "x", NULL) == SK_EINPUT, "keyword with = refused");
+    ok(sk_header_set_long(h, "gain", 4, NULL) == SK_OK, "lower-case keyword set");
+    i = sk_header_find(h, "GAIN");
+    ok(i >= 0 && strncmp(h->cards[i], "GAIN    =", 9) == 0, "written upper case");
 
     /* Comments, delete. */
     ok(sk_header_add_comment(h, "HISTORY", "made by a test") == SK_OK, "history");
@@ -197,6 +200,25 @@ int main(void)
     is_int(sk_header_get_double(m, "NOVAL", &d), -1, "undefined value is malformed");
     sk_header_get_str(m, "HIERARCH", s, sizeof s);
     ok(sk_header_find(m, "CONTINUE") == -1, "orphan CONTINUE is not a keyword");
+    i = sk_header_find(m, "BROKEN");
+    ok(i >= 0 && m->cards[i][79] == '\'', "an open string is closed at column 80");
+    /* An open string followed by quoted cards: wcslib must not run on. */
+    char wcsrec[5 * 80 + 1];
+    card(wcsrec, "CUNIT1  = 'deg                / Axis unit");
+    card(wcsrec + 80, "CUNIT2  = 'deg     '           / Axis unit");
+    card(wcsrec + 160, "CTYPE1  = 'RA---TAN'");
+    card(wcsrec + 240, "CTYPE2  = 'DEC--TAN'");
+    card(wcsrec + 320, "ODDQ    = 'it''s''");
+    sk_header *wh = sk_header_new();
+    sk_header_append_records(wh, wcsrec, 5);
+    ok(wh->cards[0][79] == '\'' && wh->cards[1][79] == ' ', "only the open string was closed");
+    is_int(sk_header_get_str(wh, "ODDQ", s, sizeof s), 1, "open string ending in an escaped quote");
+    is_str(s, "it's'", "its value as cfitsio reads it");
+    sk_wcs *w = NULL;
+    sk_wcs_from_header(wh, &w); /* crashed inside wcslib before the cards were closed */
+    sk_wcs_free(w);
+    sk_error_clear();
+    sk_header_free(wh);
     sk_header_free(m);
 
     /* Image basics. */

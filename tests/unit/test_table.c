@@ -2,6 +2,7 @@
 #include <fitsio.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include "skystack/skystack.h"
 #include "../tap.h"
 #include "../data/fits/real_fixtures.h"
@@ -166,6 +167,18 @@ static void test_round_trip(void)
     is_int(sk_fits_read_table(multi, "NOPE", &b), SK_EINPUT, "missing table HDU");
     ok(strstr(sk_errmsg(), "NOPE") != NULL, "message names the HDU: %s", sk_errmsg());
     sk_table_free(empty);
+
+    /* A table file cut short: refused, the message names the file. */
+    const char *cut = tmp_path("cut.fits");
+    sk_table *big = sk_table_new("BIG", 2000);
+    sk_table_add_column(big, "X", SK_COL_DOUBLE, 3, NULL);
+    ok(sk_fits_write_table(cut, big) == SK_OK, "write a 48 kB table");
+    sk_table_free(big);
+    ok(truncate(cut, 2880 * 4) == 0, "cut it to 4 blocks");
+    b = NULL;
+    is_int(sk_fits_read_table(cut, NULL, &b), SK_EINPUT, "truncated table refused");
+    ok(b == NULL && strstr(sk_errmsg(), "cut.fits") && strstr(sk_errmsg(), "truncated"), "message: %s",
+       sk_errmsg());
     sk_table_free(t);
 }
 
