@@ -85,6 +85,17 @@ int sk_sim_galaxy_render(const sk_sim_galaxy *g, const sk_sim_psf *psf, double f
                             sum += exp(-b * (pow(r / g->re_px, inv_n) - 1.0));
                     }
                 sum /= (double)(fine * fine);
+            } else if (dx * dx + dy * dy > 2.25 * g->re_px * g->re_px + 4.0) {
+                /* the outer profile is smooth on the pixel scale: 2x2 nodes */
+                for (int bj = 0; bj < 2; bj++)
+                    for (int ai = 0; ai < 2; ai++) {
+                        double px = dx + (ai ? 0.2886751345948129 : -0.2886751345948129);
+                        double py = dy + (bj ? 0.2886751345948129 : -0.2886751345948129);
+                        double u = px * c + py * s, v = (-px * s + py * c) / q;
+                        double r = sqrt(u * u + v * v);
+                        if (r < rtrunc)
+                            sum += 0.25 * exp(-b * (exp(log(r / g->re_px) * inv_n) - 1.0));
+                    }
             } else {
                 for (int bj = 0; bj < 4; bj++)
                     for (int ai = 0; ai < 4; ai++) {
@@ -100,14 +111,19 @@ int sk_sim_galaxy_render(const sk_sim_galaxy *g, const sk_sim_psf *psf, double f
     }
     /* The PSF sampled at pixel centres (the galaxy already carries the pixel
      * integration), wrapped so that its centre is element (0, 0). */
+    double *samp = malloc((size_t)(ks * ks) * sizeof *samp);
+    if (!samp) {
+        fftwf_free(gal); fftwf_free(ker); fftwf_free(gf); fftwf_free(kf); free(out);
+        return sk_error(SK_EIO, "galaxy: out of memory for a %ld px kernel", ks);
+    }
+    sk_sim_psf_sample(psf, kh, samp);
     double ksum = 0.0;
+    for (long k = 0; k < ks * ks; k++)
+        ksum += samp[k];
     for (long j = -kh; j <= kh; j++)
         for (long i = -kh; i <= kh; i++)
-            ksum += sk_sim_psf_density(psf, (double)i, (double)j);
-    for (long j = -kh; j <= kh; j++)
-        for (long i = -kh; i <= kh; i++)
-            ker[((j + n) % n) * n + (i + n) % n] =
-                (float)(sk_sim_psf_density(psf, (double)i, (double)j) / ksum);
+            ker[((j + n) % n) * n + (i + n) % n] = (float)(samp[(j + kh) * ks + i + kh] / ksum);
+    free(samp);
 
     pthread_mutex_lock(&plan_lock);
     fftwf_plan pg = fftwf_plan_dft_r2c_2d((int)n, (int)n, gal, gf, FFTW_ESTIMATE);

@@ -52,6 +52,8 @@ typedef struct shape {
     double r2max;        /* truncation radius squared */
     double norm;         /* 1 / (pi scale2 ... ) / enclosed fraction */
     double cq, sq, q;    /* rotation and axis ratio */
+    int beta_int;        /* >= 0: beta = beta_int + 0.5 * beta_half, */
+    int beta_half;       /*   evaluated without exp and log */
 } shape;
 
 static void shape_of(const sk_sim_psf *psf, shape *s)
@@ -64,6 +66,13 @@ static void shape_of(const sk_sim_psf *psf, shape *s)
     double th = psf->angle_deg * M_PI / 180.0;
     s->cq = cos(th);
     s->sq = sin(th);
+    s->beta_int = -1;
+    s->beta_half = 0;
+    double twice = 2.0 * psf->beta;
+    if (twice == floor(twice) && twice <= 40.0) {
+        s->beta_int = (int)floor(psf->beta);
+        s->beta_half = (int)twice % 2;
+    }
     if (psf->model == SK_SIM_MOFFAT) {
         double alpha = f / (2.0 * sqrt(pow(2.0, 1.0 / psf->beta) - 1.0));
         s->scale2 = alpha * alpha;
@@ -89,8 +98,17 @@ static inline double density_r2(const shape *s, double r2)
 {
     if (r2 >= s->r2max)
         return 0.0;
-    if (s->model == SK_SIM_MOFFAT)
-        return s->norm * exp(-s->beta * log1p(r2 / s->scale2));
+    if (s->model == SK_SIM_MOFFAT) {
+        double t = 1.0 + r2 / s->scale2;
+        if (s->beta_int < 0)
+            return s->norm * exp(-s->beta * log(t));
+        double pw = 1.0;
+        for (int k = 0; k < s->beta_int; k++)
+            pw *= t;
+        if (s->beta_half)
+            pw *= sqrt(t);
+        return s->norm / pw;
+    }
     return s->norm * exp(-r2 / s->scale2);
 }
 
@@ -121,6 +139,16 @@ double sk_sim_psf_density(const sk_sim_psf *psf, double dx, double dy)
     shape s;
     shape_of(psf, &s);
     return density_r2(&s, radius2(&s, dx, dy));
+}
+
+void sk_sim_psf_sample(const sk_sim_psf *psf, long half, double *out)
+{
+    shape s;
+    shape_of(psf, &s);
+    long n = 2 * half + 1;
+    for (long j = 0; j < n; j++)
+        for (long i = 0; i < n; i++)
+            out[j * n + i] = density_r2(&s, radius2(&s, (double)(i - half), (double)(j - half)));
 }
 
 double sk_sim_psf_sigma2_px2(const sk_sim_psf *psf)
@@ -173,9 +201,9 @@ void sk_sim_psf_add(const sk_sim_psf *psf, double flux, double x, double y,
     double fmin = f * sq;                     /* minor-axis FWHM */
     double rmax = sqrt(s.r2max);
     double slack = 0.7072 / sq;               /* half-diagonal, elliptical */
-    double core_r = 1.5 * f, mid_r = 3.0 * f;
+    double core_r = 1.0 * f, mid_r = 2.0 * f;
     const rule *core = fmin < 1.5 ? &r10 : fmin < 3.0 ? &r6 : &r4;
-    const rule *mid = fmin < 1.5 ? &r6 : &r4;
+    const rule *mid = fmin < 1.5 ? &r6 : fmin < 3.0 ? &r4 : &r2;
     for (long j = ya; j <= yb; j++) {
         double dy = (double)j - y;
         double *row = image + j * width;

@@ -65,6 +65,9 @@ int sk_sim_psf_check(const sk_sim_psf *psf);
 double sk_sim_psf_extent_px(const sk_sim_psf *psf);
 /* Surface density (per pixel^2, integral 1) at offset (dx, dy) from the centre. */
 double sk_sim_psf_density(const sk_sim_psf *psf, double dx, double dy);
+/* The density sampled at integer offsets -half..half on both axes into
+ * out[(dy + half) * (2 half + 1) + dx + half]. */
+void sk_sim_psf_sample(const sk_sim_psf *psf, long half, double *out);
 /* Per-axis second moment (pixel^2) of the truncated profile when circular:
  * <x^2> = <r^2>/2 (analytic), for tests and measurement code. */
 double sk_sim_psf_sigma2_px2(const sk_sim_psf *psf);
