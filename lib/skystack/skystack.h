@@ -15,7 +15,11 @@
 #include "provenance.h"
 #include "config.h"
 #include "cli.h"
+#include "extract.h"
 #include "sim.h"
 #include "db.h"
+#include "storage.h"
+#include "query.h"
+#include "ingest.h"
 
 #endif
