@@ -345,6 +345,19 @@ static void test_stars(void)
         sk_wcs_free(wcs);
         sk_header_free(hd);
     }
+    /* The exposure reads back as a skystack image. */
+    sk_image *back = NULL;
+    if (sk_fits_read_image(ipath, NULL, &back) == SK_OK) {
+        long n = w * h;
+        ok(back->width == w && back->height == h && back->wcs != NULL && !back->weight_is_relative,
+           "exposure reads back: size, WCS, true weights");
+        ok(memcmp(back->sci, e->image->sci, (size_t)n * sizeof(float)) == 0 &&
+               memcmp(back->weight, e->image->weight, (size_t)n * sizeof(float)) == 0,
+           "SCI and WGT read back bit for bit");
+        sk_image_free(back);
+    } else {
+        ok(0, "exposure reads back: %s", sk_errmsg());
+    }
     /* Header completeness for imingest. */
     sk_header *ih = NULL;
     if (sk_fits_read_header(ipath, "SCI", &ih) == SK_OK) {
@@ -503,6 +516,26 @@ static void test_defects_and_determinism(void)
        cr->nrows);
     is_int(flagged, 0, "cosmic rays are not flagged (left for the pipeline)");
     ok(e1->info.satellite, "a satellite trail when its probability is 1");
+
+    /* Galaxies are in the truth with their shapes; transients vary. */
+    sk_column *ct = sk_table_column(e1->truth, "type"), *cn = sk_table_column(e1->truth, "sersic_n"),
+              *cre = sk_table_column(e1->truth, "re");
+    long ngal = 0, badshape = 0;
+    for (long k = 0; k < e1->truth->nrows; k++)
+        if (sk_column_get(ct, k, 0) == SK_SIM_GALAXY) {
+            ngal++;
+            double sn = sk_column_get(cn, k, 0), re = sk_column_get(cre, k, 0) * p.pixel_scale_arcsec;
+            badshape += sn < p.galaxy_n_min - 1e-6 || sn > p.galaxy_n_max + 1e-6 ||
+                        re < p.galaxy_re_min_arcsec * 0.999 || re > p.galaxy_re_max_arcsec * 1.001;
+        }
+    ok(ngal > 0 && badshape == 0, "galaxies in the truth with sizes and indices in range (%ld)", ngal);
+    for (long k = 0; k < f->nsrc; k++)
+        if (f->src[k].type == SK_SIM_TRANSIENT) {
+            double m0 = sk_sim_source_mag(&p, &f->src[k], f->src[k].peak_mjd);
+            double m1 = sk_sim_source_mag(&p, &f->src[k], f->src[k].peak_mjd + 0.5 * p.transient_duration_days);
+            is_near(m1 - m0, 2.5 * log10(2.0), 1e-9, "transient: half the peak flux at FWHM/2 of its light curve");
+            break;
+        }
 
     /* Reference catalog: errors as stated. */
     sk_table *rc = NULL;
