@@ -52,6 +52,7 @@ typedef struct shape {
     double r2max;        /* truncation radius squared */
     double norm;         /* 1 / (pi scale2 ... ) / enclosed fraction */
     double cq, sq, q;    /* rotation and axis ratio */
+    double qa, qb, qc;   /* r^2 = qa dx^2 + qb dx dy + qc dy^2 */
     int beta_int;        /* >= 0: beta = beta_int + 0.5 * beta_half, */
     int beta_half;       /*   evaluated without exp and log */
 } shape;
@@ -66,6 +67,9 @@ static void shape_of(const sk_sim_psf *psf, shape *s)
     double th = psf->angle_deg * M_PI / 180.0;
     s->cq = cos(th);
     s->sq = sin(th);
+    s->qa = s->q * s->cq * s->cq + s->sq * s->sq / s->q;
+    s->qb = 2.0 * s->cq * s->sq * (s->q - 1.0 / s->q);
+    s->qc = s->q * s->sq * s->sq + s->cq * s->cq / s->q;
     s->beta_int = -1;
     s->beta_half = 0;
     double twice = 2.0 * psf->beta;
@@ -89,9 +93,7 @@ static void shape_of(const sk_sim_psf *psf, shape *s)
 /* Elliptical radius squared of an offset (area-preserving: Jacobian 1). */
 static inline double radius2(const shape *s, double dx, double dy)
 {
-    double u = dx * s->cq + dy * s->sq;
-    double v = -dx * s->sq + dy * s->cq;
-    return s->q * u * u + v * v / s->q;
+    return s->qa * dx * dx + s->qb * dx * dy + s->qc * dy * dy;
 }
 
 static inline double density_r2(const shape *s, double r2)

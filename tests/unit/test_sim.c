@@ -210,9 +210,9 @@ static void test_blank_sky(void)
 }
 
 /* Noise-free exposure with stars: fluxes, centroids and the truth WCS. */
-static void test_stars(void)
+static void test_stars(const char *model_set)
 {
-    const char *const sets[] = {
+    const char *const sets[] = {model_set,
         "simulation.noise=false", "simulation.width_px=400", "simulation.height_px=300",
         "simulation.nstars=25", "simulation.galaxy_fraction=0", "simulation.moving_sources=0",
         "simulation.transients=0", "simulation.cosmic_rate_per_mpix_s=0",
@@ -222,7 +222,7 @@ static void test_stars(void)
         "simulation.rotation_scatter_deg=2.0",
     };
     sk_sim_params p;
-    if (params_with(sets, 16, &p)) {
+    if (params_with(sets, 17, &p)) {
         ok(0, "star-field parameters");
         return;
     }
@@ -243,7 +243,7 @@ static void test_stars(void)
               *cmag = sk_table_column(t, "mag"), *ce = sk_table_column(t, "psf_e");
     ok(t->nrows > 20, "truth lists the stars on the image (%ld)", t->nrows);
     int tested = 0;
-    double worst_flux = 0, worst_cen = 0;
+    double worst_flux = 0, worst_cen = 0, worst_fwhm = 0;
     for (long k = 0; k < t->nrows; k++) {
         double x = sk_column_get(cx, k, 0), y = sk_column_get(cy, k, 0);
         double fwhm = sk_column_get(cf, k, 0), flux = sk_column_get(cflux, k, 0);
@@ -271,12 +271,30 @@ static void test_stars(void)
             }
         worst_flux = fmax(worst_flux, fabs(s / flux - 1.0));
         worst_cen = fmax(worst_cen, hypot(sx / s - x, sy / s - y));
+        /* FWHM from the second-moment matrix: for the area-preserving
+         * elliptical profile sqrt(det) is the circular profile's moment. */
+        double mxx = 0, myy = 0, mxy = 0, mx = sx / s, my = sy / s;
+        for (long j = lround(y) - half; j <= lround(y) + half; j++)
+            for (long i = lround(x) - half; i <= lround(x) + half; i++) {
+                double v = e->image->sci[j * w + i] - sk_sim_sky_adu(&e->info, i, j);
+                mxx += v * (i - mx) * (i - mx);
+                myy += v * (j - my) * (j - my);
+                mxy += v * (i - mx) * (j - my);
+            }
+        mxx = mxx / s - 1.0 / 12.0;
+        myy = myy / s - 1.0 / 12.0;
+        mxy /= s;
+        sk_sim_psf circ = {p.psf_model, fwhm, p.moffat_beta, 0.0, 0.0, p.psf_radius_fwhm};
+        double fwhm_meas = fwhm * sqrt(sqrt(mxx * myy - mxy * mxy) / sk_sim_psf_sigma2_px2(&circ));
+        worst_fwhm = fmax(worst_fwhm, fabs(fwhm_meas / fwhm - 1.0));
         tested++;
     }
     ok(tested >= 3, "isolated unsaturated stars found (%d)", tested);
     ok(tested && worst_flux < 1e-3, "pixel sums of isolated stars equal their truth flux to 0.1 %% (worst %.2g)",
        worst_flux);
     ok(tested && worst_cen < 0.01, "their centroids are the truth x, y (worst %.3g px)", worst_cen);
+    ok(tested && worst_fwhm < 0.02, "their FWHM from second moments is the truth fwhm within 2 %% "
+       "(worst %.2g)", worst_fwhm);
     for (long k = 0; k < t->nrows; k++) {
         double m = sk_column_get(cmag, k, 0), fl = sk_column_get(cflux, k, 0);
         if (fabs(-2.5 * log10(fl) + e->info.magzero - m) > 1e-9) {
@@ -588,7 +606,8 @@ int main(void)
     test_rng();
     test_psf();
     test_blank_sky();
-    test_stars();
+    test_stars("simulation.psf_model=moffat");
+    test_stars("simulation.psf_model=gaussian");
     test_perturbed();
     test_defects_and_determinism();
     return tap_done();
