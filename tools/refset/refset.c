@@ -1,0 +1,364 @@
+/* refset: list, show, create and delete reference sets; list their references and mark references bad. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "skystack/skystack.h"
+#include "skystack/ref.h"
+
+typedef struct request {
+    sk_place place;
+    int have_ra, have_dec;
+    const char *filter, *description, *reason;
+    int description_given;
+    int force, json;
+} request;
+
+static const sk_opt options[] = {
+    {"json", 0, 0, NULL, "print JSON (one object per line) instead of a table", NULL},
+    {"ra", 0, 1, "DEG", "refs: references whose footprint contains this point (with --dec)", NULL},
+    {"dec", 0, 1, "DEG", "refs: declination of the point (with --ra)", NULL},
+    {"target", 0, 1, "NAME", "refs: references of this target (with --section)", NULL},
+    {"section", 0, 1, "ID", "refs: references of this section (with --target)", NULL},
+    {"filter", 0, 1, "NAME", "refs: references in this filter", NULL},
+    {"reason", 0, 1, "TEXT", "mark-bad: why the reference is bad (required)", NULL},
+    {"description", 0, 1, "TEXT", "create: what the refset is for", NULL},
+    {"force", 0, 0, NULL, "delete: also delete the references only this refset holds", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
+{
+    request *r = user;
+    const char *n = opt->name;
+    if (!strcmp(n, "json"))
+        r->json = 1;
+    else if (!strcmp(n, "ra")) {
+        r->have_ra = 1;
+        return sk_cli_double("--ra", arg, &r->place.ra_deg);
+    } else if (!strcmp(n, "dec")) {
+        r->have_dec = 1;
+        return sk_cli_double("--dec", arg, &r->place.dec_deg);
+    } else if (!strcmp(n, "target"))
+        r->place.target = arg;
+    else if (!strcmp(n, "section"))
+        r->place.section = arg;
+    else if (!strcmp(n, "filter"))
+        r->filter = arg;
+    else if (!strcmp(n, "reason"))
+        r->reason = arg;
+    else if (!strcmp(n, "description")) {
+        r->description = arg;
+        r->description_given = 1;
+    } else if (!strcmp(n, "force"))
+        r->force = 1;
+    else
+        return sk_error(SK_EINPUT, "--%s: unhandled option", n);
+    return SK_OK;
+}
+
+static void print_json_line(const json_t *j)
+{
+    char *text = sk_json_canonical(j);
+    if (text) {
+        puts(text);
+        free(text);
+    }
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "-";
+}
+
+/* "T/S" for a field, "RA,DEC" for a position. */
+static void place_text(const char *key, char *out, size_t outsz)
+{
+    json_t *k = key ? json_loads(key, 0, NULL) : NULL;
+    json_t *t = json_object_get(k, "target"), *s = json_object_get(k, "section");
+    if (json_is_string(t) && json_is_string(s))
+        snprintf(out, outsz, "%s/%s", json_string_value(t), json_string_value(s));
+    else if (json_is_number(json_object_get(k, "ra")))
+        snprintf(out, outsz, "%.6f,%+.6f", json_number_value(json_object_get(k, "ra")),
+                 json_number_value(json_object_get(k, "dec")));
+    else
+        snprintf(out, outsz, "%s", key ? key : "-");
+    json_decref(k);
+}
+
+static int cmd_list(sk_db *db, const request *r)
+{
+    json_t *arr = NULL;
+    int st = sk_refset_list(db, &arr);
+    if (st)
+        return st;
+    size_t i;
+    json_t *o;
+    if (r->json) {
+        json_array_foreach(arr, i, o) print_json_line(o);
+    } else {
+        int wname = 4;
+        json_array_foreach(arr, i, o) {
+            int n = (int)strlen(str(o, "name"));
+            if (n > wname)
+                wname = n;
+        }
+        printf("%-*s  %5s  %4s  %4s  %-20s  %s\n", wname, "name", "provs", "refs", "bad",
+               "upstream_hash", "description");
+        json_array_foreach(arr, i, o) {
+            printf("%-*s  %5lld  %4lld  %4lld  %-20s  %s\n", wname, str(o, "name"),
+                   json_integer_value(json_object_get(o, "provenances")),
+                   json_integer_value(json_object_get(o, "references")),
+                   json_integer_value(json_object_get(o, "bad_references")),
+                   str(o, "upstream_hash"), str(o, "description"));
+        }
+    }
+    json_decref(arr);
+    return SK_OK;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The criteria that restrict anything (non-null values, non-empty lists),
+ * sorted by name; strings without quotes. */
+static void print_criteria(const json_t *criteria)
+{
+    size_t n = json_object_size(criteria), k = 0;
+    const char **keys = malloc((n ? n : 1) * sizeof *keys);
+    const char *key;
+    json_t *v;
+    if (!keys)
+        return;
+    json_object_foreach((json_t *)criteria, key, v) keys[k++] = key;
+    qsort(keys, n, sizeof *keys, cmp_key);
+    int first = 1;
+    printf("      criteria:");
+    for (k = 0; k < n; k++) {
+        v = json_object_get(criteria, keys[k]);
+        if (json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0))
+            continue;
+        char *text = json_is_string(v) ? strdup(json_string_value(v)) : sk_json_canonical(v);
+        printf("%s%s=%s", first ? " " : ", ", keys[k], text ? text : "?");
+        free(text);
+        first = 0;
+    }
+    printf("%s\n", first ? " (none)" : "");
+    free(keys);
+}
+
+static int cmd_show(sk_db *db, const request *r, const char *name)
+{
+    json_t *o = NULL;
+    int st = sk_refset_show(db, name, &o);
+    if (st)
+        return st;
+    if (r->json) {
+        print_json_line(o);
+        json_decref(o);
+        return SK_OK;
+    }
+    printf("name:          %s\n", str(o, "name"));
+    printf("description:   %s\n", str(o, "description"));
+    printf("upstream_hash: %s\n", str(o, "upstream_hash"));
+    printf("created:       %s\n", str(o, "created"));
+    printf("references:    %lld good, %lld marked bad\n",
+           json_integer_value(json_object_get(o, "references")),
+           json_integer_value(json_object_get(o, "bad_references")));
+    json_t *provs = json_object_get(o, "provenances");
+    printf("referencing provenances, in the order they are tried: %zu\n", json_array_size(provs));
+    size_t i;
+    json_t *p;
+    json_array_foreach(provs, i, p) {
+        printf("  %lld  %s  code %s  references %lld good, %lld bad%s\n",
+               json_integer_value(json_object_get(p, "position")), str(p, "id"),
+               str(p, "code_version"), json_integer_value(json_object_get(p, "references")),
+               json_integer_value(json_object_get(p, "bad_references")),
+               json_is_true(json_object_get(p, "is_bad")) ? "  (provenance marked bad)" : "");
+        print_criteria(json_object_get(p, "criteria"));
+        size_t k;
+        json_t *u;
+        json_array_foreach(json_object_get(p, "upstreams"), k, u)
+            printf("      upstream: %s %s\n", str(u, "process"), str(u, "id"));
+    }
+    json_decref(o);
+    return SK_OK;
+}
+
+static int cmd_refs(sk_db *db, request *r, const char *name, const sk_config *cfg)
+{
+    const sk_place *place = NULL;
+    if (r->have_ra != r->have_dec)
+        return sk_error(SK_EINPUT, "%s: --ra and --dec go together", r->have_ra ? "--ra" : "--dec");
+    if (r->have_ra || r->place.target || r->place.section) {
+        r->place.has_position = r->have_ra;
+        place = &r->place;
+        int st = sk_place_check(place);
+        if (st)
+            return st;
+    }
+    char root[4096];
+    int st = sk_storage_root(cfg, root, sizeof root);
+    json_t *arr = NULL;
+    if (!st)
+        st = sk_refset_refs(db, name, place, r->filter, &arr);
+    if (st)
+        return st;
+    size_t i;
+    json_t *o;
+    json_array_foreach(arr, i, o) {
+        char path[8192];
+        st = sk_storage_resolve(root, str(o, "filepath"), path, sizeof path);
+        if (st) {
+            json_decref(arr);
+            return st;
+        }
+        json_object_set_new(o, "path", json_string(path));
+    }
+    if (json_array_size(arr) == 0) {
+        json_decref(arr);
+        return sk_error(SK_ENOTFOUND, "refset '%s' holds no reference%s%s%s", name,
+                        place ? " for this place" : "", r->filter ? " in filter " : "",
+                        r->filter ? r->filter : "");
+    }
+    if (r->json) {
+        json_array_foreach(arr, i, o) print_json_line(o);
+        json_decref(arr);
+        return SK_OK;
+    }
+    int wplace = 5, wfilter = 6;
+    json_array_foreach(arr, i, o) {
+        char pt[512];
+        place_text(json_string_value(json_object_get(o, "place")), pt, sizeof pt);
+        if ((int)strlen(pt) > wplace)
+            wplace = (int)strlen(pt);
+        if ((int)strlen(str(o, "filter")) > wfilter)
+            wfilter = (int)strlen(str(o, "filter"));
+    }
+    printf("%6s  %-*s  %-*s  %3s  %-20s  %8s  %-6s  %s\n", "id", wplace, "place", wfilter, "filter",
+           "pos", "provenance", "coadd", "loaded", "path / bad reason");
+    json_array_foreach(arr, i, o) {
+        char pt[512];
+        place_text(json_string_value(json_object_get(o, "place")), pt, sizeof pt);
+        int bad = json_is_true(json_object_get(o, "is_bad"));
+        printf("%6lld  %-*s  %-*s  %3lld  %-20s  %8lld  %-6s  %s%s\n",
+               json_integer_value(json_object_get(o, "id")), wplace, pt, wfilter,
+               str(o, "filter"), json_integer_value(json_object_get(o, "position")),
+               str(o, "provenance_id"), json_integer_value(json_object_get(o, "image_id")),
+               json_is_true(json_object_get(o, "loaded")) ? "*" : "", bad ? "BAD: " : "",
+               bad ? str(o, "bad_reason") : str(o, "path"));
+    }
+    json_decref(arr);
+    return SK_OK;
+}
+
+static int need_args(const sk_cli *cli, int n, const char *what)
+{
+    if (cli->nargs - 1 < n)
+        return sk_error(SK_EINPUT, "%s: missing %s", cli->args[0], what);
+    if (cli->nargs - 1 > n)
+        return sk_error(SK_EINPUT, "%s: unexpected argument '%s'", cli->args[0], cli->args[n + 1]);
+    return SK_OK;
+}
+
+static int run(sk_cli *cli, request *r)
+{
+    if (cli->nargs < 1)
+        return sk_error(SK_EINPUT,
+                        "missing command: list, show, refs, mark-bad, create or delete (see --help)");
+    const char *cmd = cli->args[0];
+    int st;
+    const char *known[] = {"list", "show", "refs", "mark-bad", "create", "delete", NULL};
+    int k = 0;
+    while (known[k] && strcmp(known[k], cmd))
+        k++;
+    if (!known[k])
+        return sk_error(SK_EINPUT,
+                        "unknown command '%s': expected list, show, refs, mark-bad, create or delete",
+                        cmd);
+    if ((st = need_args(cli, k == 0 ? 0 : 1, k == 3 ? "the reference id" : "the refset name")))
+        return st;
+    if ((r->have_ra || r->have_dec || r->place.target || r->place.section || r->filter) && k != 2)
+        return sk_error(SK_EINPUT, "%s: --ra/--dec/--target/--section/--filter belong to `refs`", cmd);
+    if (r->reason && k != 3)
+        return sk_error(SK_EINPUT, "%s: --reason belongs to `mark-bad`", cmd);
+    if (r->description_given && k != 4)
+        return sk_error(SK_EINPUT, "%s: --description belongs to `create`", cmd);
+    if (r->force && k != 5)
+        return sk_error(SK_EINPUT, "%s: --force belongs to `delete`", cmd);
+    long long ref_id = 0;
+    if (k == 3) {
+        char *end = NULL;
+        ref_id = strtoll(cli->args[1], &end, 10);
+        if (!*cli->args[1] || *end || ref_id <= 0)
+            return sk_error(SK_EINPUT, "mark-bad: '%s' is not a reference id (see `refset refs`)",
+                            cli->args[1]);
+        if (!r->reason || !*r->reason)
+            return sk_error(SK_EINPUT, "mark-bad: --reason TEXT is required");
+    }
+    sk_db *db = NULL;
+    if ((st = sk_db_connect(cli->config, &db)))
+        return st;
+    const char *name = cli->nargs > 1 ? cli->args[1] : NULL;
+    switch (k) {
+    case 0:
+        st = cmd_list(db, r);
+        break;
+    case 1:
+        st = cmd_show(db, r, name);
+        break;
+    case 2:
+        st = cmd_refs(db, r, name, cli->config);
+        break;
+    case 3:
+        st = sk_ref_mark_bad(db, ref_id, r->reason);
+        if (!st)
+            printf("%lld\n", ref_id);
+        break;
+    case 4: {
+        const char *desc = r->description_given
+                               ? r->description
+                               : sk_config_string(cli->config, "referencing.description", NULL);
+        st = sk_refset_create(db, name, desc);
+        if (!st)
+            printf("%s\n", name);
+        break;
+    }
+    default: {
+        long deleted = 0;
+        st = sk_refset_delete(db, name, r->force, &deleted);
+        if (!st) {
+            if (deleted)
+                sk_info("deleted %ld reference%s with refset '%s'", deleted,
+                        deleted == 1 ? "" : "s", name);
+            printf("%s\n", name);
+        }
+        break;
+    }
+    }
+    fflush(stdout);
+    sk_db_close(db);
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    sk_cli cli = {
+        .program = "refset",
+        .usage = "refset [OPTIONS] list | show NAME | refs NAME [--ra D --dec D | --target T "
+                 "--section S] [--filter F] | mark-bad REF --reason TEXT | create NAME "
+                 "[--description TEXT] | delete NAME [--force]",
+        .summary = "Manage reference sets: list them, show their provenances and criteria, list "
+                   "their references and the one a pipeline loads for a place, mark references "
+                   "bad, create and delete refsets.",
+    };
+    request r;
+    memset(&r, 0, sizeof r);
+    int st = sk_cli_parse(&cli, argc, argv, options, handle, &r);
+    if (st == SK_OK)
+        st = run(&cli, &r);
+    return sk_cli_finish(&cli, st);
+}
