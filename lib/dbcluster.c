@@ -297,6 +297,8 @@ int sk_cluster_init(const sk_config *cfg, const char *dir)
     if ((st = sk_pg_program("initdb", initdb, sizeof initdb)))
         return st;
 
+    if ((st = check_traversable(&ra, dir)))
+        return st;
     /* Parents belong to us; the cluster folder itself to the cluster user. */
     char parent[4096];
     snprintf(parent, sizeof parent, "%s", dir);
