@@ -127,6 +127,14 @@ int sk_sim_params_from_config(const sk_config *c, sk_sim_params *p)
     else
         return sk_error(SK_EINPUT, "simulation.psf_model: \"%s\" is not moffat or gaussian", model);
 
+    const char *dist = sk_config_string(c, "simulation.distortion", "");
+    if (strcmp(dist, "sip") == 0)
+        p->distortion = SK_SIM_SIP;
+    else if (strcmp(dist, "tpv") == 0)
+        p->distortion = SK_SIM_TPV;
+    else
+        return sk_error(SK_EINPUT, "simulation.distortion: \"%s\" is not sip or tpv", dist);
+
     if (p->mag_max < p->mag_min)
         return sk_error(SK_EINPUT, "simulation.mag_max %g is brighter than mag_min %g",
                         p->mag_max, p->mag_min);

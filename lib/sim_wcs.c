@@ -2,6 +2,7 @@
  * cards of a pointing, tangent-plane offsets, and deliberate perturbations. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #include "skystack/error.h"
 #include "skystack/sim.h"
 #include "skystack/wcs.h"
@@ -32,6 +33,64 @@ int sk_sim_offset_radec(double ra_deg, double dec_deg, long n, const double *eas
     for (long i = 0; !rc && i < n; i++)
         if (ra_out[i] < 0.0)
             ra_out[i] += 360.0;
+    return rc;
+}
+
+/* p[i][j] x^i y^j for a polynomial of degree <= 3 in (u, v) after the
+ * substitution u = m00 x + m01 y, v = m10 x + m11 y. */
+static void substitute(const double in[4][4], const double m[4], double out[4][4])
+{
+    static const double binom[4][4] = {{1, 0, 0, 0}, {1, 1, 0, 0}, {1, 2, 1, 0}, {1, 3, 3, 1}};
+    memset(out, 0, 16 * sizeof(double));
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; i + j < 4; j++) {
+            if (in[i][j] == 0.0)
+                continue;
+            /* (m00 x + m01 y)^i (m10 x + m11 y)^j */
+            for (int k = 0; k <= i; k++)
+                for (int l = 0; l <= j; l++) {
+                    double t = in[i][j] * binom[i][k] * pow(m[0], k) * pow(m[1], i - k) *
+                               binom[j][l] * pow(m[2], l) * pow(m[3], j - l);
+                    out[k + l][i - k + j - l] += t;
+                }
+        }
+}
+
+/* The SIP distortion (a, b in pixel offsets) as the equivalent TPV:
+ * xi = x + CD1. (f, g), eta = y + CD2. (f, g), where (x, y) = CD (u, v) are
+ * the undistorted intermediate coordinates, so (u, v) = CD^-1 (x, y) and the
+ * polynomials keep their degree; TPV numbers the terms of xi in x, y and
+ * those of eta in y, x. */
+static int tpv_cards(const double a[4][4], const double b[4][4], const double cd[4], sk_header *h)
+{
+    double det = cd[0] * cd[3] - cd[1] * cd[2];
+    double inv[4] = {cd[3] / det, -cd[1] / det, -cd[2] / det, cd[0] / det};
+    double fx[4][4], gx[4][4], xi[4][4], eta[4][4];
+    substitute(a, inv, fx);
+    substitute(b, inv, gx);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            xi[i][j] = cd[0] * fx[i][j] + cd[1] * gx[i][j];
+            eta[i][j] = cd[2] * fx[i][j] + cd[3] * gx[i][j];
+        }
+    xi[1][0] += 1.0;
+    eta[0][1] += 1.0;
+    /* TPV term numbers of x^i y^j (no r terms) */
+    static const int term[4][4] = {{0, 2, 6, 10}, {1, 5, 9, -1}, {4, 8, -1, -1}, {7, -1, -1, -1}};
+    int rc = sk_header_set_str(h, "CTYPE1", "RA---TPV", "TAN projection with TPV distortion");
+    rc = rc ? rc : sk_header_set_str(h, "CTYPE2", "DEC--TPV", "TAN projection with TPV distortion");
+    for (int i = 0; !rc && i < 4; i++)
+        for (int j = 0; !rc && i + j < 4; j++) {
+            char key[16];
+            snprintf(key, sizeof key, "PV1_%d", term[i][j]);
+            rc = sk_header_set_double(h, key, xi[i][j], NULL);
+        }
+    for (int i = 0; !rc && i < 4; i++)
+        for (int j = 0; !rc && i + j < 4; j++) {
+            char key[16];
+            snprintf(key, sizeof key, "PV2_%d", term[j][i]); /* eta: y first */
+            rc = sk_header_set_double(h, key, eta[i][j], NULL);
+        }
     return rc;
 }
 
@@ -68,16 +127,29 @@ int sk_sim_wcs_header(const sk_sim_params *p, double ra_deg, double dec_deg,
     double rc2 = 0.25 * ((w - 1.0) * (w - 1.0) + (hgt - 1.0) * (hgt - 1.0));
     double k = 0.8 * p->sip_corner_px / (rc2 * sqrt(rc2));
     double c = 0.3 * p->sip_corner_px / rc2;
-    struct { const char *key; double v; } terms[] = {
-        {"A_2_0", 0.6 * c}, {"A_1_1", 0.4 * c}, {"A_0_2", -0.3 * c},
-        {"A_3_0", k}, {"A_1_2", k},
-        {"B_2_0", 0.2 * c}, {"B_1_1", -0.5 * c}, {"B_0_2", 0.7 * c},
-        {"B_2_1", k}, {"B_0_3", k},
-    };
+    double a[4][4] = {{0}}, b[4][4] = {{0}}; /* a[i][j]: coefficient of u^i v^j */
+    a[2][0] = 0.6 * c; a[1][1] = 0.4 * c; a[0][2] = -0.3 * c; a[3][0] = k; a[1][2] = k;
+    b[2][0] = 0.2 * c; b[1][1] = -0.5 * c; b[0][2] = 0.7 * c; b[2][1] = k; b[0][3] = k;
+    double cd[4] = {cd11, cd12, cd21, cd22};
+    if (p->distortion == SK_SIM_TPV)
+        return tpv_cards(a, b, cd, h);
+    static const char *const akey[4][4] = {{NULL, NULL, "A_0_2", "A_0_3"},
+                                           {NULL, "A_1_1", "A_1_2", NULL},
+                                           {"A_2_0", "A_2_1", NULL, NULL},
+                                           {"A_3_0", NULL, NULL, NULL}};
     rc = sk_header_set_long(h, "A_ORDER", 3, "SIP polynomial order, axis 1");
     rc = rc ? rc : sk_header_set_long(h, "B_ORDER", 3, "SIP polynomial order, axis 2");
-    for (size_t i = 0; !rc && i < sizeof terms / sizeof terms[0]; i++)
-        rc = sk_header_set_double(h, terms[i].key, terms[i].v, NULL);
+    for (int i = 0; !rc && i < 4; i++)
+        for (int j = 0; !rc && j < 4; j++) {
+            if (!akey[i][j] || (a[i][j] == 0.0 && b[i][j] == 0.0))
+                continue;
+            char bkey[16];
+            snprintf(bkey, sizeof bkey, "B_%d_%d", i, j);
+            if (a[i][j] != 0.0)
+                rc = sk_header_set_double(h, akey[i][j], a[i][j], NULL);
+            if (!rc && b[i][j] != 0.0)
+                rc = sk_header_set_double(h, bkey, b[i][j], NULL);
+        }
     return rc;
 }
 

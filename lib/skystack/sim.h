@@ -105,6 +105,11 @@ void sk_sim_stamp_add(const sk_sim_stamp *stamp, double *image, long width, long
 
 /* ---- parameters (sim_params.c) -------------------------------------- */
 
+/* How the camera distortion is written: SIP (pixel space) or TPV
+ * (intermediate world coordinates; the same mapping, for tools that read
+ * TPV only, such as SWarp and Source Extractor). */
+enum sk_sim_distortion { SK_SIM_SIP = 0, SK_SIM_TPV = 1 };
+
 /* Every key of the "simulation" section of the configuration. */
 typedef struct sk_sim_params {
     long nexp;
@@ -138,6 +143,7 @@ typedef struct sk_sim_params {
     /* time and pointing */
     double start_mjd, cadence_days, site_latitude_deg, max_hour_angle_h;
     double dither_arcsec, rotation_scatter_deg, sip_corner_px;
+    int distortion;                   /* enum sk_sim_distortion */
     double wcs_offset_arcsec, wcs_rotation_deg, wcs_scale_error;
     /* defects */
     double cosmic_rate_per_mpix_s;
@@ -227,9 +233,10 @@ double sk_sim_sky_adu(const sk_sim_expinfo *info, double x, double y);
 void sk_sim_psf_at(const sk_sim_params *p, const sk_sim_expinfo *info, long width,
                    long height, double x, double y, sk_sim_psf *psf);
 
-/* The TAN+SIP header cards of a pointing (sim_wcs.c): tangent point,
- * rotation (deg), pixel scale (arcsec), the SIP distortion that displaces
- * the corners by sip_corner_px, on a width x height detector. */
+/* The TAN+SIP (or the equivalent TPV, per p->distortion) header cards of a
+ * pointing (sim_wcs.c): tangent point, rotation (deg), pixel scale
+ * (arcsec), the distortion that displaces the corners by sip_corner_px, on a
+ * width x height detector. */
 int sk_sim_wcs_header(const sk_sim_params *p, double ra_deg, double dec_deg,
                       double rotation_deg, double scale_arcsec, sk_header *h);
 /* The n points `east_arcsec`, `north_arcsec` away from (ra, dec) in the

@@ -399,6 +399,56 @@ static void test_stars(const char *model_set)
     sk_sim_field_free(f);
 }
 
+/* TPV: the same distortion expressed for TPV-only readers. */
+static void test_tpv(void)
+{
+    const char *base[] = {"simulation.width_px=500", "simulation.height_px=340", "simulation.nstars=80",
+                          "simulation.sip_corner_px=-5", "simulation.rotation_scatter_deg=3",
+                          "simulation.seed=31", "simulation.distortion=sip"};
+    sk_sim_params ps, pt;
+    int rc = params_with(base, 7, &ps);
+    base[6] = "simulation.distortion=tpv";
+    rc = rc ? rc : params_with(base, 7, &pt);
+    sk_sim_field *f = NULL;
+    sk_sim_exposure *es = NULL, *et = NULL;
+    rc = rc ? rc : sk_sim_field_make(&ps, &f);
+    rc = rc ? rc : sk_sim_expose(&ps, f, 2, 2, &es);
+    rc = rc ? rc : sk_sim_expose(&pt, f, 2, 2, &et);
+    ok(rc == SK_OK, "SIP and TPV exposures of the same field");
+    if (!rc) {
+        char ctype[72] = "";
+        sk_header_get_str(et->image->header, "CTYPE1", ctype, sizeof ctype);
+        is_str(ctype, "RA---TPV", "TPV exposure says so in CTYPE1");
+        ok(sk_header_find(et->image->header, "A_ORDER") < 0, "and has no SIP cards");
+        sk_column *sx = sk_table_column(es->truth, "x"), *sy = sk_table_column(es->truth, "y"),
+                  *tx = sk_table_column(et->truth, "x"), *ty = sk_table_column(et->truth, "y");
+        double worst = 0;
+        int same_rows = es->truth->nrows == et->truth->nrows;
+        for (long k = 0; same_rows && k < es->truth->nrows; k++)
+            worst = fmax(worst, hypot(sk_column_get(sx, k, 0) - sk_column_get(tx, k, 0),
+                                      sk_column_get(sy, k, 0) - sk_column_get(ty, k, 0)));
+        ok(same_rows && worst < 1e-6, "TPV and SIP put every source at the same pixel (worst %.2g px)",
+           worst);
+        sk_wcs *ws = NULL, *wt = NULL;
+        double xs[4] = {0, 499, 499, 0}, ys[4] = {0, 0, 339, 339}, ra1[4], dec1[4], ra2[4], dec2[4];
+        if (sk_wcs_from_header(es->true_wcs, &ws) == SK_OK && sk_wcs_from_header(et->true_wcs, &wt) == SK_OK) {
+            sk_wcs_pix2sky(ws, 4, xs, ys, ra1, dec1);
+            sk_wcs_pix2sky(wt, 4, xs, ys, ra2, dec2);
+            double d = 0;
+            for (int q = 0; q < 4; q++)
+                d = fmax(d, hypot((ra1[q] - ra2[q]) * cos(dec1[q] * M_PI / 180), dec1[q] - dec2[q]) * 3600);
+            ok(d < 1e-6, "and map the corners to the same sky (worst %.2g arcsec)", d);
+        } else {
+            ok(0, "SIP and TPV WCS parse: %s", sk_errmsg());
+        }
+        sk_wcs_free(ws);
+        sk_wcs_free(wt);
+    }
+    sk_sim_exposure_free(es);
+    sk_sim_exposure_free(et);
+    sk_sim_field_free(f);
+}
+
 static void test_perturbed(void)
 {
     const char *const sets[] = {
@@ -608,6 +658,7 @@ int main(void)
     test_blank_sky();
     test_stars("simulation.psf_model=moffat");
     test_stars("simulation.psf_model=gaussian");
+    test_tpv();
     test_perturbed();
     test_defects_and_determinism();
     return tap_done();
