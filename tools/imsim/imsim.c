@@ -21,6 +21,7 @@ static const sk_opt options[] = {
     {"galaxies", 0, 1, "FRAC", "galaxies per star", "simulation.galaxy_fraction"},
     {"psf", 0, 1, "MODEL", "PSF model: moffat or gaussian", "simulation.psf_model"},
     {"seeing", 0, 1, "ARCSEC", "median seeing FWHM", "simulation.seeing_arcsec"},
+    {"distortion", 0, 1, "KIND", "write the camera distortion as sip or tpv", "simulation.distortion"},
     {"wcs-offset", 0, 1, "ARCSEC", "shift the header WCS by this much (true WCS in the truth)",
      "simulation.wcs_offset_arcsec"},
     {"wcs-rotation", 0, 1, "DEG", "rotate the header WCS by this angle", "simulation.wcs_rotation_deg"},
