@@ -78,7 +78,7 @@ int main(int argc, char **argv)
         const char *path = cli.args[i];
         if (!r.opts.weight_path && !r.opts.mask_path &&
             sk_ingest_is_companion(cli.config, r.opts.instrument, path)) {
-            sk_info("%s: weight or mask of another file, ingested with it", path);
+            sk_debug("%s: weight or mask of another file, ingested with it", path);
             continue;
         }
         sk_ingested *list = NULL;
