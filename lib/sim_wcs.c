@@ -81,13 +81,13 @@ static int tpv_cards(const double a[4][4], const double b[4][4], const double cd
     rc = rc ? rc : sk_header_set_str(h, "CTYPE2", "DEC--TPV", "TAN projection with TPV distortion");
     for (int i = 0; !rc && i < 4; i++)
         for (int j = 0; !rc && i + j < 4; j++) {
-            char key[16];
+            char key[32];
             snprintf(key, sizeof key, "PV1_%d", term[i][j]);
             rc = sk_header_set_double(h, key, xi[i][j], NULL);
         }
     for (int i = 0; !rc && i < 4; i++)
         for (int j = 0; !rc && i + j < 4; j++) {
-            char key[16];
+            char key[32];
             snprintf(key, sizeof key, "PV2_%d", term[j][i]); /* eta: y first */
             rc = sk_header_set_double(h, key, eta[i][j], NULL);
         }
@@ -143,7 +143,7 @@ int sk_sim_wcs_header(const sk_sim_params *p, double ra_deg, double dec_deg,
         for (int j = 0; !rc && j < 4; j++) {
             if (!akey[i][j] || (a[i][j] == 0.0 && b[i][j] == 0.0))
                 continue;
-            char bkey[16];
+            char bkey[32];
             snprintf(bkey, sizeof bkey, "B_%d_%d", i, j);
             if (a[i][j] != 0.0)
                 rc = sk_header_set_double(h, akey[i][j], a[i][j], NULL);
