@@ -117,6 +117,47 @@ float *sk_gauss_kernel(double fwhm_px, int *radius)
     return k;
 }
 
+/* Running maximum of a 0/1 line over a window of +-r (in place via tmp). */
+static void dilate_line(uint8_t *v, long n, long stride, int r, uint8_t *tmp)
+{
+    long count = 0;
+    for (long i = 0; i < n && i <= r; i++)
+        count += v[i * stride] != 0;
+    for (long i = 0; i < n; i++) {
+        tmp[i] = count > 0;
+        long add = i + r + 1, drop = i - r;
+        if (add < n)
+            count += v[add * stride] != 0;
+        if (drop >= 0)
+            count -= v[drop * stride] != 0;
+    }
+    for (long i = 0; i < n; i++)
+        v[i * stride] = tmp[i];
+}
+
+uint8_t *sk_detection_mask(const sk_detection *det, int radius_px)
+{
+    long w = det->width, h = det->height, npix = w * h;
+    uint8_t *m = malloc((size_t)npix);
+    uint8_t *tmp = malloc((size_t)(w > h ? w : h));
+    if (!m || !tmp) {
+        free(m);
+        free(tmp);
+        sk_error(SK_EIO, "detection: out of memory for the object mask");
+        return NULL;
+    }
+    for (long i = 0; i < npix; i++)
+        m[i] = det->segmap[i] != 0;
+    if (radius_px > 0) {
+        for (long y = 0; y < h; y++)
+            dilate_line(m + y * w, w, 1, radius_px, tmp);
+        for (long x = 0; x < w; x++)
+            dilate_line(m + x, h, w, radius_px, tmp);
+    }
+    free(tmp);
+    return m;
+}
+
 void sk_detection_free(sk_detection *d)
 {
     if (!d)
@@ -271,14 +312,15 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
         sk_detection_free(d);
         return sk_error(SK_EIO, "detection: out of memory for a %ldx%ld image", w, h);
     }
-    double sum_g2 = 0;
-    for (int j = 0; j <= 2 * r; j++) {
+    for (int j = 0; j <= 2 * r; j++)
         g2[j] = g[j] * g[j];
-        sum_g2 += g2[j];
-    }
-    /* A threshold of T per-pixel sigmas on the unit-sum filtered image is
-       T / sqrt(sum k^2) = T / sum g^2 in units of the filtered noise. */
-    d->threshold = p->threshold_sigma / sum_g2;
+    /* The threshold is in units of the filtered noise, which the
+       significance image is normalised to: whatever the kernel, a star of
+       optimal signal-to-noise ratio SNR peaks near SNR, and pure noise
+       exceeds T with the Gaussian tail probability of T. (Source
+       Extractor's DETECT_THRESH, in per-pixel sigmas on the unit-sum
+       filtered image, equals threshold_sigma * sum g^2 here.) */
+    d->threshold = p->threshold_sigma;
     struct filter_job fj = { img, bg, var, g, g2, r, d->signif };
     int st = sk_parallel_for(h, FILTER_BLOCK, threads, filter_range, &fj);
     free(var);

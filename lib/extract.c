@@ -13,7 +13,7 @@ void sk_extract_params_default(sk_extract_params *p)
 {
     memset(p, 0, sizeof *p);
     sk_background_params_default(&p->background);
-    p->detect.threshold_sigma = 1.5;
+    p->detect.threshold_sigma = 5.0;
     p->detect.min_area_px = 5;
     p->detect.filter = 1;
     p->detect.fwhm_px = 3.0;
@@ -227,6 +227,24 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
         fwhm = est;
         if (change < 0.01)
             break;
+    }
+    /* Second pass: the background again without the (dilated) objects,
+       whose wings otherwise raise the level and the rms, then detection
+       on it with the final filter. */
+    if (!st) {
+        int grow = (int)ceil(2.0 * fwhm);
+        uint8_t *mask = sk_detection_mask(r->detection, grow);
+        sk_background *bg2 = NULL;
+        st = mask ? sk_background_estimate_masked(img, mask, &p->background, threads, &bg2) : SK_EIO;
+        free(mask);
+        if (!st) {
+            sk_background_free(r->background);
+            r->background = bg2;
+            sk_detection_free(r->detection);
+            r->detection = NULL;
+            dp.fwhm_px = fwhm;
+            st = sk_detect(img, r->background, &dp, threads, &r->detection);
+        }
     }
     if (!st) {
         mp.fwhm_px = fwhm;

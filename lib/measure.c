@@ -243,7 +243,9 @@ static void measure_one(const mctx *M, long k)
     s->theta_deg = 0.5 * atan2(2 * xy, x2 - y2) * 180.0 / M_PI;
     double gain = p->gain;
     s->flux_iso = flux;
-    s->flux_iso_err = sqrt(fvar + (gain > 0 && flux > 0 ? flux / gain : 0));
+    double lerr = M->bg->level_err;
+    double niso = (double)ob->npix;
+    s->flux_iso_err = sqrt(fvar + niso * niso * lerr * lerr + (gain > 0 && flux > 0 ? flux / gain : 0));
 
     /* windowed centroid */
     double sig_w = p->fwhm_px / FWHM_PER_SIGMA;
@@ -350,8 +352,8 @@ static void measure_one(const mctx *M, long k)
                     double u = dx * ux + dy * uy, t = u * u - lmin;
                     ev += wt * wt * pv.var * t * t;
                 }
-            double lerr = sqrt(ev) / wsum;
-            if (lmin + 2 * lerr < 0.4 * lpsf)
+            double lmin_err = sqrt(ev) / wsum;
+            if (lmin + 2 * lmin_err < 0.4 * lpsf)
                 flags |= SK_SRC_ARTIFACT;
         }
     }
@@ -380,11 +382,11 @@ static void measure_one(const mctx *M, long k)
     /* circular apertures (plus the 1-FWHM SNR aperture) with exact overlap */
     {
         int nr = naper + 1;
-        double af[nr], av[nr];
+        double af[nr], av[nr], aa[nr];
         const double *rad = M->radii;
         double rmax = 0;
         for (int a = 0; a < nr; a++) {
-            af[a] = av[a] = 0;
+            af[a] = av[a] = aa[a] = 0;
             if (rad[a] > rmax)
                 rmax = rad[a];
         }
@@ -420,10 +422,11 @@ static void measure_one(const mctx *M, long k)
                         continue;
                     af[a] += f * pv.val;
                     av[a] += f * f * pv.var;
+                    aa[a] += f;
                 }
             }
         for (int a = 0; a < nr; a++) {
-            double e = sqrt(av[a] + (gain > 0 && af[a] > 0 ? af[a] / gain : 0));
+            double e = sqrt(av[a] + aa[a] * aa[a] * lerr * lerr + (gain > 0 && af[a] > 0 ? af[a] / gain : 0));
             if (a < naper) {
                 s->flux_aper[a] = af[a];
                 s->flux_aper_err[a] = e;
@@ -467,7 +470,7 @@ static void measure_one(const mctx *M, long k)
         xb = (long)ceil(xc + ext);
         ya = (long)floor(yc - ext);
         yb = (long)ceil(yc + ext);
-        double fa = 0, va = 0;
+        double fa = 0, va = 0, area = 0;
         for (long y = ya; y <= yb; y++)
             for (long x = xa; x <= xb; x++) {
                 double dx = (double)x - xc, dy = (double)y - yc;
@@ -493,9 +496,10 @@ static void measure_one(const mctx *M, long k)
                     continue;
                 fa += f * pv.val;
                 va += f * f * pv.var;
+                area += f;
             }
         s->flux_auto = fa;
-        s->flux_auto_err = sqrt(va + (gain > 0 && fa > 0 ? fa / gain : 0));
+        s->flux_auto_err = sqrt(va + area * area * lerr * lerr + (gain > 0 && fa > 0 ? fa / gain : 0));
     }
     s->flags = flags;
 }

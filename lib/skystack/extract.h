@@ -39,6 +39,9 @@ typedef struct sk_background {
     float *rms;                /* width*height interpolated rms (ADU) */
     double median_level;       /* median of the cell levels (ADU) */
     double median_rms;         /* median of the cell rms (ADU) */
+    double level_err;          /* typical 1-sigma error of the level (ADU),
+                                  nearly constant over an aperture, so that
+                                  an aperture of area A gets A*level_err */
 } sk_background;
 
 void sk_background_params_default(sk_background_params *p);
@@ -51,13 +54,19 @@ void sk_background_params_default(sk_background_params *p);
  * usable pixel. */
 int sk_background_estimate(const sk_image *img, const sk_background_params *p,
                            int threads, sk_background **out);
+/* The same, also ignoring the pixels where mask[i] != 0 (the dilated
+ * footprints of detected objects); mask may be NULL. */
+int sk_background_estimate_masked(const sk_image *img, const uint8_t *mask,
+                                  const sk_background_params *p, int threads,
+                                  sk_background **out);
 void sk_background_free(sk_background *bg);
 
 /* ---- detection (detect.c) and deblending (deblend.c) ---- */
 
 typedef struct sk_detect_params {
-    double threshold_sigma;  /* per-pixel background sigmas, applied to the
-                                matched-filtered image (default 1.5) */
+    double threshold_sigma;  /* in units of the filtered noise (computed from
+                                the kernel and the per-pixel variance), per
+                                filtered pixel (default 5) */
     int min_area_px;         /* minimum pixels above threshold (default 5) */
     int filter;              /* 1: Gaussian matched filter, 0: none */
     double fwhm_px;          /* FWHM of the Gaussian filter (seeing, px) */
@@ -77,7 +86,7 @@ typedef struct sk_detection {
     long width, height;
     float *signif;           /* width*height filtered significance: filtered
                                 signal / filtered noise */
-    double threshold;        /* in `signif` units */
+    double threshold;        /* in `signif` units (= threshold_sigma) */
     sk_object *objects;      /* after deblending, ordered by segment then
                                 position: deterministic */
     long nobjects;
@@ -103,6 +112,10 @@ void sk_detection_free(sk_detection *d);
 int sk_deblend_segment(const long *pix, long n, const float *val, long width,
                        double thresh, const sk_detect_params *p,
                        sk_object **objs, long *nobjs, long *cap);
+
+/* The object footprints of `det` grown by `radius_px` (a square
+ * dilation), as a width*height mask (1 = object), malloc'd. detect.c. */
+uint8_t *sk_detection_mask(const sk_detection *det, int radius_px);
 
 /* Per-pixel variance of the science image (ADU^2): from the weight map
  * rescaled to the measured background rms, or the rms map when the weight is
