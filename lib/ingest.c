@@ -300,7 +300,7 @@ static int list_image_hdus(const char *path, hdu_info **out, int *nout)
 
 typedef struct meta {
     hdu_info hdu;
-    char filter[72], target[72], section[72], project[72], instrument[72], telescope[72];
+    char filter[96], target[96], section[96], project[96], instrument[96], telescope[96];
     double mjd, end_mjd, exptime, airmass, gain, saturation, read_noise;
     int has_exptime, has_airmass, has_gain, has_saturation, has_read_noise;
     long width, height;
