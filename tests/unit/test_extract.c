@@ -298,6 +298,23 @@ static void test_star_field(void)
     }
     ok(numbered_ok, "sources numbered 1..n in ywin order");
 
+    /* the FITS table: 1-based pixel coordinates, one aperture vector */
+    sk_table *tab = NULL;
+    ok(sk_source_table(l, img, &tab) == 0 && tab && tab->nrows == l->n, "source table of %ld rows", l->n);
+    if (tab && l->n > 0) {
+        sk_column *cx = sk_table_column(tab, "XWIN_IMAGE"), *cy = sk_table_column(tab, "YWIN_IMAGE");
+        sk_column *ca = sk_table_column(tab, "FLUX_APER"), *cn = sk_table_column(tab, "NUMBER");
+        long k = l->n / 2;
+        ok(cx && cy && fabs(sk_column_get(cx, k, 0) - (l->src[k].xwin + 1)) < 1e-9 &&
+               fabs(sk_column_get(cy, k, 0) - (l->src[k].ywin + 1)) < 1e-9,
+           "table centroids are 1-based (FITS convention)");
+        ok(ca && ca->repeat == 4 && fabs(sk_column_get(ca, k, 3) - l->src[k].flux_aper[3]) < 1e-3 * fabs(l->src[k].flux_aper[3]) + 1e-3,
+           "FLUX_APER holds the 4 apertures");
+        ok(cn && (long)sk_column_get(cn, k, 0) == k + 1, "NUMBER column");
+        ok(!sk_table_column(tab, "RA"), "no RA/DEC columns without a WCS");
+    }
+    sk_table_free(tab);
+
     /* the same numbers for any thread count */
     sk_extract_result *r1 = NULL, *r3 = NULL;
     ok(sk_extract_run(img, &p, 1, &r1) == 0 && sk_extract_run(img, &p, 3, &r3) == 0,
