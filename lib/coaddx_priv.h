@@ -1,0 +1,60 @@
+/* coaddx_priv.h: helpers shared by the aligned-input coadds (zogy.c,
+ * psfmatch.c, bgmatch.c, artifact.c), implemented in coaddx_util.c. */
+#ifndef SK_COADDX_PRIV_H
+#define SK_COADDX_PRIV_H
+
+#include <stdint.h>
+#include "skystack/coaddx.h"
+
+/* 1 when output pixel (x, y) of input `in` is usable (see coaddx.h). */
+static inline int sk_cx_usable(const sk_aligned_input *in, long width, long x, long y,
+                               unsigned mask_flags)
+{
+    if (!in->sci || y < in->row0 || y >= in->row0 + in->nrows)
+        return 0;
+    size_t i = (size_t)(y - in->row0) * (size_t)width + (size_t)x;
+    float w = in->weight[i], v = in->sci[i];
+    if (!(w > 0.0f) || !__builtin_isfinite(w) || !__builtin_isfinite(v))
+        return 0;
+    return !(in->flags && (in->flags[i] & mask_flags));
+}
+
+/* Flags of pixel (x, y) of an input (0 where it holds no such row). */
+static inline uint16_t sk_cx_flags(const sk_aligned_input *in, long width, long x, long y)
+{
+    if (!in->sci || !in->flags || y < in->row0 || y >= in->row0 + in->nrows)
+        return 0;
+    return in->flags[(size_t)(y - in->row0) * (size_t)width + (size_t)x];
+}
+
+/* Fill the unusable pixels (valid[i] == 0) of an nx x ny array from their
+ * neighbours by a multi-scale local mean (push-pull: masked 2x2 averages
+ * up a pyramid, bilinear interpolation back down); valid pixels are kept
+ * bit for bit. With no valid pixel the array becomes 0. SK_EIO when out
+ * of memory. */
+int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny);
+
+/* Dilate with a (2r+1)^2 square: out[i] = OR of in[] over the square
+ * (bits), computed separably; `tmp` holds nx*ny values. */
+void sk_cx_dilate_or(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, long ny, long r);
+
+/* Full width at half maximum (pixels) of a stamp from the area above half
+ * its peak, refined on a 4x finer bilinear grid: 2 sqrt(area / pi). */
+double sk_cx_stamp_fwhm(const float *stamp, long size);
+
+/* Call a PSF callback, check the stamp (finite, positive sum) and scale it
+ * to unit sum. SK_EINPUT naming input `j` otherwise. */
+int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long size,
+                    float *stamp);
+
+/* Median of a float array (reordered in place); n > 0. */
+float sk_cx_median(float *v, size_t n);
+
+/* 1/sqrt(median usable weight) of an input over the rows it holds, from at
+ * most about 2 million sampled pixels; 0 when it has no usable pixel. */
+double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned mask_flags);
+
+/* Threads to use for `want` (0: every online core), at most `jobs`. */
+int sk_cx_threads(int want, long jobs);
+
+#endif

@@ -1,0 +1,262 @@
+/* coaddx_util.c: pixel helpers of the aligned-input coadds: in-painting, flag dilation, PSF stamps, medians, thread counts. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "coaddx_priv.h"
+#include "skystack/error.h"
+
+int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny)
+{
+    /* Pyramid level sizes. */
+    int nlev = 1;
+    for (long ax = nx, ay = ny; ax > 1 || ay > 1; nlev++) {
+        ax = (ax + 1) / 2;
+        ay = (ay + 1) / 2;
+    }
+    long *lx = malloc(sizeof(long) * (size_t)nlev), *ly = malloc(sizeof(long) * (size_t)nlev);
+    size_t *off = malloc(sizeof(size_t) * (size_t)nlev);
+    if (!lx || !ly || !off) {
+        free(lx); free(ly); free(off);
+        return sk_error(SK_EIO, "in-painting: out of memory");
+    }
+    size_t total = 0;
+    lx[0] = nx;
+    ly[0] = ny;
+    for (int l = 0; l < nlev; l++) {
+        if (l > 0) {
+            lx[l] = (lx[l - 1] + 1) / 2;
+            ly[l] = (ly[l - 1] + 1) / 2;
+        }
+        off[l] = total;
+        total += (size_t)lx[l] * (size_t)ly[l];
+    }
+    float *val = malloc(sizeof(float) * total);
+    uint8_t *has = malloc(total);
+    if (!val || !has) {
+        free(lx); free(ly); free(off); free(val); free(has);
+        return sk_error(SK_EIO, "in-painting: out of memory for %ld x %ld", nx, ny);
+    }
+    size_t n0 = (size_t)nx * (size_t)ny;
+    long nvalid = 0;
+    for (size_t i = 0; i < n0; i++) {
+        has[i] = valid[i] ? 1 : 0;
+        val[i] = valid[i] ? v[i] : 0.0f;
+        nvalid += has[i];
+    }
+    if (nvalid == (long)n0) {
+        free(lx); free(ly); free(off); free(val); free(has);
+        return SK_OK;
+    }
+    /* Push: each coarse pixel is the mean of its usable children. */
+    for (int l = 1; l < nlev; l++) {
+        const float *fv = val + off[l - 1];
+        const uint8_t *fh = has + off[l - 1];
+        float *cv = val + off[l];
+        uint8_t *ch = has + off[l];
+        long fx = lx[l - 1], fy = ly[l - 1];
+        for (long y = 0; y < ly[l]; y++)
+            for (long x = 0; x < lx[l]; x++) {
+                double s = 0.0;
+                int c = 0;
+                for (long dy = 0; dy < 2; dy++) {
+                    long yy = 2 * y + dy;
+                    if (yy >= fy)
+                        continue;
+                    for (long dx = 0; dx < 2; dx++) {
+                        long xx = 2 * x + dx;
+                        if (xx >= fx)
+                            continue;
+                        size_t i = (size_t)yy * (size_t)fx + (size_t)xx;
+                        if (fh[i]) {
+                            s += fv[i];
+                            c++;
+                        }
+                    }
+                }
+                size_t k = (size_t)y * (size_t)lx[l] + (size_t)x;
+                cv[k] = c ? (float)(s / c) : 0.0f;
+                ch[k] = c ? 1 : 0;
+            }
+    }
+    /* Pull: fill each level's empty pixels by bilinear interpolation of the
+     * (already complete) coarser level. */
+    for (int l = nlev - 2; l >= 0; l--) {
+        float *fv = val + off[l];
+        uint8_t *fh = has + off[l];
+        const float *cv = val + off[l + 1];
+        long cx = lx[l + 1], cy = ly[l + 1];
+        for (long y = 0; y < ly[l]; y++) {
+            double py = (y + 0.5) / 2.0 - 0.5;
+            if (py < 0) py = 0;
+            if (py > cy - 1) py = (double)(cy - 1);
+            long y0 = (long)floor(py), y1 = y0 + 1 < cy ? y0 + 1 : y0;
+            double ty = py - (double)y0;
+            for (long x = 0; x < lx[l]; x++) {
+                size_t i = (size_t)y * (size_t)lx[l] + (size_t)x;
+                if (fh[i])
+                    continue;
+                double px = (x + 0.5) / 2.0 - 0.5;
+                if (px < 0) px = 0;
+                if (px > cx - 1) px = (double)(cx - 1);
+                long x0 = (long)floor(px), x1 = x0 + 1 < cx ? x0 + 1 : x0;
+                double tx = px - (double)x0;
+                double a = cv[(size_t)y0 * (size_t)cx + (size_t)x0] * (1 - tx) +
+                           cv[(size_t)y0 * (size_t)cx + (size_t)x1] * tx;
+                double b = cv[(size_t)y1 * (size_t)cx + (size_t)x0] * (1 - tx) +
+                           cv[(size_t)y1 * (size_t)cx + (size_t)x1] * tx;
+                fv[i] = (float)(a * (1 - ty) + b * ty);
+                fh[i] = 1;
+            }
+        }
+    }
+    for (size_t i = 0; i < n0; i++)
+        if (!valid[i])
+            v[i] = val[i];
+    free(lx); free(ly); free(off); free(val); free(has);
+    return SK_OK;
+}
+
+void sk_cx_dilate_or(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, long ny, long r)
+{
+    for (long y = 0; y < ny; y++) {
+        const uint16_t *row = in + (size_t)y * (size_t)nx;
+        uint16_t *t = tmp + (size_t)y * (size_t)nx;
+        for (long x = 0; x < nx; x++) {
+            uint16_t b = 0;
+            long a0 = x - r < 0 ? 0 : x - r, a1 = x + r >= nx ? nx - 1 : x + r;
+            for (long k = a0; k <= a1; k++)
+                b |= row[k];
+            t[x] = b;
+        }
+    }
+    for (long y = 0; y < ny; y++) {
+        long a0 = y - r < 0 ? 0 : y - r, a1 = y + r >= ny ? ny - 1 : y + r;
+        uint16_t *o = out + (size_t)y * (size_t)nx;
+        memset(o, 0, sizeof(uint16_t) * (size_t)nx);
+        for (long k = a0; k <= a1; k++) {
+            const uint16_t *t = tmp + (size_t)k * (size_t)nx;
+            for (long x = 0; x < nx; x++)
+                o[x] |= t[x];
+        }
+    }
+}
+
+double sk_cx_stamp_fwhm(const float *stamp, long size)
+{
+    float peak = 0.0f;
+    for (long i = 0; i < size * size; i++)
+        if (stamp[i] > peak)
+            peak = stamp[i];
+    if (!(peak > 0.0f))
+        return 0.0;
+    const int sub = 4;
+    double half = 0.5 * peak, area = 0.0;
+    for (long y = 0; y < size - 1; y++)
+        for (long x = 0; x < size - 1; x++) {
+            float v00 = stamp[y * size + x], v10 = stamp[y * size + x + 1];
+            float v01 = stamp[(y + 1) * size + x], v11 = stamp[(y + 1) * size + x + 1];
+            if (v00 < half && v10 < half && v01 < half && v11 < half)
+                continue;
+            for (int j = 0; j < sub; j++)
+                for (int i = 0; i < sub; i++) {
+                    double tx = (i + 0.5) / sub, ty = (j + 0.5) / sub;
+                    double v = (v00 * (1 - tx) + v10 * tx) * (1 - ty) + (v01 * (1 - tx) + v11 * tx) * ty;
+                    if (v >= half)
+                        area += 1.0 / (sub * sub);
+                }
+        }
+    return 2.0 * sqrt(area / M_PI);
+}
+
+int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long size,
+                    float *stamp)
+{
+    int status = in->psf(in->psf_ctx, x, y, size, stamp);
+    if (status)
+        return sk_error_context("PSF of input %d at (%.1f, %.1f)", j, x, y);
+    double s = 0.0;
+    for (long i = 0; i < size * size; i++) {
+        if (!isfinite(stamp[i]))
+            return sk_error(SK_EINPUT, "PSF of input %d at (%.1f, %.1f): non-finite value", j,
+                            x, y);
+        s += stamp[i];
+    }
+    if (!(s > 0.0))
+        return sk_error(SK_EINPUT, "PSF of input %d at (%.1f, %.1f): sum %g is not positive",
+                        j, x, y, s);
+    for (long i = 0; i < size * size; i++)
+        stamp[i] = (float)(stamp[i] / s);
+    return SK_OK;
+}
+
+/* Wirth's selection of the k-th smallest (reorders v). */
+static float select_kth(float *v, long n, long k)
+{
+    long l = 0, m = n - 1;
+    while (l < m) {
+        float x = v[k];
+        long i = l, j = m;
+        do {
+            while (v[i] < x) i++;
+            while (x < v[j]) j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                j--;
+            }
+        } while (i <= j);
+        if (j < k) l = i;
+        if (k < i) m = j;
+    }
+    return v[k];
+}
+
+float sk_cx_median(float *v, size_t n)
+{
+    float hi = select_kth(v, (long)n, (long)(n / 2));
+    if (n % 2)
+        return hi;
+    float lo = v[0];
+    for (size_t i = 1; i < n / 2; i++)
+        if (v[i] > lo)
+            lo = v[i];
+    return 0.5f * (lo + hi);
+}
+
+double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned mask_flags)
+{
+    if (!in->sci || in->nrows <= 0)
+        return 0.0;
+    size_t npix = (size_t)in->nrows * (size_t)width;
+    size_t stride = npix / 2000000 + 1;
+    float *w = malloc(sizeof(float) * (npix / stride + 1));
+    if (!w)
+        return 0.0;
+    size_t n = 0;
+    for (size_t i = 0; i < npix; i += stride) {
+        long y = in->row0 + (long)(i / (size_t)width), x = (long)(i % (size_t)width);
+        if (sk_cx_usable(in, width, x, y, mask_flags))
+            w[n++] = in->weight[i];
+    }
+    double sigma = n ? 1.0 / sqrt((double)sk_cx_median(w, n)) : 0.0;
+    free(w);
+    return sigma;
+}
+
+int sk_cx_threads(int want, long jobs)
+{
+    long t = want;
+    if (t <= 0) {
+        t = sysconf(_SC_NPROCESSORS_ONLN);
+        if (t < 1)
+            t = 1;
+    }
+    if (t > jobs)
+        t = jobs;
+    if (t < 1)
+        t = 1;
+    return (int)t;
+}
