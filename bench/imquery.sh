@@ -8,7 +8,11 @@
 # at RUNS different places and prints the median wall-clock time.
 #
 # Usage: sh bench/imquery.sh [ROWS] [RUNS]   (defaults 1000000 and 31)
-# Needs build/bin (make) and the PostgreSQL server with q3c.
+# Needs build/bin (make) and the PostgreSQL server with q3c. With
+# BENCH_DB_DIR=DIR the cluster lives there and is kept (and filled only when
+# empty), so that the timing can be repeated without refilling.
+# It also times `imquery --version` (process start, no database) as a
+# baseline: on a loaded machine both grow together.
 set -eu
 ROWS=${1:-1000000}
 RUNS=${2:-31}
@@ -21,11 +25,16 @@ export SKYSTACK_CONFIG=
 # A fresh, world-traversable folder: as root the cluster runs as postgres.
 WORK=$(mktemp -d /tmp/skbench-XXXXXX)
 chmod 755 "$WORK"
-export SKYSTACK_DB_DIR="$WORK/db" SKYSTACK_DATA="$WORK/data"
-cleanup() { skydb -q stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+export SKYSTACK_DB_DIR="${BENCH_DB_DIR:-$WORK/db}" SKYSTACK_DATA="$WORK/data"
+cleanup() {
+    [ -n "${BENCH_DB_DIR:-}" ] || skydb -q stop >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
 trap cleanup EXIT INT TERM
 
 skydb -q start
+have=$(skydb psql -- -X -At -c "SELECT count(*) FROM images")
+if [ "$have" -eq 0 ]; then
 echo "filling $ROWS synthetic images..." >&2
 t0=$(date +%s)
 skydb psql -- -q -v ON_ERROR_STOP=1 -v rows="$ROWS" <<'SQL'
@@ -69,6 +78,9 @@ FROM (
 ANALYZE images;
 SQL
 echo "filled in $(( $(date +%s) - t0 )) s" >&2
+else
+    ROWS=$have
+fi
 
 # Query places: the centres of RUNS random images, with a 7-day window
 # around each image's date.
@@ -85,8 +97,18 @@ while read -r ra dec m0; do
     found=$((found + n))
     echo $(( (t_end - t_start) / 1000 )) >>"$WORK/times"
 done <"$WORK/places"
+median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] / 1000 }'; }
+: >"$WORK/base"
+for k in $(seq "$RUNS"); do
+    t_start=$(date +%s%N)
+    imquery --version >/dev/null
+    t_end=$(date +%s%N)
+    echo $(( (t_end - t_start) / 1000 )) >>"$WORK/base"
+done
 median_us=$(sort -n "$WORK/times" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 max_us=$(sort -n "$WORK/times" | tail -1)
 printf 'imquery on %d images: median %.1f ms, max %.1f ms over %d queries (%d images found; goal < 50 ms)\n' \
     "$ROWS" "$(echo "$median_us" | awk '{ print $1 / 1000 }')" "$(echo "$max_us" | awk '{ print $1 / 1000 }')" \
     "$(wc -l <"$WORK/times")" "$found"
+printf 'baseline: imquery --version (process start, no database): median %.1f ms; load average %s\n' \
+    "$(median "$WORK/base")" "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
