@@ -318,6 +318,13 @@ static double sep_deg(double ra1, double dec1, double ra2, double dec2)
     return 2 * asin(fmin(1.0, sqrt(a))) / d2r;
 }
 
+/* RA in [0, 360). */
+static double wrap_ra(double ra)
+{
+    double r = fmod(fmod(ra, 360.0) + 360.0, 360.0);
+    return r >= 360.0 ? 0.0 : r;
+}
+
 /* Everything but the pixels, with the refusals of SPEC §6. */
 static int read_meta(const char *path, const hdu_info *hdu, int multi, const json_t *map,
                      const char *map_name, const sk_ingest_opts *o, meta *m)
@@ -360,9 +367,13 @@ static int read_meta(const char *path, const hdu_info *hdu, int multi, const jso
             return sk_error(SK_EINPUT, "%s: refused: no usable WCS (a corner is outside the projection)",
                             where);
         }
-    m->fp.ra_deg = fmod(fmod(m->fp.ra_deg, 360.0) + 360.0, 360.0);
-    if (m->fp.ra_deg >= 360.0)
-        m->fp.ra_deg = 0;
+    m->fp.ra_deg = wrap_ra(m->fp.ra_deg);
+    for (int k = 0; k < 4; k++)
+        m->fp.corner_ra_deg[k] = wrap_ra(m->fp.corner_ra_deg[k]);
+    if (!m->fp.contains_pole) {
+        m->fp.minra_deg = wrap_ra(m->fp.minra_deg);
+        m->fp.maxra_deg = wrap_ra(m->fp.maxra_deg);
+    }
     for (int k = 0; k < 4; k++)
         m->radius_deg = fmax(m->radius_deg, sep_deg(m->fp.ra_deg, m->fp.dec_deg, m->fp.corner_ra_deg[k],
                                                      m->fp.corner_dec_deg[k]));

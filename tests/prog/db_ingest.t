@@ -126,7 +126,7 @@ mkfits() {
     {
         for c in "SIMPLE  =                    T" "BITPIX  =                  -32" "NAXIS   =                    2" \
             "NAXIS1  =                   10" "NAXIS2  =                   10" "CTYPE1  = 'RA---TAN'" \
-            "CTYPE2  = 'DEC--TAN'" "CRVAL1  =                 50.0" "CRVAL2  =                -20.0" \
+            "CTYPE2  = 'DEC--TAN'" "CRVAL1  = ${CRVAL1:-50.0}" "CRVAL2  =                -20.0" \
             "CRPIX1  =                  5.5" "CRPIX2  =                  5.5" "CDELT1  =               -0.001" \
             "CDELT2  =                0.001" "EXPTIME =                 30.0" "$@" "END"; do
             printf '%-80s' "$c"
@@ -180,6 +180,17 @@ is "$?" "0" "--link of a file in the skystack layout"
 lp=$(imquery --target LINKED)
 [ -L "$lp" ] && [ "$(readlink "$lp")" = "$T_TMP/linked.fits" ]
 ok $? "the data root holds a link to it"
+
+# An image straddling RA = 0, from its WCS to the query.
+CRVAL1=0.0 mkfits "$T_TMP/wrap.fits" "FILTER  = 'u       '" "MJD-OBS =              59001.5"
+imingest "$T_TMP/wrap.fits" >"$T_TMP/out" 2>"$T_TMP/err"
+is "$?" "0" "an image across RA = 0 is ingested"
+wid=$(cat "$T_TMP/out")
+is "$(sql "SELECT (maxra < minra) || ' ' || (minra > 359.99) || ' ' || (maxra < 0.01) FROM images WHERE id = $wid")" \
+    "true true true" "its bounding box straddles RA = 0 (maxra < minra)"
+is "$(imquery --ra 359.998 --dec -20 --ids) $(imquery --ra 0.002 --dec -20 --ids)" "$wid $wid" \
+    "it is found on both sides of RA = 0"
+exit_is 2 "and not beyond its edge" imquery --ra 0.01 --dec -20
 
 # Two processes ingesting one new file at once: one image.
 mkfits "$T_TMP/twice.fits" "FILTER  = 'i       '" "MJD-OBS =              59000.5"
