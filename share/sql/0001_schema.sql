@@ -119,8 +119,6 @@ CREATE INDEX images_exp_time ON images (exp_time);
 CREATE INDEX images_airmass ON images (airmass);
 CREATE INDEX images_bkg_rms ON images (bkg_rms_estimate);
 CREATE INDEX images_zero_point ON images (zero_point_estimate);
-CREATE INDEX images_mindec ON images (mindec);
-CREATE INDEX images_maxdec ON images (maxdec);
 
 -- Extraction products: one row per (image, extraction provenance) each.
 CREATE TABLE source_lists (
