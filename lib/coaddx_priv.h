@@ -47,6 +47,11 @@ double sk_cx_stamp_fwhm(const float *stamp, long size);
 int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long size,
                     float *stamp);
 
+/* Put a size x size stamp centred on its middle pixel into an ny x nx
+ * array (zeroed first) with the centre at (0, 0), wrapping around: the
+ * layout whose Fourier transform is the stamp's centred transform. */
+void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny);
+
 /* Median of a float array (reordered in place); n > 0. */
 float sk_cx_median(float *v, size_t n);
 

@@ -190,6 +190,19 @@ int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long 
     return SK_OK;
 }
 
+void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny)
+{
+    memset(arr, 0, sizeof(float) * (size_t)(nx * ny));
+    long h = size / 2;
+    for (long v = 0; v < size; v++) {
+        long yy = ((v - h) % ny + ny) % ny;
+        for (long u = 0; u < size; u++) {
+            long xx = ((u - h) % nx + nx) % nx;
+            arr[yy * nx + xx] += stamp[v * size + u];
+        }
+    }
+}
+
 /* Wirth's selection of the k-th smallest (reorders v). */
 static float select_kth(float *v, long n, long k)
 {

@@ -313,21 +313,6 @@ static int ws_reserve(zogy_ws *w, const sk_zogy *z, int na)
     return SK_OK;
 }
 
-/* Put a size x size stamp centred on its middle pixel into an ny x nx array
- * with the centre at (0, 0), wrapping around. */
-static void embed_stamp(const float *stamp, long size, float *arr, long nx, long ny)
-{
-    memset(arr, 0, sizeof(float) * (size_t)(nx * ny));
-    long h = size / 2;
-    for (long v = 0; v < size; v++) {
-        long yy = ((v - h) % ny + ny) % ny;
-        for (long u = 0; u < size; u++) {
-            long xx = ((u - h) % nx + nx) % nx;
-            arr[yy * nx + xx] += stamp[v * size + u];
-        }
-    }
-}
-
 /* Multiplicity of column kx of a half-spectrum of a real n-point axis. */
 static inline double col_mult(long kx, long n)
 {
@@ -437,7 +422,7 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
         if (status)
             return status;
         w->fwhm[na] = sk_cx_stamp_fwhm(w->stamp, ps);
-        embed_stamp(w->stamp, ps, r, lx, ly);
+        sk_cx_embed(w->stamp, ps, r, lx, ly);
         fftwf_execute_dft_r2c(fwd, r, w->pbuf);
         const float wn = (float)z->wnum[j], cj = (float)z->c[j];
         fftwf_complex *x = w->x[na];
@@ -450,7 +435,7 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
             x[k][1] = wn * (pr * di - pi * dr);
             pw[k] = cj * (pr * pr + pi * pi);
         }
-        embed_stamp(w->stamp, ps, w->gr, g, g);
+        sk_cx_embed(w->stamp, ps, w->gr, g, g);
         fftwf_execute_dft_r2c(gfwd, w->gr, w->gc);
         for (long k = 0; k < w->gcplx; k++) {
             double pr = w->gc[k][0] + eps, pi = w->gc[k][1];
@@ -1001,7 +986,7 @@ int sk_zogy_psf(sk_zogy *z, double x_px, double y_px, long size, float *stamp)
         pthread_mutex_unlock(&z->psf_lock);
         if (status)
             goto done;
-        embed_stamp(st, ps, r, gp, gp);
+        sk_cx_embed(st, ps, r, gp, gp);
         fftwf_execute_dft_r2c(fwd, r, c);
         for (long k = 0; k < nc; k++) {
             double pr = c[k][0] + z->o.psf_floor, pi = c[k][1];

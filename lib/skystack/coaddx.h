@@ -108,6 +108,81 @@ int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16
  * size x size stamp (odd size) with unit sum, centred like the inputs'. */
 int sk_zogy_psf(sk_zogy *z, double x_px, double y_px, long size, float *stamp);
 
+/* ---- psfmatch.c: inputs convolved to one target PSF -------------------- */
+
+enum sk_psf_target_kind {
+    SK_TARGET_BROADEST = 0, /* the input PSF with the largest FWHM at the
+                               centre of the grid (the default) */
+    SK_TARGET_INPUT = 1,    /* the PSF of input `input` */
+    SK_TARGET_GAUSSIAN = 2, /* a circular Gaussian of FWHM fwhm_px */
+    SK_TARGET_MOFFAT = 3    /* a circular Moffat of FWHM fwhm_px, beta */
+};
+
+typedef struct sk_psf_target {
+    int kind;               /* enum sk_psf_target_kind */
+    int input;              /* SK_TARGET_INPUT */
+    double fwhm_px;         /* analytic targets (integrated over pixels,
+                               truncated at the stamp's inscribed circle) */
+    double moffat_beta;
+} sk_psf_target;
+
+typedef struct sk_psfmatch_opts {
+    long psf_size;          /* odd PSF stamp size (default 31); kernels
+                               reach at most psf_size/2 pixels */
+    long tile_px;           /* tile core (default 512); kernels are made at
+                               every tile's centre */
+    int threads;            /* 0: every online core */
+    unsigned mask_flags;    /* default SK_COADDX_MASK_DEFAULT */
+    double regularization;  /* lambda of K^ = P^_T conj(P^_j) / (|P^_j|^2 +
+                               lambda^2) (default 1e-3; P^(0) = 1) */
+    double contamination;   /* a convolved pixel is unusable when the kernel
+                               weight sum |K| over masked input pixels
+                               exceeds this fraction of sum |K| (1e-3) */
+} sk_psfmatch_opts;
+
+void sk_psfmatch_opts_default(sk_psfmatch_opts *o);
+
+typedef struct sk_psfmatch sk_psfmatch;
+
+/* Prepare the matching of n inputs to `target` (NULL: the broadest). The
+ * inputs array is copied; the planes must live until sk_psfmatch_free. */
+int sk_psfmatch_new(const sk_aligned_input *in, int n, long width, long height,
+                    const sk_psf_target *target, const sk_psfmatch_opts *opts,
+                    sk_psfmatch **out);
+void sk_psfmatch_free(sk_psfmatch *pm);
+
+/* The input whose PSF is the target (-1 for an analytic target) and the
+ * target's FWHM at the centre of the grid (pixels). */
+int sk_psfmatch_target_input(const sk_psfmatch *pm);
+double sk_psfmatch_target_fwhm(const sk_psfmatch *pm);
+
+/* Rows every input must hold to compute output rows [y0, y1). */
+void sk_psfmatch_rows_needed(const sk_psfmatch *pm, long y0, long y1, long *need0,
+                             long *need1);
+
+/* Input j convolved to the target, output rows [y0, y1) ((y1-y0)*width
+ * values each; flags may be NULL). Masked and missing pixels are
+ * in-painted before the convolution; a convolved pixel whose kernel
+ * footprint puts more than `contamination` of the kernel's weight on them
+ * gets weight 0 and the OR of their flags (SK_FLAG_EDGE where the input has
+ * no data). The weight is the inverse of the per-pixel variance
+ * K^2 * (1/w) (variance propagated through the kernel); neighbouring
+ * pixels are correlated by the kernel: the variance of a sum over an
+ * aperture much larger than the kernel is about 1/sum(K^2) times the sum
+ * of the per-pixel variances (sk_psfmatch_varcorr). The target input
+ * itself is copied unchanged. */
+int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float *weight,
+                     uint16_t *flags);
+
+/* 1/sum(K^2) of input j's kernel at the centre of the grid (1 for the
+ * target input): large-scale over per-pixel variance of its convolved
+ * image for white input noise. */
+double sk_psfmatch_varcorr(sk_psfmatch *pm, int j);
+
+/* The target PSF at (x, y) as a size x size stamp (odd), unit sum: the
+ * coadd's PSF, exactly. */
+int sk_psfmatch_target_psf(sk_psfmatch *pm, double x_px, double y_px, long size, float *stamp);
+
 #ifdef __cplusplus
 }
 #endif
