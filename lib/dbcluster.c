@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -382,7 +383,49 @@ static int ensure_database(const char *dir)
     return st;
 }
 
+/* Serialise skydb processes working on one cluster (two `skydb start` at
+ * once must not both run initdb): an exclusive lock on DIR.lock. */
+static int lock_cluster(const char *dir, int *fd_out)
+{
+    *fd_out = -1;
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        if (sk_mkdir_p(parent))
+            return sk_error_context("creating %s", parent);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return sk_error(SK_EIO, "%s: %s", path, strerror(errno));
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            int st = sk_error(SK_EIO, "%s: cannot lock: %s", path, strerror(errno));
+            close(fd);
+            return st;
+        }
+    }
+    *fd_out = fd;
+    return SK_OK;
+}
+
+static int start_locked(const sk_config *cfg, const char *dir);
+
 int sk_cluster_start(const sk_config *cfg, const char *dir)
+{
+    int fd;
+    int st = lock_cluster(dir, &fd);
+    if (st)
+        return st;
+    st = start_locked(cfg, dir);
+    close(fd);
+    return st;
+}
+
+static int start_locked(const sk_config *cfg, const char *dir)
 {
     int st = sk_cluster_init(cfg, dir);
     if (st)

@@ -129,6 +129,21 @@ exit_is 3 "imquery against a stopped cluster exits 3" imquery --ids
 like "$(cat "$T_TMP/err")" "skydb start" "and says how to start it"
 run_ok "skydb stop on a stopped cluster is a no-op" skydb stop
 
+# Three skydb start at once on a new folder: one cluster, all succeed.
+second="$DB_WORK/second"
+pids=
+for k in 1 2 3; do
+    SKYSTACK_DB_DIR="$second" skydb -q start 2>"$T_TMP/s$k.err" &
+    pids="$pids $!"
+done
+fails=0
+for p in $pids; do wait "$p" || fails=$((fails + 1)); done
+is "$fails" "0" "three concurrent skydb start on a new folder all succeed"
+cat "$T_TMP"/s*.err | sed 's/^/#   /' | head -10
+SKYSTACK_DB_DIR="$second" skydb status >"$T_TMP/out" 2>&1
+ok $? "and the cluster they made is running with its schema"
+SKYSTACK_DB_DIR="$second" skydb -q stop
+
 # SKYSTACK_DB that cannot be reached: exit 3, named, password masked.
 SKYSTACK_DB="host=/nonexistent-skystack dbname=survey user=me password=sekrit-pw" \
     imquery --ids >"$T_TMP/out" 2>"$T_TMP/err"
