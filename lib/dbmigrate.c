@@ -114,17 +114,13 @@ int sk_db_schema_version(sk_db *db, int *version)
     *version = 0;
     PGresult *r = NULL;
     int st = sk_db_exec(db, "reading the schema version",
-                        "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL, &r);
-    if (st)
-        return st;
-    int exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (!exists)
+                        "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL, &r);
+    if (st) {
+        if (strcmp(sk_db_last_sqlstate(db), "42P01") != 0) /* undefined_table: no schema yet */
+            return st;
+        sk_error_clear();
         return SK_OK;
-    st = sk_db_exec(db, "reading the schema version",
-                    "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL, &r);
-    if (st)
-        return st;
+    }
     *version = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     return SK_OK;
