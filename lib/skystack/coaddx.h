@@ -183,6 +183,64 @@ double sk_psfmatch_varcorr(sk_psfmatch *pm, int j);
  * coadd's PSF, exactly. */
 int sk_psfmatch_target_psf(sk_psfmatch *pm, double x_px, double y_px, long size, float *stamp);
 
+/* ---- bgmatch.c: background matching between overlapping inputs --------- */
+
+typedef struct sk_bgmatch_opts {
+    int degree;             /* 0: a constant per input; 1: a plane (default) */
+    long cell_px;           /* cells of the coarse grid (default 64) */
+    double clip_sigma;      /* rejection of discrepant cells (default 3) */
+    int iterations;         /* clipping passes at most (default 10) */
+    long min_pixels;        /* usable pixels of an input and the reference
+                               in a cell to use it (default cell_px^2 / 8) */
+    unsigned mask_flags;    /* default SK_COADDX_MASK_DEFAULT */
+} sk_bgmatch_opts;
+
+void sk_bgmatch_opts_default(sk_bgmatch_opts *o);
+
+/* The offsets are fitted from the overlap differences: at every pixel the
+ * reference is the median of the usable inputs there (two at least); in
+ * each cell of the coarse grid and for each input the median of (input -
+ * reference) over the cell is one measurement m_jc. The model
+ *     m_jc = o_j(cell centre) + n_c,
+ * o_j = a_j + b_j X + c_j Y (X, Y: grid coordinates scaled to [-1, 1] over
+ * the grid) with a free level n_c per cell (so only differences between
+ * inputs in the same cell count), is solved by weighted least squares
+ * (weights: pixels times mean weight of the input in the cell), cells
+ * whose normalised residual exceeds clip_sigma robust sigmas are dropped
+ * and the fit repeated; the offsets of every group of overlapping inputs
+ * are anchored so that their mean is zero. An input that overlaps no other
+ * gets no correction. */
+typedef struct sk_bgmatch sk_bgmatch;
+
+int sk_bgmatch_new(int n, long width, long height, const sk_bgmatch_opts *opts,
+                   sk_bgmatch **out);
+void sk_bgmatch_free(sk_bgmatch *bm);
+
+/* Feed output rows [y0, y1) of all n inputs (each must hold those rows,
+ * or none); rows must come in order, from 0 to height, in any bands. */
+int sk_bgmatch_add_rows(sk_bgmatch *bm, const sk_aligned_input *in, long y0, long y1);
+
+/* Fit the offsets once every row was fed. */
+int sk_bgmatch_solve(sk_bgmatch *bm);
+
+/* The offset of input j at (x, y): the value to subtract. */
+double sk_bgmatch_offset(const sk_bgmatch *bm, int j, double x_px, double y_px);
+/* Its value at the centre of the grid and its gradient (per pixel). */
+void sk_bgmatch_plane(const sk_bgmatch *bm, int j, double *at_centre, double *d_dx,
+                      double *d_dy);
+/* Cells used for input j in the final fit (0: it overlaps nothing). */
+long sk_bgmatch_ncells(const sk_bgmatch *bm, int j);
+
+/* Subtract input j's offset from rows [y0, y1) of `sci` (which holds
+ * (y1-y0)*width values from row y0). */
+void sk_bgmatch_apply_rows(const sk_bgmatch *bm, int j, long y0, long y1, float *sci);
+
+/* BGMATCH = T, BGDEG, then for each input (1-based n) BGOFFn (offset at the
+ * centre of the grid), BGDXn and BGDYn (gradient per pixel); and one log
+ * line per input at info level. */
+int sk_bgmatch_write_header(const sk_bgmatch *bm, sk_header *h);
+void sk_bgmatch_log(const sk_bgmatch *bm);
+
 #ifdef __cplusplus
 }
 #endif
