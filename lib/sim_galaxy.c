@@ -2,14 +2,11 @@
  * with the local PSF (FFT), rendered into stamps that are added to images. */
 #include <fftw3.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fft_priv.h"
 #include "skystack/error.h"
 #include "skystack/sim.h"
-
-/* fftw's planner is not thread-safe; execution is. */
-static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Ciotti & Bertin (1999) asymptotic expansion of b_n (I(re) encloses half
  * the light), accurate to 1e-6 for n > 0.36. */
@@ -17,18 +14,6 @@ static double sersic_b(double n)
 {
     return 2.0 * n - 1.0 / 3.0 + 4.0 / (405.0 * n) + 46.0 / (25515.0 * n * n) +
            131.0 / (1148175.0 * n * n * n) - 2194697.0 / (30690717750.0 * n * n * n * n);
-}
-
-static long fft_size(long n)
-{
-    for (long m = n;; m++) {
-        long k = m;
-        while (k % 2 == 0) k /= 2;
-        while (k % 3 == 0) k /= 3;
-        while (k % 5 == 0) k /= 5;
-        if (k == 1)
-            return m;
-    }
 }
 
 int sk_sim_galaxy_render(const sk_sim_galaxy *g, const sk_sim_psf *psf, double flux,
@@ -50,7 +35,7 @@ int sk_sim_galaxy_render(const sk_sim_galaxy *g, const sk_sim_psf *psf, double f
     long gh = (long)ceil(rtrunc + 1.0), gs = 2 * gh + 1;
     long kh = (long)ceil(sk_sim_psf_extent_px(psf)), ks = 2 * kh + 1;
     long os = gs + ks - 1, oh = gh + kh;
-    long n = fft_size(os);
+    long n = sk_fft_good_size(os);
     double b = sersic_b(g->sersic_n), inv_n = 1.0 / g->sersic_n;
     double th = g->angle_deg * M_PI / 180.0, c = cos(th), s = sin(th), q = g->axis_ratio;
     static const double node[4] = {-0.4305681557970263, -0.1699905217924281,
@@ -125,25 +110,22 @@ int sk_sim_galaxy_render(const sk_sim_galaxy *g, const sk_sim_psf *psf, double f
             ker[((j + n) % n) * n + (i + n) % n] = (float)(samp[(j + kh) * ks + i + kh] / ksum);
     free(samp);
 
-    pthread_mutex_lock(&plan_lock);
-    fftwf_plan pg = fftwf_plan_dft_r2c_2d((int)n, (int)n, gal, gf, FFTW_ESTIMATE);
-    fftwf_plan pk = fftwf_plan_dft_r2c_2d((int)n, (int)n, ker, kf, FFTW_ESTIMATE);
-    fftwf_plan pi = fftwf_plan_dft_c2r_2d((int)n, (int)n, gf, gal, FFTW_ESTIMATE);
-    pthread_mutex_unlock(&plan_lock);
-    fftwf_execute(pg);
-    fftwf_execute(pk);
+    /* Plans from the library's shared cache (made once per size under its
+     * lock), executed on this galaxy's own arrays. */
+    fftwf_plan fwd = sk_fft_plan_r2c((int)n, (int)n), inv = sk_fft_plan_c2r((int)n, (int)n);
+    if (!fwd || !inv) {
+        fftwf_free(gal); fftwf_free(ker); fftwf_free(gf); fftwf_free(kf); free(out);
+        return sk_errstatus() ? sk_errstatus() : SK_EIO;
+    }
+    fftwf_execute_dft_r2c(fwd, gal, gf);
+    fftwf_execute_dft_r2c(fwd, ker, kf);
     for (long k = 0; k < n * (n / 2 + 1); k++) {
         float re = gf[k][0] * kf[k][0] - gf[k][1] * kf[k][1];
         float im = gf[k][0] * kf[k][1] + gf[k][1] * kf[k][0];
         gf[k][0] = re;
         gf[k][1] = im;
     }
-    fftwf_execute(pi);
-    pthread_mutex_lock(&plan_lock);
-    fftwf_destroy_plan(pg);
-    fftwf_destroy_plan(pk);
-    fftwf_destroy_plan(pi);
-    pthread_mutex_unlock(&plan_lock);
+    fftwf_execute_dft_c2r(inv, gf, gal);
 
     /* Output pixel (i, j) of the os x os stamp is galaxy pixel (i - kh, j - kh)
      * after convolution: circular index (i - kh) mod n. */
