@@ -21,5 +21,6 @@
 #include "storage.h"
 #include "query.h"
 #include "ingest.h"
+#include "coadd.h"
 
 #endif

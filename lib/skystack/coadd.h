@@ -1,0 +1,263 @@
+/* coadd.h: coadding images: output grids, the interpolated pixel mapping
+ * between grids, resampling kernels, photometric scaling, the combine
+ * methods, and the banded, threaded coadd engine with its products.
+ *
+ * Flux convention (SPEC §6). Pixel values of a resampled image and of a
+ * coadd are flux per pixel: background-subtracted counts scaled to the
+ * common zero point (m = -2.5 log10(sum of pixels) + MAGZERO). Resampling
+ * multiplies each value by the output/input pixel-area ratio taken from
+ * the local Jacobian of the mapping (SWarp's FSCALASTRO VARIABLE), so that
+ * surface brightness and every source's total flux are conserved.
+ *
+ * Noise convention. WGT of a resampled image or coadd is the inverse of the
+ * true variance of each output pixel: the kernel k applied to input pixels
+ * of variance V gives area^2 * sum(k^2) * V (the local V is taken at the
+ * nearest input pixel). The kernel correlates neighbouring pixels: the
+ * variance of a sum over an aperture much larger than the kernel is
+ * VARCORR (header keyword, >= 1) times the sum of the per-pixel variances.
+ * Inputs are combined with weights proportional to the inverse of their
+ * large-scale variance per output pixel: area * V * scale^2 where output
+ * pixels are no larger than input pixels (the kernel averages, the sum
+ * over an aperture keeps the input's variance; this weight depends
+ * smoothly on position, not on the sub-pixel phase), and the per-pixel
+ * variance where it is larger (output pixels much larger than input
+ * pixels sample the input at nearly independent points).
+ *
+ * Pixel coordinates are 0-based (see wcs.h). */
+#ifndef SKYSTACK_COADD_H
+#define SKYSTACK_COADD_H
+
+#include <stdint.h>
+#include "fits.h"
+#include "header.h"
+#include "image.h"
+#include "wcs.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- kernels (resample.c) ------------------------------------------- */
+
+enum sk_kernel {
+    SK_KERNEL_LANCZOS3 = 0, /* sinc(x) sinc(x/3), |x| < 3: 6x6 taps (default) */
+    SK_KERNEL_LANCZOS2 = 1, /* sinc(x) sinc(x/2), |x| < 2: 4x4 taps */
+    SK_KERNEL_BILINEAR = 2  /* 1 - |x|, |x| < 1: 2x2 taps */
+};
+
+/* "lanczos3", "lanczos2", "bilinear" (case-insensitive); SK_EINPUT else. */
+int sk_kernel_from_name(const char *name, int *kernel);
+const char *sk_kernel_name(int kernel);
+/* Half-width a: a point at x = i + f (0 <= f < 1) uses input pixels
+ * i-a+1 .. i+a along each axis. */
+int sk_kernel_halfwidth(int kernel);
+/* Value of the (unnormalised) kernel at offset t (pixels). */
+double sk_kernel_value(int kernel, double t);
+
+/* ---- output grids (coadd_grid.c) ------------------------------------- */
+
+typedef struct sk_grid {
+    long width, height;
+    sk_wcs *wcs;            /* owned */
+    sk_header *header;      /* the WCS cards of the grid (owned) */
+} sk_grid;
+
+/* The grid of an existing WCS and size (e.g. one input's: the coadd of
+ * the alignment image lands on that image's own pixels). */
+int sk_grid_from_wcs(const sk_wcs *wcs, long width, long height, sk_grid **out);
+/* A TAN grid centred on (ra, dec): north up, east left (CD1_1 < 0), the
+ * centre of the grid at the tangent point, `rotation_deg` turning the
+ * pixel axes counter-clockwise on the sky (0 for north up). */
+int sk_grid_tan(double ra_deg, double dec_deg, long width, long height,
+                double pixel_scale_arcsec, double rotation_deg, sk_grid **out);
+/* A north-up TAN grid covering the union of n images (their WCS and
+ * sizes), tangent point at the centre of the union, pixel scale
+ * `pixel_scale_arcsec` (<= 0: the finest of the inputs' central scales). */
+int sk_grid_union(int n, const sk_wcs *const *wcs, const long *width, const long *height,
+                  double pixel_scale_arcsec, sk_grid **out);
+void sk_grid_free(sk_grid *g);
+
+/* ---- the pixel mapping (pixmap.c) ------------------------------------ */
+
+/* Output pixel -> input pixel through both full WCSs (output pix2sky, then
+ * input sky2pix), evaluated by wcslib on a grid of nodes every `step`
+ * pixels over the part of the output that the input covers and
+ * interpolated in between with 4-point Lagrange cubics along each axis.
+ * The interpolation error is measured against wcslib at the centre of
+ * every node cell and along the cell edges; the node spacing is halved
+ * until the largest error is at most the tolerance (and the relative error
+ * of the pixel-area ratio at most 1e-5). Cells whose nodes fall outside a
+ * projection's domain, and mappings no spacing of 2 px can reach, are
+ * evaluated exactly for every pixel. */
+typedef struct sk_pixmap sk_pixmap;
+
+int sk_pixmap_new(const sk_grid *grid, const sk_wcs *in_wcs, long in_width, long in_height,
+                  double tolerance_px, sk_pixmap **out);
+void sk_pixmap_free(sk_pixmap *m);
+/* The output rectangle the input may cover: [x0, x1) x [y0, y1), empty
+ * (x0 == x1) when the input does not overlap the grid. */
+void sk_pixmap_box(const sk_pixmap *m, long *x0, long *y0, long *x1, long *y1);
+/* Node spacing in output pixels (0: exact evaluation everywhere). */
+int sk_pixmap_step(const sk_pixmap *m);
+/* Largest interpolation errors measured: position (input px) and the
+ * relative error of the area ratio. */
+double sk_pixmap_error_px(const sk_pixmap *m);
+double sk_pixmap_area_error(const sk_pixmap *m);
+/* Input coordinates and pixel-area ratio (output pixel area / input pixel
+ * area, i.e. |det| of d(input)/d(output)) of output pixels x0..x1-1 of row
+ * y, which must lie inside the box. NaN where there is no mapping. Safe to
+ * call from several threads. */
+int sk_pixmap_row(const sk_pixmap *m, long y, long x0, long x1, double *xin, double *yin,
+                  double *area);
+/* Bounds of the input coordinates of the output pixels of rows [y0, y1)
+ * inside the box (exact bounds of the interpolants); NaN when no pixel of
+ * those rows maps. */
+int sk_pixmap_input_bounds(const sk_pixmap *m, long y0, long y1, double *xmin, double *xmax,
+                           double *ymin, double *ymax);
+
+/* ---- combine methods (combine.c) -------------------------------------- */
+
+enum sk_combine_method {
+    SK_COMBINE_MEAN = 0,    /* inverse-variance weighted mean */
+    SK_COMBINE_CLIPPED = 1, /* weighted mean after iterative kappa-sigma
+                               rejection around a weighted median */
+    SK_COMBINE_MEDIAN = 2   /* median of the contributing values */
+};
+
+/* "mean", "clipped", "median" (case-insensitive): SK_EINPUT else, naming
+ * the methods of a later part (zogy, psfmatch) as not built in. */
+int sk_combine_from_name(const char *name, int *method);
+const char *sk_combine_name(int method);
+
+typedef struct sk_combine_params {
+    int method;             /* enum sk_combine_method */
+    double clip_sigma;      /* kappa (default 3) */
+    int clip_iterations;    /* at most this many passes (default 3) */
+    double clip_ampfrac;    /* further allowed deviation, as a fraction of
+                               the centre (SWarp's CLIP_AMPFRAC; default 0.3) */
+} sk_combine_params;
+
+/* The values that inputs give to one output pixel. */
+typedef struct sk_combine_in {
+    float value;     /* flux per pixel at the common zero point */
+    float cweight;   /* combine weight: 1 / large-scale variance per pixel */
+    float var;       /* variance of this resampled pixel */
+    float poisson;   /* source variance per unit of signal (scale*area/gain;
+                        0 when the gain is unknown) */
+} sk_combine_in;
+
+typedef struct sk_combine_out {
+    float value;
+    float weight;     /* 1 / variance of the combined pixel */
+    int nused;        /* inputs kept */
+    int nrejected;    /* inputs rejected by clipping */
+    double var_large; /* large-scale variance per pixel (for VARCORR) */
+} sk_combine_out;
+
+/* Combine n values (n = 0 gives weight 0); `scratch` holds 3n doubles.
+ * clipped: the centre starts at the weighted median; a value is rejected
+ * when |value - centre| > clip_sigma * sqrt(var + poisson * max(centre, 0)
+ * + spread^2) + clip_ampfrac * |centre|, where spread^2 is the mean
+ * squared deviation from the centre of all values but the farthest, less
+ * the mean noise variance (at least 0): the differences that seeing and
+ * PSF changes make between inputs on sources, which one outlier does not
+ * inflate. The centre becomes the weighted mean
+ * of the kept values; repeated until nothing changes or clip_iterations
+ * passes (fewer than 3 values: plain mean). median: the plain median, variance
+ * sk_median_variance_factor(n) * mean(var) / n. */
+void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n, double *scratch,
+                      sk_combine_out *out);
+/* Variance of the median of n values of unit variance (n >= 1): the
+ * ratio to the variance of their mean times n (1 for n <= 2, pi/2 at
+ * large n). */
+double sk_median_variance_factor(int n);
+
+/* ---- the coadd (coadd.c, coadd_io.c) ---------------------------------- */
+
+/* One input: pixels in memory or in a file, its WCS, background, zero
+ * point and observing metadata. */
+typedef struct sk_coadd_input {
+    const sk_image *image;         /* in memory; else read in bands from path */
+    const char *path;              /* science file (with opts as sk_fits_read_image) */
+    sk_read_opts read;             /* HDUs, noise and mask files of path */
+    const sk_wcs *wcs;             /* solved WCS; NULL: that of the image header */
+    const float *background;       /* background map (width x height), or NULL */
+    const char *background_path;   /* or a FITS image holding it */
+    const char *background_hdu;    /* its HDU (NULL: first image) */
+    double background_level;       /* without a map: this constant (ADU) */
+    double noise_rms;              /* ADU; used only when the weights are
+                                      relative: variance = rms^2 / weight */
+    double zero_point;             /* m = -2.5 log10(ADU) + zero_point; NAN: none */
+    double gain;                   /* e-/ADU for the source noise in clipping; <= 0: unknown */
+    double mjd_start;              /* NAN: from MJD-OBS */
+    double exptime_s;              /* NAN: from EXPTIME */
+    double mjd_end;                /* NAN: MJD-END, else start + exptime */
+    const char *filter;            /* NULL: from FILTER */
+    const char *name;              /* in messages (NULL: path) */
+} sk_coadd_input;
+
+/* An input with no pixels, background 0, NAN metadata and zero point. */
+void sk_coadd_input_init(sk_coadd_input *in);
+
+typedef struct sk_coadd_params {
+    sk_combine_params combine;
+    int kernel;                    /* enum sk_kernel */
+    double zero_point;             /* common zero point; NAN: the reference input's */
+    int reference;                 /* input whose zero point is the default (0-based) */
+    double tolerance_px;           /* pixel-mapping error bound (default 0.001) */
+    int threads;                   /* >= 1; the output does not depend on it */
+    long band_rows;                /* output rows per band (0: 256); the
+                                      output does not depend on it */
+    void (*progress)(void *ctx, long rows_done, long rows_total);
+    void *progress_ctx;
+} sk_coadd_params;
+
+void sk_coadd_params_default(sk_coadd_params *p);
+
+/* Per-input facts of a coadd (for logs, headers, database rows). */
+typedef struct sk_coadd_input_info {
+    double flux_scale;       /* 10^(0.4 (zp_out - zp_in)) */
+    long npixels;            /* output pixels it contributed to */
+    int map_step;            /* pixel-mapping node spacing (0 = exact) */
+    double map_error_px;     /* measured mapping error */
+    double mjd_start, mjd_end, exptime_s;
+} sk_coadd_input_info;
+
+typedef struct sk_coadd_result {
+    sk_image *image;         /* SCI, WGT (1/variance per pixel), FLG; header
+                                with the WCS and the coadd keywords */
+    int32_t *nimg;           /* inputs contributing to each pixel */
+    long nrejected;          /* input pixels rejected by clipping */
+    double varcorr;          /* large-scale / per-pixel variance (mean) */
+    double zero_point;       /* MAGZERO */
+    double gain;             /* effective e- per coadd count (0 unknown) */
+    int ninputs;
+    sk_coadd_input_info *info; /* ninputs entries, in input order */
+} sk_coadd_result;
+
+/* Resample every input onto `grid` band by band and combine. Inputs must
+ * share one filter (SK_EINPUT naming the odd one), have a WCS, and a zero
+ * point unless all lack one (then no scaling, MAGZERO absent). Memory:
+ * the output plus, per band, the input rectangles it needs. The result is
+ * bit-identical for any thread count and band height. */
+int sk_coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
+                 const sk_coadd_params *p, sk_coadd_result **out);
+void sk_coadd_result_free(sk_coadd_result *r);
+
+/* Write SCI, WGT, FLG and NIMG (16-bit unsigned, 32-bit when a pixel has
+ * more than 65535 inputs) atomically. `opts` may be NULL. */
+int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_opts *opts);
+
+/* Resample one in-memory image onto a whole grid (no combine): values
+ * (background `background` subtracted when not NULL, then multiplied by
+ * flux_scale), per-pixel inverse variance and flags as the coadd computes
+ * them for one input; pixels the input does not reach get weight 0 and
+ * SK_FLAG_EDGE. The result carries the grid's WCS. */
+int sk_resample_image(const sk_image *in, const float *background, double flux_scale,
+                      const sk_grid *grid, int kernel, double tolerance_px, int threads,
+                      sk_image **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
