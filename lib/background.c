@@ -13,6 +13,7 @@ void sk_background_params_default(sk_background_params *p)
     p->filter_size = 3;
     p->clip_sigma = 3.0;
     p->clip_iterations = 5;
+    p->sample_step = 1;
 }
 
 void sk_background_free(sk_background *bg)
@@ -95,6 +96,7 @@ static int cell_stats(float *v, float *dx, float *dy, long n, double clip_sigma,
     double factor = clip_std_factor(clip_sigma);
     int clipped = 0;
     double med = 0, mean = 0, sig = 0;
+    int settled = 0;
     for (int it = 0;; it++) {
         if (n < 8)
             return 0;
@@ -137,7 +139,7 @@ static int cell_stats(float *v, float *dx, float *dy, long n, double clip_sigma,
             sig /= factor;
         memcpy(work, r, sizeof *work * (size_t)n);
         med = median_of(work, n);
-        if (it >= iterations || sig <= 0)
+        if (it >= iterations || sig <= 0 || settled)
             break;
         double lo = med - clip_sigma * sig, hi = med + clip_sigma * sig;
         long m = 0;
@@ -150,6 +152,9 @@ static int cell_stats(float *v, float *dx, float *dy, long n, double clip_sigma,
             }
         if (m == n)
             break;
+        /* fewer than 1 in 2000 values clipped: one last pass on the
+           clipped set and stop */
+        settled = (n - m) * 2000 < n;
         n = m;
         clipped = 1;
     }
@@ -185,13 +190,13 @@ static int cell_range(long begin, long end, void *user)
         long x1 = x0 + mesh < img->width ? x0 + mesh : img->width;
         long y1 = y0 + mesh < img->height ? y0 + mesh : img->height;
         double xc = 0.5 * (double)(x0 + x1 - 1), yc = 0.5 * (double)(y0 + y1 - 1);
-        long n = 0;
-        for (long y = y0; y < y1; y++) {
+        long n = 0, step = J->p->sample_step > 1 ? J->p->sample_step : 1;
+        for (long y = y0; y < y1; y += step) {
             const float *s = img->sci + y * img->width;
             const float *w = img->weight + y * img->width;
             const uint16_t *f = img->flags + y * img->width;
             const uint8_t *mk = J->mask ? J->mask + y * img->width : NULL;
-            for (long x = x0; x < x1; x++)
+            for (long x = x0; x < x1; x += step)
                 if (w[x] > 0 && f[x] == 0 && isfinite(s[x]) && !(mk && mk[x])) {
                     buf[n] = s[x];
                     bdx[n] = (float)((double)x - xc);
@@ -199,11 +204,13 @@ static int cell_range(long begin, long end, void *user)
                     n++;
                 }
         }
-        long area = (x1 - x0) * (y1 - y0);
+        long area = ((x1 - x0 + step - 1) / step) * ((y1 - y0 + step - 1) / step);
         double mode = 0, sigma = 0;
         int used_mode = 0;
         J->valid[c] = 0;
-        if (n >= 16 && 4 * n >= area &&
+        /* enough pixels: a quarter of the cell, or with objects masked
+           (which may cover most of a crowded cell) a twentieth */
+        if (n >= 16 && (J->mask ? 20 * n >= area : 4 * n >= area) &&
             cell_stats(buf, bdx, bdy, n, J->p->clip_sigma, J->p->clip_iterations, br, bw, &mode, &sigma,
                        &used_mode) &&
             sigma > 0) {

@@ -254,8 +254,32 @@ int sk_deblend_segment(const long *pix, long n, const float *val, long width,
         if (v > C.peak)
             C.peak = v;
     }
+    /* A split needs two local maxima of the detection values inside the
+       segment (every component above any level holds one); most segments
+       (isolated stars) have a single one and need no further work. Pixels
+       outside the segment are below threshold, hence below every pixel of
+       it, so the image values can be compared directly. */
+    long nmax = 0;
+    for (long k = 0; k < n && nmax < 2; k++) {
+        long q = sorted[k], x = q % width;
+        float v = val[q];
+        int is_max = 1;
+        for (long dy = -1; dy <= 1 && is_max; dy++)
+            for (long dx = -1; dx <= 1; dx++) {
+                if ((!dx && !dy) || (x == 0 && dx < 0) || (x == width - 1 && dx > 0))
+                    continue;
+                long nb = q + dy * width + dx;
+                if (find_pix(sorted, n, nb) < 0)
+                    continue;
+                if (val[nb] > v || (val[nb] == v && nb < q)) {
+                    is_max = 0;
+                    break;
+                }
+            }
+        nmax += is_max;
+    }
     int st = SK_OK;
-    if (p->deblend_levels > 1 && p->deblend_contrast < 1)
+    if (nmax >= 2 && p->deblend_levels > 1 && p->deblend_contrast < 1)
         st = split(&C, sorted, n, 0);
     long nobj = st ? 0 : (C.ncores > 1 ? C.ncores : 1);
     long *owner = NULL;

@@ -7,10 +7,34 @@
 #include "skystack/extract.h"
 #include "extract_priv.h"
 
-static int cmp_float(const void *a, const void *b)
+/* k-th smallest of v[0..n-1] (v is reordered). */
+static float kth_float(float *v, long n, long k)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+    long lo = 0, hi = n - 1;
+    while (hi > lo) {
+        float pivot = v[lo + (hi - lo) / 2];
+        long i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return v[k];
 }
 
 float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
@@ -43,24 +67,23 @@ float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
         long x0 = cx * m, y0 = cy * m;
         long x1 = x0 + m < img->width ? x0 + m : img->width;
         long y1 = y0 + m < img->height ? y0 + m : img->height;
+        /* every other pixel along x and y: plenty for a median */
         long n = 0;
-        for (long y = y0; y < y1; y++)
-            for (long x = x0; x < x1; x++) {
+        for (long y = y0; y < y1; y += 2)
+            for (long x = x0; x < x1; x += 2) {
                 long i = y * img->width + x;
                 if (sk_pixel_usable(img, i) && img->flags[i] == 0)
                     wbuf[n++] = img->weight[i];
             }
-        if (n * 4 < (x1 - x0) * (y1 - y0) || n < 16)
+        if (n * 16 < (x1 - x0) * (y1 - y0) || n < 16)
             continue;
-        qsort(wbuf, (size_t)n, sizeof *wbuf, cmp_float);
-        double wmed = wbuf[n / 2];
+        double wmed = kth_float(wbuf, n, n / 2);
         double r = bg->mesh_rms[c];
         scale[nscale++] = (float)(r * r * wmed);
     }
     double s = 1.0;
     if (nscale > 0) {
-        qsort(scale, (size_t)nscale, sizeof *scale, cmp_float);
-        s = scale[nscale / 2];
+        s = kth_float(scale, nscale, nscale / 2);
     }
     if (!(s > 0) || !isfinite(s))
         s = 1.0;
@@ -167,6 +190,7 @@ void sk_detection_free(sk_detection *d)
     free(d->objects);
     free(d->signif);
     free(d->segmap);
+    free(d->variance);
     free(d);
 }
 
@@ -174,7 +198,7 @@ struct filter_job {
     const sk_image *img;
     const sk_background *bg;
     const float *var;
-    const double *g, *g2;
+    const float *gf, *g2f;
     int r;
     float *signif;
 };
@@ -218,34 +242,44 @@ static int filter_range(long begin, long end, void *user)
             }
         }
         float *od = rd + (y - y0) * w, *ov = rv + (y - y0) * w;
-        for (long x = 0; x < w; x++) {
-            double sd = 0, sv = 0;
-            const float *pd = line_d + x, *pv = line_v + x;
-            for (int j = 0; j <= 2 * r; j++) {
-                sd += J->g[j] * pd[j];
-                sv += J->g2[j] * pv[j];
+        for (long x = 0; x < w; x++)
+            od[x] = ov[x] = 0;
+        for (int j = 0; j <= 2 * r; j++) {
+            const float gj = J->gf[j], g2j = J->g2f[j];
+            const float *pd = line_d + j, *pv = line_v + j;
+            for (long x = 0; x < w; x++) {
+                od[x] += gj * pd[x];
+                ov[x] += g2j * pv[x];
             }
-            od[x] = (float)sd;
-            ov[x] = (float)sv;
         }
     }
     /* vertical pass */
-    for (long y = begin; y < end; y++) {
-        float *out = J->signif + y * w;
-        for (long x = 0; x < w; x++) {
-            double sd = 0, sv = 0;
-            for (int j = -r; j <= r; j++) {
-                long yy = y + j;
-                if (yy < y0 || yy >= y1)
-                    continue;
-                long o = (yy - y0) * w + x;
-                sd += J->g[j + r] * rd[o];
-                sv += J->g2[j + r] * rv[o];
-            }
-            long i = y * w + x;
-            out[x] = (J->var[i] > 0 && sv > 0) ? (float)(sd / sqrt(sv)) : 0.0f;
-        }
+    float *sd = malloc(sizeof(float) * (size_t)w), *sv = malloc(sizeof(float) * (size_t)w);
+    if (!sd || !sv) {
+        free(sd); free(sv); free(rd); free(rv); free(line_d); free(line_v);
+        return sk_error(SK_EIO, "detection: out of memory");
     }
+    for (long y = begin; y < end; y++) {
+        for (long x = 0; x < w; x++)
+            sd[x] = sv[x] = 0;
+        for (int j = -r; j <= r; j++) {
+            long yy = y + j;
+            if (yy < y0 || yy >= y1)
+                continue;
+            const float gj = J->gf[j + r], g2j = J->g2f[j + r];
+            const float *pd = rd + (yy - y0) * w, *pv = rv + (yy - y0) * w;
+            for (long x = 0; x < w; x++) {
+                sd[x] += gj * pd[x];
+                sv[x] += g2j * pv[x];
+            }
+        }
+        float *out = J->signif + y * w;
+        const float *var = J->var + y * w;
+        for (long x = 0; x < w; x++)
+            out[x] = (var[x] > 0 && sv[x] > 0) ? sd[x] / sqrtf(sv[x]) : 0.0f;
+    }
+    free(sd);
+    free(sv);
     free(rd);
     free(rv);
     free(line_d);
@@ -312,8 +346,12 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
         sk_detection_free(d);
         return sk_error(SK_EIO, "detection: out of memory for a %ldx%ld image", w, h);
     }
-    for (int j = 0; j <= 2 * r; j++)
+    float gf[2 * r + 1], g2f[2 * r + 1];
+    for (int j = 0; j <= 2 * r; j++) {
         g2[j] = g[j] * g[j];
+        gf[j] = (float)g[j];
+        g2f[j] = (float)g2[j];
+    }
     /* The threshold is in units of the filtered noise, which the
        significance image is normalised to: whatever the kernel, a star of
        optimal signal-to-noise ratio SNR peaks near SNR, and pure noise
@@ -321,9 +359,9 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
        Extractor's DETECT_THRESH, in per-pixel sigmas on the unit-sum
        filtered image, equals threshold_sigma * sum g^2 here.) */
     d->threshold = p->threshold_sigma;
-    struct filter_job fj = { img, bg, var, g, g2, r, d->signif };
+    struct filter_job fj = { img, bg, var, gf, g2f, r, d->signif };
     int st = sk_parallel_for(h, FILTER_BLOCK, threads, filter_range, &fj);
-    free(var);
+    d->variance = var;
     free(g);
     free(g2);
     if (st) {

@@ -117,7 +117,7 @@ static inline int other_at(const mctx *M, long x, long y, long self)
 /* The value of pixel (x, y) for measuring object `self` centred on (xc, yc):
  * pixels of other objects and pixels without data are replaced by the pixel
  * symmetric about the centre when that one is clean, else by 0. */
-static pixval fetch(const mctx *M, long self, double xc, double yc, long x, long y)
+static inline pixval fetch(const mctx *M, long self, double xc, double yc, long x, long y)
 {
     pixval pv = { 0, 0, 0, 1 };
     long w = M->img->width;
@@ -138,6 +138,15 @@ static pixval fetch(const mctx *M, long self, double xc, double yc, long x, long
         pv.present = 0;
     }
     return pv;
+}
+
+/* Gaussian window weights exp(-(i - c)^2 / 2 s^2) for i = a..b. */
+static void window_weights(long a, long b, double c, double s, double *w)
+{
+    for (long i = a; i <= b; i++) {
+        double d = (double)i - c;
+        w[i - a] = exp(-0.5 * d * d / (s * s));
+    }
 }
 
 static void measure_one(const mctx *M, long k)
@@ -250,6 +259,8 @@ static void measure_one(const mctx *M, long k)
     /* windowed centroid */
     double sig_w = p->fwhm_px / FWHM_PER_SIGMA;
     double rwin = 4.0 * sig_w + 1.0;
+    long nwin = 2 * (long)ceil(rwin) + 3;
+    double wx[nwin], wy[nwin];
     double xc = s->x, yc = s->y;
     int converged = 0;
     double S = 0;
@@ -258,6 +269,8 @@ static void measure_one(const mctx *M, long k)
         S = 0;
         long xa = (long)floor(xc - rwin), xb = (long)ceil(xc + rwin);
         long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
+        window_weights(xa, xb, xc, sig_w, wx);
+        window_weights(ya, yb, yc, sig_w, wy);
         for (long y = ya; y <= yb; y++)
             for (long x = xa; x <= xb; x++) {
                 double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
@@ -266,7 +279,7 @@ static void measure_one(const mctx *M, long k)
                 pixval pv = fetch(M, self, xc, yc, x, y);
                 if (!pv.present)
                     continue;
-                double wt = exp(-0.5 * r2 / (sig_w * sig_w));
+                double wt = wx[x - xa] * wy[y - ya];
                 S += wt * pv.val;
                 sxw += wt * pv.val * dx;
                 syw += wt * pv.val * dy;
@@ -293,9 +306,11 @@ static void measure_one(const mctx *M, long k)
     {
         /* errors and windowed second moments at the final centroid */
         double ex = 0, ey = 0, mxx = 0, myy = 0, mxy = 0;
-        double wsum = 0;
+        double wsum = 0, wvar = 0;
         long xa = (long)floor(xc - rwin), xb = (long)ceil(xc + rwin);
         long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
+        window_weights(xa, xb, xc, sig_w, wx);
+        window_weights(ya, yb, yc, sig_w, wy);
         for (long y = ya; y <= yb; y++)
             for (long x = xa; x <= xb; x++) {
                 double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
@@ -304,15 +319,18 @@ static void measure_one(const mctx *M, long k)
                 pixval pv = fetch(M, self, xc, yc, x, y);
                 if (!pv.present)
                     continue;
-                double wt = exp(-0.5 * r2 / (sig_w * sig_w));
+                double wt = wx[x - xa] * wy[y - ya];
                 double vv = pv.var + (gain > 0 && pv.val > 0 ? pv.val / gain : 0);
                 wsum += wt * pv.val;
+                wvar += wt * wt * vv;
                 ex += wt * wt * vv * dx * dx;
                 ey += wt * wt * vv * dy * dy;
                 mxx += wt * pv.val * dx * dx;
                 myy += wt * pv.val * dy * dy;
                 mxy += wt * pv.val * dx * dy;
             }
+        if (p->shape_only)  /* no apertures: the windowed flux's SNR */
+            s->snr = wvar > 0 ? wsum / sqrt(wvar) : 0;
         if (wsum > 0) {
             s->xwin_err = 2 * sqrt(ex) / wsum;
             s->ywin_err = 2 * sqrt(ey) / wsum;
@@ -348,7 +366,7 @@ static void measure_one(const mctx *M, long k)
                     pixval pv = fetch(M, self, xc, yc, x, y);
                     if (!pv.present)
                         continue;
-                    double wt = exp(-0.5 * r2 / sw2);
+                    double wt = wx[x - xa] * wy[y - ya];
                     double u = dx * ux + dy * uy, t = u * u - lmin;
                     ev += wt * wt * pv.var * t * t;
                 }
@@ -380,7 +398,7 @@ static void measure_one(const mctx *M, long k)
                                   lround(xc < 0 ? 0 : xc >= w ? w - 1 : xc)];
 
     /* circular apertures (plus the 1-FWHM SNR aperture) with exact overlap */
-    {
+    if (!p->shape_only) {
         int nr = naper + 1;
         double af[nr], av[nr], aa[nr];
         const double *rad = M->radii;
@@ -437,7 +455,7 @@ static void measure_one(const mctx *M, long k)
     }
 
     /* Kron radius inside 6 isophotal radii, then the AUTO ellipse */
-    {
+    if (!p->shape_only) {
         double aa = s->a_px > 0.3 ? s->a_px : 0.3, bb = s->b_px > 0.3 ? s->b_px : 0.3;
         double th = s->theta_deg * M_PI / 180.0, ct = cos(th), st = sin(th);
         double cxx = ct * ct / (aa * aa) + st * st / (bb * bb);
@@ -559,9 +577,11 @@ int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_de
     l->src = calloc((size_t)(n ? n : 1), sizeof *l->src);
     l->aper_radius_px = calloc((size_t)p->naper + 1, sizeof(double));
     l->aper_store = calloc((size_t)(2 * n * p->naper + 1), sizeof(double));
-    float *var = sk_pixel_variance(img, bg);
+    /* the detection's variance map when it has one (same background) */
+    float *own_var = det->variance ? NULL : sk_pixel_variance(img, bg);
+    const float *var = det->variance ? det->variance : own_var;
     if (!l->src || !l->aper_radius_px || !l->aper_store || !var) {
-        free(var);
+        free(own_var);
         sk_source_list_free(l);
         return sk_error(SK_EIO, "measurement: out of memory for %ld sources", n);
     }
@@ -571,7 +591,7 @@ int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_de
     mctx M = { img, bg, det, p, var, which, l->src, l->aper_store,
                l->aper_store + (size_t)n * (size_t)p->naper, l->aper_radius_px };
     int st = sk_parallel_for(n, 64, threads, measure_range, &M);
-    free(var);
+    free(own_var);
     if (st) {
         sk_source_list_free(l);
         return st;

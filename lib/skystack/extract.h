@@ -27,6 +27,8 @@ typedef struct sk_background_params {
     int filter_size;      /* median filter over cells, odd (default 3; 1 = none) */
     double clip_sigma;    /* per-cell sigma clipping (default 3) */
     int clip_iterations;  /* at most this many clipping passes (default 5) */
+    int sample_step;      /* use every n-th pixel along x and y (default 1;
+                             the quick first pass of sk_extract_run uses 2) */
 } sk_background_params;
 
 typedef struct sk_background {
@@ -92,6 +94,8 @@ typedef struct sk_detection {
     long nobjects;
     long nsegments;
     int32_t *segmap;         /* width*height: object index + 1, 0 = none */
+    float *variance;         /* width*height per-pixel variance used (ADU^2,
+                                0 = no data; see sk_pixel_variance) */
 } sk_detection;
 
 /* Gaussian filter kernel of FWHM `fwhm_px`, normalised to unit sum;
@@ -148,6 +152,8 @@ typedef struct sk_measure_params {
     double kron_min_radius;      /* minimum AUTO radius, units of a,b (3.5) */
     double gain;                 /* e-/ADU for source Poisson noise; <= 0: none */
     double fwhm_px;              /* image FWHM (apertures, window); > 0 */
+    int shape_only;              /* 1: centroid, moments, FWHM and flags only
+                                    (no aperture, AUTO or SNR) */
 } sk_measure_params;
 
 typedef struct sk_source {

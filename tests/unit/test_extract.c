@@ -236,6 +236,14 @@ static void test_star_field(void)
         return;
     }
     const sk_source_list *l = r->sources;
+    if (getenv("SK_TEST_VERBOSE")) {
+        double sb = 0;
+        for (long y = 0; y < h; y++)
+            for (long x = 0; x < w; x++)
+                sb += r->background->level[y * w + x] - (300.0 + 0.02 * x - 0.01 * y);
+        tap_diag("mean background error %.4f ADU (sigma %.1f), level_err %.4f", sb / (w * h), sigma_bkg,
+                 r->background->level_err);
+    }
     is_near(r->fwhm_px, fwhm, 0.03 * fwhm, "image FWHM measured within 3 %% (%.3f px)", r->fwhm_px);
     long n10 = 0, found10 = 0, nmatched = 0, n50 = 0, nbright = 0;
     double sdx2 = 0, sdf = 0, sft = 0, spull = 0, spull2 = 0, sxp2 = 0;
