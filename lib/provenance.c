@@ -301,7 +301,17 @@ int sk_sidecar_write(const char *product_path, const char *product_type, const s
         }
     }
     char created[32];
+    /* SOURCE_DATE_EPOCH (the reproducible-builds convention) fixes the
+     * creation time, so that deterministic producers such as imsim give
+     * byte-identical sidecars. */
     time_t now = time(NULL);
+    const char *epoch = getenv("SOURCE_DATE_EPOCH");
+    if (epoch && *epoch) {
+        char *end;
+        long long v = strtoll(epoch, &end, 10);
+        if (*end == '\0' && v >= 0)
+            now = (time_t)v;
+    }
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);

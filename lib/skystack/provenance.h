@@ -65,7 +65,8 @@ typedef struct sk_input_file {
 /* Write `product_path`.json atomically, pretty-printed (sk_json_pretty):
  * {product_type, path (basename), md5 (of the product file, computed now),
  * provenance (sk_prov_to_json, with all upstreams), inputs: [{id (null
- * when none), path, md5}], created (UTC, YYYY-MM-DDTHH:MM:SSZ), software
+ * when none), path, md5}], created (UTC, YYYY-MM-DDTHH:MM:SSZ; the time
+ * given by $SOURCE_DATE_EPOCH when set), software
  * ("skystack VERSION")}. */
 int sk_sidecar_write(const char *product_path, const char *product_type,
                      const sk_prov *prov, const sk_input_file *inputs, int ninputs);

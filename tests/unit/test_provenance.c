@@ -376,6 +376,16 @@ static void test_sidecar(void)
     ok(sk_sidecar_read(product, NULL, NULL, 0, NULL, NULL) == SK_ENOTFOUND && has(sk_errmsg(), sidecar),
        "a missing sidecar: SK_ENOTFOUND naming it");
     ok(sk_sidecar_write("/nonexistent/x.fits", "coadd", co, NULL, 0) == SK_EIO, "sidecar of a missing product: SK_EIO");
+    /* SOURCE_DATE_EPOCH fixes the creation time: identical sidecars. */
+    setenv("SOURCE_DATE_EPOCH", "123456", 1);
+    write_file(product, "SIMPLE  =                    T / pretend FITS");
+    ok(sk_sidecar_write(product, "coadd", co, NULL, 0) == SK_OK, "sidecar written with SOURCE_DATE_EPOCH");
+    doc = NULL;
+    sk_sidecar_read(product, NULL, NULL, 0, NULL, &doc);
+    is_str(json_string_value(json_object_get(doc, "created")), "1970-01-02T10:17:36Z",
+           "created is the time SOURCE_DATE_EPOCH gives");
+    json_decref(doc);
+    unsetenv("SOURCE_DATE_EPOCH");
     sk_input_file missing[] = {{NULL, "/nonexistent/in.fits", NULL}};
     ok(sk_sidecar_write(product, "coadd", co, missing, 1) == SK_EIO && has(sk_errmsg(), "/nonexistent/in.fits"),
        "an unreadable input without md5 is reported");
