@@ -232,6 +232,8 @@ typedef struct row_scratch {
     sk_combine_in *cin;           /* nact */
     double *cscratch;             /* 3 * nact */
     long *npixels;                /* n (this thread's counts) */
+    long *row_npixels;            /* nact: this row's counts */
+    double *row_cweight;          /* nact: this row's sums of combine weights */
 } row_scratch;
 
 static int process_row(engine *e, row_scratch *rs, long y)
@@ -242,6 +244,10 @@ static int process_row(engine *e, row_scratch *rs, long y)
     double varcorr = 0.0;
     long count = 0, rejected = 0;
     double *cw_row = e->row_cweight + (size_t)y * e->n;
+    for (int k = 0; k < nact; k++) {
+        rs->row_npixels[k] = 0;
+        rs->row_cweight[k] = 0.0;
+    }
     for (long cx0 = 0; cx0 < W; cx0 += CHUNK_PX) {
         long cx1 = cx0 + CHUNK_PX < W ? cx0 + CHUNK_PX : W;
         for (int k = 0; k < nact; k++) {
@@ -307,11 +313,15 @@ static int process_row(engine *e, row_scratch *rs, long y)
                         continue;
                     const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
                     if (se->in.cweight > 0.0f) {
-                        rs->npixels[e->act[k]]++;
-                        cw_row[e->act[k]] += se->in.cweight;
+                        rs->row_npixels[k]++;
+                        rs->row_cweight[k] += se->in.cweight;
                     }
                 }
         }
+    }
+    for (int k = 0; k < nact; k++) {
+        rs->npixels[e->act[k]] += rs->row_npixels[k];
+        cw_row[e->act[k]] = rs->row_cweight[k];
     }
     e->row_varcorr[y] = varcorr;
     e->row_count[y] = count;
@@ -336,8 +346,11 @@ static void *row_worker(void *arg)
     rs.lo = malloc(2 * (size_t)nact * sizeof *rs.lo);
     rs.cin = malloc((size_t)nact * sizeof *rs.cin);
     rs.cscratch = malloc(3 * (size_t)nact * sizeof *rs.cscratch);
+    rs.row_npixels = malloc((size_t)nact * sizeof *rs.row_npixels);
+    rs.row_cweight = malloc((size_t)nact * sizeof *rs.row_cweight);
     rs.npixels = e->thread_npixels + (size_t)me * e->n;
-    if (!rs.xi || !rs.stack || !rs.lo || !rs.cin || !rs.cscratch) {
+    if (!rs.xi || !rs.stack || !rs.lo || !rs.cin || !rs.cscratch || !rs.row_npixels ||
+        !rs.row_cweight) {
         sk_error(SK_EIO, "coadd: out of memory for a thread's row buffers");
         shared_error_set(&e->err, SK_EIO);
     } else {
@@ -360,6 +373,8 @@ static void *row_worker(void *arg)
     free(rs.lo);
     free(rs.cin);
     free(rs.cscratch);
+    free(rs.row_npixels);
+    free(rs.row_cweight);
     return NULL;
 }
 

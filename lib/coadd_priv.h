@@ -20,7 +20,7 @@
  * normalised to a sum of 1, and s2[p] their sum of squares. */
 typedef struct sk_kernel_table {
     int kernel, a, taps;
-    float *w;
+    float *w;           /* SK_KERNEL_STRIDE floats per phase, zero after taps */
     float *s2;
     double *autocorr;   /* R(d) = integral of k(u) k(u+d) du of the
                            normalised kernel at d = i / AUTOCORR_RES,
@@ -28,6 +28,7 @@ typedef struct sk_kernel_table {
 } sk_kernel_table;
 
 #define SK_KERNEL_AUTOCORR_RES 64
+#define SK_KERNEL_STRIDE 8
 
 int sk_kernel_table_init(sk_kernel_table *t, int kernel);
 void sk_kernel_table_clear(sk_kernel_table *t);
@@ -44,7 +45,8 @@ double sk_kernel_noise_factor(const sk_kernel_table *t, const double J[4]);
 typedef struct sk_band {
     long x0, y0, w, h;        /* input pixels [x0, x0+w) x [y0, y0+h) */
     long in_width, in_height; /* the whole input */
-    float *sci;               /* (value - background) * flux scale */
+    float *sci;               /* (value - background) * flux scale, followed
+                                 by SK_KERNEL_STRIDE zeros (vector loads) */
     float *var;               /* variance of sci (0 where unusable) */
     uint16_t *flags;          /* input flags; ZEROWEIGHT where weight is 0 */
     uint16_t *dil;            /* OR of flags over the taps of a point whose

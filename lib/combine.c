@@ -195,10 +195,12 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
     for (int it = 0; it < iters; it++) {
         int changed = 0, nkeep = 0;
         double signal = centre > 0.0 ? centre : 0.0;
+        double kappa2 = p->clip_sigma * p->clip_sigma, allowed = p->clip_ampfrac * fabs(centre);
         for (int j = 0; j < n; j++) {
-            double sigma = sqrt((double)in[j].var + (double)in[j].poisson * signal + spread2);
-            double thr = p->clip_sigma * sigma + p->clip_ampfrac * fabs(centre);
-            double k = fabs((double)in[j].value - centre) <= thr ? 1.0 : 0.0;
+            /* |value - centre| <= kappa sigma + allowed, without a root */
+            double d = fabs((double)in[j].value - centre) - allowed;
+            double var = (double)in[j].var + (double)in[j].poisson * signal + spread2;
+            double k = d <= 0.0 || d * d <= kappa2 * var ? 1.0 : 0.0;
             changed |= k != keep[j];
             keep[j] = k;
             nkeep += k != 0.0;

@@ -66,7 +66,7 @@ int sk_kernel_table_init(sk_kernel_table *t, int kernel)
     t->kernel = kernel;
     t->a = a;
     t->taps = 2 * a;
-    t->w = malloc((size_t)(SK_KERNEL_PHASES + 1) * (size_t)t->taps * sizeof *t->w);
+    t->w = calloc((size_t)(SK_KERNEL_PHASES + 1) * SK_KERNEL_STRIDE, sizeof *t->w);
     t->s2 = malloc((size_t)(SK_KERNEL_PHASES + 1) * sizeof *t->s2);
     if (!t->w || !t->s2) {
         sk_kernel_table_clear(t);
@@ -81,7 +81,7 @@ int sk_kernel_table_init(sk_kernel_table *t, int kernel)
         }
         for (int k = 0; k < t->taps; k++) {
             w[k] /= sum;
-            t->w[(size_t)p * t->taps + k] = (float)w[k];
+            t->w[(size_t)p * SK_KERNEL_STRIDE + k] = (float)w[k];
             s2 += w[k] * w[k];
         }
         t->s2[p] = (float)s2;
@@ -168,7 +168,7 @@ int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, l
     b->h = h;
     b->in_width = in_width;
     b->in_height = in_height;
-    b->sci = malloc(n * sizeof *b->sci);
+    b->sci = calloc(n + SK_KERNEL_STRIDE, sizeof *b->sci);
     b->var = malloc(n * sizeof *b->var);
     b->flags = malloc(n * sizeof *b->flags);
     b->dil = malloc(n * sizeof *b->dil);
@@ -221,38 +221,48 @@ int sk_band_dilate(sk_band *b, int a)
     return SK_OK;
 }
 
-static inline float dot6(const float *w, const float *p)
+/* Four floats from any address. */
+typedef float v4sf __attribute__((vector_size(16)));
+
+static inline v4sf load4(const float *p)
 {
-    return w[0] * p[0] + w[1] * p[1] + w[2] * p[2] + w[3] * p[3] + w[4] * p[4] + w[5] * p[5];
+    v4sf v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-static inline float dot4(const float *w, const float *p)
-{
-    return w[0] * p[0] + w[1] * p[1] + w[2] * p[2] + w[3] * p[3];
-}
-
+/* Sum over the taps of wx[c] wy[r] base[r * stride + c]: columns first
+ * (four or eight at a time; the weights beyond the taps are zero), then
+ * the row weights. */
 static inline float conv(int taps, const float *wx, const float *wy, const float *base, long stride)
 {
-    float s = 0.0f;
-    switch (taps) {
-    case 6:
-        s = wy[0] * dot6(wx, base) + wy[1] * dot6(wx, base + stride) +
-            wy[2] * dot6(wx, base + 2 * stride) + wy[3] * dot6(wx, base + 3 * stride) +
-            wy[4] * dot6(wx, base + 4 * stride) + wy[5] * dot6(wx, base + 5 * stride);
-        break;
-    case 4:
-        s = wy[0] * dot4(wx, base) + wy[1] * dot4(wx, base + stride) +
-            wy[2] * dot4(wx, base + 2 * stride) + wy[3] * dot4(wx, base + 3 * stride);
-        break;
-    default:
-        for (int r = 0; r < taps; r++) {
+    if (taps == 6) {
+        v4sf lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
+        for (int r = 0; r < 6; r++) {
+            v4sf w = {wy[r], wy[r], wy[r], wy[r]};
             const float *row = base + r * stride;
-            float t = 0.0f;
-            for (int c = 0; c < taps; c++)
-                t += wx[c] * row[c];
-            s += wy[r] * t;
+            lo += w * load4(row);
+            hi += w * load4(row + 4);
         }
-        break;
+        v4sf s = lo * load4(wx) + hi * load4(wx + 4);
+        return (s[0] + s[1]) + (s[2] + s[3]);
+    }
+    if (taps == 4) {
+        v4sf lo = {0, 0, 0, 0};
+        for (int r = 0; r < 4; r++) {
+            v4sf w = {wy[r], wy[r], wy[r], wy[r]};
+            lo += w * load4(base + r * stride);
+        }
+        v4sf s = lo * load4(wx);
+        return (s[0] + s[1]) + (s[2] + s[3]);
+    }
+    float s = 0.0f;
+    for (int r = 0; r < taps; r++) {
+        const float *row = base + r * stride;
+        float t = 0.0f;
+        for (int c = 0; c < taps; c++)
+            t += wx[c] * row[c];
+        s += wy[r] * t;
     }
     return s;
 }
@@ -320,7 +330,8 @@ long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const
         e->flags = fl;
         if (fl & SK_FLAGS_UNUSABLE)
             continue;
-        const float *wx = kt->w + (size_t)px * taps, *wy = kt->w + (size_t)py * taps;
+        const float *wx = kt->w + (size_t)px * SK_KERNEL_STRIDE;
+        const float *wy = kt->w + (size_t)py * SK_KERNEL_STRIDE;
         const float *base = b->sci + (size_t)(by - a + 1) * bw + (size_t)(bx - a + 1);
         float s = conv(taps, wx, wy, base, bw);
         float v = b->var[(size_t)(ny - b->y0) * bw + (size_t)(nx - b->x0)];

@@ -25,8 +25,8 @@ static void test_kernels(void)
     for (int p = 0; p <= SK_KERNEL_PHASES; p += 17) {
         double s = 0, m = 0, f = (double)p / SK_KERNEL_PHASES;
         for (int t = 0; t < kt.taps; t++) {
-            s += kt.w[p * kt.taps + t];
-            m += kt.w[p * kt.taps + t] * (t - kt.a + 1);
+            s += kt.w[p * SK_KERNEL_STRIDE + t];
+            m += kt.w[p * SK_KERNEL_STRIDE + t] * (t - kt.a + 1);
         }
         worst_sum = fmax(worst_sum, fabs(s - 1.0));
         worst_centroid = fmax(worst_centroid, fabs(m - f));
