@@ -410,6 +410,48 @@ static double cell_centre(long i, int mesh, long size)
     return 0.5 * (double)(a + b - 1);
 }
 
+int sk_background_interpolate(sk_background *bg, int threads)
+{
+    if (bg->nx < 1 || bg->ny < 1 || bg->mesh_px < 1 || !bg->mesh_level || !bg->mesh_rms)
+        return sk_error(SK_EINPUT, "background: no mesh to interpolate");
+    /* splines along y through each column of cells, then along x per row */
+    long nx = bg->nx, ny = bg->ny, nc = nx * ny;
+    if (!bg->level)
+        bg->level = malloc(sizeof(float) * (size_t)bg->width * (size_t)bg->height);
+    if (!bg->rms)
+        bg->rms = malloc(sizeof(float) * (size_t)bg->width * (size_t)bg->height);
+    double *tx = malloc(sizeof(double) * (size_t)nx), *ty = malloc(sizeof(double) * (size_t)ny);
+    double *cols = malloc(sizeof(double) * (size_t)(4 * nc + ny));
+    spline_at *rule_x = malloc(sizeof *rule_x * (size_t)bg->width);
+    if (!tx || !ty || !cols || !rule_x || !bg->level || !bg->rms) {
+        free(tx); free(ty); free(cols); free(rule_x);
+        return sk_error(SK_EIO, "background: out of memory for %ldx%ld maps", bg->width, bg->height);
+    }
+    for (long i = 0; i < nx; i++)
+        tx[i] = cell_centre(i, bg->mesh_px, bg->width);
+    for (long j = 0; j < ny; j++)
+        ty[j] = cell_centre(j, bg->mesh_px, bg->height);
+    double *col_lv = cols, *col_rm = cols + nc, *col_lv2 = cols + 2 * nc, *col_rm2 = cols + 3 * nc;
+    double *work = cols + 4 * nc;
+    for (long i = 0; i < nx; i++) {
+        for (long j = 0; j < ny; j++) {
+            col_lv[i * ny + j] = bg->mesh_level[j * nx + i];
+            col_rm[i * ny + j] = bg->mesh_rms[j * nx + i];
+        }
+        spline_deriv2(ty, col_lv + i * ny, ny, col_lv2 + i * ny, work);
+        spline_deriv2(ty, col_rm + i * ny, ny, col_rm2 + i * ny, work);
+    }
+    for (long x = 0; x < bg->width; x++)
+        rule_x[x] = spline_rule(tx, nx, (double)x);
+    struct interp_job ij = { bg, tx, ty, col_lv, col_rm, col_lv2, col_rm2, rule_x };
+    int st = sk_parallel_for(bg->height, 64, threads, interp_range, &ij);
+    free(tx);
+    free(ty);
+    free(cols);
+    free(rule_x);
+    return st;
+}
+
 int sk_background_estimate(const sk_image *img, const sk_background_params *p,
                            int threads, sk_background **out)
 {
@@ -439,14 +481,11 @@ int sk_background_estimate_masked(const sk_image *img, const uint8_t *mask,
     bg->nx = (img->width + p->mesh_px - 1) / p->mesh_px;
     bg->ny = (img->height + p->mesh_px - 1) / p->mesh_px;
     long nc = bg->nx * bg->ny;
-    size_t npix = (size_t)img->width * (size_t)img->height;
     bg->mesh_level = malloc(sizeof(float) * (size_t)nc);
     bg->mesh_rms = malloc(sizeof(float) * (size_t)nc);
-    bg->level = malloc(sizeof(float) * npix);
-    bg->rms = malloc(sizeof(float) * npix);
     unsigned char *valid = calloc((size_t)nc, 1);
     float *cell_err = calloc((size_t)nc, sizeof(float));
-    if (!bg->mesh_level || !bg->mesh_rms || !bg->level || !bg->rms || !valid || !cell_err) {
+    if (!bg->mesh_level || !bg->mesh_rms || !valid || !cell_err) {
         free(valid);
         free(cell_err);
         sk_background_free(bg);
@@ -485,38 +524,7 @@ int sk_background_estimate_masked(const sk_image *img, const uint8_t *mask,
         free(tmp);
     }
 
-    /* splines along y through each column of cells, then along x per row */
-    long nx = bg->nx, ny = bg->ny;
-    double *tx = malloc(sizeof(double) * (size_t)nx), *ty = malloc(sizeof(double) * (size_t)ny);
-    double *cols = malloc(sizeof(double) * (size_t)(4 * nc + ny));
-    spline_at *rule_x = malloc(sizeof *rule_x * (size_t)img->width);
-    if (!tx || !ty || !cols || !rule_x) {
-        free(tx); free(ty); free(cols); free(rule_x);
-        sk_background_free(bg);
-        return sk_error(SK_EIO, "background: out of memory");
-    }
-    for (long i = 0; i < nx; i++)
-        tx[i] = cell_centre(i, p->mesh_px, img->width);
-    for (long j = 0; j < ny; j++)
-        ty[j] = cell_centre(j, p->mesh_px, img->height);
-    double *col_lv = cols, *col_rm = cols + nc, *col_lv2 = cols + 2 * nc, *col_rm2 = cols + 3 * nc;
-    double *work = cols + 4 * nc;
-    for (long i = 0; i < nx; i++) {
-        for (long j = 0; j < ny; j++) {
-            col_lv[i * ny + j] = bg->mesh_level[j * nx + i];
-            col_rm[i * ny + j] = bg->mesh_rms[j * nx + i];
-        }
-        spline_deriv2(ty, col_lv + i * ny, ny, col_lv2 + i * ny, work);
-        spline_deriv2(ty, col_rm + i * ny, ny, col_rm2 + i * ny, work);
-    }
-    for (long x = 0; x < img->width; x++)
-        rule_x[x] = spline_rule(tx, nx, (double)x);
-    struct interp_job ij = { bg, tx, ty, col_lv, col_rm, col_lv2, col_rm2, rule_x };
-    st = sk_parallel_for(img->height, 64, threads, interp_range, &ij);
-    free(tx);
-    free(ty);
-    free(cols);
-    free(rule_x);
+    st = sk_background_interpolate(bg, threads);
     if (st) {
         sk_background_free(bg);
         return st;

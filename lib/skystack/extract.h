@@ -63,6 +63,19 @@ int sk_background_estimate_masked(const sk_image *img, const uint8_t *mask,
                                   sk_background **out);
 void sk_background_free(sk_background *bg);
 
+/* Fill bg->level and bg->rms (allocated when NULL) from the mesh: natural
+ * bicubic splines through the cell centres, along y then x, extrapolated
+ * linearly beyond the outer centres. */
+int sk_background_interpolate(sk_background *bg, int threads);
+
+/* The background product (background_io.c): HDUs BKGMESH and RMSMESH
+ * (nx x ny cell values, float32) with MESHPX, IMWIDTH, IMHEIGHT, BKGMED,
+ * RMSMED, LVLERR and BKGINTRP = 'SPLINE3'; with `full`, also BACKGROUND and
+ * RMS at the image's size. Written atomically. */
+int sk_background_write(const char *path, const sk_background *bg, int full, double fwhm_px);
+/* Read it back, the full-resolution maps rebuilt from the mesh. */
+int sk_background_read(const char *path, int threads, sk_background **out);
+
 /* ---- detection (detect.c) and deblending (deblend.c) ---- */
 
 typedef struct sk_detect_params {

@@ -54,6 +54,13 @@ ok $([ "$p3" != "$prefix" ] && echo 0 || echo 1) "threshold change gives another
 n3=$(grep -c . "$T_TMP/out")
 is "$n3" "2" "without --regions: two products"
 
+# the background product: mesh only by default, full maps on request
+run_ok "--full-background" extract --no-db --full-background --outdir "$T_TMP/t5" "$IMG"
+full=$(sed -n 2p "$T_TMP/out")
+small=$(wc -c <"$BKG"); big=$(wc -c <"$full")
+ok $([ "$big" -gt $((256 * 256 * 8)) ] && [ "$small" -lt $((256 * 256 * 4)) ] && echo 0 || echo 1) \
+    "full maps ($big bytes) only with --full-background (mesh: $small bytes)"
+
 # stdin
 echo "$IMG" | extract --no-db --outdir "$T_TMP/t4" - >"$T_TMP/out" 2>"$T_TMP/err"
 ok $? "paths on stdin with -"

@@ -23,11 +23,13 @@ typedef struct extract_opts {
     int weight_kind;
     const char *mask;
     const char *outdir;
+    int full_background;
 } extract_opts;
 
 static const sk_opt options[] = {
     {"no-db", 0, 0, NULL, "no database: products and sidecars beside each image", NULL},
     {"regions", 0, 0, NULL, "also write a ds9 region file of the detections", NULL},
+    {"full-background", 0, 0, NULL, "background product with full-resolution maps, not only the mesh", NULL},
     {"outdir", 'o', 1, "DIR", "with --no-db: write the products in DIR instead", NULL},
     {"hdu", 0, 1, "HDU", "science HDU (name or number) of the image files", NULL},
     {"weight", 0, 1, "FILE", "separate weight (inverse-variance) image", NULL},
@@ -50,6 +52,8 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
         o->no_db = 1;
     else if (strcmp(opt->name, "regions") == 0)
         o->regions = 1;
+    else if (strcmp(opt->name, "full-background") == 0)
+        o->full_background = 1;
     else if (strcmp(opt->name, "outdir") == 0)
         o->outdir = arg;
     else if (strcmp(opt->name, "hdu") == 0)
@@ -163,29 +167,6 @@ static int write_regions(const char *path, const sk_table *t)
     return sk_atomic_commit(a);
 }
 
-/* Write the background product: BACKGROUND and RMS images (float32) with
- * the mesh summary in the header. */
-static int write_background(const char *path, const sk_background *bg, double fwhm_px)
-{
-    sk_header *h = sk_header_new();
-    if (!h)
-        return sk_error(SK_EIO, "out of memory");
-    sk_header_set_long(h, "MESHPX", bg->mesh_px, "[pixel] background mesh size");
-    sk_header_set_double(h, "BKGMED", bg->median_level, "[adu] median background level");
-    sk_header_set_double(h, "RMSMED", bg->median_rms, "[adu] median background rms");
-    sk_header_set_double(h, "FWHM", fwhm_px, "[pixel] image FWHM");
-    sk_fits_writer *w = NULL;
-    int rc = sk_fits_writer_open(path, 0, &w);
-    rc = rc ? rc : sk_fits_writer_add_image(w, "BACKGROUND", -32, bg->width, bg->height, bg->level, h);
-    rc = rc ? rc : sk_fits_writer_add_image(w, "RMS", -32, bg->width, bg->height, bg->rms, h);
-    sk_header_free(h);
-    if (rc) {
-        sk_fits_writer_abort(w);
-        return rc;
-    }
-    return sk_fits_writer_commit(w);
-}
-
 typedef struct ctx {
     sk_cli *cli;
     const extract_opts *o;
@@ -288,7 +269,7 @@ static int run_and_write(const ctx *C, const sk_image *img, const char *image_pa
     sk_input_file in = {image_id, image_path, NULL};
     rc = rc ? rc : sk_fits_write_table(P->src, t);
     rc = rc ? rc : sk_sidecar_write(P->src, "source_list", prov, &in, 1);
-    rc = rc ? rc : write_background(P->bkg, r->background, r->fwhm_px);
+    rc = rc ? rc : sk_background_write(P->bkg, r->background, C->o->full_background, r->fwhm_px);
     rc = rc ? rc : sk_sidecar_write(P->bkg, "background", prov, &in, 1);
     if (!rc && C->o->regions)
         rc = write_regions(P->reg, t);
@@ -625,7 +606,7 @@ int main(int argc, char **argv)
     sk_cli cli = {.program = "extract",
                   .usage = "extract [OPTIONS] IMAGE...",
                   .summary = "detect and measure the sources of images: source list, background and rms maps"};
-    extract_opts o = {0, 0, NULL, NULL, SK_NOISE_WEIGHT, NULL, NULL};
+    extract_opts o = {0, 0, NULL, NULL, SK_NOISE_WEIGHT, NULL, NULL, 0};
     int rc = sk_cli_parse(&cli, argc, argv, options, handle, &o);
     if (rc == SK_OK)
         rc = run(&cli, &o);
