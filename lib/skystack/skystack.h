@@ -16,6 +16,7 @@
 #include "config.h"
 #include "cli.h"
 #include "extract.h"
+#include "psf.h"
 #include "sim.h"
 #include "db.h"
 #include "storage.h"
