@@ -356,6 +356,46 @@ double sk_psfmatch_varcorr(sk_psfmatch *pm, int j)
     return s2 > 0.0 ? 1.0 / s2 : 0.0;
 }
 
+double sk_psfmatch_match_error(sk_psfmatch *pm, int j)
+{
+    if (j < 0 || j >= pm->n || j == pm->target_input)
+        return 0.0;
+    long ps = pm->o.psf_size, rk = pm->rk, ks = 2 * rk + 1;
+    kernel_ws k;
+    float *kern = malloc(sizeof(float) * (size_t)(ks * ks));
+    if (!kern || kernel_ws_init(&k, pm)) {
+        free(kern);
+        return 1.0;
+    }
+    double err = 1.0;
+    if (!make_kernel(pm, &k, j, 0.5 * (double)(pm->width - 1), 0.5 * (double)(pm->height - 1),
+                     kern)) {
+        /* k.pj, k.pt hold the input's and the target's stamps */
+        double emax = 0.0, tmax = 0.0;
+        for (long y = 0; y < ps; y++)
+            for (long x = 0; x < ps; x++) {
+                double s = 0.0;
+                for (long v = 0; v < ks; v++) {
+                    long yy = y - (v - rk);
+                    if (yy < 0 || yy >= ps)
+                        continue;
+                    for (long u = 0; u < ks; u++) {
+                        long xx = x - (u - rk);
+                        if (xx >= 0 && xx < ps)
+                            s += (double)kern[v * ks + u] * k.pj[yy * ps + xx];
+                    }
+                }
+                double t = k.pt[y * ps + x];
+                if (fabs(s - t) > emax) emax = fabs(s - t);
+                if (t > tmax) tmax = t;
+            }
+        err = tmax > 0.0 ? emax / tmax : 1.0;
+    }
+    kernel_ws_free(&k);
+    free(kern);
+    return err;
+}
+
 /* ---- convolution of one input, tile by tile --------------------------- */
 
 typedef struct conv_ws {

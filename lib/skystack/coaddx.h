@@ -42,6 +42,8 @@ typedef struct sk_aligned_input {
                                 (1 when the inputs are already scaled to it) */
     double sigma;            /* sigma_j: background noise of sci; <= 0: from
                                 the weight, 1/sqrt(median weight) */
+    double poisson;          /* variance of sci per unit of source signal
+                                (flux_scale / gain; 0: unknown) */
 } sk_aligned_input;
 
 /* Input flag bits that make a pixel unusable by default: every bit of
@@ -179,6 +181,11 @@ int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float
  * image for white input noise. */
 double sk_psfmatch_varcorr(sk_psfmatch *pm, int j);
 
+/* How well input j's kernel matches it to the target at the centre of the
+ * grid: max |K * P_j - P_T| / max P_T (0 for the target input; small
+ * unless the target is sharper than the input somewhere). */
+double sk_psfmatch_match_error(sk_psfmatch *pm, int j);
+
 /* The target PSF at (x, y) as a size x size stamp (odd), unit sum: the
  * coadd's PSF, exactly. */
 int sk_psfmatch_target_psf(sk_psfmatch *pm, double x_px, double y_px, long size, float *stamp);
@@ -240,6 +247,103 @@ void sk_bgmatch_apply_rows(const sk_bgmatch *bm, int j, long y0, long y1, float 
  * line per input at info level. */
 int sk_bgmatch_write_header(const sk_bgmatch *bm, sk_header *h);
 void sk_bgmatch_log(const sk_bgmatch *bm);
+
+/* ---- artifact.c: per-input artifact masks ------------------------------ */
+
+typedef struct sk_artifact_opts {
+    double detect_sigma;    /* a footprint starts where the residual of the
+                               input (or its 5x5 mean) exceeds this many
+                               sigmas (default 5) */
+    double grow_sigma;      /* and extends over connected pixels above this
+                               (default 2.5) */
+    long grow_px;           /* then grows by this many pixels (default 2) */
+    double max_fraction;    /* masked when the footprint is significant in
+                               at most this fraction of the inputs covering
+                               it (default 0.5: a minority, or one of two) */
+    double mismatch;        /* PSF-model error: this fraction of the
+                               reference's signal, in quadrature (0.05) */
+    double core_snr;        /* star cores: pixels where the reference's SNR
+                               exceeds this, grown by 2 px (default 30) */
+    double core_mismatch;   /* the PSF-model error term there (0.1): a
+                               star core is masked only for an excess well
+                               beyond what PSF errors can make */
+    long psf_size;          /* PSF stamps for matching the reference to each
+                               input (odd, default 31) */
+    double match_regularization; /* lambda of that matching (default 0.05:
+                               the reference is sharpened at most about
+                               10 times at any frequency) */
+    unsigned mask_flags;    /* default SK_COADDX_MASK_DEFAULT */
+    int threads;            /* 0: every online core */
+} sk_artifact_opts;
+
+void sk_artifact_opts_default(sk_artifact_opts *o);
+
+/* A run of masked pixels [x0, x1) of row y of one input. */
+typedef struct sk_artifact_run {
+    int input;
+    long y, x0, x1;
+} sk_artifact_run;
+
+typedef struct sk_artifact_masks {
+    int n;
+    long width, height;
+    sk_artifact_run *runs;   /* by input, then row, then x */
+    long nruns;
+    long *first;             /* runs of input j: [first[j], first[j+1]) */
+    long *npixels;           /* masked pixels per input */
+    long *nfootprints;       /* masked footprints per input */
+    long nprotected;         /* footprints kept: significant in most of
+                                the inputs covering them */
+} sk_artifact_masks;
+
+/* Artifact masks of n whole inputs (row0 0, nrows height) against a
+ * reference coadd of them (ref_sci, ref_weight: width x height; the
+ * clipped mean, or the PSF-matched coadd) whose PSF is `ref_psf`.
+ * For each input j the reference is first brought to the input's PSF
+ * (psfmatch with the input's PSF as the target: convolved for broader
+ * seeing, sharpened with regularisation match_regularization for sharper),
+ * so that seeing differences cancel around sources while the input keeps
+ * its own pixels. Without ref_psf (NULL), and near edges and masks, the
+ * reference is used as it is. The residual D_j - R_j has the variance
+ *     1/w_j + 1/w_R             (of the matched reference; 1/w_j - 1/w_C,
+ *                                at least 1/(4 w_j), for the plain
+ *                                difference: C is the inverse-variance
+ *                                mean including j)
+ *   + poisson_j * max(C, 0)     (the source's own noise)
+ *   + (f C)^2                   (PSF model errors: f = mismatch, or
+ *                                core_mismatch in star cores);
+ * positive footprints of it (cosmic rays, satellite trails, ghosts: light
+ * added to one exposure), detected on the residual or on its 5x5 mean,
+ * that are significant in at most max_fraction of the inputs covering them
+ * (each other input's residual summed over the footprint) are masked in
+ * that input, grown by grow_px.
+ * Memory: two float planes per input. The result does not depend on the
+ * thread count. */
+int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
+                     const float *ref_sci, const float *ref_weight, sk_psf_stamp_fn ref_psf,
+                     void *ref_psf_ctx, const sk_artifact_opts *opts, sk_artifact_masks **out);
+/* The masks as the coadd makes them, in two passes against a reference
+ * whose PSF is known exactly: the inverse-variance mean of the inputs
+ * (PSF: the mean of their PSFs with weights 1/sigma_j^2, sigma_j from the
+ * median weight). Pass 1 finds the artifacts against the mean of all
+ * inputs; pass 2 against the mean without the pixels pass 1 masked, so
+ * that artifacts leaking into the reference (which the matching to sharper
+ * inputs would ring) do not make false footprints. (A clipped mean would
+ * need no second pass, but its PSF around bright stars, where seeing
+ * differences get clipped, is not known.) */
+int sk_artifact_detect(const sk_aligned_input *in, int n, long width, long height,
+                       const sk_artifact_opts *opts, sk_artifact_masks **out);
+
+void sk_artifact_masks_free(sk_artifact_masks *m);
+
+/* 1 when pixel (x, y) of input j is masked. */
+int sk_artifact_masked(const sk_artifact_masks *m, int j, long x, long y);
+
+/* Apply the mask of input j to rows [y0, y1) of its planes (holding
+ * (y1-y0)*width values from row y0): weight 0 and SK_FLAG_REJECTED (flags
+ * may be NULL). Returns the number of pixels masked. */
+long sk_artifact_apply_rows(const sk_artifact_masks *m, int j, long y0, long y1, float *weight,
+                            uint16_t *flags);
 
 #ifdef __cplusplus
 }
