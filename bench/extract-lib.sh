@@ -63,3 +63,15 @@ wall() {
     t1=$(date +%s.%N)
     echo "$t0 $t1" | awk '{ printf "%.4f\n", $2 - $1 }'
 }
+
+# "wall cpu" seconds of a command (cpu = user + system of the process and
+# its children: on a shared machine the fairer figure).
+timed() {
+    t0=$(date +%s.%N)
+    c0=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$$/stat)
+    "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; return 1; }
+    t1=$(date +%s.%N)
+    c1=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$$/stat)
+    tck=$(getconf CLK_TCK)
+    echo "$t0 $t1 $c0 $c1 $tck" | awk '{ printf "%.4f %.4f\n", $2 - $1, ($4 - $3) / $5 }'
+}

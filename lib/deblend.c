@@ -237,7 +237,7 @@ static int split(ctx_t *C, const long *pix, long n, int from)
     return st;
 }
 
-int sk_deblend_segment(const long *pix, long n, const float *val, long width,
+int sk_deblend_segment(const long *pix, long n, const float *val, long width, long height,
                        double thresh, const sk_detect_params *p,
                        sk_object **objs, long *nobjs, long *cap)
 {
@@ -261,21 +261,22 @@ int sk_deblend_segment(const long *pix, long n, const float *val, long width,
        it, so the image values can be compared directly. */
     long nmax = 0;
     for (long k = 0; k < n && nmax < 2; k++) {
-        long q = sorted[k], x = q % width;
+        long q = sorted[k], x = q % width, y = q / width;
         float v = val[q];
         int is_max = 1;
-        for (long dy = -1; dy <= 1 && is_max; dy++)
+        for (long dy = -1; dy <= 1 && is_max; dy++) {
+            if (y + dy < 0 || y + dy >= height)
+                continue;
             for (long dx = -1; dx <= 1; dx++) {
-                if ((!dx && !dy) || (x == 0 && dx < 0) || (x == width - 1 && dx > 0))
+                if ((!dx && !dy) || x + dx < 0 || x + dx >= width)
                     continue;
                 long nb = q + dy * width + dx;
-                if (find_pix(sorted, n, nb) < 0)
-                    continue;
                 if (val[nb] > v || (val[nb] == v && nb < q)) {
                     is_max = 0;
                     break;
                 }
             }
+        }
         nmax += is_max;
     }
     int st = SK_OK;

@@ -140,6 +140,71 @@ static inline pixval fetch(const mctx *M, long self, double xc, double yc, long 
     return pv;
 }
 
+/* The pixels around one object as fetch() gives them, mirrored about its
+ * barycentre, computed once and read by every measurement of the object;
+ * pixels beyond it are fetched directly. */
+typedef struct {
+    float val, var;
+    uint8_t present, flags;   /* flags: SK_SRC_NEIGHBOURS / SK_SRC_TRUNCATED */
+} stamp_px;
+
+typedef struct {
+    long x0, y0, w, h;
+    double xm, ym;            /* mirror centre */
+    stamp_px *px;
+    size_t cap;
+} stamp;
+
+static int stamp_fill(stamp *S, const mctx *M, long self, double xm, double ym, double radius)
+{
+    long r = (long)ceil(radius) + 1;
+    S->xm = xm;
+    S->ym = ym;
+    S->x0 = lround(xm) - r;
+    S->y0 = lround(ym) - r;
+    S->w = S->h = 2 * r + 1;
+    size_t need = (size_t)(S->w * S->h);
+    if (need > S->cap) {
+        stamp_px *n = realloc(S->px, sizeof *n * need);
+        if (!n) {
+            S->w = S->h = 0;  /* fall back to direct fetches */
+            return 0;
+        }
+        S->px = n;
+        S->cap = need;
+    }
+    /* only the disc of the radius: corners are fetched if ever needed */
+    double rr = (double)r * (double)r;
+    for (long j = 0; j < S->h; j++)
+        for (long i = 0; i < S->w; i++) {
+            stamp_px *q = &S->px[j * S->w + i];
+            double dx = (double)(i - r), dy = (double)(j - r);
+            if (dx * dx + dy * dy > rr) {
+                q->present = 2;  /* not filled */
+                continue;
+            }
+            pixval pv = fetch(M, self, xm, ym, S->x0 + i, S->y0 + j);
+            q->val = (float)pv.val;
+            q->var = (float)pv.var;
+            q->present = (uint8_t)pv.present;
+            q->flags = (uint8_t)pv.flags;
+        }
+    return 1;
+}
+
+static inline pixval sget(const stamp *S, const mctx *M, long self, long x, long y)
+{
+    long i = x - S->x0, j = y - S->y0;
+    if (i >= 0 && j >= 0 && i < S->w && j < S->h) {
+        const stamp_px *q = &S->px[j * S->w + i];
+        if (q->present != 2) {
+            pixval pv = { q->val, q->var, q->flags, q->present };
+            return pv;
+        }
+    }
+    return fetch(M, self, S->xm, S->ym, x, y);
+}
+
 /* Gaussian window weights exp(-(i - c)^2 / 2 s^2) for i = a..b. */
 static void window_weights(long a, long b, double c, double s, double *w)
 {
@@ -149,7 +214,7 @@ static void window_weights(long a, long b, double c, double s, double *w)
     }
 }
 
-static void measure_one(const mctx *M, long k)
+static void measure_one(const mctx *M, long k, stamp *stp)
 {
     const sk_image *img = M->img;
     const sk_measure_params *p = M->p;
@@ -259,6 +324,15 @@ static void measure_one(const mctx *M, long k)
     /* windowed centroid */
     double sig_w = p->fwhm_px / FWHM_PER_SIGMA;
     double rwin = 4.0 * sig_w + 1.0;
+    {
+        double reach = rwin + 2;
+        if (!p->shape_only) {
+            for (int a = 0; a <= naper; a++)
+                if (M->radii[a] + 2 > reach)
+                    reach = M->radii[a] + 2;
+        }
+        stamp_fill(stp, M, self, s->x, s->y, reach);
+    }
     long nwin = 2 * (long)ceil(rwin) + 3;
     double wx[nwin], wy[nwin];
     double xc = s->x, yc = s->y;
@@ -276,7 +350,7 @@ static void measure_one(const mctx *M, long k)
                 double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
                 if (r2 > rwin * rwin)
                     continue;
-                pixval pv = fetch(M, self, xc, yc, x, y);
+                pixval pv = sget(stp, M, self, x, y);
                 if (!pv.present)
                     continue;
                 double wt = wx[x - xa] * wy[y - ya];
@@ -316,7 +390,7 @@ static void measure_one(const mctx *M, long k)
                 double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
                 if (r2 > rwin * rwin)
                     continue;
-                pixval pv = fetch(M, self, xc, yc, x, y);
+                pixval pv = sget(stp, M, self, x, y);
                 if (!pv.present)
                     continue;
                 double wt = wx[x - xa] * wy[y - ya];
@@ -363,7 +437,7 @@ static void measure_one(const mctx *M, long k)
                     double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
                     if (r2 > rwin * rwin)
                         continue;
-                    pixval pv = fetch(M, self, xc, yc, x, y);
+                    pixval pv = sget(stp, M, self, x, y);
                     if (!pv.present)
                         continue;
                     double wt = wx[x - xa] * wy[y - ya];
@@ -408,26 +482,35 @@ static void measure_one(const mctx *M, long k)
             if (rad[a] > rmax)
                 rmax = rad[a];
         }
-        long xa = (long)floor(xc - rmax - 0.5), xb = (long)ceil(xc + rmax + 0.5);
+        double r2a[nr];
+        for (int a = 0; a < nr; a++)
+            r2a[a] = rad[a] * rad[a];
+        double rmax2 = rmax * rmax;
         long ya = (long)floor(yc - rmax - 0.5), yb = (long)ceil(yc + rmax + 0.5);
-        for (long y = ya; y <= yb; y++)
+        for (long y = ya; y <= yb; y++) {
+            double ry0 = (double)y - 0.5 - yc, ry1 = ry0 + 1;
+            double ny = ry0 > 0 ? ry0 : (ry1 < 0 ? ry1 : 0);
+            double fy = fabs(ry0) > fabs(ry1) ? ry0 : ry1;
+            double rest = rmax2 - ny * ny;
+            if (rest <= 0)
+                continue;
+            /* pixels of this row that can touch the largest circle */
+            double half = sqrt(rest) + 0.5;
+            long xa = (long)floor(xc - half), xb = (long)ceil(xc + half);
             for (long x = xa; x <= xb; x++) {
                 double rx0 = (double)x - 0.5 - xc, rx1 = rx0 + 1;
-                double ry0 = (double)y - 0.5 - yc, ry1 = ry0 + 1;
                 double nx = rx0 > 0 ? rx0 : (rx1 < 0 ? rx1 : 0);
-                double ny = ry0 > 0 ? ry0 : (ry1 < 0 ? ry1 : 0);
                 double fx = fabs(rx0) > fabs(rx1) ? rx0 : rx1;
-                double fy = fabs(ry0) > fabs(ry1) ? ry0 : ry1;
-                double dmin = sqrt(nx * nx + ny * ny), dmax = sqrt(fx * fx + fy * fy);
-                if (dmin >= rmax)
+                double dmin2 = nx * nx + ny * ny, dmax2 = fx * fx + fy * fy;
+                if (dmin2 >= rmax2)
                     continue;
-                pixval pv = fetch(M, self, xc, yc, x, y);
+                pixval pv = sget(stp, M, self, x, y);
                 int in_image = x >= 0 && y >= 0 && x < w && y < h;
                 for (int a = 0; a < nr; a++) {
                     double f;
-                    if (dmax <= rad[a])
+                    if (dmax2 <= r2a[a])
                         f = 1;
-                    else if (dmin >= rad[a])
+                    else if (dmin2 >= r2a[a])
                         continue;
                     else
                         f = sk_circle_rect_overlap(rx0, ry0, rx1, ry1, rad[a]);
@@ -443,6 +526,7 @@ static void measure_one(const mctx *M, long k)
                     aa[a] += f;
                 }
             }
+        }
         for (int a = 0; a < nr; a++) {
             double e = sqrt(av[a] + aa[a] * aa[a] * lerr * lerr + (gain > 0 && af[a] > 0 ? af[a] / gain : 0));
             if (a < naper) {
@@ -471,7 +555,7 @@ static void measure_one(const mctx *M, long k)
                 double r2 = cxx * dx * dx + cyy * dy * dy + cxy * dx * dy;
                 if (r2 > rk * rk)
                     continue;
-                pixval pv = fetch(M, self, xc, yc, x, y);
+                pixval pv = sget(stp, M, self, x, y);
                 if (!pv.present)
                     continue;
                 sr += sqrt(r2) * pv.val;
@@ -508,7 +592,7 @@ static void measure_one(const mctx *M, long k)
                     if (in == 0)
                         continue;
                 }
-                pixval pv = fetch(M, self, xc, yc, x, y);
+                pixval pv = sget(stp, M, self, x, y);
                 flags |= pv.flags;
                 if (!pv.present)
                     continue;
@@ -524,8 +608,10 @@ static void measure_one(const mctx *M, long k)
 
 static int measure_range(long begin, long end, void *user)
 {
+    stamp S = { 0, 0, 0, 0, 0, 0, NULL, 0 };
     for (long k = begin; k < end; k++)
-        measure_one(user, k);
+        measure_one(user, k, &S);
+    free(S.px);
     return SK_OK;
 }
 

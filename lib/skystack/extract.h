@@ -123,10 +123,11 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
               int threads, sk_detection **out);
 void sk_detection_free(sk_detection *d);
 
-/* Deblend one segment (pixel indices `pix`, n of them, of an image of
- * width `width` holding detection values `val`, threshold `thresh`).
+/* Deblend one segment (pixel indices `pix`, n of them, of a width x height
+ * image holding detection values `val`, threshold `thresh`; every pixel
+ * 8-adjacent to the segment and outside it is at or below the threshold).
  * Appends the resulting objects to *objs (grown as needed). deblend.c. */
-int sk_deblend_segment(const long *pix, long n, const float *val, long width,
+int sk_deblend_segment(const long *pix, long n, const float *val, long width, long height,
                        double thresh, const sk_detect_params *p,
                        sk_object **objs, long *nobjs, long *cap);
 

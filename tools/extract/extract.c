@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -603,6 +604,11 @@ static int run(sk_cli *cli, const extract_opts *o)
 
 int main(int argc, char **argv)
 {
+    /* The extraction allocates and frees several image-sized maps in turn:
+       keep them in the heap for reuse rather than mapping fresh (zeroed)
+       pages from the kernel each time. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     sk_cli cli = {.program = "extract",
                   .usage = "extract [OPTIONS] IMAGE...",
                   .summary = "detect and measure the sources of images: source list, background and rms maps"};
