@@ -345,6 +345,28 @@ int sk_artifact_masked(const sk_artifact_masks *m, int j, long x, long y);
 long sk_artifact_apply_rows(const sk_artifact_masks *m, int j, long y0, long y1, float *weight,
                             uint16_t *flags);
 
+/* ---- gridpsf.c: an input's PSF model on the output grid ---------------- */
+
+struct sk_psf;
+struct sk_wcs;
+
+/* The PSF of an input whose model is in its own pixels, seen on the output
+ * grid: at output (x, y) the input position and the local Jacobian J
+ * (input pixels per output pixel, central differences through both WCSs)
+ * are found; output stamp pixel offset d has the model value at input
+ * offset J d (Lanczos-3 on the model's grid), times |det J|, and the stamp
+ * is normalised to unit sum. (The model is already integrated over an input
+ * pixel; for grids of similar pixel scale that is the output pixel's
+ * integral to first order.) */
+typedef struct sk_grid_psf {
+    const struct sk_psf *psf;
+    const struct sk_wcs *in_wcs;
+    const struct sk_wcs *out_wcs;
+} sk_grid_psf;
+
+/* An sk_psf_stamp_fn; ctx is an sk_grid_psf. */
+int sk_grid_psf_stamp(void *ctx, double x_px, double y_px, long size, float *stamp);
+
 #ifdef __cplusplus
 }
 #endif
