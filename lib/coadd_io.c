@@ -26,6 +26,8 @@ struct sk_band_source {
     int mask_kind;           /* -1 none, 0 data-quality codes, 1 skystack flags */
     int has_saturate;
     double saturate;
+    sk_bkg_mesh *mesh;       /* background as a mesh product */
+    double noise_rms;        /* for relative weights */
 };
 
 static void plane_close(plane *p)
@@ -204,15 +206,28 @@ int sk_band_source_open(const sk_coadd_input *in, sk_band_source **out)
             return rc;
         }
     }
+    s->noise_rms = in->noise_rms;
     if (in->background_path && !in->background) {
-        int rc = plane_open(&s->bg, in->background_path, in->background_hdu, NULL, s->width,
+        int rc;
+        if (!in->background_hdu && sk_fits_has_hdu(in->background_path, "BKGMESH")) {
+            rc = sk_bkg_mesh_read(in->background_path, &s->mesh);
+            if (!rc && (sk_bkg_mesh_width(s->mesh) != s->width ||
+                        sk_bkg_mesh_height(s->mesh) != s->height))
+                rc = sk_error(SK_EINPUT, "%s: background of a %ld x %ld image, but %s is %ld x %ld",
+                              in->background_path, sk_bkg_mesh_width(s->mesh),
+                              sk_bkg_mesh_height(s->mesh), s->name, s->width, s->height);
+            if (!rc && !(s->noise_rms > 0.0) && sk_bkg_mesh_rms(s->mesh) > 0.0)
+                s->noise_rms = sk_bkg_mesh_rms(s->mesh);
+        } else {
+            rc = plane_open(&s->bg, in->background_path, in->background_hdu, NULL, s->width,
                             s->height, "background map");
+        }
         if (rc) {
             sk_band_source_close(s);
             return rc;
         }
     }
-    if (s->relative && !(in->noise_rms > 0.0)) {
+    if (s->relative && !(s->noise_rms > 0.0)) {
         sk_band_source_close(s);
         return sk_error(SK_EINPUT, "%s: the weights are relative (no noise plane) and no "
                         "noise rms is known for it", s->name);
@@ -229,6 +244,7 @@ void sk_band_source_close(sk_band_source *s)
     plane_close(&s->noise);
     plane_close(&s->mask);
     plane_close(&s->bg);
+    sk_bkg_mesh_free(s->mesh);
     sk_header_free(s->header);
     free(s);
 }
@@ -314,12 +330,13 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
                 if (isfinite(b->sci[i]) && b->sci[i] >= s->saturate)
                     b->flags[i] |= SK_FLAG_SATURATED;
     }
-    if (!rc && !in->background && s->bg.f) {
+    if (!rc && !in->background && (s->bg.f || s->mesh)) {
         bg = malloc(n * sizeof *bg);
         if (!bg)
             rc = sk_error(SK_EIO, "coadd: out of memory reading %s", s->name);
         if (!rc)
-            rc = plane_read(&s->bg, TFLOAT, x0, y0, w, h, bg);
+            rc = s->mesh ? sk_bkg_mesh_rows(s->mesh, x0, y0, w, h, bg)
+                         : plane_read(&s->bg, TFLOAT, x0, y0, w, h, bg);
     }
     if (rc) {
         free(wgt);
@@ -327,7 +344,7 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
         free(mask);
         return rc;
     }
-    double rms2 = s->relative ? in->noise_rms * in->noise_rms : 1.0;
+    double rms2 = s->relative ? s->noise_rms * s->noise_rms : 1.0;
     double f = flux_scale, f2 = flux_scale * flux_scale;
     for (long y = 0; y < h; y++) {
         const float *bgrow = in->background ? in->background + (size_t)(y0 + y) * s->width + x0

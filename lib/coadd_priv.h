@@ -74,6 +74,19 @@ typedef struct sk_stack_entry {
 long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
                       const double *yi, const double *area, sk_stack_entry *out, long stride);
 
+/* A background map as extract's mesh product (HDU BKGMESH), evaluated a
+ * rectangle at a time (coadd_bkg.c), bit for bit as sk_background_read()
+ * would fill the whole map. */
+typedef struct sk_bkg_mesh sk_bkg_mesh;
+int sk_bkg_mesh_read(const char *path, sk_bkg_mesh **out);
+void sk_bkg_mesh_free(sk_bkg_mesh *m);
+long sk_bkg_mesh_width(const sk_bkg_mesh *m);
+long sk_bkg_mesh_height(const sk_bkg_mesh *m);
+/* Median background rms (RMSMED), NaN when the file lacks it. */
+double sk_bkg_mesh_rms(const sk_bkg_mesh *m);
+/* Levels of pixels [x0, x0+w) x [y0, y0+h) into out (w*h, row-major). */
+int sk_bkg_mesh_rows(const sk_bkg_mesh *m, long x0, long y0, long w, long h, float *out);
+
 /* Reading bands of an input from memory or from its files (coadd_io.c). */
 typedef struct sk_band_source sk_band_source;
 

@@ -37,6 +37,8 @@
 extern "C" {
 #endif
 
+#define SK_COADD_PROV_LEN 21
+
 /* ---- kernels (resample.c) ------------------------------------------- */
 
 enum sk_kernel {
@@ -256,6 +258,64 @@ int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_op
 int sk_resample_image(const sk_image *in, const float *background, double flux_scale,
                       const sk_grid *grid, int kernel, double tolerance_px, int threads,
                       sk_image **out);
+
+/* ---- the coadd pipeline (coadd_pipeline.c) --------------------------- */
+
+struct sk_config;
+struct sk_db;
+
+/* What the coadd program does, as one library call (refmake builds its
+ * coadds through it). The coaddition section of the configuration gives
+ * the method, kernel, grid, zero point and clipping; its critical keys
+ * and the inputs' preprocessing and extraction provenances make the
+ * coaddition provenance. */
+typedef struct sk_coadd_request {
+    const struct sk_config *config;
+    struct sk_db *db;                /* NULL: files only (coadd --no-db) */
+    const char *const *inputs;       /* image ids or paths (with db: paths in
+                                        the data root); duplicates count once */
+    int ninputs;
+    /* Without a database, each input's extraction products are found
+     * beside it (or in products_dir) under extract's names,
+     * BASE.PROVPREFIX.bkg.fits and BASE.PROVPREFIX.psf, where PROVPREFIX
+     * starts the extraction provenance the configuration gives for that
+     * image; or they are given here (NULL, or ninputs entries, NULL
+     * entries meaning "look beside it"). */
+    const char *products_dir;
+    const char *const *backgrounds;  /* background products or maps */
+    const char *const *psfs;         /* PSFEx files */
+    const char *const *weights;      /* separate weight files (inverse variance) */
+    const char *const *masks;        /* separate data-quality masks (0 = good) */
+    const double *zero_points;       /* NAN entries: from zero_point_key */
+    const char *zero_point_key;      /* header keyword (NULL: MAGZERO) */
+    int no_psf;                      /* 1: inputs need no PSF (no coadd PSF) */
+    const char *hdu;                 /* science HDU of the input files (NULL:
+                                        SCI, else the first image) */
+    int skip_incomplete;             /* 1: inputs without the products of the
+                                        configured extraction are left out
+                                        (a selection), not an error */
+    const char *output;              /* without a database: the coadd file
+                                        (NULL: outdir/coadd-PROV-SET.fits) */
+    const char *outdir;              /* NULL: "." */
+    int threads;                     /* >= 1 */
+    long band_rows;                  /* 0: default */
+    int progress;                    /* 1: progress lines on stderr */
+    int extract;                     /* -1: coaddition.extraction decides;
+                                        0 no, 1 yes */
+} sk_coadd_request;
+
+typedef struct sk_coadd_made {
+    char path[4096];                 /* the coadd file */
+    long long image_id;              /* its images row (0 without database) */
+    int reused;                      /* 1: it existed and was not rebuilt */
+    int ninputs;                     /* distinct inputs */
+    char prov_id[SK_COADD_PROV_LEN];/* coaddition provenance */
+} sk_coadd_made;
+
+/* Make (or find) the coadd. Errors name the input or option at fault:
+ * SK_EINPUT (an input without its products, different filters, bad
+ * options), SK_ENOTFOUND (no input), SK_EIO (files, database). */
+int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 #include "../tap.h"
 #include "coadd_fixture.h"
 #include "coadd_priv.h"
+#include "skystack/extract.h"
 #include "skystack/fits.h"
 
 static void test_combine(void)
@@ -616,6 +617,42 @@ static void test_flags_and_files(void)
     for (long i = 0; rc == SK_OK && i < 300 * 300; i++)
         worst = fmax(worst, fabs(rb->image->sci[i] - r->image->sci[i]));
     ok(rc == SK_OK && worst < 1e-3, "background map subtracted (largest difference %.2g)", worst);
+    /* extract's background product (a mesh): the rows the coadd evaluates
+     * are those of the full map, and subtracting it from the file or from
+     * memory gives the same coadd */
+    sk_background_params bp;
+    sk_background_params_default(&bp);
+    bp.mesh_px = 64;
+    sk_background *est = NULL;
+    ok(sk_background_estimate(img[2], &bp, 1, &est) == SK_OK, "background estimated by extract");
+    char meshpath[4200];
+    snprintf(meshpath, sizeof meshpath, "%s/bg2.mesh.fits", dir);
+    ok(est && sk_background_write(meshpath, est, 0, 3.0) == SK_OK, "mesh product written");
+    sk_bkg_mesh *mesh = NULL;
+    ok(sk_bkg_mesh_read(meshpath, &mesh) == SK_OK, "mesh product read");
+    float *rows = malloc(120 * 70 * sizeof *rows);
+    long diff = 0;
+    if (mesh && est && sk_bkg_mesh_rows(mesh, 31, 170, 120, 70, rows) == SK_OK)
+        for (long y = 0; y < 70; y++)
+            for (long x = 0; x < 120; x++)
+                diff += memcmp(&rows[y * 120 + x], &est->level[(170 + y) * 300 + 31 + x], sizeof(float)) != 0;
+    else
+        diff = -1;
+    is_int(diff, 0, "rows evaluated from the mesh are the full map's, bit for bit");
+    sk_bkg_mesh_free(mesh);
+    free(rows);
+    fin[2].background_path = meshpath;
+    sk_coadd_result *rmesh = NULL, *rmem = NULL;
+    int rc1 = sk_coadd_run(fin, 3, g, &p, &rmesh);
+    fin[2].background_path = NULL;
+    fin[2].background = est ? est->level : NULL;
+    int rc2 = sk_coadd_run(fin, 3, g, &p, &rmem);
+    ok(rc1 == SK_OK && rc2 == SK_OK && same_result(rmesh, rmem),
+       "mesh product and in-memory map give the same coadd");
+    sk_coadd_result_free(rmesh);
+    sk_coadd_result_free(rmem);
+    fin[2].background = NULL;
+    sk_background_free(est);
     /* written products */
     char out[4200];
     snprintf(out, sizeof out, "%s/coadd.fits", dir);

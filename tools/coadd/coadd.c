@@ -1,0 +1,400 @@
+/* coadd.c: the coadd program: images given as paths or ids (or read from
+ * stdin), or found by place and time in the database, resampled onto one
+ * grid, scaled to one zero point and combined into a deep image with its
+ * weight, flag and input-count planes, a provenance sidecar, database
+ * rows and its own extraction. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "skystack/skystack.h"
+
+typedef struct coadd_opts {
+    int no_db;
+    int have_ra, have_dec;
+    double ra, dec;
+    const char *target, *section, *filter;
+    int have_min_mjd, have_max_mjd;
+    double min_mjd, max_mjd;
+    const char *output, *outdir, *products_dir, *zero_point_key, *hdu;
+    char *background, *psf, *weight, *mask, *zero_points; /* comma lists */
+    int no_psf;
+    int no_extraction;
+    int progress;                                           /* -1 auto */
+    long band_rows;
+} coadd_opts;
+
+static const sk_opt options[] = {
+    {"no-db", 0, 0, NULL, "no database: plain FITS inputs, products beside them", NULL},
+    {"ra", 0, 1, "DEG", "select the images that contain this point (with --dec, --filter)", NULL},
+    {"dec", 0, 1, "DEG", "declination of the point", NULL},
+    {"target", 0, 1, "NAME", "select the images of this target (with --section, --filter)", NULL},
+    {"section", 0, 1, "NAME", "section (detector) of the target", NULL},
+    {"filter", 0, 1, "NAME", "filter of the selected images", NULL},
+    {"min-mjd", 0, 1, "MJD", "selected images start at or after this MJD", NULL},
+    {"max-mjd", 0, 1, "MJD", "selected images start at or before this MJD", NULL},
+    {"method", 'm', 1, "NAME", "combine method: mean, clipped or median", "coaddition.method"},
+    {"kernel", 'k', 1, "NAME", "resampling kernel: lanczos3, lanczos2 or bilinear", "coaddition.kernel"},
+    {"grid", 0, 1, "KIND", "output grid: alignment, tan or union", "coaddition.grid"},
+    {"alignment", 0, 1, "WHICH", "alignment input in time order: first, last or N (0-based)",
+     "coaddition.alignment_index"},
+    {"center", 0, 1, "RA,DEC", "centre of a tan grid (degrees)", NULL},
+    {"size", 0, 1, "WxH", "size of a tan grid (pixels)", NULL},
+    {"scale", 0, 1, "ARCSEC", "pixel scale of a tan or union grid", "coaddition.pixel_scale_arcsec"},
+    {"zero-point", 0, 1, "MAG", "common zero point (default: the alignment input's)",
+     "coaddition.zero_point"},
+    {"clip-sigma", 0, 1, "K", "clipping threshold in sigma", "coaddition.clip_sigma"},
+    {"no-extraction", 0, 0, NULL, "do not run extract on the coadd", NULL},
+    {"output", 'o', 1, "FILE", "with --no-db: the coadd file (default coadd-PROV-SET.fits)", NULL},
+    {"outdir", 0, 1, "DIR", "with --no-db: directory of the default coadd file", NULL},
+    {"products-dir", 0, 1, "DIR", "with --no-db: where extract wrote the inputs' products", NULL},
+    {"hdu", 0, 1, "HDU", "science HDU of the input files (name or number)", NULL},
+    {"background", 0, 1, "LIST", "with --no-db: background products, comma-separated, in input order", NULL},
+    {"psf", 0, 1, "LIST", "with --no-db: PSF files, comma-separated, in input order", NULL},
+    {"weight", 0, 1, "LIST", "with --no-db: weight (inverse-variance) files, in input order", NULL},
+    {"mask", 0, 1, "LIST", "with --no-db: data-quality masks (0 = good), in input order", NULL},
+    {"zero-points", 0, 1, "LIST", "with --no-db: zero points, in input order", NULL},
+    {"zero-point-key", 0, 1, "KEY", "with --no-db: header keyword of the zero point (MAGZERO)", NULL},
+    {"no-psf", 0, 0, NULL, "with --no-db: inputs need no PSF; no coadd PSF", NULL},
+    {"progress", 0, 0, NULL, "progress on stderr even when it is not a terminal", NULL},
+    {"no-progress", 0, 0, NULL, "no progress lines", NULL},
+    {"band-rows", 0, 1, "N", "output rows resampled at once (memory; the result does not change)", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
+{
+    coadd_opts *o = user;
+    const char *n = opt->name;
+    char opt_name[64];
+    snprintf(opt_name, sizeof opt_name, "--%s", n);
+    if (!strcmp(n, "no-db"))
+        o->no_db = 1;
+    else if (!strcmp(n, "ra"))
+        return (o->have_ra = 1, sk_cli_double(opt_name, arg, &o->ra));
+    else if (!strcmp(n, "dec"))
+        return (o->have_dec = 1, sk_cli_double(opt_name, arg, &o->dec));
+    else if (!strcmp(n, "target"))
+        o->target = arg;
+    else if (!strcmp(n, "section"))
+        o->section = arg;
+    else if (!strcmp(n, "filter"))
+        o->filter = arg;
+    else if (!strcmp(n, "min-mjd"))
+        return (o->have_min_mjd = 1, sk_cli_double(opt_name, arg, &o->min_mjd));
+    else if (!strcmp(n, "max-mjd"))
+        return (o->have_max_mjd = 1, sk_cli_double(opt_name, arg, &o->max_mjd));
+    else if (!strcmp(n, "center")) {
+        double ra, dec;
+        char extra;
+        if (sscanf(arg, "%lf,%lf%c", &ra, &dec, &extra) != 2 || !isfinite(ra) || fabs(dec) > 90)
+            return sk_error(SK_EINPUT, "--center: expected RA,DEC in degrees, got '%s'", arg);
+        char v[64];
+        snprintf(v, sizeof v, "%.17g", ra);
+        int rc = sk_config_set_text(cli->config, "coaddition.center_ra_deg", v, "--center");
+        snprintf(v, sizeof v, "%.17g", dec);
+        return rc ? rc : sk_config_set_text(cli->config, "coaddition.center_dec_deg", v, "--center");
+    } else if (!strcmp(n, "size")) {
+        long w, h;
+        char extra;
+        if (sscanf(arg, "%ldx%ld%c", &w, &h, &extra) != 2 || w <= 0 || h <= 0)
+            return sk_error(SK_EINPUT, "--size: expected WIDTHxHEIGHT in pixels, got '%s'", arg);
+        char v[32];
+        snprintf(v, sizeof v, "%ld", w);
+        int rc = sk_config_set_text(cli->config, "coaddition.width_px", v, "--size");
+        snprintf(v, sizeof v, "%ld", h);
+        return rc ? rc : sk_config_set_text(cli->config, "coaddition.height_px", v, "--size");
+    } else if (!strcmp(n, "no-extraction"))
+        o->no_extraction = 1;
+    else if (!strcmp(n, "output"))
+        o->output = arg;
+    else if (!strcmp(n, "outdir"))
+        o->outdir = arg;
+    else if (!strcmp(n, "products-dir"))
+        o->products_dir = arg;
+    else if (!strcmp(n, "hdu"))
+        o->hdu = arg;
+    else if (!strcmp(n, "background"))
+        o->background = (char *)arg;
+    else if (!strcmp(n, "psf"))
+        o->psf = (char *)arg;
+    else if (!strcmp(n, "weight"))
+        o->weight = (char *)arg;
+    else if (!strcmp(n, "mask"))
+        o->mask = (char *)arg;
+    else if (!strcmp(n, "zero-points"))
+        o->zero_points = (char *)arg;
+    else if (!strcmp(n, "zero-point-key"))
+        o->zero_point_key = arg;
+    else if (!strcmp(n, "no-psf"))
+        o->no_psf = 1;
+    else if (!strcmp(n, "progress"))
+        o->progress = 1;
+    else if (!strcmp(n, "no-progress"))
+        o->progress = 0;
+    else if (!strcmp(n, "band-rows")) {
+        int rc = sk_cli_long(opt_name, arg, &o->band_rows);
+        if (!rc && o->band_rows < 1)
+            rc = sk_error(SK_EINPUT, "--band-rows: must be >= 1");
+        return rc;
+    } else
+        return sk_error(SK_EINPUT, "--%s: not a coadd option", n);
+    return SK_OK;
+}
+
+/* A growable list of strings. */
+typedef struct strlist {
+    char **v;
+    int n, cap;
+} strlist;
+
+static int strlist_add(strlist *l, const char *s)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return sk_error(SK_EIO, "out of memory");
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(s)))
+        return sk_error(SK_EIO, "out of memory");
+    l->n++;
+    return SK_OK;
+}
+
+static void strlist_free(strlist *l)
+{
+    for (int k = 0; k < l->n; k++)
+        free(l->v[k]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Split a comma list into exactly n entries ("" entries allowed). */
+static int split_list(const char *option, const char *text, int n, strlist *out)
+{
+    if (!text)
+        return SK_OK;
+    const char *s = text;
+    for (;;) {
+        const char *c = strchr(s, ',');
+        size_t len = c ? (size_t)(c - s) : strlen(s);
+        char *item = strndup(s, len);
+        if (!item)
+            return sk_error(SK_EIO, "out of memory");
+        int rc = strlist_add(out, item);
+        free(item);
+        if (rc)
+            return rc;
+        if (!c)
+            break;
+        s = c + 1;
+    }
+    if (out->n != n)
+        return sk_error(SK_EINPUT, "%s: %d entr%s for %d input%s (one per input, in order)", option,
+                        out->n, out->n == 1 ? "y" : "ies", n, n == 1 ? "" : "s");
+    return SK_OK;
+}
+
+static int read_stdin(strlist *l)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = SK_OK;
+    while (!rc && (len = getline(&line, &cap, stdin)) >= 0) {
+        while (len > 0 && isspace((unsigned char)line[len - 1]))
+            line[--len] = '\0';
+        char *s = line;
+        while (isspace((unsigned char)*s))
+            s++;
+        if (*s == '\0' || *s == '#')
+            continue;
+        rc = strlist_add(l, s);
+    }
+    free(line);
+    return rc;
+}
+
+static double now_mjd(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return 40587.0 + ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / 86400.0;
+}
+
+/* The images of a place and time with extraction products. */
+static int select_place(const sk_cli *cli, const coadd_opts *o, sk_db *db, strlist *ids)
+{
+    if (!o->filter)
+        return sk_error(SK_EINPUT, "--filter: a coadd by place needs the filter");
+    double range = sk_config_double(cli->config, "coaddition.date_range", 7.0);
+    if (!(range > 0))
+        return sk_error(SK_EINPUT, "coaddition.date_range: %g must be > 0 days", range);
+    double max_mjd = o->have_max_mjd ? o->max_mjd
+                     : o->have_min_mjd ? o->min_mjd + range : now_mjd();
+    double min_mjd = o->have_min_mjd ? o->min_mjd : max_mjd - range;
+    if (min_mjd > max_mjd)
+        return sk_error(SK_EINPUT, "--min-mjd %.6f is after --max-mjd %.6f", min_mjd, max_mjd);
+    sk_query *q = sk_query_new();
+    if (!q)
+        return sk_error(SK_EIO, "out of memory");
+    int rc = SK_OK;
+    if (o->have_ra)
+        rc = sk_query_contains(q, o->ra, o->dec);
+    else {
+        rc = sk_query_text(q, SK_Q_TARGET, o->target);
+        if (!rc && o->section)
+            rc = sk_query_text(q, SK_Q_SECTION, o->section);
+    }
+    rc = rc ? rc : sk_query_text(q, SK_Q_FILTER, o->filter);
+    rc = rc ? rc : sk_query_text(q, SK_Q_TYPE, "science");
+    rc = rc ? rc : sk_query_min(q, SK_Q_MJD, min_mjd);
+    rc = rc ? rc : sk_query_max(q, SK_Q_MJD, max_mjd);
+    rc = rc ? rc : sk_query_with_products(q, NULL);
+    PGresult *res = NULL;
+    rc = rc ? rc : sk_query_run(q, db, SK_QUERY_ROWS, &res);
+    sk_query_free(q);
+    if (rc)
+        return rc;
+    int col = PQfnumber(res, "id");
+    for (int r = 0; r < PQntuples(res) && !rc; r++)
+        rc = strlist_add(ids, PQgetvalue(res, r, col));
+    PQclear(res);
+    if (!rc && ids->n == 0) {
+        char where[128];
+        if (o->have_ra)
+            snprintf(where, sizeof where, "containing (%.6f, %.6f)", o->ra, o->dec);
+        else
+            snprintf(where, sizeof where, "of target %s%s%s", o->target, o->section ? " section " : "",
+                     o->section ? o->section : "");
+        return sk_error(SK_ENOTFOUND, "no %s image %s with extraction products between MJD %.5f and %.5f",
+                        o->filter, where, min_mjd, max_mjd);
+    }
+    sk_info("%d image%s selected (%s, MJD %.5f .. %.5f)", ids->n, ids->n == 1 ? "" : "s", o->filter,
+            min_mjd, max_mjd);
+    return rc;
+}
+
+static int run(sk_cli *cli, coadd_opts *o)
+{
+    int by_place = o->have_ra || o->have_dec || o->target;
+    if (o->have_ra != o->have_dec)
+        return sk_error(SK_EINPUT, "--ra and --dec go together");
+    if (o->have_ra && o->target)
+        return sk_error(SK_EINPUT, "--ra/--dec and --target: give one place");
+    if (o->section && !o->target)
+        return sk_error(SK_EINPUT, "--section needs --target");
+    if (by_place && cli->nargs > 0)
+        return sk_error(SK_EINPUT, "images given and a place (--ra/--dec or --target): give one of them");
+    if ((o->have_min_mjd || o->have_max_mjd || o->filter) && !by_place)
+        return sk_error(SK_EINPUT, "--filter, --min-mjd and --max-mjd select images by place: "
+                                   "give --ra/--dec or --target too");
+    if (by_place && o->no_db)
+        return sk_error(SK_EINPUT, "a coadd by place needs the database (drop --no-db)");
+    if (!o->no_db && (o->output || o->outdir || o->products_dir || o->background || o->psf ||
+                      o->weight || o->mask || o->zero_points || o->zero_point_key || o->no_psf))
+        return sk_error(SK_EINPUT, "--output, --outdir, --products-dir, --background, --psf, --weight, "
+                                   "--mask, --zero-points, --zero-point-key and --no-psf go with --no-db "
+                                   "(the database knows the products and where coadds go)");
+    if (o->output && o->outdir)
+        return sk_error(SK_EINPUT, "--output and --outdir: give one");
+    if (!by_place && cli->nargs == 0)
+        return sk_error(SK_EINPUT, "no images (paths or ids, - for stdin) and no place (--ra/--dec or "
+                                   "--target)");
+    if (!cli->threads_given) {
+        long t = sk_config_long(cli->config, "coaddition.threads", 0);
+        if (t > 0)
+            cli->threads = (int)t;
+    }
+    strlist inputs = {0}, bkg = {0}, psf = {0}, wgt = {0}, msk = {0}, zps = {0};
+    double *zp = NULL;
+    sk_db *db = NULL;
+    int rc = SK_OK;
+    if (!o->no_db)
+        rc = sk_db_connect(cli->config, &db);
+    if (!rc && by_place)
+        rc = select_place(cli, o, db, &inputs);
+    for (int i = 0; !rc && !by_place && i < cli->nargs; i++)
+        rc = strcmp(cli->args[i], "-") == 0 ? read_stdin(&inputs) : strlist_add(&inputs, cli->args[i]);
+    if (!rc && inputs.n == 0)
+        rc = sk_error(SK_ENOTFOUND, "no input images (stdin was empty)");
+    rc = rc ? rc : split_list("--background", o->background, inputs.n, &bkg);
+    rc = rc ? rc : split_list("--psf", o->psf, inputs.n, &psf);
+    rc = rc ? rc : split_list("--weight", o->weight, inputs.n, &wgt);
+    rc = rc ? rc : split_list("--mask", o->mask, inputs.n, &msk);
+    rc = rc ? rc : split_list("--zero-points", o->zero_points, inputs.n, &zps);
+    if (!rc && zps.n) {
+        zp = malloc((size_t)zps.n * sizeof *zp);
+        if (!zp)
+            rc = sk_error(SK_EIO, "out of memory");
+        for (int k = 0; !rc && k < zps.n; k++) {
+            zp[k] = NAN;
+            if (zps.v[k][0])
+                rc = sk_cli_double("--zero-points", zps.v[k], &zp[k]);
+        }
+    }
+    sk_coadd_made made;
+    if (!rc) {
+        sk_coadd_request rq = {0};
+        rq.config = cli->config;
+        rq.db = db;
+        rq.inputs = (const char *const *)inputs.v;
+        rq.ninputs = inputs.n;
+        rq.products_dir = o->products_dir;
+        rq.backgrounds = bkg.n ? (const char *const *)bkg.v : NULL;
+        rq.psfs = psf.n ? (const char *const *)psf.v : NULL;
+        rq.weights = wgt.n ? (const char *const *)wgt.v : NULL;
+        rq.masks = msk.n ? (const char *const *)msk.v : NULL;
+        rq.zero_points = zp;
+        rq.zero_point_key = o->zero_point_key;
+        rq.no_psf = o->no_psf;
+        rq.hdu = o->hdu;
+        rq.output = o->output;
+        rq.outdir = o->outdir;
+        rq.threads = cli->threads;
+        rq.band_rows = o->band_rows;
+        rq.progress = o->progress >= 0 ? o->progress : isatty(2) && sk_log_level() >= SK_LOG_INFO;
+        rq.extract = o->no_extraction ? 0 : -1;
+        rq.skip_incomplete = by_place;
+        rc = sk_coadd_make(&rq, &made);
+    }
+    if (!rc) {
+        if (made.reused)
+            sk_info("coadd %s of these %d inputs exists already: %s", made.prov_id, made.ninputs,
+                    made.path);
+        printf("%s\n", made.path);
+        fflush(stdout);
+    }
+    sk_db_close(db);
+    strlist_free(&inputs);
+    strlist_free(&bkg);
+    strlist_free(&psf);
+    strlist_free(&wgt);
+    strlist_free(&msk);
+    strlist_free(&zps);
+    free(zp);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    sk_cli cli = {.program = "coadd",
+                  .usage = "coadd [OPTIONS] IMAGE...  |  coadd [OPTIONS] (--ra RA --dec DEC | --target T "
+                           "[--section S]) --filter F [--min-mjd MJD] [--max-mjd MJD]",
+                  .summary = "resample images onto one grid, scale them to one zero point and combine "
+                             "them into a deep image"};
+    coadd_opts o;
+    memset(&o, 0, sizeof o);
+    o.progress = -1;
+    int rc = sk_cli_parse(&cli, argc, argv, options, handle, &o);
+    if (rc == SK_OK)
+        rc = run(&cli, &o);
+    return sk_cli_finish(&cli, rc);
+}
