@@ -199,11 +199,11 @@ static int bright_fwhm(const sk_image *img, const sk_background *bg, const sk_de
         if (pk >= 15.0 && o->nsiblings == 1)
             which[n++] = k;
     }
-    /* at most the 2000 with the highest peaks: plenty for a median */
-    if (n > 2000) {
+    /* at most the 500 with the highest peaks: plenty for a median */
+    if (n > 500) {
         sort_peak = peak;
         qsort(which, (size_t)n, sizeof *which, cmp_peak);
-        n = 2000;
+        n = 500;
         qsort(which, (size_t)n, sizeof *which, cmp_index);
     }
     free(peak);
@@ -272,14 +272,16 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
     if (!st) {
         int grow = (int)ceil(2.0 * fwhm);
         uint8_t *mask = sk_detection_mask(r->detection, grow);
-        sk_background *bg2 = NULL;
-        st = mask ? sk_background_estimate_masked(img, mask, &p->background, threads, &bg2) : SK_EIO;
+        /* the first pass's maps go before the second pass allocates its
+           own (the memory is reused rather than doubled) */
+        sk_detection_free(r->detection);
+        r->detection = NULL;
+        sk_background_free(r->background);
+        r->background = NULL;
+        st = mask ? sk_background_estimate_masked(img, mask, &p->background, threads, &r->background)
+                  : SK_EIO;
         free(mask);
         if (!st) {
-            sk_background_free(r->background);
-            r->background = bg2;
-            sk_detection_free(r->detection);
-            r->detection = NULL;
             dp.fwhm_px = fwhm;
             st = sk_detect(img, r->background, &dp, threads, &r->detection);
         }
