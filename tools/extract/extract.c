@@ -472,9 +472,9 @@ static int process_db(ctx *C, const char *arg)
             size_t n = strlen(rb);
             if (n > 8 && strcmp(rb + n - 8, ".sources") == 0)
                 rb[n - 8] = '\0';
-            snprintf(P.reg, sizeof P.reg, "%s.reg", rb);
+            rc = pathf(P.reg, sizeof P.reg, "%s.reg", rb);
             sk_info("image %s: extraction %s exists already", image_id, prov->id);
-            rc = ensure_regions(C, &P);
+            rc = rc ? rc : ensure_regions(C, &P);
             rc = rc ? rc : emit_products(C, &P);
         }
         sk_prov_free(prov);
