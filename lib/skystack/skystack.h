@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "extract.h"
 #include "psf.h"
+#include "astrom.h"
 #include "sim.h"
 #include "db.h"
 #include "storage.h"
