@@ -95,25 +95,19 @@ static int components(const ctx_t *C, const long *pix, long n, double t, comp_t 
         if (C->val[pix[k]] > t)
             sp[m++] = pix[k];
     long w = C->width;
+    long pp = 0;  /* first index that may hold a neighbour in the row above */
     for (long j = 0; j < m; j++) {
         parent[j] = j;
         long q = sp[j], x = q % w;
-        long nb[4];
-        int nn = 0;
-        if (x > 0) {
-            nb[nn++] = q - 1;
-            nb[nn++] = q - w - 1;
-        }
-        nb[nn++] = q - w;
-        if (x < w - 1)
-            nb[nn++] = q - w + 1;
-        for (int a = 0; a < nn; a++) {
-            if (nb[a] < 0)
-                continue;
-            long idx = (j > 0 && sp[j - 1] == nb[a]) ? j - 1 : find_pix(sp, j, nb[a]);
-            if (idx >= 0)
-                uf_union(parent, j, idx);
-        }
+        if (x > 0 && j > 0 && sp[j - 1] == q - 1)
+            uf_union(parent, j, j - 1);
+        /* the row above: q-w-1, q-w, q-w+1, found by a pointer that only
+           moves forward as q grows (sp is ascending) */
+        long lo = q - w - (x > 0 ? 1 : 0), hi = q - w + (x < w - 1 ? 1 : 0);
+        while (pp < j && sp[pp] < lo)
+            pp++;
+        for (long k = pp; k < j && sp[k] <= hi; k++)
+            uf_union(parent, j, k);
     }
     long ncomp = 0;
     for (long j = 0; j < m; j++) {
