@@ -242,7 +242,7 @@ int sk_refset_show(sk_db *db, const char *name, json_t **out)
 /* The references of a refset with the one loaded per place and filter
  * marked; `only_loaded`: just that one (for one place and filter). */
 static int query_refs(sk_db *db, const char *name, const sk_place *place, const char *filter,
-                      int only_loaded, json_t **out)
+                      int only_loaded, long long ref_id, json_t **out)
 {
     *out = NULL;
     int st = check_name(name);
@@ -253,27 +253,41 @@ static int query_refs(sk_db *db, const char *name, const sk_place *place, const 
     char id[32];
     if ((st = refset_id(db, name, id)))
         return st;
-    char ra[40] = "", dec[40] = "";
-    const char *params[4] = {id, filter, NULL, NULL};
-    int nparams = 2;
+    char ra[40] = "", dec[40] = "", rid[32], radius[40] = "";
+    snprintf(rid, sizeof rid, "%lld", ref_id);
+    const char *params[6] = {id, filter, ref_id > 0 ? rid : NULL, NULL, NULL, NULL};
+    int nparams = 3;
+    if (place && place->has_position) {
+        /* The largest footprint radius bounds the centres to look at (a
+         * constant, so that the q3c index on the centres serves it). */
+        PGresult *r = NULL;
+        if ((st = sk_db_exec(db, "reading the largest image radius",
+                             "SELECT coalesce(max(radius_deg), 0) FROM images", 0, NULL, &r)))
+            return st;
+        snprintf(radius, sizeof radius, "%.17g", sk_db_double(r, 0, 0));
+        PQclear(r);
+    }
     const char *place_cond = "TRUE", *distance = "0", *partition = "r.place, r.filter";
     if (place && place->has_position) {
         snprintf(ra, sizeof ra, "%.17g", place->ra_deg);
         snprintf(dec, sizeof dec, "%.17g", place->dec_deg);
-        params[2] = ra;
-        params[3] = dec;
-        place_cond = "q3c_in_poly($3::double precision, $4::double precision, ARRAY["
+        params[3] = ra;
+        params[4] = dec;
+        params[5] = radius;
+        place_cond = "q3c_radial_query(r.ra, r.dec, $4::double precision, $5::double precision, "
+                     "$6::double precision) "
+                     "AND q3c_in_poly($4::double precision, $5::double precision, ARRAY["
                      "r.ra_corner_00, r.dec_corner_00, r.ra_corner_10, r.dec_corner_10, "
                      "r.ra_corner_11, r.dec_corner_11, r.ra_corner_01, r.dec_corner_01])";
-        distance = "q3c_dist(r.ra, r.dec, $3::double precision, $4::double precision)";
+        distance = "q3c_dist(r.ra, r.dec, $4::double precision, $5::double precision)";
         partition = "r.filter";
-        nparams = 4;
+        nparams = 6;
     } else if (place) {
-        params[2] = place->target;
-        params[3] = place->section;
-        place_cond = "r.target = $3 AND r.section_id = $4";
+        params[3] = place->target;
+        params[4] = place->section;
+        place_cond = "r.target = $4 AND r.section_id = $5";
         partition = "r.filter";
-        nparams = 4;
+        nparams = 5;
     }
     char sql[3072];
     snprintf(sql, sizeof sql,
@@ -285,8 +299,9 @@ static int query_refs(sk_db *db, const char *name, const sk_place *place, const 
              "FROM refset_provenances rp JOIN refs r ON r.provenance_id = rp.provenance_id "
              "JOIN images i ON i.id = r.image_id "
              "WHERE rp.refset_id = $1::bigint AND ($2::text IS NULL OR r.filter = $2::text) "
-             "AND %s) x %s ORDER BY place, filter, position, id",
-             partition, distance, place_cond, only_loaded ? "WHERE loaded" : "");
+             "AND %s) x WHERE ($3::bigint IS NULL OR id = $3::bigint) %s "
+             "ORDER BY place, filter, position, id",
+             partition, distance, place_cond, only_loaded ? "AND loaded" : "");
     PGresult *res = NULL;
     if ((st = sk_db_exec(db, "listing references", sql, nparams, params, &res)))
         return st;
@@ -313,7 +328,7 @@ static int query_refs(sk_db *db, const char *name, const sk_place *place, const 
 int sk_refset_refs(sk_db *db, const char *name, const sk_place *place, const char *filter,
                    json_t **out)
 {
-    return query_refs(db, name, place, filter, 0, out);
+    return query_refs(db, name, place, filter, 0, 0, out);
 }
 
 int sk_refset_lookup(sk_db *db, const char *name, const sk_place *place, const char *filter,
@@ -323,13 +338,31 @@ int sk_refset_lookup(sk_db *db, const char *name, const sk_place *place, const c
     if (!place || !filter)
         return sk_error(SK_EINPUT, "refset lookup: a place and a filter are needed");
     json_t *arr = NULL;
-    int st = query_refs(db, name, place, filter, 1, &arr);
+    int st = query_refs(db, name, place, filter, 1, 0, &arr);
     if (st)
         return st;
     if (json_array_size(arr) == 0) {
         json_decref(arr);
         return sk_error(SK_ENOTFOUND, "refset '%s' holds no good reference for this place in filter %s",
                         name, filter);
+    }
+    *out = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return SK_OK;
+}
+
+int sk_refset_ref(sk_db *db, const char *name, long long ref_id, json_t **out)
+{
+    *out = NULL;
+    if (ref_id <= 0)
+        return sk_error(SK_EINPUT, "reference id %lld: not a reference id", ref_id);
+    json_t *arr = NULL;
+    int st = query_refs(db, name, NULL, NULL, 0, ref_id, &arr);
+    if (st)
+        return st;
+    if (json_array_size(arr) == 0) {
+        json_decref(arr);
+        return sk_error(SK_ENOTFOUND, "refset '%s' does not hold reference %lld", name, ref_id);
     }
     *out = json_incref(json_array_get(arr, 0));
     json_decref(arr);

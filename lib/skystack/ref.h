@@ -78,10 +78,88 @@ int sk_refset_refs(sk_db *db, const char *name, const sk_place *place, const cha
 int sk_refset_lookup(sk_db *db, const char *name, const sk_place *place, const char *filter,
                      json_t **out);
 
+/* Reference `ref_id` as the refset holds it (an object as above, new
+ * reference): SK_ENOTFOUND when the refset does not hold it. */
+int sk_refset_ref(sk_db *db, const char *name, long long ref_id, json_t **out);
+
 /* Mark reference `ref_id` bad with a reason (required, not empty); a new
  * one may then be made for its place. SK_ENOTFOUND when there is no such
  * reference. */
 int sk_ref_mark_bad(sk_db *db, long long ref_id, const char *reason);
+
+/* ---- making references (refmake.c) ----------------------------------- */
+
+/* The provenance chain a configuration implies, computed, never looked up:
+ * preprocessing (imingest with the instrument's keyword map) -> extraction
+ * of the inputs -> coaddition (upstreams: the inputs' preprocessing and
+ * extraction) -> extraction of the coadd (upstream: coaddition) ->
+ * referencing, one per set of referencing.criteria (parameters: the
+ * selection criteria, defaults filled, numbers normalised; upstreams: the
+ * coaddition and the coadd extraction). No refset name or description
+ * enters any of them. */
+typedef struct sk_ref_chain {
+    sk_prov *preprocessing;
+    sk_prov *extraction;
+    sk_prov *coaddition;
+    sk_prov *coadd_extraction;
+    sk_prov **referencing;     /* in configuration order, each id once */
+    int nreferencing;
+    /* first 20 characters of base32(SHA-256) of the canonical JSON array
+     * of the sorted coaddition and coadd-extraction ids */
+    char upstream_hash[SK_PROV_ID_LEN + 1];
+} sk_ref_chain;
+
+/* `instrument`: keyword map of the inputs' preprocessing (NULL:
+ * preprocessing.instrument). SK_EINPUT naming referencing.criteria[i].key
+ * for a criterion of the wrong type or range. */
+int sk_ref_chain_make(const sk_config *cfg, const char *instrument, sk_ref_chain **out);
+void sk_ref_chain_free(sk_ref_chain *c);
+
+typedef struct sk_refmake_opts {
+    const char *refset;        /* refset name (required) */
+    sk_place place;
+    const char *filter;        /* required */
+    const char *instrument;    /* keyword map (see sk_ref_chain_make), may be NULL */
+    int no_append;             /* 1: never append provenances to an existing
+                                  refset (else referencing.allow_append) */
+    int dry_run;               /* 1: write and build nothing; report */
+    int threads;               /* for the coadd (>= 1) */
+    double now_mjd;            /* end of date_range windows; NAN: the clock */
+} sk_refmake_opts;
+
+typedef struct sk_refmake_result {
+    json_t *ref;               /* the reference, as sk_refset_lookup gives it
+                                  (NULL in a dry run that would build one) */
+    int existed;               /* 1: the reference existed (nothing made) */
+    int waited;                /* 1: another process made it while this one waited */
+    int coadd_built;           /* 1: this call built the coadd */
+    int refset_created;        /* 1: the refset was created now */
+    int appended;              /* referencing provenances appended now */
+    json_t *report;            /* dry run: {refset, exists, upstream_hash,
+                                  provenances: {...}, reference, plan: [...]} */
+} sk_refmake_result;
+
+/* Return the reference of refset o->refset for a place and filter, making
+ * it when needed (SPEC §6 refmake):
+ * - the refset is created on first use; one with another upstream_hash is
+ *   an error (SK_EINPUT) naming the provenance and the parameters that
+ *   differ, and nothing is written; referencing provenances it lacks are
+ *   appended (in configuration order) unless o->no_append or
+ *   referencing.allow_append is false (then SK_EINPUT);
+ * - a good reference the refset holds for the place is returned at once;
+ * - else, under a database lock on the place and filter (so concurrent
+ *   callers on any machine wait and then return the winner's reference),
+ *   the refset's provenances are tried in order: images already in the
+ *   database with extraction products of the chain's extraction provenance
+ *   are selected by the criteria; with enough of them an existing coadd of
+ *   the coaddition provenance and that input set is reused or one is built
+ *   (with its extraction) through the coadd pipeline, and the reference is
+ *   saved (an existing reference of that coadd and provenance is reused);
+ * - when no provenance can make one: SK_ENOTFOUND naming the provenance
+ *   looked for and how many images passed each criterion.
+ * Free the result with sk_refmake_result_clear. */
+int sk_refmake(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o, sk_refmake_result *out);
+void sk_refmake_result_clear(sk_refmake_result *r);
 
 #ifdef __cplusplus
 }

@@ -24,5 +24,6 @@
 #include "query.h"
 #include "ingest.h"
 #include "coadd.h"
+#include "ref.h"
 
 #endif
