@@ -281,6 +281,12 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
         st = mask ? sk_background_estimate_masked(img, mask, &p->background, threads, &r->background)
                   : SK_EIO;
         free(mask);
+        if (st == SK_EINPUT) {
+            /* objects cover (nearly) the whole of a small image: the
+               background of all its pixels, as in the first pass */
+            sk_error_clear();
+            st = sk_background_estimate(img, &p->background, threads, &r->background);
+        }
         if (!st) {
             dp.fwhm_px = fwhm;
             st = sk_detect(img, r->background, &dp, threads, &r->detection);

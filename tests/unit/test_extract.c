@@ -535,6 +535,33 @@ static void test_deblend(void)
     free(model);
 }
 
+/* Small images: one star filling most of a 20x20 image; a 3x3 image. */
+static void test_small(void)
+{
+    long w = 20, h = 20;
+    float *model = calloc((size_t)(w * h), sizeof(float));
+    star s = { 9.6, 10.3, 20000, 0 };
+    add_gauss_star(model, w, h, &s, 1.3);
+    sk_image *img = make_image(w, h, 100.0, 0, 0, 5.0, 0, model);
+    sk_extract_params p;
+    sk_extract_params_default(&p);
+    sk_extract_result *r = NULL;
+    int rc = sk_extract_run(img, &p, 2, &r);
+    ok(rc == SK_OK && r->sources->n == 1, "20x20 image with one star: one source (%ld)",
+       r ? r->sources->n : -1);
+    if (r && r->sources->n == 1)
+        ok(hypot(r->sources->src[0].xwin - s.x, r->sources->src[0].ywin - s.y) < 0.1,
+           "and its centroid within 0.1 px");
+    sk_extract_result_free(r);
+    sk_image_free(img);
+    img = make_image(3, 3, 100.0, 0, 0, 5.0, 0, NULL);
+    r = NULL;
+    ok(sk_extract_run(img, &p, 1, &r) == SK_EINPUT && r == NULL, "a 3x3 image is refused (too few pixels)");
+    sk_image_free(img);
+    sk_extract_params_clear(&p);
+    free(model);
+}
+
 int main(void)
 {
     test_overlap();
@@ -543,5 +570,6 @@ int main(void)
     test_pure_noise();
     test_moffat();
     test_deblend();
+    test_small();
     return tap_done();
 }
