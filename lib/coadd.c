@@ -734,6 +734,7 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
         }
         nused++;
         double c = cw / (double)s->npixels; /* mean combine weight */
+        inf->mean_cweight = c;
         if (s->gain > 0.0) {
             sc += c;
             sc2 += c * c * s->scale / s->gain;

@@ -24,6 +24,7 @@
 #include "skystack/hash.h"
 #include "skystack/log.h"
 #include "skystack/provenance.h"
+#include "skystack/psf.h"
 #include "skystack/storage.h"
 
 extern char **environ;
@@ -646,8 +647,6 @@ static int register_coadd(const sk_coadd_request *rq, const item *it, int n, con
     return rc;
 }
 
-/* ---- the pipeline ---- */
-
 /* Width and height of an input from its header. */
 static int input_size(const item *x, long *w, long *h)
 {
@@ -658,6 +657,49 @@ static int input_size(const item *x, long *w, long *h)
     sk_header_free(hd);
     return rc;
 }
+
+/* The coadd's PSF beside it (BASE.psf, with a sidecar); its path in *path. */
+static int write_coadd_psf(const item *it, int n, const sk_grid *grid, const sk_coadd_result *r,
+                           const sk_prov *prov, const sk_input_file *files, const char *coadd_path,
+                           char *path, size_t pathsz, double *fwhm_arcsec)
+{
+    sk_psf **psfs = calloc((size_t)n, sizeof *psfs);
+    const sk_wcs **ws = calloc((size_t)n, sizeof *ws);
+    long *w = calloc((size_t)n, sizeof *w), *h = calloc((size_t)n, sizeof *h);
+    double *wt = calloc((size_t)n, sizeof *wt);
+    int rc = psfs && ws && w && h && wt ? SK_OK : sk_error(SK_EIO, "out of memory");
+    for (int k = 0; !rc && k < n; k++) {
+        rc = sk_psf_read(it[k].psf, &psfs[k]);
+        rc = rc ? rc : input_size(&it[k], &w[k], &h[k]);
+        ws[k] = it[k].wcs;
+        wt[k] = r->info[k].mean_cweight;
+    }
+    sk_psf *psf = NULL;
+    rc = rc ? rc : sk_coadd_psf(n, (const struct sk_psf *const *)psfs, ws, w, h, wt, grid, &psf);
+    char base[4096];
+    strip_fits_ext(coadd_path, base, sizeof base);
+    rc = rc ? rc : pathf(path, pathsz, "%s.psf", base);
+    rc = rc ? rc : sk_psf_write(path, psf);
+    rc = rc ? rc : sk_sidecar_write(path, "coadd_psf", prov, files, n);
+    if (!rc) {
+        double scale = sk_wcs_pixel_scale_arcsec(grid->wcs, 0.5 * (grid->width - 1),
+                                                 0.5 * (grid->height - 1));
+        *fwhm_arcsec = psf->fwhm_px * scale;
+        sk_info("coadd PSF: FWHM %.2f px (%.2f arcsec), degree %d", psf->fwhm_px, *fwhm_arcsec,
+                psf->degree);
+    }
+    sk_psf_free(psf);
+    for (int k = 0; psfs && k < n; k++)
+        sk_psf_free(psfs[k]);
+    free(psfs);
+    free(ws);
+    free(w);
+    free(h);
+    free(wt);
+    return rc;
+}
+
+/* ---- the pipeline ---- */
 
 static int make_grid(const settings *S, const item *it, int n, int ref, sk_grid **grid)
 {
@@ -938,18 +980,42 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
         files[k].md5 = it[k].md5[0] ? it[k].md5 : NULL;
     }
     rc = sk_sidecar_write(out->path, "coadd", prov, files, n);
+    char psf_path[4200] = "";
+    double psf_fwhm = NAN;
+    if (!rc && !rq->no_psf)
+        rc = write_coadd_psf(it, n, grid, res, prov, files, out->path, psf_path, sizeof psf_path,
+                             &psf_fwhm);
     if (!rc && rq->db) {
         char md5[33];
         rc = sk_md5_file(out->path, md5);
         rc = rc ? rc : register_coadd(rq, it, n, prov, set_hash, relpath, md5, res, &out->image_id);
+        if (!rc && psf_path[0]) {
+            char rel[4200], base[4096], cid[32], pmd5[33], fw[40];
+            strip_fits_ext(relpath, base, sizeof base);
+            rc = pathf(rel, sizeof rel, "%s.psf", base);
+            rc = rc ? rc : sk_md5_file(psf_path, pmd5);
+            snprintf(cid, sizeof cid, "%lld", out->image_id);
+            snprintf(fw, sizeof fw, "%.9g", psf_fwhm);
+            const char *pp[5] = {cid, prov->id, rel, pmd5, isfinite(psf_fwhm) ? fw : NULL};
+            rc = rc ? rc
+                    : sk_db_exec(rq->db, "registering the coadd PSF",
+                                 "INSERT INTO psfs (image_id, provenance_id, filepath, md5, fwhm_arcsec) "
+                                 "VALUES ($1::bigint, $2, $3, $4, $5)",
+                                 5, pp, NULL);
+        }
         rc = rc ? rc : sk_db_commit(rq->db);
         in_tx = 0;
     }
     if (rc) {
-        char side[4200];
+        char side[4300];
         snprintf(side, sizeof side, "%s.json", out->path);
         unlink(out->path);
         unlink(side);
+        if (psf_path[0]) {
+            snprintf(side, sizeof side, "%s.json", psf_path);
+            unlink(psf_path);
+            unlink(side);
+        }
         goto done;
     }
     sk_info("%s: %d inputs, MAGZERO %.4f, %ld input pixels rejected", out->path, n, res->zero_point,

@@ -223,6 +223,7 @@ typedef struct sk_coadd_input_info {
     int map_step;            /* pixel-mapping node spacing (0 = exact) */
     double map_error_px;     /* measured mapping error */
     double mjd_start, mjd_end, exptime_s;
+    double mean_cweight;     /* mean combine weight where it contributed */
 } sk_coadd_input_info;
 
 typedef struct sk_coadd_result {
@@ -258,6 +259,21 @@ int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_op
 int sk_resample_image(const sk_image *in, const float *background, double flux_scale,
                       const sk_grid *grid, int kernel, double tolerance_px, int threads,
                       sk_image **out);
+
+/* ---- the coadd PSF (coadd_psf.c) -------------------------------------- */
+
+struct sk_psf;
+
+/* The PSF of a mean, clipped or median coadd: at a 3x3 set of positions
+ * (1/6, 1/2 and 5/6 of each axis) the PSF models of the inputs that cover
+ * the position, seen on the output grid (sk_grid_psf_stamp: the local
+ * Jacobian of both WCSs), averaged with weights `weight` (the inputs'
+ * mean combine weights); then a PSFEx model of degree 2 in the output
+ * pixel position through the nine stamps (degree 0, the centre's, when
+ * some position has no input), sampled on output pixels, unit sum. */
+int sk_coadd_psf(int n, const struct sk_psf *const *psfs, const sk_wcs *const *wcs,
+                 const long *width, const long *height, const double *weight, const sk_grid *grid,
+                 struct sk_psf **out);
 
 /* ---- the coadd pipeline (coadd_pipeline.c) --------------------------- */
 
