@@ -76,7 +76,7 @@ check: tests
 	$(TEST_ENV) TMPDIR="$(CURDIR)/$(B)/test-tmp" tests/run-tests $(UNIT_BINS) $(PROG_TESTS)
 
 check-sanitize:
-	$(MAKE) B=build-san OPT="-O1 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" check
+	$(MAKE) --no-print-directory B=build-san OPT="-O1 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" check
 
 install: all
 	$(MKDIR_P) $(DESTDIR)$(bindir) $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir)/skystack
