@@ -18,6 +18,7 @@
 #include "extract.h"
 #include "psf.h"
 #include "astrom.h"
+#include "photcal.h"
 #include "sim.h"
 #include "db.h"
 #include "storage.h"

@@ -1,0 +1,291 @@
+/* photcal.c: photometric calibration: the zero point from matched catalog stars (weighted, clipped mean), its uncertainty, aperture corrections, and the 5-sigma limiting magnitude from the PSF and the background noise. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skystack/error.h"
+#include "skystack/photcal.h"
+
+#define MAG_PER_LN (2.5 / M_LN10) /* 1.0857: mag error of a relative flux error */
+
+void sk_photcal_params_default(sk_photcal_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->clip_sigma = 3.0;
+    p->min_stars = 3;
+    p->min_snr = 10.0;
+    p->error_floor = 0.005;
+}
+
+static int json_num(const json_t *sec, const char *key, double lo, double hi, double *v)
+{
+    json_t *j = json_object_get(sec, key);
+    if (!j || json_is_null(j))
+        return SK_OK;
+    if (!json_is_number(j))
+        return sk_error(SK_EINPUT, "extraction.photometric.%s: not a number", key);
+    double d = json_number_value(j);
+    if (!(d >= lo && d <= hi))
+        return sk_error(SK_EINPUT, "extraction.photometric.%s: %g is outside [%g, %g]", key, d, lo, hi);
+    *v = d;
+    return SK_OK;
+}
+
+int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
+{
+    const json_t *ex = json_object_get(root, "extraction");
+    const json_t *sec = json_object_get(ex ? ex : root, "photometric");
+    if (!sec)
+        return SK_OK;
+    double ms = (double)p->min_stars;
+    int st = json_num(sec, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
+    if (!st) st = json_num(sec, "min_stars", 1, 1e9, &ms);
+    if (!st && ms != floor(ms))
+        st = sk_error(SK_EINPUT, "extraction.photometric.min_stars: %g is not an integer", ms);
+    if (!st) st = json_num(sec, "min_snr", 0, 1e9, &p->min_snr);
+    if (!st) st = json_num(sec, "error_floor", 0, 1, &p->error_floor);
+    if (!st)
+        p->min_stars = (long)ms;
+    return st;
+}
+
+void sk_photcal_free(sk_photcal *pc)
+{
+    if (!pc)
+        return;
+    free(pc->aper_radius_fwhm);
+    free(pc->aper_cor);
+    free(pc);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, long n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static const unsigned CAL_REJECT = SK_SRC_SATURATED | SK_SRC_BLENDED | SK_SRC_EDGE |
+                                   SK_SRC_TRUNCATED | SK_SRC_FLAGGED | SK_SRC_ARTIFACT;
+
+int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *flux_err,
+                     const long *src_index, const long *ref_index, long nmatch,
+                     const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out)
+{
+    *out = NULL;
+    if (!flux && l->naper < 1)
+        return sk_error(SK_EINPUT, "photometric calibration: no PSF fluxes and no aperture");
+    double *zp = malloc(sizeof *zp * (size_t)(nmatch + 1));
+    double *sg = malloc(sizeof *sg * (size_t)(nmatch + 1));
+    double *work = malloc(sizeof *work * (size_t)(nmatch + 1));
+    long *who = malloc(sizeof *who * (size_t)(nmatch + 1));
+    char *keep = malloc((size_t)(nmatch + 1));
+    sk_photcal *pc = calloc(1, sizeof *pc);
+    if (!zp || !sg || !work || !who || !keep || !pc) {
+        free(zp); free(sg); free(work); free(who); free(keep); free(pc);
+        return sk_error(SK_EIO, "photometric calibration: out of memory");
+    }
+    int ap = l->naper - 1;
+    long n = 0;
+    for (long k = 0; k < nmatch; k++) {
+        long s = src_index[k], r = ref_index[k];
+        if (s < 0 || s >= l->n || r < 0 || r >= ref->n)
+            continue;
+        const sk_source *src = &l->src[s];
+        double f = flux ? flux[s] : src->flux_aper[ap];
+        double fe = flux ? flux_err[s] : src->flux_aper_err[ap];
+        if ((src->flags & CAL_REJECT) || !(f > 0) || !(fe > 0) || !isfinite(f) || !isfinite(fe) ||
+            f / fe < p->min_snr || !isfinite(ref->mag[r]))
+            continue;
+        double me = isfinite(ref->mag_err[r]) ? ref->mag_err[r] : 0.0;
+        double em = MAG_PER_LN * fe / f;
+        zp[n] = ref->mag[r] + 2.5 * log10(f);
+        sg[n] = sqrt(em * em + me * me + p->error_floor * p->error_floor);
+        who[n] = s;
+        keep[n] = 1;
+        n++;
+    }
+    pc->ncandidates = n;
+    int st = SK_OK;
+    double mean = NAN, sw = 0;
+    long kept = n;
+    for (int it = 0; it < 20; it++) {
+        double s1 = 0;
+        sw = 0;
+        kept = 0;
+        for (long k = 0; k < n; k++)
+            if (keep[k]) {
+                double w = 1.0 / (sg[k] * sg[k]);
+                s1 += w * zp[k];
+                sw += w;
+                kept++;
+            }
+        if (kept < p->min_stars || kept < 1)
+            break;
+        mean = s1 / sw;
+        /* robust scale of the normalised residuals of the kept */
+        long m = 0;
+        for (long k = 0; k < n; k++)
+            if (keep[k])
+                work[m++] = fabs(zp[k] - mean) / sg[k];
+        double scale = m >= 3 ? 1.4826 * median(work, m) : 1.0;
+        if (!(scale > 1.0))
+            scale = 1.0;
+        long removed = 0;
+        for (long k = 0; k < n; k++)
+            if (keep[k] && fabs(zp[k] - mean) / sg[k] > p->clip_sigma * scale && kept - removed > p->min_stars) {
+                keep[k] = 0;
+                removed++;
+            }
+        if (!removed)
+            break;
+    }
+    if (kept < p->min_stars || kept < 1 || !isfinite(mean))
+        st = sk_error(SK_ENOTFOUND, "photometric calibration: %ld usable matched stars (of %ld "
+                      "matches), fewer than the minimum %ld (extraction.photometric.min_stars): no "
+                      "zero point", kept, nmatch, p->min_stars);
+    if (!st) {
+        double chi2 = 0, ss = 0;
+        for (long k = 0; k < n; k++)
+            if (keep[k]) {
+                double d = zp[k] - mean;
+                chi2 += d * d / (sg[k] * sg[k]);
+                ss += d * d;
+            }
+        double red = kept > 1 ? chi2 / (double)(kept - 1) : 1.0;
+        pc->zp = mean;
+        pc->dzp = sqrt(1.0 / sw) * (red > 1.0 ? sqrt(red) : 1.0);
+        pc->scatter = sqrt(ss / (double)kept);
+        pc->nstars = kept;
+        pc->from_psf = flux != NULL;
+        pc->lim_mag = NAN;
+        pc->lim_flux_adu = NAN;
+        pc->naper = l->naper;
+        pc->aper_radius_fwhm = malloc(sizeof(double) * (size_t)(l->naper + 1));
+        pc->aper_cor = malloc(sizeof(double) * (size_t)(l->naper + 1));
+        if (!pc->aper_radius_fwhm || !pc->aper_cor)
+            st = sk_error(SK_EIO, "photometric calibration: out of memory");
+    }
+    for (int a = 0; !st && a < l->naper; a++) {
+        pc->aper_radius_fwhm[a] = l->fwhm_px > 0 ? l->aper_radius_px[a] / l->fwhm_px : NAN;
+        long m = 0;
+        for (long k = 0; k < n; k++) {
+            if (!keep[k])
+                continue;
+            const sk_source *src = &l->src[who[k]];
+            double f = flux ? flux[who[k]] : src->flux_aper[ap];
+            double fe = flux ? flux_err[who[k]] : src->flux_aper_err[ap];
+            double fa = src->flux_aper[a];
+            if (!(f / fe >= 20 && fa > 0 && isfinite(fa)) || (src->flags & SK_SRC_NEIGHBOURS))
+                continue;
+            /* no other source within the aperture plus 2 FWHM */
+            double reach = l->aper_radius_px[a] + 2.0 * l->fwhm_px;
+            int alone = 1;
+            for (long q = 0; q < l->n && alone; q++)
+                if (q != who[k] && hypot(l->src[q].xwin - src->xwin, l->src[q].ywin - src->ywin) < reach)
+                    alone = 0;
+            if (alone)
+                work[m++] = 2.5 * log10(fa / f);
+        }
+        pc->aper_cor[a] = m ? median(work, m) : NAN;
+    }
+    free(zp);
+    free(sg);
+    free(work);
+    free(who);
+    free(keep);
+    if (st) {
+        sk_photcal_free(pc);
+        return st;
+    }
+    *out = pc;
+    return SK_OK;
+}
+
+int sk_photcal_set_limit(sk_photcal *pc, const sk_psf *psf, double x, double y,
+                         double sigma_bg_adu, double gain)
+{
+    if (!(sigma_bg_adu > 0) || !isfinite(sigma_bg_adu))
+        return sk_error(SK_EINPUT, "limiting magnitude: background noise %g is not positive", sigma_bg_adu);
+    int m = sk_psf_stamp_size(psf);
+    double r = fmax(2.0, 2.0 * (psf->fwhm_px > 0 ? psf->fwhm_px : 3.0));
+    if (m < 2 * (int)ceil(r) + 1)
+        m = 2 * (int)ceil(r) + 1;
+    double *st = malloc(sizeof *st * (size_t)m * (size_t)m);
+    if (!st)
+        return sk_error(SK_EIO, "limiting magnitude: out of memory");
+    int rc = sk_psf_image(psf, x, y, m, st);
+    double s2 = 0, s3 = 0;
+    long ix = lround(x), iy = lround(y);
+    for (int j = 0; !rc && j < m; j++)
+        for (int i = 0; i < m; i++) {
+            double dx = (double)(ix - m / 2 + i) - x, dy = (double)(iy - m / 2 + j) - y;
+            double v = st[(long)j * m + i];
+            if (dx * dx + dy * dy <= r * r) {
+                s2 += v * v;
+                s3 += v * v * (v > 0 ? v : 0.0);
+            }
+        }
+    free(st);
+    if (rc)
+        return rc;
+    if (!(s2 > 0))
+        return sk_error(SK_EINPUT, "limiting magnitude: the PSF is empty at (%g, %g)", x, y);
+    /* the variance of the estimator sum(P d) / sum(P^2): background
+       sigma^2 / sum P^2, source F/g sum P^3 / (sum P^2)^2; at SNR 5,
+       F^2 - 25 c F - 25 var_f = 0 with c the source term per unit flux */
+    double var_f = sigma_bg_adu * sigma_bg_adu / s2;
+    double b = gain > 0 ? 25.0 * s3 / (s2 * s2 * gain) : 0.0;
+    double f = 0.5 * (b + sqrt(b * b + 100.0 * var_f));
+    pc->lim_flux_adu = f;
+    pc->lim_mag = pc->zp - 2.5 * log10(f);
+    return SK_OK;
+}
+
+int sk_photcal_psf_apcor(sk_photcal *pc, const sk_psf *psf, double x, double y,
+                         const double *aper_radius_px)
+{
+    double rmax = 0;
+    for (int a = 0; a < pc->naper; a++)
+        rmax = fmax(rmax, aper_radius_px[a]);
+    int m = sk_psf_stamp_size(psf);
+    if (m < 2 * (int)ceil(rmax) + 3)
+        m = 2 * (int)ceil(rmax) + 3;
+    double *st = malloc(sizeof *st * (size_t)m * (size_t)m);
+    double *ee = calloc((size_t)pc->naper + 1, sizeof *ee);
+    if (!st || !ee) {
+        free(st);
+        free(ee);
+        return sk_error(SK_EIO, "aperture corrections: out of memory");
+    }
+    int rc = SK_OK;
+    const int nph = 4;
+    for (int py = 0; py < nph && !rc; py++)
+        for (int px = 0; px < nph && !rc; px++) {
+            /* centres spread over a pixel */
+            double cx = floor(x) + (px + 0.5) / nph, cy = floor(y) + (py + 0.5) / nph;
+            rc = sk_psf_image(psf, cx, cy, m, st);
+            long ix = lround(cx), iy = lround(cy);
+            for (int a = 0; !rc && a < pc->naper; a++) {
+                double r = aper_radius_px[a], sum = 0;
+                for (int j = 0; j < m; j++)
+                    for (int i = 0; i < m; i++) {
+                        double x0 = (double)(ix - m / 2 + i) - 0.5 - cx, y0 = (double)(iy - m / 2 + j) - 0.5 - cy;
+                        double w = sk_circle_rect_overlap(x0, y0, x0 + 1.0, y0 + 1.0, r);
+                        if (w > 0)
+                            sum += w * st[(long)j * m + i];
+                    }
+                ee[a] += sum / (nph * nph);
+            }
+        }
+    for (int a = 0; !rc && a < pc->naper; a++)
+        pc->aper_cor[a] = ee[a] > 0 ? 2.5 * log10(ee[a] < 1 ? ee[a] : 1.0) : NAN;
+    free(st);
+    free(ee);
+    return rc;
+}
