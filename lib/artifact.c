@@ -25,6 +25,13 @@ void sk_artifact_opts_default(sk_artifact_opts *o)
     o->threads = 0;
 }
 
+typedef struct art_fp {
+    double peak;
+    long x0, y0, x1, y1;     /* bounding box, inclusive */
+    long r0, nr;             /* its runs */
+    int dropped;
+} art_fp;
+
 typedef struct art_ctx {
     const sk_aligned_input *in;
     int n;
@@ -36,9 +43,12 @@ typedef struct art_ctx {
                                 (0: unusable) */
     double *fmis;            /* per input: the PSF-error fraction, raised by
                                 how imperfectly the reference was matched */
-    /* results per input */
+    /* results per input: the footprints to mask, each with its peak SNR,
+     * bounding box and runs (grown by grow_px) */
+    art_fp **fps;
+    long *nfps;
     sk_artifact_run **runs;
-    long *nruns, *npix, *nfoot, *nprot;
+    long *nruns, *nprot;
     /* work sharing */
     int next;
     pthread_mutex_t lock;
@@ -194,19 +204,27 @@ static int process_input(art_ctx *c, art_ws *w, int j)
     memset(w->visited, 0, npix);
     memset(w->masked, 0, npix);
 
-    long nfoot = 0, nprot = 0;
+    long nprot = 0, nf = 0, capf = 0, nr = 0, capr = 0;
+    art_fp *fps = NULL;
+    sk_artifact_run *runs = NULL;
     for (size_t s = 0; s < npix; s++) {
         if (w->visited[s] || !w->valid[s] || !(w->z[s] > T || w->zs[s] > T))
             continue;
         /* Grow the footprint: 8-connected pixels above the growth level. */
         long nst = 0, nfp = 0;
-        if (push(&w->stack, &nst, &w->cap_stack, (long)s))
+        if (push(&w->stack, &nst, &w->cap_stack, (long)s)) {
+            free(fps);
+            free(runs);
             return sk_error(SK_EIO, "artifacts: out of memory");
+        }
         w->visited[s] = 1;
         while (nst > 0) {
             long p = w->stack[--nst];
-            if (push(&w->fp, &nfp, &w->cap_fp, p))
+            if (push(&w->fp, &nfp, &w->cap_fp, p)) {
+                free(fps);
+                free(runs);
                 return sk_error(SK_EIO, "artifacts: out of memory");
+            }
             long px = p % width, py = p / width;
             for (long dy = -1; dy <= 1; dy++)
                 for (long dx = -1; dx <= 1; dx++) {
@@ -217,8 +235,11 @@ static int process_input(art_ctx *c, art_ws *w, int j)
                     if (w->visited[q] || !w->valid[q] || !(w->z[q] > G || w->zs[q] > G))
                         continue;
                     w->visited[q] = 1;
-                    if (push(&w->stack, &nst, &w->cap_stack, q))
+                    if (push(&w->stack, &nst, &w->cap_stack, q)) {
+                        free(fps);
+                        free(runs);
                         return sk_error(SK_EIO, "artifacts: out of memory");
+                    }
                 }
         }
         /* In how many inputs is this footprint significant? */
@@ -246,8 +267,23 @@ static int process_input(art_ctx *c, art_ws *w, int j)
             nprot++;
             continue;
         }
-        nfoot++;
+        /* Record the footprint, grown by grow_px, as runs. */
         long g = c->o.grow_px;
+        double peak = 0.0;
+        long bx0 = width, by0 = height, bx1 = -1, by1 = -1;
+        for (long q = 0; q < nfp; q++) {
+            long p = w->fp[q], px = p % width, py = p / width;
+            double zz = w->z[p] > w->zs[p] ? w->z[p] : w->zs[p];
+            if (zz > peak) peak = zz;
+            if (px < bx0) bx0 = px;
+            if (px > bx1) bx1 = px;
+            if (py < by0) by0 = py;
+            if (py > by1) by1 = py;
+        }
+        bx0 = bx0 - g < 0 ? 0 : bx0 - g;
+        by0 = by0 - g < 0 ? 0 : by0 - g;
+        bx1 = bx1 + g >= width ? width - 1 : bx1 + g;
+        by1 = by1 + g >= height ? height - 1 : by1 + g;
         for (long q = 0; q < nfp; q++) {
             long px = w->fp[q] % width, py = w->fp[q] / width;
             for (long yy = py - g; yy <= py + g; yy++)
@@ -255,42 +291,61 @@ static int process_input(art_ctx *c, art_ws *w, int j)
                     if (xx >= 0 && yy >= 0 && xx < width && yy < height)
                         w->masked[yy * width + xx] = 1;
         }
-    }
-    /* Runs of the mask (only over pixels the input has). */
-    sk_artifact_run *runs = NULL;
-    long nr = 0, cap = 0, npx = 0;
-    for (long y = 0; y < height; y++) {
-        long x = 0;
-        while (x < width) {
-            if (!w->masked[y * width + x] || !w->valid[y * width + x]) {
-                x++;
-                continue;
+        if (nf == capf) {
+            long ncap = capf ? 2 * capf : 16;
+            art_fp *nfpa = realloc(fps, sizeof *fps * (size_t)ncap);
+            if (!nfpa) {
+                free(fps);
+                free(runs);
+                return sk_error(SK_EIO, "artifacts: out of memory");
             }
-            long x0 = x;
-            while (x < width && w->masked[y * width + x] && w->valid[y * width + x])
-                x++;
-            if (nr == cap) {
-                long ncap = cap ? 2 * cap : 64;
-                sk_artifact_run *nrun = realloc(runs, sizeof *runs * (size_t)ncap);
-                if (!nrun) {
-                    free(runs);
-                    return sk_error(SK_EIO, "artifacts: out of memory");
-                }
-                runs = nrun;
-                cap = ncap;
-            }
-            runs[nr].input = j;
-            runs[nr].y = y;
-            runs[nr].x0 = x0;
-            runs[nr].x1 = x;
-            nr++;
-            npx += x - x0;
+            fps = nfpa;
+            capf = ncap;
         }
+        art_fp *f = &fps[nf++];
+        f->peak = peak;
+        f->x0 = bx0;
+        f->y0 = by0;
+        f->x1 = bx1;
+        f->y1 = by1;
+        f->r0 = nr;
+        f->dropped = 0;
+        for (long yy = by0; yy <= by1; yy++) {
+            long xx = bx0;
+            while (xx <= bx1) {
+                if (!w->masked[yy * width + xx]) {
+                    xx++;
+                    continue;
+                }
+                long xs = xx;
+                while (xx <= bx1 && w->masked[yy * width + xx]) {
+                    w->masked[yy * width + xx] = 0;
+                    xx++;
+                }
+                if (nr == capr) {
+                    long ncap = capr ? 2 * capr : 64;
+                    sk_artifact_run *nrun = realloc(runs, sizeof *runs * (size_t)ncap);
+                    if (!nrun) {
+                        free(fps);
+                        free(runs);
+                        return sk_error(SK_EIO, "artifacts: out of memory");
+                    }
+                    runs = nrun;
+                    capr = ncap;
+                }
+                runs[nr].input = j;
+                runs[nr].y = yy;
+                runs[nr].x0 = xs;
+                runs[nr].x1 = xx;
+                nr++;
+            }
+        }
+        f->nr = nr - f->r0;
     }
+    c->fps[j] = fps;
+    c->nfps[j] = nf;
     c->runs[j] = runs;
     c->nruns[j] = nr;
-    c->npix[j] = npx;
-    c->nfoot[j] = nfoot;
     c->nprot[j] = nprot;
     return SK_OK;
 }
@@ -440,18 +495,19 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
     size_t npix = (size_t)width * (size_t)height;
     c.core = calloc(npix, 1);
     uint8_t *core0 = calloc(npix, 1);
+    c.fps = calloc((size_t)n, sizeof *c.fps);
+    c.nfps = calloc((size_t)n, sizeof(long));
     c.runs = calloc((size_t)n, sizeof *c.runs);
     c.nruns = calloc((size_t)n, sizeof(long));
-    c.npix = calloc((size_t)n, sizeof(long));
-    c.nfoot = calloc((size_t)n, sizeof(long));
     c.nprot = calloc((size_t)n, sizeof(long));
+    uint8_t *plane = calloc(npix, 1);
     sk_artifact_masks *m = calloc(1, sizeof *m);
     c.res = calloc((size_t)n, sizeof(float *));
     c.fmis = calloc((size_t)n, sizeof(double));
     c.vn = calloc((size_t)n, sizeof(float *));
 
     int status = SK_OK;
-    if (!c.core || !core0 || !c.runs || !c.nruns || !c.npix || !c.nfoot || !c.nprot || !m ||
+    if (!c.core || !core0 || !c.fps || !c.nfps || !c.runs || !c.nruns || !c.nprot || !plane || !m ||
         !c.res || !c.vn || !c.fmis) {
         status = sk_error(SK_EIO, "artifacts: out of memory");
         goto done;
@@ -502,42 +558,114 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
         status = sk_error(c.status, "%s", c.msg);
         goto done;
     }
-    /* Gather in input order. */
+    /* A footprint that overlaps a stronger one of another input is that
+     * artifact's light leaking into the reference (and ringing where the
+     * reference was sharpened to a sharper input's PSF): not masked. */
+    long nexplained = 0;
+    for (int j = 0; j < n; j++)
+        for (long a = 0; a < c.nfps[j]; a++) {
+            art_fp *f = &c.fps[j][a];
+            for (int k = 0; k < n && !f->dropped; k++) {
+                if (k == j)
+                    continue;
+                for (long b = 0; b < c.nfps[k] && !f->dropped; b++) {
+                    const art_fp *g = &c.fps[k][b];
+                    if (!(g->peak > f->peak) || g->x0 > f->x1 || g->x1 < f->x0 ||
+                        g->y0 > f->y1 || g->y1 < f->y0)
+                        continue;
+                    for (long r1 = f->r0; r1 < f->r0 + f->nr && !f->dropped; r1++) {
+                        const sk_artifact_run *u = &c.runs[j][r1];
+                        for (long r2 = g->r0; r2 < g->r0 + g->nr; r2++) {
+                            const sk_artifact_run *v = &c.runs[k][r2];
+                            if (v->y == u->y && v->x0 < u->x1 && u->x0 < v->x1) {
+                                f->dropped = 1;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            nexplained += f->dropped;
+        }
+    /* Gather in input order: the union of each input's kept footprints,
+     * over the pixels it has. */
     m->n = n;
     m->width = width;
     m->height = height;
     m->first = calloc((size_t)n + 1, sizeof(long));
     m->npixels = calloc((size_t)n, sizeof(long));
     m->nfootprints = calloc((size_t)n, sizeof(long));
-    long total = 0;
-    for (int j = 0; j < n; j++)
-        total += c.nruns[j];
-    m->runs = malloc(sizeof(sk_artifact_run) * (size_t)(total ? total : 1));
-    if (!m->first || !m->npixels || !m->nfootprints || !m->runs) {
+    if (!m->first || !m->npixels || !m->nfootprints) {
         status = sk_error(SK_EIO, "artifacts: out of memory");
         goto done;
     }
+    long cap = 0;
     for (int j = 0; j < n; j++) {
         m->first[j] = m->nruns;
-        if (c.nruns[j])
-            memcpy(m->runs + m->nruns, c.runs[j], sizeof(sk_artifact_run) * (size_t)c.nruns[j]);
-        m->nruns += c.nruns[j];
-        m->npixels[j] = c.npix[j];
-        m->nfootprints[j] = c.nfoot[j];
         m->nprotected += c.nprot[j];
+        long ykeep0 = height, ykeep1 = -1;
+        for (long a = 0; a < c.nfps[j]; a++) {
+            const art_fp *f = &c.fps[j][a];
+            if (f->dropped)
+                continue;
+            m->nfootprints[j]++;
+            for (long r = f->r0; r < f->r0 + f->nr; r++) {
+                const sk_artifact_run *u = &c.runs[j][r];
+                memset(plane + u->y * width + u->x0, 1, (size_t)(u->x1 - u->x0));
+                if (u->y < ykeep0) ykeep0 = u->y;
+                if (u->y > ykeep1) ykeep1 = u->y;
+            }
+        }
+        for (long y = ykeep0; y <= ykeep1; y++) {
+            long x = 0;
+            while (x < width) {
+                if (!plane[y * width + x] || !sk_cx_usable(&in[j], width, x, y, c.o.mask_flags)) {
+                    plane[y * width + x] = 0;
+                    x++;
+                    continue;
+                }
+                long x0 = x;
+                while (x < width && plane[y * width + x] &&
+                       sk_cx_usable(&in[j], width, x, y, c.o.mask_flags)) {
+                    plane[y * width + x] = 0;
+                    x++;
+                }
+                if (m->nruns == cap) {
+                    long ncap = cap ? 2 * cap : 256;
+                    sk_artifact_run *nrun = realloc(m->runs, sizeof *nrun * (size_t)ncap);
+                    if (!nrun) {
+                        status = sk_error(SK_EIO, "artifacts: out of memory");
+                        goto done;
+                    }
+                    m->runs = nrun;
+                    cap = ncap;
+                }
+                sk_artifact_run *o = &m->runs[m->nruns++];
+                o->input = j;
+                o->y = y;
+                o->x0 = x0;
+                o->x1 = x;
+                m->npixels[j] += x - x0;
+            }
+        }
     }
     m->first[n] = m->nruns;
+    m->nprotected += nexplained;
     *out = m;
     m = NULL;
 done:
     if (c.runs)
         for (int j = 0; j < n; j++)
             free(c.runs[j]);
+    if (c.fps)
+        for (int j = 0; j < n; j++)
+            free(c.fps[j]);
+    free(c.fps);
+    free(c.nfps);
     free(c.runs);
     free(c.nruns);
-    free(c.npix);
-    free(c.nfoot);
     free(c.nprot);
+    free(plane);
     if (c.res)
         for (int j = 0; j < n; j++)
             free(c.res[j]);
@@ -639,18 +767,15 @@ static int mean_psf(void *ctx, double x, double y, long size, float *stamp)
     return SK_OK;
 }
 
-/* Inverse-variance mean of the usable pixels not in `masks` (may be NULL). */
+/* Inverse-variance mean of the usable pixels. */
 static void mean_reference(const sk_aligned_input *in, int n, long width, long height,
-                           unsigned mask_flags, const sk_artifact_masks *masks, float *sci,
-                           float *wgt)
+                           unsigned mask_flags, float *sci, float *wgt)
 {
     for (long y = 0; y < height; y++) {
         for (long x = 0; x < width; x++) {
             double sv = 0.0, sw = 0.0;
             for (int j = 0; j < n; j++) {
                 if (!sk_cx_usable(&in[j], width, x, y, mask_flags))
-                    continue;
-                if (masks && masks->npixels[j] && sk_artifact_masked(masks, j, x, y))
                     continue;
                 size_t i = (size_t)y * (size_t)width + (size_t)x;
                 sv += (double)in[j].weight[i] * in[j].sci[i];
@@ -695,14 +820,8 @@ int sk_artifact_detect(const sk_aligned_input *in, int n, long width, long heigh
     for (int j = 0; j < n; j++)
         omega[j] /= sum;
     mean_psf_ctx pc = {in, n, omega, NULL, 0};
-    sk_artifact_masks *m1 = NULL;
-    mean_reference(in, n, width, height, o.mask_flags, NULL, sci, wgt);
-    status = sk_artifact_find(in, n, width, height, sci, wgt, mean_psf, &pc, &o, &m1);
-    if (!status) {
-        mean_reference(in, n, width, height, o.mask_flags, m1, sci, wgt);
-        status = sk_artifact_find(in, n, width, height, sci, wgt, mean_psf, &pc, &o, out);
-    }
-    sk_artifact_masks_free(m1);
+    mean_reference(in, n, width, height, o.mask_flags, sci, wgt);
+    status = sk_artifact_find(in, n, width, height, sci, wgt, mean_psf, &pc, &o, out);
     free(pc.tmp);
 done:
     free(sci);

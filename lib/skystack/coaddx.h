@@ -292,8 +292,9 @@ typedef struct sk_artifact_masks {
     long *first;             /* runs of input j: [first[j], first[j+1]) */
     long *npixels;           /* masked pixels per input */
     long *nfootprints;       /* masked footprints per input */
-    long nprotected;         /* footprints kept: significant in most of
-                                the inputs covering them */
+    long nprotected;         /* footprints not masked: significant in most
+                                of the inputs covering them, or overlapping
+                                a stronger one of another input */
 } sk_artifact_masks;
 
 /* Artifact masks of n whole inputs (row0 0, nrows height) against a
@@ -316,21 +317,21 @@ typedef struct sk_artifact_masks {
  * added to one exposure), detected on the residual or on its 5x5 mean,
  * that are significant in at most max_fraction of the inputs covering them
  * (each other input's residual summed over the footprint) are masked in
- * that input, grown by grow_px.
+ * that input, grown by grow_px, unless they overlap a stronger footprint
+ * of another input (that artifact's light leaking into the reference,
+ * ringing where the reference was sharpened).
  * Memory: two float planes per input. The result does not depend on the
  * thread count. */
 int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
                      const float *ref_sci, const float *ref_weight, sk_psf_stamp_fn ref_psf,
                      void *ref_psf_ctx, const sk_artifact_opts *opts, sk_artifact_masks **out);
-/* The masks as the coadd makes them, in two passes against a reference
- * whose PSF is known exactly: the inverse-variance mean of the inputs
- * (PSF: the mean of their PSFs with weights 1/sigma_j^2, sigma_j from the
- * median weight). Pass 1 finds the artifacts against the mean of all
- * inputs; pass 2 against the mean without the pixels pass 1 masked, so
- * that artifacts leaking into the reference (which the matching to sharper
- * inputs would ring) do not make false footprints. (A clipped mean would
- * need no second pass, but its PSF around bright stars, where seeing
- * differences get clipped, is not known.) */
+/* The masks as the coadd makes them: sk_artifact_find against the
+ * inverse-variance mean of the inputs, a reference whose PSF is known
+ * exactly (the mean of their PSFs with weights 1/sigma_j^2, sigma_j from the
+ * median weight). (A clipped mean keeps artifacts out of the reference,
+ * but its PSF around bright stars, where seeing differences get clipped,
+ * is not known; the artifacts' leak into the mean is told apart by the
+ * overlap rule.) */
 int sk_artifact_detect(const sk_aligned_input *in, int n, long width, long height,
                        const sk_artifact_opts *opts, sk_artifact_masks **out);
 
@@ -366,6 +367,54 @@ typedef struct sk_grid_psf {
 
 /* An sk_psf_stamp_fn; ctx is an sk_grid_psf. */
 int sk_grid_psf_stamp(void *ctx, double x_px, double y_px, long size, float *stamp);
+
+/* ---- coaddx_run.c: these methods and steps on real inputs ------------- */
+
+struct sk_coadd_input;
+struct sk_grid;
+struct sk_coadd_params;
+struct sk_coadd_result;
+
+enum sk_coaddx_method {
+    SK_COADDX_DIRECT = 0,   /* the combine method of the coadd parameters
+                               (mean, clipped, median) */
+    SK_COADDX_ZOGY = 1,     /* the proper coadd */
+    SK_COADDX_PSFMATCH = 2  /* PSF-matched, then the configured combine */
+};
+
+/* "zogy" and "psfmatch" (case-insensitive): 1 and the method; other names
+ * (the direct methods): 0. */
+int sk_coaddx_method_from_name(const char *name, int *method);
+const char *sk_coaddx_method_name(int method);
+
+typedef struct sk_coaddx_params {
+    int method;             /* enum sk_coaddx_method */
+    int background_match;   /* 1: match the inputs' backgrounds first */
+    int background_degree;  /* 0 constant, 1 plane */
+    int artifact_masks;     /* 1: mask artifacts per input first */
+    sk_psf_target target;   /* psfmatch target (fwhm in output pixels) */
+    long psf_size;          /* PSF stamps on the grid (odd; 0: the largest
+                               input model, scaled to the grid's pixels) */
+} sk_coaddx_params;
+
+void sk_coaddx_params_default(sk_coaddx_params *x);
+
+/* Coadd n inputs like sk_coadd_run (same reading, background subtraction,
+ * zero points, resampling and keywords) with the method and steps of `x`.
+ * Every input is resampled whole onto the grid first, so memory is about
+ * n * 10 bytes per output pixel (twice that for psfmatch). psfs[k] is
+ * input k's PSF model in its own pixels (needed by zogy, psfmatch and the
+ * artifact masks). The result is that of sk_coadd_run, with SCI, WGT,
+ * FLG and NIMG of the method, COMBINET naming it, and for zogy MAGZERO =
+ * zero point + 2.5 log10(F_R) (ZOGYFR holds F_R) and VARCORR = 1;
+ * background offsets as BGOFFn/BGDXn/BGDYn; artifact masks as REJECTED in
+ * FLG, counted out of NIMG, ARTPIXn per input. *coadd_psf (may be NULL)
+ * receives the coadd's PSF at the centre of the grid for zogy (the
+ * analytic P_R) and psfmatch (the target), else NULL. */
+int sk_coaddx_run(const struct sk_coadd_input *in, int n, const struct sk_psf *const *psfs,
+                  const struct sk_grid *grid, const struct sk_coadd_params *p,
+                  const sk_coaddx_params *x, struct sk_coadd_result **out,
+                  struct sk_psf **coadd_psf);
 
 #ifdef __cplusplus
 }
