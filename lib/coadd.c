@@ -195,10 +195,8 @@ static int load_band(engine *e, input_state *s)
         rc = sk_band_source_read(s->src, s->scale, &s->band);
     if (!rc)
         rc = sk_band_dilate(&s->band, a);
-    if (rc) {
-        sk_band_free(&s->band);
+    if (rc)
         return rc;
-    }
     s->band.poisson_per_area = s->poisson_per_area;
     s->band.noise_factor = s->noise_factor;
     s->active = 1;
@@ -684,9 +682,9 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
         }
         for (int j = 0; j < e->nact; j++) {
             input_state *s = &e->inputs[e->act[j]];
-            sk_band_free(&s->band);
             s->active = 0;
             if (s->by1 <= e->band_y1) { /* finished with this input */
+                sk_band_free(&s->band);
                 sk_band_source_close(s->src);
                 s->src = NULL;
             }

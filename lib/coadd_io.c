@@ -28,6 +28,10 @@ struct sk_band_source {
     double saturate;
     sk_bkg_mesh *mesh;       /* background as a mesh product */
     double noise_rms;        /* for relative weights */
+    float *scr_wgt, *scr_bg; /* scratch kept between bands */
+    double *scr_mask;
+    size_t cap_wgt, cap_bg, cap_mask;
+    int mask_u16;            /* flags plane of 16-bit unsigned integers */
 };
 
 static void plane_close(plane *p)
@@ -105,7 +109,7 @@ static int plane_read(plane *p, int datatype, long x0, long y0, long w, long h, 
     int status = 0, anynul = 0;
     float fnan = NAN;
     double dnan = NAN;
-    void *nulval = datatype == TFLOAT ? (void *)&fnan : (void *)&dnan;
+    void *nulval = datatype == TFLOAT ? (void *)&fnan : datatype == TDOUBLE ? (void *)&dnan : NULL;
     if (fits_read_subset(p->f, datatype, fpixel, lpixel, inc, nulval, buf, &anynul, &status)) {
         char what[160];
         snprintf(what, sizeof what, "reading rows %ld-%ld of the %s", y0 + 1, y0 + h, p->label);
@@ -197,6 +201,12 @@ int sk_band_source_open(const sk_coadd_input *in, sk_band_source **out)
                 s->mask_kind = 1;
             }
         }
+        if (!rc && s->mask.f && s->mask_kind == 1) {
+            int status = 0, bitpix = 0;
+            fits_get_img_equivtype(s->mask.f, &bitpix, &status);
+            s->mask_u16 = status == 0 && bitpix == USHORT_IMG;
+            fits_clear_errmsg();
+        }
         if (!rc && !o->no_saturation) {
             const char *key = o->saturate_key ? o->saturate_key : "SATURATE";
             s->has_saturate = sk_header_get_double(s->header, key, &s->saturate) == 1;
@@ -245,6 +255,9 @@ void sk_band_source_close(sk_band_source *s)
     plane_close(&s->mask);
     plane_close(&s->bg);
     sk_bkg_mesh_free(s->mesh);
+    free(s->scr_wgt);
+    free(s->scr_bg);
+    free(s->scr_mask);
     sk_header_free(s->header);
     free(s);
 }
@@ -253,6 +266,17 @@ long sk_band_source_width(const sk_band_source *s) { return s->width; }
 long sk_band_source_height(const sk_band_source *s) { return s->height; }
 const sk_header *sk_band_source_header(const sk_band_source *s) { return s->hdr; }
 int sk_band_source_relative(const sk_band_source *s) { return s->relative; }
+
+/* Make *p hold n elements of size el (kept when large enough); 0 when out of memory. */
+static int grow(void **p, size_t *cap, size_t n, size_t el)
+{
+    if (n <= *cap)
+        return 1;
+    free(*p);
+    *p = malloc(n * el);
+    *cap = *p ? n : 0;
+    return *p != NULL;
+}
 
 /* Weight from a noise value of the given kind (as fits_read.c converts). */
 static int to_weight(float v, int kind, const char *path, long x, long y, float *wgt)
@@ -281,11 +305,13 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
     size_t n = (size_t)w * (size_t)h;
     if (x0 < 0 || y0 < 0 || x0 + w > s->width || y0 + h > s->height)
         return sk_error(SK_EINPUT, "coadd: band outside %s", s->name);
-    float *wgt = malloc(n * sizeof *wgt);
-    float *bg = NULL;
-    double *mask = NULL;
-    if (!wgt)
+    if (!grow((void **)&s->scr_wgt, &s->cap_wgt, n, sizeof *s->scr_wgt) ||
+        (s->mask.f && !s->mask_u16 && !grow((void **)&s->scr_mask, &s->cap_mask, n, sizeof *s->scr_mask)) ||
+        ((s->bg.f || s->mesh) && !in->background &&
+         !grow((void **)&s->scr_bg, &s->cap_bg, n, sizeof *s->scr_bg)))
         return sk_error(SK_EIO, "coadd: out of memory reading %s", s->name);
+    float *wgt = s->scr_wgt, *bg = NULL;
+    double *mask = NULL;
     int rc = SK_OK;
     memset(b->flags, 0, n * sizeof *b->flags);
     if (in->image) {
@@ -307,12 +333,12 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
             for (size_t i = 0; i < n; i++)
                 wgt[i] = 1.0f;
         }
-        if (!rc && s->mask.f) {
-            mask = malloc(n * sizeof *mask);
-            if (!mask)
-                rc = sk_error(SK_EIO, "coadd: out of memory reading %s", s->name);
-            if (!rc)
-                rc = plane_read(&s->mask, TDOUBLE, x0, y0, w, h, mask);
+        if (!rc && s->mask.f && s->mask_u16) {
+            /* skystack flags stored as 16-bit unsigned: read as they are */
+            rc = plane_read(&s->mask, TUSHORT, x0, y0, w, h, b->flags);
+        } else if (!rc && s->mask.f) {
+            mask = s->scr_mask;
+            rc = plane_read(&s->mask, TDOUBLE, x0, y0, w, h, mask);
             for (size_t i = 0; !rc && i < n; i++) {
                 if (s->mask_kind == 1) {
                     if (isfinite(mask[i]) && mask[i] >= 0)
@@ -331,19 +357,12 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
                     b->flags[i] |= SK_FLAG_SATURATED;
     }
     if (!rc && !in->background && (s->bg.f || s->mesh)) {
-        bg = malloc(n * sizeof *bg);
-        if (!bg)
-            rc = sk_error(SK_EIO, "coadd: out of memory reading %s", s->name);
-        if (!rc)
-            rc = s->mesh ? sk_bkg_mesh_rows(s->mesh, x0, y0, w, h, bg)
-                         : plane_read(&s->bg, TFLOAT, x0, y0, w, h, bg);
+        bg = s->scr_bg;
+        rc = s->mesh ? sk_bkg_mesh_rows(s->mesh, x0, y0, w, h, bg)
+                     : plane_read(&s->bg, TFLOAT, x0, y0, w, h, bg);
     }
-    if (rc) {
-        free(wgt);
-        free(bg);
-        free(mask);
+    if (rc)
         return rc;
-    }
     double rms2 = s->relative ? s->noise_rms * s->noise_rms : 1.0;
     double f = flux_scale, f2 = flux_scale * flux_scale;
     for (long y = 0; y < h; y++) {
@@ -377,8 +396,5 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
             }
         }
     }
-    free(wgt);
-    free(bg);
-    free(mask);
     return SK_OK;
 }

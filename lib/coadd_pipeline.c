@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 #include "skystack/atomic.h"
 #include "skystack/coadd.h"
+#include "skystack/coaddx.h"
 #include "skystack/config.h"
 #include "skystack/db.h"
 #include "skystack/error.h"
@@ -52,6 +55,9 @@ typedef struct settings {
     double center_ra, center_dec, scale;
     long width, height;
     int extraction;
+    sk_coaddx_params x;       /* zogy, psfmatch, background matching, artifact
+                                 masks (coaddx.h) */
+    double target_fwhm_arcsec;
 } settings;
 
 static void item_free(item *it)
@@ -118,14 +124,57 @@ static void copy_str(char *dst, size_t size, const char *src)
 
 /* ---- settings from the configuration ---- */
 
+/* The keys of the methods and steps of coaddx.h. */
+static int read_settings_x(const sk_config *cfg, settings *S)
+{
+    sk_coaddx_params *x = &S->x;
+    int method = x->method;
+    sk_coaddx_params_default(x);
+    x->method = method;
+    x->background_match = sk_config_bool(cfg, "coaddition.background_match", 0);
+    x->background_degree = (int)sk_config_long(cfg, "coaddition.background_match_degree", 1);
+    x->artifact_masks = sk_config_bool(cfg, "coaddition.artifact_masks", 0);
+    if (x->background_degree != 0 && x->background_degree != 1)
+        return sk_error(SK_EINPUT, "coaddition.background_match_degree: %d is not 0 (constant) or "
+                                   "1 (plane)", x->background_degree);
+    S->target_fwhm_arcsec = sk_config_double(cfg, "coaddition.target_fwhm_arcsec", NAN);
+    const char *prof = sk_config_string(cfg, "coaddition.target_profile", "moffat");
+    if (!isfinite(S->target_fwhm_arcsec)) {
+        x->target.kind = SK_TARGET_BROADEST;
+    } else if (!(S->target_fwhm_arcsec > 0)) {
+        return sk_error(SK_EINPUT, "coaddition.target_fwhm_arcsec: %g must be > 0",
+                        S->target_fwhm_arcsec);
+    } else if (!strcasecmp(prof, "moffat")) {
+        x->target.kind = SK_TARGET_MOFFAT;
+    } else if (!strcasecmp(prof, "gaussian")) {
+        x->target.kind = SK_TARGET_GAUSSIAN;
+    } else {
+        return sk_error(SK_EINPUT, "coaddition.target_profile: '%s' is not moffat or gaussian", prof);
+    }
+    x->target.moffat_beta = sk_config_double(cfg, "coaddition.target_moffat_beta", 3.0);
+    if (!(x->target.moffat_beta > 1.0))
+        return sk_error(SK_EINPUT, "coaddition.target_moffat_beta: %g must be > 1",
+                        x->target.moffat_beta);
+    return SK_OK;
+}
+
 static int read_settings(const sk_config *cfg, const sk_coadd_request *rq, settings *S)
 {
     memset(S, 0, sizeof *S);
     sk_coadd_params_default(&S->p);
-    int rc = sk_combine_from_name(sk_config_string(cfg, "coaddition.method", "clipped"),
-                                  &S->p.combine.method);
+    int rc = SK_OK;
+    const char *method = sk_config_string(cfg, "coaddition.method", "clipped");
+    if (sk_coaddx_method_from_name(method, &S->x.method))
+        /* zogy: the engine's mean gives the metadata; psfmatch: the matched
+         * inputs are combined with the clipped mean */
+        S->p.combine.method = S->x.method == SK_COADDX_PSFMATCH ? SK_COMBINE_CLIPPED
+                                                                : SK_COMBINE_MEAN;
+    else
+        rc = sk_combine_from_name(method, &S->p.combine.method);
     if (rc)
         return sk_error_context("coaddition.method");
+    if ((rc = read_settings_x(cfg, S)))
+        return rc;
     rc = sk_kernel_from_name(sk_config_string(cfg, "coaddition.kernel", "lanczos3"), &S->p.kernel);
     if (rc)
         return sk_error_context("coaddition.kernel");
@@ -316,7 +365,7 @@ static int resolve_db(const sk_coadd_request *rq, const char *root, int k, item 
     const char *arg = rq->inputs[k];
     static const char *cols =
         "SELECT id, filepath, provenance_id, instrument, telescope, filter, section_id, target, "
-        "project, mjd, end_mjd, exp_time, gain FROM images WHERE ";
+        "project, mjd, end_mjd, exp_time, gain, md5 FROM images WHERE ";
     char sql[512];
     PGresult *row = NULL;
     int rc;
@@ -360,6 +409,7 @@ static int resolve_db(const sk_coadd_request *rq, const char *root, int k, item 
     it->end_mjd = sk_db_double(row, 0, 10);
     it->exptime = sk_db_double(row, 0, 11);
     it->gain = sk_db_double(row, 0, 12);
+    copy_str(it->md5, sizeof it->md5, sk_db_value(row, 0, 13));
     PQclear(row);
     if (rc)
         return rc;
@@ -661,7 +711,7 @@ static int input_size(const item *x, long *w, long *h)
 /* The coadd's PSF beside it (BASE.psf, with a sidecar); its path in *path. */
 static int write_coadd_psf(const item *it, int n, const sk_grid *grid, const sk_coadd_result *r,
                            const sk_prov *prov, const sk_input_file *files, const char *coadd_path,
-                           char *path, size_t pathsz, double *fwhm_arcsec)
+                           char *path, size_t pathsz, double *fwhm_arcsec, sk_psf *given)
 {
     sk_psf **psfs = calloc((size_t)n, sizeof *psfs);
     const sk_wcs **ws = calloc((size_t)n, sizeof *ws);
@@ -674,8 +724,9 @@ static int write_coadd_psf(const item *it, int n, const sk_grid *grid, const sk_
         ws[k] = it[k].wcs;
         wt[k] = r->info[k].mean_cweight;
     }
-    sk_psf *psf = NULL;
-    rc = rc ? rc : sk_coadd_psf(n, (const struct sk_psf *const *)psfs, ws, w, h, wt, grid, &psf);
+    sk_psf *psf = given; /* zogy, psfmatch: their own PSF (coaddx.h) */
+    if (!given)
+        rc = rc ? rc : sk_coadd_psf(n, (const struct sk_psf *const *)psfs, ws, w, h, wt, grid, &psf);
     char base[4096];
     strip_fits_ext(coadd_path, base, sizeof base);
     rc = rc ? rc : pathf(path, pathsz, "%s.psf", base);
@@ -688,7 +739,8 @@ static int write_coadd_psf(const item *it, int n, const sk_grid *grid, const sk_
         sk_info("coadd PSF: FWHM %.2f px (%.2f arcsec), degree %d", psf->fwhm_px, *fwhm_arcsec,
                 psf->degree);
     }
-    sk_psf_free(psf);
+    if (psf != given)
+        sk_psf_free(psf);
     for (int k = 0; psfs && k < n; k++)
         sk_psf_free(psfs[k]);
     free(psfs);
@@ -697,6 +749,54 @@ static int write_coadd_psf(const item *it, int n, const sk_grid *grid, const sk_
     free(h);
     free(wt);
     return rc;
+}
+
+/* md5 of every input file, on up to `threads` threads. */
+typedef struct md5_job {
+    item *it;
+    int n;
+    atomic_int next;
+    pthread_mutex_t lock;
+    int status;
+    char msg[512];
+} md5_job;
+
+static void *md5_worker(void *arg)
+{
+    md5_job *j = arg;
+    for (;;) {
+        int k = atomic_fetch_add(&j->next, 1);
+        if (k >= j->n)
+            break;
+        if (sk_md5_file(j->it[k].path, j->it[k].md5) != SK_OK) {
+            pthread_mutex_lock(&j->lock);
+            if (!j->status) {
+                j->status = sk_errstatus();
+                snprintf(j->msg, sizeof j->msg, "%s", sk_errmsg());
+            }
+            pthread_mutex_unlock(&j->lock);
+        }
+    }
+    return NULL;
+}
+
+static int md5_all(item *it, int n, int threads)
+{
+    md5_job j = {.it = it, .n = n};
+    atomic_store(&j.next, 0);
+    pthread_mutex_init(&j.lock, NULL);
+    int extra = (threads < n ? threads : n) - 1, started = 0;
+    pthread_t tid[64];
+    if (extra > 64)
+        extra = 64;
+    for (int t = 0; t < extra; t++)
+        if (pthread_create(&tid[t], NULL, md5_worker, &j) == 0)
+            started++;
+    md5_worker(&j);
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    pthread_mutex_destroy(&j.lock);
+    return j.status ? sk_error(j.status, "%s", j.msg) : SK_OK;
 }
 
 /* ---- the pipeline ---- */
@@ -729,6 +829,36 @@ static int make_grid(const settings *S, const item *it, int n, int ref, sk_grid 
     return rc;
 }
 
+/* zogy, psfmatch, background matching and artifact masks (coaddx.h): the
+ * inputs' PSF models are read, an analytic target's FWHM is converted to
+ * output pixels; *xpsf receives the coadd PSF of zogy and psfmatch. */
+static int run_coaddx(const sk_coadd_request *rq, settings *S, const item *it,
+                      const sk_coadd_input *ins, int n, const sk_grid *grid,
+                      sk_coadd_result **res, sk_psf **xpsf)
+{
+    int needs_psf = S->x.method != SK_COADDX_DIRECT || S->x.artifact_masks;
+    if (needs_psf && rq->no_psf)
+        return sk_error(SK_EINPUT, "--no-psf: coaddition.method %s%s needs the inputs' PSFs",
+                        sk_config_string(rq->config, "coaddition.method", "clipped"),
+                        S->x.artifact_masks ? " with coaddition.artifact_masks" : "");
+    if (isfinite(S->target_fwhm_arcsec)) {
+        double scale = sk_wcs_pixel_scale_arcsec(grid->wcs, 0.5 * (grid->width - 1),
+                                                 0.5 * (grid->height - 1));
+        S->x.target.fwhm_px = S->target_fwhm_arcsec / scale;
+    }
+    sk_psf **psfs = calloc((size_t)n, sizeof *psfs);
+    int rc = psfs ? SK_OK : sk_error(SK_EIO, "out of memory");
+    for (int k = 0; !rc && needs_psf && k < n; k++)
+        rc = sk_psf_read(it[k].psf, &psfs[k]);
+    rc = rc ? rc
+            : sk_coaddx_run(ins, n, (const struct sk_psf *const *)psfs, grid, &S->p, &S->x, res,
+                            S->x.method != SK_COADDX_DIRECT ? xpsf : NULL);
+    for (int k = 0; psfs && k < n; k++)
+        sk_psf_free(psfs[k]);
+    free(psfs);
+    return rc;
+}
+
 int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
 {
     memset(out, 0, sizeof *out);
@@ -750,6 +880,7 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
     sk_prov *prov = NULL;
     sk_grid *grid = NULL;
     sk_coadd_result *res = NULL;
+    sk_psf *xpsf = NULL;
     sk_input_file *files = NULL;
     char (*idtext)[32] = NULL;
     int in_tx = 0;
@@ -854,8 +985,8 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
         char *cat = malloc((size_t)n * 33 + 1);
         char (*md5s)[33] = malloc((size_t)n * sizeof *md5s);
         rc = cat && md5s ? SK_OK : sk_error(SK_EIO, "out of memory");
-        for (int k = 0; !rc && k < n; k++)
-            rc = sk_md5_file(it[k].path, it[k].md5);
+        if (!rc)
+            rc = md5_all(it, n, S.p.threads);
         if (!rc) {
             for (int k = 0; k < n; k++)
                 memcpy(md5s[k], it[k].md5, 33);
@@ -958,8 +1089,14 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
         S.p.progress_ctx = NULL;
     }
     sk_info("%d input%s, %s grid %ld x %ld, %s, %s", n, n == 1 ? "" : "s", S.grid, grid->width,
-            grid->height, sk_combine_name(S.p.combine.method), sk_kernel_name(S.p.kernel));
-    rc = sk_coadd_run(ins, n, grid, &S.p, &res);
+            grid->height,
+            S.x.method != SK_COADDX_DIRECT ? sk_coaddx_method_name(S.x.method)
+                                           : sk_combine_name(S.p.combine.method),
+            sk_kernel_name(S.p.kernel));
+    if (S.x.method != SK_COADDX_DIRECT || S.x.background_match || S.x.artifact_masks)
+        rc = run_coaddx(rq, &S, it, ins, n, grid, &res, &xpsf);
+    else
+        rc = sk_coadd_run(ins, n, grid, &S.p, &res);
     free(ins);
     if (rc)
         goto done;
@@ -984,10 +1121,10 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
     double psf_fwhm = NAN;
     if (!rc && !rq->no_psf)
         rc = write_coadd_psf(it, n, grid, res, prov, files, out->path, psf_path, sizeof psf_path,
-                             &psf_fwhm);
+                             &psf_fwhm, xpsf);
     if (!rc && rq->db) {
         char md5[33];
-        rc = sk_md5_file(out->path, md5);
+        rc = sk_sidecar_read(out->path, NULL, NULL, 0, md5, NULL); /* the md5 it just recorded */
         rc = rc ? rc : register_coadd(rq, it, n, prov, set_hash, relpath, md5, res, &out->image_id);
         if (!rc && psf_path[0]) {
             char rel[4200], base[4096], cid[32], pmd5[33], fw[40];
@@ -1030,6 +1167,7 @@ done:
         rc = run_extract(rq, rq->db ? target : out->path, rq->db == NULL);
     }
     sk_coadd_result_free(res);
+    sk_psf_free(xpsf);
     sk_grid_free(grid);
     sk_prov_free(prov);
     free(files);

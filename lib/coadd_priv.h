@@ -54,8 +54,12 @@ typedef struct sk_band {
                                  columns x-a+1..x+a (kept within the band) */
     double poisson_per_area;  /* flux_scale / gain (0: gain unknown) */
     double noise_factor;      /* sk_kernel_noise_factor of this input */
+    size_t capacity;          /* pixels the buffers hold (kept between bands) */
+    uint16_t *tmp;            /* scratch of the dilation */
 } sk_band;
 
+/* Set up b for a rectangle, reusing its buffers when they are large
+ * enough (b must be zeroed before its first use). */
 int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, long in_height);
 void sk_band_free(sk_band *b);
 /* Fill b->dil from b->flags for half-width a. */

@@ -158,24 +158,30 @@ void sk_kernel_table_clear(sk_kernel_table *t)
 
 int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, long in_height)
 {
-    memset(b, 0, sizeof *b);
     if (w <= 0 || h <= 0)
         return sk_error(SK_EINPUT, "coadd: empty input band");
     size_t n = (size_t)w * (size_t)h;
+    if (n > b->capacity) {
+        sk_band_free(b);
+        b->sci = malloc((n + SK_KERNEL_STRIDE) * sizeof *b->sci);
+        b->var = malloc(n * sizeof *b->var);
+        b->flags = malloc(n * sizeof *b->flags);
+        b->dil = malloc(n * sizeof *b->dil);
+        b->tmp = malloc(n * sizeof *b->tmp);
+        if (!b->sci || !b->var || !b->flags || !b->dil || !b->tmp) {
+            sk_band_free(b);
+            return sk_error(SK_EIO, "coadd: out of memory for an input band of %ld x %ld", w, h);
+        }
+        b->capacity = n;
+    }
+    for (size_t k = n; k < n + SK_KERNEL_STRIDE; k++)
+        b->sci[k] = 0.0f; /* read (times zero weights) by the last vector loads */
     b->x0 = x0;
     b->y0 = y0;
     b->w = w;
     b->h = h;
     b->in_width = in_width;
     b->in_height = in_height;
-    b->sci = calloc(n + SK_KERNEL_STRIDE, sizeof *b->sci);
-    b->var = malloc(n * sizeof *b->var);
-    b->flags = malloc(n * sizeof *b->flags);
-    b->dil = malloc(n * sizeof *b->dil);
-    if (!b->sci || !b->var || !b->flags || !b->dil) {
-        sk_band_free(b);
-        return sk_error(SK_EIO, "coadd: out of memory for an input band of %ld x %ld", w, h);
-    }
     return SK_OK;
 }
 
@@ -185,21 +191,38 @@ void sk_band_free(sk_band *b)
     free(b->var);
     free(b->flags);
     free(b->dil);
+    free(b->tmp);
     b->sci = b->var = NULL;
-    b->flags = b->dil = NULL;
+    b->flags = b->dil = b->tmp = NULL;
+    b->capacity = 0;
 }
 
 int sk_band_dilate(sk_band *b, int a)
 {
     long w = b->w, h = b->h;
-    uint16_t *tmp = malloc((size_t)w * (size_t)h * sizeof *tmp);
-    if (!tmp)
-        return sk_error(SK_EIO, "coadd: out of memory for the flags of an input band");
+    uint16_t *tmp = b->tmp;
     /* OR over columns x-a+1 .. x+a into tmp, then over rows y-a+1 .. y+a */
     for (long y = 0; y < h; y++) {
         const uint16_t *src = b->flags + (size_t)y * w;
         uint16_t *dst = tmp + (size_t)y * w;
+        /* the interior with a fixed window (vectorisable), then the ends */
+        long x0 = a - 1, x1 = w - a;
+        if (a == 3)
+            for (long x = x0; x < x1; x++)
+                dst[x] = src[x - 2] | src[x - 1] | src[x] | src[x + 1] | src[x + 2] | src[x + 3];
+        else if (a == 2)
+            for (long x = x0; x < x1; x++)
+                dst[x] = src[x - 1] | src[x] | src[x + 1] | src[x + 2];
+        else if (a == 1)
+            for (long x = x0; x < x1; x++)
+                dst[x] = src[x] | src[x + 1];
+        else
+            x0 = x1 = 0;
         for (long x = 0; x < w; x++) {
+            if (x >= x0 && x < x1) {
+                x = x1 - 1;
+                continue;
+            }
             long lo = x - a + 1 < 0 ? 0 : x - a + 1, hi = x + a >= w ? w - 1 : x + a;
             uint16_t v = 0;
             for (long k = lo; k <= hi; k++)
@@ -217,7 +240,6 @@ int sk_band_dilate(sk_band *b, int a)
                 dst[x] |= src[x];
         }
     }
-    free(tmp);
     return SK_OK;
 }
 

@@ -6,6 +6,7 @@
 # extraction of the coadd, and refusals with their exit codes.
 . "$SK_SRCDIR/tests/prog/lib.sh"
 
+cd "$T_TMP" || exit 1
 S=$T_TMP/sim
 imsim -q --nexp 4 --size 300x300 --nstars 120 --seed 11 --outdir "$S" >/dev/null 2>"$T_TMP/err"
 ok $? "four imsim exposures"
@@ -91,8 +92,11 @@ exit_is 2 "a missing file: exit 2" coadd --no-db --no-psf --zero-points 25 "$T_T
 like "$(cat "$T_TMP/err")" "none.fits" "the message names it"
 exit_is 1 "an input without a zero point: exit 1" coadd --no-db --no-psf "$S/exp_000.fits"
 like "$(cat "$T_TMP/err")" "zero point" "the message says what is missing"
-exit_is 1 "an input without its PSF: exit 1" coadd --no-db --zero-points 25 "$S/exp_000.fits"
-like "$(cat "$T_TMP/err")" "exp_000.fits: no PSF" "names the image and the product"
+# a copy of an exposure with its background product but no PSF
+cp "$S/exp_000.fits" "$T_TMP/nopsf.fits"; cp "$S/exp_000.fits.json" "$T_TMP/nopsf.fits.json"
+for b in "$S"/exp_000.*.bkg.fits; do cp "$b" "$T_TMP/nopsf.${b#"$S"/exp_000.}"; done
+exit_is 1 "an input without its PSF: exit 1" coadd --no-db --zero-points 25 "$T_TMP/nopsf.fits"
+like "$(cat "$T_TMP/err")" "nopsf.fits: no PSF" "names the image and the product"
 cp "$S/exp_000.fits" "$T_TMP/lonely.fits"
 exit_is 1 "an input without its background: exit 1" coadd --no-db --no-psf --zero-points 25 "$T_TMP/lonely.fits"
 like "$(cat "$T_TMP/err")" "lonely.fits: no background" "names the image"
