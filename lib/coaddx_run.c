@@ -1,5 +1,6 @@
 /* coaddx_run.c: the proper and PSF-matched coadds, background matching and artifact masks on real inputs: every input read and resampled whole onto the grid as the coadd engine does it, then these steps and methods. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -74,6 +75,7 @@ static int load_plane(const sk_coadd_input *in, double scale, const sk_grid *gri
         pl->wcs = pl->wcs_owned;
     }
     sk_band b;
+    memset(&b, 0, sizeof b);
     rc = sk_band_alloc(&b, 0, 0, w, h, w, h);
     if (!rc)
         rc = sk_band_source_read(src, scale, &b);
@@ -398,12 +400,26 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
         if (rc)
             goto done;
     }
-    const char *cname = x->method == SK_COADDX_DIRECT ? sk_combine_name(p->combine.method)
-                                                      : sk_coaddx_method_name(x->method);
+    /* upper case, as the engine writes them */
+    char cname[32], pname[32];
+    snprintf(cname, sizeof cname, "%s",
+             x->method == SK_COADDX_DIRECT ? sk_combine_name(p->combine.method)
+                                           : sk_coaddx_method_name(x->method));
+    snprintf(pname, sizeof pname, "%s", sk_combine_name(p->combine.method));
+    for (char *c = cname; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    for (char *c = pname; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
     rc = sk_header_set_str(hd, "COMBINET", cname, "combine method");
     if (!rc && x->method == SK_COADDX_PSFMATCH)
-        rc = sk_header_set_str(hd, "COMBINEP", sk_combine_name(p->combine.method),
-                               "combine of the PSF-matched inputs");
+        rc = sk_header_set_str(hd, "COMBINEP", pname, "combine of the PSF-matched inputs");
+    if (!rc && x->method != SK_COADDX_ZOGY && p->combine.method == SK_COMBINE_CLIPPED) {
+        rc = sk_header_set_double(hd, "CLIPSIG", p->combine.clip_sigma, "clipping threshold (sigma)");
+        rc = rc ? rc : sk_header_set_double(hd, "CLIPAMP", p->combine.clip_ampfrac,
+                                            "allowed fractional deviation");
+        rc = rc ? rc : sk_header_set_long(hd, "CLIPITER", p->combine.clip_iterations,
+                                          "clipping passes at most");
+    }
     if (!rc && x->background_match)
         rc = sk_header_set_bool(hd, "BGMATCH", 1, "input backgrounds matched");
     if (!rc && x->artifact_masks)
