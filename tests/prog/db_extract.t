@@ -17,7 +17,7 @@ sed 's/^/#   /' "$T_TMP/err" | head -5
 rows() { sql "SELECT (SELECT count(*) FROM source_lists) || ' ' || (SELECT count(*) FROM backgrounds)"; }
 
 run_ok "extract by id" extract --regions "$id"
-is "$(wc -l <"$T_TMP/out" | tr -d ' ')" "3" "three products printed"
+is "$(wc -l <"$T_TMP/out" | tr -d ' ')" "4" "four products printed (with the PSF)"
 SRC=$(sed -n 1p "$T_TMP/out"); BKG=$(sed -n 2p "$T_TMP/out")
 case "$SRC" in "$SKYSTACK_DATA"/*) ok 0 "products in the data root";; *) ok 1 "products in the data root ($SRC)";; esac
 [ -s "$SRC" ] && [ -s "$SRC.json" ] && [ -s "$BKG" ] && [ -s "$BKG.json" ]; ok $? "files and sidecars exist"

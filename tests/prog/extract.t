@@ -13,8 +13,9 @@ IMG=$S/exp_000.fits
 
 run_ok "extract --no-db --regions" extract --no-db --regions "$IMG"
 n=$(wc -l <"$T_TMP/out" | tr -d ' ')
-is "$n" "3" "three products printed: source list, background, regions"
+is "$n" "4" "four products printed: source list, background, regions, PSF"
 SRC=$(sed -n 1p "$T_TMP/out"); BKG=$(sed -n 2p "$T_TMP/out"); REG=$(sed -n 3p "$T_TMP/out")
+PSF=$(sed -n 4p "$T_TMP/out")
 like "$SRC" "^$S/exp_000\.[A-Z2-7]{8}\.sources\.fits$" "source list beside the image, named with the provenance prefix"
 like "$BKG" "\.bkg\.fits$" "background product beside it"
 like "$REG" "\.reg$" "region file"
@@ -35,7 +36,8 @@ sleep 1
 run_ok "rerun with the same provenance" extract --no-db --regions "$IMG"
 is "$(cat "$T_TMP/out")" "$SRC
 $BKG
-$REG" "rerun prints the existing products"
+$REG
+$PSF" "rerun prints the existing products"
 is "$(md5sum "$SRC" "$BKG" "$REG" | md5sum)" "$before" "rerun leaves the products untouched"
 like "$(cat "$T_TMP/err")" "exists already" "rerun says so on stderr"
 
@@ -52,7 +54,7 @@ run_ok "another threshold" extract --no-db --threshold 7 --outdir "$T_TMP/t3" "$
 p3=$(basename "$(sed -n 1p "$T_TMP/out")" | cut -d. -f2)
 ok $([ "$p3" != "$prefix" ] && echo 0 || echo 1) "threshold change gives another provenance ($p3)"
 n3=$(grep -c . "$T_TMP/out")
-is "$n3" "2" "without --regions: two products"
+is "$n3" "3" "without --regions: three products (with the PSF)"
 
 # the background product: mesh only by default, full maps on request
 run_ok "--full-background" extract --no-db --full-background --outdir "$T_TMP/t5" "$IMG"
@@ -64,7 +66,7 @@ ok $([ "$big" -gt $((256 * 256 * 8)) ] && [ "$small" -lt $((256 * 256 * 4)) ] &&
 # stdin
 echo "$IMG" | extract --no-db --outdir "$T_TMP/t4" - >"$T_TMP/out" 2>"$T_TMP/err"
 ok $? "paths on stdin with -"
-is "$(wc -l <"$T_TMP/out" | tr -d ' ')" "2" "products of the stdin image printed"
+is "$(wc -l <"$T_TMP/out" | tr -d ' ')" "3" "products of the stdin image printed"
 
 # a real image: EMMI galaxies, gzipped, no WCS, no weight map
 cp "$REAL/emmi/galaxies.fits.gz" "$T_TMP/galaxies.fits.gz"

@@ -1,7 +1,9 @@
 /* extract.c: the extract program: background, detection, deblending and
  * measurement of images into a FITS source list and a background product,
- * each with a provenance sidecar, registered in the database (or written
- * beside the image with --no-db). */
+ * then the calibration (calib.h: PSF model, and with a reference catalog
+ * the astrometric and photometric solutions), each product with a
+ * provenance sidecar, registered in the database (or written beside the
+ * image with --no-db). */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -42,6 +44,10 @@ static const sk_opt options[] = {
     {"fwhm", 0, 1, "PX", "initial FWHM guess of the matched filter", "extraction.detection.fwhm_guess_px"},
     {"gain", 0, 1, "E/ADU", "gain for the source Poisson noise (default: header)",
      "extraction.photometry.gain"},
+    {"refcat", 0, 1, "FILE", "reference catalog (FITS table of ra, dec, mag; FILE,FILE... for several) "
+     "for the astrometric and photometric calibration", "extraction.astrometry.refcat"},
+    {"sip-order", 0, 1, "N", "SIP order of the WCS fit (0: automatic)", "extraction.astrometry.sip_order"},
+    {"psf-degree", 0, 1, "N", "polynomial degree of the PSF variation", "extraction.psf.degree"},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -172,6 +178,7 @@ typedef struct ctx {
     sk_cli *cli;
     const extract_opts *o;
     sk_extract_params params;
+    sk_calib_params calib;   /* calibration step (calib.h) */
     json_t *crit;            /* critical parameters of the extraction section */
     sk_db *db;               /* NULL with --no-db */
     char root[4096];         /* data root (database mode) */
@@ -180,6 +187,7 @@ typedef struct ctx {
 /* Product paths of one image under one provenance. */
 typedef struct products {
     char src[4200], bkg[4200], reg[4200];
+    char psf[4200], head[4200]; /* calibration products (PSFEx model, WCS cards) */
 } products;
 
 static int read_image(const ctx *C, const char *path, sk_image **img)
@@ -208,6 +216,10 @@ static int emit_products(const ctx *C, const products *P)
     printf("%s\n%s\n", P->src, P->bkg);
     if (C->o->regions)
         printf("%s\n", P->reg);
+    if (file_exists(P->psf))
+        printf("%s\n", P->psf);
+    if (file_exists(P->head))
+        printf("%s\n", P->head);
     fflush(stdout);
     return SK_OK;
 }
@@ -226,8 +238,8 @@ static int ensure_regions(const ctx *C, const products *P)
 
 static void remove_products(const products *P)
 {
-    const char *paths[] = {P->src, P->bkg, P->reg};
-    for (int i = 0; i < 3; i++) {
+    const char *paths[] = {P->src, P->bkg, P->reg, P->psf, P->head};
+    for (int i = 0; i < 5; i++) {
         char side[4300];
         snprintf(side, sizeof side, "%s.json", paths[i]);
         unlink(paths[i]);
@@ -238,7 +250,7 @@ static void remove_products(const products *P)
 /* Extract `img` and write the products with their sidecars. */
 static int run_and_write(const ctx *C, const sk_image *img, const char *image_path,
                          const char *image_id, const sk_prov *prov, double gain_fallback,
-                         const products *P, sk_extract_result **res)
+                         const products *P, sk_extract_result **res, sk_calib **cal)
 {
     sk_extract_params p = C->params;
     if (!(p.gain > 0) && gain_fallback > 0) {
@@ -256,8 +268,17 @@ static int run_and_write(const ctx *C, const sk_image *img, const char *image_pa
     sk_info("%s: %ld sources, FWHM %.2f px, background %.3g rms %.3g, gain %g, %.2f s", image_path,
             r->sources->n, r->fwhm_px, r->background->median_level, r->background->median_rms, r->gain,
             (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
+    /* calibration: PSF, PSF fluxes, astrometry and photometry (calib.c);
+       the source table's RA/DEC come through the solved WCS */
+    rc = sk_calib_run(img, r, &C->calib, C->cli->threads, cal);
+    if (rc)
+        return sk_error_context("%s", image_path);
+    sk_image solved = *img;
+    if ((*cal)->astrom)
+        solved.wcs = (*cal)->astrom->wcs;
     sk_table *t = NULL;
-    rc = sk_source_table(r->sources, img, &t);
+    rc = sk_source_table(r->sources, &solved, &t);
+    rc = rc ? rc : sk_calib_annotate_table(*cal, t);
     if (!rc) {
         sk_header_set_str(t->header, "PROVID", prov->id, "extraction provenance");
         sk_header_set_str(t->header, "IMAGE", base_name(image_path), "image the sources come from");
@@ -267,11 +288,22 @@ static int run_and_write(const ctx *C, const sk_image *img, const char *image_pa
         sk_header_set_double(t->header, "BKGMED", r->background->median_level, "[adu] median background");
         sk_header_set_double(t->header, "RMSMED", r->background->median_rms, "[adu] median background rms");
     }
-    sk_input_file in = {image_id, image_path, NULL};
+    sk_input_file in[1 + C->calib.nrefcat];
+    in[0] = (sk_input_file){image_id, image_path, NULL};
+    for (int i = 0; i < C->calib.nrefcat; i++)
+        in[1 + i] = (sk_input_file){NULL, C->calib.refcat[i], NULL};
     rc = rc ? rc : sk_fits_write_table(P->src, t);
-    rc = rc ? rc : sk_sidecar_write(P->src, "source_list", prov, &in, 1);
+    rc = rc ? rc : sk_sidecar_write(P->src, "source_list", prov, in, 1 + C->calib.nrefcat);
     rc = rc ? rc : sk_background_write(P->bkg, r->background, C->o->full_background, r->fwhm_px);
-    rc = rc ? rc : sk_sidecar_write(P->bkg, "background", prov, &in, 1);
+    rc = rc ? rc : sk_sidecar_write(P->bkg, "background", prov, in, 1);
+    if (!rc && (*cal)->psf) {
+        rc = sk_psf_write(P->psf, (*cal)->psf);
+        rc = rc ? rc : sk_sidecar_write(P->psf, "psf", prov, in, 1);
+    }
+    if (!rc && (*cal)->astrom) {
+        rc = sk_calib_write_head(P->head, *cal);
+        rc = rc ? rc : sk_sidecar_write(P->head, "world_coordinates", prov, in, 1 + C->calib.nrefcat);
+    }
     if (!rc && C->o->regions)
         rc = write_regions(P->reg, t);
     sk_table_free(t);
@@ -329,6 +361,8 @@ static int process_nodb(ctx *C, const char *path)
     rc = pathf(P.src, sizeof P.src, "%s.%s.sources.fits", base, prefix);
     rc = rc ? rc : pathf(P.bkg, sizeof P.bkg, "%s.%s.bkg.fits", base, prefix);
     rc = rc ? rc : pathf(P.reg, sizeof P.reg, "%s.%s.reg", base, prefix);
+    rc = rc ? rc : pathf(P.psf, sizeof P.psf, "%s.%s.psf", base, prefix);
+    rc = rc ? rc : pathf(P.head, sizeof P.head, "%s.%s.head", base, prefix);
     if (rc) {
         sk_prov_free(prov);
         return rc;
@@ -342,9 +376,11 @@ static int process_nodb(ctx *C, const char *path)
     sk_image *img = NULL;
     rc = read_image(C, path, &img);
     sk_extract_result *res = NULL;
-    rc = rc ? rc : run_and_write(C, img, path, NULL, prov, 0, &P, &res);
+    sk_calib *cal = NULL;
+    rc = rc ? rc : run_and_write(C, img, path, NULL, prov, 0, &P, &res, &cal);
     if (!rc)
         emit_products(C, &P);
+    sk_calib_free(cal);
     sk_extract_result_free(res);
     sk_image_free(img);
     sk_prov_free(prov);
@@ -434,9 +470,13 @@ static int process_db(ctx *C, const char *arg)
         return rc;
     }
     strip_fits_ext(base_name(relpath), base, sizeof base);
-    char rel_src[4200], rel_bkg[4200];
+    char rel_src[4200], rel_bkg[4200], rel_psf[4200], rel_head[4200];
     products P;
-    rc = pathf(rel_src, sizeof rel_src, "%s/%s.sources.fits", reldir, base);
+    rc = pathf(rel_psf, sizeof rel_psf, "%s/%s.psf", reldir, base);
+    rc = rc ? rc : pathf(rel_head, sizeof rel_head, "%s/%s.head", reldir, base);
+    rc = rc ? rc : pathf(P.psf, sizeof P.psf, "%s/%s.psf", dir, base);
+    rc = rc ? rc : pathf(P.head, sizeof P.head, "%s/%s.head", dir, base);
+    rc = rc ? rc : pathf(rel_src, sizeof rel_src, "%s/%s.sources.fits", reldir, base);
     rc = rc ? rc : pathf(rel_bkg, sizeof rel_bkg, "%s/%s.bkg.fits", reldir, base);
     rc = rc ? rc : pathf(P.src, sizeof P.src, "%s/%s.sources.fits", dir, base);
     rc = rc ? rc : pathf(P.bkg, sizeof P.bkg, "%s/%s.bkg.fits", dir, base);
@@ -473,6 +513,8 @@ static int process_db(ctx *C, const char *arg)
             if (n > 8 && strcmp(rb + n - 8, ".sources") == 0)
                 rb[n - 8] = '\0';
             rc = pathf(P.reg, sizeof P.reg, "%s.reg", rb);
+            rc = rc ? rc : pathf(P.psf, sizeof P.psf, "%s.psf", rb);
+            rc = rc ? rc : pathf(P.head, sizeof P.head, "%s.head", rb);
             sk_info("image %s: extraction %s exists already", image_id, prov->id);
             rc = rc ? rc : ensure_regions(C, &P);
             rc = rc ? rc : emit_products(C, &P);
@@ -483,12 +525,14 @@ static int process_db(ctx *C, const char *arg)
     PQclear(ex);
     sk_image *img = NULL;
     sk_extract_result *res = NULL;
+    sk_calib *cal = NULL;
     int wrote = 0;
     rc = rc ? rc : sk_db_save_prov(C->db, prov);
     rc = rc ? rc : sk_mkdir_p(dir);
     rc = rc ? rc : read_image(C, path, &img);
     if (!rc) {
-        rc = run_and_write(C, img, path, image_id, prov, isfinite(db_gain) ? db_gain : 0, &P, &res);
+        rc = run_and_write(C, img, path, image_id, prov, isfinite(db_gain) ? db_gain : 0, &P, &res,
+                           &cal);
         wrote = rc == SK_OK;
     }
     char md5s[33], md5b[33], nsrc[32], bkgv[64], bkgn[64], fwhm_arcsec[64];
@@ -519,6 +563,10 @@ static int process_db(ctx *C, const char *arg)
                              "UPDATE images SET bkg_mean_estimate = $2, bkg_rms_estimate = $3, "
                              "fwhm_estimate = COALESCE($4::double precision, fwhm_estimate) WHERE id = $1",
                              4, pq, NULL);
+        /* calibration rows: psfs, world_coordinates, zero_points, the
+           image's first-look columns and footprint (calib_db.c) */
+        rc = rc ? rc : sk_calib_db_save(C->db, image_id, prov->id, cal, rel_psf, P.psf, rel_head, P.head,
+                                         img->width, img->height);
     }
     rc = rc ? rc : sk_db_commit(C->db);
     if (rc) {
@@ -528,6 +576,7 @@ static int process_db(ctx *C, const char *arg)
     } else {
         emit_products(C, &P);
     }
+    sk_calib_free(cal);
     sk_extract_result_free(res);
     sk_image_free(img);
     sk_prov_free(prov);
@@ -555,7 +604,9 @@ static int run(sk_cli *cli, const extract_opts *o)
     C.cli = cli;
     C.o = o;
     sk_extract_params_default(&C.params);
+    sk_calib_params_default(&C.calib);
     int rc = sk_extract_params_from_json(cli->config->root, &C.params);
+    rc = rc ? rc : sk_calib_params_from_json(cli->config->root, &C.calib);
     C.crit = rc ? NULL : sk_config_critical(cli->config, "extraction");
     if (!rc && !C.crit)
         rc = sk_errstatus() ? sk_errstatus() : SK_EIO;
@@ -595,6 +646,7 @@ static int run(sk_cli *cli, const extract_opts *o)
     sk_db_close(C.db);
     json_decref(C.crit);
     sk_extract_params_clear(&C.params);
+    sk_calib_params_clear(&C.calib);
     if (rc)
         return rc;
     if (first)
@@ -611,7 +663,8 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
     sk_cli cli = {.program = "extract",
                   .usage = "extract [OPTIONS] IMAGE...",
-                  .summary = "detect and measure the sources of images: source list, background and rms maps"};
+                  .summary = "detect and measure the sources of images: source list, background and rms maps, "
+                             "PSF, and with a reference catalog WCS and zero point"};
     extract_opts o = {0, 0, NULL, NULL, SK_NOISE_WEIGHT, NULL, NULL, 0};
     int rc = sk_cli_parse(&cli, argc, argv, options, handle, &o);
     if (rc == SK_OK)
