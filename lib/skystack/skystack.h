@@ -26,6 +26,7 @@
 #include "query.h"
 #include "ingest.h"
 #include "coadd.h"
+#include "coaddx.h"
 #include "ref.h"
 
 #endif
