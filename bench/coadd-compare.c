@@ -1,6 +1,7 @@
 /* coadd-compare.c: star fluxes on two coadds of the same grid (skystack's
  * and SWarp's): aperture sums at the true positions of isolated,
- * unsaturated imsim stars, and the median ratio between the coadds.
+ * unsaturated imsim stars without a bright neighbour, and the median
+ * ratio between the coadds.
  * Built and run by bench/coadd.
  * Usage: coadd-compare SKYSTACK.fits SWARP.fits TRUTH.fits RADIUS_PX */
 #include <math.h>
@@ -63,12 +64,14 @@ int main(int argc, char **argv)
     }
     sk_error_clear();
     for (long i = 0; i < n; i++) {
-        if (sk_column_get(type, i, 0) != 0 || sk_column_get(sat, i, 0) || sk_column_get(flux, i, 0) < 2e4)
+        if (sk_column_get(type, i, 0) != 0 || sk_column_get(sat, i, 0) || sk_column_get(flux, i, 0) < 5e4)
             continue;
+        /* both coadds hold the same neighbours; only bright ones (which may
+         * saturate in some input) are avoided */
         int alone = 1;
         for (long j = 0; j < n && alone; j++)
             alone = j == i || hypot(x[j] - x[i], y[j] - y[i]) > 2.5 * r ||
-                    sk_column_get(flux, j, 0) < 1e-3 * sk_column_get(flux, i, 0);
+                    sk_column_get(flux, j, 0) < 0.1 * sk_column_get(flux, i, 0);
         int oka, okb;
         double fa = aperture(a, wa, ha, x[i], y[i], r, &oka), fb = aperture(b, wb, hb, x[i], y[i], r, &okb);
         if (alone && oka && okb && fb > 0)

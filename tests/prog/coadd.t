@@ -110,6 +110,26 @@ exit_is 1 "different filters: exit 1" coadd --no-db --no-psf --zero-points 25,25
 like "$(cat "$T_TMP/err")" "filter '[gr]' differs from '[gr]'" "the message names the filters"
 n=$(ls "$T_TMP" | grep -c '^coadd-')
 is "$n" "0" "refusals leave no coadd behind"
+# zero points and WCS from a calibrating extraction (with the reference
+# catalog): the source lists' MAGZERO and the .head WCS beside the images
+mkdir -p "$T_TMP/cal"
+for k in 0 1 2 3; do cp "$S/exp_00$k.fits" "$S/exp_00$k.fits.json" "$T_TMP/cal/"; done
+# shellcheck disable=SC2086
+extract -q --no-db --set "extraction.astrometry.refcat=$S/refcat.fits" "$T_TMP"/cal/exp_00?.fits >/dev/null 2>&1
+cal=""; last=""
+for k in 0 1 2 3; do # the exposures extract could calibrate
+    if ls "$T_TMP"/cal/exp_00$k.*.head >/dev/null 2>&1; then cal="$cal $T_TMP/cal/exp_00$k.fits"; last=$k; fi
+done
+src=$(ls "$T_TMP"/cal/exp_00"$last".*.sources.fits 2>/dev/null | head -1)
+zsrc=$(grep -ao "MAGZERO = *[-0-9.E+]*" "$src" 2>/dev/null | head -1 | awk -F= '{ printf "%.4f", $2 }')
+if [ -n "$zsrc" ] && [ "$(echo $cal | wc -w)" -ge 2 ]; then
+    # shellcheck disable=SC2086
+    run_ok "zero points and WCS from the extraction products" coadd --no-db --no-psf --no-extraction \
+        --set "extraction.astrometry.refcat=$S/refcat.fits" -o "$T_TMP/cal.fits" $cal
+    is "$(key "$T_TMP/cal.fits" MAGZERO | awk '{ printf "%.4f", $1 }')" "$zsrc" "MAGZERO: the last input's calibrated zero point"
+else
+    echo "# SKIP extract --no-db calibrated fewer than two exposures (zero point and .head WCS)"
+fi
 run_ok "--dump-config" coadd --dump-config
 like "$(cat "$T_TMP/out")" '"clip_ampfrac"' "the coaddition section is printed"
 done_testing
