@@ -243,7 +243,7 @@ int sk_calib_annotate_table(const sk_calib *c, sk_table *t)
         if (!st && isfinite(pc->lim_mag))
             st = sk_header_set_double(h, "LIMMAG", pc->lim_mag, "[mag] 5-sigma point-source limit");
         for (int a = 0; !st && a < pc->naper; a++) {
-            char key[16];
+            char key[32];
             snprintf(key, sizeof key, "APCOR%d", a + 1);
             if (isfinite(pc->aper_cor[a]))
                 st = sk_header_set_double(h, key, pc->aper_cor[a], "[mag] total = FLUX_APER mag + APCORn");
@@ -272,7 +272,11 @@ char *sk_calib_head_text(const sk_calib *c)
         n += SK_CARD_LEN;
         s[n++] = '\n';
     }
-    snprintf(s + n, SK_CARD_LEN + 2, "%-80s\n", "END");
+    memset(s + n, ' ', SK_CARD_LEN);
+    memcpy(s + n, "END", 3);
+    n += SK_CARD_LEN;
+    s[n++] = '\n';
+    s[n] = '\0';
     return s;
 }
 
