@@ -42,8 +42,9 @@ void sk_cx_dilate_or(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, 
  * its peak, refined on a 4x finer bilinear grid: 2 sqrt(area / pi). */
 double sk_cx_stamp_fwhm(const float *stamp, long size);
 
-/* Call a PSF callback, check the stamp (finite, positive sum) and scale it
- * to unit sum. SK_EINPUT naming input `j` otherwise. */
+/* Call a PSF callback, check the stamp (finite, positive sum), scale it to
+ * unit sum, and shrink the noise of an empirical model in Fourier space
+ * (see coaddx_util.c). SK_EINPUT naming input `j` otherwise. */
 int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long size,
                     float *stamp);
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "coaddx_priv.h"
+#include "fft_priv.h"
 #include "skystack/error.h"
 
 int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny)
@@ -169,6 +170,94 @@ double sk_cx_stamp_fwhm(const float *stamp, long size)
     return 2.0 * sqrt(area / M_PI);
 }
 
+/* Cut the Fourier transform of a PSF stamp where it is only the model's
+ * noise: an empirical model (stars stacked) carries pixel noise that makes
+ * |P^| flat at high frequencies, where the true PSF has no power; kept, it
+ * would give a proper coadd's PSF a false sharp core and kernels a noisy
+ * tail. The noise per pixel is the rms of the stamp's outer ring (radius
+ * > 0.8 of the half size); its power per coefficient is that rms squared
+ * times the number of pixels. From the centre outwards, the first ring of
+ * frequencies whose mean |P^|^2 falls below twice that power sets the
+ * cut-off k_c; P^ is kept below k_c - 0.05 cycles per pixel, tapered to 0
+ * at k_c + 0.05 and dropped beyond. Noise-free models (no ring reaching
+ * the noise) are left as they are. */
+static int denoise_stamp(float *stamp, long size)
+{
+    long h = size / 2, nr = 0;
+    double s2 = 0.0;
+    for (long v = 0; v < size; v++)
+        for (long u = 0; u < size; u++)
+            if (hypot((double)(u - h), (double)(v - h)) > 0.8 * (double)h) {
+                s2 += (double)stamp[v * size + u] * stamp[v * size + u];
+                nr++;
+            }
+    if (nr < 8)
+        return SK_OK;
+    double noise2 = s2 / (double)nr * (double)(size * size);
+    if (!(noise2 > 1e-14))
+        return SK_OK;
+    fftwf_plan fwd = sk_fft_plan_r2c((int)size, (int)size), inv = sk_fft_plan_c2r((int)size, (int)size);
+    if (!fwd || !inv)
+        return sk_errstatus() ? sk_errstatus() : SK_EIO;
+    long hc = size / 2 + 1, nc = size * hc, nbin = size / 2 + 2;
+    float *r = fftwf_alloc_real((size_t)(size * size));
+    fftwf_complex *c = fftwf_alloc_complex((size_t)nc);
+    double *pw = calloc((size_t)nbin, sizeof(double));
+    long *cnt = calloc((size_t)nbin, sizeof(long));
+    if (!r || !c || !pw || !cnt) {
+        fftwf_free(r);
+        fftwf_free(c);
+        free(pw);
+        free(cnt);
+        return sk_error(SK_EIO, "PSF: out of memory");
+    }
+    memcpy(r, stamp, sizeof(float) * (size_t)(size * size));
+    fftwf_execute_dft_r2c(fwd, r, c);
+    /* mean power in rings of width 1/size */
+    for (long ky = 0; ky < size; ky++)
+        for (long kx = 0; kx < hc; kx++) {
+            long fy = ky <= size / 2 ? ky : ky - size;
+            long b = lround(hypot((double)kx, (double)fy));
+            if (b >= nbin)
+                continue;
+            long k = ky * hc + kx;
+            pw[b] += (double)c[k][0] * c[k][0] + (double)c[k][1] * c[k][1];
+            cnt[b]++;
+        }
+    double kc = -1.0;
+    for (long b = 1; b < nbin; b++)
+        if (cnt[b] > 0 && pw[b] / (double)cnt[b] < 2.0 * noise2) {
+            kc = (double)b / (double)size;
+            break;
+        }
+    if (kc > 0.0) {
+        const double dk = 0.05;
+        for (long ky = 0; ky < size; ky++)
+            for (long kx = 0; kx < hc; kx++) {
+                long fy = ky <= size / 2 ? ky : ky - size;
+                double kr = hypot((double)kx, (double)fy) / (double)size, wk;
+                if (kr <= kc - dk)
+                    wk = 1.0;
+                else if (kr >= kc + dk)
+                    wk = 0.0;
+                else {
+                    double t = cos(0.25 * M_PI * (kr - kc + dk) / dk);
+                    wk = t * t;
+                }
+                long k = ky * hc + kx;
+                c[k][0] *= (float)(wk / (double)(size * size));
+                c[k][1] *= (float)(wk / (double)(size * size));
+            }
+        fftwf_execute_dft_c2r(inv, c, r);
+        memcpy(stamp, r, sizeof(float) * (size_t)(size * size));
+    }
+    fftwf_free(r);
+    fftwf_free(c);
+    free(pw);
+    free(cnt);
+    return SK_OK;
+}
+
 int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long size,
                     float *stamp)
 {
@@ -185,6 +274,14 @@ int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long 
     if (!(s > 0.0))
         return sk_error(SK_EINPUT, "PSF of input %d at (%.1f, %.1f): sum %g is not positive",
                         j, x, y, s);
+    for (long i = 0; i < size * size; i++)
+        stamp[i] = (float)(stamp[i] / s);
+    int rc = denoise_stamp(stamp, size);
+    if (rc)
+        return rc;
+    s = 0.0;
+    for (long i = 0; i < size * size; i++)
+        s += stamp[i];
     for (long i = 0; i < size * size; i++)
         stamp[i] = (float)(stamp[i] / s);
     return SK_OK;
