@@ -887,6 +887,27 @@ static int existing_coadd(sk_db *db, const sk_ref_chain *ch, const char *set_has
     return st;
 }
 
+/* Whether image `id` has all five extraction products of provenance `prov`. */
+static int has_products(sk_db *db, long long id, const char *prov, int *yes)
+{
+    char cid[32];
+    snprintf(cid, sizeof cid, "%lld", id);
+    const char *p[2] = {cid, prov};
+    PGresult *res = NULL;
+    int st = sk_db_exec(db, "looking for the coadd's products",
+                        "SELECT EXISTS (SELECT 1 FROM source_lists s "
+                        "JOIN psfs p ON p.image_id = s.image_id AND p.provenance_id = s.provenance_id "
+                        "JOIN backgrounds b ON b.image_id = s.image_id AND b.provenance_id = s.provenance_id "
+                        "JOIN world_coordinates w ON w.image_id = s.image_id "
+                        "AND w.provenance_id = s.provenance_id "
+                        "JOIN zero_points z ON z.image_id = s.image_id AND z.provenance_id = s.provenance_id "
+                        "WHERE s.image_id = $1::bigint AND s.provenance_id = $2)",
+                        2, p, &res);
+    *yes = !st && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return st;
+}
+
 /* Save the reference of coadd `coadd_id` under `prov_id` for the place
  * (or find the good one that exists for that coadd and provenance, or
  * for the place). *ref_id receives its id. */
@@ -1070,8 +1091,13 @@ static int coadd_of(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o,
     int st = sk_db_input_set_hash(ids, n, set_hash);
     if (!st)
         st = existing_coadd(db, ch, set_hash, coadd_id);
-    if (st || *coadd_id)
+    int complete = 0;
+    if (!st && *coadd_id)
+        st = has_products(db, *coadd_id, ch->coadd_extraction->id, &complete);
+    if (st || complete)
         return st;
+    /* absent, or its extraction is missing: the coadd pipeline builds it,
+     * or reuses it and extracts it */
     int reused = 0;
     st = build_coadd(db, cfg, o, ch, ids, n, coadd_id, &reused);
     if (st)
