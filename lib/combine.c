@@ -165,13 +165,44 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
         mean_of(in, n, NULL, out);
         return;
     }
-    /* clipped: centre on the weighted median, then on the mean of the kept */
+    /* clipped. A screen first: the weighted median lies within one
+     * weighted standard deviation of the weighted mean, so when every
+     * value passes its test for every centre in that interval (with the
+     * spread at its least, 0) the first pass rejects nothing and the
+     * result is the mean: the same result, without sorting. */
+    {
+        double sc = 0.0, scv = 0.0, scvv = 0.0;
+        for (int j = 0; j < n; j++) {
+            sc += in[j].cweight;
+            scv += (double)in[j].cweight * in[j].value;
+        }
+        double m = scv / sc;
+        for (int j = 0; j < n; j++) {
+            double d = (double)in[j].value - m;
+            scvv += (double)in[j].cweight * d * d;
+        }
+        double sd = sqrt(scvv / sc) * (1.0 + 1e-9) + 1e-12 * fabs(m);
+        double lo = m - sd, hi = m + sd;
+        double amin = lo <= 0.0 && hi >= 0.0 ? 0.0 : fmin(fabs(lo), fabs(hi));
+        double signal = lo > 0.0 ? lo : 0.0, kappa2 = p->clip_sigma * p->clip_sigma;
+        int pass = 1;
+        for (int j = 0; j < n; j++) {
+            double d = fabs((double)in[j].value - m) + sd - p->clip_ampfrac * amin;
+            double var = (double)in[j].var + (double)in[j].poisson * signal;
+            pass &= (d <= 0.0) | (d * d <= kappa2 * var);
+        }
+        if (pass) {
+            mean_of(in, n, NULL, out);
+            return;
+        }
+    }
+    /* centre on the weighted median, then on the mean of the kept */
     vw *s = (vw *)scratch;
     double *keep = scratch + 2 * n;
     for (int j = 0; j < n; j++) {
         s[j].v = in[j].value;
         s[j].w = in[j].cweight;
-        keep[j] = -1.0; /* unknown yet */
+        keep[j] = 1.0; /* all kept, until a pass rejects one */
     }
     sort_vw(s, n);
     double centre = weighted_median(s, n);
@@ -200,10 +231,11 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
             /* |value - centre| <= kappa sigma + allowed, without a root */
             double d = fabs((double)in[j].value - centre) - allowed;
             double var = (double)in[j].var + (double)in[j].poisson * signal + spread2;
-            double k = d <= 0.0 || d * d <= kappa2 * var ? 1.0 : 0.0;
+            int kj = (d <= 0.0) | (d * d <= kappa2 * var);
+            double k = (double)kj;
             changed |= k != keep[j];
             keep[j] = k;
-            nkeep += k != 0.0;
+            nkeep += kj;
         }
         if (nkeep == 0) { /* no value near the centre: keep them all */
             for (int j = 0; j < n; j++)

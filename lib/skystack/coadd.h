@@ -163,9 +163,11 @@ typedef struct sk_combine_out {
  * squared deviation from the centre of all values but the farthest, less
  * the mean noise variance (at least 0): the differences that seeing and
  * PSF changes make between inputs on sources, which one outlier does not
- * inflate. The centre becomes the weighted mean
- * of the kept values; repeated until nothing changes or clip_iterations
- * passes (fewer than 3 values: plain mean). median: the plain median, variance
+ * inflate. When nothing is rejected the result is the weighted mean of
+ * all values; otherwise the centre becomes the weighted mean of the kept
+ * values and the test is repeated on all values until the kept set stops
+ * changing or clip_iterations passes are done (fewer than 3 values: the
+ * plain mean). median: the plain median, variance
  * sk_median_variance_factor(n) * mean(var) / n. */
 void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n, double *scratch,
                       sk_combine_out *out);
