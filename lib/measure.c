@@ -246,7 +246,7 @@ static void measure_one(const mctx *M, long k, stamp *stp)
         uint16_t f = img->flags[i];
         if (f & SK_FLAG_SATURATED)
             flags |= SK_SRC_SATURATED;
-        if (f & ~SK_FLAG_SATURATED)
+        if (f & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL))
             flags |= SK_SRC_FLAGGED;
         if (x == 0 || y == 0 || x == w - 1 || y == h - 1)
             flags |= SK_SRC_EDGE;
@@ -257,7 +257,7 @@ static void measure_one(const mctx *M, long k, stamp *stp)
             long ii = yy * w + xx;
             if (M->var[ii] > 0)
                 continue;
-            if (img->flags[ii] & ~(SK_FLAG_EDGE | SK_FLAG_ZEROWEIGHT))
+            if (img->flags[ii] & ~(SK_FLAG_EDGE | SK_FLAG_ZEROWEIGHT | SK_FLAGS_INFORMATIONAL))
                 flags |= SK_SRC_FLAGGED;
             else
                 flags |= SK_SRC_EDGE;
@@ -517,7 +517,7 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                     if (f <= 0)
                         continue;
                     flags |= pv.flags;
-                    if (a == naper && in_image && (img->flags[y * w + x] & ~SK_FLAG_SATURATED))
+                    if (a == naper && in_image && (img->flags[y * w + x] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)))
                         flags |= SK_SRC_FLAGGED;
                     if (!pv.present)
                         continue;

@@ -28,6 +28,11 @@ enum sk_flag {
 };
 #define SK_FLAG_NBITS 9
 
+/* Bits that say how a valid pixel was made rather than that it is
+ * defective: a coadd pixel with REJECTED set still holds the combination of
+ * the inputs that were kept. Measurements do not count them as flagged. */
+#define SK_FLAGS_INFORMATIONAL (SK_FLAG_REJECTED)
+
 /* Name ("BAD", "SATURATED", ...) of bit number `bit` (0-based), or NULL. */
 const char *sk_flag_name(int bit);
 /* Write FLAGBITn = name cards describing the bits into `h`. */
