@@ -29,12 +29,19 @@ imsim -q --nexp 14 --size 512x512 --seed 7 --outdir sim \
       --set simulation.start_mjd=$start_mjd.1 --set simulation.cadence_days=1 >sim/list
 wc -l <sim/list | xargs printf '   %s exposures simulated\n' >&2
 
+# One configuration for every step, so that extract, coadd and refmake agree
+# on the extraction provenance: the field's reference catalogue.
+cat >demo-config.json <<JSON
+{"extraction": {"astrometry": {"refcat": "$work/sim/refcat.fits"}}}
+JSON
+export SKYSTACK_CONFIG="$work/demo-config.json"
+
 say "3. ingest them (imingest)"
 xargs imingest <sim/list >ids
 wc -l <ids | xargs printf '   %s images registered\n' >&2
 
 say "4. extract sources, PSF, astrometry and zero point (extract)"
-imquery --target SIMFIELD --filter r | extract --refcat sim/refcat.fits - >/dev/null
+imquery --target SIMFIELD --filter r | extract - >/dev/null
 
 say "5. what the database knows (imquery --table)"
 imquery --target SIMFIELD --filter r --order earliest --table
@@ -53,10 +60,16 @@ cmp -s ref1 ref2 || { echo "demo: the second refmake returned another reference"
 
 say "8. summary"
 refset show demo
-single=$(imquery --target SIMFIELD --filter r --type science --json --limit 1 --order quality)
-coaddrow=$(imquery --target SIMFIELD --filter r --type coadd --json --limit 1 --order latest)
-printf '   best single exposure: %s\n' "$single" | cut -c1-300 >&2
-printf '   weekly coadd:         %s\n' "$coaddrow" | cut -c1-300 >&2
+imquery --target SIMFIELD --filter r --type coadd --order earliest --table
+# Depth: the median 5-sigma limit of the single exposures against the coadds.
+median_lim() { awk 'NR > 1 && $6 != "-" { print $6 }' | sort -n |
+               awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "-" }'; }
+single=$(imquery --target SIMFIELD --filter r --type science --table | median_lim)
+weekly=$(imquery --target SIMFIELD --filter r --type coadd --order latest --limit 1 --table | median_lim)
+refdepth=$(imquery --target SIMFIELD --filter r --type coadd --order earliest --limit 1 --table | median_lim)
+printf '   5-sigma limiting magnitude: single exposures (median) %s, weekly coadd %s, reference %s\n' \
+    "$single" "$weekly" "$refdepth" >&2
 printf '   reference: %s\n' "$(cat ref1)" >&2
+printf '   provenance sidecar: %s.json\n' "$(cat ref1)" >&2
 printf '   refmake first run %d ms, second run %d ms (returned the existing reference)\n' \
     $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 )) >&2
