@@ -115,15 +115,23 @@ static double hist_median(const float *r, long n, double lo, double hi, uint32_t
     return hi;
 }
 
-/* Clipped mode and sigma of the n values v at offsets (dx, dy) from the
+/* How a cell's level was estimated. */
+enum cell_estimator { CELL_MEAN, CELL_MODE, CELL_MEDIAN };
+
+/* Clipped level and sigma of the n values v at offsets (dx, dy) from the
  * cell centre. Each pass removes a least-squares plane, so that a gradient
  * across the cell neither widens the distribution nor, with pixels missing
- * on one side, shifts the level: the mode is that of the residuals about
- * the plane's tilt, i.e. the level at the cell centre. v, dx, dy are
- * compacted as values are clipped; r and work hold n values each.
+ * on one side, shifts the level: the statistics are those of the residuals
+ * about the plane's tilt, i.e. the level at the cell centre. The level is
+ * the clipped mean when `want_mean` (objects masked: what is left is sky
+ * and the light of undetected sources, whose mean belongs to the
+ * background of every aperture), else the mode 2.5 median - 1.5 mean; the
+ * median when mean and median differ by more than 0.3 sigma (a skewed
+ * cell). v, dx, dy are compacted as values are clipped; r holds n values.
  * Returns 0 when there are too few values. */
 static int cell_stats(float *v, float *dx, float *dy, long n, double clip_sigma, int iterations,
-                      float *r, uint32_t *hist, double *mode, double *sigma, int *used_mode)
+                      int want_mean, float *r, uint32_t *hist, double *level, double *sigma,
+                      double *level_err)
 {
     double factor = clip_std_factor(clip_sigma);
     int clipped = 0;
@@ -189,9 +197,17 @@ static int cell_stats(float *v, float *dx, float *dy, long n, double clip_sigma,
         n = m;
         clipped = 1;
     }
-    *used_mode = sig > 0 && fabs(mean - med) < 0.3 * sig;
-    *mode = *used_mode ? 2.5 * med - 1.5 * mean : med;
+    enum cell_estimator how = !(sig > 0) || fabs(mean - med) >= 0.3 * sig ? CELL_MEDIAN
+                              : want_mean                                   ? CELL_MEAN
+                                                                            : CELL_MODE;
+    *level = how == CELL_MEAN ? mean : how == CELL_MODE ? 2.5 * med - 1.5 * mean : med;
     *sigma = sig;
+    /* 1-sigma error of the level for normal data: the clipped values'
+       spread / sqrt(n) for the mean; var(2.5 med - 1.5 mean) =
+       (6.25 pi/2 + 2.25 - 7.5) sigma^2/n for the mode; sqrt(pi/2) sigma /
+       sqrt(n) for the median */
+    double k = how == CELL_MEAN ? (clipped ? factor : 1.0) : how == CELL_MODE ? 2.14 : 1.25;
+    *level_err = k * sig / sqrt((double)n);
     return 1;
 }
 
@@ -240,22 +256,18 @@ static int cell_range(long begin, long end, void *user)
                 }
         }
         long area = ((x1 - x0 + step - 1) / step) * ((y1 - y0 + step - 1) / step);
-        double mode = 0, sigma = 0;
-        int used_mode = 0;
+        double level = 0, sigma = 0, level_err = 0;
         J->valid[c] = 0;
         /* enough pixels: a quarter of the cell, or with objects masked
            (which may cover most of a crowded cell) a twentieth */
         if (n >= 16 && (J->mask ? 20 * n >= area : 4 * n >= area) &&
-            cell_stats(buf, bdx, bdy, n, J->p->clip_sigma, J->p->clip_iterations, br, bw, &mode, &sigma,
-                       &used_mode) &&
+            cell_stats(buf, bdx, bdy, n, J->p->clip_sigma, J->p->clip_iterations, J->mask != NULL, br,
+                       bw, &level, &sigma, &level_err) &&
             sigma > 0) {
-            bg->mesh_level[c] = (float)mode;
+            bg->mesh_level[c] = (float)level;
             bg->mesh_rms[c] = (float)sigma;
             J->valid[c] = 1;
-            /* var(2.5 med - 1.5 mean) = (6.25 pi/2 + 2.25 - 7.5) sigma^2/n
-               for normal data; the median when that was used */
-            double k = used_mode ? 2.14 : 1.25;
-            J->err[c] = (float)(k * sigma / sqrt((double)n));
+            J->err[c] = (float)level_err;
         }
     }
     free(buf);

@@ -57,7 +57,10 @@ void sk_background_params_default(sk_background_params *p);
 int sk_background_estimate(const sk_image *img, const sk_background_params *p,
                            int threads, sk_background **out);
 /* The same, also ignoring the pixels where mask[i] != 0 (the dilated
- * footprints of detected objects); mask may be NULL. */
+ * footprints of detected objects); mask may be NULL. With a mask, the cell
+ * level is the clipped mean instead of the mode (what is left is sky plus
+ * the light of undetected sources, which is in every aperture too), or the
+ * median when the cell is skewed. */
 int sk_background_estimate_masked(const sk_image *img, const uint8_t *mask,
                                   const sk_background_params *p, int threads,
                                   sk_background **out);

@@ -402,11 +402,16 @@ static void test_star_field(void)
     }
     sk_extract_result *rf = NULL;
     ok(sk_extract_run(img, &p, 2, &rf) == 0, "extraction with flagged defects");
+    /* (faint grid stars near the threshold may come and go with the
+       masked pixels: a detection is one of the defects' when no true star
+       lies within 3 px; they are 12 px or more from every star) */
     long flagged_dets = 0;
     for (long k = 0; rf && k < rf->sources->n; k++) {
         const sk_source *s = &rf->sources->src[k];
-        if (!nearest(l, s->xwin, s->ywin, 3.0))
-            flagged_dets++;
+        int star_there = 0;
+        for (int q = 0; q < nstar && !star_there; q++)
+            star_there = hypot(s->xwin - stars[q].x, s->ywin - stars[q].y) < 3.0;
+        flagged_dets += !star_there;
     }
     ok(flagged_dets == 0, "flagged cosmic rays and column produce no detection (%ld)", flagged_dets);
     sk_extract_result_free(rc);
