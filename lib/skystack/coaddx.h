@@ -1,7 +1,11 @@
 /* coaddx.h: the coadds beyond the direct stack, on inputs already resampled
  * to the output grid: the proper coadd of Zackay & Ofek (2017) (zogy.c),
  * the PSF-matched coadd (psfmatch.c), background matching between
- * overlapping inputs (bgmatch.c) and per-input artifact masks (artifact.c).
+ * overlapping inputs (bgmatch.c) and per-input artifact masks (artifact.c);
+ * an input's PSF model seen on the grid (gridpsf.c); and all of them run on
+ * real inputs the way the coadd engine reads and resamples them
+ * (coaddx_run.c, what `coadd --method zogy|psfmatch`, --background-match
+ * and --artifact-masks use).
  *
  * Conventions shared by all of them:
  * - An input is an aligned plane set on the output grid (width x height,
@@ -14,7 +18,9 @@
  * - A PSF is given by a callback that fills a size x size stamp (size odd)
  *   with the PSF at output-grid position (x, y): unit sum, sampled on the
  *   output grid, centred on the stamp's central pixel (a point source on a
- *   pixel centre). Callbacks are called under a lock, one at a time.
+ *   pixel centre). Callbacks are called under a lock, one at a time. The
+ *   stamps are then normalised and their noise-only frequencies cut (an
+ *   empirical model's pixel noise; see coaddx_util.c).
  * - Results are identical to the bit for any thread count: the image is cut
  *   into tiles on a fixed grid and every output pixel comes from one tile. */
 #ifndef SKYSTACK_COADDX_H
