@@ -55,6 +55,18 @@ for n in 1 2 3 4; do
 done
 like "$(cat "$T_TMP/err")" "background match: input 1 offset" "offsets in the log"
 
+# threads: identical files
+for m in zogy psfmatch; do
+    # shellcheck disable=SC2086
+    run_ok "$m at 1 thread" coadd --no-db --no-extraction --method $m --threads 1 --artifact-masks \
+        --zero-points "$ZPS" -o "$T_TMP/${m}1.fits" $IMGS
+    # shellcheck disable=SC2086
+    run_ok "$m at 2 threads" coadd --no-db --no-extraction --method $m --threads 2 --artifact-masks \
+        --zero-points "$ZPS" -o "$T_TMP/${m}2.fits" $IMGS
+    cmp -s "$T_TMP/${m}1.fits" "$T_TMP/${m}2.fits"; ok $? "$m: identical files for 1 and 2 threads"
+    cmp -s "$T_TMP/${m}1.psf" "$T_TMP/${m}2.psf"; ok $? "$m: and identical PSF files"
+done
+
 # another method, another provenance
 a=$(grep -ao '"id": *"[A-Z2-7]*"' "$T_TMP/zogy.fits.json" | head -1)
 b=$(grep -ao '"id": *"[A-Z2-7]*"' "$T_TMP/pm.fits.json" | head -1)
