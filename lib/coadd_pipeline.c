@@ -258,16 +258,26 @@ static int extraction_prov(const sk_config *cfg, const sk_prov *pre, sk_prov **o
 }
 
 /* The provenance of a file from its sidecar; NULL (no error) without one. */
-static int sidecar_prov(const char *path, sk_prov **out)
+static int sidecar_prov(const char *path, sk_prov **out, char md5_out[33])
 {
     *out = NULL;
+    md5_out[0] = '\0';
     char side[4200];
     snprintf(side, sizeof side, "%s.json", path);
     if (!file_exists(side))
         return SK_OK;
     char type[64], md5[33];
     int rc = sk_sidecar_read(path, out, type, sizeof type, md5, NULL);
-    return rc ? sk_error_context("%s", path) : SK_OK;
+    if (rc)
+        return sk_error_context("%s", path);
+    /* the md5 the sidecar records holds when the file is not newer than it */
+    struct stat sf, ss;
+    if (stat(path, &sf) == 0 && stat(side, &ss) == 0 &&
+        (sf.st_mtim.tv_sec < ss.st_mtim.tv_sec ||
+         (sf.st_mtim.tv_sec == ss.st_mtim.tv_sec && sf.st_mtim.tv_nsec <= ss.st_mtim.tv_nsec)) &&
+        strlen(md5) == 32)
+        memcpy(md5_out, md5, 33);
+    return SK_OK;
 }
 
 /* Header cards from text: one card per line (a ".head" file, SCAMP's and
@@ -390,7 +400,7 @@ static int resolve_file(const sk_coadd_request *rq, int k, item *it)
     sk_header_free(h);
     if (!isfinite(it->mjd))
         return sk_error(SK_EINPUT, "%s: no MJD-OBS: the coadd needs the time of each input", arg);
-    if ((rc = sidecar_prov(arg, &it->pre)))
+    if ((rc = sidecar_prov(arg, &it->pre, it->md5)))
         return rc;
     if ((rc = extraction_prov(rq->config, it->pre, &it->ext)))
         return rc;
@@ -856,7 +866,7 @@ static void *md5_worker(void *arg)
         int k = atomic_fetch_add(&j->next, 1);
         if (k >= j->n)
             break;
-        if (sk_md5_file(j->it[k].path, j->it[k].md5) != SK_OK) {
+        if (!j->it[k].md5[0] && sk_md5_file(j->it[k].path, j->it[k].md5) != SK_OK) {
             pthread_mutex_lock(&j->lock);
             if (!j->status) {
                 j->status = sk_errstatus();
