@@ -239,8 +239,43 @@ struct filter_job {
 
 #define FILTER_BLOCK 128
 
+/* One row of the image filtered along x: od with g (the masked,
+ * background-subtracted data), ov with g^2 (the variance). line_d and
+ * line_v hold w + 2r values. */
+__attribute__((optimize("O3")))
+static void filter_row_x(const struct filter_job *J, long y, float *restrict od, float *restrict ov,
+                         float *restrict line_d, float *restrict line_v)
+{
+    const sk_image *img = J->img;
+    long w = img->width;
+    int r = J->r;
+    for (long j = 0; j < r; j++) {
+        line_d[j] = line_v[j] = 0;
+        line_d[w + r + j] = line_v[w + r + j] = 0;
+    }
+    const float *restrict sci = img->sci + y * w, *restrict lev = J->bg->level + y * w;
+    const float *restrict var = J->var + y * w;
+    for (long x = 0; x < w; x++) {
+        float v = var[x];
+        line_d[x + r] = v > 0 ? sci[x] - lev[x] : 0.0f;
+        line_v[x + r] = v > 0 ? v : 0.0f;
+    }
+    for (long x = 0; x < w; x++)
+        od[x] = ov[x] = 0;
+    for (int j = 0; j <= 2 * r; j++) {
+        const float gj = J->gf[j], g2j = J->g2f[j];
+        const float *restrict pd = line_d + j, *restrict pv = line_v + j;
+        for (long x = 0; x < w; x++) {
+            od[x] += gj * pd[x];
+            ov[x] += g2j * pv[x];
+        }
+    }
+}
+
 /* Rows [begin, end) of the significance image: separable filtering of the
- * masked, background-subtracted data with g and of the variance with g^2. */
+ * masked, background-subtracted data with g and of the variance with g^2.
+ * The rows filtered along x go round a ring of 2r + 1 rows, so that each
+ * is filtered once and the working set stays in cache. */
 /* The inner loops are written for the vectoriser (tap-outer, pixel-inner,
  * restrict-qualified rows), hence -O3 here whatever the build's level. */
 __attribute__((optimize("O3")))
@@ -250,54 +285,22 @@ static int filter_range(long begin, long end, void *user)
     const sk_image *img = J->img;
     long w = img->width, h = img->height;
     int r = J->r;
+    long ring = 2 * r + 1;
     long y0 = begin - r < 0 ? 0 : begin - r;
     long y1 = end + r > h ? h : end + r;
-    long nrows = y1 - y0;
-    float *rd = malloc(sizeof(float) * (size_t)(nrows * w));
-    float *rv = malloc(sizeof(float) * (size_t)(nrows * w));
+    float *rd = malloc(sizeof(float) * (size_t)(ring * w));
+    float *rv = malloc(sizeof(float) * (size_t)(ring * w));
     float *line_d = malloc(sizeof(float) * (size_t)(w + 2 * r));
     float *line_v = malloc(sizeof(float) * (size_t)(w + 2 * r));
-    if (!rd || !rv || !line_d || !line_v) {
-        free(rd); free(rv); free(line_d); free(line_v);
-        return sk_error(SK_EIO, "detection: out of memory");
-    }
-    /* horizontal pass */
-    for (long y = y0; y < y1; y++) {
-        for (long j = 0; j < r; j++) {
-            line_d[j] = line_v[j] = 0;
-            line_d[w + r + j] = line_v[w + r + j] = 0;
-        }
-        for (long x = 0; x < w; x++) {
-            long i = y * w + x;
-            float v = J->var[i];
-            if (v > 0) {
-                line_d[x + r] = img->sci[i] - J->bg->level[i];
-                line_v[x + r] = v;
-            } else {
-                line_d[x + r] = 0;
-                line_v[x + r] = 0;
-            }
-        }
-        float *od = rd + (y - y0) * w, *ov = rv + (y - y0) * w;
-        for (long x = 0; x < w; x++)
-            od[x] = ov[x] = 0;
-        for (int j = 0; j <= 2 * r; j++) {
-            const float gj = J->gf[j], g2j = J->g2f[j];
-            const float *restrict pd = line_d + j, *restrict pv = line_v + j;
-            float *restrict odr = od, *restrict ovr = ov;
-            for (long x = 0; x < w; x++) {
-                odr[x] += gj * pd[x];
-                ovr[x] += g2j * pv[x];
-            }
-        }
-    }
-    /* vertical pass */
     float *sd = malloc(sizeof(float) * (size_t)w), *sv = malloc(sizeof(float) * (size_t)w);
-    if (!sd || !sv) {
-        free(sd); free(sv); free(rd); free(rv); free(line_d); free(line_v);
+    if (!rd || !rv || !line_d || !line_v || !sd || !sv) {
+        free(rd); free(rv); free(line_d); free(line_v); free(sd); free(sv);
         return sk_error(SK_EIO, "detection: out of memory");
     }
+    long next = y0;  /* next row to filter along x */
     for (long y = begin; y < end; y++) {
+        for (; next < y1 && next <= y + r; next++)
+            filter_row_x(J, next, rd + (next % ring) * w, rv + (next % ring) * w, line_d, line_v);
         for (long x = 0; x < w; x++)
             sd[x] = sv[x] = 0;
         for (int j = -r; j <= r; j++) {
@@ -305,7 +308,7 @@ static int filter_range(long begin, long end, void *user)
             if (yy < y0 || yy >= y1)
                 continue;
             const float gj = J->gf[j + r], g2j = J->g2f[j + r];
-            const float *restrict pd = rd + (yy - y0) * w, *restrict pv = rv + (yy - y0) * w;
+            const float *restrict pd = rd + (yy % ring) * w, *restrict pv = rv + (yy % ring) * w;
             float *restrict sdr = sd, *restrict svr = sv;
             for (long x = 0; x < w; x++) {
                 sdr[x] += gj * pd[x];

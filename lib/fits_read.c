@@ -1,5 +1,6 @@
 /* fits_read.c: reading images, their noise and mask planes and headers from FITS files with cfitsio. */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -259,6 +260,39 @@ static void hdu_label(fitsfile *fptr, char *label, size_t size)
     fits_clear_errmsg();
 }
 
+/* Check that the current HDU is a 2-D image whose data the file holds;
+ * its size in *width, *height and its label for messages. */
+static int current_plane_size(fitsfile *fptr, const char *path, long *width, long *height,
+                              char *label, size_t label_size)
+{
+    hdu_label(fptr, label, label_size);
+    if (!is_2d_image(fptr))
+        return sk_error(SK_EINPUT, "%s: %s is not a 2-D image", path, label);
+    int status = 0, naxis = 0;
+    long naxes[9] = {0};
+    fits_get_img_dim(fptr, &naxis, &status);
+    fits_get_img_size(fptr, naxis, naxes, &status);
+    *width = naxes[0];
+    *height = naxes[1];
+    return sk_fits_check_data_size(fptr, path, label);
+}
+
+/* Read pixels [first, first + n) (0-based, row by row) of the current 2-D
+ * HDU as `datatype` into buf; undefined integer pixels (BLANK) become NaN. */
+static int read_pixels(fitsfile *fptr, const char *path, const char *label, int datatype,
+                       LONGLONG first, LONGLONG n, void *buf)
+{
+    int status = 0, anynul = 0;
+    float nan_float = NAN;
+    double nan_double = NAN;
+    void *nulval = datatype == TFLOAT ? (void *)&nan_float : (void *)&nan_double;
+    if (fits_read_img(fptr, datatype, first + 1, n, nulval, buf, &anynul, &status) == 0)
+        return SK_OK;
+    char what[FLEN_VALUE + 32];
+    snprintf(what, sizeof what, "reading the pixels of %s", label);
+    return sk_fits_status_error(status, path, what);
+}
+
 /* Read the 2-D image of the current HDU as `datatype` (TFLOAT or TDOUBLE,
  * which holds every 32-bit integer exactly). Undefined integer pixels
  * (BLANK) become NaN. */
@@ -266,16 +300,9 @@ static int read_current_plane(fitsfile *fptr, const char *path, int datatype, vo
                               long *width, long *height)
 {
     char label[FLEN_VALUE + 8];
-    hdu_label(fptr, label, sizeof label);
+    long w = 0, h = 0;
     *pixels = NULL;
-    if (!is_2d_image(fptr))
-        return sk_error(SK_EINPUT, "%s: %s is not a 2-D image", path, label);
-    int status = 0, naxis = 0;
-    long naxes[9] = {0};
-    fits_get_img_dim(fptr, &naxis, &status);
-    fits_get_img_size(fptr, naxis, naxes, &status);
-    long w = naxes[0], h = naxes[1];
-    int rc = sk_fits_check_data_size(fptr, path, label);
+    int rc = current_plane_size(fptr, path, &w, &h, label, sizeof label);
     if (rc)
         return rc;
     size_t elsize = datatype == TFLOAT ? sizeof(float) : sizeof(double);
@@ -285,23 +312,45 @@ static int read_current_plane(fitsfile *fptr, const char *path, int datatype, vo
     void *buf = malloc(n * elsize);
     if (!buf)
         return sk_error(SK_EIO, "%s: %s: out of memory for %ld x %ld pixels", path, label, w, h);
-    long fpixel[9];
-    for (int k = 0; k < 9; k++)
-        fpixel[k] = 1;
-    int anynul = 0;
-    float nan_float = NAN;
-    double nan_double = NAN;
-    void *nulval = datatype == TFLOAT ? (void *)&nan_float : (void *)&nan_double;
-    if (fits_read_pix(fptr, datatype, fpixel, (LONGLONG)n, nulval, buf, &anynul, &status)) {
+    rc = read_pixels(fptr, path, label, datatype, 0, (LONGLONG)n, buf);
+    if (rc) {
         free(buf);
-        char what[FLEN_VALUE + 32];
-        snprintf(what, sizeof what, "reading the pixels of %s", label);
-        return sk_fits_status_error(status, path, what);
+        return rc;
     }
     *pixels = buf;
     *width = w;
     *height = h;
     return SK_OK;
+}
+
+/* Open `path` and move to `hdu` (NULL: `fallback_name` if the file has it,
+ * else the first 2-D image). */
+static int open_plane(const char *path, const char *hdu, const char *fallback_name, fitsfile **fptr)
+{
+    int rc = sk_fits_open_read(path, fptr);
+    if (rc)
+        return rc;
+    int status = 0;
+    if (!hdu && fallback_name && *fallback_name) {
+        if (fits_movnam_hdu(*fptr, ANY_HDU, (char *)fallback_name, 0, &status) == 0 && is_2d_image(*fptr))
+            hdu = fallback_name;
+        status = 0;
+        fits_clear_errmsg();
+    }
+    rc = sk_fits_goto_hdu(*fptr, path, hdu, 0);
+    if (rc) {
+        fits_close_file(*fptr, &status);
+        fits_clear_errmsg();
+        *fptr = NULL;
+    }
+    return rc;
+}
+
+static void close_plane(fitsfile *fptr)
+{
+    int status = 0;
+    fits_close_file(fptr, &status);
+    fits_clear_errmsg();
 }
 
 /* Open `path`, move to `hdu` (NULL: `fallback_name` if the file has it,
@@ -310,18 +359,10 @@ static int read_plane_at(const char *path, const char *hdu, const char *fallback
                          void **pixels, long *width, long *height, sk_header **header)
 {
     fitsfile *fptr;
-    int rc = sk_fits_open_read(path, &fptr);
+    int rc = open_plane(path, hdu, fallback_name, &fptr);
     if (rc)
         return rc;
-    int status = 0;
-    if (!hdu && fallback_name && *fallback_name) {
-        if (fits_movnam_hdu(fptr, ANY_HDU, (char *)fallback_name, 0, &status) == 0 && is_2d_image(fptr))
-            hdu = fallback_name;
-        status = 0;
-        fits_clear_errmsg();
-    }
-    rc = sk_fits_goto_hdu(fptr, path, hdu, 0);
-    if (!rc && header)
+    if (header)
         rc = sk_fits_current_header(fptr, path, header);
     if (!rc)
         rc = read_current_plane(fptr, path, datatype, pixels, width, height);
@@ -329,8 +370,7 @@ static int read_plane_at(const char *path, const char *hdu, const char *fallback
         sk_header_free(*header);
         *header = NULL;
     }
-    fits_close_file(fptr, &status);
-    fits_clear_errmsg();
+    close_plane(fptr);
     return rc;
 }
 
@@ -389,75 +429,98 @@ static void science_extname(const sk_header *h, int hdunum, char *name, size_t s
         name[0] = '\0';
 }
 
+/* The noise plane, read straight into img->weight and turned into weights
+ * there. */
 static int read_noise(sk_image *img, const char *path, const char *hdu, const char *sci_extname,
                       int kind)
 {
-    void *buf;
-    long w, h;
-    int rc = read_plane_at(path, hdu, sci_extname, TFLOAT, &buf, &w, &h, NULL);
+    fitsfile *fptr;
+    int rc = open_plane(path, hdu, sci_extname, &fptr);
     if (rc)
         return rc;
-    float *noise = buf;
-    if (w != img->width || h != img->height) {
-        free(noise);
-        return sk_error(SK_EINPUT, "%s: noise plane is %ld x %ld but the image %s is %ld x %ld",
-                        path, w, h, img->path, img->width, img->height);
-    }
+    char label[FLEN_VALUE + 8];
+    long w = 0, h = 0;
+    rc = current_plane_size(fptr, path, &w, &h, label, sizeof label);
+    if (!rc && (w != img->width || h != img->height))
+        rc = sk_error(SK_EINPUT, "%s: noise plane is %ld x %ld but the image %s is %ld x %ld",
+                      path, w, h, img->path, img->width, img->height);
     size_t n = (size_t)w * (size_t)h;
-    for (size_t i = 0; i < n; i++) {
-        float v = noise[i];
-        float wgt;
-        if (!isfinite(v)) {
-            wgt = 0.0f;
-        } else if (kind == SK_NOISE_WEIGHT) {
-            wgt = v > 0.0f ? v : 0.0f;
-        } else if (v < 0.0f) {
-            long x = (long)(i % (size_t)w), y = (long)(i / (size_t)w);
-            free(noise);
-            return sk_error(SK_EINPUT, "%s: negative %s %g at pixel (%ld, %ld) (1-based)", path,
-                            kind == SK_NOISE_VARIANCE ? "variance" : "rms", v, x + 1, y + 1);
-        } else if (v == 0.0f) {
-            wgt = 0.0f; /* no noise estimate: no data */
-        } else {
-            double var = kind == SK_NOISE_VARIANCE ? (double)v : (double)v * (double)v;
-            double inv = 1.0 / var;
-            wgt = inv < (double)HUGE_VALF && isfinite(inv) ? (float)inv : 0.0f;
+    if (!rc)
+        rc = read_pixels(fptr, path, label, TFLOAT, 0, (LONGLONG)n, img->weight);
+    close_plane(fptr);
+    if (rc)
+        return rc;
+    float *wgt = img->weight;
+    if (kind == SK_NOISE_WEIGHT) {
+        for (size_t i = 0; i < n; i++) {
+            float v = wgt[i];
+            wgt[i] = v > 0.0f && v <= FLT_MAX ? v : 0.0f;  /* NaN, inf, <= 0: no data */
         }
-        img->weight[i] = wgt;
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            float v = wgt[i];
+            float out;
+            if (!isfinite(v)) {
+                out = 0.0f;
+            } else if (v < 0.0f) {
+                long x = (long)(i % (size_t)w), y = (long)(i / (size_t)w);
+                return sk_error(SK_EINPUT, "%s: negative %s %g at pixel (%ld, %ld) (1-based)", path,
+                                kind == SK_NOISE_VARIANCE ? "variance" : "rms", v, x + 1, y + 1);
+            } else if (v == 0.0f) {
+                out = 0.0f; /* no noise estimate: no data */
+            } else {
+                double var = kind == SK_NOISE_VARIANCE ? (double)v : (double)v * (double)v;
+                double inv = 1.0 / var;
+                out = inv < (double)HUGE_VALF && isfinite(inv) ? (float)inv : 0.0f;
+            }
+            wgt[i] = out;
+        }
     }
-    free(noise);
     img->weight_is_relative = 0;
     return SK_OK;
 }
 
+/* The mask plane, read in pieces (as double: every integer type fits) and
+ * merged into img->flags (flag bits) or turned into BAD pixels of weight 0
+ * (any non-zero value). */
 static int read_mask(sk_image *img, const char *path, const char *hdu, const char *sci_extname,
                      int is_flags)
 {
-    void *buf;
-    long w, h;
-    int rc = read_plane_at(path, hdu, sci_extname, TDOUBLE, &buf, &w, &h, NULL);
+    fitsfile *fptr;
+    int rc = open_plane(path, hdu, sci_extname, &fptr);
     if (rc)
         return rc;
-    double *mask = buf;
-    if (w != img->width || h != img->height) {
-        free(mask);
-        return sk_error(SK_EINPUT, "%s: mask is %ld x %ld but the image %s is %ld x %ld", path, w,
-                        h, img->path, img->width, img->height);
-    }
+    char label[FLEN_VALUE + 8];
+    long w = 0, h = 0;
+    rc = current_plane_size(fptr, path, &w, &h, label, sizeof label);
+    if (!rc && (w != img->width || h != img->height))
+        rc = sk_error(SK_EINPUT, "%s: mask is %ld x %ld but the image %s is %ld x %ld", path, w,
+                      h, img->path, img->width, img->height);
+    enum { CHUNK = 1 << 15 };
+    double *mask = rc ? NULL : malloc(sizeof *mask * CHUNK);
+    if (!rc && !mask)
+        rc = sk_error(SK_EIO, "%s: out of memory", path);
     size_t n = (size_t)w * (size_t)h;
-    for (size_t i = 0; i < n; i++) {
-        if (is_flags) {
-            if (isfinite(mask[i]) && mask[i] >= 0)
-                img->flags[i] |= (uint16_t)((uint64_t)mask[i] & 0xffff);
-            else
-                img->flags[i] |= SK_FLAG_BAD;
-        } else if (mask[i] != 0) { /* NaN is non-zero too */
-            img->flags[i] |= SK_FLAG_BAD;
-            img->weight[i] = 0.0f;
+    for (size_t start = 0; !rc && start < n; start += CHUNK) {
+        size_t m = n - start < CHUNK ? n - start : CHUNK;
+        rc = read_pixels(fptr, path, label, TDOUBLE, (LONGLONG)start, (LONGLONG)m, mask);
+        uint16_t *fl = img->flags + start;
+        float *wgt = img->weight + start;
+        for (size_t i = 0; !rc && i < m; i++) {
+            if (is_flags) {
+                if (isfinite(mask[i]) && mask[i] >= 0)
+                    fl[i] |= (uint16_t)((uint64_t)mask[i] & 0xffff);
+                else
+                    fl[i] |= SK_FLAG_BAD;
+            } else if (mask[i] != 0) { /* NaN is non-zero too */
+                fl[i] |= SK_FLAG_BAD;
+                wgt[i] = 0.0f;
+            }
         }
     }
     free(mask);
-    return SK_OK;
+    close_plane(fptr);
+    return rc;
 }
 
 static int read_image(const char *path, const sk_read_opts *o, sk_image **out)

@@ -11,14 +11,16 @@
 
 /* ---- exact overlap of a circle and a rectangle ---- */
 
+/* Area between a chord of the circle and its arc: with s the half chord
+ * over r and theta = 2 asin(s), r^2 (theta - sin theta) / 2 =
+ * r^2 (asin(s) - s sqrt(1 - s^2)). */
 static double area_arc(double x1, double y1, double x2, double y2, double r)
 {
     double a = sqrt((x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1));
     double s = 0.5 * a / r;
     if (s > 1)
         s = 1;
-    double theta = 2.0 * asin(s);
-    return 0.5 * r * r * (theta - sin(theta));
+    return r * r * (asin(s) - s * sqrt(1.0 - s * s));
 }
 
 static double area_triangle(double x1, double y1, double x2, double y2, double x3, double y3)
@@ -146,13 +148,21 @@ static inline pixval fetch(const mctx *M, long self, double xc, double yc, long 
 typedef struct {
     float val, var;
     uint8_t present, flags;   /* flags: SK_SRC_NEIGHBOURS / SK_SRC_TRUNCATED */
+    uint8_t flagged;          /* the image pixel has flags other than SATURATED */
 } stamp_px;
 
 typedef struct {
-    long x0, y0, w, h;
+    long x0, y0, w, h, r;     /* a disc of radius r about (x0 + r, y0 + r) */
     double xm, ym;            /* mirror centre */
     stamp_px *px;
     size_t cap;
+    /* per stamp row, running sums over the pixels before column i
+       (w + 1 per row): value, variance and count of the present pixels,
+       and counts of pixels with each flag */
+    double *cum_val, *cum_var;
+    int32_t *cum_n, *cum_nb, *cum_tr, *cum_fl;
+    size_t cum_cap;
+    int cum_ready;
 } stamp;
 
 static int stamp_fill(stamp *S, const mctx *M, long self, double xm, double ym, double radius)
@@ -160,9 +170,11 @@ static int stamp_fill(stamp *S, const mctx *M, long self, double xm, double ym, 
     long r = (long)ceil(radius) + 1;
     S->xm = xm;
     S->ym = ym;
+    S->r = r;
     S->x0 = lround(xm) - r;
     S->y0 = lround(ym) - r;
     S->w = S->h = 2 * r + 1;
+    S->cum_ready = 0;
     size_t need = (size_t)(S->w * S->h);
     if (need > S->cap) {
         stamp_px *n = realloc(S->px, sizeof *n * need);
@@ -173,22 +185,94 @@ static int stamp_fill(stamp *S, const mctx *M, long self, double xm, double ym, 
         S->px = n;
         S->cap = need;
     }
+    const long w = M->img->width, h = M->img->height;
+    const float *restrict sci = M->img->sci, *restrict level = M->bg->level, *restrict var = M->var;
+    const int32_t *restrict seg = M->det->segmap;
+    const uint16_t *restrict imflags = M->img->flags;
+    const int32_t me = (int32_t)(self + 1);
     /* only the disc of the radius: corners are fetched if ever needed */
-    double rr = (double)r * (double)r;
-    for (long j = 0; j < S->h; j++)
-        for (long i = 0; i < S->w; i++) {
-            stamp_px *q = &S->px[j * S->w + i];
-            double dx = (double)(i - r), dy = (double)(j - r);
-            if (dx * dx + dy * dy > rr) {
-                q->present = 2;  /* not filled */
-                continue;
+    for (long j = 0; j < S->h; j++) {
+        stamp_px *row = S->px + j * S->w;
+        long dy = j - r, y = S->y0 + j;
+        long half = (long)floor(sqrt((double)(r * r - dy * dy)));
+        for (long i = 0; i < r - half; i++)
+            row[i].present = 2;  /* not filled */
+        for (long i = r + half + 1; i < S->w; i++)
+            row[i].present = 2;
+        for (long i = r - half; i <= r + half; i++) {
+            stamp_px *q = &row[i];
+            long x = S->x0 + i;
+            if (x >= 0 && y >= 0 && x < w && y < h) {
+                long k = y * w + x;
+                q->flagged = (imflags[k] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)) != 0;
+                if (var[k] > 0 && (seg[k] == 0 || seg[k] == me)) {
+                    q->val = sci[k] - level[k];
+                    q->var = var[k];
+                    q->present = 1;
+                    q->flags = 0;
+                    continue;
+                }
+            } else {
+                q->flagged = 0;
             }
-            pixval pv = fetch(M, self, xm, ym, S->x0 + i, S->y0 + j);
+            pixval pv = fetch(M, self, xm, ym, x, y);
             q->val = (float)pv.val;
             q->var = (float)pv.var;
             q->present = (uint8_t)pv.present;
             q->flags = (uint8_t)pv.flags;
         }
+    }
+    return 1;
+}
+
+/* The per-row running sums of the stamp (for the apertures). */
+static int stamp_cumulate(stamp *S)
+{
+    if (S->cum_ready)
+        return 1;
+    size_t need = (size_t)((S->w + 1) * S->h);
+    if (need > S->cum_cap) {
+        double *a = realloc(S->cum_val, sizeof *a * 2 * need);
+        if (a)
+            S->cum_val = a;
+        int32_t *b = a ? realloc(S->cum_n, sizeof *b * 4 * need) : NULL;
+        if (!b)
+            return 0;
+        S->cum_n = b;
+        S->cum_cap = need;
+    }
+    S->cum_var = S->cum_val + S->cum_cap;
+    S->cum_nb = S->cum_n + S->cum_cap;
+    S->cum_tr = S->cum_n + 2 * S->cum_cap;
+    S->cum_fl = S->cum_n + 3 * S->cum_cap;
+    for (long j = 0; j < S->h; j++) {
+        const stamp_px *row = S->px + j * S->w;
+        size_t o = (size_t)(j * (S->w + 1));
+        double sv = 0, sr = 0;
+        int32_t n = 0, nb = 0, tr = 0, fl = 0;
+        for (long i = 0; i <= S->w; i++) {
+            S->cum_val[o + i] = sv;
+            S->cum_var[o + i] = sr;
+            S->cum_n[o + i] = n;
+            S->cum_nb[o + i] = nb;
+            S->cum_tr[o + i] = tr;
+            S->cum_fl[o + i] = fl;
+            if (i == S->w)
+                break;
+            const stamp_px *q = &row[i];
+            if (q->present == 1) {
+                sv += q->val;
+                sr += q->var;
+                n++;
+            }
+            if (q->present != 2) {
+                nb += (q->flags & SK_SRC_NEIGHBOURS) != 0;
+                tr += (q->flags & SK_SRC_TRUNCATED) != 0;
+                fl += q->flagged;
+            }
+        }
+    }
+    S->cum_ready = 1;
     return 1;
 }
 
@@ -475,18 +559,32 @@ static void measure_one(const mctx *M, long k, stamp *stp)
     if (!p->shape_only) {
         int nr = naper + 1;
         double af[nr], av[nr], aa[nr];
+        int same_as[nr];  /* an earlier aperture of the same radius, or -1 */
         const double *rad = M->radii;
         double rmax = 0;
         for (int a = 0; a < nr; a++) {
             af[a] = av[a] = aa[a] = 0;
             if (rad[a] > rmax)
                 rmax = rad[a];
+            same_as[a] = -1;
+            for (int b = 0; b < a && same_as[a] < 0; b++)
+                if (rad[b] == rad[a])
+                    same_as[a] = b;
         }
         double r2a[nr];
         for (int a = 0; a < nr; a++)
             r2a[a] = rad[a] * rad[a];
         double rmax2 = rmax * rmax;
         long ya = (long)floor(yc - rmax - 0.5), yb = (long)ceil(yc + rmax + 0.5);
+        /* Inside the stamp's disc: per row and aperture, the pixels wholly
+           inside come from the stamp's running sums and only those the
+           circle crosses are computed one by one; elsewhere pixel by
+           pixel. */
+        int by_rows = stp->w > 0 &&
+                      hypot(xc - (double)(stp->x0 + stp->r), yc - (double)(stp->y0 + stp->r)) + rmax + 0.75 <=
+                          (double)stp->r &&
+                      stamp_cumulate(stp);
+        int flagged_snr = 0;  /* the SNR aperture covers flagged image pixels */
         for (long y = ya; y <= yb; y++) {
             double ry0 = (double)y - 0.5 - yc, ry1 = ry0 + 1;
             double ny = ry0 > 0 ? ry0 : (ry1 < 0 ? ry1 : 0);
@@ -494,6 +592,66 @@ static void measure_one(const mctx *M, long k, stamp *stp)
             double rest = rmax2 - ny * ny;
             if (rest <= 0)
                 continue;
+            if (by_rows) {
+                long j = y - stp->y0;
+                const stamp_px *row = stp->px + j * stp->w;
+                size_t o = (size_t)(j * (stp->w + 1));
+                for (int a = 0; a < nr; a++) {
+                    if (same_as[a] >= 0)
+                        continue;
+                    double near = r2a[a] - ny * ny;
+                    if (near <= 0)
+                        continue;
+                    /* pixels touched: |x - xc| - 1/2 < sqrt(near); wholly
+                       inside: |x - xc| + 1/2 <= sqrt(r^2 - fy^2) */
+                    double hn = sqrt(near), far = r2a[a] - fy * fy;
+                    long xt0 = (long)floor(xc - 0.5 - hn) + 1, xt1 = (long)ceil(xc + 0.5 + hn) - 1;
+                    long xi0 = xt1 + 1, xi1 = xt1;
+                    if (far > 0) {
+                        double hf = sqrt(far);
+                        xi0 = (long)ceil(xc + 0.5 - hf);
+                        xi1 = (long)floor(xc - 0.5 + hf);
+                        if (xi0 < xt0)
+                            xi0 = xt0;
+                        if (xi1 > xt1)
+                            xi1 = xt1;
+                        if (xi1 < xi0)
+                            xi0 = xt1 + 1, xi1 = xt1;
+                    }
+                    if (xi1 >= xi0) {
+                        size_t i0 = o + (size_t)(xi0 - stp->x0), i1 = o + (size_t)(xi1 + 1 - stp->x0);
+                        af[a] += stp->cum_val[i1] - stp->cum_val[i0];
+                        av[a] += stp->cum_var[i1] - stp->cum_var[i0];
+                        aa[a] += stp->cum_n[i1] - stp->cum_n[i0];
+                        if (stp->cum_nb[i1] > stp->cum_nb[i0])
+                            flags |= SK_SRC_NEIGHBOURS;
+                        if (stp->cum_tr[i1] > stp->cum_tr[i0])
+                            flags |= SK_SRC_TRUNCATED;
+                        if (a == naper && stp->cum_fl[i1] > stp->cum_fl[i0])
+                            flagged_snr = 1;
+                    }
+                    for (long x = xt0; x <= xt1; x++) {
+                        if (x == xi0 && xi1 >= xi0)
+                            x = xi1 + 1;
+                        if (x > xt1)
+                            break;
+                        double rx0 = (double)x - 0.5 - xc;
+                        double f = sk_circle_rect_overlap(rx0, ry0, rx0 + 1, ry1, rad[a]);
+                        if (f <= 0)
+                            continue;
+                        const stamp_px *q = &row[x - stp->x0];
+                        flags |= q->flags;
+                        if (a == naper && q->flagged)
+                            flagged_snr = 1;
+                        if (q->present != 1)
+                            continue;
+                        af[a] += f * q->val;
+                        av[a] += f * f * q->var;
+                        aa[a] += f;
+                    }
+                }
+                continue;
+            }
             /* pixels of this row that can touch the largest circle */
             double half = sqrt(rest) + 0.5;
             long xa = (long)floor(xc - half), xb = (long)ceil(xc + half);
@@ -507,6 +665,8 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                 pixval pv = sget(stp, M, self, x, y);
                 int in_image = x >= 0 && y >= 0 && x < w && y < h;
                 for (int a = 0; a < nr; a++) {
+                    if (same_as[a] >= 0)
+                        continue;
                     double f;
                     if (dmax2 <= r2a[a])
                         f = 1;
@@ -517,8 +677,9 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                     if (f <= 0)
                         continue;
                     flags |= pv.flags;
-                    if (a == naper && in_image && (img->flags[y * w + x] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)))
-                        flags |= SK_SRC_FLAGGED;
+                    if (a == naper && in_image &&
+                        (img->flags[y * w + x] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)))
+                        flagged_snr = 1;
                     if (!pv.present)
                         continue;
                     af[a] += f * pv.val;
@@ -527,7 +688,32 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                 }
             }
         }
+        if (same_as[naper] >= 0 && !flagged_snr) {
+            /* the SNR aperture is one of the others: its flagged pixels */
+            double r2 = r2a[naper];
+            for (long y = ya; y <= yb && !flagged_snr; y++)
+                for (long x = (long)floor(xc - rad[naper] - 0.5); x <= (long)ceil(xc + rad[naper] + 0.5); x++) {
+                    if (x < 0 || y < 0 || x >= w || y >= h)
+                        continue;
+                    double rx0 = (double)x - 0.5 - xc, ry0 = (double)y - 0.5 - yc;
+                    double nx = rx0 > 0 ? rx0 : (rx0 + 1 < 0 ? rx0 + 1 : 0);
+                    double ny = ry0 > 0 ? ry0 : (ry0 + 1 < 0 ? ry0 + 1 : 0);
+                    if (nx * nx + ny * ny < r2 &&
+                        (img->flags[y * w + x] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)) &&
+                        sk_circle_rect_overlap(rx0, ry0, rx0 + 1, ry0 + 1, rad[naper]) > 0) {
+                        flagged_snr = 1;
+                        break;
+                    }
+                }
+        }
+        if (flagged_snr)
+            flags |= SK_SRC_FLAGGED;
         for (int a = 0; a < nr; a++) {
+            if (same_as[a] >= 0) {
+                af[a] = af[same_as[a]];
+                av[a] = av[same_as[a]];
+                aa[a] = aa[same_as[a]];
+            }
             double e = sqrt(av[a] + aa[a] * aa[a] * lerr * lerr + (gain > 0 && af[a] > 0 ? af[a] / gain : 0));
             if (a < naper) {
                 s->flux_aper[a] = af[a];
@@ -608,10 +794,13 @@ static void measure_one(const mctx *M, long k, stamp *stp)
 
 static int measure_range(long begin, long end, void *user)
 {
-    stamp S = { 0, 0, 0, 0, 0, 0, NULL, 0 };
+    stamp S;
+    memset(&S, 0, sizeof S);
     for (long k = begin; k < end; k++)
         measure_one(user, k, &S);
     free(S.px);
+    free(S.cum_val);
+    free(S.cum_n);
     return SK_OK;
 }
 
