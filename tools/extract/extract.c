@@ -292,6 +292,12 @@ static int run_and_write(const ctx *C, const sk_image *img, const char *image_pa
     in[0] = (sk_input_file){image_id, image_path, NULL};
     for (int i = 0; i < C->calib.nrefcat; i++)
         in[1 + i] = (sk_input_file){NULL, C->calib.refcat[i], NULL};
+    /* each input's md5 once, for all the sidecars (the image is large) */
+    char in_md5[1 + C->calib.nrefcat][33];
+    for (int i = 0; i < 1 + C->calib.nrefcat && !rc; i++) {
+        rc = sk_md5_file(in[i].path, in_md5[i]);
+        in[i].md5 = in_md5[i];
+    }
     rc = rc ? rc : sk_fits_write_table(P->src, t);
     rc = rc ? rc : sk_sidecar_write(P->src, "source_list", prov, in, 1 + C->calib.nrefcat);
     rc = rc ? rc : sk_background_write(P->bkg, r->background, C->o->full_background, r->fwhm_px);
