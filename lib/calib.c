@@ -100,10 +100,35 @@ void sk_calib_free(sk_calib *c)
     free(c);
 }
 
-static int cmp_float(const void *a, const void *b)
+/* k-th smallest of v[0..n-1] (v is reordered): the value a full sort
+ * would put at index k, in linear time. */
+static float kth_smallest(float *v, long n, long k)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+    long lo = 0, hi = n - 1;
+    while (hi > lo) {
+        float pivot = v[lo + (hi - lo) / 2];
+        long i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return v[k];
 }
 
 /* Median noise per usable pixel (ADU). */
@@ -117,10 +142,8 @@ static double median_sigma(const float *var, long n)
         if (var[i] > 0)
             v[m++] = sqrtf(var[i]);
     double s = NAN;
-    if (m) {
-        qsort(v, (size_t)m, sizeof *v, cmp_float);
-        s = v[m / 2];
-    }
+    if (m)
+        s = kth_smallest(v, m, m / 2);
     free(v);
     return s;
 }
