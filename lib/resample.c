@@ -259,14 +259,17 @@ static inline v4sf load4(const float *p)
 static inline float conv(int taps, const float *wx, const float *wy, const float *base, long stride)
 {
     if (taps == 6) {
-        v4sf lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
-        for (int r = 0; r < 6; r++) {
-            v4sf w = {wy[r], wy[r], wy[r], wy[r]};
-            const float *row = base + r * stride;
-            lo += w * load4(row);
-            hi += w * load4(row + 4);
-        }
-        v4sf s = lo * load4(wx) + hi * load4(wx + 4);
+        /* two chains of three rows each, to keep the adds in flight */
+        v4sf w0 = {wy[0], wy[0], wy[0], wy[0]}, w1 = {wy[1], wy[1], wy[1], wy[1]};
+        v4sf w2 = {wy[2], wy[2], wy[2], wy[2]}, w3 = {wy[3], wy[3], wy[3], wy[3]};
+        v4sf w4 = {wy[4], wy[4], wy[4], wy[4]}, w5 = {wy[5], wy[5], wy[5], wy[5]};
+        const float *r0 = base, *r1 = base + stride, *r2 = base + 2 * stride;
+        const float *r3 = base + 3 * stride, *r4 = base + 4 * stride, *r5 = base + 5 * stride;
+        v4sf loa = w0 * load4(r0) + w2 * load4(r2) + w4 * load4(r4);
+        v4sf lob = w1 * load4(r1) + w3 * load4(r3) + w5 * load4(r5);
+        v4sf hia = w0 * load4(r0 + 4) + w2 * load4(r2 + 4) + w4 * load4(r4 + 4);
+        v4sf hib = w1 * load4(r1 + 4) + w3 * load4(r3 + 4) + w5 * load4(r5 + 4);
+        v4sf s = (loa + lob) * load4(wx) + (hia + hib) * load4(wx + 4);
         return (s[0] + s[1]) + (s[2] + s[3]);
     }
     if (taps == 4) {
