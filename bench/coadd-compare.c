@@ -1,7 +1,7 @@
 /* coadd-compare.c: star fluxes on two coadds of the same grid (skystack's
  * and SWarp's): aperture sums at the true positions of isolated,
- * unsaturated imsim stars without a bright neighbour, and the median
- * ratio between the coadds.
+ * unsaturated imsim stars without a bright neighbour, each less its local
+ * background (annulus median), and the median ratio between the coadds.
  * Built and run by bench/coadd.
  * Usage: coadd-compare SKYSTACK.fits SWARP.fits TRUTH.fits RADIUS_PX */
 #include <math.h>
@@ -15,21 +15,33 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Sum within radius r of (x0, y0), less the median of the annulus
+ * [1.5 r, 2.5 r) times the aperture's pixel count (each coadd's own
+ * residual background). */
 static double aperture(const float *v, long w, long h, double x0, double y0, double r, int *ok)
 {
-    double s = 0;
+    double s = 0, ann[4096];
+    long npix = 0, nann = 0;
     *ok = 1;
-    for (long y = (long)floor(y0 - r); y <= (long)ceil(y0 + r); y++)
-        for (long x = (long)floor(x0 - r); x <= (long)ceil(x0 + r); x++) {
-            if ((x - x0) * (x - x0) + (y - y0) * (y - y0) > r * r)
+    double ro = 2.5 * r;
+    for (long y = (long)floor(y0 - ro); y <= (long)ceil(y0 + ro); y++)
+        for (long x = (long)floor(x0 - ro); x <= (long)ceil(x0 + ro); x++) {
+            double d2 = (x - x0) * (x - x0) + (y - y0) * (y - y0);
+            if (d2 >= ro * ro)
                 continue;
             if (x < 0 || y < 0 || x >= w || y >= h || !isfinite(v[y * w + x]) || v[y * w + x] == 0.0f) {
                 *ok = 0;
                 return 0;
             }
-            s += v[y * w + x];
+            if (d2 <= r * r) {
+                s += v[y * w + x];
+                npix++;
+            } else if (d2 >= 2.25 * r * r && nann < 4096) {
+                ann[nann++] = v[y * w + x];
+            }
         }
-    return s;
+    qsort(ann, (size_t)nann, sizeof *ann, cmp);
+    return s - (nann ? ann[nann / 2] : 0.0) * (double)npix;
 }
 
 int main(int argc, char **argv)
