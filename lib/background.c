@@ -89,21 +89,23 @@ static double clip_std_factor(double k)
  * (values outside count below or above), interpolated linearly inside the
  * bin that holds it: within (hi - lo) / MEDIAN_BINS of the exact median,
  * 0.0025 sigma for the range of +-5 sigma used here, in one pass. `hist`
- * holds MEDIAN_BINS counts. */
+ * holds MEDIAN_BINS + 2 counts. */
 static double hist_median(const float *r, long n, double lo, double hi, uint32_t *hist)
 {
     if (!(hi > lo))
         return lo;
-    memset(hist, 0, sizeof *hist * MEDIAN_BINS);
+    /* slot 0 counts the values below lo, slots 1..MEDIAN_BINS the bins,
+       slot MEDIAN_BINS + 1 those above hi (no branch per value) */
+    memset(hist, 0, sizeof *hist * (MEDIAN_BINS + 2));
     double scale = MEDIAN_BINS / (hi - lo);
-    long below = 0;
     for (long i = 0; i < n; i++) {
-        double b = (r[i] - lo) * scale;
-        if (b < 0)
-            below++;
-        else if (b < MEDIAN_BINS)
-            hist[(long)b]++;
+        double t = (r[i] - lo) * scale + 1.0;
+        t = t > 0 ? t : 0;
+        t = t < MEDIAN_BINS + 1 ? t : MEDIAN_BINS + 1;
+        hist[(long)t]++;
     }
+    long below = hist[0];
+    hist++;
     double half = 0.5 * (double)n, cum = (double)below;
     if (cum >= half)
         return lo;
@@ -163,17 +165,30 @@ static int cell_stats(float *v, float *dx, float *dy, long n, double clip_sigma,
             cy = (r2 * m11 - r1 * m12) / det;
             dof = 3;
         }
-        double s = 0;
-        for (long i = 0; i < n; i++) {
+        /* (four partial sums: independent chains of additions) */
+        double sa[4] = { 0, 0, 0, 0 };
+        long i = 0;
+        for (; i + 4 <= n; i += 4)
+            for (int k = 0; k < 4; k++) {
+                r[i + k] = (float)(v[i + k] - bx * dx[i + k] - cy * dy[i + k]);
+                sa[k] += r[i + k];
+            }
+        for (; i < n; i++) {
             r[i] = (float)(v[i] - bx * dx[i] - cy * dy[i]);
-            s += r[i];
+            sa[0] += r[i];
         }
-        mean = s / (double)n;
-        double s2 = 0;
-        for (long i = 0; i < n; i++) {
+        mean = (sa[0] + sa[1] + sa[2] + sa[3]) / (double)n;
+        double sd[4] = { 0, 0, 0, 0 };
+        for (i = 0; i + 4 <= n; i += 4)
+            for (int k = 0; k < 4; k++) {
+                double d = r[i + k] - mean;
+                sd[k] += d * d;
+            }
+        for (; i < n; i++) {
             double d = r[i] - mean;
-            s2 += d * d;
+            sd[0] += d * d;
         }
+        double s2 = sd[0] + sd[1] + sd[2] + sd[3];
         sig = sqrt(s2 / (double)(n - dof));
         if (clipped)
             sig /= factor;
@@ -182,13 +197,13 @@ static int cell_stats(float *v, float *dx, float *dy, long n, double clip_sigma,
             break;
         double lo = med - clip_sigma * sig, hi = med + clip_sigma * sig;
         long m = 0;
-        for (long i = 0; i < n; i++)
-            if (r[i] >= lo && r[i] <= hi) {
-                v[m] = v[i];
-                dx[m] = dx[i];
-                dy[m] = dy[i];
-                m++;
-            }
+        for (long j = 0; j < n; j++) {
+            /* (written whatever, kept when inside: no branch per value) */
+            v[m] = v[j];
+            dx[m] = dx[j];
+            dy[m] = dy[j];
+            m += r[j] >= lo && r[j] <= hi;
+        }
         if (m == n)
             break;
         /* fewer than 1 in 2000 values clipped: one last pass on the
@@ -227,8 +242,8 @@ static int cell_range(long begin, long end, void *user)
     sk_background *bg = J->bg;
     int mesh = bg->mesh_px;
     size_t cap = (size_t)mesh * (size_t)mesh;
-    float *buf = malloc(sizeof *buf * cap * 4);
-    uint32_t *bw = malloc(sizeof *bw * MEDIAN_BINS);
+    float *buf = malloc(sizeof *buf * (cap * 4 + 1));
+    uint32_t *bw = malloc(sizeof *bw * (MEDIAN_BINS + 2));
     if (!buf || !bw) {
         free(buf);
         free(bw);
@@ -247,13 +262,14 @@ static int cell_range(long begin, long end, void *user)
             const float *w = img->weight + y * img->width;
             const uint16_t *f = img->flags + y * img->width;
             const uint8_t *mk = J->mask ? J->mask + y * img->width : NULL;
-            for (long x = x0; x < x1; x += step)
-                if (w[x] > 0 && f[x] == 0 && isfinite(s[x]) && !(mk && mk[x])) {
-                    buf[n] = s[x];
-                    bdx[n] = (float)((double)x - xc);
-                    bdy[n] = (float)((double)y - yc);
-                    n++;
-                }
+            float fy = (float)((double)y - yc);
+            for (long x = x0; x < x1; x += step) {
+                /* (written whatever, kept when usable: no branch per pixel) */
+                buf[n] = s[x];
+                bdx[n] = (float)((double)x - xc);
+                bdy[n] = fy;
+                n += w[x] > 0 && f[x] == 0 && isfinite(s[x]) && !(mk && mk[x]);
+            }
         }
         long area = ((x1 - x0 + step - 1) / step) * ((y1 - y0 + step - 1) / step);
         double level = 0, sigma = 0, level_err = 0;

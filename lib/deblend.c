@@ -64,6 +64,24 @@ static int cmp_long(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Sort v[0..n-1] ascending: insertion sort for the many small segments,
+ * qsort beyond. */
+static void sort_longs(long *v, long n)
+{
+    if (n > 256) {
+        qsort(v, (size_t)n, sizeof *v, cmp_long);
+        return;
+    }
+    for (long i = 1; i < n; i++) {
+        long x = v[i], j = i - 1;
+        while (j >= 0 && v[j] > x) {
+            v[j + 1] = v[j];
+            j--;
+        }
+        v[j + 1] = x;
+    }
+}
+
 static void free_comps(comp_t *c, long n)
 {
     for (long i = 0; i < n; i++)
@@ -241,7 +259,7 @@ int sk_deblend_segment(const long *pix, long n, const float *val, long width, lo
         return sk_error(SK_EIO, "deblending: out of memory");
     memcpy(sorted, pix, sizeof *sorted * (size_t)n);
     /* pixels arrive in flood-fill order; deblending wants raster order */
-    qsort(sorted, (size_t)n, sizeof *sorted, cmp_long);
+    sort_longs(sorted, n);
     for (long k = 0; k < n; k++) {
         double v = val[sorted[k]];
         C.total_flux += v;

@@ -96,6 +96,7 @@ typedef struct {
     sk_source *out;
     double *aper_flux, *aper_err; /* n*naper each */
     double *radii;   /* naper radii, then the SNR radius */
+    const long *order; /* the order in which to measure them (cache locality) */
 } mctx;
 
 typedef struct {
@@ -148,7 +149,6 @@ static inline pixval fetch(const mctx *M, long self, double xc, double yc, long 
 typedef struct {
     float val, var;
     uint8_t present, flags;   /* flags: SK_SRC_NEIGHBOURS / SK_SRC_TRUNCATED */
-    uint8_t flagged;          /* the image pixel has flags other than SATURATED */
 } stamp_px;
 
 typedef struct {
@@ -158,12 +158,16 @@ typedef struct {
     size_t cap;
     /* per stamp row, running sums over the pixels before column i
        (w + 1 per row): value, variance and count of the present pixels,
-       and counts of pixels with each flag */
+       and the counts of pixels with SK_SRC_NEIGHBOURS and with
+       SK_SRC_TRUNCATED (packed: CUM_NB + CUM_TR * count) */
     double *cum_val, *cum_var;
-    int32_t *cum_n, *cum_nb, *cum_tr, *cum_fl;
+    int64_t *cum_n, *cum_fl;
     size_t cum_cap;
     int cum_ready;
 } stamp;
+
+#define CUM_NB 1
+#define CUM_TR ((int64_t)1 << 32)
 
 static int stamp_fill(stamp *S, const mctx *M, long self, double xm, double ym, double radius)
 {
@@ -188,7 +192,6 @@ static int stamp_fill(stamp *S, const mctx *M, long self, double xm, double ym, 
     const long w = M->img->width, h = M->img->height;
     const float *restrict sci = M->img->sci, *restrict level = M->bg->level, *restrict var = M->var;
     const int32_t *restrict seg = M->det->segmap;
-    const uint16_t *restrict imflags = M->img->flags;
     const int32_t me = (int32_t)(self + 1);
     /* only the disc of the radius: corners are fetched if ever needed */
     for (long j = 0; j < S->h; j++) {
@@ -204,7 +207,6 @@ static int stamp_fill(stamp *S, const mctx *M, long self, double xm, double ym, 
             long x = S->x0 + i;
             if (x >= 0 && y >= 0 && x < w && y < h) {
                 long k = y * w + x;
-                q->flagged = (imflags[k] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)) != 0;
                 if (var[k] > 0 && (seg[k] == 0 || seg[k] == me)) {
                     q->val = sci[k] - level[k];
                     q->var = var[k];
@@ -212,8 +214,6 @@ static int stamp_fill(stamp *S, const mctx *M, long self, double xm, double ym, 
                     q->flags = 0;
                     continue;
                 }
-            } else {
-                q->flagged = 0;
             }
             pixval pv = fetch(M, self, xm, ym, x, y);
             q->val = (float)pv.val;
@@ -235,41 +235,36 @@ static int stamp_cumulate(stamp *S)
         double *a = realloc(S->cum_val, sizeof *a * 2 * need);
         if (a)
             S->cum_val = a;
-        int32_t *b = a ? realloc(S->cum_n, sizeof *b * 4 * need) : NULL;
+        int64_t *b = a ? realloc(S->cum_n, sizeof *b * 2 * need) : NULL;
         if (!b)
             return 0;
         S->cum_n = b;
         S->cum_cap = need;
     }
     S->cum_var = S->cum_val + S->cum_cap;
-    S->cum_nb = S->cum_n + S->cum_cap;
-    S->cum_tr = S->cum_n + 2 * S->cum_cap;
-    S->cum_fl = S->cum_n + 3 * S->cum_cap;
+    S->cum_fl = S->cum_n + S->cum_cap;
     for (long j = 0; j < S->h; j++) {
         const stamp_px *row = S->px + j * S->w;
         size_t o = (size_t)(j * (S->w + 1));
+        double *cv = S->cum_val + o, *cr = S->cum_var + o;
+        int64_t *cn = S->cum_n + o, *cf = S->cum_fl + o;
         double sv = 0, sr = 0;
-        int32_t n = 0, nb = 0, tr = 0, fl = 0;
-        for (long i = 0; i <= S->w; i++) {
-            S->cum_val[o + i] = sv;
-            S->cum_var[o + i] = sr;
-            S->cum_n[o + i] = n;
-            S->cum_nb[o + i] = nb;
-            S->cum_tr[o + i] = tr;
-            S->cum_fl[o + i] = fl;
-            if (i == S->w)
-                break;
+        int64_t n = 0, fl = 0;
+        cv[0] = cr[0] = 0;
+        cn[0] = cf[0] = 0;
+        for (long i = 0; i < S->w; i++) {
             const stamp_px *q = &row[i];
             if (q->present == 1) {
                 sv += q->val;
                 sr += q->var;
                 n++;
             }
-            if (q->present != 2) {
-                nb += (q->flags & SK_SRC_NEIGHBOURS) != 0;
-                tr += (q->flags & SK_SRC_TRUNCATED) != 0;
-                fl += q->flagged;
-            }
+            if (q->flags && q->present != 2)
+                fl += (q->flags & SK_SRC_NEIGHBOURS ? CUM_NB : 0) + (q->flags & SK_SRC_TRUNCATED ? CUM_TR : 0);
+            cv[i + 1] = sv;
+            cr[i + 1] = sr;
+            cn[i + 1] = n;
+            cf[i + 1] = fl;
         }
     }
     S->cum_ready = 1;
@@ -287,6 +282,47 @@ static inline pixval sget(const stamp *S, const mctx *M, long self, long x, long
         }
     }
     return fetch(M, self, S->xm, S->ym, x, y);
+}
+
+/* Pixel (x, y) for the windowed measurements: from the stamp directly
+ * when the whole window lies in its disc (`inside`), else through sget.
+ * Returns whether the pixel has a value. */
+static inline int win_px(const stamp *S, const mctx *M, long self, int inside, long x, long y,
+                         double *val, double *var)
+{
+    if (inside) {
+        const stamp_px *q = &S->px[(y - S->y0) * S->w + (x - S->x0)];
+        *val = q->val;
+        *var = q->var;
+        return q->present == 1;
+    }
+    pixval pv = sget(S, M, self, x, y);
+    *val = pv.val;
+    *var = pv.var;
+    return pv.present;
+}
+
+/* Does the circle of radius `rad` about (xc, yc) lie in the stamp's disc? */
+static inline int in_stamp(const stamp *S, double xc, double yc, double rad)
+{
+    return S->w > 0 && hypot(xc - (double)(S->x0 + S->r), yc - (double)(S->y0 + S->r)) + rad <= (double)S->r;
+}
+
+/* The columns of row y that can be within rad of (xc, yc), inside [xa, xb]
+ * (a pixel wider on each side: the caller tests the distance); 0 when none. */
+static inline int circle_row(double xc, double yc, double rad, long y, long xa, long xb, long *x0, long *x1)
+{
+    double dy = (double)y - yc, rest = rad * rad - dy * dy;
+    if (rest < 0)
+        return 0;
+    double half = sqrt(rest);
+    *x0 = (long)floor(xc - half) - 1;
+    *x1 = (long)ceil(xc + half) + 1;
+    if (*x0 < xa)
+        *x0 = xa;
+    if (*x1 > xb)
+        *x1 = xb;
+    return *x1 >= *x0;
 }
 
 /* Gaussian window weights exp(-(i - c)^2 / 2 s^2) for i = a..b. */
@@ -429,19 +465,24 @@ static void measure_one(const mctx *M, long k, stamp *stp)
         long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
         window_weights(xa, xb, xc, sig_w, wx);
         window_weights(ya, yb, yc, sig_w, wy);
-        for (long y = ya; y <= yb; y++)
-            for (long x = xa; x <= xb; x++) {
+        int inside = in_stamp(stp, xc, yc, rwin);
+        for (long y = ya; y <= yb; y++) {
+            long x0, x1;
+            if (!circle_row(xc, yc, rwin, y, xa, xb, &x0, &x1))
+                continue;
+            for (long x = x0; x <= x1; x++) {
                 double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
                 if (r2 > rwin * rwin)
                     continue;
-                pixval pv = sget(stp, M, self, x, y);
-                if (!pv.present)
+                double val, var;
+                if (!win_px(stp, M, self, inside, x, y, &val, &var))
                     continue;
                 double wt = wx[x - xa] * wy[y - ya];
-                S += wt * pv.val;
-                sxw += wt * pv.val * dx;
-                syw += wt * pv.val * dy;
+                S += wt * val;
+                sxw += wt * val * dx;
+                syw += wt * val * dy;
             }
+        }
         if (!(S > 0))
             break;
         double ddx = 2 * sxw / S, ddy = 2 * syw / S;
@@ -469,24 +510,29 @@ static void measure_one(const mctx *M, long k, stamp *stp)
         long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
         window_weights(xa, xb, xc, sig_w, wx);
         window_weights(ya, yb, yc, sig_w, wy);
-        for (long y = ya; y <= yb; y++)
-            for (long x = xa; x <= xb; x++) {
+        int inside = in_stamp(stp, xc, yc, rwin);
+        for (long y = ya; y <= yb; y++) {
+            long x0, x1;
+            if (!circle_row(xc, yc, rwin, y, xa, xb, &x0, &x1))
+                continue;
+            for (long x = x0; x <= x1; x++) {
                 double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
                 if (r2 > rwin * rwin)
                     continue;
-                pixval pv = sget(stp, M, self, x, y);
-                if (!pv.present)
+                double val, var;
+                if (!win_px(stp, M, self, inside, x, y, &val, &var))
                     continue;
                 double wt = wx[x - xa] * wy[y - ya];
-                double vv = pv.var + (gain > 0 && pv.val > 0 ? pv.val / gain : 0);
-                wsum += wt * pv.val;
+                double vv = var + (gain > 0 && val > 0 ? val / gain : 0);
+                wsum += wt * val;
                 wvar += wt * wt * vv;
                 ex += wt * wt * vv * dx * dx;
                 ey += wt * wt * vv * dy * dy;
-                mxx += wt * pv.val * dx * dx;
-                myy += wt * pv.val * dy * dy;
-                mxy += wt * pv.val * dx * dy;
+                mxx += wt * val * dx * dx;
+                myy += wt * val * dy * dy;
+                mxy += wt * val * dx * dy;
             }
+        }
         if (p->shape_only)  /* no apertures: the windowed flux's SNR */
             s->snr = wvar > 0 ? wsum / sqrt(wvar) : 0;
         if (wsum > 0) {
@@ -516,18 +562,22 @@ static void measure_one(const mctx *M, long k, stamp *stp)
         if (wsum > 0 && md >= 0) {
             double th = 0.5 * atan2(2 * mxy, mxx - myy) + 0.5 * M_PI;  /* minor axis */
             double ux = cos(th), uy = sin(th), ev = 0;
-            for (long y = ya; y <= yb; y++)
-                for (long x = xa; x <= xb; x++) {
+            for (long y = ya; y <= yb; y++) {
+                long x0, x1;
+                if (!circle_row(xc, yc, rwin, y, xa, xb, &x0, &x1))
+                    continue;
+                for (long x = x0; x <= x1; x++) {
                     double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
                     if (r2 > rwin * rwin)
                         continue;
-                    pixval pv = sget(stp, M, self, x, y);
-                    if (!pv.present)
+                    double val, var;
+                    if (!win_px(stp, M, self, inside, x, y, &val, &var))
                         continue;
                     double wt = wx[x - xa] * wy[y - ya];
                     double u = dx * ux + dy * uy, t = u * u - lmin;
-                    ev += wt * wt * pv.var * t * t;
+                    ev += wt * wt * var * t * t;
                 }
+            }
             double lmin_err = sqrt(ev) / wsum;
             if (lmin + 2 * lmin_err < 0.4 * lpsf)
                 flags |= SK_SRC_ARTIFACT;
@@ -622,13 +672,12 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                         size_t i0 = o + (size_t)(xi0 - stp->x0), i1 = o + (size_t)(xi1 + 1 - stp->x0);
                         af[a] += stp->cum_val[i1] - stp->cum_val[i0];
                         av[a] += stp->cum_var[i1] - stp->cum_var[i0];
-                        aa[a] += stp->cum_n[i1] - stp->cum_n[i0];
-                        if (stp->cum_nb[i1] > stp->cum_nb[i0])
+                        aa[a] += (double)(stp->cum_n[i1] - stp->cum_n[i0]);
+                        int64_t fl = stp->cum_fl[i1] - stp->cum_fl[i0];
+                        if (fl % CUM_TR)
                             flags |= SK_SRC_NEIGHBOURS;
-                        if (stp->cum_tr[i1] > stp->cum_tr[i0])
+                        if (fl / CUM_TR)
                             flags |= SK_SRC_TRUNCATED;
-                        if (a == naper && stp->cum_fl[i1] > stp->cum_fl[i0])
-                            flagged_snr = 1;
                     }
                     for (long x = xt0; x <= xt1; x++) {
                         if (x == xi0 && xi1 >= xi0)
@@ -641,8 +690,6 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                             continue;
                         const stamp_px *q = &row[x - stp->x0];
                         flags |= q->flags;
-                        if (a == naper && q->flagged)
-                            flagged_snr = 1;
                         if (q->present != 1)
                             continue;
                         af[a] += f * q->val;
@@ -663,7 +710,6 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                 if (dmin2 >= rmax2)
                     continue;
                 pixval pv = sget(stp, M, self, x, y);
-                int in_image = x >= 0 && y >= 0 && x < w && y < h;
                 for (int a = 0; a < nr; a++) {
                     if (same_as[a] >= 0)
                         continue;
@@ -677,9 +723,6 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                     if (f <= 0)
                         continue;
                     flags |= pv.flags;
-                    if (a == naper && in_image &&
-                        (img->flags[y * w + x] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)))
-                        flagged_snr = 1;
                     if (!pv.present)
                         continue;
                     af[a] += f * pv.val;
@@ -688,23 +731,31 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                 }
             }
         }
-        if (same_as[naper] >= 0 && !flagged_snr) {
-            /* the SNR aperture is one of the others: its flagged pixels */
-            double r2 = r2a[naper];
-            for (long y = ya; y <= yb && !flagged_snr; y++)
-                for (long x = (long)floor(xc - rad[naper] - 0.5); x <= (long)ceil(xc + rad[naper] + 0.5); x++) {
-                    if (x < 0 || y < 0 || x >= w || y >= h)
-                        continue;
-                    double rx0 = (double)x - 0.5 - xc, ry0 = (double)y - 0.5 - yc;
-                    double nx = rx0 > 0 ? rx0 : (rx0 + 1 < 0 ? rx0 + 1 : 0);
-                    double ny = ry0 > 0 ? ry0 : (ry0 + 1 < 0 ? ry0 + 1 : 0);
-                    if (nx * nx + ny * ny < r2 &&
-                        (img->flags[y * w + x] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)) &&
-                        sk_circle_rect_overlap(rx0, ry0, rx0 + 1, ry0 + 1, rad[naper]) > 0) {
-                        flagged_snr = 1;
-                        break;
-                    }
+        /* flagged image pixels under the SNR aperture */
+        double rs = rad[naper], rs2 = r2a[naper];
+        long sya = (long)floor(yc - rs - 0.5), syb = (long)ceil(yc + rs + 0.5);
+        long sxa = (long)floor(xc - rs - 0.5), sxb = (long)ceil(xc + rs + 0.5);
+        if (sya < 0)
+            sya = 0;
+        if (syb > h - 1)
+            syb = h - 1;
+        if (sxa < 0)
+            sxa = 0;
+        if (sxb > w - 1)
+            sxb = w - 1;
+        for (long y = sya; y <= syb && !flagged_snr; y++) {
+            const uint16_t *frow = img->flags + y * w;
+            for (long x = sxa; x <= sxb; x++) {
+                if (!(frow[x] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)))
+                    continue;
+                double rx0 = (double)x - 0.5 - xc, ry0 = (double)y - 0.5 - yc;
+                double nx = rx0 > 0 ? rx0 : (rx0 + 1 < 0 ? rx0 + 1 : 0);
+                double ny = ry0 > 0 ? ry0 : (ry0 + 1 < 0 ? ry0 + 1 : 0);
+                if (nx * nx + ny * ny < rs2 && sk_circle_rect_overlap(rx0, ry0, rx0 + 1, ry0 + 1, rs) > 0) {
+                    flagged_snr = 1;
+                    break;
                 }
+            }
         }
         if (flagged_snr)
             flags |= SK_SRC_FLAGGED;
@@ -794,14 +845,26 @@ static void measure_one(const mctx *M, long k, stamp *stp)
 
 static int measure_range(long begin, long end, void *user)
 {
+    const mctx *M = user;
     stamp S;
     memset(&S, 0, sizeof S);
     for (long k = begin; k < end; k++)
-        measure_one(user, k, &S);
+        measure_one(M, M->order ? M->order[k] : k, &S);
     free(S.px);
     free(S.cum_val);
     free(S.cum_n);
     return SK_OK;
+}
+
+/* qsort by key[], ties by index (the keys of the one call running). */
+static _Thread_local const long *sort_key;
+
+static int cmp_by_key(const void *a, const void *b)
+{
+    long i = *(const long *)a, j = *(const long *)b;
+    if (sort_key[i] != sort_key[j])
+        return sort_key[i] < sort_key[j] ? -1 : 1;
+    return (i > j) - (i < j);
 }
 
 static int cmp_source(const void *a, const void *b)
@@ -863,9 +926,25 @@ int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_de
     for (int a = 0; a < p->naper; a++)
         l->aper_radius_px[a] = p->aperture_fwhm[a] * p->fwhm_px;
     l->aper_radius_px[p->naper] = p->fwhm_px;
+    /* Objects come in the order of their first pixel, across the whole
+       width; measured band by band of 64 rows, left to right, neighbours
+       follow each other and share the image rows they read. (Each result
+       goes to its own slot: the order changes no value.) */
+    long *order = malloc(sizeof *order * (size_t)(2 * n + 1));
+    if (order) {
+        long *key = order + n;
+        for (long k = 0; k < n; k++) {
+            long first = det->objects[which ? which[k] : k].pix[0];
+            key[k] = (first / img->width / 64) * img->width + first % img->width;
+            order[k] = k;
+        }
+        sort_key = key;
+        qsort(order, (size_t)n, sizeof *order, cmp_by_key);
+    }
     mctx M = { img, bg, det, p, var, which, l->src, l->aper_store,
-               l->aper_store + (size_t)n * (size_t)p->naper, l->aper_radius_px };
+               l->aper_store + (size_t)n * (size_t)p->naper, l->aper_radius_px, order };
     int st = sk_parallel_for(n, 64, threads, measure_range, &M);
+    free(order);
     free(own_var);
     if (st) {
         sk_source_list_free(l);
