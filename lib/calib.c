@@ -158,10 +158,12 @@ int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib
     c->fwhm_arcsec = NAN;
     const sk_source_list *l = r->sources;
     double cx = 0.5 * (double)(img->width - 1), cy = 0.5 * (double)(img->height - 1);
-    float *var = sk_pixel_variance(img, r->background);
-    int st = var ? SK_OK : sk_errstatus();
+    /* the detection's variance map when it has one (the same background) */
+    const float *det_var = r->detection ? r->detection->variance : NULL;
+    float *var = det_var ? NULL : sk_pixel_variance(img, r->background);
+    int st = det_var || var ? SK_OK : sk_errstatus();
     if (!st)
-        c->sigma_bg_adu = median_sigma(var, img->width * img->height);
+        c->sigma_bg_adu = median_sigma(det_var ? det_var : var, img->width * img->height);
     free(var);
 
     /* 1-2. PSF and PSF-fit fluxes */
