@@ -147,14 +147,13 @@ static inline pixval fetch(const mctx *M, long self, double xc, double yc, long 
  * barycentre, computed once and read by every measurement of the object;
  * pixels beyond it are fetched directly. */
 typedef struct {
-    float val, var;
-    uint8_t present, flags;   /* flags: SK_SRC_NEIGHBOURS / SK_SRC_TRUNCATED */
-} stamp_px;
-
-typedef struct {
     long x0, y0, w, h, r;     /* a disc of radius r about (x0 + r, y0 + r) */
     double xm, ym;            /* mirror centre */
-    stamp_px *px;
+    /* w*h each (row by row): value and variance; present: 1 value, 0 no
+       value (counts as 0), 2 not filled (outside the disc); flags:
+       SK_SRC_NEIGHBOURS / SK_SRC_TRUNCATED picked up by fetch() */
+    float *val, *var;
+    uint8_t *present, *flags;
     size_t cap;
     /* per stamp row, running sums over the pixels before column i
        (w + 1 per row): value, variance and count of the present pixels,
@@ -181,45 +180,59 @@ static int stamp_fill(stamp *S, const mctx *M, long self, double xm, double ym, 
     S->cum_ready = 0;
     size_t need = (size_t)(S->w * S->h);
     if (need > S->cap) {
-        stamp_px *n = realloc(S->px, sizeof *n * need);
+        /* one block: val, var (floats), then present, flags (bytes) */
+        float *n = realloc(S->val, need * (2 * sizeof(float) + 2));
         if (!n) {
             S->w = S->h = 0;  /* fall back to direct fetches */
             return 0;
         }
-        S->px = n;
+        S->val = n;
         S->cap = need;
     }
+    S->var = S->val + S->cap;
+    S->present = (uint8_t *)(S->var + S->cap);
+    S->flags = S->present + S->cap;
     const long w = M->img->width, h = M->img->height;
     const float *restrict sci = M->img->sci, *restrict level = M->bg->level, *restrict var = M->var;
     const int32_t *restrict seg = M->det->segmap;
     const int32_t me = (int32_t)(self + 1);
     /* only the disc of the radius: corners are fetched if ever needed */
     for (long j = 0; j < S->h; j++) {
-        stamp_px *row = S->px + j * S->w;
-        long dy = j - r, y = S->y0 + j;
+        long o = j * S->w, dy = j - r, y = S->y0 + j;
         long half = (long)floor(sqrt((double)(r * r - dy * dy)));
-        for (long i = 0; i < r - half; i++)
-            row[i].present = 2;  /* not filled */
-        for (long i = r + half + 1; i < S->w; i++)
-            row[i].present = 2;
-        for (long i = r - half; i <= r + half; i++) {
-            stamp_px *q = &row[i];
-            long x = S->x0 + i;
-            if (x >= 0 && y >= 0 && x < w && y < h) {
-                long k = y * w + x;
-                if (var[k] > 0 && (seg[k] == 0 || seg[k] == me)) {
-                    q->val = sci[k] - level[k];
-                    q->var = var[k];
-                    q->present = 1;
-                    q->flags = 0;
-                    continue;
-                }
+        float *restrict sv = S->val + o, *restrict sr = S->var + o;
+        uint8_t *restrict sp = S->present + o, *restrict sf = S->flags + o;
+        memset(sp, 2, (size_t)S->w);  /* not filled */
+        long i0 = r - half, i1 = r + half;
+        /* the part inside the image, without a branch per pixel; pixels
+           without a value or of another object are mended below */
+        long a = i0, b = i1;
+        if (y >= 0 && y < h) {
+            if (S->x0 + a < 0)
+                a = -S->x0;
+            if (S->x0 + b > w - 1)
+                b = w - 1 - S->x0;
+            const float *restrict ps = sci + y * w + S->x0, *restrict pl = level + y * w + S->x0;
+            const float *restrict pv = var + y * w + S->x0;
+            const int32_t *restrict pg = seg + y * w + S->x0;
+            for (long i = a; i <= b; i++) {
+                sv[i] = ps[i] - pl[i];
+                sr[i] = pv[i];
+                sp[i] = pv[i] > 0 && (pg[i] == 0) | (pg[i] == me);
+                sf[i] = 0;
             }
-            pixval pv = fetch(M, self, xm, ym, x, y);
-            q->val = (float)pv.val;
-            q->var = (float)pv.var;
-            q->present = (uint8_t)pv.present;
-            q->flags = (uint8_t)pv.flags;
+        } else {
+            a = i1 + 1;
+            b = i1;
+        }
+        for (long i = i0; i <= i1; i++) {
+            if (i >= a && i <= b && sp[i])
+                continue;
+            pixval q = fetch(M, self, xm, ym, S->x0 + i, y);
+            sv[i] = (float)q.val;
+            sr[i] = (float)q.var;
+            sp[i] = (uint8_t)q.present;
+            sf[i] = (uint8_t)q.flags;
         }
     }
     return 1;
@@ -244,7 +257,8 @@ static int stamp_cumulate(stamp *S)
     S->cum_var = S->cum_val + S->cum_cap;
     S->cum_fl = S->cum_n + S->cum_cap;
     for (long j = 0; j < S->h; j++) {
-        const stamp_px *row = S->px + j * S->w;
+        const float *pv = S->val + j * S->w, *pr = S->var + j * S->w;
+        const uint8_t *pp = S->present + j * S->w, *pf = S->flags + j * S->w;
         size_t o = (size_t)(j * (S->w + 1));
         double *cv = S->cum_val + o, *cr = S->cum_var + o;
         int64_t *cn = S->cum_n + o, *cf = S->cum_fl + o;
@@ -253,14 +267,13 @@ static int stamp_cumulate(stamp *S)
         cv[0] = cr[0] = 0;
         cn[0] = cf[0] = 0;
         for (long i = 0; i < S->w; i++) {
-            const stamp_px *q = &row[i];
-            if (q->present == 1) {
-                sv += q->val;
-                sr += q->var;
+            if (pp[i] == 1) {
+                sv += pv[i];
+                sr += pr[i];
                 n++;
             }
-            if (q->flags && q->present != 2)
-                fl += (q->flags & SK_SRC_NEIGHBOURS ? CUM_NB : 0) + (q->flags & SK_SRC_TRUNCATED ? CUM_TR : 0);
+            if (pf[i] && pp[i] != 2)
+                fl += (pf[i] & SK_SRC_NEIGHBOURS ? CUM_NB : 0) + (pf[i] & SK_SRC_TRUNCATED ? CUM_TR : 0);
             cv[i + 1] = sv;
             cr[i + 1] = sr;
             cn[i + 1] = n;
@@ -275,9 +288,9 @@ static inline pixval sget(const stamp *S, const mctx *M, long self, long x, long
 {
     long i = x - S->x0, j = y - S->y0;
     if (i >= 0 && j >= 0 && i < S->w && j < S->h) {
-        const stamp_px *q = &S->px[j * S->w + i];
-        if (q->present != 2) {
-            pixval pv = { q->val, q->var, q->flags, q->present };
+        long k = j * S->w + i;
+        if (S->present[k] != 2) {
+            pixval pv = { S->val[k], S->var[k], S->flags[k], S->present[k] };
             return pv;
         }
     }
@@ -291,10 +304,10 @@ static inline int win_px(const stamp *S, const mctx *M, long self, int inside, l
                          double *val, double *var)
 {
     if (inside) {
-        const stamp_px *q = &S->px[(y - S->y0) * S->w + (x - S->x0)];
-        *val = q->val;
-        *var = q->var;
-        return q->present == 1;
+        long k = (y - S->y0) * S->w + (x - S->x0);
+        *val = S->val[k];
+        *var = S->var[k];
+        return S->present[k] == 1;
     }
     pixval pv = sget(S, M, self, x, y);
     *val = pv.val;
@@ -644,7 +657,7 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                 continue;
             if (by_rows) {
                 long j = y - stp->y0;
-                const stamp_px *row = stp->px + j * stp->w;
+                const long row = j * stp->w - stp->x0;
                 size_t o = (size_t)(j * (stp->w + 1));
                 for (int a = 0; a < nr; a++) {
                     if (same_as[a] >= 0)
@@ -688,12 +701,11 @@ static void measure_one(const mctx *M, long k, stamp *stp)
                         double f = sk_circle_rect_overlap(rx0, ry0, rx0 + 1, ry1, rad[a]);
                         if (f <= 0)
                             continue;
-                        const stamp_px *q = &row[x - stp->x0];
-                        flags |= q->flags;
-                        if (q->present != 1)
+                        flags |= stp->flags[row + x];
+                        if (stp->present[row + x] != 1)
                             continue;
-                        af[a] += f * q->val;
-                        av[a] += f * f * q->var;
+                        af[a] += f * stp->val[row + x];
+                        av[a] += f * f * stp->var[row + x];
                         aa[a] += f;
                     }
                 }
@@ -850,7 +862,7 @@ static int measure_range(long begin, long end, void *user)
     memset(&S, 0, sizeof S);
     for (long k = begin; k < end; k++)
         measure_one(M, M->order ? M->order[k] : k, &S);
-    free(S.px);
+    free(S.val);
     free(S.cum_val);
     free(S.cum_n);
     return SK_OK;
