@@ -70,8 +70,13 @@ static double median(double *v, long n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static const unsigned CAL_REJECT = SK_SRC_SATURATED | SK_SRC_BLENDED | SK_SRC_EDGE |
+static const unsigned CAL_REJECT = SK_SRC_SATURATED | SK_SRC_EDGE |
                                    SK_SRC_TRUNCATED | SK_SRC_FLAGGED | SK_SRC_ARTIFACT;
+/* With PSF-fit fluxes blended stars are kept (the Source Extractor FLAGS <= 3
+ * convention): on a deep or crowded image most bright stars are deblended
+ * from a neighbour, and the fit accounts for it; outliers are clipped below.
+ * Aperture fluxes of blended stars carry their neighbours' light. */
+static const unsigned CAL_REJECT_APERTURE = SK_SRC_BLENDED;
 
 int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *flux_err,
                      const long *src_index, const long *ref_index, long nmatch,
@@ -91,6 +96,7 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
         return sk_error(SK_EIO, "photometric calibration: out of memory");
     }
     int ap = l->naper - 1;
+    unsigned reject = flux ? CAL_REJECT : CAL_REJECT | CAL_REJECT_APERTURE;
     long n = 0;
     for (long k = 0; k < nmatch; k++) {
         long s = src_index[k], r = ref_index[k];
@@ -99,7 +105,7 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
         const sk_source *src = &l->src[s];
         double f = flux ? flux[s] : src->flux_aper[ap];
         double fe = flux ? flux_err[s] : src->flux_aper_err[ap];
-        if ((src->flags & CAL_REJECT) || !(f > 0) || !(fe > 0) || !isfinite(f) || !isfinite(fe) ||
+        if ((src->flags & reject) || !(f > 0) || !(fe > 0) || !isfinite(f) || !isfinite(fe) ||
             f / fe < p->min_snr || !isfinite(ref->mag[r]))
             continue;
         double me = isfinite(ref->mag_err[r]) ? ref->mag_err[r] : 0.0;

@@ -46,12 +46,53 @@ static double robust_sigma(const double *v, long n)
     return s;
 }
 
+/* Which matched stars calibrate: with PSF-fit fluxes blended stars count
+ * (most bright stars of a deep coadd are deblended from a neighbour); with
+ * aperture fluxes they do not, their apertures holding the neighbour's light. */
+static void test_blended_selection(void)
+{
+    enum { N = 6 };
+    sk_source src[N];
+    double aper[N], aper_err[N], psf[N], psf_err[N], ra[N], dec[N], mag[N], mag_err[N];
+    long si[N], ri[N];
+    memset(src, 0, sizeof src);
+    for (int k = 0; k < N; k++) {
+        mag[k] = 18.0 + 0.2 * k;
+        mag_err[k] = 0.01;
+        ra[k] = dec[k] = 0;
+        src[k].xwin = 100.0 * k; /* far apart: no neighbour in any aperture */
+        src[k].ywin = 50.0;
+        psf[k] = pow(10.0, 0.4 * (30.0 - mag[k])); /* zero point 30 */
+        psf_err[k] = 0.01 * psf[k];
+        aper[k] = psf[k];
+        aper_err[k] = psf_err[k];
+        src[k].flux_aper = &aper[k];
+        src[k].flux_aper_err = &aper_err[k];
+        src[k].flags = k < 4 ? SK_SRC_BLENDED | SK_SRC_NEIGHBOURS : 0;
+        si[k] = ri[k] = k;
+    }
+    double radius_px = 10.0;
+    sk_source_list l = {.n = N, .src = src, .naper = 1, .aper_radius_px = &radius_px, .fwhm_px = 3.0};
+    sk_refcat ref = {.n = N, .ra_deg = ra, .dec_deg = dec, .mag = mag, .mag_err = mag_err};
+    sk_photcal_params p;
+    sk_photcal_params_default(&p);
+    sk_photcal *pc = NULL;
+    ok(sk_photcal_solve(&l, psf, psf_err, si, ri, N, &ref, &p, &pc) == SK_OK && pc && pc->ncandidates == N,
+       "PSF fluxes: blended stars calibrate too (%ld of %d)", pc ? pc->ncandidates : -1L, N);
+    ok(pc && fabs(pc->zp - 30.0) < 1e-6, "and give the zero point (%.6f)", pc ? pc->zp : NAN);
+    sk_photcal_free(pc);
+    pc = NULL;
+    ok(sk_photcal_solve(&l, NULL, NULL, si, ri, N, &ref, &p, &pc) == SK_ENOTFOUND && !pc,
+       "aperture fluxes: blended stars are left out (2 usable < 3)");
+}
+
 int main(void)
 {
     char *sets[] = {"simulation.width_px=512", "simulation.height_px=512", "simulation.nstars=300",
                     "simulation.mag_min=16.5", "simulation.mag_max=21.5", "simulation.seed=12",
                     "simulation.galaxy_fraction=0.2", "simulation.satellite_probability=0",
                     "simulation.seeing_scatter=0", "simulation.wcs_offset_arcsec=10"};
+    test_blended_selection();
     sk_config *cfg = NULL;
     sk_sim_params sp;
     sk_sim_field *f = NULL;
