@@ -60,6 +60,7 @@ cmp -s ref1 ref2 || { echo "demo: the second refmake returned another reference"
 
 say "8. summary"
 refset show demo
+refset refs demo --target SIMFIELD --section S1 --filter r
 imquery --target SIMFIELD --filter r --type coadd --order earliest --table
 # Depth: the median 5-sigma limit of the single exposures against the coadds.
 median_lim() { awk 'NR > 1 && $6 != "-" { print $6 }' | sort -n |
