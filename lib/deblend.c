@@ -19,6 +19,8 @@ typedef struct {
     const sk_detect_params *p;
     comp_t *cores;
     long ncores, cap;
+    const long *maxima;  /* the segment's local maxima (pixel indices) */
+    long nmaxima;
 } ctx_t;
 
 static long uf_find(long *parent, long a)
@@ -58,28 +60,50 @@ static long find_pix(const long *s, long n, long q)
     return -1;
 }
 
-static int cmp_long(const void *a, const void *b)
+/* Sort the pixel indices v[0..n-1] of a connected segment of a
+ * width-wide image ascending: by rows (every row between the first and the
+ * last holds some), then insertion within each row. */
+static int sort_pixels(long *v, long n, long width)
 {
-    long x = *(const long *)a, y = *(const long *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sort v[0..n-1] ascending: insertion sort for the many small segments,
- * qsort beyond. */
-static void sort_longs(long *v, long n)
-{
-    if (n > 256) {
-        qsort(v, (size_t)n, sizeof *v, cmp_long);
-        return;
-    }
+    if (n < 2)
+        return SK_OK;
+    long ymin = v[0] / width, ymax = ymin;
     for (long i = 1; i < n; i++) {
-        long x = v[i], j = i - 1;
-        while (j >= 0 && v[j] > x) {
-            v[j + 1] = v[j];
-            j--;
-        }
-        v[j + 1] = x;
+        long y = v[i] / width;
+        if (y < ymin)
+            ymin = y;
+        if (y > ymax)
+            ymax = y;
     }
+    long nrows = ymax - ymin + 1;
+    long *start = calloc((size_t)nrows + 1, sizeof *start);
+    long *tmp = malloc(sizeof *tmp * (size_t)n);
+    if (!start || !tmp) {
+        free(start);
+        free(tmp);
+        return sk_error(SK_EIO, "deblending: out of memory");
+    }
+    for (long i = 0; i < n; i++)
+        start[v[i] / width - ymin + 1]++;
+    for (long r = 0; r < nrows; r++)
+        start[r + 1] += start[r];
+    for (long i = 0; i < n; i++)
+        tmp[start[v[i] / width - ymin]++] = v[i];
+    /* start[r] is now the end of row r */
+    for (long r = 0, b = 0; r < nrows; b = start[r], r++) {
+        for (long i = b + 1; i < start[r]; i++) {
+            long x = tmp[i], j = i - 1;
+            while (j >= b && tmp[j] > x) {
+                tmp[j + 1] = tmp[j];
+                j--;
+            }
+            tmp[j + 1] = x;
+        }
+    }
+    memcpy(v, tmp, sizeof *v * (size_t)n);
+    free(start);
+    free(tmp);
+    return SK_OK;
 }
 
 static void free_comps(comp_t *c, long n)
@@ -206,6 +230,7 @@ static int split(ctx_t *C, const long *pix, long n, int from)
     long nheld = 0;
     int st = SK_OK;
     double ratio = C->peak / C->thresh;
+    int several = 1;  /* may two local maxima of the segment in cur exceed t? */
     for (int j = from + 1; j < N && ratio > 1; j++) {
         double t = C->thresh * pow(ratio, (double)j / N);
         long above = 0;
@@ -214,9 +239,38 @@ static int split(ctx_t *C, const long *pix, long n, int from)
                 above++;
         if (above < 2L * C->p->min_area_px)
             break;
-        comp_t *comps;
-        long nc;
-        st = components(C, cur, ncur, t, &comps, &nc);
+        /* Every component above t holds a local maximum of the segment
+           (its highest pixel): with at most one of them above t in cur,
+           the pixels above t are one component, found without the
+           connectivity, and so are those above every higher level. */
+        if (several) {
+            long nabove = 0;
+            for (long m = 0; m < C->nmaxima && nabove < 2; m++)
+                if (C->val[C->maxima[m]] > t && find_pix(cur, ncur, C->maxima[m]) >= 0)
+                    nabove++;
+            several = nabove >= 2;
+        }
+        comp_t *comps = NULL;
+        long nc = 0;
+        if (several) {
+            st = components(C, cur, ncur, t, &comps, &nc);
+        } else {
+            comps = calloc(1, sizeof *comps);
+            long *px = comps ? malloc(sizeof *px * (size_t)above) : NULL;
+            if (!px) {
+                free(comps);
+                comps = NULL;
+                st = sk_error(SK_EIO, "deblending: out of memory");
+            } else {
+                comps[0].pix = px;
+                for (long k = 0; k < ncur; k++)
+                    if (C->val[cur[k]] > t) {
+                        px[comps[0].n++] = cur[k];
+                        comps[0].flux += C->val[cur[k]];
+                    }
+                nc = 1;
+            }
+        }
         if (st)
             break;
         long nsig = 0;
@@ -249,30 +303,16 @@ static int split(ctx_t *C, const long *pix, long n, int from)
     return st;
 }
 
-int sk_deblend_segment(const long *pix, long n, const float *val, long width, long height,
-                       double thresh, const sk_detect_params *p,
-                       sk_object **objs, long *nobjs, long *cap)
+/* The local maxima of the values over a segment (pixels sorted[0..n-1]),
+ * ties going to the lower index: their count, stopping at `stop`, and with
+ * `out` their pixel indices. Pixels outside the segment are below
+ * threshold, hence below every pixel of it, so the image values can be
+ * compared directly. */
+static long local_maxima(const long *sorted, long n, const float *val, long width, long height,
+                         long *out, long stop)
 {
-    ctx_t C = { val, width, thresh, 0, 0, p, NULL, 0, 0 };
-    long *sorted = malloc(sizeof *sorted * (size_t)n);
-    if (!sorted)
-        return sk_error(SK_EIO, "deblending: out of memory");
-    memcpy(sorted, pix, sizeof *sorted * (size_t)n);
-    /* pixels arrive in flood-fill order; deblending wants raster order */
-    sort_longs(sorted, n);
-    for (long k = 0; k < n; k++) {
-        double v = val[sorted[k]];
-        C.total_flux += v;
-        if (v > C.peak)
-            C.peak = v;
-    }
-    /* A split needs two local maxima of the detection values inside the
-       segment (every component above any level holds one); most segments
-       (isolated stars) have a single one and need no further work. Pixels
-       outside the segment are below threshold, hence below every pixel of
-       it, so the image values can be compared directly. */
     long nmax = 0;
-    for (long k = 0; k < n && nmax < 2; k++) {
+    for (long k = 0; k < n && nmax < stop; k++) {
         long q = sorted[k], x = q % width, y = q / width;
         float v = val[q];
         int is_max = 1;
@@ -289,11 +329,50 @@ int sk_deblend_segment(const long *pix, long n, const float *val, long width, lo
                 }
             }
         }
+        if (is_max && out)
+            out[nmax] = q;
         nmax += is_max;
     }
+    return nmax;
+}
+
+int sk_deblend_segment(const long *pix, long n, const float *val, long width, long height,
+                       double thresh, const sk_detect_params *p,
+                       sk_object **objs, long *nobjs, long *cap)
+{
+    ctx_t C = { val, width, thresh, 0, 0, p, NULL, 0, 0, NULL, 0 };
+    long *sorted = malloc(sizeof *sorted * (size_t)n);
+    if (!sorted)
+        return sk_error(SK_EIO, "deblending: out of memory");
+    memcpy(sorted, pix, sizeof *sorted * (size_t)n);
+    /* pixels arrive in flood-fill order; deblending wants raster order */
+    int sst = sort_pixels(sorted, n, width);
+    if (sst) {
+        free(sorted);
+        return sst;
+    }
+    for (long k = 0; k < n; k++) {
+        double v = val[sorted[k]];
+        C.total_flux += v;
+        if (v > C.peak)
+            C.peak = v;
+    }
+    /* A split needs two local maxima of the detection values inside the
+       segment (every component above any level holds one); most segments
+       (isolated stars) have a single one and need no further work. */
     int st = SK_OK;
-    if (nmax >= 2 && p->deblend_levels > 1 && p->deblend_contrast < 1)
+    if (p->deblend_levels > 1 && p->deblend_contrast < 1 &&
+        local_maxima(sorted, n, val, width, height, NULL, 2) >= 2) {
+        long *maxima = malloc(sizeof *maxima * (size_t)n);
+        if (!maxima) {
+            free(sorted);
+            return sk_error(SK_EIO, "deblending: out of memory");
+        }
+        C.nmaxima = local_maxima(sorted, n, val, width, height, maxima, n);
+        C.maxima = maxima;
         st = split(&C, sorted, n, 0);
+        free(maxima);
+    }
     long nobj = st ? 0 : (C.ncores > 1 ? C.ncores : 1);
     long *owner = NULL;
     double *geom = NULL;

@@ -335,6 +335,127 @@ static int filter_range(long begin, long end, void *user)
     return SK_OK;
 }
 
+/* A run of pixels above the threshold in row y: columns [x0, x1]. */
+typedef struct {
+    long y, x0, x1;
+    long parent;  /* union-find over the runs: a root is its segment's first run */
+} run_t;
+
+static long run_root(run_t *r, long a)
+{
+    while (r[a].parent != a) {
+        r[a].parent = r[r[a].parent].parent;
+        a = r[a].parent;
+    }
+    return a;
+}
+
+/* The 8-connected segments of the pixels of `val` (w x h) above thr with at
+ * least min_area pixels, ordered by their first pixel: their pixel indices
+ * (ascending) one segment after the other in *pool, segment s from
+ * (*start)[s], (*len)[s] of them. Runs of pixels along rows are joined to
+ * the runs they touch in the row above. */
+static int find_segments(const float *val, long w, long h, float thr, long min_area, long **pool,
+                         long **start, long **len, long *nseg)
+{
+    *pool = *start = *len = NULL;
+    *nseg = 0;
+    long nruns = 0, cap = 4096;
+    run_t *runs = malloc(sizeof *runs * (size_t)cap);
+    if (!runs)
+        return sk_error(SK_EIO, "detection: out of memory");
+    long prev0 = 0, prev1 = 0;  /* the previous row's runs */
+    for (long y = 0; y < h; y++) {
+        const float *row = val + y * w;
+        long cur0 = nruns;
+        for (long x = 0; x < w;) {
+            if (!(row[x] > thr)) {
+                x++;
+                continue;
+            }
+            long x0 = x;
+            while (x < w && row[x] > thr)
+                x++;
+            if (nruns == cap) {
+                run_t *nr = realloc(runs, sizeof *runs * (size_t)(cap * 2));
+                if (!nr) {
+                    free(runs);
+                    return sk_error(SK_EIO, "detection: out of memory");
+                }
+                runs = nr;
+                cap *= 2;
+            }
+            runs[nruns] = (run_t){ y, x0, x - 1, nruns };
+            nruns++;
+        }
+        /* join to the runs of the row above that touch, diagonals included */
+        long k = prev0;
+        for (long r = cur0; r < nruns; r++) {
+            while (k < prev1 && runs[k].x1 < runs[r].x0 - 1)
+                k++;
+            for (long q = k; q < prev1 && runs[q].x0 <= runs[r].x1 + 1; q++) {
+                long a = run_root(runs, q), b = run_root(runs, r);
+                if (a < b)
+                    runs[b].parent = a;
+                else if (b < a)
+                    runs[a].parent = b;
+            }
+        }
+        prev0 = cur0;
+        prev1 = nruns;
+    }
+    long *size = calloc((size_t)(nruns ? nruns : 1), sizeof *size);
+    long *segof = malloc(sizeof *segof * (size_t)(nruns ? nruns : 1));
+    if (!size || !segof) {
+        free(runs);
+        free(size);
+        free(segof);
+        return sk_error(SK_EIO, "detection: out of memory");
+    }
+    for (long r = 0; r < nruns; r++)
+        size[run_root(runs, r)] += runs[r].x1 - runs[r].x0 + 1;
+    long n = 0, total = 0;
+    for (long r = 0; r < nruns; r++) {
+        segof[r] = -1;
+        if (runs[r].parent == r && size[r] >= min_area) {
+            segof[r] = n++;
+            total += size[r];
+        }
+    }
+    *pool = malloc(sizeof **pool * (size_t)(total ? total : 1));
+    *start = malloc(sizeof **start * (size_t)(n ? n : 1));
+    *len = calloc((size_t)(n ? n : 1), sizeof **len);
+    if (!*pool || !*start || !*len) {
+        free(runs);
+        free(size);
+        free(segof);
+        free(*pool);
+        free(*start);
+        free(*len);
+        *pool = *start = *len = NULL;
+        return sk_error(SK_EIO, "detection: out of memory");
+    }
+    for (long r = 0, off = 0; r < nruns; r++)
+        if (segof[r] >= 0) {
+            (*start)[segof[r]] = off;
+            off += size[r];
+        }
+    for (long r = 0; r < nruns; r++) {
+        long s = segof[run_root(runs, r)];
+        if (s < 0)
+            continue;
+        long *out = *pool + (*start)[s] + (*len)[s];
+        for (long x = runs[r].x0; x <= runs[r].x1; x++)
+            *out++ = runs[r].y * w + x;
+        (*len)[s] += runs[r].x1 - runs[r].x0 + 1;
+    }
+    free(runs);
+    free(size);
+    free(segof);
+    *nseg = n;
+    return SK_OK;
+}
+
 struct deblend_job {
     const sk_detect_params *p;
     const float *signif;
@@ -417,82 +538,12 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
         return st;
     }
 
-    /* 8-connected segments above threshold; segmap marks visited pixels. */
-    long pool_cap = 1024, pool_n = 0, seg_cap = 256, nseg = 0;
-    long *pool = malloc(sizeof *pool * (size_t)pool_cap);
-    long *seg_start = malloc(sizeof *seg_start * (size_t)seg_cap);
-    long *seg_len = malloc(sizeof *seg_len * (size_t)seg_cap);
-    int32_t *seen = d->segmap;
-    float thr = (float)d->threshold;
-    if (!pool || !seg_start || !seg_len) {
-        st = sk_error(SK_EIO, "detection: out of memory");
+    /* 8-connected segments above threshold */
+    long *pool = NULL, *seg_start = NULL, *seg_len = NULL, nseg = 0;
+    st = find_segments(d->signif, w, h, (float)d->threshold, p->min_area_px, &pool, &seg_start, &seg_len,
+                       &nseg);
+    if (st)
         goto fail;
-    }
-    for (long i0 = 0; i0 < npix; i0++) {
-        if (seen[i0] || !(d->signif[i0] > thr))
-            continue;
-        long start = pool_n, head = pool_n;
-        if (pool_n == pool_cap) {
-            long *np = realloc(pool, sizeof *pool * (size_t)(pool_cap * 2));
-            if (!np) {
-                st = sk_error(SK_EIO, "detection: out of memory");
-                goto fail;
-            }
-            pool = np;
-            pool_cap *= 2;
-        }
-        seen[i0] = 1;
-        pool[pool_n++] = i0;
-        while (head < pool_n) {
-            long i = pool[head++];
-            long x = i % w, y = i / w;
-            for (long dy = -1; dy <= 1; dy++) {
-                long yy = y + dy;
-                if (yy < 0 || yy >= h)
-                    continue;
-                for (long dx = -1; dx <= 1; dx++) {
-                    long xx = x + dx;
-                    if (xx < 0 || xx >= w)
-                        continue;
-                    long k = yy * w + xx;
-                    if (seen[k] || !(d->signif[k] > thr))
-                        continue;
-                    seen[k] = 1;
-                    if (pool_n == pool_cap) {
-                        long *np = realloc(pool, sizeof *pool * (size_t)(pool_cap * 2));
-                        if (!np) {
-                            st = sk_error(SK_EIO, "detection: out of memory");
-                            goto fail;
-                        }
-                        pool = np;
-                        pool_cap *= 2;
-                    }
-                    pool[pool_n++] = k;
-                }
-            }
-        }
-        long n = pool_n - start;
-        if (n < p->min_area_px) {
-            pool_n = start;  /* pixels stay marked as seen */
-            continue;
-        }
-        if (nseg == seg_cap) {
-            long *a = realloc(seg_start, sizeof *a * (size_t)(seg_cap * 2));
-            if (a)
-                seg_start = a;
-            long *b = a ? realloc(seg_len, sizeof *b * (size_t)(seg_cap * 2)) : NULL;
-            if (!a || !b) {
-                st = sk_error(SK_EIO, "detection: out of memory");
-                goto fail;
-            }
-            seg_len = b;
-            seg_cap *= 2;
-        }
-        seg_start[nseg] = start;
-        seg_len[nseg] = n;
-        nseg++;
-    }
-    memset(d->segmap, 0, sizeof(int32_t) * (size_t)npix);
     d->nsegments = nseg;
 
     sk_object **objs = calloc((size_t)(nseg ? nseg : 1), sizeof *objs);
