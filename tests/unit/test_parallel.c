@@ -1,0 +1,195 @@
+/* test_parallel.c: the library's parallel-for: every item once, the same
+ * chunks and results for any thread count, the first failure in item
+ * order returned with its message, workers never shared. */
+#include <stdatomic.h>
+#include <time.h>
+#include "parallel.h"
+#include "skystack/error.h"
+#include "../tap.h"
+
+#define N_ITEMS 1003
+#define CHUNK 17
+
+typedef struct visit_ctx {
+    atomic_int visits[N_ITEMS];
+    long chunk_begin[N_ITEMS]; /* the begin of the call that saw the item */
+    double chunk_sum[N_ITEMS / CHUNK + 1];
+} visit_ctx;
+
+static int visit_range(long begin, long end, void *user)
+{
+    visit_ctx *c = user;
+    double s = 0.0;
+    for (long k = begin; k < end; k++) {
+        atomic_fetch_add(&c->visits[k], 1);
+        c->chunk_begin[k] = begin;
+        s += 1.0 / (double)(k + 1) + s * 1e-3; /* order-dependent rounding */
+    }
+    c->chunk_sum[begin / CHUNK] = s;
+    return SK_OK;
+}
+
+static int visit_item(long k, void *user)
+{
+    visit_ctx *c = user;
+    atomic_fetch_add(&c->visits[k], 1);
+    c->chunk_begin[k] = k;
+    return SK_OK;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Chunk 5 fails late, chunk 9 fails at once: chunk 5's failure is the one
+ * reported. Chunks run are counted. */
+typedef struct fail_ctx {
+    atomic_int ran[64];
+} fail_ctx;
+
+static int fail_range(long begin, long end, void *user)
+{
+    fail_ctx *c = user;
+    atomic_fetch_add(&c->ran[begin], 1);
+    if (begin == 5) {
+        sleep_ms(30);
+        return sk_error(SK_EIO, "chunk 5 failed");
+    }
+    if (begin == 9)
+        return sk_error(SK_EINPUT, "chunk 9 failed");
+    return SK_OK;
+}
+
+/* Worker 0 (the caller) waits until another worker has failed, so the
+ * failure surely happens on another thread. */
+typedef struct other_ctx {
+    atomic_int other_failed;
+} other_ctx;
+
+static int other_thread_fails(int worker, long begin, long end, void *user)
+{
+    other_ctx *c = user;
+    if (worker != 0) {
+        atomic_store(&c->other_failed, 1);
+        return sk_error(SK_ENOTFOUND, "worker %d failed on item %ld", worker, begin);
+    }
+    for (int i = 0; i < 5000 && !atomic_load(&c->other_failed); i++)
+        sleep_ms(1);
+    return SK_OK;
+}
+
+/* No two calls of one worker at the same time, and worker ids in range. */
+typedef struct worker_ctx {
+    int nworkers;
+    atomic_int busy[16];
+    atomic_int overlaps, out_of_range, calls;
+} worker_ctx;
+
+static int check_worker(int worker, long begin, long end, void *user)
+{
+    worker_ctx *c = user;
+    atomic_fetch_add(&c->calls, 1);
+    if (worker < 0 || worker >= c->nworkers) {
+        atomic_fetch_add(&c->out_of_range, 1);
+        return SK_OK;
+    }
+    if (atomic_exchange(&c->busy[worker], 1))
+        atomic_fetch_add(&c->overlaps, 1);
+    sleep_ms(1);
+    atomic_store(&c->busy[worker], 0);
+    return SK_OK;
+}
+
+int main(void)
+{
+    static visit_ctx ref, c;
+    memset(&ref, 0, sizeof ref);
+    ok(sk_parallel_for(N_ITEMS, CHUNK, 1, visit_range, &ref) == SK_OK, "one thread runs");
+    int once = 1, aligned = 1;
+    for (long k = 0; k < N_ITEMS; k++) {
+        once &= atomic_load(&ref.visits[k]) == 1;
+        aligned &= ref.chunk_begin[k] == k / CHUNK * CHUNK;
+    }
+    ok(once, "one thread: every item once");
+    ok(aligned, "one thread: called once per chunk of %d items, not on the whole range", CHUNK);
+
+    const int threads[] = {2, 3, 8, 0, -4};
+    for (int t = 0; t < 5; t++) {
+        memset(&c, 0, sizeof c);
+        int st = sk_parallel_for(N_ITEMS, CHUNK, threads[t], visit_range, &c);
+        int same_chunks = 1;
+        once = 1;
+        for (long k = 0; k < N_ITEMS; k++) {
+            once &= atomic_load(&c.visits[k]) == 1;
+            same_chunks &= c.chunk_begin[k] == ref.chunk_begin[k];
+        }
+        ok(st == SK_OK && once, "%d threads: every item once", threads[t]);
+        ok(same_chunks, "%d threads: the same chunks as one thread", threads[t]);
+        ok(memcmp(c.chunk_sum, ref.chunk_sum, sizeof c.chunk_sum) == 0,
+           "%d threads: chunk results bit for bit those of one thread", threads[t]);
+    }
+
+    memset(&c, 0, sizeof c);
+    ok(sk_parallel_for_each(N_ITEMS, 3, visit_item, &c) == SK_OK, "per item on 3 threads");
+    once = 1;
+    aligned = 1;
+    for (long k = 0; k < N_ITEMS; k++) {
+        once &= atomic_load(&c.visits[k]) == 1;
+        aligned &= c.chunk_begin[k] == k;
+    }
+    ok(once && aligned, "per item: every item once, on its own");
+
+    memset(&c, 0, sizeof c);
+    ok(sk_parallel_for(0, CHUNK, 4, visit_range, &c) == SK_OK &&
+           sk_parallel_for(-3, CHUNK, 4, visit_range, &c) == SK_OK &&
+           atomic_load(&c.visits[0]) == 0,
+       "no items: nothing called");
+    memset(&c, 0, sizeof c);
+    ok(sk_parallel_for(5, 0, 2, visit_range, &c) == SK_OK && c.chunk_begin[4] == 4 &&
+           atomic_load(&c.visits[4]) == 1,
+       "chunk below 1: chunks of one item");
+    is_int(sk_parallel_workers(0, 4, 8), 0, "workers for no items");
+    is_int(sk_parallel_workers(10, 4, 8), 3, "workers: no more than chunks");
+    is_int(sk_parallel_workers(100, 4, 0), 1, "workers: at least one");
+    is_int(sk_parallel_workers(100, 4, 6), 6, "workers: the thread count");
+
+    for (int nt = 1; nt <= 4; nt++) {
+        fail_ctx f;
+        memset(&f, 0, sizeof f);
+        sk_error_clear();
+        int st = sk_parallel_for(40, 1, nt, fail_range, &f);
+        is_int(st, SK_EIO, "%d threads: the first failing chunk's status", nt);
+        is_str(sk_errmsg(), "chunk 5 failed", "%d threads: and its message", nt);
+        int before = 1;
+        for (int k = 0; k <= 5; k++)
+            before &= atomic_load(&f.ran[k]) == 1;
+        ok(before, "%d threads: every chunk up to the failing one ran once", nt);
+        if (nt == 1)
+            ok(atomic_load(&f.ran[6]) == 0 && atomic_load(&f.ran[9]) == 0,
+               "one thread: nothing after the failure ran");
+        int started = 0;
+        for (int k = 6; k < 40; k++)
+            started += atomic_load(&f.ran[k]);
+        ok(started < 34, "%d threads: not every chunk after the failure started (%d)", nt,
+           started);
+    }
+
+    other_ctx o;
+    atomic_store(&o.other_failed, 0);
+    sk_error(SK_EINPUT, "a stale message");
+    int st = sk_parallel_for_workers(2, 1, 2, other_thread_fails, &o);
+    is_int(st, SK_ENOTFOUND, "a failure on another thread: its status");
+    ok(strncmp(sk_errmsg(), "worker 1 failed", 15) == 0,
+       "and its message in the caller's thread (\"%s\")", sk_errmsg());
+
+    worker_ctx w;
+    memset(&w, 0, sizeof w);
+    w.nworkers = sk_parallel_workers(200, 3, 4);
+    ok(sk_parallel_for_workers(200, 3, 4, check_worker, &w) == SK_OK, "workers run");
+    is_int(atomic_load(&w.calls), 67, "one call per chunk");
+    is_int(atomic_load(&w.out_of_range), 0, "worker ids below sk_parallel_workers()");
+    is_int(atomic_load(&w.overlaps), 0, "no worker runs two chunks at once");
+    return tap_done();
+}
