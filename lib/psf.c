@@ -8,6 +8,7 @@
 #include "skystack/extract.h"
 #include "skystack/log.h"
 #include "skystack/psf.h"
+#include "parallel.h"
 #include "psf_priv.h"
 
 #define NTERMS(d) (((d) + 1) * ((d) + 2) / 2)
@@ -1023,7 +1024,7 @@ static int cg_apply(bctx *c, int mode, const double *in, double *out, int thread
     long n = (long)c->psf->ncomp * c->psf->width * c->psf->height;
     c->cg_mode = mode;
     c->cg_in = in;
-    int st = psf_parallel_for(c->nchunk, threads, cg_chunk, c);
+    int st = sk_parallel_for_each(c->nchunk, threads, cg_chunk, c);
     if (st)
         return st;
     memset(out, 0, sizeof *out * (size_t)n);
@@ -1343,7 +1344,7 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
         c.st[k].flux = s->flux_auto > 0 ? s->flux_auto : s->flux_iso;
     }
     if (!st)
-        st = psf_parallel_for(nstar, threads, cut_stamp, &c);
+        st = sk_parallel_for_each(nstar, threads, cut_stamp, &c);
 
     /* First model: stacking of the resampled stamps. */
     if (!st) {
@@ -1353,9 +1354,9 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
             st = sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
     }
     if (!st)
-        st = psf_parallel_for(nstar, threads, stack_sample, &c);
+        st = sk_parallel_for_each(nstar, threads, stack_sample, &c);
     if (!st)
-        st = psf_parallel_for(np, threads, stack_pixel, &c);
+        st = sk_parallel_for_each(np, threads, stack_pixel, &c);
     free(c.sv);
     free(c.sw);
     c.sv = c.sw = NULL;
@@ -1369,7 +1370,7 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
         long before = 0, after = 0;
         for (long k = 0; k < nstar; k++)
             before += c.st[k].ok;
-        st = psf_parallel_for(nstar, threads, refit_star, &c);
+        st = sk_parallel_for_each(nstar, threads, refit_star, &c);
         if (st)
             break;
         for (long k = 0; k < nstar; k++)
@@ -1391,7 +1392,7 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
             st = normalise_model(&c);
     }
     if (!st)
-        st = psf_parallel_for(nstar, threads, refit_star, &c);
+        st = sk_parallel_for_each(nstar, threads, refit_star, &c);
 
     if (!st) {
         psf->comp = malloc(sizeof *psf->comp * (size_t)psf->ncomp * (size_t)np);

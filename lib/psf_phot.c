@@ -7,6 +7,7 @@
 #include "skystack/extract.h"
 #include "skystack/psf.h"
 #include "skystack/table.h"
+#include "parallel.h"
 #include "psf_priv.h"
 
 typedef struct phot_ctx {
@@ -122,7 +123,7 @@ int sk_psf_photometry(const sk_psf *psf, const sk_image *img, const float *bg_le
     int need = 2 * (int)ceil(c.radius) + 1;
     if (c.size < need)
         c.size = need;
-    return psf_parallel_for(n, threads < 1 ? 1 : threads, phot_one, &c);
+    return sk_parallel_for_each(n, threads, phot_one, &c);
 }
 
 int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_background *bg,
