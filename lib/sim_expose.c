@@ -2,65 +2,19 @@
  * the noise-free model (sky + sources), photon and read noise, defects,
  * saturation, the weight and flag planes, the header and the truth table. */
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "skystack/error.h"
 #include "skystack/wcs.h"
+#include "parallel.h"
 #include "sim_priv.h"
 
 /* Random streams of exposure i: (seed, STREAM_EXPOSURE + i, substream):
  * substream 0 the conditions, 1 + row the photon noise of that row,
  * 1 + height + row its read noise. */
 #define STREAM_EXPOSURE 1000
-
-/* ---- a small parallel-for: f(arg, k) for k in [0, n), deterministic in
- * result because every k writes only its own outputs ---- */
-typedef void (*task_fn)(void *arg, long k);
-typedef struct pool_job {
-    task_fn fn;
-    void *arg;
-    long n;
-    long next;
-    pthread_mutex_t lock;
-} pool_job;
-
-static void *pool_worker(void *v)
-{
-    pool_job *job = v;
-    for (;;) {
-        pthread_mutex_lock(&job->lock);
-        long k = job->next++;
-        pthread_mutex_unlock(&job->lock);
-        if (k >= job->n)
-            return NULL;
-        job->fn(job->arg, k);
-    }
-}
-
-static void parallel_for(int threads, long n, task_fn fn, void *arg)
-{
-    pool_job job = {fn, arg, n, 0, PTHREAD_MUTEX_INITIALIZER};
-    if (threads > n)
-        threads = (int)n;
-    if (threads <= 1) {
-        for (long k = 0; k < n; k++)
-            fn(arg, k);
-        return;
-    }
-    pthread_t *tid = malloc((size_t)threads * sizeof *tid);
-    int started = 0;
-    for (int t = 0; tid && t < threads; t++)
-        if (pthread_create(&tid[t], NULL, pool_worker, &job) == 0)
-            started++;
-    if (!started)
-        pool_worker(&job); /* no threads: do it here */
-    for (int t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
-    free(tid);
-}
 
 /* ---- observing conditions ---- */
 
@@ -141,30 +95,22 @@ typedef struct ctx {
     uint16_t *flg;
     double band_rows;
     long nbands;
-    int status;        /* first error of a task (galaxies) */
-    pthread_mutex_t lock;
 } ctx;
 
-static void render_galaxy(void *arg, long k)
+static int render_galaxy(long k, void *arg)
 {
     ctx *c = arg;
     item *it = &c->items[k];
     const sk_sim_source *s = &c->f->src[it->src];
     if (s->type != SK_SIM_GALAXY)
-        return;
+        return SK_OK;
     sk_sim_galaxy g = s->gal;
     g.re_px = s->gal.re_px / c->p->pixel_scale_arcsec;
     g.angle_deg = s->gal.angle_deg + c->info->rotation_deg;
-    int rc = sk_sim_galaxy_render(&g, &it->psf, it->flux_adu * c->p->gain, it->x, it->y, &it->stamp);
-    if (rc) {
-        pthread_mutex_lock(&c->lock);
-        if (!c->status)
-            c->status = rc;
-        pthread_mutex_unlock(&c->lock);
-    }
+    return sk_sim_galaxy_render(&g, &it->psf, it->flux_adu * c->p->gain, it->x, it->y, &it->stamp);
 }
 
-static void render_band(void *arg, long band)
+static int render_band(long band, void *arg)
 {
     ctx *c = arg;
     long r0 = (long)((double)band * c->band_rows), r1 = (long)((double)(band + 1) * c->band_rows);
@@ -201,9 +147,10 @@ static void render_band(void *arg, long band)
                       ang * 180.0 / M_PI, c->info->psf.fwhm_px,
                       c->info->sat_adu_per_px * c->p->gain);
     }
+    return SK_OK;
 }
 
-static void photon_row(void *arg, long j)
+static int photon_row(long j, void *arg)
 {
     ctx *c = arg;
     long w = c->width;
@@ -213,9 +160,10 @@ static void photon_row(void *arg, long j)
         double m = c->model[j * w + i];
         c->elec[j * w + i] = c->p->noise ? (double)sk_rng_poisson(&r, m) : m;
     }
+    return SK_OK;
 }
 
-static void readout_row(void *arg, long j)
+static int readout_row(long j, void *arg)
 {
     ctx *c = arg;
     const sk_sim_params *p = c->p;
@@ -246,6 +194,7 @@ static void readout_row(void *arg, long j)
         }
         c->flg[k] = fl;
     }
+    return SK_OK;
 }
 
 /* ---- headers and tables ---- */
@@ -445,7 +394,6 @@ int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int 
     /* Sources: positions through the true WCS, fluxes at this epoch. */
     ctx c;
     memset(&c, 0, sizeof c);
-    pthread_mutex_init(&c.lock, NULL);
     c.p = p;
     c.f = f;
     c.info = in;
@@ -511,17 +459,15 @@ int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int 
     c.bad = rc ? NULL : calloc(npix, 1);
     if (!rc && (!c.model || !c.elec || !c.bad))
         rc = sk_error(SK_EIO, "imsim: out of memory for a %ldx%ld image", w, h);
-    if (!rc) {
-        parallel_for(threads, c.nitems, render_galaxy, &c);
-        rc = c.status;
-    }
+    if (!rc)
+        rc = sk_parallel_for_each(c.nitems, threads, render_galaxy, &c);
     if (!rc) {
         c.nbands = threads > 1 ? 8L * threads : 1;
         if (c.nbands > h)
             c.nbands = h;
         c.band_rows = (double)h / (double)c.nbands;
-        parallel_for(threads, c.nbands, render_band, &c);
-        parallel_for(threads, h, photon_row, &c);
+        rc = sk_parallel_for_each(c.nbands, threads, render_band, &c);
+        rc = rc ? rc : sk_parallel_for_each(h, threads, photon_row, &c);
     }
     sim_hits hits;
     memset(&hits, 0, sizeof hits);
@@ -534,7 +480,7 @@ int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int 
         c.sci = e->image->sci;
         c.wgt = e->image->weight;
         c.flg = e->image->flags;
-        parallel_for(threads, h, readout_row, &c);
+        rc = sk_parallel_for_each(h, threads, readout_row, &c);
     }
     free(c.model);
     free(c.elec);
@@ -666,7 +612,6 @@ int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int 
     for (long k = 0; k < c.nitems; k++)
         free(c.items[k].stamp.pix);
     free(c.items);
-    pthread_mutex_destroy(&c.lock);
     sk_wcs_free(wcs);
     if (!rc)
         rc = truth_header(p, e, perturbed);
