@@ -44,9 +44,12 @@ static void sleep_ms(long ms)
 }
 
 /* Chunk 5 fails late, chunk 9 fails at once: chunk 5's failure is the one
- * reported. Chunks run are counted. */
+ * reported. Chunks run are counted; those after chunk 9 wait for its
+ * failure and take 5 ms more, so that chunks started after the failure
+ * would show. */
 typedef struct fail_ctx {
     atomic_int ran[64];
+    atomic_int nine_failed;
 } fail_ctx;
 
 static int fail_range(long begin, long end, void *user)
@@ -57,8 +60,15 @@ static int fail_range(long begin, long end, void *user)
         sleep_ms(30);
         return sk_error(SK_EIO, "chunk 5 failed");
     }
-    if (begin == 9)
+    if (begin == 9) {
+        atomic_store(&c->nine_failed, 1);
         return sk_error(SK_EINPUT, "chunk 9 failed");
+    }
+    if (begin > 9) {
+        for (int i = 0; i < 2000 && !atomic_load(&c->nine_failed); i++)
+            sleep_ms(1);
+        sleep_ms(5);
+    }
     return SK_OK;
 }
 
