@@ -33,6 +33,20 @@ enum sk_flag {
  * the inputs that were kept. Measurements do not count them as flagged. */
 #define SK_FLAGS_INFORMATIONAL (SK_FLAG_REJECTED)
 
+/* Bits that mean the pixel holds no value of the sky: its value must not
+ * be used at all (detection, apertures and background leave it out).
+ * SATURATED, INTERPOLATED and REJECTED pixels keep a value. */
+#define SK_FLAGS_NO_DATA                                                          \
+    (SK_FLAG_BAD | SK_FLAG_COSMIC | SK_FLAG_EDGE | SK_FLAG_NONFINITE |           \
+     SK_FLAG_SATELLITE | SK_FLAG_ZEROWEIGHT)
+
+/* Bits that keep a pixel out of a combination of images (coadds): no data
+ * (SK_FLAGS_NO_DATA), a value clipped at saturation, or a value made up by
+ * interpolation. */
+#define SK_FLAGS_UNUSABLE                                                                 \
+    (SK_FLAG_BAD | SK_FLAG_SATURATED | SK_FLAG_COSMIC | SK_FLAG_EDGE | SK_FLAG_INTERPOLATED | \
+     SK_FLAG_NONFINITE | SK_FLAG_SATELLITE | SK_FLAG_ZEROWEIGHT)
+
 /* Name ("BAD", "SATURATED", ...) of bit number `bit` (0-based), or NULL. */
 const char *sk_flag_name(int bit);
 /* Write FLAGBITn = name cards describing the bits into `h`. */
