@@ -9,9 +9,7 @@
 
 /* Pixels a PSF fit leaves out: no value, or a value that is not the sky's
  * (saturated pixels included, unlike aperture photometry). */
-#define SK_PSF_BAD_FLAGS                                                          \
-    (SK_FLAG_BAD | SK_FLAG_SATURATED | SK_FLAG_COSMIC | SK_FLAG_EDGE |           \
-     SK_FLAG_NONFINITE | SK_FLAG_SATELLITE | SK_FLAG_ZEROWEIGHT)
+#define SK_PSF_BAD_FLAGS (SK_FLAGS_NO_DATA | SK_FLAG_SATURATED)
 
 static inline int psf_pixel_usable(const sk_image *img, long i) __attribute__((unused));
 static inline int psf_pixel_usable(const sk_image *img, long i)
