@@ -148,6 +148,27 @@ static double median_sigma(const float *var, long n)
     return s;
 }
 
+/* Median noise per usable pixel (ADU) in the box of half the image's width
+ * and height about its centre: where the PSF of the limit is evaluated,
+ * and on a coadd of dithered exposures the part every input covers. */
+static double central_sigma(const float *var, long width, long height)
+{
+    long x0 = width / 4, x1 = width - width / 4, y0 = height / 4, y1 = height - height / 4;
+    float *v = malloc(sizeof *v * (size_t)((x1 - x0) * (y1 - y0) + 1));
+    if (!v)
+        return NAN;
+    long m = 0;
+    for (long y = y0; y < y1; y++)
+        for (long x = x0; x < x1; x++)
+            if (var[y * width + x] > 0)
+                v[m++] = sqrtf(var[y * width + x]);
+    double s = NAN;
+    if (m)
+        s = kth_smallest(v, m, m / 2);
+    free(v);
+    return s;
+}
+
 int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib_params *p,
                  int threads, sk_calib **out)
 {
@@ -164,6 +185,11 @@ int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib
     int st = det_var || var ? SK_OK : sk_errstatus();
     if (!st)
         c->sigma_bg_adu = median_sigma(det_var ? det_var : var, img->width * img->height);
+    double sigma_centre = NAN;
+    if (!st)
+        sigma_centre = central_sigma(det_var ? det_var : var, img->width, img->height);
+    if (!(sigma_centre > 0))
+        sigma_centre = c->sigma_bg_adu;
     free(var);
 
     /* 1-2. PSF and PSF-fit fluxes */
@@ -216,19 +242,20 @@ int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib
         if (!st && c->psf) {
             st = sk_photcal_psf_apcor(c->photcal, c->psf, cx, cy, l->aper_radius_px);
             if (!st)
-                st = sk_photcal_set_limit(c->photcal, c->psf, cx, cy, c->sigma_bg_adu, r->gain);
+                st = sk_photcal_set_limit(c->photcal, c->psf, cx, cy, sigma_centre, r->gain);
         } else if (!st && l->naper > 0 && c->sigma_bg_adu > 0) {
             /* no PSF: a source with SNR 5 in the smallest aperture, total */
             double rad = l->aper_radius_px[0];
-            double f5 = 5.0 * c->sigma_bg_adu * sqrt(M_PI * rad * rad);
+            double f5 = 5.0 * sigma_centre * sqrt(M_PI * rad * rad);
             double cor = isfinite(c->photcal->aper_cor[0]) ? c->photcal->aper_cor[0] : 0.0;
             c->photcal->lim_flux_adu = f5 * pow(10.0, -0.4 * cor);
             c->photcal->lim_mag = c->photcal->zp - 2.5 * log10(f5) + cor;
         }
         if (!st)
-            sk_info("%s: zero point %.4f +- %.4f from %ld stars, 5-sigma limit %.2f",
+            sk_info("%s: zero point %.4f +- %.4f from %ld stars, 5-sigma limit %.2f (noise %.3g ADU/px "
+                    "at the centre)",
                     img->path ? img->path : "image", c->photcal->zp, c->photcal->dzp,
-                    c->photcal->nstars, c->photcal->lim_mag);
+                    c->photcal->nstars, c->photcal->lim_mag, sigma_centre);
     }
     if (!st && c->psf) {
         const sk_wcs *w = c->astrom ? c->astrom->wcs : img->wcs;

@@ -55,7 +55,9 @@ typedef struct sk_calib {
  * 3. with a catalog: the astrometric solution from the header WCS, then
  *    the zero point (PSF-fit fluxes, else the largest aperture), the
  *    aperture corrections (from the PSF model when there is one) and the
- *    5-sigma limiting magnitude at the image centre. A failure of either
+ *    5-sigma limiting magnitude at the image centre (in the median noise
+ *    of the central half of the image: on a coadd of dithered exposures
+ *    the depth where every input covers). A failure of either
  *    is the calibration's failure: SK_ENOTFOUND (too few matches or stars)
  *    or SK_EINPUT (no WCS in the header, unreadable catalog), with the
  *    message saying why. */
