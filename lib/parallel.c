@@ -1,14 +1,19 @@
 /* parallel.c: the library's one parallel-for (see parallel.h). */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "parallel.h"
 #include "skystack/error.h"
 
+/* The engine: fn(worker, begin, end, arg) on the chunks, worker 0 being
+ * the caller's thread and 1 .. par_workers() - 1 the others. */
+typedef int (*par_fn)(int worker, long begin, long end, void *arg);
+
 typedef struct par_state {
-    sk_worker_fn fn;
-    void *user;
+    par_fn fn;
+    void *arg;
     long n, chunk, nchunks;
     pthread_mutex_t lock;
     long next;       /* the next chunk to hand out */
@@ -26,7 +31,7 @@ static int run_chunk(par_state *s, int worker, long c)
 {
     long begin = c * s->chunk;
     long end = s->n - begin > s->chunk ? begin + s->chunk : s->n;
-    return s->fn(worker, begin, end, s->user);
+    return s->fn(worker, begin, end, s->arg);
 }
 
 static void *par_worker_run(void *arg)
@@ -55,25 +60,25 @@ static void *par_worker_run(void *arg)
     }
 }
 
-int sk_parallel_workers(long n, long chunk, int threads)
+/* Workers for n items in chunks on `threads` threads: no more than chunks. */
+static int par_workers(long n, long chunk, int threads)
 {
     if (n <= 0)
         return 0;
-    if (chunk < 1)
-        chunk = 1;
     long nchunks = (n - 1) / chunk + 1;
     if (threads < 1)
         threads = 1;
     return nchunks < threads ? (int)nchunks : threads;
 }
 
-int sk_parallel_for_workers(long n, long chunk, int threads, sk_worker_fn fn, void *user)
+static int par_run(long n, long chunk, int threads, par_fn fn, void *arg)
 {
-    int nworkers = sk_parallel_workers(n, chunk, threads);
+    if (chunk < 1)
+        chunk = 1;
+    int nworkers = par_workers(n, chunk, threads);
     if (nworkers == 0)
         return SK_OK;
-    par_state s = {.fn = fn, .user = user, .n = n, .chunk = chunk < 1 ? 1 : chunk};
-    s.nchunks = (n - 1) / s.chunk + 1;
+    par_state s = {.fn = fn, .arg = arg, .n = n, .chunk = chunk, .nchunks = (n - 1) / chunk + 1};
     if (nworkers == 1) {
         for (long c = 0; c < s.nchunks; c++) {
             int st = run_chunk(&s, 0, c);
@@ -107,22 +112,29 @@ int sk_parallel_for_workers(long n, long chunk, int threads, sk_worker_fn fn, vo
     return SK_OK;
 }
 
-/* sk_parallel_for and sk_parallel_for_each: the same with the worker left out. */
-typedef struct par_adapter {
+/* ---- the three forms ---- */
+
+typedef struct par_call {
     sk_range_fn range;
     sk_item_fn item;
+    sk_scratch_fn with_scratch;
+    const sk_scratch *scratch;
     void *user;
-} par_adapter;
+    unsigned char *mem;      /* the workers' scratch spaces */
+    size_t stride;
+    unsigned char *started;  /* per worker: its init was called */
+    int *init_status;        /* and what it returned */
+} par_call;
 
-static int adapt_range(int worker, long begin, long end, void *arg)
+static int call_range(int worker, long begin, long end, void *arg)
 {
-    par_adapter *a = arg;
+    par_call *a = arg;
     return a->range(begin, end, a->user);
 }
 
-static int adapt_item(int worker, long begin, long end, void *arg)
+static int call_items(int worker, long begin, long end, void *arg)
 {
-    par_adapter *a = arg;
+    par_call *a = arg;
     for (long k = begin; k < end; k++) {
         int st = a->item(k, a->user);
         if (st)
@@ -131,14 +143,54 @@ static int adapt_item(int worker, long begin, long end, void *arg)
     return SK_OK;
 }
 
+static int call_with_scratch(int worker, long begin, long end, void *arg)
+{
+    par_call *a = arg;
+    void *scratch = a->mem ? a->mem + (size_t)worker * a->stride : NULL;
+    if (!a->started[worker]) {
+        a->started[worker] = 1;
+        if (a->scratch->init)
+            a->init_status[worker] = a->scratch->init(scratch, a->user);
+    }
+    if (a->init_status[worker])
+        return a->init_status[worker];
+    return a->with_scratch(scratch, begin, end, a->user);
+}
+
 int sk_parallel_for(long n, long chunk, int threads, sk_range_fn fn, void *user)
 {
-    par_adapter a = {.range = fn, .user = user};
-    return sk_parallel_for_workers(n, chunk, threads, adapt_range, &a);
+    par_call a = {.range = fn, .user = user};
+    return par_run(n, chunk, threads, call_range, &a);
 }
 
 int sk_parallel_for_each(long n, int threads, sk_item_fn fn, void *user)
 {
-    par_adapter a = {.item = fn, .user = user};
-    return sk_parallel_for_workers(n, 1, threads, adapt_item, &a);
+    par_call a = {.item = fn, .user = user};
+    return par_run(n, 1, threads, call_items, &a);
+}
+
+int sk_parallel_for_scratch(long n, long chunk, int threads, const sk_scratch *scratch,
+                            sk_scratch_fn fn, void *user)
+{
+    int nworkers = par_workers(n, chunk < 1 ? 1 : chunk, threads);
+    if (nworkers == 0)
+        return SK_OK;
+    const size_t align = _Alignof(max_align_t);
+    par_call a = {.with_scratch = fn, .scratch = scratch, .user = user};
+    a.stride = (scratch->size + align - 1) / align * align;
+    a.mem = a.stride ? calloc((size_t)nworkers, a.stride) : NULL;
+    a.started = calloc((size_t)nworkers, 1);
+    a.init_status = calloc((size_t)nworkers, sizeof *a.init_status);
+    int st;
+    if ((a.stride && !a.mem) || !a.started || !a.init_status)
+        st = sk_error(SK_EIO, "out of memory for the scratch space of %d threads", nworkers);
+    else
+        st = par_run(n, chunk, threads, call_with_scratch, &a);
+    for (int w = 0; a.started && w < nworkers; w++)
+        if (a.started[w] && scratch->release)
+            scratch->release(a.mem ? a.mem + (size_t)w * a.stride : NULL, user);
+    free(a.mem);
+    free(a.started);
+    free(a.init_status);
+    return st;
 }

@@ -5,17 +5,10 @@
 #ifndef SK_PARALLEL_H
 #define SK_PARALLEL_H
 
+#include <stddef.h>
+
 /* Work on items [begin, end); returns 0 or a status (set with sk_error). */
 typedef int (*sk_range_fn)(long begin, long end, void *user);
-
-/* Work on item k; returns 0 or a status. */
-typedef int (*sk_item_fn)(long k, void *user);
-
-/* Work on items [begin, end) as worker `worker` (0 <= worker <
- * sk_parallel_workers() of the same n, chunk and threads): no two calls
- * with the same worker run at the same time, so scratch space kept per
- * worker needs no lock. */
-typedef int (*sk_worker_fn)(int worker, long begin, long end, void *user);
 
 /* Run fn on the chunks [0, chunk), [chunk, 2 chunk), .. [.., n) on up to
  * `threads` threads, the caller's included (below 1: one). The chunks do
@@ -27,14 +20,30 @@ typedef int (*sk_worker_fn)(int worker, long begin, long end, void *user);
  * meets), and its message is left in the caller's sk_errmsg(). */
 int sk_parallel_for(long n, long chunk, int threads, sk_range_fn fn, void *user);
 
+/* Work on item k; returns 0 or a status. */
+typedef int (*sk_item_fn)(long k, void *user);
+
 /* sk_parallel_for with a chunk of one item: fn(k, user) for each k. */
 int sk_parallel_for_each(long n, int threads, sk_item_fn fn, void *user);
 
-/* sk_parallel_for with the worker that runs each chunk. */
-int sk_parallel_for_workers(long n, long chunk, int threads, sk_worker_fn fn, void *user);
+/* Scratch space of each thread: `size` bytes, zeroed, given to init in
+ * that thread before its first chunk and to release in the caller's thread
+ * once every chunk is done (also when init failed: release must accept
+ * what a failed init leaves). Either function may be NULL. The results
+ * must not depend on what a scratch held before a chunk. */
+typedef struct sk_scratch {
+    size_t size;
+    int (*init)(void *scratch, void *user);
+    void (*release)(void *scratch, void *user);
+} sk_scratch;
 
-/* How many workers sk_parallel_for_workers(n, chunk, threads, ..) uses at
- * most: threads (at least 1), no more than there are chunks; 0 when n <= 0. */
-int sk_parallel_workers(long n, long chunk, int threads);
+/* Work on items [begin, end) with the calling thread's scratch. */
+typedef int (*sk_scratch_fn)(void *scratch, long begin, long end, void *user);
+
+/* sk_parallel_for with scratch space per thread (no two chunks use one
+ * scratch at the same time). A failing init counts as a failure of the
+ * chunk it came before. */
+int sk_parallel_for_scratch(long n, long chunk, int threads, const sk_scratch *scratch,
+                            sk_scratch_fn fn, void *user);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_parallel.c: the library's parallel-for: every item once, the same
  * chunks and results for any thread count, the first failure in item
- * order returned with its message, workers never shared. */
+ * order returned with its message, scratch spaces never shared. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 #include "parallel.h"
@@ -72,43 +73,64 @@ static int fail_range(long begin, long end, void *user)
     return SK_OK;
 }
 
-/* Worker 0 (the caller) waits until another worker has failed, so the
- * failure surely happens on another thread. */
-typedef struct other_ctx {
-    atomic_int other_failed;
-} other_ctx;
+/* Scratch spaces: each used by one thread, never by two chunks at once,
+ * released in the caller's thread; counts kept in them are summed there. */
+typedef struct scratch_ctx {
+    pthread_t caller;
+    int fail_init, fail_off_caller;
+    atomic_int inits, releases, overlaps, foreign, other_failed;
+    long items, released_off_caller;
+} scratch_ctx;
 
-static int other_thread_fails(int worker, long begin, long end, void *user)
+typedef struct scratch {
+    pthread_t owner;
+    atomic_int busy;
+    long items;
+} scratch;
+
+static int scratch_init(void *sv, void *user)
 {
-    other_ctx *c = user;
-    if (worker != 0) {
-        atomic_store(&c->other_failed, 1);
-        return sk_error(SK_ENOTFOUND, "worker %d failed on item %ld", worker, begin);
-    }
-    for (int i = 0; i < 5000 && !atomic_load(&c->other_failed); i++)
-        sleep_ms(1);
+    scratch *s = sv;
+    scratch_ctx *c = user;
+    atomic_fetch_add(&c->inits, 1);
+    s->owner = pthread_self();
+    if (c->fail_init)
+        return sk_error(SK_EIO, "no scratch space");
     return SK_OK;
 }
 
-/* No two calls of one worker at the same time, and worker ids in range. */
-typedef struct worker_ctx {
-    int nworkers;
-    atomic_int busy[16];
-    atomic_int overlaps, out_of_range, calls;
-} worker_ctx;
-
-static int check_worker(int worker, long begin, long end, void *user)
+static void scratch_release(void *sv, void *user)
 {
-    worker_ctx *c = user;
-    atomic_fetch_add(&c->calls, 1);
-    if (worker < 0 || worker >= c->nworkers) {
-        atomic_fetch_add(&c->out_of_range, 1);
-        return SK_OK;
-    }
-    if (atomic_exchange(&c->busy[worker], 1))
+    scratch *s = sv;
+    scratch_ctx *c = user;
+    atomic_fetch_add(&c->releases, 1);
+    if (!pthread_equal(pthread_self(), c->caller))
+        c->released_off_caller++;
+    c->items += s->items;
+}
+
+static int scratch_range(void *sv, long begin, long end, void *user)
+{
+    scratch *s = sv;
+    scratch_ctx *c = user;
+    if (!pthread_equal(pthread_self(), s->owner))
+        atomic_fetch_add(&c->foreign, 1);
+    if (atomic_exchange(&s->busy, 1))
         atomic_fetch_add(&c->overlaps, 1);
-    sleep_ms(1);
-    atomic_store(&c->busy[worker], 0);
+    if (c->fail_off_caller) {
+        /* the caller's thread waits until another thread has failed */
+        if (!pthread_equal(pthread_self(), c->caller)) {
+            atomic_store(&c->other_failed, 1);
+            atomic_store(&s->busy, 0);
+            return sk_error(SK_ENOTFOUND, "another thread failed on item %ld", begin);
+        }
+        for (int i = 0; i < 5000 && !atomic_load(&c->other_failed); i++)
+            sleep_ms(1);
+    } else {
+        sleep_ms(1);
+    }
+    s->items += end - begin;
+    atomic_store(&s->busy, 0);
     return SK_OK;
 }
 
@@ -160,10 +182,6 @@ int main(void)
     ok(sk_parallel_for(5, 0, 2, visit_range, &c) == SK_OK && c.chunk_begin[4] == 4 &&
            atomic_load(&c.visits[4]) == 1,
        "chunk below 1: chunks of one item");
-    is_int(sk_parallel_workers(0, 4, 8), 0, "workers for no items");
-    is_int(sk_parallel_workers(10, 4, 8), 3, "workers: no more than chunks");
-    is_int(sk_parallel_workers(100, 4, 0), 1, "workers: at least one");
-    is_int(sk_parallel_workers(100, 4, 6), 6, "workers: the thread count");
 
     for (int nt = 1; nt <= 4; nt++) {
         fail_ctx f;
@@ -186,20 +204,41 @@ int main(void)
            started);
     }
 
-    other_ctx o;
-    atomic_store(&o.other_failed, 0);
+    const sk_scratch ops = {sizeof(scratch), scratch_init, scratch_release};
+    scratch_ctx sc;
+    memset(&sc, 0, sizeof sc);
+    sc.caller = pthread_self();
+    ok(sk_parallel_for_scratch(200, 3, 4, &ops, scratch_range, &sc) == SK_OK, "scratch: runs");
+    is_int(sc.items, 200, "scratch: item counts kept in the scratch spaces add up");
+    ok(atomic_load(&sc.inits) >= 1 && atomic_load(&sc.inits) <= 4,
+       "scratch: one init per thread used (%d)", atomic_load(&sc.inits));
+    is_int(atomic_load(&sc.releases), atomic_load(&sc.inits), "scratch: each released");
+    is_int(sc.released_off_caller, 0, "scratch: released in the caller's thread");
+    is_int(atomic_load(&sc.foreign), 0, "scratch: used only by the thread that made it");
+    is_int(atomic_load(&sc.overlaps), 0, "scratch: never by two chunks at once");
+
+    memset(&sc, 0, sizeof sc);
+    sc.caller = pthread_self();
+    sc.fail_init = 1;
+    sk_error_clear();
+    is_int(sk_parallel_for_scratch(50, 1, 3, &ops, scratch_range, &sc), SK_EIO,
+           "scratch: a failing init is the status");
+    is_str(sk_errmsg(), "no scratch space", "scratch: with its message");
+    ok(sc.items == 0 && atomic_load(&sc.releases) == atomic_load(&sc.inits),
+       "scratch: no chunk ran, and what init left is released");
+
+    memset(&sc, 0, sizeof sc);
+    sc.caller = pthread_self();
+    sc.fail_off_caller = 1;
     sk_error(SK_EINPUT, "a stale message");
-    int st = sk_parallel_for_workers(2, 1, 2, other_thread_fails, &o);
+    int st = sk_parallel_for_scratch(2, 1, 2, &ops, scratch_range, &sc);
     is_int(st, SK_ENOTFOUND, "a failure on another thread: its status");
-    ok(strncmp(sk_errmsg(), "worker 1 failed", 15) == 0,
+    ok(strncmp(sk_errmsg(), "another thread failed", 21) == 0,
        "and its message in the caller's thread (\"%s\")", sk_errmsg());
 
-    worker_ctx w;
-    memset(&w, 0, sizeof w);
-    w.nworkers = sk_parallel_workers(200, 3, 4);
-    ok(sk_parallel_for_workers(200, 3, 4, check_worker, &w) == SK_OK, "workers run");
-    is_int(atomic_load(&w.calls), 67, "one call per chunk");
-    is_int(atomic_load(&w.out_of_range), 0, "worker ids below sk_parallel_workers()");
-    is_int(atomic_load(&w.overlaps), 0, "no worker runs two chunks at once");
+    memset(&sc, 0, sizeof sc);
+    ok(sk_parallel_for_scratch(0, 3, 4, &ops, scratch_range, &sc) == SK_OK &&
+           atomic_load(&sc.inits) == 0,
+       "scratch: no items, no scratch made");
     return tap_done();
 }
