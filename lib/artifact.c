@@ -1,10 +1,9 @@
 /* artifact.c: per-input masks of artifacts (cosmic rays, satellite trails, ghosts) from connected residual footprints against a reference coadd that appear in only a minority of the inputs. */
 #include <math.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "coaddx_priv.h"
+#include "parallel.h"
 #include "skystack/coaddx.h"
 #include "skystack/error.h"
 #include "skystack/image.h"
@@ -49,11 +48,6 @@ typedef struct art_ctx {
     long *nfps;
     sk_artifact_run **runs;
     long *nruns, *nprot;
-    /* work sharing */
-    int next;
-    pthread_mutex_t lock;
-    int status;
-    char msg[1024];
 } art_ctx;
 
 typedef struct art_ws {
@@ -350,25 +344,26 @@ static int process_input(art_ctx *c, art_ws *w, int j)
     return SK_OK;
 }
 
-static void *art_worker(void *arg)
+/* Each thread's workspace, and the inputs [j0, j1) processed with it. */
+static int art_ws_init(void *w, void *user)
 {
-    art_ctx *c = arg;
-    art_ws w;
-    int status = ws_init(&w, (size_t)c->width * (size_t)c->height);
-    for (;;) {
-        pthread_mutex_lock(&c->lock);
-        if (status && !c->status) {
-            c->status = status;
-            snprintf(c->msg, sizeof c->msg, "%s", sk_errmsg());
-        }
-        int j = c->status ? c->n : c->next++;
-        pthread_mutex_unlock(&c->lock);
-        if (j >= c->n)
-            break;
-        status = process_input(c, &w, j);
+    const art_ctx *c = user;
+    return ws_init(w, (size_t)c->width * (size_t)c->height);
+}
+
+static void art_ws_release(void *w, void *user)
+{
+    ws_free(w);
+}
+
+static int art_inputs(void *w, long j0, long j1, void *user)
+{
+    for (long j = j0; j < j1; j++) {
+        int status = process_input(user, w, (int)j);
+        if (status)
+            return status;
     }
-    ws_free(&w);
-    return NULL;
+    return SK_OK;
 }
 
 /* Residual planes of every input against the reference. With the
@@ -535,29 +530,10 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
                     if (xx >= 0 && yy >= 0 && xx < width && yy < height)
                         c.core[yy * width + xx] = 1;
         }
-    pthread_mutex_init(&c.lock, NULL);
-    int nth = sk_cx_threads(c.o.threads, n);
-    pthread_t *th = malloc(sizeof(pthread_t) * (size_t)nth);
-    if (!th) {
-        pthread_mutex_destroy(&c.lock);
-        status = sk_error(SK_EIO, "artifacts: out of memory");
+    const sk_scratch ws_ops = {sizeof(art_ws), art_ws_init, art_ws_release};
+    status = sk_parallel_for_scratch(n, 1, sk_cx_threads(c.o.threads, n), &ws_ops, art_inputs, &c);
+    if (status)
         goto done;
-    }
-    int started = 0;
-    for (int t = 1; t < nth; t++) {
-        if (pthread_create(&th[t], NULL, art_worker, &c) != 0)
-            break;
-        started++;
-    }
-    art_worker(&c);
-    for (int t = 1; t <= started; t++)
-        pthread_join(th[t], NULL);
-    free(th);
-    pthread_mutex_destroy(&c.lock);
-    if (c.status) {
-        status = sk_error(c.status, "%s", c.msg);
-        goto done;
-    }
     /* A footprint that overlaps a stronger one of another input is that
      * artifact's light leaking into the reference (and ringing where the
      * reference was sharpened to a sharper input's PSF): not masked. */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "coaddx_priv.h"
 #include "fft_priv.h"
+#include "parallel.h"
 #include "skystack/coaddx.h"
 #include "skystack/error.h"
 #include "skystack/image.h"
@@ -609,32 +610,31 @@ static int conv_tile(sk_psfmatch *pm, conv_ws *w, long tx, long ty, const conv_o
 typedef struct conv_job {
     sk_psfmatch *pm;
     conv_out out;
-    long ty0, ntiles, next;
-    pthread_mutex_t lock;
-    int status;
-    char msg[1024];
+    long ty0, ntiles;
 } conv_job;
 
-static void *conv_worker(void *arg)
+/* Each thread's workspace, and the tiles [t0, t1) of the job made with it. */
+static int conv_job_ws_init(void *ws, void *user)
 {
-    conv_job *job = arg;
-    conv_ws ws;
-    int status = conv_ws_init(&ws, job->pm);
-    for (;;) {
-        pthread_mutex_lock(&job->lock);
-        if (status && !job->status) {
-            job->status = status;
-            snprintf(job->msg, sizeof job->msg, "%s", sk_errmsg());
-        }
-        long t = job->status ? job->ntiles : job->next++;
-        pthread_mutex_unlock(&job->lock);
-        if (t >= job->ntiles)
-            break;
-        status = conv_tile(job->pm, &ws, t % job->pm->ntx, job->ty0 + t / job->pm->ntx,
-                           &job->out);
+    const conv_job *job = user;
+    return conv_ws_init(ws, job->pm);
+}
+
+static void conv_job_ws_release(void *ws, void *user)
+{
+    conv_ws_free(ws);
+}
+
+static int conv_tiles(void *ws, long t0, long t1, void *user)
+{
+    conv_job *job = user;
+    for (long t = t0; t < t1; t++) {
+        int status = conv_tile(job->pm, ws, t % job->pm->ntx, job->ty0 + t / job->pm->ntx,
+                               &job->out);
+        if (status)
+            return status;
     }
-    conv_ws_free(&ws);
-    return NULL;
+    return SK_OK;
 }
 
 int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float *weight,
@@ -665,25 +665,7 @@ int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float
     job.out.flags = flags;
     job.ty0 = y0 / pm->tcy;
     job.ntiles = ((y1 - 1) / pm->tcy + 1 - job.ty0) * pm->ntx;
-    pthread_mutex_init(&job.lock, NULL);
-    int nth = sk_cx_threads(pm->o.threads, job.ntiles);
-    pthread_t *th = malloc(sizeof(pthread_t) * (size_t)nth);
-    if (!th) {
-        pthread_mutex_destroy(&job.lock);
-        return sk_error(SK_EIO, "psfmatch: out of memory");
-    }
-    int started = 0;
-    for (int t = 1; t < nth; t++) {
-        if (pthread_create(&th[t], NULL, conv_worker, &job) != 0)
-            break;
-        started++;
-    }
-    conv_worker(&job);
-    for (int t = 1; t <= started; t++)
-        pthread_join(th[t], NULL);
-    free(th);
-    pthread_mutex_destroy(&job.lock);
-    if (job.status)
-        return sk_error(job.status, "%s", job.msg);
-    return SK_OK;
+    const sk_scratch ws_ops = {sizeof(conv_ws), conv_job_ws_init, conv_job_ws_release};
+    return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(pm->o.threads, job.ntiles),
+                                   &ws_ops, conv_tiles, &job);
 }

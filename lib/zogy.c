@@ -5,6 +5,7 @@
 #include <string.h>
 #include "coaddx_priv.h"
 #include "fft_priv.h"
+#include "parallel.h"
 #include "skystack/coaddx.h"
 #include "skystack/error.h"
 #include "skystack/image.h"
@@ -873,32 +874,30 @@ typedef struct zogy_job {
     sk_zogy *z;
     tile_out out;
     long ty0, ntiles;
-    long next;
-    pthread_mutex_t lock;
-    int status;
-    char msg[1024];
 } zogy_job;
 
-static void *zogy_worker(void *arg)
+/* Each thread's workspace, and the tiles [t0, t1) of the job made with it. */
+static int zogy_job_ws_init(void *ws, void *user)
 {
-    zogy_job *job = arg;
-    zogy_ws ws;
-    int status = ws_init(&ws, job->z);
-    for (;;) {
-        pthread_mutex_lock(&job->lock);
-        if (status && !job->status) {
-            job->status = status;
-            snprintf(job->msg, sizeof job->msg, "%s", sk_errmsg());
-        }
-        long t = job->status ? job->ntiles : job->next++;
-        pthread_mutex_unlock(&job->lock);
-        if (t >= job->ntiles)
-            break;
+    const zogy_job *job = user;
+    return ws_init(ws, job->z);
+}
+
+static void zogy_job_ws_release(void *ws, void *user)
+{
+    ws_free(ws);
+}
+
+static int zogy_tiles(void *ws, long t0, long t1, void *user)
+{
+    zogy_job *job = user;
+    for (long t = t0; t < t1; t++) {
         long ty = job->ty0 + t / job->z->ntx, tx = t % job->z->ntx;
-        status = process_tile(job->z, &ws, tx, ty, &job->out);
+        int status = process_tile(job->z, ws, tx, ty, &job->out);
+        if (status)
+            return status;
     }
-    ws_free(&ws);
-    return NULL;
+    return SK_OK;
 }
 
 int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16_t *flags,
@@ -934,27 +933,9 @@ int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16
     job.ty0 = y0 / z->tcy;
     long ty1 = (y1 - 1) / z->tcy + 1;
     job.ntiles = (ty1 - job.ty0) * z->ntx;
-    pthread_mutex_init(&job.lock, NULL);
-    int nth = sk_cx_threads(z->o.threads, job.ntiles);
-    pthread_t *th = malloc(sizeof(pthread_t) * (size_t)nth);
-    if (!th) {
-        pthread_mutex_destroy(&job.lock);
-        return sk_error(SK_EIO, "zogy: out of memory");
-    }
-    int started = 0;
-    for (int t = 1; t < nth; t++) {
-        if (pthread_create(&th[t], NULL, zogy_worker, &job) != 0)
-            break;
-        started++;
-    }
-    zogy_worker(&job);
-    for (int t = 1; t <= started; t++)
-        pthread_join(th[t], NULL);
-    free(th);
-    pthread_mutex_destroy(&job.lock);
-    if (job.status)
-        return sk_error(job.status, "%s", job.msg);
-    return SK_OK;
+    const sk_scratch ws_ops = {sizeof(zogy_ws), zogy_job_ws_init, zogy_job_ws_release};
+    return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(z->o.threads, job.ntiles),
+                                   &ws_ops, zogy_tiles, &job);
 }
 
 /* ---- the coadd PSF ----------------------------------------------------- */
