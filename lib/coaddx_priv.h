@@ -63,4 +63,37 @@ double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned 
 /* Threads to use for `want` (0: every online core), at most `jobs`. */
 int sk_cx_threads(int want, long jobs);
 
+/* The tiling of the Fourier-space coadds (zogy.c, psfmatch.c): cores of up
+ * to tile_px on a fixed grid, each transformed with a margin of one PSF
+ * size on every side in a buffer of FFT-friendly size; PSFs on a grid of
+ * twice the PSF size. */
+typedef struct sk_cx_tiling {
+    long width, height;   /* the output */
+    long margin;          /* px on every side of a core */
+    long tcx, tcy;        /* core size */
+    long lx, ly;          /* buffer size */
+    long ntx, nty;        /* cores across and down */
+    long g;               /* PSF grid size */
+} sk_cx_tiling;
+
+/* SK_EINPUT, the message starting with `who`, unless there are inputs, the
+ * output has pixels, the PSF size is odd and at least 3 and the tile size
+ * at least 16. */
+int sk_cx_tiling_check(const char *who, int n, long width, long height, long psf_size,
+                       long tile_px);
+
+void sk_cx_tiling_init(sk_cx_tiling *t, long width, long height, long psf_size, long tile_px);
+
+/* Input rows [*need0, *need1) that output rows [y0, y1) need. */
+void sk_cx_tiling_rows_needed(const sk_cx_tiling *t, long y0, long y1, long *need0,
+                              long *need1);
+
+/* The tiles that cover output rows [y0, y1) (0 <= y0 < y1 <= height): the
+ * *ntiles tiles after the first *ty0 rows of tiles, numbered row by row. */
+void sk_cx_tiling_rows(const sk_cx_tiling *t, long y0, long y1, long *ty0, long *ntiles);
+
+/* The core [*cx0, *cx1) x [*cy0, *cy1) of tile (tx, ty). */
+void sk_cx_tiling_core(const sk_cx_tiling *t, long tx, long ty, long *cx0, long *cy0,
+                       long *cx1, long *cy1);
+
 #endif

@@ -1,4 +1,4 @@
-/* coaddx_util.c: pixel helpers of the aligned-input coadds: in-painting, flag dilation, PSF stamps, medians, thread counts. */
+/* coaddx_util.c: pixel helpers of the aligned-input coadds: in-painting, flag dilation, PSF stamps, medians, thread counts, tiling. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,4 +369,62 @@ int sk_cx_threads(int want, long jobs)
     if (t < 1)
         t = 1;
     return (int)t;
+}
+
+int sk_cx_tiling_check(const char *who, int n, long width, long height, long psf_size,
+                       long tile_px)
+{
+    if (n < 1)
+        return sk_error(SK_EINPUT, "%s: no input", who);
+    if (width < 1 || height < 1)
+        return sk_error(SK_EINPUT, "%s: bad output size %ld x %ld", who, width, height);
+    if (psf_size < 3 || psf_size % 2 == 0)
+        return sk_error(SK_EINPUT, "%s: PSF size %ld must be odd and >= 3", who, psf_size);
+    if (tile_px < 16)
+        return sk_error(SK_EINPUT, "%s: tile size %ld px is below 16", who, tile_px);
+    return SK_OK;
+}
+
+void sk_cx_tiling_init(sk_cx_tiling *t, long width, long height, long psf_size, long tile_px)
+{
+    t->width = width;
+    t->height = height;
+    t->margin = psf_size;
+    t->tcx = tile_px < width ? tile_px : width;
+    t->tcy = tile_px < height ? tile_px : height;
+    t->lx = sk_fft_good_size(t->tcx + 2 * t->margin);
+    t->ly = sk_fft_good_size(t->tcy + 2 * t->margin);
+    t->ntx = (width + t->tcx - 1) / t->tcx;
+    t->nty = (height + t->tcy - 1) / t->tcy;
+    t->g = sk_fft_good_size(2 * psf_size);
+}
+
+void sk_cx_tiling_rows_needed(const sk_cx_tiling *t, long y0, long y1, long *need0,
+                              long *need1)
+{
+    if (y0 < 0) y0 = 0;
+    if (y1 > t->height) y1 = t->height;
+    if (y1 <= y0) {
+        *need0 = *need1 = y0;
+        return;
+    }
+    long t0 = y0 / t->tcy, t1 = (y1 - 1) / t->tcy;
+    long a = t0 * t->tcy - t->margin, b = t1 * t->tcy - t->margin + t->ly;
+    *need0 = a < 0 ? 0 : a;
+    *need1 = b > t->height ? t->height : b;
+}
+
+void sk_cx_tiling_rows(const sk_cx_tiling *t, long y0, long y1, long *ty0, long *ntiles)
+{
+    *ty0 = y0 / t->tcy;
+    *ntiles = ((y1 - 1) / t->tcy + 1 - *ty0) * t->ntx;
+}
+
+void sk_cx_tiling_core(const sk_cx_tiling *t, long tx, long ty, long *cx0, long *cy0,
+                       long *cx1, long *cy1)
+{
+    *cx0 = tx * t->tcx;
+    *cy0 = ty * t->tcy;
+    *cx1 = *cx0 + t->tcx < t->width ? *cx0 + t->tcx : t->width;
+    *cy1 = *cy0 + t->tcy < t->height ? *cy0 + t->tcy : t->height;
 }

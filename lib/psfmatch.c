@@ -36,7 +36,8 @@ struct sk_psfmatch {
     int target_input;
     double target_fwhm;
     sk_psfmatch_opts o;
-    long margin, tcx, tcy, lx, ly, ntx, nty, gk, rk;
+    sk_cx_tiling tile;
+    long rk;
     pthread_mutex_t psf_lock;
     int lock_ok;
 };
@@ -102,14 +103,9 @@ int sk_psfmatch_new(const sk_aligned_input *in, int n, long width, long height,
         memset(&t, 0, sizeof t);
         t.kind = SK_TARGET_BROADEST;
     }
-    if (n < 1)
-        return sk_error(SK_EINPUT, "psfmatch: no input");
-    if (width < 1 || height < 1)
-        return sk_error(SK_EINPUT, "psfmatch: bad output size %ld x %ld", width, height);
-    if (o.psf_size < 3 || o.psf_size % 2 == 0)
-        return sk_error(SK_EINPUT, "psfmatch: PSF size %ld must be odd and >= 3", o.psf_size);
-    if (o.tile_px < 16)
-        return sk_error(SK_EINPUT, "psfmatch: tile size %ld px is below 16", o.tile_px);
+    int status = sk_cx_tiling_check("psfmatch", n, width, height, o.psf_size, o.tile_px);
+    if (status)
+        return status;
     if (!(o.regularization > 0.0 && o.regularization < 1.0))
         return sk_error(SK_EINPUT, "psfmatch: regularization %g must be in (0, 1)",
                         o.regularization);
@@ -158,14 +154,7 @@ int sk_psfmatch_new(const sk_aligned_input *in, int n, long width, long height,
     pm->o = o;
     pm->target = t;
     pm->rk = o.psf_size / 2;
-    pm->margin = o.psf_size;
-    pm->tcx = o.tile_px < width ? o.tile_px : width;
-    pm->tcy = o.tile_px < height ? o.tile_px : height;
-    pm->lx = sk_fft_good_size(pm->tcx + 2 * pm->margin);
-    pm->ly = sk_fft_good_size(pm->tcy + 2 * pm->margin);
-    pm->ntx = (width + pm->tcx - 1) / pm->tcx;
-    pm->nty = (height + pm->tcy - 1) / pm->tcy;
-    pm->gk = sk_fft_good_size(2 * o.psf_size);
+    sk_cx_tiling_init(&pm->tile, width, height, o.psf_size, o.tile_px);
 
     long ps = o.psf_size;
     float *st = malloc(sizeof(float) * (size_t)(ps * ps));
@@ -180,7 +169,7 @@ int sk_psfmatch_new(const sk_aligned_input *in, int n, long width, long height,
         for (int j = 0; j < n; j++) {
             if (t.kind == SK_TARGET_INPUT && j != t.input)
                 continue;
-            int status = sk_cx_psf_stamp(&in[j], j, xc, yc, ps, st);
+            status = sk_cx_psf_stamp(&in[j], j, xc, yc, ps, st);
             if (status) {
                 free(st);
                 sk_psfmatch_free(pm);
@@ -194,7 +183,7 @@ int sk_psfmatch_new(const sk_aligned_input *in, int n, long width, long height,
         }
         pm->target_fwhm = best;
     } else {
-        int status = target_stamp(pm, xc, yc, ps, st);
+        status = target_stamp(pm, xc, yc, ps, st);
         if (status) {
             free(st);
             sk_psfmatch_free(pm);
@@ -222,16 +211,7 @@ double sk_psfmatch_target_fwhm(const sk_psfmatch *pm) { return pm->target_fwhm; 
 
 void sk_psfmatch_rows_needed(const sk_psfmatch *pm, long y0, long y1, long *need0, long *need1)
 {
-    if (y0 < 0) y0 = 0;
-    if (y1 > pm->height) y1 = pm->height;
-    if (y1 <= y0) {
-        *need0 = *need1 = y0;
-        return;
-    }
-    long t0 = y0 / pm->tcy, t1 = (y1 - 1) / pm->tcy;
-    long a = t0 * pm->tcy - pm->margin, b = t1 * pm->tcy - pm->margin + pm->ly;
-    *need0 = a < 0 ? 0 : a;
-    *need1 = b > pm->height ? pm->height : b;
+    sk_cx_tiling_rows_needed(&pm->tile, y0, y1, need0, need1);
 }
 
 int sk_psfmatch_target_psf(sk_psfmatch *pm, double x_px, double y_px, long size, float *stamp)
@@ -269,7 +249,7 @@ static void kernel_ws_free(kernel_ws *k)
 static int kernel_ws_init(kernel_ws *k, const sk_psfmatch *pm)
 {
     memset(k, 0, sizeof *k);
-    long ps = pm->o.psf_size, g = pm->gk;
+    long ps = pm->o.psf_size, g = pm->tile.g;
     k->pj = malloc(sizeof(float) * (size_t)(ps * ps));
     k->pt = malloc(sizeof(float) * (size_t)(ps * ps));
     k->gr = fftwf_alloc_real((size_t)(g * g));
@@ -285,7 +265,7 @@ static int kernel_ws_init(kernel_ws *k, const sk_psfmatch *pm)
 /* The kernel of input j at (x, y): ks x ks values, ks = 2 rk + 1, centred. */
 static int make_kernel(sk_psfmatch *pm, kernel_ws *k, int j, double x, double y, float *kern)
 {
-    long ps = pm->o.psf_size, g = pm->gk, gh = g / 2 + 1, rk = pm->rk, ks = 2 * rk + 1;
+    long ps = pm->o.psf_size, g = pm->tile.g, gh = g / 2 + 1, rk = pm->rk, ks = 2 * rk + 1;
     fftwf_plan fwd = sk_fft_plan_r2c((int)g, (int)g), inv = sk_fft_plan_c2r((int)g, (int)g);
     if (!fwd || !inv)
         return sk_errstatus() ? sk_errstatus() : SK_EIO;
@@ -433,7 +413,8 @@ static int conv_ws_init(conv_ws *w, const sk_psfmatch *pm)
     int status = kernel_ws_init(&w->k, pm);
     if (status)
         return status;
-    size_t nb = (size_t)(pm->lx * pm->ly), nc = (size_t)(pm->ly * (pm->lx / 2 + 1));
+    const long lx = pm->tile.lx, ly = pm->tile.ly;
+    size_t nb = (size_t)(lx * ly), nc = (size_t)(ly * (lx / 2 + 1));
     long ks = 2 * pm->rk + 1;
     w->kern = malloc(sizeof(float) * (size_t)(ks * ks));
     w->rs = fftwf_alloc_real(nb);
@@ -451,7 +432,7 @@ static int conv_ws_init(conv_ws *w, const sk_psfmatch *pm)
     if (!w->kern || !w->rs || !w->rv || !w->rm || !w->rk || !w->cs || !w->cv || !w->cm ||
         !w->ck || !w->valid || !w->ibits || !w->dil || !w->dtmp) {
         conv_ws_free(w);
-        return sk_error(SK_EIO, "psfmatch: out of memory for a %ld x %ld tile", pm->lx, pm->ly);
+        return sk_error(SK_EIO, "psfmatch: out of memory for a %ld x %ld tile", lx, ly);
     }
     return SK_OK;
 }
@@ -475,10 +456,9 @@ static void spec_mul(fftwf_complex *a, const fftwf_complex *b, long n, float sca
 
 static int conv_tile(sk_psfmatch *pm, conv_ws *w, long tx, long ty, const conv_out *out)
 {
-    const long lx = pm->lx, ly = pm->ly, width = pm->width, m = pm->margin;
-    const long cx0 = tx * pm->tcx, cy0 = ty * pm->tcy;
-    const long cx1 = cx0 + pm->tcx < width ? cx0 + pm->tcx : width;
-    const long cy1 = cy0 + pm->tcy < pm->height ? cy0 + pm->tcy : pm->height;
+    const long lx = pm->tile.lx, ly = pm->tile.ly, width = pm->width, m = pm->tile.margin;
+    long cx0, cy0, cx1, cy1;
+    sk_cx_tiling_core(&pm->tile, tx, ty, &cx0, &cy0, &cx1, &cy1);
     const long bx0 = cx0 - m, by0 = cy0 - m;
     const long nb = lx * ly, nc = ly * (lx / 2 + 1), rk = pm->rk, ks = 2 * rk + 1;
     const unsigned mask = pm->o.mask_flags;
@@ -629,8 +609,8 @@ static int conv_tiles(void *ws, long t0, long t1, void *user)
 {
     conv_job *job = user;
     for (long t = t0; t < t1; t++) {
-        int status = conv_tile(job->pm, ws, t % job->pm->ntx, job->ty0 + t / job->pm->ntx,
-                               &job->out);
+        long ntx = job->pm->tile.ntx;
+        int status = conv_tile(job->pm, ws, t % ntx, job->ty0 + t / ntx, &job->out);
         if (status)
             return status;
     }
@@ -663,8 +643,7 @@ int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float
     job.out.sci = sci;
     job.out.weight = weight;
     job.out.flags = flags;
-    job.ty0 = y0 / pm->tcy;
-    job.ntiles = ((y1 - 1) / pm->tcy + 1 - job.ty0) * pm->ntx;
+    sk_cx_tiling_rows(&pm->tile, y0, y1, &job.ty0, &job.ntiles);
     const sk_scratch ws_ops = {sizeof(conv_ws), conv_job_ws_init, conv_job_ws_release};
     return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(pm->o.threads, job.ntiles),
                                    &ws_ops, conv_tiles, &job);

@@ -55,7 +55,7 @@ struct sk_zogy {
     double *sigma, *c, *wnum;
     double flux_r;
     sk_zogy_opts o;
-    long margin, tcx, tcy, lx, ly, ntx, nty, g;
+    sk_cx_tiling tile;
     pthread_mutex_t psf_lock;
 };
 
@@ -79,14 +79,9 @@ int sk_zogy_new(const sk_aligned_input *in, int n, long width, long height,
         o = *opts;
     else
         sk_zogy_opts_default(&o);
-    if (n < 1)
-        return sk_error(SK_EINPUT, "zogy: no input");
-    if (width < 1 || height < 1)
-        return sk_error(SK_EINPUT, "zogy: bad output size %ld x %ld", width, height);
-    if (o.psf_size < 3 || o.psf_size % 2 == 0)
-        return sk_error(SK_EINPUT, "zogy: PSF size %ld must be odd and >= 3", o.psf_size);
-    if (o.tile_px < 16)
-        return sk_error(SK_EINPUT, "zogy: tile size %ld px is below 16", o.tile_px);
+    int status = sk_cx_tiling_check("zogy", n, width, height, o.psf_size, o.tile_px);
+    if (status)
+        return status;
     if (!(o.psf_floor > 0.0 && o.psf_floor < 0.1))
         return sk_error(SK_EINPUT, "zogy: PSF floor %g must be in (0, 0.1)", o.psf_floor);
     if (n > 65535)
@@ -135,14 +130,7 @@ int sk_zogy_new(const sk_aligned_input *in, int n, long width, long height,
         sum_c += z->c[j];
     }
     z->flux_r = sqrt(sum_c);
-    z->margin = o.psf_size;
-    z->tcx = o.tile_px < width ? o.tile_px : width;
-    z->tcy = o.tile_px < height ? o.tile_px : height;
-    z->lx = sk_fft_good_size(z->tcx + 2 * z->margin);
-    z->ly = sk_fft_good_size(z->tcy + 2 * z->margin);
-    z->ntx = (width + z->tcx - 1) / z->tcx;
-    z->nty = (height + z->tcy - 1) / z->tcy;
-    z->g = sk_fft_good_size(2 * o.psf_size);
+    sk_cx_tiling_init(&z->tile, width, height, o.psf_size, o.tile_px);
     if (o.max_patterns <= 0)
         z->o.max_patterns = 2 * n + 8;
     pthread_mutex_init(&z->psf_lock, NULL);
@@ -168,16 +156,7 @@ double sk_zogy_sigma(const sk_zogy *z, int j) { return j >= 0 && j < z->n ? z->s
 
 void sk_zogy_rows_needed(const sk_zogy *z, long y0, long y1, long *need0, long *need1)
 {
-    if (y0 < 0) y0 = 0;
-    if (y1 > z->height) y1 = z->height;
-    if (y1 <= y0) {
-        *need0 = *need1 = y0;
-        return;
-    }
-    long t0 = y0 / z->tcy, t1 = (y1 - 1) / z->tcy;
-    long a = t0 * z->tcy - z->margin, b = t1 * z->tcy - z->margin + z->ly;
-    *need0 = a < 0 ? 0 : a;
-    *need1 = b > z->height ? z->height : b;
+    sk_cx_tiling_rows_needed(&z->tile, y0, y1, need0, need1);
 }
 
 /* ---- per-thread work --------------------------------------------------- */
@@ -252,15 +231,15 @@ static void ws_free(zogy_ws *w)
 static int ws_init(zogy_ws *w, const sk_zogy *z)
 {
     memset(w, 0, sizeof *w);
-    w->nbuf = z->lx * z->ly;
-    w->ncplx = z->ly * (z->lx / 2 + 1);
-    w->ncore_max = z->tcx * z->tcy;
-    w->gcplx = z->g * (z->g / 2 + 1);
+    w->nbuf = z->tile.lx * z->tile.ly;
+    w->ncplx = z->tile.ly * (z->tile.lx / 2 + 1);
+    w->ncore_max = z->tile.tcx * z->tile.tcy;
+    w->gcplx = z->tile.g * (z->tile.g / 2 + 1);
     size_t nb = (size_t)w->nbuf, nc = (size_t)w->ncore_max;
     w->rbuf = fftwf_alloc_real(nb);
     w->dbuf = fftwf_alloc_complex((size_t)w->ncplx);
     w->pbuf = fftwf_alloc_complex((size_t)w->ncplx);
-    w->gr = fftwf_alloc_real((size_t)(z->g * z->g));
+    w->gr = fftwf_alloc_real((size_t)(z->tile.g * z->tile.g));
     w->gc = fftwf_alloc_complex((size_t)w->gcplx);
     w->stamp = malloc(sizeof(float) * (size_t)(z->o.psf_size * z->o.psf_size));
     w->x = calloc((size_t)z->n, sizeof *w->x);
@@ -289,7 +268,8 @@ static int ws_init(zogy_ws *w, const sk_zogy *z)
         !w->pixbits || !w->pixpat || !w->order || !w->acc || !w->ibits || !w->dil || !w->dval || !w->act ||
         !w->dtmp || !w->rv || !w->box || !w->boxn) {
         ws_free(w);
-        return sk_error(SK_EIO, "zogy: out of memory for a %ld x %ld tile", z->lx, z->ly);
+        return sk_error(SK_EIO, "zogy: out of memory for a %ld x %ld tile", z->tile.lx,
+                        z->tile.ly);
     }
     return SK_OK;
 }
@@ -307,7 +287,7 @@ static int ws_reserve(zogy_ws *w, const sk_zogy *z, int na)
             fftwf_free(w->x[k]); free(w->pw[k]); free(w->pwc[k]); free(w->valid[k]);
             w->x[k] = NULL; w->pw[k] = NULL; w->pwc[k] = NULL; w->valid[k] = NULL;
             return sk_error(SK_EIO, "zogy: out of memory for %d inputs of a %ld x %ld tile",
-                            na, z->lx, z->ly);
+                            na, z->tile.lx, z->tile.ly);
         }
         w->cap++;
     }
@@ -362,15 +342,14 @@ static int cmp_rank(const void *pa, const void *pb)
 static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
                         const tile_out *out)
 {
-    const long lx = z->lx, ly = z->ly, width = z->width, m = z->margin;
-    const long cx0 = tx * z->tcx, cy0 = ty * z->tcy;
-    const long cx1 = cx0 + z->tcx < width ? cx0 + z->tcx : width;
-    const long cy1 = cy0 + z->tcy < z->height ? cy0 + z->tcy : z->height;
+    const long lx = z->tile.lx, ly = z->tile.ly, width = z->width, m = z->tile.margin;
+    long cx0, cy0, cx1, cy1;
+    sk_cx_tiling_core(&z->tile, tx, ty, &cx0, &cy0, &cx1, &cy1);
     const long cw = cx1 - cx0, chh = cy1 - cy0, ncore = cw * chh;
     const long bx0 = cx0 - m, by0 = cy0 - m;
     const double eps = z->o.psf_floor;
     const unsigned mask = z->o.mask_flags;
-    const long ps = z->o.psf_size, g = z->g, gh = g / 2 + 1;
+    const long ps = z->o.psf_size, g = z->tile.g, gh = g / 2 + 1;
     const double xc = 0.5 * (double)(cx0 + cx1 - 1), yc = 0.5 * (double)(cy0 + cy1 - 1);
     fftwf_plan fwd = sk_fft_plan_r2c((int)ly, (int)lx), inv = sk_fft_plan_c2r((int)ly, (int)lx);
     fftwf_plan gfwd = sk_fft_plan_r2c((int)g, (int)g);
@@ -892,7 +871,7 @@ static int zogy_tiles(void *ws, long t0, long t1, void *user)
 {
     zogy_job *job = user;
     for (long t = t0; t < t1; t++) {
-        long ty = job->ty0 + t / job->z->ntx, tx = t % job->z->ntx;
+        long ty = job->ty0 + t / job->z->tile.ntx, tx = t % job->z->tile.ntx;
         int status = process_tile(job->z, ws, tx, ty, &job->out);
         if (status)
             return status;
@@ -930,9 +909,7 @@ int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16
     job.out.weight = weight;
     job.out.flags = flags;
     job.out.nimg = nimg;
-    job.ty0 = y0 / z->tcy;
-    long ty1 = (y1 - 1) / z->tcy + 1;
-    job.ntiles = (ty1 - job.ty0) * z->ntx;
+    sk_cx_tiling_rows(&z->tile, y0, y1, &job.ty0, &job.ntiles);
     const sk_scratch ws_ops = {sizeof(zogy_ws), zogy_job_ws_init, zogy_job_ws_release};
     return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(z->o.threads, job.ntiles),
                                    &ws_ops, zogy_tiles, &job);
