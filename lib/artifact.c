@@ -531,7 +531,7 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
                         c.core[yy * width + xx] = 1;
         }
     const sk_scratch ws_ops = {sizeof(art_ws), art_ws_init, art_ws_release};
-    status = sk_parallel_for_scratch(n, 1, sk_cx_threads(c.o.threads, n), &ws_ops, art_inputs, &c);
+    status = sk_parallel_for_scratch(n, 1, sk_cx_threads(c.o.threads), &ws_ops, art_inputs, &c);
     if (status)
         goto done;
     /* A footprint that overlaps a stronger one of another input is that

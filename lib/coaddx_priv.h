@@ -60,8 +60,8 @@ float sk_cx_median(float *v, size_t n);
  * most about 2 million sampled pixels; 0 when it has no usable pixel. */
 double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned mask_flags);
 
-/* Threads to use for `want` (0: every online core), at most `jobs`. */
-int sk_cx_threads(int want, long jobs);
+/* Threads to use for `want` (0: every online core). */
+int sk_cx_threads(int want);
 
 /* The tiling of the Fourier-space coadds (zogy.c, psfmatch.c): cores of up
  * to tile_px on a fixed grid, each transformed with a margin of one PSF

@@ -356,19 +356,12 @@ double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned 
     return sigma;
 }
 
-int sk_cx_threads(int want, long jobs)
+int sk_cx_threads(int want)
 {
-    long t = want;
-    if (t <= 0) {
-        t = sysconf(_SC_NPROCESSORS_ONLN);
-        if (t < 1)
-            t = 1;
-    }
-    if (t > jobs)
-        t = jobs;
-    if (t < 1)
-        t = 1;
-    return (int)t;
+    if (want > 0)
+        return want;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 1 ? 1 : (int)cores;
 }
 
 int sk_cx_tiling_check(const char *who, int n, long width, long height, long psf_size,

@@ -645,6 +645,6 @@ int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float
     job.out.flags = flags;
     sk_cx_tiling_rows(&pm->tile, y0, y1, &job.ty0, &job.ntiles);
     const sk_scratch ws_ops = {sizeof(conv_ws), conv_job_ws_init, conv_job_ws_release};
-    return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(pm->o.threads, job.ntiles),
-                                   &ws_ops, conv_tiles, &job);
+    return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(pm->o.threads), &ws_ops,
+                                   conv_tiles, &job);
 }

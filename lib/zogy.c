@@ -911,8 +911,8 @@ int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16
     job.out.nimg = nimg;
     sk_cx_tiling_rows(&z->tile, y0, y1, &job.ty0, &job.ntiles);
     const sk_scratch ws_ops = {sizeof(zogy_ws), zogy_job_ws_init, zogy_job_ws_release};
-    return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(z->o.threads, job.ntiles),
-                                   &ws_ops, zogy_tiles, &job);
+    return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(z->o.threads), &ws_ops,
+                                   zogy_tiles, &job);
 }
 
 /* ---- the coadd PSF ----------------------------------------------------- */
