@@ -344,8 +344,10 @@ static long s2p_chunk(struct wcsprm *p, int m, const double *ra, const double *d
     return bad;
 }
 
-int sk_wcs_pix2sky(const sk_wcs *w, long n, const double *x, const double *y, double *ra_deg,
-                   double *dec_deg)
+/* n points (a, b) -> (u, v), pixel to sky (to_sky) or sky to pixel, chunk
+ * by chunk with a private copy of the WCS; SK_EINPUT when some fail. */
+static int transform(const sk_wcs *w, int to_sky, long n, const double *a, const double *b,
+                     double *u, double *v)
 {
     if (n <= 0)
         return SK_OK;
@@ -355,33 +357,26 @@ int sk_wcs_pix2sky(const sk_wcs *w, long n, const double *x, const double *y, do
     long bad = 0;
     for (long k = 0; k < n; k += CHUNK) {
         int m = (int)(n - k < CHUNK ? n - k : CHUNK);
-        bad += p2s_chunk(p, m, x + k, y + k, ra_deg + k, dec_deg + k);
+        bad += to_sky ? p2s_chunk(p, m, a + k, b + k, u + k, v + k)
+                      : s2p_chunk(p, m, a + k, b + k, u + k, v + k);
     }
     release(w, p);
     if (bad)
-        return sk_error(SK_EINPUT, "wcs: %ld of %ld pixel positions have no sky coordinates",
-                        bad, n);
+        return sk_error(SK_EINPUT, "wcs: %ld of %ld %s positions have no %s coordinates", bad, n,
+                        to_sky ? "pixel" : "sky", to_sky ? "sky" : "pixel");
     return SK_OK;
+}
+
+int sk_wcs_pix2sky(const sk_wcs *w, long n, const double *x, const double *y, double *ra_deg,
+                   double *dec_deg)
+{
+    return transform(w, 1, n, x, y, ra_deg, dec_deg);
 }
 
 int sk_wcs_sky2pix(const sk_wcs *w, long n, const double *ra_deg, const double *dec_deg,
                    double *x, double *y)
 {
-    if (n <= 0)
-        return SK_OK;
-    struct wcsprm *p = acquire(w);
-    if (!p)
-        return sk_errstatus();
-    long bad = 0;
-    for (long k = 0; k < n; k += CHUNK) {
-        int m = (int)(n - k < CHUNK ? n - k : CHUNK);
-        bad += s2p_chunk(p, m, ra_deg + k, dec_deg + k, x + k, y + k);
-    }
-    release(w, p);
-    if (bad)
-        return sk_error(SK_EINPUT, "wcs: %ld of %ld sky positions have no pixel coordinates",
-                        bad, n);
-    return SK_OK;
+    return transform(w, 0, n, ra_deg, dec_deg, x, y);
 }
 
 /* ---- pixel area from the local Jacobian on the sphere ---- */
@@ -434,6 +429,18 @@ static void outline_point(long width, long height, int per_edge, long k, double 
     double t = (double)(k % per_edge) / per_edge;
     *x = cx[e] + (cx[f] - cx[e]) * t;
     *y = cy[e] + (cy[f] - cy[e]) * t;
+}
+
+/* The smallest and largest of v[0 .. n-1], n >= 1. */
+static void min_max(const double *v, long n, double *lo, double *hi)
+{
+    *lo = *hi = v[0];
+    for (long k = 1; k < n; k++) {
+        if (v[k] < *lo)
+            *lo = v[k];
+        if (v[k] > *hi)
+            *hi = v[k];
+    }
 }
 
 int sk_wcs_footprint(const sk_wcs *w, long width, long height, sk_footprint *fp)
@@ -493,15 +500,7 @@ int sk_wcs_footprint(const sk_wcs *w, long width, long height, sk_footprint *fp)
     if (!fp->contains_pole && fabs(winding) > 180.0)
         fp->contains_pole = fp->dec_deg >= 0 ? 1 : -1;
 
-    long kmin = 0, kmax = 0;
-    for (long k = 1; k < nsamp; k++) {
-        if (dec[k] < dec[kmin])
-            kmin = k;
-        if (dec[k] > dec[kmax])
-            kmax = k;
-    }
-    fp->mindec_deg = dec[kmin];
-    fp->maxdec_deg = dec[kmax];
+    min_max(dec, nsamp, &fp->mindec_deg, &fp->maxdec_deg);
     if (fp->contains_pole) {
         fp->minra_deg = 0.0;
         fp->maxra_deg = 360.0;
@@ -510,14 +509,8 @@ int sk_wcs_footprint(const sk_wcs *w, long width, long height, sk_footprint *fp)
         else
             fp->mindec_deg = -90.0;
     } else {
-        kmin = kmax = 0;
-        for (long k = 1; k < nsamp; k++) {
-            if (unwrapped[k] < unwrapped[kmin])
-                kmin = k;
-            if (unwrapped[k] > unwrapped[kmax])
-                kmax = k;
-        }
-        double lo = unwrapped[kmin], hi = unwrapped[kmax];
+        double lo, hi;
+        min_max(unwrapped, nsamp, &lo, &hi);
         fp->minra_deg = norm_ra(lo);
         fp->maxra_deg = fp->minra_deg + (hi - lo);
         if (fp->maxra_deg > 360.0)
@@ -530,47 +523,47 @@ int sk_wcs_footprint(const sk_wcs *w, long width, long height, sk_footprint *fp)
 
 /* ---- writing back ---- */
 
-/* "PREFIX" then 1+ digits then an optional alternate letter. */
-static int digits_alt(const char *s, const char *prefix, int allow_alt)
+/* What follows "PREFIX" and one or more digits at the start of s, or NULL. */
+static const char *after_digits(const char *s, const char *prefix)
 {
     size_t n = strlen(prefix);
     if (strncmp(s, prefix, n) != 0)
-        return 0;
+        return NULL;
     s += n;
     if (!isdigit((unsigned char)*s))
-        return 0;
+        return NULL;
     while (isdigit((unsigned char)*s))
         s++;
+    return s;
+}
+
+/* The end of a keyword: nothing, or an alternate letter where allowed. */
+static int alt_end(const char *s, int allow_alt)
+{
     if (allow_alt && *s >= 'A' && *s <= 'Z')
         s++;
     return *s == '\0';
 }
 
+/* "PREFIX" then 1+ digits then an optional alternate letter. */
+static int digits_alt(const char *s, const char *prefix, int allow_alt)
+{
+    s = after_digits(s, prefix);
+    return s && alt_end(s, allow_alt);
+}
+
 /* "PREFIX" i "_" j then an optional alternate letter. */
 static int pair_alt(const char *s, const char *prefix, int allow_alt)
 {
-    size_t n = strlen(prefix);
-    if (strncmp(s, prefix, n) != 0)
-        return 0;
-    s += n;
-    if (!isdigit((unsigned char)*s))
-        return 0;
-    while (isdigit((unsigned char)*s))
-        s++;
-    if (*s++ != '_' || !isdigit((unsigned char)*s))
-        return 0;
-    while (isdigit((unsigned char)*s))
-        s++;
-    if (allow_alt && *s >= 'A' && *s <= 'Z')
-        s++;
-    return *s == '\0';
+    s = after_digits(s, prefix);
+    return s && digits_alt(s, "_", allow_alt);
 }
 
 /* Keyword name with an optional alternate letter. */
 static int word_alt(const char *s, const char *word)
 {
     size_t n = strlen(word);
-    return strncmp(s, word, n) == 0 && (s[n] == '\0' || (s[n] >= 'A' && s[n] <= 'Z' && !s[n + 1]));
+    return strncmp(s, word, n) == 0 && alt_end(s + n, 1);
 }
 
 /* Does this keyword describe a celestial WCS in any convention wcslib reads
