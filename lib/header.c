@@ -291,14 +291,40 @@ static char *long_string(const sk_header *h, int i)
     return buf;
 }
 
-int sk_header_get_str(const sk_header *h, const char *key, char *value, size_t size)
+/* The value of `key` as written (a string with its quotes) and its card:
+ * 1, 0 when there is no such keyword, -1 when its card has no value. */
+static int raw_value(const sk_header *h, const char *key, char raw[SK_CARD_LEN + 1], int *card)
 {
     int i = sk_header_find(h, key);
     if (i < 0)
         return 0;
-    char raw[SK_CARD_LEN + 1];
     if (card_value(h, i, raw) != 0)
         return -1;
+    if (card)
+        *card = i;
+    return 1;
+}
+
+/* The value of `key` as a finite number, with raw_value's results; -1
+ * also for a logical or a string. */
+static int number_value(const sk_header *h, const char *key, char raw[SK_CARD_LEN + 1],
+                        double *d)
+{
+    int found = raw_value(h, key, raw, NULL);
+    if (found != 1)
+        return found;
+    int status = 0;
+    if (raw[0] == 'T' || raw[0] == 'F' || ffc2d(raw, d, &status) != 0 || !isfinite(*d))
+        return -1;
+    return 1;
+}
+
+int sk_header_get_str(const sk_header *h, const char *key, char *value, size_t size)
+{
+    char raw[SK_CARD_LEN + 1];
+    int i, found = raw_value(h, key, raw, &i);
+    if (found != 1)
+        return found;
     if (raw[0] != '\'') {
         /* A number or logical asked for as text: its literal form. */
         if (strlen(raw) + 1 > size)
@@ -321,36 +347,25 @@ int sk_header_get_str(const sk_header *h, const char *key, char *value, size_t s
 
 int sk_header_get_double(const sk_header *h, const char *key, double *value)
 {
-    int i = sk_header_find(h, key);
-    if (i < 0)
-        return 0;
     char raw[SK_CARD_LEN + 1];
-    int status = 0;
     double d;
-    if (card_value(h, i, raw) != 0 || raw[0] == 'T' || raw[0] == 'F')
-        return -1;
-    if (ffc2d(raw, &d, &status) != 0 || !isfinite(d))
-        return -1;
-    *value = d;
-    return 1;
+    int found = number_value(h, key, raw, &d);
+    if (found == 1)
+        *value = d;
+    return found;
 }
 
 int sk_header_get_long(const sk_header *h, const char *key, long *value)
 {
-    int i = sk_header_find(h, key);
-    if (i < 0)
-        return 0;
     char raw[SK_CARD_LEN + 1];
+    double d;
+    int found = number_value(h, key, raw, &d);
+    if (found != 1)
+        return found;
+    /* An integer keyword holding a fraction is malformed, not truncated. */
     int status = 0;
     long l;
-    if (card_value(h, i, raw) != 0 || raw[0] == 'T' || raw[0] == 'F')
-        return -1;
-    /* An integer keyword holding a fraction is malformed, not truncated. */
-    double d;
-    if (ffc2d(raw, &d, &status) != 0 || !isfinite(d) || d != floor(d))
-        return -1;
-    status = 0;
-    if (ffc2i(raw, &l, &status) != 0)
+    if (d != floor(d) || ffc2i(raw, &l, &status) != 0)
         return -1;
     *value = l;
     return 1;
@@ -358,12 +373,10 @@ int sk_header_get_long(const sk_header *h, const char *key, long *value)
 
 int sk_header_get_bool(const sk_header *h, const char *key, int *value)
 {
-    int i = sk_header_find(h, key);
-    if (i < 0)
-        return 0;
     char raw[SK_CARD_LEN + 1];
-    if (card_value(h, i, raw) != 0)
-        return -1;
+    int found = raw_value(h, key, raw, NULL);
+    if (found != 1)
+        return found;
     if (strcmp(raw, "T") == 0)
         *value = 1;
     else if (strcmp(raw, "F") == 0)
@@ -417,6 +430,14 @@ static int make_card(const char *key, const char *valstr, const char *comment,
     return SK_OK;
 }
 
+/* Set `key` to the formatted value `valstr` on one card. */
+static int put_value(sk_header *h, const char *key, const char *valstr, const char *comment)
+{
+    char card[SK_CARD_LEN + 1];
+    int rc = make_card(key, valstr, comment, card);
+    return rc ? rc : put_cards(h, key, &card, 1);
+}
+
 int sk_header_set_str(sk_header *h, const char *key, const char *value, const char *comment)
 {
     int rc = check_key(key);
@@ -433,14 +454,11 @@ int sk_header_set_str(sk_header *h, const char *key, const char *value, const ch
         quoted_len += (*p == '\'') ? 2 : 1;
     size_t keyspace = strlen(key) > 8 ? strlen(key) + 12 : 10;
     if (quoted_len + 2 <= CARD_STR_MAX && quoted_len + 2 + keyspace <= SK_CARD_LEN) {
-        char quoted[2 * SK_CARD_LEN + 3], card[SK_CARD_LEN + 1];
+        char quoted[2 * SK_CARD_LEN + 3];
         int status = 0;
         if (ffs2c(value, quoted, &status) != 0)
             return sk_error(SK_EINPUT, "header: keyword %s: cannot quote value", key);
-        rc = make_card(key, quoted, comment, card);
-        if (rc)
-            return rc;
-        return put_cards(h, key, &card, 1);
+        return put_value(h, key, quoted, comment);
     }
     /* Long string: the CONTINUE convention, 'chunk&' on each card but the
      * last; chunks are cut so that each quoted chunk fits its card. */
@@ -517,11 +535,7 @@ int sk_header_set_double(sk_header *h, const char *key, double value, const char
         if (ffc2d(valstr, &back, &status) == 0 && back == value)
             break;
     }
-    char card[SK_CARD_LEN + 1];
-    rc = make_card(key, valstr, comment, card);
-    if (rc)
-        return rc;
-    return put_cards(h, key, &card, 1);
+    return put_value(h, key, valstr, comment);
 }
 
 int sk_header_set_long(sk_header *h, const char *key, long value, const char *comment)
@@ -529,14 +543,11 @@ int sk_header_set_long(sk_header *h, const char *key, long value, const char *co
     int rc = check_key(key);
     if (rc)
         return rc;
-    char valstr[FLEN_VALUE], card[SK_CARD_LEN + 1];
+    char valstr[FLEN_VALUE];
     int status = 0;
     if (ffi2c(value, valstr, &status) != 0)
         return sk_error(SK_EINPUT, "header: keyword %s: cannot format %ld", key, value);
-    rc = make_card(key, valstr, comment, card);
-    if (rc)
-        return rc;
-    return put_cards(h, key, &card, 1);
+    return put_value(h, key, valstr, comment);
 }
 
 int sk_header_set_bool(sk_header *h, const char *key, int value, const char *comment)
@@ -544,14 +555,11 @@ int sk_header_set_bool(sk_header *h, const char *key, int value, const char *com
     int rc = check_key(key);
     if (rc)
         return rc;
-    char valstr[FLEN_VALUE], card[SK_CARD_LEN + 1];
+    char valstr[FLEN_VALUE];
     int status = 0;
     if (ffl2c(value ? 1 : 0, valstr, &status) != 0)
         return sk_error(SK_EINPUT, "header: keyword %s: cannot format logical", key);
-    rc = make_card(key, valstr, comment, card);
-    if (rc)
-        return rc;
-    return put_cards(h, key, &card, 1);
+    return put_value(h, key, valstr, comment);
 }
 
 int sk_header_add_comment(sk_header *h, const char *key, const char *text)
