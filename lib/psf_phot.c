@@ -36,20 +36,25 @@ static int phot_one(long k, void *u)
         return SK_OK;
     int m = c->size;
     double *p = malloc(sizeof *p * (size_t)m * (size_t)m);
-    if (!p)
+    long *pix = malloc(sizeof *pix * (size_t)m * (size_t)m);
+    if (!p || !pix) {
+        free(p);
+        free(pix);
         return sk_error(SK_EIO, "PSF photometry: out of memory");
+    }
     int st = sk_psf_image(c->psf, x, y, m, p);
     if (st) {
         free(p);
+        free(pix);
         return st;
     }
     int32_t self = 0;
     if (c->seg && ix >= 0 && iy >= 0 && ix < img->width && iy < img->height)
         self = c->seg[iy * img->width + ix];
+    /* The pixels of the fit: usable, within the fit radius, not another
+     * object's; pix[t] with the PSF's value p[t] (p packed in place). */
     double r2 = c->radius * c->radius;
-    double swpp = 0, swpd = 0;
     long n = 0;
-    /* first pass: the amplitude with background weights */
     for (int j = 0; j < m; j++) {
         long yy = iy - m / 2 + j;
         if (yy < 0 || yy >= img->height)
@@ -66,39 +71,31 @@ static int phot_one(long k, void *u)
                 continue;
             if (c->seg && c->seg[q] != 0 && c->seg[q] != self)
                 continue;
-            double w = 1.0 / c->var[q], pp = p[(long)j * m + i];
-            double d = img->sci[q] - (c->level ? c->level[q] : 0.0f);
-            swpp += w * pp * pp;
-            swpd += w * pp * d;
+            pix[n] = q;
+            p[n] = p[(long)j * m + i];
             n++;
         }
+    }
+    /* first pass: the amplitude with background weights */
+    double swpp = 0, swpd = 0;
+    for (long t = 0; t < n; t++) {
+        long q = pix[t];
+        double w = 1.0 / c->var[q], pp = p[t];
+        double d = img->sci[q] - (c->level ? c->level[q] : 0.0f);
+        swpp += w * pp * pp;
+        swpd += w * pp * d;
     }
     if (n >= 2 && swpp > 0) {
         double a = swpd / swpp;
         double num = 0, chi = 0;
-        for (int j = 0; j < m; j++) {
-            long yy = iy - m / 2 + j;
-            if (yy < 0 || yy >= img->height)
-                continue;
-            for (int i = 0; i < m; i++) {
-                long xx = ix - m / 2 + i;
-                if (xx < 0 || xx >= img->width)
-                    continue;
-                double dx = (double)xx - x, dy = (double)yy - y;
-                if (dx * dx + dy * dy > r2)
-                    continue;
-                long q = yy * img->width + xx;
-                if (!psf_pixel_usable(img, q) || !(c->var[q] > 0))
-                    continue;
-                if (c->seg && c->seg[q] != 0 && c->seg[q] != self)
-                    continue;
-                double vb = c->var[q], pp = p[(long)j * m + i];
-                double mod = a * pp;
-                double vt = vb + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0);
-                num += pp * pp / (vb * vb) * vt;
-                double d = img->sci[q] - (c->level ? c->level[q] : 0.0f);
-                chi += (d - mod) * (d - mod) / vt;
-            }
+        for (long t = 0; t < n; t++) {
+            long q = pix[t];
+            double vb = c->var[q], pp = p[t];
+            double mod = a * pp;
+            double vt = vb + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0);
+            num += pp * pp / (vb * vb) * vt;
+            double d = img->sci[q] - (c->level ? c->level[q] : 0.0f);
+            chi += (d - mod) * (d - mod) / vt;
         }
         c->flux[k] = a;
         c->err[k] = sqrt(num) / swpp;
@@ -106,6 +103,7 @@ static int phot_one(long k, void *u)
             c->chi2[k] = chi / (double)(n - 1);
     }
     free(p);
+    free(pix);
     return SK_OK;
 }
 
