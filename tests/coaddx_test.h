@@ -63,6 +63,23 @@ static inline int tpsf_stamp(void *ctx, double x, double y, long size, float *st
     return 0;
 }
 
+/* An aligned input over whole planes of `height` rows (row 0 first), the
+ * test PSF p as its PSF, flux scale 1. */
+static inline void aligned_whole(sk_aligned_input *in, float *sci, float *wgt, uint16_t *flg,
+                                 long height, tpsf *p) __attribute__((unused));
+static inline void aligned_whole(sk_aligned_input *in, float *sci, float *wgt, uint16_t *flg,
+                                 long height, tpsf *p)
+{
+    memset(in, 0, sizeof *in);
+    in->sci = sci;
+    in->weight = wgt;
+    in->flags = flg;
+    in->nrows = height;
+    in->psf = tpsf_stamp;
+    in->psf_ctx = p;
+    in->flux_scale = 1.0;
+}
+
 /* Add `flux` of the PSF at (x, y) into a float image. */
 static inline void add_star(const tpsf *p, double flux, double x, double y, float *img, long w,
                             long h) __attribute__((unused));

@@ -47,14 +47,7 @@ static void make_inputs(inputs *s)
             s->sci[j][i] += (float)(sqrt(var) * sk_rng_gauss(&r));
             s->wgt[j][i] = (float)(1.0 / (sigmas[j] * sigmas[j]));
         }
-        memset(&s->in[j], 0, sizeof s->in[j]);
-        s->in[j].sci = s->sci[j];
-        s->in[j].weight = s->wgt[j];
-        s->in[j].flags = s->flg[j];
-        s->in[j].nrows = H;
-        s->in[j].psf = tpsf_stamp;
-        s->in[j].psf_ctx = &s->psf[j];
-        s->in[j].flux_scale = 1.0;
+        aligned_whole(&s->in[j], s->sci[j], s->wgt[j], s->flg[j], H, &s->psf[j]);
         s->in[j].poisson = 1.0;
     }
 }

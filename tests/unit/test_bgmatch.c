@@ -72,14 +72,7 @@ static void make_inputs(inputs *s, int gradients, int isolate_last)
                     s->sci[j][i] = 0.0f;
                 }
             }
-        memset(&s->in[j], 0, sizeof s->in[j]);
-        s->in[j].sci = s->sci[j];
-        s->in[j].weight = s->wgt[j];
-        s->in[j].flags = s->flg[j];
-        s->in[j].nrows = H;
-        s->in[j].psf = tpsf_stamp;
-        s->in[j].psf_ctx = &s->psf[j];
-        s->in[j].flux_scale = 1.0;
+        aligned_whole(&s->in[j], s->sci[j], s->wgt[j], s->flg[j], H, &s->psf[j]);
     }
     if (isolate_last) {
         /* input 4 alone on a region nobody else covers: give it one */

@@ -38,14 +38,7 @@ static void inputs_init(inputs *s, double dfwhm_dx)
         s->psf[j] = j == 3 ? tpsf_gauss(fwhms[j]) : tpsf_moffat(fwhms[j], 3.0 + 0.5 * j);
         s->psf[j].dfwhm_dx = dfwhm_dx;
         s->psf[j].x0 = W / 2;
-        memset(&s->in[j], 0, sizeof s->in[j]);
-        s->in[j].sci = s->sci[j];
-        s->in[j].weight = s->wgt[j];
-        s->in[j].flags = s->flg[j];
-        s->in[j].nrows = H;
-        s->in[j].psf = tpsf_stamp;
-        s->in[j].psf_ctx = &s->psf[j];
-        s->in[j].flux_scale = 1.0;
+        aligned_whole(&s->in[j], s->sci[j], s->wgt[j], s->flg[j], H, &s->psf[j]);
     }
 }
 

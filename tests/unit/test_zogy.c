@@ -37,15 +37,7 @@ static void inputs_init(inputs *s)
         for (long i = 0; i < NPIX; i++)
             s->wgt[j][i] = (float)(1.0 / (sigmas[j] * sigmas[j]));
         s->psf[j] = j == 3 ? tpsf_gauss(fwhms[j]) : tpsf_moffat(fwhms[j], 3.0);
-        memset(&s->in[j], 0, sizeof s->in[j]);
-        s->in[j].sci = s->sci[j];
-        s->in[j].weight = s->wgt[j];
-        s->in[j].flags = s->flg[j];
-        s->in[j].row0 = 0;
-        s->in[j].nrows = H;
-        s->in[j].psf = tpsf_stamp;
-        s->in[j].psf_ctx = &s->psf[j];
-        s->in[j].flux_scale = 1.0;
+        aligned_whole(&s->in[j], s->sci[j], s->wgt[j], s->flg[j], H, &s->psf[j]);
     }
 }
 
