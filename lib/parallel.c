@@ -65,6 +65,8 @@ static int par_workers(long n, long chunk, int threads)
 {
     if (n <= 0)
         return 0;
+    if (chunk < 1)
+        chunk = 1;
     long nchunks = (n - 1) / chunk + 1;
     if (threads < 1)
         threads = 1;
@@ -172,7 +174,7 @@ int sk_parallel_for_each(long n, int threads, sk_item_fn fn, void *user)
 int sk_parallel_for_scratch(long n, long chunk, int threads, const sk_scratch *scratch,
                             sk_scratch_fn fn, void *user)
 {
-    int nworkers = par_workers(n, chunk < 1 ? 1 : chunk, threads);
+    int nworkers = par_workers(n, chunk, threads);
     if (nworkers == 0)
         return SK_OK;
     const size_t align = _Alignof(max_align_t);
