@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/extract.h"
 #include "extract_priv.h"
+#include "select.h"
 
 void sk_background_params_default(sk_background_params *p)
 {
@@ -27,41 +28,11 @@ void sk_background_free(sk_background *bg)
     free(bg);
 }
 
-/* k-th smallest of v[0..n-1] (v is reordered). */
-static float select_kth(float *v, long n, long k)
-{
-    long lo = 0, hi = n - 1;
-    while (hi > lo) {
-        float pivot = v[lo + (hi - lo) / 2];
-        long i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot)
-                i++;
-            while (v[j] > pivot)
-                j--;
-            if (i <= j) {
-                float t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            break;
-    }
-    return v[k];
-}
-
 static double median_of(float *v, long n)
 {
     if (n <= 0)
         return 0.0;
-    double m = select_kth(v, n, n / 2);
+    double m = sk_select_kth(v, n, n / 2);
     if (n % 2 == 0) {
         /* the largest of the lower half */
         float lower = v[0];

@@ -8,6 +8,7 @@
 #include "skystack/calib.h"
 #include "skystack/error.h"
 #include "skystack/log.h"
+#include "select.h"
 
 void sk_calib_params_default(sk_calib_params *p)
 {
@@ -100,37 +101,6 @@ void sk_calib_free(sk_calib *c)
     free(c);
 }
 
-/* k-th smallest of v[0..n-1] (v is reordered): the value a full sort
- * would put at index k, in linear time. */
-static float kth_smallest(float *v, long n, long k)
-{
-    long lo = 0, hi = n - 1;
-    while (hi > lo) {
-        float pivot = v[lo + (hi - lo) / 2];
-        long i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot)
-                i++;
-            while (v[j] > pivot)
-                j--;
-            if (i <= j) {
-                float t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            break;
-    }
-    return v[k];
-}
-
 /* Median noise per usable pixel (ADU). */
 static double median_sigma(const float *var, long n)
 {
@@ -143,7 +113,7 @@ static double median_sigma(const float *var, long n)
             v[m++] = sqrtf(var[i]);
     double s = NAN;
     if (m)
-        s = kth_smallest(v, m, m / 2);
+        s = sk_select_kth(v, m, m / 2);
     free(v);
     return s;
 }
@@ -164,7 +134,7 @@ static double central_sigma(const float *var, long width, long height)
                 v[m++] = sqrtf(var[y * width + x]);
     double s = NAN;
     if (m)
-        s = kth_smallest(v, m, m / 2);
+        s = sk_select_kth(v, m, m / 2);
     free(v);
     return s;
 }

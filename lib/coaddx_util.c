@@ -6,6 +6,7 @@
 #include "coaddx_priv.h"
 #include "fft_priv.h"
 #include "skystack/error.h"
+#include "select.h"
 
 int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny)
 {
@@ -300,33 +301,9 @@ void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny)
     }
 }
 
-/* Wirth's selection of the k-th smallest (reorders v). */
-static float select_kth(float *v, long n, long k)
-{
-    long l = 0, m = n - 1;
-    while (l < m) {
-        float x = v[k];
-        long i = l, j = m;
-        do {
-            while (v[i] < x) i++;
-            while (x < v[j]) j--;
-            if (i <= j) {
-                float t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                i++;
-                j--;
-            }
-        } while (i <= j);
-        if (j < k) l = i;
-        if (k < i) m = j;
-    }
-    return v[k];
-}
-
 float sk_cx_median(float *v, size_t n)
 {
-    float hi = select_kth(v, (long)n, (long)(n / 2));
+    float hi = sk_select_kth(v, (long)n, (long)(n / 2));
     if (n % 2)
         return hi;
     float lo = v[0];

@@ -6,36 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/extract.h"
 #include "extract_priv.h"
-
-/* k-th smallest of v[0..n-1] (v is reordered). */
-static float kth_float(float *v, long n, long k)
-{
-    long lo = 0, hi = n - 1;
-    while (hi > lo) {
-        float pivot = v[lo + (hi - lo) / 2];
-        long i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot)
-                i++;
-            while (v[j] > pivot)
-                j--;
-            if (i <= j) {
-                float t = v[i];
-                v[i] = v[j];
-                v[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            break;
-    }
-    return v[k];
-}
+#include "select.h"
 
 float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
 {
@@ -80,13 +51,13 @@ float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
         }
         if (n * 64 < (x1 - x0) * (y1 - y0) || n < 16)
             continue;
-        double wmed = kth_float(wbuf, n, n / 2);
+        double wmed = sk_select_kth(wbuf, n, n / 2);
         double r = bg->mesh_rms[c];
         scale[nscale++] = (float)(r * r * wmed);
     }
     double s = 1.0;
     if (nscale > 0) {
-        s = kth_float(scale, nscale, nscale / 2);
+        s = sk_select_kth(scale, nscale, nscale / 2);
     }
     if (!(s > 0) || !isfinite(s))
         s = 1.0;
