@@ -1,9 +1,11 @@
 /* coaddx_priv.h: helpers shared by the aligned-input coadds (zogy.c,
- * psfmatch.c, bgmatch.c, artifact.c), implemented in coaddx_util.c. */
+ * psfmatch.c, bgmatch.c, artifact.c), implemented in coaddx_util.c and
+ * resample_noise.c. */
 #ifndef SK_COADDX_PRIV_H
 #define SK_COADDX_PRIV_H
 
 #include <stdint.h>
+#include <fftw3.h>
 #include "skystack/coaddx.h"
 
 /* 1 when output pixel (x, y) of input `in` is usable (see coaddx.h). */
@@ -95,5 +97,51 @@ void sk_cx_tiling_rows(const sk_cx_tiling *t, long y0, long y1, long *ty0, long 
 /* The core [*cx0, *cx1) x [*cy0, *cy1) of tile (tx, ty). */
 void sk_cx_tiling_core(const sk_cx_tiling *t, long tx, long ty, long *cx0, long *cy0,
                        long *cx1, long *cy1);
+
+/* ---- resample_noise.c: what resampling did to an input's noise and signal */
+
+struct sk_kernel_table;
+
+/* The noise and transfer model of a plane resampled with a kernel, around
+ * a region of the output grid. Resampling output pixel p takes
+ * sum_i w_p(i) g(i) over input pixels i, with the kernel's tabulated
+ * weights at p's sub-pixel phase on the input. For input noise of unit
+ * variance that is noise of covariance Cov(d) = <sum_i w_p(i) w_(p+d)(i)>
+ * (averaged over the region's pixels p, with p+d mapped through the local
+ * Jacobian J = d(input)/d(output)) and power spectrum Q(k) = sum_d Cov(d)
+ * e^(-i k.d); for a signal it is the transfer T(k) = <A_x(kx') A_y(ky')>,
+ * k' = J^-T k, A(k'; f) = sum_t w_t(f) e^(i k' (t - f)) over the taps t at
+ * phase f, averaged per axis over the region's phases (exact for a shift,
+ * and for phases spread evenly as with rotations). */
+typedef struct sk_resample_noise {
+    int identity;      /* not resampled: T = Q = rho = 1 */
+    double jit[4];     /* J^-T, row-major: k' = jit k */
+    double rho;        /* Cov(0): the per-pixel variance factor */
+    double q0;         /* Q(0) = sum_d Cov(d): the large-scale factor */
+    long r;            /* Cov holds lags -r .. r on both axes */
+    double *cov;       /* (2r+1)^2, row-major, symmetric */
+    long nk;           /* nodes of the per-axis transfer tables */
+    double kmax, dk;   /* node i at -kmax + i dk */
+    double *ax, *ay;   /* mean A per axis, (re, im) per node */
+} sk_resample_noise;
+
+/* The model of a plane mapped by `map` (NULL: not resampled) and resampled
+ * with kernel table kt, over output pixels [x0, x1) x [y0, y1). SK_EINPUT
+ * from the map, SK_EIO when out of memory. */
+int sk_resample_noise_at(sk_resample_noise *m, const struct sk_kernel_table *kt,
+                         sk_pixel_map_fn map, void *ctx, long x0, long y0, long x1, long y1);
+void sk_resample_noise_clear(sk_resample_noise *m);
+
+/* On an ny x nx FFT grid (half spectrum ny x (nx/2+1), FFTW's sign
+ * convention): filt = rho conj(T) / Q and gain = rho |T|^2 / Q, with T
+ * limited so that |T|^2 <= Q (the Cauchy-Schwarz bound the exact model
+ * obeys) and Q floored at 1e-6 rho. For an input plane D with noise power
+ * sigma^2 Q / rho (sigma^2 its per-pixel variance) and PSF T P,
+ * conj(P) filt D^ / sigma^2 has noise power and signal gain |P|^2 / sigma^2:
+ * the white-noise formulas of the proper coadd hold with these factors.
+ * fwd is an r2c plan of ny x nx; r (ny*nx floats) and c (half spectrum)
+ * are scratch. The identity gives filt = 1, gain = 1. */
+void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, fftwf_plan fwd,
+                                float *r, fftwf_complex *c, fftwf_complex *filt, float *gain);
 
 #endif

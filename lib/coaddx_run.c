@@ -237,10 +237,13 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
         ai[k].nrows = H;
         ai[k].flux_scale = 1.0;
         ai[k].poisson = pl[k].poisson;
+        pl[k].gpsf.in_wcs = pl[k].wcs;
+        pl[k].gpsf.out_wcs = grid->wcs;
+        ai[k].map = sk_grid_map;
+        ai[k].map_ctx = &pl[k].gpsf;
+        ai[k].kernel = p->kernel;
         if (psfs && psfs[k]) {
             pl[k].gpsf.psf = psfs[k];
-            pl[k].gpsf.in_wcs = pl[k].wcs;
-            pl[k].gpsf.out_wcs = grid->wcs;
             ai[k].psf = sk_grid_psf_stamp;
             ai[k].psf_ctx = &pl[k].gpsf;
             if (!x->psf_size) {

@@ -1,4 +1,4 @@
-/* gridpsf.c: an input's PSF model, made in its own pixels, evaluated on an output grid through the local Jacobian of the two WCSs. */
+/* gridpsf.c: an input's PSF model, made in its own pixels, evaluated on an output grid through the local Jacobian of the two WCSs (and the output-to-input pixel map of that pair). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +8,7 @@
 #include "skystack/psf.h"
 #include "skystack/wcs.h"
 
-/* Output pixel positions -> input pixel positions. */
+/* Output pixel positions -> input pixel positions (n <= 5). */
 static int out_to_in(const sk_grid_psf *g, long n, const double *x, const double *y, double *xi,
                      double *yi)
 {
@@ -20,6 +20,21 @@ static int out_to_in(const sk_grid_psf *g, long n, const double *x, const double
         if (!isfinite(xi[k]) || !isfinite(yi[k]))
             st = SK_EINPUT;
     return st;
+}
+
+int sk_grid_map(void *ctx, long n, const double *x_px, const double *y_px, double *xi_px,
+                double *yi_px)
+{
+    const sk_grid_psf *g = ctx;
+    if (!g || !g->in_wcs || !g->out_wcs)
+        return sk_error(SK_EINPUT, "grid map: no WCS");
+    for (long k0 = 0; k0 < n; k0 += 5) {
+        long m = n - k0 < 5 ? n - k0 : 5;
+        if (out_to_in(g, m, x_px + k0, y_px + k0, xi_px + k0, yi_px + k0))
+            return sk_error(SK_EINPUT, "grid map: output pixel (%.1f, %.1f) has no input position",
+                            x_px[k0], y_px[k0]);
+    }
+    return SK_OK;
 }
 
 int sk_grid_psf_stamp(void *ctx, double x_px, double y_px, long size, float *stamp)

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "coadd_priv.h"
 #include "coaddx_priv.h"
 #include "fft_priv.h"
 #include "parallel.h"
@@ -19,6 +20,17 @@
  * becomes the noise-weighted mean of the inputs). R has white unit-variance
  * noise, flux scale F_R = sqrt(sum_j c_j) and PSF P^_R = sqrt(sum c_j |P~_j|^2)/F_R.
  *
+ * Resampled inputs: resampling an input onto the grid correlates its noise
+ * and smooths its signal by the kernel at each pixel's sub-pixel phase. In a
+ * tile, input j then has noise power sigma_j^2 Q_j(k) / rho_j (rho_j =
+ * Cov_j(0): sigma_j is the per-pixel rms) and PSF T_j P_j (resample_noise.c).
+ * The formulas above hold with conj(P~_j) D^_j multiplied by
+ * filt_j = rho_j conj(T_j) / Q_j and c_j |P~_j|^2 by gain_j = rho_j |T_j|^2 / Q_j:
+ * R is then white where the model holds, P^_R = sqrt(sum c_j gain_j
+ * |P~_j|^2)/F_R, and F_R^2 = sum_j c_j rho_j / Q_j(0) (the inverse of each
+ * input's large-scale variance), fixed at the centre of the grid. Inputs
+ * not resampled have filt = gain = 1.
+ *
  * Tiles: the image is cut into cores of tile_px on a fixed grid; each core is
  * transformed with a margin of one PSF size on every side (data beyond the
  * image or beyond an input's footprint is in-painted), so the circular
@@ -29,8 +41,8 @@
  * S. Each distinct pattern (up to max_patterns, the most common first) is
  * solved exactly as the proper coadd of S rescaled to flux scale F_R:
  *   R_S = (F_R/F_S) IFFT[ sum_{j in S} (F_j/sigma_j^2) conj(P~_j) D^_j / sqrt(sum_{S} c_j |P~_j|^2) ],
- * F_S = sqrt(sum_{S} c_j), whose variance is (F_R/F_S)^2 sum_{j in S} a_{j,S} v_j
- * with a_{j,S} = <c_j |P~_j|^2 / sum_S c_i |P~_i|^2> over frequencies (the
+ * F_S = sqrt(sum_{S} c_j gain_j(0)), whose variance is (F_R/F_S)^2 sum_{j in S} a_{j,S} v_j
+ * with a_{j,S} = <c_j g_j / sum_S c_i g_i> over frequencies, g = gain |P~|^2 (the
  * share of R_S's variance from input j, computed on a coarse frequency grid
  * where the PSF transforms are smooth) and v_j the input's local variance
  * relative to sigma_j^2 (a 5x5 mean). Rarer patterns use the smallest solved
@@ -53,7 +65,10 @@ struct sk_zogy {
     long width, height;
     sk_aligned_input *in;
     double *sigma, *c, *wnum;
+    double *ce;           /* c_j rho_j / Q_j(0) at the centre of the grid */
     double flux_r;
+    sk_kernel_table kt[3]; /* by SK_KERNEL_*, made for the inputs' kernels */
+    int kt_ready[3];
     sk_zogy_opts o;
     sk_cx_tiling tile;
     pthread_mutex_t psf_lock;
@@ -68,6 +83,46 @@ void sk_zogy_opts_default(sk_zogy_opts *o)
     o->mask_flags = SK_COADDX_MASK_DEFAULT;
     o->psf_floor = 1e-5;
     o->max_patterns = 0;
+}
+
+/* A box of tile_px (or the whole grid when smaller) inside the grid, centred
+ * on (x, y) as far as the grid allows. */
+static void box_around(const sk_zogy *z, double x_px, double y_px, long *x0, long *y0, long *x1,
+                       long *y1)
+{
+    long t = z->o.tile_px;
+    long bx = (long)floor(x_px) - t / 2, by = (long)floor(y_px) - t / 2;
+    if (bx + t > z->width)
+        bx = z->width - t;
+    if (by + t > z->height)
+        by = z->height - t;
+    *x0 = bx < 0 ? 0 : bx;
+    *y0 = by < 0 ? 0 : by;
+    *x1 = *x0 + t > z->width ? z->width : *x0 + t;
+    *y1 = *y0 + t > z->height ? z->height : *y0 + t;
+}
+
+/* The resampling model of input j over output pixels [x0, x1) x [y0, y1)
+ * (the identity when it was not resampled); the map is called under the
+ * PSF lock. */
+static int input_noise(sk_zogy *z, int j, long x0, long y0, long x1, long y1,
+                       sk_resample_noise *m)
+{
+    const sk_aligned_input *in = &z->in[j];
+    if (!in->map)
+        return sk_resample_noise_at(m, NULL, NULL, NULL, x0, y0, x1, y1);
+    pthread_mutex_lock(&z->psf_lock);
+    int st = SK_OK;
+    if (!z->kt_ready[in->kernel]) {
+        st = sk_kernel_table_init(&z->kt[in->kernel], in->kernel);
+        z->kt_ready[in->kernel] = !st;
+    }
+    if (!st)
+        st = sk_resample_noise_at(m, &z->kt[in->kernel], in->map, in->map_ctx, x0, y0, x1, y1);
+    pthread_mutex_unlock(&z->psf_lock);
+    if (st)
+        sk_error_context("zogy: input %d", j);
+    return st;
 }
 
 int sk_zogy_new(const sk_aligned_input *in, int n, long width, long height,
@@ -94,6 +149,10 @@ int sk_zogy_new(const sk_aligned_input *in, int n, long width, long height,
                             in[j].flux_scale);
         if (in[j].sci && (!in[j].weight || in[j].nrows < 0))
             return sk_error(SK_EINPUT, "zogy: input %d: science without weight rows", j);
+        if (in[j].map && (in[j].kernel < 0 || in[j].kernel > 2 ||
+                          sk_kernel_halfwidth(in[j].kernel) <= 0))
+            return sk_error(SK_EINPUT, "zogy: input %d: unknown resampling kernel %d", j,
+                            in[j].kernel);
     }
     sk_zogy *z = calloc(1, sizeof *z);
     if (!z)
@@ -106,11 +165,14 @@ int sk_zogy_new(const sk_aligned_input *in, int n, long width, long height,
     z->sigma = malloc(sizeof(double) * (size_t)n);
     z->c = malloc(sizeof(double) * (size_t)n);
     z->wnum = malloc(sizeof(double) * (size_t)n);
-    if (!z->in || !z->sigma || !z->c || !z->wnum) {
+    z->ce = malloc(sizeof(double) * (size_t)n);
+    if (!z->in || !z->sigma || !z->c || !z->wnum || !z->ce) {
         sk_zogy_free(z);
         return sk_error(SK_EIO, "zogy: out of memory");
     }
     memcpy(z->in, in, sizeof(sk_aligned_input) * (size_t)n);
+    pthread_mutex_init(&z->psf_lock, NULL);
+    sk_cx_tiling_init(&z->tile, width, height, o.psf_size, o.tile_px);
     double sum_c = 0.0;
     for (int j = 0; j < n; j++) {
         double s = in[j].sigma;
@@ -127,13 +189,22 @@ int sk_zogy_new(const sk_aligned_input *in, int n, long width, long height,
         z->sigma[j] = s;
         z->c[j] = f * f / (s * s);
         z->wnum[j] = f / (s * s);
-        sum_c += z->c[j];
+        /* the large-scale variance of a resampled input, at the centre */
+        long x0, y0, x1, y1;
+        box_around(z, 0.5 * (double)(width - 1), 0.5 * (double)(height - 1), &x0, &y0, &x1, &y1);
+        sk_resample_noise nm;
+        int st = input_noise(z, j, x0, y0, x1, y1, &nm);
+        if (st) {
+            sk_zogy_free(z);
+            return st;
+        }
+        z->ce[j] = z->c[j] * nm.rho / nm.q0;
+        sk_resample_noise_clear(&nm);
+        sum_c += z->ce[j];
     }
     z->flux_r = sqrt(sum_c);
-    sk_cx_tiling_init(&z->tile, width, height, o.psf_size, o.tile_px);
     if (o.max_patterns <= 0)
         z->o.max_patterns = 2 * n + 8;
-    pthread_mutex_init(&z->psf_lock, NULL);
     *out = z;
     return SK_OK;
 }
@@ -142,8 +213,12 @@ void sk_zogy_free(sk_zogy *z)
 {
     if (!z)
         return;
-    if (z->in && z->sigma && z->c && z->wnum)
+    if (z->in && z->sigma && z->c && z->wnum && z->ce)
         pthread_mutex_destroy(&z->psf_lock);
+    for (int k = 0; k < 3; k++)
+        if (z->kt_ready[k])
+            sk_kernel_table_clear(&z->kt[k]);
+    free(z->ce);
     free(z->in);
     free(z->sigma);
     free(z->c);
@@ -185,6 +260,11 @@ typedef struct zogy_ws {
     uint8_t *act;                /* slot holds a transformed input (else only
                                     its mask, for the flags of its edge) */
     float *rv;                   /* relative variance over the buffer */
+    fftwf_complex *filt, *qc;    /* resampling filter, scratch (tile grid) */
+    float *gain;
+    fftwf_complex *gfilt;        /* the same on the coarse grid */
+    float *ggain;
+    double *ce;                  /* c rho / Q(0) per active input */
     double *box;                 /* box sums */
     int *boxn;
 } zogy_ws;
@@ -223,6 +303,12 @@ static void ws_free(zogy_ws *w)
     free(w->act);
     free(w->dtmp);
     free(w->rv);
+    fftwf_free(w->filt);
+    fftwf_free(w->qc);
+    free(w->gain);
+    fftwf_free(w->gfilt);
+    free(w->ggain);
+    free(w->ce);
     free(w->box);
     free(w->boxn);
     memset(w, 0, sizeof *w);
@@ -261,12 +347,19 @@ static int ws_init(zogy_ws *w, const sk_zogy *z)
     w->act = calloc((size_t)z->n, 1);
     w->dtmp = malloc(sizeof(uint16_t) * nb);
     w->rv = malloc(sizeof(float) * nb);
+    w->filt = fftwf_alloc_complex((size_t)w->ncplx);
+    w->qc = fftwf_alloc_complex((size_t)w->ncplx);
+    w->gain = malloc(sizeof(float) * (size_t)w->ncplx);
+    w->gfilt = fftwf_alloc_complex((size_t)w->gcplx);
+    w->ggain = malloc(sizeof(float) * (size_t)w->gcplx);
+    w->ce = malloc(sizeof(double) * (size_t)z->n);
     w->box = malloc(sizeof(double) * nb);
     w->boxn = malloc(sizeof(int) * nb);
     if (!w->rbuf || !w->dbuf || !w->pbuf || !w->gr || !w->gc || !w->stamp || !w->x || !w->pw ||
         !w->pwc || !w->valid || !w->fwhm || !w->active || !w->nall || !w->dall ||
         !w->pixbits || !w->pixpat || !w->order || !w->acc || !w->ibits || !w->dil || !w->dval || !w->act ||
-        !w->dtmp || !w->rv || !w->box || !w->boxn) {
+        !w->dtmp || !w->rv || !w->box || !w->boxn || !w->filt || !w->qc || !w->gain ||
+        !w->gfilt || !w->ggain || !w->ce) {
         ws_free(w);
         return sk_error(SK_EIO, "zogy: out of memory for a %ld x %ld tile", z->tile.lx,
                         z->tile.ly);
@@ -399,8 +492,15 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
         pthread_mutex_lock(&z->psf_lock);
         status = sk_cx_psf_stamp(in, j, xc, yc, ps, w->stamp);
         pthread_mutex_unlock(&z->psf_lock);
+        sk_resample_noise nm;
+        if (!status)
+            status = input_noise(z, j, cx0, cy0, cx1, cy1, &nm);
         if (status)
             return status;
+        sk_resample_noise_spectrum(&nm, lx, ly, fwd, r, w->qc, w->filt, w->gain);
+        sk_resample_noise_spectrum(&nm, g, g, gfwd, w->gr, w->gc, w->gfilt, w->ggain);
+        w->ce[na] = z->c[j] * nm.rho / nm.q0;
+        sk_resample_noise_clear(&nm);
         w->fwhm[na] = sk_cx_stamp_fwhm(w->stamp, ps);
         sk_cx_embed(w->stamp, ps, r, lx, ly);
         fftwf_execute_dft_r2c(fwd, r, w->pbuf);
@@ -410,16 +510,18 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
         for (long k = 0; k < w->ncplx; k++) {
             float pr = w->pbuf[k][0] + (float)eps, pi = w->pbuf[k][1];
             float dr = w->dbuf[k][0], di = w->dbuf[k][1];
-            /* conj(P) D */
-            x[k][0] = wn * (pr * dr + pi * di);
-            x[k][1] = wn * (pr * di - pi * dr);
-            pw[k] = cj * (pr * pr + pi * pi);
+            /* conj(P) D filt */
+            float ur = pr * dr + pi * di, ui = pr * di - pi * dr;
+            float fr = w->filt[k][0], fi = w->filt[k][1];
+            x[k][0] = wn * (ur * fr - ui * fi);
+            x[k][1] = wn * (ur * fi + ui * fr);
+            pw[k] = cj * (pr * pr + pi * pi) * w->gain[k];
         }
         sk_cx_embed(w->stamp, ps, w->gr, g, g);
         fftwf_execute_dft_r2c(gfwd, w->gr, w->gc);
         for (long k = 0; k < w->gcplx; k++) {
             double pr = w->gc[k][0] + eps, pi = w->gc[k][1];
-            w->pwc[na][k] = (float)(z->c[j] * (pr * pr + pi * pi));
+            w->pwc[na][k] = (float)(z->c[j] * (pr * pr + pi * pi) * w->ggain[k]);
         }
         w->act[na] = 1;
         w->active[na++] = j;
@@ -635,9 +737,9 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
         double fs2 = 0.0, fall2 = 0.0;
         for (int k = 0; k < na; k++) {
             if (w->act[k])
-                fall2 += z->c[w->active[k]];
+                fall2 += w->ce[k];
             if (p->bits[k >> 6] >> (k & 63) & 1)
-                fs2 += z->c[w->active[k]];
+                fs2 += w->ce[k];
         }
         p->fs2 = fs2;
         int nact = 0;
@@ -928,27 +1030,37 @@ int sk_zogy_psf(sk_zogy *z, double x_px, double y_px, long size, float *stamp)
     fftwf_complex *c = fftwf_alloc_complex((size_t)nc);
     double *acc = calloc((size_t)nc, sizeof(double));
     float *st = malloc(sizeof(float) * (size_t)(ps * ps));
+    fftwf_complex *flt = fftwf_alloc_complex((size_t)nc);
+    float *gn = malloc(sizeof(float) * (size_t)nc);
     fftwf_plan fwd = sk_fft_plan_r2c((int)gp, (int)gp), inv = sk_fft_plan_c2r((int)gp, (int)gp);
     int status = SK_OK;
     if (!fwd || !inv) {
         status = sk_errstatus() ? sk_errstatus() : SK_EIO;
         goto done;
     }
-    if (!r || !c || !acc || !st) {
+    if (!r || !c || !acc || !st || !flt || !gn) {
         status = sk_error(SK_EIO, "zogy: out of memory");
         goto done;
     }
+    /* the resampling model over a tile-sized box around (x, y) */
+    long bx0, by0, bx1, by1;
+    box_around(z, x_px, y_px, &bx0, &by0, &bx1, &by1);
     for (int j = 0; j < z->n; j++) {
         pthread_mutex_lock(&z->psf_lock);
         status = sk_cx_psf_stamp(&z->in[j], j, x_px, y_px, ps, st);
         pthread_mutex_unlock(&z->psf_lock);
+        sk_resample_noise nm;
+        if (!status)
+            status = input_noise(z, j, bx0, by0, bx1, by1, &nm);
         if (status)
             goto done;
+        sk_resample_noise_spectrum(&nm, gp, gp, fwd, r, c, flt, gn);
+        sk_resample_noise_clear(&nm);
         sk_cx_embed(st, ps, r, gp, gp);
         fftwf_execute_dft_r2c(fwd, r, c);
         for (long k = 0; k < nc; k++) {
             double pr = c[k][0] + z->o.psf_floor, pi = c[k][1];
-            acc[k] += z->c[j] * (pr * pr + pi * pi);
+            acc[k] += z->c[j] * (pr * pr + pi * pi) * gn[k];
         }
     }
     double norm = sqrt(acc[0]);
@@ -970,6 +1082,8 @@ int sk_zogy_psf(sk_zogy *z, double x_px, double y_px, long size, float *stamp)
 done:
     fftwf_free(r);
     fftwf_free(c);
+    fftwf_free(flt);
+    free(gn);
     free(acc);
     free(st);
     return status;

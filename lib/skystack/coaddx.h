@@ -37,6 +37,11 @@ extern "C" {
  * or a status after sk_error(). */
 typedef int (*sk_psf_stamp_fn)(void *ctx, double x_px, double y_px, long size, float *stamp);
 
+/* Input pixel positions (xi, yi) (0-based) of n output positions (x, y);
+ * return 0, or a status after sk_error(). */
+typedef int (*sk_pixel_map_fn)(void *ctx, long n, const double *x_px, const double *y_px,
+                               double *xi_px, double *yi_px);
+
 typedef struct sk_aligned_input {
     const float *sci;        /* rows [row0, row0+nrows) of the output grid */
     const float *weight;     /* inverse variance, 0 = no data */
@@ -50,6 +55,14 @@ typedef struct sk_aligned_input {
                                 the weight, 1/sqrt(median weight) */
     double poisson;          /* variance of sci per unit of source signal
                                 (flux_scale / gain; 0: unknown) */
+    sk_pixel_map_fn map;     /* a plane resampled onto the grid: where its
+                                output pixels fall on the input (called under
+                                the lock of the PSF callbacks); NULL: not
+                                resampled, its noise is white */
+    void *map_ctx;
+    int kernel;              /* with map: the SK_KERNEL_* it was resampled
+                                with (resampling correlates the noise and
+                                smooths the signal; zogy models both) */
 } sk_aligned_input;
 
 /* Input flag bits that make a pixel unusable by default: every bit of
@@ -373,6 +386,11 @@ typedef struct sk_grid_psf {
 
 /* An sk_psf_stamp_fn; ctx is an sk_grid_psf. */
 int sk_grid_psf_stamp(void *ctx, double x_px, double y_px, long size, float *stamp);
+
+/* An sk_pixel_map_fn through the two WCSs of an sk_grid_psf (its psf may
+ * be NULL): output pixels to input pixels. */
+int sk_grid_map(void *ctx, long n, const double *x_px, const double *y_px, double *xi_px,
+                double *yi_px);
 
 /* ---- coaddx_run.c: these methods and steps on real inputs ------------- */
 
