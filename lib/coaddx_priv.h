@@ -132,6 +132,11 @@ int sk_resample_noise_at(sk_resample_noise *m, const struct sk_kernel_table *kt,
                          sk_pixel_map_fn map, void *ctx, long x0, long y0, long x1, long y1);
 void sk_resample_noise_clear(sk_resample_noise *m);
 
+/* The mean transfer T at output frequency (kx, ky) (radians per output
+ * pixel): the response to e^(i k.q) is T e^(i k.p). */
+void sk_resample_noise_transfer(const sk_resample_noise *m, double kx, double ky, double *re,
+                                double *im);
+
 /* On an ny x nx FFT grid (half spectrum ny x (nx/2+1), FFTW's sign
  * convention): filt = rho conj(T) / Q and gain = rho |T|^2 / Q, with T
  * limited so that |T|^2 <= Q (the Cauchy-Schwarz bound the exact model

@@ -7,7 +7,7 @@
 #include "skystack/error.h"
 
 /* Sample points per side of the region. */
-#define SAMPLES_PER_SIDE 8
+#define SAMPLES_PER_SIDE 16
 /* Spacing (radians per input pixel) of the per-axis transfer tables: the
  * taps reach a px, so A varies on scales of about 1/a; linear
  * interpolation then errs by about (a dk)^2 / 8 < 5e-4. */
@@ -65,9 +65,34 @@ static void axis_table(const sk_kernel_table *kt, const int *ph, int n, const sk
         count[nd++] = 1;
     }
     const int taps = kt->taps, a = kt->a;
+    /* e^(-i k' f) of each phase, advanced node by node by e^(-i dk f) */
+    double *rot = malloc(sizeof(double) * 4 * (size_t)nd);
+    if (!rot) {
+        /* without the recurrence's storage: directly */
+        for (long i = 0; i < m->nk; i++) {
+            double kp = -m->kmax + (double)i * m->dk, sr = 0.0, si = 0.0;
+            for (int q = 0; q < nd; q++)
+                for (int t = 0; t < taps; t++) {
+                    double w = kt->w[(size_t)sorted[q] * SK_KERNEL_STRIDE + t];
+                    double arg = kp * ((double)(t - a + 1) - (double)sorted[q] / SK_KERNEL_PHASES);
+                    sr += count[q] * w * cos(arg);
+                    si += count[q] * w * sin(arg);
+                }
+            tab[2 * i] = sr / n;
+            tab[2 * i + 1] = si / n;
+        }
+        return;
+    }
+    for (int q = 0; q < nd; q++) {
+        double f = (double)sorted[q] / SK_KERNEL_PHASES;
+        rot[4 * q] = cos(m->kmax * f); /* e^(-i k'_0 f), k'_0 = -kmax */
+        rot[4 * q + 1] = sin(m->kmax * f);
+        rot[4 * q + 2] = cos(m->dk * f); /* e^(-i dk f) */
+        rot[4 * q + 3] = -sin(m->dk * f);
+    }
     for (long i = 0; i < m->nk; i++) {
         double kp = -m->kmax + (double)i * m->dk;
-        double er[8], ei[8];
+        double er[SK_KERNEL_STRIDE], ei[SK_KERNEL_STRIDE];
         for (int t = 0; t < taps; t++) {
             double d = (double)(t - a + 1);
             er[t] = cos(kp * d);
@@ -81,14 +106,16 @@ static void axis_table(const sk_kernel_table *kt, const int *ph, int n, const sk
                 ar += w[t] * er[t];
                 ai += w[t] * ei[t];
             }
-            double f = (double)sorted[q] / SK_KERNEL_PHASES;
-            double c = cos(kp * f), s = -sin(kp * f), cnt = count[q];
+            double *e = rot + 4 * q, c = e[0], s = e[1], cnt = count[q];
             sr += cnt * (ar * c - ai * s);
             si += cnt * (ar * s + ai * c);
+            e[0] = c * e[2] - s * e[3];
+            e[1] = c * e[3] + s * e[2];
         }
         tab[2 * i] = sr / n;
         tab[2 * i + 1] = si / n;
     }
+    free(rot);
 }
 
 void sk_resample_noise_clear(sk_resample_noise *m)
@@ -238,6 +265,22 @@ static void table_at(const sk_resample_noise *m, const double *tab, double kp, d
     *im = tab[2 * i + 1] * (1.0 - f) + tab[2 * i + 3] * f;
 }
 
+void sk_resample_noise_transfer(const sk_resample_noise *m, double kx, double ky, double *re,
+                                double *im)
+{
+    if (m->identity) {
+        *re = 1.0;
+        *im = 0.0;
+        return;
+    }
+    double kpx = m->jit[0] * kx + m->jit[1] * ky, kpy = m->jit[2] * kx + m->jit[3] * ky;
+    double axr, axi, ayr, ayi;
+    table_at(m, m->ax, kpx, &axr, &axi);
+    table_at(m, m->ay, kpy, &ayr, &ayi);
+    *re = axr * ayr - axi * ayi;
+    *im = axr * ayi + axi * ayr;
+}
+
 void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, fftwf_plan fwd,
                                 float *r, fftwf_complex *c, fftwf_complex *filt, float *gain)
 {
@@ -265,12 +308,8 @@ void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, ff
         double ky = 2.0 * M_PI * (double)(iy <= ny / 2 ? iy : iy - ny) / (double)ny;
         for (long ix = 0; ix < nh; ix++) {
             long k = iy * nh + ix;
-            double kx = 2.0 * M_PI * (double)ix / (double)nx;
-            double kpx = m->jit[0] * kx + m->jit[1] * ky, kpy = m->jit[2] * kx + m->jit[3] * ky;
-            double axr, axi, ayr, ayi;
-            table_at(m, m->ax, kpx, &axr, &axi);
-            table_at(m, m->ay, kpy, &ayr, &ayi);
-            double tr = axr * ayr - axi * ayi, ti = axr * ayi + axi * ayr;
+            double kx = 2.0 * M_PI * (double)ix / (double)nx, tr, ti;
+            sk_resample_noise_transfer(m, kx, ky, &tr, &ti);
             double q = c[k][0];
             if (!(q > floor_q))
                 q = floor_q;

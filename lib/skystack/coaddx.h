@@ -91,7 +91,13 @@ typedef struct sk_zogy sk_zogy;
 
 /* Prepare a proper coadd of `n` inputs on a width x height grid: checks the
  * inputs, fixes each sigma_j (given, or 1/sqrt of the median weight of the
- * rows the input holds) and the flux scale F_R = sqrt(sum F_j^2/sigma_j^2).
+ * rows the input holds) and the flux scale F_R = sqrt(sum F_j^2/(sigma_j^2
+ * n_j)), n_j the large-scale over per-pixel variance of a resampled input
+ * at the centre of the grid (1 when not resampled). Resampled inputs (with
+ * a map) are weighted by their noise power spectrum and their signal by
+ * the kernel's mean transfer, both computed from the kernel's weights at
+ * the sub-pixel phases of each tile (see zogy.c): the coadd's noise is
+ * then white, not correlated by the resampling.
  * The inputs array is copied; the planes it points to must live until
  * sk_zogy_free. */
 int sk_zogy_new(const sk_aligned_input *in, int n, long width, long height,
@@ -125,7 +131,8 @@ int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16
                  uint16_t *nimg);
 
 /* The PSF of the proper coadd at (x, y) where every input covers:
- * P_R ∝ |sqrt(sum_j F_j^2/sigma_j^2 |P_j|^2)| in Fourier space, as a
+ * P_R ∝ sqrt(sum_j F_j^2/sigma_j^2 g_j |P_j|^2) in Fourier space (g_j the
+ * resampling gain rho_j |T_j|^2/Q_j of zogy.c, 1 when not resampled), as a
  * size x size stamp (odd size) with unit sum, centred like the inputs'. */
 int sk_zogy_psf(sk_zogy *z, double x_px, double y_px, long size, float *stamp);
 
