@@ -1,4 +1,4 @@
-/* coadd_psf.c: the PSF of a direct coadd: the inputs' PSF models seen on the output grid, averaged with the inputs' combine weights at a 3x3 set of positions, and fitted as a PSFEx model varying quadratically over the coadd. */
+/* coadd_psf.c: the PSF of a coadd as a PSFEx model varying quadratically over it, through stamps at a 3x3 set of positions; for a direct coadd the stamps are the inputs' PSF models seen on the output grid, averaged with the inputs' combine weights. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,68 +58,29 @@ static int covers(const sk_grid *g, const sk_wcs *w, long width, long height, do
     return xi >= -0.5 && xi < width - 0.5 && yi >= -0.5 && yi < height - 0.5;
 }
 
-int sk_coadd_psf(int n, const struct sk_psf *const *psfs, const sk_wcs *const *wcs,
-                 const long *width, const long *height, const double *weight, const sk_grid *grid,
-                 struct sk_psf **out)
+void sk_coadd_psf_positions(const sk_grid *grid, double *x_px, double *y_px)
+{
+    for (int p = 0; p < NPOS; p++) {
+        x_px[p] = (grid->width - 1) * (1.0 + 2.0 * (p % 3)) / 6.0;
+        y_px[p] = (grid->height - 1) * (1.0 + 2.0 * (p / 3)) / 6.0;
+    }
+}
+
+int sk_coadd_psf_fit(const double *stamps, const int *have, long size, const sk_grid *grid,
+                     struct sk_psf **out)
 {
     *out = NULL;
-    if (n <= 0 || !grid)
-        return sk_error(SK_EINPUT, "coadd PSF: no inputs");
-    /* stamp size: the largest input model seen at the output scale */
-    double out_scale = sk_wcs_pixel_scale_arcsec(grid->wcs, 0.5 * (grid->width - 1),
-                                                 0.5 * (grid->height - 1));
-    long size = 11;
-    for (int j = 0; j < n; j++) {
-        if (!psfs[j] || !wcs[j])
-            return sk_error(SK_EINPUT, "coadd PSF: input %d has no PSF or WCS", j + 1);
-        double in_scale = sk_wcs_pixel_scale_arcsec(wcs[j], 0.5 * (width[j] - 1), 0.5 * (height[j] - 1));
-        double s = sk_psf_stamp_size(psfs[j]) * (isfinite(in_scale / out_scale) ? in_scale / out_scale : 1.0);
-        long k = (long)ceil(s);
-        if (k > size)
-            size = k;
-    }
-    if (size > 201)
-        size = 201;
-    if (size % 2 == 0)
-        size++;
-    long npix = size * size;
-    double px[NPOS], py[NPOS];
-    for (int p = 0; p < NPOS; p++) {
-        px[p] = (grid->width - 1) * (1.0 + 2.0 * (p % 3)) / 6.0;
-        py[p] = (grid->height - 1) * (1.0 + 2.0 * (p / 3)) / 6.0;
-    }
-    double *stamps = calloc((size_t)NPOS * (size_t)npix, sizeof *stamps);
-    float *one = malloc((size_t)npix * sizeof *one);
-    int have[NPOS] = {0};
-    int rc = stamps && one ? SK_OK : sk_error(SK_EIO, "coadd PSF: out of memory");
-    for (int p = 0; p < NPOS && !rc; p++) {
-        double wsum = 0.0;
-        double *st = stamps + (size_t)p * npix;
-        for (int j = 0; j < n && !rc; j++) {
-            if (!(weight[j] > 0) || !covers(grid, wcs[j], width[j], height[j], px[p], py[p]))
-                continue;
-            sk_grid_psf gp = {psfs[j], wcs[j], grid->wcs};
-            rc = sk_grid_psf_stamp(&gp, px[p], py[p], size, one);
-            for (long i = 0; !rc && i < npix; i++)
-                st[i] += weight[j] * one[i];
-            wsum += weight[j];
-        }
-        if (!rc && wsum > 0) {
-            for (long i = 0; i < npix; i++)
-                st[i] /= wsum;
-            have[p] = 1;
-        }
-    }
-    free(one);
+    if (size < 1 || size % 2 == 0 || !grid)
+        return sk_error(SK_EINPUT, "coadd PSF: stamp size %ld must be odd", size);
+    const long npix = size * size;
     int nhave = 0;
     for (int p = 0; p < NPOS; p++)
-        nhave += have[p];
-    if (!rc && nhave == 0)
-        rc = sk_error(SK_EINPUT, "coadd PSF: no input covers the coadd's PSF positions");
-    if (rc) {
-        free(stamps);
-        return rc;
-    }
+        nhave += have[p] != 0;
+    if (nhave == 0)
+        return sk_error(SK_EINPUT, "coadd PSF: no stamp at any PSF position");
+    double px[NPOS], py[NPOS];
+    sk_coadd_psf_positions(grid, px, py);
+    int rc = SK_OK;
     sk_psf *psf = NULL;
     if (nhave < NPOS) {
         /* partial coverage: one model, from the covered position nearest the centre */
@@ -127,8 +88,8 @@ int sk_coadd_psf(int n, const struct sk_psf *const *psfs, const sk_wcs *const *w
         for (int p = 0; p < NPOS && best < 0; p++)
             if (have[p])
                 best = p;
-        rc = sk_psf_from_stamp(stamps + (size_t)best * npix, (int)size, grid->width, grid->height, &psf);
-        free(stamps);
+        rc = sk_psf_from_stamp(stamps + (size_t)best * npix, (int)size, grid->width,
+                               grid->height, &psf);
         if (!rc)
             *out = psf;
         return rc;
@@ -137,7 +98,6 @@ int sk_coadd_psf(int n, const struct sk_psf *const *psfs, const sk_wcs *const *w
     psf = calloc(1, sizeof *psf);
     if (!psf || !(psf->comp = calloc((size_t)NTERM * (size_t)npix, sizeof *psf->comp))) {
         free(psf);
-        free(stamps);
         return sk_error(SK_EIO, "coadd PSF: out of memory");
     }
     psf->width = psf->height = (int)size;
@@ -181,7 +141,6 @@ int sk_coadd_psf(int n, const struct sk_psf *const *psfs, const sk_wcs *const *w
                 s += M[t][p] * stamps[(size_t)p * npix + i];
             psf->comp[(size_t)t * npix + i] = (float)s;
         }
-    free(stamps);
     if (rc) {
         sk_psf_free(psf);
         return rc;
@@ -189,4 +148,68 @@ int sk_coadd_psf(int n, const struct sk_psf *const *psfs, const sk_wcs *const *w
     psf->fwhm_px = sk_psf_fwhm_at(psf, 0.5 * (grid->width - 1), 0.5 * (grid->height - 1));
     *out = psf;
     return SK_OK;
+}
+
+int sk_coadd_psf(int n, const struct sk_psf *const *psfs, const sk_wcs *const *wcs,
+                 const long *width, const long *height, const double *weight, const sk_grid *grid,
+                 struct sk_psf **out)
+{
+    *out = NULL;
+    if (n <= 0 || !grid)
+        return sk_error(SK_EINPUT, "coadd PSF: no inputs");
+    /* stamp size: the largest input model seen at the output scale */
+    double out_scale = sk_wcs_pixel_scale_arcsec(grid->wcs, 0.5 * (grid->width - 1),
+                                                 0.5 * (grid->height - 1));
+    long size = 11;
+    for (int j = 0; j < n; j++) {
+        if (!psfs[j] || !wcs[j])
+            return sk_error(SK_EINPUT, "coadd PSF: input %d has no PSF or WCS", j + 1);
+        double in_scale = sk_wcs_pixel_scale_arcsec(wcs[j], 0.5 * (width[j] - 1), 0.5 * (height[j] - 1));
+        double s = sk_psf_stamp_size(psfs[j]) * (isfinite(in_scale / out_scale) ? in_scale / out_scale : 1.0);
+        long k = (long)ceil(s);
+        if (k > size)
+            size = k;
+    }
+    if (size > 201)
+        size = 201;
+    if (size % 2 == 0)
+        size++;
+    long npix = size * size;
+    double px[NPOS], py[NPOS];
+    sk_coadd_psf_positions(grid, px, py);
+    double *stamps = calloc((size_t)NPOS * (size_t)npix, sizeof *stamps);
+    float *one = malloc((size_t)npix * sizeof *one);
+    int have[NPOS] = {0};
+    int rc = stamps && one ? SK_OK : sk_error(SK_EIO, "coadd PSF: out of memory");
+    for (int p = 0; p < NPOS && !rc; p++) {
+        double wsum = 0.0;
+        double *st = stamps + (size_t)p * npix;
+        for (int j = 0; j < n && !rc; j++) {
+            if (!(weight[j] > 0) || !covers(grid, wcs[j], width[j], height[j], px[p], py[p]))
+                continue;
+            sk_grid_psf gp = {psfs[j], wcs[j], grid->wcs};
+            rc = sk_grid_psf_stamp(&gp, px[p], py[p], size, one);
+            for (long i = 0; !rc && i < npix; i++)
+                st[i] += weight[j] * one[i];
+            wsum += weight[j];
+        }
+        if (!rc && wsum > 0) {
+            for (long i = 0; i < npix; i++)
+                st[i] /= wsum;
+            have[p] = 1;
+        }
+    }
+    free(one);
+    int nhave = 0;
+    for (int p = 0; p < NPOS; p++)
+        nhave += have[p];
+    if (!rc && nhave == 0)
+        rc = sk_error(SK_EINPUT, "coadd PSF: no input covers the coadd's PSF positions");
+    if (rc) {
+        free(stamps);
+        return rc;
+    }
+    rc = sk_coadd_psf_fit(stamps, have, size, grid, out);
+    free(stamps);
+    return rc;
 }

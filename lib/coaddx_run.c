@@ -167,15 +167,42 @@ static int combine_planes(const sk_coadd_params *p, int n, long npix, float *con
     return SK_OK;
 }
 
-static int stamp_to_psf(const float *st, long size, const sk_grid *grid, sk_psf **out)
+/* A PSF callback of the coadd (the proper coadd's P_R, the PSF-matched
+ * coadd's target) at any output position. */
+typedef int (*coadd_psf_at_fn)(void *ctx, double x_px, double y_px, long size, float *stamp);
+
+static int zogy_psf_at(void *ctx, double x_px, double y_px, long size, float *stamp)
 {
-    double *d = malloc(sizeof(double) * (size_t)(size * size));
-    if (!d)
-        return sk_error(SK_EIO, "coadd: out of memory");
-    for (long i = 0; i < size * size; i++)
-        d[i] = st[i];
-    int rc = sk_psf_from_stamp(d, (int)size, grid->width, grid->height, out);
+    return sk_zogy_psf(ctx, x_px, y_px, size, stamp);
+}
+
+static int psfmatch_psf_at(void *ctx, double x_px, double y_px, long size, float *stamp)
+{
+    return sk_psfmatch_target_psf(ctx, x_px, y_px, size, stamp);
+}
+
+/* The coadd's PSF product: the callback's stamps at the nine positions of
+ * sk_coadd_psf_positions, fitted as a model of degree 2 over the grid. */
+static int coadd_psf_model(coadd_psf_at_fn at, void *ctx, long size, const sk_grid *grid,
+                           sk_psf **out)
+{
+    long npix = size * size;
+    double px[9], py[9];
+    int have[9];
+    sk_coadd_psf_positions(grid, px, py);
+    double *d = malloc(sizeof(double) * 9 * (size_t)npix);
+    float *st = malloc(sizeof(float) * (size_t)npix);
+    int rc = d && st ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+    for (int p = 0; p < 9 && !rc; p++) {
+        rc = at(ctx, px[p], py[p], size, st);
+        for (long i = 0; i < npix && !rc; i++)
+            d[(size_t)p * npix + i] = st[i];
+        have[p] = 1;
+    }
+    if (!rc)
+        rc = sk_coadd_psf_fit(d, have, size, grid, out);
     free(d);
+    free(st);
     return rc;
 }
 
@@ -213,7 +240,6 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
     sk_zogy *z = NULL;
     sk_psfmatch *pmt = NULL;
     uint16_t *nimg16 = NULL;
-    float *st = NULL;
     long nrejected = 0;
     if (!pl || !ai || !poisson || !varcorr || !val || !wgt || !flg) {
         rc = sk_error(SK_EIO, "coadd: out of memory");
@@ -295,11 +321,6 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
         }
     }
 
-    st = malloc(sizeof(float) * (size_t)(psf_size * psf_size));
-    if (!st) {
-        rc = sk_error(SK_EIO, "coadd: out of memory");
-        goto done;
-    }
     if (x->method == SK_COADDX_ZOGY) {
         sk_zogy_opts zo;
         sk_zogy_opts_default(&zo);
@@ -329,10 +350,8 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
             rc = sk_header_add_comment(hd, "COMMENT",
                                        "zogy: proper coadd of Zackay & Ofek (2017); unit-variance "
                                        "noise where every input covers, flux scale ZOGYFR");
-        if (!rc)
-            rc = sk_zogy_psf(z, 0.5 * (double)(W - 1), 0.5 * (double)(H - 1), psf_size, st);
         if (!rc && coadd_psf)
-            rc = stamp_to_psf(st, psf_size, grid, coadd_psf);
+            rc = coadd_psf_model(zogy_psf_at, z, psf_size, grid, coadd_psf);
         if (rc)
             goto done;
         sk_info("zogy: F_R %.6g, MAGZERO %.4f", fr, r->zero_point);
@@ -379,11 +398,8 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
             rc = sk_header_add_comment(hd, "COMMENT",
                                        "psfmatch: every input convolved to the target PSF, then "
                                        "combined");
-        if (!rc)
-            rc = sk_psfmatch_target_psf(pmt, 0.5 * (double)(W - 1), 0.5 * (double)(H - 1),
-                                        psf_size, st);
         if (!rc && coadd_psf)
-            rc = stamp_to_psf(st, psf_size, grid, coadd_psf);
+            rc = coadd_psf_model(psfmatch_psf_at, pmt, psf_size, grid, coadd_psf);
         if (rc)
             goto done;
         sk_info("psfmatch: target FWHM %.3f px%s", sk_psfmatch_target_fwhm(pmt),
@@ -435,7 +451,6 @@ done:
     sk_bgmatch_free(bm);
     sk_artifact_masks_free(am);
     free(nimg16);
-    free(st);
     if (pl)
         for (int k = 0; k < n; k++) {
             sk_image_free(pl[k].img);

@@ -266,6 +266,18 @@ int sk_resample_image(const sk_image *in, const float *background, double flux_s
 
 struct sk_psf;
 
+/* The nine positions of a coadd's PSF model: 1/6, 1/2 and 5/6 of each
+ * axis, row by row (x_px and y_px hold 9 values). */
+void sk_coadd_psf_positions(const sk_grid *grid, double *x_px, double *y_px);
+
+/* A PSFEx model of degree 2 in the output pixel position through nine
+ * size x size stamps (odd size, unit sum, at sk_coadd_psf_positions, one
+ * after another in `stamps`), sampled on output pixels; when have[p] is 0
+ * for some position, degree 0 from the centre's stamp (or the first
+ * present). SK_EINPUT when no stamp is present. */
+int sk_coadd_psf_fit(const double *stamps, const int *have, long size, const sk_grid *grid,
+                     struct sk_psf **out);
+
 /* The PSF of a mean, clipped or median coadd: at a 3x3 set of positions
  * (1/6, 1/2 and 5/6 of each axis) the PSF models of the inputs that cover
  * the position, seen on the output grid (sk_grid_psf_stamp: the local
