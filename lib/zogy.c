@@ -256,7 +256,7 @@ typedef struct zogy_ws {
     int *pixpat;                 /* pattern per core pixel */
     long *order;                 /* core pixels sorted by pattern */
     double *acc;                 /* variance accumulator per core pixel */
-    uint16_t *ibits, *dil, *dval, *dtmp; /* flag dilation over the buffer */
+    uint16_t *ibits, *dil, *dtmp; /* flag dilation over the buffer */
     uint8_t *act;                /* slot holds a transformed input (else only
                                     its mask, for the flags of its edge) */
     float *rv;                   /* relative variance over the buffer */
@@ -299,7 +299,6 @@ static void ws_free(zogy_ws *w)
     free(w->acc);
     free(w->ibits);
     free(w->dil);
-    free(w->dval);
     free(w->act);
     free(w->dtmp);
     free(w->rv);
@@ -343,7 +342,6 @@ static int ws_init(zogy_ws *w, const sk_zogy *z)
     w->acc = malloc(sizeof(double) * nc);
     w->ibits = malloc(sizeof(uint16_t) * nb);
     w->dil = malloc(sizeof(uint16_t) * nb);
-    w->dval = malloc(sizeof(uint16_t) * nb);
     w->act = calloc((size_t)z->n, 1);
     w->dtmp = malloc(sizeof(uint16_t) * nb);
     w->rv = malloc(sizeof(float) * nb);
@@ -357,7 +355,7 @@ static int ws_init(zogy_ws *w, const sk_zogy *z)
     w->boxn = malloc(sizeof(int) * nb);
     if (!w->rbuf || !w->dbuf || !w->pbuf || !w->gr || !w->gc || !w->stamp || !w->x || !w->pw ||
         !w->pwc || !w->valid || !w->fwhm || !w->active || !w->nall || !w->dall ||
-        !w->pixbits || !w->pixpat || !w->order || !w->acc || !w->ibits || !w->dil || !w->dval || !w->act ||
+        !w->pixbits || !w->pixpat || !w->order || !w->acc || !w->ibits || !w->dil || !w->act ||
         !w->dtmp || !w->rv || !w->box || !w->boxn || !w->filt || !w->qc || !w->gain ||
         !w->gfilt || !w->ggain || !w->ce) {
         ws_free(w);
@@ -474,18 +472,8 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
                     ncorevalid++;
             }
         }
-        if (ncorevalid == 0) {
-            /* Kept only for the flags along its coverage edge. */
-            long nbuf = 0;
-            for (long b = 0; b < w->nbuf; b++)
-                nbuf += valid[b];
-            if (nbuf > 0) {
-                w->act[na] = 0;
-                w->fwhm[na] = 0.0;
-                w->active[na++] = j;
-            }
-            continue;
-        }
+        if (ncorevalid == 0)
+            continue; /* it contributes to no pixel of the core */
         if ((status = sk_cx_inpaint(r, valid, lx, ly)))
             return status;
         fftwf_execute_dft_r2c(fwd, r, w->dbuf);
@@ -832,16 +820,21 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
     for (int k = 0; k < na; k++)
         if (w->act[k] && w->fwhm[k] > fwhm_max)
             fwhm_max = w->fwhm[k];
-    long rd = (long)ceil(fwhm_max);
-    if (rd < 1)
-        rd = 1;
+    /* In-painted values of an input reach R through its filter, about as
+     * wide as its PSF: where an input contributes within half the widest
+     * FWHM of its in-painted pixels (its masked pixels, beyond its coverage
+     * edge), they hold a significant share of R's value there. */
+    long rin = (long)ceil(0.5 * fwhm_max);
+    if (rin < 1)
+        rin = 1;
     const long rb = 2;
     for (int k = 0; k < na; k++) {
+        if (!w->act[k])
+            continue; /* no usable pixel in the core: it contributes nowhere */
         const sk_aligned_input *in = &z->in[w->active[k]];
         const uint8_t *valid = w->valid[k];
         const double s2 = z->sigma[w->active[k]] * z->sigma[w->active[k]];
         int any_invalid = 0;
-        const int act = w->act[k];
         /* Relative variance and in-painted flag bits over the buffer. */
         for (long by = 0; by < ly; by++) {
             long gy = by0 + by;
@@ -878,23 +871,17 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
                 w->box[by * lx + bx] = s;
                 w->boxn[by * lx + bx] = c;
             }
-        if (any_invalid) {
-            /* Pixels within rd of this input's coverage edge, on either side. */
-            sk_cx_dilate_or(w->ibits, w->dil, w->dtmp, lx, ly, rd);
-            for (long b = 0; b < w->nbuf; b++)
-                w->ibits[b] = valid[b];
-            sk_cx_dilate_or(w->ibits, w->dval, w->dtmp, lx, ly, rd);
-            if (out->flags)
-                for (long i = 0; i < ncore; i++) {
-                    long cy = i / cw, cx = i % cw, gy = cy0 + cy;
-                    size_t b = (size_t)((cy + m) * lx + cx + m);
-                    if (gy >= out->y0 && gy < out->y1 && w->dil[b] && w->dval[b])
-                        out->flags[(size_t)(gy - out->y0) * (size_t)width + (size_t)(cx0 + cx)] |=
-                            w->dil[b];
-                }
+        if (any_invalid && out->flags) {
+            /* Its usable pixels within rin of its in-painted ones. */
+            sk_cx_dilate_or(w->ibits, w->dil, w->dtmp, lx, ly, rin);
+            for (long i = 0; i < ncore; i++) {
+                long cy = i / cw, cx = i % cw, gy = cy0 + cy;
+                size_t b = (size_t)((cy + m) * lx + cx + m);
+                if (gy >= out->y0 && gy < out->y1 && valid[b] && w->dil[b])
+                    out->flags[(size_t)(gy - out->y0) * (size_t)width + (size_t)(cx0 + cx)] |=
+                        w->dil[b];
+            }
         }
-        if (!act)
-            continue;
         for (long i = 0; i < ncore; i++) {
             const zogy_pattern *p = &pat[w->pixpat[i]];
             const zogy_pattern *u = &pat[p->use];

@@ -123,8 +123,11 @@ void sk_zogy_rows_needed(const sk_zogy *z, long y0, long y1, long *need0, long *
  *   variance there is (F_R/F_S)^2 >= 1.
  * - weight: 1 / the variance of R predicted per pixel from the coverage
  *   pattern, the PSFs and the local input weights; 0 where no input covers.
- * - flags: SK_FLAG_INTERPOLATED (plus the masked input bits) within about
- *   one PSF FWHM of an in-painted pixel of a contributing input; where no
+ * - flags: SK_FLAG_INTERPOLATED (plus the masked input bits) where an
+ *   input contributes within half the widest PSF FWHM of one of its
+ *   in-painted pixels (masked, or beyond its coverage edge: there its
+ *   in-painted values hold a significant share of R), and on pixels whose
+ *   coverage pattern was not solved exactly (max_patterns); where no
  *   input covers, the OR of the inputs' flags, or SK_FLAG_EDGE.
  * - nimg: the number of inputs contributing. */
 int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16_t *flags,
