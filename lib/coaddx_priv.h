@@ -126,8 +126,10 @@ typedef struct sk_resample_noise {
 } sk_resample_noise;
 
 /* The model of a plane mapped by `map` (NULL: not resampled) and resampled
- * with kernel table kt, over output pixels [x0, x1) x [y0, y1). SK_EINPUT
- * from the map, SK_EIO when out of memory. */
+ * with kernel table kt, over output pixels [x0, x1) x [y0, y1), from 256
+ * pixels of the region (those the map cannot place are left out; with none,
+ * or no Jacobian anywhere, the identity). SK_EINPUT without a kernel table
+ * or with an empty region, SK_EIO when out of memory. */
 int sk_resample_noise_at(sk_resample_noise *m, const struct sk_kernel_table *kt,
                          sk_pixel_map_fn map, void *ctx, long x0, long y0, long x1, long y1);
 void sk_resample_noise_clear(sk_resample_noise *m);

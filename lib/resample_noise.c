@@ -157,18 +157,55 @@ int sk_resample_noise_at(sk_resample_noise *m, const sk_kernel_table *kt, sk_pix
         sx[NS + q] = xc + ddx[q];
         sy[NS + q] = yc + ddy[q];
     }
-    int st = map(ctx, NS + 5, sx, sy, ux, uy);
-    if (st)
-        return st;
-    for (int s = 0; s < NS + 5; s++)
-        if (!isfinite(ux[s]) || !isfinite(uy[s]))
-            return sk_error(SK_EINPUT, "resampling noise: output pixel (%.1f, %.1f) has no "
-                            "input position", sx[s], sy[s]);
-    double j11 = ux[NS + 2] - ux[NS + 1], j12 = ux[NS + 4] - ux[NS + 3];
-    double j21 = uy[NS + 2] - uy[NS + 1], j22 = uy[NS + 4] - uy[NS + 3];
+    /* Output pixels that the map cannot place (beyond an input's WCS
+     * domain) are left out, one by one; without any, or without a Jacobian
+     * anywhere, the plane counts as not resampled (white). */
+    int nok = NS + 5;
+    if (map(ctx, NS + 5, sx, sy, ux, uy) != SK_OK) {
+        sk_error_clear();
+        for (int q = 0; q < NS + 5; q++)
+            if (map(ctx, 1, sx + q, sy + q, ux + q, uy + q) != SK_OK) {
+                sk_error_clear();
+                ux[q] = uy[q] = NAN;
+            }
+    }
+    double jac[4] = {0.0, 0.0, 0.0, 0.0};
+    int have_j = 0;
+    for (int q = -1; q < NS && !have_j; q++) {
+        double px[5], py[5], qx[5], qy[5];
+        if (q >= 0 && !(isfinite(ux[q]) && isfinite(uy[q])))
+            continue;
+        for (int d = 0; d < 5; d++) {
+            px[d] = (q < 0 ? xc : sx[q]) + ddx[d];
+            py[d] = (q < 0 ? yc : sy[q]) + ddy[d];
+        }
+        if (q < 0) {
+            memcpy(qx, ux + NS, sizeof qx);
+            memcpy(qy, uy + NS, sizeof qy);
+        } else if (map(ctx, 5, px, py, qx, qy) != SK_OK) {
+            sk_error_clear();
+            continue;
+        }
+        jac[0] = qx[2] - qx[1];
+        jac[1] = qx[4] - qx[3];
+        jac[2] = qy[2] - qy[1];
+        jac[3] = qy[4] - qy[3];
+        double dt = jac[0] * jac[3] - jac[1] * jac[2];
+        have_j = fabs(dt) > 1e-12 && isfinite(dt);
+    }
+    nok = 0;
+    for (int q = 0; q < NS; q++)
+        if (isfinite(ux[q]) && isfinite(uy[q])) {
+            sx[nok] = sx[q];
+            sy[nok] = sy[q];
+            ux[nok] = ux[q];
+            uy[nok] = uy[q];
+            nok++;
+        }
+    if (!have_j || nok == 0)
+        return SK_OK;
+    double j11 = jac[0], j12 = jac[1], j21 = jac[2], j22 = jac[3];
     double det = j11 * j22 - j12 * j21;
-    if (!(fabs(det) > 1e-12) || !isfinite(det))
-        return sk_error(SK_EINPUT, "resampling noise: singular mapping at (%.1f, %.1f)", xc, yc);
     /* J^-1 (output offsets of input offsets) and J^-T */
     double i11 = j22 / det, i12 = -j12 / det, i21 = -j21 / det, i22 = j11 / det;
     m->identity = 0;
@@ -193,7 +230,7 @@ int sk_resample_noise_at(sk_resample_noise *m, const sk_kernel_table *kt, sk_pix
         return sk_error(SK_EIO, "resampling noise: out of memory");
     }
     int phx[NS], phy[NS];
-    for (int s = 0; s < NS; s++) {
+    for (int s = 0; s < nok; s++) {
         long bx, by, bx2, by2;
         int px, py, px2, py2;
         tap_phase(ux[s], &bx, &px);
@@ -222,7 +259,7 @@ int sk_resample_noise_at(sk_resample_noise *m, const sk_kernel_table *kt, sk_pix
     for (long i = 0; i < nw * nw; i++) {
         if (i > nw * nw - 1 - i)
             break;
-        double v = 0.5 * (m->cov[i] + m->cov[nw * nw - 1 - i]) / NS;
+        double v = 0.5 * (m->cov[i] + m->cov[nw * nw - 1 - i]) / nok;
         m->cov[i] = m->cov[nw * nw - 1 - i] = v;
     }
     for (long i = 0; i < nw * nw; i++)
@@ -245,8 +282,8 @@ int sk_resample_noise_at(sk_resample_noise *m, const sk_kernel_table *kt, sk_pix
         return sk_error(SK_EIO, "resampling noise: out of memory");
     }
     int sorted[NS], count[NS];
-    axis_table(kt, phx, NS, m, sorted, count, m->ax);
-    axis_table(kt, phy, NS, m, sorted, count, m->ay);
+    axis_table(kt, phx, nok, m, sorted, count, m->ax);
+    axis_table(kt, phy, nok, m, sorted, count, m->ay);
     return SK_OK;
 }
 

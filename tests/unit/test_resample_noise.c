@@ -217,8 +217,49 @@ static void check_identity(void)
     setup_free(&s);
 }
 
+/* A map that cannot place output pixels with x >= limit (a WCS domain). */
+typedef struct partial_map {
+    sk_grid_psf *pair;
+    double limit;
+} partial_map;
+
+static int partial_map_fn(void *ctx, long n, const double *x, const double *y, double *xi,
+                          double *yi)
+{
+    partial_map *pm = ctx;
+    for (long k = 0; k < n; k++)
+        if (x[k] >= pm->limit)
+            return sk_error(SK_EINPUT, "map: (%.1f, %.1f) beyond the domain", x[k], y[k]);
+    return sk_grid_map(pm->pair, n, x, y, xi, yi);
+}
+
+static void check_partial_domain(void)
+{
+    setup s;
+    setup_make(&s, 0.3, 0.8, 0.0, 1.0);
+    sk_kernel_table kt;
+    sk_kernel_table_init(&kt, SK_KERNEL_LANCZOS3);
+    sk_resample_noise whole, half, none;
+    sk_resample_noise_at(&whole, &kt, sk_grid_map, &s.map, R0, R0, OUT - R0, OUT - R0);
+    partial_map pm = {&s.map, 0.5 * OUT};
+    is_int(sk_resample_noise_at(&half, &kt, partial_map_fn, &pm, R0, R0, OUT - R0, OUT - R0), 0,
+           "a map that places only half the region: a model all the same");
+    ok(!half.identity && fabs(half.rho - whole.rho) < 1e-6 && fabs(half.q0 - whole.q0) < 1e-6,
+       "from the pixels it places (a shift: the same model, rho %.4f)", half.rho);
+    pm.limit = -1.0;
+    is_int(sk_resample_noise_at(&none, &kt, partial_map_fn, &pm, R0, R0, OUT - R0, OUT - R0), 0,
+           "a map that places nothing: no error");
+    ok(none.identity, "and the plane counts as not resampled");
+    sk_resample_noise_clear(&whole);
+    sk_resample_noise_clear(&half);
+    sk_resample_noise_clear(&none);
+    sk_kernel_table_clear(&kt);
+    setup_free(&s);
+}
+
 int main(void)
 {
+    check_partial_domain();
     check_identity();
     check_case("half-pixel shift", 0.5, 0.5, 0.0, 1.0, 0.02, 0.01);
     check_case("shift (0.3, 0.8)", 0.3, 0.8, 0.0, 1.0, 0.02, 0.01);
