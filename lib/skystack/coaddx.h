@@ -436,7 +436,8 @@ void sk_coaddx_params_default(sk_coaddx_params *x);
 /* Coadd n inputs like sk_coadd_run (same reading, background subtraction,
  * zero points, resampling and keywords) with the method and steps of `x`.
  * Every input is resampled whole onto the grid first, so memory is about
- * n * 10 bytes per output pixel (twice that for psfmatch). psfs[k] is
+ * n * 10 bytes per output pixel (psfmatch too: each input's resampled
+ * planes are freed once it is matched). psfs[k] is
  * input k's PSF model in its own pixels (needed by zogy, psfmatch and the
  * artifact masks). The result is that of sk_coadd_run, with SCI, WGT,
  * FLG and NIMG of the method, COMBINET naming it, and for zogy MAGZERO =
