@@ -14,88 +14,12 @@
 #include "skystack/coaddx.h"
 #include "skystack/psf.h"
 #include "../tap.h"
+#include "../simset_test.h"
 
 #define NEXP 3
 #define SZ 320
 #define STAMP 31
 #define CUT 21   /* star cut-outs: 10 px each way, < 22 px to the nearest source */
-
-typedef struct simset {
-    sk_sim_params p;
-    sk_sim_field *field;
-    sk_sim_exposure *e[NEXP];
-    float *bkg[NEXP];
-    sk_psf *psf[NEXP];
-    sk_coadd_input in[NEXP];
-} simset;
-
-/* A PSF model of an exposure varying like its PSF: the true PSF at the
- * nine positions of its own grid, fitted with degree 2. */
-static int varying_model(const simset *s, int k, sk_psf **out)
-{
-    long w = s->e[k]->image->width, h = s->e[k]->image->height;
-    sk_grid *g = NULL;
-    int rc = sk_grid_from_wcs(s->e[k]->image->wcs, w, h, &g);
-    if (rc)
-        return rc;
-    const long size = 41, npix = size * size;
-    double px[9], py[9], *st = calloc(9 * (size_t)npix, sizeof(double));
-    int have[9];
-    sk_coadd_psf_positions(g, px, py);
-    for (int q = 0; q < 9; q++) {
-        sk_sim_psf ps;
-        sk_sim_psf_at(&s->p, &s->e[k]->info, w, h, px[q], py[q], &ps);
-        sk_sim_psf_add(&ps, 1.0, size / 2, size / 2, st + (size_t)q * npix, size, size, 0, size);
-        have[q] = 1;
-    }
-    rc = sk_coadd_psf_fit(st, have, size, g, out);
-    free(st);
-    sk_grid_free(g);
-    return rc;
-}
-
-static int make_set(simset *s, const char *const *sets, int nsets)
-{
-    memset(s, 0, sizeof *s);
-    sk_config *c = NULL;
-    int rc = sk_config_load(NULL, (char *const *)sets, nsets, &c);
-    if (!rc)
-        rc = sk_sim_params_from_config(c, &s->p);
-    sk_config_free(c);
-    if (!rc)
-        rc = sk_sim_field_make(&s->p, &s->field);
-    for (int k = 0; k < NEXP && !rc; k++) {
-        if ((rc = sk_sim_expose(&s->p, s->field, k, 2, &s->e[k])))
-            break;
-        const sk_sim_expinfo *info = &s->e[k]->info;
-        long w = s->e[k]->image->width, h = s->e[k]->image->height;
-        s->bkg[k] = malloc(sizeof(float) * (size_t)(w * h));
-        for (long y = 0; y < h; y++)
-            for (long x = 0; x < w; x++)
-                s->bkg[k][y * w + x] = (float)sk_sim_sky_adu(info, x, y);
-        if ((rc = varying_model(s, k, &s->psf[k])))
-            break;
-        sk_coadd_input_init(&s->in[k]);
-        s->in[k].image = s->e[k]->image;
-        s->in[k].background = s->bkg[k];
-        s->in[k].zero_point = info->magzero;
-        s->in[k].gain = s->p.gain;
-        s->in[k].name = "sim";
-    }
-    if (rc)
-        tap_diag("simulation: %s", sk_errmsg());
-    return rc;
-}
-
-static void free_set(simset *s)
-{
-    for (int k = 0; k < NEXP; k++) {
-        sk_sim_exposure_free(s->e[k]);
-        free(s->bkg[k]);
-        sk_psf_free(s->psf[k]);
-    }
-    sk_sim_field_free(s->field);
-}
 
 static double model_fwhm(const sk_psf *m, double x, double y)
 {
@@ -110,7 +34,7 @@ static double model_fwhm(const sk_psf *m, double x, double y)
 /* Isolated bright stars (no other source within 22 px) away from the centre: the FWHM measured on the
  * coadd over the FWHM of the model at the star (median of |ratio - 1| and
  * the worst), and the same with the model's centre stamp for every star. */
-static void check_product(const char *label, const simset *s, const sk_grid *g,
+static void check_product(const char *label, const sim_set *s, const sk_grid *g,
                           const sk_coadd_result *r, const sk_psf *m)
 {
     long ns = s->field->nsrc;
@@ -171,8 +95,8 @@ int main(void)
                           "simulation.hot_pixels=0", "simulation.cosmic_rate_per_mpix_s=0",
                           "simulation.saturation_adu=1e9", "simulation.noise=false",
                           "simulation.seed=5"};
-    simset s;
-    if (make_set(&s, sets, (int)(sizeof sets / sizeof sets[0]))) {
+    sim_set s;
+    if (sim_set_make(&s, sets, (int)(sizeof sets / sizeof sets[0]), SIM_PSF_VARYING)) {
         ok(0, "simulation");
         return tap_done();
     }
@@ -202,6 +126,6 @@ int main(void)
         sk_psf_free(m);
     }
     sk_grid_free(grid);
-    free_set(&s);
+    sim_set_free(&s);
     return tap_done();
 }

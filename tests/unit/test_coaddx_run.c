@@ -15,67 +15,10 @@
 #include "skystack/coaddx.h"
 #include "skystack/psf.h"
 #include "../tap.h"
+#include "../simset_test.h"
 
 #define NEXP 5
 #define SZ 320
-
-typedef struct sim {
-    sk_sim_params p;
-    sk_sim_field *field;
-    sk_sim_exposure *e[NEXP];
-    float *bkg[NEXP];
-    sk_psf *psf[NEXP];
-    sk_coadd_input in[NEXP];
-} sim;
-
-static int make_sim(sim *s, const char *const *sets, int nsets)
-{
-    memset(s, 0, sizeof *s);
-    sk_config *c = NULL;
-    int rc = sk_config_load(NULL, (char *const *)sets, nsets, &c);
-    if (!rc)
-        rc = sk_sim_params_from_config(c, &s->p);
-    sk_config_free(c);
-    if (!rc)
-        rc = sk_sim_field_make(&s->p, &s->field);
-    for (int k = 0; k < NEXP && !rc; k++) {
-        rc = sk_sim_expose(&s->p, s->field, k, 2, &s->e[k]);
-        if (rc)
-            break;
-        const sk_sim_expinfo *info = &s->e[k]->info;
-        long w = s->e[k]->image->width, h = s->e[k]->image->height;
-        s->bkg[k] = malloc(sizeof(float) * (size_t)(w * h));
-        for (long y = 0; y < h; y++)
-            for (long x = 0; x < w; x++)
-                s->bkg[k][y * w + x] = (float)sk_sim_sky_adu(info, x, y);
-        /* the PSF model: the true PSF at the centre, in the input's pixels */
-        sk_sim_psf ps = info->psf;
-        long size = 2 * (long)ceil(5.0 * ps.fwhm_px) + 1;
-        double *st = calloc((size_t)(size * size), sizeof(double));
-        sk_sim_psf_add(&ps, 1.0, size / 2, size / 2, st, size, size, 0, size);
-        rc = sk_psf_from_stamp(st, (int)size, w, h, &s->psf[k]);
-        free(st);
-        sk_coadd_input_init(&s->in[k]);
-        s->in[k].image = s->e[k]->image;
-        s->in[k].background = s->bkg[k];
-        s->in[k].zero_point = info->magzero;
-        s->in[k].gain = s->p.gain;
-        s->in[k].name = "sim";
-    }
-    if (rc)
-        tap_diag("simulation: %s", sk_errmsg());
-    return rc;
-}
-
-static void free_sim(sim *s)
-{
-    for (int k = 0; k < NEXP; k++) {
-        sk_sim_exposure_free(s->e[k]);
-        free(s->bkg[k]);
-        sk_psf_free(s->psf[k]);
-    }
-    sk_sim_field_free(s->field);
-}
 
 /* Isolated stars (no other source within 30 px, so that a 20 px aperture
  * holds no other light) of mag [m0, m1] at least 24 px inside the grid;
@@ -87,7 +30,7 @@ typedef struct truth {
     int nb;
 } truth;
 
-static void find_truth(const sim *s, const sk_grid *g, double m0, double m1, truth *t)
+static void find_truth(const sim_set *s, const sk_grid *g, double m0, double m1, truth *t)
 {
     long ns = s->field->nsrc;
     double *ra = malloc(sizeof(double) * (size_t)ns), *dec = malloc(sizeof(double) * (size_t)ns);
@@ -210,8 +153,8 @@ int main(void)
                           "simulation.exptime_s=1200", "simulation.saturation_adu=1e9",
                           "simulation.seed=7"};
     const int nsets = (int)(sizeof sets / sizeof sets[0]);
-    sim s;
-    if (make_sim(&s, sets, nsets)) {
+    sim_set s;
+    if (sim_set_make(&s, sets, nsets, SIM_PSF_CENTRE)) {
         ok(0, "simulation");
         return tap_done();
     }
@@ -421,12 +364,12 @@ int main(void)
 
     /* ---- artifact masks: cosmic rays and a trail in one exposure -------- */
     {
-        sim d;
+        sim_set d;
         const char *sets2[32];
         for (int k = 0; k < nsets; k++)
             sets2[k] = sets[k];
         sets2[nsets - 2] = "simulation.cosmic_rate_per_mpix_s=2";
-        if (make_sim(&d, sets2, nsets)) {
+        if (sim_set_make(&d, sets2, nsets, SIM_PSF_CENTRE)) {
             ok(0, "simulation with cosmic rays");
         } else {
             /* cosmic rays in exposure 2 only (the others as without), and a
@@ -489,7 +432,7 @@ int main(void)
             ok(nimg_ok >= 0.95 * nart, "and counted out of NIMG (%ld of %ld)", nimg_ok, nart);
             sk_coadd_result_free(ar);
             sk_coadd_result_free(dr);
-            free_sim(&d);
+            sim_set_free(&d);
         }
     }
 
@@ -499,6 +442,6 @@ int main(void)
     sk_coadd_result_free(mean);
     free(t);
     sk_grid_free(grid);
-    free_sim(&s);
+    sim_set_free(&s);
     return tap_done();
 }

@@ -17,66 +17,11 @@
 #include "skystack/coaddx.h"
 #include "skystack/psf.h"
 #include "../tap.h"
+#include "../simset_test.h"
 
 #define NEXP 6
 #define SZ 320
 #define EDGE 24
-
-typedef struct simset {
-    sk_sim_params p;
-    sk_sim_field *field;
-    sk_sim_exposure *e[NEXP];
-    float *bkg[NEXP];
-    sk_psf *psf[NEXP];
-    sk_coadd_input in[NEXP];
-} simset;
-
-static int make_set(simset *s, const char *const *sets, int nsets)
-{
-    memset(s, 0, sizeof *s);
-    sk_config *c = NULL;
-    int rc = sk_config_load(NULL, (char *const *)sets, nsets, &c);
-    if (!rc)
-        rc = sk_sim_params_from_config(c, &s->p);
-    sk_config_free(c);
-    if (!rc)
-        rc = sk_sim_field_make(&s->p, &s->field);
-    for (int k = 0; k < NEXP && !rc; k++) {
-        if ((rc = sk_sim_expose(&s->p, s->field, k, 2, &s->e[k])))
-            break;
-        const sk_sim_expinfo *info = &s->e[k]->info;
-        long w = s->e[k]->image->width, h = s->e[k]->image->height;
-        s->bkg[k] = malloc(sizeof(float) * (size_t)(w * h));
-        for (long y = 0; y < h; y++)
-            for (long x = 0; x < w; x++)
-                s->bkg[k][y * w + x] = (float)sk_sim_sky_adu(info, x, y);
-        sk_sim_psf ps = info->psf;
-        long size = 2 * (long)ceil(5.0 * ps.fwhm_px) + 1;
-        double *st = calloc((size_t)(size * size), sizeof(double));
-        sk_sim_psf_add(&ps, 1.0, size / 2, size / 2, st, size, size, 0, size);
-        rc = sk_psf_from_stamp(st, (int)size, w, h, &s->psf[k]);
-        free(st);
-        sk_coadd_input_init(&s->in[k]);
-        s->in[k].image = s->e[k]->image;
-        s->in[k].background = s->bkg[k];
-        s->in[k].zero_point = info->magzero;
-        s->in[k].gain = s->p.gain;
-        s->in[k].name = "sim";
-    }
-    if (rc)
-        tap_diag("simulation: %s", sk_errmsg());
-    return rc;
-}
-
-static void free_set(simset *s)
-{
-    for (int k = 0; k < NEXP; k++) {
-        sk_sim_exposure_free(s->e[k]);
-        free(s->bkg[k]);
-        sk_psf_free(s->psf[k]);
-    }
-    sk_sim_field_free(s->field);
-}
 
 /* One coadd of both sets: noise = noisy - noise-free. */
 typedef struct pair {
@@ -164,7 +109,7 @@ typedef struct stars {
 } stars;
 
 /* Isolated stars (nothing within 20 px) inside the fully covered region. */
-static void find_stars(const simset *s, const sk_grid *g, const pair *q, stars *t)
+static void find_stars(const sim_set *s, const sk_grid *g, const pair *q, stars *t)
 {
     long ns = s->field->nsrc;
     double *ra = malloc(sizeof(double) * (size_t)ns), *dec = malloc(sizeof(double) * (size_t)ns);
@@ -197,7 +142,7 @@ static void find_stars(const simset *s, const sk_grid *g, const pair *q, stars *
 }
 
 /* Pixels with no source within 12 px. */
-static uint8_t *blank_mask(const simset *s, const sk_grid *g)
+static uint8_t *blank_mask(const sim_set *s, const sk_grid *g)
 {
     long ns = s->field->nsrc;
     uint8_t *m = malloc((size_t)SZ * SZ);
@@ -252,17 +197,17 @@ static void run_case(const char *label, const char *rotation)
                             "simulation.exptime_s=600", "simulation.saturation_adu=1e9",
                             "simulation.seed=11", rotation, "simulation.noise=true"};
     enum { NSETS = (int)(sizeof common / sizeof common[0]) };
-    simset noisy, clean;
+    sim_set noisy, clean;
     const char *sets[NSETS];
     memcpy(sets, common, sizeof sets);
-    if (make_set(&noisy, sets, NSETS)) {
+    if (sim_set_make(&noisy, sets, NSETS, SIM_PSF_CENTRE)) {
         ok(0, "%s: simulation", label);
         return;
     }
     sets[NSETS - 1] = "simulation.noise=false";
-    if (make_set(&clean, sets, NSETS)) {
+    if (sim_set_make(&clean, sets, NSETS, SIM_PSF_CENTRE)) {
         ok(0, "%s: noise-free simulation", label);
-        free_set(&noisy);
+        sim_set_free(&noisy);
         return;
     }
     sk_grid *grid = NULL;
@@ -368,8 +313,8 @@ done:
     sk_psf_free(zpsf);
     sk_psf_free(zpsf2);
     sk_grid_free(grid);
-    free_set(&noisy);
-    free_set(&clean);
+    sim_set_free(&noisy);
+    sim_set_free(&clean);
 }
 
 int main(void)
