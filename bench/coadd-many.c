@@ -36,36 +36,14 @@
 #include "skystack/coadd.h"
 #include "skystack/coaddx.h"
 #include "skystack/psf.h"
-
-static void die(const char *what)
-{
-    fprintf(stderr, "coadd-many: %s: %s\n", what, sk_errmsg());
-    int st = sk_errstatus();
-    exit(st ? st : 1);
-}
+#define BENCH_NAME "coadd-many"
+#include "bench_util.h"
 
 static void usage(void)
 {
     fprintf(stderr, "usage: coadd-many mean|zogy|psfmatch NINPUTS THREADS RA DEC WIDTH HEIGHT "
                     "SCALE_ARCSEC ZERO_POINT|- IMAGE STEM [IMAGE STEM]...\n");
     exit(1);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "coadd-many: out of memory\n");
-        exit(3);
-    }
-    return p;
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static double cpu_s(void)

@@ -44,6 +44,8 @@
 #include "skystack/coaddx.h"
 #include "skystack/psf.h"
 #include "skystack/sim.h"
+#define BENCH_NAME "decam-methods"
+#include "bench_util.h"
 
 #define NMETHODS 5
 #define MOFFAT_BETA 3.0
@@ -54,23 +56,6 @@
 
 static const char *const method_names[NMETHODS] = {"mean", "clipped", "median", "zogy",
                                                    "psfmatch"};
-
-static void die(const char *what)
-{
-    fprintf(stderr, "decam-methods: %s: %s\n", what, sk_errmsg());
-    int st = sk_errstatus();
-    exit(st ? st : 1);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "decam-methods: out of memory\n");
-        exit(3);
-    }
-    return p;
-}
 
 static int cmpd(const void *a, const void *b)
 {

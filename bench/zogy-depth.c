@@ -32,36 +32,14 @@
 #include "skystack/coaddx.h"
 #include "skystack/extract.h"
 #include "skystack/psf.h"
+#define BENCH_NAME "zogy-depth"
+#include "bench_util.h"
 
 #define EDGE_PX 32          /* measurements stay this far from the grid's edges */
 #define BLANK_PX 12.0       /* blank sky: no source within this radius */
 #define ISOLATED_PX 20.0    /* isolated star: no other source within this */
 #define NOISE_STEP 3        /* PSF-fit noise at every third pixel along x and y */
 #define NMETHODS 4          /* mean, clipped, zogy, zogy with the true PSFs */
-
-static void die(const char *what)
-{
-    fprintf(stderr, "zogy-depth: %s: %s\n", what, sk_errmsg());
-    int st = sk_errstatus();
-    exit(st ? st : 1);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) {
-        fprintf(stderr, "zogy-depth: out of memory\n");
-        exit(3);
-    }
-    return p;
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* One set of exposures (noisy or noise-free) and its coadd inputs. */
 typedef struct simset {
