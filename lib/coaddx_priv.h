@@ -141,8 +141,9 @@ void sk_resample_noise_transfer(const sk_resample_noise *m, double kx, double ky
 
 /* On an ny x nx FFT grid (half spectrum ny x (nx/2+1), FFTW's sign
  * convention): filt = rho conj(T) / Q and gain = rho |T|^2 / Q, with T
- * limited so that |T|^2 <= Q (the Cauchy-Schwarz bound the exact model
- * obeys) and Q floored at 1e-6 rho. For an input plane D with noise power
+ * limited so that |T|^2 <= |det J| Q (the bound the exact model obeys, an
+ * equality for a shift: |det J| input pixels per output pixel) and Q
+ * floored at 1e-6 rho. For an input plane D with noise power
  * sigma^2 Q / rho (sigma^2 its per-pixel variance) and PSF T P,
  * conj(P) filt D^ / sigma^2 has noise power and signal gain |P|^2 / sigma^2:
  * the white-noise formulas of the proper coadd hold with these factors.

@@ -341,6 +341,10 @@ void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, ff
         }
     fftwf_execute_dft_r2c(fwd, r, c);
     const double floor_q = 1e-6 * m->rho;
+    /* an output pixel spans |det J| input pixels: white input noise of unit
+     * variance per input pixel has power |det J|^-1 per output pixel where
+     * the signal passes whole, so |T|^2 <= |det J| Q (equality for a shift) */
+    const double detj = 1.0 / fabs(m->jit[0] * m->jit[3] - m->jit[1] * m->jit[2]);
     for (long iy = 0; iy < ny; iy++) {
         double ky = 2.0 * M_PI * (double)(iy <= ny / 2 ? iy : iy - ny) / (double)ny;
         for (long ix = 0; ix < nh; ix++) {
@@ -351,11 +355,11 @@ void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, ff
             if (!(q > floor_q))
                 q = floor_q;
             double t2 = tr * tr + ti * ti;
-            if (t2 > q) {
-                double s = sqrt(q / t2);
+            if (t2 > detj * q) {
+                double s = sqrt(detj * q / t2);
                 tr *= s;
                 ti *= s;
-                t2 = q;
+                t2 = detj * q;
             }
             filt[k][0] = (float)(m->rho * tr / q);
             filt[k][1] = (float)(-m->rho * ti / q);
