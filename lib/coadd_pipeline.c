@@ -280,73 +280,6 @@ static int sidecar_prov(const char *path, sk_prov **out, char md5_out[33])
     return SK_OK;
 }
 
-/* Header cards from text: one card per line (a ".head" file, SCAMP's and
- * SWarp's form), or 80-character records end to end; END and what follows
- * it are left out. */
-static int header_from_text(const char *text, sk_header **out)
-{
-    sk_header *h = sk_header_new();
-    if (!h)
-        return sk_error(SK_EIO, "out of memory");
-    int rc = SK_OK;
-    for (const char *c = text; !rc && c && *c;) {
-        const char *nl = strchr(c, '\n');
-        size_t len = nl ? (size_t)(nl - c) : strlen(c);
-        if (len > 0 && c[len - 1] == '\r')
-            len--;
-        if (!nl && len > SK_CARD_LEN && len % SK_CARD_LEN == 0) { /* concatenated records */
-            for (size_t k = 0; !rc && k < len; k += SK_CARD_LEN) {
-                if (strncmp(c + k, "END     ", 8) == 0 || strncmp(c + k, "END\0", 4) == 0)
-                    break;
-                rc = sk_header_append_records(h, c + k, 1);
-            }
-            break;
-        }
-        if (len >= 3 && strncmp(c, "END", 3) == 0 && (len == 3 || c[3] == ' '))
-            break;
-        char card[SK_CARD_LEN + 1];
-        snprintf(card, sizeof card, "%-80.*s", (int)(len < SK_CARD_LEN ? len : SK_CARD_LEN), c);
-        if (len > 0)
-            rc = sk_header_append_records(h, card, 1);
-        c = nl ? nl + 1 : c + len;
-    }
-    if (rc) {
-        sk_header_free(h);
-        return rc;
-    }
-    *out = h;
-    return SK_OK;
-}
-
-/* A whole small text file (malloc'd). */
-static int read_text(const char *path, char **out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sk_error(SK_EIO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 8192, n = 0;
-    char *buf = malloc(cap + 1);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *b = realloc(buf, 2 * cap + 1);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = b;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        return sk_error(SK_EIO, "%s: out of memory", path);
-    buf[n] = '\0';
-    *out = buf;
-    return SK_OK;
-}
 
 /* ---- inputs without a database ---- */
 
@@ -434,14 +367,11 @@ static int resolve_file(const sk_coadd_request *rq, int k, item *it)
     if ((rc = pathf(head, sizeof head, "%s.head", stem)))
         return rc;
     if (file_exists(head)) {
-        char *text = NULL;
         sk_header *hh = NULL;
         sk_wcs *solved = NULL;
-        rc = read_text(head, &text);
-        rc = rc ? rc : header_from_text(text, &hh);
+        rc = sk_header_read_cards_file(head, &hh);
         if (!rc && sk_wcs_from_header(hh, &solved) != SK_OK)
             rc = sk_error_context("%s: its solved WCS (%s) does not parse", arg, head);
-        free(text);
         sk_header_free(hh);
         if (rc)
             return rc;
@@ -579,7 +509,7 @@ static int resolve_db(const sk_coadd_request *rq, const char *root, int k, item 
     /* the fitted WCS: header cards */
     sk_header *h = NULL;
     if (!rc)
-        rc = header_from_text(sk_db_value(row, 0, 7), &h);
+        rc = sk_header_from_text(sk_db_value(row, 0, 7), &h);
     PQclear(row);
     if (!rc && sk_wcs_from_header(h, &it->wcs) != SK_OK)
         rc = sk_error_context("image %lld: its fitted WCS does not parse", it->id);

@@ -1,5 +1,6 @@
-/* header.c: FITS headers as ordered 80-character cards with typed keyword access through cfitsio's card parsing and formatting helpers. */
+/* header.c: FITS headers as ordered 80-character cards with typed keyword access through cfitsio's card parsing and formatting helpers, and cards read from text (.head files). */
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -686,4 +687,80 @@ int sk_header_inherit(sk_header *ext, const sk_header *primary)
             return rc;
     }
     return SK_OK;
+}
+
+int sk_header_from_text(const char *text, sk_header **out)
+{
+    sk_header *h = sk_header_new();
+    if (!h)
+        return sk_error(SK_EIO, "out of memory");
+    int rc = SK_OK;
+    for (const char *c = text; !rc && c && *c;) {
+        const char *nl = strchr(c, '\n');
+        size_t len = nl ? (size_t)(nl - c) : strlen(c);
+        if (len > 0 && c[len - 1] == '\r')
+            len--;
+        if (!nl && len > SK_CARD_LEN && len % SK_CARD_LEN == 0) { /* concatenated records */
+            for (size_t k = 0; !rc && k < len; k += SK_CARD_LEN) {
+                if (strncmp(c + k, "END     ", 8) == 0 || strncmp(c + k, "END\0", 4) == 0)
+                    break;
+                rc = sk_header_append_records(h, c + k, 1);
+            }
+            break;
+        }
+        if (len >= 3 && strncmp(c, "END", 3) == 0 && (len == 3 || c[3] == ' '))
+            break;
+        char card[SK_CARD_LEN + 1];
+        snprintf(card, sizeof card, "%-80.*s", (int)(len < SK_CARD_LEN ? len : SK_CARD_LEN), c);
+        if (len > 0)
+            rc = sk_header_append_records(h, card, 1);
+        c = nl ? nl + 1 : c + len;
+    }
+    if (rc) {
+        sk_header_free(h);
+        return rc;
+    }
+    *out = h;
+    return SK_OK;
+}
+
+/* A whole small text file (malloc'd). */
+static int read_text(const char *path, char **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sk_error(SK_EIO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 8192, n = 0;
+    char *buf = malloc(cap + 1);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *b = realloc(buf, 2 * cap + 1);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return sk_error(SK_EIO, "%s: out of memory", path);
+    buf[n] = '\0';
+    *out = buf;
+    return SK_OK;
+}
+
+int sk_header_read_cards_file(const char *path, sk_header **out)
+{
+    *out = NULL;
+    char *text = NULL;
+    int rc = read_text(path, &text);
+    if (!rc)
+        rc = sk_header_from_text(text, out);
+    free(text);
+    return rc;
 }

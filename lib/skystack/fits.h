@@ -91,6 +91,19 @@ int sk_fits_read_plane(const char *path, const char *hdu, float **pixels,
 /* 1 when `path` is a readable FITS file that has an HDU named `extname`. */
 int sk_fits_has_hdu(const char *path, const char *extname);
 
+/* Replace the world coordinate system in the header of HDU `hdu` (NULL: as
+ * sk_read_opts.hdu) of the FITS file `path` (fits_update.c): the keywords
+ * of its primary description (CTYPEn, CRVALn, CRPIXn, CDi_j, PCi_j, CDELTn,
+ * PVi_m, SIP's A_/B_/AP_/BP_ ...; alternate descriptions are kept) are
+ * removed, the cards of `wcs` written, and a HISTORY line added (NULL:
+ * none; the same line from an earlier update is replaced, so updating
+ * twice with the same cards gives the same file). The file is rewritten whole next to itself with the original's
+ * permissions and renamed over it: readers see the old or the new file,
+ * and on any error the file is untouched. SK_EINPUT: no such file or HDU,
+ * not FITS, a compressed (.gz) file; SK_EIO: cannot write. */
+int sk_fits_replace_wcs(const char *path, const char *hdu, const sk_header *wcs,
+                        const char *history);
+
 #ifdef __cplusplus
 }
 #endif

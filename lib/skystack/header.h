@@ -56,6 +56,13 @@ int sk_header_delete(sk_header *h, const char *key);
  * EXTNAME, INHERIT, Z* of compression, CHECKSUM, DATASUM, END). */
 int sk_header_is_structural(const char *key);
 
+/* Cards from text: one card per line (a ".head" file, SCAMP's and SWarp's
+ * form), or 80-character records end to end; END and what follows it are
+ * left out. */
+int sk_header_from_text(const char *text, sk_header **out);
+/* The same from a file (SK_EIO when it cannot be read). */
+int sk_header_read_cards_file(const char *path, sk_header **out);
+
 /* INHERIT = T merge: append the non-structural cards of `primary` whose
  * keyword `ext` does not already hold (the extension's value wins). */
 int sk_header_inherit(sk_header *ext, const sk_header *primary);

@@ -46,6 +46,30 @@ is "$(sed -n 3,4p "$T_TMP/out")" "$PSF
 $HEAD" "rerun prints the existing calibration products"
 is "$(md5sum "$SRC" "$PSF" "$HEAD" | md5sum)" "$before" "and leaves them untouched"
 
+# --update-header: the solved WCS written into the image's header (a copy
+# of the exposure with its sidecar, so that the rest keeps the original)
+U=$T_TMP/upd/exp_000.fits
+mkdir -p "$T_TMP/upd" && cp "$IMG" "$IMG.json" "$T_TMP/upd/"
+before=$(md5sum <"$U")
+exit_is 1 "--update-header without a reference catalogue: exit 1" extract --no-db --update-header "$U"
+like "$(cat "$T_TMP/err")" "no reference catalogue" "the message says so"
+exit_is 1 "--update-header with the database: exit 1" extract --refcat "$CAT" --update-header "$U"
+like "$(cat "$T_TMP/err")" "only with --no-db" "the message says why"
+is "$(md5sum <"$U")" "$before" "the image untouched by the refusals"
+run_ok "extract --no-db --update-header" extract --no-db --refcat "$CAT" --update-header "$U"
+UHEAD=$(sed -n 4p "$T_TMP/out")
+uhd=$(head -c 23040 "$U" | tr -d '\000')
+like "$uhd" "HISTORY WCS solved by extract" "the image's header says where its WCS comes from"
+like "$uhd" "CTYPE1  = 'RA---TAN-SIP'" "and holds the TAN-SIP solution"
+card() { grep -o "$1 *= *[-+0-9.Ee]*" | head -1 | sed 's/.*= *//'; }
+for k in CRVAL1 CRVAL2 CD1_1 CD2_2 A_2_0; do
+    is "$(echo "$uhd" | card "$k")" "$(card "$k" <"$UHEAD")" "$k in the image's header as in the .head product"
+done
+after=$(md5sum <"$U")
+run_ok "rerun with --update-header" extract --no-db --refcat "$CAT" --update-header "$U"
+like "$(cat "$T_TMP/err")" "exists already" "the extraction is not redone"
+is "$(md5sum <"$U")" "$after" "and the image is the same file as after the first update"
+
 # too few matches: exit 2, nothing written under that provenance
 exit_is 2 "min_matches above the catalog: exit 2" extract --no-db --refcat "$CAT" \
     --set extraction.astrometry.min_matches=5000 --outdir "$T_TMP/few" "$IMG"

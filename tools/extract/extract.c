@@ -27,12 +27,14 @@ typedef struct extract_opts {
     const char *mask;
     const char *outdir;
     int full_background;
+    int update_header;
 } extract_opts;
 
 static const sk_opt options[] = {
     {"no-db", 0, 0, NULL, "no database: products and sidecars beside each image", NULL},
     {"regions", 0, 0, NULL, "also write a ds9 region file of the detections", NULL},
     {"full-background", 0, 0, NULL, "background product with full-resolution maps, not only the mesh", NULL},
+    {"update-header", 0, 0, NULL, "with --no-db: also write the solved WCS into each image's header", NULL},
     {"outdir", 'o', 1, "DIR", "with --no-db: write the products in DIR instead", NULL},
     {"hdu", 0, 1, "HDU", "science HDU (name or number) of the image files", NULL},
     {"weight", 0, 1, "FILE", "separate weight (inverse-variance) image", NULL},
@@ -59,6 +61,8 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
         o->no_db = 1;
     else if (strcmp(opt->name, "regions") == 0)
         o->regions = 1;
+    else if (strcmp(opt->name, "update-header") == 0)
+        o->update_header = 1;
     else if (strcmp(opt->name, "full-background") == 0)
         o->full_background = 1;
     else if (strcmp(opt->name, "outdir") == 0)
@@ -328,6 +332,26 @@ static int is_number(const char *s)
     return 1;
 }
 
+/* --update-header: the solved WCS of the `.head` product into the image's
+ * header (the science HDU), the file rewritten atomically. */
+static int update_image_header(const ctx *C, const char *path, const products *P,
+                               const char *prov_id)
+{
+    if (!C->o->update_header)
+        return SK_OK;
+    if (!file_exists(P->head))
+        return sk_error(SK_ENOTFOUND, "%s: no solved WCS to write into its header", path);
+    sk_header *h = NULL;
+    int rc = sk_header_read_cards_file(P->head, &h);
+    char history[72];
+    snprintf(history, sizeof history, "WCS solved by extract, extraction %.20s", prov_id);
+    rc = rc ? rc : sk_fits_replace_wcs(path, C->o->hdu, h, history);
+    sk_header_free(h);
+    if (!rc)
+        sk_info("%s: header updated with the solved WCS (%s)", path, P->head);
+    return rc;
+}
+
 static int process_nodb(ctx *C, const char *path)
 {
     if (!file_exists(path))
@@ -376,6 +400,7 @@ static int process_nodb(ctx *C, const char *path)
     if (product_current(P.src, prov->id) && product_current(P.bkg, prov->id)) {
         sk_info("%s: extraction %s exists already", path, prov->id);
         rc = ensure_regions(C, &P);
+        rc = rc ? rc : update_image_header(C, path, &P, prov->id);
         sk_prov_free(prov);
         return rc ? rc : emit_products(C, &P);
     }
@@ -384,6 +409,7 @@ static int process_nodb(ctx *C, const char *path)
     sk_extract_result *res = NULL;
     sk_calib *cal = NULL;
     rc = rc ? rc : run_and_write(C, img, path, NULL, prov, 0, &P, &res, &cal);
+    rc = rc ? rc : update_image_header(C, path, &P, prov->id);
     if (!rc)
         emit_products(C, &P);
     sk_calib_free(cal);
@@ -605,6 +631,9 @@ static int run(sk_cli *cli, const extract_opts *o)
         return sk_error(SK_EINPUT, "no image given (paths, ids, or - to read them from stdin)");
     if (o->outdir && !o->no_db)
         return sk_error(SK_EINPUT, "--outdir: only with --no-db (the database decides where products go)");
+    if (o->update_header && !o->no_db)
+        return sk_error(SK_EINPUT, "--update-header: only with --no-db (a registered image is not "
+                                   "changed: its solved WCS is in the database and the .head product)");
     ctx C;
     memset(&C, 0, sizeof C);
     C.cli = cli;
@@ -621,6 +650,9 @@ static int run(sk_cli *cli, const extract_opts *o)
         if (t > 0)
             cli->threads = (int)t;
     }
+    if (!rc && o->update_header && C.calib.nrefcat == 0)
+        rc = sk_error(SK_EINPUT, "--update-header: no reference catalogue to solve the WCS with "
+                                 "(--refcat or extraction.astrometry.refcat)");
     if (!rc && o->outdir)
         rc = sk_mkdir_p(o->outdir);
     if (!rc && !o->no_db) {
@@ -671,7 +703,7 @@ int main(int argc, char **argv)
                   .usage = "extract [OPTIONS] IMAGE...",
                   .summary = "detect and measure the sources of images: source list, background and rms maps, "
                              "PSF, and with a reference catalog WCS and zero point"};
-    extract_opts o = {0, 0, NULL, NULL, SK_NOISE_WEIGHT, NULL, NULL, 0};
+    extract_opts o = {0, 0, NULL, NULL, SK_NOISE_WEIGHT, NULL, NULL, 0, 0};
     int rc = sk_cli_parse(&cli, argc, argv, options, handle, &o);
     if (rc == SK_OK)
         rc = run(&cli, &o);
