@@ -1,6 +1,7 @@
 /* wcs.c: the celestial world coordinate system of an image through wcslib: parsing, pixel<->sky, footprint, pixel scale and writing back. */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,19 @@ static struct wcsprm *celestial_of(const struct wcsprm *src, const sk_header *h,
     datfix(sub);
     obsfix(0, sub);
     unitfix(0, sub);
+    /* Even one failing wcsset() leaks in linset() when the matrix is
+     * singular and a distortion (SIP) is present: test the matrix here. */
+    double m[4];
+    for (int i = 0; i < 4; i++)
+        m[i] = (sub->altlin & 2) ? sub->cd[i] : sub->pc[i] * sub->cdelt[i / 2];
+    double det = m[0] * m[3] - m[1] * m[2];
+    double mag = fabs(m[0]) + fabs(m[1]) + fabs(m[2]) + fabs(m[3]);
+    if (!(fabs(det) > 1e-12 * mag * mag) || !isfinite(det)) {
+        *why = sk_error(SK_EINPUT, "WCS (CTYPE '%s', '%s'): %s", sub->ctype[0], sub->ctype[1],
+                        wcs_errmsg[WCSERR_SINGULAR_MTX]);
+        prm_free(sub);
+        return NULL;
+    }
     status = wcsset(sub);
     if (status != WCSERR_SINGULAR_MTX) {
         celfix(sub);
@@ -182,13 +196,64 @@ static struct wcsprm *celestial_of(const struct wcsprm *src, const sk_header *h,
     return sub;
 }
 
+/* SIP's polynomial coefficients must stay within their order (at most 9):
+ * wcslib's distortion setup fails on one beyond it and then leaks (7.12).
+ * SK_EINPUT naming the card. */
+static int check_sip(const sk_header *h)
+{
+    static const char *const poly[] = {"A", "B", "AP", "BP"};
+    for (int k = 0; k < 4; k++) {
+        char okey[16];
+        snprintf(okey, sizeof okey, "%s_ORDER", poly[k]);
+        long order = -1;
+        int have = sk_header_get_long(h, okey, &order) == 1;
+        size_t plen = strlen(poly[k]);
+        for (int i = 0; i < h->ncards; i++) {
+            const char *c = h->cards[i];
+            if (strncmp(c, poly[k], plen) != 0 || c[plen] != '_')
+                continue;
+            /* KEY_p_q with digits only */
+            int p = 0, q = 0, np = 0, nq = 0, j = (int)plen + 1;
+            while (j < 8 && c[j] >= '0' && c[j] <= '9')
+                p = 10 * p + (c[j++] - '0'), np++;
+            if (j >= 8 || c[j] != '_' || np == 0)
+                continue;
+            j++;
+            while (j < 8 && c[j] >= '0' && c[j] <= '9')
+                q = 10 * q + (c[j++] - '0'), nq++;
+            if (nq == 0 || (j < 8 && c[j] != ' '))
+                continue;
+            if (!have || order < 0 || order > 9 || p + q > order)
+                return sk_error(SK_EINPUT, "WCS: SIP coefficient %.*s of degree %d with %s %s",
+                                j, c, p + q, okey, have ? "beyond it (or above 9)" : "missing");
+        }
+    }
+    return SK_OK;
+}
+
 int sk_wcs_from_header(const sk_header *h, sk_wcs **out)
 {
     *out = NULL;
+    int sip_rc = check_sip(h);
+    if (sip_rc)
+        return sip_rc;
     int ncards = 0;
     char *records = sk_header_records(h, &ncards);
     if (!records)
         return SK_EIO;
+    /* wcspih's scanner echoes to standard output (the programs' product
+     * channel) what it cannot match: a control byte of a damaged header, or
+     * a WCS keyword with an undefined value ("CRPIX1  =" and nothing else).
+     * Control bytes become blanks; cards with an undefined value, which
+     * say nothing, become blank cards. */
+    for (long c = 0; c < ncards; c++) {
+        char *rec = records + c * 80;
+        for (int i = 0; i < 80; i++)
+            if ((unsigned char)rec[i] < 0x20 || (unsigned char)rec[i] > 0x7e)
+                rec[i] = ' ';
+        if (rec[8] == '=' && strspn(rec + 9, " ") >= 71)
+            memset(rec, ' ', 80);
+    }
     int nreject = 0, nwcs = 0;
     struct wcsprm *all = NULL;
     pthread_mutex_lock(&parse_lock);

@@ -45,6 +45,7 @@ static sk_image *make_image(void)
     sk_header_set_double(h, "PV2_1", 1.0, "left by TPV");
     sk_header_set_str(h, "CTYPE1A", "LINEAR", "an alternate description");
     sk_header_set_str(h, "OBSERVER", "someone", NULL);
+    sk_header_free(img->header);
     img->header = h;
     return img;
 }
