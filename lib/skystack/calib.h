@@ -71,7 +71,8 @@ void sk_calib_free(sk_calib *c);
 int sk_calib_annotate_table(const sk_calib *c, sk_table *t);
 
 /* The solved WCS as text: 80-character header cards, one per line, ending
- * with END (the ".head" form SCAMP writes and SWarp reads). malloc'd;
+ * with END (the ".head" form SCAMP writes; SWarp reads the form but
+ * ignores SIP). malloc'd;
  * NULL without a solution. */
 char *sk_calib_head_text(const sk_calib *c);
 /* Write that text to `path` atomically. */
