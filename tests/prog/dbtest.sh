@@ -8,6 +8,7 @@ DB_WORK=
 stop_test_db() {
     if [ -n "$DB_WORK" ] && [ -d "$DB_WORK" ]; then
         skydb -q stop >/dev/null 2>&1
+        stop_leftover_postmaster "$DB_WORK/db"
         rm -rf "$DB_WORK"
     fi
     DB_WORK=

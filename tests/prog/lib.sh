@@ -32,6 +32,21 @@ like() { # like TEXT REGEX DESCRIPTION
     if printf '%s' "$1" | grep -Eq -- "$2"; then ok 0 "$3"
     else ok 1 "$3"; echo "#   '$1' does not match /$2/"; fi
 }
+stop_leftover_postmaster() { # stop_leftover_postmaster PGDATA
+    # A server that `skydb stop` left running (its pid is the first line of
+    # PGDATA/postmaster.pid) is shut down at once (SIGQUIT), so that removing
+    # the folder leaves no server behind.
+    [ -f "$1/postmaster.pid" ] || return 0
+    pid=$(head -1 "$1/postmaster.pid")
+    case $pid in '' | *[!0-9]*) return 0 ;; esac
+    kill -QUIT "$pid" 2>/dev/null || return 0
+    n=0
+    while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do
+        sleep 0.1
+        n=$((n + 1))
+    done
+}
+
 done_testing() {
     echo "1..$T_N"
     rm -rf "$T_TMP"

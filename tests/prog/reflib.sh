@@ -9,6 +9,7 @@ export SKYSTACK_DB_DIR="$REF_ROOT/db" SKYSTACK_DATA="$REF_ROOT/data"
 unset SKYSTACK_DB
 ref_cleanup() {
     skydb stop >/dev/null 2>&1
+    stop_leftover_postmaster "$SKYSTACK_DB_DIR"
     rm -rf "$REF_ROOT" "$T_TMP"
 }
 trap ref_cleanup EXIT
