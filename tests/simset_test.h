@@ -81,6 +81,26 @@ static void sim_set_free(sim_set *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The pixel positions of every source of the field on grid g (x and y
+ * malloc'd, s->field->nsrc each; the caller frees them). */
+static void sim_set_source_pixels(const sim_set *s, const sk_grid *g, double **x, double **y)
+    __attribute__((unused));
+static void sim_set_source_pixels(const sim_set *s, const sk_grid *g, double **x, double **y)
+{
+    long ns = s->field->nsrc;
+    double *ra = malloc(sizeof(double) * (size_t)(ns ? ns : 1));
+    double *dec = malloc(sizeof(double) * (size_t)(ns ? ns : 1));
+    *x = malloc(sizeof(double) * (size_t)(ns ? ns : 1));
+    *y = malloc(sizeof(double) * (size_t)(ns ? ns : 1));
+    for (long k = 0; k < ns; k++) {
+        ra[k] = s->field->src[k].ra_deg;
+        dec[k] = s->field->src[k].dec_deg;
+    }
+    sk_wcs_sky2pix(g->wcs, ns, ra, dec, *x, *y);
+    free(ra);
+    free(dec);
+}
+
 /* Make the set; 0, or a status after a diagnostic line. */
 static int sim_set_make(sim_set *s, const char *const *sets, int nsets, int psf_model)
     __attribute__((unused));

@@ -38,11 +38,8 @@ static void check_product(const char *label, const sim_set *s, const sk_grid *g,
                           const sk_coadd_result *r, const sk_psf *m)
 {
     long ns = s->field->nsrc;
-    double *x = malloc(sizeof(double) * (size_t)ns), *y = malloc(sizeof(double) * (size_t)ns);
-    for (long k = 0; k < ns; k++) {
-        double ra = s->field->src[k].ra_deg, dec = s->field->src[k].dec_deg;
-        sk_wcs_sky2pix(g->wcs, 1, &ra, &dec, &x[k], &y[k]);
-    }
+    double *x, *y;
+    sim_set_source_pixels(s, g, &x, &y);
     double dev[400], dev_c[400], worst = 0.0;
     int n = 0;
     double f_centre = model_fwhm(m, 0.5 * (SZ - 1), 0.5 * (SZ - 1));

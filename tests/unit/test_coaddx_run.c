@@ -33,13 +33,8 @@ typedef struct truth {
 static void find_truth(const sim_set *s, const sk_grid *g, double m0, double m1, truth *t)
 {
     long ns = s->field->nsrc;
-    double *ra = malloc(sizeof(double) * (size_t)ns), *dec = malloc(sizeof(double) * (size_t)ns);
-    double *x = malloc(sizeof(double) * (size_t)ns), *y = malloc(sizeof(double) * (size_t)ns);
-    for (long k = 0; k < ns; k++) {
-        ra[k] = s->field->src[k].ra_deg;
-        dec[k] = s->field->src[k].dec_deg;
-    }
-    sk_wcs_sky2pix(g->wcs, ns, ra, dec, x, y);
+    double *x, *y;
+    sim_set_source_pixels(s, g, &x, &y);
     t->n = 0;
     for (long k = 0; k < ns && t->n < 400; k++) {
         const sk_sim_source *src = &s->field->src[k];
@@ -71,7 +66,8 @@ static void find_truth(const sim_set *s, const sk_grid *g, double m0, double m1,
                 t->nb++;
             }
         }
-    free(ra); free(dec); free(x); free(y);
+    free(x);
+    free(y);
 }
 
 static int cmpd(const void *a, const void *b)

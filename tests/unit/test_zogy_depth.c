@@ -113,13 +113,8 @@ typedef struct stars {
 static void find_stars(const sim_set *s, const sk_grid *g, const pair *q, stars *t)
 {
     long ns = s->field->nsrc;
-    double *ra = malloc(sizeof(double) * (size_t)ns), *dec = malloc(sizeof(double) * (size_t)ns);
-    double *x = malloc(sizeof(double) * (size_t)ns), *y = malloc(sizeof(double) * (size_t)ns);
-    for (long k = 0; k < ns; k++) {
-        ra[k] = s->field->src[k].ra_deg;
-        dec[k] = s->field->src[k].dec_deg;
-    }
-    sk_wcs_sky2pix(g->wcs, ns, ra, dec, x, y);
+    double *x, *y;
+    sim_set_source_pixels(s, g, &x, &y);
     t->n = 0;
     long h = q->ps / 2 + 1;
     for (long k = 0; k < ns && t->n < 300; k++) {
@@ -139,7 +134,8 @@ static void find_stars(const sim_set *s, const sk_grid *g, const pair *q, stars 
         t->mag[t->n] = s->field->src[k].mag;
         t->n++;
     }
-    free(ra); free(dec); free(x); free(y);
+    free(x);
+    free(y);
 }
 
 /* Pixels with no source within 12 px. */
