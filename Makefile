@@ -20,7 +20,14 @@ CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -fPIC -pthread -Ilib $(DEP_CFLAGS) \
              -DSK_PG_BINDIR='"$(PG_BINDIR)"' $(CPPFLAGS_USER) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = -pthread $(LDFLAGS_USER) $(EXTRA_LDFLAGS)
 
-LIB_SRC   := $(sort $(wildcard lib/*.c))
+LIB_DIRS  := core io db numeric ingest extract calib coadd ref sim
+LIB_SRC   := $(sort $(wildcard lib/*.c) $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.c)))
+LIB_PRIV_HDR := $(sort $(wildcard lib/*.h) $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.h)))
+# ar keeps members by file name: two library sources may not share one
+LIB_DUP_NAMES := $(shell printf '%s\n' $(notdir $(LIB_SRC)) | sort | uniq -d)
+ifneq ($(LIB_DUP_NAMES),)
+$(error library sources share a file name (the archive would keep one): $(LIB_DUP_NAMES))
+endif
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
 LIB_HDR   := $(sort $(wildcard lib/skystack/*.h))
 SONAME     = libskystack.so.0
@@ -42,7 +49,7 @@ lib: $(STATIC_LIB) $(SHARED_LIB)
 tools: $(TOOL_BINS)
 tests: all $(UNIT_BINS)
 
-$(B)/%.o: %.c $(LIB_HDR) $(wildcard lib/*.h) $(wildcard tests/*.h)
+$(B)/%.o: %.c $(LIB_HDR) $(LIB_PRIV_HDR) $(wildcard tests/*.h)
 	@$(MKDIR_P) $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 

@@ -176,7 +176,7 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
  * large n). */
 double sk_median_variance_factor(int n);
 
-/* ---- the coadd (coadd.c, coadd_io.c) ---------------------------------- */
+/* ---- the coadd (direct.c, coadd_io.c) ---------------------------------- */
 
 /* One input: pixels in memory or in a file, its WCS, background, zero
  * point and observing metadata. */

@@ -5,7 +5,7 @@
  * file inputs, and bit-identical output for any thread count or band. */
 #include "../tap.h"
 #include "coadd_fixture.h"
-#include "coadd_priv.h"
+#include "coadd/direct_priv.h"
 #include "skystack/extract.h"
 #include "skystack/fits.h"
 

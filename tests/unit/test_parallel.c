@@ -4,7 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
-#include "parallel.h"
+#include "core/parallel.h"
 #include "skystack/error.h"
 #include "../tap.h"
 

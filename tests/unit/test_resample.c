@@ -4,7 +4,7 @@
  * per-pixel noise matching the weight map. */
 #include "../tap.h"
 #include "coadd_fixture.h"
-#include "coadd_priv.h"
+#include "coadd/direct_priv.h"
 
 static void test_kernels(void)
 {

@@ -6,9 +6,9 @@
  * computations) agree, |T|^2 = Q. */
 #include "../tap.h"
 #include "coadd_fixture.h"
-#include "coadd_priv.h"
-#include "coaddx_priv.h"
-#include "fft_priv.h"
+#include "coadd/direct_priv.h"
+#include "coadd/aligned_priv.h"
+#include "numeric/fft_priv.h"
 #include "skystack/coaddx.h"
 #include "skystack/sim.h"
 

@@ -1,0 +1,155 @@
+/* aligned_priv.h: helpers shared by the aligned-input coadds (zogy.c,
+ * psfmatch.c, bgmatch.c, artifact.c), implemented in coaddx_util.c and
+ * resample_noise.c. */
+#ifndef SK_COADDX_PRIV_H
+#define SK_COADDX_PRIV_H
+
+#include <stdint.h>
+#include <fftw3.h>
+#include "skystack/coaddx.h"
+
+/* 1 when output pixel (x, y) of input `in` is usable (see coaddx.h). */
+static inline int sk_cx_usable(const sk_aligned_input *in, long width, long x, long y,
+                               unsigned mask_flags)
+{
+    if (!in->sci || y < in->row0 || y >= in->row0 + in->nrows)
+        return 0;
+    size_t i = (size_t)(y - in->row0) * (size_t)width + (size_t)x;
+    float w = in->weight[i], v = in->sci[i];
+    if (!(w > 0.0f) || !__builtin_isfinite(w) || !__builtin_isfinite(v))
+        return 0;
+    return !(in->flags && (in->flags[i] & mask_flags));
+}
+
+/* Flags of pixel (x, y) of an input (0 where it holds no such row). */
+static inline uint16_t sk_cx_flags(const sk_aligned_input *in, long width, long x, long y)
+{
+    if (!in->sci || !in->flags || y < in->row0 || y >= in->row0 + in->nrows)
+        return 0;
+    return in->flags[(size_t)(y - in->row0) * (size_t)width + (size_t)x];
+}
+
+/* Fill the unusable pixels (valid[i] == 0) of an nx x ny array from their
+ * neighbours by a multi-scale local mean (push-pull: masked 2x2 averages
+ * up a pyramid, bilinear interpolation back down); valid pixels are kept
+ * bit for bit. With no valid pixel the array becomes 0. SK_EIO when out
+ * of memory. */
+int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny);
+
+/* Dilate with a (2r+1)^2 square: out[i] = OR of in[] over the square
+ * (bits), computed separably; `tmp` holds nx*ny values. */
+void sk_cx_dilate_or(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, long ny, long r);
+
+/* Full width at half maximum (pixels) of a stamp from the area above half
+ * its peak, refined on a 4x finer bilinear grid: 2 sqrt(area / pi). */
+double sk_cx_stamp_fwhm(const float *stamp, long size);
+
+/* Call a PSF callback, check the stamp (finite, positive sum), scale it to
+ * unit sum, and shrink the noise of an empirical model in Fourier space
+ * (see coaddx_util.c). SK_EINPUT naming input `j` otherwise. */
+int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long size,
+                    float *stamp);
+
+/* Put a size x size stamp centred on its middle pixel into an ny x nx
+ * array (zeroed first) with the centre at (0, 0), wrapping around: the
+ * layout whose Fourier transform is the stamp's centred transform. */
+void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny);
+
+/* Median of a float array (reordered in place); n > 0. */
+float sk_cx_median(float *v, size_t n);
+
+/* 1/sqrt(median usable weight) of an input over the rows it holds, from at
+ * most about 2 million sampled pixels; 0 when it has no usable pixel. */
+double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned mask_flags);
+
+/* Threads to use for `want` (0: every online core). */
+int sk_cx_threads(int want);
+
+/* The tiling of the Fourier-space coadds (zogy.c, psfmatch.c): cores of up
+ * to tile_px on a fixed grid, each transformed with a margin of one PSF
+ * size on every side in a buffer of FFT-friendly size; PSFs on a grid of
+ * twice the PSF size. */
+typedef struct sk_cx_tiling {
+    long width, height;   /* the output */
+    long margin;          /* px on every side of a core */
+    long tcx, tcy;        /* core size */
+    long lx, ly;          /* buffer size */
+    long ntx, nty;        /* cores across and down */
+    long g;               /* PSF grid size */
+} sk_cx_tiling;
+
+/* SK_EINPUT, the message starting with `who`, unless there are inputs, the
+ * output has pixels, the PSF size is odd and at least 3 and the tile size
+ * at least 16. */
+int sk_cx_tiling_check(const char *who, int n, long width, long height, long psf_size,
+                       long tile_px);
+
+void sk_cx_tiling_init(sk_cx_tiling *t, long width, long height, long psf_size, long tile_px);
+
+/* Input rows [*need0, *need1) that output rows [y0, y1) need. */
+void sk_cx_tiling_rows_needed(const sk_cx_tiling *t, long y0, long y1, long *need0,
+                              long *need1);
+
+/* The tiles that cover output rows [y0, y1) (0 <= y0 < y1 <= height): the
+ * *ntiles tiles after the first *ty0 rows of tiles, numbered row by row. */
+void sk_cx_tiling_rows(const sk_cx_tiling *t, long y0, long y1, long *ty0, long *ntiles);
+
+/* The core [*cx0, *cx1) x [*cy0, *cy1) of tile (tx, ty). */
+void sk_cx_tiling_core(const sk_cx_tiling *t, long tx, long ty, long *cx0, long *cy0,
+                       long *cx1, long *cy1);
+
+/* ---- resample_noise.c: what resampling did to an input's noise and signal */
+
+struct sk_kernel_table;
+
+/* The noise and transfer model of a plane resampled with a kernel, around
+ * a region of the output grid. Resampling output pixel p takes
+ * sum_i w_p(i) g(i) over input pixels i, with the kernel's tabulated
+ * weights at p's sub-pixel phase on the input. For input noise of unit
+ * variance that is noise of covariance Cov(d) = <sum_i w_p(i) w_(p+d)(i)>
+ * (averaged over the region's pixels p, with p+d mapped through the local
+ * Jacobian J = d(input)/d(output)) and power spectrum Q(k) = sum_d Cov(d)
+ * e^(-i k.d); for a signal it is the transfer T(k) = <A_x(kx') A_y(ky')>,
+ * k' = J^-T k, A(k'; f) = sum_t w_t(f) e^(i k' (t - f)) over the taps t at
+ * phase f, averaged per axis over the region's phases (exact for a shift,
+ * and for phases spread evenly as with rotations). */
+typedef struct sk_resample_noise {
+    int identity;      /* not resampled: T = Q = rho = 1 */
+    double jit[4];     /* J^-T, row-major: k' = jit k */
+    double rho;        /* Cov(0): the per-pixel variance factor */
+    double q0;         /* Q(0) = sum_d Cov(d): the large-scale factor */
+    long r;            /* Cov holds lags -r .. r on both axes */
+    double *cov;       /* (2r+1)^2, row-major, symmetric */
+    long nk;           /* nodes of the per-axis transfer tables */
+    double kmax, dk;   /* node i at -kmax + i dk */
+    double *ax, *ay;   /* mean A per axis, (re, im) per node */
+} sk_resample_noise;
+
+/* The model of a plane mapped by `map` (NULL: not resampled) and resampled
+ * with kernel table kt, over output pixels [x0, x1) x [y0, y1), from 256
+ * pixels of the region (those the map cannot place are left out; with none,
+ * or no Jacobian anywhere, the identity). SK_EINPUT without a kernel table
+ * or with an empty region, SK_EIO when out of memory. */
+int sk_resample_noise_at(sk_resample_noise *m, const struct sk_kernel_table *kt,
+                         sk_pixel_map_fn map, void *ctx, long x0, long y0, long x1, long y1);
+void sk_resample_noise_clear(sk_resample_noise *m);
+
+/* The mean transfer T at output frequency (kx, ky) (radians per output
+ * pixel): the response to e^(i k.q) is T e^(i k.p). */
+void sk_resample_noise_transfer(const sk_resample_noise *m, double kx, double ky, double *re,
+                                double *im);
+
+/* On an ny x nx FFT grid (half spectrum ny x (nx/2+1), FFTW's sign
+ * convention): filt = rho conj(T) / Q and gain = rho |T|^2 / Q, with T
+ * limited so that |T|^2 <= |det J| Q (the bound the exact model obeys, an
+ * equality for a shift: |det J| input pixels per output pixel) and Q
+ * floored at 1e-6 rho. For an input plane D with noise power
+ * sigma^2 Q / rho (sigma^2 its per-pixel variance) and PSF T P,
+ * conj(P) filt D^ / sigma^2 has noise power and signal gain |P|^2 / sigma^2:
+ * the white-noise formulas of the proper coadd hold with these factors.
+ * fwd is an r2c plan of ny x nx; r (ny*nx floats) and c (half spectrum)
+ * are scratch. The identity gives filt = 1, gain = 1. */
+void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, fftwf_plan fwd,
+                                float *r, fftwf_complex *c, fftwf_complex *filt, float *gain);
+
+#endif

@@ -1,0 +1,482 @@
+/* aligned_run.c: the proper and PSF-matched coadds, background matching and artifact masks on real inputs: every input read and resampled whole onto the grid as the coadd engine does it, then these steps and methods. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "direct_priv.h"
+#include "aligned_priv.h"
+#include "skystack/coadd.h"
+#include "skystack/coaddx.h"
+#include "skystack/error.h"
+#include "skystack/header.h"
+#include "skystack/image.h"
+#include "skystack/log.h"
+#include "skystack/psf.h"
+#include "skystack/wcs.h"
+
+int sk_coaddx_method_from_name(const char *name, int *method)
+{
+    if (name && strcasecmp(name, "zogy") == 0) {
+        *method = SK_COADDX_ZOGY;
+        return 1;
+    }
+    if (name && strcasecmp(name, "psfmatch") == 0) {
+        *method = SK_COADDX_PSFMATCH;
+        return 1;
+    }
+    *method = SK_COADDX_DIRECT;
+    return 0;
+}
+
+const char *sk_coaddx_method_name(int method)
+{
+    return method == SK_COADDX_ZOGY ? "zogy" : method == SK_COADDX_PSFMATCH ? "psfmatch" : "direct";
+}
+
+void sk_coaddx_params_default(sk_coaddx_params *x)
+{
+    memset(x, 0, sizeof *x);
+    x->method = SK_COADDX_DIRECT;
+    x->background_degree = 1;
+    x->target.kind = SK_TARGET_BROADEST;
+    x->target.moffat_beta = 3.0;
+}
+
+/* One input resampled onto the grid. */
+typedef struct plane {
+    sk_image *img;           /* SCI, WGT, FLG on the grid */
+    sk_wcs *wcs_owned;
+    const sk_wcs *wcs;       /* the input's */
+    sk_grid_psf gpsf;
+    double poisson;
+} plane;
+
+/* Read input k whole as the engine does (background subtracted, scaled)
+ * and resample it onto the grid. */
+static int load_plane(const sk_coadd_input *in, double scale, const sk_grid *grid,
+                      const sk_coadd_params *p, plane *pl)
+{
+    sk_band_source *src = NULL;
+    int rc = sk_band_source_open(in, &src);
+    if (rc)
+        return rc;
+    long w = sk_band_source_width(src), h = sk_band_source_height(src);
+    if (in->wcs)
+        pl->wcs = in->wcs;
+    else if (in->image && in->image->wcs)
+        pl->wcs = in->image->wcs;
+    else {
+        const sk_header *hd = sk_band_source_header(src);
+        if (!hd || sk_wcs_from_header(hd, &pl->wcs_owned) != SK_OK) {
+            sk_band_source_close(src);
+            return sk_error(SK_EINPUT, "%s: no usable WCS", in->name ? in->name : in->path);
+        }
+        pl->wcs = pl->wcs_owned;
+    }
+    sk_band b;
+    memset(&b, 0, sizeof b);
+    rc = sk_band_alloc(&b, 0, 0, w, h, w, h);
+    if (!rc)
+        rc = sk_band_source_read(src, scale, &b);
+    sk_band_source_close(src);
+    sk_image *tmp = NULL;
+    if (!rc) {
+        tmp = sk_image_new(w, h);
+        if (!tmp)
+            rc = sk_error(SK_EIO, "coadd: out of memory");
+    }
+    if (!rc) {
+        size_t n = (size_t)w * (size_t)h;
+        memcpy(tmp->sci, b.sci, n * sizeof(float));
+        memcpy(tmp->flags, b.flags, n * sizeof(uint16_t));
+        for (size_t i = 0; i < n; i++)
+            tmp->weight[i] = b.var[i] > 0.0f ? 1.0f / b.var[i] : 0.0f;
+        tmp->wcs = (struct sk_wcs *)pl->wcs;
+        rc = sk_resample_image(tmp, NULL, 1.0, grid, p->kernel, p->tolerance_px,
+                               p->threads > 0 ? p->threads : 1, &pl->img);
+        tmp->wcs = NULL;
+    }
+    sk_image_free(tmp);
+    sk_band_free(&b);
+    return rc;
+}
+
+/* The output grid's pixel scale over the input's, at the centre. */
+static double scale_ratio(const plane *pl, const sk_grid *grid)
+{
+    double xc = 0.5 * (double)(grid->width - 1), yc = 0.5 * (double)(grid->height - 1);
+    double ra, dec, xi, yi;
+    if (sk_wcs_pix2sky(grid->wcs, 1, &xc, &yc, &ra, &dec) ||
+        sk_wcs_sky2pix(pl->wcs, 1, &ra, &dec, &xi, &yi))
+        return 1.0;
+    double si = sk_wcs_pixel_scale_arcsec(pl->wcs, xi, yi);
+    double so = sk_wcs_pixel_scale_arcsec(grid->wcs, xc, yc);
+    return (si > 0.0 && so > 0.0) ? si / so : 1.0;
+}
+
+/* Per-pixel combine of aligned planes with the coadd's combine method. */
+static int combine_planes(const sk_coadd_params *p, int n, long npix, float *const *val,
+                          float *const *wgt, uint16_t *const *flg, const double *poisson,
+                          const double *varcorr, sk_coadd_result *r, long *nrejected)
+{
+    sk_combine_in *ci = malloc(sizeof(sk_combine_in) * (size_t)n);
+    double *scratch = malloc(sizeof(double) * 3 * (size_t)n);
+    if (!ci || !scratch) {
+        free(ci);
+        free(scratch);
+        return sk_error(SK_EIO, "coadd: out of memory");
+    }
+    double vc_sum = 0.0;
+    long vc_n = 0, nrej = 0;
+    for (long i = 0; i < npix; i++) {
+        int k = 0;
+        uint16_t orf = 0;
+        for (int j = 0; j < n; j++) {
+            orf |= flg[j][i];
+            float w = wgt[j][i];
+            if (!(w > 0.0f) || (flg[j][i] & SK_COADDX_MASK_DEFAULT))
+                continue;
+            ci[k].value = val[j][i];
+            ci[k].var = 1.0f / w;
+            ci[k].cweight = (float)(w / varcorr[j]);
+            ci[k].poisson = (float)poisson[j];
+            k++;
+        }
+        sk_combine_out o;
+        sk_combine_pixel(&p->combine, ci, k, scratch, &o);
+        r->image->sci[i] = o.nused > 0 ? o.value : 0.0f;
+        r->image->weight[i] = o.nused > 0 ? o.weight : 0.0f;
+        uint16_t f = 0;
+        if (o.nused == 0)
+            f = orf ? orf : SK_FLAG_EDGE;
+        if (o.nrejected > 0 || (orf & SK_FLAG_REJECTED))
+            f |= SK_FLAG_REJECTED;
+        r->image->flags[i] = f;
+        r->nimg[i] = o.nused;
+        nrej += o.nrejected;
+        if (o.nused > 0 && o.weight > 0.0f && o.var_large > 0.0) {
+            vc_sum += o.var_large * o.weight;
+            vc_n++;
+        }
+    }
+    r->varcorr = vc_n ? vc_sum / (double)vc_n : 1.0;
+    *nrejected += nrej;
+    free(ci);
+    free(scratch);
+    return SK_OK;
+}
+
+/* A PSF callback of the coadd (the proper coadd's P_R, the PSF-matched
+ * coadd's target) at any output position. */
+typedef int (*coadd_psf_at_fn)(void *ctx, double x_px, double y_px, long size, float *stamp);
+
+static int zogy_psf_at(void *ctx, double x_px, double y_px, long size, float *stamp)
+{
+    return sk_zogy_psf(ctx, x_px, y_px, size, stamp);
+}
+
+static int psfmatch_psf_at(void *ctx, double x_px, double y_px, long size, float *stamp)
+{
+    return sk_psfmatch_target_psf(ctx, x_px, y_px, size, stamp);
+}
+
+/* The coadd's PSF product: the callback's stamps at the nine positions of
+ * sk_coadd_psf_positions, fitted as a model of degree 2 over the grid. */
+static int coadd_psf_model(coadd_psf_at_fn at, void *ctx, long size, const sk_grid *grid,
+                           sk_psf **out)
+{
+    long npix = size * size;
+    double px[9], py[9];
+    int have[9];
+    sk_coadd_psf_positions(grid, px, py);
+    double *d = malloc(sizeof(double) * 9 * (size_t)npix);
+    float *st = malloc(sizeof(float) * (size_t)npix);
+    int rc = d && st ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+    for (int p = 0; p < 9 && !rc; p++) {
+        rc = at(ctx, px[p], py[p], size, st);
+        for (long i = 0; i < npix && !rc; i++)
+            d[(size_t)p * npix + i] = st[i];
+        have[p] = 1;
+    }
+    if (!rc)
+        rc = sk_coadd_psf_fit(d, have, size, grid, out);
+    free(d);
+    free(st);
+    return rc;
+}
+
+int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, const sk_grid *grid,
+                  const sk_coadd_params *p, const sk_coaddx_params *x, sk_coadd_result **out,
+                  sk_psf **coadd_psf)
+{
+    *out = NULL;
+    if (coadd_psf)
+        *coadd_psf = NULL;
+    int needs_psf = x->method != SK_COADDX_DIRECT || x->artifact_masks;
+    for (int k = 0; k < n && needs_psf; k++)
+        if (!psfs || !psfs[k])
+            return sk_error(SK_EINPUT, "%s: no PSF model (coaddition.method %s%s needs one)",
+                            in[k].name ? in[k].name : in[k].path ? in[k].path : "input",
+                            sk_coaddx_method_name(x->method),
+                            x->artifact_masks ? " with artifact masks" : "");
+    /* The engine's mean coadd gives the metadata, zero points, flux scales
+     * and keywords; its pixels are replaced below. */
+    sk_coadd_params pm = *p;
+    pm.combine.method = SK_COMBINE_MEAN;
+    sk_coadd_result *r = NULL;
+    int rc = sk_coadd_run(in, n, grid, &pm, &r);
+    if (rc)
+        return rc;
+    const long W = grid->width, H = grid->height;
+    const size_t npix = (size_t)W * (size_t)H;
+    plane *pl = calloc((size_t)n, sizeof *pl);
+    sk_aligned_input *ai = calloc((size_t)n, sizeof *ai);
+    double *poisson = calloc((size_t)n, sizeof(double)), *varcorr = calloc((size_t)n, sizeof(double));
+    float **val = calloc((size_t)n, sizeof(float *)), **wgt = calloc((size_t)n, sizeof(float *));
+    uint16_t **flg = calloc((size_t)n, sizeof(uint16_t *));
+    sk_bgmatch *bm = NULL;
+    sk_artifact_masks *am = NULL;
+    sk_zogy *z = NULL;
+    sk_psfmatch *pmt = NULL;
+    uint16_t *nimg16 = NULL;
+    long nrejected = 0;
+    if (!pl || !ai || !poisson || !varcorr || !val || !wgt || !flg) {
+        rc = sk_error(SK_EIO, "coadd: out of memory");
+        goto done;
+    }
+    sk_header *hd = r->image->header;
+    long psf_size = x->psf_size;
+    for (int k = 0; k < n; k++) {
+        const char *name = in[k].name ? in[k].name : in[k].path ? in[k].path : "input";
+        if ((rc = load_plane(&in[k], r->info[k].flux_scale, grid, p, &pl[k]))) {
+            sk_error_context("%s", name);
+            goto done;
+        }
+        pl[k].poisson = in[k].gain > 0.0 ? r->info[k].flux_scale / in[k].gain : 0.0;
+        poisson[k] = pl[k].poisson;
+        varcorr[k] = 1.0;
+        ai[k].sci = pl[k].img->sci;
+        ai[k].weight = pl[k].img->weight;
+        ai[k].flags = pl[k].img->flags;
+        ai[k].row0 = 0;
+        ai[k].nrows = H;
+        ai[k].flux_scale = 1.0;
+        ai[k].poisson = pl[k].poisson;
+        pl[k].gpsf.in_wcs = pl[k].wcs;
+        pl[k].gpsf.out_wcs = grid->wcs;
+        ai[k].map = sk_grid_map;
+        ai[k].map_ctx = &pl[k].gpsf;
+        ai[k].kernel = p->kernel;
+        if (psfs && psfs[k]) {
+            pl[k].gpsf.psf = psfs[k];
+            ai[k].psf = sk_grid_psf_stamp;
+            ai[k].psf_ctx = &pl[k].gpsf;
+            if (!x->psf_size) {
+                long s = (long)ceil(sk_psf_stamp_size(psfs[k]) * scale_ratio(&pl[k], grid));
+                s |= 1;
+                if (s > psf_size)
+                    psf_size = s;
+            }
+        }
+        sk_debug("%s: resampled onto the grid for %s", name, sk_coaddx_method_name(x->method));
+    }
+    if (psf_size < 11)
+        psf_size = 11;
+    psf_size |= 1;
+
+    /* background matching */
+    if (x->background_match) {
+        sk_bgmatch_opts bo;
+        sk_bgmatch_opts_default(&bo);
+        bo.degree = x->background_degree;
+        if ((rc = sk_bgmatch_new(n, W, H, &bo, &bm)) || (rc = sk_bgmatch_add_rows(bm, ai, 0, H)) ||
+            (rc = sk_bgmatch_solve(bm)))
+            goto done;
+        for (int k = 0; k < n; k++)
+            sk_bgmatch_apply_rows(bm, k, 0, H, pl[k].img->sci);
+        sk_bgmatch_log(bm);
+        if ((rc = sk_bgmatch_write_header(bm, r->image->header)))
+            goto done;
+    }
+
+    /* artifact masks */
+    if (x->artifact_masks) {
+        sk_artifact_opts ao;
+        sk_artifact_opts_default(&ao);
+        ao.psf_size = psf_size;
+        ao.threads = p->threads;
+        if ((rc = sk_artifact_detect(ai, n, W, H, &ao, &am)))
+            goto done;
+        for (int k = 0; k < n; k++) {
+            long m = sk_artifact_apply_rows(am, k, 0, H, pl[k].img->weight, pl[k].img->flags);
+            nrejected += m;
+            char key[32];
+            snprintf(key, sizeof key, "ARTPIX%d", k + 1);
+            if ((rc = sk_header_set_long(r->image->header, key, m, "pixels masked as artifacts")))
+                goto done;
+            if (m)
+                sk_info("artifact masks: input %d: %ld footprint%s, %ld pixels", k + 1,
+                        am->nfootprints[k], am->nfootprints[k] == 1 ? "" : "s", m);
+        }
+    }
+
+    if (x->method == SK_COADDX_ZOGY) {
+        sk_zogy_opts zo;
+        sk_zogy_opts_default(&zo);
+        zo.psf_size = psf_size;
+        zo.threads = p->threads;
+        nimg16 = malloc(sizeof(uint16_t) * npix);
+        if (!nimg16) {
+            rc = sk_error(SK_EIO, "coadd: out of memory");
+            goto done;
+        }
+        if ((rc = sk_zogy_new(ai, n, W, H, &zo, &z)) ||
+            (rc = sk_zogy_rows(z, 0, H, r->image->sci, r->image->weight, r->image->flags, nimg16)))
+            goto done;
+        for (size_t i = 0; i < npix; i++)
+            r->nimg[i] = nimg16[i];
+        double fr = sk_zogy_flux_scale(z);
+        rc = sk_header_set_double(hd, "ZOGYFR", fr, "proper coadd flux scale F_R");
+        if (!rc && isfinite(r->zero_point)) {
+            r->zero_point += 2.5 * log10(fr);
+            rc = sk_header_set_double(hd, "MAGZERO", r->zero_point,
+                                      "m = -2.5 log10(sum of pixels) + MAGZERO");
+        }
+        r->varcorr = 1.0;
+        if (!rc)
+            rc = sk_header_set_double(hd, "VARCORR", 1.0, "proper coadd: white noise");
+        if (!rc)
+            rc = sk_header_add_comment(hd, "COMMENT",
+                                       "zogy: proper coadd of Zackay & Ofek (2017); unit-variance "
+                                       "noise where every input covers, flux scale ZOGYFR");
+        if (!rc && coadd_psf)
+            rc = coadd_psf_model(zogy_psf_at, z, psf_size, grid, coadd_psf);
+        if (rc)
+            goto done;
+        sk_info("zogy: F_R %.6g, MAGZERO %.4f", fr, r->zero_point);
+    } else if (x->method == SK_COADDX_PSFMATCH) {
+        sk_psfmatch_opts po;
+        sk_psfmatch_opts_default(&po);
+        po.psf_size = psf_size;
+        po.threads = p->threads;
+        if ((rc = sk_psfmatch_new(ai, n, W, H, &x->target, &po, &pmt)))
+            goto done;
+        for (int k = 0; k < n; k++) {
+            val[k] = malloc(sizeof(float) * npix);
+            wgt[k] = malloc(sizeof(float) * npix);
+            flg[k] = malloc(sizeof(uint16_t) * npix);
+            if (!val[k] || !wgt[k] || !flg[k]) {
+                rc = sk_error(SK_EIO, "coadd: out of memory for the PSF-matched inputs");
+                goto done;
+            }
+            if ((rc = sk_psfmatch_rows(pmt, k, 0, H, val[k], wgt[k], flg[k])))
+                goto done;
+            /* the artifact masks' REJECTED bit is kept for the output FLG */
+            for (size_t i = 0; i < npix; i++)
+                flg[k][i] |= pl[k].img->flags[i] & SK_FLAG_REJECTED;
+            varcorr[k] = sk_psfmatch_varcorr(pmt, k);
+            if (!(varcorr[k] > 0.0))
+                varcorr[k] = 1.0;
+            /* only the matched plane is needed from now on */
+            sk_image_free(pl[k].img);
+            pl[k].img = NULL;
+            ai[k].sci = NULL;
+            ai[k].weight = NULL;
+            ai[k].flags = NULL;
+            ai[k].nrows = 0;
+        }
+        if ((rc = combine_planes(p, n, (long)npix, val, wgt, flg, poisson, varcorr, r,
+                                 &nrejected)))
+            goto done;
+        rc = sk_header_set_double(hd, "VARCORR", r->varcorr,
+                                  "large-aperture / per-pixel variance (mean)");
+        if (!rc)
+            rc = sk_header_set_double(hd, "PSFFWHM", sk_psfmatch_target_fwhm(pmt),
+                                      "target PSF FWHM (pixels)");
+        if (!rc)
+            rc = sk_header_add_comment(hd, "COMMENT",
+                                       "psfmatch: every input convolved to the target PSF, then "
+                                       "combined");
+        if (!rc && coadd_psf)
+            rc = coadd_psf_model(psfmatch_psf_at, pmt, psf_size, grid, coadd_psf);
+        if (rc)
+            goto done;
+        sk_info("psfmatch: target FWHM %.3f px%s", sk_psfmatch_target_fwhm(pmt),
+                sk_psfmatch_target_input(pmt) >= 0 ? " (the broadest input)" : "");
+    } else {
+        for (int k = 0; k < n; k++) {
+            val[k] = pl[k].img->sci;
+            wgt[k] = pl[k].img->weight;
+            flg[k] = pl[k].img->flags;
+        }
+        rc = combine_planes(p, n, (long)npix, val, wgt, flg, poisson, varcorr, r, &nrejected);
+        for (int k = 0; k < n; k++)
+            val[k] = wgt[k] = NULL, flg[k] = NULL;
+        if (!rc)
+            rc = sk_header_set_double(hd, "VARCORR", r->varcorr,
+                                      "large-aperture / per-pixel variance (mean)");
+        if (rc)
+            goto done;
+    }
+    /* upper case, as the engine writes them */
+    char cname[32], pname[32];
+    snprintf(cname, sizeof cname, "%s",
+             x->method == SK_COADDX_DIRECT ? sk_combine_name(p->combine.method)
+                                           : sk_coaddx_method_name(x->method));
+    snprintf(pname, sizeof pname, "%s", sk_combine_name(p->combine.method));
+    for (char *c = cname; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    for (char *c = pname; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    rc = sk_header_set_str(hd, "COMBINET", cname, "combine method");
+    if (!rc && x->method == SK_COADDX_PSFMATCH)
+        rc = sk_header_set_str(hd, "COMBINEP", pname, "combine of the PSF-matched inputs");
+    if (!rc && x->method != SK_COADDX_ZOGY && p->combine.method == SK_COMBINE_CLIPPED) {
+        rc = sk_header_set_double(hd, "CLIPSIG", p->combine.clip_sigma, "clipping threshold (sigma)");
+        rc = rc ? rc : sk_header_set_double(hd, "CLIPAMP", p->combine.clip_ampfrac,
+                                            "allowed fractional deviation");
+        rc = rc ? rc : sk_header_set_long(hd, "CLIPITER", p->combine.clip_iterations,
+                                          "clipping passes at most");
+    }
+    if (!rc && x->background_match)
+        rc = sk_header_set_bool(hd, "BGMATCH", 1, "input backgrounds matched");
+    if (!rc && x->artifact_masks)
+        rc = sk_header_set_bool(hd, "ARTMASK", 1, "per-input artifact masks applied");
+    r->nrejected = nrejected;
+
+done:
+    sk_zogy_free(z);
+    sk_psfmatch_free(pmt);
+    sk_bgmatch_free(bm);
+    sk_artifact_masks_free(am);
+    free(nimg16);
+    if (pl)
+        for (int k = 0; k < n; k++) {
+            sk_image_free(pl[k].img);
+            sk_wcs_free(pl[k].wcs_owned);
+        }
+    if (val && x->method == SK_COADDX_PSFMATCH)
+        for (int k = 0; k < n; k++) {
+            free(val[k]);
+            free(wgt[k]);
+            free(flg[k]);
+        }
+    free(pl);
+    free(ai);
+    free(poisson);
+    free(varcorr);
+    free(val);
+    free(wgt);
+    free(flg);
+    if (rc) {
+        sk_coadd_result_free(r);
+        if (coadd_psf) {
+            sk_psf_free(*coadd_psf);
+            *coadd_psf = NULL;
+        }
+        return rc;
+    }
+    *out = r;
+    return SK_OK;
+}

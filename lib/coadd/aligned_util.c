@@ -1,0 +1,400 @@
+/* aligned_util.c: pixel helpers of the aligned-input coadds: in-painting, flag dilation, PSF stamps, medians, thread counts, tiling. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "aligned_priv.h"
+#include "numeric/fft_priv.h"
+#include "skystack/error.h"
+#include "numeric/select.h"
+
+int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny)
+{
+    /* Pyramid level sizes. */
+    int nlev = 1;
+    for (long ax = nx, ay = ny; ax > 1 || ay > 1; nlev++) {
+        ax = (ax + 1) / 2;
+        ay = (ay + 1) / 2;
+    }
+    long *lx = malloc(sizeof(long) * (size_t)nlev), *ly = malloc(sizeof(long) * (size_t)nlev);
+    size_t *off = malloc(sizeof(size_t) * (size_t)nlev);
+    if (!lx || !ly || !off) {
+        free(lx); free(ly); free(off);
+        return sk_error(SK_EIO, "in-painting: out of memory");
+    }
+    size_t total = 0;
+    lx[0] = nx;
+    ly[0] = ny;
+    for (int l = 0; l < nlev; l++) {
+        if (l > 0) {
+            lx[l] = (lx[l - 1] + 1) / 2;
+            ly[l] = (ly[l - 1] + 1) / 2;
+        }
+        off[l] = total;
+        total += (size_t)lx[l] * (size_t)ly[l];
+    }
+    float *val = malloc(sizeof(float) * total);
+    uint8_t *has = malloc(total);
+    if (!val || !has) {
+        free(lx); free(ly); free(off); free(val); free(has);
+        return sk_error(SK_EIO, "in-painting: out of memory for %ld x %ld", nx, ny);
+    }
+    size_t n0 = (size_t)nx * (size_t)ny;
+    long nvalid = 0;
+    for (size_t i = 0; i < n0; i++) {
+        has[i] = valid[i] ? 1 : 0;
+        val[i] = valid[i] ? v[i] : 0.0f;
+        nvalid += has[i];
+    }
+    if (nvalid == (long)n0) {
+        free(lx); free(ly); free(off); free(val); free(has);
+        return SK_OK;
+    }
+    /* Push: each coarse pixel is the mean of its usable children. */
+    for (int l = 1; l < nlev; l++) {
+        const float *fv = val + off[l - 1];
+        const uint8_t *fh = has + off[l - 1];
+        float *cv = val + off[l];
+        uint8_t *ch = has + off[l];
+        long fx = lx[l - 1], fy = ly[l - 1];
+        for (long y = 0; y < ly[l]; y++)
+            for (long x = 0; x < lx[l]; x++) {
+                double s = 0.0;
+                int c = 0;
+                for (long dy = 0; dy < 2; dy++) {
+                    long yy = 2 * y + dy;
+                    if (yy >= fy)
+                        continue;
+                    for (long dx = 0; dx < 2; dx++) {
+                        long xx = 2 * x + dx;
+                        if (xx >= fx)
+                            continue;
+                        size_t i = (size_t)yy * (size_t)fx + (size_t)xx;
+                        if (fh[i]) {
+                            s += fv[i];
+                            c++;
+                        }
+                    }
+                }
+                size_t k = (size_t)y * (size_t)lx[l] + (size_t)x;
+                cv[k] = c ? (float)(s / c) : 0.0f;
+                ch[k] = c ? 1 : 0;
+            }
+    }
+    /* Pull: fill each level's empty pixels by bilinear interpolation of the
+     * (already complete) coarser level. */
+    for (int l = nlev - 2; l >= 0; l--) {
+        float *fv = val + off[l];
+        uint8_t *fh = has + off[l];
+        const float *cv = val + off[l + 1];
+        long cx = lx[l + 1], cy = ly[l + 1];
+        for (long y = 0; y < ly[l]; y++) {
+            double py = (y + 0.5) / 2.0 - 0.5;
+            if (py < 0) py = 0;
+            if (py > cy - 1) py = (double)(cy - 1);
+            long y0 = (long)floor(py), y1 = y0 + 1 < cy ? y0 + 1 : y0;
+            double ty = py - (double)y0;
+            for (long x = 0; x < lx[l]; x++) {
+                size_t i = (size_t)y * (size_t)lx[l] + (size_t)x;
+                if (fh[i])
+                    continue;
+                double px = (x + 0.5) / 2.0 - 0.5;
+                if (px < 0) px = 0;
+                if (px > cx - 1) px = (double)(cx - 1);
+                long x0 = (long)floor(px), x1 = x0 + 1 < cx ? x0 + 1 : x0;
+                double tx = px - (double)x0;
+                double a = cv[(size_t)y0 * (size_t)cx + (size_t)x0] * (1 - tx) +
+                           cv[(size_t)y0 * (size_t)cx + (size_t)x1] * tx;
+                double b = cv[(size_t)y1 * (size_t)cx + (size_t)x0] * (1 - tx) +
+                           cv[(size_t)y1 * (size_t)cx + (size_t)x1] * tx;
+                fv[i] = (float)(a * (1 - ty) + b * ty);
+                fh[i] = 1;
+            }
+        }
+    }
+    for (size_t i = 0; i < n0; i++)
+        if (!valid[i])
+            v[i] = val[i];
+    free(lx); free(ly); free(off); free(val); free(has);
+    return SK_OK;
+}
+
+void sk_cx_dilate_or(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, long ny, long r)
+{
+    for (long y = 0; y < ny; y++) {
+        const uint16_t *row = in + (size_t)y * (size_t)nx;
+        uint16_t *t = tmp + (size_t)y * (size_t)nx;
+        for (long x = 0; x < nx; x++) {
+            uint16_t b = 0;
+            long a0 = x - r < 0 ? 0 : x - r, a1 = x + r >= nx ? nx - 1 : x + r;
+            for (long k = a0; k <= a1; k++)
+                b |= row[k];
+            t[x] = b;
+        }
+    }
+    for (long y = 0; y < ny; y++) {
+        long a0 = y - r < 0 ? 0 : y - r, a1 = y + r >= ny ? ny - 1 : y + r;
+        uint16_t *o = out + (size_t)y * (size_t)nx;
+        memset(o, 0, sizeof(uint16_t) * (size_t)nx);
+        for (long k = a0; k <= a1; k++) {
+            const uint16_t *t = tmp + (size_t)k * (size_t)nx;
+            for (long x = 0; x < nx; x++)
+                o[x] |= t[x];
+        }
+    }
+}
+
+double sk_cx_stamp_fwhm(const float *stamp, long size)
+{
+    float peak = 0.0f;
+    for (long i = 0; i < size * size; i++)
+        if (stamp[i] > peak)
+            peak = stamp[i];
+    if (!(peak > 0.0f))
+        return 0.0;
+    const int sub = 4;
+    double half = 0.5 * peak, area = 0.0;
+    for (long y = 0; y < size - 1; y++)
+        for (long x = 0; x < size - 1; x++) {
+            float v00 = stamp[y * size + x], v10 = stamp[y * size + x + 1];
+            float v01 = stamp[(y + 1) * size + x], v11 = stamp[(y + 1) * size + x + 1];
+            if (v00 < half && v10 < half && v01 < half && v11 < half)
+                continue;
+            for (int j = 0; j < sub; j++)
+                for (int i = 0; i < sub; i++) {
+                    double tx = (i + 0.5) / sub, ty = (j + 0.5) / sub;
+                    double v = (v00 * (1 - tx) + v10 * tx) * (1 - ty) + (v01 * (1 - tx) + v11 * tx) * ty;
+                    if (v >= half)
+                        area += 1.0 / (sub * sub);
+                }
+        }
+    return 2.0 * sqrt(area / M_PI);
+}
+
+/* Cut the Fourier transform of a PSF stamp where it is only the model's
+ * noise: an empirical model (stars stacked) carries pixel noise that makes
+ * |P^| flat at high frequencies, where the true PSF has no power; kept, it
+ * would give a proper coadd's PSF a false sharp core and kernels a noisy
+ * tail. The noise per pixel is the rms of the stamp's outer ring (radius
+ * > 0.8 of the half size); its power per coefficient is that rms squared
+ * times the number of pixels. From the centre outwards, the first ring of
+ * frequencies whose mean |P^|^2 falls below twice that power sets the
+ * cut-off k_c; P^ is kept below k_c - 0.05 cycles per pixel, tapered to 0
+ * at k_c + 0.05 and dropped beyond. Noise-free models (no ring reaching
+ * the noise) are left as they are. */
+static int denoise_stamp(float *stamp, long size)
+{
+    long h = size / 2, nr = 0;
+    double s2 = 0.0;
+    for (long v = 0; v < size; v++)
+        for (long u = 0; u < size; u++)
+            if (hypot((double)(u - h), (double)(v - h)) > 0.8 * (double)h) {
+                s2 += (double)stamp[v * size + u] * stamp[v * size + u];
+                nr++;
+            }
+    if (nr < 8)
+        return SK_OK;
+    double noise2 = s2 / (double)nr * (double)(size * size);
+    if (!(noise2 > 1e-14))
+        return SK_OK;
+    fftwf_plan fwd = sk_fft_plan_r2c((int)size, (int)size), inv = sk_fft_plan_c2r((int)size, (int)size);
+    if (!fwd || !inv)
+        return sk_errstatus() ? sk_errstatus() : SK_EIO;
+    long hc = size / 2 + 1, nc = size * hc, nbin = size / 2 + 2;
+    float *r = fftwf_alloc_real((size_t)(size * size));
+    fftwf_complex *c = fftwf_alloc_complex((size_t)nc);
+    double *pw = calloc((size_t)nbin, sizeof(double));
+    long *cnt = calloc((size_t)nbin, sizeof(long));
+    if (!r || !c || !pw || !cnt) {
+        fftwf_free(r);
+        fftwf_free(c);
+        free(pw);
+        free(cnt);
+        return sk_error(SK_EIO, "PSF: out of memory");
+    }
+    memcpy(r, stamp, sizeof(float) * (size_t)(size * size));
+    fftwf_execute_dft_r2c(fwd, r, c);
+    /* mean power in rings of width 1/size */
+    for (long ky = 0; ky < size; ky++)
+        for (long kx = 0; kx < hc; kx++) {
+            long fy = ky <= size / 2 ? ky : ky - size;
+            long b = lround(hypot((double)kx, (double)fy));
+            if (b >= nbin)
+                continue;
+            long k = ky * hc + kx;
+            pw[b] += (double)c[k][0] * c[k][0] + (double)c[k][1] * c[k][1];
+            cnt[b]++;
+        }
+    double kc = -1.0;
+    for (long b = 1; b < nbin; b++)
+        if (cnt[b] > 0 && pw[b] / (double)cnt[b] < 2.0 * noise2) {
+            kc = (double)b / (double)size;
+            break;
+        }
+    if (kc > 0.0) {
+        const double dk = 0.05;
+        for (long ky = 0; ky < size; ky++)
+            for (long kx = 0; kx < hc; kx++) {
+                long fy = ky <= size / 2 ? ky : ky - size;
+                double kr = hypot((double)kx, (double)fy) / (double)size, wk;
+                if (kr <= kc - dk)
+                    wk = 1.0;
+                else if (kr >= kc + dk)
+                    wk = 0.0;
+                else {
+                    double t = cos(0.25 * M_PI * (kr - kc + dk) / dk);
+                    wk = t * t;
+                }
+                long k = ky * hc + kx;
+                c[k][0] *= (float)(wk / (double)(size * size));
+                c[k][1] *= (float)(wk / (double)(size * size));
+            }
+        fftwf_execute_dft_c2r(inv, c, r);
+        memcpy(stamp, r, sizeof(float) * (size_t)(size * size));
+    }
+    fftwf_free(r);
+    fftwf_free(c);
+    free(pw);
+    free(cnt);
+    return SK_OK;
+}
+
+int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long size,
+                    float *stamp)
+{
+    int status = in->psf(in->psf_ctx, x, y, size, stamp);
+    if (status)
+        return sk_error_context("PSF of input %d at (%.1f, %.1f)", j, x, y);
+    double s = 0.0;
+    for (long i = 0; i < size * size; i++) {
+        if (!isfinite(stamp[i]))
+            return sk_error(SK_EINPUT, "PSF of input %d at (%.1f, %.1f): non-finite value", j,
+                            x, y);
+        s += stamp[i];
+    }
+    if (!(s > 0.0))
+        return sk_error(SK_EINPUT, "PSF of input %d at (%.1f, %.1f): sum %g is not positive",
+                        j, x, y, s);
+    for (long i = 0; i < size * size; i++)
+        stamp[i] = (float)(stamp[i] / s);
+    int rc = denoise_stamp(stamp, size);
+    if (rc)
+        return rc;
+    s = 0.0;
+    for (long i = 0; i < size * size; i++)
+        s += stamp[i];
+    for (long i = 0; i < size * size; i++)
+        stamp[i] = (float)(stamp[i] / s);
+    return SK_OK;
+}
+
+void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny)
+{
+    memset(arr, 0, sizeof(float) * (size_t)(nx * ny));
+    long h = size / 2;
+    for (long v = 0; v < size; v++) {
+        long yy = ((v - h) % ny + ny) % ny;
+        for (long u = 0; u < size; u++) {
+            long xx = ((u - h) % nx + nx) % nx;
+            arr[yy * nx + xx] += stamp[v * size + u];
+        }
+    }
+}
+
+float sk_cx_median(float *v, size_t n)
+{
+    float hi = sk_select_kth(v, (long)n, (long)(n / 2));
+    if (n % 2)
+        return hi;
+    float lo = v[0];
+    for (size_t i = 1; i < n / 2; i++)
+        if (v[i] > lo)
+            lo = v[i];
+    return 0.5f * (lo + hi);
+}
+
+double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned mask_flags)
+{
+    if (!in->sci || in->nrows <= 0)
+        return 0.0;
+    size_t npix = (size_t)in->nrows * (size_t)width;
+    size_t stride = npix / 2000000 + 1;
+    float *w = malloc(sizeof(float) * (npix / stride + 1));
+    if (!w)
+        return 0.0;
+    size_t n = 0;
+    for (size_t i = 0; i < npix; i += stride) {
+        long y = in->row0 + (long)(i / (size_t)width), x = (long)(i % (size_t)width);
+        if (sk_cx_usable(in, width, x, y, mask_flags))
+            w[n++] = in->weight[i];
+    }
+    double sigma = n ? 1.0 / sqrt((double)sk_cx_median(w, n)) : 0.0;
+    free(w);
+    return sigma;
+}
+
+int sk_cx_threads(int want)
+{
+    if (want > 0)
+        return want;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 1 ? 1 : (int)cores;
+}
+
+int sk_cx_tiling_check(const char *who, int n, long width, long height, long psf_size,
+                       long tile_px)
+{
+    if (n < 1)
+        return sk_error(SK_EINPUT, "%s: no input", who);
+    if (width < 1 || height < 1)
+        return sk_error(SK_EINPUT, "%s: bad output size %ld x %ld", who, width, height);
+    if (psf_size < 3 || psf_size % 2 == 0)
+        return sk_error(SK_EINPUT, "%s: PSF size %ld must be odd and >= 3", who, psf_size);
+    if (tile_px < 16)
+        return sk_error(SK_EINPUT, "%s: tile size %ld px is below 16", who, tile_px);
+    return SK_OK;
+}
+
+void sk_cx_tiling_init(sk_cx_tiling *t, long width, long height, long psf_size, long tile_px)
+{
+    t->width = width;
+    t->height = height;
+    t->margin = psf_size;
+    t->tcx = tile_px < width ? tile_px : width;
+    t->tcy = tile_px < height ? tile_px : height;
+    t->lx = sk_fft_good_size(t->tcx + 2 * t->margin);
+    t->ly = sk_fft_good_size(t->tcy + 2 * t->margin);
+    t->ntx = (width + t->tcx - 1) / t->tcx;
+    t->nty = (height + t->tcy - 1) / t->tcy;
+    t->g = sk_fft_good_size(2 * psf_size);
+}
+
+void sk_cx_tiling_rows_needed(const sk_cx_tiling *t, long y0, long y1, long *need0,
+                              long *need1)
+{
+    if (y0 < 0) y0 = 0;
+    if (y1 > t->height) y1 = t->height;
+    if (y1 <= y0) {
+        *need0 = *need1 = y0;
+        return;
+    }
+    long t0 = y0 / t->tcy, t1 = (y1 - 1) / t->tcy;
+    long a = t0 * t->tcy - t->margin, b = t1 * t->tcy - t->margin + t->ly;
+    *need0 = a < 0 ? 0 : a;
+    *need1 = b > t->height ? t->height : b;
+}
+
+void sk_cx_tiling_rows(const sk_cx_tiling *t, long y0, long y1, long *ty0, long *ntiles)
+{
+    *ty0 = y0 / t->tcy;
+    *ntiles = ((y1 - 1) / t->tcy + 1 - *ty0) * t->ntx;
+}
+
+void sk_cx_tiling_core(const sk_cx_tiling *t, long tx, long ty, long *cx0, long *cy0,
+                       long *cx1, long *cy1)
+{
+    *cx0 = tx * t->tcx;
+    *cy0 = ty * t->tcy;
+    *cx1 = *cx0 + t->tcx < t->width ? *cx0 + t->tcx : t->width;
+    *cy1 = *cy0 + t->tcy < t->height ? *cy0 + t->tcy : t->height;
+}

@@ -1,0 +1,807 @@
+/* artifact.c: per-input masks of artifacts (cosmic rays, satellite trails, ghosts) from connected residual footprints against a reference coadd that appear in only a minority of the inputs. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "aligned_priv.h"
+#include "core/parallel.h"
+#include "skystack/coaddx.h"
+#include "skystack/error.h"
+#include "skystack/image.h"
+
+void sk_artifact_opts_default(sk_artifact_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->detect_sigma = 5.0;
+    o->grow_sigma = 2.5;
+    o->grow_px = 2;
+    o->max_fraction = 0.5;
+    o->mismatch = 0.05;
+    o->core_mismatch = 0.1;
+    o->core_snr = 30.0;
+    o->psf_size = 31;
+    o->match_regularization = 0.02;
+    o->mask_flags = SK_COADDX_MASK_DEFAULT;
+    o->threads = 0;
+}
+
+typedef struct art_fp {
+    double peak;
+    long x0, y0, x1, y1;     /* bounding box, inclusive */
+    long r0, nr;             /* its runs */
+    int dropped;
+} art_fp;
+
+typedef struct art_ctx {
+    const sk_aligned_input *in;
+    int n;
+    long width, height;
+    const float *csci, *cwgt;
+    sk_artifact_opts o;
+    uint8_t *core;
+    float **res, **vn;       /* per input: residual and its noise variance
+                                (0: unusable) */
+    double *fmis;            /* per input: the PSF-error fraction, raised by
+                                how imperfectly the reference was matched */
+    /* results per input: the footprints to mask, each with its peak SNR,
+     * bounding box and runs (grown by grow_px) */
+    art_fp **fps;
+    long *nfps;
+    sk_artifact_run **runs;
+    long *nruns, *nprot;
+} art_ctx;
+
+typedef struct art_ws {
+    float *r, *vn, *cp, *cc;       /* residual, its noise variance, C+ and C */
+    float *z, *zs;                 /* SNR of the residual and of its 5x5 mean */
+    float *tmp, *svn, *scp, *sc;   /* 5x5 sums */
+    uint8_t *valid, *visited, *masked;
+    long *stack, *fp;
+    long cap_stack, cap_fp;
+} art_ws;
+
+static void ws_free(art_ws *w)
+{
+    free(w->r); free(w->vn); free(w->cp); free(w->cc); free(w->z); free(w->zs);
+    free(w->tmp); free(w->svn); free(w->scp); free(w->sc);
+    free(w->valid); free(w->visited); free(w->masked);
+    free(w->stack); free(w->fp);
+    memset(w, 0, sizeof *w);
+}
+
+static int ws_init(art_ws *w, size_t npix)
+{
+    memset(w, 0, sizeof *w);
+    w->r = malloc(sizeof(float) * npix);
+    w->vn = malloc(sizeof(float) * npix);
+    w->cp = malloc(sizeof(float) * npix);
+    w->cc = malloc(sizeof(float) * npix);
+    w->z = malloc(sizeof(float) * npix);
+    w->zs = malloc(sizeof(float) * npix);
+    w->tmp = malloc(sizeof(float) * npix);
+    w->svn = malloc(sizeof(float) * npix);
+    w->scp = malloc(sizeof(float) * npix);
+    w->sc = malloc(sizeof(float) * npix);
+    w->valid = malloc(npix);
+    w->visited = malloc(npix);
+    w->masked = malloc(npix);
+    if (!w->r || !w->vn || !w->cp || !w->cc || !w->z || !w->zs || !w->tmp || !w->svn ||
+        !w->scp || !w->sc ||
+        !w->valid || !w->visited || !w->masked) {
+        ws_free(w);
+        return sk_error(SK_EIO, "artifacts: out of memory for %zu pixels", npix);
+    }
+    return SK_OK;
+}
+
+static int push(long **arr, long *n, long *cap, long v)
+{
+    if (*n == *cap) {
+        long nc = *cap ? 2 * *cap : 1024;
+        long *na = realloc(*arr, sizeof(long) * (size_t)nc);
+        if (!na)
+            return -1;
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = v;
+    return 0;
+}
+
+/* Residual of input k at (x, y) and its variance (noise, the source's own
+ * noise and the mismatch term); 0 when unusable. */
+static inline int residual_at(const art_ctx *c, int k, long x, long y, double *res, double *var)
+{
+    size_t i = (size_t)y * (size_t)c->width + (size_t)x;
+    double vn = c->vn[k][i];
+    if (!(vn > 0.0))
+        return 0;
+    double cv = c->csci[i], f = c->core[i] ? c->o.core_mismatch : 0.0;
+    if (c->fmis[k] > f)
+        f = c->fmis[k];
+    *res = c->res[k][i];
+    *var = vn + c->in[k].poisson * (cv > 0.0 ? cv : 0.0) + (f * cv) * (f * cv);
+    return 1;
+}
+
+/* Box sum of 5 along rows then columns: out = sum over the 5x5 square. */
+static void box5(const float *in, float *tmp, float *out, long w, long h)
+{
+    for (long y = 0; y < h; y++) {
+        const float *row = in + y * w;
+        float *t = tmp + y * w;
+        for (long x = 0; x < w; x++) {
+            double s = 0.0;
+            for (long k = x - 2; k <= x + 2; k++)
+                if (k >= 0 && k < w)
+                    s += row[k];
+            t[x] = (float)s;
+        }
+    }
+    for (long y = 0; y < h; y++)
+        for (long x = 0; x < w; x++) {
+            double s = 0.0;
+            for (long k = y - 2; k <= y + 2; k++)
+                if (k >= 0 && k < h)
+                    s += tmp[k * w + x];
+            out[y * w + x] = (float)s;
+        }
+}
+
+static int process_input(art_ctx *c, art_ws *w, int j)
+{
+    const long width = c->width, height = c->height;
+    const size_t npix = (size_t)width * (size_t)height;
+    const double T = c->o.detect_sigma, G = c->o.grow_sigma;
+    const sk_aligned_input *in = &c->in[j];
+
+    for (long y = 0; y < height; y++)
+        for (long x = 0; x < width; x++) {
+            size_t i = (size_t)y * (size_t)width + (size_t)x;
+            double res, var;
+            if (residual_at(c, j, x, y, &res, &var)) {
+                w->valid[i] = 1;
+                w->r[i] = (float)res;
+                /* the 5x5 sum's noise: the reference's pixels before any
+                 * convolution (its large-scale variance) */
+                w->vn[i] = (float)(1.0 / in->weight[i] + 1.0 / c->cwgt[i]);
+                w->z[i] = (float)(res / sqrt(var));
+                double cv = c->csci[i];
+                w->cp[i] = (float)(cv > 0.0 ? cv : 0.0);
+                double fm = c->core[i] ? c->o.core_mismatch : 0.0;
+                if (c->fmis[j] > fm)
+                    fm = c->fmis[j];
+                w->cc[i] = (float)(fm * cv);
+            } else {
+                w->valid[i] = 0;
+                w->r[i] = w->vn[i] = w->z[i] = w->cp[i] = w->cc[i] = 0.0f;
+            }
+        }
+    /* The 5x5 sum of the residual and its SNR: noise variances add, the
+     * source terms as for one pixel (the mismatch term is coherent). */
+    {
+        box5(w->r, w->tmp, w->zs, width, height);
+        box5(w->vn, w->tmp, w->svn, width, height);
+        box5(w->cp, w->tmp, w->scp, width, height);
+        box5(w->cc, w->tmp, w->sc, width, height);
+        for (size_t i = 0; i < npix; i++) {
+            double var = w->svn[i] + in->poisson * w->scp[i] + (double)w->sc[i] * w->sc[i];
+            w->zs[i] = var > 0.0 ? (float)(w->zs[i] / sqrt(var)) : 0.0f;
+        }
+        /* Fewer than half the 5x5 pixels usable: no smoothed detection. */
+        for (size_t i = 0; i < npix; i++)
+            w->cp[i] = (float)w->valid[i];
+        box5(w->cp, w->tmp, w->svn, width, height);
+        for (size_t i = 0; i < npix; i++)
+            if (w->svn[i] < 12.5f)
+                w->zs[i] = 0.0f;
+    }
+    memset(w->visited, 0, npix);
+    memset(w->masked, 0, npix);
+
+    long nprot = 0, nf = 0, capf = 0, nr = 0, capr = 0;
+    art_fp *fps = NULL;
+    sk_artifact_run *runs = NULL;
+    for (size_t s = 0; s < npix; s++) {
+        if (w->visited[s] || !w->valid[s] || !(w->z[s] > T || w->zs[s] > T))
+            continue;
+        /* Grow the footprint: 8-connected pixels above the growth level. */
+        long nst = 0, nfp = 0;
+        if (push(&w->stack, &nst, &w->cap_stack, (long)s)) {
+            free(fps);
+            free(runs);
+            return sk_error(SK_EIO, "artifacts: out of memory");
+        }
+        w->visited[s] = 1;
+        while (nst > 0) {
+            long p = w->stack[--nst];
+            if (push(&w->fp, &nfp, &w->cap_fp, p)) {
+                free(fps);
+                free(runs);
+                return sk_error(SK_EIO, "artifacts: out of memory");
+            }
+            long px = p % width, py = p / width;
+            for (long dy = -1; dy <= 1; dy++)
+                for (long dx = -1; dx <= 1; dx++) {
+                    long xx = px + dx, yy = py + dy;
+                    if (xx < 0 || yy < 0 || xx >= width || yy >= height)
+                        continue;
+                    long q = yy * width + xx;
+                    if (w->visited[q] || !w->valid[q] || !(w->z[q] > G || w->zs[q] > G))
+                        continue;
+                    w->visited[q] = 1;
+                    if (push(&w->stack, &nst, &w->cap_stack, q)) {
+                        free(fps);
+                        free(runs);
+                        return sk_error(SK_EIO, "artifacts: out of memory");
+                    }
+                }
+        }
+        /* In how many inputs is this footprint significant? */
+        int ncov = 1, nsig = 1;
+        for (int k = 0; k < c->n; k++) {
+            if (k == j)
+                continue;
+            double sr2 = 0.0, sv = 0.0;
+            long nc = 0;
+            for (long q = 0; q < nfp; q++) {
+                double res, var;
+                if (residual_at(c, k, w->fp[q] % width, w->fp[q] / width, &res, &var)) {
+                    sr2 += res;
+                    sv += var;
+                    nc++;
+                }
+            }
+            if (2 * nc < nfp || !(sv > 0.0))
+                continue;
+            ncov++;
+            if (sr2 / sqrt(sv) > T)
+                nsig++;
+        }
+        if ((double)nsig > c->o.max_fraction * (double)ncov) {
+            nprot++;
+            continue;
+        }
+        /* Record the footprint, grown by grow_px, as runs. */
+        long g = c->o.grow_px;
+        double peak = 0.0;
+        long bx0 = width, by0 = height, bx1 = -1, by1 = -1;
+        for (long q = 0; q < nfp; q++) {
+            long p = w->fp[q], px = p % width, py = p / width;
+            double zz = w->z[p] > w->zs[p] ? w->z[p] : w->zs[p];
+            if (zz > peak) peak = zz;
+            if (px < bx0) bx0 = px;
+            if (px > bx1) bx1 = px;
+            if (py < by0) by0 = py;
+            if (py > by1) by1 = py;
+        }
+        bx0 = bx0 - g < 0 ? 0 : bx0 - g;
+        by0 = by0 - g < 0 ? 0 : by0 - g;
+        bx1 = bx1 + g >= width ? width - 1 : bx1 + g;
+        by1 = by1 + g >= height ? height - 1 : by1 + g;
+        for (long q = 0; q < nfp; q++) {
+            long px = w->fp[q] % width, py = w->fp[q] / width;
+            for (long yy = py - g; yy <= py + g; yy++)
+                for (long xx = px - g; xx <= px + g; xx++)
+                    if (xx >= 0 && yy >= 0 && xx < width && yy < height)
+                        w->masked[yy * width + xx] = 1;
+        }
+        if (nf == capf) {
+            long ncap = capf ? 2 * capf : 16;
+            art_fp *nfpa = realloc(fps, sizeof *fps * (size_t)ncap);
+            if (!nfpa) {
+                free(fps);
+                free(runs);
+                return sk_error(SK_EIO, "artifacts: out of memory");
+            }
+            fps = nfpa;
+            capf = ncap;
+        }
+        art_fp *f = &fps[nf++];
+        f->peak = peak;
+        f->x0 = bx0;
+        f->y0 = by0;
+        f->x1 = bx1;
+        f->y1 = by1;
+        f->r0 = nr;
+        f->dropped = 0;
+        for (long yy = by0; yy <= by1; yy++) {
+            long xx = bx0;
+            while (xx <= bx1) {
+                if (!w->masked[yy * width + xx]) {
+                    xx++;
+                    continue;
+                }
+                long xs = xx;
+                while (xx <= bx1 && w->masked[yy * width + xx]) {
+                    w->masked[yy * width + xx] = 0;
+                    xx++;
+                }
+                if (nr == capr) {
+                    long ncap = capr ? 2 * capr : 64;
+                    sk_artifact_run *nrun = realloc(runs, sizeof *runs * (size_t)ncap);
+                    if (!nrun) {
+                        free(fps);
+                        free(runs);
+                        return sk_error(SK_EIO, "artifacts: out of memory");
+                    }
+                    runs = nrun;
+                    capr = ncap;
+                }
+                runs[nr].input = j;
+                runs[nr].y = yy;
+                runs[nr].x0 = xs;
+                runs[nr].x1 = xx;
+                nr++;
+            }
+        }
+        f->nr = nr - f->r0;
+    }
+    c->fps[j] = fps;
+    c->nfps[j] = nf;
+    c->runs[j] = runs;
+    c->nruns[j] = nr;
+    c->nprot[j] = nprot;
+    return SK_OK;
+}
+
+/* Each thread's workspace, and the inputs [j0, j1) processed with it. */
+static int art_ws_init(void *w, void *user)
+{
+    const art_ctx *c = user;
+    return ws_init(w, (size_t)c->width * (size_t)c->height);
+}
+
+static void art_ws_release(void *w, void *user)
+{
+    ws_free(w);
+}
+
+static int art_inputs(void *w, long j0, long j1, void *user)
+{
+    for (long j = j0; j < j1; j++) {
+        int status = process_input(user, w, (int)j);
+        if (status)
+            return status;
+    }
+    return SK_OK;
+}
+
+/* Residual planes of every input against the reference. With the
+ * reference's PSF known, the reference is first brought to each input's
+ * PSF (psfmatch, the input's PSF as the target): convolved for an input
+ * with broader seeing, mildly sharpened (regularised) for a sharper one,
+ * so that the comparison keeps the input's own pixels (a cosmic ray stays
+ * as sharp as it is) while seeing differences cancel around sources.
+ * Pixels the matched reference does not reach (more than half of the
+ * kernel's weight on the image's or the reference's missing pixels) fall
+ * back to the plain difference. */
+static int residual_planes(art_ctx *c, sk_psf_stamp_fn ref_psf, void *ref_psf_ctx)
+{
+    const long width = c->width, height = c->height;
+    const size_t npix = (size_t)width * (size_t)height;
+    float *mw = ref_psf ? malloc(sizeof(float) * npix) : NULL;
+    if (ref_psf && !mw)
+        return sk_error(SK_EIO, "artifacts: out of memory");
+    int status = SK_OK;
+    for (int j = 0; j < c->n; j++) {
+        const sk_aligned_input *in = &c->in[j];
+        float *res = c->res[j], *vn = c->vn[j];
+        c->fmis[j] = c->o.mismatch;
+        if (ref_psf) {
+            sk_aligned_input pair[2];
+            memset(pair, 0, sizeof pair);
+            pair[0].sci = c->csci;
+            pair[0].weight = c->cwgt;
+            pair[0].nrows = height;
+            pair[0].psf = ref_psf;
+            pair[0].psf_ctx = ref_psf_ctx;
+            pair[0].flux_scale = 1.0;
+            pair[1] = *in;
+            sk_psf_target t;
+            memset(&t, 0, sizeof t);
+            t.kind = SK_TARGET_INPUT;
+            t.input = 1;
+            sk_psfmatch_opts po;
+            sk_psfmatch_opts_default(&po);
+            po.psf_size = c->o.psf_size;
+            po.threads = c->o.threads;
+            po.mask_flags = c->o.mask_flags;
+            po.regularization = c->o.match_regularization;
+            po.contamination = 0.5;
+            sk_psfmatch *pm = NULL;
+            status = sk_psfmatch_new(pair, 2, width, height, &t, &po, &pm);
+            if (!status)
+                status = sk_psfmatch_rows(pm, 0, 0, height, res, mw, NULL);
+            if (!status)
+                c->fmis[j] += sk_psfmatch_match_error(pm, 0);
+            sk_psfmatch_free(pm);
+            if (status) {
+                sk_error_context("artifacts: matching the reference to input %d", j);
+                break;
+            }
+        }
+        /* res holds the matched reference R_j for now */
+        for (long y = 0; y < height; y++)
+            for (long x = 0; x < width; x++) {
+                size_t i = (size_t)y * (size_t)width + (size_t)x;
+                if (!(c->cwgt[i] > 0.0f) || !sk_cx_usable(in, width, x, y, c->o.mask_flags)) {
+                    res[i] = 0.0f;
+                    vn[i] = 0.0f;
+                    continue;
+                }
+                double wj = in->weight[i], wc = c->cwgt[i];
+                if (ref_psf && mw[i] > 0.0f) {
+                    res[i] = in->sci[i] - res[i];
+                    vn[i] = (float)(1.0 / wj + 1.0 / mw[i]);
+                } else {
+                    double v = 1.0 / wj - 1.0 / wc;
+                    res[i] = in->sci[i] - c->csci[i];
+                    vn[i] = (float)(v > 0.25 / wj ? v : 0.25 / wj);
+                }
+            }
+    }
+    free(mw);
+    return status;
+}
+
+int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
+                     const float *ref_sci, const float *ref_weight, sk_psf_stamp_fn ref_psf,
+                     void *ref_psf_ctx, const sk_artifact_opts *opts, sk_artifact_masks **out)
+{
+    *out = NULL;
+    art_ctx c;
+    memset(&c, 0, sizeof c);
+    if (opts)
+        c.o = *opts;
+    else
+        sk_artifact_opts_default(&c.o);
+    if (n < 1)
+        return sk_error(SK_EINPUT, "artifacts: no input");
+    if (width < 1 || height < 1 || !ref_sci || !ref_weight)
+        return sk_error(SK_EINPUT, "artifacts: no reference coadd");
+    if (!(c.o.detect_sigma > 0.0 && c.o.grow_sigma > 0.0 && c.o.grow_sigma <= c.o.detect_sigma))
+        return sk_error(SK_EINPUT, "artifacts: thresholds %g (detect) and %g (grow) must be > 0 "
+                        "and grow <= detect", c.o.detect_sigma, c.o.grow_sigma);
+    if (!(c.o.max_fraction > 0.0 && c.o.max_fraction < 1.0))
+        return sk_error(SK_EINPUT, "artifacts: max fraction %g must be in (0, 1)",
+                        c.o.max_fraction);
+    if (c.o.grow_px < 0 || !(c.o.mismatch >= 0.0) || !(c.o.core_mismatch >= 0.0) ||
+        !(c.o.core_snr > 0.0) ||
+        c.o.psf_size < 3 || c.o.psf_size % 2 == 0 ||
+        !(c.o.match_regularization > 0.0 && c.o.match_regularization < 1.0))
+        return sk_error(SK_EINPUT,
+                        "artifacts: bad grow (%ld px), mismatch (%g), core SNR (%g), PSF size "
+                        "(%ld) or matching regularisation (%g)", c.o.grow_px, c.o.mismatch,
+                        c.o.core_snr, c.o.psf_size, c.o.match_regularization);
+    if (ref_psf)
+        for (int j = 0; j < n; j++)
+            if (!in[j].psf)
+                return sk_error(SK_EINPUT, "artifacts: input %d has no PSF", j);
+    for (int j = 0; j < n; j++)
+        if (in[j].sci && in[j].nrows > 0 && (in[j].row0 != 0 || in[j].nrows != height))
+            return sk_error(SK_EINPUT, "artifacts: input %d holds rows [%ld, %ld), every row is "
+                            "needed", j, in[j].row0, in[j].row0 + in[j].nrows);
+    c.in = in;
+    c.n = n;
+    c.width = width;
+    c.height = height;
+    c.csci = ref_sci;
+    c.cwgt = ref_weight;
+    size_t npix = (size_t)width * (size_t)height;
+    c.core = calloc(npix, 1);
+    uint8_t *core0 = calloc(npix, 1);
+    c.fps = calloc((size_t)n, sizeof *c.fps);
+    c.nfps = calloc((size_t)n, sizeof(long));
+    c.runs = calloc((size_t)n, sizeof *c.runs);
+    c.nruns = calloc((size_t)n, sizeof(long));
+    c.nprot = calloc((size_t)n, sizeof(long));
+    uint8_t *plane = calloc(npix, 1);
+    sk_artifact_masks *m = calloc(1, sizeof *m);
+    c.res = calloc((size_t)n, sizeof(float *));
+    c.fmis = calloc((size_t)n, sizeof(double));
+    c.vn = calloc((size_t)n, sizeof(float *));
+
+    int status = SK_OK;
+    if (!c.core || !core0 || !c.fps || !c.nfps || !c.runs || !c.nruns || !c.nprot || !plane || !m ||
+        !c.res || !c.vn || !c.fmis) {
+        status = sk_error(SK_EIO, "artifacts: out of memory");
+        goto done;
+    }
+    for (int j = 0; j < n; j++) {
+        c.res[j] = malloc(sizeof(float) * npix);
+        c.vn[j] = malloc(sizeof(float) * npix);
+        if (!c.res[j] || !c.vn[j]) {
+            status = sk_error(SK_EIO, "artifacts: out of memory for the residuals of %d inputs",
+                              n);
+            goto done;
+        }
+    }
+    if ((status = residual_planes(&c, ref_psf, ref_psf_ctx)))
+        goto done;
+    /* Star cores of the reference, grown by 2 pixels. */
+    for (size_t i = 0; i < npix; i++)
+        core0[i] = ref_weight[i] > 0.0f && ref_sci[i] * sqrtf(ref_weight[i]) > c.o.core_snr;
+    for (long y = 0; y < height; y++)
+        for (long x = 0; x < width; x++) {
+            if (!core0[y * width + x])
+                continue;
+            for (long yy = y - 2; yy <= y + 2; yy++)
+                for (long xx = x - 2; xx <= x + 2; xx++)
+                    if (xx >= 0 && yy >= 0 && xx < width && yy < height)
+                        c.core[yy * width + xx] = 1;
+        }
+    const sk_scratch ws_ops = {sizeof(art_ws), art_ws_init, art_ws_release};
+    status = sk_parallel_for_scratch(n, 1, sk_cx_threads(c.o.threads), &ws_ops, art_inputs, &c);
+    if (status)
+        goto done;
+    /* A footprint that overlaps a stronger one of another input is that
+     * artifact's light leaking into the reference (and ringing where the
+     * reference was sharpened to a sharper input's PSF): not masked. */
+    long nexplained = 0;
+    for (int j = 0; j < n; j++)
+        for (long a = 0; a < c.nfps[j]; a++) {
+            art_fp *f = &c.fps[j][a];
+            for (int k = 0; k < n && !f->dropped; k++) {
+                if (k == j)
+                    continue;
+                for (long b = 0; b < c.nfps[k] && !f->dropped; b++) {
+                    const art_fp *g = &c.fps[k][b];
+                    if (!(g->peak > f->peak) || g->x0 > f->x1 || g->x1 < f->x0 ||
+                        g->y0 > f->y1 || g->y1 < f->y0)
+                        continue;
+                    for (long r1 = f->r0; r1 < f->r0 + f->nr && !f->dropped; r1++) {
+                        const sk_artifact_run *u = &c.runs[j][r1];
+                        for (long r2 = g->r0; r2 < g->r0 + g->nr; r2++) {
+                            const sk_artifact_run *v = &c.runs[k][r2];
+                            if (v->y == u->y && v->x0 < u->x1 && u->x0 < v->x1) {
+                                f->dropped = 1;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            nexplained += f->dropped;
+        }
+    /* Gather in input order: the union of each input's kept footprints,
+     * over the pixels it has. */
+    m->n = n;
+    m->width = width;
+    m->height = height;
+    m->first = calloc((size_t)n + 1, sizeof(long));
+    m->npixels = calloc((size_t)n, sizeof(long));
+    m->nfootprints = calloc((size_t)n, sizeof(long));
+    if (!m->first || !m->npixels || !m->nfootprints) {
+        status = sk_error(SK_EIO, "artifacts: out of memory");
+        goto done;
+    }
+    long cap = 0;
+    for (int j = 0; j < n; j++) {
+        m->first[j] = m->nruns;
+        m->nprotected += c.nprot[j];
+        long ykeep0 = height, ykeep1 = -1;
+        for (long a = 0; a < c.nfps[j]; a++) {
+            const art_fp *f = &c.fps[j][a];
+            if (f->dropped)
+                continue;
+            m->nfootprints[j]++;
+            for (long r = f->r0; r < f->r0 + f->nr; r++) {
+                const sk_artifact_run *u = &c.runs[j][r];
+                memset(plane + u->y * width + u->x0, 1, (size_t)(u->x1 - u->x0));
+                if (u->y < ykeep0) ykeep0 = u->y;
+                if (u->y > ykeep1) ykeep1 = u->y;
+            }
+        }
+        for (long y = ykeep0; y <= ykeep1; y++) {
+            long x = 0;
+            while (x < width) {
+                if (!plane[y * width + x] || !sk_cx_usable(&in[j], width, x, y, c.o.mask_flags)) {
+                    plane[y * width + x] = 0;
+                    x++;
+                    continue;
+                }
+                long x0 = x;
+                while (x < width && plane[y * width + x] &&
+                       sk_cx_usable(&in[j], width, x, y, c.o.mask_flags)) {
+                    plane[y * width + x] = 0;
+                    x++;
+                }
+                if (m->nruns == cap) {
+                    long ncap = cap ? 2 * cap : 256;
+                    sk_artifact_run *nrun = realloc(m->runs, sizeof *nrun * (size_t)ncap);
+                    if (!nrun) {
+                        status = sk_error(SK_EIO, "artifacts: out of memory");
+                        goto done;
+                    }
+                    m->runs = nrun;
+                    cap = ncap;
+                }
+                sk_artifact_run *o = &m->runs[m->nruns++];
+                o->input = j;
+                o->y = y;
+                o->x0 = x0;
+                o->x1 = x;
+                m->npixels[j] += x - x0;
+            }
+        }
+    }
+    m->first[n] = m->nruns;
+    m->nprotected += nexplained;
+    *out = m;
+    m = NULL;
+done:
+    if (c.runs)
+        for (int j = 0; j < n; j++)
+            free(c.runs[j]);
+    if (c.fps)
+        for (int j = 0; j < n; j++)
+            free(c.fps[j]);
+    free(c.fps);
+    free(c.nfps);
+    free(c.runs);
+    free(c.nruns);
+    free(c.nprot);
+    free(plane);
+    if (c.res)
+        for (int j = 0; j < n; j++)
+            free(c.res[j]);
+    if (c.vn)
+        for (int j = 0; j < n; j++)
+            free(c.vn[j]);
+    free(c.res);
+    free(c.vn);
+    free(c.fmis);
+
+    free(c.core);
+    free(core0);
+    sk_artifact_masks_free(m);
+    return status;
+}
+
+void sk_artifact_masks_free(sk_artifact_masks *m)
+{
+    if (!m)
+        return;
+    free(m->runs);
+    free(m->first);
+    free(m->npixels);
+    free(m->nfootprints);
+    free(m);
+}
+
+int sk_artifact_masked(const sk_artifact_masks *m, int j, long x, long y)
+{
+    if (j < 0 || j >= m->n)
+        return 0;
+    /* binary search of the first run of row y */
+    long lo = m->first[j], hi = m->first[j + 1];
+    while (lo < hi) {
+        long mid = lo + (hi - lo) / 2;
+        if (m->runs[mid].y < y)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (long r = lo; r < m->first[j + 1] && m->runs[r].y == y; r++)
+        if (x >= m->runs[r].x0 && x < m->runs[r].x1)
+            return 1;
+    return 0;
+}
+
+long sk_artifact_apply_rows(const sk_artifact_masks *m, int j, long y0, long y1, float *weight,
+                            uint16_t *flags)
+{
+    if (j < 0 || j >= m->n)
+        return 0;
+    long count = 0;
+    for (long r = m->first[j]; r < m->first[j + 1]; r++) {
+        const sk_artifact_run *run = &m->runs[r];
+        if (run->y < y0 || run->y >= y1)
+            continue;
+        size_t base = (size_t)(run->y - y0) * (size_t)m->width;
+        for (long x = run->x0; x < run->x1; x++) {
+            if (weight)
+                weight[base + (size_t)x] = 0.0f;
+            if (flags)
+                flags[base + (size_t)x] |= SK_FLAG_REJECTED;
+            count++;
+        }
+    }
+    return count;
+}
+
+/* ---- the two-pass driver ---------------------------------------------- */
+
+typedef struct mean_psf_ctx {
+    const sk_aligned_input *in;
+    int n;
+    const double *omega;  /* 1/sigma_j^2, normalised to a unit sum */
+    float *tmp;
+    long tmp_size;
+} mean_psf_ctx;
+
+static int mean_psf(void *ctx, double x, double y, long size, float *stamp)
+{
+    mean_psf_ctx *m = ctx;
+    if (m->tmp_size < size * size) {
+        float *t = realloc(m->tmp, sizeof(float) * (size_t)(size * size));
+        if (!t)
+            return sk_error(SK_EIO, "artifacts: out of memory");
+        m->tmp = t;
+        m->tmp_size = size * size;
+    }
+    memset(stamp, 0, sizeof(float) * (size_t)(size * size));
+    for (int j = 0; j < m->n; j++) {
+        if (!(m->omega[j] > 0.0))
+            continue;
+        int st = sk_cx_psf_stamp(&m->in[j], j, x, y, size, m->tmp);
+        if (st)
+            return st;
+        for (long i = 0; i < size * size; i++)
+            stamp[i] += (float)(m->omega[j] * m->tmp[i]);
+    }
+    return SK_OK;
+}
+
+/* Inverse-variance mean of the usable pixels. */
+static void mean_reference(const sk_aligned_input *in, int n, long width, long height,
+                           unsigned mask_flags, float *sci, float *wgt)
+{
+    for (long y = 0; y < height; y++) {
+        for (long x = 0; x < width; x++) {
+            double sv = 0.0, sw = 0.0;
+            for (int j = 0; j < n; j++) {
+                if (!sk_cx_usable(&in[j], width, x, y, mask_flags))
+                    continue;
+                size_t i = (size_t)y * (size_t)width + (size_t)x;
+                sv += (double)in[j].weight[i] * in[j].sci[i];
+                sw += in[j].weight[i];
+            }
+            size_t o = (size_t)y * (size_t)width + (size_t)x;
+            sci[o] = sw > 0.0 ? (float)(sv / sw) : 0.0f;
+            wgt[o] = (float)sw;
+        }
+    }
+}
+
+int sk_artifact_detect(const sk_aligned_input *in, int n, long width, long height,
+                       const sk_artifact_opts *opts, sk_artifact_masks **out)
+{
+    *out = NULL;
+    sk_artifact_opts o;
+    if (opts)
+        o = *opts;
+    else
+        sk_artifact_opts_default(&o);
+    if (n < 1 || width < 1 || height < 1)
+        return sk_error(SK_EINPUT, "artifacts: no input");
+    size_t npix = (size_t)width * (size_t)height;
+    float *sci = malloc(sizeof(float) * npix), *wgt = malloc(sizeof(float) * npix);
+    double *omega = calloc((size_t)n, sizeof(double));
+    if (!sci || !wgt || !omega) {
+        free(sci); free(wgt); free(omega);
+        return sk_error(SK_EIO, "artifacts: out of memory");
+    }
+    double sum = 0.0;
+    for (int j = 0; j < n; j++) {
+        double s = sk_cx_sigma_from_weight(&in[j], width, o.mask_flags);
+        omega[j] = s > 0.0 ? 1.0 / (s * s) : 0.0;
+        sum += omega[j];
+    }
+    int status = SK_OK;
+    if (!(sum > 0.0)) {
+        status = sk_error(SK_EINPUT, "artifacts: no input has a usable pixel");
+        goto done;
+    }
+    for (int j = 0; j < n; j++)
+        omega[j] /= sum;
+    mean_psf_ctx pc = {in, n, omega, NULL, 0};
+    mean_reference(in, n, width, height, o.mask_flags, sci, wgt);
+    status = sk_artifact_find(in, n, width, height, sci, wgt, mean_psf, &pc, &o, out);
+    free(pc.tmp);
+done:
+    free(sci);
+    free(wgt);
+    free(omega);
+    return status;
+}

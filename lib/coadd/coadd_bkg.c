@@ -1,0 +1,189 @@
+/* coadd_bkg.c: rows of a background map evaluated from extract's mesh product (BKGMESH, natural bicubic splines through the cell centres), so that a coadd holds only a band of each input's background. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "direct_priv.h"
+#include "skystack/error.h"
+#include "skystack/fits.h"
+
+/* The splines below are those of sk_background_interpolate() (extract(1)):
+ * along y through the cell centres of each column of cells, then along x
+ * through the values of one row, linear beyond the outer centres. The same
+ * operations in the same order give the same bits as the full map. */
+struct sk_bkg_mesh {
+    long width, height;      /* of the image */
+    long mesh, nx, ny;
+    double *tx, *ty;         /* knots */
+    double *col, *col2;      /* per cell column: ny values and second derivatives */
+    double median_rms;
+};
+
+static void spline_deriv2(const double *t, const double *v, long n, double *y2, double *work)
+{
+    if (n < 3) {
+        for (long i = 0; i < n; i++)
+            y2[i] = 0;
+        return;
+    }
+    y2[0] = work[0] = 0.0;
+    for (long i = 1; i < n - 1; i++) {
+        double sig = (t[i] - t[i - 1]) / (t[i + 1] - t[i - 1]);
+        double p = sig * y2[i - 1] + 2.0;
+        y2[i] = (sig - 1.0) / p;
+        double d = (v[i + 1] - v[i]) / (t[i + 1] - t[i]) - (v[i] - v[i - 1]) / (t[i] - t[i - 1]);
+        work[i] = (6.0 * d / (t[i + 1] - t[i - 1]) - sig * work[i - 1]) / p;
+    }
+    y2[n - 1] = 0.0;
+    for (long i = n - 2; i >= 0; i--)
+        y2[i] = y2[i] * y2[i + 1] + work[i];
+}
+
+typedef struct {
+    long k;
+    double a, b, c, d;
+} spline_at;
+
+static spline_at spline_rule(const double *t, long n, double x)
+{
+    spline_at r = {0, 1, 0, 0, 0};
+    if (n < 2)
+        return r;
+    if (x <= t[0]) {
+        double h = t[1] - t[0], u = x - t[0];
+        r.k = 0;
+        r.a = 1 - u / h;
+        r.b = u / h;
+        r.c = -u * h / 3;
+        r.d = -u * h / 6;
+        return r;
+    }
+    if (x >= t[n - 1]) {
+        double h = t[n - 1] - t[n - 2], u = x - t[n - 1];
+        r.k = n - 2;
+        r.a = -u / h;
+        r.b = 1 + u / h;
+        r.c = u * h / 6;
+        r.d = u * h / 3;
+        return r;
+    }
+    long k = 0;
+    while (k < n - 2 && x > t[k + 1])
+        k++;
+    double h = t[k + 1] - t[k];
+    double A = (t[k + 1] - x) / h, B = 1 - A;
+    r.k = k;
+    r.a = A;
+    r.b = B;
+    r.c = (A * A * A - A) * h * h / 6;
+    r.d = (B * B * B - B) * h * h / 6;
+    return r;
+}
+
+static inline double spline_eval(const spline_at *r, const double *v, const double *y2, long n)
+{
+    if (n < 2)
+        return v[0];
+    return r->a * v[r->k] + r->b * v[r->k + 1] + r->c * y2[r->k] + r->d * y2[r->k + 1];
+}
+
+static double cell_centre(long i, long mesh, long size)
+{
+    long a = i * mesh, b = a + mesh < size ? a + mesh : size;
+    return 0.5 * (double)(a + b - 1);
+}
+
+void sk_bkg_mesh_free(sk_bkg_mesh *m)
+{
+    if (!m)
+        return;
+    free(m->tx);
+    free(m->ty);
+    free(m->col);
+    free(m->col2);
+    free(m);
+}
+
+int sk_bkg_mesh_read(const char *path, sk_bkg_mesh **out)
+{
+    *out = NULL;
+    float *level = NULL;
+    long nx = 0, ny = 0, mesh = 0, width = 0, height = 0;
+    sk_header *h = NULL;
+    int rc = sk_fits_read_plane(path, "BKGMESH", &level, &nx, &ny, &h);
+    if (rc)
+        return rc;
+    if (sk_header_get_long(h, "MESHPX", &mesh) != 1 || mesh < 1 ||
+        sk_header_get_long(h, "IMWIDTH", &width) != 1 || sk_header_get_long(h, "IMHEIGHT", &height) != 1 ||
+        width < 1 || height < 1 || (width + mesh - 1) / mesh != nx || (height + mesh - 1) / mesh != ny) {
+        free(level);
+        sk_header_free(h);
+        return sk_error(SK_EINPUT, "%s: MESHPX, IMWIDTH, IMHEIGHT missing or inconsistent with the mesh",
+                        path);
+    }
+    sk_bkg_mesh *m = calloc(1, sizeof *m);
+    if (m) {
+        m->width = width;
+        m->height = height;
+        m->mesh = mesh;
+        m->nx = nx;
+        m->ny = ny;
+        m->median_rms = NAN;
+        sk_header_get_double(h, "RMSMED", &m->median_rms);
+        m->tx = malloc((size_t)nx * sizeof *m->tx);
+        m->ty = malloc((size_t)ny * sizeof *m->ty);
+        m->col = malloc((size_t)(nx * ny) * sizeof *m->col);
+        m->col2 = malloc((size_t)(nx * ny) * sizeof *m->col2);
+    }
+    double *work = malloc((size_t)ny * sizeof *work);
+    sk_header_free(h);
+    if (!m || !m->tx || !m->ty || !m->col || !m->col2 || !work) {
+        free(level);
+        free(work);
+        sk_bkg_mesh_free(m);
+        return sk_error(SK_EIO, "%s: out of memory", path);
+    }
+    for (long i = 0; i < nx; i++)
+        m->tx[i] = cell_centre(i, mesh, width);
+    for (long j = 0; j < ny; j++)
+        m->ty[j] = cell_centre(j, mesh, height);
+    for (long i = 0; i < nx; i++) {
+        for (long j = 0; j < ny; j++)
+            m->col[i * ny + j] = level[j * nx + i];
+        spline_deriv2(m->ty, m->col + i * ny, ny, m->col2 + i * ny, work);
+    }
+    free(level);
+    free(work);
+    *out = m;
+    return SK_OK;
+}
+
+long sk_bkg_mesh_width(const sk_bkg_mesh *m) { return m->width; }
+long sk_bkg_mesh_height(const sk_bkg_mesh *m) { return m->height; }
+double sk_bkg_mesh_rms(const sk_bkg_mesh *m) { return m->median_rms; }
+
+int sk_bkg_mesh_rows(const sk_bkg_mesh *m, long x0, long y0, long w, long h, float *out)
+{
+    long nx = m->nx, ny = m->ny;
+    double *buf = malloc((size_t)(3 * nx) * sizeof *buf);
+    spline_at *rule = malloc((size_t)w * sizeof *rule);
+    if (!buf || !rule) {
+        free(buf);
+        free(rule);
+        return sk_error(SK_EIO, "coadd: out of memory for background rows");
+    }
+    double *lv = buf, *lv2 = buf + nx, *work = buf + 2 * nx;
+    for (long x = 0; x < w; x++)
+        rule[x] = spline_rule(m->tx, nx, (double)(x0 + x));
+    for (long y = 0; y < h; y++) {
+        spline_at ry = spline_rule(m->ty, ny, (double)(y0 + y));
+        for (long i = 0; i < nx; i++)
+            lv[i] = spline_eval(&ry, m->col + i * ny, m->col2 + i * ny, ny);
+        spline_deriv2(m->tx, lv, nx, lv2, work);
+        float *row = out + (size_t)y * (size_t)w;
+        for (long x = 0; x < w; x++)
+            row[x] = (float)spline_eval(&rule[x], lv, lv2, nx);
+    }
+    free(buf);
+    free(rule);
+    return SK_OK;
+}

@@ -1,0 +1,400 @@
+/* coadd_io.c: reading rectangles of a coadd input (science, noise, mask and background planes, from memory or from FITS files) ready for resampling. */
+#include <fitsio.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "direct_priv.h"
+#include "io/fits_priv.h"
+#include "skystack/error.h"
+
+/* One plane of a file, open at its HDU. */
+typedef struct plane {
+    fitsfile *f;
+    const char *path;
+    char label[96];
+} plane;
+
+struct sk_band_source {
+    const sk_coadd_input *in;
+    const char *name;
+    long width, height;
+    sk_header *header;       /* owned (file inputs) */
+    const sk_header *hdr;    /* the header to use */
+    int relative;            /* weights are relative */
+    plane sci, noise, mask, bg;
+    int noise_kind;          /* enum sk_noise_kind; -1: none (weight 1) */
+    int mask_kind;           /* -1 none, 0 data-quality codes, 1 skystack flags */
+    int has_saturate;
+    double saturate;
+    sk_bkg_mesh *mesh;       /* background as a mesh product */
+    double noise_rms;        /* for relative weights */
+    float *scr_wgt, *scr_bg; /* scratch kept between bands */
+    double *scr_mask;
+    size_t cap_wgt, cap_bg, cap_mask;
+    int mask_u16;            /* flags plane of 16-bit unsigned integers */
+};
+
+static void plane_close(plane *p)
+{
+    int status = 0;
+    if (p->f)
+        fits_close_file(p->f, &status);
+    fits_clear_errmsg();
+    p->f = NULL;
+}
+
+/* The current HDU is a 2-D image: its size. */
+static int image_size(fitsfile *f, const char *path, long *w, long *h)
+{
+    int status = 0, naxis = 0, type = 0;
+    long naxes[9] = {0};
+    if (fits_get_hdu_type(f, &type, &status) || type != IMAGE_HDU ||
+        fits_get_img_dim(f, &naxis, &status) || naxis < 2 || naxis > 9 ||
+        fits_get_img_size(f, naxis, naxes, &status) || naxes[0] <= 0 || naxes[1] <= 0) {
+        fits_clear_errmsg();
+        return sk_error(SK_EINPUT, "%s: not a 2-D image HDU", path);
+    }
+    for (int k = 2; k < naxis; k++)
+        if (naxes[k] != 1)
+            return sk_error(SK_EINPUT, "%s: image has more than two non-degenerate axes", path);
+    *w = naxes[0];
+    *h = naxes[1];
+    return SK_OK;
+}
+
+/* Open `path` at `hdu` (NULL: `fallback` when the file has such a 2-D
+ * image, else SCI or the first 2-D image) and check its size. */
+static int plane_open(plane *p, const char *path, const char *hdu, const char *fallback, long w,
+                      long h, const char *what)
+{
+    memset(p, 0, sizeof *p);
+    p->path = path;
+    snprintf(p->label, sizeof p->label, "%s", what);
+    int rc = sk_fits_open_read(path, &p->f);
+    if (rc)
+        return rc;
+    if (!hdu && fallback && *fallback) {
+        int status = 0;
+        long fw, fh;
+        if (fits_movnam_hdu(p->f, ANY_HDU, (char *)fallback, 0, &status) == 0 &&
+            image_size(p->f, path, &fw, &fh) == SK_OK)
+            hdu = fallback;
+        sk_error_clear();
+        fits_clear_errmsg();
+    }
+    rc = sk_fits_goto_hdu(p->f, path, hdu, 0);
+    long pw = 0, ph = 0;
+    if (!rc)
+        rc = image_size(p->f, path, &pw, &ph);
+    if (!rc)
+        rc = sk_fits_check_data_size(p->f, path, what);
+    if (!rc && (pw != w || ph != h))
+        rc = sk_error(SK_EINPUT, "%s: %s is %ld x %ld but the image is %ld x %ld", path, what, pw,
+                      ph, w, h);
+    if (rc)
+        plane_close(p);
+    return rc;
+}
+
+/* Read the rectangle of the open plane as float or double. */
+static int plane_read(plane *p, int datatype, long x0, long y0, long w, long h, void *buf)
+{
+    long fpixel[9], lpixel[9], inc[9];
+    for (int k = 0; k < 9; k++)
+        fpixel[k] = lpixel[k] = inc[k] = 1;
+    fpixel[0] = x0 + 1;
+    fpixel[1] = y0 + 1;
+    lpixel[0] = x0 + w;
+    lpixel[1] = y0 + h;
+    int status = 0, anynul = 0;
+    float fnan = NAN;
+    double dnan = NAN;
+    void *nulval = datatype == TFLOAT ? (void *)&fnan : datatype == TDOUBLE ? (void *)&dnan : NULL;
+    if (fits_read_subset(p->f, datatype, fpixel, lpixel, inc, nulval, buf, &anynul, &status)) {
+        char what[160];
+        snprintf(what, sizeof what, "reading rows %ld-%ld of the %s", y0 + 1, y0 + h, p->label);
+        return sk_fits_status_error(status, p->path, what);
+    }
+    return SK_OK;
+}
+
+int sk_band_source_open(const sk_coadd_input *in, sk_band_source **out)
+{
+    *out = NULL;
+    sk_band_source *s = calloc(1, sizeof *s);
+    if (!s)
+        return sk_error(SK_EIO, "coadd: out of memory");
+    s->in = in;
+    s->name = in->name ? in->name : in->path ? in->path : "(image in memory)";
+    s->noise_kind = -1;
+    s->mask_kind = -1;
+    if (in->image) {
+        s->width = in->image->width;
+        s->height = in->image->height;
+        s->hdr = in->image->header;
+        s->relative = in->image->weight_is_relative;
+    } else {
+        if (!in->path) {
+            free(s);
+            return sk_error(SK_EINPUT, "coadd: an input has neither pixels nor a path");
+        }
+        const sk_read_opts *o = &in->read;
+        const char *path = in->path;
+        int rc = sk_fits_open_read(path, &s->sci.f);
+        s->sci.path = path;
+        snprintf(s->sci.label, sizeof s->sci.label, "science image");
+        if (!rc)
+            rc = sk_fits_goto_hdu(s->sci.f, path, o->hdu, 0);
+        if (!rc)
+            rc = image_size(s->sci.f, path, &s->width, &s->height);
+        if (!rc)
+            rc = sk_fits_check_data_size(s->sci.f, path, "science image");
+        if (!rc)
+            rc = sk_fits_current_header(s->sci.f, path, &s->header);
+        int hdunum = 0, has_wgt = 0, has_flg = 0, wgt_relative = 0;
+        char extname[FLEN_VALUE] = "";
+        if (!rc) {
+            int status = 0, type = 0;
+            fits_get_hdu_num(s->sci.f, &hdunum);
+            if (hdunum > 1 && sk_header_get_str(s->header, "EXTNAME", extname, sizeof extname) != 1)
+                extname[0] = '\0';
+            has_wgt = fits_movnam_hdu(s->sci.f, ANY_HDU, "WGT", 0, &status) == 0;
+            if (has_wgt) {
+                int rel = 0;
+                if (fits_read_key(s->sci.f, TLOGICAL, "WGTREL", &rel, NULL, &status) == 0 && rel)
+                    wgt_relative = 1;
+            }
+            status = 0;
+            has_flg = fits_movnam_hdu(s->sci.f, ANY_HDU, "FLG", 0, &status) == 0;
+            status = 0;
+            fits_movabs_hdu(s->sci.f, hdunum, &type, &status);
+            fits_clear_errmsg();
+            if (status)
+                rc = sk_fits_status_error(status, path, "returning to the science HDU");
+        }
+        s->hdr = s->header;
+        long w = s->width, h = s->height;
+        if (!rc) {
+            if (o->noise_path) {
+                rc = plane_open(&s->noise, o->noise_path, o->noise_hdu, extname, w, h, "noise plane");
+                s->noise_kind = o->noise_kind;
+            } else if (o->noise_hdu) {
+                rc = plane_open(&s->noise, path, o->noise_hdu, NULL, w, h, "noise plane");
+                s->noise_kind = o->noise_kind;
+            } else if (has_wgt) {
+                rc = plane_open(&s->noise, path, "WGT", NULL, w, h, "weight plane");
+                s->noise_kind = SK_NOISE_WEIGHT;
+                s->relative = wgt_relative;
+            } else {
+                s->relative = 1;
+            }
+        }
+        if (!rc) {
+            if (o->mask_path) {
+                rc = plane_open(&s->mask, o->mask_path, o->mask_hdu, extname, w, h, "mask");
+                s->mask_kind = o->mask_is_flags ? 1 : 0;
+            } else if (o->mask_hdu) {
+                rc = plane_open(&s->mask, path, o->mask_hdu, NULL, w, h, "mask");
+                s->mask_kind = o->mask_is_flags ? 1 : 0;
+            } else if (has_flg) {
+                rc = plane_open(&s->mask, path, "FLG", NULL, w, h, "flag plane");
+                s->mask_kind = 1;
+            }
+        }
+        if (!rc && s->mask.f && s->mask_kind == 1) {
+            int status = 0, bitpix = 0;
+            fits_get_img_equivtype(s->mask.f, &bitpix, &status);
+            s->mask_u16 = status == 0 && bitpix == USHORT_IMG;
+            fits_clear_errmsg();
+        }
+        if (!rc && !o->no_saturation) {
+            const char *key = o->saturate_key ? o->saturate_key : "SATURATE";
+            s->has_saturate = sk_header_get_double(s->header, key, &s->saturate) == 1;
+        }
+        if (rc) {
+            sk_band_source_close(s);
+            return rc;
+        }
+    }
+    s->noise_rms = in->noise_rms;
+    if (in->background_path && !in->background) {
+        int rc;
+        if (!in->background_hdu && sk_fits_has_hdu(in->background_path, "BKGMESH")) {
+            rc = sk_bkg_mesh_read(in->background_path, &s->mesh);
+            if (!rc && (sk_bkg_mesh_width(s->mesh) != s->width ||
+                        sk_bkg_mesh_height(s->mesh) != s->height))
+                rc = sk_error(SK_EINPUT, "%s: background of a %ld x %ld image, but %s is %ld x %ld",
+                              in->background_path, sk_bkg_mesh_width(s->mesh),
+                              sk_bkg_mesh_height(s->mesh), s->name, s->width, s->height);
+            if (!rc && !(s->noise_rms > 0.0) && sk_bkg_mesh_rms(s->mesh) > 0.0)
+                s->noise_rms = sk_bkg_mesh_rms(s->mesh);
+        } else {
+            rc = plane_open(&s->bg, in->background_path, in->background_hdu, NULL, s->width,
+                            s->height, "background map");
+        }
+        if (rc) {
+            sk_band_source_close(s);
+            return rc;
+        }
+    }
+    if (s->relative && !(s->noise_rms > 0.0)) {
+        sk_band_source_close(s);
+        return sk_error(SK_EINPUT, "%s: the weights are relative (no noise plane) and no "
+                        "noise rms is known for it", s->name);
+    }
+    *out = s;
+    return SK_OK;
+}
+
+void sk_band_source_close(sk_band_source *s)
+{
+    if (!s)
+        return;
+    plane_close(&s->sci);
+    plane_close(&s->noise);
+    plane_close(&s->mask);
+    plane_close(&s->bg);
+    sk_bkg_mesh_free(s->mesh);
+    free(s->scr_wgt);
+    free(s->scr_bg);
+    free(s->scr_mask);
+    sk_header_free(s->header);
+    free(s);
+}
+
+long sk_band_source_width(const sk_band_source *s) { return s->width; }
+long sk_band_source_height(const sk_band_source *s) { return s->height; }
+const sk_header *sk_band_source_header(const sk_band_source *s) { return s->hdr; }
+int sk_band_source_relative(const sk_band_source *s) { return s->relative; }
+
+/* Make *p hold n elements of size el (kept when large enough); 0 when out of memory. */
+static int grow(void **p, size_t *cap, size_t n, size_t el)
+{
+    if (n <= *cap)
+        return 1;
+    free(*p);
+    *p = malloc(n * el);
+    *cap = *p ? n : 0;
+    return *p != NULL;
+}
+
+/* Weight from a noise value of the given kind (as fits_read.c converts). */
+static int to_weight(float v, int kind, const char *path, long x, long y, float *wgt)
+{
+    if (!isfinite(v)) {
+        *wgt = 0.0f;
+    } else if (kind == SK_NOISE_WEIGHT) {
+        *wgt = v > 0.0f ? v : 0.0f;
+    } else if (v < 0.0f) {
+        return sk_error(SK_EINPUT, "%s: negative %s %g at pixel (%ld, %ld) (1-based)", path,
+                        kind == SK_NOISE_VARIANCE ? "variance" : "rms", v, x + 1, y + 1);
+    } else if (v == 0.0f) {
+        *wgt = 0.0f;
+    } else {
+        double var = kind == SK_NOISE_VARIANCE ? (double)v : (double)v * (double)v;
+        double inv = 1.0 / var;
+        *wgt = inv < (double)HUGE_VALF && isfinite(inv) ? (float)inv : 0.0f;
+    }
+    return SK_OK;
+}
+
+int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
+{
+    const sk_coadd_input *in = s->in;
+    long x0 = b->x0, y0 = b->y0, w = b->w, h = b->h;
+    size_t n = (size_t)w * (size_t)h;
+    if (x0 < 0 || y0 < 0 || x0 + w > s->width || y0 + h > s->height)
+        return sk_error(SK_EINPUT, "coadd: band outside %s", s->name);
+    if (!grow((void **)&s->scr_wgt, &s->cap_wgt, n, sizeof *s->scr_wgt) ||
+        (s->mask.f && !s->mask_u16 && !grow((void **)&s->scr_mask, &s->cap_mask, n, sizeof *s->scr_mask)) ||
+        ((s->bg.f || s->mesh) && !in->background &&
+         !grow((void **)&s->scr_bg, &s->cap_bg, n, sizeof *s->scr_bg)))
+        return sk_error(SK_EIO, "coadd: out of memory reading %s", s->name);
+    float *wgt = s->scr_wgt, *bg = NULL;
+    double *mask = NULL;
+    int rc = SK_OK;
+    memset(b->flags, 0, n * sizeof *b->flags);
+    if (in->image) {
+        const sk_image *img = in->image;
+        for (long y = 0; y < h; y++) {
+            size_t src = (size_t)(y0 + y) * img->width + (size_t)x0, dst = (size_t)y * w;
+            memcpy(b->sci + dst, img->sci + src, (size_t)w * sizeof *b->sci);
+            memcpy(wgt + dst, img->weight + src, (size_t)w * sizeof *wgt);
+            memcpy(b->flags + dst, img->flags + src, (size_t)w * sizeof *b->flags);
+        }
+    } else {
+        rc = plane_read(&s->sci, TFLOAT, x0, y0, w, h, b->sci);
+        if (!rc && s->noise.f) {
+            rc = plane_read(&s->noise, TFLOAT, x0, y0, w, h, wgt);
+            for (size_t i = 0; !rc && i < n; i++)
+                rc = to_weight(wgt[i], s->noise_kind, s->noise.path, x0 + (long)(i % (size_t)w),
+                               y0 + (long)(i / (size_t)w), &wgt[i]);
+        } else if (!rc) {
+            for (size_t i = 0; i < n; i++)
+                wgt[i] = 1.0f;
+        }
+        if (!rc && s->mask.f && s->mask_u16) {
+            /* skystack flags stored as 16-bit unsigned: read as they are */
+            rc = plane_read(&s->mask, TUSHORT, x0, y0, w, h, b->flags);
+        } else if (!rc && s->mask.f) {
+            mask = s->scr_mask;
+            rc = plane_read(&s->mask, TDOUBLE, x0, y0, w, h, mask);
+            for (size_t i = 0; !rc && i < n; i++) {
+                if (s->mask_kind == 1) {
+                    if (isfinite(mask[i]) && mask[i] >= 0)
+                        b->flags[i] |= (uint16_t)((uint64_t)mask[i] & 0xffff);
+                    else
+                        b->flags[i] |= SK_FLAG_BAD;
+                } else if (mask[i] != 0) {
+                    b->flags[i] |= SK_FLAG_BAD;
+                    wgt[i] = 0.0f;
+                }
+            }
+        }
+        if (!rc && s->has_saturate)
+            for (size_t i = 0; i < n; i++)
+                if (isfinite(b->sci[i]) && b->sci[i] >= s->saturate)
+                    b->flags[i] |= SK_FLAG_SATURATED;
+    }
+    if (!rc && !in->background && (s->bg.f || s->mesh)) {
+        bg = s->scr_bg;
+        rc = s->mesh ? sk_bkg_mesh_rows(s->mesh, x0, y0, w, h, bg)
+                     : plane_read(&s->bg, TFLOAT, x0, y0, w, h, bg);
+    }
+    if (rc)
+        return rc;
+    double rms2 = s->relative ? s->noise_rms * s->noise_rms : 1.0;
+    double f = flux_scale, f2 = flux_scale * flux_scale;
+    for (long y = 0; y < h; y++) {
+        const float *bgrow = in->background ? in->background + (size_t)(y0 + y) * s->width + x0
+                             : bg ? bg + (size_t)y * w : NULL;
+        for (long x = 0; x < w; x++) {
+            size_t i = (size_t)y * w + (size_t)x;
+            double v = b->sci[i], wt = wgt[i];
+            double level = bgrow ? (double)bgrow[x] : in->background_level;
+            uint16_t fl = b->flags[i];
+            if (!isfinite(v)) {
+                v = 0.0;
+                wt = 0.0;
+                fl |= SK_FLAG_NONFINITE | SK_FLAG_BAD;
+            }
+            if (!isfinite(level)) {
+                level = 0.0;
+                fl |= SK_FLAG_BAD;
+            }
+            if (!isfinite(wt) || !(wt > 0.0)) {
+                wt = 0.0;
+                if (!(fl & SK_FLAGS_UNUSABLE))
+                    fl |= SK_FLAG_ZEROWEIGHT;
+            }
+            b->flags[i] = fl;
+            b->sci[i] = (float)((v - level) * f);
+            b->var[i] = wt > 0.0 ? (float)(rms2 * f2 / wt) : 0.0f;
+            if (wt > 0.0 && !(b->var[i] > 0.0f && isfinite(b->var[i]))) {
+                b->var[i] = 0.0f; /* a weight so large or small that float loses it */
+                b->flags[i] |= SK_FLAG_ZEROWEIGHT;
+            }
+        }
+    }
+    return SK_OK;
+}

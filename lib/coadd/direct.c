@@ -1,0 +1,852 @@
+/* direct.c: the coadd engine: inputs checked and scaled to one zero point, resampled onto the output grid band by band with threads, combined, and written with their header keywords. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "direct_priv.h"
+#include "skystack/error.h"
+#include "skystack/log.h"
+
+/* Output pixels per row chunk handled at once by a thread. */
+#define CHUNK_PX 256
+/* Default output rows per band. */
+#define DEFAULT_BAND_ROWS 256
+
+void sk_coadd_input_init(sk_coadd_input *in)
+{
+    memset(in, 0, sizeof *in);
+    in->zero_point = NAN;
+    in->mjd_start = NAN;
+    in->mjd_end = NAN;
+    in->exptime_s = NAN;
+}
+
+void sk_coadd_params_default(sk_coadd_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->combine.method = SK_COMBINE_CLIPPED;
+    p->combine.clip_sigma = 3.0;
+    p->combine.clip_iterations = 3;
+    p->combine.clip_ampfrac = 0.3;
+    p->kernel = SK_KERNEL_LANCZOS3;
+    p->zero_point = NAN;
+    p->reference = 0;
+    p->tolerance_px = 0.001;
+    p->threads = 1;
+    p->band_rows = 0;
+}
+
+/* ---- per-input state ---- */
+
+typedef struct input_state {
+    const sk_coadd_input *in;
+    const char *name;
+    sk_band_source *src;     /* open while the input is being read */
+    sk_wcs *wcs_owned;
+    const sk_wcs *wcs;
+    long width, height;
+    sk_pixmap *map;
+    long bx0, by0, bx1, by1; /* output box */
+    double scale;            /* flux scale to the common zero point */
+    double poisson_per_area;
+    double noise_factor;     /* sk_kernel_noise_factor at the box centre */
+    double zp, gain, mjd_start, mjd_end, exptime;
+    char filter[72];
+    sk_band band;
+    int active;              /* band loaded for the current band of rows */
+    long npixels;
+} input_state;
+
+/* The first error met by any thread, kept for the caller's thread. */
+typedef struct shared_error {
+    pthread_mutex_t lock;
+    int status;
+    char msg[1024];
+} shared_error;
+
+static void shared_error_set(shared_error *e, int status)
+{
+    pthread_mutex_lock(&e->lock);
+    if (!e->status) {
+        e->status = status;
+        snprintf(e->msg, sizeof e->msg, "%s", sk_errmsg());
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
+typedef struct engine {
+    const sk_coadd_params *p;
+    const sk_grid *grid;
+    sk_kernel_table kt;
+    input_state *inputs;
+    int n;
+    /* output */
+    sk_image *out;
+    int32_t *nimg;
+    /* per-row statistics, reduced in row order at the end */
+    double *row_varcorr;     /* sum over pixels of var_large * weight */
+    long *row_count;         /* pixels with data */
+    long *row_rejected;
+    double *row_cweight;     /* height * n: sum of combine weights per input */
+    /* current band */
+    long band_y0, band_y1;
+    int *act;                /* indices of the inputs active in this band */
+    int nact;
+    atomic_long next;        /* work counter */
+    shared_error err;
+    int threads;
+    long *thread_npixels;    /* threads * n */
+} engine;
+
+typedef void *(*worker_fn)(void *);
+
+/* Run fn(arg) on `threads` threads (the caller's included). */
+static void run_threads(int threads, worker_fn fn, void *arg)
+{
+    pthread_t *tid = threads > 1 ? calloc((size_t)threads - 1, sizeof *tid) : NULL;
+    int started = 0;
+    if (tid) {
+        for (int t = 0; t < threads - 1; t++) {
+            if (pthread_create(&tid[t], NULL, fn, arg) != 0)
+                break;
+            started++;
+        }
+    }
+    fn(arg);
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    free(tid);
+}
+
+/* ---- phase 1: pixel mappings, one input per task ---- */
+
+/* The large-scale noise factor of an input from the Jacobian of its
+ * mapping at the centre of its box. */
+static double input_noise_factor(const sk_kernel_table *kt, const input_state *s)
+{
+    long xc = (s->bx0 + s->bx1) / 2, yc = (s->by0 + s->by1) / 2;
+    if (xc - 1 < s->bx0 || xc + 1 >= s->bx1 || yc - 1 < s->by0 || yc + 1 >= s->by1)
+        return 1.0;
+    double xi[3][3], yi[3][3], ar[3][3];
+    for (int r = 0; r < 3; r++)
+        if (sk_pixmap_row(s->map, yc - 1 + r, xc - 1, xc + 2, xi[r], yi[r], ar[r]) != SK_OK)
+            return 1.0;
+    double J[4] = {(xi[1][2] - xi[1][0]) / 2, (xi[2][1] - xi[0][1]) / 2,
+                   (yi[1][2] - yi[1][0]) / 2, (yi[2][1] - yi[0][1]) / 2};
+    for (int k = 0; k < 4; k++)
+        if (!isfinite(J[k]))
+            return 1.0;
+    return sk_kernel_noise_factor(kt, J);
+}
+
+static void *map_worker(void *arg)
+{
+    engine *e = arg;
+    for (;;) {
+        long k = atomic_fetch_add(&e->next, 1);
+        if (k >= e->n || e->err.status)
+            break;
+        input_state *s = &e->inputs[k];
+        int rc = sk_pixmap_new(e->grid, s->wcs, s->width, s->height, e->p->tolerance_px, &s->map);
+        if (rc) {
+            sk_error_context("%s", s->name);
+            shared_error_set(&e->err, rc);
+            break;
+        }
+        sk_pixmap_box(s->map, &s->bx0, &s->by0, &s->bx1, &s->by1);
+        s->noise_factor = input_noise_factor(&e->kt, s);
+    }
+    return NULL;
+}
+
+/* ---- phase 2 (per band): load the input rectangles ---- */
+
+static int load_band(engine *e, input_state *s)
+{
+    double xmin, xmax, ymin, ymax;
+    int rc = sk_pixmap_input_bounds(s->map, e->band_y0, e->band_y1, &xmin, &xmax, &ymin, &ymax);
+    if (rc)
+        return rc;
+    if (!isfinite(xmin))
+        return SK_OK;
+    int a = e->kt.a;
+    /* taps of a point x: floor(x)-a+1 .. floor(x)+a; one more pixel on
+     * each side covers the rounding of the phase to ix+1 and of the bounds */
+    double lx = floor(xmin) - a, hx = floor(xmax) + a + 1;
+    double ly = floor(ymin) - a, hy = floor(ymax) + a + 1;
+    if (lx < 0)
+        lx = 0;
+    if (ly < 0)
+        ly = 0;
+    if (hx > s->width - 1)
+        hx = (double)(s->width - 1);
+    if (hy > s->height - 1)
+        hy = (double)(s->height - 1);
+    if (hx < lx || hy < ly)
+        return SK_OK;
+    if (!s->src && (rc = sk_band_source_open(s->in, &s->src)))
+        return rc;
+    rc = sk_band_alloc(&s->band, (long)lx, (long)ly, (long)(hx - lx) + 1, (long)(hy - ly) + 1,
+                       s->width, s->height);
+    if (!rc)
+        rc = sk_band_source_read(s->src, s->scale, &s->band);
+    if (!rc)
+        rc = sk_band_dilate(&s->band, a);
+    if (rc)
+        return rc;
+    s->band.poisson_per_area = s->poisson_per_area;
+    s->band.noise_factor = s->noise_factor;
+    s->active = 1;
+    return SK_OK;
+}
+
+static void *load_worker(void *arg)
+{
+    engine *e = arg;
+    for (;;) {
+        long k = atomic_fetch_add(&e->next, 1);
+        if (k >= e->nact || e->err.status)
+            break;
+        input_state *s = &e->inputs[e->act[k]];
+        int rc = load_band(e, s);
+        if (rc) {
+            sk_error_context("%s", s->name);
+            shared_error_set(&e->err, rc);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* ---- phase 3 (per band): resample and combine rows ---- */
+
+typedef struct row_scratch {
+    double *xi, *yi, *area;       /* CHUNK_PX each */
+    sk_stack_entry *stack;        /* nact * CHUNK_PX */
+    long *lo, *hi;                /* per active input: x range filled in the chunk */
+    sk_combine_in *cin;           /* nact */
+    double *cscratch;             /* 3 * nact */
+    long *npixels;                /* n (this thread's counts) */
+    long *row_npixels;            /* nact: this row's counts */
+    double *row_cweight;          /* nact: this row's sums of combine weights */
+} row_scratch;
+
+static int process_row(engine *e, row_scratch *rs, long y)
+{
+    const sk_grid *g = e->grid;
+    int nact = e->nact;
+    long W = g->width;
+    double varcorr = 0.0;
+    long count = 0, rejected = 0;
+    double *cw_row = e->row_cweight + (size_t)y * e->n;
+    for (int k = 0; k < nact; k++) {
+        rs->row_npixels[k] = 0;
+        rs->row_cweight[k] = 0.0;
+    }
+    for (long cx0 = 0; cx0 < W; cx0 += CHUNK_PX) {
+        long cx1 = cx0 + CHUNK_PX < W ? cx0 + CHUNK_PX : W;
+        for (int k = 0; k < nact; k++) {
+            input_state *s = &e->inputs[e->act[k]];
+            long lo = cx0 > s->bx0 ? cx0 : s->bx0, hi = cx1 < s->bx1 ? cx1 : s->bx1;
+            if (!s->active || y < s->by0 || y >= s->by1 || hi <= lo) {
+                rs->lo[k] = rs->hi[k] = 0;
+                continue;
+            }
+            int rc = sk_pixmap_row(s->map, y, lo, hi, rs->xi, rs->yi, rs->area);
+            if (rc)
+                return sk_error_context("%s", s->name);
+            sk_band_resample(&e->kt, &s->band, hi - lo, rs->xi, rs->yi, rs->area,
+                             rs->stack + (size_t)k * CHUNK_PX + (size_t)(lo - cx0), 1);
+            rs->lo[k] = lo;
+            rs->hi[k] = hi;
+        }
+        for (long x = cx0; x < cx1; x++) {
+            int nc = 0;
+            uint16_t covered_flags = 0, used_flags = 0;
+            int covered = 0;
+            for (int k = 0; k < nact; k++) {
+                if (x < rs->lo[k] || x >= rs->hi[k])
+                    continue;
+                const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
+                if (se->in.cweight > 0.0f) {
+                    rs->cin[nc++] = se->in;
+                    used_flags |= se->flags;
+                    covered = 1;
+                } else if (se->flags) {
+                    covered_flags |= se->flags;
+                    covered = 1;
+                }
+            }
+            size_t i = (size_t)y * W + (size_t)x;
+            sk_combine_out co;
+            sk_combine_pixel(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
+            uint16_t fl;
+            if (co.nused > 0 && co.weight > 0.0f) {
+                fl = used_flags | (covered_flags & SK_FLAG_SATURATED);
+                if (co.nrejected > 0)
+                    fl |= SK_FLAG_REJECTED;
+                e->out->sci[i] = co.value;
+                e->out->weight[i] = co.weight;
+                e->nimg[i] = co.nused;
+                varcorr += co.var_large * co.weight;
+                count++;
+                rejected += co.nrejected;
+            } else {
+                fl = covered ? (uint16_t)(covered_flags | used_flags) : SK_FLAG_EDGE;
+                if (!(fl & SK_FLAGS_UNUSABLE))
+                    fl |= SK_FLAG_ZEROWEIGHT;
+                e->out->sci[i] = 0.0f;
+                e->out->weight[i] = 0.0f;
+                e->nimg[i] = 0;
+            }
+            e->out->flags[i] = fl;
+            /* per-input usage (which entries were kept is not tracked per
+             * input by the combine; count contributions before rejection) */
+            if (nc > 0)
+                for (int k = 0; k < nact; k++) {
+                    if (x < rs->lo[k] || x >= rs->hi[k])
+                        continue;
+                    const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
+                    if (se->in.cweight > 0.0f) {
+                        rs->row_npixels[k]++;
+                        rs->row_cweight[k] += se->in.cweight;
+                    }
+                }
+        }
+    }
+    for (int k = 0; k < nact; k++) {
+        rs->npixels[e->act[k]] += rs->row_npixels[k];
+        cw_row[e->act[k]] = rs->row_cweight[k];
+    }
+    e->row_varcorr[y] = varcorr;
+    e->row_count[y] = count;
+    e->row_rejected[y] = rejected;
+    return SK_OK;
+}
+
+typedef struct row_worker_arg {
+    engine *e;
+    atomic_int slot;
+} row_worker_arg;
+
+static void *row_worker(void *arg)
+{
+    row_worker_arg *ra = arg;
+    engine *e = ra->e;
+    int me = atomic_fetch_add(&ra->slot, 1);
+    int nact = e->nact > 0 ? e->nact : 1;
+    row_scratch rs = {0};
+    rs.xi = malloc(3 * CHUNK_PX * sizeof *rs.xi);
+    rs.stack = malloc((size_t)nact * CHUNK_PX * sizeof *rs.stack);
+    rs.lo = malloc(2 * (size_t)nact * sizeof *rs.lo);
+    rs.cin = malloc((size_t)nact * sizeof *rs.cin);
+    rs.cscratch = malloc(3 * (size_t)nact * sizeof *rs.cscratch);
+    rs.row_npixels = malloc((size_t)nact * sizeof *rs.row_npixels);
+    rs.row_cweight = malloc((size_t)nact * sizeof *rs.row_cweight);
+    rs.npixels = e->thread_npixels + (size_t)me * e->n;
+    if (!rs.xi || !rs.stack || !rs.lo || !rs.cin || !rs.cscratch || !rs.row_npixels ||
+        !rs.row_cweight) {
+        sk_error(SK_EIO, "coadd: out of memory for a thread's row buffers");
+        shared_error_set(&e->err, SK_EIO);
+    } else {
+        rs.yi = rs.xi + CHUNK_PX;
+        rs.area = rs.yi + CHUNK_PX;
+        rs.hi = rs.lo + nact;
+        for (;;) {
+            long y = e->band_y0 + atomic_fetch_add(&e->next, 1);
+            if (y >= e->band_y1 || e->err.status)
+                break;
+            int rc = process_row(e, &rs, y);
+            if (rc) {
+                shared_error_set(&e->err, rc);
+                break;
+            }
+        }
+    }
+    free(rs.xi);
+    free(rs.stack);
+    free(rs.lo);
+    free(rs.cin);
+    free(rs.cscratch);
+    free(rs.row_npixels);
+    free(rs.row_cweight);
+    return NULL;
+}
+
+/* ---- inputs: metadata and checks ---- */
+
+static int input_metadata(const sk_coadd_input *in, input_state *s)
+{
+    sk_band_source *src;
+    int rc = sk_band_source_open(in, &src);
+    if (rc)
+        return rc;
+    const sk_header *h = sk_band_source_header(src);
+    s->width = sk_band_source_width(src);
+    s->height = sk_band_source_height(src);
+    if (in->wcs) {
+        s->wcs = in->wcs;
+    } else if (in->image && in->image->wcs) {
+        s->wcs = in->image->wcs;
+    } else {
+        if (!h || sk_wcs_from_header(h, &s->wcs_owned) != SK_OK) {
+            sk_band_source_close(src);
+            return sk_error(SK_EINPUT, "%s: no usable WCS", s->name);
+        }
+        s->wcs = s->wcs_owned;
+    }
+    s->zp = in->zero_point;
+    s->gain = in->gain;
+    s->mjd_start = in->mjd_start;
+    s->exptime = in->exptime_s;
+    s->mjd_end = in->mjd_end;
+    if (h) {
+        if (!isfinite(s->mjd_start) && sk_header_get_double(h, "MJD-OBS", &s->mjd_start) != 1)
+            s->mjd_start = NAN;
+        if (!isfinite(s->exptime) && sk_header_get_double(h, "EXPTIME", &s->exptime) != 1)
+            s->exptime = NAN;
+        if (!isfinite(s->mjd_end) && sk_header_get_double(h, "MJD-END", &s->mjd_end) != 1)
+            s->mjd_end = NAN;
+    }
+    if (!isfinite(s->mjd_end) && isfinite(s->mjd_start))
+        s->mjd_end = s->mjd_start + (isfinite(s->exptime) ? s->exptime / 86400.0 : 0.0);
+    s->filter[0] = '\0';
+    if (in->filter)
+        snprintf(s->filter, sizeof s->filter, "%s", in->filter);
+    else if (h && sk_header_get_str(h, "FILTER", s->filter, sizeof s->filter) != 1)
+        s->filter[0] = '\0';
+    sk_band_source_close(src);
+    return SK_OK;
+}
+
+/* "YYYY-MM-DDThh:mm:ss.sss" of an MJD. */
+static void iso_of_mjd(double mjd, char *buf, size_t size)
+{
+    double secs = (mjd - 40587.0) * 86400.0;
+    time_t t = (time_t)floor(secs);
+    double frac = secs - floor(secs);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%06.3f", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec + frac);
+}
+
+static int write_keywords(engine *e, sk_coadd_result *r, int nused, double zp_out, int have_zp)
+{
+    sk_header *h = r->image->header;
+    double mjd0 = INFINITY, mjd1 = -INFINITY, exptime = 0.0;
+    int have_time = 0, have_exptime = 1;
+    const char *filter = NULL;
+    for (int k = 0; k < e->n; k++) {
+        input_state *s = &e->inputs[k];
+        if (s->npixels == 0)
+            continue;
+        if (isfinite(s->mjd_start)) {
+            have_time = 1;
+            mjd0 = fmin(mjd0, s->mjd_start);
+            mjd1 = fmax(mjd1, s->mjd_end);
+        }
+        if (isfinite(s->exptime))
+            exptime += s->exptime;
+        else
+            have_exptime = 0;
+        if (s->filter[0])
+            filter = s->filter;
+    }
+    int rc = SK_OK;
+    for (int i = 0; i < e->grid->header->ncards && !rc; i++)
+        rc = sk_header_append_records(h, e->grid->header->cards[i], 1);
+    char method[32];
+    snprintf(method, sizeof method, "%s", sk_combine_name(e->p->combine.method));
+    for (char *c = method; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    char kernel[32];
+    snprintf(kernel, sizeof kernel, "%s", sk_kernel_name(e->p->kernel));
+    for (char *c = kernel; *c; c++)
+        *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+    rc = rc ? rc : sk_header_set_str(h, "COMBINET", method, "combine method");
+    if (!rc && e->p->combine.method == SK_COMBINE_CLIPPED) {
+        rc = sk_header_set_double(h, "CLIPSIG", e->p->combine.clip_sigma, "clipping threshold (sigma)");
+        rc = rc ? rc : sk_header_set_double(h, "CLIPAMP", e->p->combine.clip_ampfrac,
+                                            "allowed fractional deviation");
+        rc = rc ? rc : sk_header_set_long(h, "CLIPITER", e->p->combine.clip_iterations,
+                                          "clipping passes at most");
+    }
+    rc = rc ? rc : sk_header_set_str(h, "RESAMPT", kernel, "resampling kernel");
+    rc = rc ? rc : sk_header_set_long(h, "NCOMBINE", nused, "number of images combined");
+    if (!rc && have_time) {
+        char iso[40];
+        iso_of_mjd(mjd0, iso, sizeof iso);
+        rc = sk_header_set_double(h, "MJD-OBS", mjd0, "[d] start of the first exposure");
+        rc = rc ? rc : sk_header_set_str(h, "DATE-OBS", iso, "UTC start of the first exposure");
+        rc = rc ? rc : sk_header_set_double(h, "MJD-END", mjd1, "[d] end of the last exposure");
+    }
+    if (!rc && have_exptime)
+        rc = sk_header_set_double(h, "EXPTIME", exptime, "[s] sum of the exposure times");
+    if (!rc && filter)
+        rc = sk_header_set_str(h, "FILTER", filter, NULL);
+    if (!rc && have_zp)
+        rc = sk_header_set_double(h, "MAGZERO", zp_out, "m = -2.5 log10(sum of pixels) + MAGZERO");
+    if (!rc && r->gain > 0.0)
+        rc = sk_header_set_double(h, "GAIN", r->gain, "[e-/count] effective, for source noise");
+    rc = rc ? rc : sk_header_set_double(h, "VARCORR", r->varcorr,
+                                        "large-aperture / per-pixel variance (mean)");
+    rc = rc ? rc : sk_header_set_long(h, "NREJECT", r->nrejected, "input pixels rejected");
+    rc = rc ? rc : sk_header_set_str(h, "FLXSCALE", "VARIABLE", "flux x local pixel-area ratio");
+    rc = rc ? rc : sk_header_set_str(h, "BUNIT", "counts", "flux per pixel at MAGZERO");
+    rc = rc ? rc : sk_header_add_comment(h, "COMMENT",
+        "Pixels hold flux per pixel: background-subtracted counts scaled to the");
+    rc = rc ? rc : sk_header_add_comment(h, "COMMENT",
+        "common zero point MAGZERO, times the output/input pixel-area ratio from");
+    rc = rc ? rc : sk_header_add_comment(h, "COMMENT",
+        "the local Jacobian, so surface brightness and total flux are conserved.");
+    rc = rc ? rc : sk_header_add_comment(h, "COMMENT",
+        "WGT is the inverse variance of each pixel; kernel-correlated noise makes");
+    rc = rc ? rc : sk_header_add_comment(h, "COMMENT",
+        "large-aperture variances VARCORR times the sum of per-pixel variances.");
+    return rc;
+}
+
+/* ---- the run ---- */
+
+static void engine_free(engine *e)
+{
+    if (e->inputs)
+        for (int k = 0; k < e->n; k++) {
+            input_state *s = &e->inputs[k];
+            sk_band_free(&s->band);
+            sk_band_source_close(s->src);
+            sk_pixmap_free(s->map);
+            sk_wcs_free(s->wcs_owned);
+        }
+    free(e->inputs);
+    free(e->act);
+    free(e->row_varcorr);
+    free(e->row_count);
+    free(e->row_rejected);
+    free(e->row_cweight);
+    free(e->thread_npixels);
+    sk_kernel_table_clear(&e->kt);
+    pthread_mutex_destroy(&e->err.lock);
+}
+
+static int check_params(const sk_coadd_params *p, int n, const sk_grid *grid)
+{
+    if (n <= 0)
+        return sk_error(SK_ENOTFOUND, "coadd: no input images");
+    if (!grid || !grid->wcs || grid->width <= 0 || grid->height <= 0)
+        return sk_error(SK_EINPUT, "coadd: no output grid");
+    if (!sk_combine_name(p->combine.method))
+        return sk_error(SK_EINPUT, "coadd: unknown combine method %d", p->combine.method);
+    if (!sk_kernel_name(p->kernel))
+        return sk_error(SK_EINPUT, "coadd: unknown kernel %d", p->kernel);
+    if (p->combine.method == SK_COMBINE_CLIPPED &&
+        (!(p->combine.clip_sigma > 0.0) || !(p->combine.clip_ampfrac >= 0.0)))
+        return sk_error(SK_EINPUT, "coadd: clip_sigma must be > 0 and clip_ampfrac >= 0");
+    if (!(p->tolerance_px > 0.0))
+        return sk_error(SK_EINPUT, "coadd: the mapping tolerance must be > 0 px");
+    if (p->reference < 0 || p->reference >= n)
+        return sk_error(SK_EINPUT, "coadd: reference input %d out of range (%d inputs)",
+                        p->reference, n);
+    return SK_OK;
+}
+
+static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
+                     const sk_coadd_params *p, const double *forced_scale, sk_coadd_result **out)
+{
+    *out = NULL;
+    int rc = check_params(p, n, grid);
+    if (rc)
+        return rc;
+    engine E = {0}, *e = &E;
+    pthread_mutex_init(&e->err.lock, NULL);
+    e->p = p;
+    e->grid = grid;
+    e->n = n;
+    e->threads = p->threads > 0 ? p->threads : 1;
+    long H = grid->height, W = grid->width;
+    sk_coadd_result *r = NULL;
+    e->inputs = calloc((size_t)n, sizeof *e->inputs);
+    e->act = calloc((size_t)n, sizeof *e->act);
+    e->row_varcorr = calloc((size_t)H, sizeof *e->row_varcorr);
+    e->row_count = calloc((size_t)H, sizeof *e->row_count);
+    e->row_rejected = calloc((size_t)H, sizeof *e->row_rejected);
+    e->row_cweight = calloc((size_t)H * (size_t)n, sizeof *e->row_cweight);
+    e->thread_npixels = calloc((size_t)e->threads * (size_t)n, sizeof *e->thread_npixels);
+    if (!e->inputs || !e->act || !e->row_varcorr || !e->row_count || !e->row_rejected ||
+        !e->row_cweight || !e->thread_npixels) {
+        rc = sk_error(SK_EIO, "coadd: out of memory");
+        goto fail;
+    }
+    if ((rc = sk_kernel_table_init(&e->kt, p->kernel)))
+        goto fail;
+
+    /* inputs: metadata, filter and zero points */
+    int nzp = 0;
+    for (int k = 0; k < n; k++) {
+        input_state *s = &e->inputs[k];
+        s->in = &in[k];
+        s->name = in[k].name ? in[k].name : in[k].path ? in[k].path : "(image in memory)";
+        if ((rc = input_metadata(&in[k], s)))
+            goto fail;
+        if (strcmp(s->filter, e->inputs[0].filter) != 0) {
+            rc = sk_error(SK_EINPUT, "%s: filter '%s' differs from '%s' of %s", s->name, s->filter,
+                          e->inputs[0].filter, e->inputs[0].name);
+            goto fail;
+        }
+        nzp += isfinite(s->zp);
+    }
+    int have_zp = 0;
+    double zp_out = NAN;
+    if (!forced_scale) {
+        if (nzp > 0 && nzp < n) {
+            for (int k = 0; k < n; k++)
+                if (!isfinite(e->inputs[k].zp)) {
+                    rc = sk_error(SK_EINPUT, "%s: no zero point (the other inputs have one)",
+                                  e->inputs[k].name);
+                    goto fail;
+                }
+        }
+        have_zp = nzp == n;
+        zp_out = isfinite(p->zero_point) ? p->zero_point : e->inputs[p->reference].zp;
+        if (!have_zp && isfinite(p->zero_point)) {
+            rc = sk_error(SK_EINPUT, "coadd: a zero point of %g was asked for but the inputs have none",
+                          p->zero_point);
+            goto fail;
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        input_state *s = &e->inputs[k];
+        s->scale = forced_scale ? forced_scale[k] : have_zp ? pow(10.0, 0.4 * (zp_out - s->zp)) : 1.0;
+        if (!(s->scale > 0.0) || !isfinite(s->scale)) {
+            rc = sk_error(SK_EINPUT, "%s: flux scale %g is not usable", s->name, s->scale);
+            goto fail;
+        }
+        s->poisson_per_area = s->gain > 0.0 ? s->scale / s->gain : 0.0;
+    }
+
+    /* pixel mappings */
+    atomic_store(&e->next, 0);
+    run_threads(e->threads < n ? e->threads : n, map_worker, e);
+    if (e->err.status) {
+        rc = sk_error(e->err.status, "%s", e->err.msg);
+        goto fail;
+    }
+    for (int k = 0; k < n; k++) {
+        input_state *s = &e->inputs[k];
+        if (s->bx1 > s->bx0)
+            sk_debug("%s: output box [%ld,%ld)x[%ld,%ld), mapping nodes every %d px, error %.2g px, "
+                     "noise factor %.3f", s->name, s->bx0, s->bx1, s->by0, s->by1,
+                     sk_pixmap_step(s->map), sk_pixmap_error_px(s->map), s->noise_factor);
+    }
+
+    /* output */
+    r = calloc(1, sizeof *r);
+    if (!r) {
+        rc = sk_error(SK_EIO, "coadd: out of memory");
+        goto fail;
+    }
+    r->image = sk_image_new(W, H);
+    r->nimg = r->image ? calloc((size_t)W * (size_t)H, sizeof *r->nimg) : NULL;
+    r->info = calloc((size_t)n, sizeof *r->info);
+    if (!r->image || !r->nimg || !r->info) {
+        rc = sk_error(SK_EIO, "coadd: out of memory for a %ld x %ld output", W, H);
+        goto fail;
+    }
+    e->out = r->image;
+    e->nimg = r->nimg;
+
+    long band_rows = p->band_rows > 0 ? p->band_rows : DEFAULT_BAND_ROWS;
+    for (long y0 = 0; y0 < H; y0 += band_rows) {
+        e->band_y0 = y0;
+        e->band_y1 = y0 + band_rows < H ? y0 + band_rows : H;
+        e->nact = 0;
+        for (int k = 0; k < n; k++) {
+            input_state *s = &e->inputs[k];
+            if (s->bx1 > s->bx0 && s->by0 < e->band_y1 && s->by1 > e->band_y0)
+                e->act[e->nact++] = k;
+        }
+        if (e->nact > 0) {
+            atomic_store(&e->next, 0);
+            run_threads(e->threads < e->nact ? e->threads : e->nact, load_worker, e);
+        }
+        if (!e->err.status) {
+            row_worker_arg ra = {.e = e};
+            atomic_store(&ra.slot, 0);
+            atomic_store(&e->next, 0);
+            long rows = e->band_y1 - e->band_y0;
+            run_threads(e->threads < rows ? e->threads : (int)rows, row_worker, &ra);
+        }
+        for (int j = 0; j < e->nact; j++) {
+            input_state *s = &e->inputs[e->act[j]];
+            s->active = 0;
+            if (s->by1 <= e->band_y1) { /* finished with this input */
+                sk_band_free(&s->band);
+                sk_band_source_close(s->src);
+                s->src = NULL;
+            }
+        }
+        if (e->err.status) {
+            rc = sk_error(e->err.status, "%s", e->err.msg);
+            goto fail;
+        }
+        if (p->progress)
+            p->progress(p->progress_ctx, e->band_y1, H);
+    }
+
+    /* statistics in a fixed order */
+    double vsum = 0.0;
+    long vcount = 0, rejected = 0;
+    for (long y = 0; y < H; y++) {
+        vsum += e->row_varcorr[y];
+        vcount += e->row_count[y];
+        rejected += e->row_rejected[y];
+    }
+    r->varcorr = vcount > 0 ? vsum / vcount : 1.0;
+    r->nrejected = rejected;
+    r->ninputs = n;
+    r->zero_point = have_zp ? zp_out : NAN;
+    int nused = 0, gain_known = 1;
+    double sc = 0.0, sc2 = 0.0;
+    for (int k = 0; k < n; k++) {
+        input_state *s = &e->inputs[k];
+        for (int t = 0; t < e->threads; t++)
+            s->npixels += e->thread_npixels[(size_t)t * n + k];
+        double cw = 0.0;
+        for (long y = 0; y < H; y++)
+            cw += e->row_cweight[(size_t)y * n + k];
+        sk_coadd_input_info *inf = &r->info[k];
+        inf->flux_scale = s->scale;
+        inf->npixels = s->npixels;
+        inf->map_step = s->map ? sk_pixmap_step(s->map) : 0;
+        inf->map_error_px = s->map ? sk_pixmap_error_px(s->map) : 0.0;
+        inf->mjd_start = s->mjd_start;
+        inf->mjd_end = s->mjd_end;
+        inf->exptime_s = s->exptime;
+        if (s->npixels == 0) {
+            sk_warn("%s does not overlap the output grid", s->name);
+            continue;
+        }
+        nused++;
+        double c = cw / (double)s->npixels; /* mean combine weight */
+        inf->mean_cweight = c;
+        if (s->gain > 0.0) {
+            sc += c;
+            sc2 += c * c * s->scale / s->gain;
+        } else {
+            gain_known = 0;
+        }
+    }
+    if (nused == 0) {
+        rc = sk_error(SK_ENOTFOUND, "coadd: no input overlaps the output grid");
+        goto fail;
+    }
+    r->gain = gain_known && sc2 > 0.0 ? sc * sc / sc2 : 0.0;
+    if ((rc = write_keywords(e, r, nused, zp_out, have_zp)))
+        goto fail;
+    if ((rc = sk_wcs_from_header(r->image->header, &r->image->wcs)))
+        goto fail;
+    engine_free(e);
+    *out = r;
+    return SK_OK;
+fail:
+    engine_free(e);
+    sk_coadd_result_free(r);
+    return rc;
+}
+
+int sk_coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid, const sk_coadd_params *p,
+                 sk_coadd_result **out)
+{
+    return coadd_run(in, n, grid, p, NULL, out);
+}
+
+void sk_coadd_result_free(sk_coadd_result *r)
+{
+    if (!r)
+        return;
+    sk_image_free(r->image);
+    free(r->nimg);
+    free(r->info);
+    free(r);
+}
+
+int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_opts *opts)
+{
+    sk_write_opts defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    const sk_image *img = r->image;
+    long W = img->width, H = img->height;
+    size_t npx = (size_t)W * (size_t)H;
+    int32_t maxn = 0;
+    for (size_t i = 0; i < npx; i++)
+        if (r->nimg[i] > maxn)
+            maxn = r->nimg[i];
+    sk_fits_writer *w = NULL;
+    int rc = sk_fits_writer_open(path, opts->compress, &w);
+    if (rc)
+        return rc;
+    sk_header *wh = sk_header_new(), *fh = sk_header_new(), *nh = sk_header_new();
+    rc = wh && fh && nh ? SK_OK : sk_error(SK_EIO, "%s: out of memory", path);
+    rc = rc ? rc : sk_fits_writer_add_image(w, "SCI", -32, W, H, img->sci, img->header);
+    rc = rc ? rc : sk_header_add_comment(wh, "COMMENT", "inverse variance of each SCI pixel; 0 = no data");
+    rc = rc ? rc : sk_fits_writer_add_image(w, "WGT", -32, W, H, img->weight, wh);
+    rc = rc ? rc : sk_flag_describe(fh);
+    rc = rc ? rc : sk_fits_writer_add_image(w, "FLG", 16, W, H, img->flags, fh);
+    rc = rc ? rc : sk_header_add_comment(nh, "COMMENT", "number of inputs combined in each pixel");
+    if (!rc) {
+        if (maxn <= 65535) {
+            uint16_t *n16 = malloc(npx * sizeof *n16);
+            if (!n16) {
+                rc = sk_error(SK_EIO, "%s: out of memory", path);
+            } else {
+                for (size_t i = 0; i < npx; i++)
+                    n16[i] = (uint16_t)r->nimg[i];
+                rc = sk_fits_writer_add_image(w, "NIMG", 16, W, H, n16, nh);
+                free(n16);
+            }
+        } else {
+            rc = sk_fits_writer_add_image(w, "NIMG", 32, W, H, r->nimg, nh);
+        }
+    }
+    sk_header_free(wh);
+    sk_header_free(fh);
+    sk_header_free(nh);
+    if (rc) {
+        sk_fits_writer_abort(w);
+        return rc;
+    }
+    return sk_fits_writer_commit(w);
+}
+
+int sk_resample_image(const sk_image *img, const float *background, double flux_scale,
+                      const sk_grid *grid, int kernel, double tolerance_px, int threads,
+                      sk_image **out)
+{
+    *out = NULL;
+    if (!img)
+        return sk_error(SK_EINPUT, "resample: no image");
+    sk_coadd_input in;
+    sk_coadd_input_init(&in);
+    in.image = img;
+    in.background = background;
+    in.name = img->path;
+    sk_coadd_params p;
+    sk_coadd_params_default(&p);
+    p.combine.method = SK_COMBINE_MEAN;
+    p.kernel = kernel;
+    p.tolerance_px = tolerance_px;
+    p.threads = threads;
+    sk_coadd_result *r;
+    int rc = coadd_run(&in, 1, grid, &p, &flux_scale, &r);
+    if (rc)
+        return rc;
+    *out = r->image;
+    r->image = NULL;
+    sk_coadd_result_free(r);
+    return SK_OK;
+}

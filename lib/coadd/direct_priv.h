@@ -1,0 +1,110 @@
+/* direct_priv.h: the pieces of the coadd engine shared by resample.c, coadd_io.c and coadd.c (not installed). */
+#ifndef SKYSTACK_COADD_PRIV_H
+#define SKYSTACK_COADD_PRIV_H
+
+#include <stdint.h>
+#include "skystack/coadd.h"
+
+/* Sub-pixel phases per pixel of the tabulated kernels (the largest phase
+ * error is 1/(2 * SK_KERNEL_PHASES) px). */
+#define SK_KERNEL_PHASES 4096
+
+/* Input flags that keep a pixel out of a coadd (weight 0 is marked with
+ * SK_FLAG_ZEROWEIGHT when loading, taps off the input with SK_FLAG_EDGE). */
+#define SK_FLAGS_UNUSABLE                                                                 \
+    (SK_FLAG_BAD | SK_FLAG_SATURATED | SK_FLAG_COSMIC | SK_FLAG_EDGE | SK_FLAG_INTERPOLATED | \
+     SK_FLAG_NONFINITE | SK_FLAG_SATELLITE | SK_FLAG_ZEROWEIGHT)
+
+/* A separable kernel tabulated at SK_KERNEL_PHASES + 1 phases f in [0, 1]:
+ * row p holds the weights of taps d = -a+1 .. a at f = p / PHASES,
+ * normalised to a sum of 1, and s2[p] their sum of squares. */
+typedef struct sk_kernel_table {
+    int kernel, a, taps;
+    float *w;           /* SK_KERNEL_STRIDE floats per phase, zero after taps */
+    float *s2;
+    double *autocorr;   /* R(d) = integral of k(u) k(u+d) du of the
+                           normalised kernel at d = i / AUTOCORR_RES,
+                           i = 0 .. 2a * AUTOCORR_RES */
+} sk_kernel_table;
+
+#define SK_KERNEL_AUTOCORR_RES 64
+#define SK_KERNEL_STRIDE 8
+
+int sk_kernel_table_init(sk_kernel_table *t, int kernel);
+void sk_kernel_table_clear(sk_kernel_table *t);
+
+/* Large-scale noise factor of resampling white noise through a local
+ * linear map J = d(input)/d(output) (row-major jxx, jxy, jyx, jyy): the
+ * variance of a sum over many output pixels is |det J| * factor times the
+ * input variance per output pixel. factor = |det J| * sum over the output
+ * lattice of R(dx) R(dy): 1 for identical grids, -> 1 for finer output
+ * pixels, > 1 for coarser ones (interpolation then skips information). */
+double sk_kernel_noise_factor(const sk_kernel_table *t, const double J[4]);
+
+/* A rectangle of one input in memory, ready for resampling. */
+typedef struct sk_band {
+    long x0, y0, w, h;        /* input pixels [x0, x0+w) x [y0, y0+h) */
+    long in_width, in_height; /* the whole input */
+    float *sci;               /* (value - background) * flux scale, followed
+                                 by SK_KERNEL_STRIDE zeros (vector loads) */
+    float *var;               /* variance of sci (0 where unusable) */
+    uint16_t *flags;          /* input flags; ZEROWEIGHT where weight is 0 */
+    uint16_t *dil;            /* OR of flags over the taps of a point whose
+                                 floor is this pixel: rows y-a+1..y+a,
+                                 columns x-a+1..x+a (kept within the band) */
+    double poisson_per_area;  /* flux_scale / gain (0: gain unknown) */
+    double noise_factor;      /* sk_kernel_noise_factor of this input */
+    size_t capacity;          /* pixels the buffers hold (kept between bands) */
+    uint16_t *tmp;            /* scratch of the dilation */
+} sk_band;
+
+/* Set up b for a rectangle, reusing its buffers when they are large
+ * enough (b must be zeroed before its first use). */
+int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, long in_height);
+void sk_band_free(sk_band *b);
+/* Fill b->dil from b->flags for half-width a. */
+int sk_band_dilate(sk_band *b, int a);
+
+/* Per-input values of one output pixel, as the combine step reads them. */
+typedef struct sk_stack_entry {
+    sk_combine_in in; /* in.cweight = 0: this input gives nothing here */
+    uint16_t flags;   /* input flags under the kernel (0: not covered) */
+} sk_stack_entry;
+
+/* Resample n output pixels whose input coordinates and area ratios are
+ * (xi, yi, area) from band b into out[k * stride] (k < n). Returns the
+ * number of pixels that received a value. Taps must lie in the band
+ * whenever they lie in the input. */
+long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                      const double *yi, const double *area, sk_stack_entry *out, long stride);
+
+/* A background map as extract's mesh product (HDU BKGMESH), evaluated a
+ * rectangle at a time (coadd_bkg.c), bit for bit as sk_background_read()
+ * would fill the whole map. */
+typedef struct sk_bkg_mesh sk_bkg_mesh;
+int sk_bkg_mesh_read(const char *path, sk_bkg_mesh **out);
+void sk_bkg_mesh_free(sk_bkg_mesh *m);
+long sk_bkg_mesh_width(const sk_bkg_mesh *m);
+long sk_bkg_mesh_height(const sk_bkg_mesh *m);
+/* Median background rms (RMSMED), NaN when the file lacks it. */
+double sk_bkg_mesh_rms(const sk_bkg_mesh *m);
+/* Levels of pixels [x0, x0+w) x [y0, y0+h) into out (w*h, row-major). */
+int sk_bkg_mesh_rows(const sk_bkg_mesh *m, long x0, long y0, long w, long h, float *out);
+
+/* Reading bands of an input from memory or from its files (coadd_io.c). */
+typedef struct sk_band_source sk_band_source;
+
+/* Open an input: its size, header (file inputs: the science HDU's, merged
+ * with the primary when INHERIT), and whether its weights are relative. */
+int sk_band_source_open(const sk_coadd_input *in, sk_band_source **out);
+void sk_band_source_close(sk_band_source *s);
+long sk_band_source_width(const sk_band_source *s);
+long sk_band_source_height(const sk_band_source *s);
+const sk_header *sk_band_source_header(const sk_band_source *s);
+int sk_band_source_relative(const sk_band_source *s);
+/* Fill b (allocated for its rectangle) with background-subtracted values
+ * times flux_scale, variances times flux_scale^2 (relative weights: with
+ * noise_rms^2 / weight) and flags, as sk_fits_read_image would read them. */
+int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b);
+
+#endif

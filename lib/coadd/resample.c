@@ -1,0 +1,371 @@
+/* resample.c: interpolation kernels and the resampling of an input rectangle at mapped positions, with flux, variance and flag propagation. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "direct_priv.h"
+#include "skystack/error.h"
+
+static const struct {
+    const char *name;
+    int kernel, a;
+} kernels[] = {
+    {"lanczos3", SK_KERNEL_LANCZOS3, 3},
+    {"lanczos2", SK_KERNEL_LANCZOS2, 2},
+    {"bilinear", SK_KERNEL_BILINEAR, 1},
+};
+#define NKERNELS ((int)(sizeof kernels / sizeof kernels[0]))
+
+int sk_kernel_from_name(const char *name, int *kernel)
+{
+    for (int k = 0; name && k < NKERNELS; k++)
+        if (strcasecmp(name, kernels[k].name) == 0) {
+            *kernel = kernels[k].kernel;
+            return SK_OK;
+        }
+    return sk_error(SK_EINPUT, "kernel '%s': expected lanczos3, lanczos2 or bilinear",
+                    name ? name : "(null)");
+}
+
+const char *sk_kernel_name(int kernel)
+{
+    for (int k = 0; k < NKERNELS; k++)
+        if (kernels[k].kernel == kernel)
+            return kernels[k].name;
+    return NULL;
+}
+
+int sk_kernel_halfwidth(int kernel)
+{
+    for (int k = 0; k < NKERNELS; k++)
+        if (kernels[k].kernel == kernel)
+            return kernels[k].a;
+    return 0;
+}
+
+double sk_kernel_value(int kernel, double t)
+{
+    double at = fabs(t);
+    if (kernel == SK_KERNEL_BILINEAR)
+        return at < 1.0 ? 1.0 - at : 0.0;
+    double a = kernel == SK_KERNEL_LANCZOS2 ? 2.0 : 3.0;
+    if (at >= a)
+        return 0.0;
+    if (at < 1e-12)
+        return 1.0;
+    double pt = M_PI * t;
+    return a * sin(pt) * sin(pt / a) / (pt * pt);
+}
+
+int sk_kernel_table_init(sk_kernel_table *t, int kernel)
+{
+    memset(t, 0, sizeof *t);
+    int a = sk_kernel_halfwidth(kernel);
+    if (a <= 0)
+        return sk_error(SK_EINPUT, "unknown kernel %d", kernel);
+    t->kernel = kernel;
+    t->a = a;
+    t->taps = 2 * a;
+    t->w = calloc((size_t)(SK_KERNEL_PHASES + 1) * SK_KERNEL_STRIDE, sizeof *t->w);
+    t->s2 = malloc((size_t)(SK_KERNEL_PHASES + 1) * sizeof *t->s2);
+    if (!t->w || !t->s2) {
+        sk_kernel_table_clear(t);
+        return sk_error(SK_EIO, "out of memory for the kernel table");
+    }
+    for (int p = 0; p <= SK_KERNEL_PHASES; p++) {
+        double f = (double)p / SK_KERNEL_PHASES, w[8], sum = 0.0, s2 = 0.0;
+        for (int k = 0; k < t->taps; k++) {
+            int d = k - a + 1;
+            w[k] = sk_kernel_value(kernel, f - d);
+            sum += w[k];
+        }
+        for (int k = 0; k < t->taps; k++) {
+            w[k] /= sum;
+            t->w[(size_t)p * SK_KERNEL_STRIDE + k] = (float)w[k];
+            s2 += w[k] * w[k];
+        }
+        t->s2[p] = (float)s2;
+    }
+    /* autocorrelation of the continuous normalised kernel
+     * k(u) = K(u) / sum_j K(u + j), by the midpoint rule */
+    long nr = 2L * a * SK_KERNEL_AUTOCORR_RES + 1;
+    t->autocorr = calloc((size_t)nr, sizeof *t->autocorr);
+    const int sub = 256;
+    long nu = 2L * a * sub;
+    double *ku = malloc((size_t)nu * sizeof *ku);
+    if (!t->autocorr || !ku) {
+        free(ku);
+        sk_kernel_table_clear(t);
+        return sk_error(SK_EIO, "out of memory for the kernel table");
+    }
+    for (long i = 0; i < nu; i++) {
+        double u = -a + (i + 0.5) / sub, norm = 0.0;
+        for (int j = -a - 1; j <= a + 1; j++)
+            norm += sk_kernel_value(kernel, u + j);
+        ku[i] = sk_kernel_value(kernel, u) / norm;
+    }
+    for (long r = 0; r < nr; r++) {
+        long shift = r * sub / SK_KERNEL_AUTOCORR_RES; /* d in units of 1/sub */
+        double sum = 0.0;
+        for (long i = 0; i + shift < nu; i++)
+            sum += ku[i] * ku[i + shift];
+        t->autocorr[r] = sum / sub;
+    }
+    free(ku);
+    return SK_OK;
+}
+
+static double autocorr_at(const sk_kernel_table *t, double d)
+{
+    double x = fabs(d) * SK_KERNEL_AUTOCORR_RES;
+    long i = (long)x, nr = 2L * t->a * SK_KERNEL_AUTOCORR_RES;
+    if (i >= nr)
+        return 0.0;
+    double f = x - i;
+    return t->autocorr[i] * (1.0 - f) + t->autocorr[i + 1] * f;
+}
+
+double sk_kernel_noise_factor(const sk_kernel_table *t, const double J[4])
+{
+    double det = fabs(J[0] * J[3] - J[1] * J[2]);
+    if (!(det > 0.0) || !isfinite(det))
+        return 1.0;
+    /* output lattice points (m, n) whose image J (m, n) lies within the
+     * autocorrelation's support |dx|, |dy| < 2a */
+    double reach = 2.0 * t->a;
+    double inv[4] = {J[3] / det, -J[1] / det, -J[2] / det, J[0] / det};
+    double mmax = reach * (fabs(inv[0]) + fabs(inv[1])) + 1.0;
+    double nmax = reach * (fabs(inv[2]) + fabs(inv[3])) + 1.0;
+    double sum = 0.0;
+    for (long m = -(long)mmax; m <= (long)mmax; m++)
+        for (long n = -(long)nmax; n <= (long)nmax; n++) {
+            double dx = J[0] * m + J[1] * n, dy = J[2] * m + J[3] * n;
+            if (fabs(dx) >= reach || fabs(dy) >= reach)
+                continue;
+            sum += autocorr_at(t, dx) * autocorr_at(t, dy);
+        }
+    return det * sum;
+}
+
+void sk_kernel_table_clear(sk_kernel_table *t)
+{
+    free(t->w);
+    free(t->s2);
+    free(t->autocorr);
+    t->w = t->s2 = NULL;
+    t->autocorr = NULL;
+}
+
+int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, long in_height)
+{
+    if (w <= 0 || h <= 0)
+        return sk_error(SK_EINPUT, "coadd: empty input band");
+    size_t n = (size_t)w * (size_t)h;
+    if (n > b->capacity) {
+        sk_band_free(b);
+        b->sci = malloc((n + SK_KERNEL_STRIDE) * sizeof *b->sci);
+        b->var = malloc(n * sizeof *b->var);
+        b->flags = malloc(n * sizeof *b->flags);
+        b->dil = malloc(n * sizeof *b->dil);
+        b->tmp = malloc(n * sizeof *b->tmp);
+        if (!b->sci || !b->var || !b->flags || !b->dil || !b->tmp) {
+            sk_band_free(b);
+            return sk_error(SK_EIO, "coadd: out of memory for an input band of %ld x %ld", w, h);
+        }
+        b->capacity = n;
+    }
+    for (size_t k = n; k < n + SK_KERNEL_STRIDE; k++)
+        b->sci[k] = 0.0f; /* read (times zero weights) by the last vector loads */
+    b->x0 = x0;
+    b->y0 = y0;
+    b->w = w;
+    b->h = h;
+    b->in_width = in_width;
+    b->in_height = in_height;
+    return SK_OK;
+}
+
+void sk_band_free(sk_band *b)
+{
+    free(b->sci);
+    free(b->var);
+    free(b->flags);
+    free(b->dil);
+    free(b->tmp);
+    b->sci = b->var = NULL;
+    b->flags = b->dil = b->tmp = NULL;
+    b->capacity = 0;
+}
+
+int sk_band_dilate(sk_band *b, int a)
+{
+    long w = b->w, h = b->h;
+    uint16_t *tmp = b->tmp;
+    /* OR over columns x-a+1 .. x+a into tmp, then over rows y-a+1 .. y+a */
+    for (long y = 0; y < h; y++) {
+        const uint16_t *src = b->flags + (size_t)y * w;
+        uint16_t *dst = tmp + (size_t)y * w;
+        /* the interior with a fixed window (vectorisable), then the ends */
+        long x0 = a - 1, x1 = w - a;
+        if (a == 3)
+            for (long x = x0; x < x1; x++)
+                dst[x] = src[x - 2] | src[x - 1] | src[x] | src[x + 1] | src[x + 2] | src[x + 3];
+        else if (a == 2)
+            for (long x = x0; x < x1; x++)
+                dst[x] = src[x - 1] | src[x] | src[x + 1] | src[x + 2];
+        else if (a == 1)
+            for (long x = x0; x < x1; x++)
+                dst[x] = src[x] | src[x + 1];
+        else
+            x0 = x1 = 0;
+        for (long x = 0; x < w; x++) {
+            if (x >= x0 && x < x1) {
+                x = x1 - 1;
+                continue;
+            }
+            long lo = x - a + 1 < 0 ? 0 : x - a + 1, hi = x + a >= w ? w - 1 : x + a;
+            uint16_t v = 0;
+            for (long k = lo; k <= hi; k++)
+                v |= src[k];
+            dst[x] = v;
+        }
+    }
+    for (long y = 0; y < h; y++) {
+        long lo = y - a + 1 < 0 ? 0 : y - a + 1, hi = y + a >= h ? h - 1 : y + a;
+        uint16_t *dst = b->dil + (size_t)y * w;
+        memcpy(dst, tmp + (size_t)lo * w, (size_t)w * sizeof *dst);
+        for (long k = lo + 1; k <= hi; k++) {
+            const uint16_t *src = tmp + (size_t)k * w;
+            for (long x = 0; x < w; x++)
+                dst[x] |= src[x];
+        }
+    }
+    return SK_OK;
+}
+
+/* Four floats from any address. */
+typedef float v4sf __attribute__((vector_size(16)));
+
+static inline v4sf load4(const float *p)
+{
+    v4sf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Sum over the taps of wx[c] wy[r] base[r * stride + c]: columns first
+ * (four or eight at a time; the weights beyond the taps are zero), then
+ * the row weights. */
+static inline float conv(int taps, const float *wx, const float *wy, const float *base, long stride)
+{
+    if (taps == 6) {
+        /* two chains of three rows each, to keep the adds in flight */
+        v4sf w0 = {wy[0], wy[0], wy[0], wy[0]}, w1 = {wy[1], wy[1], wy[1], wy[1]};
+        v4sf w2 = {wy[2], wy[2], wy[2], wy[2]}, w3 = {wy[3], wy[3], wy[3], wy[3]};
+        v4sf w4 = {wy[4], wy[4], wy[4], wy[4]}, w5 = {wy[5], wy[5], wy[5], wy[5]};
+        const float *r0 = base, *r1 = base + stride, *r2 = base + 2 * stride;
+        const float *r3 = base + 3 * stride, *r4 = base + 4 * stride, *r5 = base + 5 * stride;
+        v4sf loa = w0 * load4(r0) + w2 * load4(r2) + w4 * load4(r4);
+        v4sf lob = w1 * load4(r1) + w3 * load4(r3) + w5 * load4(r5);
+        v4sf hia = w0 * load4(r0 + 4) + w2 * load4(r2 + 4) + w4 * load4(r4 + 4);
+        v4sf hib = w1 * load4(r1 + 4) + w3 * load4(r3 + 4) + w5 * load4(r5 + 4);
+        v4sf s = (loa + lob) * load4(wx) + (hia + hib) * load4(wx + 4);
+        return (s[0] + s[1]) + (s[2] + s[3]);
+    }
+    if (taps == 4) {
+        v4sf lo = {0, 0, 0, 0};
+        for (int r = 0; r < 4; r++) {
+            v4sf w = {wy[r], wy[r], wy[r], wy[r]};
+            lo += w * load4(base + r * stride);
+        }
+        v4sf s = lo * load4(wx);
+        return (s[0] + s[1]) + (s[2] + s[3]);
+    }
+    float s = 0.0f;
+    for (int r = 0; r < taps; r++) {
+        const float *row = base + r * stride;
+        float t = 0.0f;
+        for (int c = 0; c < taps; c++)
+            t += wx[c] * row[c];
+        s += wy[r] * t;
+    }
+    return s;
+}
+
+long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                      const double *yi, const double *area, sk_stack_entry *out, long stride)
+{
+    const int a = kt->a, taps = kt->taps;
+    const long bw = b->w;
+    const double in_w = (double)b->in_width, in_h = (double)b->in_height;
+    long nvalid = 0;
+    for (long k = 0; k < n; k++) {
+        sk_stack_entry *e = out + k * stride;
+        double x = xi[k], y = yi[k], ar = area[k];
+        e->in.value = 0.0f;
+        e->in.var = 0.0f;
+        e->in.cweight = 0.0f;
+        e->in.poisson = 0.0f;
+        e->flags = 0;
+        /* not covered: the nearest input pixel is off the input */
+        if (!(x >= -0.5 && x < in_w - 0.5 && y >= -0.5 && y < in_h - 0.5) || !(ar > 0.0))
+            continue;
+        double fx = floor(x), fy = floor(y);
+        long ix = (long)fx, iy = (long)fy;
+        int px = (int)((x - fx) * SK_KERNEL_PHASES + 0.5);
+        int py = (int)((y - fy) * SK_KERNEL_PHASES + 0.5);
+        if (px == SK_KERNEL_PHASES) {
+            px = 0;
+            ix++;
+        }
+        if (py == SK_KERNEL_PHASES) {
+            py = 0;
+            iy++;
+        }
+        if (px == 0 && py == 0) { /* on an input pixel: a copy */
+            long bx = ix - b->x0, by = iy - b->y0;
+            if (bx < 0 || bx >= bw || by < 0 || by >= b->h) {
+                e->flags = SK_FLAG_EDGE;
+                continue;
+            }
+            size_t i = (size_t)by * bw + (size_t)bx;
+            e->flags = b->flags[i];
+            if (e->flags & SK_FLAGS_UNUSABLE)
+                continue;
+            float v = b->var[i];
+            e->in.value = (float)(b->sci[i] * ar);
+            e->in.var = (float)(ar * ar * v);
+            e->in.cweight = (float)(1.0 / (ar * v * b->noise_factor));
+            e->in.poisson = (float)(ar * b->poisson_per_area);
+            nvalid++;
+            continue;
+        }
+        long nx = ix + (px >= SK_KERNEL_PHASES / 2), ny = iy + (py >= SK_KERNEL_PHASES / 2);
+        long bx = ix - b->x0, by = iy - b->y0;
+        if (ix - a + 1 < 0 || ix + a >= b->in_width || iy - a + 1 < 0 || iy + a >= b->in_height ||
+            bx - a + 1 < 0 || bx + a >= bw || by - a + 1 < 0 || by + a >= b->h) {
+            /* taps off the input (or, never expected, off the band) */
+            long cx = nx - b->x0, cy = ny - b->y0;
+            e->flags = SK_FLAG_EDGE;
+            if (cx >= 0 && cx < bw && cy >= 0 && cy < b->h)
+                e->flags |= b->flags[(size_t)cy * bw + (size_t)cx];
+            continue;
+        }
+        uint16_t fl = b->dil[(size_t)by * bw + (size_t)bx];
+        e->flags = fl;
+        if (fl & SK_FLAGS_UNUSABLE)
+            continue;
+        const float *wx = kt->w + (size_t)px * SK_KERNEL_STRIDE;
+        const float *wy = kt->w + (size_t)py * SK_KERNEL_STRIDE;
+        const float *base = b->sci + (size_t)(by - a + 1) * bw + (size_t)(bx - a + 1);
+        float s = conv(taps, wx, wy, base, bw);
+        float v = b->var[(size_t)(ny - b->y0) * bw + (size_t)(nx - b->x0)];
+        e->in.value = (float)(s * ar);
+        double var = ar * ar * kt->s2[px] * kt->s2[py] * v;
+        e->in.var = (float)var;
+        e->in.cweight = (float)(1.0 / (ar * v * b->noise_factor));
+        e->in.poisson = (float)(ar * b->poisson_per_area);
+        nvalid++;
+    }
+    return nvalid;
+}

@@ -1,0 +1,568 @@
+/* detect.c: matched-filter detection: per-pixel variance, Gaussian filtering into a significance image, 8-connected segmentation above threshold, then deblending of every segment. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skystack/error.h"
+#include "skystack/extract.h"
+#include "extract_priv.h"
+#include "numeric/select.h"
+
+float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
+{
+    long npix = img->width * img->height;
+    float *var = malloc(sizeof *var * (size_t)npix);
+    if (!var) {
+        sk_error(SK_EIO, "detection: out of memory for the variance map");
+        return NULL;
+    }
+    if (img->weight_is_relative) {
+        for (long i = 0; i < npix; i++)
+            var[i] = sk_pixel_usable(img, i) ? bg->rms[i] * bg->rms[i] : 0.0f;
+        return var;
+    }
+    /* Rescale the weight map so that it agrees with the measured background
+       noise: scale = median over cells of rms^2 * median weight. */
+    long nc = bg->nx * bg->ny, nscale = 0;
+    float *scale = malloc(sizeof *scale * (size_t)nc);
+    float *wbuf = malloc(sizeof *wbuf * (size_t)bg->mesh_px * (size_t)bg->mesh_px);
+    if (!scale || !wbuf) {
+        free(scale);
+        free(wbuf);
+        free(var);
+        sk_error(SK_EIO, "detection: out of memory");
+        return NULL;
+    }
+    for (long c = 0; c < nc; c++) {
+        long cx = c % bg->nx, cy = c / bg->nx, m = bg->mesh_px;
+        long x0 = cx * m, y0 = cy * m;
+        long x1 = x0 + m < img->width ? x0 + m : img->width;
+        long y1 = y0 + m < img->height ? y0 + m : img->height;
+        /* every fourth pixel along x and y (1024 in a 128-px cell):
+           plenty for the median of a weight map */
+        long n = 0;
+        for (long y = y0; y < y1; y += 4) {
+            const float *wr = img->weight + y * img->width;
+            const uint16_t *fr = img->flags + y * img->width;
+            for (long x = x0; x < x1; x += 4) {
+                wbuf[n] = wr[x];
+                n += wr[x] > 0 && fr[x] == 0;
+            }
+        }
+        if (n * 64 < (x1 - x0) * (y1 - y0) || n < 16)
+            continue;
+        double wmed = sk_select_kth(wbuf, n, n / 2);
+        double r = bg->mesh_rms[c];
+        scale[nscale++] = (float)(r * r * wmed);
+    }
+    double s = 1.0;
+    if (nscale > 0) {
+        s = sk_select_kth(scale, nscale, nscale / 2);
+    }
+    if (!(s > 0) || !isfinite(s))
+        s = 1.0;
+    const float sf = (float)s;
+    const float *restrict wgt = img->weight;
+    const uint16_t *restrict fl = img->flags;
+    for (long i = 0; i < npix; i++)
+        var[i] = wgt[i] > 0 && !(fl[i] & SK_UNUSABLE_FLAGS) ? sf / wgt[i] : 0.0f;
+    free(scale);
+    free(wbuf);
+    return var;
+}
+
+/* 1-D Gaussian taps g[-r..r] (returned at g[0..2r]) of unit sum; the 2-D
+ * filter is g(x) g(y). FWHM <= 0 gives the identity. */
+static double *gauss_taps(double fwhm_px, int *radius)
+{
+    if (!(fwhm_px > 0)) {
+        double *g = malloc(sizeof *g);
+        if (g)
+            g[0] = 1.0;
+        *radius = 0;
+        return g;
+    }
+    double sigma = fwhm_px / (2.0 * sqrt(2.0 * log(2.0)));
+    int r = (int)ceil(3.0 * sigma);
+    if (r < 1)
+        r = 1;
+    double *g = malloc(sizeof *g * (size_t)(2 * r + 1));
+    if (!g)
+        return NULL;
+    double sum = 0;
+    for (int j = -r; j <= r; j++) {
+        g[j + r] = exp(-0.5 * j * j / (sigma * sigma));
+        sum += g[j + r];
+    }
+    for (int j = 0; j <= 2 * r; j++)
+        g[j] /= sum;
+    *radius = r;
+    return g;
+}
+
+float *sk_gauss_kernel(double fwhm_px, int *radius)
+{
+    int r;
+    double *g = gauss_taps(fwhm_px, &r);
+    if (!g)
+        return NULL;
+    int n = 2 * r + 1;
+    float *k = malloc(sizeof *k * (size_t)(n * n));
+    if (k)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++)
+                k[y * n + x] = (float)(g[y] * g[x]);
+    free(g);
+    *radius = r;
+    return k;
+}
+
+/* Running maximum of a 0/1 line over a window of +-r (in place via tmp). */
+static void dilate_line(uint8_t *v, long n, long stride, int r, uint8_t *tmp)
+{
+    long count = 0;
+    for (long i = 0; i < n && i <= r; i++)
+        count += v[i * stride] != 0;
+    for (long i = 0; i < n; i++) {
+        tmp[i] = count > 0;
+        long add = i + r + 1, drop = i - r;
+        if (add < n)
+            count += v[add * stride] != 0;
+        if (drop >= 0)
+            count -= v[drop * stride] != 0;
+    }
+    for (long i = 0; i < n; i++)
+        v[i * stride] = tmp[i];
+}
+
+uint8_t *sk_detection_mask(const sk_detection *det, int radius_px)
+{
+    long w = det->width, h = det->height, npix = w * h;
+    uint8_t *m = malloc((size_t)npix);
+    uint8_t *tmp = malloc((size_t)(w > h ? w : h));
+    if (!m || !tmp) {
+        free(m);
+        free(tmp);
+        sk_error(SK_EIO, "detection: out of memory for the object mask");
+        return NULL;
+    }
+    for (long i = 0; i < npix; i++)
+        m[i] = det->segmap[i] != 0;
+    if (radius_px > 0) {
+        for (long y = 0; y < h; y++)
+            dilate_line(m + y * w, w, 1, radius_px, tmp);
+        /* along y with a running count per column, row by row (sequential
+           memory, vectorisable) */
+        uint8_t *out = malloc((size_t)npix);
+        uint16_t *cnt = calloc((size_t)w, sizeof *cnt);
+        if (!out || !cnt) {
+            free(out);
+            free(cnt);
+            free(tmp);
+            free(m);
+            sk_error(SK_EIO, "detection: out of memory for the object mask");
+            return NULL;
+        }
+        long r = radius_px;
+        for (long yy = 0; yy <= r && yy < h; yy++)
+            for (long x = 0; x < w; x++)
+                cnt[x] += m[yy * w + x];
+        for (long y = 0; y < h; y++) {
+            if (y > 0) {
+                if (y + r < h) {
+                    const uint8_t *add = m + (y + r) * w;
+                    for (long x = 0; x < w; x++)
+                        cnt[x] += add[x];
+                }
+                if (y - r - 1 >= 0) {
+                    const uint8_t *sub = m + (y - r - 1) * w;
+                    for (long x = 0; x < w; x++)
+                        cnt[x] -= sub[x];
+                }
+            }
+            uint8_t *o = out + y * w;
+            for (long x = 0; x < w; x++)
+                o[x] = cnt[x] != 0;
+        }
+        free(cnt);
+        free(m);
+        m = out;
+    }
+    free(tmp);
+    return m;
+}
+
+void sk_detection_free(sk_detection *d)
+{
+    if (!d)
+        return;
+    for (long i = 0; i < d->nobjects; i++)
+        free(d->objects[i].pix);
+    free(d->objects);
+    free(d->signif);
+    free(d->segmap);
+    free(d->variance);
+    free(d);
+}
+
+struct filter_job {
+    const sk_image *img;
+    const sk_background *bg;
+    const float *var;
+    const float *gf, *g2f;
+    int r;
+    float *signif;
+};
+
+#define FILTER_BLOCK 128
+
+/* One row of the image filtered along x: od with g (the masked,
+ * background-subtracted data), ov with g^2 (the variance). line_d and
+ * line_v hold w + 2r values. */
+__attribute__((optimize("O3"), target_clones("avx2", "default")))
+static void filter_row_x(const struct filter_job *J, long y, float *restrict od, float *restrict ov,
+                         float *restrict line_d, float *restrict line_v)
+{
+    const sk_image *img = J->img;
+    long w = img->width;
+    int r = J->r;
+    for (long j = 0; j < r; j++) {
+        line_d[j] = line_v[j] = 0;
+        line_d[w + r + j] = line_v[w + r + j] = 0;
+    }
+    const float *restrict sci = img->sci + y * w, *restrict lev = J->bg->level + y * w;
+    const float *restrict var = J->var + y * w;
+    for (long x = 0; x < w; x++) {
+        float v = var[x];
+        line_d[x + r] = v > 0 ? sci[x] - lev[x] : 0.0f;
+        line_v[x + r] = v > 0 ? v : 0.0f;
+    }
+    for (long x = 0; x < w; x++)
+        od[x] = ov[x] = 0;
+    for (int j = 0; j <= 2 * r; j++) {
+        const float gj = J->gf[j], g2j = J->g2f[j];
+        const float *restrict pd = line_d + j, *restrict pv = line_v + j;
+        for (long x = 0; x < w; x++) {
+            od[x] += gj * pd[x];
+            ov[x] += g2j * pv[x];
+        }
+    }
+}
+
+/* Rows [begin, end) of the significance image: separable filtering of the
+ * masked, background-subtracted data with g and of the variance with g^2.
+ * The rows filtered along x go round a ring of 2r + 1 rows, so that each
+ * is filtered once and the working set stays in cache. */
+/* The inner loops are written for the vectoriser (tap-outer, pixel-inner,
+ * restrict-qualified rows), hence -O3 here whatever the build's level. */
+__attribute__((optimize("O3"), target_clones("avx2", "default")))
+static int filter_range(long begin, long end, void *user)
+{
+    struct filter_job *J = user;
+    const sk_image *img = J->img;
+    long w = img->width, h = img->height;
+    int r = J->r;
+    long ring = 2 * r + 1;
+    long y0 = begin - r < 0 ? 0 : begin - r;
+    long y1 = end + r > h ? h : end + r;
+    float *rd = malloc(sizeof(float) * (size_t)(ring * w));
+    float *rv = malloc(sizeof(float) * (size_t)(ring * w));
+    float *line_d = malloc(sizeof(float) * (size_t)(w + 2 * r));
+    float *line_v = malloc(sizeof(float) * (size_t)(w + 2 * r));
+    float *sd = malloc(sizeof(float) * (size_t)w), *sv = malloc(sizeof(float) * (size_t)w);
+    if (!rd || !rv || !line_d || !line_v || !sd || !sv) {
+        free(rd); free(rv); free(line_d); free(line_v); free(sd); free(sv);
+        return sk_error(SK_EIO, "detection: out of memory");
+    }
+    long next = y0;  /* next row to filter along x */
+    for (long y = begin; y < end; y++) {
+        for (; next < y1 && next <= y + r; next++)
+            filter_row_x(J, next, rd + (next % ring) * w, rv + (next % ring) * w, line_d, line_v);
+        for (long x = 0; x < w; x++)
+            sd[x] = sv[x] = 0;
+        for (int j = -r; j <= r; j++) {
+            long yy = y + j;
+            if (yy < y0 || yy >= y1)
+                continue;
+            const float gj = J->gf[j + r], g2j = J->g2f[j + r];
+            const float *restrict pd = rd + (yy % ring) * w, *restrict pv = rv + (yy % ring) * w;
+            float *restrict sdr = sd, *restrict svr = sv;
+            for (long x = 0; x < w; x++) {
+                sdr[x] += gj * pd[x];
+                svr[x] += g2j * pv[x];
+            }
+        }
+        float *out = J->signif + y * w;
+        const float *var = J->var + y * w;
+        for (long x = 0; x < w; x++)
+            out[x] = (var[x] > 0 && sv[x] > 0) ? sd[x] / sqrtf(sv[x]) : 0.0f;
+    }
+    free(sd);
+    free(sv);
+    free(rd);
+    free(rv);
+    free(line_d);
+    free(line_v);
+    return SK_OK;
+}
+
+/* A run of pixels above the threshold in row y: columns [x0, x1]. */
+typedef struct {
+    long y, x0, x1;
+    long parent;  /* union-find over the runs: a root is its segment's first run */
+} run_t;
+
+static long run_root(run_t *r, long a)
+{
+    while (r[a].parent != a) {
+        r[a].parent = r[r[a].parent].parent;
+        a = r[a].parent;
+    }
+    return a;
+}
+
+/* The 8-connected segments of the pixels of `val` (w x h) above thr with at
+ * least min_area pixels, ordered by their first pixel: their pixel indices
+ * (ascending) one segment after the other in *pool, segment s from
+ * (*start)[s], (*len)[s] of them. Runs of pixels along rows are joined to
+ * the runs they touch in the row above. */
+static int find_segments(const float *val, long w, long h, float thr, long min_area, long **pool,
+                         long **start, long **len, long *nseg)
+{
+    *pool = *start = *len = NULL;
+    *nseg = 0;
+    long nruns = 0, cap = 4096;
+    run_t *runs = malloc(sizeof *runs * (size_t)cap);
+    if (!runs)
+        return sk_error(SK_EIO, "detection: out of memory");
+    long prev0 = 0, prev1 = 0;  /* the previous row's runs */
+    for (long y = 0; y < h; y++) {
+        const float *row = val + y * w;
+        long cur0 = nruns;
+        for (long x = 0; x < w;) {
+            if (!(row[x] > thr)) {
+                x++;
+                continue;
+            }
+            long x0 = x;
+            while (x < w && row[x] > thr)
+                x++;
+            if (nruns == cap) {
+                run_t *nr = realloc(runs, sizeof *runs * (size_t)(cap * 2));
+                if (!nr) {
+                    free(runs);
+                    return sk_error(SK_EIO, "detection: out of memory");
+                }
+                runs = nr;
+                cap *= 2;
+            }
+            runs[nruns] = (run_t){ y, x0, x - 1, nruns };
+            nruns++;
+        }
+        /* join to the runs of the row above that touch, diagonals included */
+        long k = prev0;
+        for (long r = cur0; r < nruns; r++) {
+            while (k < prev1 && runs[k].x1 < runs[r].x0 - 1)
+                k++;
+            for (long q = k; q < prev1 && runs[q].x0 <= runs[r].x1 + 1; q++) {
+                long a = run_root(runs, q), b = run_root(runs, r);
+                if (a < b)
+                    runs[b].parent = a;
+                else if (b < a)
+                    runs[a].parent = b;
+            }
+        }
+        prev0 = cur0;
+        prev1 = nruns;
+    }
+    long *size = calloc((size_t)(nruns ? nruns : 1), sizeof *size);
+    long *segof = malloc(sizeof *segof * (size_t)(nruns ? nruns : 1));
+    if (!size || !segof) {
+        free(runs);
+        free(size);
+        free(segof);
+        return sk_error(SK_EIO, "detection: out of memory");
+    }
+    for (long r = 0; r < nruns; r++)
+        size[run_root(runs, r)] += runs[r].x1 - runs[r].x0 + 1;
+    long n = 0, total = 0;
+    for (long r = 0; r < nruns; r++) {
+        segof[r] = -1;
+        if (runs[r].parent == r && size[r] >= min_area) {
+            segof[r] = n++;
+            total += size[r];
+        }
+    }
+    *pool = malloc(sizeof **pool * (size_t)(total ? total : 1));
+    *start = malloc(sizeof **start * (size_t)(n ? n : 1));
+    *len = calloc((size_t)(n ? n : 1), sizeof **len);
+    if (!*pool || !*start || !*len) {
+        free(runs);
+        free(size);
+        free(segof);
+        free(*pool);
+        free(*start);
+        free(*len);
+        *pool = *start = *len = NULL;
+        return sk_error(SK_EIO, "detection: out of memory");
+    }
+    for (long r = 0, off = 0; r < nruns; r++)
+        if (segof[r] >= 0) {
+            (*start)[segof[r]] = off;
+            off += size[r];
+        }
+    for (long r = 0; r < nruns; r++) {
+        long s = segof[run_root(runs, r)];
+        if (s < 0)
+            continue;
+        long *out = *pool + (*start)[s] + (*len)[s];
+        for (long x = runs[r].x0; x <= runs[r].x1; x++)
+            *out++ = runs[r].y * w + x;
+        (*len)[s] += runs[r].x1 - runs[r].x0 + 1;
+    }
+    free(runs);
+    free(size);
+    free(segof);
+    *nseg = n;
+    return SK_OK;
+}
+
+struct deblend_job {
+    const sk_detect_params *p;
+    const float *signif;
+    long width, height;
+    double thresh;
+    const long *pool;
+    const long *seg_start, *seg_len;
+    sk_object **objs;   /* per segment */
+    long *nobjs;
+};
+
+static int deblend_range(long begin, long end, void *user)
+{
+    struct deblend_job *J = user;
+    for (long s = begin; s < end; s++) {
+        long cap = 0;
+        J->objs[s] = NULL;
+        J->nobjs[s] = 0;
+        int st = sk_deblend_segment(J->pool + J->seg_start[s], J->seg_len[s], J->signif,
+                                    J->width, J->height, J->thresh, J->p, &J->objs[s], &J->nobjs[s], &cap);
+        if (st)
+            return st;
+    }
+    return SK_OK;
+}
+
+int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_params *p,
+              int threads, sk_detection **out)
+{
+    *out = NULL;
+    if (!(p->threshold_sigma > 0))
+        return sk_error(SK_EINPUT, "extraction.detection.threshold_sigma: %g must be positive",
+                        p->threshold_sigma);
+    if (p->min_area_px < 1)
+        return sk_error(SK_EINPUT, "extraction.detection.min_area_px: %d must be at least 1",
+                        p->min_area_px);
+    if (p->deblend_levels < 1)
+        return sk_error(SK_EINPUT, "extraction.detection.deblend_levels: %d must be at least 1",
+                        p->deblend_levels);
+    if (!(p->deblend_contrast >= 0 && p->deblend_contrast <= 1))
+        return sk_error(SK_EINPUT, "extraction.detection.deblend_contrast: %g is not in [0, 1]",
+                        p->deblend_contrast);
+    long w = img->width, h = img->height, npix = w * h;
+    sk_detection *d = calloc(1, sizeof *d);
+    if (!d)
+        return sk_error(SK_EIO, "detection: out of memory");
+    d->width = w;
+    d->height = h;
+    d->signif = malloc(sizeof(float) * (size_t)npix);
+    d->segmap = calloc((size_t)npix, sizeof(int32_t));
+    float *var = sk_pixel_variance(img, bg);
+    int r = 0;
+    double *g = gauss_taps(p->filter ? p->fwhm_px : 0.0, &r);
+    double *g2 = g ? malloc(sizeof *g2 * (size_t)(2 * r + 1)) : NULL;
+    if (!d->signif || !d->segmap || !var || !g || !g2) {
+        free(var); free(g); free(g2);
+        sk_detection_free(d);
+        return sk_error(SK_EIO, "detection: out of memory for a %ldx%ld image", w, h);
+    }
+    float gf[2 * r + 1], g2f[2 * r + 1];
+    for (int j = 0; j <= 2 * r; j++) {
+        g2[j] = g[j] * g[j];
+        gf[j] = (float)g[j];
+        g2f[j] = (float)g2[j];
+    }
+    /* The threshold is in units of the filtered noise, which the
+       significance image is normalised to: whatever the kernel, a star of
+       optimal signal-to-noise ratio SNR peaks near SNR, and pure noise
+       exceeds T with the Gaussian tail probability of T. (Source
+       Extractor's DETECT_THRESH, in per-pixel sigmas on the unit-sum
+       filtered image, equals threshold_sigma * sum g^2 here.) */
+    d->threshold = p->threshold_sigma;
+    struct filter_job fj = { img, bg, var, gf, g2f, r, d->signif };
+    int st = sk_parallel_for(h, FILTER_BLOCK, threads, filter_range, &fj);
+    d->variance = var;
+    free(g);
+    free(g2);
+    if (st) {
+        sk_detection_free(d);
+        return st;
+    }
+
+    /* 8-connected segments above threshold */
+    long *pool = NULL, *seg_start = NULL, *seg_len = NULL, nseg = 0;
+    st = find_segments(d->signif, w, h, (float)d->threshold, p->min_area_px, &pool, &seg_start, &seg_len,
+                       &nseg);
+    if (st)
+        goto fail;
+    d->nsegments = nseg;
+
+    sk_object **objs = calloc((size_t)(nseg ? nseg : 1), sizeof *objs);
+    long *nobjs = calloc((size_t)(nseg ? nseg : 1), sizeof *nobjs);
+    if (!objs || !nobjs) {
+        free(objs);
+        free(nobjs);
+        st = sk_error(SK_EIO, "detection: out of memory");
+        goto fail;
+    }
+    struct deblend_job dj = { p, d->signif, w, h, d->threshold, pool, seg_start, seg_len, objs, nobjs };
+    st = sk_parallel_for(nseg, 16, threads, deblend_range, &dj);
+    long total = 0;
+    for (long s = 0; s < nseg; s++)
+        total += nobjs[s];
+    if (!st) {
+        d->objects = malloc(sizeof *d->objects * (size_t)(total ? total : 1));
+        if (!d->objects)
+            st = sk_error(SK_EIO, "detection: out of memory");
+    }
+    for (long s = 0; s < nseg; s++) {
+        for (long k = 0; k < nobjs[s]; k++) {
+            if (st) {
+                free(objs[s][k].pix);
+                continue;
+            }
+            sk_object *o = &d->objects[d->nobjects];
+            *o = objs[s][k];
+            o->parent = s;
+            for (long j = 0; j < o->npix; j++)
+                d->segmap[o->pix[j]] = (int32_t)(d->nobjects + 1);
+            d->nobjects++;
+        }
+        free(objs[s]);
+    }
+    free(objs);
+    free(nobjs);
+    if (st)
+        goto fail;
+    free(pool);
+    free(seg_start);
+    free(seg_len);
+    *out = d;
+    return SK_OK;
+fail:
+    free(pool);
+    free(seg_start);
+    free(seg_len);
+    sk_detection_free(d);
+    return st;
+}

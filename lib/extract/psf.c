@@ -1,0 +1,1450 @@
+/* psf.c: the PSF model of an image: star selection, a pixel-basis model with polynomial variation fitted to the stars (stacking, then a forward model solved by conjugate gradients, with star clipping), evaluation at any position with sub-pixel centring, and FWHM. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skystack/error.h"
+#include "skystack/extract.h"
+#include "skystack/log.h"
+#include "skystack/psf.h"
+#include "core/parallel.h"
+#include "psf_priv.h"
+
+#define NTERMS(d) (((d) + 1) * ((d) + 2) / 2)
+
+/* Relative accuracy of the model (as PSFEx's PSF_ACCURACY): in the fit's
+ * weights every pixel's variance gets (PSF_ACCURACY * its value)^2 added,
+ * so that the brightest stars do not alone decide the model, nor are
+ * clipped for the model's small imperfections. */
+#define PSF_ACCURACY 0.01
+
+/* Radius (in FWHM) within which the PSF varies over the image. */
+#define VAR_RADIUS_FWHM 1.5
+
+static double fit_variance(double vb, double mod, double gain)
+{
+    double am = fabs(mod) * PSF_ACCURACY;
+    return vb + (gain > 0 && mod > 0 ? mod / gain : 0.0) + am * am;
+}
+
+/* ---- parameters ---- */
+
+void sk_psf_params_default(sk_psf_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->degree = 2;
+    p->min_snr = 50.0;
+    p->size_px = 0;
+    p->oversampling = 0.0;
+    p->max_ellipticity = 0.3;
+    p->locus_width = 0.2;
+    p->clip_sigma = 3.0;
+    p->max_stars = 500;
+    p->gain = 0.0;
+}
+
+static int json_num(const json_t *sec, const char *key, double lo, double hi, double *v)
+{
+    json_t *j = json_object_get(sec, key);
+    if (!j || json_is_null(j))
+        return SK_OK;
+    if (!json_is_number(j))
+        return sk_error(SK_EINPUT, "extraction.psf.%s: not a number", key);
+    double d = json_number_value(j);
+    if (!(d >= lo && d <= hi))
+        return sk_error(SK_EINPUT, "extraction.psf.%s: %g is outside [%g, %g]", key, d, lo, hi);
+    *v = d;
+    return SK_OK;
+}
+
+static int json_int(const json_t *sec, const char *key, long lo, long hi, long *v)
+{
+    double d = (double)*v;
+    int st = json_num(sec, key, (double)lo, (double)hi, &d);
+    if (st)
+        return st;
+    if (d != floor(d))
+        return sk_error(SK_EINPUT, "extraction.psf.%s: %g is not an integer", key, d);
+    *v = (long)d;
+    return SK_OK;
+}
+
+int sk_psf_params_from_json(const json_t *root, sk_psf_params *p)
+{
+    const json_t *ex = json_object_get(root, "extraction");
+    const json_t *sec = json_object_get(ex ? ex : root, "psf");
+    if (!sec)
+        return SK_OK;
+    long degree = p->degree, size = p->size_px, max_stars = p->max_stars;
+    int st = json_int(sec, "degree", 0, 8, &degree);
+    if (!st) st = json_num(sec, "min_snr", 1e-3, 1e12, &p->min_snr);
+    if (!st) st = json_int(sec, "size_px", 0, 4095, &size);
+    if (!st) st = json_num(sec, "oversampling", 0.0, 8.0, &p->oversampling);
+    if (!st) st = json_num(sec, "max_ellipticity", 0.0, 1.0, &p->max_ellipticity);
+    if (!st) st = json_num(sec, "locus_width", 0.01, 0.9, &p->locus_width);
+    if (!st) st = json_num(sec, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
+    if (!st) st = json_int(sec, "max_stars", 3, 1000000000L, &max_stars);
+    if (st)
+        return st;
+    if (size > 0 && size % 2 == 0)
+        return sk_error(SK_EINPUT, "extraction.psf.size_px: %ld must be odd (or 0 for automatic)", size);
+    if (size > 0 && size < 5)
+        return sk_error(SK_EINPUT, "extraction.psf.size_px: %ld is smaller than 5", size);
+    if (p->oversampling > 0 && p->oversampling < 1)
+        return sk_error(SK_EINPUT, "extraction.psf.oversampling: %g must be 0 (automatic) or >= 1",
+                        p->oversampling);
+    p->degree = (int)degree;
+    p->size_px = (int)size;
+    p->max_stars = max_stars;
+    return SK_OK;
+}
+
+/* ---- the model and its evaluation ---- */
+
+void sk_psf_free(sk_psf *psf)
+{
+    if (!psf)
+        return;
+    free(psf->comp);
+    free(psf->stars);
+    free(psf->star_x);
+    free(psf->star_y);
+    free(psf->star_flux);
+    free(psf->star_chi2);
+    free(psf);
+}
+
+/* Polynomial basis at (x, y) in PSFEx's term order. */
+static void psf_basis(const sk_psf *psf, double x, double y, double *b)
+{
+    if (psf->ncomp <= 1 || psf->degree <= 0) {
+        b[0] = 1.0;
+        return;
+    }
+    double X = (x + 1.0 - psf->xzero) / psf->xscale;
+    double Y = (y + 1.0 - psf->yzero) / psf->yscale;
+    int d = psf->degree, k = 0;
+    double yp = 1.0;
+    for (int j = 0; j <= d; j++) {
+        double xp = yp;
+        for (int i = 0; i + j <= d; i++) {
+            b[k++] = xp;
+            xp *= X;
+        }
+        yp *= Y;
+    }
+}
+
+/* Model grid at the basis values b from double or float components. */
+static void grid_from_basis(const sk_psf *psf, const double *comp_d, const double *b, double *grid)
+{
+    long np = (long)psf->width * psf->height;
+    for (long p = 0; p < np; p++)
+        grid[p] = 0;
+    for (int k = 0; k < psf->ncomp; k++) {
+        double bk = b[k];
+        if (bk == 0)
+            continue;
+        if (comp_d) {
+            const double *c = comp_d + (long)k * np;
+            for (long p = 0; p < np; p++)
+                grid[p] += bk * c[p];
+        } else {
+            const float *c = psf->comp + (long)k * np;
+            for (long p = 0; p < np; p++)
+                grid[p] += bk * c[p];
+        }
+    }
+}
+
+void sk_psf_grid_at(const sk_psf *psf, double x, double y, double *grid)
+{
+    double b[64];
+    psf_basis(psf, x, y, b);
+    grid_from_basis(psf, NULL, b, grid);
+}
+
+int sk_psf_stamp_size(const sk_psf *psf)
+{
+    double half = (double)(psf->width / 2) * psf->step_px;
+    double half_y = (double)(psf->height / 2) * psf->step_px;
+    if (half_y > half)
+        half = half_y;
+    return 2 * (int)floor(half + 1e-6) + 1;
+}
+
+/* Interpolation taps from a grid of n points (spacing `step` image pixels,
+ * centre n/2) to m image pixels whose middle one is at offset -d from the
+ * star: tap set i covers grid points first[i] .. first[i]+5. */
+static void axis_taps(int n, double step, int m, double d, long *first, double *w)
+{
+    for (int i = 0; i < m; i++) {
+        double u = (double)(n / 2) + ((double)(i - m / 2) - d) / step;
+        psf_lanczos3(u, &first[i], &w[6 * i]);
+    }
+}
+
+/* Scratch for rendering a grid onto an m x m stamp. */
+typedef struct render_ws {
+    int m, gw, gh;
+    long *fx, *fy;
+    double *wx, *wy;
+    double *tmp;     /* m * gh */
+} render_ws;
+
+static int render_ws_init(render_ws *r, int m, int gw, int gh)
+{
+    r->m = m;
+    r->gw = gw;
+    r->gh = gh;
+    r->fx = malloc(sizeof *r->fx * (size_t)m);
+    r->fy = malloc(sizeof *r->fy * (size_t)m);
+    r->wx = malloc(sizeof *r->wx * 6 * (size_t)m);
+    r->wy = malloc(sizeof *r->wy * 6 * (size_t)m);
+    r->tmp = malloc(sizeof *r->tmp * (size_t)m * (size_t)gh);
+    if (!r->fx || !r->fy || !r->wx || !r->wy || !r->tmp)
+        return sk_error(SK_EIO, "PSF: out of memory");
+    return SK_OK;
+}
+
+static void render_ws_free(render_ws *r)
+{
+    free(r->fx);
+    free(r->fy);
+    free(r->wx);
+    free(r->wy);
+    free(r->tmp);
+    memset(r, 0, sizeof *r);
+}
+
+static void render_set(render_ws *r, double step, double dx, double dy)
+{
+    axis_taps(r->gw, step, r->m, dx, r->fx, r->wx);
+    axis_taps(r->gh, step, r->m, dy, r->fy, r->wy);
+}
+
+/* out (m x m) = grid interpolated at the stamp's pixels. */
+static void render_fwd(render_ws *r, const double *grid, double *out)
+{
+    int m = r->m, gw = r->gw, gh = r->gh;
+    for (int b = 0; b < gh; b++) {
+        const double *row = grid + (long)b * gw;
+        double *t = r->tmp + (long)b * m;
+        for (int i = 0; i < m; i++) {
+            long f = r->fx[i];
+            const double *w = r->wx + 6 * i;
+            double v = 0;
+            if (f >= 0 && f + 5 < gw) {
+                for (int k = 0; k < 6; k++)
+                    v += w[k] * row[f + k];
+            } else {
+                for (int k = 0; k < 6; k++)
+                    if (f + k >= 0 && f + k < gw)
+                        v += w[k] * row[f + k];
+            }
+            t[i] = v;
+        }
+    }
+    for (int j = 0; j < m; j++) {
+        double *o = out + (long)j * m;
+        for (int i = 0; i < m; i++)
+            o[i] = 0;
+        long f = r->fy[j];
+        const double *w = r->wy + 6 * j;
+        for (int k = 0; k < 6; k++) {
+            if (f + k < 0 || f + k >= gh)
+                continue;
+            const double *t = r->tmp + (f + k) * m;
+            double wk = w[k];
+            for (int i = 0; i < m; i++)
+                o[i] += wk * t[i];
+        }
+    }
+}
+
+/* grid += transpose of the interpolation applied to img (m x m); with
+ * `squared`, the squared taps (for the diagonal of the normal matrix). */
+static void render_adj(render_ws *r, const double *img, int squared, double *grid)
+{
+    int m = r->m, gw = r->gw, gh = r->gh;
+    memset(r->tmp, 0, sizeof *r->tmp * (size_t)m * (size_t)gh);
+    for (int j = 0; j < m; j++) {
+        const double *src = img + (long)j * m;
+        long f = r->fy[j];
+        const double *w = r->wy + 6 * j;
+        for (int k = 0; k < 6; k++) {
+            if (f + k < 0 || f + k >= gh)
+                continue;
+            double wk = squared ? w[k] * w[k] : w[k];
+            double *t = r->tmp + (f + k) * m;
+            for (int i = 0; i < m; i++)
+                t[i] += wk * src[i];
+        }
+    }
+    for (int b = 0; b < gh; b++) {
+        double *row = grid + (long)b * gw;
+        const double *t = r->tmp + (long)b * m;
+        for (int i = 0; i < m; i++) {
+            if (t[i] == 0)
+                continue;
+            long f = r->fx[i];
+            const double *w = r->wx + 6 * i;
+            for (int k = 0; k < 6; k++)
+                if (f + k >= 0 && f + k < gw)
+                    row[f + k] += (squared ? w[k] * w[k] : w[k]) * t[i];
+        }
+    }
+}
+
+int sk_psf_image(const sk_psf *psf, double x, double y, int size, double *stamp)
+{
+    if (size <= 0)
+        size = sk_psf_stamp_size(psf);
+    if (size % 2 == 0 || size > 16383)
+        return sk_error(SK_EINPUT, "PSF image: stamp size %d must be odd and below 16384", size);
+    if (!isfinite(x) || !isfinite(y))
+        return sk_error(SK_EINPUT, "PSF image: position (%g, %g) is not finite", x, y);
+    long np = (long)psf->width * psf->height;
+    double *grid = malloc(sizeof *grid * (size_t)np);
+    render_ws r;
+    memset(&r, 0, sizeof r);
+    int st = grid ? render_ws_init(&r, size, psf->width, psf->height)
+                  : sk_error(SK_EIO, "PSF image: out of memory");
+    if (!st) {
+        sk_psf_grid_at(psf, x, y, grid);
+        render_set(&r, psf->step_px, x - (double)lround(x), y - (double)lround(y));
+        render_fwd(&r, grid, stamp);
+        double sum = 0;
+        for (long i = 0; i < (long)size * size; i++)
+            sum += stamp[i];
+        if (!(fabs(sum) > 0) || !isfinite(sum))
+            st = sk_error(SK_EINPUT, "PSF image: the model sums to %g at (%g, %g)", sum, x, y);
+        else
+            for (long i = 0; i < (long)size * size; i++)
+                stamp[i] /= sum;
+    }
+    render_ws_free(&r);
+    free(grid);
+    return st;
+}
+
+/* Half-maximum area diameter of a model grid, on a grid `sub` times finer
+ * than the image pixels. */
+static double grid_fwhm(const double *grid, int gw, int gh, double step)
+{
+    const int sub = 8;
+    double half = (double)((gw < gh ? gw : gh) / 2) * step;
+    int n = 2 * (int)floor(half * sub) + 1;
+    if (n < 3)
+        return 0;
+    long *fx = malloc(sizeof *fx * (size_t)n), *fy = malloc(sizeof *fy * (size_t)n);
+    double *wx = malloc(sizeof *wx * 6 * (size_t)n), *wy = malloc(sizeof *wy * 6 * (size_t)n);
+    double *tmp = malloc(sizeof *tmp * (size_t)n * (size_t)gh);
+    double *val = malloc(sizeof *val * (size_t)n * (size_t)n);
+    double fwhm = 0;
+    if (fx && fy && wx && wy && tmp && val) {
+        for (int i = 0; i < n; i++) {
+            double off = (double)(i - n / 2) / sub;
+            psf_lanczos3((double)(gw / 2) + off / step, &fx[i], &wx[6 * i]);
+            psf_lanczos3((double)(gh / 2) + off / step, &fy[i], &wy[6 * i]);
+        }
+        for (int b = 0; b < gh; b++)
+            for (int i = 0; i < n; i++) {
+                double v = 0;
+                for (int k = 0; k < 6; k++)
+                    if (fx[i] + k >= 0 && fx[i] + k < gw)
+                        v += wx[6 * i + k] * grid[(long)b * gw + fx[i] + k];
+                tmp[(long)b * n + i] = v;
+            }
+        double peak = -INFINITY;
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < n; i++) {
+                double v = 0;
+                for (int k = 0; k < 6; k++)
+                    if (fy[j] + k >= 0 && fy[j] + k < gh)
+                        v += wy[6 * j + k] * tmp[(fy[j] + k) * n + i];
+                val[(long)j * n + i] = v;
+                if (v > peak)
+                    peak = v;
+            }
+        long count = 0;
+        if (peak > 0)
+            for (long i = 0; i < (long)n * n; i++)
+                count += val[i] >= 0.5 * peak;
+        fwhm = 2.0 * sqrt((double)count / (sub * sub) / M_PI);
+    }
+    free(fx);
+    free(fy);
+    free(wx);
+    free(wy);
+    free(tmp);
+    free(val);
+    return fwhm;
+}
+
+double sk_psf_fwhm_at(const sk_psf *psf, double x, double y)
+{
+    long np = (long)psf->width * psf->height;
+    double *grid = malloc(sizeof *grid * (size_t)np);
+    if (!grid)
+        return NAN;
+    sk_psf_grid_at(psf, x, y, grid);
+    double f = grid_fwhm(grid, psf->width, psf->height, psf->step_px);
+    free(grid);
+    return f;
+}
+
+int sk_psf_from_stamp(const double *stamp, int size, long image_width, long image_height,
+                      sk_psf **out)
+{
+    *out = NULL;
+    if (size < 3 || size % 2 == 0)
+        return sk_error(SK_EINPUT, "PSF from a stamp: size %d must be odd and at least 3", size);
+    double sum = 0;
+    for (long i = 0; i < (long)size * size; i++) {
+        if (!isfinite(stamp[i]))
+            return sk_error(SK_EINPUT, "PSF from a stamp: pixel %ld is not finite", i);
+        sum += stamp[i];
+    }
+    if (!(sum > 0))
+        return sk_error(SK_EINPUT, "PSF from a stamp: the stamp sums to %g, not a positive flux", sum);
+    sk_psf *psf = calloc(1, sizeof *psf);
+    if (!psf || !(psf->comp = malloc(sizeof *psf->comp * (size_t)size * (size_t)size))) {
+        free(psf);
+        return sk_error(SK_EIO, "PSF from a stamp: out of memory");
+    }
+    psf->width = psf->height = size;
+    psf->ncomp = 1;
+    psf->degree = 0;
+    psf->step_px = 1.0;
+    psf->image_width = image_width;
+    psf->image_height = image_height;
+    psf->xzero = 0.5 * ((double)image_width + 1.0);
+    psf->yzero = 0.5 * ((double)image_height + 1.0);
+    psf->xscale = image_width > 0 ? (double)image_width : 1.0;
+    psf->yscale = image_height > 0 ? (double)image_height : 1.0;
+    for (long i = 0; i < (long)size * size; i++)
+        psf->comp[i] = (float)(stamp[i] / sum);
+    psf->fwhm_px = sk_psf_fwhm_at(psf, 0, 0);
+    *out = psf;
+    return SK_OK;
+}
+
+/* ---- star selection ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct cand {
+    long idx;
+    double x, y, snr;
+} cand;
+
+static int cmp_cand_y(const void *a, const void *b)
+{
+    const cand *p = a, *q = b;
+    if (p->y != q->y)
+        return (p->y > q->y) - (p->y < q->y);
+    return (p->idx > q->idx) - (p->idx < q->idx);
+}
+
+static int cmp_cand_snr(const void *a, const void *b)
+{
+    const cand *p = a, *q = b;
+    if (p->snr != q->snr)
+        return (p->snr < q->snr) - (p->snr > q->snr);
+    return (p->idx > q->idx) - (p->idx < q->idx);
+}
+
+/* Deblended stars, stars with flagged pixels and stars whose apertures
+ * are truncated are kept: their neighbours' and flagged pixels are left
+ * out of the fit, and the isolation rule below, the usable-core test of
+ * cut_stamp() and the clipping catch what remains. */
+static const unsigned STAR_REJECT = SK_SRC_SATURATED | SK_SRC_ARTIFACT | SK_SRC_WIN_FAILED;
+
+/* Indices of the PSF stars of `l` (highest SNR first) and the FWHM of the
+ * stellar locus. */
+static int select_stars(const sk_image *img, const sk_source_list *l, const sk_psf_params *p,
+                        long **out, long *nout, long *nloaded, double *locus_fwhm)
+{
+    *out = NULL;
+    *nout = 0;
+    *nloaded = 0;
+    cand *c = malloc(sizeof *c * (size_t)(l->n + 1));
+    double *lf = malloc(sizeof *lf * (size_t)(l->n + 1));
+    if (!c || !lf) {
+        free(c);
+        free(lf);
+        return sk_error(SK_EIO, "PSF: out of memory");
+    }
+    long nc = 0;
+    for (long k = 0; k < l->n; k++) {
+        const sk_source *s = &l->src[k];
+        if (s->flags & STAR_REJECT)
+            continue;
+        if (!(s->snr >= p->min_snr) || !(s->fwhm_px > 0) || !isfinite(s->fwhm_px))
+            continue;
+        if (!(s->a_px > 0) || !(s->b_px / s->a_px >= 1.0 - p->max_ellipticity))
+            continue;
+        if (!isfinite(s->xwin) || !isfinite(s->ywin) || s->xwin < 0 || s->ywin < 0 ||
+            s->xwin > (double)img->width - 1 || s->ywin > (double)img->height - 1)
+            continue;
+        c[nc].idx = k;
+        c[nc].x = s->xwin;
+        c[nc].y = s->ywin;
+        c[nc].snr = s->snr;
+        lf[nc] = log(s->fwhm_px);
+        nc++;
+    }
+    *nloaded = nc;
+    if (nc < 3) {
+        free(c);
+        free(lf);
+        return sk_error(SK_ENOTFOUND, "PSF: only %ld star candidates with SNR >= %g and clean flags "
+                        "(need at least 3)", nc, p->min_snr);
+    }
+    /* The stellar locus: the interval of relative width 2*locus_width in
+     * FWHM that holds the most candidates (the smallest on a tie: stars
+     * are the sharpest objects), its median. */
+    double *sorted = malloc(sizeof *sorted * (size_t)nc);
+    if (!sorted) {
+        free(c);
+        free(lf);
+        return sk_error(SK_EIO, "PSF: out of memory");
+    }
+    memcpy(sorted, lf, sizeof *sorted * (size_t)nc);
+    qsort(sorted, (size_t)nc, sizeof *sorted, cmp_double);
+    double width = log((1.0 + p->locus_width) / (1.0 - p->locus_width));
+    long best = 0, best_lo = 0, hi = 0;
+    for (long lo = 0; lo < nc; lo++) {
+        if (hi < lo)
+            hi = lo;
+        while (hi + 1 < nc && sorted[hi + 1] - sorted[lo] <= width)
+            hi++;
+        if (hi - lo + 1 > best) {
+            best = hi - lo + 1;
+            best_lo = lo;
+        }
+    }
+    double mode = exp(sorted[best_lo + best / 2]);
+    free(sorted);
+    *locus_fwhm = mode;
+
+    long nk = 0;
+    for (long k = 0; k < nc; k++)
+        if (fabs(exp(lf[k]) / mode - 1.0) <= p->locus_width)
+            c[nk++] = c[k];
+    free(lf);
+
+    /* Isolation: no other source's centre within 2 FWHM, nor a brighter
+     * source within 4 FWHM (the model's footprint). */
+    long n = l->n;
+    cand *all = malloc(sizeof *all * (size_t)(n + 1));
+    char *keep = calloc((size_t)(nk + 1), 1);
+    if (!all || !keep) {
+        free(all);
+        free(keep);
+        free(c);
+        return sk_error(SK_EIO, "PSF: out of memory");
+    }
+    long na = 0;
+    for (long k = 0; k < n; k++) {
+        double x = l->src[k].xwin, y = l->src[k].ywin;
+        if (!isfinite(x) || !isfinite(y)) {
+            x = l->src[k].x;
+            y = l->src[k].y;
+        }
+        if (!isfinite(x) || !isfinite(y))
+            continue;
+        all[na].idx = k;
+        all[na].x = x;
+        all[na].y = y;
+        all[na].snr = l->src[k].flux_auto;
+        na++;
+    }
+    qsort(all, (size_t)na, sizeof *all, cmp_cand_y);
+    double r = 4.0 * mode;
+    for (long k = 0; k < nk; k++) {
+        double fk = l->src[c[k].idx].flux_auto;
+        /* binary search for the first source with y >= c.y - r */
+        long lo = 0, hi2 = na;
+        while (lo < hi2) {
+            long mid = (lo + hi2) / 2;
+            if (all[mid].y < c[k].y - r)
+                lo = mid + 1;
+            else
+                hi2 = mid;
+        }
+        int isolated = 1;
+        for (long q = lo; q < na && all[q].y <= c[k].y + r; q++) {
+            if (all[q].idx == c[k].idx)
+                continue;
+            double d = hypot(all[q].x - c[k].x, all[q].y - c[k].y);
+            if (d < 2.0 * mode || (d < r && all[q].snr > fk)) {
+                isolated = 0;
+                break;
+            }
+        }
+        keep[k] = (char)isolated;
+    }
+    long ni = 0;
+    for (long k = 0; k < nk; k++)
+        if (keep[k])
+            c[ni++] = c[k];
+    free(all);
+    free(keep);
+    qsort(c, (size_t)ni, sizeof *c, cmp_cand_snr);
+    if (p->max_stars > 0 && ni > p->max_stars)
+        ni = p->max_stars;
+    if (ni < 3) {
+        free(c);
+        return sk_error(SK_ENOTFOUND, "PSF: only %ld isolated stars on the stellar locus (FWHM %.2f px) "
+                        "among %ld candidates (need at least 3)", ni, mode, nc);
+    }
+    long *idx = malloc(sizeof *idx * (size_t)ni);
+    if (!idx) {
+        free(c);
+        return sk_error(SK_EIO, "PSF: out of memory");
+    }
+    for (long k = 0; k < ni; k++)
+        idx[k] = c[k].idx;
+    free(c);
+    *out = idx;
+    *nout = ni;
+    return SK_OK;
+}
+
+/* ---- fitting ---- */
+
+typedef struct pstar {
+    long src;
+    long ix, iy;          /* image pixel of the stamp's middle */
+    double x0, y0;        /* windowed centroid */
+    double x, y, flux;    /* current PSF-fit centre and flux */
+    double bkg;           /* local background offset fitted with them */
+    float *d;             /* m*m background-subtracted pixels */
+    float *vb;            /* m*m background variance; 0 = unusable */
+    float *wt;            /* m*m inverse total variance of the current fit */
+    double b[64];         /* basis values */
+    double chi2;          /* reduced chi^2 of the current fit */
+    double shape;         /* rms residual beyond the noise within 2 FWHM,
+                             relative to the model's rms there */
+    int ok;
+} pstar;
+
+typedef struct bctx {
+    const sk_image *img;
+    const float *level, *var;
+    const int32_t *seg;
+    sk_psf *psf;          /* shape, step and scaling of the model being built */
+    int m;                /* stamp size (image pixels) */
+    double gain;
+    double fwhm;          /* of the stellar locus (px) */
+    pstar *st;
+    long nst;
+    double *comp;         /* ncomp * np working model */
+    /* stacking */
+    float *sv, *sw;       /* nst * np resampled values and weights */
+    /* conjugate gradients */
+    long nchunk;
+    double *cbuf;         /* nchunk * ncomp * np accumulation buffers */
+    const double *cg_in;  /* vector the operator is applied to */
+    int cg_mode;          /* 0: normal operator, 1: right-hand side, 2: diagonal */
+} bctx;
+
+static void star_free(pstar *s)
+{
+    free(s->d);
+    free(s->vb);
+    free(s->wt);
+}
+
+static int cut_stamp(long k, void *u)
+{
+    bctx *c = u;
+    pstar *s = &c->st[k];
+    const sk_image *img = c->img;
+    int m = c->m;
+    s->d = malloc(sizeof *s->d * (size_t)m * (size_t)m);
+    s->vb = malloc(sizeof *s->vb * (size_t)m * (size_t)m);
+    s->wt = malloc(sizeof *s->wt * (size_t)m * (size_t)m);
+    if (!s->d || !s->vb || !s->wt)
+        return sk_error(SK_EIO, "PSF: out of memory for star stamps");
+    s->ix = lround(s->x0);
+    s->iy = lround(s->y0);
+    int32_t self = 0;
+    if (c->seg && s->ix >= 0 && s->iy >= 0 && s->ix < img->width && s->iy < img->height)
+        self = c->seg[s->iy * img->width + s->ix];
+    long usable = 0, core = 0, core_usable = 0;
+    double rcore2 = c->fwhm * c->fwhm;
+    for (int j = 0; j < m; j++) {
+        long y = s->iy - m / 2 + j;
+        for (int i = 0; i < m; i++) {
+            long x = s->ix - m / 2 + i, q = (long)j * m + i;
+            s->d[q] = 0;
+            s->vb[q] = 0;
+            double dx = (double)x - s->x0, dy = (double)y - s->y0;
+            int in_core = dx * dx + dy * dy <= rcore2;
+            core += in_core;
+            if (x < 0 || y < 0 || x >= img->width || y >= img->height)
+                continue;
+            long pix = y * img->width + x;
+            if (!psf_pixel_usable(img, pix) || !(c->var[pix] > 0))
+                continue;
+            if (c->seg && c->seg[pix] != 0 && c->seg[pix] != self)
+                continue;
+            s->d[q] = img->sci[pix] - (c->level ? c->level[pix] : 0.0f);
+            s->vb[q] = c->var[pix];
+            usable++;
+            core_usable += in_core;
+        }
+    }
+    for (long q = 0; q < (long)m * m; q++)
+        s->wt[q] = s->vb[q] > 0 ? (float)(1.0 / fit_variance(s->vb[q], s->d[q], c->gain)) : 0.0f;
+    /* most of the core and a quarter of the stamp must be there */
+    s->ok = usable > (long)m * m / 4 && 5 * core_usable >= 4 * core;
+    psf_basis(c->psf, s->x0, s->y0, s->b);
+    return SK_OK;
+}
+
+/* The star's stamp resampled onto the model grid centred on it, divided
+ * by its flux; weight 0 where any tap is unusable. */
+static int stack_sample(long k, void *u)
+{
+    bctx *c = u;
+    pstar *s = &c->st[k];
+    int gw = c->psf->width, gh = c->psf->height, m = c->m;
+    long np = (long)gw * gh;
+    float *val = c->sv + k * np, *wgt = c->sw + k * np;
+    for (long p = 0; p < np; p++)
+        val[p] = wgt[p] = 0;
+    if (!s->ok || !(s->flux > 0))
+        return SK_OK;
+    double step = c->psf->step_px;
+    double f2 = s->flux * s->flux;
+    for (int b = 0; b < gh; b++) {
+        double v = (double)(m / 2) + (s->y0 - (double)s->iy) + (double)(b - gh / 2) * step;
+        long fy;
+        double wy[6];
+        psf_lanczos3(v, &fy, wy);
+        if (fy < 0 || fy + 5 >= m)
+            continue;
+        for (int a = 0; a < gw; a++) {
+            double uu = (double)(m / 2) + (s->x0 - (double)s->ix) + (double)(a - gw / 2) * step;
+            long fx;
+            double wx[6];
+            psf_lanczos3(uu, &fx, wx);
+            if (fx < 0 || fx + 5 >= m)
+                continue;
+            double sum = 0, var = 0;
+            int bad = 0;
+            for (int t = 0; t < 6 && !bad; t++) {
+                const float *drow = s->d + (fy + t) * m + fx;
+                const float *vrow = s->vb + (fy + t) * m + fx;
+                for (int r = 0; r < 6; r++) {
+                    if (!(vrow[r] > 0)) {
+                        bad = 1;
+                        break;
+                    }
+                    double w = wy[t] * wx[r];
+                    sum += w * drow[r];
+                    var += w * w * fit_variance(vrow[r], drow[r], c->gain);
+                }
+            }
+            if (bad || !(var > 0))
+                continue;
+            val[(long)b * gw + a] = (float)(sum / s->flux);
+            wgt[(long)b * gw + a] = (float)(f2 / var);
+        }
+    }
+    return SK_OK;
+}
+
+/* Solve the n x n SPD system a x = r in place (Cholesky); 0 on success. */
+static int chol_solve(double *a, double *r, int n)
+{
+    for (int j = 0; j < n; j++) {
+        double d = a[j * n + j];
+        for (int k = 0; k < j; k++)
+            d -= a[j * n + k] * a[j * n + k];
+        if (!(d > 1e-300))
+            return -1;
+        d = sqrt(d);
+        a[j * n + j] = d;
+        for (int i = j + 1; i < n; i++) {
+            double v = a[i * n + j];
+            for (int k = 0; k < j; k++)
+                v -= a[i * n + k] * a[j * n + k];
+            a[i * n + j] = v / d;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        double v = r[i];
+        for (int k = 0; k < i; k++)
+            v -= a[i * n + k] * r[k];
+        r[i] = v / a[i * n + i];
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        double v = r[i];
+        for (int k = i + 1; k < n; k++)
+            v -= a[k * n + i] * r[k];
+        r[i] = v / a[i * n + i];
+    }
+    return 0;
+}
+
+/* Model pixel p as a polynomial of the position, by weighted least squares
+ * over the stars' resampled stamps. */
+static int stack_pixel(long p, void *u)
+{
+    bctx *c = u;
+    int nc = c->psf->ncomp;
+    long np = (long)c->psf->width * c->psf->height;
+    double a[64 * 64], r[64], a0 = 0, r0 = 0;
+    memset(a, 0, sizeof(double) * (size_t)(nc * nc));
+    memset(r, 0, sizeof(double) * (size_t)nc);
+    long used = 0;
+    for (long k = 0; k < c->nst; k++) {
+        double w = c->sw[k * np + p];
+        if (!(w > 0) || !c->st[k].ok)
+            continue;
+        double v = c->sv[k * np + p];
+        const double *b = c->st[k].b;
+        for (int i = 0; i < nc; i++) {
+            r[i] += w * b[i] * v;
+            for (int j = 0; j <= i; j++)
+                a[i * nc + j] += w * b[i] * b[j];
+        }
+        a0 += w;
+        r0 += w * v;
+        used++;
+    }
+    for (int i = 0; i < nc; i++)
+        for (int j = i + 1; j < nc; j++)
+            a[i * nc + j] = a[j * nc + i];
+    for (int i = 0; i < nc; i++)
+        c->comp[(long)i * np + p] = 0;
+    if (used >= 2 * nc && chol_solve(a, r, nc) == 0) {
+        for (int i = 0; i < nc; i++)
+            c->comp[(long)i * np + p] = r[i];
+    } else if (a0 > 0) {
+        c->comp[p] = r0 / a0;
+    }
+    return SK_OK;
+}
+
+/* Fit flux, centre and a constant local background offset of star k with
+ * the current model (Gauss-Newton, weights from the noise alone, so that
+ * the core decides the flux); update its model-fit weights (noise and the
+ * accuracy floor) and reduced chi^2 with those weights. */
+static int refit_star(long k, void *u)
+{
+    bctx *c = u;
+    pstar *s = &c->st[k];
+    if (!s->ok)
+        return SK_OK;
+    sk_psf *psf = c->psf;
+    int m = c->m;
+    long np = (long)psf->width * psf->height, mm = (long)m * m;
+    double *grid = malloc(sizeof *grid * (size_t)np);
+    double *f = malloc(sizeof *f * 5 * (size_t)mm);
+    render_ws r;
+    memset(&r, 0, sizeof r);
+    int st = (grid && f) ? render_ws_init(&r, m, psf->width, psf->height)
+                         : sk_error(SK_EIO, "PSF: out of memory");
+    if (st) {
+        free(grid);
+        free(f);
+        render_ws_free(&r);
+        return st;
+    }
+    psf_basis(psf, s->x, s->y, s->b);
+    grid_from_basis(psf, c->comp, s->b, grid);
+    const double h = 0.02;
+    double *f0 = f, *fxp = f + mm, *fxm = f + 2 * mm, *fyp = f + 3 * mm, *fym = f + 4 * mm;
+    double flux = s->flux > 0 ? s->flux : 1.0, bkg = 0;
+    int good = 1;
+    for (int it = 0; it < 8 && good; it++) {
+        double dx = s->x - (double)s->ix, dy = s->y - (double)s->iy;
+        render_set(&r, psf->step_px, dx, dy);
+        render_fwd(&r, grid, f0);
+        double sum = 0;
+        for (long q = 0; q < mm; q++)
+            sum += f0[q];
+        if (!(sum > 0)) {
+            good = 0;
+            break;
+        }
+        render_set(&r, psf->step_px, dx + h, dy);
+        render_fwd(&r, grid, fxp);
+        render_set(&r, psf->step_px, dx - h, dy);
+        render_fwd(&r, grid, fxm);
+        render_set(&r, psf->step_px, dx, dy + h);
+        render_fwd(&r, grid, fyp);
+        render_set(&r, psf->step_px, dx, dy - h);
+        render_fwd(&r, grid, fym);
+        double a[16] = {0}, rhs[4] = {0};
+        for (long q = 0; q < mm; q++) {
+            if (!(s->vb[q] > 0))
+                continue;
+            double fq = f0[q] / sum;
+            double gx = (fxp[q] - fxm[q]) / (2 * h * sum), gy = (fyp[q] - fym[q]) / (2 * h * sum);
+            double mod = flux * fq;
+            double w = 1.0 / (s->vb[q] + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0));
+            double v[4] = {fq, gx, gy, 1.0};
+            for (int i = 0; i < 4; i++) {
+                rhs[i] += w * v[i] * s->d[q];
+                for (int j = 0; j < 4; j++)
+                    a[i * 4 + j] += w * v[i] * v[j];
+            }
+        }
+        if (chol_solve(a, rhs, 4) != 0 || !(rhs[0] > 0)) {
+            good = 0;
+            break;
+        }
+        flux = rhs[0];
+        bkg = rhs[3];
+        double ddx = rhs[1] / flux, ddy = rhs[2] / flux;
+        if (ddx > 0.5) ddx = 0.5;
+        if (ddx < -0.5) ddx = -0.5;
+        if (ddy > 0.5) ddy = 0.5;
+        if (ddy < -0.5) ddy = -0.5;
+        s->x += ddx;
+        s->y += ddy;
+        if (hypot(s->x - s->x0, s->y - s->y0) > 1.5)
+            good = 0;
+        if (fabs(ddx) < 1e-4 && fabs(ddy) < 1e-4)
+            break;
+    }
+    if (good) {
+        /* final model, weights and chi^2 at the converged centre */
+        render_set(&r, psf->step_px, s->x - (double)s->ix, s->y - (double)s->iy);
+        render_fwd(&r, grid, f0);
+        double sum = 0;
+        for (long q = 0; q < mm; q++)
+            sum += f0[q];
+        double chi2 = 0, num = 0, den = 0, rc2 = 4.0 * c->fwhm * c->fwhm;
+        long n = 0;
+        for (long q = 0; q < mm; q++) {
+            if (!(s->vb[q] > 0)) {
+                s->wt[q] = 0;
+                continue;
+            }
+            double mod = flux * f0[q] / sum;
+            double fv = fit_variance(s->vb[q], mod, c->gain);
+            double res = s->d[q] - bkg - mod;
+            chi2 += res * res / fv;
+            n++;
+            /* pixels 2.5 sigma off the current model (a neighbour's wings,
+               a faint companion, a defect) stay out of the model's next
+               fit: the stars' stamps are combined robustly */
+            s->wt[q] = res * res > 6.25 * fv ? 0.0f : (float)(1.0 / fv);
+            double dx = (double)(s->ix - m / 2 + q % m) - s->x;
+            double dy = (double)(s->iy - m / 2 + q / m) - s->y;
+            if (dx * dx + dy * dy <= rc2) {
+                num += res * res - (s->vb[q] + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0));
+                den += mod * mod;
+            }
+        }
+        s->flux = flux;
+        s->bkg = bkg;
+        s->chi2 = n > 4 ? chi2 / (double)(n - 4) : INFINITY;
+        s->shape = den > 0 ? sqrt(num > 0 ? num / den : 0.0) : INFINITY;
+        good = isfinite(s->chi2) && sum > 0;
+    }
+    s->ok = good;
+    psf_basis(psf, s->x, s->y, s->b);
+    free(grid);
+    free(f);
+    render_ws_free(&r);
+    return SK_OK;
+}
+
+/* One chunk of stars of the conjugate-gradient operator: into its buffer,
+ * sum over its stars of flux * B^T R^T W (mode 1: the data; mode 0:
+ * flux * R B v; mode 2: the diagonal). */
+static int cg_chunk(long ch, void *u)
+{
+    bctx *c = u;
+    sk_psf *psf = c->psf;
+    int nc = psf->ncomp, m = c->m;
+    long np = (long)psf->width * psf->height, mm = (long)m * m;
+    double *buf = c->cbuf + ch * nc * np;
+    memset(buf, 0, sizeof *buf * (size_t)nc * (size_t)np);
+    long k0 = ch * c->nst / c->nchunk, k1 = (ch + 1) * c->nst / c->nchunk;
+    double *grid = malloc(sizeof *grid * (size_t)np);
+    double *img = malloc(sizeof *img * (size_t)mm);
+    double *g = malloc(sizeof *g * (size_t)np);
+    render_ws r;
+    memset(&r, 0, sizeof r);
+    int st = (grid && img && g) ? render_ws_init(&r, m, psf->width, psf->height)
+                                : sk_error(SK_EIO, "PSF: out of memory");
+    for (long k = k0; !st && k < k1; k++) {
+        const pstar *s = &c->st[k];
+        if (!s->ok)
+            continue;
+        render_set(&r, psf->step_px, s->x - (double)s->ix, s->y - (double)s->iy);
+        if (c->cg_mode == 0) {
+            grid_from_basis(psf, c->cg_in, s->b, grid);
+            render_fwd(&r, grid, img);
+            double f2 = s->flux * s->flux;
+            for (long q = 0; q < mm; q++)
+                img[q] *= f2 * s->wt[q];
+        } else if (c->cg_mode == 1) {
+            for (long q = 0; q < mm; q++)
+                img[q] = s->flux * s->wt[q] * (s->d[q] - s->bkg);
+        } else {
+            double f2 = s->flux * s->flux;
+            for (long q = 0; q < mm; q++)
+                img[q] = f2 * s->wt[q];
+        }
+        memset(g, 0, sizeof *g * (size_t)np);
+        render_adj(&r, img, c->cg_mode == 2, g);
+        for (int i = 0; i < nc; i++) {
+            double bi = c->cg_mode == 2 ? s->b[i] * s->b[i] : s->b[i];
+            double *o = buf + (long)i * np;
+            for (long p = 0; p < np; p++)
+                o[p] += bi * g[p];
+        }
+    }
+    free(grid);
+    free(img);
+    free(g);
+    render_ws_free(&r);
+    return st;
+}
+
+/* out = sum of the chunk buffers for the current mode (fixed order). */
+static int cg_apply(bctx *c, int mode, const double *in, double *out, int threads)
+{
+    long n = (long)c->psf->ncomp * c->psf->width * c->psf->height;
+    c->cg_mode = mode;
+    c->cg_in = in;
+    int st = sk_parallel_for_each(c->nchunk, threads, cg_chunk, c);
+    if (st)
+        return st;
+    memset(out, 0, sizeof *out * (size_t)n);
+    for (long ch = 0; ch < c->nchunk; ch++) {
+        const double *b = c->cbuf + ch * n;
+        for (long i = 0; i < n; i++)
+            out[i] += b[i];
+    }
+    return SK_OK;
+}
+
+static double median_of(double *v, long n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Smoothness penalty: lambda_k * the sum of squared differences of
+ * neighbouring model pixels of component k: out += L v. */
+static void reg_apply(const sk_psf *psf, const double *lambda, const double *v, double *out)
+{
+    int gw = psf->width, gh = psf->height;
+    long np = (long)gw * gh;
+    for (int k = 0; k < psf->ncomp; k++) {
+        const double *vk = v + k * np;
+        double *ok = out + k * np, lam = lambda[k];
+        for (int b = 0; b < gh; b++)
+            for (int a = 0; a < gw; a++) {
+                long p = (long)b * gw + a;
+                double acc = 0;
+                if (a > 0) acc += vk[p] - vk[p - 1];
+                if (a < gw - 1) acc += vk[p] - vk[p + 1];
+                if (b > 0) acc += vk[p] - vk[p - gw];
+                if (b < gh - 1) acc += vk[p] - vk[p + gw];
+                ok[p] += lam * acc;
+            }
+    }
+}
+
+/* Refine c->comp: minimise sum_stars sum_pixels w (d - flux R B comp)^2 +
+ * smoothness, by Jacobi-preconditioned conjugate gradients from the
+ * current model. */
+static int cg_refine(bctx *c, int threads, int maxit)
+{
+    sk_psf *psf = c->psf;
+    int nc = psf->ncomp;
+    long np = (long)psf->width * psf->height, n = nc * np;
+    double *rhs = malloc(sizeof *rhs * (size_t)n), *diag = malloc(sizeof *diag * (size_t)n);
+    double *res = malloc(sizeof *res * (size_t)n), *z = malloc(sizeof *z * (size_t)n);
+    double *pdir = malloc(sizeof *pdir * (size_t)n), *hp = malloc(sizeof *hp * (size_t)n);
+    int st = (rhs && diag && res && z && pdir && hp) ? SK_OK : sk_error(SK_EIO, "PSF: out of memory");
+    double lambda[64];
+    double *work = malloc(sizeof *work * (size_t)np);
+    if (!st && !work)
+        st = sk_error(SK_EIO, "PSF: out of memory");
+    if (!st)
+        st = cg_apply(c, 1, NULL, rhs, threads);
+    if (!st)
+        st = cg_apply(c, 2, NULL, diag, threads);
+    if (!st) {
+        /* Relative to the median data curvature of each component: a faint
+           smoothness for the mean PSF (1e-6, for model pixels no star
+           constrains), a stronger one for the terms of the variation
+           (3e-3), whose pixel-to-pixel noise would otherwise make the PSF
+           erratic where few stars are */
+        for (int k = 0; k < nc; k++) {
+            memcpy(work, diag + k * np, sizeof *work * (size_t)np);
+            double ref = median_of(work, np);
+            lambda[k] = (k ? 3e-3 : 1e-6) * ref;
+            if (!(lambda[k] > 0))
+                lambda[k] = 1e-30;
+            for (long p = 0; p < np; p++)
+                diag[k * np + p] += 4.0 * lambda[k];
+        }
+        /* The terms of the variation live within VAR_RADIUS_FWHM of the
+           centre: the core, where the stars tell how the PSF changes; the
+           wings, which only the brightest stars measure, are common to
+           the whole image (fitting their variation too fits noise). */
+        double rv = VAR_RADIUS_FWHM * c->fwhm / psf->step_px;
+        for (long p = 0; p < np; p++) {
+            double a = (double)(p % psf->width - psf->width / 2), b = (double)(p / psf->width - psf->height / 2);
+            work[p] = a * a + b * b <= rv * rv ? 1.0 : 0.0;
+        }
+        for (int k = 1; k < nc; k++)
+            for (long p = 0; p < np; p++) {
+                c->comp[k * np + p] *= work[p];
+                diag[k * np + p] = work[p] > 0 ? diag[k * np + p] : INFINITY;
+            }
+        st = cg_apply(c, 0, c->comp, hp, threads);
+    }
+    if (!st) {
+        reg_apply(psf, lambda, c->comp, hp);
+        double rz = 0, r0 = 0;
+        for (long i = 0; i < n; i++) {
+            res[i] = rhs[i] - hp[i];
+            z[i] = res[i] / diag[i];
+            pdir[i] = z[i];
+            rz += res[i] * z[i];
+            r0 += rhs[i] * rhs[i] / diag[i];
+        }
+        for (int it = 0; it < maxit && !st; it++) {
+            if (!(rz > 1e-14 * r0))
+                break;
+            st = cg_apply(c, 0, pdir, hp, threads);
+            if (st)
+                break;
+            reg_apply(psf, lambda, pdir, hp);
+            double pap = 0;
+            for (long i = 0; i < n; i++)
+                pap += pdir[i] * hp[i];
+            if (!(pap > 0))
+                break;
+            double alpha = rz / pap, rz_new = 0;
+            for (long i = 0; i < n; i++) {
+                c->comp[i] += alpha * pdir[i];
+                res[i] -= alpha * hp[i];
+                z[i] = res[i] / diag[i];
+                rz_new += res[i] * z[i];
+            }
+            double beta = rz_new / rz;
+            rz = rz_new;
+            for (long i = 0; i < n; i++)
+                pdir[i] = z[i] + beta * pdir[i];
+        }
+    }
+    free(work);
+    free(rhs);
+    free(diag);
+    free(res);
+    free(z);
+    free(pdir);
+    free(hp);
+    return st;
+}
+
+/* Scale the model so that it sums to 1 on image pixels at the image centre. */
+static int normalise_model(bctx *c)
+{
+    sk_psf *psf = c->psf;
+    long np = (long)psf->width * psf->height;
+    double b[64];
+    double cx = 0.5 * (double)(psf->image_width - 1), cy = 0.5 * (double)(psf->image_height - 1);
+    psf_basis(psf, cx, cy, b);
+    double *grid = malloc(sizeof *grid * (size_t)np);
+    double *img = malloc(sizeof *img * (size_t)c->m * (size_t)c->m);
+    render_ws r;
+    memset(&r, 0, sizeof r);
+    int st = (grid && img) ? render_ws_init(&r, c->m, psf->width, psf->height)
+                           : sk_error(SK_EIO, "PSF: out of memory");
+    if (!st) {
+        grid_from_basis(psf, c->comp, b, grid);
+        render_set(&r, psf->step_px, 0, 0);
+        render_fwd(&r, grid, img);
+        double sum = 0;
+        for (long q = 0; q < (long)c->m * c->m; q++)
+            sum += img[q];
+        if (!(sum > 0))
+            st = sk_error(SK_ENOTFOUND, "PSF: the fitted model has no positive flux");
+        else
+            for (long i = 0; i < (long)psf->ncomp * np; i++)
+                c->comp[i] /= sum;
+    }
+    free(grid);
+    free(img);
+    render_ws_free(&r);
+    return st;
+}
+
+/* Median and robust scale (1.4826 MAD) of a star statistic over the
+ * stars still in; 0 when fewer than 3. */
+static int robust_stats(const bctx *c, int which, double *med, double *scale)
+{
+    double *v = malloc(sizeof *v * (size_t)(c->nst + 1));
+    if (!v)
+        return 0;
+    long n = 0;
+    for (long k = 0; k < c->nst; k++)
+        if (c->st[k].ok)
+            v[n++] = which ? c->st[k].shape : c->st[k].chi2;
+    if (n < 3) {
+        free(v);
+        return 0;
+    }
+    *med = median_of(v, n);
+    for (long k = 0; k < n; k++)
+        v[k] = fabs(v[k] - *med);
+    *scale = 1.4826 * median_of(v, n);
+    free(v);
+    return 1;
+}
+
+/* Reject the stars that the model does not fit: a shape mismatch (rms
+ * residual beyond the noise within 2 FWHM, relative to the star) above
+ * the median + clip_sigma robust scales and above 6 % (galaxies and
+ * doubles show 10 % and more; the model's own errors on bright stars a
+ * few %), or a chi^2 above the median + clip_sigma times the larger of its
+ * robust scale and the median (gross defects: the chi^2 of bright stars
+ * grows with the model's small errors, which must not clip them).
+ * Returns how many stars remain. */
+static long clip_stars(bctx *c, double clip_sigma, double *med_out)
+{
+    double med_c = 0, sc_c = 0, med_s = 0, sc_s = 0;
+    *med_out = NAN;
+    if (!robust_stats(c, 0, &med_c, &sc_c) || !robust_stats(c, 1, &med_s, &sc_s)) {
+        long n = 0;
+        for (long k = 0; k < c->nst; k++)
+            n += c->st[k].ok;
+        return n;
+    }
+    *med_out = med_c;
+    double lim_c = med_c + clip_sigma * fmax(sc_c, fmax(med_c, 0.5));
+    double lim_s = fmax(med_s + clip_sigma * sc_s, 0.06);
+    long kept = 0;
+    for (long k = 0; k < c->nst; k++) {
+        pstar *s = &c->st[k];
+        if (!s->ok)
+            continue;
+        if (s->chi2 > lim_c || s->shape > lim_s) {
+            sk_debug("PSF: star at %.1f %.1f clipped: chi2 %.3f (limit %.3f), shape %.4f (limit %.4f)",
+                     s->x, s->y, s->chi2, lim_c, s->shape, lim_s);
+            s->ok = 0;
+        }
+        else
+            kept++;
+    }
+    return kept;
+}
+
+/* Hold the mean PSF-fit centre on the mean windowed centroid (the model's
+ * centre is otherwise free to drift with the stars' centres). */
+static void anchor_centres(bctx *c)
+{
+    double sx = 0, sy = 0;
+    long n = 0;
+    for (long k = 0; k < c->nst; k++)
+        if (c->st[k].ok) {
+            sx += c->st[k].x - c->st[k].x0;
+            sy += c->st[k].y - c->st[k].y0;
+            n++;
+        }
+    if (!n)
+        return;
+    sx /= (double)n;
+    sy /= (double)n;
+    for (long k = 0; k < c->nst; k++) {
+        c->st[k].x -= sx;
+        c->st[k].y -= sy;
+        psf_basis(c->psf, c->st[k].x, c->st[k].y, c->st[k].b);
+    }
+}
+
+int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_list *sources,
+                 const int32_t *segmap, const sk_psf_params *p, int threads, sk_psf **out)
+{
+    *out = NULL;
+    if (threads < 1)
+        threads = 1;
+    if (p->degree < 0 || p->degree > 8)
+        return sk_error(SK_EINPUT, "PSF: polynomial degree %d is outside [0, 8]", p->degree);
+    long *idx = NULL, nstar = 0, nloaded = 0;
+    double locus = 0;
+    int st = select_stars(img, sources, p, &idx, &nstar, &nloaded, &locus);
+    if (st)
+        return st;
+
+    sk_psf *psf = calloc(1, sizeof *psf);
+    bctx c;
+    memset(&c, 0, sizeof c);
+    if (!psf) {
+        free(idx);
+        return sk_error(SK_EIO, "PSF: out of memory");
+    }
+    psf->image_width = img->width;
+    psf->image_height = img->height;
+    psf->xzero = 0.5 * ((double)img->width + 1.0);
+    psf->yzero = 0.5 * ((double)img->height + 1.0);
+    psf->xscale = (double)img->width;
+    psf->yscale = (double)img->height;
+    psf->step_px = p->oversampling > 0 ? 1.0 / p->oversampling : fmin(1.0, locus / 4.7);
+    int m = p->size_px > 0 ? p->size_px : 2 * (int)ceil(4.0 * locus) + 1;
+    if (m < 11 && p->size_px <= 0)
+        m = 11;
+    int half = (int)ceil((double)(m / 2) / psf->step_px - 1e-9);
+    psf->width = psf->height = 2 * half + 1;
+    int degree = p->degree;
+    while (degree > 0 && nstar < 3 * NTERMS(degree))
+        degree--;
+    if (degree < p->degree)
+        sk_info("PSF: %ld stars: polynomial degree lowered from %d to %d", nstar, p->degree, degree);
+    psf->degree = degree;
+    psf->ncomp = NTERMS(degree);
+    psf->nloaded = nloaded;
+    long np = (long)psf->width * psf->height;
+
+    c.img = img;
+    c.level = bg ? bg->level : NULL;
+    c.var = bg ? sk_pixel_variance(img, bg) : NULL;
+    c.seg = segmap;
+    c.psf = psf;
+    c.m = m;
+    c.gain = p->gain;
+    c.fwhm = locus;
+    c.nst = nstar;
+    c.st = calloc((size_t)nstar, sizeof *c.st);
+    c.comp = calloc((size_t)psf->ncomp * (size_t)np, sizeof *c.comp);
+    c.nchunk = nstar < 32 ? nstar : 32;
+    c.cbuf = malloc(sizeof *c.cbuf * (size_t)c.nchunk * (size_t)psf->ncomp * (size_t)np);
+    if (!bg)
+        st = sk_error(SK_EINPUT, "PSF: no background given");
+    else if (!c.var || !c.st || !c.comp || !c.cbuf)
+        st = sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
+    for (long k = 0; !st && k < nstar; k++) {
+        const sk_source *s = &sources->src[idx[k]];
+        c.st[k].src = idx[k];
+        c.st[k].x0 = c.st[k].x = s->xwin;
+        c.st[k].y0 = c.st[k].y = s->ywin;
+        c.st[k].flux = s->flux_auto > 0 ? s->flux_auto : s->flux_iso;
+    }
+    if (!st)
+        st = sk_parallel_for_each(nstar, threads, cut_stamp, &c);
+
+    /* First model: stacking of the resampled stamps. */
+    if (!st) {
+        c.sv = malloc(sizeof *c.sv * (size_t)nstar * (size_t)np);
+        c.sw = malloc(sizeof *c.sw * (size_t)nstar * (size_t)np);
+        if (!c.sv || !c.sw)
+            st = sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
+    }
+    if (!st)
+        st = sk_parallel_for_each(nstar, threads, stack_sample, &c);
+    if (!st)
+        st = sk_parallel_for_each(np, threads, stack_pixel, &c);
+    free(c.sv);
+    free(c.sw);
+    c.sv = c.sw = NULL;
+    if (!st)
+        st = normalise_model(&c);
+
+    /* Alternate: stars' fluxes and centres, clipping, forward-model fit. */
+    double med_chi2 = NAN;
+    const int rounds = 3;
+    for (int round = 0; !st && round <= rounds; round++) {
+        long before = 0, after = 0;
+        for (long k = 0; k < nstar; k++)
+            before += c.st[k].ok;
+        st = sk_parallel_for_each(nstar, threads, refit_star, &c);
+        if (st)
+            break;
+        for (long k = 0; k < nstar; k++)
+            after += c.st[k].ok;
+        sk_debug("PSF: round %d: %ld of %ld stars fitted", round, after, before);
+        anchor_centres(&c);
+        /* the first model (stacking) is too rough to judge stars by */
+        long kept = round ? clip_stars(&c, p->clip_sigma, &med_chi2) : after;
+        sk_debug("PSF: round %d: %ld stars kept, median chi2 %.3f", round, kept, med_chi2);
+        if (kept < 3) {
+            st = sk_error(SK_ENOTFOUND, "PSF: only %ld of %ld stars fit the model (need at least 3)",
+                          kept, nstar);
+            break;
+        }
+        if (round == rounds)
+            break;
+        st = cg_refine(&c, threads, 40);
+        if (!st)
+            st = normalise_model(&c);
+    }
+    if (!st)
+        st = sk_parallel_for_each(nstar, threads, refit_star, &c);
+
+    if (!st) {
+        psf->comp = malloc(sizeof *psf->comp * (size_t)psf->ncomp * (size_t)np);
+        long nok = 0;
+        for (long k = 0; k < nstar; k++)
+            nok += c.st[k].ok;
+        psf->stars = malloc(sizeof *psf->stars * (size_t)(nok + 1));
+        psf->star_x = malloc(sizeof *psf->star_x * (size_t)(nok + 1));
+        psf->star_y = malloc(sizeof *psf->star_y * (size_t)(nok + 1));
+        psf->star_flux = malloc(sizeof *psf->star_flux * (size_t)(nok + 1));
+        psf->star_chi2 = malloc(sizeof *psf->star_chi2 * (size_t)(nok + 1));
+        if (!psf->comp || !psf->stars || !psf->star_x || !psf->star_y || !psf->star_flux ||
+            !psf->star_chi2) {
+            st = sk_error(SK_EIO, "PSF: out of memory");
+        } else {
+            for (long i = 0; i < (long)psf->ncomp * np; i++)
+                psf->comp[i] = (float)c.comp[i];
+            long j = 0;
+            double *chi = malloc(sizeof *chi * (size_t)(nok + 1));
+            for (long k = 0; k < nstar; k++) {
+                if (!c.st[k].ok)
+                    continue;
+                psf->stars[j] = c.st[k].src;
+                psf->star_x[j] = c.st[k].x;
+                psf->star_y[j] = c.st[k].y;
+                psf->star_flux[j] = c.st[k].flux;
+                psf->star_chi2[j] = c.st[k].chi2;
+                if (chi)
+                    chi[j] = c.st[k].chi2;
+                j++;
+            }
+            psf->naccepted = nok;
+            psf->chi2 = chi && nok ? median_of(chi, nok) : NAN;
+            free(chi);
+            psf->fwhm_px = sk_psf_fwhm_at(psf, 0.5 * (double)(img->width - 1),
+                                          0.5 * (double)(img->height - 1));
+            sk_debug("PSF: %ld/%ld stars, %dx%d model at step %.3f px, degree %d, FWHM %.3f px, "
+                     "chi2 %.3f", nok, nloaded, psf->width, psf->height, psf->step_px, psf->degree,
+                     psf->fwhm_px, psf->chi2);
+        }
+    }
+    for (long k = 0; c.st && k < nstar; k++)
+        star_free(&c.st[k]);
+    free(c.st);
+    free(c.comp);
+    free(c.cbuf);
+    free((void *)c.var);
+    free(idx);
+    if (st) {
+        sk_psf_free(psf);
+        return st;
+    }
+    *out = psf;
+    return SK_OK;
+}
