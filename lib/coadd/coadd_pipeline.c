@@ -29,6 +29,7 @@
 #include "skystack/provenance.h"
 #include "skystack/psf.h"
 #include "skystack/storage.h"
+#include "db/db_priv.h"
 
 extern char **environ;
 

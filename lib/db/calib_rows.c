@@ -8,6 +8,7 @@
 #include "skystack/error.h"
 #include "skystack/hash.h"
 #include "skystack/wcs.h"
+#include "db_priv.h"
 
 static double wrap_ra(double ra)
 {

@@ -16,6 +16,7 @@
 #include "skystack/db.h"
 #include "skystack/error.h"
 #include "skystack/log.h"
+#include "db_priv.h"
 
 #ifndef SK_PG_BINDIR
 #define SK_PG_BINDIR ""

@@ -10,6 +10,7 @@
 #include "skystack/error.h"
 #include "skystack/hash.h"
 #include "skystack/log.h"
+#include "db_priv.h"
 
 #define SK_DB_NAME "skystack"
 
@@ -447,4 +448,14 @@ int sk_db_input_set_hash(const long long *ids, int n, char out[65])
     free(sorted);
     free(text);
     return SK_OK;
+}
+
+const sk_db_target *sk_db_get_target(const sk_db *db)
+{
+    return &db->target;
+}
+
+int sk_db_is_connected(const sk_db *db)
+{
+    return db && db->conn && PQstatus(db->conn) == CONNECTION_OK;
 }

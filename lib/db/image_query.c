@@ -7,6 +7,7 @@
 #include <string.h>
 #include "skystack/error.h"
 #include "skystack/query.h"
+#include "db_priv.h"
 
 typedef struct qparam {
     char *value;        /* text form; never NULL */

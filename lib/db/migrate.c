@@ -11,6 +11,7 @@
 #include "skystack/hash.h"
 #include "skystack/log.h"
 #include "skystack/share.h"
+#include "db_priv.h"
 
 /* The advisory lock key held while migrating (any fixed 64-bit number). */
 #define SK_MIGRATE_LOCK "7437046349623591011"

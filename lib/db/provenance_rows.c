@@ -4,6 +4,7 @@
 #include <string.h>
 #include "skystack/db.h"
 #include "skystack/error.h"
+#include "db_priv.h"
 
 /* "1.2.3" -> "1.2" (the part that is hashed and stored). */
 static int major_minor(const char *version, char *out, size_t outsz)

@@ -17,6 +17,7 @@
 #include "skystack/log.h"
 #include "skystack/storage.h"
 #include "skystack/wcs.h"
+#include "db/db_priv.h"
 
 #define KEYMAP_TEMPLATE "generic"
 

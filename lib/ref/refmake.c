@@ -12,6 +12,7 @@
 #include "skystack/log.h"
 #include "skystack/query.h"
 #include "skystack/ref.h"
+#include "db/db_priv.h"
 
 /* ---- a growing string (messages) --------------------------------------- */
 

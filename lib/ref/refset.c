@@ -4,6 +4,7 @@
 #include <string.h>
 #include "skystack/error.h"
 #include "skystack/ref.h"
+#include "db/db_priv.h"
 
 #define UTC_TEXT(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 

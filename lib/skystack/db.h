@@ -6,7 +6,6 @@
 #define SKYSTACK_DB_H
 
 #include <stddef.h>
-#include <libpq-fe.h>
 #include "config.h"
 #include "provenance.h"
 
@@ -39,14 +38,11 @@ typedef struct sk_db_target {
 int sk_db_target_resolve(const sk_config *cfg, sk_db_target *out);
 void sk_db_target_clear(sk_db_target *t);
 
-/* ---- connections and statements --------------------------------------- */
+/* ---- connections ------------------------------------------------------ */
 
-typedef struct sk_db {
-    PGconn *conn;
-    sk_db_target target;
-    int in_transaction;
-    char sqlstate[6];         /* SQLSTATE of the last failed statement */
-} sk_db;
+/* A connection and its state (opaque; statements run inside the library,
+ * lib/db). */
+typedef struct sk_db sk_db;
 
 /* Connect (applying db.statement_timeout_ms) and check that the schema is
  * present and current. Unreachable: SK_EIO with a message naming the
@@ -57,21 +53,10 @@ int sk_db_connect(const sk_config *cfg, sk_db **out);
 int sk_db_connect_raw(const sk_config *cfg, sk_db **out);
 /* Roll back an open transaction, close, free. NULL is allowed. */
 void sk_db_close(sk_db *db);
-
-/* Run one statement with text parameters ($1..$n; NULL entries are SQL
- * NULL). Every value that comes from a user goes through here, never into
- * the SQL text. *res (optional) receives the result (PQclear it); errors
- * are SK_EIO naming `what` and the server's message. A unique violation
- * gives SK_EINPUT (the caller may treat it as "exists already"). */
-int sk_db_exec(sk_db *db, const char *what, const char *sql, int nparams,
-               const char *const *params, PGresult **res);
-/* As sk_db_exec, and the statement must return exactly one row: else
- * SK_ENOTFOUND (no row) or SK_EIO (several). */
-int sk_db_exec_row(sk_db *db, const char *what, const char *sql, int nparams,
-                   const char *const *params, PGresult **res);
-
-/* SQLSTATE of the last failed statement ("" when none), e.g. "23505". */
-const char *sk_db_last_sqlstate(const sk_db *db);
+/* The database this connection reached (conninfo and description). */
+const sk_db_target *sk_db_get_target(const sk_db *db);
+/* 1 while the connection to the server is usable. */
+int sk_db_is_connected(const sk_db *db);
 
 int sk_db_begin(sk_db *db);
 int sk_db_commit(sk_db *db);
@@ -81,11 +66,6 @@ void sk_db_rollback(sk_db *db);
  * SHA-256), released at commit/rollback: the way concurrent processes on
  * any number of machines serialise work on one key. */
 int sk_db_lock(sk_db *db, const char *name);
-
-/* Text value of a result cell, NULL when SQL NULL. */
-const char *sk_db_value(const PGresult *res, int row, int col);
-/* Numeric cell as double (NaN when NULL or not a number). */
-double sk_db_double(const PGresult *res, int row, int col);
 
 /* ---- identities --------------------------------------------------------- */
 

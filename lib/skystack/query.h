@@ -93,8 +93,6 @@ char *sk_query_psql(const sk_query *q, int kind);
  * serves the search (without it the radius is 180: correct, slow). */
 int sk_query_prepare(sk_query *q, sk_db *db);
 
-/* Prepare and run it: *res holds the rows (PQclear it). */
-int sk_query_run(sk_query *q, sk_db *db, int kind, PGresult **res);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "skystack/skystack.h"
+#include "db/db_priv.h"
 
 typedef struct coadd_opts {
     int no_db;

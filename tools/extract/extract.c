@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "skystack/skystack.h"
+#include "db/db_priv.h"
 
 typedef struct extract_opts {
     int no_db;

@@ -87,7 +87,7 @@ int main(int argc, char **argv)
         if (st) {
             sk_log_error("%s", sk_errmsg());
             result = worse(result, st);
-            if (st == SK_EIO && PQstatus(db->conn) != CONNECTION_OK)
+            if (st == SK_EIO && !sk_db_is_connected(db))
                 break;
             continue;
         }

@@ -6,6 +6,7 @@
 #include "skystack/skystack.h"
 #include "skystack/query.h"
 #include "skystack/storage.h"
+#include "db/db_priv.h"
 
 enum output { OUT_PATHS = 0, OUT_IDS, OUT_JSON, OUT_TABLE, OUT_COUNT, OUT_SQL };
 

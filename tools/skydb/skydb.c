@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "skystack/skystack.h"
+#include "db/db_priv.h"
 
 static const sk_opt options[] = {
     {NULL, 0, 0, NULL, NULL, NULL},
