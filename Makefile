@@ -1,6 +1,7 @@
 # skystack: build, test and install.
 #   ./configure && make            build libskystack and the programs into build/
 #   make check                     unit and program tests (TAP, summarised by prove)
+#   make check TESTS="tests/prog/pin.t build/t/test_psf"   only those tests
 #   make check-sanitize            the same tests built with ASan + UBSan (build-san/)
 #   make install [DESTDIR=...]     programs, library, headers, skystack.pc, man pages, share/
 #   make demo                      the demo of README's Quick start
@@ -80,7 +81,7 @@ TEST_ENV = PATH="$(CURDIR)/$(B)/bin:$$PATH" SK_SRCDIR="$(CURDIR)" SK_BUILDDIR="$
 
 check: tests
 	@rm -rf $(B)/test-home $(B)/test-tmp && $(MKDIR_P) $(B)/test-home $(B)/test-tmp
-	$(TEST_ENV) TMPDIR="$(CURDIR)/$(B)/test-tmp" tests/run-tests $(UNIT_BINS) $(PROG_TESTS)
+	$(TEST_ENV) TMPDIR="$(CURDIR)/$(B)/test-tmp" tests/run-tests $(or $(TESTS),$(UNIT_BINS) $(PROG_TESTS))
 
 check-sanitize:
 	$(MAKE) --no-print-directory B=build-san OPT="-O1 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" check
