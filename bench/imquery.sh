@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/imquery.sh: the imquery figure of SPEC §7 ("under 50 ms on a table
+# bench/imquery.sh: the imquery speed figure ("under 50 ms on a table
 # of 1,000,000 images"). Starts a private cluster in a scratch folder, fills
 # it with 1,000,000 synthetic images (5,000 survey fields over the whole
 # sky, 200 dithered visits each, g/r/i/z, five years, DECam-CCD-sized

@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/refmake.sh: the refmake figure of SPEC §7 ("refmake on a place whose
+# bench/refmake.sh: the refmake speed figure ("refmake on a place whose
 # reference exists: under 100 ms"). Starts a private cluster in a scratch
 # folder; lets refmake create refset "bench" (its provenances computed from
 # the default configuration and saved); fills the database with PLACES

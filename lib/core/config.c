@@ -1,4 +1,4 @@
-/* config.c: the layered, type-checked JSON configuration of SPEC §2 (see skystack/config.h). */
+/* config.c: the layered, type-checked JSON configuration (skystack.conf(5)) (see skystack/config.h). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* provenance.c: provenances, their ids over canonical JSON, and the product sidecars of SPEC §3 (see skystack/provenance.h). */
+/* provenance.c: provenances, their ids over canonical JSON, and the product sidecars (skystack(7), PROVENANCE) (see skystack/provenance.h). */
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>

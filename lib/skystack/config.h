@@ -1,4 +1,4 @@
-/* config.h: the layered JSON configuration of SPEC §2: built-in defaults
+/* config.h: the layered JSON configuration (skystack.conf(5)): built-in defaults
  * (share/skystack/defaults.json) < user file (--config, $SKYSTACK_CONFIG,
  * ~/.config/skystack/config.json) < --set a.b=value overrides. Every key
  * must exist in the defaults and keep its type; unknown keys are errors. */

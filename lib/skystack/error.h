@@ -1,5 +1,5 @@
 /* error.h: the one error path of skystack: status codes (the exit codes of
- * SPEC §1) and the last error message of the calling thread. */
+ * skystack(7), EXIT STATUS) and the last error message of the calling thread. */
 #ifndef SKYSTACK_ERROR_H
 #define SKYSTACK_ERROR_H
 

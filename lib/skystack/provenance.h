@@ -1,4 +1,4 @@
-/* provenance.h: provenances as SPEC §3: process, code version, critical
+/* provenance.h: provenances (skystack(7), PROVENANCE): process, code version, critical
  * parameters and upstreams; the id (base32 of SHA-256 over canonical JSON)
  * and the JSON sidecar X.fits.json that travels with every product. */
 #ifndef SKYSTACK_PROVENANCE_H

@@ -1,4 +1,4 @@
-/* storage.h: the data root of SPEC §5 and the layout of the files in it:
+/* storage.h: the data root (skystack(7), FILES) and the layout of the files in it:
  * where it is, how a product's relative path is made (instrument, date,
  * section, filter, type and a provenance prefix), and turning a relative
  * path from the database into a path that cannot escape the root. */

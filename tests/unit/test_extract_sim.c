@@ -1,4 +1,4 @@
-/* test_extract_sim.c: extraction checked against imsim truth (SPEC §7):
+/* test_extract_sim.c: extraction checked against imsim truth (the accuracy figures of extract(1)):
  * completeness, spurious detections on blank sky, windowed centroids,
  * aperture-flux bias and error honesty, background level and rms, and
  * cosmic rays never passing for clean sources. */

@@ -1,5 +1,5 @@
 /* test_fuzz_parsers.c: the parsers of external input fed mutated copies of
- * valid inputs (SPEC section 8): FITS images and headers with their WCS,
+ * valid inputs (bad input is refused, skystack(7) EXIT STATUS): FITS images and headers with their WCS,
  * FITS tables and reference catalogs, PSFEx models, provenance sidecars,
  * configuration files and .head cards. Each mutation flips bits, writes
  * random bytes or a hostile token (huge or negative NAXIS, TFORM, CONTINUE,

@@ -109,7 +109,7 @@ static int noisy_stamp(void *ctx, double x, double y, long size, float *stamp)
     return 0;
 }
 
-/* Weighted-mean coadd and its PSF (the comparison of SPEC §7). */
+/* Weighted-mean coadd and its PSF (the comparison coadd(1) states for zogy). */
 static void mean_coadd(inputs *s, float *out, float *psf_out)
 {
     double wsum = 0.0;

@@ -6,7 +6,7 @@
  * both sets; noisy minus noise-free is the coadd's noise alone, so the
  * PSF-fit noise, the neighbour correlation and the SNR of the stars at
  * fixed flux are measured, not predicted. Checks: zogy at least as deep as
- * mean (SPEC section 7), its noise white and equal to what its weight map
+ * mean (coadd(1), zogy), its noise white and equal to what its weight map
  * says, its fluxes with its MAGZERO. */
 #include <math.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent provenance test vectors for skystack (SPEC section 3).
+"""Independent provenance test vectors for skystack (skystack(7), PROVENANCE).
 
 Computes, with the Python standard library only (json, hashlib, base64),
 the canonical JSON and the id of a few provenances, and the canonical text of
