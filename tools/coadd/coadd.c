@@ -3,14 +3,13 @@
  * grid, scaled to one zero point and combined into a deep image with its
  * weight, flag and input-count planes, a provenance sidecar, database
  * rows and its own extraction. */
-#include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "skystack/skystack.h"
+#include "skystack/arglist.h"
 
 typedef struct coadd_opts {
     int no_db;
@@ -135,84 +134,8 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     return SK_OK;
 }
 
-/* A growable list of strings. */
-typedef struct strlist {
-    char **v;
-    int n, cap;
-} strlist;
-
-static int strlist_add(strlist *l, const char *s)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        char **v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v)
-            return sk_error(SK_EIO, "out of memory");
-        l->v = v;
-        l->cap = cap;
-    }
-    if (!(l->v[l->n] = strdup(s)))
-        return sk_error(SK_EIO, "out of memory");
-    l->n++;
-    return SK_OK;
-}
-
-static void strlist_free(strlist *l)
-{
-    for (int k = 0; k < l->n; k++)
-        free(l->v[k]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-/* Split a comma list into exactly n entries ("" entries allowed). */
-static int split_list(const char *option, const char *text, int n, strlist *out)
-{
-    if (!text)
-        return SK_OK;
-    const char *s = text;
-    for (;;) {
-        const char *c = strchr(s, ',');
-        size_t len = c ? (size_t)(c - s) : strlen(s);
-        char *item = strndup(s, len);
-        if (!item)
-            return sk_error(SK_EIO, "out of memory");
-        int rc = strlist_add(out, item);
-        free(item);
-        if (rc)
-            return rc;
-        if (!c)
-            break;
-        s = c + 1;
-    }
-    if (out->n != n)
-        return sk_error(SK_EINPUT, "%s: %d entr%s for %d input%s (one per input, in order)", option,
-                        out->n, out->n == 1 ? "y" : "ies", n, n == 1 ? "" : "s");
-    return SK_OK;
-}
-
-static int read_stdin(strlist *l)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int rc = SK_OK;
-    while (!rc && (len = getline(&line, &cap, stdin)) >= 0) {
-        while (len > 0 && isspace((unsigned char)line[len - 1]))
-            line[--len] = '\0';
-        char *s = line;
-        while (isspace((unsigned char)*s))
-            s++;
-        if (*s == '\0' || *s == '#')
-            continue;
-        rc = strlist_add(l, s);
-    }
-    free(line);
-    return rc;
-}
-
 /* The images of a place and time with extraction products (coadd.h). */
-static int select_place(const sk_cli *cli, const coadd_opts *o, sk_db *db, strlist *ids)
+static int select_place(const sk_cli *cli, const coadd_opts *o, sk_db *db, sk_strlist *ids)
 {
     sk_coadd_place pl = {.has_point = o->have_ra, .ra_deg = o->ra, .dec_deg = o->dec,
                          .target = o->target, .section = o->section, .filter = o->filter,
@@ -224,7 +147,7 @@ static int select_place(const sk_cli *cli, const coadd_opts *o, sk_db *db, strli
     for (int k = 0; !rc && k < n; k++) {
         char id[32];
         snprintf(id, sizeof id, "%lld", found[k]);
-        rc = strlist_add(ids, id);
+        rc = sk_strlist_add(ids, id);
     }
     free(found);
     return rc;
@@ -264,14 +187,14 @@ enum { L_BKG, L_PSF, L_WGT, L_MSK, L_ZPS, NLISTS };
 
 /* The lists split into one entry per input, the zero points as numbers
  * (NAN for empty entries). */
-static int split_lists(const coadd_opts *o, int n, strlist lists[NLISTS], double **zp)
+static int split_lists(const coadd_opts *o, int n, sk_strlist lists[NLISTS], double **zp)
 {
     const char *names[NLISTS] = {"--background", "--psf", "--weight", "--mask", "--zero-points"};
     const char *texts[NLISTS] = {o->background, o->psf, o->weight, o->mask, o->zero_points};
     int rc = SK_OK;
     for (int l = 0; l < NLISTS && !rc; l++)
-        rc = split_list(names[l], texts[l], n, &lists[l]);
-    const strlist *zps = &lists[L_ZPS];
+        rc = sk_strlist_split(&lists[l], names[l], texts[l], n);
+    const sk_strlist *zps = &lists[L_ZPS];
     if (rc || !zps->n)
         return rc;
     if (!(*zp = malloc((size_t)zps->n * sizeof **zp)))
@@ -284,7 +207,7 @@ static int split_lists(const coadd_opts *o, int n, strlist lists[NLISTS], double
     return rc;
 }
 
-static const char *const *list_or_null(const strlist *l)
+static const char *const *list_or_null(const sk_strlist *l)
 {
     return l->n ? (const char *const *)l->v : NULL;
 }
@@ -300,7 +223,7 @@ static int run(sk_cli *cli, coadd_opts *o)
         if (t > 0)
             cli->threads = (int)t;
     }
-    strlist inputs = {0}, lists[NLISTS];
+    sk_strlist inputs = {0}, lists[NLISTS];
     memset(lists, 0, sizeof lists);
     double *zp = NULL;
     sk_db *db = NULL;
@@ -308,8 +231,8 @@ static int run(sk_cli *cli, coadd_opts *o)
         rc = sk_db_connect(cli->config, &db);
     if (!rc && by_place)
         rc = select_place(cli, o, db, &inputs);
-    for (int i = 0; !rc && !by_place && i < cli->nargs; i++)
-        rc = strcmp(cli->args[i], "-") == 0 ? read_stdin(&inputs) : strlist_add(&inputs, cli->args[i]);
+    if (!rc && !by_place)
+        rc = sk_strlist_add_args(&inputs, cli->args, cli->nargs);
     if (!rc && inputs.n == 0)
         rc = sk_error(SK_ENOTFOUND, "no input images (stdin was empty)");
     rc = rc ? rc : split_lists(o, inputs.n, lists, &zp);
@@ -335,9 +258,9 @@ static int run(sk_cli *cli, coadd_opts *o)
         fflush(stdout);
     }
     sk_db_close(db);
-    strlist_free(&inputs);
+    sk_strlist_free(&inputs);
     for (int l = 0; l < NLISTS; l++)
-        strlist_free(&lists[l]);
+        sk_strlist_free(&lists[l]);
     free(zp);
     return rc;
 }

@@ -3,13 +3,15 @@
  * then the calibration (PSF model, and with a reference catalog the
  * astrometric and photometric solutions), each product with a provenance
  * sidecar, registered in the database (or written beside the image with
- * --no-db). Each image is one library call (sk_extract_image). */
+ * --no-db). Each image is one library call (sk_extract_image); "-" reads
+ * image names from stdin. */
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "skystack/skystack.h"
+#include "skystack/arglist.h"
 
 typedef struct extract_opts {
     int no_db;
@@ -87,26 +89,6 @@ static int process(sk_extract_request *rq, const char *image)
     return SK_OK;
 }
 
-/* The images named on stdin, one a line ('#' lines and blank lines skipped). */
-static int process_stdin(sk_extract_request *rq)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int first = SK_OK;
-    while ((len = getline(&line, &cap, stdin)) >= 0) {
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
-            line[--len] = '\0';
-        if (len == 0 || line[0] == '#')
-            continue;
-        int r = process(rq, line);
-        if (r && !first)
-            first = r;
-    }
-    free(line);
-    return first;
-}
-
 static int run(sk_cli *cli, extract_opts *o)
 {
     if (cli->nargs == 0)
@@ -127,12 +109,16 @@ static int run(sk_cli *cli, extract_opts *o)
     rc = rc ? rc : sk_extract_check(rq, &S);
     if (!rc && !o->no_db)
         rc = sk_db_connect(cli->config, &rq->db);
+    sk_strlist images = {0};
+    if (!rc)
+        rc = sk_strlist_add_args(&images, cli->args, cli->nargs);
     int first = SK_OK;
-    for (int i = 0; !rc && i < cli->nargs; i++) {
-        int r = strcmp(cli->args[i], "-") == 0 ? process_stdin(rq) : process(rq, cli->args[i]);
+    for (int i = 0; !rc && i < images.n; i++) {
+        int r = process(rq, images.v[i]);
         if (r && !first)
             first = r;
     }
+    sk_strlist_free(&images);
     sk_db_close(rq->db);
     sk_extract_settings_clear(&S);
     if (rc)
