@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 #include "skystack/atomic.h"
 #include "skystack/coadd.h"
 #include "skystack/coaddx.h"

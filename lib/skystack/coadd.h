@@ -2,7 +2,7 @@
  * between grids, resampling kernels, photometric scaling, the combine
  * methods, and the banded, threaded coadd engine with its products.
  *
- * Flux convention (SPEC §6). Pixel values of a resampled image and of a
+ * Flux convention (coadd(1)). Pixel values of a resampled image and of a
  * coadd are flux per pixel: background-subtracted counts scaled to the
  * common zero point (m = -2.5 log10(sum of pixels) + MAGZERO). Resampling
  * multiplies each value by the output/input pixel-area ratio taken from
