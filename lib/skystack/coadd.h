@@ -2,7 +2,7 @@
  * between grids, resampling kernels, photometric scaling, the combine
  * methods, and the banded, threaded coadd engine with its products.
  *
- * Flux convention (SPEC §6). Pixel values of a resampled image and of a
+ * Flux convention (coadd(1)). Pixel values of a resampled image and of a
  * coadd are flux per pixel: background-subtracted counts scaled to the
  * common zero point (m = -2.5 log10(sum of pixels) + MAGZERO). Resampling
  * multiplies each value by the output/input pixel-area ratio taken from
@@ -346,6 +346,25 @@ typedef struct sk_coadd_made {
  * SK_EINPUT (an input without its products, different filters, bad
  * options), SK_ENOTFOUND (no input), SK_EIO (files, database). */
 int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out);
+
+/* A selection of a coadd's inputs by place and time (coadd(1) --ra/--dec
+ * or --target). */
+typedef struct sk_coadd_place {
+    int has_point;                   /* 1: the images containing (ra_deg, dec_deg) */
+    double ra_deg, dec_deg;
+    const char *target, *section;    /* else those of the target (and section) */
+    const char *filter;              /* required */
+    int has_min_mjd, has_max_mjd;    /* the range; a missing end is
+                                        coaddition.date_range days from the
+                                        other, the upper end now */
+    double min_mjd, max_mjd;
+} sk_coadd_place;
+
+/* The ids of the science images of the place, filter and time range that
+ * have extraction products, in the query's order (*ids malloc'd).
+ * SK_ENOTFOUND naming the selection when there is none. */
+int sk_coadd_select(struct sk_db *db, const struct sk_config *cfg, const sk_coadd_place *place,
+                    long long **ids, int *n);
 
 #ifdef __cplusplus
 }

@@ -258,6 +258,71 @@ void sk_extract_result_free(sk_extract_result *r);
  * extract(1), pixel coordinates 1-based), with RA/DEC when img->wcs is set. */
 int sk_source_table(const sk_source_list *l, const sk_image *img, sk_table **out);
 
+/* ---- the extraction of one image with its products (extract_run.c) ---- */
+
+struct sk_config;
+struct sk_db;
+struct sk_calib_params;
+
+/* The configuration of an extraction, read and checked once: the
+ * extraction section's parameters (this header), its calibration
+ * parameters (calib.h), its critical parameters (the provenance), the
+ * configured thread count and, for the database mode, the data root. */
+typedef struct sk_extract_settings {
+    sk_extract_params params;
+    struct sk_calib_params *calib; /* owned */
+    json_t *critical;            /* critical parameters of the extraction section */
+    int config_threads;          /* extraction.threads (0: not set) */
+    char data_root[4096];        /* database mode: where the products go */
+} sk_extract_settings;
+
+/* Read the settings from a configuration (`database`: also the data root).
+ * SK_EINPUT naming the bad key. Clear them with sk_extract_settings_clear. */
+int sk_extract_settings_read(const struct sk_config *cfg, int database, sk_extract_settings *out);
+void sk_extract_settings_clear(sk_extract_settings *s);
+
+/* One extraction, as extract(1) runs it on each image. */
+typedef struct sk_extract_request {
+    const struct sk_config *config;        /* read at the start when settings is NULL */
+    const sk_extract_settings *settings;   /* or read once for many images */
+    struct sk_db *db;            /* NULL: file-only mode (extract --no-db) */
+    const char *image;           /* a path; with db also an image id */
+    const char *hdu;             /* science HDU (NULL: SCI, else the first image) */
+    const char *weight;          /* separate noise image, of kind weight_kind */
+    int weight_kind;             /* enum sk_noise_kind (SK_NOISE_WEIGHT...) */
+    const char *mask;            /* separate data-quality mask (non-zero = bad) */
+    const char *outdir;          /* file-only mode: products there, not beside the image */
+    int regions;                 /* 1: also a ds9 region file of the detections */
+    int full_background;         /* 1: background product with full-resolution maps */
+    int update_header;           /* file-only mode: the solved WCS into the image's header */
+    int threads;                 /* >= 1 */
+} sk_extract_request;
+
+/* What an extraction made (or found made). Paths of products that were
+ * not made are "". */
+typedef struct sk_extract_outcome {
+    char prov_id[65];            /* the extraction provenance */
+    long long image_id;          /* the image's id (0 in file-only mode) */
+    int reused;                  /* 1: the products existed and were kept */
+    char source_list[4200], background[4200];
+    char regions[4200];          /* with request.regions */
+    char psf[4200];              /* when the image had enough stars */
+    char head[4200];             /* the solved WCS, with a reference catalog */
+} sk_extract_outcome;
+
+/* Check a request against its settings (file-only options with a
+ * database, --update-header without a reference catalog) and make the
+ * output directory. sk_extract_image does it too. */
+int sk_extract_check(const sk_extract_request *rq, const sk_extract_settings *s);
+
+/* Extract one image: its provenance from the image's and the settings,
+ * reuse of existing products (checked under an advisory lock with a
+ * database), else read, extract, calibrate, write the source list,
+ * background, PSF and WCS products with their sidecars (and regions), and
+ * register their rows; a failure leaves no product behind. See extract(1)
+ * for the names and places of the products. */
+int sk_extract_image(const sk_extract_request *rq, sk_extract_outcome *out);
+
 #ifdef __cplusplus
 }
 #endif

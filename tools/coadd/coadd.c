@@ -3,16 +3,13 @@
  * grid, scaled to one zero point and combined into a deep image with its
  * weight, flag and input-count planes, a provenance sidecar, database
  * rows and its own extraction. */
-#include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "skystack/skystack.h"
-#include "db/db_priv.h"
+#include "skystack/arglist.h"
 
 typedef struct coadd_opts {
     int no_db;
@@ -22,7 +19,7 @@ typedef struct coadd_opts {
     int have_min_mjd, have_max_mjd;
     double min_mjd, max_mjd;
     const char *output, *outdir, *products_dir, *zero_point_key, *hdu;
-    char *background, *psf, *weight, *mask, *zero_points; /* comma lists */
+    const char *background, *psf, *weight, *mask, *zero_points; /* comma lists */
     int no_psf;
     int no_extraction;
     int progress;                                           /* -1 auto */
@@ -79,23 +76,15 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     const char *n = opt->name;
     char opt_name[64];
     snprintf(opt_name, sizeof opt_name, "--%s", n);
-    if (!strcmp(n, "no-db"))
-        o->no_db = 1;
-    else if (!strcmp(n, "ra"))
+    if (!strcmp(n, "ra"))
         return (o->have_ra = 1, sk_cli_double(opt_name, arg, &o->ra));
-    else if (!strcmp(n, "dec"))
+    if (!strcmp(n, "dec"))
         return (o->have_dec = 1, sk_cli_double(opt_name, arg, &o->dec));
-    else if (!strcmp(n, "target"))
-        o->target = arg;
-    else if (!strcmp(n, "section"))
-        o->section = arg;
-    else if (!strcmp(n, "filter"))
-        o->filter = arg;
-    else if (!strcmp(n, "min-mjd"))
+    if (!strcmp(n, "min-mjd"))
         return (o->have_min_mjd = 1, sk_cli_double(opt_name, arg, &o->min_mjd));
-    else if (!strcmp(n, "max-mjd"))
+    if (!strcmp(n, "max-mjd"))
         return (o->have_max_mjd = 1, sk_cli_double(opt_name, arg, &o->max_mjd));
-    else if (!strcmp(n, "center")) {
+    if (!strcmp(n, "center")) {
         double ra, dec;
         char extra;
         if (sscanf(arg, "%lf,%lf%c", &ra, &dec, &extra) != 2 || !isfinite(ra) || fabs(dec) > 90)
@@ -105,7 +94,8 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
         int rc = sk_config_set_text(cli->config, "coaddition.center_ra_deg", v, "--center");
         snprintf(v, sizeof v, "%.17g", dec);
         return rc ? rc : sk_config_set_text(cli->config, "coaddition.center_dec_deg", v, "--center");
-    } else if (!strcmp(n, "size")) {
+    }
+    if (!strcmp(n, "size")) {
         long w, h;
         char extra;
         if (sscanf(arg, "%ldx%ld%c", &w, &h, &extra) != 2 || w <= 0 || h <= 0)
@@ -115,183 +105,57 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
         int rc = sk_config_set_text(cli->config, "coaddition.width_px", v, "--size");
         snprintf(v, sizeof v, "%ld", h);
         return rc ? rc : sk_config_set_text(cli->config, "coaddition.height_px", v, "--size");
-    } else if (!strcmp(n, "no-extraction"))
-        o->no_extraction = 1;
-    else if (!strcmp(n, "output"))
-        o->output = arg;
-    else if (!strcmp(n, "outdir"))
-        o->outdir = arg;
-    else if (!strcmp(n, "products-dir"))
-        o->products_dir = arg;
-    else if (!strcmp(n, "hdu"))
-        o->hdu = arg;
-    else if (!strcmp(n, "background"))
-        o->background = (char *)arg;
-    else if (!strcmp(n, "psf"))
-        o->psf = (char *)arg;
-    else if (!strcmp(n, "weight"))
-        o->weight = (char *)arg;
-    else if (!strcmp(n, "mask"))
-        o->mask = (char *)arg;
-    else if (!strcmp(n, "zero-points"))
-        o->zero_points = (char *)arg;
-    else if (!strcmp(n, "zero-point-key"))
-        o->zero_point_key = arg;
-    else if (!strcmp(n, "no-psf"))
-        o->no_psf = 1;
-    else if (!strcmp(n, "progress"))
-        o->progress = 1;
-    else if (!strcmp(n, "no-progress"))
-        o->progress = 0;
-    else if (!strcmp(n, "band-rows")) {
+    }
+    if (!strcmp(n, "band-rows")) {
         int rc = sk_cli_long(opt_name, arg, &o->band_rows);
         if (!rc && o->band_rows < 1)
             rc = sk_error(SK_EINPUT, "--band-rows: must be >= 1");
         return rc;
-    } else
-        return sk_error(SK_EINPUT, "--%s: not a coadd option", n);
+    }
+    if (!strcmp(n, "no-db")) o->no_db = 1;
+    else if (!strcmp(n, "target")) o->target = arg;
+    else if (!strcmp(n, "section")) o->section = arg;
+    else if (!strcmp(n, "filter")) o->filter = arg;
+    else if (!strcmp(n, "no-extraction")) o->no_extraction = 1;
+    else if (!strcmp(n, "output")) o->output = arg;
+    else if (!strcmp(n, "outdir")) o->outdir = arg;
+    else if (!strcmp(n, "products-dir")) o->products_dir = arg;
+    else if (!strcmp(n, "hdu")) o->hdu = arg;
+    else if (!strcmp(n, "background")) o->background = arg;
+    else if (!strcmp(n, "psf")) o->psf = arg;
+    else if (!strcmp(n, "weight")) o->weight = arg;
+    else if (!strcmp(n, "mask")) o->mask = arg;
+    else if (!strcmp(n, "zero-points")) o->zero_points = arg;
+    else if (!strcmp(n, "zero-point-key")) o->zero_point_key = arg;
+    else if (!strcmp(n, "no-psf")) o->no_psf = 1;
+    else if (!strcmp(n, "progress")) o->progress = 1;
+    else if (!strcmp(n, "no-progress")) o->progress = 0;
+    else return sk_error(SK_EINPUT, "--%s: not a coadd option", n);
     return SK_OK;
 }
 
-/* A growable list of strings. */
-typedef struct strlist {
-    char **v;
-    int n, cap;
-} strlist;
-
-static int strlist_add(strlist *l, const char *s)
+/* The images of a place and time with extraction products (coadd.h). */
+static int select_place(const sk_cli *cli, const coadd_opts *o, sk_db *db, sk_strlist *ids)
 {
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        char **v = realloc(l->v, (size_t)cap * sizeof *v);
-        if (!v)
-            return sk_error(SK_EIO, "out of memory");
-        l->v = v;
-        l->cap = cap;
+    sk_coadd_place pl = {.has_point = o->have_ra, .ra_deg = o->ra, .dec_deg = o->dec,
+                         .target = o->target, .section = o->section, .filter = o->filter,
+                         .has_min_mjd = o->have_min_mjd, .has_max_mjd = o->have_max_mjd,
+                         .min_mjd = o->min_mjd, .max_mjd = o->max_mjd};
+    long long *found = NULL;
+    int n = 0;
+    int rc = sk_coadd_select(db, cli->config, &pl, &found, &n);
+    for (int k = 0; !rc && k < n; k++) {
+        char id[32];
+        snprintf(id, sizeof id, "%lld", found[k]);
+        rc = sk_strlist_add(ids, id);
     }
-    if (!(l->v[l->n] = strdup(s)))
-        return sk_error(SK_EIO, "out of memory");
-    l->n++;
-    return SK_OK;
-}
-
-static void strlist_free(strlist *l)
-{
-    for (int k = 0; k < l->n; k++)
-        free(l->v[k]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-/* Split a comma list into exactly n entries ("" entries allowed). */
-static int split_list(const char *option, const char *text, int n, strlist *out)
-{
-    if (!text)
-        return SK_OK;
-    const char *s = text;
-    for (;;) {
-        const char *c = strchr(s, ',');
-        size_t len = c ? (size_t)(c - s) : strlen(s);
-        char *item = strndup(s, len);
-        if (!item)
-            return sk_error(SK_EIO, "out of memory");
-        int rc = strlist_add(out, item);
-        free(item);
-        if (rc)
-            return rc;
-        if (!c)
-            break;
-        s = c + 1;
-    }
-    if (out->n != n)
-        return sk_error(SK_EINPUT, "%s: %d entr%s for %d input%s (one per input, in order)", option,
-                        out->n, out->n == 1 ? "y" : "ies", n, n == 1 ? "" : "s");
-    return SK_OK;
-}
-
-static int read_stdin(strlist *l)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int rc = SK_OK;
-    while (!rc && (len = getline(&line, &cap, stdin)) >= 0) {
-        while (len > 0 && isspace((unsigned char)line[len - 1]))
-            line[--len] = '\0';
-        char *s = line;
-        while (isspace((unsigned char)*s))
-            s++;
-        if (*s == '\0' || *s == '#')
-            continue;
-        rc = strlist_add(l, s);
-    }
-    free(line);
+    free(found);
     return rc;
 }
 
-static double now_mjd(void)
+/* Options that do not go together. */
+static int check_options(const sk_cli *cli, const coadd_opts *o, int by_place)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return 40587.0 + ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / 86400.0;
-}
-
-/* The images of a place and time with extraction products. */
-static int select_place(const sk_cli *cli, const coadd_opts *o, sk_db *db, strlist *ids)
-{
-    if (!o->filter)
-        return sk_error(SK_EINPUT, "--filter: a coadd by place needs the filter");
-    double range = sk_config_double(cli->config, "coaddition.date_range", 7.0);
-    if (!(range > 0))
-        return sk_error(SK_EINPUT, "coaddition.date_range: %g must be > 0 days", range);
-    double max_mjd = o->have_max_mjd ? o->max_mjd
-                     : o->have_min_mjd ? o->min_mjd + range : now_mjd();
-    double min_mjd = o->have_min_mjd ? o->min_mjd : max_mjd - range;
-    if (min_mjd > max_mjd)
-        return sk_error(SK_EINPUT, "--min-mjd %.6f is after --max-mjd %.6f", min_mjd, max_mjd);
-    sk_query *q = sk_query_new();
-    if (!q)
-        return sk_error(SK_EIO, "out of memory");
-    int rc = SK_OK;
-    if (o->have_ra)
-        rc = sk_query_contains(q, o->ra, o->dec);
-    else {
-        rc = sk_query_text(q, SK_Q_TARGET, o->target);
-        if (!rc && o->section)
-            rc = sk_query_text(q, SK_Q_SECTION, o->section);
-    }
-    rc = rc ? rc : sk_query_text(q, SK_Q_FILTER, o->filter);
-    rc = rc ? rc : sk_query_text(q, SK_Q_TYPE, "science");
-    rc = rc ? rc : sk_query_min(q, SK_Q_MJD, min_mjd);
-    rc = rc ? rc : sk_query_max(q, SK_Q_MJD, max_mjd);
-    rc = rc ? rc : sk_query_with_products(q, NULL);
-    PGresult *res = NULL;
-    rc = rc ? rc : sk_query_run(q, db, SK_QUERY_ROWS, &res);
-    sk_query_free(q);
-    if (rc)
-        return rc;
-    int col = PQfnumber(res, "id");
-    for (int r = 0; r < PQntuples(res) && !rc; r++)
-        rc = strlist_add(ids, PQgetvalue(res, r, col));
-    PQclear(res);
-    if (!rc && ids->n == 0) {
-        char where[128];
-        if (o->have_ra)
-            snprintf(where, sizeof where, "containing (%.6f, %.6f)", o->ra, o->dec);
-        else
-            snprintf(where, sizeof where, "of target %s%s%s", o->target, o->section ? " section " : "",
-                     o->section ? o->section : "");
-        return sk_error(SK_ENOTFOUND, "no %s image %s with extraction products between MJD %.5f and %.5f",
-                        o->filter, where, min_mjd, max_mjd);
-    }
-    sk_info("%d image%s selected (%s, MJD %.5f .. %.5f)", ids->n, ids->n == 1 ? "" : "s", o->filter,
-            min_mjd, max_mjd);
-    return rc;
-}
-
-static int run(sk_cli *cli, coadd_opts *o)
-{
-    int by_place = o->have_ra || o->have_dec || o->target;
     if (o->have_ra != o->have_dec)
         return sk_error(SK_EINPUT, "--ra and --dec go together");
     if (o->have_ra && o->target)
@@ -315,61 +179,75 @@ static int run(sk_cli *cli, coadd_opts *o)
     if (!by_place && cli->nargs == 0)
         return sk_error(SK_EINPUT, "no images (paths or ids, - for stdin) and no place (--ra/--dec or "
                                    "--target)");
+    return SK_OK;
+}
+
+/* The per-input comma lists: background, psf, weight, mask, zero points. */
+enum { L_BKG, L_PSF, L_WGT, L_MSK, L_ZPS, NLISTS };
+
+/* The lists split into one entry per input, the zero points as numbers
+ * (NAN for empty entries). */
+static int split_lists(const coadd_opts *o, int n, sk_strlist lists[NLISTS], double **zp)
+{
+    const char *names[NLISTS] = {"--background", "--psf", "--weight", "--mask", "--zero-points"};
+    const char *texts[NLISTS] = {o->background, o->psf, o->weight, o->mask, o->zero_points};
+    int rc = SK_OK;
+    for (int l = 0; l < NLISTS && !rc; l++)
+        rc = sk_strlist_split(&lists[l], names[l], texts[l], n);
+    const sk_strlist *zps = &lists[L_ZPS];
+    if (rc || !zps->n)
+        return rc;
+    if (!(*zp = malloc((size_t)zps->n * sizeof **zp)))
+        return sk_error(SK_EIO, "out of memory");
+    for (int k = 0; !rc && k < zps->n; k++) {
+        (*zp)[k] = NAN;
+        if (zps->v[k][0])
+            rc = sk_cli_double("--zero-points", zps->v[k], &(*zp)[k]);
+    }
+    return rc;
+}
+
+static const char *const *list_or_null(const sk_strlist *l)
+{
+    return l->n ? (const char *const *)l->v : NULL;
+}
+
+static int run(sk_cli *cli, coadd_opts *o)
+{
+    int by_place = o->have_ra || o->have_dec || o->target;
+    int rc = check_options(cli, o, by_place);
+    if (rc)
+        return rc;
     if (!cli->threads_given) {
         long t = sk_config_long(cli->config, "coaddition.threads", 0);
         if (t > 0)
             cli->threads = (int)t;
     }
-    strlist inputs = {0}, bkg = {0}, psf = {0}, wgt = {0}, msk = {0}, zps = {0};
+    sk_strlist inputs = {0}, lists[NLISTS];
+    memset(lists, 0, sizeof lists);
     double *zp = NULL;
     sk_db *db = NULL;
-    int rc = SK_OK;
     if (!o->no_db)
         rc = sk_db_connect(cli->config, &db);
     if (!rc && by_place)
         rc = select_place(cli, o, db, &inputs);
-    for (int i = 0; !rc && !by_place && i < cli->nargs; i++)
-        rc = strcmp(cli->args[i], "-") == 0 ? read_stdin(&inputs) : strlist_add(&inputs, cli->args[i]);
+    if (!rc && !by_place)
+        rc = sk_strlist_add_args(&inputs, cli->args, cli->nargs);
     if (!rc && inputs.n == 0)
         rc = sk_error(SK_ENOTFOUND, "no input images (stdin was empty)");
-    rc = rc ? rc : split_list("--background", o->background, inputs.n, &bkg);
-    rc = rc ? rc : split_list("--psf", o->psf, inputs.n, &psf);
-    rc = rc ? rc : split_list("--weight", o->weight, inputs.n, &wgt);
-    rc = rc ? rc : split_list("--mask", o->mask, inputs.n, &msk);
-    rc = rc ? rc : split_list("--zero-points", o->zero_points, inputs.n, &zps);
-    if (!rc && zps.n) {
-        zp = malloc((size_t)zps.n * sizeof *zp);
-        if (!zp)
-            rc = sk_error(SK_EIO, "out of memory");
-        for (int k = 0; !rc && k < zps.n; k++) {
-            zp[k] = NAN;
-            if (zps.v[k][0])
-                rc = sk_cli_double("--zero-points", zps.v[k], &zp[k]);
-        }
-    }
+    rc = rc ? rc : split_lists(o, inputs.n, lists, &zp);
     sk_coadd_made made;
     if (!rc) {
-        sk_coadd_request rq = {0};
-        rq.config = cli->config;
-        rq.db = db;
-        rq.inputs = (const char *const *)inputs.v;
-        rq.ninputs = inputs.n;
-        rq.products_dir = o->products_dir;
-        rq.backgrounds = bkg.n ? (const char *const *)bkg.v : NULL;
-        rq.psfs = psf.n ? (const char *const *)psf.v : NULL;
-        rq.weights = wgt.n ? (const char *const *)wgt.v : NULL;
-        rq.masks = msk.n ? (const char *const *)msk.v : NULL;
-        rq.zero_points = zp;
-        rq.zero_point_key = o->zero_point_key;
-        rq.no_psf = o->no_psf;
-        rq.hdu = o->hdu;
-        rq.output = o->output;
-        rq.outdir = o->outdir;
-        rq.threads = cli->threads;
-        rq.band_rows = o->band_rows;
-        rq.progress = o->progress >= 0 ? o->progress : isatty(2) && sk_log_level() >= SK_LOG_INFO;
-        rq.extract = o->no_extraction ? 0 : -1;
-        rq.skip_incomplete = by_place;
+        sk_coadd_request rq = {
+            .config = cli->config, .db = db, .inputs = list_or_null(&inputs), .ninputs = inputs.n,
+            .products_dir = o->products_dir, .backgrounds = list_or_null(&lists[L_BKG]),
+            .psfs = list_or_null(&lists[L_PSF]), .weights = list_or_null(&lists[L_WGT]),
+            .masks = list_or_null(&lists[L_MSK]), .zero_points = zp,
+            .zero_point_key = o->zero_point_key, .no_psf = o->no_psf, .hdu = o->hdu,
+            .output = o->output, .outdir = o->outdir, .threads = cli->threads,
+            .band_rows = o->band_rows,
+            .progress = o->progress >= 0 ? o->progress : isatty(2) && sk_log_level() >= SK_LOG_INFO,
+            .extract = o->no_extraction ? 0 : -1, .skip_incomplete = by_place};
         rc = sk_coadd_make(&rq, &made);
     }
     if (!rc) {
@@ -380,12 +258,9 @@ static int run(sk_cli *cli, coadd_opts *o)
         fflush(stdout);
     }
     sk_db_close(db);
-    strlist_free(&inputs);
-    strlist_free(&bkg);
-    strlist_free(&psf);
-    strlist_free(&wgt);
-    strlist_free(&msk);
-    strlist_free(&zps);
+    sk_strlist_free(&inputs);
+    for (int l = 0; l < NLISTS; l++)
+        sk_strlist_free(&lists[l]);
     free(zp);
     return rc;
 }

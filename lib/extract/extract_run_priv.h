@@ -1,0 +1,52 @@
+/* extract_run_priv.h: the steps of the extraction of one image shared by
+ * its file-only mode (extract_run.c) and its database mode
+ * (extract_db_mode.c); internal. */
+#ifndef SK_EXTRACT_RUN_PRIV_H
+#define SK_EXTRACT_RUN_PRIV_H
+
+#include "skystack/calib.h"
+#include "skystack/extract.h"
+#include "skystack/provenance.h"
+
+/* Paths of the products of one image under one provenance. */
+typedef struct extract_products {
+    char src[4200], bkg[4200], reg[4200];
+    char psf[4200], head[4200];
+} extract_products;
+
+/* One image being extracted: the request, its settings, the provenance
+ * and the product paths. */
+typedef struct extract_job {
+    const sk_extract_request *rq;
+    const sk_extract_settings *S;
+    sk_prov *prov;                /* the extraction provenance */
+    extract_products P;
+} extract_job;
+
+/* What the extraction of the pixels gives; free with extract_made_clear. */
+typedef struct extract_made {
+    sk_image *img;
+    sk_extract_result *res;
+    sk_calib *cal;
+} extract_made;
+
+/* The extraction provenance of an image of provenance `up` (NULL: none). */
+int extract_make_prov(const sk_extract_settings *S, const sk_prov *up, sk_prov **out);
+/* A region file for an existing source list when the request asks for one. */
+int extract_ensure_regions(const extract_job *J);
+/* Read the image, extract, calibrate and write every product with its
+ * sidecar; `image_id` (NULL: none) names the image in the sidecars,
+ * `gain_fallback` (> 0) is used when neither the settings nor the
+ * header give a gain. Products written on a failure are removed. */
+int extract_make_products(const extract_job *J, const char *image_path, const char *image_id,
+                          double gain_fallback, extract_made *M);
+void extract_made_clear(extract_made *M);
+/* Remove every product of P and its sidecar. */
+void extract_remove_products(const extract_products *P);
+/* The outcome of the job: its provenance and the products that exist. */
+void extract_fill_outcome(const extract_job *J, int reused, sk_extract_outcome *out);
+
+/* The database mode (extract_db_mode.c). */
+int extract_in_database(extract_job *J, sk_extract_outcome *out);
+
+#endif
