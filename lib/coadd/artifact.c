@@ -147,13 +147,11 @@ static void box5(const float *in, float *tmp, float *out, long w, long h)
         }
 }
 
-static int process_input(art_ctx *c, art_ws *w, int j)
+/* Residual, its noise, SNR and source terms of input j at every pixel. */
+static void residual_maps(const art_ctx *c, art_ws *w, int j)
 {
     const long width = c->width, height = c->height;
-    const size_t npix = (size_t)width * (size_t)height;
-    const double T = c->o.detect_sigma, G = c->o.grow_sigma;
     const sk_aligned_input *in = &c->in[j];
-
     for (long y = 0; y < height; y++)
         for (long x = 0; x < width; x++) {
             size_t i = (size_t)y * (size_t)width + (size_t)x;
@@ -176,170 +174,215 @@ static int process_input(art_ctx *c, art_ws *w, int j)
                 w->r[i] = w->vn[i] = w->z[i] = w->cp[i] = w->cc[i] = 0.0f;
             }
         }
-    /* The 5x5 sum of the residual and its SNR: noise variances add, the
-     * source terms as for one pixel (the mismatch term is coherent). */
-    {
-        box5(w->r, w->tmp, w->zs, width, height);
-        box5(w->vn, w->tmp, w->svn, width, height);
-        box5(w->cp, w->tmp, w->scp, width, height);
-        box5(w->cc, w->tmp, w->sc, width, height);
-        for (size_t i = 0; i < npix; i++) {
-            double var = w->svn[i] + in->poisson * w->scp[i] + (double)w->sc[i] * w->sc[i];
-            w->zs[i] = var > 0.0 ? (float)(w->zs[i] / sqrt(var)) : 0.0f;
-        }
-        /* Fewer than half the 5x5 pixels usable: no smoothed detection. */
-        for (size_t i = 0; i < npix; i++)
-            w->cp[i] = (float)w->valid[i];
-        box5(w->cp, w->tmp, w->svn, width, height);
-        for (size_t i = 0; i < npix; i++)
-            if (w->svn[i] < 12.5f)
-                w->zs[i] = 0.0f;
+}
+
+/* The 5x5 sum of the residual and its SNR: noise variances add, the
+ * source terms as for one pixel (the mismatch term is coherent). */
+static void smoothed_snr(const art_ctx *c, art_ws *w, int j)
+{
+    const long width = c->width, height = c->height;
+    const size_t npix = (size_t)width * (size_t)height;
+    const sk_aligned_input *in = &c->in[j];
+    box5(w->r, w->tmp, w->zs, width, height);
+    box5(w->vn, w->tmp, w->svn, width, height);
+    box5(w->cp, w->tmp, w->scp, width, height);
+    box5(w->cc, w->tmp, w->sc, width, height);
+    for (size_t i = 0; i < npix; i++) {
+        double var = w->svn[i] + in->poisson * w->scp[i] + (double)w->sc[i] * w->sc[i];
+        w->zs[i] = var > 0.0 ? (float)(w->zs[i] / sqrt(var)) : 0.0f;
     }
+    /* Fewer than half the 5x5 pixels usable: no smoothed detection. */
+    for (size_t i = 0; i < npix; i++)
+        w->cp[i] = (float)w->valid[i];
+    box5(w->cp, w->tmp, w->svn, width, height);
+    for (size_t i = 0; i < npix; i++)
+        if (w->svn[i] < 12.5f)
+            w->zs[i] = 0.0f;
+}
+
+/* Grow the footprint from seed s: 8-connected pixels above the growth
+ * level, into w->fp[0..*nfp). */
+static int grow_footprint(const art_ctx *c, art_ws *w, long s, long *nfp)
+{
+    const long width = c->width, height = c->height;
+    const double G = c->o.grow_sigma;
+    long nst = 0;
+    *nfp = 0;
+    if (push(&w->stack, &nst, &w->cap_stack, s))
+        return sk_error(SK_EIO, "artifacts: out of memory");
+    w->visited[s] = 1;
+    while (nst > 0) {
+        long p = w->stack[--nst];
+        if (push(&w->fp, nfp, &w->cap_fp, p))
+            return sk_error(SK_EIO, "artifacts: out of memory");
+        long px = p % width, py = p / width;
+        for (long dy = -1; dy <= 1; dy++)
+            for (long dx = -1; dx <= 1; dx++) {
+                long xx = px + dx, yy = py + dy;
+                if (xx < 0 || yy < 0 || xx >= width || yy >= height)
+                    continue;
+                long q = yy * width + xx;
+                if (w->visited[q] || !w->valid[q] || !(w->z[q] > G || w->zs[q] > G))
+                    continue;
+                w->visited[q] = 1;
+                if (push(&w->stack, &nst, &w->cap_stack, q))
+                    return sk_error(SK_EIO, "artifacts: out of memory");
+            }
+    }
+    return SK_OK;
+}
+
+/* The footprint is significant in more than max_fraction of the inputs
+ * that cover it: a real (variable) source, protected. */
+static int footprint_protected(const art_ctx *c, const art_ws *w, int j, long nfp)
+{
+    const long width = c->width;
+    const double T = c->o.detect_sigma;
+    int ncov = 1, nsig = 1;
+    for (int k = 0; k < c->n; k++) {
+        if (k == j)
+            continue;
+        double sr2 = 0.0, sv = 0.0;
+        long nc = 0;
+        for (long q = 0; q < nfp; q++) {
+            double res, var;
+            if (residual_at(c, k, w->fp[q] % width, w->fp[q] / width, &res, &var)) {
+                sr2 += res;
+                sv += var;
+                nc++;
+            }
+        }
+        if (2 * nc < nfp || !(sv > 0.0))
+            continue;
+        ncov++;
+        if (sr2 / sqrt(sv) > T)
+            nsig++;
+    }
+    return (double)nsig > c->o.max_fraction * (double)ncov;
+}
+
+/* The footprints and runs of one input as they are recorded. */
+typedef struct art_found {
+    art_fp *fps;
+    long nf, capf;
+    sk_artifact_run *runs;
+    long nr, capr;
+} art_found;
+
+static int add_run(art_found *a, int j, long y, long x0, long x1)
+{
+    if (a->nr == a->capr) {
+        long ncap = a->capr ? 2 * a->capr : 64;
+        sk_artifact_run *nrun = realloc(a->runs, sizeof *a->runs * (size_t)ncap);
+        if (!nrun)
+            return sk_error(SK_EIO, "artifacts: out of memory");
+        a->runs = nrun;
+        a->capr = ncap;
+    }
+    sk_artifact_run *r = &a->runs[a->nr++];
+    r->input = j;
+    r->y = y;
+    r->x0 = x0;
+    r->x1 = x1;
+    return SK_OK;
+}
+
+/* Record the footprint w->fp[0..nfp), grown by grow_px, as runs. */
+static int record_footprint(const art_ctx *c, art_ws *w, int j, long nfp, art_found *a)
+{
+    const long width = c->width, height = c->height;
+    long g = c->o.grow_px;
+    double peak = 0.0;
+    long bx0 = width, by0 = height, bx1 = -1, by1 = -1;
+    for (long q = 0; q < nfp; q++) {
+        long p = w->fp[q], px = p % width, py = p / width;
+        double zz = w->z[p] > w->zs[p] ? w->z[p] : w->zs[p];
+        if (zz > peak) peak = zz;
+        if (px < bx0) bx0 = px;
+        if (px > bx1) bx1 = px;
+        if (py < by0) by0 = py;
+        if (py > by1) by1 = py;
+    }
+    bx0 = bx0 - g < 0 ? 0 : bx0 - g;
+    by0 = by0 - g < 0 ? 0 : by0 - g;
+    bx1 = bx1 + g >= width ? width - 1 : bx1 + g;
+    by1 = by1 + g >= height ? height - 1 : by1 + g;
+    for (long q = 0; q < nfp; q++) {
+        long px = w->fp[q] % width, py = w->fp[q] / width;
+        for (long yy = py - g; yy <= py + g; yy++)
+            for (long xx = px - g; xx <= px + g; xx++)
+                if (xx >= 0 && yy >= 0 && xx < width && yy < height)
+                    w->masked[yy * width + xx] = 1;
+    }
+    if (a->nf == a->capf) {
+        long ncap = a->capf ? 2 * a->capf : 16;
+        art_fp *nfpa = realloc(a->fps, sizeof *a->fps * (size_t)ncap);
+        if (!nfpa)
+            return sk_error(SK_EIO, "artifacts: out of memory");
+        a->fps = nfpa;
+        a->capf = ncap;
+    }
+    art_fp *f = &a->fps[a->nf++];
+    f->peak = peak;
+    f->x0 = bx0;
+    f->y0 = by0;
+    f->x1 = bx1;
+    f->y1 = by1;
+    f->r0 = a->nr;
+    f->dropped = 0;
+    for (long yy = by0; yy <= by1; yy++) {
+        long xx = bx0;
+        while (xx <= bx1) {
+            if (!w->masked[yy * width + xx]) {
+                xx++;
+                continue;
+            }
+            long xs = xx;
+            while (xx <= bx1 && w->masked[yy * width + xx]) {
+                w->masked[yy * width + xx] = 0;
+                xx++;
+            }
+            int status = add_run(a, j, yy, xs, xx);
+            if (status)
+                return status;
+        }
+    }
+    f->nr = a->nr - f->r0;
+    return SK_OK;
+}
+
+static int process_input(art_ctx *c, art_ws *w, int j)
+{
+    const size_t npix = (size_t)c->width * (size_t)c->height;
+    const double T = c->o.detect_sigma;
+    residual_maps(c, w, j);
+    smoothed_snr(c, w, j);
     memset(w->visited, 0, npix);
     memset(w->masked, 0, npix);
-
-    long nprot = 0, nf = 0, capf = 0, nr = 0, capr = 0;
-    art_fp *fps = NULL;
-    sk_artifact_run *runs = NULL;
+    long nprot = 0;
+    art_found a;
+    memset(&a, 0, sizeof a);
     for (size_t s = 0; s < npix; s++) {
         if (w->visited[s] || !w->valid[s] || !(w->z[s] > T || w->zs[s] > T))
             continue;
-        /* Grow the footprint: 8-connected pixels above the growth level. */
-        long nst = 0, nfp = 0;
-        if (push(&w->stack, &nst, &w->cap_stack, (long)s)) {
-            free(fps);
-            free(runs);
-            return sk_error(SK_EIO, "artifacts: out of memory");
-        }
-        w->visited[s] = 1;
-        while (nst > 0) {
-            long p = w->stack[--nst];
-            if (push(&w->fp, &nfp, &w->cap_fp, p)) {
-                free(fps);
-                free(runs);
-                return sk_error(SK_EIO, "artifacts: out of memory");
-            }
-            long px = p % width, py = p / width;
-            for (long dy = -1; dy <= 1; dy++)
-                for (long dx = -1; dx <= 1; dx++) {
-                    long xx = px + dx, yy = py + dy;
-                    if (xx < 0 || yy < 0 || xx >= width || yy >= height)
-                        continue;
-                    long q = yy * width + xx;
-                    if (w->visited[q] || !w->valid[q] || !(w->z[q] > G || w->zs[q] > G))
-                        continue;
-                    w->visited[q] = 1;
-                    if (push(&w->stack, &nst, &w->cap_stack, q)) {
-                        free(fps);
-                        free(runs);
-                        return sk_error(SK_EIO, "artifacts: out of memory");
-                    }
-                }
-        }
-        /* In how many inputs is this footprint significant? */
-        int ncov = 1, nsig = 1;
-        for (int k = 0; k < c->n; k++) {
-            if (k == j)
-                continue;
-            double sr2 = 0.0, sv = 0.0;
-            long nc = 0;
-            for (long q = 0; q < nfp; q++) {
-                double res, var;
-                if (residual_at(c, k, w->fp[q] % width, w->fp[q] / width, &res, &var)) {
-                    sr2 += res;
-                    sv += var;
-                    nc++;
-                }
-            }
-            if (2 * nc < nfp || !(sv > 0.0))
-                continue;
-            ncov++;
-            if (sr2 / sqrt(sv) > T)
-                nsig++;
-        }
-        if ((double)nsig > c->o.max_fraction * (double)ncov) {
+        long nfp = 0;
+        int status = grow_footprint(c, w, (long)s, &nfp);
+        if (!status && footprint_protected(c, w, j, nfp)) {
             nprot++;
             continue;
         }
-        /* Record the footprint, grown by grow_px, as runs. */
-        long g = c->o.grow_px;
-        double peak = 0.0;
-        long bx0 = width, by0 = height, bx1 = -1, by1 = -1;
-        for (long q = 0; q < nfp; q++) {
-            long p = w->fp[q], px = p % width, py = p / width;
-            double zz = w->z[p] > w->zs[p] ? w->z[p] : w->zs[p];
-            if (zz > peak) peak = zz;
-            if (px < bx0) bx0 = px;
-            if (px > bx1) bx1 = px;
-            if (py < by0) by0 = py;
-            if (py > by1) by1 = py;
+        if (!status)
+            status = record_footprint(c, w, j, nfp, &a);
+        if (status) {
+            free(a.fps);
+            free(a.runs);
+            return status;
         }
-        bx0 = bx0 - g < 0 ? 0 : bx0 - g;
-        by0 = by0 - g < 0 ? 0 : by0 - g;
-        bx1 = bx1 + g >= width ? width - 1 : bx1 + g;
-        by1 = by1 + g >= height ? height - 1 : by1 + g;
-        for (long q = 0; q < nfp; q++) {
-            long px = w->fp[q] % width, py = w->fp[q] / width;
-            for (long yy = py - g; yy <= py + g; yy++)
-                for (long xx = px - g; xx <= px + g; xx++)
-                    if (xx >= 0 && yy >= 0 && xx < width && yy < height)
-                        w->masked[yy * width + xx] = 1;
-        }
-        if (nf == capf) {
-            long ncap = capf ? 2 * capf : 16;
-            art_fp *nfpa = realloc(fps, sizeof *fps * (size_t)ncap);
-            if (!nfpa) {
-                free(fps);
-                free(runs);
-                return sk_error(SK_EIO, "artifacts: out of memory");
-            }
-            fps = nfpa;
-            capf = ncap;
-        }
-        art_fp *f = &fps[nf++];
-        f->peak = peak;
-        f->x0 = bx0;
-        f->y0 = by0;
-        f->x1 = bx1;
-        f->y1 = by1;
-        f->r0 = nr;
-        f->dropped = 0;
-        for (long yy = by0; yy <= by1; yy++) {
-            long xx = bx0;
-            while (xx <= bx1) {
-                if (!w->masked[yy * width + xx]) {
-                    xx++;
-                    continue;
-                }
-                long xs = xx;
-                while (xx <= bx1 && w->masked[yy * width + xx]) {
-                    w->masked[yy * width + xx] = 0;
-                    xx++;
-                }
-                if (nr == capr) {
-                    long ncap = capr ? 2 * capr : 64;
-                    sk_artifact_run *nrun = realloc(runs, sizeof *runs * (size_t)ncap);
-                    if (!nrun) {
-                        free(fps);
-                        free(runs);
-                        return sk_error(SK_EIO, "artifacts: out of memory");
-                    }
-                    runs = nrun;
-                    capr = ncap;
-                }
-                runs[nr].input = j;
-                runs[nr].y = yy;
-                runs[nr].x0 = xs;
-                runs[nr].x1 = xx;
-                nr++;
-            }
-        }
-        f->nr = nr - f->r0;
     }
-    c->fps[j] = fps;
-    c->nfps[j] = nf;
-    c->runs[j] = runs;
-    c->nruns[j] = nr;
+    c->fps[j] = a.fps;
+    c->nfps[j] = a.nf;
+    c->runs[j] = a.runs;
+    c->nruns[j] = a.nr;
     c->nprot[j] = nprot;
     return SK_OK;
 }
