@@ -487,6 +487,195 @@ static int residual_planes(art_ctx *c, sk_psf_stamp_fn ref_psf, void *ref_psf_ct
     return status;
 }
 
+/* The options and inputs of sk_artifact_find checked. */
+static int check_find(const sk_artifact_opts *o, const sk_aligned_input *in, int n, long width,
+                      long height, const float *ref_sci, const float *ref_weight, int have_ref_psf)
+{
+    if (n < 1)
+        return sk_error(SK_EINPUT, "artifacts: no input");
+    if (width < 1 || height < 1 || !ref_sci || !ref_weight)
+        return sk_error(SK_EINPUT, "artifacts: no reference coadd");
+    if (!(o->detect_sigma > 0.0 && o->grow_sigma > 0.0 && o->grow_sigma <= o->detect_sigma))
+        return sk_error(SK_EINPUT, "artifacts: thresholds %g (detect) and %g (grow) must be > 0 "
+                        "and grow <= detect", o->detect_sigma, o->grow_sigma);
+    if (!(o->max_fraction > 0.0 && o->max_fraction < 1.0))
+        return sk_error(SK_EINPUT, "artifacts: max fraction %g must be in (0, 1)",
+                        o->max_fraction);
+    if (o->grow_px < 0 || !(o->mismatch >= 0.0) || !(o->core_mismatch >= 0.0) ||
+        !(o->core_snr > 0.0) ||
+        o->psf_size < 3 || o->psf_size % 2 == 0 ||
+        !(o->match_regularization > 0.0 && o->match_regularization < 1.0))
+        return sk_error(SK_EINPUT,
+                        "artifacts: bad grow (%ld px), mismatch (%g), core SNR (%g), PSF size "
+                        "(%ld) or matching regularisation (%g)", o->grow_px, o->mismatch,
+                        o->core_snr, o->psf_size, o->match_regularization);
+    if (have_ref_psf)
+        for (int j = 0; j < n; j++)
+            if (!in[j].psf)
+                return sk_error(SK_EINPUT, "artifacts: input %d has no PSF", j);
+    for (int j = 0; j < n; j++)
+        if (in[j].sci && in[j].nrows > 0 && (in[j].row0 != 0 || in[j].nrows != height))
+            return sk_error(SK_EINPUT, "artifacts: input %d holds rows [%ld, %ld), every row is "
+                            "needed", j, in[j].row0, in[j].row0 + in[j].nrows);
+    return SK_OK;
+}
+
+/* Star cores of the reference (above core_snr), grown by 2 pixels, into c->core. */
+static void star_cores(art_ctx *c, uint8_t *core0)
+{
+    const long width = c->width, height = c->height;
+    const size_t npix = (size_t)width * (size_t)height;
+    for (size_t i = 0; i < npix; i++)
+        core0[i] = c->cwgt[i] > 0.0f && c->csci[i] * sqrtf(c->cwgt[i]) > c->o.core_snr;
+    for (long y = 0; y < height; y++)
+        for (long x = 0; x < width; x++) {
+            if (!core0[y * width + x])
+                continue;
+            for (long yy = y - 2; yy <= y + 2; yy++)
+                for (long xx = x - 2; xx <= x + 2; xx++)
+                    if (xx >= 0 && yy >= 0 && xx < width && yy < height)
+                        c->core[yy * width + xx] = 1;
+        }
+}
+
+/* Footprint f of input j shares a row span with the stronger footprint g of input k. */
+static int footprints_touch(const art_ctx *c, int j, const art_fp *f, int k, const art_fp *g)
+{
+    for (long r1 = f->r0; r1 < f->r0 + f->nr; r1++) {
+        const sk_artifact_run *u = &c->runs[j][r1];
+        for (long r2 = g->r0; r2 < g->r0 + g->nr; r2++) {
+            const sk_artifact_run *v = &c->runs[k][r2];
+            if (v->y == u->y && v->x0 < u->x1 && u->x0 < v->x1)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* A footprint that overlaps a stronger one of another input is that
+ * artifact's light leaking into the reference (and ringing where the
+ * reference was sharpened to a sharper input's PSF): not masked. The
+ * number of footprints so dropped. */
+static long drop_explained(art_ctx *c)
+{
+    long nexplained = 0;
+    for (int j = 0; j < c->n; j++)
+        for (long a = 0; a < c->nfps[j]; a++) {
+            art_fp *f = &c->fps[j][a];
+            for (int k = 0; k < c->n && !f->dropped; k++) {
+                if (k == j)
+                    continue;
+                for (long b = 0; b < c->nfps[k] && !f->dropped; b++) {
+                    const art_fp *g = &c->fps[k][b];
+                    if (!(g->peak > f->peak) || g->x0 > f->x1 || g->x1 < f->x0 ||
+                        g->y0 > f->y1 || g->y1 < f->y0)
+                        continue;
+                    f->dropped = footprints_touch(c, j, f, k, g);
+                }
+            }
+            nexplained += f->dropped;
+        }
+    return nexplained;
+}
+
+/* Input j's kept footprints as one plane over rows [*y0, *y1] (empty when y0 > y1). */
+static void kept_plane(art_ctx *c, sk_artifact_masks *m, int j, uint8_t *plane, long *y0, long *y1)
+{
+    *y0 = c->height;
+    *y1 = -1;
+    for (long a = 0; a < c->nfps[j]; a++) {
+        const art_fp *f = &c->fps[j][a];
+        if (f->dropped)
+            continue;
+        m->nfootprints[j]++;
+        for (long r = f->r0; r < f->r0 + f->nr; r++) {
+            const sk_artifact_run *u = &c->runs[j][r];
+            memset(plane + u->y * c->width + u->x0, 1, (size_t)(u->x1 - u->x0));
+            if (u->y < *y0) *y0 = u->y;
+            if (u->y > *y1) *y1 = u->y;
+        }
+    }
+}
+
+/* Gather in input order: the union of each input's kept footprints, over
+ * the pixels it has, as runs of m. */
+static int gather_masks(art_ctx *c, sk_artifact_masks *m, uint8_t *plane)
+{
+    const long width = c->width;
+    const int n = c->n;
+    m->first = calloc((size_t)n + 1, sizeof(long));
+    m->npixels = calloc((size_t)n, sizeof(long));
+    m->nfootprints = calloc((size_t)n, sizeof(long));
+    if (!m->first || !m->npixels || !m->nfootprints)
+        return sk_error(SK_EIO, "artifacts: out of memory");
+    long cap = 0;
+    for (int j = 0; j < n; j++) {
+        const sk_aligned_input *in = &c->in[j];
+        m->first[j] = m->nruns;
+        m->nprotected += c->nprot[j];
+        long ykeep0, ykeep1;
+        kept_plane(c, m, j, plane, &ykeep0, &ykeep1);
+        for (long y = ykeep0; y <= ykeep1; y++) {
+            long x = 0;
+            while (x < width) {
+                if (!plane[y * width + x] || !sk_cx_usable(in, width, x, y, c->o.mask_flags)) {
+                    plane[y * width + x] = 0;
+                    x++;
+                    continue;
+                }
+                long x0 = x;
+                while (x < width && plane[y * width + x] &&
+                       sk_cx_usable(in, width, x, y, c->o.mask_flags)) {
+                    plane[y * width + x] = 0;
+                    x++;
+                }
+                if (m->nruns == cap) {
+                    long ncap = cap ? 2 * cap : 256;
+                    sk_artifact_run *nrun = realloc(m->runs, sizeof *nrun * (size_t)ncap);
+                    if (!nrun)
+                        return sk_error(SK_EIO, "artifacts: out of memory");
+                    m->runs = nrun;
+                    cap = ncap;
+                }
+                sk_artifact_run *o = &m->runs[m->nruns++];
+                o->input = j;
+                o->y = y;
+                o->x0 = x0;
+                o->x1 = x;
+                m->npixels[j] += x - x0;
+            }
+        }
+    }
+    m->first[n] = m->nruns;
+    return SK_OK;
+}
+
+static void art_ctx_free(art_ctx *c)
+{
+    const int n = c->n;
+    if (c->runs)
+        for (int j = 0; j < n; j++)
+            free(c->runs[j]);
+    if (c->fps)
+        for (int j = 0; j < n; j++)
+            free(c->fps[j]);
+    free(c->fps);
+    free(c->nfps);
+    free(c->runs);
+    free(c->nruns);
+    free(c->nprot);
+    if (c->res)
+        for (int j = 0; j < n; j++)
+            free(c->res[j]);
+    if (c->vn)
+        for (int j = 0; j < n; j++)
+            free(c->vn[j]);
+    free(c->res);
+    free(c->vn);
+    free(c->fmis);
+    free(c->core);
+}
+
 int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
                      const float *ref_sci, const float *ref_weight, sk_psf_stamp_fn ref_psf,
                      void *ref_psf_ctx, const sk_artifact_opts *opts, sk_artifact_masks **out)
@@ -498,32 +687,9 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
         c.o = *opts;
     else
         sk_artifact_opts_default(&c.o);
-    if (n < 1)
-        return sk_error(SK_EINPUT, "artifacts: no input");
-    if (width < 1 || height < 1 || !ref_sci || !ref_weight)
-        return sk_error(SK_EINPUT, "artifacts: no reference coadd");
-    if (!(c.o.detect_sigma > 0.0 && c.o.grow_sigma > 0.0 && c.o.grow_sigma <= c.o.detect_sigma))
-        return sk_error(SK_EINPUT, "artifacts: thresholds %g (detect) and %g (grow) must be > 0 "
-                        "and grow <= detect", c.o.detect_sigma, c.o.grow_sigma);
-    if (!(c.o.max_fraction > 0.0 && c.o.max_fraction < 1.0))
-        return sk_error(SK_EINPUT, "artifacts: max fraction %g must be in (0, 1)",
-                        c.o.max_fraction);
-    if (c.o.grow_px < 0 || !(c.o.mismatch >= 0.0) || !(c.o.core_mismatch >= 0.0) ||
-        !(c.o.core_snr > 0.0) ||
-        c.o.psf_size < 3 || c.o.psf_size % 2 == 0 ||
-        !(c.o.match_regularization > 0.0 && c.o.match_regularization < 1.0))
-        return sk_error(SK_EINPUT,
-                        "artifacts: bad grow (%ld px), mismatch (%g), core SNR (%g), PSF size "
-                        "(%ld) or matching regularisation (%g)", c.o.grow_px, c.o.mismatch,
-                        c.o.core_snr, c.o.psf_size, c.o.match_regularization);
-    if (ref_psf)
-        for (int j = 0; j < n; j++)
-            if (!in[j].psf)
-                return sk_error(SK_EINPUT, "artifacts: input %d has no PSF", j);
-    for (int j = 0; j < n; j++)
-        if (in[j].sci && in[j].nrows > 0 && (in[j].row0 != 0 || in[j].nrows != height))
-            return sk_error(SK_EINPUT, "artifacts: input %d holds rows [%ld, %ld), every row is "
-                            "needed", j, in[j].row0, in[j].row0 + in[j].nrows);
+    int status = check_find(&c.o, in, n, width, height, ref_sci, ref_weight, ref_psf != NULL);
+    if (status)
+        return status;
     c.in = in;
     c.n = n;
     c.width = width;
@@ -543,159 +709,35 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
     c.res = calloc((size_t)n, sizeof(float *));
     c.fmis = calloc((size_t)n, sizeof(double));
     c.vn = calloc((size_t)n, sizeof(float *));
-
-    int status = SK_OK;
     if (!c.core || !core0 || !c.fps || !c.nfps || !c.runs || !c.nruns || !c.nprot || !plane || !m ||
-        !c.res || !c.vn || !c.fmis) {
+        !c.res || !c.vn || !c.fmis)
         status = sk_error(SK_EIO, "artifacts: out of memory");
-        goto done;
-    }
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; !status && j < n; j++) {
         c.res[j] = malloc(sizeof(float) * npix);
         c.vn[j] = malloc(sizeof(float) * npix);
-        if (!c.res[j] || !c.vn[j]) {
-            status = sk_error(SK_EIO, "artifacts: out of memory for the residuals of %d inputs",
-                              n);
-            goto done;
-        }
+        if (!c.res[j] || !c.vn[j])
+            status = sk_error(SK_EIO, "artifacts: out of memory for the residuals of %d inputs", n);
     }
-    if ((status = residual_planes(&c, ref_psf, ref_psf_ctx)))
-        goto done;
-    /* Star cores of the reference, grown by 2 pixels. */
-    for (size_t i = 0; i < npix; i++)
-        core0[i] = ref_weight[i] > 0.0f && ref_sci[i] * sqrtf(ref_weight[i]) > c.o.core_snr;
-    for (long y = 0; y < height; y++)
-        for (long x = 0; x < width; x++) {
-            if (!core0[y * width + x])
-                continue;
-            for (long yy = y - 2; yy <= y + 2; yy++)
-                for (long xx = x - 2; xx <= x + 2; xx++)
-                    if (xx >= 0 && yy >= 0 && xx < width && yy < height)
-                        c.core[yy * width + xx] = 1;
-        }
-    const sk_scratch ws_ops = {sizeof(art_ws), art_ws_init, art_ws_release};
-    status = sk_parallel_for_scratch(n, 1, sk_cx_threads(c.o.threads), &ws_ops, art_inputs, &c);
-    if (status)
-        goto done;
-    /* A footprint that overlaps a stronger one of another input is that
-     * artifact's light leaking into the reference (and ringing where the
-     * reference was sharpened to a sharper input's PSF): not masked. */
-    long nexplained = 0;
-    for (int j = 0; j < n; j++)
-        for (long a = 0; a < c.nfps[j]; a++) {
-            art_fp *f = &c.fps[j][a];
-            for (int k = 0; k < n && !f->dropped; k++) {
-                if (k == j)
-                    continue;
-                for (long b = 0; b < c.nfps[k] && !f->dropped; b++) {
-                    const art_fp *g = &c.fps[k][b];
-                    if (!(g->peak > f->peak) || g->x0 > f->x1 || g->x1 < f->x0 ||
-                        g->y0 > f->y1 || g->y1 < f->y0)
-                        continue;
-                    for (long r1 = f->r0; r1 < f->r0 + f->nr && !f->dropped; r1++) {
-                        const sk_artifact_run *u = &c.runs[j][r1];
-                        for (long r2 = g->r0; r2 < g->r0 + g->nr; r2++) {
-                            const sk_artifact_run *v = &c.runs[k][r2];
-                            if (v->y == u->y && v->x0 < u->x1 && u->x0 < v->x1) {
-                                f->dropped = 1;
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            nexplained += f->dropped;
-        }
-    /* Gather in input order: the union of each input's kept footprints,
-     * over the pixels it has. */
-    m->n = n;
-    m->width = width;
-    m->height = height;
-    m->first = calloc((size_t)n + 1, sizeof(long));
-    m->npixels = calloc((size_t)n, sizeof(long));
-    m->nfootprints = calloc((size_t)n, sizeof(long));
-    if (!m->first || !m->npixels || !m->nfootprints) {
-        status = sk_error(SK_EIO, "artifacts: out of memory");
-        goto done;
+    status = status ? status : residual_planes(&c, ref_psf, ref_psf_ctx);
+    if (!status) {
+        star_cores(&c, core0);
+        const sk_scratch ws_ops = {sizeof(art_ws), art_ws_init, art_ws_release};
+        status = sk_parallel_for_scratch(n, 1, sk_cx_threads(c.o.threads), &ws_ops, art_inputs, &c);
     }
-    long cap = 0;
-    for (int j = 0; j < n; j++) {
-        m->first[j] = m->nruns;
-        m->nprotected += c.nprot[j];
-        long ykeep0 = height, ykeep1 = -1;
-        for (long a = 0; a < c.nfps[j]; a++) {
-            const art_fp *f = &c.fps[j][a];
-            if (f->dropped)
-                continue;
-            m->nfootprints[j]++;
-            for (long r = f->r0; r < f->r0 + f->nr; r++) {
-                const sk_artifact_run *u = &c.runs[j][r];
-                memset(plane + u->y * width + u->x0, 1, (size_t)(u->x1 - u->x0));
-                if (u->y < ykeep0) ykeep0 = u->y;
-                if (u->y > ykeep1) ykeep1 = u->y;
-            }
-        }
-        for (long y = ykeep0; y <= ykeep1; y++) {
-            long x = 0;
-            while (x < width) {
-                if (!plane[y * width + x] || !sk_cx_usable(&in[j], width, x, y, c.o.mask_flags)) {
-                    plane[y * width + x] = 0;
-                    x++;
-                    continue;
-                }
-                long x0 = x;
-                while (x < width && plane[y * width + x] &&
-                       sk_cx_usable(&in[j], width, x, y, c.o.mask_flags)) {
-                    plane[y * width + x] = 0;
-                    x++;
-                }
-                if (m->nruns == cap) {
-                    long ncap = cap ? 2 * cap : 256;
-                    sk_artifact_run *nrun = realloc(m->runs, sizeof *nrun * (size_t)ncap);
-                    if (!nrun) {
-                        status = sk_error(SK_EIO, "artifacts: out of memory");
-                        goto done;
-                    }
-                    m->runs = nrun;
-                    cap = ncap;
-                }
-                sk_artifact_run *o = &m->runs[m->nruns++];
-                o->input = j;
-                o->y = y;
-                o->x0 = x0;
-                o->x1 = x;
-                m->npixels[j] += x - x0;
-            }
-        }
+    if (!status) {
+        long nexplained = drop_explained(&c);
+        m->n = n;
+        m->width = width;
+        m->height = height;
+        status = gather_masks(&c, m, plane);
+        m->nprotected += nexplained;
     }
-    m->first[n] = m->nruns;
-    m->nprotected += nexplained;
-    *out = m;
-    m = NULL;
-done:
-    if (c.runs)
-        for (int j = 0; j < n; j++)
-            free(c.runs[j]);
-    if (c.fps)
-        for (int j = 0; j < n; j++)
-            free(c.fps[j]);
-    free(c.fps);
-    free(c.nfps);
-    free(c.runs);
-    free(c.nruns);
-    free(c.nprot);
+    if (!status) {
+        *out = m;
+        m = NULL;
+    }
+    art_ctx_free(&c);
     free(plane);
-    if (c.res)
-        for (int j = 0; j < n; j++)
-            free(c.res[j]);
-    if (c.vn)
-        for (int j = 0; j < n; j++)
-            free(c.vn[j]);
-    free(c.res);
-    free(c.vn);
-    free(c.fmis);
-
-    free(c.core);
     free(core0);
     sk_artifact_masks_free(m);
     return status;
