@@ -206,219 +206,257 @@ static int coadd_psf_model(coadd_psf_at_fn at, void *ctx, long size, const sk_gr
     return rc;
 }
 
-int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, const sk_grid *grid,
-                  const sk_coadd_params *p, const sk_coaddx_params *x, sk_coadd_result **out,
-                  sk_psf **coadd_psf)
+/* The state of one sk_coaddx_run: the engine's result, the inputs on the
+ * grid and the planes handed to the combine. */
+typedef struct coaddx_state {
+    const sk_coadd_input *in;
+    int n;
+    const sk_psf *const *psfs;
+    const sk_grid *grid;
+    const sk_coadd_params *p;
+    const sk_coaddx_params *x;
+    sk_coadd_result *r;
+    long W, H;
+    size_t npix;
+    long psf_size;
+    plane *pl;
+    sk_aligned_input *ai;
+    double *poisson, *varcorr;
+    float **val, **wgt;
+    uint16_t **flg;
+    long nrejected;
+} coaddx_state;
+
+static const char *input_name(const sk_coadd_input *in)
 {
-    *out = NULL;
-    if (coadd_psf)
-        *coadd_psf = NULL;
-    int needs_psf = x->method != SK_COADDX_DIRECT || x->artifact_masks;
-    for (int k = 0; k < n && needs_psf; k++)
-        if (!psfs || !psfs[k])
-            return sk_error(SK_EINPUT, "%s: no PSF model (coaddition.method %s%s needs one)",
-                            in[k].name ? in[k].name : in[k].path ? in[k].path : "input",
-                            sk_coaddx_method_name(x->method),
-                            x->artifact_masks ? " with artifact masks" : "");
-    /* The engine's mean coadd gives the metadata, zero points, flux scales
-     * and keywords; its pixels are replaced below. */
-    sk_coadd_params pm = *p;
-    pm.combine.method = SK_COMBINE_MEAN;
-    sk_coadd_result *r = NULL;
-    int rc = sk_coadd_run(in, n, grid, &pm, &r);
+    return in->name ? in->name : in->path ? in->path : "input";
+}
+
+/* Every input resampled onto the grid as an aligned input; the PSF stamp
+ * size (odd, at least 11) from the largest input PSF unless given. */
+static int load_inputs(coaddx_state *s)
+{
+    const sk_coadd_params *p = s->p;
+    const sk_grid *grid = s->grid;
+    s->psf_size = s->x->psf_size;
+    for (int k = 0; k < s->n; k++) {
+        const char *name = input_name(&s->in[k]);
+        plane *pk = &s->pl[k];
+        sk_aligned_input *ak = &s->ai[k];
+        int rc = load_plane(&s->in[k], s->r->info[k].flux_scale, grid, p, pk);
+        if (rc) {
+            sk_error_context("%s", name);
+            return rc;
+        }
+        pk->poisson = s->in[k].gain > 0.0 ? s->r->info[k].flux_scale / s->in[k].gain : 0.0;
+        s->poisson[k] = pk->poisson;
+        s->varcorr[k] = 1.0;
+        ak->sci = pk->img->sci;
+        ak->weight = pk->img->weight;
+        ak->flags = pk->img->flags;
+        ak->row0 = 0;
+        ak->nrows = s->H;
+        ak->flux_scale = 1.0;
+        ak->poisson = pk->poisson;
+        pk->gpsf.in_wcs = pk->wcs;
+        pk->gpsf.out_wcs = grid->wcs;
+        ak->map = sk_grid_map;
+        ak->map_ctx = &pk->gpsf;
+        ak->kernel = p->kernel;
+        if (s->psfs && s->psfs[k]) {
+            pk->gpsf.psf = s->psfs[k];
+            ak->psf = sk_grid_psf_stamp;
+            ak->psf_ctx = &pk->gpsf;
+            if (!s->x->psf_size) {
+                long sz = (long)ceil(sk_psf_stamp_size(s->psfs[k]) * scale_ratio(pk, grid));
+                sz |= 1;
+                if (sz > s->psf_size)
+                    s->psf_size = sz;
+            }
+        }
+        sk_debug("%s: resampled onto the grid for %s", name, sk_coaddx_method_name(s->x->method));
+    }
+    if (s->psf_size < 11)
+        s->psf_size = 11;
+    s->psf_size |= 1;
+    return SK_OK;
+}
+
+/* Background matching: each input's difference from the others fitted and
+ * subtracted (bgmatch.c). */
+static int match_backgrounds(coaddx_state *s)
+{
+    sk_bgmatch_opts bo;
+    sk_bgmatch_opts_default(&bo);
+    bo.degree = s->x->background_degree;
+    sk_bgmatch *bm = NULL;
+    int rc = sk_bgmatch_new(s->n, s->W, s->H, &bo, &bm);
+    rc = rc ? rc : sk_bgmatch_add_rows(bm, s->ai, 0, s->H);
+    rc = rc ? rc : sk_bgmatch_solve(bm);
+    if (!rc) {
+        for (int k = 0; k < s->n; k++)
+            sk_bgmatch_apply_rows(bm, k, 0, s->H, s->pl[k].img->sci);
+        sk_bgmatch_log(bm);
+        rc = sk_bgmatch_write_header(bm, s->r->image->header);
+    }
+    sk_bgmatch_free(bm);
+    return rc;
+}
+
+/* Artifact masks (artifact.c) applied to the inputs' weights and flags,
+ * counted per input in ARTPIXn. */
+static int mask_artifacts(coaddx_state *s)
+{
+    sk_artifact_opts ao;
+    sk_artifact_opts_default(&ao);
+    ao.psf_size = s->psf_size;
+    ao.threads = s->p->threads;
+    sk_artifact_masks *am = NULL;
+    int rc = sk_artifact_detect(s->ai, s->n, s->W, s->H, &ao, &am);
+    for (int k = 0; !rc && k < s->n; k++) {
+        long m = sk_artifact_apply_rows(am, k, 0, s->H, s->pl[k].img->weight, s->pl[k].img->flags);
+        s->nrejected += m;
+        char key[32];
+        snprintf(key, sizeof key, "ARTPIX%d", k + 1);
+        rc = sk_header_set_long(s->r->image->header, key, m, "pixels masked as artifacts");
+        if (!rc && m)
+            sk_info("artifact masks: input %d: %ld footprint%s, %ld pixels", k + 1,
+                    am->nfootprints[k], am->nfootprints[k] == 1 ? "" : "s", m);
+    }
+    sk_artifact_masks_free(am);
+    return rc;
+}
+
+/* The proper coadd (zogy.c) into the result, its flux scale, zero point and PSF. */
+static int run_zogy(coaddx_state *s, sk_psf **coadd_psf)
+{
+    sk_coadd_result *r = s->r;
+    sk_header *hd = r->image->header;
+    sk_zogy_opts zo;
+    sk_zogy_opts_default(&zo);
+    zo.psf_size = s->psf_size;
+    zo.threads = s->p->threads;
+    sk_zogy *z = NULL;
+    uint16_t *nimg16 = malloc(sizeof(uint16_t) * s->npix);
+    int rc = nimg16 ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+    rc = rc ? rc : sk_zogy_new(s->ai, s->n, s->W, s->H, &zo, &z);
+    rc = rc ? rc : sk_zogy_rows(z, 0, s->H, r->image->sci, r->image->weight, r->image->flags, nimg16);
+    if (rc) {
+        sk_zogy_free(z);
+        free(nimg16);
+        return rc;
+    }
+    for (size_t i = 0; i < s->npix; i++)
+        r->nimg[i] = nimg16[i];
+    free(nimg16);
+    double fr = sk_zogy_flux_scale(z);
+    rc = sk_header_set_double(hd, "ZOGYFR", fr, "proper coadd flux scale F_R");
+    if (!rc && isfinite(r->zero_point)) {
+        r->zero_point += 2.5 * log10(fr);
+        rc = sk_header_set_double(hd, "MAGZERO", r->zero_point,
+                                  "m = -2.5 log10(sum of pixels) + MAGZERO");
+    }
+    r->varcorr = 1.0;
+    if (!rc)
+        rc = sk_header_set_double(hd, "VARCORR", 1.0, "proper coadd: white noise");
+    if (!rc)
+        rc = sk_header_add_comment(hd, "COMMENT",
+                                   "zogy: proper coadd of Zackay & Ofek (2017); unit-variance "
+                                   "noise where every input covers, flux scale ZOGYFR");
+    if (!rc && coadd_psf)
+        rc = coadd_psf_model(zogy_psf_at, z, s->psf_size, s->grid, coadd_psf);
+    if (!rc)
+        sk_info("zogy: F_R %.6g, MAGZERO %.4f", fr, r->zero_point);
+    sk_zogy_free(z);
+    return rc;
+}
+
+/* Input k convolved to the target PSF into val/wgt/flg[k] (psfmatch.c);
+ * its grid plane is released. */
+static int match_input(coaddx_state *s, sk_psfmatch *pmt, int k)
+{
+    s->val[k] = malloc(sizeof(float) * s->npix);
+    s->wgt[k] = malloc(sizeof(float) * s->npix);
+    s->flg[k] = malloc(sizeof(uint16_t) * s->npix);
+    if (!s->val[k] || !s->wgt[k] || !s->flg[k])
+        return sk_error(SK_EIO, "coadd: out of memory for the PSF-matched inputs");
+    int rc = sk_psfmatch_rows(pmt, k, 0, s->H, s->val[k], s->wgt[k], s->flg[k]);
     if (rc)
         return rc;
-    const long W = grid->width, H = grid->height;
-    const size_t npix = (size_t)W * (size_t)H;
-    plane *pl = calloc((size_t)n, sizeof *pl);
-    sk_aligned_input *ai = calloc((size_t)n, sizeof *ai);
-    double *poisson = calloc((size_t)n, sizeof(double)), *varcorr = calloc((size_t)n, sizeof(double));
-    float **val = calloc((size_t)n, sizeof(float *)), **wgt = calloc((size_t)n, sizeof(float *));
-    uint16_t **flg = calloc((size_t)n, sizeof(uint16_t *));
-    sk_bgmatch *bm = NULL;
-    sk_artifact_masks *am = NULL;
-    sk_zogy *z = NULL;
-    sk_psfmatch *pmt = NULL;
-    uint16_t *nimg16 = NULL;
-    long nrejected = 0;
-    if (!pl || !ai || !poisson || !varcorr || !val || !wgt || !flg) {
-        rc = sk_error(SK_EIO, "coadd: out of memory");
-        goto done;
-    }
+    /* the artifact masks' REJECTED bit is kept for the output FLG */
+    for (size_t i = 0; i < s->npix; i++)
+        s->flg[k][i] |= s->pl[k].img->flags[i] & SK_FLAG_REJECTED;
+    s->varcorr[k] = sk_psfmatch_varcorr(pmt, k);
+    if (!(s->varcorr[k] > 0.0))
+        s->varcorr[k] = 1.0;
+    /* only the matched plane is needed from now on */
+    sk_image_free(s->pl[k].img);
+    s->pl[k].img = NULL;
+    s->ai[k].sci = NULL;
+    s->ai[k].weight = NULL;
+    s->ai[k].flags = NULL;
+    s->ai[k].nrows = 0;
+    return SK_OK;
+}
+
+/* The PSF-matched coadd: every input convolved to the target PSF, then combined. */
+static int run_psfmatch(coaddx_state *s, sk_psf **coadd_psf)
+{
+    sk_coadd_result *r = s->r;
     sk_header *hd = r->image->header;
-    long psf_size = x->psf_size;
-    for (int k = 0; k < n; k++) {
-        const char *name = in[k].name ? in[k].name : in[k].path ? in[k].path : "input";
-        if ((rc = load_plane(&in[k], r->info[k].flux_scale, grid, p, &pl[k]))) {
-            sk_error_context("%s", name);
-            goto done;
-        }
-        pl[k].poisson = in[k].gain > 0.0 ? r->info[k].flux_scale / in[k].gain : 0.0;
-        poisson[k] = pl[k].poisson;
-        varcorr[k] = 1.0;
-        ai[k].sci = pl[k].img->sci;
-        ai[k].weight = pl[k].img->weight;
-        ai[k].flags = pl[k].img->flags;
-        ai[k].row0 = 0;
-        ai[k].nrows = H;
-        ai[k].flux_scale = 1.0;
-        ai[k].poisson = pl[k].poisson;
-        pl[k].gpsf.in_wcs = pl[k].wcs;
-        pl[k].gpsf.out_wcs = grid->wcs;
-        ai[k].map = sk_grid_map;
-        ai[k].map_ctx = &pl[k].gpsf;
-        ai[k].kernel = p->kernel;
-        if (psfs && psfs[k]) {
-            pl[k].gpsf.psf = psfs[k];
-            ai[k].psf = sk_grid_psf_stamp;
-            ai[k].psf_ctx = &pl[k].gpsf;
-            if (!x->psf_size) {
-                long s = (long)ceil(sk_psf_stamp_size(psfs[k]) * scale_ratio(&pl[k], grid));
-                s |= 1;
-                if (s > psf_size)
-                    psf_size = s;
-            }
-        }
-        sk_debug("%s: resampled onto the grid for %s", name, sk_coaddx_method_name(x->method));
-    }
-    if (psf_size < 11)
-        psf_size = 11;
-    psf_size |= 1;
-
-    /* background matching */
-    if (x->background_match) {
-        sk_bgmatch_opts bo;
-        sk_bgmatch_opts_default(&bo);
-        bo.degree = x->background_degree;
-        if ((rc = sk_bgmatch_new(n, W, H, &bo, &bm)) || (rc = sk_bgmatch_add_rows(bm, ai, 0, H)) ||
-            (rc = sk_bgmatch_solve(bm)))
-            goto done;
-        for (int k = 0; k < n; k++)
-            sk_bgmatch_apply_rows(bm, k, 0, H, pl[k].img->sci);
-        sk_bgmatch_log(bm);
-        if ((rc = sk_bgmatch_write_header(bm, r->image->header)))
-            goto done;
-    }
-
-    /* artifact masks */
-    if (x->artifact_masks) {
-        sk_artifact_opts ao;
-        sk_artifact_opts_default(&ao);
-        ao.psf_size = psf_size;
-        ao.threads = p->threads;
-        if ((rc = sk_artifact_detect(ai, n, W, H, &ao, &am)))
-            goto done;
-        for (int k = 0; k < n; k++) {
-            long m = sk_artifact_apply_rows(am, k, 0, H, pl[k].img->weight, pl[k].img->flags);
-            nrejected += m;
-            char key[32];
-            snprintf(key, sizeof key, "ARTPIX%d", k + 1);
-            if ((rc = sk_header_set_long(r->image->header, key, m, "pixels masked as artifacts")))
-                goto done;
-            if (m)
-                sk_info("artifact masks: input %d: %ld footprint%s, %ld pixels", k + 1,
-                        am->nfootprints[k], am->nfootprints[k] == 1 ? "" : "s", m);
-        }
-    }
-
-    if (x->method == SK_COADDX_ZOGY) {
-        sk_zogy_opts zo;
-        sk_zogy_opts_default(&zo);
-        zo.psf_size = psf_size;
-        zo.threads = p->threads;
-        nimg16 = malloc(sizeof(uint16_t) * npix);
-        if (!nimg16) {
-            rc = sk_error(SK_EIO, "coadd: out of memory");
-            goto done;
-        }
-        if ((rc = sk_zogy_new(ai, n, W, H, &zo, &z)) ||
-            (rc = sk_zogy_rows(z, 0, H, r->image->sci, r->image->weight, r->image->flags, nimg16)))
-            goto done;
-        for (size_t i = 0; i < npix; i++)
-            r->nimg[i] = nimg16[i];
-        double fr = sk_zogy_flux_scale(z);
-        rc = sk_header_set_double(hd, "ZOGYFR", fr, "proper coadd flux scale F_R");
-        if (!rc && isfinite(r->zero_point)) {
-            r->zero_point += 2.5 * log10(fr);
-            rc = sk_header_set_double(hd, "MAGZERO", r->zero_point,
-                                      "m = -2.5 log10(sum of pixels) + MAGZERO");
-        }
-        r->varcorr = 1.0;
-        if (!rc)
-            rc = sk_header_set_double(hd, "VARCORR", 1.0, "proper coadd: white noise");
-        if (!rc)
-            rc = sk_header_add_comment(hd, "COMMENT",
-                                       "zogy: proper coadd of Zackay & Ofek (2017); unit-variance "
-                                       "noise where every input covers, flux scale ZOGYFR");
-        if (!rc && coadd_psf)
-            rc = coadd_psf_model(zogy_psf_at, z, psf_size, grid, coadd_psf);
-        if (rc)
-            goto done;
-        sk_info("zogy: F_R %.6g, MAGZERO %.4f", fr, r->zero_point);
-    } else if (x->method == SK_COADDX_PSFMATCH) {
-        sk_psfmatch_opts po;
-        sk_psfmatch_opts_default(&po);
-        po.psf_size = psf_size;
-        po.threads = p->threads;
-        if ((rc = sk_psfmatch_new(ai, n, W, H, &x->target, &po, &pmt)))
-            goto done;
-        for (int k = 0; k < n; k++) {
-            val[k] = malloc(sizeof(float) * npix);
-            wgt[k] = malloc(sizeof(float) * npix);
-            flg[k] = malloc(sizeof(uint16_t) * npix);
-            if (!val[k] || !wgt[k] || !flg[k]) {
-                rc = sk_error(SK_EIO, "coadd: out of memory for the PSF-matched inputs");
-                goto done;
-            }
-            if ((rc = sk_psfmatch_rows(pmt, k, 0, H, val[k], wgt[k], flg[k])))
-                goto done;
-            /* the artifact masks' REJECTED bit is kept for the output FLG */
-            for (size_t i = 0; i < npix; i++)
-                flg[k][i] |= pl[k].img->flags[i] & SK_FLAG_REJECTED;
-            varcorr[k] = sk_psfmatch_varcorr(pmt, k);
-            if (!(varcorr[k] > 0.0))
-                varcorr[k] = 1.0;
-            /* only the matched plane is needed from now on */
-            sk_image_free(pl[k].img);
-            pl[k].img = NULL;
-            ai[k].sci = NULL;
-            ai[k].weight = NULL;
-            ai[k].flags = NULL;
-            ai[k].nrows = 0;
-        }
-        if ((rc = combine_planes(p, n, (long)npix, val, wgt, flg, poisson, varcorr, r,
-                                 &nrejected)))
-            goto done;
+    sk_psfmatch_opts po;
+    sk_psfmatch_opts_default(&po);
+    po.psf_size = s->psf_size;
+    po.threads = s->p->threads;
+    sk_psfmatch *pmt = NULL;
+    int rc = sk_psfmatch_new(s->ai, s->n, s->W, s->H, &s->x->target, &po, &pmt);
+    for (int k = 0; !rc && k < s->n; k++)
+        rc = match_input(s, pmt, k);
+    rc = rc ? rc : combine_planes(s->p, s->n, (long)s->npix, s->val, s->wgt, s->flg, s->poisson,
+                                  s->varcorr, r, &s->nrejected);
+    if (!rc)
         rc = sk_header_set_double(hd, "VARCORR", r->varcorr,
                                   "large-aperture / per-pixel variance (mean)");
-        if (!rc)
-            rc = sk_header_set_double(hd, "PSFFWHM", sk_psfmatch_target_fwhm(pmt),
-                                      "target PSF FWHM (pixels)");
-        if (!rc)
-            rc = sk_header_add_comment(hd, "COMMENT",
-                                       "psfmatch: every input convolved to the target PSF, then "
-                                       "combined");
-        if (!rc && coadd_psf)
-            rc = coadd_psf_model(psfmatch_psf_at, pmt, psf_size, grid, coadd_psf);
-        if (rc)
-            goto done;
+    if (!rc)
+        rc = sk_header_set_double(hd, "PSFFWHM", sk_psfmatch_target_fwhm(pmt),
+                                  "target PSF FWHM (pixels)");
+    if (!rc)
+        rc = sk_header_add_comment(hd, "COMMENT",
+                                   "psfmatch: every input convolved to the target PSF, then "
+                                   "combined");
+    if (!rc && coadd_psf)
+        rc = coadd_psf_model(psfmatch_psf_at, pmt, s->psf_size, s->grid, coadd_psf);
+    if (!rc)
         sk_info("psfmatch: target FWHM %.3f px%s", sk_psfmatch_target_fwhm(pmt),
                 sk_psfmatch_target_input(pmt) >= 0 ? " (the broadest input)" : "");
-    } else {
-        for (int k = 0; k < n; k++) {
-            val[k] = pl[k].img->sci;
-            wgt[k] = pl[k].img->weight;
-            flg[k] = pl[k].img->flags;
-        }
-        rc = combine_planes(p, n, (long)npix, val, wgt, flg, poisson, varcorr, r, &nrejected);
-        for (int k = 0; k < n; k++)
-            val[k] = wgt[k] = NULL, flg[k] = NULL;
-        if (!rc)
-            rc = sk_header_set_double(hd, "VARCORR", r->varcorr,
-                                      "large-aperture / per-pixel variance (mean)");
-        if (rc)
-            goto done;
+    sk_psfmatch_free(pmt);
+    return rc;
+}
+
+/* The direct coadd of the resampled planes. */
+static int run_direct(coaddx_state *s)
+{
+    for (int k = 0; k < s->n; k++) {
+        s->val[k] = s->pl[k].img->sci;
+        s->wgt[k] = s->pl[k].img->weight;
+        s->flg[k] = s->pl[k].img->flags;
     }
+    int rc = combine_planes(s->p, s->n, (long)s->npix, s->val, s->wgt, s->flg, s->poisson,
+                            s->varcorr, s->r, &s->nrejected);
+    for (int k = 0; k < s->n; k++)
+        s->val[k] = s->wgt[k] = NULL, s->flg[k] = NULL;
+    if (!rc)
+        rc = sk_header_set_double(s->r->image->header, "VARCORR", s->r->varcorr,
+                                  "large-aperture / per-pixel variance (mean)");
+    return rc;
+}
+
+/* The method's keywords: COMBINET (COMBINEP), the clipping, BGMATCH, ARTMASK. */
+static int method_keywords(const coaddx_state *s)
+{
+    const sk_coadd_params *p = s->p;
+    const sk_coaddx_params *x = s->x;
+    sk_header *hd = s->r->image->header;
     /* upper case, as the engine writes them */
     char cname[32], pname[32];
     snprintf(cname, sizeof cname, "%s",
@@ -429,7 +467,7 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
         *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
     for (char *c = pname; *c; c++)
         *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
-    rc = sk_header_set_str(hd, "COMBINET", cname, "combine method");
+    int rc = sk_header_set_str(hd, "COMBINET", cname, "combine method");
     if (!rc && x->method == SK_COADDX_PSFMATCH)
         rc = sk_header_set_str(hd, "COMBINEP", pname, "combine of the PSF-matched inputs");
     if (!rc && x->method != SK_COADDX_ZOGY && p->combine.method == SK_COMBINE_CLIPPED) {
@@ -443,40 +481,91 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
         rc = sk_header_set_bool(hd, "BGMATCH", 1, "input backgrounds matched");
     if (!rc && x->artifact_masks)
         rc = sk_header_set_bool(hd, "ARTMASK", 1, "per-input artifact masks applied");
-    r->nrejected = nrejected;
+    return rc;
+}
 
-done:
-    sk_zogy_free(z);
-    sk_psfmatch_free(pmt);
-    sk_bgmatch_free(bm);
-    sk_artifact_masks_free(am);
-    free(nimg16);
-    if (pl)
-        for (int k = 0; k < n; k++) {
-            sk_image_free(pl[k].img);
-            sk_wcs_free(pl[k].wcs_owned);
+static void state_free(coaddx_state *s)
+{
+    if (s->pl)
+        for (int k = 0; k < s->n; k++) {
+            sk_image_free(s->pl[k].img);
+            sk_wcs_free(s->pl[k].wcs_owned);
         }
-    if (val && x->method == SK_COADDX_PSFMATCH)
-        for (int k = 0; k < n; k++) {
-            free(val[k]);
-            free(wgt[k]);
-            free(flg[k]);
+    if (s->val && s->x->method == SK_COADDX_PSFMATCH)
+        for (int k = 0; k < s->n; k++) {
+            free(s->val[k]);
+            free(s->wgt[k]);
+            free(s->flg[k]);
         }
-    free(pl);
-    free(ai);
-    free(poisson);
-    free(varcorr);
-    free(val);
-    free(wgt);
-    free(flg);
+    free(s->pl);
+    free(s->ai);
+    free(s->poisson);
+    free(s->varcorr);
+    free(s->val);
+    free(s->wgt);
+    free(s->flg);
+}
+
+int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, const sk_grid *grid,
+                  const sk_coadd_params *p, const sk_coaddx_params *x, sk_coadd_result **out,
+                  sk_psf **coadd_psf)
+{
+    *out = NULL;
+    if (coadd_psf)
+        *coadd_psf = NULL;
+    int needs_psf = x->method != SK_COADDX_DIRECT || x->artifact_masks;
+    for (int k = 0; k < n && needs_psf; k++)
+        if (!psfs || !psfs[k])
+            return sk_error(SK_EINPUT, "%s: no PSF model (coaddition.method %s%s needs one)",
+                            input_name(&in[k]), sk_coaddx_method_name(x->method),
+                            x->artifact_masks ? " with artifact masks" : "");
+    /* The engine's mean coadd gives the metadata, zero points, flux scales
+     * and keywords; its pixels are replaced below. */
+    sk_coadd_params pm = *p;
+    pm.combine.method = SK_COMBINE_MEAN;
+    coaddx_state s;
+    memset(&s, 0, sizeof s);
+    int rc = sk_coadd_run(in, n, grid, &pm, &s.r);
+    if (rc)
+        return rc;
+    s.in = in;
+    s.n = n;
+    s.psfs = psfs;
+    s.grid = grid;
+    s.p = p;
+    s.x = x;
+    s.W = grid->width;
+    s.H = grid->height;
+    s.npix = (size_t)s.W * (size_t)s.H;
+    s.pl = calloc((size_t)n, sizeof *s.pl);
+    s.ai = calloc((size_t)n, sizeof *s.ai);
+    s.poisson = calloc((size_t)n, sizeof(double));
+    s.varcorr = calloc((size_t)n, sizeof(double));
+    s.val = calloc((size_t)n, sizeof(float *));
+    s.wgt = calloc((size_t)n, sizeof(float *));
+    s.flg = calloc((size_t)n, sizeof(uint16_t *));
+    if (!s.pl || !s.ai || !s.poisson || !s.varcorr || !s.val || !s.wgt || !s.flg)
+        rc = sk_error(SK_EIO, "coadd: out of memory");
+    rc = rc ? rc : load_inputs(&s);
+    if (!rc && x->background_match)
+        rc = match_backgrounds(&s);
+    if (!rc && x->artifact_masks)
+        rc = mask_artifacts(&s);
+    if (!rc)
+        rc = x->method == SK_COADDX_ZOGY       ? run_zogy(&s, coadd_psf)
+             : x->method == SK_COADDX_PSFMATCH ? run_psfmatch(&s, coadd_psf)
+                                               : run_direct(&s);
+    rc = rc ? rc : method_keywords(&s);
+    s.r->nrejected = s.nrejected;
+    state_free(&s);
     if (rc) {
-        sk_coadd_result_free(r);
+        sk_coadd_result_free(s.r);
         if (coadd_psf) {
             sk_psf_free(*coadd_psf);
             *coadd_psf = NULL;
         }
         return rc;
     }
-    *out = r;
+    *out = s.r;
     return SK_OK;
 }

@@ -147,13 +147,11 @@ static void box5(const float *in, float *tmp, float *out, long w, long h)
         }
 }
 
-static int process_input(art_ctx *c, art_ws *w, int j)
+/* Residual, its noise, SNR and source terms of input j at every pixel. */
+static void residual_maps(const art_ctx *c, art_ws *w, int j)
 {
     const long width = c->width, height = c->height;
-    const size_t npix = (size_t)width * (size_t)height;
-    const double T = c->o.detect_sigma, G = c->o.grow_sigma;
     const sk_aligned_input *in = &c->in[j];
-
     for (long y = 0; y < height; y++)
         for (long x = 0; x < width; x++) {
             size_t i = (size_t)y * (size_t)width + (size_t)x;
@@ -176,170 +174,215 @@ static int process_input(art_ctx *c, art_ws *w, int j)
                 w->r[i] = w->vn[i] = w->z[i] = w->cp[i] = w->cc[i] = 0.0f;
             }
         }
-    /* The 5x5 sum of the residual and its SNR: noise variances add, the
-     * source terms as for one pixel (the mismatch term is coherent). */
-    {
-        box5(w->r, w->tmp, w->zs, width, height);
-        box5(w->vn, w->tmp, w->svn, width, height);
-        box5(w->cp, w->tmp, w->scp, width, height);
-        box5(w->cc, w->tmp, w->sc, width, height);
-        for (size_t i = 0; i < npix; i++) {
-            double var = w->svn[i] + in->poisson * w->scp[i] + (double)w->sc[i] * w->sc[i];
-            w->zs[i] = var > 0.0 ? (float)(w->zs[i] / sqrt(var)) : 0.0f;
-        }
-        /* Fewer than half the 5x5 pixels usable: no smoothed detection. */
-        for (size_t i = 0; i < npix; i++)
-            w->cp[i] = (float)w->valid[i];
-        box5(w->cp, w->tmp, w->svn, width, height);
-        for (size_t i = 0; i < npix; i++)
-            if (w->svn[i] < 12.5f)
-                w->zs[i] = 0.0f;
+}
+
+/* The 5x5 sum of the residual and its SNR: noise variances add, the
+ * source terms as for one pixel (the mismatch term is coherent). */
+static void smoothed_snr(const art_ctx *c, art_ws *w, int j)
+{
+    const long width = c->width, height = c->height;
+    const size_t npix = (size_t)width * (size_t)height;
+    const sk_aligned_input *in = &c->in[j];
+    box5(w->r, w->tmp, w->zs, width, height);
+    box5(w->vn, w->tmp, w->svn, width, height);
+    box5(w->cp, w->tmp, w->scp, width, height);
+    box5(w->cc, w->tmp, w->sc, width, height);
+    for (size_t i = 0; i < npix; i++) {
+        double var = w->svn[i] + in->poisson * w->scp[i] + (double)w->sc[i] * w->sc[i];
+        w->zs[i] = var > 0.0 ? (float)(w->zs[i] / sqrt(var)) : 0.0f;
     }
+    /* Fewer than half the 5x5 pixels usable: no smoothed detection. */
+    for (size_t i = 0; i < npix; i++)
+        w->cp[i] = (float)w->valid[i];
+    box5(w->cp, w->tmp, w->svn, width, height);
+    for (size_t i = 0; i < npix; i++)
+        if (w->svn[i] < 12.5f)
+            w->zs[i] = 0.0f;
+}
+
+/* Grow the footprint from seed s: 8-connected pixels above the growth
+ * level, into w->fp[0..*nfp). */
+static int grow_footprint(const art_ctx *c, art_ws *w, long s, long *nfp)
+{
+    const long width = c->width, height = c->height;
+    const double G = c->o.grow_sigma;
+    long nst = 0;
+    *nfp = 0;
+    if (push(&w->stack, &nst, &w->cap_stack, s))
+        return sk_error(SK_EIO, "artifacts: out of memory");
+    w->visited[s] = 1;
+    while (nst > 0) {
+        long p = w->stack[--nst];
+        if (push(&w->fp, nfp, &w->cap_fp, p))
+            return sk_error(SK_EIO, "artifacts: out of memory");
+        long px = p % width, py = p / width;
+        for (long dy = -1; dy <= 1; dy++)
+            for (long dx = -1; dx <= 1; dx++) {
+                long xx = px + dx, yy = py + dy;
+                if (xx < 0 || yy < 0 || xx >= width || yy >= height)
+                    continue;
+                long q = yy * width + xx;
+                if (w->visited[q] || !w->valid[q] || !(w->z[q] > G || w->zs[q] > G))
+                    continue;
+                w->visited[q] = 1;
+                if (push(&w->stack, &nst, &w->cap_stack, q))
+                    return sk_error(SK_EIO, "artifacts: out of memory");
+            }
+    }
+    return SK_OK;
+}
+
+/* The footprint is significant in more than max_fraction of the inputs
+ * that cover it: a real (variable) source, protected. */
+static int footprint_protected(const art_ctx *c, const art_ws *w, int j, long nfp)
+{
+    const long width = c->width;
+    const double T = c->o.detect_sigma;
+    int ncov = 1, nsig = 1;
+    for (int k = 0; k < c->n; k++) {
+        if (k == j)
+            continue;
+        double sr2 = 0.0, sv = 0.0;
+        long nc = 0;
+        for (long q = 0; q < nfp; q++) {
+            double res, var;
+            if (residual_at(c, k, w->fp[q] % width, w->fp[q] / width, &res, &var)) {
+                sr2 += res;
+                sv += var;
+                nc++;
+            }
+        }
+        if (2 * nc < nfp || !(sv > 0.0))
+            continue;
+        ncov++;
+        if (sr2 / sqrt(sv) > T)
+            nsig++;
+    }
+    return (double)nsig > c->o.max_fraction * (double)ncov;
+}
+
+/* The footprints and runs of one input as they are recorded. */
+typedef struct art_found {
+    art_fp *fps;
+    long nf, capf;
+    sk_artifact_run *runs;
+    long nr, capr;
+} art_found;
+
+static int add_run(art_found *a, int j, long y, long x0, long x1)
+{
+    if (a->nr == a->capr) {
+        long ncap = a->capr ? 2 * a->capr : 64;
+        sk_artifact_run *nrun = realloc(a->runs, sizeof *a->runs * (size_t)ncap);
+        if (!nrun)
+            return sk_error(SK_EIO, "artifacts: out of memory");
+        a->runs = nrun;
+        a->capr = ncap;
+    }
+    sk_artifact_run *r = &a->runs[a->nr++];
+    r->input = j;
+    r->y = y;
+    r->x0 = x0;
+    r->x1 = x1;
+    return SK_OK;
+}
+
+/* Record the footprint w->fp[0..nfp), grown by grow_px, as runs. */
+static int record_footprint(const art_ctx *c, art_ws *w, int j, long nfp, art_found *a)
+{
+    const long width = c->width, height = c->height;
+    long g = c->o.grow_px;
+    double peak = 0.0;
+    long bx0 = width, by0 = height, bx1 = -1, by1 = -1;
+    for (long q = 0; q < nfp; q++) {
+        long p = w->fp[q], px = p % width, py = p / width;
+        double zz = w->z[p] > w->zs[p] ? w->z[p] : w->zs[p];
+        if (zz > peak) peak = zz;
+        if (px < bx0) bx0 = px;
+        if (px > bx1) bx1 = px;
+        if (py < by0) by0 = py;
+        if (py > by1) by1 = py;
+    }
+    bx0 = bx0 - g < 0 ? 0 : bx0 - g;
+    by0 = by0 - g < 0 ? 0 : by0 - g;
+    bx1 = bx1 + g >= width ? width - 1 : bx1 + g;
+    by1 = by1 + g >= height ? height - 1 : by1 + g;
+    for (long q = 0; q < nfp; q++) {
+        long px = w->fp[q] % width, py = w->fp[q] / width;
+        for (long yy = py - g; yy <= py + g; yy++)
+            for (long xx = px - g; xx <= px + g; xx++)
+                if (xx >= 0 && yy >= 0 && xx < width && yy < height)
+                    w->masked[yy * width + xx] = 1;
+    }
+    if (a->nf == a->capf) {
+        long ncap = a->capf ? 2 * a->capf : 16;
+        art_fp *nfpa = realloc(a->fps, sizeof *a->fps * (size_t)ncap);
+        if (!nfpa)
+            return sk_error(SK_EIO, "artifacts: out of memory");
+        a->fps = nfpa;
+        a->capf = ncap;
+    }
+    art_fp *f = &a->fps[a->nf++];
+    f->peak = peak;
+    f->x0 = bx0;
+    f->y0 = by0;
+    f->x1 = bx1;
+    f->y1 = by1;
+    f->r0 = a->nr;
+    f->dropped = 0;
+    for (long yy = by0; yy <= by1; yy++) {
+        long xx = bx0;
+        while (xx <= bx1) {
+            if (!w->masked[yy * width + xx]) {
+                xx++;
+                continue;
+            }
+            long xs = xx;
+            while (xx <= bx1 && w->masked[yy * width + xx]) {
+                w->masked[yy * width + xx] = 0;
+                xx++;
+            }
+            int status = add_run(a, j, yy, xs, xx);
+            if (status)
+                return status;
+        }
+    }
+    f->nr = a->nr - f->r0;
+    return SK_OK;
+}
+
+static int process_input(art_ctx *c, art_ws *w, int j)
+{
+    const size_t npix = (size_t)c->width * (size_t)c->height;
+    const double T = c->o.detect_sigma;
+    residual_maps(c, w, j);
+    smoothed_snr(c, w, j);
     memset(w->visited, 0, npix);
     memset(w->masked, 0, npix);
-
-    long nprot = 0, nf = 0, capf = 0, nr = 0, capr = 0;
-    art_fp *fps = NULL;
-    sk_artifact_run *runs = NULL;
+    long nprot = 0;
+    art_found a;
+    memset(&a, 0, sizeof a);
     for (size_t s = 0; s < npix; s++) {
         if (w->visited[s] || !w->valid[s] || !(w->z[s] > T || w->zs[s] > T))
             continue;
-        /* Grow the footprint: 8-connected pixels above the growth level. */
-        long nst = 0, nfp = 0;
-        if (push(&w->stack, &nst, &w->cap_stack, (long)s)) {
-            free(fps);
-            free(runs);
-            return sk_error(SK_EIO, "artifacts: out of memory");
-        }
-        w->visited[s] = 1;
-        while (nst > 0) {
-            long p = w->stack[--nst];
-            if (push(&w->fp, &nfp, &w->cap_fp, p)) {
-                free(fps);
-                free(runs);
-                return sk_error(SK_EIO, "artifacts: out of memory");
-            }
-            long px = p % width, py = p / width;
-            for (long dy = -1; dy <= 1; dy++)
-                for (long dx = -1; dx <= 1; dx++) {
-                    long xx = px + dx, yy = py + dy;
-                    if (xx < 0 || yy < 0 || xx >= width || yy >= height)
-                        continue;
-                    long q = yy * width + xx;
-                    if (w->visited[q] || !w->valid[q] || !(w->z[q] > G || w->zs[q] > G))
-                        continue;
-                    w->visited[q] = 1;
-                    if (push(&w->stack, &nst, &w->cap_stack, q)) {
-                        free(fps);
-                        free(runs);
-                        return sk_error(SK_EIO, "artifacts: out of memory");
-                    }
-                }
-        }
-        /* In how many inputs is this footprint significant? */
-        int ncov = 1, nsig = 1;
-        for (int k = 0; k < c->n; k++) {
-            if (k == j)
-                continue;
-            double sr2 = 0.0, sv = 0.0;
-            long nc = 0;
-            for (long q = 0; q < nfp; q++) {
-                double res, var;
-                if (residual_at(c, k, w->fp[q] % width, w->fp[q] / width, &res, &var)) {
-                    sr2 += res;
-                    sv += var;
-                    nc++;
-                }
-            }
-            if (2 * nc < nfp || !(sv > 0.0))
-                continue;
-            ncov++;
-            if (sr2 / sqrt(sv) > T)
-                nsig++;
-        }
-        if ((double)nsig > c->o.max_fraction * (double)ncov) {
+        long nfp = 0;
+        int status = grow_footprint(c, w, (long)s, &nfp);
+        if (!status && footprint_protected(c, w, j, nfp)) {
             nprot++;
             continue;
         }
-        /* Record the footprint, grown by grow_px, as runs. */
-        long g = c->o.grow_px;
-        double peak = 0.0;
-        long bx0 = width, by0 = height, bx1 = -1, by1 = -1;
-        for (long q = 0; q < nfp; q++) {
-            long p = w->fp[q], px = p % width, py = p / width;
-            double zz = w->z[p] > w->zs[p] ? w->z[p] : w->zs[p];
-            if (zz > peak) peak = zz;
-            if (px < bx0) bx0 = px;
-            if (px > bx1) bx1 = px;
-            if (py < by0) by0 = py;
-            if (py > by1) by1 = py;
+        if (!status)
+            status = record_footprint(c, w, j, nfp, &a);
+        if (status) {
+            free(a.fps);
+            free(a.runs);
+            return status;
         }
-        bx0 = bx0 - g < 0 ? 0 : bx0 - g;
-        by0 = by0 - g < 0 ? 0 : by0 - g;
-        bx1 = bx1 + g >= width ? width - 1 : bx1 + g;
-        by1 = by1 + g >= height ? height - 1 : by1 + g;
-        for (long q = 0; q < nfp; q++) {
-            long px = w->fp[q] % width, py = w->fp[q] / width;
-            for (long yy = py - g; yy <= py + g; yy++)
-                for (long xx = px - g; xx <= px + g; xx++)
-                    if (xx >= 0 && yy >= 0 && xx < width && yy < height)
-                        w->masked[yy * width + xx] = 1;
-        }
-        if (nf == capf) {
-            long ncap = capf ? 2 * capf : 16;
-            art_fp *nfpa = realloc(fps, sizeof *fps * (size_t)ncap);
-            if (!nfpa) {
-                free(fps);
-                free(runs);
-                return sk_error(SK_EIO, "artifacts: out of memory");
-            }
-            fps = nfpa;
-            capf = ncap;
-        }
-        art_fp *f = &fps[nf++];
-        f->peak = peak;
-        f->x0 = bx0;
-        f->y0 = by0;
-        f->x1 = bx1;
-        f->y1 = by1;
-        f->r0 = nr;
-        f->dropped = 0;
-        for (long yy = by0; yy <= by1; yy++) {
-            long xx = bx0;
-            while (xx <= bx1) {
-                if (!w->masked[yy * width + xx]) {
-                    xx++;
-                    continue;
-                }
-                long xs = xx;
-                while (xx <= bx1 && w->masked[yy * width + xx]) {
-                    w->masked[yy * width + xx] = 0;
-                    xx++;
-                }
-                if (nr == capr) {
-                    long ncap = capr ? 2 * capr : 64;
-                    sk_artifact_run *nrun = realloc(runs, sizeof *runs * (size_t)ncap);
-                    if (!nrun) {
-                        free(fps);
-                        free(runs);
-                        return sk_error(SK_EIO, "artifacts: out of memory");
-                    }
-                    runs = nrun;
-                    capr = ncap;
-                }
-                runs[nr].input = j;
-                runs[nr].y = yy;
-                runs[nr].x0 = xs;
-                runs[nr].x1 = xx;
-                nr++;
-            }
-        }
-        f->nr = nr - f->r0;
     }
-    c->fps[j] = fps;
-    c->nfps[j] = nf;
-    c->runs[j] = runs;
-    c->nruns[j] = nr;
+    c->fps[j] = a.fps;
+    c->nfps[j] = a.nf;
+    c->runs[j] = a.runs;
+    c->nruns[j] = a.nr;
     c->nprot[j] = nprot;
     return SK_OK;
 }
@@ -444,6 +487,195 @@ static int residual_planes(art_ctx *c, sk_psf_stamp_fn ref_psf, void *ref_psf_ct
     return status;
 }
 
+/* The options and inputs of sk_artifact_find checked. */
+static int check_find(const sk_artifact_opts *o, const sk_aligned_input *in, int n, long width,
+                      long height, const float *ref_sci, const float *ref_weight, int have_ref_psf)
+{
+    if (n < 1)
+        return sk_error(SK_EINPUT, "artifacts: no input");
+    if (width < 1 || height < 1 || !ref_sci || !ref_weight)
+        return sk_error(SK_EINPUT, "artifacts: no reference coadd");
+    if (!(o->detect_sigma > 0.0 && o->grow_sigma > 0.0 && o->grow_sigma <= o->detect_sigma))
+        return sk_error(SK_EINPUT, "artifacts: thresholds %g (detect) and %g (grow) must be > 0 "
+                        "and grow <= detect", o->detect_sigma, o->grow_sigma);
+    if (!(o->max_fraction > 0.0 && o->max_fraction < 1.0))
+        return sk_error(SK_EINPUT, "artifacts: max fraction %g must be in (0, 1)",
+                        o->max_fraction);
+    if (o->grow_px < 0 || !(o->mismatch >= 0.0) || !(o->core_mismatch >= 0.0) ||
+        !(o->core_snr > 0.0) ||
+        o->psf_size < 3 || o->psf_size % 2 == 0 ||
+        !(o->match_regularization > 0.0 && o->match_regularization < 1.0))
+        return sk_error(SK_EINPUT,
+                        "artifacts: bad grow (%ld px), mismatch (%g), core SNR (%g), PSF size "
+                        "(%ld) or matching regularisation (%g)", o->grow_px, o->mismatch,
+                        o->core_snr, o->psf_size, o->match_regularization);
+    if (have_ref_psf)
+        for (int j = 0; j < n; j++)
+            if (!in[j].psf)
+                return sk_error(SK_EINPUT, "artifacts: input %d has no PSF", j);
+    for (int j = 0; j < n; j++)
+        if (in[j].sci && in[j].nrows > 0 && (in[j].row0 != 0 || in[j].nrows != height))
+            return sk_error(SK_EINPUT, "artifacts: input %d holds rows [%ld, %ld), every row is "
+                            "needed", j, in[j].row0, in[j].row0 + in[j].nrows);
+    return SK_OK;
+}
+
+/* Star cores of the reference (above core_snr), grown by 2 pixels, into c->core. */
+static void star_cores(art_ctx *c, uint8_t *core0)
+{
+    const long width = c->width, height = c->height;
+    const size_t npix = (size_t)width * (size_t)height;
+    for (size_t i = 0; i < npix; i++)
+        core0[i] = c->cwgt[i] > 0.0f && c->csci[i] * sqrtf(c->cwgt[i]) > c->o.core_snr;
+    for (long y = 0; y < height; y++)
+        for (long x = 0; x < width; x++) {
+            if (!core0[y * width + x])
+                continue;
+            for (long yy = y - 2; yy <= y + 2; yy++)
+                for (long xx = x - 2; xx <= x + 2; xx++)
+                    if (xx >= 0 && yy >= 0 && xx < width && yy < height)
+                        c->core[yy * width + xx] = 1;
+        }
+}
+
+/* Footprint f of input j shares a row span with the stronger footprint g of input k. */
+static int footprints_touch(const art_ctx *c, int j, const art_fp *f, int k, const art_fp *g)
+{
+    for (long r1 = f->r0; r1 < f->r0 + f->nr; r1++) {
+        const sk_artifact_run *u = &c->runs[j][r1];
+        for (long r2 = g->r0; r2 < g->r0 + g->nr; r2++) {
+            const sk_artifact_run *v = &c->runs[k][r2];
+            if (v->y == u->y && v->x0 < u->x1 && u->x0 < v->x1)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* A footprint that overlaps a stronger one of another input is that
+ * artifact's light leaking into the reference (and ringing where the
+ * reference was sharpened to a sharper input's PSF): not masked. The
+ * number of footprints so dropped. */
+static long drop_explained(art_ctx *c)
+{
+    long nexplained = 0;
+    for (int j = 0; j < c->n; j++)
+        for (long a = 0; a < c->nfps[j]; a++) {
+            art_fp *f = &c->fps[j][a];
+            for (int k = 0; k < c->n && !f->dropped; k++) {
+                if (k == j)
+                    continue;
+                for (long b = 0; b < c->nfps[k] && !f->dropped; b++) {
+                    const art_fp *g = &c->fps[k][b];
+                    if (!(g->peak > f->peak) || g->x0 > f->x1 || g->x1 < f->x0 ||
+                        g->y0 > f->y1 || g->y1 < f->y0)
+                        continue;
+                    f->dropped = footprints_touch(c, j, f, k, g);
+                }
+            }
+            nexplained += f->dropped;
+        }
+    return nexplained;
+}
+
+/* Input j's kept footprints as one plane over rows [*y0, *y1] (empty when y0 > y1). */
+static void kept_plane(art_ctx *c, sk_artifact_masks *m, int j, uint8_t *plane, long *y0, long *y1)
+{
+    *y0 = c->height;
+    *y1 = -1;
+    for (long a = 0; a < c->nfps[j]; a++) {
+        const art_fp *f = &c->fps[j][a];
+        if (f->dropped)
+            continue;
+        m->nfootprints[j]++;
+        for (long r = f->r0; r < f->r0 + f->nr; r++) {
+            const sk_artifact_run *u = &c->runs[j][r];
+            memset(plane + u->y * c->width + u->x0, 1, (size_t)(u->x1 - u->x0));
+            if (u->y < *y0) *y0 = u->y;
+            if (u->y > *y1) *y1 = u->y;
+        }
+    }
+}
+
+/* Gather in input order: the union of each input's kept footprints, over
+ * the pixels it has, as runs of m. */
+static int gather_masks(art_ctx *c, sk_artifact_masks *m, uint8_t *plane)
+{
+    const long width = c->width;
+    const int n = c->n;
+    m->first = calloc((size_t)n + 1, sizeof(long));
+    m->npixels = calloc((size_t)n, sizeof(long));
+    m->nfootprints = calloc((size_t)n, sizeof(long));
+    if (!m->first || !m->npixels || !m->nfootprints)
+        return sk_error(SK_EIO, "artifacts: out of memory");
+    long cap = 0;
+    for (int j = 0; j < n; j++) {
+        const sk_aligned_input *in = &c->in[j];
+        m->first[j] = m->nruns;
+        m->nprotected += c->nprot[j];
+        long ykeep0, ykeep1;
+        kept_plane(c, m, j, plane, &ykeep0, &ykeep1);
+        for (long y = ykeep0; y <= ykeep1; y++) {
+            long x = 0;
+            while (x < width) {
+                if (!plane[y * width + x] || !sk_cx_usable(in, width, x, y, c->o.mask_flags)) {
+                    plane[y * width + x] = 0;
+                    x++;
+                    continue;
+                }
+                long x0 = x;
+                while (x < width && plane[y * width + x] &&
+                       sk_cx_usable(in, width, x, y, c->o.mask_flags)) {
+                    plane[y * width + x] = 0;
+                    x++;
+                }
+                if (m->nruns == cap) {
+                    long ncap = cap ? 2 * cap : 256;
+                    sk_artifact_run *nrun = realloc(m->runs, sizeof *nrun * (size_t)ncap);
+                    if (!nrun)
+                        return sk_error(SK_EIO, "artifacts: out of memory");
+                    m->runs = nrun;
+                    cap = ncap;
+                }
+                sk_artifact_run *o = &m->runs[m->nruns++];
+                o->input = j;
+                o->y = y;
+                o->x0 = x0;
+                o->x1 = x;
+                m->npixels[j] += x - x0;
+            }
+        }
+    }
+    m->first[n] = m->nruns;
+    return SK_OK;
+}
+
+static void art_ctx_free(art_ctx *c)
+{
+    const int n = c->n;
+    if (c->runs)
+        for (int j = 0; j < n; j++)
+            free(c->runs[j]);
+    if (c->fps)
+        for (int j = 0; j < n; j++)
+            free(c->fps[j]);
+    free(c->fps);
+    free(c->nfps);
+    free(c->runs);
+    free(c->nruns);
+    free(c->nprot);
+    if (c->res)
+        for (int j = 0; j < n; j++)
+            free(c->res[j]);
+    if (c->vn)
+        for (int j = 0; j < n; j++)
+            free(c->vn[j]);
+    free(c->res);
+    free(c->vn);
+    free(c->fmis);
+    free(c->core);
+}
+
 int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
                      const float *ref_sci, const float *ref_weight, sk_psf_stamp_fn ref_psf,
                      void *ref_psf_ctx, const sk_artifact_opts *opts, sk_artifact_masks **out)
@@ -455,32 +687,9 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
         c.o = *opts;
     else
         sk_artifact_opts_default(&c.o);
-    if (n < 1)
-        return sk_error(SK_EINPUT, "artifacts: no input");
-    if (width < 1 || height < 1 || !ref_sci || !ref_weight)
-        return sk_error(SK_EINPUT, "artifacts: no reference coadd");
-    if (!(c.o.detect_sigma > 0.0 && c.o.grow_sigma > 0.0 && c.o.grow_sigma <= c.o.detect_sigma))
-        return sk_error(SK_EINPUT, "artifacts: thresholds %g (detect) and %g (grow) must be > 0 "
-                        "and grow <= detect", c.o.detect_sigma, c.o.grow_sigma);
-    if (!(c.o.max_fraction > 0.0 && c.o.max_fraction < 1.0))
-        return sk_error(SK_EINPUT, "artifacts: max fraction %g must be in (0, 1)",
-                        c.o.max_fraction);
-    if (c.o.grow_px < 0 || !(c.o.mismatch >= 0.0) || !(c.o.core_mismatch >= 0.0) ||
-        !(c.o.core_snr > 0.0) ||
-        c.o.psf_size < 3 || c.o.psf_size % 2 == 0 ||
-        !(c.o.match_regularization > 0.0 && c.o.match_regularization < 1.0))
-        return sk_error(SK_EINPUT,
-                        "artifacts: bad grow (%ld px), mismatch (%g), core SNR (%g), PSF size "
-                        "(%ld) or matching regularisation (%g)", c.o.grow_px, c.o.mismatch,
-                        c.o.core_snr, c.o.psf_size, c.o.match_regularization);
-    if (ref_psf)
-        for (int j = 0; j < n; j++)
-            if (!in[j].psf)
-                return sk_error(SK_EINPUT, "artifacts: input %d has no PSF", j);
-    for (int j = 0; j < n; j++)
-        if (in[j].sci && in[j].nrows > 0 && (in[j].row0 != 0 || in[j].nrows != height))
-            return sk_error(SK_EINPUT, "artifacts: input %d holds rows [%ld, %ld), every row is "
-                            "needed", j, in[j].row0, in[j].row0 + in[j].nrows);
+    int status = check_find(&c.o, in, n, width, height, ref_sci, ref_weight, ref_psf != NULL);
+    if (status)
+        return status;
     c.in = in;
     c.n = n;
     c.width = width;
@@ -500,159 +709,35 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
     c.res = calloc((size_t)n, sizeof(float *));
     c.fmis = calloc((size_t)n, sizeof(double));
     c.vn = calloc((size_t)n, sizeof(float *));
-
-    int status = SK_OK;
     if (!c.core || !core0 || !c.fps || !c.nfps || !c.runs || !c.nruns || !c.nprot || !plane || !m ||
-        !c.res || !c.vn || !c.fmis) {
+        !c.res || !c.vn || !c.fmis)
         status = sk_error(SK_EIO, "artifacts: out of memory");
-        goto done;
-    }
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; !status && j < n; j++) {
         c.res[j] = malloc(sizeof(float) * npix);
         c.vn[j] = malloc(sizeof(float) * npix);
-        if (!c.res[j] || !c.vn[j]) {
-            status = sk_error(SK_EIO, "artifacts: out of memory for the residuals of %d inputs",
-                              n);
-            goto done;
-        }
+        if (!c.res[j] || !c.vn[j])
+            status = sk_error(SK_EIO, "artifacts: out of memory for the residuals of %d inputs", n);
     }
-    if ((status = residual_planes(&c, ref_psf, ref_psf_ctx)))
-        goto done;
-    /* Star cores of the reference, grown by 2 pixels. */
-    for (size_t i = 0; i < npix; i++)
-        core0[i] = ref_weight[i] > 0.0f && ref_sci[i] * sqrtf(ref_weight[i]) > c.o.core_snr;
-    for (long y = 0; y < height; y++)
-        for (long x = 0; x < width; x++) {
-            if (!core0[y * width + x])
-                continue;
-            for (long yy = y - 2; yy <= y + 2; yy++)
-                for (long xx = x - 2; xx <= x + 2; xx++)
-                    if (xx >= 0 && yy >= 0 && xx < width && yy < height)
-                        c.core[yy * width + xx] = 1;
-        }
-    const sk_scratch ws_ops = {sizeof(art_ws), art_ws_init, art_ws_release};
-    status = sk_parallel_for_scratch(n, 1, sk_cx_threads(c.o.threads), &ws_ops, art_inputs, &c);
-    if (status)
-        goto done;
-    /* A footprint that overlaps a stronger one of another input is that
-     * artifact's light leaking into the reference (and ringing where the
-     * reference was sharpened to a sharper input's PSF): not masked. */
-    long nexplained = 0;
-    for (int j = 0; j < n; j++)
-        for (long a = 0; a < c.nfps[j]; a++) {
-            art_fp *f = &c.fps[j][a];
-            for (int k = 0; k < n && !f->dropped; k++) {
-                if (k == j)
-                    continue;
-                for (long b = 0; b < c.nfps[k] && !f->dropped; b++) {
-                    const art_fp *g = &c.fps[k][b];
-                    if (!(g->peak > f->peak) || g->x0 > f->x1 || g->x1 < f->x0 ||
-                        g->y0 > f->y1 || g->y1 < f->y0)
-                        continue;
-                    for (long r1 = f->r0; r1 < f->r0 + f->nr && !f->dropped; r1++) {
-                        const sk_artifact_run *u = &c.runs[j][r1];
-                        for (long r2 = g->r0; r2 < g->r0 + g->nr; r2++) {
-                            const sk_artifact_run *v = &c.runs[k][r2];
-                            if (v->y == u->y && v->x0 < u->x1 && u->x0 < v->x1) {
-                                f->dropped = 1;
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            nexplained += f->dropped;
-        }
-    /* Gather in input order: the union of each input's kept footprints,
-     * over the pixels it has. */
-    m->n = n;
-    m->width = width;
-    m->height = height;
-    m->first = calloc((size_t)n + 1, sizeof(long));
-    m->npixels = calloc((size_t)n, sizeof(long));
-    m->nfootprints = calloc((size_t)n, sizeof(long));
-    if (!m->first || !m->npixels || !m->nfootprints) {
-        status = sk_error(SK_EIO, "artifacts: out of memory");
-        goto done;
+    status = status ? status : residual_planes(&c, ref_psf, ref_psf_ctx);
+    if (!status) {
+        star_cores(&c, core0);
+        const sk_scratch ws_ops = {sizeof(art_ws), art_ws_init, art_ws_release};
+        status = sk_parallel_for_scratch(n, 1, sk_cx_threads(c.o.threads), &ws_ops, art_inputs, &c);
     }
-    long cap = 0;
-    for (int j = 0; j < n; j++) {
-        m->first[j] = m->nruns;
-        m->nprotected += c.nprot[j];
-        long ykeep0 = height, ykeep1 = -1;
-        for (long a = 0; a < c.nfps[j]; a++) {
-            const art_fp *f = &c.fps[j][a];
-            if (f->dropped)
-                continue;
-            m->nfootprints[j]++;
-            for (long r = f->r0; r < f->r0 + f->nr; r++) {
-                const sk_artifact_run *u = &c.runs[j][r];
-                memset(plane + u->y * width + u->x0, 1, (size_t)(u->x1 - u->x0));
-                if (u->y < ykeep0) ykeep0 = u->y;
-                if (u->y > ykeep1) ykeep1 = u->y;
-            }
-        }
-        for (long y = ykeep0; y <= ykeep1; y++) {
-            long x = 0;
-            while (x < width) {
-                if (!plane[y * width + x] || !sk_cx_usable(&in[j], width, x, y, c.o.mask_flags)) {
-                    plane[y * width + x] = 0;
-                    x++;
-                    continue;
-                }
-                long x0 = x;
-                while (x < width && plane[y * width + x] &&
-                       sk_cx_usable(&in[j], width, x, y, c.o.mask_flags)) {
-                    plane[y * width + x] = 0;
-                    x++;
-                }
-                if (m->nruns == cap) {
-                    long ncap = cap ? 2 * cap : 256;
-                    sk_artifact_run *nrun = realloc(m->runs, sizeof *nrun * (size_t)ncap);
-                    if (!nrun) {
-                        status = sk_error(SK_EIO, "artifacts: out of memory");
-                        goto done;
-                    }
-                    m->runs = nrun;
-                    cap = ncap;
-                }
-                sk_artifact_run *o = &m->runs[m->nruns++];
-                o->input = j;
-                o->y = y;
-                o->x0 = x0;
-                o->x1 = x;
-                m->npixels[j] += x - x0;
-            }
-        }
+    if (!status) {
+        long nexplained = drop_explained(&c);
+        m->n = n;
+        m->width = width;
+        m->height = height;
+        status = gather_masks(&c, m, plane);
+        m->nprotected += nexplained;
     }
-    m->first[n] = m->nruns;
-    m->nprotected += nexplained;
-    *out = m;
-    m = NULL;
-done:
-    if (c.runs)
-        for (int j = 0; j < n; j++)
-            free(c.runs[j]);
-    if (c.fps)
-        for (int j = 0; j < n; j++)
-            free(c.fps[j]);
-    free(c.fps);
-    free(c.nfps);
-    free(c.runs);
-    free(c.nruns);
-    free(c.nprot);
+    if (!status) {
+        *out = m;
+        m = NULL;
+    }
+    art_ctx_free(&c);
     free(plane);
-    if (c.res)
-        for (int j = 0; j < n; j++)
-            free(c.res[j]);
-    if (c.vn)
-        for (int j = 0; j < n; j++)
-            free(c.vn[j]);
-    free(c.res);
-    free(c.vn);
-    free(c.fmis);
-
-    free(c.core);
     free(core0);
     sk_artifact_masks_free(m);
     return status;

@@ -486,171 +486,221 @@ static inline void basis(const sk_bgmatch *bm, double x, double y, double *f)
     }
 }
 
+/* The work arrays of one solve: normal matrix a (m x m), right side b,
+ * normalised residuals z, and the union-find of overlapping inputs. */
+typedef struct bg_solve {
+    int n, np, m;
+    double *a, *b, *z;
+    int *parent, *inany;
+} bg_solve;
+
+/* The normal equations of the measurements [s, e) of one cell, with the
+ * cell's level eliminated; their inputs joined as overlapping. */
+static void cell_equations(const sk_bgmatch *bm, bg_solve *S, long s, long e)
+{
+    const int np = S->np, m = S->m;
+    double wc = 0.0;
+    int cnt = 0;
+    for (long q = s; q < e; q++)
+        if (bm->meas[q].active) {
+            wc += bm->meas[q].w;
+            cnt++;
+        }
+    if (!(cnt >= 2 && wc > 0.0))
+        return;
+    int first = -1;
+    for (long q = s; q < e; q++) {
+        const bg_meas *mq = &bm->meas[q];
+        if (!mq->active)
+            continue;
+        S->inany[mq->j] = 1;
+        if (first < 0)
+            first = mq->j;
+        else
+            S->parent[uf_find(S->parent, mq->j)] = uf_find(S->parent, first);
+        double fq[3];
+        basis(bm, mq->x, mq->y, fq);
+        for (long r = s; r < e; r++) {
+            const bg_meas *mr = &bm->meas[r];
+            if (!mr->active)
+                continue;
+            double fr[3];
+            basis(bm, mr->x, mr->y, fr);
+            double mjk = (q == r ? mq->w : 0.0) - mq->w * mr->w / wc;
+            for (int u = 0; u < np; u++) {
+                S->b[mq->j * np + u] += mjk * mr->m * fq[u];
+                for (int v = 0; v < np; v++)
+                    S->a[(mq->j * np + u) * m + mr->j * np + v] += mjk * fq[u] * fr[v];
+            }
+        }
+    }
+}
+
+/* Anchor each group of overlapping inputs to a zero mean; pin the inputs
+ * that overlap nothing; a small ridge for directions the overlaps do not
+ * constrain (a gradient across a thin strip). */
+static void anchor_groups(bg_solve *S)
+{
+    const int n = S->n, np = S->np, m = S->m;
+    double *a = S->a, *b = S->b;
+    double tr = 0.0;
+    for (int i = 0; i < m; i++)
+        tr += a[i * m + i];
+    double mu = tr > 0.0 ? tr / m : 1.0;
+    for (int j = 0; j < n; j++)
+        for (int k = 0; k < n; k++)
+            if (S->inany[j] && S->inany[k] && uf_find(S->parent, j) == uf_find(S->parent, k))
+                for (int u = 0; u < np; u++)
+                    a[(j * np + u) * m + k * np + u] += mu;
+    for (int j = 0; j < n; j++)
+        for (int u = 0; u < np; u++) {
+            if (!S->inany[j]) {
+                a[(j * np + u) * m + j * np + u] = 1.0;
+                b[j * np + u] = 0.0;
+            } else {
+                a[(j * np + u) * m + j * np + u] += 1e-9 * mu;
+            }
+        }
+}
+
+/* The fitted offset of measurement q. */
+static double meas_offset(const sk_bgmatch *bm, const bg_meas *mq)
+{
+    double f[3];
+    basis(bm, mq->x, mq->y, f);
+    double o = 0.0;
+    for (int u = 0; u < bm->npar; u++)
+        o += bm->theta[mq->j * bm->npar + u] * f[u];
+    return o;
+}
+
+/* Normalised residuals z against the fit (cell levels re-estimated). */
+static void fit_residuals(const sk_bgmatch *bm, double *z)
+{
+    for (long s = 0; s < bm->nmeas;) {
+        long e = s;
+        while (e < bm->nmeas && bm->meas[e].cell == bm->meas[s].cell)
+            e++;
+        double wc = 0.0, lev = 0.0;
+        for (long q = s; q < e; q++)
+            if (bm->meas[q].active) {
+                double o = meas_offset(bm, &bm->meas[q]);
+                lev += bm->meas[q].w * (bm->meas[q].m - o);
+                wc += bm->meas[q].w;
+            }
+        if (wc > 0.0)
+            lev /= wc;
+        for (long q = s; q < e; q++) {
+            const bg_meas *mq = &bm->meas[q];
+            double o = meas_offset(bm, mq);
+            z[q] = (e - s >= 2 && wc > 0.0) ? (mq->m - o - lev) * sqrt(mq->w) : NAN;
+        }
+        s = e;
+    }
+}
+
+/* Measurements beyond clip_sigma robust sigmas of the residuals made
+ * inactive, those within active again; *changed when any moved. */
+static int clip_measurements(sk_bgmatch *bm, const double *z, int *changed)
+{
+    *changed = 0;
+    long nz = 0;
+    double *az = malloc(sizeof(double) * (size_t)(bm->nmeas ? bm->nmeas : 1));
+    if (!az)
+        return sk_error(SK_EIO, "background matching: out of memory");
+    for (long q = 0; q < bm->nmeas; q++)
+        if (bm->meas[q].active && isfinite(z[q]))
+            az[nz++] = fabs(z[q]);
+    if (nz >= 3) {
+        qsort(az, (size_t)nz, sizeof(double), cmp_dbl);
+        double sig = 1.4826 * (nz % 2 ? az[nz / 2] : 0.5 * (az[nz / 2 - 1] + az[nz / 2]));
+        for (long q = 0; q < bm->nmeas; q++) {
+            if (!isfinite(z[q]))
+                continue;
+            int act = sig > 0.0 ? fabs(z[q]) <= bm->o.clip_sigma * sig : 1;
+            if (act != bm->meas[q].active) {
+                bm->meas[q].active = act;
+                *changed = 1;
+            }
+        }
+    }
+    free(az);
+    return SK_OK;
+}
+
+/* One pass: the normal equations, their solution into theta, the clip;
+ * *changed when the clip moved a measurement. */
+static int solve_pass(sk_bgmatch *bm, bg_solve *S, int *changed)
+{
+    const int m = S->m;
+    memset(S->a, 0, sizeof(double) * (size_t)m * (size_t)m);
+    memset(S->b, 0, sizeof(double) * (size_t)m);
+    for (int j = 0; j < S->n; j++) {
+        S->parent[j] = j;
+        S->inany[j] = 0;
+    }
+    for (long s = 0; s < bm->nmeas;) {
+        long e = s;
+        while (e < bm->nmeas && bm->meas[e].cell == bm->meas[s].cell)
+            e++;
+        cell_equations(bm, S, s, e);
+        s = e;
+    }
+    anchor_groups(S);
+    if (cholesky_solve(S->a, S->b, m))
+        return sk_error(SK_EINPUT, "background matching: the offsets are not determined");
+    memcpy(bm->theta, S->b, sizeof(double) * (size_t)m);
+    fit_residuals(bm, S->z);
+    return clip_measurements(bm, S->z, changed);
+}
+
+/* Cells with at least two active measurements, per input. */
+static void count_cells(sk_bgmatch *bm)
+{
+    for (int j = 0; j < bm->n; j++)
+        bm->ncells[j] = 0;
+    for (long s = 0; s < bm->nmeas;) {
+        long e = s;
+        int cnt = 0;
+        while (e < bm->nmeas && bm->meas[e].cell == bm->meas[s].cell)
+            cnt += bm->meas[e++].active;
+        if (cnt >= 2)
+            for (long q = s; q < e; q++)
+                if (bm->meas[q].active)
+                    bm->ncells[bm->meas[q].j]++;
+        s = e;
+    }
+}
+
 int sk_bgmatch_solve(sk_bgmatch *bm)
 {
     if (bm->next_row != bm->height)
         return sk_error(SK_EINPUT, "background matching: rows [%ld, %ld) were not given",
                         bm->next_row, bm->height);
-    const int n = bm->n, np = bm->npar, m = n * np;
+    bg_solve S;
+    S.n = bm->n;
+    S.np = bm->npar;
+    S.m = S.n * S.np;
     qsort(bm->meas, (size_t)bm->nmeas, sizeof(bg_meas), cmp_meas_cell);
-    double *a = malloc(sizeof(double) * (size_t)m * (size_t)m);
-    double *b = malloc(sizeof(double) * (size_t)m);
-    double *z = malloc(sizeof(double) * (size_t)(bm->nmeas ? bm->nmeas : 1));
-    int *parent = malloc(sizeof(int) * (size_t)n);
-    int *inany = malloc(sizeof(int) * (size_t)n);
-    if (!a || !b || !z || !parent || !inany) {
-        free(a); free(b); free(z); free(parent); free(inany);
-        return sk_error(SK_EIO, "background matching: out of memory for %d inputs", n);
-    }
+    S.a = malloc(sizeof(double) * (size_t)S.m * (size_t)S.m);
+    S.b = malloc(sizeof(double) * (size_t)S.m);
+    S.z = malloc(sizeof(double) * (size_t)(bm->nmeas ? bm->nmeas : 1));
+    S.parent = malloc(sizeof(int) * (size_t)S.n);
+    S.inany = malloc(sizeof(int) * (size_t)S.n);
     int status = SK_OK;
-    for (int it = 0; it < bm->o.iterations; it++) {
-        memset(a, 0, sizeof(double) * (size_t)m * (size_t)m);
-        memset(b, 0, sizeof(double) * (size_t)m);
-        for (int j = 0; j < n; j++) {
-            parent[j] = j;
-            inany[j] = 0;
-        }
-        /* Normal equations with the per-cell level eliminated. */
-        for (long s = 0; s < bm->nmeas;) {
-            long e = s;
-            while (e < bm->nmeas && bm->meas[e].cell == bm->meas[s].cell)
-                e++;
-            double wc = 0.0;
-            int cnt = 0;
-            for (long q = s; q < e; q++)
-                if (bm->meas[q].active) {
-                    wc += bm->meas[q].w;
-                    cnt++;
-                }
-            if (cnt >= 2 && wc > 0.0) {
-                int first = -1;
-                for (long q = s; q < e; q++) {
-                    const bg_meas *mq = &bm->meas[q];
-                    if (!mq->active)
-                        continue;
-                    inany[mq->j] = 1;
-                    if (first < 0)
-                        first = mq->j;
-                    else
-                        parent[uf_find(parent, mq->j)] = uf_find(parent, first);
-                    double fq[3];
-                    basis(bm, mq->x, mq->y, fq);
-                    for (long r = s; r < e; r++) {
-                        const bg_meas *mr = &bm->meas[r];
-                        if (!mr->active)
-                            continue;
-                        double fr[3];
-                        basis(bm, mr->x, mr->y, fr);
-                        double mjk = (q == r ? mq->w : 0.0) - mq->w * mr->w / wc;
-                        for (int u = 0; u < np; u++) {
-                            b[mq->j * np + u] += mjk * mr->m * fq[u];
-                            for (int v = 0; v < np; v++)
-                                a[(mq->j * np + u) * m + mr->j * np + v] += mjk * fq[u] * fr[v];
-                        }
-                    }
-                }
-            }
-            s = e;
-        }
-        /* Anchor each group of overlapping inputs to a zero mean; pin the
-         * inputs that overlap nothing; a small ridge for directions the
-         * overlaps do not constrain (a gradient across a thin strip). */
-        double tr = 0.0;
-        for (int i = 0; i < m; i++)
-            tr += a[i * m + i];
-        double mu = tr > 0.0 ? tr / m : 1.0;
-        for (int j = 0; j < n; j++)
-            for (int k = 0; k < n; k++)
-                if (inany[j] && inany[k] && uf_find(parent, j) == uf_find(parent, k))
-                    for (int u = 0; u < np; u++)
-                        a[(j * np + u) * m + k * np + u] += mu;
-        for (int j = 0; j < n; j++)
-            for (int u = 0; u < np; u++) {
-                if (!inany[j]) {
-                    a[(j * np + u) * m + j * np + u] = 1.0;
-                    b[j * np + u] = 0.0;
-                } else {
-                    a[(j * np + u) * m + j * np + u] += 1e-9 * mu;
-                }
-            }
-        if (cholesky_solve(a, b, m)) {
-            status = sk_error(SK_EINPUT, "background matching: the offsets are not determined");
-            break;
-        }
-        memcpy(bm->theta, b, sizeof(double) * (size_t)m);
-        /* Normalised residuals against the fit (cell levels re-estimated). */
-        long nz = 0;
-        for (long s = 0; s < bm->nmeas;) {
-            long e = s;
-            while (e < bm->nmeas && bm->meas[e].cell == bm->meas[s].cell)
-                e++;
-            double wc = 0.0, lev = 0.0;
-            for (long q = s; q < e; q++)
-                if (bm->meas[q].active) {
-                    double f[3];
-                    basis(bm, bm->meas[q].x, bm->meas[q].y, f);
-                    double o = 0.0;
-                    for (int u = 0; u < np; u++)
-                        o += bm->theta[bm->meas[q].j * np + u] * f[u];
-                    lev += bm->meas[q].w * (bm->meas[q].m - o);
-                    wc += bm->meas[q].w;
-                }
-            if (wc > 0.0)
-                lev /= wc;
-            for (long q = s; q < e; q++) {
-                bg_meas *mq = &bm->meas[q];
-                double f[3];
-                basis(bm, mq->x, mq->y, f);
-                double o = 0.0;
-                for (int u = 0; u < np; u++)
-                    o += bm->theta[mq->j * np + u] * f[u];
-                z[q] = (e - s >= 2 && wc > 0.0) ? (mq->m - o - lev) * sqrt(mq->w) : NAN;
-            }
-            s = e;
-        }
-        double *az = malloc(sizeof(double) * (size_t)(bm->nmeas ? bm->nmeas : 1));
-        if (!az) {
-            status = sk_error(SK_EIO, "background matching: out of memory");
-            break;
-        }
-        for (long q = 0; q < bm->nmeas; q++)
-            if (bm->meas[q].active && isfinite(z[q]))
-                az[nz++] = fabs(z[q]);
+    if (!S.a || !S.b || !S.z || !S.parent || !S.inany)
+        status = sk_error(SK_EIO, "background matching: out of memory for %d inputs", S.n);
+    for (int it = 0; !status && it < bm->o.iterations; it++) {
         int changed = 0;
-        if (nz >= 3) {
-            qsort(az, (size_t)nz, sizeof(double), cmp_dbl);
-            double sig = 1.4826 * (nz % 2 ? az[nz / 2] : 0.5 * (az[nz / 2 - 1] + az[nz / 2]));
-            for (long q = 0; q < bm->nmeas; q++) {
-                if (!isfinite(z[q]))
-                    continue;
-                int act = sig > 0.0 ? fabs(z[q]) <= bm->o.clip_sigma * sig : 1;
-                if (act != bm->meas[q].active) {
-                    bm->meas[q].active = act;
-                    changed = 1;
-                }
-            }
-        }
-        free(az);
+        status = solve_pass(bm, &S, &changed);
         if (!changed)
             break;
     }
     if (!status) {
-        for (int j = 0; j < n; j++)
-            bm->ncells[j] = 0;
-        for (long s = 0; s < bm->nmeas;) {
-            long e = s;
-            int cnt = 0;
-            while (e < bm->nmeas && bm->meas[e].cell == bm->meas[s].cell)
-                cnt += bm->meas[e++].active;
-            if (cnt >= 2)
-                for (long q = s; q < e; q++)
-                    if (bm->meas[q].active)
-                        bm->ncells[bm->meas[q].j]++;
-            s = e;
-        }
+        count_cells(bm);
         bm->solved = 1;
     }
-    free(a); free(b); free(z); free(parent); free(inany);
+    free(S.a); free(S.b); free(S.z); free(S.parent); free(S.inany);
     return status;
 }
 

@@ -5,8 +5,9 @@
 #include "direct_priv.h"
 #include "skystack/error.h"
 #include "skystack/fits.h"
+#include "numeric/spline.h"
 
-/* The splines below are those of sk_background_interpolate() (extract(1)):
+/* The splines (numeric/spline.h) are those of sk_background_interpolate() (extract(1)):
  * along y through the cell centres of each column of cells, then along x
  * through the values of one row, linear beyond the outer centres. The same
  * operations in the same order give the same bits as the full map. */
@@ -17,80 +18,6 @@ struct sk_bkg_mesh {
     double *col, *col2;      /* per cell column: ny values and second derivatives */
     double median_rms;
 };
-
-static void spline_deriv2(const double *t, const double *v, long n, double *y2, double *work)
-{
-    if (n < 3) {
-        for (long i = 0; i < n; i++)
-            y2[i] = 0;
-        return;
-    }
-    y2[0] = work[0] = 0.0;
-    for (long i = 1; i < n - 1; i++) {
-        double sig = (t[i] - t[i - 1]) / (t[i + 1] - t[i - 1]);
-        double p = sig * y2[i - 1] + 2.0;
-        y2[i] = (sig - 1.0) / p;
-        double d = (v[i + 1] - v[i]) / (t[i + 1] - t[i]) - (v[i] - v[i - 1]) / (t[i] - t[i - 1]);
-        work[i] = (6.0 * d / (t[i + 1] - t[i - 1]) - sig * work[i - 1]) / p;
-    }
-    y2[n - 1] = 0.0;
-    for (long i = n - 2; i >= 0; i--)
-        y2[i] = y2[i] * y2[i + 1] + work[i];
-}
-
-typedef struct {
-    long k;
-    double a, b, c, d;
-} spline_at;
-
-static spline_at spline_rule(const double *t, long n, double x)
-{
-    spline_at r = {0, 1, 0, 0, 0};
-    if (n < 2)
-        return r;
-    if (x <= t[0]) {
-        double h = t[1] - t[0], u = x - t[0];
-        r.k = 0;
-        r.a = 1 - u / h;
-        r.b = u / h;
-        r.c = -u * h / 3;
-        r.d = -u * h / 6;
-        return r;
-    }
-    if (x >= t[n - 1]) {
-        double h = t[n - 1] - t[n - 2], u = x - t[n - 1];
-        r.k = n - 2;
-        r.a = -u / h;
-        r.b = 1 + u / h;
-        r.c = u * h / 6;
-        r.d = u * h / 3;
-        return r;
-    }
-    long k = 0;
-    while (k < n - 2 && x > t[k + 1])
-        k++;
-    double h = t[k + 1] - t[k];
-    double A = (t[k + 1] - x) / h, B = 1 - A;
-    r.k = k;
-    r.a = A;
-    r.b = B;
-    r.c = (A * A * A - A) * h * h / 6;
-    r.d = (B * B * B - B) * h * h / 6;
-    return r;
-}
-
-static inline double spline_eval(const spline_at *r, const double *v, const double *y2, long n)
-{
-    if (n < 2)
-        return v[0];
-    return r->a * v[r->k] + r->b * v[r->k + 1] + r->c * y2[r->k] + r->d * y2[r->k + 1];
-}
-
-static double cell_centre(long i, long mesh, long size)
-{
-    long a = i * mesh, b = a + mesh < size ? a + mesh : size;
-    return 0.5 * (double)(a + b - 1);
-}
 
 void sk_bkg_mesh_free(sk_bkg_mesh *m)
 {
@@ -143,13 +70,13 @@ int sk_bkg_mesh_read(const char *path, sk_bkg_mesh **out)
         return sk_error(SK_EIO, "%s: out of memory", path);
     }
     for (long i = 0; i < nx; i++)
-        m->tx[i] = cell_centre(i, mesh, width);
+        m->tx[i] = sk_spline_cell_knot(i, mesh, width);
     for (long j = 0; j < ny; j++)
-        m->ty[j] = cell_centre(j, mesh, height);
+        m->ty[j] = sk_spline_cell_knot(j, mesh, height);
     for (long i = 0; i < nx; i++) {
         for (long j = 0; j < ny; j++)
             m->col[i * ny + j] = level[j * nx + i];
-        spline_deriv2(m->ty, m->col + i * ny, ny, m->col2 + i * ny, work);
+        sk_spline_deriv2(m->ty, m->col + i * ny, ny, m->col2 + i * ny, work);
     }
     free(level);
     free(work);
@@ -165,7 +92,7 @@ int sk_bkg_mesh_rows(const sk_bkg_mesh *m, long x0, long y0, long w, long h, flo
 {
     long nx = m->nx, ny = m->ny;
     double *buf = malloc((size_t)(3 * nx) * sizeof *buf);
-    spline_at *rule = malloc((size_t)w * sizeof *rule);
+    sk_spline_at *rule = malloc((size_t)w * sizeof *rule);
     if (!buf || !rule) {
         free(buf);
         free(rule);
@@ -173,15 +100,15 @@ int sk_bkg_mesh_rows(const sk_bkg_mesh *m, long x0, long y0, long w, long h, flo
     }
     double *lv = buf, *lv2 = buf + nx, *work = buf + 2 * nx;
     for (long x = 0; x < w; x++)
-        rule[x] = spline_rule(m->tx, nx, (double)(x0 + x));
+        rule[x] = sk_spline_rule(m->tx, nx, (double)(x0 + x));
     for (long y = 0; y < h; y++) {
-        spline_at ry = spline_rule(m->ty, ny, (double)(y0 + y));
+        sk_spline_at ry = sk_spline_rule(m->ty, ny, (double)(y0 + y));
         for (long i = 0; i < nx; i++)
-            lv[i] = spline_eval(&ry, m->col + i * ny, m->col2 + i * ny, ny);
-        spline_deriv2(m->tx, lv, nx, lv2, work);
+            lv[i] = sk_spline_eval(&ry, m->col + i * ny, m->col2 + i * ny, ny);
+        sk_spline_deriv2(m->tx, lv, nx, lv2, work);
         float *row = out + (size_t)y * (size_t)w;
         for (long x = 0; x < w; x++)
-            row[x] = (float)spline_eval(&rule[x], lv, lv2, nx);
+            row[x] = (float)sk_spline_eval(&rule[x], lv, lv2, nx);
     }
     free(buf);
     free(rule);

@@ -554,21 +554,15 @@ static int check_params(const sk_coadd_params *p, int n, const sk_grid *grid)
     return SK_OK;
 }
 
-static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
-                     const sk_coadd_params *p, const double *forced_scale, sk_coadd_result **out)
+/* The engine's per-run arrays. */
+static int engine_alloc(engine *e, const sk_coadd_params *p, const sk_grid *grid, int n)
 {
-    *out = NULL;
-    int rc = check_params(p, n, grid);
-    if (rc)
-        return rc;
-    engine E = {0}, *e = &E;
     pthread_mutex_init(&e->err.lock, NULL);
     e->p = p;
     e->grid = grid;
     e->n = n;
     e->threads = p->threads > 0 ? p->threads : 1;
-    long H = grid->height, W = grid->width;
-    sk_coadd_result *r = NULL;
+    long H = grid->height;
     e->inputs = calloc((size_t)n, sizeof *e->inputs);
     e->act = calloc((size_t)n, sizeof *e->act);
     e->row_varcorr = calloc((size_t)H, sizeof *e->row_varcorr);
@@ -577,71 +571,175 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
     e->row_cweight = calloc((size_t)H * (size_t)n, sizeof *e->row_cweight);
     e->thread_npixels = calloc((size_t)e->threads * (size_t)n, sizeof *e->thread_npixels);
     if (!e->inputs || !e->act || !e->row_varcorr || !e->row_count || !e->row_rejected ||
-        !e->row_cweight || !e->thread_npixels) {
-        rc = sk_error(SK_EIO, "coadd: out of memory");
-        goto fail;
-    }
-    if ((rc = sk_kernel_table_init(&e->kt, p->kernel)))
-        goto fail;
+        !e->row_cweight || !e->thread_npixels)
+        return sk_error(SK_EIO, "coadd: out of memory");
+    return sk_kernel_table_init(&e->kt, p->kernel);
+}
 
-    /* inputs: metadata, filter and zero points */
-    int nzp = 0;
+/* Inputs: metadata, one filter, zero points and flux scales (forced, or
+ * to the output zero point *zp_out when every input has one: *have_zp). */
+static int input_scales(engine *e, const sk_coadd_input *in, const double *forced_scale,
+                        int *have_zp, double *zp_out)
+{
+    const sk_coadd_params *p = e->p;
+    const int n = e->n;
+    int nzp = 0, rc;
     for (int k = 0; k < n; k++) {
         input_state *s = &e->inputs[k];
         s->in = &in[k];
         s->name = in[k].name ? in[k].name : in[k].path ? in[k].path : "(image in memory)";
         if ((rc = input_metadata(&in[k], s)))
-            goto fail;
-        if (strcmp(s->filter, e->inputs[0].filter) != 0) {
-            rc = sk_error(SK_EINPUT, "%s: filter '%s' differs from '%s' of %s", s->name, s->filter,
-                          e->inputs[0].filter, e->inputs[0].name);
-            goto fail;
-        }
+            return rc;
+        if (strcmp(s->filter, e->inputs[0].filter) != 0)
+            return sk_error(SK_EINPUT, "%s: filter '%s' differs from '%s' of %s", s->name, s->filter,
+                            e->inputs[0].filter, e->inputs[0].name);
         nzp += isfinite(s->zp);
     }
-    int have_zp = 0;
-    double zp_out = NAN;
+    *have_zp = 0;
+    *zp_out = NAN;
     if (!forced_scale) {
         if (nzp > 0 && nzp < n) {
             for (int k = 0; k < n; k++)
-                if (!isfinite(e->inputs[k].zp)) {
-                    rc = sk_error(SK_EINPUT, "%s: no zero point (the other inputs have one)",
-                                  e->inputs[k].name);
-                    goto fail;
-                }
+                if (!isfinite(e->inputs[k].zp))
+                    return sk_error(SK_EINPUT, "%s: no zero point (the other inputs have one)",
+                                    e->inputs[k].name);
         }
-        have_zp = nzp == n;
-        zp_out = isfinite(p->zero_point) ? p->zero_point : e->inputs[p->reference].zp;
-        if (!have_zp && isfinite(p->zero_point)) {
-            rc = sk_error(SK_EINPUT, "coadd: a zero point of %g was asked for but the inputs have none",
-                          p->zero_point);
-            goto fail;
-        }
+        *have_zp = nzp == n;
+        *zp_out = isfinite(p->zero_point) ? p->zero_point : e->inputs[p->reference].zp;
+        if (!*have_zp && isfinite(p->zero_point))
+            return sk_error(SK_EINPUT, "coadd: a zero point of %g was asked for but the inputs have none",
+                            p->zero_point);
     }
     for (int k = 0; k < n; k++) {
         input_state *s = &e->inputs[k];
-        s->scale = forced_scale ? forced_scale[k] : have_zp ? pow(10.0, 0.4 * (zp_out - s->zp)) : 1.0;
-        if (!(s->scale > 0.0) || !isfinite(s->scale)) {
-            rc = sk_error(SK_EINPUT, "%s: flux scale %g is not usable", s->name, s->scale);
-            goto fail;
-        }
+        s->scale = forced_scale ? forced_scale[k] : *have_zp ? pow(10.0, 0.4 * (*zp_out - s->zp)) : 1.0;
+        if (!(s->scale > 0.0) || !isfinite(s->scale))
+            return sk_error(SK_EINPUT, "%s: flux scale %g is not usable", s->name, s->scale);
         s->poisson_per_area = s->gain > 0.0 ? s->scale / s->gain : 0.0;
     }
+    return SK_OK;
+}
 
-    /* pixel mappings */
+/* The pixel mapping of every input onto the grid, on the threads. */
+static int map_inputs(engine *e)
+{
     atomic_store(&e->next, 0);
-    run_threads(e->threads < n ? e->threads : n, map_worker, e);
-    if (e->err.status) {
-        rc = sk_error(e->err.status, "%s", e->err.msg);
-        goto fail;
-    }
-    for (int k = 0; k < n; k++) {
+    run_threads(e->threads < e->n ? e->threads : e->n, map_worker, e);
+    if (e->err.status)
+        return sk_error(e->err.status, "%s", e->err.msg);
+    for (int k = 0; k < e->n; k++) {
         input_state *s = &e->inputs[k];
         if (s->bx1 > s->bx0)
             sk_debug("%s: output box [%ld,%ld)x[%ld,%ld), mapping nodes every %d px, error %.2g px, "
                      "noise factor %.3f", s->name, s->bx0, s->bx1, s->by0, s->by1,
                      sk_pixmap_step(s->map), sk_pixmap_error_px(s->map), s->noise_factor);
     }
+    return SK_OK;
+}
+
+/* Output rows [band_y0, band_y1): the inputs that reach them loaded, the
+ * rows combined, the inputs finished with closed. */
+static int run_band(engine *e)
+{
+    e->nact = 0;
+    for (int k = 0; k < e->n; k++) {
+        input_state *s = &e->inputs[k];
+        if (s->bx1 > s->bx0 && s->by0 < e->band_y1 && s->by1 > e->band_y0)
+            e->act[e->nact++] = k;
+    }
+    if (e->nact > 0) {
+        atomic_store(&e->next, 0);
+        run_threads(e->threads < e->nact ? e->threads : e->nact, load_worker, e);
+    }
+    if (!e->err.status) {
+        row_worker_arg ra = {.e = e};
+        atomic_store(&ra.slot, 0);
+        atomic_store(&e->next, 0);
+        long rows = e->band_y1 - e->band_y0;
+        run_threads(e->threads < rows ? e->threads : (int)rows, row_worker, &ra);
+    }
+    for (int j = 0; j < e->nact; j++) {
+        input_state *s = &e->inputs[e->act[j]];
+        s->active = 0;
+        if (s->by1 <= e->band_y1) { /* finished with this input */
+            sk_band_free(&s->band);
+            sk_band_source_close(s->src);
+            s->src = NULL;
+        }
+    }
+    if (e->err.status)
+        return sk_error(e->err.status, "%s", e->err.msg);
+    return SK_OK;
+}
+
+/* The result's statistics in a fixed order: variance correction, rejected
+ * pixels, per-input info and the effective gain; *nused inputs overlap. */
+static void result_statistics(engine *e, sk_coadd_result *r, int *nused)
+{
+    const long H = e->grid->height;
+    const int n = e->n;
+    double vsum = 0.0;
+    long vcount = 0, rejected = 0;
+    for (long y = 0; y < H; y++) {
+        vsum += e->row_varcorr[y];
+        vcount += e->row_count[y];
+        rejected += e->row_rejected[y];
+    }
+    r->varcorr = vcount > 0 ? vsum / vcount : 1.0;
+    r->nrejected = rejected;
+    r->ninputs = n;
+    int gain_known = 1;
+    double sc = 0.0, sc2 = 0.0;
+    *nused = 0;
+    for (int k = 0; k < n; k++) {
+        input_state *s = &e->inputs[k];
+        for (int t = 0; t < e->threads; t++)
+            s->npixels += e->thread_npixels[(size_t)t * n + k];
+        double cw = 0.0;
+        for (long y = 0; y < H; y++)
+            cw += e->row_cweight[(size_t)y * n + k];
+        sk_coadd_input_info *inf = &r->info[k];
+        inf->flux_scale = s->scale;
+        inf->npixels = s->npixels;
+        inf->map_step = s->map ? sk_pixmap_step(s->map) : 0;
+        inf->map_error_px = s->map ? sk_pixmap_error_px(s->map) : 0.0;
+        inf->mjd_start = s->mjd_start;
+        inf->mjd_end = s->mjd_end;
+        inf->exptime_s = s->exptime;
+        if (s->npixels == 0) {
+            sk_warn("%s does not overlap the output grid", s->name);
+            continue;
+        }
+        (*nused)++;
+        double c = cw / (double)s->npixels; /* mean combine weight */
+        inf->mean_cweight = c;
+        if (s->gain > 0.0) {
+            sc += c;
+            sc2 += c * c * s->scale / s->gain;
+        } else {
+            gain_known = 0;
+        }
+    }
+    r->gain = gain_known && sc2 > 0.0 ? sc * sc / sc2 : 0.0;
+}
+
+static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
+                     const sk_coadd_params *p, const double *forced_scale, sk_coadd_result **out)
+{
+    *out = NULL;
+    int rc = check_params(p, n, grid);
+    if (rc)
+        return rc;
+    engine E = {0}, *e = &E;
+    long H = grid->height, W = grid->width;
+    sk_coadd_result *r = NULL;
+    int have_zp = 0, nused = 0;
+    double zp_out = NAN;
+    rc = engine_alloc(e, p, grid, n);
+    rc = rc ? rc : input_scales(e, in, forced_scale, &have_zp, &zp_out);
+    rc = rc ? rc : map_inputs(e);
+    if (rc)
+        goto fail;
 
     /* output */
     r = calloc(1, sizeof *r);
@@ -663,88 +761,18 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
     for (long y0 = 0; y0 < H; y0 += band_rows) {
         e->band_y0 = y0;
         e->band_y1 = y0 + band_rows < H ? y0 + band_rows : H;
-        e->nact = 0;
-        for (int k = 0; k < n; k++) {
-            input_state *s = &e->inputs[k];
-            if (s->bx1 > s->bx0 && s->by0 < e->band_y1 && s->by1 > e->band_y0)
-                e->act[e->nact++] = k;
-        }
-        if (e->nact > 0) {
-            atomic_store(&e->next, 0);
-            run_threads(e->threads < e->nact ? e->threads : e->nact, load_worker, e);
-        }
-        if (!e->err.status) {
-            row_worker_arg ra = {.e = e};
-            atomic_store(&ra.slot, 0);
-            atomic_store(&e->next, 0);
-            long rows = e->band_y1 - e->band_y0;
-            run_threads(e->threads < rows ? e->threads : (int)rows, row_worker, &ra);
-        }
-        for (int j = 0; j < e->nact; j++) {
-            input_state *s = &e->inputs[e->act[j]];
-            s->active = 0;
-            if (s->by1 <= e->band_y1) { /* finished with this input */
-                sk_band_free(&s->band);
-                sk_band_source_close(s->src);
-                s->src = NULL;
-            }
-        }
-        if (e->err.status) {
-            rc = sk_error(e->err.status, "%s", e->err.msg);
+        if ((rc = run_band(e)))
             goto fail;
-        }
         if (p->progress)
             p->progress(p->progress_ctx, e->band_y1, H);
     }
 
-    /* statistics in a fixed order */
-    double vsum = 0.0;
-    long vcount = 0, rejected = 0;
-    for (long y = 0; y < H; y++) {
-        vsum += e->row_varcorr[y];
-        vcount += e->row_count[y];
-        rejected += e->row_rejected[y];
-    }
-    r->varcorr = vcount > 0 ? vsum / vcount : 1.0;
-    r->nrejected = rejected;
-    r->ninputs = n;
+    result_statistics(e, r, &nused);
     r->zero_point = have_zp ? zp_out : NAN;
-    int nused = 0, gain_known = 1;
-    double sc = 0.0, sc2 = 0.0;
-    for (int k = 0; k < n; k++) {
-        input_state *s = &e->inputs[k];
-        for (int t = 0; t < e->threads; t++)
-            s->npixels += e->thread_npixels[(size_t)t * n + k];
-        double cw = 0.0;
-        for (long y = 0; y < H; y++)
-            cw += e->row_cweight[(size_t)y * n + k];
-        sk_coadd_input_info *inf = &r->info[k];
-        inf->flux_scale = s->scale;
-        inf->npixels = s->npixels;
-        inf->map_step = s->map ? sk_pixmap_step(s->map) : 0;
-        inf->map_error_px = s->map ? sk_pixmap_error_px(s->map) : 0.0;
-        inf->mjd_start = s->mjd_start;
-        inf->mjd_end = s->mjd_end;
-        inf->exptime_s = s->exptime;
-        if (s->npixels == 0) {
-            sk_warn("%s does not overlap the output grid", s->name);
-            continue;
-        }
-        nused++;
-        double c = cw / (double)s->npixels; /* mean combine weight */
-        inf->mean_cweight = c;
-        if (s->gain > 0.0) {
-            sc += c;
-            sc2 += c * c * s->scale / s->gain;
-        } else {
-            gain_known = 0;
-        }
-    }
     if (nused == 0) {
         rc = sk_error(SK_ENOTFOUND, "coadd: no input overlaps the output grid");
         goto fail;
     }
-    r->gain = gain_known && sc2 > 0.0 ? sc * sc / sc2 : 0.0;
     if ((rc = write_keywords(e, r, nused, zp_out, have_zp)))
         goto fail;
     if ((rc = sk_wcs_from_header(r->image->header, &r->image->wcs)))

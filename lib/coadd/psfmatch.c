@@ -5,12 +5,12 @@
 #include <string.h>
 #include "aligned_priv.h"
 #include "numeric/fft_priv.h"
+#include "numeric/psf_profile.h"
 #include "core/parallel.h"
 #include "skystack/coaddx.h"
 #include "skystack/error.h"
 #include "skystack/image.h"
 #include "skystack/log.h"
-#include "skystack/sim.h"
 
 /*
  * The kernel of input j at a tile centre: with both PSFs on a grid of twice
@@ -62,21 +62,21 @@ static int target_stamp(sk_psfmatch *pm, double x, double y, long size, float *s
         pthread_mutex_unlock(&pm->psf_lock);
         return st;
     }
-    sk_sim_psf p;
+    sk_psf_profile p;
     memset(&p, 0, sizeof p);
-    p.model = pm->target.kind == SK_TARGET_GAUSSIAN ? SK_SIM_GAUSSIAN : SK_SIM_MOFFAT;
+    p.model = pm->target.kind == SK_TARGET_GAUSSIAN ? SK_PSF_GAUSSIAN : SK_PSF_MOFFAT;
     p.fwhm_px = pm->target.fwhm_px;
     p.beta = pm->target.kind == SK_TARGET_MOFFAT ? pm->target.moffat_beta : 3.0;
     p.radius_fwhm = (double)(size / 2) / pm->target.fwhm_px;
     if (p.radius_fwhm > 50.0)
         p.radius_fwhm = 50.0;
-    int st = sk_sim_psf_check(&p);
+    int st = sk_psf_profile_check(&p);
     if (st)
         return sk_error_context("psfmatch: target PSF on a %ld px stamp", size);
     double *d = calloc((size_t)(size * size), sizeof(double));
     if (!d)
         return sk_error(SK_EIO, "psfmatch: out of memory");
-    sk_sim_psf_add(&p, 1.0, (double)(size / 2), (double)(size / 2), d, size, size, 0, size);
+    sk_psf_profile_add(&p, 1.0, (double)(size / 2), (double)(size / 2), d, size, size, 0, size);
     double s = 0.0;
     for (long i = 0; i < size * size; i++)
         s += d[i];

@@ -430,394 +430,607 @@ static int cmp_rank(const void *pa, const void *pb)
     return a->id < b->id ? -1 : (a->id > b->id);
 }
 
-static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
-                        const tile_out *out)
-{
-    const long lx = z->tile.lx, ly = z->tile.ly, width = z->width, m = z->tile.margin;
-    long cx0, cy0, cx1, cy1;
-    sk_cx_tiling_core(&z->tile, tx, ty, &cx0, &cy0, &cx1, &cy1);
-    const long cw = cx1 - cx0, chh = cy1 - cy0, ncore = cw * chh;
-    const long bx0 = cx0 - m, by0 = cy0 - m;
-    const double eps = z->o.psf_floor;
-    const unsigned mask = z->o.mask_flags;
-    const long ps = z->o.psf_size, g = z->tile.g, gh = g / 2 + 1;
-    const double xc = 0.5 * (double)(cx0 + cx1 - 1), yc = 0.5 * (double)(cy0 + cy1 - 1);
-    fftwf_plan fwd = sk_fft_plan_r2c((int)ly, (int)lx), inv = sk_fft_plan_c2r((int)ly, (int)lx);
-    fftwf_plan gfwd = sk_fft_plan_r2c((int)g, (int)g);
-    if (!fwd || !inv || !gfwd)
-        return sk_errstatus() ? sk_errstatus() : SK_EIO;
-    int status = SK_OK;
+/* The geometry of one tile and its plans, shared by the steps below. */
+typedef struct tile_ctx {
+    sk_zogy *z;
+    zogy_ws *w;
+    const tile_out *out;
+    long lx, ly, width, m;        /* buffer size, grid width, margin */
+    long cx0, cy0, cx1, cy1;      /* the core */
+    long cw, chh, ncore;
+    long bx0, by0;                /* grid pixel of buffer pixel (0, 0) */
+    double eps;
+    unsigned mask;
+    long ps, g, gh;               /* PSF stamp size, coarse grid */
+    double xc, yc;                /* centre of the core, where PSFs are evaluated */
+    fftwf_plan fwd, inv, gfwd;
+    int na;                       /* active inputs */
+} tile_ctx;
 
-    /* 1. Load, in-paint and transform every input that covers the core. */
-    int na = 0;
+/* The coverage patterns of a core, the table that finds them, and the solved ones. */
+typedef struct pattern_set {
+    size_t nw;                    /* 64-bit words per pattern */
+    zogy_pattern *pat;
+    int npat, patcap;
+    long hcap;
+    int *htab;
+    uint64_t *patbits;
+    size_t patbits_cap;
+    int *solved;
+    int nsolved;
+    double *acoef;
+} pattern_set;
+
+static inline int pattern_has(const zogy_pattern *p, int k)
+{
+    return (int)(p->bits[k >> 6] >> (k & 63) & 1);
+}
+
+/* 1a. Input j over the buffer: its usable mask and values, in-painted.
+ * *ncorevalid: its usable pixels in the core. */
+static int gather_input(const tile_ctx *t, int j, long *ncorevalid)
+{
+    const sk_aligned_input *in = &t->z->in[j];
+    zogy_ws *w = t->w;
+    uint8_t *valid = w->valid[t->na];
+    float *r = w->rbuf;
+    const long lx = t->lx, width = t->width;
+    *ncorevalid = 0;
+    for (long by = 0; by < t->ly; by++) {
+        long gy = t->by0 + by;
+        for (long bx = 0; bx < lx; bx++) {
+            long gx = t->bx0 + bx;
+            size_t b = (size_t)(by * lx + bx);
+            int ok = gy >= 0 && gy < t->z->height && gx >= 0 && gx < width &&
+                     sk_cx_usable(in, width, gx, gy, t->mask);
+            valid[b] = (uint8_t)ok;
+            r[b] = ok ? in->sci[(size_t)(gy - in->row0) * (size_t)width + (size_t)gx] : 0.0f;
+            if (ok && gy >= t->cy0 && gy < t->cy1 && gx >= t->cx0 && gx < t->cx1)
+                (*ncorevalid)++;
+        }
+    }
+    if (*ncorevalid == 0)
+        return SK_OK; /* it contributes to no pixel of the core */
+    return sk_cx_inpaint(r, valid, lx, t->ly);
+}
+
+/* 1b. The Fourier terms of input j (in-painted data in w->rbuf) in slot
+ * t->na: (F/s^2) conj(P~) D^ filt and c |P~|^2 gain on the tile grid, and
+ * c |P~|^2 ggain on the coarse grid. */
+static int input_terms(tile_ctx *t, int j)
+{
+    sk_zogy *z = t->z;
+    zogy_ws *w = t->w;
+    const sk_aligned_input *in = &z->in[j];
+    const long lx = t->lx, ly = t->ly, g = t->g, ps = t->ps;
+    const double eps = t->eps;
+    float *r = w->rbuf;
+    fftwf_execute_dft_r2c(t->fwd, r, w->dbuf);
+    pthread_mutex_lock(&z->psf_lock);
+    int status = sk_cx_psf_stamp(in, j, t->xc, t->yc, ps, w->stamp);
+    pthread_mutex_unlock(&z->psf_lock);
+    sk_resample_noise nm;
+    if (!status)
+        status = input_noise(z, j, t->cx0, t->cy0, t->cx1, t->cy1, &nm);
+    if (status)
+        return status;
+    sk_resample_noise_spectrum(&nm, lx, ly, t->fwd, r, w->qc, w->filt, w->gain);
+    sk_resample_noise_spectrum(&nm, g, g, t->gfwd, w->gr, w->gc, w->gfilt, w->ggain);
+    w->ce[t->na] = z->c[j] * nm.rho / nm.q0;
+    sk_resample_noise_clear(&nm);
+    w->fwhm[t->na] = sk_cx_stamp_fwhm(w->stamp, ps);
+    sk_cx_embed(w->stamp, ps, r, lx, ly);
+    fftwf_execute_dft_r2c(t->fwd, r, w->pbuf);
+    const float wn = (float)z->wnum[j], cj = (float)z->c[j];
+    fftwf_complex *x = w->x[t->na];
+    float *pw = w->pw[t->na];
+    for (long k = 0; k < w->ncplx; k++) {
+        float pr = w->pbuf[k][0] + (float)eps, pi = w->pbuf[k][1];
+        float dr = w->dbuf[k][0], di = w->dbuf[k][1];
+        /* conj(P) D filt */
+        float ur = pr * dr + pi * di, ui = pr * di - pi * dr;
+        float fr = w->filt[k][0], fi = w->filt[k][1];
+        x[k][0] = wn * (ur * fr - ui * fi);
+        x[k][1] = wn * (ur * fi + ui * fr);
+        pw[k] = cj * (pr * pr + pi * pi) * w->gain[k];
+    }
+    sk_cx_embed(w->stamp, ps, w->gr, g, g);
+    fftwf_execute_dft_r2c(t->gfwd, w->gr, w->gc);
+    for (long k = 0; k < w->gcplx; k++) {
+        double pr = w->gc[k][0] + eps, pi = w->gc[k][1];
+        w->pwc[t->na][k] = (float)(z->c[j] * (pr * pr + pi * pi) * w->ggain[k]);
+    }
+    return SK_OK;
+}
+
+/* 1. Load, in-paint and transform every input that covers the core. */
+static int tile_inputs(tile_ctx *t)
+{
+    sk_zogy *z = t->z;
+    t->na = 0;
     for (int j = 0; j < z->n; j++) {
         const sk_aligned_input *in = &z->in[j];
-        if (!in->sci || in->nrows <= 0 || in->row0 >= cy1 + m || in->row0 + in->nrows <= cy0 - m)
+        if (!in->sci || in->nrows <= 0 || in->row0 >= t->cy1 + t->m ||
+            in->row0 + in->nrows <= t->cy0 - t->m)
             continue;
-        if ((status = ws_reserve(w, z, na + 1)))
-            return status;
-        uint8_t *valid = w->valid[na];
-        float *r = w->rbuf;
+        int status = ws_reserve(t->w, z, t->na + 1);
         long ncorevalid = 0;
-        for (long by = 0; by < ly; by++) {
-            long gy = by0 + by;
-            for (long bx = 0; bx < lx; bx++) {
-                long gx = bx0 + bx;
-                size_t b = (size_t)(by * lx + bx);
-                int ok = gy >= 0 && gy < z->height && gx >= 0 && gx < width &&
-                         sk_cx_usable(in, width, gx, gy, mask);
-                valid[b] = (uint8_t)ok;
-                r[b] = ok ? in->sci[(size_t)(gy - in->row0) * (size_t)width + (size_t)gx] : 0.0f;
-                if (ok && gy >= cy0 && gy < cy1 && gx >= cx0 && gx < cx1)
-                    ncorevalid++;
-            }
-        }
-        if (ncorevalid == 0)
-            continue; /* it contributes to no pixel of the core */
-        if ((status = sk_cx_inpaint(r, valid, lx, ly)))
-            return status;
-        fftwf_execute_dft_r2c(fwd, r, w->dbuf);
-        pthread_mutex_lock(&z->psf_lock);
-        status = sk_cx_psf_stamp(in, j, xc, yc, ps, w->stamp);
-        pthread_mutex_unlock(&z->psf_lock);
-        sk_resample_noise nm;
         if (!status)
-            status = input_noise(z, j, cx0, cy0, cx1, cy1, &nm);
+            status = gather_input(t, j, &ncorevalid);
+        if (!status && ncorevalid > 0)
+            status = input_terms(t, j);
         if (status)
             return status;
-        sk_resample_noise_spectrum(&nm, lx, ly, fwd, r, w->qc, w->filt, w->gain);
-        sk_resample_noise_spectrum(&nm, g, g, gfwd, w->gr, w->gc, w->gfilt, w->ggain);
-        w->ce[na] = z->c[j] * nm.rho / nm.q0;
-        sk_resample_noise_clear(&nm);
-        w->fwhm[na] = sk_cx_stamp_fwhm(w->stamp, ps);
-        sk_cx_embed(w->stamp, ps, r, lx, ly);
-        fftwf_execute_dft_r2c(fwd, r, w->pbuf);
-        const float wn = (float)z->wnum[j], cj = (float)z->c[j];
-        fftwf_complex *x = w->x[na];
-        float *pw = w->pw[na];
-        for (long k = 0; k < w->ncplx; k++) {
-            float pr = w->pbuf[k][0] + (float)eps, pi = w->pbuf[k][1];
-            float dr = w->dbuf[k][0], di = w->dbuf[k][1];
-            /* conj(P) D filt */
-            float ur = pr * dr + pi * di, ui = pr * di - pi * dr;
-            float fr = w->filt[k][0], fi = w->filt[k][1];
-            x[k][0] = wn * (ur * fr - ui * fi);
-            x[k][1] = wn * (ur * fi + ui * fr);
-            pw[k] = cj * (pr * pr + pi * pi) * w->gain[k];
-        }
-        sk_cx_embed(w->stamp, ps, w->gr, g, g);
-        fftwf_execute_dft_r2c(gfwd, w->gr, w->gc);
-        for (long k = 0; k < w->gcplx; k++) {
-            double pr = w->gc[k][0] + eps, pi = w->gc[k][1];
-            w->pwc[na][k] = (float)(z->c[j] * (pr * pr + pi * pi) * w->ggain[k]);
-        }
-        w->act[na] = 1;
-        w->active[na++] = j;
+        if (ncorevalid == 0)
+            continue;
+        t->w->act[t->na] = 1;
+        t->w->active[t->na++] = j;
     }
+    return SK_OK;
+}
 
-    /* 2. Coverage patterns of the core pixels. */
-    const size_t nw = ((size_t)na + 63) / 64;
-    zogy_pattern *pat = NULL;
-    int npat = 0, patcap = 0;
-    long hcap = 64;
-    int *htab = NULL;
-    uint64_t *patbits = NULL;
-    size_t patbits_cap = 0;
-    pat_rank *sorted = NULL;
-    int *solved = NULL;
-    double *acoef = NULL;
-    int nsolved = 0;
+static void pattern_set_free(pattern_set *s)
+{
+    free(s->pat);
+    free(s->patbits);
+    free(s->htab);
+    free(s->solved);
+    free(s->acoef);
+}
 
+/* Room for one more pattern and its bits (grown by doubling while
+ * classifying, by one for the full set). */
+static int pattern_room(pattern_set *s, int doubling)
+{
+    const size_t nw = s->nw;
+    if (s->npat == s->patcap) {
+        int nc = doubling ? (s->patcap ? 2 * s->patcap : 16) : s->patcap + 1;
+        zogy_pattern *np = realloc(s->pat, sizeof *s->pat * (size_t)nc);
+        if (!np)
+            return sk_error(SK_EIO, "zogy: out of memory");
+        s->pat = np;
+        s->patcap = nc;
+    }
+    if ((size_t)(s->npat + 1) * nw > s->patbits_cap) {
+        size_t ncap = (size_t)(s->npat + 1) * nw;
+        if (doubling) {
+            ncap = s->patbits_cap ? 2 * s->patbits_cap : 16 * (nw ? nw : 1);
+            while (ncap < (size_t)(s->npat + 1) * nw)
+                ncap *= 2;
+        }
+        uint64_t *nb = realloc(s->patbits, sizeof(uint64_t) * ncap);
+        if (!nb)
+            return sk_error(SK_EIO, "zogy: out of memory");
+        s->patbits = nb;
+        s->patbits_cap = ncap;
+        for (int q = 0; q < s->npat; q++)
+            s->pat[q].bits = s->patbits + (size_t)q * nw;
+    }
+    return SK_OK;
+}
+
+/* The hash table doubled once it is half full. */
+static int pattern_rehash(pattern_set *s)
+{
+    if (2L * s->npat <= s->hcap)
+        return SK_OK;
+    const size_t nw = s->nw;
+    long ncap = 2 * s->hcap;
+    int *nt = malloc(sizeof(int) * (size_t)ncap);
+    if (!nt)
+        return sk_error(SK_EIO, "zogy: out of memory");
+    for (long k = 0; k < ncap; k++)
+        nt[k] = -1;
+    for (int q = 0; q < s->npat; q++) {
+        long s2 = (long)((nw ? hash_bits(s->pat[q].bits, nw) : 0) & (uint64_t)(ncap - 1));
+        while (nt[s2] >= 0)
+            s2 = (s2 + 1) & (ncap - 1);
+        nt[s2] = q;
+    }
+    free(s->htab);
+    s->htab = nt;
+    s->hcap = ncap;
+    return SK_OK;
+}
+
+/* The pattern of `bits`, added when new. */
+static int pattern_of(pattern_set *s, const uint64_t *bits, int *id_out)
+{
+    const size_t nw = s->nw;
+    uint64_t h = nw ? hash_bits(bits, nw) : 0;
+    long slot = (long)(h & (uint64_t)(s->hcap - 1));
+    while (s->htab[slot] >= 0) {
+        int q = s->htab[slot];
+        if (nw == 0 || memcmp(s->pat[q].bits, bits, sizeof(uint64_t) * nw) == 0) {
+            *id_out = q;
+            return SK_OK;
+        }
+        slot = (slot + 1) & (s->hcap - 1);
+    }
+    int status = pattern_room(s, 1);
+    if (status)
+        return status;
+    int id = s->npat++;
+    zogy_pattern *p = &s->pat[id];
+    memset(p, 0, sizeof *p);
+    p->bits = nw ? s->patbits + (size_t)id * nw : NULL;
+    if (nw)
+        memcpy(p->bits, bits, sizeof(uint64_t) * nw);
+    int cnt = 0;
+    for (size_t q = 0; q < nw; q++)
+        cnt += __builtin_popcountll(p->bits[q]);
+    p->count = cnt;
+    p->solved = -1;
+    p->use = id;
+    s->htab[slot] = id;
+    *id_out = id;
+    return pattern_rehash(s);
+}
+
+/* 2. Coverage patterns of the core pixels. */
+static int classify_pixels(const tile_ctx *t, pattern_set *s)
+{
+    zogy_ws *w = t->w;
+    const size_t nw = s->nw;
     if (nw > 0) {
-        for (long i = 0; i < ncore; i++) {
-            long cy = i / cw, cx = i % cw;
-            size_t b = (size_t)((cy + m) * lx + cx + m);
+        for (long i = 0; i < t->ncore; i++) {
+            long cy = i / t->cw, cx = i % t->cw;
+            size_t b = (size_t)((cy + t->m) * t->lx + cx + t->m);
             uint64_t *bits = w->pixbits + (size_t)i * nw;
             memset(bits, 0, sizeof(uint64_t) * nw);
-            for (int k = 0; k < na; k++)
+            for (int k = 0; k < t->na; k++)
                 if (w->valid[k][b])
                     bits[k >> 6] |= 1ull << (k & 63);
         }
     }
-    htab = malloc(sizeof(int) * (size_t)hcap);
-    if (!htab) {
-        status = sk_error(SK_EIO, "zogy: out of memory");
-        goto done;
-    }
-    for (long k = 0; k < hcap; k++)
-        htab[k] = -1;
-    for (long i = 0; i < ncore; i++) {
-        const uint64_t *bits = nw ? w->pixbits + (size_t)i * nw : NULL;
-        uint64_t h = nw ? hash_bits(bits, nw) : 0;
-        long slot = (long)(h & (uint64_t)(hcap - 1));
-        int id = -1;
-        while (htab[slot] >= 0) {
-            int q = htab[slot];
-            if (nw == 0 || memcmp(pat[q].bits, bits, sizeof(uint64_t) * nw) == 0) {
-                id = q;
-                break;
-            }
-            slot = (slot + 1) & (hcap - 1);
-        }
-        if (id < 0) {
-            if (npat == patcap) {
-                int nc = patcap ? 2 * patcap : 16;
-                zogy_pattern *np = realloc(pat, sizeof *pat * (size_t)nc);
-                if (!np) {
-                    status = sk_error(SK_EIO, "zogy: out of memory");
-                    goto done;
-                }
-                pat = np;
-                patcap = nc;
-            }
-            if ((size_t)(npat + 1) * nw > patbits_cap) {
-                size_t ncap = patbits_cap ? 2 * patbits_cap : 16 * (nw ? nw : 1);
-                while (ncap < (size_t)(npat + 1) * nw)
-                    ncap *= 2;
-                uint64_t *nb = realloc(patbits, sizeof(uint64_t) * ncap);
-                if (!nb) {
-                    status = sk_error(SK_EIO, "zogy: out of memory");
-                    goto done;
-                }
-                patbits = nb;
-                patbits_cap = ncap;
-                for (int q = 0; q < npat; q++)
-                    pat[q].bits = patbits + (size_t)q * nw;
-            }
-            id = npat++;
-            memset(&pat[id], 0, sizeof pat[id]);
-            pat[id].bits = nw ? patbits + (size_t)id * nw : NULL;
-            if (nw)
-                memcpy(pat[id].bits, bits, sizeof(uint64_t) * nw);
-            int cnt = 0;
-            for (size_t q = 0; q < nw; q++)
-                cnt += __builtin_popcountll(pat[id].bits[q]);
-            pat[id].count = cnt;
-            pat[id].solved = -1;
-            pat[id].use = id;
-            htab[slot] = id;
-            if (2L * npat > hcap) {
-                long ncap = 2 * hcap;
-                int *nt = malloc(sizeof(int) * (size_t)ncap);
-                if (!nt) {
-                    status = sk_error(SK_EIO, "zogy: out of memory");
-                    goto done;
-                }
-                for (long k = 0; k < ncap; k++)
-                    nt[k] = -1;
-                for (int q = 0; q < npat; q++) {
-                    long s2 = (long)((nw ? hash_bits(pat[q].bits, nw) : 0) & (uint64_t)(ncap - 1));
-                    while (nt[s2] >= 0)
-                        s2 = (s2 + 1) & (ncap - 1);
-                    nt[s2] = q;
-                }
-                free(htab);
-                htab = nt;
-                hcap = ncap;
-            }
-        }
-        pat[id].npix++;
+    s->hcap = 64;
+    s->htab = malloc(sizeof(int) * (size_t)s->hcap);
+    if (!s->htab)
+        return sk_error(SK_EIO, "zogy: out of memory");
+    for (long k = 0; k < s->hcap; k++)
+        s->htab[k] = -1;
+    for (long i = 0; i < t->ncore; i++) {
+        int id;
+        int status = pattern_of(s, nw ? w->pixbits + (size_t)i * nw : NULL, &id);
+        if (status)
+            return status;
+        s->pat[id].npix++;
         w->pixpat[i] = id;
     }
+    return SK_OK;
+}
 
-    /* Which patterns are solved: the most common non-empty ones; the others
-     * take the smallest solved superset (adding the full set if needed). */
-    sorted = malloc(sizeof(pat_rank) * (size_t)(npat + 1));
-    solved = malloc(sizeof(int) * (size_t)(npat + 1));
-    if (!sorted || !solved) {
-        status = sk_error(SK_EIO, "zogy: out of memory");
-        goto done;
+/* The full set of active inputs as an extra solved pattern. */
+static int add_full_pattern(const tile_ctx *t, pattern_set *s, int *id_out)
+{
+    int status = pattern_room(s, 0);
+    if (status)
+        return status;
+    int id = s->npat++;
+    zogy_pattern *p = &s->pat[id];
+    memset(p, 0, sizeof *p);
+    p->bits = s->patbits + (size_t)id * s->nw;
+    int cnt = 0;
+    for (int k = 0; k < t->na; k++)
+        if (t->w->act[k]) {
+            p->bits[k >> 6] |= 1ull << (k & 63);
+            cnt++;
+        }
+    p->count = cnt;
+    p->solved = s->nsolved;
+    p->use = id;
+    s->solved[s->nsolved++] = id;
+    *id_out = id;
+    return SK_OK;
+}
+
+/* Which patterns are solved: the most common non-empty ones; the others
+ * take the smallest solved superset (adding the full set if needed). */
+static int choose_solved(const tile_ctx *t, pattern_set *s)
+{
+    const int npat = s->npat;
+    pat_rank *sorted = malloc(sizeof(pat_rank) * (size_t)(npat + 1));
+    s->solved = malloc(sizeof(int) * (size_t)(npat + 1));
+    if (!sorted || !s->solved) {
+        free(sorted);
+        return sk_error(SK_EIO, "zogy: out of memory");
     }
     for (int q = 0; q < npat; q++) {
-        sorted[q].npix = pat[q].npix;
+        sorted[q].npix = s->pat[q].npix;
         sorted[q].id = q;
     }
     qsort(sorted, (size_t)npat, sizeof(pat_rank), cmp_rank);
     for (int r = 0; r < npat; r++) {
         int q = sorted[r].id;
-        if (pat[q].count == 0)
+        if (s->pat[q].count == 0)
             continue;
-        if (nsolved < z->o.max_patterns) {
-            pat[q].solved = nsolved;
-            solved[nsolved++] = q;
+        if (s->nsolved < t->z->o.max_patterns) {
+            s->pat[q].solved = s->nsolved;
+            s->solved[s->nsolved++] = q;
         }
     }
+    free(sorted);
     for (int q = 0; q < npat; q++) {
-        if (pat[q].count == 0 || pat[q].solved >= 0)
+        if (s->pat[q].count == 0 || s->pat[q].solved >= 0)
             continue;
         int best = -1;
-        for (int r = 0; r < nsolved; r++) {
-            int s = solved[r];
-            if (is_subset(pat[q].bits, pat[s].bits, nw) &&
-                (best < 0 || pat[s].count < pat[best].count))
-                best = s;
+        for (int r = 0; r < s->nsolved; r++) {
+            int c = s->solved[r];
+            if (is_subset(s->pat[q].bits, s->pat[c].bits, s->nw) &&
+                (best < 0 || s->pat[c].count < s->pat[best].count))
+                best = c;
         }
         if (best < 0) {
-            /* The full set of active inputs as an extra solved pattern. */
-            if (npat == patcap) {
-                zogy_pattern *np = realloc(pat, sizeof *pat * (size_t)(patcap + 1));
-                if (!np) {
-                    status = sk_error(SK_EIO, "zogy: out of memory");
-                    goto done;
-                }
-                pat = np;
-                patcap++;
-            }
-            if ((size_t)(npat + 1) * nw > patbits_cap) {
-                uint64_t *nb = realloc(patbits, sizeof(uint64_t) * (size_t)(npat + 1) * nw);
-                if (!nb) {
-                    status = sk_error(SK_EIO, "zogy: out of memory");
-                    goto done;
-                }
-                patbits = nb;
-                patbits_cap = (size_t)(npat + 1) * nw;
-                for (int s = 0; s < npat; s++)
-                    pat[s].bits = patbits + (size_t)s * nw;
-            }
-            int id = npat++;
-            memset(&pat[id], 0, sizeof pat[id]);
-            pat[id].bits = patbits + (size_t)id * nw;
-            int cnt = 0;
-            for (int k = 0; k < na; k++)
-                if (w->act[k]) {
-                    pat[id].bits[k >> 6] |= 1ull << (k & 63);
-                    cnt++;
-                }
-            pat[id].count = cnt;
-            pat[id].solved = nsolved;
-            pat[id].use = id;
-            solved[nsolved++] = id;
-            best = id;
+            int status = add_full_pattern(t, s, &best);
+            if (status)
+                return status;
         }
-        pat[q].use = best;
+        s->pat[q].use = best;
     }
+    return SK_OK;
+}
 
-    /* Pixels sorted by the pattern whose solution they take. */
-    {
-        long *start = calloc((size_t)npat + 1, sizeof(long));
-        if (!start) {
-            status = sk_error(SK_EIO, "zogy: out of memory");
-            goto done;
-        }
-        for (long i = 0; i < ncore; i++)
-            start[pat[w->pixpat[i]].use + 1]++;
-        for (int q = 0; q < npat; q++)
-            start[q + 1] += start[q];
-        for (int q = 0; q < npat; q++) {
-            pat[q].first = start[q];
-            pat[q].ngroup = start[q + 1] - start[q];
-        }
-        for (long i = 0; i < ncore; i++)
-            w->order[start[pat[w->pixpat[i]].use]++] = i;
-        free(start);
+/* Pixels sorted by the pattern whose solution they take. */
+static int order_pixels(const tile_ctx *t, pattern_set *s)
+{
+    zogy_ws *w = t->w;
+    long *start = calloc((size_t)s->npat + 1, sizeof(long));
+    if (!start)
+        return sk_error(SK_EIO, "zogy: out of memory");
+    for (long i = 0; i < t->ncore; i++)
+        start[s->pat[w->pixpat[i]].use + 1]++;
+    for (int q = 0; q < s->npat; q++)
+        start[q + 1] += start[q];
+    for (int q = 0; q < s->npat; q++) {
+        s->pat[q].first = start[q];
+        s->pat[q].ngroup = start[q + 1] - start[q];
     }
+    for (long i = 0; i < t->ncore; i++)
+        w->order[start[s->pat[w->pixpat[i]].use]++] = i;
+    free(start);
+    return SK_OK;
+}
 
-    /* 3. Solve each pattern. */
-    acoef = calloc((size_t)(nsolved ? nsolved : 1) * (size_t)(na ? na : 1), sizeof(double));
-    if (!acoef) {
-        status = sk_error(SK_EIO, "zogy: out of memory");
-        goto done;
-    }
-    int have_all = 0;
-    for (int r = 0; r < nsolved; r++) {
-        zogy_pattern *p = &pat[solved[r]];
-        p->a = acoef + (size_t)r * (size_t)na;
-        double fs2 = 0.0, fall2 = 0.0;
-        for (int k = 0; k < na; k++) {
-            if (w->act[k])
-                fall2 += w->ce[k];
-            if (p->bits[k >> 6] >> (k & 63) & 1)
-                fs2 += w->ce[k];
-        }
-        p->fs2 = fs2;
-        int nact = 0;
+/* 3a. Numerator and denominator of pattern p into num, den: the sums over
+ * its inputs, or, for a pattern holding most of the weight, the sums over
+ * all active inputs (made once, *have_all) less those it lacks. */
+static void pattern_sums(const tile_ctx *t, const zogy_pattern *p, int *have_all,
+                         fftwf_complex *num, float *den)
+{
+    zogy_ws *w = t->w;
+    const int na = t->na;
+    double fall2 = 0.0;
+    for (int k = 0; k < na; k++)
+        if (w->act[k])
+            fall2 += w->ce[k];
+    int nact = 0;
+    for (int k = 0; k < na; k++)
+        nact += w->act[k];
+    int complement = p->fs2 >= 0.5 * fall2 && p->count > nact / 2;
+    if (complement && !*have_all) {
+        memset(w->nall, 0, sizeof(fftwf_complex) * (size_t)w->ncplx);
+        memset(w->dall, 0, sizeof(float) * (size_t)w->ncplx);
         for (int k = 0; k < na; k++)
-            nact += w->act[k];
-        int complement = fs2 >= 0.5 * fall2 && p->count > nact / 2;
-        if (complement && !have_all) {
-            memset(w->nall, 0, sizeof(fftwf_complex) * (size_t)w->ncplx);
-            memset(w->dall, 0, sizeof(float) * (size_t)w->ncplx);
-            for (int k = 0; k < na; k++)
-                for (long q = 0; q < w->ncplx && w->act[k]; q++) {
-                    w->nall[q][0] += w->x[k][q][0];
-                    w->nall[q][1] += w->x[k][q][1];
-                    w->dall[q] += w->pw[k][q];
-                }
-            have_all = 1;
+            for (long q = 0; q < w->ncplx && w->act[k]; q++) {
+                w->nall[q][0] += w->x[k][q][0];
+                w->nall[q][1] += w->x[k][q][1];
+                w->dall[q] += w->pw[k][q];
+            }
+        *have_all = 1;
+    }
+    if (complement) {
+        memcpy(num, w->nall, sizeof(fftwf_complex) * (size_t)w->ncplx);
+        memcpy(den, w->dall, sizeof(float) * (size_t)w->ncplx);
+        for (int k = 0; k < na; k++) {
+            if (!w->act[k] || pattern_has(p, k))
+                continue;
+            for (long q = 0; q < w->ncplx; q++) {
+                num[q][0] -= w->x[k][q][0];
+                num[q][1] -= w->x[k][q][1];
+                den[q] -= w->pw[k][q];
+            }
         }
+        return;
+    }
+    memset(num, 0, sizeof(fftwf_complex) * (size_t)w->ncplx);
+    memset(den, 0, sizeof(float) * (size_t)w->ncplx);
+    for (int k = 0; k < na; k++) {
+        if (!pattern_has(p, k))
+            continue;
+        for (long q = 0; q < w->ncplx; q++) {
+            num[q][0] += w->x[k][q][0];
+            num[q][1] += w->x[k][q][1];
+            den[q] += w->pw[k][q];
+        }
+    }
+}
+
+/* 3b. The coadd of pattern p: num / sqrt(den) rescaled to F_R, back to
+ * pixels, written at the core pixels taking its solution. */
+static void pattern_coadd(const tile_ctx *t, const zogy_pattern *p, fftwf_complex *num,
+                          const float *den)
+{
+    zogy_ws *w = t->w;
+    const tile_out *out = t->out;
+    const double scale = (t->z->flux_r / sqrt(p->fs2)) / ((double)t->lx * (double)t->ly);
+    const float tiny = (float)(1e-30 + 1e-12 * t->eps * t->eps * p->fs2);
+    for (long q = 0; q < w->ncplx; q++) {
+        float d = den[q];
+        if (d > tiny) {
+            float f = (float)(scale / sqrt((double)d));
+            num[q][0] *= f;
+            num[q][1] *= f;
+        } else {
+            num[q][0] = 0.0f;
+            num[q][1] = 0.0f;
+        }
+    }
+    fftwf_execute_dft_c2r(t->inv, num, w->rbuf);
+    for (long u = p->first; u < p->first + p->ngroup; u++) {
+        long i = w->order[u];
+        long cy = i / t->cw, cx = i % t->cw, gy = t->cy0 + cy;
+        if (gy < out->y0 || gy >= out->y1)
+            continue;
+        out->sci[(size_t)(gy - out->y0) * (size_t)t->width + (size_t)(t->cx0 + cx)] =
+            w->rbuf[(cy + t->m) * t->lx + cx + t->m];
+    }
+}
+
+/* 3c. Variance shares a_{j,S} of pattern p on the coarse grid. */
+static void pattern_shares(const tile_ctx *t, zogy_pattern *p)
+{
+    zogy_ws *w = t->w;
+    const long g = t->g, gh = t->gh;
+    const int na = t->na;
+    for (long ky = 0; ky < g; ky++)
+        for (long kx = 0; kx < gh; kx++) {
+            long q = ky * gh + kx;
+            double d = 0.0;
+            for (int k = 0; k < na; k++)
+                if (pattern_has(p, k))
+                    d += w->pwc[k][q];
+            if (!(d > 0.0))
+                continue;
+            double mu = col_mult(kx, g) / d;
+            for (int k = 0; k < na; k++)
+                if (pattern_has(p, k))
+                    p->a[k] += mu * w->pwc[k][q];
+        }
+    for (int k = 0; k < na; k++)
+        p->a[k] /= (double)(g * g);
+}
+
+/* 3. Solve each pattern. */
+static int solve_patterns(const tile_ctx *t, pattern_set *s)
+{
+    zogy_ws *w = t->w;
+    const int na = t->na;
+    s->acoef = calloc((size_t)(s->nsolved ? s->nsolved : 1) * (size_t)(na ? na : 1), sizeof(double));
+    if (!s->acoef)
+        return sk_error(SK_EIO, "zogy: out of memory");
+    int have_all = 0;
+    for (int r = 0; r < s->nsolved; r++) {
+        zogy_pattern *p = &s->pat[s->solved[r]];
+        p->a = s->acoef + (size_t)r * (size_t)na;
+        double fs2 = 0.0;
+        for (int k = 0; k < na; k++)
+            if (pattern_has(p, k))
+                fs2 += w->ce[k];
+        p->fs2 = fs2;
         fftwf_complex *num = w->dbuf;
         float *den = (float *)w->pbuf; /* ncplx floats fit in the complex buffer */
-        if (complement) {
-            memcpy(num, w->nall, sizeof(fftwf_complex) * (size_t)w->ncplx);
-            memcpy(den, w->dall, sizeof(float) * (size_t)w->ncplx);
-            for (int k = 0; k < na; k++) {
-                if (!w->act[k] || (p->bits[k >> 6] >> (k & 63) & 1))
-                    continue;
-                for (long q = 0; q < w->ncplx; q++) {
-                    num[q][0] -= w->x[k][q][0];
-                    num[q][1] -= w->x[k][q][1];
-                    den[q] -= w->pw[k][q];
-                }
-            }
-        } else {
-            memset(num, 0, sizeof(fftwf_complex) * (size_t)w->ncplx);
-            memset(den, 0, sizeof(float) * (size_t)w->ncplx);
-            for (int k = 0; k < na; k++) {
-                if (!(p->bits[k >> 6] >> (k & 63) & 1))
-                    continue;
-                for (long q = 0; q < w->ncplx; q++) {
-                    num[q][0] += w->x[k][q][0];
-                    num[q][1] += w->x[k][q][1];
-                    den[q] += w->pw[k][q];
-                }
-            }
-        }
-        const double scale = (z->flux_r / sqrt(fs2)) / ((double)lx * (double)ly);
-        const float tiny = (float)(1e-30 + 1e-12 * eps * eps * fs2);
-        for (long q = 0; q < w->ncplx; q++) {
-            float d = den[q];
-            if (d > tiny) {
-                float f = (float)(scale / sqrt((double)d));
-                num[q][0] *= f;
-                num[q][1] *= f;
-            } else {
-                num[q][0] = 0.0f;
-                num[q][1] = 0.0f;
-            }
-        }
-        fftwf_execute_dft_c2r(inv, num, w->rbuf);
-        for (long t = p->first; t < p->first + p->ngroup; t++) {
-            long i = w->order[t];
-            long cy = i / cw, cx = i % cw, gy = cy0 + cy;
-            if (gy < out->y0 || gy >= out->y1)
-                continue;
-            out->sci[(size_t)(gy - out->y0) * (size_t)width + (size_t)(cx0 + cx)] =
-                w->rbuf[(cy + m) * lx + cx + m];
-        }
-        /* Variance shares on the coarse grid. */
-        for (long ky = 0; ky < g; ky++)
-            for (long kx = 0; kx < gh; kx++) {
-                long q = ky * gh + kx;
-                double d = 0.0;
-                for (int k = 0; k < na; k++)
-                    if (p->bits[k >> 6] >> (k & 63) & 1)
-                        d += w->pwc[k][q];
-                if (!(d > 0.0))
-                    continue;
-                double mu = col_mult(kx, g) / d;
-                for (int k = 0; k < na; k++)
-                    if (p->bits[k >> 6] >> (k & 63) & 1)
-                        p->a[k] += mu * w->pwc[k][q];
-            }
-        for (int k = 0; k < na; k++)
-            p->a[k] /= (double)(g * g);
+        pattern_sums(t, p, &have_all, num, den);
+        pattern_coadd(t, p, num, den);
+        pattern_shares(t, p);
     }
+    return SK_OK;
+}
 
-    /* 4. Weight, flags and counts. */
-    for (long i = 0; i < ncore; i++)
+/* 4a. Relative variance of active input k over the buffer and the flag
+ * bits of its in-painted pixels; 1 when it has any. */
+static int relative_variance(const tile_ctx *t, int k)
+{
+    sk_zogy *z = t->z;
+    zogy_ws *w = t->w;
+    const sk_aligned_input *in = &z->in[w->active[k]];
+    const uint8_t *valid = w->valid[k];
+    const double s2 = z->sigma[w->active[k]] * z->sigma[w->active[k]];
+    const long lx = t->lx, width = t->width;
+    int any_invalid = 0;
+    for (long by = 0; by < t->ly; by++) {
+        long gy = t->by0 + by;
+        for (long bx = 0; bx < lx; bx++) {
+            long gx = t->bx0 + bx;
+            size_t b = (size_t)(by * lx + bx);
+            if (valid[b]) {
+                size_t ii = (size_t)(gy - in->row0) * (size_t)width + (size_t)gx;
+                w->rv[b] = (float)(1.0 / (in->weight[ii] * s2));
+                w->ibits[b] = 0;
+            } else {
+                w->rv[b] = 0.0f;
+                uint16_t f = 0;
+                if (gy >= 0 && gy < z->height && gx >= 0 && gx < width)
+                    f = sk_cx_flags(in, width, gx, gy);
+                w->ibits[b] = (uint16_t)((f & t->mask & ~(unsigned)(SK_FLAG_EDGE | SK_FLAG_ZEROWEIGHT)) |
+                                         SK_FLAG_INTERPOLATED);
+                any_invalid = 1;
+            }
+        }
+    }
+    return any_invalid;
+}
+
+/* 4b. Row sums (and counts) of 2 rb + 1 usable relative variances along x,
+ * over the core and rb rows beyond it. */
+static void variance_rows(const tile_ctx *t, int k, long rb)
+{
+    zogy_ws *w = t->w;
+    const uint8_t *valid = w->valid[k];
+    const long lx = t->lx, m = t->m;
+    for (long by = m - rb; by < m + t->chh + rb; by++)
+        for (long bx = m; bx < m + t->cw; bx++) {
+            double s = 0.0;
+            int c = 0;
+            for (long dx = -rb; dx <= rb; dx++) {
+                size_t b = (size_t)(by * lx + bx + dx);
+                if (valid[b]) {
+                    s += w->rv[b];
+                    c++;
+                }
+            }
+            w->box[by * lx + bx] = s;
+            w->boxn[by * lx + bx] = c;
+        }
+}
+
+/* 4c. Flags of input k's in-painted pixels on its usable core pixels within rin. */
+static void inpainted_flags(const tile_ctx *t, int k, long rin)
+{
+    zogy_ws *w = t->w;
+    const tile_out *out = t->out;
+    const uint8_t *valid = w->valid[k];
+    sk_cx_dilate_or(w->ibits, w->dil, w->dtmp, t->lx, t->ly, rin);
+    for (long i = 0; i < t->ncore; i++) {
+        long cy = i / t->cw, cx = i % t->cw, gy = t->cy0 + cy;
+        size_t b = (size_t)((cy + t->m) * t->lx + cx + t->m);
+        if (gy >= out->y0 && gy < out->y1 && valid[b] && w->dil[b])
+            out->flags[(size_t)(gy - out->y0) * (size_t)t->width + (size_t)(t->cx0 + cx)] |=
+                w->dil[b];
+    }
+}
+
+/* 4d. Input k's share of the variance at each core pixel whose solution uses it. */
+static void variance_shares(const tile_ctx *t, const pattern_set *s, int k, long rb)
+{
+    zogy_ws *w = t->w;
+    const long lx = t->lx;
+    for (long i = 0; i < t->ncore; i++) {
+        const zogy_pattern *p = &s->pat[w->pixpat[i]];
+        const zogy_pattern *u = &s->pat[p->use];
+        if (!pattern_has(u, k))
+            continue;
+        long cy = i / t->cw, cx = i % t->cw;
+        long by = cy + t->m, bx = cx + t->m;
+        double sum = 0.0;
+        int c = 0;
+        for (long dy = -rb; dy <= rb; dy++) {
+            sum += w->box[(by + dy) * lx + bx];
+            c += w->boxn[(by + dy) * lx + bx];
+        }
+        double v = c ? sum / c : 1.0;
+        w->acc[i] += u->a[k] * v;
+    }
+}
+
+/* 4. The variance of every core pixel from each input's 5x5 mean relative
+ * variance, and the flags of in-painted contributions. */
+static void tile_variance(const tile_ctx *t, const pattern_set *s)
+{
+    zogy_ws *w = t->w;
+    for (long i = 0; i < t->ncore; i++)
         w->acc[i] = 0.0;
     double fwhm_max = 0.0;
-    for (int k = 0; k < na; k++)
+    for (int k = 0; k < t->na; k++)
         if (w->act[k] && w->fwhm[k] > fwhm_max)
             fwhm_max = w->fwhm[k];
     /* In-painted values of an input reach R through its filter, about as
@@ -828,87 +1041,33 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
     if (rin < 1)
         rin = 1;
     const long rb = 2;
-    for (int k = 0; k < na; k++) {
+    for (int k = 0; k < t->na; k++) {
         if (!w->act[k])
             continue; /* no usable pixel in the core: it contributes nowhere */
-        const sk_aligned_input *in = &z->in[w->active[k]];
-        const uint8_t *valid = w->valid[k];
-        const double s2 = z->sigma[w->active[k]] * z->sigma[w->active[k]];
-        int any_invalid = 0;
-        /* Relative variance and in-painted flag bits over the buffer. */
-        for (long by = 0; by < ly; by++) {
-            long gy = by0 + by;
-            for (long bx = 0; bx < lx; bx++) {
-                long gx = bx0 + bx;
-                size_t b = (size_t)(by * lx + bx);
-                if (valid[b]) {
-                    size_t ii = (size_t)(gy - in->row0) * (size_t)width + (size_t)gx;
-                    w->rv[b] = (float)(1.0 / (in->weight[ii] * s2));
-                    w->ibits[b] = 0;
-                } else {
-                    w->rv[b] = 0.0f;
-                    uint16_t f = 0;
-                    if (gy >= 0 && gy < z->height && gx >= 0 && gx < width)
-                        f = sk_cx_flags(in, width, gx, gy);
-                    w->ibits[b] = (uint16_t)((f & mask & ~(unsigned)(SK_FLAG_EDGE | SK_FLAG_ZEROWEIGHT)) |
-                                             SK_FLAG_INTERPOLATED);
-                    any_invalid = 1;
-                }
-            }
-        }
-        /* 5x5 mean of the relative variance over usable pixels, at the core. */
-        for (long by = m - rb; by < m + chh + rb; by++)
-            for (long bx = m; bx < m + cw; bx++) {
-                double s = 0.0;
-                int c = 0;
-                for (long dx = -rb; dx <= rb; dx++) {
-                    size_t b = (size_t)(by * lx + bx + dx);
-                    if (valid[b]) {
-                        s += w->rv[b];
-                        c++;
-                    }
-                }
-                w->box[by * lx + bx] = s;
-                w->boxn[by * lx + bx] = c;
-            }
-        if (any_invalid && out->flags) {
-            /* Its usable pixels within rin of its in-painted ones. */
-            sk_cx_dilate_or(w->ibits, w->dil, w->dtmp, lx, ly, rin);
-            for (long i = 0; i < ncore; i++) {
-                long cy = i / cw, cx = i % cw, gy = cy0 + cy;
-                size_t b = (size_t)((cy + m) * lx + cx + m);
-                if (gy >= out->y0 && gy < out->y1 && valid[b] && w->dil[b])
-                    out->flags[(size_t)(gy - out->y0) * (size_t)width + (size_t)(cx0 + cx)] |=
-                        w->dil[b];
-            }
-        }
-        for (long i = 0; i < ncore; i++) {
-            const zogy_pattern *p = &pat[w->pixpat[i]];
-            const zogy_pattern *u = &pat[p->use];
-            if (!(u->bits[k >> 6] >> (k & 63) & 1))
-                continue;
-            long cy = i / cw, cx = i % cw;
-            long by = cy + m, bx = cx + m;
-            double s = 0.0;
-            int c = 0;
-            for (long dy = -rb; dy <= rb; dy++) {
-                s += w->box[(by + dy) * lx + bx];
-                c += w->boxn[(by + dy) * lx + bx];
-            }
-            double v = c ? s / c : 1.0;
-            w->acc[i] += u->a[k] * v;
-        }
+        int any_invalid = relative_variance(t, k);
+        variance_rows(t, k, rb);
+        if (any_invalid && t->out->flags)
+            inpainted_flags(t, k, rin);
+        variance_shares(t, s, k, rb);
     }
-    for (long i = 0; i < ncore; i++) {
-        long cy = i / cw, cx = i % cw, gy = cy0 + cy, gx = cx0 + cx;
+}
+
+/* 5. Weight, flags and counts of the core pixels in the output rows. */
+static void write_weights(const tile_ctx *t, const pattern_set *s)
+{
+    sk_zogy *z = t->z;
+    zogy_ws *w = t->w;
+    const tile_out *out = t->out;
+    for (long i = 0; i < t->ncore; i++) {
+        long cy = i / t->cw, cx = i % t->cw, gy = t->cy0 + cy, gx = t->cx0 + cx;
         if (gy < out->y0 || gy >= out->y1)
             continue;
-        size_t o = (size_t)(gy - out->y0) * (size_t)width + (size_t)gx;
-        const zogy_pattern *p = &pat[w->pixpat[i]];
+        size_t o = (size_t)(gy - out->y0) * (size_t)t->width + (size_t)gx;
+        const zogy_pattern *p = &s->pat[w->pixpat[i]];
         if (p->count == 0) {
             uint16_t f = 0;
             for (int j = 0; j < z->n; j++)
-                f |= sk_cx_flags(&z->in[j], width, gx, gy);
+                f |= sk_cx_flags(&z->in[j], t->width, gx, gy);
             out->sci[o] = 0.0f;
             out->weight[o] = 0.0f;
             if (out->flags)
@@ -917,7 +1076,7 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
                 out->nimg[o] = 0;
             continue;
         }
-        const zogy_pattern *u = &pat[p->use];
+        const zogy_pattern *u = &s->pat[p->use];
         double var = z->flux_r * z->flux_r / u->fs2 * w->acc[i];
         out->weight[o] = var > 0.0 ? (float)(1.0 / var) : 0.0f;
         if (out->flags && p->use != w->pixpat[i])
@@ -925,14 +1084,55 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty,
         if (out->nimg)
             out->nimg[o] = (uint16_t)p->count;
     }
+}
 
-done:
-    free(pat);
-    free(patbits);
-    free(htab);
-    free(sorted);
-    free(solved);
-    free(acoef);
+static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty, const tile_out *out)
+{
+    tile_ctx t;
+    memset(&t, 0, sizeof t);
+    t.z = z;
+    t.w = w;
+    t.out = out;
+    t.lx = z->tile.lx;
+    t.ly = z->tile.ly;
+    t.width = z->width;
+    t.m = z->tile.margin;
+    sk_cx_tiling_core(&z->tile, tx, ty, &t.cx0, &t.cy0, &t.cx1, &t.cy1);
+    t.cw = t.cx1 - t.cx0;
+    t.chh = t.cy1 - t.cy0;
+    t.ncore = t.cw * t.chh;
+    t.bx0 = t.cx0 - t.m;
+    t.by0 = t.cy0 - t.m;
+    t.eps = z->o.psf_floor;
+    t.mask = z->o.mask_flags;
+    t.ps = z->o.psf_size;
+    t.g = z->tile.g;
+    t.gh = t.g / 2 + 1;
+    t.xc = 0.5 * (double)(t.cx0 + t.cx1 - 1);
+    t.yc = 0.5 * (double)(t.cy0 + t.cy1 - 1);
+    t.fwd = sk_fft_plan_r2c((int)t.ly, (int)t.lx);
+    t.inv = sk_fft_plan_c2r((int)t.ly, (int)t.lx);
+    t.gfwd = sk_fft_plan_r2c((int)t.g, (int)t.g);
+    if (!t.fwd || !t.inv || !t.gfwd)
+        return sk_errstatus() ? sk_errstatus() : SK_EIO;
+    int status = tile_inputs(&t);
+    if (status)
+        return status;
+    pattern_set s;
+    memset(&s, 0, sizeof s);
+    s.nw = ((size_t)t.na + 63) / 64;
+    status = classify_pixels(&t, &s);
+    if (!status)
+        status = choose_solved(&t, &s);
+    if (!status)
+        status = order_pixels(&t, &s);
+    if (!status)
+        status = solve_patterns(&t, &s);
+    if (!status) {
+        tile_variance(&t, &s);
+        write_weights(&t, &s);
+    }
+    pattern_set_free(&s);
     return status;
 }
 

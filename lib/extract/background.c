@@ -7,6 +7,7 @@
 #include "skystack/extract.h"
 #include "extract_priv.h"
 #include "numeric/select.h"
+#include "numeric/spline.h"
 
 void sk_background_params_default(sk_background_params *p)
 {
@@ -331,84 +332,12 @@ static void median_filter_cells(float *m, long nx, long ny, int size)
     free(win);
 }
 
-/* Natural cubic spline second derivatives y2[0..n-1] of knots (t, v). */
-static void spline_deriv2(const double *t, const double *v, long n, double *y2, double *work)
-{
-    if (n < 3) {
-        for (long i = 0; i < n; i++)
-            y2[i] = 0;
-        return;
-    }
-    y2[0] = work[0] = 0.0;
-    for (long i = 1; i < n - 1; i++) {
-        double sig = (t[i] - t[i - 1]) / (t[i + 1] - t[i - 1]);
-        double p = sig * y2[i - 1] + 2.0;
-        y2[i] = (sig - 1.0) / p;
-        double d = (v[i + 1] - v[i]) / (t[i + 1] - t[i]) - (v[i] - v[i - 1]) / (t[i] - t[i - 1]);
-        work[i] = (6.0 * d / (t[i + 1] - t[i - 1]) - sig * work[i - 1]) / p;
-    }
-    y2[n - 1] = 0.0;
-    for (long i = n - 2; i >= 0; i--)
-        y2[i] = y2[i] * y2[i + 1] + work[i];
-}
-
-/* Evaluation rule at one position: interval k and the coefficients of
- * v[k], v[k+1], y2[k], y2[k+1]. Outside the knots: linear extrapolation
- * with the end slope. */
-typedef struct {
-    long k;
-    double a, b, c, d;
-} spline_at;
-
-static spline_at spline_rule(const double *t, long n, double x)
-{
-    spline_at r = { 0, 1, 0, 0, 0 };
-    if (n < 2)
-        return r;
-    if (x <= t[0]) {
-        double h = t[1] - t[0], u = x - t[0];
-        r.k = 0;
-        r.a = 1 - u / h;
-        r.b = u / h;
-        r.c = -u * h / 3;
-        r.d = -u * h / 6;
-        return r;
-    }
-    if (x >= t[n - 1]) {
-        double h = t[n - 1] - t[n - 2], u = x - t[n - 1];
-        r.k = n - 2;
-        r.a = -u / h;
-        r.b = 1 + u / h;
-        r.c = u * h / 6;
-        r.d = u * h / 3;
-        return r;
-    }
-    long k = 0;
-    while (k < n - 2 && x > t[k + 1])
-        k++;
-    double h = t[k + 1] - t[k];
-    double A = (t[k + 1] - x) / h, B = 1 - A;
-    r.k = k;
-    r.a = A;
-    r.b = B;
-    r.c = (A * A * A - A) * h * h / 6;
-    r.d = (B * B * B - B) * h * h / 6;
-    return r;
-}
-
-static inline double spline_eval(const spline_at *r, const double *v, const double *y2, long n)
-{
-    if (n < 2)
-        return v[0];
-    return r->a * v[r->k] + r->b * v[r->k + 1] + r->c * y2[r->k] + r->d * y2[r->k + 1];
-}
-
 struct interp_job {
     sk_background *bg;
     const double *tx, *ty;         /* knot positions */
     const double *col_lv, *col_rm; /* per cell column: ny knot values */
     const double *col_lv2, *col_rm2;
-    const spline_at *rule_x;       /* per image column */
+    const sk_spline_at *rule_x;    /* per image column */
 };
 
 static int interp_range(long begin, long end, void *user)
@@ -421,28 +350,22 @@ static int interp_range(long begin, long end, void *user)
         return sk_error(SK_EIO, "background: out of memory");
     double *lv = buf, *rm = buf + nx, *lv2 = buf + 2 * nx, *rm2 = buf + 3 * nx, *work = buf + 4 * nx;
     for (long y = begin; y < end; y++) {
-        spline_at ry = spline_rule(J->ty, ny, (double)y);
+        sk_spline_at ry = sk_spline_rule(J->ty, ny, (double)y);
         for (long i = 0; i < nx; i++) {
-            lv[i] = spline_eval(&ry, J->col_lv + i * ny, J->col_lv2 + i * ny, ny);
-            rm[i] = spline_eval(&ry, J->col_rm + i * ny, J->col_rm2 + i * ny, ny);
+            lv[i] = sk_spline_eval(&ry, J->col_lv + i * ny, J->col_lv2 + i * ny, ny);
+            rm[i] = sk_spline_eval(&ry, J->col_rm + i * ny, J->col_rm2 + i * ny, ny);
         }
-        spline_deriv2(J->tx, lv, nx, lv2, work);
-        spline_deriv2(J->tx, rm, nx, rm2, work);
+        sk_spline_deriv2(J->tx, lv, nx, lv2, work);
+        sk_spline_deriv2(J->tx, rm, nx, rm2, work);
         float *ol = bg->level + y * bg->width, *orm = bg->rms + y * bg->width;
         for (long x = 0; x < bg->width; x++) {
-            ol[x] = (float)spline_eval(&J->rule_x[x], lv, lv2, nx);
-            double r = spline_eval(&J->rule_x[x], rm, rm2, nx);
+            ol[x] = (float)sk_spline_eval(&J->rule_x[x], lv, lv2, nx);
+            double r = sk_spline_eval(&J->rule_x[x], rm, rm2, nx);
             orm[x] = (float)(r > 0 ? r : 0);
         }
     }
     free(buf);
     return SK_OK;
-}
-
-static double cell_centre(long i, int mesh, long size)
-{
-    long a = i * mesh, b = a + mesh < size ? a + mesh : size;
-    return 0.5 * (double)(a + b - 1);
 }
 
 int sk_background_interpolate(sk_background *bg, int threads)
@@ -457,15 +380,15 @@ int sk_background_interpolate(sk_background *bg, int threads)
         bg->rms = malloc(sizeof(float) * (size_t)bg->width * (size_t)bg->height);
     double *tx = malloc(sizeof(double) * (size_t)nx), *ty = malloc(sizeof(double) * (size_t)ny);
     double *cols = malloc(sizeof(double) * (size_t)(4 * nc + ny));
-    spline_at *rule_x = malloc(sizeof *rule_x * (size_t)bg->width);
+    sk_spline_at *rule_x = malloc(sizeof *rule_x * (size_t)bg->width);
     if (!tx || !ty || !cols || !rule_x || !bg->level || !bg->rms) {
         free(tx); free(ty); free(cols); free(rule_x);
         return sk_error(SK_EIO, "background: out of memory for %ldx%ld maps", bg->width, bg->height);
     }
     for (long i = 0; i < nx; i++)
-        tx[i] = cell_centre(i, bg->mesh_px, bg->width);
+        tx[i] = sk_spline_cell_knot(i, bg->mesh_px, bg->width);
     for (long j = 0; j < ny; j++)
-        ty[j] = cell_centre(j, bg->mesh_px, bg->height);
+        ty[j] = sk_spline_cell_knot(j, bg->mesh_px, bg->height);
     double *col_lv = cols, *col_rm = cols + nc, *col_lv2 = cols + 2 * nc, *col_rm2 = cols + 3 * nc;
     double *work = cols + 4 * nc;
     for (long i = 0; i < nx; i++) {
@@ -473,11 +396,11 @@ int sk_background_interpolate(sk_background *bg, int threads)
             col_lv[i * ny + j] = bg->mesh_level[j * nx + i];
             col_rm[i * ny + j] = bg->mesh_rms[j * nx + i];
         }
-        spline_deriv2(ty, col_lv + i * ny, ny, col_lv2 + i * ny, work);
-        spline_deriv2(ty, col_rm + i * ny, ny, col_rm2 + i * ny, work);
+        sk_spline_deriv2(ty, col_lv + i * ny, ny, col_lv2 + i * ny, work);
+        sk_spline_deriv2(ty, col_rm + i * ny, ny, col_rm2 + i * ny, work);
     }
     for (long x = 0; x < bg->width; x++)
-        rule_x[x] = spline_rule(tx, nx, (double)x);
+        rule_x[x] = sk_spline_rule(tx, nx, (double)x);
     struct interp_job ij = { bg, tx, ty, col_lv, col_rm, col_lv2, col_rm2, rule_x };
     int st = sk_parallel_for(bg->height, 64, threads, interp_range, &ij);
     free(tx);

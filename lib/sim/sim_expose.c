@@ -299,116 +299,152 @@ static int cmp_long(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int threads,
-                  sk_sim_exposure **out)
+/* The satellite trail: the line through (px, py) at angle ang (rad),
+ * clipped to the image box. */
+static void satellite_line(const sk_sim_params *p, sk_sim_expinfo *in, long w, long h, double sat_px,
+                           double sat_py, double sat_ang)
 {
-    *out = NULL;
-    long w = p->width_px, h = p->height_px;
-    sk_sim_exposure *e = calloc(1, sizeof *e);
-    if (!e)
-        return sk_error(SK_EIO, "imsim: out of memory");
-    sk_sim_expinfo *in = &e->info;
-    int rc = SK_OK;
+    double dx = cos(sat_ang), dy = sin(sat_ang), tmin = -1e300, tmax = 1e300;
+    double lo[2] = {-0.5, -0.5}, hi[2] = {(double)w - 0.5, (double)h - 0.5};
+    double o[2] = {sat_px, sat_py}, d[2] = {dx, dy};
+    for (int a = 0; a < 2; a++) {
+        if (fabs(d[a]) < 1e-12)
+            continue;
+        double t0 = (lo[a] - o[a]) / d[a], t1 = (hi[a] - o[a]) / d[a];
+        if (t0 > t1) { double t = t0; t0 = t1; t1 = t; }
+        tmin = fmax(tmin, t0);
+        tmax = fmin(tmax, t1);
+    }
+    in->satellite = 1;
+    in->sat_x0 = sat_px + tmin * dx;
+    in->sat_y0 = sat_py + tmin * dy;
+    in->sat_x1 = sat_px + tmax * dx;
+    in->sat_y1 = sat_py + tmax * dy;
+    in->sat_adu_per_px = p->pixel_scale_arcsec * pow(10.0, -0.4 * (p->satellite_mag_per_arcsec - in->magzero));
+}
 
-    /* Conditions, drawn in a fixed order from the exposure's stream. */
-    sk_rng r;
-    sk_rng_init(&r, p->seed, STREAM_EXPOSURE + (uint64_t)index, 0);
+/* The exposure's conditions, drawn in a fixed order from its stream r;
+ * *pert_pa_deg: the position angle of the header WCS's offset. */
+static int draw_conditions(const sk_sim_params *p, int index, sk_rng *r, sk_sim_expinfo *in,
+                           double *pert_pa_deg)
+{
+    long w = p->width_px, h = p->height_px;
     in->index = index;
     in->mjd = p->start_mjd + (double)index * p->cadence_days;
     in->exptime_s = p->exptime_s;
     in->airmass = airmass_of(p->dec_deg, p->site_latitude_deg,
-                             sk_rng_range(&r, -p->max_hour_angle_h, p->max_hour_angle_h));
-    double transparency = -fabs(sk_rng_gauss(&r)) * p->transparency_scatter_mag;
+                             sk_rng_range(r, -p->max_hour_angle_h, p->max_hour_angle_h));
+    double transparency = -fabs(sk_rng_gauss(r)) * p->transparency_scatter_mag;
     in->magzero = p->zero_point + 2.5 * log10(p->exptime_s) -
                   p->extinction_mag_per_airmass * in->airmass + transparency;
-    double sky_mag = p->sky_mag_arcsec2 + p->sky_scatter_mag * sk_rng_gauss(&r);
+    double sky_mag = p->sky_mag_arcsec2 + p->sky_scatter_mag * sk_rng_gauss(r);
     in->sky_adu = p->pixel_scale_arcsec * p->pixel_scale_arcsec * pow(10.0, -0.4 * (sky_mag - in->magzero));
-    double grad_dir = sk_rng_range(&r, 0.0, 2.0 * M_PI);
+    double grad_dir = sk_rng_range(r, 0.0, 2.0 * M_PI);
     double grad = p->sky_gradient * in->sky_adu / (double)(w > h ? w : h);
     in->sky_grad_x = grad * cos(grad_dir);
     in->sky_grad_y = grad * sin(grad_dir);
     in->centre_x = 0.5 * (double)(w - 1);
     in->centre_y = 0.5 * (double)(h - 1);
-    double seeing = p->seeing_arcsec * exp(p->seeing_scatter * sk_rng_gauss(&r));
+    double seeing = p->seeing_arcsec * exp(p->seeing_scatter * sk_rng_gauss(r));
     in->psf.model = p->psf_model;
     in->psf.fwhm_px = seeing / p->pixel_scale_arcsec;
     in->psf.beta = p->moffat_beta;
-    in->psf.ellipticity = fmin(fabs(sk_rng_gauss(&r)) * p->psf_ellipticity, 0.5);
-    in->psf.angle_deg = sk_rng_range(&r, -90.0, 90.0);
+    in->psf.ellipticity = fmin(fabs(sk_rng_gauss(r)) * p->psf_ellipticity, 0.5);
+    in->psf.angle_deg = sk_rng_range(r, -90.0, 90.0);
     in->psf.radius_fwhm = p->psf_radius_fwhm;
-    double dither_e = sk_rng_range(&r, -p->dither_arcsec, p->dither_arcsec);
-    double dither_n = sk_rng_range(&r, -p->dither_arcsec, p->dither_arcsec);
-    in->rotation_deg = p->rotation_scatter_deg * sk_rng_gauss(&r);
-    double sat_u = sk_rng_uniform(&r);
-    double sat_px = sk_rng_range(&r, 0.0, (double)(w - 1)), sat_py = sk_rng_range(&r, 0.0, (double)(h - 1));
-    double sat_ang = sk_rng_range(&r, 0.0, M_PI);
-    double pert_pa = sk_rng_range(&r, 0.0, 360.0);
-    rc = sk_sim_offset_radec(p->ra_deg, p->dec_deg, 1, &dither_e, &dither_n, &in->pointing_ra_deg,
-                             &in->pointing_dec_deg);
+    double dither_e = sk_rng_range(r, -p->dither_arcsec, p->dither_arcsec);
+    double dither_n = sk_rng_range(r, -p->dither_arcsec, p->dither_arcsec);
+    in->rotation_deg = p->rotation_scatter_deg * sk_rng_gauss(r);
+    double sat_u = sk_rng_uniform(r);
+    double sat_px = sk_rng_range(r, 0.0, (double)(w - 1)), sat_py = sk_rng_range(r, 0.0, (double)(h - 1));
+    double sat_ang = sk_rng_range(r, 0.0, M_PI);
+    *pert_pa_deg = sk_rng_range(r, 0.0, 360.0);
+    int rc = sk_sim_offset_radec(p->ra_deg, p->dec_deg, 1, &dither_e, &dither_n, &in->pointing_ra_deg,
+                                 &in->pointing_dec_deg);
     if (!rc && (in->psf.fwhm_px < 0.5 || in->psf.fwhm_px > 200.0))
         rc = sk_error(SK_EINPUT, "imsim: exposure %d: seeing %g px is outside [0.5, 200]", index,
                       in->psf.fwhm_px);
-    if (!rc && sat_u < p->satellite_probability) {
-        /* the line through (sat_px, sat_py) at sat_ang, clipped to the image box */
-        double dx = cos(sat_ang), dy = sin(sat_ang), tmin = -1e300, tmax = 1e300;
-        double lo[2] = {-0.5, -0.5}, hi[2] = {(double)w - 0.5, (double)h - 0.5};
-        double o[2] = {sat_px, sat_py}, d[2] = {dx, dy};
-        for (int a = 0; a < 2; a++) {
-            if (fabs(d[a]) < 1e-12)
-                continue;
-            double t0 = (lo[a] - o[a]) / d[a], t1 = (hi[a] - o[a]) / d[a];
-            if (t0 > t1) { double t = t0; t0 = t1; t1 = t; }
-            tmin = fmax(tmin, t0);
-            tmax = fmin(tmax, t1);
-        }
-        in->satellite = 1;
-        in->sat_x0 = sat_px + tmin * dx;
-        in->sat_y0 = sat_py + tmin * dy;
-        in->sat_x1 = sat_px + tmax * dx;
-        in->sat_y1 = sat_py + tmax * dy;
-        in->sat_adu_per_px = p->pixel_scale_arcsec * pow(10.0, -0.4 * (p->satellite_mag_per_arcsec - in->magzero));
-    }
+    if (!rc && sat_u < p->satellite_probability)
+        satellite_line(p, in, w, h, sat_px, sat_py, sat_ang);
+    return rc;
+}
 
-    /* WCS: the true one, and the header's (perturbed on request). */
+/* The true WCS (*wcs, and e->true_wcs) and the image header's, perturbed
+ * when the parameters ask (*perturbed). */
+static int exposure_wcs(const sk_sim_params *p, sk_sim_exposure *e, double pert_pa_deg, sk_wcs **wcs,
+                        int *perturbed)
+{
+    const sk_sim_expinfo *in = &e->info;
+    long w = p->width_px, h = p->height_px;
     e->true_wcs = sk_header_new();
     e->image = sk_image_new(w, h);
-    sk_wcs *wcs = NULL;
-    if (!rc && (!e->true_wcs || !e->image))
-        rc = sk_error(SK_EIO, "imsim: out of memory for a %ldx%ld image", w, h);
-    if (!rc)
-        rc = sk_sim_wcs_header(p, in->pointing_ra_deg, in->pointing_dec_deg, in->rotation_deg,
+    *perturbed = p->wcs_offset_arcsec != 0.0 || p->wcs_rotation_deg != 0.0 || p->wcs_scale_error != 0.0;
+    if (!e->true_wcs || !e->image)
+        return sk_error(SK_EIO, "imsim: out of memory for a %ldx%ld image", w, h);
+    int rc = sk_sim_wcs_header(p, in->pointing_ra_deg, in->pointing_dec_deg, in->rotation_deg,
                                p->pixel_scale_arcsec, e->true_wcs);
     if (!rc)
-        rc = sk_wcs_from_header(e->true_wcs, &wcs);
-    int perturbed = p->wcs_offset_arcsec != 0.0 || p->wcs_rotation_deg != 0.0 || p->wcs_scale_error != 0.0;
+        rc = sk_wcs_from_header(e->true_wcs, wcs);
     if (!rc) {
         sk_header *ih = e->image->header;
         rc = set_common(p, in, ih);
         rc = rc ? rc : append_cards(ih, e->true_wcs);
-        if (!rc && perturbed)
-            rc = sk_sim_wcs_perturb(ih, p->wcs_offset_arcsec, pert_pa, p->wcs_rotation_deg,
+        if (!rc && *perturbed)
+            rc = sk_sim_wcs_perturb(ih, p->wcs_offset_arcsec, pert_pa_deg, p->wcs_rotation_deg,
                                     p->wcs_scale_error);
         rc = rc ? rc : sk_wcs_from_header(ih, &e->image->wcs);
     }
+    return rc;
+}
 
-    /* Sources: positions through the true WCS, fluxes at this epoch. */
-    ctx c;
-    memset(&c, 0, sizeof c);
-    c.p = p;
-    c.f = f;
-    c.info = in;
-    c.width = w;
-    c.height = h;
-    long n = f->nsrc;
+/* Item c->nitems from source i at pixel (x, y) (mid-exposure) and its path
+ * (xs, ys) to (xe, ye); kept when it touches the image. */
+static void add_item(ctx *c, long i, const double *px, const double *py, double t_mid)
+{
+    const sk_sim_params *p = c->p;
+    const sk_sim_source *s = &c->f->src[i];
+    long w = c->width, h = c->height;
+    double mag = sk_sim_source_mag(p, s, t_mid);
+    double x = px[3 * i], y = py[3 * i];
+    if (!isfinite(mag) || !isfinite(x) || !isfinite(y))
+        return;
+    item *it = &c->items[c->nitems];
+    it->src = i;
+    it->x = x;
+    it->y = y;
+    it->xs = px[3 * i + 1];
+    it->ys = py[3 * i + 1];
+    it->xe = px[3 * i + 2];
+    it->ye = py[3 * i + 2];
+    it->flux_adu = pow(10.0, -0.4 * (mag - c->info->magzero));
+    sk_sim_psf_at(p, c->info, w, h, x, y, &it->psf);
+    it->extent = sk_sim_psf_extent_px(&it->psf) + 2.0;
+    if (s->type == SK_SIM_GALAXY)
+        it->extent += 4.0 * s->gal.re_px / p->pixel_scale_arcsec;
+    if (s->type == SK_SIM_MOVING)
+        it->extent += hypot(it->xe - it->xs, it->ye - it->ys);
+    if (x + it->extent < -0.5 || x - it->extent > (double)w - 0.5 ||
+        y + it->extent < -0.5 || y - it->extent > (double)h - 0.5)
+        return;
+    it->in_image = x >= -0.5 && x < (double)w - 0.5 && y >= -0.5 && y < (double)h - 0.5;
+    c->nitems++;
+}
+
+/* Sources: positions through the true WCS (mid-exposure, start, end),
+ * fluxes at this epoch, into c->items. */
+static int place_sources(ctx *c, const sk_wcs *wcs, double t_mid)
+{
+    const sk_sim_params *p = c->p;
+    long n = c->f->nsrc;
     double *ra = malloc((size_t)(3 * n + 1) * sizeof *ra), *dec = malloc((size_t)(3 * n + 1) * sizeof *dec);
     double *px = malloc((size_t)(3 * n + 1) * sizeof *px), *py = malloc((size_t)(3 * n + 1) * sizeof *py);
-    c.items = calloc((size_t)(n + 1), sizeof *c.items);
-    if (!rc && (!ra || !dec || !px || !py || !c.items))
+    c->items = calloc((size_t)(n + 1), sizeof *c->items);
+    int rc = SK_OK;
+    if (!ra || !dec || !px || !py || !c->items)
         rc = sk_error(SK_EIO, "imsim: out of memory for %ld sources", n);
-    double t_mid = in->mjd + 0.5 * p->exptime_s / 86400.0;
     for (long i = 0; !rc && i < n; i++) {
-        const sk_sim_source *s = &f->src[i];
-        double t[3] = {t_mid, in->mjd, in->mjd + p->exptime_s / 86400.0};
+        const sk_sim_source *s = &c->f->src[i];
+        double t[3] = {t_mid, c->info->mjd, c->info->mjd + p->exptime_s / 86400.0};
         for (int k = 0; !rc && k < 3; k++)
             rc = sk_sim_source_radec(p, s, t[k], &ra[3 * i + k], &dec[3 * i + k]);
     }
@@ -417,180 +453,190 @@ int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int 
         if (rc == SK_EINPUT) /* points beyond the projection's domain are NaN: skipped */
             rc = SK_OK;
     }
-    double ext_max = 0.0;
-    for (long i = 0; !rc && i < n; i++) {
-        const sk_sim_source *s = &f->src[i];
-        double mag = sk_sim_source_mag(p, s, t_mid);
-        double x = px[3 * i], y = py[3 * i];
-        if (!isfinite(mag) || !isfinite(x) || !isfinite(y))
-            continue;
-        item *it = &c.items[c.nitems];
-        it->src = i;
-        it->x = x;
-        it->y = y;
-        it->xs = px[3 * i + 1];
-        it->ys = py[3 * i + 1];
-        it->xe = px[3 * i + 2];
-        it->ye = py[3 * i + 2];
-        it->flux_adu = pow(10.0, -0.4 * (mag - in->magzero));
-        sk_sim_psf_at(p, in, w, h, x, y, &it->psf);
-        it->extent = sk_sim_psf_extent_px(&it->psf) + 2.0;
-        if (s->type == SK_SIM_GALAXY)
-            it->extent += 4.0 * s->gal.re_px / p->pixel_scale_arcsec;
-        if (s->type == SK_SIM_MOVING)
-            it->extent += hypot(it->xe - it->xs, it->ye - it->ys);
-        if (x + it->extent < -0.5 || x - it->extent > (double)w - 0.5 ||
-            y + it->extent < -0.5 || y - it->extent > (double)h - 0.5)
-            continue;
-        it->in_image = x >= -0.5 && x < (double)w - 0.5 && y >= -0.5 && y < (double)h - 0.5;
-        if (it->extent > ext_max)
-            ext_max = it->extent;
-        c.nitems++;
-    }
+    for (long i = 0; !rc && i < n; i++)
+        add_item(c, i, px, py, t_mid);
     free(ra);
     free(dec);
     free(px);
     free(py);
+    return rc;
+}
 
-    /* The model in electrons, then noise, defects and readout. */
+/* The model in electrons, then noise, defects, cosmic rays (drawn from r,
+ * recorded in hits), bleeding and readout into e->image. */
+static int render_exposure(ctx *c, sk_sim_exposure *e, sk_rng *r, int threads, sim_hits *hits)
+{
+    const sk_sim_params *p = c->p;
+    long w = c->width, h = c->height;
     size_t npix = (size_t)w * (size_t)h;
-    c.model = rc ? NULL : malloc(npix * sizeof *c.model);
-    c.elec = rc ? NULL : malloc(npix * sizeof *c.elec);
-    c.bad = rc ? NULL : calloc(npix, 1);
-    if (!rc && (!c.model || !c.elec || !c.bad))
+    c->model = malloc(npix * sizeof *c->model);
+    c->elec = malloc(npix * sizeof *c->elec);
+    c->bad = calloc(npix, 1);
+    int rc = SK_OK;
+    if (!c->model || !c->elec || !c->bad)
         rc = sk_error(SK_EIO, "imsim: out of memory for a %ldx%ld image", w, h);
     if (!rc)
-        rc = sk_parallel_for_each(c.nitems, threads, render_galaxy, &c);
+        rc = sk_parallel_for_each(c->nitems, threads, render_galaxy, c);
     if (!rc) {
-        c.nbands = threads > 1 ? 8L * threads : 1;
-        if (c.nbands > h)
-            c.nbands = h;
-        c.band_rows = (double)h / (double)c.nbands;
-        rc = sk_parallel_for_each(c.nbands, threads, render_band, &c);
-        rc = rc ? rc : sk_parallel_for_each(h, threads, photon_row, &c);
+        c->nbands = threads > 1 ? 8L * threads : 1;
+        if (c->nbands > h)
+            c->nbands = h;
+        c->band_rows = (double)h / (double)c->nbands;
+        rc = sk_parallel_for_each(c->nbands, threads, render_band, c);
+        rc = rc ? rc : sk_parallel_for_each(h, threads, photon_row, c);
     }
-    sim_hits hits;
-    memset(&hits, 0, sizeof hits);
     if (!rc)
-        rc = sim_defects(p, c.elec, c.bad, w, h);
+        rc = sim_defects(p, c->elec, c->bad, w, h);
     if (!rc)
-        rc = sim_cosmics(p, &r, c.elec, w, h, &hits);
+        rc = sim_cosmics(p, r, c->elec, w, h, hits);
     if (!rc) {
-        sim_bleed(c.elec, w, h, p->saturation_adu * p->gain);
-        c.sci = e->image->sci;
-        c.wgt = e->image->weight;
-        c.flg = e->image->flags;
-        rc = sk_parallel_for_each(h, threads, readout_row, &c);
+        sim_bleed(c->elec, w, h, p->saturation_adu * p->gain);
+        c->sci = e->image->sci;
+        c->wgt = e->image->weight;
+        c->flg = e->image->flags;
+        rc = sk_parallel_for_each(h, threads, readout_row, c);
     }
-    free(c.model);
-    free(c.elec);
-    free(c.bad);
+    free(c->model);
+    free(c->elec);
+    free(c->bad);
+    c->model = c->elec = NULL;
+    c->bad = NULL;
+    return rc;
+}
 
-    /* Truth: sources centred on the image, and the cosmic-ray hits. */
-    long ntruth = 0;
-    for (long k = 0; k < c.nitems; k++)
-        ntruth += c.items[k].in_image;
-    if (!rc) {
-        e->truth = sk_table_new("SOURCES", ntruth);
-        e->cosmics = sk_table_new("COSMICS", hits.n);
-        if (!e->truth || !e->cosmics)
-            rc = sk_error(SK_EIO, "imsim: out of memory");
+/* The truth tables' columns (SOURCES: ntruth rows; COSMICS: the hits). */
+static int truth_tables(sk_sim_exposure *e, long ntruth, const sim_hits *hits)
+{
+    e->truth = sk_table_new("SOURCES", ntruth);
+    e->cosmics = sk_table_new("COSMICS", hits->n);
+    if (!e->truth || !e->cosmics)
+        return sk_error(SK_EIO, "imsim: out of memory");
+    static const char *const names[] = {"id", "type", "x", "y", "ra", "dec", "mag", "flux",
+                                        "fwhm", "psf_e", "re", "sersic_n", "axis_ratio",
+                                        "angle", "saturated", "blended"};
+    static const int types[] = {SK_COL_INT64, SK_COL_INT16, SK_COL_DOUBLE, SK_COL_DOUBLE,
+                                SK_COL_DOUBLE, SK_COL_DOUBLE, SK_COL_DOUBLE, SK_COL_DOUBLE,
+                                SK_COL_FLOAT, SK_COL_FLOAT, SK_COL_FLOAT, SK_COL_FLOAT,
+                                SK_COL_FLOAT, SK_COL_FLOAT, SK_COL_LOGICAL, SK_COL_LOGICAL};
+    static const char *const units[] = {"", "", "pixel", "pixel", "deg", "deg", "mag", "adu",
+                                        "pixel", "", "pixel", "", "", "deg", "", ""};
+    int rc = add_cols(e->truth, names, types, units, 16);
+    if (rc)
+        return rc;
+    static const char *const cnames[] = {"ray", "x", "y", "electrons"};
+    static const int ctypes[] = {SK_COL_INT32, SK_COL_INT32, SK_COL_INT32, SK_COL_FLOAT};
+    static const char *const cunits[] = {"", "pixel", "pixel", "electron"};
+    rc = add_cols(e->cosmics, cnames, ctypes, cunits, 4);
+    for (long k = 0; !rc && k < hits->n; k++) {
+        sk_column_set(&e->cosmics->cols[0], k, 0, hits->ray[k]);
+        sk_column_set(&e->cosmics->cols[1], k, 0, hits->x[k]);
+        sk_column_set(&e->cosmics->cols[2], k, 0, hits->y[k]);
+        sk_column_set(&e->cosmics->cols[3], k, 0, hits->electrons[k]);
     }
-    if (!rc) {
-        static const char *const names[] = {"id", "type", "x", "y", "ra", "dec", "mag", "flux",
-                                            "fwhm", "psf_e", "re", "sersic_n", "axis_ratio",
-                                            "angle", "saturated", "blended"};
-        static const int types[] = {SK_COL_INT64, SK_COL_INT16, SK_COL_DOUBLE, SK_COL_DOUBLE,
-                                    SK_COL_DOUBLE, SK_COL_DOUBLE, SK_COL_DOUBLE, SK_COL_DOUBLE,
-                                    SK_COL_FLOAT, SK_COL_FLOAT, SK_COL_FLOAT, SK_COL_FLOAT,
-                                    SK_COL_FLOAT, SK_COL_FLOAT, SK_COL_LOGICAL, SK_COL_LOGICAL};
-        static const char *const units[] = {"", "", "pixel", "pixel", "deg", "deg", "mag", "adu",
-                                            "pixel", "", "pixel", "", "", "deg", "", ""};
-        rc = add_cols(e->truth, names, types, units, 16);
-    }
-    if (!rc) {
-        static const char *const names[] = {"ray", "x", "y", "electrons"};
-        static const int types[] = {SK_COL_INT32, SK_COL_INT32, SK_COL_INT32, SK_COL_FLOAT};
-        static const char *const units[] = {"", "pixel", "pixel", "electron"};
-        rc = add_cols(e->cosmics, names, types, units, 4);
-        for (long k = 0; !rc && k < hits.n; k++) {
-            sk_column_set(&e->cosmics->cols[0], k, 0, hits.ray[k]);
-            sk_column_set(&e->cosmics->cols[1], k, 0, hits.x[k]);
-            sk_column_set(&e->cosmics->cols[2], k, 0, hits.y[k]);
-            sk_column_set(&e->cosmics->cols[3], k, 0, hits.electrons[k]);
-        }
-    }
-    sim_hits_free(&hits);
+    return rc;
+}
 
-    /* Neighbours on a grid of cells for the blended flag: another source
-     * within 2 FWHM (plus galaxy sizes) bringing at least 10 % of the flux. */
-    double cell = 4.0 * in->psf.fwhm_px * (1.0 + p->psf_variation) + 1.0;
-    long gx = (long)ceil((double)w / cell) + 2, gy = (long)ceil((double)h / cell) + 2;
-    long *order = NULL, *start = NULL;
-    if (!rc) {
-        order = malloc((size_t)(c.nitems + 1) * sizeof *order * 2);
-        start = calloc((size_t)(gx * gy + 1), sizeof *start);
-        if (!order || !start)
-            rc = sk_error(SK_EIO, "imsim: out of memory");
-    }
-    if (!rc) {
-        /* sort (cell, item) pairs: counting sort by cell */
-        long *cellof = order + c.nitems;
-        for (long k = 0; k < c.nitems; k++) {
-            long cx = (long)floor(c.items[k].x / cell) + 1, cy = (long)floor(c.items[k].y / cell) + 1;
-            cx = cx < 0 ? 0 : cx >= gx ? gx - 1 : cx;
-            cy = cy < 0 ? 0 : cy >= gy ? gy - 1 : cy;
-            cellof[k] = cy * gx + cx;
-            start[cellof[k] + 1]++;
-        }
-        for (long g = 0; g < gx * gy; g++)
-            start[g + 1] += start[g];
-        long *fill = calloc((size_t)(gx * gy), sizeof *fill);
-        if (!fill)
-            rc = sk_error(SK_EIO, "imsim: out of memory");
-        for (long k = 0; !rc && k < c.nitems; k++)
-            order[start[cellof[k]] + fill[cellof[k]]++] = k;
-        for (long g = 0; !rc && g < gx * gy; g++)
-            qsort(order + start[g], (size_t)(start[g + 1] - start[g]), sizeof *order, cmp_long);
+/* The items on a grid of cells of `cell` px (one cell of border): items
+ * order[start[g] .. start[g+1]) in cell g, ascending. */
+typedef struct item_grid {
+    double cell;
+    long gx, gy;
+    long *order, *start;
+} item_grid;
+
+static int item_grid_make(const ctx *c, item_grid *g)
+{
+    g->gx = (long)ceil((double)c->width / g->cell) + 2;
+    g->gy = (long)ceil((double)c->height / g->cell) + 2;
+    long ncell = g->gx * g->gy;
+    g->order = malloc((size_t)(c->nitems + 1) * sizeof *g->order * 2);
+    g->start = calloc((size_t)(ncell + 1), sizeof *g->start);
+    long *fill = calloc((size_t)ncell, sizeof *fill);
+    if (!g->order || !g->start || !fill) {
         free(fill);
+        return sk_error(SK_EIO, "imsim: out of memory");
     }
+    /* sort (cell, item) pairs: counting sort by cell */
+    long *cellof = g->order + c->nitems;
+    for (long k = 0; k < c->nitems; k++) {
+        long cx = (long)floor(c->items[k].x / g->cell) + 1, cy = (long)floor(c->items[k].y / g->cell) + 1;
+        cx = cx < 0 ? 0 : cx >= g->gx ? g->gx - 1 : cx;
+        cy = cy < 0 ? 0 : cy >= g->gy ? g->gy - 1 : cy;
+        cellof[k] = cy * g->gx + cx;
+        g->start[cellof[k] + 1]++;
+    }
+    for (long q = 0; q < ncell; q++)
+        g->start[q + 1] += g->start[q];
+    for (long k = 0; k < c->nitems; k++)
+        g->order[g->start[cellof[k]] + fill[cellof[k]]++] = k;
+    for (long q = 0; q < ncell; q++)
+        qsort(g->order + g->start[q], (size_t)(g->start[q + 1] - g->start[q]), sizeof *g->order, cmp_long);
+    free(fill);
+    return SK_OK;
+}
+
+/* Another item within reach (2 FWHM plus galaxy sizes) of item k bringing
+ * at least 10 % of its flux. */
+static int item_blended(const ctx *c, const item_grid *g, long k)
+{
+    const sk_sim_params *p = c->p;
+    const item *it = &c->items[k];
+    const sk_sim_source *s = &c->f->src[it->src];
+    double reach_k = 2.0 * it->psf.fwhm_px +
+                     (s->type == SK_SIM_GALAXY ? s->gal.re_px / p->pixel_scale_arcsec : 0.0);
+    long cx = (long)floor(it->x / g->cell) + 1, cy = (long)floor(it->y / g->cell) + 1;
+    for (long yy = cy - 1; yy <= cy + 1; yy++)
+        for (long xx = cx - 1; xx <= cx + 1; xx++) {
+            if (xx < 0 || yy < 0 || xx >= g->gx || yy >= g->gy)
+                continue;
+            for (long q = g->start[yy * g->gx + xx]; q < g->start[yy * g->gx + xx + 1]; q++) {
+                const item *o = &c->items[g->order[q]];
+                if (g->order[q] == k || o->flux_adu < 0.1 * it->flux_adu)
+                    continue;
+                const sk_sim_source *os = &c->f->src[o->src];
+                double reach = reach_k + (os->type == SK_SIM_GALAXY ? os->gal.re_px / p->pixel_scale_arcsec : 0.0);
+                if (hypot(o->x - it->x, o->y - it->y) < reach)
+                    return 1;
+            }
+        }
+    return 0;
+}
+
+/* A saturated pixel among the 3x3 around the item. */
+static int item_saturated(const ctx *c, const sk_image *im, const item *it)
+{
+    long w = c->width, h = c->height;
+    int saturated = 0;
+    long ic = lround(it->x), jc = lround(it->y);
+    for (long jj = jc - 1; jj <= jc + 1; jj++)
+        for (long ii = ic - 1; ii <= ic + 1; ii++)
+            if (ii >= 0 && jj >= 0 && ii < w && jj < h && (im->flags[jj * w + ii] & SK_FLAG_SATURATED))
+                saturated = 1;
+    return saturated;
+}
+
+/* One SOURCES row per item centred on the image, with its blended flag
+ * from the neighbour grid and its saturated flag from the image. */
+static int truth_rows(const ctx *c, sk_sim_exposure *e, double t_mid)
+{
+    const sk_sim_params *p = c->p;
+    const sk_sim_expinfo *in = c->info;
+    item_grid g;
+    memset(&g, 0, sizeof g);
+    g.cell = 4.0 * in->psf.fwhm_px * (1.0 + p->psf_variation) + 1.0;
+    int rc = item_grid_make(c, &g);
     long row = 0;
-    for (long k = 0; !rc && k < c.nitems; k++) {
-        item *it = &c.items[k];
+    for (long k = 0; !rc && k < c->nitems; k++) {
+        const item *it = &c->items[k];
         if (!it->in_image)
             continue;
-        const sk_sim_source *s = &f->src[it->src];
+        const sk_sim_source *s = &c->f->src[it->src];
         double ra_mid, dec_mid;
         rc = sk_sim_source_radec(p, s, t_mid, &ra_mid, &dec_mid);
         if (rc)
             break;
-        double reach_k = 2.0 * it->psf.fwhm_px +
-                         (s->type == SK_SIM_GALAXY ? s->gal.re_px / p->pixel_scale_arcsec : 0.0);
-        int blended = 0;
-        long cx = (long)floor(it->x / cell) + 1, cy = (long)floor(it->y / cell) + 1;
-        for (long yy = cy - 1; yy <= cy + 1 && !blended; yy++)
-            for (long xx = cx - 1; xx <= cx + 1 && !blended; xx++) {
-                if (xx < 0 || yy < 0 || xx >= gx || yy >= gy)
-                    continue;
-                for (long q = start[yy * gx + xx]; q < start[yy * gx + xx + 1]; q++) {
-                    const item *o = &c.items[order[q]];
-                    if (order[q] == k || o->flux_adu < 0.1 * it->flux_adu)
-                        continue;
-                    const sk_sim_source *os = &f->src[o->src];
-                    double reach = reach_k + (os->type == SK_SIM_GALAXY ? os->gal.re_px / p->pixel_scale_arcsec : 0.0);
-                    if (hypot(o->x - it->x, o->y - it->y) < reach) {
-                        blended = 1;
-                        break;
-                    }
-                }
-            }
-        int saturated = 0;
-        long ic = lround(it->x), jc = lround(it->y);
-        for (long jj = jc - 1; jj <= jc + 1; jj++)
-            for (long ii = ic - 1; ii <= ic + 1; ii++)
-                if (ii >= 0 && jj >= 0 && ii < w && jj < h &&
-                    (e->image->flags[jj * w + ii] & SK_FLAG_SATURATED))
-                    saturated = 1;
+        int blended = item_blended(c, &g, k);
+        int saturated = item_saturated(c, e->image, it);
         sk_table *t = e->truth;
         double vals[14] = {(double)s->id, (double)s->type, it->x, it->y, ra_mid, dec_mid,
                            sk_sim_source_mag(p, s, t_mid), it->flux_adu, it->psf.fwhm_px,
@@ -607,8 +653,49 @@ int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int 
         sk_column_set(&t->cols[15], row, 0, blended);
         row++;
     }
-    free(order);
-    free(start);
+    free(g.order);
+    free(g.start);
+    return rc;
+}
+
+int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int threads,
+                  sk_sim_exposure **out)
+{
+    *out = NULL;
+    sk_sim_exposure *e = calloc(1, sizeof *e);
+    if (!e)
+        return sk_error(SK_EIO, "imsim: out of memory");
+    sk_sim_expinfo *in = &e->info;
+    sk_rng r;
+    sk_rng_init(&r, p->seed, STREAM_EXPOSURE + (uint64_t)index, 0);
+    double pert_pa_deg = 0.0;
+    sk_wcs *wcs = NULL;
+    int perturbed = 0;
+    int rc = draw_conditions(p, index, &r, in, &pert_pa_deg);
+    if (!rc)
+        rc = exposure_wcs(p, e, pert_pa_deg, &wcs, &perturbed);
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    c.f = f;
+    c.info = in;
+    c.width = p->width_px;
+    c.height = p->height_px;
+    double t_mid = in->mjd + 0.5 * p->exptime_s / 86400.0;
+    if (!rc)
+        rc = place_sources(&c, wcs, t_mid);
+    sim_hits hits;
+    memset(&hits, 0, sizeof hits);
+    if (!rc)
+        rc = render_exposure(&c, e, &r, threads, &hits);
+    long ntruth = 0;
+    for (long k = 0; k < c.nitems; k++)
+        ntruth += c.items[k].in_image;
+    if (!rc)
+        rc = truth_tables(e, ntruth, &hits);
+    sim_hits_free(&hits);
+    if (!rc)
+        rc = truth_rows(&c, e, t_mid);
     for (long k = 0; k < c.nitems; k++)
         free(c.items[k].stamp.pix);
     free(c.items);

@@ -41,7 +41,7 @@ double sk_rng_gauss(sk_rng *r);
  * Hormann's transformed rejection (PTRS) above; exact for every mean. */
 uint64_t sk_rng_poisson(sk_rng *r, double mean);
 
-/* ---- PSF and galaxy profiles (sim_psf.c) ---------------------------- */
+/* ---- PSF and galaxy profiles (sim_psf.c, sim_galaxy.c) ------------- */
 
 enum sk_sim_psf_model { SK_SIM_MOFFAT = 0, SK_SIM_GAUSSIAN = 1 };
 
