@@ -582,3 +582,25 @@ int sk_query_run(sk_query *q, sk_db *db, int kind, PGresult **res)
     free(sql);
     return st;
 }
+
+int sk_query_rows(sk_query *q, sk_db *db, sk_db_rows **rows)
+{
+    *rows = NULL;
+    PGresult *res = NULL;
+    int st = sk_query_run(q, db, SK_QUERY_ROWS, &res);
+    if (!st)
+        st = sk_db_rows_from_result(res, rows);
+    PQclear(res);
+    return st;
+}
+
+int sk_query_count(sk_query *q, sk_db *db, long long *count)
+{
+    *count = 0;
+    PGresult *res = NULL;
+    int st = sk_query_run(q, db, SK_QUERY_COUNT, &res);
+    if (!st)
+        *count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return st;
+}
