@@ -217,6 +217,7 @@ static const char *text_column(int field)
     case SK_Q_INSTRUMENT: return "i.instrument";
     case SK_Q_PROJECT: return "i.project";
     case SK_Q_TYPE: return "i.type";
+    case SK_Q_PROVENANCE: return "i.provenance_id";
     default: return NULL;
     }
 }

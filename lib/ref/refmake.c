@@ -778,8 +778,7 @@ static sk_query *base_query(const refmake_settings *rs, int with_products, int *
     if (!*st)
         *st = sk_query_text(q, SK_Q_TYPE, "science");
     if (!*st && with_products) {
-        const char *p[1] = {rs->chain->preprocessing->id};
-        *st = sk_query_where(q, "i.provenance_id = $1::text", 1, p);
+        *st = sk_query_text(q, SK_Q_PROVENANCE, rs->chain->preprocessing->id);
         if (!*st)
             *st = sk_query_with_products(q, rs->chain->extraction->id);
     }

@@ -19,7 +19,9 @@ enum sk_query_text {
     SK_Q_FILTER,         /* images.filter */
     SK_Q_INSTRUMENT,     /* images.instrument */
     SK_Q_PROJECT,        /* images.project */
-    SK_Q_TYPE            /* images.type: science | coadd */
+    SK_Q_TYPE,           /* images.type: science | coadd */
+    SK_Q_PROVENANCE      /* images.provenance_id: preprocessing (science) or
+                            coaddition (coadd) provenance */
 };
 
 /* Numeric columns with min/max cuts (inclusive; rows where the column is
