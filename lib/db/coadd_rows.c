@@ -6,7 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/query.h"
 #include "db_priv.h"
-#include "rows_priv.h"
+#include "pipeline_rows_priv.h"
 
 int sk_db_coadd_find(sk_db *db, const char *prov_id, const char *set_hash, long long *id,
                      char *relpath, size_t relpath_size, int *found)

@@ -459,3 +459,8 @@ int sk_db_is_connected(const sk_db *db)
 {
     return db && db->conn && PQstatus(db->conn) == CONNECTION_OK;
 }
+
+int sk_db_in_transaction(const sk_db *db)
+{
+    return db && db->in_transaction;
+}

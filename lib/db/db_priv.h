@@ -38,4 +38,9 @@ double sk_db_double(const PGresult *res, int row, int col);
 struct sk_query;
 int sk_query_run(struct sk_query *q, sk_db *db, int kind, PGresult **res);
 
+/* ---- row sets from results, for the typed row functions ---- */
+
+/* Copy a result into a new row set (skystack/db.h). */
+int sk_db_rows_from_result(const PGresult *res, sk_db_rows **out);
+
 #endif

@@ -5,7 +5,7 @@
 #include <string.h>
 #include "skystack/error.h"
 #include "db_priv.h"
-#include "rows_priv.h"
+#include "pipeline_rows_priv.h"
 
 int sk_db_extraction_find(sk_db *db, long long image_id, const char *prov_id, char *src_relpath,
                           size_t src_size, char *bkg_relpath, size_t bkg_size, int *found)

@@ -217,6 +217,7 @@ static const char *text_column(int field)
     case SK_Q_INSTRUMENT: return "i.instrument";
     case SK_Q_PROJECT: return "i.project";
     case SK_Q_TYPE: return "i.type";
+    case SK_Q_PROVENANCE: return "i.provenance_id";
     default: return NULL;
     }
 }
@@ -580,5 +581,27 @@ int sk_query_run(sk_query *q, sk_db *db, int kind, PGresult **res)
     sk_query_sql(q, kind, &sql, &n, &params);
     int st = sk_db_exec(db, "querying images", sql, n, params, res);
     free(sql);
+    return st;
+}
+
+int sk_query_rows(sk_query *q, sk_db *db, sk_db_rows **rows)
+{
+    *rows = NULL;
+    PGresult *res = NULL;
+    int st = sk_query_run(q, db, SK_QUERY_ROWS, &res);
+    if (!st)
+        st = sk_db_rows_from_result(res, rows);
+    PQclear(res);
+    return st;
+}
+
+int sk_query_count(sk_query *q, sk_db *db, long long *count)
+{
+    *count = 0;
+    PGresult *res = NULL;
+    int st = sk_query_run(q, db, SK_QUERY_COUNT, &res);
+    if (!st)
+        *count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
     return st;
 }

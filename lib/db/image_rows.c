@@ -1,78 +1,147 @@
-/* image_rows.c: finding the images row of an id or of a path in the data root, with the columns the product pipelines use. */
+/* image_rows.c: the images rows of ingesting and reference making: registering a science image, finding an image by origin, path or input set, and whether its extraction products exist. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "skystack/error.h"
-#include "core/path_priv.h"
 #include "db_priv.h"
-#include "rows_priv.h"
+#include "image_rows_priv.h"
 
-static void copy_value(char *dst, size_t size, const PGresult *row, int col)
+/* A number as a parameter: NULL when not finite. */
+static const char *num_param(char buf[40], double v)
 {
-    const char *v = sk_db_value(row, 0, col);
-    snprintf(dst, size, "%s", v ? v : "");
+    if (!isfinite(v))
+        return NULL;
+    snprintf(buf, 40, "%.17g", v);
+    return buf;
 }
 
-/* The path as stored: relative to the data root when it lies under it. */
-static void stored_path(const char *root, const char *arg, char *rel, size_t relsz)
+static char *dup_or_null(const char *s)
 {
-    char *real = realpath(arg, NULL), *rroot = realpath(root, NULL);
-    size_t n = rroot ? strlen(rroot) : 0;
-    if (real && rroot && strncmp(real, rroot, n) == 0 && real[n] == '/')
-        snprintf(rel, relsz, "%s", real + n + 1);
-    else
-        snprintf(rel, relsz, "%s", arg);
-    free(real);
-    free(rroot);
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d)
+        sk_error(SK_EIO, "out of memory");
+    return d;
 }
 
-static void fill_row(const PGresult *row, sk_image_row *out)
+int sk_image_row_insert(sk_db *db, const sk_image_row *m, long long *id)
 {
-    out->id = strtoll(sk_db_value(row, 0, 0), NULL, 10);
-    copy_value(out->filepath, sizeof out->filepath, row, 1);
-    copy_value(out->provenance_id, sizeof out->provenance_id, row, 2);
-    copy_value(out->instrument, sizeof out->instrument, row, 3);
-    copy_value(out->telescope, sizeof out->telescope, row, 4);
-    copy_value(out->filter, sizeof out->filter, row, 5);
-    copy_value(out->section, sizeof out->section, row, 6);
-    copy_value(out->target, sizeof out->target, row, 7);
-    copy_value(out->project, sizeof out->project, row, 8);
-    out->mjd = sk_db_double(row, 0, 9);
-    out->end_mjd = sk_db_double(row, 0, 10);
-    out->exptime_s = sk_db_double(row, 0, 11);
-    out->gain = sk_db_double(row, 0, 12);
-    copy_value(out->md5, sizeof out->md5, row, 13);
-    copy_value(out->type, sizeof out->type, row, 14);
-}
-
-int sk_db_find_image(sk_db *db, const char *root, const char *arg, sk_image_row *out)
-{
-    static const char *cols =
-        "SELECT id, filepath, provenance_id, instrument, telescope, filter, section_id, target, "
-        "project, mjd, end_mjd, exp_time, gain, md5, type FROM images WHERE ";
-    char sql[512];
-    PGresult *row = NULL;
-    int rc;
-    memset(out, 0, sizeof *out);
-    if (sk_path_is_number(arg) && !sk_path_is_file(arg)) {
-        snprintf(sql, sizeof sql, "%sid = $1", cols);
-        const char *params[1] = {arg};
-        rc = sk_db_exec_row(db, "finding the image", sql, 1, params, &row);
-        if (rc == SK_ENOTFOUND)
-            return sk_error(SK_ENOTFOUND, "image id %s: not in the database", arg);
-    } else {
-        char rel[4096];
-        stored_path(root, arg, rel, sizeof rel);
-        snprintf(sql, sizeof sql, "%sfilepath = $1", cols);
-        const char *params[1] = {rel};
-        rc = sk_db_exec_row(db, "finding the image", sql, 1, params, &row);
-        if (rc == SK_ENOTFOUND)
-            return sk_error(SK_ENOTFOUND, "%s: not registered in the database under %s "
-                                          "(register it with imingest, or use --no-db)", arg, root);
+    enum { NP = 40 };
+    const char *p[NP];
+    char nums[NP][40];
+    int k = 0;
+    const sk_footprint *fp = &m->footprint;
+    const char *text[] = {m->filepath, m->md5, m->provenance_id, m->original_path, m->original_md5,
+                          m->original_hdu, m->instrument, m->telescope, m->filter, m->section,
+                          m->target, m->project};
+    for (size_t i = 0; i < sizeof text / sizeof text[0]; i++)
+        p[k++] = text[i];
+    const double num[] = {m->mjd, m->end_mjd, m->exptime_s, m->airmass, m->gain, m->saturation,
+                          m->read_noise, (double)m->width, (double)m->height, fp->ra_deg,
+                          fp->dec_deg};
+    for (size_t i = 0; i < sizeof num / sizeof num[0]; i++, k++)
+        p[k] = num_param(nums[k], num[i]);
+    for (int c = 0; c < 4; c++) {
+        p[k] = num_param(nums[k], fp->corner_ra_deg[c]), k++;
+        p[k] = num_param(nums[k], fp->corner_dec_deg[c]), k++;
     }
-    if (rc)
-        return rc;
-    fill_row(row, out);
-    PQclear(row);
+    const double box[] = {fp->minra_deg, fp->maxra_deg, fp->mindec_deg, fp->maxdec_deg,
+                          fmin(180.0, m->radius_deg)};
+    for (size_t i = 0; i < sizeof box / sizeof box[0]; i++, k++)
+        p[k] = num_param(nums[k], box[i]);
+    static const char *sql =
+        "INSERT INTO images (filepath, md5, provenance_id, type, original_path, original_md5,"
+        " original_hdu, instrument, telescope, filter, section_id, target, project, mjd, end_mjd,"
+        " exp_time, airmass, gain, saturation, read_noise, width, height, ra, dec,"
+        " ra_corner_00, dec_corner_00, ra_corner_10, dec_corner_10,"
+        " ra_corner_11, dec_corner_11, ra_corner_01, dec_corner_01,"
+        " minra, maxra, mindec, maxdec, radius_deg)"
+        " VALUES ($1, $2, $3, 'science', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+        " $17, $18, $19, $20::double precision::integer, $21::double precision::integer, $22, $23,"
+        " $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)"
+        " RETURNING id";
+    PGresult *r = NULL;
+    int st = sk_db_exec_row(db, "registering the image", sql, k, p, &r);
+    if (st)
+        return st;
+    *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
     return SK_OK;
+}
+
+int sk_image_find_original(sk_db *db, const char *prov_id, const char *original_md5,
+                           const char *original_hdu, long long *id, char **filepath)
+{
+    *id = 0;
+    *filepath = NULL;
+    const char *p[3] = {prov_id, original_md5, original_hdu};
+    PGresult *r = NULL;
+    int st = sk_db_exec(db, "looking for the image",
+                        "SELECT id, filepath FROM images WHERE provenance_id = $1 AND original_md5 = $2"
+                        " AND original_hdu = $3",
+                        3, p, &r);
+    if (st)
+        return st;
+    if (PQntuples(r) == 1) {
+        *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        if (!(*filepath = dup_or_null(PQgetvalue(r, 0, 1))))
+            st = SK_EIO;
+    }
+    PQclear(r);
+    return st;
+}
+
+int sk_image_find_filepath(sk_db *db, const char *filepath, long long *id, char **original_path)
+{
+    *id = 0;
+    *original_path = NULL;
+    const char *p[1] = {filepath};
+    PGresult *r = NULL;
+    int st = sk_db_exec(db, "looking for the image path",
+                        "SELECT id, original_path FROM images WHERE filepath = $1", 1, p, &r);
+    if (st)
+        return st;
+    if (PQntuples(r) > 0) {
+        *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        const char *orig = sk_db_value(r, 0, 1);
+        if (orig && !(*original_path = dup_or_null(orig)))
+            st = SK_EIO;
+    }
+    PQclear(r);
+    return st;
+}
+
+int sk_image_find_coadd(sk_db *db, const char *prov_id, const char *set_hash, long long *id)
+{
+    *id = 0;
+    const char *p[2] = {prov_id, set_hash};
+    PGresult *res = NULL;
+    int st = sk_db_exec(db, "looking for the coadd",
+                        "SELECT id FROM images WHERE provenance_id = $1 AND input_set_hash = $2 "
+                        "AND type = 'coadd'",
+                        2, p, &res);
+    if (!st && PQntuples(res) == 1)
+        *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return st;
+}
+
+int sk_image_has_products(sk_db *db, long long id, const char *prov_id, int *yes)
+{
+    char cid[32];
+    snprintf(cid, sizeof cid, "%lld", id);
+    const char *p[2] = {cid, prov_id};
+    PGresult *res = NULL;
+    int st = sk_db_exec(db, "looking for the coadd's products",
+                        "SELECT EXISTS (SELECT 1 FROM source_lists s "
+                        "JOIN psfs p ON p.image_id = s.image_id AND p.provenance_id = s.provenance_id "
+                        "JOIN backgrounds b ON b.image_id = s.image_id AND b.provenance_id = s.provenance_id "
+                        "JOIN world_coordinates w ON w.image_id = s.image_id "
+                        "AND w.provenance_id = s.provenance_id "
+                        "JOIN zero_points z ON z.image_id = s.image_id AND z.provenance_id = s.provenance_id "
+                        "WHERE s.image_id = $1::bigint AND s.provenance_id = $2)",
+                        2, p, &res);
+    *yes = !st && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    return st;
 }

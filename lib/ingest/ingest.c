@@ -17,7 +17,7 @@
 #include "skystack/log.h"
 #include "skystack/storage.h"
 #include "skystack/wcs.h"
-#include "db/db_priv.h"
+#include "db/image_rows_priv.h"
 
 #define KEYMAP_TEMPLATE "generic"
 
@@ -326,7 +326,7 @@ static double wrap_ra(double ra)
     return r >= 360.0 ? 0.0 : r;
 }
 
-/* Everything but the pixels, with the refusals of SPEC §6. */
+/* Everything but the pixels, with the refusals of imingest(1). */
 static int read_meta(const char *path, const hdu_info *hdu, int multi, const json_t *map,
                      const char *map_name, const sk_ingest_opts *o, meta *m)
 {
@@ -454,79 +454,42 @@ static int noise_kind_of(const char *name, int *kind)
     return SK_OK;
 }
 
-static void set_text(const char **slot, const char *v)
+/* An optional text: NULL when empty. */
+static const char *text_or_null(const char *v)
 {
-    *slot = v && *v ? v : NULL;
+    return v && *v ? v : NULL;
 }
 
-static void set_num(char buf[40], const char **slot, int has, double v)
-{
-    if (!has || !isfinite(v)) {
-        *slot = NULL;
-        return;
-    }
-    snprintf(buf, 40, "%.17g", v);
-    *slot = buf;
-}
-
-/* Insert the images row; *id receives its id. */
+/* Register the stored image in the images table; *id receives its id. */
 static int insert_row(sk_db *db, const meta *m, const char *prov_id, const char *md5,
                       const char *orig_path, const char *orig_md5, long long *id)
 {
-    enum { NP = 40 };
-    const char *p[NP];
-    char nums[NP][40];
-    int k = 0;
-    p[k++] = m->relpath;
-    p[k++] = md5;
-    p[k++] = prov_id;
-    p[k++] = orig_path;
-    p[k++] = orig_md5;
-    p[k++] = m->hdu.spec;
-    p[k++] = m->instrument;
-    set_text(&p[k++], m->telescope);
-    p[k++] = m->filter;
-    set_text(&p[k++], m->section);
-    set_text(&p[k++], m->target);
-    set_text(&p[k++], m->project);
-    set_num(nums[k], &p[k], 1, m->mjd), k++;
-    set_num(nums[k], &p[k], 1, m->end_mjd), k++;
-    set_num(nums[k], &p[k], m->has_exptime, m->exptime), k++;
-    set_num(nums[k], &p[k], m->has_airmass, m->airmass), k++;
-    set_num(nums[k], &p[k], m->has_gain, m->gain), k++;
-    set_num(nums[k], &p[k], m->has_saturation, m->saturation), k++;
-    set_num(nums[k], &p[k], m->has_read_noise, m->read_noise), k++;
-    set_num(nums[k], &p[k], 1, (double)m->width), k++;
-    set_num(nums[k], &p[k], 1, (double)m->height), k++;
-    set_num(nums[k], &p[k], 1, m->fp.ra_deg), k++;
-    set_num(nums[k], &p[k], 1, m->fp.dec_deg), k++;
-    for (int c = 0; c < 4; c++) {
-        set_num(nums[k], &p[k], 1, m->fp.corner_ra_deg[c]), k++;
-        set_num(nums[k], &p[k], 1, m->fp.corner_dec_deg[c]), k++;
-    }
-    set_num(nums[k], &p[k], 1, m->fp.minra_deg), k++;
-    set_num(nums[k], &p[k], 1, m->fp.maxra_deg), k++;
-    set_num(nums[k], &p[k], 1, m->fp.mindec_deg), k++;
-    set_num(nums[k], &p[k], 1, m->fp.maxdec_deg), k++;
-    set_num(nums[k], &p[k], 1, fmin(180.0, m->radius_deg)), k++;
-    static const char *sql =
-        "INSERT INTO images (filepath, md5, provenance_id, type, original_path, original_md5,"
-        " original_hdu, instrument, telescope, filter, section_id, target, project, mjd, end_mjd,"
-        " exp_time, airmass, gain, saturation, read_noise, width, height, ra, dec,"
-        " ra_corner_00, dec_corner_00, ra_corner_10, dec_corner_10,"
-        " ra_corner_11, dec_corner_11, ra_corner_01, dec_corner_01,"
-        " minra, maxra, mindec, maxdec, radius_deg)"
-        " VALUES ($1, $2, $3, 'science', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-        " $17, $18, $19, $20::double precision::integer, $21::double precision::integer, $22, $23,"
-        " $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)"
-        " RETURNING id";
-    PGresult *r = NULL;
-    int st = sk_db_exec_row(db, "registering the image", sql, k, p, &r);
-    if (st)
-        return st;
-    *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return SK_OK;
+    sk_image_row row = {
+        .filepath = m->relpath,
+        .md5 = md5,
+        .provenance_id = prov_id,
+        .original_path = orig_path,
+        .original_md5 = orig_md5,
+        .original_hdu = m->hdu.spec,
+        .instrument = m->instrument,
+        .telescope = text_or_null(m->telescope),
+        .filter = m->filter,
+        .section = text_or_null(m->section),
+        .target = text_or_null(m->target),
+        .project = text_or_null(m->project),
+        .mjd = m->mjd,
+        .end_mjd = m->end_mjd,
+        .exptime_s = m->has_exptime ? m->exptime : NAN,
+        .airmass = m->has_airmass ? m->airmass : NAN,
+        .gain = m->has_gain ? m->gain : NAN,
+        .saturation = m->has_saturation ? m->saturation : NAN,
+        .read_noise = m->has_read_noise ? m->read_noise : NAN,
+        .width = m->width,
+        .height = m->height,
+        .footprint = m->fp,
+        .radius_deg = m->radius_deg,
+    };
+    return sk_image_row_insert(db, &row, id);
 }
 
 static int is_skystack_layout(const char *path)
@@ -589,19 +552,15 @@ static int store_one(sk_db *db, const sk_config *cfg, const char *path, const ch
                      written *w, sk_ingested *res)
 {
     /* Registered already (same content and HDU under this provenance)? */
-    const char *pq[3] = {prov->id, orig_md5, m->hdu.spec};
-    PGresult *r = NULL;
-    int st = sk_db_exec(db, "looking for the image",
-                        "SELECT id, filepath FROM images WHERE provenance_id = $1 AND original_md5 = $2"
-                        " AND original_hdu = $3",
-                        3, pq, &r);
+    long long found_id = 0;
+    char *found_path = NULL;
+    int st = sk_image_find_original(db, prov->id, orig_md5, m->hdu.spec, &found_id, &found_path);
     if (st)
         return st;
-    if (PQntuples(r) == 1) {
-        res->image_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    if (found_id) {
+        res->image_id = found_id;
         res->existed = 1;
-        res->relpath = xstrdup(PQgetvalue(r, 0, 1));
-        PQclear(r);
+        res->relpath = found_path;
         char abs[PATH_MAX];
         char root[PATH_MAX];
         st = sk_storage_root(cfg, root, sizeof root);
@@ -612,22 +571,17 @@ static int store_one(sk_db *db, const sk_config *cfg, const char *path, const ch
         res->path = xstrdup(abs);
         return SK_OK;
     }
-    PQclear(r);
-    const char *pp[1] = {m->relpath};
-    st = sk_db_exec(db, "looking for the image path", "SELECT id, original_path FROM images WHERE filepath = $1",
-                    1, pp, &r);
-    if (st)
+    char *other_original = NULL;
+    if ((st = sk_image_find_filepath(db, m->relpath, &found_id, &other_original)))
         return st;
-    if (PQntuples(r) > 0) {
+    if (found_id) {
         st = sk_error(SK_EINPUT,
-                      "%s: its place in the data root, %s, already holds image %s ingested from "
+                      "%s: its place in the data root, %s, already holds image %lld ingested from "
                       "another file (%s) with the same name",
-                      path, m->relpath, PQgetvalue(r, 0, 0),
-                      PQgetisnull(r, 0, 1) ? "unknown" : PQgetvalue(r, 0, 1));
-        PQclear(r);
+                      path, m->relpath, found_id, other_original ? other_original : "unknown");
+        free(other_original);
         return st;
     }
-    PQclear(r);
 
     /* the file in the data root */
     char dir[PATH_MAX];

@@ -1,4 +1,4 @@
-/* refmake.c: making references: the provenance chain from the configuration, the refset rules, image selection by criteria, coadd reuse or build, and saving the reference under a database lock (see skystack/ref.h). */
+/* refmake.c: making references: the settings read once, the provenance chain from the configuration, the refset rules, then the steps select inputs, build or reuse the coadd, claim the place and register the reference (see skystack/ref.h, refmake(1)). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,7 +12,9 @@
 #include "skystack/log.h"
 #include "skystack/query.h"
 #include "skystack/ref.h"
-#include "db/db_priv.h"
+#include "db/image_rows_priv.h"
+#include "db/ref_rows_priv.h"
+#include "refchain_priv.h"
 
 /* ---- a growing string (messages) --------------------------------------- */
 
@@ -49,318 +51,70 @@ static const char *sb_text(const sbuf *b)
     return b->s ? b->s : "";
 }
 
-/* ---- selection criteria ------------------------------------------------ */
+/* ---- the settings of one refmake ----------------------------------------- */
 
-/* The keys of a criteria set: real-valued cuts, counts, a name list and
- * the order. The table is the one place they are listed. */
-enum ckind { C_REAL, C_COUNT, C_LIST, C_ORDER };
-static const struct {
-    const char *key;
-    int kind;
-} criteria_keys[] = {
-    {"date_range", C_REAL},  {"min_mjd", C_REAL},     {"max_mjd", C_REAL},
-    {"min_seeing", C_REAL},  {"max_seeing", C_REAL},  {"min_lim_mag", C_REAL},
-    {"max_lim_mag", C_REAL}, {"max_airmass", C_REAL}, {"min_bkg", C_REAL},
-    {"max_bkg", C_REAL},     {"min_exptime", C_REAL}, {"max_exptime", C_REAL},
-    {"min_overlap", C_REAL}, {"min_images", C_COUNT}, {"max_images", C_COUNT},
-    {"instruments", C_LIST}, {"order", C_ORDER},
-};
-#define NCRITERIA_KEYS (sizeof criteria_keys / sizeof criteria_keys[0])
+/* Everything refmake reads from its options and the configuration, read
+ * and checked once at its start; the steps below take it. */
+typedef struct refmake_settings {
+    const sk_refmake_opts *opts;
+    const sk_config *cfg;          /* for the coadd pipeline and the lock connection */
+    sk_ref_chain *chain;           /* the provenances the configuration implies */
+    char *place_key;               /* refs.place of the place (sk_place_key) */
+    double now_mjd;                /* end of date_range windows */
+    int allow_append;              /* referencing.allow_append and not --no-append */
+    const char *description;       /* referencing.description of a new refset, may be NULL */
+    double quality_fwhm_factor;    /* query.quality_fwhm_factor */
+} refmake_settings;
 
-typedef struct criteria {
-    double date_range, min_mjd, max_mjd, min_seeing, max_seeing, min_lim_mag, max_lim_mag,
-        max_airmass, min_bkg, max_bkg, min_exptime, max_exptime, min_overlap; /* NAN: none */
-    long min_images, max_images; /* max 0: none */
-    const char **instruments;    /* borrowed from the JSON */
-    int ninstruments;
-    int order;                   /* enum sk_query_order */
-} criteria;
-
-static int order_of(const char *name, int *order)
+static void settings_clear(refmake_settings *rs)
 {
-    if (!strcmp(name, "quality"))
-        *order = SK_ORDER_QUALITY;
-    else if (!strcmp(name, "earliest"))
-        *order = SK_ORDER_EARLIEST;
-    else if (!strcmp(name, "latest"))
-        *order = SK_ORDER_LATEST;
-    else
-        return -1;
-    return 0;
+    sk_ref_chain_free(rs->chain);
+    free(rs->place_key);
+    memset(rs, 0, sizeof *rs);
 }
 
-static int cmp_cstr(const void *a, const void *b)
+static double clock_mjd(void)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return 40587.0 + ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / 86400.0;
 }
 
-/* The criteria set `in` (referencing.criteria[index]) checked and
- * normalised into the parameters of its provenance: reals as reals, counts
- * as integers, instruments sorted and unique. */
-static int criteria_normalise(const json_t *in, int index, json_t **out)
+/* SK_EINPUT naming `key` unless it is absent, null or of JSON type `type`. */
+static int check_key_type(const sk_config *cfg, const char *key, json_type type, const char *expected)
 {
-    *out = NULL;
-    if (!json_is_object(in))
-        return sk_error(SK_EINPUT, "referencing.criteria[%d]: not an object", index);
-    json_t *o = json_object();
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)in, key, v) {
-        size_t k = 0;
-        while (k < NCRITERIA_KEYS && strcmp(criteria_keys[k].key, key))
-            k++;
-        if (k == NCRITERIA_KEYS) {
-            json_decref(o);
-            return sk_error(SK_EINPUT, "referencing.criteria[%d].%s: unknown criterion", index, key);
-        }
-        int kind = criteria_keys[k].kind;
-        const char *bad = NULL;
-        json_t *norm = NULL;
-        if (kind == C_REAL) {
-            if (json_is_null(v))
-                norm = json_null();
-            else if (!json_is_number(v) || !isfinite(json_number_value(v)))
-                bad = "a number or null";
-            else
-                norm = json_real(json_number_value(v));
-        } else if (kind == C_COUNT) {
-            double d = json_is_number(v) ? json_number_value(v) : NAN;
-            if (json_is_null(v) && strcmp(key, "min_images"))
-                norm = json_null();
-            else if (!(d >= 1) || d != floor(d) || d > 1e9)
-                bad = "a whole number of images, at least 1";
-            else
-                norm = json_integer((json_int_t)d);
-        } else if (kind == C_LIST) {
-            size_t n = json_array_size(v);
-            const char **names = malloc((n ? n : 1) * sizeof *names);
-            if (!json_is_array(v) || !names) {
-                bad = "a list of instrument names";
-            } else {
-                for (size_t i = 0; i < n && !bad; i++) {
-                    names[i] = json_string_value(json_array_get(v, i));
-                    if (!names[i] || !*names[i])
-                        bad = "a list of instrument names";
-                }
-            }
-            if (!bad) {
-                qsort(names, n, sizeof *names, cmp_cstr);
-                norm = json_array();
-                for (size_t i = 0; i < n; i++)
-                    if (i == 0 || strcmp(names[i], names[i - 1]))
-                        json_array_append_new(norm, json_string(names[i]));
-            }
-            free(names);
-        } else {
-            int order;
-            if (!json_is_string(v) || order_of(json_string_value(v), &order))
-                bad = "quality, earliest or latest";
-            else
-                norm = json_string(json_string_value(v));
-        }
-        if (bad) {
-            json_decref(o);
-            return sk_error(SK_EINPUT, "referencing.criteria[%d].%s: expected %s", index, key, bad);
-        }
-        json_object_set_new(o, key, norm);
-    }
-    double lo = json_number_value(json_object_get(o, "min_overlap"));
-    if (json_is_number(json_object_get(o, "min_overlap")) && (lo < 0 || lo > 1)) {
-        json_decref(o);
-        return sk_error(SK_EINPUT, "referencing.criteria[%d].min_overlap: %g is not a fraction in [0, 1]",
-                        index, lo);
-    }
-    if (json_is_number(json_object_get(o, "date_range")) &&
-        json_number_value(json_object_get(o, "date_range")) <= 0) {
-        json_decref(o);
-        return sk_error(SK_EINPUT, "referencing.criteria[%d].date_range: must be a positive number of days",
-                        index);
-    }
-    json_int_t mn = json_integer_value(json_object_get(o, "min_images"));
-    json_t *mx = json_object_get(o, "max_images");
-    if (json_is_integer(mx) && json_integer_value(mx) < mn) {
-        long long max_images = (long long)json_integer_value(mx);
-        json_decref(o);
-        return sk_error(SK_EINPUT, "referencing.criteria[%d]: max_images %lld is below min_images %lld",
-                        index, max_images, (long long)mn);
-    }
-    *out = o;
-    return SK_OK;
+    json_t *v = sk_config_get(cfg, key);
+    if (!v || json_is_null(v) || json_typeof(v) == type ||
+        (type == JSON_REAL && json_is_integer(v)) || (type == JSON_TRUE && json_is_boolean(v)))
+        return SK_OK;
+    return sk_error(SK_EINPUT, "%s: expected %s (see skystack.conf(5))", key, expected);
 }
 
-static double real_or_nan(const json_t *o, const char *key)
+/* Read and check the options and the configuration once. */
+static int settings_read(const sk_config *cfg, const sk_refmake_opts *o, refmake_settings *rs)
 {
-    json_t *v = json_object_get(o, key);
-    return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
-/* Criteria from provenance parameters (the configuration's, normalised, or
- * a stored provenance's); missing keys restrict nothing. `c` borrows from
- * `params`. */
-static int criteria_from_json(const json_t *params, criteria *c)
-{
-    memset(c, 0, sizeof *c);
-    c->date_range = real_or_nan(params, "date_range");
-    c->min_mjd = real_or_nan(params, "min_mjd");
-    c->max_mjd = real_or_nan(params, "max_mjd");
-    c->min_seeing = real_or_nan(params, "min_seeing");
-    c->max_seeing = real_or_nan(params, "max_seeing");
-    c->min_lim_mag = real_or_nan(params, "min_lim_mag");
-    c->max_lim_mag = real_or_nan(params, "max_lim_mag");
-    c->max_airmass = real_or_nan(params, "max_airmass");
-    c->min_bkg = real_or_nan(params, "min_bkg");
-    c->max_bkg = real_or_nan(params, "max_bkg");
-    c->min_exptime = real_or_nan(params, "min_exptime");
-    c->max_exptime = real_or_nan(params, "max_exptime");
-    c->min_overlap = real_or_nan(params, "min_overlap");
-    double mn = real_or_nan(params, "min_images"), mx = real_or_nan(params, "max_images");
-    c->min_images = isfinite(mn) && mn >= 1 ? (long)mn : 1;
-    c->max_images = isfinite(mx) && mx >= 1 ? (long)mx : 0;
-    json_t *list = json_object_get(params, "instruments");
-    size_t n = json_array_size(list);
-    if (n) {
-        c->instruments = malloc(n * sizeof *c->instruments);
-        if (!c->instruments)
-            return sk_error(SK_EIO, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-            const char *s = json_string_value(json_array_get(list, i));
-            if (s)
-                c->instruments[c->ninstruments++] = s;
-        }
-    }
-    const char *ord = json_string_value(json_object_get(params, "order"));
-    c->order = SK_ORDER_QUALITY;
-    if (ord && order_of(ord, &c->order))
-        return sk_error(SK_EINPUT, "referencing provenance: unknown order '%s'", ord);
-    return SK_OK;
-}
-
-static void criteria_clear(criteria *c)
-{
-    free(c->instruments);
-    c->instruments = NULL;
-}
-
-/* The time window of the criteria: [*lo, *hi], NAN where open. */
-static void time_window(const criteria *c, double now_mjd, double *lo, double *hi)
-{
-    *lo = c->min_mjd;
-    *hi = c->max_mjd;
-    if (isfinite(c->date_range)) {
-        if (isfinite(*lo) && !isfinite(*hi))
-            *hi = *lo + c->date_range;
-        else if (!isfinite(*lo)) {
-            if (!isfinite(*hi))
-                *hi = now_mjd;
-            *lo = *hi - c->date_range;
-        }
-    }
-}
-
-/* ---- the provenance chain ---------------------------------------------- */
-
-void sk_ref_chain_free(sk_ref_chain *c)
-{
-    if (!c)
-        return;
-    sk_prov_free(c->preprocessing);
-    sk_prov_free(c->extraction);
-    sk_prov_free(c->coaddition);
-    sk_prov_free(c->coadd_extraction);
-    for (int i = 0; i < c->nreferencing; i++)
-        sk_prov_free(c->referencing[i]);
-    free(c->referencing);
-    free(c);
-}
-
-/* A provenance of `process` over the critical parameters of `section`. */
-static int section_prov(const sk_config *cfg, const char *process, const char *section, sk_prov **out)
-{
-    json_t *crit = sk_config_critical(cfg, section);
-    if (!crit)
-        return sk_errstatus() ? sk_errstatus() : SK_EINPUT;
-    int st = sk_prov_new(process, sk_code_version(process), crit, out);
-    json_decref(crit);
-    return st;
-}
-
-int sk_ref_chain_make(const sk_config *cfg, const char *instrument, sk_ref_chain **out)
-{
-    *out = NULL;
-    sk_ref_chain *c = calloc(1, sizeof *c);
-    if (!c)
-        return sk_error(SK_EIO, "out of memory");
-    int st = sk_ingest_provenance(cfg, instrument, &c->preprocessing);
-    if (!st)
-        st = section_prov(cfg, "extraction", "extraction", &c->extraction);
-    if (!st)
-        st = sk_prov_add_upstream(c->extraction, c->preprocessing);
-    if (!st)
-        st = section_prov(cfg, "coaddition", "coaddition", &c->coaddition);
-    if (!st)
-        st = sk_prov_add_upstream(c->coaddition, c->preprocessing);
-    if (!st)
-        st = sk_prov_add_upstream(c->coaddition, c->extraction);
-    if (!st)
-        st = section_prov(cfg, "extraction", "extraction", &c->coadd_extraction);
-    if (!st)
-        st = sk_prov_add_upstream(c->coadd_extraction, c->coaddition);
-    if (st) {
-        sk_ref_chain_free(c);
+    memset(rs, 0, sizeof *rs);
+    rs->opts = o;
+    rs->cfg = cfg;
+    if (!o->refset || !*o->refset)
+        return sk_error(SK_EINPUT, "--refset: a refset name is required");
+    if (!o->filter || !*o->filter)
+        return sk_error(SK_EINPUT, "--filter: a filter is required");
+    int st = sk_place_check(&o->place);
+    if (st)
         return st;
-    }
-    /* upstream_hash over the two ids, sorted */
-    const char *a = c->coaddition->id, *b = c->coadd_extraction->id;
-    if (strcmp(a, b) > 0) {
-        const char *t = a;
-        a = b;
-        b = t;
-    }
-    json_t *ids = json_pack("[s, s]", a, b);
-    char *text = ids ? sk_json_canonical(ids) : NULL;
-    json_decref(ids);
-    if (!text) {
-        sk_ref_chain_free(c);
-        return sk_error(SK_EIO, "out of memory");
-    }
-    sk_prov_id_of(text, c->upstream_hash);
-    free(text);
-
-    json_t *list = sk_config_get(cfg, "referencing.criteria");
-    size_t n = json_array_size(list);
-    if (n == 0) {
-        sk_ref_chain_free(c);
-        return sk_error(SK_EINPUT, "referencing.criteria: at least one set of selection criteria is needed");
-    }
-    c->referencing = calloc(n, sizeof *c->referencing);
-    if (!c->referencing) {
-        sk_ref_chain_free(c);
-        return sk_error(SK_EIO, "out of memory");
-    }
-    for (size_t i = 0; i < n && !st; i++) {
-        json_t *params = NULL;
-        sk_prov *p = NULL;
-        st = criteria_normalise(json_array_get(list, i), (int)i, &params);
-        if (!st)
-            st = sk_prov_new("referencing", sk_code_version("referencing"), params, &p);
-        json_decref(params);
-        if (!st)
-            st = sk_prov_add_upstream(p, c->coaddition);
-        if (!st)
-            st = sk_prov_add_upstream(p, c->coadd_extraction);
-        int dup = 0;
-        for (int k = 0; !st && k < c->nreferencing; k++)
-            dup |= !strcmp(c->referencing[k]->id, p->id);
-        if (st || dup)
-            sk_prov_free(p);
-        else
-            c->referencing[c->nreferencing++] = p;
-    }
-    if (st) {
-        sk_ref_chain_free(c);
+    if (!(rs->place_key = sk_place_key(&o->place)))
+        return sk_errstatus();
+    if ((st = sk_ref_chain_make(cfg, o->instrument, &rs->chain)))
         return st;
-    }
-    *out = c;
+    if ((st = check_key_type(cfg, "referencing.allow_append", JSON_TRUE, "true or false")) ||
+        (st = check_key_type(cfg, "referencing.description", JSON_STRING, "a text or null")) ||
+        (st = check_key_type(cfg, "query.quality_fwhm_factor", JSON_REAL, "a number")))
+        return st;
+    rs->allow_append = !o->no_append && sk_config_bool(cfg, "referencing.allow_append", 1);
+    rs->description = sk_config_string(cfg, "referencing.description", NULL);
+    rs->quality_fwhm_factor = sk_config_double(cfg, "query.quality_fwhm_factor", 3.0);
+    rs->now_mjd = isfinite(o->now_mjd) ? o->now_mjd : clock_mjd();
     return SK_OK;
 }
 
@@ -403,29 +157,12 @@ static void diff_params(const json_t *stored, const json_t *ours, const char *pr
     }
 }
 
-/* Compare the stored provenance `stored_id` with `ours`, following the
- * upstreams by process; append the first differences found to msg. */
-static int diff_prov(sk_db *db, const char *stored_id, const sk_prov *ours, const char *label,
-                     sbuf *msg, int depth)
+/* Append to msg how the stored parameters and code version differ from
+ * ours; *same = 1 when they do not (then an upstream differs). */
+static void diff_params_and_code(const char *stored_id, const char *code, const char *params_json,
+                                 const sk_prov *ours, const char *label, sbuf *msg, int *same)
 {
-    if (!strcmp(stored_id, ours->id) || depth > 6)
-        return SK_OK;
-    const char *p[1] = {stored_id};
-    PGresult *res = NULL;
-    int st = sk_db_exec(db, "reading a provenance",
-                        "SELECT code_version, parameters::text FROM provenances WHERE id = $1", 1, p,
-                        &res);
-    if (st)
-        return st;
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        sb_printf(msg, " %s provenance %s (refset) is not in the database;", label, stored_id);
-        return SK_OK;
-    }
-    json_t *params = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-    char code[32];
-    snprintf(code, sizeof code, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
+    json_t *params = json_loads(params_json, 0, NULL);
     sbuf d = {0};
     int n = 0;
     if (params)
@@ -444,24 +181,39 @@ static int diff_prov(sk_db *db, const char *stored_id, const sk_prov *ours, cons
         sb_printf(msg, "%s code version %s in the refset, %s now", n ? ";" : ":", code, ours_mm);
     sb_printf(msg, ".");
     free(d.s);
-    if (n || strcmp(code, ours_mm))
+    *same = !n && !strcmp(code, ours_mm);
+}
+
+/* Compare the stored provenance `stored_id` with `ours`, following the
+ * upstreams by process; append the first differences found to msg. */
+static int diff_prov(sk_db *db, const char *stored_id, const sk_prov *ours, const char *label,
+                     sbuf *msg, int depth)
+{
+    if (!strcmp(stored_id, ours->id) || depth > 6)
         return SK_OK;
-    /* Same parameters and code: an upstream differs. */
-    res = NULL;
-    st = sk_db_exec(db, "reading provenance upstreams",
-                    "SELECT u.id, u.process FROM provenance_upstreams pu JOIN provenances u "
-                    "ON u.id = pu.upstream_id WHERE pu.downstream_id = $1 ORDER BY u.id",
-                    1, p, &res);
-    if (st)
+    int found = 0, same = 0;
+    char *code = NULL, *params = NULL;
+    int st = sk_prov_row_get(db, stored_id, &found, &code, &params);
+    if (!st && !found)
+        sb_printf(msg, " %s provenance %s (refset) is not in the database;", label, stored_id);
+    if (!st && found)
+        diff_params_and_code(stored_id, code, params, ours, label, msg, &same);
+    free(code);
+    free(params);
+    if (st || !same)
         return st;
-    for (int r = 0; r < PQntuples(res) && !st; r++)
+    /* Same parameters and code: an upstream differs. */
+    sk_prov_link *ups = NULL;
+    int nups = 0;
+    st = sk_prov_row_upstreams(db, stored_id, &ups, &nups);
+    for (int r = 0; r < nups && !st; r++)
         for (int k = 0; k < ours->nupstreams; k++)
-            if (!strcmp(ours->upstreams[k]->process, PQgetvalue(res, r, 1))) {
+            if (!strcmp(ours->upstreams[k]->process, ups[r].process)) {
                 char sub[64];
                 snprintf(sub, sizeof sub, "%s (upstream of %s)", ours->upstreams[k]->process, label);
-                st = diff_prov(db, PQgetvalue(res, r, 0), ours->upstreams[k], sub, msg, depth + 1);
+                st = diff_prov(db, ups[r].id, ours->upstreams[k], sub, msg, depth + 1);
             }
-    PQclear(res);
+    sk_prov_links_free(ups, nups);
     return st;
 }
 
@@ -472,29 +224,18 @@ static int upstream_mismatch(sk_db *db, const char *name, const char *stored_has
     sbuf msg = {0};
     sb_printf(&msg, "refset '%s' was made with upstream_hash %s but this configuration gives %s:",
               name, stored_hash, ch->upstream_hash);
-    const char *p[1] = {name};
-    PGresult *res = NULL;
-    int st = sk_db_exec(db, "reading the refset's chain",
-                        "SELECT u.id, u.process FROM refsets s JOIN refset_provenances rp "
-                        "ON rp.refset_id = s.id JOIN provenance_upstreams pu "
-                        "ON pu.downstream_id = rp.provenance_id JOIN provenances u "
-                        "ON u.id = pu.upstream_id WHERE s.name = $1 "
-                        "ORDER BY rp.position, u.process LIMIT 2",
-                        1, p, &res);
-    if (st) {
-        free(msg.s);
-        return st;
-    }
-    for (int r = 0; r < PQntuples(res) && !st; r++) {
-        const char *id = PQgetvalue(res, r, 0), *process = PQgetvalue(res, r, 1);
-        if (!strcmp(process, "coaddition"))
-            st = diff_prov(db, id, ch->coaddition, "coaddition", &msg, 0);
+    sk_prov_link *chain = NULL;
+    int n = 0;
+    int st = sk_refset_row_chain(db, name, &chain, &n);
+    for (int r = 0; r < n && !st; r++) {
+        if (!strcmp(chain[r].process, "coaddition"))
+            st = diff_prov(db, chain[r].id, ch->coaddition, "coaddition", &msg, 0);
         else
-            st = diff_prov(db, id, ch->coadd_extraction, "coadd extraction", &msg, 0);
+            st = diff_prov(db, chain[r].id, ch->coadd_extraction, "coadd extraction", &msg, 0);
     }
-    if (PQntuples(res) == 0)
+    if (!st && n == 0)
         sb_printf(&msg, " the refset holds no provenance to compare with.");
-    PQclear(res);
+    sk_prov_links_free(chain, n);
     if (!st)
         st = sk_error(SK_EINPUT,
                       "%s Nothing was written: use another refset name for these coadd or "
@@ -515,6 +256,7 @@ typedef struct member {
 
 typedef struct refset_state {
     int exists;         /* existed before this call */
+    long long id;
     char stored_hash[64];
     member *members;
     int nmembers;
@@ -529,48 +271,37 @@ static void refset_state_clear(refset_state *s)
 }
 
 /* Read the refset (FOR UPDATE inside a transaction) into *s. */
-static int read_refset(sk_db *db, const char *name, int for_update, char id[32], refset_state *s)
+static int read_refset(sk_db *db, const char *name, int for_update, refset_state *s)
 {
-    const char *p[1] = {name};
-    PGresult *res = NULL;
-    int st = sk_db_exec(db, "reading a refset",
-                        for_update ? "SELECT id, upstream_hash FROM refsets WHERE name = $1 FOR UPDATE"
-                                   : "SELECT id, upstream_hash FROM refsets WHERE name = $1",
-                        1, p, &res);
-    if (st)
-        return st;
-    s->exists = PQntuples(res) == 1;
-    if (s->exists) {
-        snprintf(id, 32, "%s", PQgetvalue(res, 0, 0));
-        const char *h = sk_db_value(res, 0, 1);
-        snprintf(s->stored_hash, sizeof s->stored_hash, "%s", h ? h : "");
+    sk_refset_row row;
+    int st = sk_refset_row_get(db, name, for_update, &row, &s->exists);
+    if (!st && s->exists) {
+        s->id = row.id;
+        snprintf(s->stored_hash, sizeof s->stored_hash, "%s", row.upstream_hash ? row.upstream_hash : "");
     }
-    PQclear(res);
-    if (!s->exists)
-        return SK_OK;
-    const char *pid[1] = {id};
-    st = sk_db_exec(db, "reading a refset's provenances",
-                    "SELECT rp.provenance_id, p.parameters::text FROM refset_provenances rp "
-                    "JOIN provenances p ON p.id = rp.provenance_id "
-                    "WHERE rp.refset_id = $1::bigint ORDER BY rp.position",
-                    1, pid, &res);
-    if (st)
+    sk_refset_row_clear(&row);
+    if (st || !s->exists)
         return st;
-    int n = PQntuples(res);
+    sk_refset_member_row *rows = NULL;
+    int n = 0;
+    if ((st = sk_refset_member_rows(db, s->id, &rows, &n)))
+        return st;
+    for (int i = 0; i < s->nmembers; i++)
+        json_decref(s->members[i].params);
+    free(s->members);
+    s->nmembers = 0;
     s->members = calloc((size_t)n + 1, sizeof *s->members);
-    if (!s->members) {
-        PQclear(res);
-        return sk_error(SK_EIO, "out of memory");
-    }
-    for (int r = 0; r < n; r++) {
+    if (!s->members)
+        st = sk_error(SK_EIO, "out of memory");
+    for (int r = 0; !st && r < n; r++) {
         member *m = &s->members[s->nmembers++];
-        snprintf(m->id, sizeof m->id, "%s", PQgetvalue(res, r, 0));
-        m->params = json_loads(PQgetvalue(res, r, 1), 0, NULL);
+        snprintf(m->id, sizeof m->id, "%s", rows[r].prov_id ? rows[r].prov_id : "");
+        m->params = rows[r].parameters_json ? json_loads(rows[r].parameters_json, 0, NULL) : NULL;
         if (!m->params)
             m->params = json_object();
     }
-    PQclear(res);
-    return SK_OK;
+    sk_refset_member_rows_free(rows, n);
+    return st;
 }
 
 static int has_member(const refset_state *s, const char *id)
@@ -615,99 +346,111 @@ static int append_refused(const char *name, const sk_ref_chain *ch, const refset
     return st;
 }
 
-/* Create the refset or check it against the chain, appending provenances
- * it lacks; in a dry run only read. On return s->members is the refset's
- * order (with what would be appended). */
-static int ensure_refset(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o,
-                         const sk_ref_chain *ch, refset_state *s, sk_refmake_result *res)
+/* The dry run's view of the refset: read it and add (in memory) what
+ * would be appended. */
+static int plan_refset(sk_db *db, const refmake_settings *rs, refset_state *s)
 {
-    int allow = !o->no_append && sk_config_bool(cfg, "referencing.allow_append", 1);
-    char id[32] = "";
-    int st;
-    if (o->dry_run) {
-        st = read_refset(db, o->refset, 0, id, s);
-        if (!st && s->exists && s->stored_hash[0] && strcmp(s->stored_hash, ch->upstream_hash))
-            st = upstream_mismatch(db, o->refset, s->stored_hash, ch);
-        for (int i = 0; !st && i < ch->nreferencing; i++)
-            if (!has_member(s, ch->referencing[i]->id)) {
-                if (s->exists && s->nmembers > 0 && !s->members[0].appended && !allow)
-                    st = append_refused(o->refset, ch, s, o->no_append);
-                else
-                    st = add_member(s, ch->referencing[i]);
-            }
-        return st;
-    }
-    char lock[600];
-    snprintf(lock, sizeof lock, "refset|%s", o->refset);
-    if ((st = sk_db_begin(db)))
-        return st;
-    st = sk_db_lock(db, lock);
-    if (!st)
-        st = read_refset(db, o->refset, 1, id, s);
-    int existed = s->exists;
+    const sk_refmake_opts *o = rs->opts;
+    const sk_ref_chain *ch = rs->chain;
+    int st = read_refset(db, o->refset, 0, s);
+    if (!st && s->exists && s->stored_hash[0] && strcmp(s->stored_hash, ch->upstream_hash))
+        st = upstream_mismatch(db, o->refset, s->stored_hash, ch);
+    for (int i = 0; !st && i < ch->nreferencing; i++)
+        if (!has_member(s, ch->referencing[i]->id)) {
+            if (s->exists && s->nmembers > 0 && !s->members[0].appended && !rs->allow_append)
+                st = append_refused(o->refset, ch, s, o->no_append);
+            else
+                st = add_member(s, ch->referencing[i]);
+        }
+    return st;
+}
+
+/* Inside the refset's transaction: create it when absent, check or set
+ * its chain. */
+static int create_or_check_refset(sk_db *db, const refmake_settings *rs, refset_state *s,
+                                  sk_refmake_result *res)
+{
+    const char *name = rs->opts->refset;
+    const sk_ref_chain *ch = rs->chain;
+    int st = read_refset(db, name, 1, s);
     if (!st && !s->exists) {
-        const char *desc = sk_config_string(cfg, "referencing.description", NULL);
-        const char *p[3] = {o->refset, desc, ch->upstream_hash};
-        st = sk_db_exec(db, "creating a refset",
-                        "INSERT INTO refsets (name, description, upstream_hash) VALUES ($1, $2, $3) "
-                        "ON CONFLICT (name) DO NOTHING",
-                        3, p, NULL);
+        int created = 0;
+        st = sk_refset_row_insert(db, name, rs->description, ch->upstream_hash, &created);
         if (!st)
-            st = read_refset(db, o->refset, 1, id, s);
+            st = read_refset(db, name, 1, s);
         if (!st && !s->exists)
-            st = sk_error(SK_EIO, "refset '%s': created but not found", o->refset);
+            st = sk_error(SK_EIO, "refset '%s': created but not found", name);
         res->refset_created = !st;
     }
     if (!st && s->stored_hash[0] && strcmp(s->stored_hash, ch->upstream_hash))
-        st = upstream_mismatch(db, o->refset, s->stored_hash, ch);
-    if (!st && !s->stored_hash[0]) {
-        /* made by `refset create`: its first refmake fixes the chain */
-        const char *p[2] = {id, ch->upstream_hash};
-        st = sk_db_exec(db, "setting a refset's upstream_hash",
-                        "UPDATE refsets SET upstream_hash = $2 WHERE id = $1::bigint", 2, p, NULL);
-    }
-    int fresh = !existed || s->nmembers == 0;
+        st = upstream_mismatch(db, name, s->stored_hash, ch);
+    if (!st && !s->stored_hash[0]) /* made by `refset create`: its first refmake fixes the chain */
+        st = sk_refset_row_set_upstream_hash(db, s->id, ch->upstream_hash);
+    return st;
+}
+
+/* Inside the refset's transaction: append the referencing provenances the
+ * refset lacks, in configuration order (all of them to a new or empty
+ * refset; else only when appending is allowed). */
+static int append_members(sk_db *db, const refmake_settings *rs, refset_state *s, int fresh,
+                          sk_refmake_result *res)
+{
+    const sk_ref_chain *ch = rs->chain;
+    int st = SK_OK;
     for (int i = 0; !st && i < ch->nreferencing; i++) {
         const sk_prov *p = ch->referencing[i];
         if (has_member(s, p->id))
             continue;
-        if (!fresh && !allow) {
-            st = append_refused(o->refset, ch, s, o->no_append);
-            break;
-        }
+        if (!fresh && !rs->allow_append)
+            return append_refused(rs->opts->refset, ch, s, rs->opts->no_append);
         st = sk_db_save_prov(db, p);
-        const char *v[2] = {id, p->id};
         if (!st)
-            st = sk_db_exec(db, "adding a provenance to a refset",
-                            "INSERT INTO refset_provenances (refset_id, provenance_id, position) "
-                            "VALUES ($1::bigint, $2, (SELECT coalesce(max(position) + 1, 0) "
-                            "FROM refset_provenances WHERE refset_id = $1::bigint))",
-                            2, v, NULL);
+            st = sk_refset_member_append(db, s->id, p->id);
         if (!st)
             st = add_member(s, p);
         if (!st && !fresh) {
             res->appended++;
-            sk_info("refset '%s': appended referencing provenance %s", o->refset, p->id);
+            sk_info("refset '%s': appended referencing provenance %s", rs->opts->refset, p->id);
         }
     }
+    return st;
+}
+
+/* Create the refset or check it against the chain, appending provenances
+ * it lacks, under the refset's lock. On return s->members is the
+ * refset's order. */
+static int ensure_refset(sk_db *db, const refmake_settings *rs, refset_state *s,
+                         sk_refmake_result *res)
+{
+    char lock[600];
+    snprintf(lock, sizeof lock, "refset|%s", rs->opts->refset);
+    int st = sk_db_begin(db);
+    if (st)
+        return st;
+    st = sk_db_lock(db, lock);
+    if (!st)
+        st = create_or_check_refset(db, rs, s, res);
+    int fresh = res->refset_created || s->nmembers == 0;
+    if (!st)
+        st = append_members(db, rs, s, fresh, res);
     if (st) {
         sk_db_rollback(db);
         return st;
     }
     st = sk_db_commit(db);
     if (!st && res->refset_created)
-        sk_info("refset '%s' created (upstream_hash %s)", o->refset, ch->upstream_hash);
+        sk_info("refset '%s' created (upstream_hash %s)", rs->opts->refset, rs->chain->upstream_hash);
     res->refset_created = res->refset_created && !st;
     return st;
 }
 
-/* ---- image selection ---------------------------------------------------- */
+/* ---- step: select the input images ---------------------------------------- */
 
 /* Images at the place in the filter, science, with extraction products of
  * the chain's extraction provenance. */
-static sk_query *base_query(const sk_refmake_opts *o, const sk_ref_chain *ch, int with_products,
-                            int *st)
+static sk_query *base_query(const refmake_settings *rs, int with_products, int *st)
 {
+    const sk_refmake_opts *o = rs->opts;
     sk_query *q = sk_query_new();
     if (o->place.has_position)
         *st = sk_query_contains(q, o->place.ra_deg, o->place.dec_deg);
@@ -721,10 +464,9 @@ static sk_query *base_query(const sk_refmake_opts *o, const sk_ref_chain *ch, in
     if (!*st)
         *st = sk_query_text(q, SK_Q_TYPE, "science");
     if (!*st && with_products) {
-        const char *p[1] = {ch->preprocessing->id};
-        *st = sk_query_where(q, "i.provenance_id = $1::text", 1, p);
+        *st = sk_query_text(q, SK_Q_PROVENANCE, rs->chain->preprocessing->id);
         if (!*st)
-            *st = sk_query_with_products(q, ch->extraction->id);
+            *st = sk_query_with_products(q, rs->chain->extraction->id);
     }
     return q;
 }
@@ -736,11 +478,11 @@ static const char *const criterion_names[K_N] = {
     "instruments",
 };
 
-static int add_criteria(sk_query *q, const criteria *c, double now_mjd, int only, int *used)
+static int add_criteria(sk_query *q, const ref_criteria *c, double now_mjd, int only, int *used)
 {
     int st = SK_OK;
     double lo, hi;
-    time_window(c, now_mjd, &lo, &hi);
+    ref_criteria_time_window(c, now_mjd, &lo, &hi);
     const struct {
         int k, field;
         double min, max;
@@ -773,69 +515,69 @@ static int add_criteria(sk_query *q, const criteria *c, double now_mjd, int only
 
 static int count_of(sk_db *db, sk_query *q, long *n)
 {
-    PGresult *res = NULL;
-    int st = sk_query_run(q, db, SK_QUERY_COUNT, &res);
-    if (!st)
-        *n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
+    long long count = 0;
+    int st = sk_query_count(q, db, &count);
+    *n = (long)count;
     return st;
 }
 
-/* The images criteria set `c` selects, in its order (*res: rows of
- * images; PQclear it). With min_overlap, every image must cover that
- * fraction of the bounding box of the first (best) image. */
-static int select_images(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o,
-                         const sk_ref_chain *ch, const criteria *c, double now_mjd, PGresult **res)
+/* The query of criteria set `c`, in its order. */
+static sk_query *criteria_query(const refmake_settings *rs, const ref_criteria *c, int *st)
 {
-    *res = NULL;
     int used[K_N] = {0};
-    double qf = sk_config_double(cfg, "query.quality_fwhm_factor", 3.0);
+    sk_query *q = base_query(rs, 1, st);
+    if (!*st)
+        *st = add_criteria(q, c, rs->now_mjd, -1, used);
+    if (!*st)
+        *st = sk_query_order(q, c->order, rs->quality_fwhm_factor);
+    return q;
+}
+
+/* The images criteria set `c` selects, in its order (*rows: rows of
+ * images). With min_overlap, every image must cover that fraction of the
+ * bounding box of the first (best) image. */
+static int select_images(sk_db *db, const refmake_settings *rs, const ref_criteria *c,
+                         sk_db_rows **rows)
+{
+    *rows = NULL;
     int st;
-    sk_query *q = base_query(o, ch, 1, &st);
-    if (!st)
-        st = add_criteria(q, c, now_mjd, -1, used);
-    if (!st)
-        st = sk_query_order(q, c->order, qf);
+    sk_query *q = criteria_query(rs, c, &st);
     int overlap = isfinite(c->min_overlap) && c->min_overlap > 0;
     if (!st && overlap) {
         sk_query_limit(q, 1);
-        PGresult *first = NULL;
-        st = sk_query_run(q, db, SK_QUERY_ROWS, &first);
-        if (!st && PQntuples(first) == 1) {
-            double box[4] = {sk_db_double(first, 0, PQfnumber(first, "minra")),
-                             sk_db_double(first, 0, PQfnumber(first, "maxra")),
-                             sk_db_double(first, 0, PQfnumber(first, "mindec")),
-                             sk_db_double(first, 0, PQfnumber(first, "maxdec"))};
+        sk_db_rows *first = NULL;
+        st = sk_query_rows(q, db, &first);
+        if (!st && sk_db_rows_count(first) == 1) {
+            double box[4] = {sk_db_rows_double(first, 0, sk_db_rows_col(first, "minra")),
+                             sk_db_rows_double(first, 0, sk_db_rows_col(first, "maxra")),
+                             sk_db_rows_double(first, 0, sk_db_rows_col(first, "mindec")),
+                             sk_db_rows_double(first, 0, sk_db_rows_col(first, "maxdec"))};
             sk_query_free(q);
-            q = base_query(o, ch, 1, &st);
-            if (!st)
-                st = add_criteria(q, c, now_mjd, -1, used);
-            if (!st)
-                st = sk_query_order(q, c->order, qf);
+            q = criteria_query(rs, c, &st);
             if (!st)
                 st = sk_query_box(q, box[0], box[1], box[2], box[3], c->min_overlap);
         }
-        PQclear(first);
+        sk_db_rows_free(first);
     }
     if (!st && c->max_images > 0)
         st = sk_query_limit(q, c->max_images);
     if (!st)
-        st = sk_query_run(q, db, SK_QUERY_ROWS, res);
+        st = sk_query_rows(q, db, rows);
     sk_query_free(q);
     return st;
 }
 
 /* Why criteria set `c` found too few images: counts per criterion. */
-static int explain_shortfall(sk_db *db, const sk_refmake_opts *o, const sk_ref_chain *ch,
-                             const criteria *c, double now_mjd, long nselected, sbuf *msg)
+static int explain_shortfall(sk_db *db, const refmake_settings *rs, const ref_criteria *c,
+                             long nselected, sbuf *msg)
 {
     long at_place = 0, with_products = 0;
     int st;
-    sk_query *q = base_query(o, ch, 0, &st);
+    sk_query *q = base_query(rs, 0, &st);
     if (!st)
         st = count_of(db, q, &at_place);
     sk_query_free(q);
-    q = st ? NULL : base_query(o, ch, 1, &st);
+    q = st ? NULL : base_query(rs, 1, &st);
     if (!st)
         st = count_of(db, q, &with_products);
     sk_query_free(q);
@@ -843,15 +585,16 @@ static int explain_shortfall(sk_db *db, const sk_refmake_opts *o, const sk_ref_c
         return st;
     sb_printf(msg, "%ld science image%s at the place in filter %s, %ld with extraction products of "
                    "provenance %s",
-              at_place, at_place == 1 ? "" : "s", o->filter, with_products, ch->extraction->id);
+              at_place, at_place == 1 ? "" : "s", rs->opts->filter, with_products,
+              rs->chain->extraction->id);
     /* each criterion alone, among the images with products (or, when
      * none has them, among those at the place) */
     int among_products = with_products > 0, first = 1;
     for (int k = 0; k < K_N && !st; k++) {
         int used[K_N] = {0};
-        q = base_query(o, ch, among_products, &st);
+        q = base_query(rs, among_products, &st);
         if (!st)
-            st = add_criteria(q, c, now_mjd, k, used);
+            st = add_criteria(q, c, rs->now_mjd, k, used);
         long n = 0;
         if (!st && used[k]) {
             st = count_of(db, q, &n);
@@ -870,180 +613,45 @@ static int explain_shortfall(sk_db *db, const sk_refmake_opts *o, const sk_ref_c
     return st;
 }
 
-/* ---- coadd and reference ------------------------------------------------ */
-
-/* The coadd of the chain's coaddition provenance over these inputs, if any. */
-static int existing_coadd(sk_db *db, const sk_ref_chain *ch, const char *set_hash, long long *id)
+/* Images of a selection as ids. */
+static int selection_ids(const sk_db_rows *rows, long long **ids, int *n)
 {
-    *id = 0;
-    const char *p[2] = {ch->coaddition->id, set_hash};
-    PGresult *res = NULL;
-    int st = sk_db_exec(db, "looking for the coadd",
-                        "SELECT id FROM images WHERE provenance_id = $1 AND input_set_hash = $2 "
-                        "AND type = 'coadd'",
-                        2, p, &res);
-    if (!st && PQntuples(res) == 1)
-        *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return st;
-}
-
-/* Whether image `id` has all five extraction products of provenance `prov`. */
-static int has_products(sk_db *db, long long id, const char *prov, int *yes)
-{
-    char cid[32];
-    snprintf(cid, sizeof cid, "%lld", id);
-    const char *p[2] = {cid, prov};
-    PGresult *res = NULL;
-    int st = sk_db_exec(db, "looking for the coadd's products",
-                        "SELECT EXISTS (SELECT 1 FROM source_lists s "
-                        "JOIN psfs p ON p.image_id = s.image_id AND p.provenance_id = s.provenance_id "
-                        "JOIN backgrounds b ON b.image_id = s.image_id AND b.provenance_id = s.provenance_id "
-                        "JOIN world_coordinates w ON w.image_id = s.image_id "
-                        "AND w.provenance_id = s.provenance_id "
-                        "JOIN zero_points z ON z.image_id = s.image_id AND z.provenance_id = s.provenance_id "
-                        "WHERE s.image_id = $1::bigint AND s.provenance_id = $2)",
-                        2, p, &res);
-    *yes = !st && PQgetvalue(res, 0, 0)[0] == 't';
-    PQclear(res);
-    return st;
-}
-
-/* Save the reference of coadd `coadd_id` under `prov_id` for the place
- * (or find the good one that exists for that coadd and provenance, or
- * for the place). *ref_id receives its id. */
-static int save_reference(sk_db *db, const sk_refmake_opts *o, const sk_ref_chain *ch,
-                          const char *place_key, long long coadd_id, const char *prov_id,
-                          long long *ref_id)
-{
-    char cid[32];
-    snprintf(cid, sizeof cid, "%lld", coadd_id);
-    char lock[128];
-    snprintf(lock, sizeof lock, "reference|%s|%s", cid, prov_id);
-    int st = sk_db_begin(db);
-    if (!st)
-        st = sk_db_lock(db, lock);
-    PGresult *res = NULL;
-    const char *pe[2] = {cid, prov_id};
-    if (!st)
-        st = sk_db_exec(db, "looking for a reference of the coadd",
-                        "SELECT id FROM refs WHERE image_id = $1::bigint AND provenance_id = $2 "
-                        "AND NOT is_bad ORDER BY id LIMIT 1",
-                        2, pe, &res);
-    if (!st && PQntuples(res) == 1) {
-        *ref_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        PQclear(res);
-        sk_db_rollback(db);
-        return SK_OK;
-    }
-    PQclear(res);
-    res = NULL;
-    const char *target = o->place.has_position ? NULL : o->place.target;
-    const char *section = o->place.has_position ? NULL : o->place.section;
-    const char *p[6] = {cid, prov_id, ch->coadd_extraction->id, place_key, target, section};
-    if (!st)
-        st = sk_db_exec(
-            db, "saving the reference",
-            "INSERT INTO refs (image_id, provenance_id, source_list_id, psf_id, background_id, "
-            "world_coordinates_id, zero_point_id, place, target, section_id, filter, instrument, "
-            "ra, dec, ra_corner_00, dec_corner_00, ra_corner_10, dec_corner_10, ra_corner_11, "
-            "dec_corner_11, ra_corner_01, dec_corner_01, minra, maxra, mindec, maxdec) "
-            "SELECT i.id, $2, s.id, p.id, b.id, w.id, z.id, $4, coalesce($5, i.target), "
-            "coalesce($6, i.section_id), i.filter, i.instrument, i.ra, i.dec, i.ra_corner_00, "
-            "i.dec_corner_00, i.ra_corner_10, i.dec_corner_10, i.ra_corner_11, i.dec_corner_11, "
-            "i.ra_corner_01, i.dec_corner_01, i.minra, i.maxra, i.mindec, i.maxdec "
-            "FROM images i "
-            "JOIN source_lists s ON s.image_id = i.id AND s.provenance_id = $3 "
-            "JOIN psfs p ON p.image_id = i.id AND p.provenance_id = $3 "
-            "JOIN backgrounds b ON b.image_id = i.id AND b.provenance_id = $3 "
-            "JOIN world_coordinates w ON w.image_id = i.id AND w.provenance_id = $3 "
-            "JOIN zero_points z ON z.image_id = i.id AND z.provenance_id = $3 "
-            "WHERE i.id = $1::bigint "
-            "ON CONFLICT (place, filter, provenance_id) WHERE NOT is_bad DO NOTHING RETURNING id",
-            6, p, &res);
-    if (!st && PQntuples(res) == 1) {
-        *ref_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        PQclear(res);
-        return sk_db_commit(db);
-    }
-    PQclear(res);
-    res = NULL;
-    if (!st) {
-        /* Either the place holds one already or the coadd lacks products. */
-        const char *pp[3] = {place_key, o->filter, prov_id};
-        st = sk_db_exec(db, "looking for the reference of the place",
-                        "SELECT id FROM refs WHERE place = $1 AND filter = $2 AND provenance_id = $3 "
-                        "AND NOT is_bad",
-                        3, pp, &res);
-        if (!st && PQntuples(res) == 1)
-            *ref_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        else if (!st)
-            st = sk_error(SK_EINPUT,
-                          "coadd %s lacks extraction products (source list, PSF, background, WCS, "
-                          "zero point) of provenance %s: run `extract %s` with this configuration",
-                          cid, ch->coadd_extraction->id, cid);
-        PQclear(res);
-    }
-    sk_db_rollback(db);
-    return st;
-}
-
-static double clock_mjd(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return 40587.0 + ((double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec) / 86400.0;
-}
-
-/* The reference of the place, if the refset holds a good one. */
-static int lookup(sk_db *db, const sk_refmake_opts *o, json_t **ref)
-{
-    int st = sk_refset_lookup(db, o->refset, &o->place, o->filter, ref);
-    if (st == SK_ENOTFOUND) {
-        sk_error_clear();
-        *ref = NULL;
-        return SK_OK;
-    }
-    return st;
-}
-
-/* Images of a selection as ids (sorted copy for the set hash) and JSON. */
-static int selection_ids(const PGresult *rows, long long **ids, int *n)
-{
-    *n = PQntuples(rows);
+    *n = sk_db_rows_count(rows);
     *ids = malloc(((size_t)*n + 1) * sizeof **ids);
     if (!*ids)
         return sk_error(SK_EIO, "out of memory");
-    int c = PQfnumber(rows, "id");
+    int c = sk_db_rows_col(rows, "id");
     for (int r = 0; r < *n; r++)
-        (*ids)[r] = strtoll(PQgetvalue(rows, r, c), NULL, 10);
+        (*ids)[r] = sk_db_rows_ll(rows, r, c);
     return SK_OK;
 }
 
-static json_t *selection_json(const PGresult *rows)
+static json_t *selection_json(const sk_db_rows *rows)
 {
     json_t *arr = json_array();
-    int cid = PQfnumber(rows, "id"), cpath = PQfnumber(rows, "filepath"),
-        cmjd = PQfnumber(rows, "mjd"), cfwhm = PQfnumber(rows, "fwhm_estimate"),
-        clim = PQfnumber(rows, "lim_mag_estimate");
-    for (int r = 0; r < PQntuples(rows); r++) {
-        double fwhm = sk_db_double(rows, r, cfwhm), lim = sk_db_double(rows, r, clim);
+    int cid = sk_db_rows_col(rows, "id"), cpath = sk_db_rows_col(rows, "filepath"),
+        cmjd = sk_db_rows_col(rows, "mjd"), cfwhm = sk_db_rows_col(rows, "fwhm_estimate"),
+        clim = sk_db_rows_col(rows, "lim_mag_estimate");
+    for (int r = 0; r < sk_db_rows_count(rows); r++) {
+        double fwhm = sk_db_rows_double(rows, r, cfwhm), lim = sk_db_rows_double(rows, r, clim);
+        const char *path = sk_db_rows_text(rows, r, cpath);
         json_array_append_new(
             arr, json_pack("{s:I, s:s, s:f, s:o, s:o}", "id",
-                           (json_int_t)strtoll(PQgetvalue(rows, r, cid), NULL, 10), "filepath",
-                           PQgetvalue(rows, r, cpath), "mjd", sk_db_double(rows, r, cmjd), "seeing",
+                           (json_int_t)sk_db_rows_ll(rows, r, cid), "filepath", path ? path : "",
+                           "mjd", sk_db_rows_double(rows, r, cmjd), "seeing",
                            isfinite(fwhm) ? json_real(fwhm) : json_null(), "lim_mag",
                            isfinite(lim) ? json_real(lim) : json_null()));
     }
     return arr;
 }
 
+/* ---- step: the coadd ---------------------------------------------------------- */
+
 /* Build the coadd of `ids` through the coadd pipeline, with its
  * extraction (a reference needs the coadd's products); check that it
  * carries the chain's coaddition provenance. */
-static int build_coadd(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o,
-                       const sk_ref_chain *ch, const long long *ids, int n, long long *coadd_id,
-                       int *reused)
+static int build_coadd(sk_db *db, const refmake_settings *rs, const long long *ids, int n,
+                       long long *coadd_id, int *reused)
 {
     *coadd_id = 0;
     char (*text)[24] = malloc((size_t)n * sizeof *text);
@@ -1059,11 +667,11 @@ static int build_coadd(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o
     }
     sk_coadd_request rq;
     memset(&rq, 0, sizeof rq);
-    rq.config = cfg;
+    rq.config = rs->cfg;
     rq.db = db;
     rq.inputs = inputs;
     rq.ninputs = n;
-    rq.threads = o->threads > 0 ? o->threads : 1;
+    rq.threads = rs->opts->threads > 0 ? rs->opts->threads : 1;
     rq.extract = 1;
     sk_coadd_made made;
     memset(&made, 0, sizeof made);
@@ -1072,39 +680,104 @@ static int build_coadd(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o
     free(text);
     if (st)
         return st;
-    if (strcmp(made.prov_id, ch->coaddition->id))
+    if (strcmp(made.prov_id, rs->chain->coaddition->id))
         return sk_error(SK_EIO,
                         "coadd %lld was made under coaddition provenance %s, not %s as this "
                         "configuration implies",
-                        made.image_id, made.prov_id, ch->coaddition->id);
+                        made.image_id, made.prov_id, rs->chain->coaddition->id);
     *coadd_id = made.image_id;
     *reused = made.reused;
     return SK_OK;
 }
 
-/* Build (through the coadd pipeline) or find the coadd of `ids`. */
-static int coadd_of(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o,
-                    const sk_ref_chain *ch, const long long *ids, int n, long long *coadd_id,
-                    int *built)
+/* The coadd of the chain's coaddition provenance over `ids`, if any. */
+static int existing_coadd(sk_db *db, const refmake_settings *rs, const long long *ids, int n,
+                          long long *coadd_id)
 {
-    *built = 0;
     char set_hash[65];
     int st = sk_db_input_set_hash(ids, n, set_hash);
     if (!st)
-        st = existing_coadd(db, ch, set_hash, coadd_id);
+        st = sk_image_find_coadd(db, rs->chain->coaddition->id, set_hash, coadd_id);
+    return st;
+}
+
+/* Build (through the coadd pipeline) or find the coadd of `ids`. */
+static int coadd_of(sk_db *db, const refmake_settings *rs, const long long *ids, int n,
+                    long long *coadd_id, int *built)
+{
+    *built = 0;
+    int st = existing_coadd(db, rs, ids, n, coadd_id);
     int complete = 0;
     if (!st && *coadd_id)
-        st = has_products(db, *coadd_id, ch->coadd_extraction->id, &complete);
+        st = sk_image_has_products(db, *coadd_id, rs->chain->coadd_extraction->id, &complete);
     if (st || complete)
         return st;
     /* absent, or its extraction is missing: the coadd pipeline builds it,
      * or reuses it and extracts it */
     int reused = 0;
-    st = build_coadd(db, cfg, o, ch, ids, n, coadd_id, &reused);
+    st = build_coadd(db, rs, ids, n, coadd_id, &reused);
     if (st)
         return sk_error_context("building the coadd of %d image%s", n, n == 1 ? "" : "s");
     *built = !reused;
     return SK_OK;
+}
+
+/* ---- step: register the reference ------------------------------------------- */
+
+/* Save the reference of coadd `coadd_id` under `prov_id` for the place
+ * (or find the good one that exists for that coadd and provenance, or
+ * for the place). *ref_id receives its id. */
+static int register_reference(sk_db *db, const refmake_settings *rs, long long coadd_id,
+                              const char *prov_id, long long *ref_id)
+{
+    const sk_refmake_opts *o = rs->opts;
+    char lock[128];
+    snprintf(lock, sizeof lock, "reference|%lld|%s", coadd_id, prov_id);
+    int st = sk_db_begin(db);
+    if (!st)
+        st = sk_db_lock(db, lock);
+    if (!st)
+        st = sk_ref_row_of_coadd(db, coadd_id, prov_id, ref_id);
+    if (!st && *ref_id) {
+        sk_db_rollback(db);
+        return SK_OK;
+    }
+    sk_ref_new r = {
+        .image_id = coadd_id,
+        .prov_id = prov_id,
+        .extraction_prov_id = rs->chain->coadd_extraction->id,
+        .place_key = rs->place_key,
+        .target = o->place.has_position ? NULL : o->place.target,
+        .section = o->place.has_position ? NULL : o->place.section,
+    };
+    if (!st)
+        st = sk_ref_row_insert(db, &r, ref_id);
+    if (!st && *ref_id)
+        return sk_db_commit(db);
+    /* Either the place holds one already or the coadd lacks products. */
+    if (!st)
+        st = sk_ref_row_of_place(db, rs->place_key, o->filter, prov_id, ref_id);
+    if (!st && !*ref_id)
+        st = sk_error(SK_EINPUT,
+                      "coadd %lld lacks extraction products (source list, PSF, background, WCS, "
+                      "zero point) of provenance %s: run `extract %lld` with this configuration",
+                      coadd_id, rs->chain->coadd_extraction->id, coadd_id);
+    sk_db_rollback(db);
+    return st;
+}
+
+/* ---- the pipeline ------------------------------------------------------------ */
+
+/* The reference of the place, if the refset holds a good one. */
+static int lookup(sk_db *db, const sk_refmake_opts *o, json_t **ref)
+{
+    int st = sk_refset_lookup(db, o->refset, &o->place, o->filter, ref);
+    if (st == SK_ENOTFOUND) {
+        sk_error_clear();
+        *ref = NULL;
+        return SK_OK;
+    }
+    return st;
 }
 
 void sk_refmake_result_clear(sk_refmake_result *r)
@@ -1126,72 +799,88 @@ static json_t *chain_json(const sk_ref_chain *ch)
                      "coadd_extraction", ch->coadd_extraction->id, "referencing", refs);
 }
 
+/* With enough images selected by member `i`: in a dry run note the coadd
+ * that exists for them, else build or find the coadd and register the
+ * reference. */
+static int make_from_selection(sk_db *db, const refmake_settings *rs, int i, const member *m,
+                               const sk_db_rows *rows, json_t *step, sk_refmake_result *out,
+                               long long *ref_id)
+{
+    long long *ids = NULL;
+    int nids = 0;
+    int st = selection_ids(rows, &ids, &nids);
+    long long coadd_id = 0;
+    if (!st && rs->opts->dry_run) {
+        st = existing_coadd(db, rs, ids, nids, &coadd_id);
+        if (!st)
+            json_object_set_new(step, "coadd_image_id",
+                                coadd_id ? json_integer(coadd_id) : json_null());
+    } else if (!st) {
+        sk_info("refset '%s' criteria %d (%s): %d images selected", rs->opts->refset, i, m->id,
+                nids);
+        st = coadd_of(db, rs, ids, nids, &coadd_id, &out->coadd_built);
+        if (!st)
+            st = register_reference(db, rs, coadd_id, m->id, ref_id);
+        if (!st)
+            sk_info("reference %lld: coadd %lld (%s), referencing provenance %s", *ref_id,
+                    coadd_id, out->coadd_built ? "built now" : "reused", m->id);
+    }
+    free(ids);
+    return st;
+}
+
+/* Try member `i`: select its images; *made = 1 when they were enough
+ * (and the reference was made, outside a dry run); else say why in `why`. */
+static int try_member(sk_db *db, const refmake_settings *rs, const refset_state *s, int i,
+                      sk_refmake_result *out, json_t *plan, sbuf *why, long long *ref_id,
+                      int *made)
+{
+    const member *m = &s->members[i];
+    ref_criteria c;
+    int st = ref_criteria_from_json(m->params, &c);
+    sk_db_rows *rows = NULL;
+    if (!st)
+        st = select_images(db, rs, &c, &rows);
+    long n = st ? 0 : sk_db_rows_count(rows);
+    json_t *step = NULL;
+    if (!st && plan) {
+        step = json_pack("{s:i, s:s, s:O, s:o, s:b}", "position", i, "provenance", m->id,
+                         "criteria", m->params, "images", selection_json(rows), "enough",
+                         n >= c.min_images);
+        json_array_append_new(plan, step);
+    }
+    if (!st && n < c.min_images) {
+        sb_printf(why, "%scriteria %d (referencing provenance %s): ", why->len ? "\n  " : "", i,
+                  m->id);
+        st = explain_shortfall(db, rs, &c, n, why);
+        sk_info("refset '%s' criteria %d (%s): %ld image%s, %ld needed%s", rs->opts->refset, i,
+                m->id, n, n == 1 ? "" : "s", c.min_images,
+                i + 1 < s->nmembers ? "; trying the next criteria" : "");
+    } else if (!st) {
+        st = make_from_selection(db, rs, i, m, rows, step, out, ref_id);
+        *made = 1;
+    }
+    sk_db_rows_free(rows);
+    ref_criteria_clear(&c);
+    return st;
+}
+
 /* Try the refset's provenances in order for the place (the caller holds the
  * place lock, or writes nothing in a dry run). *ref_id: the reference made
  * or found (0 in a dry run). */
-static int try_members(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o,
-                       const sk_ref_chain *ch, const refset_state *s, const char *place_key,
-                       double now_mjd, sk_refmake_result *out, json_t *plan, long long *ref_id)
+static int try_members(sk_db *db, const refmake_settings *rs, const refset_state *s,
+                       sk_refmake_result *out, json_t *plan, long long *ref_id)
 {
     sbuf why = {0};
     int st = SK_OK, made = 0;
     *ref_id = 0;
-    for (int i = 0; i < s->nmembers && !st && !made; i++) {
-        const member *m = &s->members[i];
-        criteria c;
-        st = criteria_from_json(m->params, &c);
-        PGresult *rows = NULL;
-        if (!st)
-            st = select_images(db, cfg, o, ch, &c, now_mjd, &rows);
-        long n = st ? 0 : PQntuples(rows);
-        json_t *step = NULL;
-        if (!st && plan) {
-            step = json_pack("{s:i, s:s, s:O, s:o, s:b}", "position", i, "provenance", m->id,
-                             "criteria", m->params, "images", selection_json(rows), "enough",
-                             n >= c.min_images);
-            json_array_append_new(plan, step);
-        }
-        if (!st && n < c.min_images) {
-            sb_printf(&why, "%scriteria %d (referencing provenance %s): ", why.len ? "\n  " : "", i,
-                      m->id);
-            st = explain_shortfall(db, o, ch, &c, now_mjd, n, &why);
-            sk_info("refset '%s' criteria %d (%s): %ld image%s, %ld needed%s", o->refset, i, m->id,
-                    n, n == 1 ? "" : "s", c.min_images,
-                    i + 1 < s->nmembers ? "; trying the next criteria" : "");
-        } else if (!st) {
-            long long *ids = NULL;
-            int nids = 0;
-            st = selection_ids(rows, &ids, &nids);
-            long long coadd_id = 0;
-            if (!st && o->dry_run) {
-                char set_hash[65];
-                st = sk_db_input_set_hash(ids, nids, set_hash);
-                if (!st)
-                    st = existing_coadd(db, ch, set_hash, &coadd_id);
-                if (!st)
-                    json_object_set_new(step, "coadd_image_id",
-                                        coadd_id ? json_integer(coadd_id) : json_null());
-            } else if (!st) {
-                sk_info("refset '%s' criteria %d (%s): %d images selected", o->refset, i, m->id,
-                        nids);
-                st = coadd_of(db, cfg, o, ch, ids, nids, &coadd_id, &out->coadd_built);
-                if (!st)
-                    st = save_reference(db, o, ch, place_key, coadd_id, m->id, ref_id);
-                if (!st)
-                    sk_info("reference %lld: coadd %lld (%s), referencing provenance %s", *ref_id,
-                            coadd_id, out->coadd_built ? "built now" : "reused", m->id);
-            }
-            free(ids);
-            made = 1;
-        }
-        PQclear(rows);
-        criteria_clear(&c);
-    }
+    for (int i = 0; i < s->nmembers && !st && !made; i++)
+        st = try_member(db, rs, s, i, out, plan, &why, ref_id, &made);
     if (!st && !made)
         st = sk_error(SK_ENOTFOUND,
                       "refset '%s': no reference can be made for this place in filter %s: too few "
                       "images under every set of criteria:\n  %s",
-                      o->refset, o->filter, sb_text(&why));
+                      rs->opts->refset, rs->opts->filter, sb_text(&why));
     free(why.s);
     return st;
 }
@@ -1207,19 +896,18 @@ static json_t *members_json(const refset_state *s)
 }
 
 /* The dry run: what exists, what would be appended and selected. */
-static int dry_run(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o,
-                   const sk_ref_chain *ch, const char *place_key, double now_mjd,
-                   sk_refmake_result *out)
+static int dry_run(sk_db *db, const refmake_settings *rs, sk_refmake_result *out)
 {
+    const sk_refmake_opts *o = rs->opts;
     refset_state s;
     memset(&s, 0, sizeof s);
-    int st = ensure_refset(db, cfg, o, ch, &s, out);
+    int st = plan_refset(db, rs, &s);
     if (!st)
         st = lookup(db, o, &out->ref);
     json_t *plan = json_array();
     if (!st && !out->ref) {
         long long ref_id = 0;
-        st = try_members(db, cfg, o, ch, &s, place_key, now_mjd, out, plan, &ref_id);
+        st = try_members(db, rs, &s, out, plan, &ref_id);
         if (st == SK_ENOTFOUND) { /* the report says why; a dry run does not fail */
             sk_warn("%s", sk_errmsg());
             sk_error_clear();
@@ -1228,8 +916,8 @@ static int dry_run(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o,
     }
     if (!st)
         out->report = json_pack("{s:s, s:b, s:s, s:o, s:o, s:O, s:o}", "refset", o->refset, "exists",
-                                s.exists, "upstream_hash", ch->upstream_hash, "provenances",
-                                chain_json(ch), "members", members_json(&s), "reference",
+                                s.exists, "upstream_hash", rs->chain->upstream_hash, "provenances",
+                                chain_json(rs->chain), "members", members_json(&s), "reference",
                                 out->ref ? out->ref : json_null(), "plan", plan);
     else
         json_decref(plan);
@@ -1237,59 +925,37 @@ static int dry_run(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o,
     return st;
 }
 
-int sk_refmake(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o, sk_refmake_result *out)
+/* Fast path: the refset is as this configuration wants it and holds a
+ * good reference for the place (out->existed). */
+static int find_ready(sk_db *db, const refmake_settings *rs, sk_refmake_result *out)
 {
-    memset(out, 0, sizeof *out);
-    if (!o->refset || !*o->refset)
-        return sk_error(SK_EINPUT, "--refset: a refset name is required");
-    if (!o->filter || !*o->filter)
-        return sk_error(SK_EINPUT, "--filter: a filter is required");
-    int st = sk_place_check(&o->place);
-    if (st)
-        return st;
-    char *place_key = sk_place_key(&o->place);
-    if (!place_key)
-        return sk_errstatus();
-    sk_ref_chain *ch = NULL;
-    st = sk_ref_chain_make(cfg, o->instrument, &ch);
-    double now_mjd = isfinite(o->now_mjd) ? o->now_mjd : clock_mjd();
-
-    /* Fast path: the refset is as this configuration wants it and holds a
-     * good reference for the place. */
     refset_state s;
     memset(&s, 0, sizeof s);
-    char id[32];
-    if (!st && !o->dry_run) {
-        st = read_refset(db, o->refset, 0, id, &s);
-        int ready = !st && s.exists && !strcmp(s.stored_hash, ch->upstream_hash);
-        for (int i = 0; ready && i < ch->nreferencing; i++)
-            ready = has_member(&s, ch->referencing[i]->id);
-        if (ready && !(st = lookup(db, o, &out->ref)) && out->ref)
-            out->existed = 1;
-        refset_state_clear(&s);
-    }
-    if (!st && o->dry_run)
-        st = dry_run(db, cfg, o, ch, place_key, now_mjd, out);
-    if (st || out->existed || o->dry_run) {
-        sk_ref_chain_free(ch);
-        free(place_key);
-        return st;
-    }
+    int st = read_refset(db, rs->opts->refset, 0, &s);
+    int ready = !st && s.exists && !strcmp(s.stored_hash, rs->chain->upstream_hash);
+    for (int i = 0; ready && i < rs->chain->nreferencing; i++)
+        ready = has_member(&s, rs->chain->referencing[i]->id);
+    if (ready && !(st = lookup(db, rs->opts, &out->ref)) && out->ref)
+        out->existed = 1;
+    refset_state_clear(&s);
+    return st;
+}
 
-    st = ensure_refset(db, cfg, o, ch, &s, out);
-    /* Under the place lock, on a connection of its own so that the coadd
-     * pipeline may commit on `db` while the lock is held. */
-    sk_db *lk = NULL;
+/* Claim the place: the lock on the place and filter, held on a
+ * connection of its own (*lk) so that the coadd pipeline may commit on
+ * `db` meanwhile; then the reference another process made while this one
+ * waited, if any. */
+static int claim_place(sk_db *db, const refmake_settings *rs, sk_db **lk, sk_refmake_result *out)
+{
+    int st = sk_db_connect_raw(rs->cfg, lk);
     if (!st)
-        st = sk_db_connect_raw(cfg, &lk);
-    if (!st)
-        st = sk_db_begin(lk);
+        st = sk_db_begin(*lk);
     char lock[700];
-    snprintf(lock, sizeof lock, "refmake|%s|%s", o->filter, place_key);
+    snprintf(lock, sizeof lock, "refmake|%s|%s", rs->opts->filter, rs->place_key);
     if (!st)
-        st = sk_db_lock(lk, lock);
+        st = sk_db_lock(*lk, lock);
     if (!st)
-        st = lookup(db, o, &out->ref);
+        st = lookup(db, rs->opts, &out->ref);
     if (!st && out->ref) {
         out->existed = 1;
         out->waited = !out->refset_created && !out->appended;
@@ -1298,17 +964,43 @@ int sk_refmake(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o, sk_ref
                 out->waited ? "(made meanwhile by another process)"
                             : "(it serves the same criteria in another refset)");
     }
+    return st;
+}
+
+/* Make the reference: the refset as the configuration wants it, the place
+ * claimed, the refset's provenances tried in order. */
+static int make_reference(sk_db *db, const refmake_settings *rs, sk_refmake_result *out)
+{
+    refset_state s;
+    memset(&s, 0, sizeof s);
+    sk_db *lk = NULL;
+    int st = ensure_refset(db, rs, &s, out);
+    if (!st)
+        st = claim_place(db, rs, &lk, out);
     if (!st && !out->ref) {
         long long ref_id = 0;
-        st = try_members(db, cfg, o, ch, &s, place_key, now_mjd, out, NULL, &ref_id);
+        st = try_members(db, rs, &s, out, NULL, &ref_id);
         if (!st)
-            st = sk_refset_ref(db, o->refset, ref_id, &out->ref);
+            st = sk_refset_ref(db, rs->opts->refset, ref_id, &out->ref);
     }
-    if (lk && lk->in_transaction)
+    if (lk && sk_db_in_transaction(lk))
         sk_db_rollback(lk);
     sk_db_close(lk);
     refset_state_clear(&s);
-    sk_ref_chain_free(ch);
-    free(place_key);
+    return st;
+}
+
+int sk_refmake(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o, sk_refmake_result *out)
+{
+    memset(out, 0, sizeof *out);
+    refmake_settings rs;
+    int st = settings_read(cfg, o, &rs);
+    if (!st && o->dry_run)
+        st = dry_run(db, &rs, out);
+    else if (!st)
+        st = find_ready(db, &rs, out);
+    if (!st && !o->dry_run && !out->existed)
+        st = make_reference(db, &rs, out);
+    settings_clear(&rs);
     return st;
 }

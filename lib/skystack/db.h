@@ -1,7 +1,8 @@
-/* db.h: the PostgreSQL state of SPEC §4: which database a program uses
- * ($SKYSTACK_DB, db.conninfo, else the private cluster), connecting,
- * parameterised statements, transactions and locks, schema migrations,
- * saving provenances, and managing the private cluster (skydb). */
+/* db.h: the PostgreSQL state of the tools (see skystack(7)): which
+ * database a program uses ($SKYSTACK_DB, db.conninfo, else the private
+ * cluster), connecting, transactions and locks, the row sets queries
+ * return, schema migrations, saving provenances, and managing the private
+ * cluster (skydb). */
 #ifndef SKYSTACK_DB_H
 #define SKYSTACK_DB_H
 
@@ -28,7 +29,7 @@ extern "C" {
  * whatever the conninfo leaves unsaid; passwords never appear on argv. */
 typedef struct sk_db_target {
     int is_private;           /* 1: the private cluster */
-    char *conninfo;           /* what PQconnectdb receives (owned) */
+    char *conninfo;           /* the libpq connection string (owned) */
     char *description;        /* for messages, password masked (owned) */
     char *private_dir;        /* the cluster folder (is_private only, owned) */
     int private_dir_is_default; /* 1 when no variable or key chose it */
@@ -61,11 +62,60 @@ int sk_db_is_connected(const sk_db *db);
 int sk_db_begin(sk_db *db);
 int sk_db_commit(sk_db *db);
 void sk_db_rollback(sk_db *db);
+/* 1 while a transaction begun with sk_db_begin is open. */
+int sk_db_in_transaction(const sk_db *db);
 
 /* Transaction-scoped advisory lock on a name (hashed to 64 bits with
  * SHA-256), released at commit/rollback: the way concurrent processes on
  * any number of machines serialise work on one key. */
 int sk_db_lock(sk_db *db, const char *name);
+
+/* ---- row sets ----------------------------------------------------------- */
+
+/* The rows a query returned (skystack/query.h), copied out of the server's
+ * answer: column names, each column's kind and every value as the server
+ * wrote it in text (NULL for SQL NULL). */
+typedef struct sk_db_rows sk_db_rows;
+
+enum sk_db_col_kind {
+    SK_DB_COL_TEXT = 0,   /* text, dates, JSON and every other type */
+    SK_DB_COL_BOOL,       /* boolean: "t" or "f" */
+    SK_DB_COL_BIGINT,     /* 64-bit integer (ids) */
+    SK_DB_COL_INT,        /* 16- and 32-bit integers */
+    SK_DB_COL_REAL        /* real, double precision, numeric */
+};
+
+int sk_db_rows_count(const sk_db_rows *r);
+int sk_db_rows_ncols(const sk_db_rows *r);
+/* Name of column `col` (NULL out of range). */
+const char *sk_db_rows_name(const sk_db_rows *r, int col);
+/* Index of the column called `name`, -1 when there is none. */
+int sk_db_rows_col(const sk_db_rows *r, const char *name);
+/* enum sk_db_col_kind of column `col` (TEXT out of range). */
+int sk_db_rows_kind(const sk_db_rows *r, int col);
+/* 1 for the integer and real kinds. */
+int sk_db_rows_is_numeric(const sk_db_rows *r, int col);
+/* Text value of a cell: NULL for SQL NULL or a row or column out of range. */
+const char *sk_db_rows_text(const sk_db_rows *r, int row, int col);
+/* A cell as a number: NaN (double) or 0 (integer) when NULL or not one. */
+double sk_db_rows_double(const sk_db_rows *r, int row, int col);
+long long sk_db_rows_ll(const sk_db_rows *r, int row, int col);
+void sk_db_rows_free(sk_db_rows *r);
+
+/* ---- status --------------------------------------------------------------- */
+
+/* Rows in the main tables (skydb status). */
+typedef struct sk_db_counts {
+    long long images, provenances, refs;
+} sk_db_counts;
+
+int sk_db_count_rows(sk_db *db, sk_db_counts *out);
+
+/* Put the connection parameters of `t` into the standard PG* environment
+ * variables of this process (PGHOST, PGDATABASE...), so that a program it
+ * runs (psql) reaches the same database with no password on its argv.
+ * SK_EINPUT when the conninfo does not parse. */
+int sk_db_target_export_env(const sk_db_target *t);
 
 /* ---- identities --------------------------------------------------------- */
 

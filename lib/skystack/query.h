@@ -5,6 +5,7 @@
 #ifndef SKYSTACK_QUERY_H
 #define SKYSTACK_QUERY_H
 
+#include <stdio.h>
 #include "db.h"
 
 #ifdef __cplusplus
@@ -18,7 +19,9 @@ enum sk_query_text {
     SK_Q_FILTER,         /* images.filter */
     SK_Q_INSTRUMENT,     /* images.instrument */
     SK_Q_PROJECT,        /* images.project */
-    SK_Q_TYPE            /* images.type: science | coadd */
+    SK_Q_TYPE,           /* images.type: science | coadd */
+    SK_Q_PROVENANCE      /* images.provenance_id: preprocessing (science) or
+                            coaddition (coadd) provenance */
 };
 
 /* Numeric columns with min/max cuts (inclusive; rows where the column is
@@ -92,6 +95,27 @@ char *sk_query_psql(const sk_query *q, int kind);
  * radius, bound as a parameter so that the q3c index on the image centres
  * serves the search (without it the radius is 180: correct, slow). */
 int sk_query_prepare(sk_query *q, sk_db *db);
+
+/* Prepare and run the query: *rows receives the images (every column of
+ * images, in the query's order; free with sk_db_rows_free). */
+int sk_query_rows(sk_query *q, sk_db *db, sk_db_rows **rows);
+/* Prepare and run the query's count (the limit applied). */
+int sk_query_count(sk_query *q, sk_db *db, long long *count);
+
+/* ---- printing the images (imquery's outputs) ---------------------------- */
+
+/* One line per image: its absolute path under the data root `root`. */
+int sk_query_print_paths(FILE *out, const sk_db_rows *rows, const char *root);
+/* One line per image: its id. */
+int sk_query_print_ids(FILE *out, const sk_db_rows *rows);
+/* JSON Lines: one canonical object per image with every column (booleans,
+ * integers and reals as such, non-finite reals null) and "path", the
+ * absolute path under `root`. */
+int sk_query_print_json(FILE *out, const sk_db_rows *rows, const char *root);
+/* An aligned table of id, filter, mjd, exptime, seeing, lim_mag, airmass,
+ * instrument, target, section and path; numbers right-aligned, MJD to 5
+ * decimals, other non-id numbers to 2; "-" for none. */
+int sk_query_print_table(FILE *out, const sk_db_rows *rows);
 
 
 #ifdef __cplusplus

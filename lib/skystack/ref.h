@@ -1,4 +1,4 @@
-/* ref.h: reference sets and references of SPEC §6 (refset, refmake): the
+/* ref.h: reference sets and references (refset(1), refmake(1)): the
  * places a reference serves, managing refsets in the database, and which
  * reference a pipeline loads for a place.
  *
@@ -11,6 +11,7 @@
 #ifndef SKYSTACK_REF_H
 #define SKYSTACK_REF_H
 
+#include <stdio.h>
 #include <jansson.h>
 #include "db.h"
 
@@ -87,6 +88,17 @@ int sk_refset_ref(sk_db *db, const char *name, long long ref_id, json_t **out);
  * reference. */
 int sk_ref_mark_bad(sk_db *db, long long ref_id, const char *reason);
 
+/* ---- printing refsets (refset_print.c) ------------------------------- */
+
+/* The aligned tables of refset(1): sk_refset_list's array (name, counts,
+ * upstream_hash, description), sk_refset_show's object (the refset, then
+ * each provenance with its criteria and upstreams) and sk_refset_refs'
+ * array, each object with "path" set to the coadd's absolute path (id,
+ * place, filter, position, provenance, coadd, loaded, path or bad reason). */
+void sk_refset_print_list(FILE *out, const json_t *list);
+void sk_refset_print_show(FILE *out, const json_t *refset);
+void sk_refset_print_refs(FILE *out, const json_t *refs);
+
 /* ---- making references (refmake.c) ----------------------------------- */
 
 /* The provenance chain a configuration implies, computed, never looked up:
@@ -140,7 +152,7 @@ typedef struct sk_refmake_result {
 } sk_refmake_result;
 
 /* Return the reference of refset o->refset for a place and filter, making
- * it when needed (SPEC §6 refmake):
+ * it when needed (refmake(1)):
  * - the refset is created on first use; one with another upstream_hash is
  *   an error (SK_EINPUT) naming the provenance and the parameters that
  *   differ, and nothing is written; referencing provenances it lacks are

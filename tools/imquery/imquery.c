@@ -1,12 +1,10 @@
 /* imquery: find images in the database by place, time, names, quality and provenance. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "skystack/skystack.h"
 #include "skystack/query.h"
 #include "skystack/storage.h"
-#include "db/db_priv.h"
 
 enum output { OUT_PATHS = 0, OUT_IDS, OUT_JSON, OUT_TABLE, OUT_COUNT, OUT_SQL };
 
@@ -189,103 +187,6 @@ static int finish_request(request *r, const sk_config *cfg, const char *prov, in
     return st;
 }
 
-static int is_number_type(Oid t)
-{
-    return t == 20 || t == 21 || t == 23 || t == 700 || t == 701 || t == 1700;
-}
-
-static int print_json(const PGresult *res, const char *root)
-{
-    int nf = PQnfields(res);
-    int path_col = PQfnumber(res, "filepath");
-    for (int row = 0; row < PQntuples(res); row++) {
-        json_t *o = json_object();
-        for (int c = 0; c < nf; c++) {
-            const char *v = sk_db_value(res, row, c);
-            Oid t = PQftype(res, c);
-            json_t *j;
-            if (!v) {
-                j = json_null();
-            } else if (t == 16) {
-                j = json_boolean(v[0] == 't');
-            } else if (t == 20 || t == 21 || t == 23) {
-                j = json_integer(strtoll(v, NULL, 10));
-            } else if (is_number_type(t)) {
-                double d = strtod(v, NULL);
-                j = isfinite(d) ? json_real(d) : json_null();
-            } else {
-                j = json_string(v);
-            }
-            json_object_set_new(o, PQfname(res, c), j ? j : json_null());
-        }
-        if (path_col >= 0) {
-            char path[8192];
-            int st = sk_storage_resolve(root, PQgetvalue(res, row, path_col), path, sizeof path);
-            if (st) {
-                json_decref(o);
-                return st;
-            }
-            json_object_set_new(o, "path", json_string(path));
-        }
-        char *text = sk_json_canonical(o);
-        json_decref(o);
-        if (!text)
-            return sk_error(SK_EIO, "--json: cannot serialise row %d", row);
-        puts(text);
-        free(text);
-    }
-    return SK_OK;
-}
-
-static int print_table(const PGresult *res)
-{
-    static const char *cols[] = {"id", "filter", "mjd", "exp_time", "fwhm_estimate",
-                                 "lim_mag_estimate", "airmass", "instrument", "target",
-                                 "section_id", "filepath"};
-    static const char *heads[] = {"id", "filter", "mjd", "exptime", "seeing", "lim_mag",
-                                  "airmass", "instrument", "target", "section", "path"};
-    enum { NCOL = sizeof cols / sizeof cols[0] };
-    int idx[NCOL];
-    size_t width[NCOL];
-    int nrows = PQntuples(res);
-    for (int c = 0; c < NCOL; c++) {
-        idx[c] = PQfnumber(res, cols[c]);
-        width[c] = strlen(heads[c]);
-    }
-    char cell[64];
-    for (int row = 0; row < nrows; row++)
-        for (int c = 0; c < NCOL; c++) {
-            const char *v = idx[c] >= 0 ? sk_db_value(res, row, idx[c]) : NULL;
-            size_t n = v ? strlen(v) : 1;
-            if (v && is_number_type(PQftype(res, idx[c])) && PQftype(res, idx[c]) != 20) {
-                snprintf(cell, sizeof cell, c == 2 ? "%.5f" : "%.2f", strtod(v, NULL));
-                n = strlen(cell);
-            }
-            if (n > width[c])
-                width[c] = n;
-        }
-    for (int c = 0; c < NCOL; c++) {
-        if (c + 1 < NCOL)
-            printf("%-*s  ", (int)width[c], heads[c]);
-        else
-            printf("%s\n", heads[c]);
-    }
-    for (int row = 0; row < nrows; row++)
-        for (int c = 0; c < NCOL; c++) {
-            const char *v = idx[c] >= 0 ? sk_db_value(res, row, idx[c]) : NULL;
-            if (v && is_number_type(PQftype(res, idx[c])) && PQftype(res, idx[c]) != 20) {
-                snprintf(cell, sizeof cell, c == 2 ? "%.5f" : "%.2f", strtod(v, NULL));
-                v = cell;
-            }
-            int right = idx[c] >= 0 && is_number_type(PQftype(res, idx[c]));
-            if (c + 1 == NCOL)
-                printf("%s\n", v ? v : "-");
-            else
-                printf(right ? "%*s  " : "%-*s  ", (int)width[c], v ? v : "-");
-        }
-    return SK_OK;
-}
-
 /* --prov and --with-products are applied after parsing (they combine). */
 typedef struct wrap {
     request r;
@@ -303,6 +204,46 @@ static int handle_wrapped(sk_cli *cli, const sk_opt *opt, const char *arg, void 
     if (!strcmp(opt->name, "prov"))
         w->prov = arg;
     return handle(cli, opt, arg, &w->r);
+}
+
+static int print_sql(sk_query *q, sk_db *db)
+{
+    int st = sk_query_prepare(q, db);
+    if (st == SK_OK) {
+        char *text = sk_query_psql(q, SK_QUERY_ROWS);
+        fputs(text, stdout);
+        free(text);
+    }
+    return st;
+}
+
+static int print_count(sk_query *q, sk_db *db)
+{
+    long long n = 0;
+    int st = sk_query_count(q, db, &n);
+    if (st == SK_OK)
+        printf("%lld\n", n);
+    fflush(stdout);
+    return st;
+}
+
+static int print_rows(sk_query *q, sk_db *db, int output, const char *root)
+{
+    sk_db_rows *rows = NULL;
+    int st = sk_query_rows(q, db, &rows);
+    if (st == SK_OK && sk_db_rows_count(rows) == 0)
+        st = sk_error(SK_ENOTFOUND, "no image matches");
+    else if (st == SK_OK && output == OUT_IDS)
+        st = sk_query_print_ids(stdout, rows);
+    else if (st == SK_OK && output == OUT_JSON)
+        st = sk_query_print_json(stdout, rows, root);
+    else if (st == SK_OK && output == OUT_TABLE)
+        st = sk_query_print_table(stdout, rows);
+    else if (st == SK_OK)
+        st = sk_query_print_paths(stdout, rows, root);
+    fflush(stdout);
+    sk_db_rows_free(rows);
+    return st;
 }
 
 int main(int argc, char **argv)
@@ -327,50 +268,18 @@ int main(int argc, char **argv)
         sk_query_free(w.r.q);
         return sk_cli_finish(&cli, st);
     }
-    int kind = w.r.output == OUT_COUNT ? SK_QUERY_COUNT : SK_QUERY_ROWS;
     char root[4096] = "";
     if (w.r.output == OUT_PATHS || w.r.output == OUT_JSON)
         st = sk_storage_root(cli.config, root, sizeof root);
     sk_db *db = NULL;
     if (st == SK_OK)
         st = sk_db_connect(cli.config, &db);
-    PGresult *res = NULL;
-    if (st == SK_OK && w.r.output == OUT_SQL) {
-        st = sk_query_prepare(w.r.q, db);
-        if (st == SK_OK) {
-            char *text = sk_query_psql(w.r.q, SK_QUERY_ROWS);
-            fputs(text, stdout);
-            free(text);
-        }
-    } else if (st == SK_OK) {
-        st = sk_query_run(w.r.q, db, kind, &res);
-    }
-    if (st == SK_OK && res) {
-        int nrows = PQntuples(res);
-        if (w.r.output == OUT_COUNT) {
-            printf("%s\n", PQgetvalue(res, 0, 0));
-        } else if (nrows == 0) {
-            st = sk_error(SK_ENOTFOUND, "no image matches");
-        } else if (w.r.output == OUT_IDS) {
-            int c = PQfnumber(res, "id");
-            for (int row = 0; row < nrows; row++)
-                printf("%s\n", PQgetvalue(res, row, c));
-        } else if (w.r.output == OUT_JSON) {
-            st = print_json(res, root);
-        } else if (w.r.output == OUT_TABLE) {
-            st = print_table(res);
-        } else {
-            int c = PQfnumber(res, "filepath");
-            for (int row = 0; st == SK_OK && row < nrows; row++) {
-                char path[8192];
-                st = sk_storage_resolve(root, PQgetvalue(res, row, c), path, sizeof path);
-                if (st == SK_OK)
-                    printf("%s\n", path);
-            }
-        }
-        fflush(stdout);
-    }
-    PQclear(res);
+    if (st == SK_OK && w.r.output == OUT_SQL)
+        st = print_sql(w.r.q, db);
+    else if (st == SK_OK && w.r.output == OUT_COUNT)
+        st = print_count(w.r.q, db);
+    else if (st == SK_OK)
+        st = print_rows(w.r.q, db, w.r.output, root);
     sk_db_close(db);
     sk_query_free(w.r.q);
     return sk_cli_finish(&cli, st);

@@ -4,7 +4,6 @@
 #include <string.h>
 #include <unistd.h>
 #include "skystack/skystack.h"
-#include "db/db_priv.h"
 
 static const sk_opt options[] = {
     {NULL, 0, 0, NULL, NULL, NULL},
@@ -31,7 +30,7 @@ static int migrate(const sk_config *cfg)
     if (st == SK_OK)
         st = sk_db_schema_version(db, &version);
     if (st == SK_OK)
-        sk_info("%s: schema version %d (%d migration%s applied now)", db->target.description,
+        sk_info("%s: schema version %d (%d migration%s applied now)", sk_db_get_target(db)->description,
                 version, applied, applied == 1 ? "" : "s");
     sk_db_close(db);
     return st;
@@ -99,16 +98,11 @@ static int cmd_status(const sk_config *cfg, const sk_db_target *t)
     if (st == SK_OK) {
         printf("schema: %d (shipped: %d)\n", have, shipped);
         if (have > 0) {
-            PGresult *r = NULL;
-            st = sk_db_exec(db, "counting rows",
-                            "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM provenances),"
-                            " (SELECT count(*) FROM refs)",
-                            0, NULL, &r);
-            if (st == SK_OK) {
-                printf("images: %s\nprovenances: %s\nreferences: %s\n", PQgetvalue(r, 0, 0),
-                       PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
-                PQclear(r);
-            }
+            sk_db_counts n;
+            st = sk_db_count_rows(db, &n);
+            if (st == SK_OK)
+                printf("images: %lld\nprovenances: %lld\nreferences: %lld\n", n.images,
+                       n.provenances, n.refs);
         }
         if (st == SK_OK && have < shipped)
             st = sk_error(SK_EIO, "the schema is at version %d, this software needs %d: run "
@@ -134,19 +128,8 @@ static int cmd_psql(const sk_db_target *t, char **extra, int nextra)
         if (state != SK_CLUSTER_RUNNING)
             return sk_error(SK_EIO, "%s is not running: start it with `skydb start`", t->description);
     }
-    char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(t->conninfo, &err);
-    if (!opts) {
-        st = sk_error(SK_EINPUT, "conninfo: %s", err ? err : "unparsable");
-        PQfreemem(err);
+    if ((st = sk_db_target_export_env(t)))
         return st;
-    }
-    for (PQconninfoOption *o = opts; o->keyword; o++)
-        if (o->val && *o->val && o->envvar && setenv(o->envvar, o->val, 1) != 0) {
-            PQconninfoFree(opts);
-            return sk_error(SK_EIO, "psql: cannot set %s", o->envvar);
-        }
-    PQconninfoFree(opts);
     char **argv = calloc((size_t)nextra + 2, sizeof *argv);
     if (!argv)
         return sk_error(SK_EIO, "out of memory");
