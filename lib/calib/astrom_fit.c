@@ -7,6 +7,8 @@
 #include "skystack/error.h"
 #include "skystack/header.h"
 #include "skystack/wcs.h"
+#include "numeric/linsolve.h"
+#include "numeric/stats.h"
 #include "astrom_priv.h"
 
 /* A TAN projection about (ra, dec) whose 0-based pixel coordinates are the
@@ -28,41 +30,6 @@ static int tangent_plane(double ra, double dec, sk_wcs **w)
     if (!rc) rc = sk_wcs_from_header(h, w);
     sk_header_free(h);
     return rc;
-}
-
-static int chol(double *a, double *r, int n, int nrhs)
-{
-    for (int j = 0; j < n; j++) {
-        double d = a[j * n + j];
-        for (int k = 0; k < j; k++)
-            d -= a[j * n + k] * a[j * n + k];
-        if (!(d > 1e-300))
-            return -1;
-        d = sqrt(d);
-        a[j * n + j] = d;
-        for (int i = j + 1; i < n; i++) {
-            double v = a[i * n + j];
-            for (int k = 0; k < j; k++)
-                v -= a[i * n + k] * a[j * n + k];
-            a[i * n + j] = v / d;
-        }
-    }
-    for (int c = 0; c < nrhs; c++) {
-        double *b = r + c * n;
-        for (int i = 0; i < n; i++) {
-            double v = b[i];
-            for (int k = 0; k < i; k++)
-                v -= a[i * n + k] * b[k];
-            b[i] = v / a[i * n + i];
-        }
-        for (int i = n - 1; i >= 0; i--) {
-            double v = b[i];
-            for (int k = i + 1; k < n; k++)
-                v -= a[k * n + i] * b[k];
-            b[i] = v / a[i * n + i];
-        }
-    }
-    return 0;
 }
 
 typedef struct term {
@@ -103,17 +70,10 @@ static int poly_fit(const double *u, const double *v, const double *xi, const do
         double w = wt ? wt[k] : 1.0;
         for (int i = 0; i < nt; i++)
             f[i] = ipow(u[k] / s, t[i].p) * ipow(v[k] / s, t[i].q);
-        for (int i = 0; i < nt; i++) {
-            r[i] += w * f[i] * xi[k];
-            r[nt + i] += w * f[i] * eta[k];
-            for (int j = 0; j <= i; j++)
-                a[i * nt + j] += w * f[i] * f[j];
-        }
+        double y[2] = {xi[k], eta[k]};
+        sk_normal_add(a, r, nt, 2, f, w, y);
     }
-    for (int i = 0; i < nt; i++)
-        for (int j = i + 1; j < nt; j++)
-            a[i * nt + j] = a[j * nt + i];
-    if (chol(a, r, nt, 2) != 0)
+    if (sk_cholesky_solve(a, r, nt, 2, 1e-300) != 0)
         return -1;
     memcpy(cx, r, sizeof(double) * (size_t)nt);
     memcpy(cy, r + nt, sizeof(double) * (size_t)nt);
@@ -126,12 +86,6 @@ static double poly_eval(const double *c, const term *t, int nt, double u, double
     for (int i = 0; i < nt; i++)
         sum += c[i] * ipow(u / s, t[i].p) * ipow(v / s, t[i].q);
     return sum;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 int astrom_fit_tansip(const double *x, const double *y, const double *ra, const double *dec,
@@ -208,7 +162,7 @@ int astrom_fit_tansip(const double *x, const double *y, const double *ra, const 
         }
         if (!(clip_sigma > 0))
             break;
-        qsort(d2, (size_t)m, sizeof *d2, cmp_double);
+        qsort(d2, (size_t)m, sizeof *d2, sk_cmp_double);
         /* residuals normalised by their expected errors (the weights); for
            a 2-D Gaussian of sigma per axis, median d^2 = 2 ln 2 sigma^2 */
         double sigma = sqrt(d2[m / 2] / (2.0 * log(2.0)));

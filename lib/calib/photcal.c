@@ -5,6 +5,7 @@
 
 #include "skystack/error.h"
 #include "skystack/photcal.h"
+#include "numeric/stats.h"
 
 #define MAG_PER_LN (2.5 / M_LN10) /* 1.0857: mag error of a relative flux error */
 
@@ -56,18 +57,6 @@ void sk_photcal_free(sk_photcal *pc)
     free(pc->aper_radius_fwhm);
     free(pc->aper_cor);
     free(pc);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 static const unsigned CAL_REJECT = SK_SRC_SATURATED | SK_SRC_EDGE |
@@ -139,7 +128,7 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
         for (long k = 0; k < n; k++)
             if (keep[k])
                 work[m++] = fabs(zp[k] - mean) / sg[k];
-        double scale = m >= 3 ? 1.4826 * median(work, m) : 1.0;
+        double scale = m >= 3 ? SK_MAD_TO_SIGMA * sk_median_double(work, m) : 1.0;
         if (!(scale > 1.0))
             scale = 1.0;
         long removed = 0;
@@ -198,7 +187,7 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
             if (alone)
                 work[m++] = 2.5 * log10(fa / f);
         }
-        pc->aper_cor[a] = m ? median(work, m) : NAN;
+        pc->aper_cor[a] = m ? sk_median_double(work, m) : NAN;
     }
     free(zp);
     free(sg);

@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/extract.h"
 #include "extract_priv.h"
+#include "numeric/stats.h"
 
 #define FWHM_PER_SIGMA 2.3548200450309493
 
@@ -995,12 +996,6 @@ int sk_measure(const sk_image *img, const sk_background *bg, const sk_detection 
     return sk_measure_objects(img, bg, det, p, threads, NULL, 0, out);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double sk_image_fwhm(const sk_source_list *l)
 {
     const unsigned bad = SK_SRC_BLENDED | SK_SRC_SATURATED | SK_SRC_EDGE | SK_SRC_TRUNCATED |
@@ -1016,7 +1011,7 @@ double sk_image_fwhm(const sk_source_list *l)
     }
     double result = 0;
     if (n >= 5) {
-        qsort(v, (size_t)n, sizeof *v, cmp_double);
+        qsort(v, (size_t)n, sizeof *v, sk_cmp_double);
         /* the densest +-10 % window is the stellar locus */
         long best = 0, bi = 0, j = 0;
         for (long i = 0; i < n; i++) {
@@ -1034,7 +1029,7 @@ double sk_image_fwhm(const sk_source_list *l)
         for (long i = 0; i < n; i++)
             if (fabs(v[i] - centre) <= 0.15 * centre)
                 v[m++] = v[i];
-        result = m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+        result = sk_median_sorted(v, m);
     }
     free(v);
     return result;

@@ -9,6 +9,8 @@
 #include "skystack/log.h"
 #include "skystack/psf.h"
 #include "core/parallel.h"
+#include "numeric/linsolve.h"
+#include "numeric/stats.h"
 #include "psf_priv.h"
 
 #define NTERMS(d) (((d) + 1) * ((d) + 2) / 2)
@@ -433,12 +435,6 @@ int sk_psf_from_stamp(const double *stamp, int size, long image_width, long imag
 
 /* ---- star selection ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct cand {
     long idx;
     double x, y, snr;
@@ -517,7 +513,7 @@ static int select_stars(const sk_image *img, const sk_source_list *l, const sk_p
         return sk_error(SK_EIO, "PSF: out of memory");
     }
     memcpy(sorted, lf, sizeof *sorted * (size_t)nc);
-    qsort(sorted, (size_t)nc, sizeof *sorted, cmp_double);
+    qsort(sorted, (size_t)nc, sizeof *sorted, sk_cmp_double);
     double width = log((1.0 + p->locus_width) / (1.0 - p->locus_width));
     long best = 0, best_lo = 0, hi = 0;
     for (long lo = 0; lo < nc; lo++) {
@@ -764,39 +760,6 @@ static int stack_sample(long k, void *u)
     return SK_OK;
 }
 
-/* Solve the n x n SPD system a x = r in place (Cholesky); 0 on success. */
-static int chol_solve(double *a, double *r, int n)
-{
-    for (int j = 0; j < n; j++) {
-        double d = a[j * n + j];
-        for (int k = 0; k < j; k++)
-            d -= a[j * n + k] * a[j * n + k];
-        if (!(d > 1e-300))
-            return -1;
-        d = sqrt(d);
-        a[j * n + j] = d;
-        for (int i = j + 1; i < n; i++) {
-            double v = a[i * n + j];
-            for (int k = 0; k < j; k++)
-                v -= a[i * n + k] * a[j * n + k];
-            a[i * n + j] = v / d;
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        double v = r[i];
-        for (int k = 0; k < i; k++)
-            v -= a[i * n + k] * r[k];
-        r[i] = v / a[i * n + i];
-    }
-    for (int i = n - 1; i >= 0; i--) {
-        double v = r[i];
-        for (int k = i + 1; k < n; k++)
-            v -= a[k * n + i] * r[k];
-        r[i] = v / a[i * n + i];
-    }
-    return 0;
-}
-
 /* Model pixel p as a polynomial of the position, by weighted least squares
  * over the stars' resampled stamps. */
 static int stack_pixel(long p, void *u)
@@ -814,21 +777,14 @@ static int stack_pixel(long p, void *u)
             continue;
         double v = c->sv[k * np + p];
         const double *b = c->st[k].b;
-        for (int i = 0; i < nc; i++) {
-            r[i] += w * b[i] * v;
-            for (int j = 0; j <= i; j++)
-                a[i * nc + j] += w * b[i] * b[j];
-        }
+        sk_normal_add(a, r, nc, 1, b, w, &v);
         a0 += w;
         r0 += w * v;
         used++;
     }
     for (int i = 0; i < nc; i++)
-        for (int j = i + 1; j < nc; j++)
-            a[i * nc + j] = a[j * nc + i];
-    for (int i = 0; i < nc; i++)
         c->comp[(long)i * np + p] = 0;
-    if (used >= 2 * nc && chol_solve(a, r, nc) == 0) {
+    if (used >= 2 * nc && sk_cholesky_solve(a, r, nc, 1, 1e-300) == 0) {
         for (int i = 0; i < nc; i++)
             c->comp[(long)i * np + p] = r[i];
     } else if (a0 > 0) {
@@ -895,14 +851,10 @@ static int refit_star(long k, void *u)
             double gx = (fxp[q] - fxm[q]) / (2 * h * sum), gy = (fyp[q] - fym[q]) / (2 * h * sum);
             double mod = flux * fq;
             double w = 1.0 / (s->vb[q] + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0));
-            double v[4] = {fq, gx, gy, 1.0};
-            for (int i = 0; i < 4; i++) {
-                rhs[i] += w * v[i] * s->d[q];
-                for (int j = 0; j < 4; j++)
-                    a[i * 4 + j] += w * v[i] * v[j];
-            }
+            double v[4] = {fq, gx, gy, 1.0}, dq = s->d[q];
+            sk_normal_add(a, rhs, 4, 1, v, w, &dq);
         }
-        if (chol_solve(a, rhs, 4) != 0 || !(rhs[0] > 0)) {
+        if (sk_cholesky_solve(a, rhs, 4, 1, 1e-300) != 0 || !(rhs[0] > 0)) {
             good = 0;
             break;
         }
@@ -1036,12 +988,6 @@ static int cg_apply(bctx *c, int mode, const double *in, double *out, int thread
     return SK_OK;
 }
 
-static double median_of(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* Smoothness penalty: lambda_k * the sum of squared differences of
  * neighbouring model pixels of component k: out += L v. */
 static void reg_apply(const sk_psf *psf, const double *lambda, const double *v, double *out)
@@ -1092,7 +1038,7 @@ static int cg_refine(bctx *c, int threads, int maxit)
            erratic where few stars are */
         for (int k = 0; k < nc; k++) {
             memcpy(work, diag + k * np, sizeof *work * (size_t)np);
-            double ref = median_of(work, np);
+            double ref = sk_median_double(work, np);
             lambda[k] = (k ? 3e-3 : 1e-6) * ref;
             if (!(lambda[k] > 0))
                 lambda[k] = 1e-30;
@@ -1208,10 +1154,7 @@ static int robust_stats(const bctx *c, int which, double *med, double *scale)
         free(v);
         return 0;
     }
-    *med = median_of(v, n);
-    for (long k = 0; k < n; k++)
-        v[k] = fabs(v[k] - *med);
-    *scale = 1.4826 * median_of(v, n);
+    sk_median_mad(v, n, med, scale);
     free(v);
     return 1;
 }
@@ -1425,7 +1368,7 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
                 j++;
             }
             psf->naccepted = nok;
-            psf->chi2 = chi && nok ? median_of(chi, nok) : NAN;
+            psf->chi2 = chi && nok ? sk_median_double(chi, nok) : NAN;
             free(chi);
             psf->fwhm_px = sk_psf_fwhm_at(psf, 0.5 * (double)(img->width - 1),
                                           0.5 * (double)(img->height - 1));
