@@ -1219,6 +1219,172 @@ static void anchor_centres(bctx *c)
     }
 }
 
+/* The model's frame, grid and degree: the image's centre and size for the
+ * polynomial, the grid step (px) and size from the stellar locus's FWHM
+ * `locus` (or as asked), and the degree lowered until there are three
+ * stars per term. Returns the side of the stamps cut around the stars. */
+static int psf_geometry(sk_psf *psf, const sk_image *img, const sk_psf_params *p, double locus,
+                        long nstar, long nloaded)
+{
+    psf->image_width = img->width;
+    psf->image_height = img->height;
+    psf->xzero = 0.5 * ((double)img->width + 1.0);
+    psf->yzero = 0.5 * ((double)img->height + 1.0);
+    psf->xscale = (double)img->width;
+    psf->yscale = (double)img->height;
+    psf->step_px = p->oversampling > 0 ? 1.0 / p->oversampling : fmin(1.0, locus / 4.7);
+    int m = p->size_px > 0 ? p->size_px : 2 * (int)ceil(4.0 * locus) + 1;
+    if (m < 11 && p->size_px <= 0)
+        m = 11;
+    int half = (int)ceil((double)(m / 2) / psf->step_px - 1e-9);
+    psf->width = psf->height = 2 * half + 1;
+    int degree = p->degree;
+    while (degree > 0 && nstar < 3 * NTERMS(degree))
+        degree--;
+    if (degree < p->degree)
+        sk_info("PSF: %ld stars: polynomial degree lowered from %d to %d", nstar, p->degree, degree);
+    psf->degree = degree;
+    psf->ncomp = NTERMS(degree);
+    psf->nloaded = nloaded;
+    return m;
+}
+
+/* The build's state: the stars idx[0..nstar-1] of `sources` at their
+ * windowed centroids with their AUTO (else isophotal) flux, the pixel
+ * variance, the model's components. */
+static int build_init(bctx *c, const sk_image *img, const sk_background *bg,
+                      const sk_source_list *sources, const int32_t *segmap, const sk_psf_params *p,
+                      sk_psf *psf, int m, double locus, const long *idx, long nstar)
+{
+    long np = (long)psf->width * psf->height;
+    c->img = img;
+    c->level = bg ? bg->level : NULL;
+    c->var = bg ? sk_pixel_variance(img, bg) : NULL;
+    c->seg = segmap;
+    c->psf = psf;
+    c->m = m;
+    c->gain = p->gain;
+    c->fwhm = locus;
+    c->nst = nstar;
+    c->st = calloc((size_t)nstar, sizeof *c->st);
+    c->comp = calloc((size_t)psf->ncomp * (size_t)np, sizeof *c->comp);
+    c->nchunk = nstar < 32 ? nstar : 32;
+    c->cbuf = malloc(sizeof *c->cbuf * (size_t)c->nchunk * (size_t)psf->ncomp * (size_t)np);
+    if (!bg)
+        return sk_error(SK_EINPUT, "PSF: no background given");
+    if (!c->var || !c->st || !c->comp || !c->cbuf)
+        return sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
+    for (long k = 0; k < nstar; k++) {
+        const sk_source *s = &sources->src[idx[k]];
+        c->st[k].src = idx[k];
+        c->st[k].x0 = c->st[k].x = s->xwin;
+        c->st[k].y0 = c->st[k].y = s->ywin;
+        c->st[k].flux = s->flux_auto > 0 ? s->flux_auto : s->flux_iso;
+    }
+    return SK_OK;
+}
+
+/* The first model: the stars' stamps resampled onto the model grid and
+ * stacked pixel by pixel (a polynomial of the position per pixel). */
+static int stack_model(bctx *c, int threads)
+{
+    long nstar = c->nst, np = (long)c->psf->width * c->psf->height;
+    c->sv = malloc(sizeof *c->sv * (size_t)nstar * (size_t)np);
+    c->sw = malloc(sizeof *c->sw * (size_t)nstar * (size_t)np);
+    int st = SK_OK;
+    if (!c->sv || !c->sw)
+        st = sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
+    if (!st)
+        st = sk_parallel_for_each(nstar, threads, stack_sample, c);
+    if (!st)
+        st = sk_parallel_for_each(np, threads, stack_pixel, c);
+    free(c->sv);
+    free(c->sw);
+    c->sv = c->sw = NULL;
+    if (!st)
+        st = normalise_model(c);
+    return st;
+}
+
+/* Rounds of the stars' fluxes and centres, their clipping (from the
+ * second round on: the stacked model is too rough to judge stars by) and
+ * the forward-model fit; a last refit of the stars to the final model. */
+static int fit_rounds(bctx *c, double clip_sigma, int threads)
+{
+    long nstar = c->nst;
+    double med_chi2 = NAN;
+    const int rounds = 3;
+    for (int round = 0; round <= rounds; round++) {
+        long before = 0, after = 0;
+        for (long k = 0; k < nstar; k++)
+            before += c->st[k].ok;
+        int st = sk_parallel_for_each(nstar, threads, refit_star, c);
+        if (st)
+            return st;
+        for (long k = 0; k < nstar; k++)
+            after += c->st[k].ok;
+        sk_debug("PSF: round %d: %ld of %ld stars fitted", round, after, before);
+        anchor_centres(c);
+        long kept = round ? clip_stars(c, clip_sigma, &med_chi2) : after;
+        sk_debug("PSF: round %d: %ld stars kept, median chi2 %.3f", round, kept, med_chi2);
+        if (kept < 3)
+            return sk_error(SK_ENOTFOUND, "PSF: only %ld of %ld stars fit the model (need at least 3)",
+                            kept, nstar);
+        if (round == rounds)
+            break;
+        st = cg_refine(c, threads, 40);
+        if (!st)
+            st = normalise_model(c);
+        if (st)
+            return st;
+    }
+    return sk_parallel_for_each(nstar, threads, refit_star, c);
+}
+
+/* The fitted model into psf: its components (as floats), the accepted
+ * stars with their positions, fluxes and chi^2, the median chi^2 and the
+ * FWHM at the image centre. */
+static int store_model(sk_psf *psf, const bctx *c, const sk_image *img)
+{
+    long np = (long)psf->width * psf->height, nstar = c->nst;
+    psf->comp = malloc(sizeof *psf->comp * (size_t)psf->ncomp * (size_t)np);
+    long nok = 0;
+    for (long k = 0; k < nstar; k++)
+        nok += c->st[k].ok;
+    psf->stars = malloc(sizeof *psf->stars * (size_t)(nok + 1));
+    psf->star_x = malloc(sizeof *psf->star_x * (size_t)(nok + 1));
+    psf->star_y = malloc(sizeof *psf->star_y * (size_t)(nok + 1));
+    psf->star_flux = malloc(sizeof *psf->star_flux * (size_t)(nok + 1));
+    psf->star_chi2 = malloc(sizeof *psf->star_chi2 * (size_t)(nok + 1));
+    if (!psf->comp || !psf->stars || !psf->star_x || !psf->star_y || !psf->star_flux ||
+        !psf->star_chi2)
+        return sk_error(SK_EIO, "PSF: out of memory");
+    for (long i = 0; i < (long)psf->ncomp * np; i++)
+        psf->comp[i] = (float)c->comp[i];
+    long j = 0;
+    double *chi = malloc(sizeof *chi * (size_t)(nok + 1));
+    for (long k = 0; k < nstar; k++) {
+        if (!c->st[k].ok)
+            continue;
+        psf->stars[j] = c->st[k].src;
+        psf->star_x[j] = c->st[k].x;
+        psf->star_y[j] = c->st[k].y;
+        psf->star_flux[j] = c->st[k].flux;
+        psf->star_chi2[j] = c->st[k].chi2;
+        if (chi)
+            chi[j] = c->st[k].chi2;
+        j++;
+    }
+    psf->naccepted = nok;
+    psf->chi2 = chi && nok ? sk_median_double(chi, nok) : NAN;
+    free(chi);
+    psf->fwhm_px = sk_psf_fwhm_at(psf, 0.5 * (double)(img->width - 1), 0.5 * (double)(img->height - 1));
+    sk_debug("PSF: %ld/%ld stars, %dx%d model at step %.3f px, degree %d, FWHM %.3f px, "
+             "chi2 %.3f", nok, psf->nloaded, psf->width, psf->height, psf->step_px, psf->degree,
+             psf->fwhm_px, psf->chi2);
+    return SK_OK;
+}
+
 int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_list *sources,
                  const int32_t *segmap, const sk_psf_params *p, int threads, sk_psf **out)
 {
@@ -1240,143 +1406,16 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
         free(idx);
         return sk_error(SK_EIO, "PSF: out of memory");
     }
-    psf->image_width = img->width;
-    psf->image_height = img->height;
-    psf->xzero = 0.5 * ((double)img->width + 1.0);
-    psf->yzero = 0.5 * ((double)img->height + 1.0);
-    psf->xscale = (double)img->width;
-    psf->yscale = (double)img->height;
-    psf->step_px = p->oversampling > 0 ? 1.0 / p->oversampling : fmin(1.0, locus / 4.7);
-    int m = p->size_px > 0 ? p->size_px : 2 * (int)ceil(4.0 * locus) + 1;
-    if (m < 11 && p->size_px <= 0)
-        m = 11;
-    int half = (int)ceil((double)(m / 2) / psf->step_px - 1e-9);
-    psf->width = psf->height = 2 * half + 1;
-    int degree = p->degree;
-    while (degree > 0 && nstar < 3 * NTERMS(degree))
-        degree--;
-    if (degree < p->degree)
-        sk_info("PSF: %ld stars: polynomial degree lowered from %d to %d", nstar, p->degree, degree);
-    psf->degree = degree;
-    psf->ncomp = NTERMS(degree);
-    psf->nloaded = nloaded;
-    long np = (long)psf->width * psf->height;
-
-    c.img = img;
-    c.level = bg ? bg->level : NULL;
-    c.var = bg ? sk_pixel_variance(img, bg) : NULL;
-    c.seg = segmap;
-    c.psf = psf;
-    c.m = m;
-    c.gain = p->gain;
-    c.fwhm = locus;
-    c.nst = nstar;
-    c.st = calloc((size_t)nstar, sizeof *c.st);
-    c.comp = calloc((size_t)psf->ncomp * (size_t)np, sizeof *c.comp);
-    c.nchunk = nstar < 32 ? nstar : 32;
-    c.cbuf = malloc(sizeof *c.cbuf * (size_t)c.nchunk * (size_t)psf->ncomp * (size_t)np);
-    if (!bg)
-        st = sk_error(SK_EINPUT, "PSF: no background given");
-    else if (!c.var || !c.st || !c.comp || !c.cbuf)
-        st = sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
-    for (long k = 0; !st && k < nstar; k++) {
-        const sk_source *s = &sources->src[idx[k]];
-        c.st[k].src = idx[k];
-        c.st[k].x0 = c.st[k].x = s->xwin;
-        c.st[k].y0 = c.st[k].y = s->ywin;
-        c.st[k].flux = s->flux_auto > 0 ? s->flux_auto : s->flux_iso;
-    }
+    int m = psf_geometry(psf, img, p, locus, nstar, nloaded);
+    st = build_init(&c, img, bg, sources, segmap, p, psf, m, locus, idx, nstar);
     if (!st)
         st = sk_parallel_for_each(nstar, threads, cut_stamp, &c);
-
-    /* First model: stacking of the resampled stamps. */
-    if (!st) {
-        c.sv = malloc(sizeof *c.sv * (size_t)nstar * (size_t)np);
-        c.sw = malloc(sizeof *c.sw * (size_t)nstar * (size_t)np);
-        if (!c.sv || !c.sw)
-            st = sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
-    }
     if (!st)
-        st = sk_parallel_for_each(nstar, threads, stack_sample, &c);
+        st = stack_model(&c, threads);
     if (!st)
-        st = sk_parallel_for_each(np, threads, stack_pixel, &c);
-    free(c.sv);
-    free(c.sw);
-    c.sv = c.sw = NULL;
+        st = fit_rounds(&c, p->clip_sigma, threads);
     if (!st)
-        st = normalise_model(&c);
-
-    /* Alternate: stars' fluxes and centres, clipping, forward-model fit. */
-    double med_chi2 = NAN;
-    const int rounds = 3;
-    for (int round = 0; !st && round <= rounds; round++) {
-        long before = 0, after = 0;
-        for (long k = 0; k < nstar; k++)
-            before += c.st[k].ok;
-        st = sk_parallel_for_each(nstar, threads, refit_star, &c);
-        if (st)
-            break;
-        for (long k = 0; k < nstar; k++)
-            after += c.st[k].ok;
-        sk_debug("PSF: round %d: %ld of %ld stars fitted", round, after, before);
-        anchor_centres(&c);
-        /* the first model (stacking) is too rough to judge stars by */
-        long kept = round ? clip_stars(&c, p->clip_sigma, &med_chi2) : after;
-        sk_debug("PSF: round %d: %ld stars kept, median chi2 %.3f", round, kept, med_chi2);
-        if (kept < 3) {
-            st = sk_error(SK_ENOTFOUND, "PSF: only %ld of %ld stars fit the model (need at least 3)",
-                          kept, nstar);
-            break;
-        }
-        if (round == rounds)
-            break;
-        st = cg_refine(&c, threads, 40);
-        if (!st)
-            st = normalise_model(&c);
-    }
-    if (!st)
-        st = sk_parallel_for_each(nstar, threads, refit_star, &c);
-
-    if (!st) {
-        psf->comp = malloc(sizeof *psf->comp * (size_t)psf->ncomp * (size_t)np);
-        long nok = 0;
-        for (long k = 0; k < nstar; k++)
-            nok += c.st[k].ok;
-        psf->stars = malloc(sizeof *psf->stars * (size_t)(nok + 1));
-        psf->star_x = malloc(sizeof *psf->star_x * (size_t)(nok + 1));
-        psf->star_y = malloc(sizeof *psf->star_y * (size_t)(nok + 1));
-        psf->star_flux = malloc(sizeof *psf->star_flux * (size_t)(nok + 1));
-        psf->star_chi2 = malloc(sizeof *psf->star_chi2 * (size_t)(nok + 1));
-        if (!psf->comp || !psf->stars || !psf->star_x || !psf->star_y || !psf->star_flux ||
-            !psf->star_chi2) {
-            st = sk_error(SK_EIO, "PSF: out of memory");
-        } else {
-            for (long i = 0; i < (long)psf->ncomp * np; i++)
-                psf->comp[i] = (float)c.comp[i];
-            long j = 0;
-            double *chi = malloc(sizeof *chi * (size_t)(nok + 1));
-            for (long k = 0; k < nstar; k++) {
-                if (!c.st[k].ok)
-                    continue;
-                psf->stars[j] = c.st[k].src;
-                psf->star_x[j] = c.st[k].x;
-                psf->star_y[j] = c.st[k].y;
-                psf->star_flux[j] = c.st[k].flux;
-                psf->star_chi2[j] = c.st[k].chi2;
-                if (chi)
-                    chi[j] = c.st[k].chi2;
-                j++;
-            }
-            psf->naccepted = nok;
-            psf->chi2 = chi && nok ? sk_median_double(chi, nok) : NAN;
-            free(chi);
-            psf->fwhm_px = sk_psf_fwhm_at(psf, 0.5 * (double)(img->width - 1),
-                                          0.5 * (double)(img->height - 1));
-            sk_debug("PSF: %ld/%ld stars, %dx%d model at step %.3f px, degree %d, FWHM %.3f px, "
-                     "chi2 %.3f", nok, nloaded, psf->width, psf->height, psf->step_px, psf->degree,
-                     psf->fwhm_px, psf->chi2);
-        }
-    }
+        st = store_model(psf, &c, img);
     for (long k = 0; c.st && k < nstar; k++)
         star_free(&c.st[k]);
     free(c.st);
