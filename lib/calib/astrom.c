@@ -7,6 +7,7 @@
 #include "skystack/astrom.h"
 #include "skystack/error.h"
 #include "skystack/log.h"
+#include "extract/params_priv.h"
 #include "astrom_priv.h"
 
 void sk_astrom_params_default(sk_astrom_params *p)
@@ -22,31 +23,6 @@ void sk_astrom_params_default(sk_astrom_params *p)
     p->pattern_stars = 40;
 }
 
-static int json_num(const json_t *sec, const char *key, double lo, double hi, double *v)
-{
-    json_t *j = json_object_get(sec, key);
-    if (!j || json_is_null(j))
-        return SK_OK;
-    if (!json_is_number(j))
-        return sk_error(SK_EINPUT, "extraction.astrometry.%s: not a number", key);
-    double d = json_number_value(j);
-    if (!(d >= lo && d <= hi))
-        return sk_error(SK_EINPUT, "extraction.astrometry.%s: %g is outside [%g, %g]", key, d, lo, hi);
-    *v = d;
-    return SK_OK;
-}
-
-static int json_long(const json_t *sec, const char *key, long lo, long hi, long *v)
-{
-    double d = (double)*v;
-    int st = json_num(sec, key, (double)lo, (double)hi, &d);
-    if (!st && d != floor(d))
-        st = sk_error(SK_EINPUT, "extraction.astrometry.%s: %g is not an integer", key, d);
-    if (!st)
-        *v = (long)d;
-    return st;
-}
-
 int sk_astrom_params_from_json(const json_t *root, sk_astrom_params *p)
 {
     const json_t *ex = json_object_get(root, "extraction");
@@ -54,14 +30,15 @@ int sk_astrom_params_from_json(const json_t *root, sk_astrom_params *p)
     if (!sec)
         return SK_OK;
     long order = p->sip_order;
-    int st = json_long(sec, "sip_order", 0, 5, &order);
-    if (!st) st = json_long(sec, "min_matches", 3, 1000000, &p->min_matches);
-    if (!st) st = json_num(sec, "match_radius_arcsec", 1e-3, 3600, &p->match_radius_arcsec);
-    if (!st) st = json_num(sec, "search_radius_arcsec", 1e-3, 36000, &p->search_radius_arcsec);
-    if (!st) st = json_num(sec, "max_rotation_deg", 0, 45, &p->max_rotation_deg);
-    if (!st) st = json_num(sec, "max_scale_error", 0, 0.5, &p->max_scale_error);
-    if (!st) st = json_num(sec, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
-    if (!st) st = json_long(sec, "pattern_stars", 6, 200, &p->pattern_stars);
+    const char *path = "extraction.astrometry";
+    int st = sk_section_long(sec, path, "sip_order", 0, 5, &order);
+    if (!st) st = sk_section_long(sec, path, "min_matches", 3, 1000000, &p->min_matches);
+    if (!st) st = sk_section_num(sec, path, "match_radius_arcsec", 1e-3, 3600, &p->match_radius_arcsec);
+    if (!st) st = sk_section_num(sec, path, "search_radius_arcsec", 1e-3, 36000, &p->search_radius_arcsec);
+    if (!st) st = sk_section_num(sec, path, "max_rotation_deg", 0, 45, &p->max_rotation_deg);
+    if (!st) st = sk_section_num(sec, path, "max_scale_error", 0, 0.5, &p->max_scale_error);
+    if (!st) st = sk_section_num(sec, path, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
+    if (!st) st = sk_section_long(sec, path, "pattern_stars", 6, 200, &p->pattern_stars);
     if (!st)
         p->sip_order = (int)order;
     return st;

@@ -5,6 +5,7 @@
 
 #include "skystack/error.h"
 #include "skystack/photcal.h"
+#include "extract/params_priv.h"
 #include "numeric/stats.h"
 
 #define MAG_PER_LN (2.5 / M_LN10) /* 1.0857: mag error of a relative flux error */
@@ -18,35 +19,20 @@ void sk_photcal_params_default(sk_photcal_params *p)
     p->error_floor = 0.005;
 }
 
-static int json_num(const json_t *sec, const char *key, double lo, double hi, double *v)
-{
-    json_t *j = json_object_get(sec, key);
-    if (!j || json_is_null(j))
-        return SK_OK;
-    if (!json_is_number(j))
-        return sk_error(SK_EINPUT, "extraction.photometric.%s: not a number", key);
-    double d = json_number_value(j);
-    if (!(d >= lo && d <= hi))
-        return sk_error(SK_EINPUT, "extraction.photometric.%s: %g is outside [%g, %g]", key, d, lo, hi);
-    *v = d;
-    return SK_OK;
-}
-
 int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
 {
     const json_t *ex = json_object_get(root, "extraction");
     const json_t *sec = json_object_get(ex ? ex : root, "photometric");
     if (!sec)
         return SK_OK;
-    double ms = (double)p->min_stars;
-    int st = json_num(sec, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
-    if (!st) st = json_num(sec, "min_stars", 1, 1e9, &ms);
-    if (!st && ms != floor(ms))
-        st = sk_error(SK_EINPUT, "extraction.photometric.min_stars: %g is not an integer", ms);
-    if (!st) st = json_num(sec, "min_snr", 0, 1e9, &p->min_snr);
-    if (!st) st = json_num(sec, "error_floor", 0, 1, &p->error_floor);
+    const char *path = "extraction.photometric";
+    long ms = p->min_stars;
+    int st = sk_section_num(sec, path, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
+    if (!st) st = sk_section_long(sec, path, "min_stars", 1, 1000000000L, &ms);
+    if (!st) st = sk_section_num(sec, path, "min_snr", 0, 1e9, &p->min_snr);
+    if (!st) st = sk_section_num(sec, path, "error_floor", 0, 1, &p->error_floor);
     if (!st)
-        p->min_stars = (long)ms;
+        p->min_stars = ms;
     return st;
 }
 

@@ -10,6 +10,7 @@
 #include "skystack/psf.h"
 #include "core/parallel.h"
 #include "numeric/linsolve.h"
+#include "params_priv.h"
 #include "numeric/stats.h"
 #include "psf_priv.h"
 
@@ -46,32 +47,6 @@ void sk_psf_params_default(sk_psf_params *p)
     p->gain = 0.0;
 }
 
-static int json_num(const json_t *sec, const char *key, double lo, double hi, double *v)
-{
-    json_t *j = json_object_get(sec, key);
-    if (!j || json_is_null(j))
-        return SK_OK;
-    if (!json_is_number(j))
-        return sk_error(SK_EINPUT, "extraction.psf.%s: not a number", key);
-    double d = json_number_value(j);
-    if (!(d >= lo && d <= hi))
-        return sk_error(SK_EINPUT, "extraction.psf.%s: %g is outside [%g, %g]", key, d, lo, hi);
-    *v = d;
-    return SK_OK;
-}
-
-static int json_int(const json_t *sec, const char *key, long lo, long hi, long *v)
-{
-    double d = (double)*v;
-    int st = json_num(sec, key, (double)lo, (double)hi, &d);
-    if (st)
-        return st;
-    if (d != floor(d))
-        return sk_error(SK_EINPUT, "extraction.psf.%s: %g is not an integer", key, d);
-    *v = (long)d;
-    return SK_OK;
-}
-
 int sk_psf_params_from_json(const json_t *root, sk_psf_params *p)
 {
     const json_t *ex = json_object_get(root, "extraction");
@@ -79,14 +54,15 @@ int sk_psf_params_from_json(const json_t *root, sk_psf_params *p)
     if (!sec)
         return SK_OK;
     long degree = p->degree, size = p->size_px, max_stars = p->max_stars;
-    int st = json_int(sec, "degree", 0, 8, &degree);
-    if (!st) st = json_num(sec, "min_snr", 1e-3, 1e12, &p->min_snr);
-    if (!st) st = json_int(sec, "size_px", 0, 4095, &size);
-    if (!st) st = json_num(sec, "oversampling", 0.0, 8.0, &p->oversampling);
-    if (!st) st = json_num(sec, "max_ellipticity", 0.0, 1.0, &p->max_ellipticity);
-    if (!st) st = json_num(sec, "locus_width", 0.01, 0.9, &p->locus_width);
-    if (!st) st = json_num(sec, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
-    if (!st) st = json_int(sec, "max_stars", 3, 1000000000L, &max_stars);
+    const char *path = "extraction.psf";
+    int st = sk_section_long(sec, path, "degree", 0, 8, &degree);
+    if (!st) st = sk_section_num(sec, path, "min_snr", 1e-3, 1e12, &p->min_snr);
+    if (!st) st = sk_section_long(sec, path, "size_px", 0, 4095, &size);
+    if (!st) st = sk_section_num(sec, path, "oversampling", 0.0, 8.0, &p->oversampling);
+    if (!st) st = sk_section_num(sec, path, "max_ellipticity", 0.0, 1.0, &p->max_ellipticity);
+    if (!st) st = sk_section_num(sec, path, "locus_width", 0.01, 0.9, &p->locus_width);
+    if (!st) st = sk_section_num(sec, path, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
+    if (!st) st = sk_section_long(sec, path, "max_stars", 3, 1000000000L, &max_stars);
     if (st)
         return st;
     if (size > 0 && size % 2 == 0)
