@@ -25,8 +25,7 @@ void sk_astrom_params_default(sk_astrom_params *p)
 
 int sk_astrom_params_from_json(const json_t *root, sk_astrom_params *p)
 {
-    const json_t *ex = json_object_get(root, "extraction");
-    const json_t *sec = json_object_get(ex ? ex : root, "astrometry");
+    const json_t *sec = sk_extraction_section(root, "astrometry");
     if (!sec)
         return SK_OK;
     long order = p->sip_order;
@@ -399,15 +398,8 @@ int sk_astrom_solve(const sk_source_list *l, long width, long height, const sk_w
         return sk_error(SK_EINPUT, "astrometry: the image has no initial WCS to start from");
     if (width < 2 || height < 2)
         return sk_error(SK_EINPUT, "astrometry: image of %ldx%ld pixels", width, height);
-    solve_ctx c;
-    memset(&c, 0, sizeof c);
-    c.l = l;
-    c.ref = ref;
-    c.p = p;
-    c.width = width;
-    c.height = height;
-    c.cx = 0.5 * (double)(width - 1);
-    c.cy = 0.5 * (double)(height - 1);
+    solve_ctx c = { .l = l, .ref = ref, .p = p, .width = width, .height = height,
+                    .cx = 0.5 * (double)(width - 1), .cy = 0.5 * (double)(height - 1) };
     c.scale_arcsec = sk_wcs_pixel_scale_arcsec(initial, c.cx, c.cy);
     if (!(c.scale_arcsec > 0) || !isfinite(c.scale_arcsec))
         return sk_error(SK_EINPUT, "astrometry: the initial WCS has no pixel scale at the image centre");

@@ -291,20 +291,10 @@ int astrom_fit_tansip(const double *x, const double *y, const double *ra, const 
     memset(out, 0, sizeof *out);
     if (order < 1 || order > 5)
         return sk_error(SK_EINPUT, "astrometry: SIP order %d is outside [1, 5]", order);
-    tansip F;
-    memset(&F, 0, sizeof F);
-    F.x = x;
-    F.y = y;
-    F.ra = ra;
-    F.dec = dec;
-    F.wt = wt;
-    F.n = n;
-    F.keep = keep;
-    F.order = order;
+    tansip F = { .x = x, .y = y, .ra = ra, .dec = dec, .wt = wt, .n = n, .keep = keep, .order = order,
+                 .s = 0.5 * (double)(width > height ? width : height),
+                 .crpix1 = 0.5 * ((double)width + 1.0), .crpix2 = 0.5 * ((double)height + 1.0) };
     F.nt = make_terms(order, F.t);
-    F.crpix1 = 0.5 * ((double)width + 1.0);
-    F.crpix2 = 0.5 * ((double)height + 1.0);
-    F.s = 0.5 * (double)(width > height ? width : height);
     double xc = F.crpix1 - 1.0, yc = F.crpix2 - 1.0;
     if (sk_wcs_pix2sky(guess, 1, &xc, &yc, &F.cra, &F.cdec) != SK_OK || !isfinite(F.cra))
         return sk_error(SK_EINPUT, "astrometry: the initial WCS has no sky position at the image centre");

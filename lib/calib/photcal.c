@@ -21,8 +21,7 @@ void sk_photcal_params_default(sk_photcal_params *p)
 
 int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
 {
-    const json_t *ex = json_object_get(root, "extraction");
-    const json_t *sec = json_object_get(ex ? ex : root, "photometric");
+    const json_t *sec = sk_extraction_section(root, "photometric");
     if (!sec)
         return SK_OK;
     const char *path = "extraction.photometric";

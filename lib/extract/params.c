@@ -4,6 +4,12 @@
 #include "skystack/error.h"
 #include "params_priv.h"
 
+const json_t *sk_extraction_section(const json_t *root, const char *name)
+{
+    const json_t *ex = json_object_get(root, "extraction");
+    return json_object_get(ex ? ex : root, name);
+}
+
 int sk_section_num(const json_t *sec, const char *path, const char *key, double lo, double hi,
                    double *v)
 {

@@ -6,6 +6,10 @@
 
 #include <jansson.h>
 
+/* The configuration's section extraction.`name` (`name` of root itself
+ * when root has no extraction section), or NULL. */
+const json_t *sk_extraction_section(const json_t *root, const char *name);
+
 /* *v = sec[key] when it is there and not null; SK_EINPUT when it is not a
  * number or outside [lo, hi], the key named by the section's path
  * (e.g. "extraction.psf") in the message, *v unchanged. */

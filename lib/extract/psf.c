@@ -49,8 +49,7 @@ void sk_psf_params_default(sk_psf_params *p)
 
 int sk_psf_params_from_json(const json_t *root, sk_psf_params *p)
 {
-    const json_t *ex = json_object_get(root, "extraction");
-    const json_t *sec = json_object_get(ex ? ex : root, "psf");
+    const json_t *sec = sk_extraction_section(root, "psf");
     if (!sec)
         return SK_OK;
     long degree = p->degree, size = p->size_px, max_stars = p->max_stars;
