@@ -1213,17 +1213,7 @@ double sk_image_fwhm(const sk_source_list *l)
     if (n >= 5) {
         qsort(v, (size_t)n, sizeof *v, sk_cmp_double);
         /* the densest +-10 % window is the stellar locus */
-        long best = 0, bi = 0, j = 0;
-        for (long i = 0; i < n; i++) {
-            if (j < i)
-                j = i;
-            while (j + 1 < n && v[j + 1] <= v[i] * 1.2)
-                j++;
-            if (j - i + 1 > best) {
-                best = j - i + 1;
-                bi = i;
-            }
-        }
+        long best = 0, bi = sk_densest_window(v, n, SK_WINDOW_RATIO, 1.2, &best);
         double centre = v[bi + best / 2];
         long m = 0;
         for (long i = 0; i < n; i++)

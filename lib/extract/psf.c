@@ -490,17 +490,7 @@ static int select_stars(const sk_image *img, const sk_source_list *l, const sk_p
     memcpy(sorted, lf, sizeof *sorted * (size_t)nc);
     qsort(sorted, (size_t)nc, sizeof *sorted, sk_cmp_double);
     double width = log((1.0 + p->locus_width) / (1.0 - p->locus_width));
-    long best = 0, best_lo = 0, hi = 0;
-    for (long lo = 0; lo < nc; lo++) {
-        if (hi < lo)
-            hi = lo;
-        while (hi + 1 < nc && sorted[hi + 1] - sorted[lo] <= width)
-            hi++;
-        if (hi - lo + 1 > best) {
-            best = hi - lo + 1;
-            best_lo = lo;
-        }
-    }
+    long best = 0, best_lo = sk_densest_window(sorted, nc, SK_WINDOW_DIFFERENCE, width, &best);
     double mode = exp(sorted[best_lo + best / 2]);
     free(sorted);
     *locus_fwhm = mode;

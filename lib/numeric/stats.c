@@ -46,3 +46,25 @@ void sk_median_mad(double *v, long n, double *median, double *sigma)
     *median = med;
     *sigma = SK_MAD_TO_SIGMA * sk_median_double(v, n);
 }
+
+long sk_densest_window(const double *sorted, long n, enum sk_window_kind kind, double width,
+                       long *count)
+{
+    long best = 0, best_lo = 0, hi = 0;
+    for (long lo = 0; lo < n; lo++) {
+        if (hi < lo)
+            hi = lo;
+        if (kind == SK_WINDOW_RATIO)
+            while (hi + 1 < n && sorted[hi + 1] <= sorted[lo] * width)
+                hi++;
+        else
+            while (hi + 1 < n && sorted[hi + 1] - sorted[lo] <= width)
+                hi++;
+        if (hi - lo + 1 > best) {
+            best = hi - lo + 1;
+            best_lo = lo;
+        }
+    }
+    *count = best;
+    return best_lo;
+}

@@ -26,4 +26,17 @@ double sk_median_float(float *v, long n);
  * (sorted). */
 void sk_median_mad(double *v, long n, double *median, double *sigma);
 
+/* How sk_densest_window measures a window [a, b] of sorted values. */
+enum sk_window_kind {
+    SK_WINDOW_DIFFERENCE, /* b - a <= width */
+    SK_WINDOW_RATIO       /* b <= a * width */
+};
+
+/* The window of sorted[0..n-1] (ascending, n >= 1) that holds the most
+ * values, the lowest on a tie: returns the index of its first value and
+ * *count the number of values in it. The value at index + count / 2 is
+ * the mode of the distribution at that resolution. */
+long sk_densest_window(const double *sorted, long n, enum sk_window_kind kind, double width,
+                       long *count);
+
 #endif

@@ -119,6 +119,23 @@ static void test_mad(void)
     is_near(sigma, SK_MAD_TO_SIGMA * 1.0, 1e-15, "1.4826 MAD ignores the outlier");
 }
 
+/* The densest window against a count over every window. */
+static void test_densest_window(void)
+{
+    double v[10] = {1.0, 1.5, 2.0, 2.05, 2.1, 2.2, 3.0, 4.0, 4.1, 4.15};
+    long count = 0, lo = sk_densest_window(v, 10, SK_WINDOW_DIFFERENCE, 0.25, &count);
+    is_int(lo, 2, "densest window of width 0.25 starts at 2.0");
+    is_int(count, 4, "and holds 2.0 .. 2.2");
+    lo = sk_densest_window(v, 10, SK_WINDOW_RATIO, 1.05, &count);
+    is_int(lo, 2, "densest window of ratio 1.05 starts at 2.0");
+    is_int(count, 3, "and holds 2.0 .. 2.1");
+    double tie[4] = {1, 2, 5, 6};
+    lo = sk_densest_window(tie, 4, SK_WINDOW_DIFFERENCE, 1.0, &count);
+    ok(lo == 0 && count == 2, "the lowest window on a tie");
+    lo = sk_densest_window(tie, 1, SK_WINDOW_RATIO, 1.2, &count);
+    ok(lo == 0 && count == 1, "one value: a window of one");
+}
+
 int main(void)
 {
     test_poly_fit();
@@ -126,5 +143,6 @@ int main(void)
     test_refusals();
     test_medians();
     test_mad();
+    test_densest_window();
     return tap_done();
 }
