@@ -95,7 +95,7 @@ typedef struct {
     const sk_astrom_params *p;
     long width, height;
     double cx, cy;          /* the image centre (0-based px) */
-    double scale_arcsec;    /* the initial WCS's pixel scale there (arcsec/px) */
+    double arcsec_per_px;    /* the initial WCS's pixel scale there (arcsec/px) */
     ranked *rs, *rr;        /* sources and reference stars used, in order */
     long ns, nr;
     double *sx, *sy;        /* source positions (px), in rs order */
@@ -178,7 +178,7 @@ static int rank_catalog(solve_ctx *c, const sk_wcs *initial)
     const sk_refcat *ref = c->ref;
     const sk_astrom_params *p = c->p;
     double halfdiag = 0.5 * hypot((double)c->width, (double)c->height);
-    double search_px = p->search_radius_arcsec / c->scale_arcsec;
+    double search_px = p->search_radius_arcsec / c->arcsec_per_px;
     double margin = search_px + (p->max_rotation_deg * M_PI / 180.0 + p->max_scale_error) * halfdiag + 5.0;
     double *rx = c->rx, *ry = c->ry;
     c->nr = 0;
@@ -223,7 +223,7 @@ static int rank_catalog(solve_ctx *c, const sk_wcs *initial)
 static int pattern_step(const solve_ctx *c, astrom_sim *t)
 {
     const sk_astrom_params *p = c->p;
-    double search_px = p->search_radius_arcsec / c->scale_arcsec;
+    double search_px = p->search_radius_arcsec / c->arcsec_per_px;
     long support = 0;
     long nsp = c->ns < p->pattern_stars ? c->ns : p->pattern_stars;
     long nrp = c->nr < (p->pattern_stars * 3) / 2 ? c->nr : (p->pattern_stars * 3) / 2;
@@ -296,7 +296,7 @@ static int match_through_wcs(solve_ctx *c, const sk_wcs *wcs)
     sk_wcs_sky2pix(wcs, nr, qra, qdec, c->px, c->py);
     free(qra);
     c->nm = astrom_nn_match(c->sx, c->sy, c->ns, c->px, c->py, nr,
-                            c->p->match_radius_arcsec / c->scale_arcsec, c->msrc, c->mref);
+                            c->p->match_radius_arcsec / c->arcsec_per_px, c->msrc, c->mref);
     if (c->nm < 0)
         return sk_error(SK_EIO, "astrometry: out of memory");
     for (long m = 0; m < c->nm; m++) {
@@ -381,7 +381,7 @@ static int make_result(const solve_ctx *c, const astrom_sim *t, astrom_fit_out *
     r->rms_px = fit->rms_px;
     double X, Y;
     astrom_sim_apply(t, c->cx, c->cy, &X, &Y);
-    r->offset_arcsec = hypot(X - c->cx, Y - c->cy) * c->scale_arcsec;
+    r->offset_arcsec = hypot(X - c->cx, Y - c->cy) * c->arcsec_per_px;
     r->rotation_deg = atan2(t->b, t->a) * 180.0 / M_PI;
     r->scale_ratio = hypot(t->a, t->b);
     int st = sk_header_set_double(r->header, "ASTRRMS1", fit->rms1_deg, "[deg] astrometric rms, axis 1");
@@ -400,8 +400,8 @@ int sk_astrom_solve(const sk_source_list *l, long width, long height, const sk_w
         return sk_error(SK_EINPUT, "astrometry: image of %ldx%ld pixels", width, height);
     solve_ctx c = { .l = l, .ref = ref, .p = p, .width = width, .height = height,
                     .cx = 0.5 * (double)(width - 1), .cy = 0.5 * (double)(height - 1) };
-    c.scale_arcsec = sk_wcs_pixel_scale_arcsec(initial, c.cx, c.cy);
-    if (!(c.scale_arcsec > 0) || !isfinite(c.scale_arcsec))
+    c.arcsec_per_px = sk_wcs_pixel_scale_arcsec(initial, c.cx, c.cy);
+    if (!(c.arcsec_per_px > 0) || !isfinite(c.arcsec_per_px))
         return sk_error(SK_EINPUT, "astrometry: the initial WCS has no pixel scale at the image centre");
 
     astrom_sim t = {1, 0, 0, 0};
