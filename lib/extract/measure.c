@@ -431,13 +431,7 @@ static unsigned iso_accumulate(const mctx *M, const sk_object *ob, sk_source *s,
             sy += v * (double)y;
         }
     }
-    is->pos_sum = sw;
-    is->pos_sum_x = sx;
-    is->pos_sum_y = sy;
-    is->flux = flux;
-    is->flux_var = fvar;
-    is->peak = peak;
-    is->peak_i = peak_i;
+    *is = (iso_sums){ sw, sx, sy, flux, fvar, peak, peak_i };
     return flags;
 }
 
@@ -602,13 +596,7 @@ static void window_moments(const winpix *W, double gain, win_moments *m)
     } else {
         mxx = myy = mxy = 0;
     }
-    m->flux = wsum;
-    m->flux_var = wvar;
-    m->err_x = ex;
-    m->err_y = ey;
-    m->mxx = mxx;
-    m->myy = myy;
-    m->mxy = mxy;
+    *m = (win_moments){ wsum, wvar, ex, ey, mxx, myy, mxy };
 }
 
 /* Is the object sharper than the PSF along the minor axis of its windowed
