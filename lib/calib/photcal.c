@@ -5,6 +5,8 @@
 
 #include "skystack/error.h"
 #include "skystack/photcal.h"
+#include "extract/params_priv.h"
+#include "numeric/stats.h"
 
 #define MAG_PER_LN (2.5 / M_LN10) /* 1.0857: mag error of a relative flux error */
 
@@ -17,35 +19,19 @@ void sk_photcal_params_default(sk_photcal_params *p)
     p->error_floor = 0.005;
 }
 
-static int json_num(const json_t *sec, const char *key, double lo, double hi, double *v)
-{
-    json_t *j = json_object_get(sec, key);
-    if (!j || json_is_null(j))
-        return SK_OK;
-    if (!json_is_number(j))
-        return sk_error(SK_EINPUT, "extraction.photometric.%s: not a number", key);
-    double d = json_number_value(j);
-    if (!(d >= lo && d <= hi))
-        return sk_error(SK_EINPUT, "extraction.photometric.%s: %g is outside [%g, %g]", key, d, lo, hi);
-    *v = d;
-    return SK_OK;
-}
-
 int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
 {
-    const json_t *ex = json_object_get(root, "extraction");
-    const json_t *sec = json_object_get(ex ? ex : root, "photometric");
+    const json_t *sec = sk_extraction_section(root, "photometric");
     if (!sec)
         return SK_OK;
-    double ms = (double)p->min_stars;
-    int st = json_num(sec, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
-    if (!st) st = json_num(sec, "min_stars", 1, 1e9, &ms);
-    if (!st && ms != floor(ms))
-        st = sk_error(SK_EINPUT, "extraction.photometric.min_stars: %g is not an integer", ms);
-    if (!st) st = json_num(sec, "min_snr", 0, 1e9, &p->min_snr);
-    if (!st) st = json_num(sec, "error_floor", 0, 1, &p->error_floor);
+    const char *path = "extraction.photometric";
+    long ms = p->min_stars;
+    int st = sk_section_num(sec, path, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
+    if (!st) st = sk_section_long(sec, path, "min_stars", 1, 1000000000L, &ms);
+    if (!st) st = sk_section_num(sec, path, "min_snr", 0, 1e9, &p->min_snr);
+    if (!st) st = sk_section_num(sec, path, "error_floor", 0, 1, &p->error_floor);
     if (!st)
-        p->min_stars = (long)ms;
+        p->min_stars = ms;
     return st;
 }
 
@@ -58,18 +44,6 @@ void sk_photcal_free(sk_photcal *pc)
     free(pc);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static const unsigned CAL_REJECT = SK_SRC_SATURATED | SK_SRC_EDGE |
                                    SK_SRC_TRUNCATED | SK_SRC_FLAGGED | SK_SRC_ARTIFACT;
 /* With PSF-fit fluxes blended stars are kept (the Source Extractor FLAGS <= 3
@@ -78,24 +52,30 @@ static const unsigned CAL_REJECT = SK_SRC_SATURATED | SK_SRC_EDGE |
  * Aperture fluxes of blended stars carry their neighbours' light. */
 static const unsigned CAL_REJECT_APERTURE = SK_SRC_BLENDED;
 
-int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *flux_err,
-                     const long *src_index, const long *ref_index, long nmatch,
-                     const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out)
+/* The matched stars usable for the zero point: their zero points
+ * mag + 2.5 log10(flux), errors and source indices, all kept. */
+typedef struct {
+    double *zp, *sg;   /* zero point (mag) and its error (mag) per star */
+    double *work;      /* scratch */
+    long *who;         /* the star's index in the source list */
+    char *keep;        /* not clipped */
+    long n;
+} zp_stars;
+
+/* The flux of source s and its error: the PSF fit's when given, else the
+ * largest aperture's. */
+static void star_flux(const sk_source_list *l, const double *flux, const double *flux_err, long s,
+                      double *f, double *fe)
 {
-    *out = NULL;
-    if (!flux && l->naper < 1)
-        return sk_error(SK_EINPUT, "photometric calibration: no PSF fluxes and no aperture");
-    double *zp = malloc(sizeof *zp * (size_t)(nmatch + 1));
-    double *sg = malloc(sizeof *sg * (size_t)(nmatch + 1));
-    double *work = malloc(sizeof *work * (size_t)(nmatch + 1));
-    long *who = malloc(sizeof *who * (size_t)(nmatch + 1));
-    char *keep = malloc((size_t)(nmatch + 1));
-    sk_photcal *pc = calloc(1, sizeof *pc);
-    if (!zp || !sg || !work || !who || !keep || !pc) {
-        free(zp); free(sg); free(work); free(who); free(keep); free(pc);
-        return sk_error(SK_EIO, "photometric calibration: out of memory");
-    }
     int ap = l->naper - 1;
+    *f = flux ? flux[s] : l->src[s].flux_aper[ap];
+    *fe = flux ? flux_err[s] : l->src[s].flux_aper_err[ap];
+}
+
+static void zp_candidates(const sk_source_list *l, const double *flux, const double *flux_err,
+                          const long *src_index, const long *ref_index, long nmatch,
+                          const sk_refcat *ref, const sk_photcal_params *p, zp_stars *Z)
+{
     unsigned reject = flux ? CAL_REJECT : CAL_REJECT | CAL_REJECT_APERTURE;
     long n = 0;
     for (long k = 0; k < nmatch; k++) {
@@ -103,31 +83,37 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
         if (s < 0 || s >= l->n || r < 0 || r >= ref->n)
             continue;
         const sk_source *src = &l->src[s];
-        double f = flux ? flux[s] : src->flux_aper[ap];
-        double fe = flux ? flux_err[s] : src->flux_aper_err[ap];
+        double f, fe;
+        star_flux(l, flux, flux_err, s, &f, &fe);
         if ((src->flags & reject) || !(f > 0) || !(fe > 0) || !isfinite(f) || !isfinite(fe) ||
             f / fe < p->min_snr || !isfinite(ref->mag[r]))
             continue;
         double me = isfinite(ref->mag_err[r]) ? ref->mag_err[r] : 0.0;
         double em = MAG_PER_LN * fe / f;
-        zp[n] = ref->mag[r] + 2.5 * log10(f);
-        sg[n] = sqrt(em * em + me * me + p->error_floor * p->error_floor);
-        who[n] = s;
-        keep[n] = 1;
+        Z->zp[n] = ref->mag[r] + 2.5 * log10(f);
+        Z->sg[n] = sqrt(em * em + me * me + p->error_floor * p->error_floor);
+        Z->who[n] = s;
+        Z->keep[n] = 1;
         n++;
     }
-    pc->ncandidates = n;
-    int st = SK_OK;
+    Z->n = n;
+}
+
+/* The weighted mean zero point, clipped at clip_sigma times the robust
+ * scale (1.4826 MAD, at least 1) of the normalised residuals while more
+ * than min_stars remain; *sw the sum of the weights, *kept the stars in. */
+static double clipped_zero_point(zp_stars *Z, const sk_photcal_params *p, double *sw_out, long *kept_out)
+{
     double mean = NAN, sw = 0;
-    long kept = n;
+    long kept = Z->n;
     for (int it = 0; it < 20; it++) {
         double s1 = 0;
         sw = 0;
         kept = 0;
-        for (long k = 0; k < n; k++)
-            if (keep[k]) {
-                double w = 1.0 / (sg[k] * sg[k]);
-                s1 += w * zp[k];
+        for (long k = 0; k < Z->n; k++)
+            if (Z->keep[k]) {
+                double w = 1.0 / (Z->sg[k] * Z->sg[k]);
+                s1 += w * Z->zp[k];
                 sw += w;
                 kept++;
             }
@@ -136,75 +122,118 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
         mean = s1 / sw;
         /* robust scale of the normalised residuals of the kept */
         long m = 0;
-        for (long k = 0; k < n; k++)
-            if (keep[k])
-                work[m++] = fabs(zp[k] - mean) / sg[k];
-        double scale = m >= 3 ? 1.4826 * median(work, m) : 1.0;
+        for (long k = 0; k < Z->n; k++)
+            if (Z->keep[k])
+                Z->work[m++] = fabs(Z->zp[k] - mean) / Z->sg[k];
+        double scale = m >= 3 ? SK_MAD_TO_SIGMA * sk_median_double(Z->work, m) : 1.0;
         if (!(scale > 1.0))
             scale = 1.0;
         long removed = 0;
-        for (long k = 0; k < n; k++)
-            if (keep[k] && fabs(zp[k] - mean) / sg[k] > p->clip_sigma * scale && kept - removed > p->min_stars) {
-                keep[k] = 0;
+        for (long k = 0; k < Z->n; k++)
+            if (Z->keep[k] && fabs(Z->zp[k] - mean) / Z->sg[k] > p->clip_sigma * scale &&
+                kept - removed > p->min_stars) {
+                Z->keep[k] = 0;
                 removed++;
             }
         if (!removed)
             break;
     }
-    if (kept < p->min_stars || kept < 1 || !isfinite(mean))
-        st = sk_error(SK_ENOTFOUND, "photometric calibration: %ld usable matched stars (of %ld "
-                      "matches), fewer than the minimum %ld (extraction.photometric.min_stars): no "
-                      "zero point", kept, nmatch, p->min_stars);
-    if (!st) {
-        double chi2 = 0, ss = 0;
-        for (long k = 0; k < n; k++)
-            if (keep[k]) {
-                double d = zp[k] - mean;
-                chi2 += d * d / (sg[k] * sg[k]);
-                ss += d * d;
-            }
-        double red = kept > 1 ? chi2 / (double)(kept - 1) : 1.0;
-        pc->zp = mean;
-        pc->dzp = sqrt(1.0 / sw) * (red > 1.0 ? sqrt(red) : 1.0);
-        pc->scatter = sqrt(ss / (double)kept);
-        pc->nstars = kept;
-        pc->from_psf = flux != NULL;
-        pc->lim_mag = NAN;
-        pc->lim_flux_adu = NAN;
-        pc->naper = l->naper;
-        pc->aper_radius_fwhm = malloc(sizeof(double) * (size_t)(l->naper + 1));
-        pc->aper_cor = malloc(sizeof(double) * (size_t)(l->naper + 1));
-        if (!pc->aper_radius_fwhm || !pc->aper_cor)
-            st = sk_error(SK_EIO, "photometric calibration: out of memory");
+    *sw_out = sw;
+    *kept_out = kept;
+    return mean;
+}
+
+/* The zero point's error (scaled up by the reduced chi^2 when above 1)
+ * and scatter, and the calibration's other fields. */
+static int zp_result(const zp_stars *Z, const sk_source_list *l, const double *flux, double mean,
+                     double sw, long kept, sk_photcal *pc)
+{
+    double chi2 = 0, ss = 0;
+    for (long k = 0; k < Z->n; k++)
+        if (Z->keep[k]) {
+            double d = Z->zp[k] - mean;
+            chi2 += d * d / (Z->sg[k] * Z->sg[k]);
+            ss += d * d;
+        }
+    double red = kept > 1 ? chi2 / (double)(kept - 1) : 1.0;
+    pc->zp = mean;
+    pc->dzp = sqrt(1.0 / sw) * (red > 1.0 ? sqrt(red) : 1.0);
+    pc->scatter = sqrt(ss / (double)kept);
+    pc->nstars = kept;
+    pc->from_psf = flux != NULL;
+    pc->lim_mag = NAN;
+    pc->lim_flux_adu = NAN;
+    pc->naper = l->naper;
+    pc->aper_radius_fwhm = malloc(sizeof(double) * (size_t)(l->naper + 1));
+    pc->aper_cor = malloc(sizeof(double) * (size_t)(l->naper + 1));
+    if (!pc->aper_radius_fwhm || !pc->aper_cor)
+        return sk_error(SK_EIO, "photometric calibration: out of memory");
+    return SK_OK;
+}
+
+/* The aperture correction of aperture a: the median of 2.5 log10 of its
+ * flux over the reference flux of the kept stars with SNR >= 20 and no
+ * other source within the aperture plus 2 FWHM (NAN when none). */
+static double aperture_correction(const zp_stars *Z, const sk_source_list *l, const double *flux,
+                                  const double *flux_err, int a)
+{
+    long m = 0;
+    for (long k = 0; k < Z->n; k++) {
+        if (!Z->keep[k])
+            continue;
+        const sk_source *src = &l->src[Z->who[k]];
+        double f, fe;
+        star_flux(l, flux, flux_err, Z->who[k], &f, &fe);
+        double fa = src->flux_aper[a];
+        if (!(f / fe >= 20 && fa > 0 && isfinite(fa)) || (src->flags & SK_SRC_NEIGHBOURS))
+            continue;
+        double reach = l->aper_radius_px[a] + 2.0 * l->fwhm_px;
+        int alone = 1;
+        for (long q = 0; q < l->n && alone; q++)
+            if (q != Z->who[k] && hypot(l->src[q].xwin - src->xwin, l->src[q].ywin - src->ywin) < reach)
+                alone = 0;
+        if (alone)
+            Z->work[m++] = 2.5 * log10(fa / f);
     }
+    return m ? sk_median_double(Z->work, m) : NAN;
+}
+
+int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *flux_err,
+                     const long *src_index, const long *ref_index, long nmatch,
+                     const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out)
+{
+    *out = NULL;
+    if (!flux && l->naper < 1)
+        return sk_error(SK_EINPUT, "photometric calibration: no PSF fluxes and no aperture");
+    zp_stars Z = { malloc(sizeof(double) * (size_t)(nmatch + 1)), malloc(sizeof(double) * (size_t)(nmatch + 1)),
+                   malloc(sizeof(double) * (size_t)(nmatch + 1)), malloc(sizeof(long) * (size_t)(nmatch + 1)),
+                   malloc((size_t)(nmatch + 1)), 0 };
+    sk_photcal *pc = calloc(1, sizeof *pc);
+    int st = SK_OK;
+    if (!Z.zp || !Z.sg || !Z.work || !Z.who || !Z.keep || !pc)
+        st = sk_error(SK_EIO, "photometric calibration: out of memory");
+    double mean = NAN, sw = 0;
+    long kept = 0;
+    if (!st) {
+        zp_candidates(l, flux, flux_err, src_index, ref_index, nmatch, ref, p, &Z);
+        pc->ncandidates = Z.n;
+        mean = clipped_zero_point(&Z, p, &sw, &kept);
+        if (kept < p->min_stars || kept < 1 || !isfinite(mean))
+            st = sk_error(SK_ENOTFOUND, "photometric calibration: %ld usable matched stars (of %ld "
+                          "matches), fewer than the minimum %ld (extraction.photometric.min_stars): no "
+                          "zero point", kept, nmatch, p->min_stars);
+    }
+    if (!st)
+        st = zp_result(&Z, l, flux, mean, sw, kept, pc);
     for (int a = 0; !st && a < l->naper; a++) {
         pc->aper_radius_fwhm[a] = l->fwhm_px > 0 ? l->aper_radius_px[a] / l->fwhm_px : NAN;
-        long m = 0;
-        for (long k = 0; k < n; k++) {
-            if (!keep[k])
-                continue;
-            const sk_source *src = &l->src[who[k]];
-            double f = flux ? flux[who[k]] : src->flux_aper[ap];
-            double fe = flux ? flux_err[who[k]] : src->flux_aper_err[ap];
-            double fa = src->flux_aper[a];
-            if (!(f / fe >= 20 && fa > 0 && isfinite(fa)) || (src->flags & SK_SRC_NEIGHBOURS))
-                continue;
-            /* no other source within the aperture plus 2 FWHM */
-            double reach = l->aper_radius_px[a] + 2.0 * l->fwhm_px;
-            int alone = 1;
-            for (long q = 0; q < l->n && alone; q++)
-                if (q != who[k] && hypot(l->src[q].xwin - src->xwin, l->src[q].ywin - src->ywin) < reach)
-                    alone = 0;
-            if (alone)
-                work[m++] = 2.5 * log10(fa / f);
-        }
-        pc->aper_cor[a] = m ? median(work, m) : NAN;
+        pc->aper_cor[a] = aperture_correction(&Z, l, flux, flux_err, a);
     }
-    free(zp);
-    free(sg);
-    free(work);
-    free(who);
-    free(keep);
+    free(Z.zp);
+    free(Z.sg);
+    free(Z.work);
+    free(Z.who);
+    free(Z.keep);
     if (st) {
         sk_photcal_free(pc);
         return st;

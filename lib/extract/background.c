@@ -8,6 +8,7 @@
 #include "extract_priv.h"
 #include "numeric/select.h"
 #include "numeric/spline.h"
+#include "numeric/stats.h"
 
 void sk_background_params_default(sk_background_params *p)
 {
@@ -27,22 +28,6 @@ void sk_background_free(sk_background *bg)
     free(bg->level);
     free(bg->rms);
     free(bg);
-}
-
-static double median_of(float *v, long n)
-{
-    if (n <= 0)
-        return 0.0;
-    double m = sk_select_kth(v, n, n / 2);
-    if (n % 2 == 0) {
-        /* the largest of the lower half */
-        float lower = v[0];
-        for (long i = 1; i < n / 2; i++)
-            if (v[i] > lower)
-                lower = v[i];
-        m = 0.5 * (m + lower);
-    }
-    return m;
 }
 
 /* Ratio of the standard deviation of a normal distribution truncated at
@@ -325,7 +310,7 @@ static void median_filter_cells(float *m, long nx, long ny, int size)
             for (long y = cy - hy; y <= cy + hy; y++)
                 for (long x = cx - hx; x <= cx + hx; x++)
                     win[n++] = m[y * nx + x];
-            out[cy * nx + cx] = (float)median_of(win, n);
+            out[cy * nx + cx] = (float)sk_median_float(win, n);
         }
     memcpy(m, out, sizeof *out * (size_t)(nx * ny));
     free(out);
@@ -459,7 +444,7 @@ int sk_background_estimate_masked(const sk_image *img, const uint8_t *mask,
         /* a median filter over f x f cells divides the variance by about
            f^2 / (pi/2) */
         double ff = (double)p->filter_size * (double)p->filter_size;
-        bg->level_err = median_of(cell_err, nvalid) * (ff > 1 ? sqrt(M_PI / 2 / ff) : 1.0);
+        bg->level_err = sk_median_float(cell_err, nvalid) * (ff > 1 ? sqrt(M_PI / 2 / ff) : 1.0);
     }
     free(cell_err);
     if (st == SK_OK && nvalid == 0)
@@ -476,9 +461,9 @@ int sk_background_estimate_masked(const sk_image *img, const uint8_t *mask,
     {
         float *tmp = malloc(sizeof *tmp * (size_t)nc);
         memcpy(tmp, bg->mesh_level, sizeof *tmp * (size_t)nc);
-        bg->median_level = median_of(tmp, nc);
+        bg->median_level = sk_median_float(tmp, nc);
         memcpy(tmp, bg->mesh_rms, sizeof *tmp * (size_t)nc);
-        bg->median_rms = median_of(tmp, nc);
+        bg->median_rms = sk_median_float(tmp, nc);
         free(tmp);
     }
 

@@ -336,6 +336,157 @@ static long local_maxima(const long *sorted, long n, const float *val, long widt
     return nmax;
 }
 
+/* The Gaussian a core stands for, from its pixels' values: gm[0..1] the
+ * mean position (px), gm[2..4] the inverse covariance (xx, yy, xy) of the
+ * pixel-integrated, regularised second moments, gm[5] the log of the
+ * peak value. */
+static void core_gaussian(const comp_t *c, const float *val, long width, double *gm)
+{
+    double sw = 0, sx = 0, sy = 0, amp = 0;
+    for (long k = 0; k < c->n; k++) {
+        long q = c->pix[k];
+        double v = val[q];
+        sw += v;
+        sx += v * (double)(q % width);
+        sy += v * (double)(q / width);
+        if (v > amp)
+            amp = v;
+    }
+    double mx = sx / sw, my = sy / sw, sxx = 0, syy = 0, sxy = 0;
+    for (long k = 0; k < c->n; k++) {
+        long q = c->pix[k];
+        double v = val[q], dx = (double)(q % width) - mx, dy = (double)(q / width) - my;
+        sxx += v * dx * dx;
+        syy += v * dy * dy;
+        sxy += v * dx * dy;
+    }
+    sxx = sxx / sw + 1.0 / 12;
+    syy = syy / sw + 1.0 / 12;
+    sxy /= sw;
+    double det = sxx * syy - sxy * sxy;
+    if (det < 1e-6) {
+        sxx += 0.1;
+        syy += 0.1;
+        det = sxx * syy - sxy * sxy;
+    }
+    gm[0] = mx;
+    gm[1] = my;
+    gm[2] = syy / det;   /* inverse covariance */
+    gm[3] = sxx / det;
+    gm[4] = -sxy / det;
+    gm[5] = log(amp > 0 ? amp : 1e-30);
+}
+
+/* The object each pixel of the segment (sorted[0..n-1]) goes to: the core
+ * it is in, else the core whose Gaussian is the most likely there. */
+static int assign_pixels(const ctx_t *C, const long *sorted, long n, long nobj, long *owner)
+{
+    double *geom = malloc(sizeof *geom * (size_t)(6 * nobj));
+    if (!geom)
+        return sk_error(SK_EIO, "deblending: out of memory");
+    for (long k = 0; k < n; k++)
+        owner[k] = -1;
+    for (long o = 0; o < nobj; o++) {
+        const comp_t *c = &C->cores[o];
+        core_gaussian(c, C->val, C->width, geom + 6 * o);
+        for (long k = 0; k < c->n; k++) {
+            long idx = find_pix(sorted, n, c->pix[k]);
+            if (idx >= 0)
+                owner[idx] = o;
+        }
+    }
+    for (long k = 0; k < n; k++) {
+        if (owner[k] >= 0)
+            continue;
+        double x = (double)(sorted[k] % C->width), y = (double)(sorted[k] / C->width);
+        double best = -INFINITY;
+        long bo = 0;
+        for (long o = 0; o < nobj; o++) {
+            const double *gm = geom + 6 * o;
+            double dx = x - gm[0], dy = y - gm[1];
+            double l = gm[5] - 0.5 * (gm[2] * dx * dx + gm[3] * dy * dy + 2 * gm[4] * dx * dy);
+            if (l > best) {
+                best = l;
+                bo = o;
+            }
+        }
+        owner[k] = bo;
+    }
+    free(geom);
+    return SK_OK;
+}
+
+/* Room for `need` objects in *objs (capacity *cap, doubled as needed). */
+static int reserve_objects(sk_object **objs, long *cap, long need)
+{
+    if (need <= *cap)
+        return SK_OK;
+    long nc = *cap ? *cap : 4;
+    while (nc < need)
+        nc *= 2;
+    sk_object *a = realloc(*objs, sizeof *a * (size_t)nc);
+    if (!a)
+        return sk_error(SK_EIO, "deblending: out of memory");
+    *objs = a;
+    *cap = nc;
+    return SK_OK;
+}
+
+/* Append the nobj objects the segment's pixels (sorted[0..n-1], in raster
+ * order) are split into by owner[], each with its pixels in raster order. */
+static int append_split(const long *sorted, long n, const long *owner, long nobj,
+                        sk_object *objs, long *nobjs)
+{
+    long *cnt = calloc((size_t)nobj, sizeof *cnt);
+    long base = *nobjs;
+    if (!cnt)
+        return sk_error(SK_EIO, "deblending: out of memory");
+    for (long k = 0; k < n; k++)
+        cnt[owner[k]]++;
+    for (long o = 0; o < nobj; o++) {
+        sk_object *ob = &objs[base + o];
+        ob->pix = malloc(sizeof(long) * (size_t)(cnt[o] ? cnt[o] : 1));
+        ob->npix = 0;
+        ob->parent = 0;
+        ob->nsiblings = (int)nobj;
+        if (!ob->pix) {
+            for (long q = 0; q < o; q++)
+                free(objs[base + q].pix);
+            free(cnt);
+            return sk_error(SK_EIO, "deblending: out of memory");
+        }
+    }
+    for (long k = 0; k < n; k++) {
+        sk_object *ob = &objs[base + owner[k]];
+        ob->pix[ob->npix++] = sorted[k];
+    }
+    *nobjs += nobj;
+    free(cnt);
+    return SK_OK;
+}
+
+/* Split the segment into cores (multi-threshold, as Source Extractor's
+ * deblending): C.cores; nothing to do unless there are two local maxima. */
+static int find_cores(ctx_t *C, const long *sorted, long n, long height)
+{
+    const sk_detect_params *p = C->p;
+    /* A split needs two local maxima of the detection values inside the
+       segment (every component above any level holds one); most segments
+       (isolated stars) have a single one and need no further work. */
+    if (!(p->deblend_levels > 1 && p->deblend_contrast < 1 &&
+          local_maxima(sorted, n, C->val, C->width, height, NULL, 2) >= 2))
+        return SK_OK;
+    long *maxima = malloc(sizeof *maxima * (size_t)n);
+    if (!maxima)
+        return sk_error(SK_EIO, "deblending: out of memory");
+    C->nmaxima = local_maxima(sorted, n, C->val, C->width, height, maxima, n);
+    C->maxima = maxima;
+    int st = split(C, sorted, n, 0);
+    C->maxima = NULL;
+    free(maxima);
+    return st;
+}
+
 int sk_deblend_segment(const long *pix, long n, const float *val, long width, long height,
                        double thresh, const sk_detect_params *p,
                        sk_object **objs, long *nobjs, long *cap)
@@ -346,10 +497,10 @@ int sk_deblend_segment(const long *pix, long n, const float *val, long width, lo
         return sk_error(SK_EIO, "deblending: out of memory");
     memcpy(sorted, pix, sizeof *sorted * (size_t)n);
     /* pixels arrive in flood-fill order; deblending wants raster order */
-    int sst = sort_pixels(sorted, n, width);
-    if (sst) {
+    int st = sort_pixels(sorted, n, width);
+    if (st) {
         free(sorted);
-        return sst;
+        return st;
     }
     for (long k = 0; k < n; k++) {
         double v = val[sorted[k]];
@@ -357,143 +508,27 @@ int sk_deblend_segment(const long *pix, long n, const float *val, long width, lo
         if (v > C.peak)
             C.peak = v;
     }
-    /* A split needs two local maxima of the detection values inside the
-       segment (every component above any level holds one); most segments
-       (isolated stars) have a single one and need no further work. */
-    int st = SK_OK;
-    if (p->deblend_levels > 1 && p->deblend_contrast < 1 &&
-        local_maxima(sorted, n, val, width, height, NULL, 2) >= 2) {
-        long *maxima = malloc(sizeof *maxima * (size_t)n);
-        if (!maxima) {
-            free(sorted);
-            return sk_error(SK_EIO, "deblending: out of memory");
-        }
-        C.nmaxima = local_maxima(sorted, n, val, width, height, maxima, n);
-        C.maxima = maxima;
-        st = split(&C, sorted, n, 0);
-        free(maxima);
-    }
+    st = find_cores(&C, sorted, n, height);
     long nobj = st ? 0 : (C.ncores > 1 ? C.ncores : 1);
     long *owner = NULL;
-    double *geom = NULL;
     if (!st && nobj > 1) {
         owner = malloc(sizeof *owner * (size_t)n);
-        geom = malloc(sizeof *geom * (size_t)(6 * nobj));
-        if (!owner || !geom)
-            st = sk_error(SK_EIO, "deblending: out of memory");
+        st = owner ? assign_pixels(&C, sorted, n, nobj, owner)
+                   : sk_error(SK_EIO, "deblending: out of memory");
     }
-    if (!st && nobj > 1) {
-        for (long k = 0; k < n; k++)
-            owner[k] = -1;
-        for (long o = 0; o < nobj; o++) {
-            const comp_t *c = &C.cores[o];
-            double sw = 0, sx = 0, sy = 0, amp = 0;
-            for (long k = 0; k < c->n; k++) {
-                long q = c->pix[k];
-                double v = val[q];
-                sw += v;
-                sx += v * (double)(q % width);
-                sy += v * (double)(q / width);
-                if (v > amp)
-                    amp = v;
-                long idx = find_pix(sorted, n, q);
-                if (idx >= 0)
-                    owner[idx] = o;
-            }
-            double mx = sx / sw, my = sy / sw, sxx = 0, syy = 0, sxy = 0;
-            for (long k = 0; k < c->n; k++) {
-                long q = c->pix[k];
-                double v = val[q], dx = (double)(q % width) - mx, dy = (double)(q / width) - my;
-                sxx += v * dx * dx;
-                syy += v * dy * dy;
-                sxy += v * dx * dy;
-            }
-            sxx = sxx / sw + 1.0 / 12;
-            syy = syy / sw + 1.0 / 12;
-            sxy /= sw;
-            double det = sxx * syy - sxy * sxy;
-            if (det < 1e-6) {
-                sxx += 0.1;
-                syy += 0.1;
-                det = sxx * syy - sxy * sxy;
-            }
-            double *gm = geom + 6 * o;
-            gm[0] = mx;
-            gm[1] = my;
-            gm[2] = syy / det;   /* inverse covariance */
-            gm[3] = sxx / det;
-            gm[4] = -sxy / det;
-            gm[5] = log(amp > 0 ? amp : 1e-30);
-        }
-        for (long k = 0; k < n; k++) {
-            if (owner[k] >= 0)
-                continue;
-            double x = (double)(sorted[k] % width), y = (double)(sorted[k] / width);
-            double best = -INFINITY;
-            long bo = 0;
-            for (long o = 0; o < nobj; o++) {
-                const double *gm = geom + 6 * o;
-                double dx = x - gm[0], dy = y - gm[1];
-                double l = gm[5] - 0.5 * (gm[2] * dx * dx + gm[3] * dy * dy + 2 * gm[4] * dx * dy);
-                if (l > best) {
-                    best = l;
-                    bo = o;
-                }
-            }
-            owner[k] = bo;
-        }
-    }
-    if (!st && *nobjs + nobj > *cap) {
-        long nc = *cap ? *cap : 4;
-        while (nc < *nobjs + nobj)
-            nc *= 2;
-        sk_object *a = realloc(*objs, sizeof *a * (size_t)nc);
-        if (!a)
-            st = sk_error(SK_EIO, "deblending: out of memory");
-        else {
-            *objs = a;
-            *cap = nc;
-        }
-    }
-    if (!st) {
-        if (nobj == 1) {
-            sk_object *o = &(*objs)[(*nobjs)++];
-            o->pix = sorted;
-            o->npix = n;
-            o->parent = 0;
-            o->nsiblings = 1;
-            sorted = NULL;
-        } else {
-            long *cnt = calloc((size_t)nobj, sizeof *cnt);
-            long base = *nobjs;
-            if (!cnt)
-                st = sk_error(SK_EIO, "deblending: out of memory");
-            for (long k = 0; k < n && !st; k++)
-                cnt[owner[k]]++;
-            for (long o = 0; o < nobj && !st; o++) {
-                sk_object *ob = &(*objs)[base + o];
-                ob->pix = malloc(sizeof(long) * (size_t)(cnt[o] ? cnt[o] : 1));
-                ob->npix = 0;
-                ob->parent = 0;
-                ob->nsiblings = (int)nobj;
-                if (!ob->pix) {
-                    for (long q = 0; q < o; q++)
-                        free((*objs)[base + q].pix);
-                    st = sk_error(SK_EIO, "deblending: out of memory");
-                }
-            }
-            if (!st) {
-                for (long k = 0; k < n; k++) {
-                    sk_object *ob = &(*objs)[base + owner[k]];
-                    ob->pix[ob->npix++] = sorted[k];
-                }
-                *nobjs += nobj;
-            }
-            free(cnt);
-        }
+    if (!st)
+        st = reserve_objects(objs, cap, *nobjs + nobj);
+    if (!st && nobj == 1) {
+        sk_object *o = &(*objs)[(*nobjs)++];
+        o->pix = sorted;
+        o->npix = n;
+        o->parent = 0;
+        o->nsiblings = 1;
+        sorted = NULL;
+    } else if (!st) {
+        st = append_split(sorted, n, owner, nobj, *objs, nobjs);
     }
     free(owner);
-    free(geom);
     free(sorted);
     for (long o = 0; o < C.ncores; o++)
         free(C.cores[o].pix);

@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/extract.h"
 #include "extract_priv.h"
+#include "numeric/stats.h"
 
 #define FWHM_PER_SIGMA 2.3548200450309493
 
@@ -347,27 +348,65 @@ static void window_weights(long a, long b, double c, double s, double *w)
     }
 }
 
-static void measure_one(const mctx *M, long k, stamp *stp)
+/* The error of a flux summed over area_px pixels: the pixels' variances,
+ * the background level's error over the area, and the source's photon
+ * noise (gain in e-/ADU; none when 0). */
+static double flux_error(double var_sum, double area_px, double level_err, double flux, double gain)
+{
+    return sqrt(var_sum + area_px * area_px * level_err * level_err +
+                (gain > 0 && flux > 0 ? flux / gain : 0));
+}
+
+/* ---- isophotal quantities ---- */
+
+/* Sums over an object's isophotal pixels with data. */
+typedef struct {
+    double pos_sum, pos_sum_x, pos_sum_y; /* of the positive values, and of value * x, value * y */
+    double flux, flux_var;                /* of all values, and of their variances */
+    double peak;                          /* the largest value (-inf when none) */
+    long peak_i;                          /* its pixel's index in the image */
+} iso_sums;
+
+/* The flags isophotal pixel (x, y) (index i) brings: its own image flags,
+ * the image edge, and neighbours without data (flagged or off the edge). */
+static unsigned iso_pixel_flags(const mctx *M, long x, long y, long i)
 {
     const sk_image *img = M->img;
-    const sk_measure_params *p = M->p;
-    long self = M->which ? M->which[k] : k;
-    const sk_object *ob = &M->det->objects[self];
-    sk_source *s = &M->out[k];
     long w = img->width, h = img->height;
-    int naper = p->naper;
-    memset(s, 0, sizeof *s);
-    s->flux_aper = M->aper_flux + (size_t)k * (size_t)naper;
-    s->flux_aper_err = M->aper_err + (size_t)k * (size_t)naper;
     unsigned flags = 0;
-    if (ob->nsiblings > 1)
-        flags |= SK_SRC_BLENDED;
+    uint16_t f = img->flags[i];
+    if (f & SK_FLAG_SATURATED)
+        flags |= SK_SRC_SATURATED;
+    if (f & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL))
+        flags |= SK_SRC_FLAGGED;
+    if (x == 0 || y == 0 || x == w - 1 || y == h - 1)
+        flags |= SK_SRC_EDGE;
+    for (int a = 0; a < 4; a++) {
+        long xx = x + (a == 0) - (a == 1), yy = y + (a == 2) - (a == 3);
+        if (xx < 0 || yy < 0 || xx >= w || yy >= h)
+            continue;
+        long ii = yy * w + xx;
+        if (M->var[ii] > 0)
+            continue;
+        if (img->flags[ii] & ~(SK_FLAG_EDGE | SK_FLAG_ZEROWEIGHT | SK_FLAGS_INFORMATIONAL))
+            flags |= SK_SRC_FLAGGED;
+        else
+            flags |= SK_SRC_EDGE;
+    }
+    return flags;
+}
 
-    /* isophotal quantities */
+/* The object's bounding box (into s) and isophotal sums; returns the flags
+ * its pixels bring. */
+static unsigned iso_accumulate(const mctx *M, const sk_object *ob, sk_source *s, iso_sums *is)
+{
+    const sk_image *img = M->img;
+    long w = img->width;
+    unsigned flags = 0;
     double sw = 0, sx = 0, sy = 0, flux = 0, fvar = 0, peak = -INFINITY;
     long peak_i = ob->pix[0];
     s->xmin = w;
-    s->ymin = h;
+    s->ymin = img->height;
     s->xmax = -1;
     s->ymax = -1;
     for (long j = 0; j < ob->npix; j++) {
@@ -376,25 +415,7 @@ static void measure_one(const mctx *M, long k, stamp *stp)
         if (x > s->xmax) s->xmax = x;
         if (y < s->ymin) s->ymin = y;
         if (y > s->ymax) s->ymax = y;
-        uint16_t f = img->flags[i];
-        if (f & SK_FLAG_SATURATED)
-            flags |= SK_SRC_SATURATED;
-        if (f & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL))
-            flags |= SK_SRC_FLAGGED;
-        if (x == 0 || y == 0 || x == w - 1 || y == h - 1)
-            flags |= SK_SRC_EDGE;
-        for (int a = 0; a < 4; a++) {
-            long xx = x + (a == 0) - (a == 1), yy = y + (a == 2) - (a == 3);
-            if (xx < 0 || yy < 0 || xx >= w || yy >= h)
-                continue;
-            long ii = yy * w + xx;
-            if (M->var[ii] > 0)
-                continue;
-            if (img->flags[ii] & ~(SK_FLAG_EDGE | SK_FLAG_ZEROWEIGHT | SK_FLAGS_INFORMATIONAL))
-                flags |= SK_SRC_FLAGGED;
-            else
-                flags |= SK_SRC_EDGE;
-        }
+        flags |= iso_pixel_flags(M, x, y, i);
         if (!(M->var[i] > 0))
             continue;
         double v = img->sci[i] - M->bg->level[i];
@@ -410,11 +431,22 @@ static void measure_one(const mctx *M, long k, stamp *stp)
             sy += v * (double)y;
         }
     }
+    *is = (iso_sums){ sw, sx, sy, flux, fvar, peak, peak_i };
+    return flags;
+}
+
+/* Barycentre, second moments (at least those of a uniform pixel), the
+ * ellipse they describe, and the isophotal flux and its error. */
+static void iso_shape(const mctx *M, const sk_object *ob, const iso_sums *is, sk_source *s)
+{
+    const sk_image *img = M->img;
+    long w = img->width;
+    double sw = is->pos_sum;
     s->npix = ob->npix;
-    s->peak = isfinite(peak) ? peak : 0;
+    s->peak = isfinite(is->peak) ? is->peak : 0;
     if (sw > 0) {
-        s->x = sx / sw;
-        s->y = sy / sw;
+        s->x = is->pos_sum_x / sw;
+        s->y = is->pos_sum_y / sw;
     } else {
         s->x = 0.5 * (double)(s->xmin + s->xmax);
         s->y = 0.5 * (double)(s->ymin + s->ymax);
@@ -448,409 +480,558 @@ static void measure_one(const mctx *M, long k, stamp *stp)
     s->a_px = sqrt(hsum + hdif);
     s->b_px = sq_root(hsum - hdif);
     s->theta_deg = 0.5 * atan2(2 * xy, x2 - y2) * 180.0 / M_PI;
-    double gain = p->gain;
-    s->flux_iso = flux;
-    double lerr = M->bg->level_err;
-    double niso = (double)ob->npix;
-    s->flux_iso_err = sqrt(fvar + niso * niso * lerr * lerr + (gain > 0 && flux > 0 ? flux / gain : 0));
+    s->flux_iso = is->flux;
+    s->flux_iso_err = flux_error(is->flux_var, (double)ob->npix, M->bg->level_err, is->flux, M->p->gain);
+}
 
-    /* windowed centroid */
-    double sig_w = p->fwhm_px / FWHM_PER_SIGMA;
-    double rwin = 4.0 * sig_w + 1.0;
-    {
-        double reach = rwin + 2;
-        if (!p->shape_only) {
-            for (int a = 0; a <= naper; a++)
-                if (M->radii[a] + 2 > reach)
-                    reach = M->radii[a] + 2;
-        }
-        stamp_fill(stp, M, self, s->x, s->y, reach);
-    }
+/* ---- windowed measurements (Source Extractor's XWIN, YWIN) ---- */
+
+/* The Gaussian window: its sigma (from the image FWHM) and the radius it
+ * is truncated at, both in pixels; returns the side of the square that
+ * holds every window's pixels. */
+static long window_size(const sk_measure_params *p, double *sigma_px, double *radius_px)
+{
+    *sigma_px = p->fwhm_px / FWHM_PER_SIGMA;
+    *radius_px = 4.0 * *sigma_px + 1.0;
+    return 2 * (long)ceil(*radius_px) + 3;
+}
+
+/* The pixels with a value in the window about one centre, row by row:
+ * offsets from the centre, window weight, value and variance. */
+typedef struct {
+    double *dx, *dy, *wt, *val, *var;
+    long n;
+} winpix;
+
+/* Collect the window of radius rwin and sigma sig_w about (xc, yc). */
+static void window_gather(const mctx *M, long self, const stamp *stp, double xc, double yc,
+                          double rwin, double sig_w, winpix *W)
+{
     long nwin = 2 * (long)ceil(rwin) + 3;
     double wx[nwin], wy[nwin];
-    double xc = s->x, yc = s->y;
-    int converged = 0;
-    double S = 0;
-    for (int it = 0; it < 16; it++) {
-        double sxw = 0, syw = 0;
-        S = 0;
-        long xa = (long)floor(xc - rwin), xb = (long)ceil(xc + rwin);
-        long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
-        window_weights(xa, xb, xc, sig_w, wx);
-        window_weights(ya, yb, yc, sig_w, wy);
-        int inside = in_stamp(stp, xc, yc, rwin);
-        for (long y = ya; y <= yb; y++) {
-            long x0, x1;
-            if (!circle_row(xc, yc, rwin, y, xa, xb, &x0, &x1))
+    long xa = (long)floor(xc - rwin), xb = (long)ceil(xc + rwin);
+    long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
+    window_weights(xa, xb, xc, sig_w, wx);
+    window_weights(ya, yb, yc, sig_w, wy);
+    int inside = in_stamp(stp, xc, yc, rwin);
+    long n = 0;
+    for (long y = ya; y <= yb; y++) {
+        long x0, x1;
+        if (!circle_row(xc, yc, rwin, y, xa, xb, &x0, &x1))
+            continue;
+        for (long x = x0; x <= x1; x++) {
+            double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
+            if (r2 > rwin * rwin)
                 continue;
-            for (long x = x0; x <= x1; x++) {
-                double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
-                if (r2 > rwin * rwin)
-                    continue;
-                double val, var;
-                if (!win_px(stp, M, self, inside, x, y, &val, &var))
-                    continue;
-                double wt = wx[x - xa] * wy[y - ya];
-                S += wt * val;
-                sxw += wt * val * dx;
-                syw += wt * val * dy;
-            }
+            double val, var;
+            if (!win_px(stp, M, self, inside, x, y, &val, &var))
+                continue;
+            W->dx[n] = dx;
+            W->dy[n] = dy;
+            W->wt[n] = wx[x - xa] * wy[y - ya];
+            W->val[n] = val;
+            W->var[n] = var;
+            n++;
+        }
+    }
+    W->n = n;
+}
+
+/* Iterate the windowed centroid from the barycentre; 1 with (xc, yc) where
+ * it converged, 0 when it did not converge or wandered off. */
+static int windowed_centroid(const mctx *M, long self, const stamp *stp, const sk_source *s,
+                             double rwin, double sig_w, winpix *W, double *xc_out, double *yc_out)
+{
+    double xc = s->x, yc = s->y;
+    for (int it = 0; it < 16; it++) {
+        window_gather(M, self, stp, xc, yc, rwin, sig_w, W);
+        double S = 0, sxw = 0, syw = 0;
+        for (long q = 0; q < W->n; q++) {
+            double wt = W->wt[q], val = W->val[q];
+            S += wt * val;
+            sxw += wt * val * W->dx[q];
+            syw += wt * val * W->dy[q];
         }
         if (!(S > 0))
-            break;
+            return 0;
         double ddx = 2 * sxw / S, ddy = 2 * syw / S;
         xc += ddx;
         yc += ddy;
-        if (hypot(xc - s->x, yc - s->y) > p->fwhm_px + 2 * s->a_px)
-            break;
+        if (hypot(xc - s->x, yc - s->y) > M->p->fwhm_px + 2 * s->a_px)
+            return 0;
         if (ddx * ddx + ddy * ddy < 4e-8) {
-            converged = 1;
-            break;
+            *xc_out = xc;
+            *yc_out = yc;
+            return 1;
         }
     }
-    if (!converged) {
+    return 0;
+}
+
+/* Weighted sums over the window at the final centroid. */
+typedef struct {
+    double flux, flux_var;   /* sum of w v, and its variance */
+    double err_x, err_y;     /* variances of the centroid's numerators */
+    double mxx, myy, mxy;    /* second moments (normalised by flux when flux > 0) */
+} win_moments;
+
+static void window_moments(const winpix *W, double gain, win_moments *m)
+{
+    double ex = 0, ey = 0, mxx = 0, myy = 0, mxy = 0, wsum = 0, wvar = 0;
+    for (long q = 0; q < W->n; q++) {
+        double dx = W->dx[q], dy = W->dy[q], wt = W->wt[q], val = W->val[q];
+        double vv = W->var[q] + (gain > 0 && val > 0 ? val / gain : 0);
+        wsum += wt * val;
+        wvar += wt * wt * vv;
+        ex += wt * wt * vv * dx * dx;
+        ey += wt * wt * vv * dy * dy;
+        mxx += wt * val * dx * dx;
+        myy += wt * val * dy * dy;
+        mxy += wt * val * dx * dy;
+    }
+    if (wsum > 0) {
+        mxx /= wsum;
+        myy /= wsum;
+        mxy /= wsum;
+    } else {
+        mxx = myy = mxy = 0;
+    }
+    *m = (win_moments){ wsum, wvar, ex, ey, mxx, myy, mxy };
+}
+
+/* Is the object sharper than the PSF along the minor axis of its windowed
+ * moments, by more than twice the error of that moment (a cosmic ray, a
+ * hot pixel)? lmin is the minor-axis moment, lpsf that of the PSF. */
+static int sharper_than_psf(const winpix *W, const win_moments *m, double lmin, double lpsf)
+{
+    double th = 0.5 * atan2(2 * m->mxy, m->mxx - m->myy) + 0.5 * M_PI;  /* minor axis */
+    double ux = cos(th), uy = sin(th), ev = 0;
+    for (long q = 0; q < W->n; q++) {
+        double wt = W->wt[q];
+        double u = W->dx[q] * ux + W->dy[q] * uy, t = u * u - lmin;
+        ev += wt * wt * W->var[q] * t * t;
+    }
+    double lmin_err = sqrt(ev) / m->flux;
+    return lmin + 2 * lmin_err < 0.4 * lpsf;
+}
+
+/* Errors of the windowed centroid, the windowed SNR (shape_only: there are
+ * no apertures), the FWHM from the windowed moments with the window
+ * deconvolved, and the test for objects sharper than the PSF; returns the
+ * flags it sets. */
+static unsigned windowed_shape(const mctx *M, const winpix *W, double sig_w, sk_source *s)
+{
+    win_moments m;
+    window_moments(W, M->p->gain, &m);
+    double wsum = m.flux;
+    if (M->p->shape_only)
+        s->snr = m.flux_var > 0 ? wsum / sqrt(m.flux_var) : 0;
+    if (wsum > 0) {
+        s->xwin_err = 2 * sqrt(m.err_x) / wsum;
+        s->ywin_err = 2 * sqrt(m.err_y) / wsum;
+    } else {
+        s->xwin_err = s->ywin_err = sqrt(s->x2 / (s->npix > 0 ? s->npix : 1));
+    }
+    double ms = 0.5 * (m.mxx + m.myy), md = sqrt(0.25 * (m.mxx - m.myy) * (m.mxx - m.myy) + m.mxy * m.mxy);
+    double lmax = ms + md, lmin = ms - md;
+    double sw2 = sig_w * sig_w;
+    if (wsum > 0 && lmax > 0 && lmax < 0.9 * sw2) {
+        double s1 = lmax * sw2 / (sw2 - lmax) - 1.0 / 12;
+        double s2 = lmin > 0 ? lmin * sw2 / (sw2 - lmin) - 1.0 / 12 : 0;
+        double sm = 0.5 * (s1 + s2);
+        s->fwhm_px = sm > 0 ? FWHM_PER_SIGMA * sqrt(sm) : 0;
+    } else {
+        s->fwhm_px = FWHM_PER_SIGMA * sqrt(0.5 * (s->x2 + s->y2));
+    }
+    double sp2 = sw2 + 1.0 / 12;  /* the image PSF, pixel-integrated */
+    double lpsf = sp2 * sw2 / (sp2 + sw2);
+    if (wsum > 0 && md >= 0 && sharper_than_psf(W, &m, lmin, lpsf))
+        return SK_SRC_ARTIFACT;
+    return 0;
+}
+
+/* Is the peak pixel (index peak_i, value peak) much sharper than the PSF of
+ * sigma sig_w along a row, column or diagonal? Then SK_SRC_ARTIFACT. */
+static unsigned peak_sharpness_flags(const mctx *M, long peak_i, double peak, double sig_w)
+{
+    const sk_image *img = M->img;
+    long w = img->width, px = peak_i % w, py = peak_i / w;
+    static const int dirs[4][2] = { { 1, 0 }, { 0, 1 }, { 1, 1 }, { 1, -1 } };
+    double varp = M->var[peak_i];
+    unsigned flags = 0;
+    for (int a = 0; a < 4 && varp > 0; a++) {
+        long x1 = px + dirs[a][0], y1 = py + dirs[a][1];
+        long x0 = px - dirs[a][0], y0 = py - dirs[a][1];
+        if (!usable_at(M, x1, y1) || !usable_at(M, x0, y0))
+            continue;
+        long i1 = y1 * w + x1, i0 = y0 * w + x0;
+        double m = 0.5 * (img->sci[i1] - M->bg->level[i1] + img->sci[i0] - M->bg->level[i0]);
+        double d2 = (double)(dirs[a][0] * dirs[a][0] + dirs[a][1] * dirs[a][1]);
+        double expect = exp(-0.5 * d2 / (sig_w * sig_w));
+        double noise = sqrt(varp + 0.25 * (M->var[i1] + M->var[i0]));
+        if (m < 0.5 * expect * peak && peak - m > 5 * noise)
+            flags |= SK_SRC_ARTIFACT;
+    }
+    return flags;
+}
+
+/* ---- circular apertures ---- */
+
+/* The circular apertures of one object (the naper photometric ones, then
+ * the 1-FWHM SNR aperture) and their sums with exact pixel overlap f:
+ * sum f v, sum f^2 var and the area sum f of the pixels with a value. */
+typedef struct {
+    int nr;
+    const double *radius_px;
+    double *r2;          /* radius^2 */
+    int *same_as;        /* an earlier aperture of the same radius, or -1 */
+    double *flux, *var, *area;
+    double rmax2;        /* the largest radius^2 */
+    unsigned flags;      /* SK_SRC_NEIGHBOURS / SK_SRC_TRUNCATED picked up */
+} aper_sums;
+
+/* One image row of the apertures about (xc, yc): its edges' offsets from
+ * yc, and the offsets of its nearest and farthest points (in y). */
+typedef struct {
+    long y;
+    double ry0, ry1, near_dy, far_dy;
+} aper_row;
+
+/* Row r of aperture a from the stamp's running sums: the pixels wholly
+ * inside from the sums, those the circle crosses one by one. */
+static void aper_row_from_sums(const stamp *stp, double xc, const aper_row *r, int a, aper_sums *A)
+{
+    double near = A->r2[a] - r->near_dy * r->near_dy;
+    if (near <= 0)
+        return;
+    long j = r->y - stp->y0;
+    const long row = j * stp->w - stp->x0;
+    size_t o = (size_t)(j * (stp->w + 1));
+    /* pixels touched: |x - xc| - 1/2 < sqrt(near); wholly
+       inside: |x - xc| + 1/2 <= sqrt(r^2 - fy^2) */
+    double hn = sqrt(near), far = A->r2[a] - r->far_dy * r->far_dy;
+    long xt0 = (long)floor(xc - 0.5 - hn) + 1, xt1 = (long)ceil(xc + 0.5 + hn) - 1;
+    long xi0 = xt1 + 1, xi1 = xt1;
+    if (far > 0) {
+        double hf = sqrt(far);
+        xi0 = (long)ceil(xc + 0.5 - hf);
+        xi1 = (long)floor(xc - 0.5 + hf);
+        if (xi0 < xt0)
+            xi0 = xt0;
+        if (xi1 > xt1)
+            xi1 = xt1;
+        if (xi1 < xi0)
+            xi0 = xt1 + 1, xi1 = xt1;
+    }
+    if (xi1 >= xi0) {
+        size_t i0 = o + (size_t)(xi0 - stp->x0), i1 = o + (size_t)(xi1 + 1 - stp->x0);
+        A->flux[a] += stp->cum_val[i1] - stp->cum_val[i0];
+        A->var[a] += stp->cum_var[i1] - stp->cum_var[i0];
+        A->area[a] += (double)(stp->cum_n[i1] - stp->cum_n[i0]);
+        int64_t fl = stp->cum_fl[i1] - stp->cum_fl[i0];
+        if (fl % CUM_TR)
+            A->flags |= SK_SRC_NEIGHBOURS;
+        if (fl / CUM_TR)
+            A->flags |= SK_SRC_TRUNCATED;
+    }
+    for (long x = xt0; x <= xt1; x++) {
+        if (x == xi0 && xi1 >= xi0)
+            x = xi1 + 1;
+        if (x > xt1)
+            break;
+        double rx0 = (double)x - 0.5 - xc;
+        double f = sk_circle_rect_overlap(rx0, r->ry0, rx0 + 1, r->ry1, A->radius_px[a]);
+        if (f <= 0)
+            continue;
+        A->flags |= stp->flags[row + x];
+        if (stp->present[row + x] != 1)
+            continue;
+        A->flux[a] += f * stp->val[row + x];
+        A->var[a] += f * f * stp->var[row + x];
+        A->area[a] += f;
+    }
+}
+
+/* Row r of every aperture pixel by pixel (values through sget). */
+static void aper_row_by_pixels(const mctx *M, long self, const stamp *stp, double xc,
+                               const aper_row *r, aper_sums *A)
+{
+    /* pixels of this row that can touch the largest circle */
+    double half = sqrt(A->rmax2 - r->near_dy * r->near_dy) + 0.5;
+    long xa = (long)floor(xc - half), xb = (long)ceil(xc + half);
+    for (long x = xa; x <= xb; x++) {
+        double rx0 = (double)x - 0.5 - xc, rx1 = rx0 + 1;
+        double nx = rx0 > 0 ? rx0 : (rx1 < 0 ? rx1 : 0);
+        double fx = fabs(rx0) > fabs(rx1) ? rx0 : rx1;
+        double dmin2 = nx * nx + r->near_dy * r->near_dy, dmax2 = fx * fx + r->far_dy * r->far_dy;
+        if (dmin2 >= A->rmax2)
+            continue;
+        pixval pv = sget(stp, M, self, x, r->y);
+        for (int a = 0; a < A->nr; a++) {
+            if (A->same_as[a] >= 0)
+                continue;
+            double f;
+            if (dmax2 <= A->r2[a])
+                f = 1;
+            else if (dmin2 >= A->r2[a])
+                continue;
+            else
+                f = sk_circle_rect_overlap(rx0, r->ry0, rx1, r->ry1, A->radius_px[a]);
+            if (f <= 0)
+                continue;
+            A->flags |= pv.flags;
+            if (!pv.present)
+                continue;
+            A->flux[a] += f * pv.val;
+            A->var[a] += f * f * pv.var;
+            A->area[a] += f;
+        }
+    }
+}
+
+/* Does the circle of radius rs about (xc, yc) cover an image pixel flagged
+ * for more than saturation or information? */
+static int circle_flagged(const mctx *M, double xc, double yc, double rs)
+{
+    const sk_image *img = M->img;
+    long w = img->width, h = img->height;
+    double rs2 = rs * rs;
+    long sya = (long)floor(yc - rs - 0.5), syb = (long)ceil(yc + rs + 0.5);
+    long sxa = (long)floor(xc - rs - 0.5), sxb = (long)ceil(xc + rs + 0.5);
+    if (sya < 0)
+        sya = 0;
+    if (syb > h - 1)
+        syb = h - 1;
+    if (sxa < 0)
+        sxa = 0;
+    if (sxb > w - 1)
+        sxb = w - 1;
+    for (long y = sya; y <= syb; y++) {
+        const uint16_t *frow = img->flags + y * w;
+        for (long x = sxa; x <= sxb; x++) {
+            if (!(frow[x] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)))
+                continue;
+            double rx0 = (double)x - 0.5 - xc, ry0 = (double)y - 0.5 - yc;
+            double nx = rx0 > 0 ? rx0 : (rx0 + 1 < 0 ? rx0 + 1 : 0);
+            double ny = ry0 > 0 ? ry0 : (ry0 + 1 < 0 ? ry0 + 1 : 0);
+            if (nx * nx + ny * ny < rs2 && sk_circle_rect_overlap(rx0, ry0, rx0 + 1, ry0 + 1, rs) > 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Sum every aperture about (xc, yc), row by row. Inside the stamp's disc,
+ * per row and aperture, the pixels wholly inside come from the stamp's
+ * running sums and only those the circle crosses are computed one by one;
+ * elsewhere pixel by pixel. */
+static void aper_accumulate(const mctx *M, long self, stamp *stp, double xc, double yc,
+                            double rmax, aper_sums *A)
+{
+    long ya = (long)floor(yc - rmax - 0.5), yb = (long)ceil(yc + rmax + 0.5);
+    int by_rows = stp->w > 0 &&
+                  hypot(xc - (double)(stp->x0 + stp->r), yc - (double)(stp->y0 + stp->r)) + rmax + 0.75 <=
+                      (double)stp->r &&
+                  stamp_cumulate(stp);
+    for (long y = ya; y <= yb; y++) {
+        aper_row r;
+        r.y = y;
+        r.ry0 = (double)y - 0.5 - yc;
+        r.ry1 = r.ry0 + 1;
+        r.near_dy = r.ry0 > 0 ? r.ry0 : (r.ry1 < 0 ? r.ry1 : 0);
+        r.far_dy = fabs(r.ry0) > fabs(r.ry1) ? r.ry0 : r.ry1;
+        if (A->rmax2 - r.near_dy * r.near_dy <= 0)
+            continue;
+        if (!by_rows) {
+            aper_row_by_pixels(M, self, stp, xc, &r, A);
+            continue;
+        }
+        for (int a = 0; a < A->nr; a++)
+            if (A->same_as[a] < 0)
+                aper_row_from_sums(stp, xc, &r, a, A);
+    }
+}
+
+/* Circular aperture fluxes and errors, and the SNR in the 1-FWHM aperture,
+ * about (xc, yc) into s; returns the flags picked up. */
+static unsigned aperture_photometry(const mctx *M, long self, stamp *stp, double xc, double yc,
+                                    sk_source *s)
+{
+    int naper = M->p->naper, nr = naper + 1;
+    double af[nr], av[nr], aa[nr], r2a[nr];
+    int same_as[nr];
+    const double *rad = M->radii;
+    double rmax = 0;
+    for (int a = 0; a < nr; a++) {
+        af[a] = av[a] = aa[a] = 0;
+        if (rad[a] > rmax)
+            rmax = rad[a];
+        same_as[a] = -1;
+        for (int b = 0; b < a && same_as[a] < 0; b++)
+            if (rad[b] == rad[a])
+                same_as[a] = b;
+    }
+    for (int a = 0; a < nr; a++)
+        r2a[a] = rad[a] * rad[a];
+    aper_sums A = { nr, rad, r2a, same_as, af, av, aa, rmax * rmax, 0 };
+    aper_accumulate(M, self, stp, xc, yc, rmax, &A);
+    unsigned flags = A.flags;
+    if (circle_flagged(M, xc, yc, rad[naper]))
+        flags |= SK_SRC_FLAGGED;
+    for (int a = 0; a < nr; a++) {
+        if (same_as[a] >= 0) {
+            af[a] = af[same_as[a]];
+            av[a] = av[same_as[a]];
+            aa[a] = aa[same_as[a]];
+        }
+        double e = flux_error(av[a], aa[a], M->bg->level_err, af[a], M->p->gain);
+        if (a < naper) {
+            s->flux_aper[a] = af[a];
+            s->flux_aper_err[a] = e;
+        } else {
+            s->snr = e > 0 ? af[a] / e : 0;
+        }
+    }
+    return flags;
+}
+
+/* ---- Kron radius and AUTO flux (Kron 1980; Source Extractor's AUTO) ---- */
+
+/* The isophotal ellipse, its semi-axes floored at 0.3 px: r^2 = cxx dx^2 +
+ * cyy dy^2 + cxy dx dy is the squared elliptical radius in units of them. */
+typedef struct {
+    double a_px, b_px;
+    double cxx, cyy, cxy;
+} ellipse;
+
+static void kron_ellipse(const sk_source *s, ellipse *e)
+{
+    double aa = s->a_px > 0.3 ? s->a_px : 0.3, bb = s->b_px > 0.3 ? s->b_px : 0.3;
+    double th = s->theta_deg * M_PI / 180.0, ct = cos(th), st = sin(th);
+    e->a_px = aa;
+    e->b_px = bb;
+    e->cxx = ct * ct / (aa * aa) + st * st / (bb * bb);
+    e->cyy = st * st / (aa * aa) + ct * ct / (bb * bb);
+    e->cxy = 2 * ct * st * (1 / (aa * aa) - 1 / (bb * bb));
+}
+
+/* The first moment of the light's elliptical radius within 6 isophotal
+ * radii of (xc, yc) (0 when the light there is not positive). */
+static double kron_radius(const mctx *M, long self, const stamp *stp, double xc, double yc,
+                          const ellipse *e)
+{
+    double rk = 6.0, ext = rk * e->a_px + 1;
+    double sr = 0, sf = 0;
+    long xa = (long)floor(xc - ext), xb = (long)ceil(xc + ext);
+    long ya = (long)floor(yc - ext), yb = (long)ceil(yc + ext);
+    for (long y = ya; y <= yb; y++)
+        for (long x = xa; x <= xb; x++) {
+            double dx = (double)x - xc, dy = (double)y - yc;
+            double r2 = e->cxx * dx * dx + e->cyy * dy * dy + e->cxy * dx * dy;
+            if (r2 > rk * rk)
+                continue;
+            pixval pv = sget(stp, M, self, x, y);
+            if (!pv.present)
+                continue;
+            sr += sqrt(r2) * pv.val;
+            sf += pv.val;
+        }
+    return (sf > 0 && sr > 0) ? sr / sf : 0;
+}
+
+/* The flux and its error in the ellipse of elliptical radius R about
+ * (xc, yc), pixels on its edge weighted by the fraction of 5 x 5 sub-pixel
+ * points inside; returns the flags picked up. */
+static unsigned auto_flux(const mctx *M, long self, const stamp *stp, double xc, double yc,
+                          const ellipse *e, double R, sk_source *s)
+{
+    unsigned flags = 0;
+    double delta = 0.7072 / e->b_px;  /* largest change of r over half a pixel diagonal */
+    double ext = R * e->a_px + 1;
+    long xa = (long)floor(xc - ext), xb = (long)ceil(xc + ext);
+    long ya = (long)floor(yc - ext), yb = (long)ceil(yc + ext);
+    double fa = 0, va = 0, area = 0;
+    for (long y = ya; y <= yb; y++)
+        for (long x = xa; x <= xb; x++) {
+            double dx = (double)x - xc, dy = (double)y - yc;
+            double r = sqrt(e->cxx * dx * dx + e->cyy * dy * dy + e->cxy * dx * dy);
+            if (r > R + delta)
+                continue;
+            double f = 1;
+            if (r > R - delta) {
+                int in = 0;
+                for (int sy2 = 0; sy2 < 5; sy2++)
+                    for (int sx2 = 0; sx2 < 5; sx2++) {
+                        double ux = dx - 0.4 + 0.2 * sx2, uy = dy - 0.4 + 0.2 * sy2;
+                        if (e->cxx * ux * ux + e->cyy * uy * uy + e->cxy * ux * uy <= R * R)
+                            in++;
+                    }
+                f = in / 25.0;
+                if (in == 0)
+                    continue;
+            }
+            pixval pv = sget(stp, M, self, x, y);
+            flags |= pv.flags;
+            if (!pv.present)
+                continue;
+            fa += f * pv.val;
+            va += f * f * pv.var;
+            area += f;
+        }
+    s->flux_auto = fa;
+    s->flux_auto_err = flux_error(va, area, M->bg->level_err, fa, M->p->gain);
+    return flags;
+}
+
+/* ---- one object ---- */
+
+static void measure_one(const mctx *M, long k, stamp *stp, winpix *W)
+{
+    const sk_image *img = M->img;
+    const sk_measure_params *p = M->p;
+    long self = M->which ? M->which[k] : k;
+    const sk_object *ob = &M->det->objects[self];
+    sk_source *s = &M->out[k];
+    long w = img->width, h = img->height;
+    memset(s, 0, sizeof *s);
+    s->flux_aper = M->aper_flux + (size_t)k * (size_t)p->naper;
+    s->flux_aper_err = M->aper_err + (size_t)k * (size_t)p->naper;
+    unsigned flags = ob->nsiblings > 1 ? SK_SRC_BLENDED : 0;
+
+    iso_sums is;
+    flags |= iso_accumulate(M, ob, s, &is);
+    iso_shape(M, ob, &is, s);
+
+    double sig_w, rwin;
+    window_size(p, &sig_w, &rwin);
+    double reach = rwin + 2;
+    for (int a = 0; !p->shape_only && a <= p->naper; a++)
+        if (M->radii[a] + 2 > reach)
+            reach = M->radii[a] + 2;
+    stamp_fill(stp, M, self, s->x, s->y, reach);
+    double xc = s->x, yc = s->y;
+    if (!windowed_centroid(M, self, stp, s, rwin, sig_w, W, &xc, &yc)) {
         flags |= SK_SRC_WIN_FAILED;
         xc = s->x;
         yc = s->y;
     }
     s->xwin = xc;
     s->ywin = yc;
-    {
-        /* errors and windowed second moments at the final centroid */
-        double ex = 0, ey = 0, mxx = 0, myy = 0, mxy = 0;
-        double wsum = 0, wvar = 0;
-        long xa = (long)floor(xc - rwin), xb = (long)ceil(xc + rwin);
-        long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
-        window_weights(xa, xb, xc, sig_w, wx);
-        window_weights(ya, yb, yc, sig_w, wy);
-        int inside = in_stamp(stp, xc, yc, rwin);
-        for (long y = ya; y <= yb; y++) {
-            long x0, x1;
-            if (!circle_row(xc, yc, rwin, y, xa, xb, &x0, &x1))
-                continue;
-            for (long x = x0; x <= x1; x++) {
-                double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
-                if (r2 > rwin * rwin)
-                    continue;
-                double val, var;
-                if (!win_px(stp, M, self, inside, x, y, &val, &var))
-                    continue;
-                double wt = wx[x - xa] * wy[y - ya];
-                double vv = var + (gain > 0 && val > 0 ? val / gain : 0);
-                wsum += wt * val;
-                wvar += wt * wt * vv;
-                ex += wt * wt * vv * dx * dx;
-                ey += wt * wt * vv * dy * dy;
-                mxx += wt * val * dx * dx;
-                myy += wt * val * dy * dy;
-                mxy += wt * val * dx * dy;
-            }
-        }
-        if (p->shape_only)  /* no apertures: the windowed flux's SNR */
-            s->snr = wvar > 0 ? wsum / sqrt(wvar) : 0;
-        if (wsum > 0) {
-            s->xwin_err = 2 * sqrt(ex) / wsum;
-            s->ywin_err = 2 * sqrt(ey) / wsum;
-            mxx /= wsum;
-            myy /= wsum;
-            mxy /= wsum;
-        } else {
-            s->xwin_err = s->ywin_err = sqrt(s->x2 / (s->npix > 0 ? s->npix : 1));
-            mxx = myy = mxy = 0;
-        }
-        double ms = 0.5 * (mxx + myy), md = sqrt(0.25 * (mxx - myy) * (mxx - myy) + mxy * mxy);
-        double lmax = ms + md, lmin = ms - md;
-        double sw2 = sig_w * sig_w;
-        if (wsum > 0 && lmax > 0 && lmax < 0.9 * sw2) {
-            double s1 = lmax * sw2 / (sw2 - lmax) - 1.0 / 12;
-            double s2 = lmin > 0 ? lmin * sw2 / (sw2 - lmin) - 1.0 / 12 : 0;
-            double sm = 0.5 * (s1 + s2);
-            s->fwhm_px = sm > 0 ? FWHM_PER_SIGMA * sqrt(sm) : 0;
-        } else {
-            s->fwhm_px = FWHM_PER_SIGMA * sqrt(0.5 * (s->x2 + s->y2));
-        }
-        /* sharper than the PSF along the minor axis? */
-        double sp2 = sw2 + 1.0 / 12;  /* the image PSF, pixel-integrated */
-        double lpsf = sp2 * sw2 / (sp2 + sw2);
-        if (wsum > 0 && md >= 0) {
-            double th = 0.5 * atan2(2 * mxy, mxx - myy) + 0.5 * M_PI;  /* minor axis */
-            double ux = cos(th), uy = sin(th), ev = 0;
-            for (long y = ya; y <= yb; y++) {
-                long x0, x1;
-                if (!circle_row(xc, yc, rwin, y, xa, xb, &x0, &x1))
-                    continue;
-                for (long x = x0; x <= x1; x++) {
-                    double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
-                    if (r2 > rwin * rwin)
-                        continue;
-                    double val, var;
-                    if (!win_px(stp, M, self, inside, x, y, &val, &var))
-                        continue;
-                    double wt = wx[x - xa] * wy[y - ya];
-                    double u = dx * ux + dy * uy, t = u * u - lmin;
-                    ev += wt * wt * var * t * t;
-                }
-            }
-            double lmin_err = sqrt(ev) / wsum;
-            if (lmin + 2 * lmin_err < 0.4 * lpsf)
-                flags |= SK_SRC_ARTIFACT;
-        }
-    }
-    /* peak-pixel sharpness against the PSF */
-    {
-        long px = peak_i % w, py = peak_i / w;
-        static const int dirs[4][2] = { { 1, 0 }, { 0, 1 }, { 1, 1 }, { 1, -1 } };
-        double varp = M->var[peak_i];
-        for (int a = 0; a < 4 && varp > 0; a++) {
-            long x1 = px + dirs[a][0], y1 = py + dirs[a][1];
-            long x0 = px - dirs[a][0], y0 = py - dirs[a][1];
-            if (!usable_at(M, x1, y1) || !usable_at(M, x0, y0))
-                continue;
-            long i1 = y1 * w + x1, i0 = y0 * w + x0;
-            double m = 0.5 * (img->sci[i1] - M->bg->level[i1] + img->sci[i0] - M->bg->level[i0]);
-            double d2 = (double)(dirs[a][0] * dirs[a][0] + dirs[a][1] * dirs[a][1]);
-            double expect = exp(-0.5 * d2 / (sig_w * sig_w));
-            double noise = sqrt(varp + 0.25 * (M->var[i1] + M->var[i0]));
-            if (m < 0.5 * expect * s->peak && s->peak - m > 5 * noise)
-                flags |= SK_SRC_ARTIFACT;
-        }
-    }
+    window_gather(M, self, stp, xc, yc, rwin, sig_w, W);
+    flags |= windowed_shape(M, W, sig_w, s);
+    flags |= peak_sharpness_flags(M, is.peak_i, s->peak, sig_w);
     s->background = M->bg->level[lround(yc < 0 ? 0 : yc >= h ? h - 1 : yc) * w +
                                   lround(xc < 0 ? 0 : xc >= w ? w - 1 : xc)];
 
-    /* circular apertures (plus the 1-FWHM SNR aperture) with exact overlap */
     if (!p->shape_only) {
-        int nr = naper + 1;
-        double af[nr], av[nr], aa[nr];
-        int same_as[nr];  /* an earlier aperture of the same radius, or -1 */
-        const double *rad = M->radii;
-        double rmax = 0;
-        for (int a = 0; a < nr; a++) {
-            af[a] = av[a] = aa[a] = 0;
-            if (rad[a] > rmax)
-                rmax = rad[a];
-            same_as[a] = -1;
-            for (int b = 0; b < a && same_as[a] < 0; b++)
-                if (rad[b] == rad[a])
-                    same_as[a] = b;
-        }
-        double r2a[nr];
-        for (int a = 0; a < nr; a++)
-            r2a[a] = rad[a] * rad[a];
-        double rmax2 = rmax * rmax;
-        long ya = (long)floor(yc - rmax - 0.5), yb = (long)ceil(yc + rmax + 0.5);
-        /* Inside the stamp's disc: per row and aperture, the pixels wholly
-           inside come from the stamp's running sums and only those the
-           circle crosses are computed one by one; elsewhere pixel by
-           pixel. */
-        int by_rows = stp->w > 0 &&
-                      hypot(xc - (double)(stp->x0 + stp->r), yc - (double)(stp->y0 + stp->r)) + rmax + 0.75 <=
-                          (double)stp->r &&
-                      stamp_cumulate(stp);
-        int flagged_snr = 0;  /* the SNR aperture covers flagged image pixels */
-        for (long y = ya; y <= yb; y++) {
-            double ry0 = (double)y - 0.5 - yc, ry1 = ry0 + 1;
-            double ny = ry0 > 0 ? ry0 : (ry1 < 0 ? ry1 : 0);
-            double fy = fabs(ry0) > fabs(ry1) ? ry0 : ry1;
-            double rest = rmax2 - ny * ny;
-            if (rest <= 0)
-                continue;
-            if (by_rows) {
-                long j = y - stp->y0;
-                const long row = j * stp->w - stp->x0;
-                size_t o = (size_t)(j * (stp->w + 1));
-                for (int a = 0; a < nr; a++) {
-                    if (same_as[a] >= 0)
-                        continue;
-                    double near = r2a[a] - ny * ny;
-                    if (near <= 0)
-                        continue;
-                    /* pixels touched: |x - xc| - 1/2 < sqrt(near); wholly
-                       inside: |x - xc| + 1/2 <= sqrt(r^2 - fy^2) */
-                    double hn = sqrt(near), far = r2a[a] - fy * fy;
-                    long xt0 = (long)floor(xc - 0.5 - hn) + 1, xt1 = (long)ceil(xc + 0.5 + hn) - 1;
-                    long xi0 = xt1 + 1, xi1 = xt1;
-                    if (far > 0) {
-                        double hf = sqrt(far);
-                        xi0 = (long)ceil(xc + 0.5 - hf);
-                        xi1 = (long)floor(xc - 0.5 + hf);
-                        if (xi0 < xt0)
-                            xi0 = xt0;
-                        if (xi1 > xt1)
-                            xi1 = xt1;
-                        if (xi1 < xi0)
-                            xi0 = xt1 + 1, xi1 = xt1;
-                    }
-                    if (xi1 >= xi0) {
-                        size_t i0 = o + (size_t)(xi0 - stp->x0), i1 = o + (size_t)(xi1 + 1 - stp->x0);
-                        af[a] += stp->cum_val[i1] - stp->cum_val[i0];
-                        av[a] += stp->cum_var[i1] - stp->cum_var[i0];
-                        aa[a] += (double)(stp->cum_n[i1] - stp->cum_n[i0]);
-                        int64_t fl = stp->cum_fl[i1] - stp->cum_fl[i0];
-                        if (fl % CUM_TR)
-                            flags |= SK_SRC_NEIGHBOURS;
-                        if (fl / CUM_TR)
-                            flags |= SK_SRC_TRUNCATED;
-                    }
-                    for (long x = xt0; x <= xt1; x++) {
-                        if (x == xi0 && xi1 >= xi0)
-                            x = xi1 + 1;
-                        if (x > xt1)
-                            break;
-                        double rx0 = (double)x - 0.5 - xc;
-                        double f = sk_circle_rect_overlap(rx0, ry0, rx0 + 1, ry1, rad[a]);
-                        if (f <= 0)
-                            continue;
-                        flags |= stp->flags[row + x];
-                        if (stp->present[row + x] != 1)
-                            continue;
-                        af[a] += f * stp->val[row + x];
-                        av[a] += f * f * stp->var[row + x];
-                        aa[a] += f;
-                    }
-                }
-                continue;
-            }
-            /* pixels of this row that can touch the largest circle */
-            double half = sqrt(rest) + 0.5;
-            long xa = (long)floor(xc - half), xb = (long)ceil(xc + half);
-            for (long x = xa; x <= xb; x++) {
-                double rx0 = (double)x - 0.5 - xc, rx1 = rx0 + 1;
-                double nx = rx0 > 0 ? rx0 : (rx1 < 0 ? rx1 : 0);
-                double fx = fabs(rx0) > fabs(rx1) ? rx0 : rx1;
-                double dmin2 = nx * nx + ny * ny, dmax2 = fx * fx + fy * fy;
-                if (dmin2 >= rmax2)
-                    continue;
-                pixval pv = sget(stp, M, self, x, y);
-                for (int a = 0; a < nr; a++) {
-                    if (same_as[a] >= 0)
-                        continue;
-                    double f;
-                    if (dmax2 <= r2a[a])
-                        f = 1;
-                    else if (dmin2 >= r2a[a])
-                        continue;
-                    else
-                        f = sk_circle_rect_overlap(rx0, ry0, rx1, ry1, rad[a]);
-                    if (f <= 0)
-                        continue;
-                    flags |= pv.flags;
-                    if (!pv.present)
-                        continue;
-                    af[a] += f * pv.val;
-                    av[a] += f * f * pv.var;
-                    aa[a] += f;
-                }
-            }
-        }
-        /* flagged image pixels under the SNR aperture */
-        double rs = rad[naper], rs2 = r2a[naper];
-        long sya = (long)floor(yc - rs - 0.5), syb = (long)ceil(yc + rs + 0.5);
-        long sxa = (long)floor(xc - rs - 0.5), sxb = (long)ceil(xc + rs + 0.5);
-        if (sya < 0)
-            sya = 0;
-        if (syb > h - 1)
-            syb = h - 1;
-        if (sxa < 0)
-            sxa = 0;
-        if (sxb > w - 1)
-            sxb = w - 1;
-        for (long y = sya; y <= syb && !flagged_snr; y++) {
-            const uint16_t *frow = img->flags + y * w;
-            for (long x = sxa; x <= sxb; x++) {
-                if (!(frow[x] & ~(SK_FLAG_SATURATED | SK_FLAGS_INFORMATIONAL)))
-                    continue;
-                double rx0 = (double)x - 0.5 - xc, ry0 = (double)y - 0.5 - yc;
-                double nx = rx0 > 0 ? rx0 : (rx0 + 1 < 0 ? rx0 + 1 : 0);
-                double ny = ry0 > 0 ? ry0 : (ry0 + 1 < 0 ? ry0 + 1 : 0);
-                if (nx * nx + ny * ny < rs2 && sk_circle_rect_overlap(rx0, ry0, rx0 + 1, ry0 + 1, rs) > 0) {
-                    flagged_snr = 1;
-                    break;
-                }
-            }
-        }
-        if (flagged_snr)
-            flags |= SK_SRC_FLAGGED;
-        for (int a = 0; a < nr; a++) {
-            if (same_as[a] >= 0) {
-                af[a] = af[same_as[a]];
-                av[a] = av[same_as[a]];
-                aa[a] = aa[same_as[a]];
-            }
-            double e = sqrt(av[a] + aa[a] * aa[a] * lerr * lerr + (gain > 0 && af[a] > 0 ? af[a] / gain : 0));
-            if (a < naper) {
-                s->flux_aper[a] = af[a];
-                s->flux_aper_err[a] = e;
-            } else {
-                s->snr = e > 0 ? af[a] / e : 0;
-            }
-        }
-    }
-
-    /* Kron radius inside 6 isophotal radii, then the AUTO ellipse */
-    if (!p->shape_only) {
-        double aa = s->a_px > 0.3 ? s->a_px : 0.3, bb = s->b_px > 0.3 ? s->b_px : 0.3;
-        double th = s->theta_deg * M_PI / 180.0, ct = cos(th), st = sin(th);
-        double cxx = ct * ct / (aa * aa) + st * st / (bb * bb);
-        double cyy = st * st / (aa * aa) + ct * ct / (bb * bb);
-        double cxy = 2 * ct * st * (1 / (aa * aa) - 1 / (bb * bb));
-        double rk = 6.0, ext = rk * aa + 1;
-        double sr = 0, sf = 0;
-        long xa = (long)floor(xc - ext), xb = (long)ceil(xc + ext);
-        long ya = (long)floor(yc - ext), yb = (long)ceil(yc + ext);
-        for (long y = ya; y <= yb; y++)
-            for (long x = xa; x <= xb; x++) {
-                double dx = (double)x - xc, dy = (double)y - yc;
-                double r2 = cxx * dx * dx + cyy * dy * dy + cxy * dx * dy;
-                if (r2 > rk * rk)
-                    continue;
-                pixval pv = sget(stp, M, self, x, y);
-                if (!pv.present)
-                    continue;
-                sr += sqrt(r2) * pv.val;
-                sf += pv.val;
-            }
-        double r1 = (sf > 0 && sr > 0) ? sr / sf : 0;
-        s->kron_radius = r1;
-        double R = p->kron_factor * r1;
+        flags |= aperture_photometry(M, self, stp, xc, yc, s);
+        ellipse e;
+        kron_ellipse(s, &e);
+        s->kron_radius = kron_radius(M, self, stp, xc, yc, &e);
+        double R = p->kron_factor * s->kron_radius;
         if (R < p->kron_min_radius)
             R = p->kron_min_radius;
-        double delta = 0.7072 / bb;  /* largest change of r over half a pixel diagonal */
-        ext = R * aa + 1;
-        xa = (long)floor(xc - ext);
-        xb = (long)ceil(xc + ext);
-        ya = (long)floor(yc - ext);
-        yb = (long)ceil(yc + ext);
-        double fa = 0, va = 0, area = 0;
-        for (long y = ya; y <= yb; y++)
-            for (long x = xa; x <= xb; x++) {
-                double dx = (double)x - xc, dy = (double)y - yc;
-                double r = sqrt(cxx * dx * dx + cyy * dy * dy + cxy * dx * dy);
-                if (r > R + delta)
-                    continue;
-                double f = 1;
-                if (r > R - delta) {
-                    int in = 0;
-                    for (int sy2 = 0; sy2 < 5; sy2++)
-                        for (int sx2 = 0; sx2 < 5; sx2++) {
-                            double ux = dx - 0.4 + 0.2 * sx2, uy = dy - 0.4 + 0.2 * sy2;
-                            if (cxx * ux * ux + cyy * uy * uy + cxy * ux * uy <= R * R)
-                                in++;
-                        }
-                    f = in / 25.0;
-                    if (in == 0)
-                        continue;
-                }
-                pixval pv = sget(stp, M, self, x, y);
-                flags |= pv.flags;
-                if (!pv.present)
-                    continue;
-                fa += f * pv.val;
-                va += f * f * pv.var;
-                area += f;
-            }
-        s->flux_auto = fa;
-        s->flux_auto_err = sqrt(va + area * area * lerr * lerr + (gain > 0 && fa > 0 ? fa / gain : 0));
+        flags |= auto_flux(M, self, stp, xc, yc, &e, R, s);
     }
     s->flags = flags;
 }
@@ -860,8 +1041,16 @@ static int measure_range(long begin, long end, void *user)
     const mctx *M = user;
     stamp S;
     memset(&S, 0, sizeof S);
+    double sig_w, rwin;
+    long nwin = window_size(M->p, &sig_w, &rwin);
+    size_t cap = (size_t)nwin * (size_t)nwin;
+    double *wbuf = malloc(sizeof *wbuf * 5 * cap);
+    if (!wbuf)
+        return sk_error(SK_EIO, "measurement: out of memory");
+    winpix W = { wbuf, wbuf + cap, wbuf + 2 * cap, wbuf + 3 * cap, wbuf + 4 * cap, 0 };
     for (long k = begin; k < end; k++)
-        measure_one(M, M->order ? M->order[k] : k, &S);
+        measure_one(M, M->order ? M->order[k] : k, &S, &W);
+    free(wbuf);
     free(S.val);
     free(S.cum_val);
     free(S.cum_n);
@@ -995,12 +1184,6 @@ int sk_measure(const sk_image *img, const sk_background *bg, const sk_detection 
     return sk_measure_objects(img, bg, det, p, threads, NULL, 0, out);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 double sk_image_fwhm(const sk_source_list *l)
 {
     const unsigned bad = SK_SRC_BLENDED | SK_SRC_SATURATED | SK_SRC_EDGE | SK_SRC_TRUNCATED |
@@ -1016,25 +1199,15 @@ double sk_image_fwhm(const sk_source_list *l)
     }
     double result = 0;
     if (n >= 5) {
-        qsort(v, (size_t)n, sizeof *v, cmp_double);
+        qsort(v, (size_t)n, sizeof *v, sk_cmp_double);
         /* the densest +-10 % window is the stellar locus */
-        long best = 0, bi = 0, j = 0;
-        for (long i = 0; i < n; i++) {
-            if (j < i)
-                j = i;
-            while (j + 1 < n && v[j + 1] <= v[i] * 1.2)
-                j++;
-            if (j - i + 1 > best) {
-                best = j - i + 1;
-                bi = i;
-            }
-        }
+        long best = 0, bi = sk_densest_window(v, n, SK_WINDOW_RATIO, 1.2, &best);
         double centre = v[bi + best / 2];
         long m = 0;
         for (long i = 0; i < n; i++)
             if (fabs(v[i] - centre) <= 0.15 * centre)
                 v[m++] = v[i];
-        result = m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]);
+        result = sk_median_sorted(v, m);
     }
     free(v);
     return result;

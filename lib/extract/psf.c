@@ -9,6 +9,9 @@
 #include "skystack/log.h"
 #include "skystack/psf.h"
 #include "core/parallel.h"
+#include "numeric/linsolve.h"
+#include "params_priv.h"
+#include "numeric/stats.h"
 #include "psf_priv.h"
 
 #define NTERMS(d) (((d) + 1) * ((d) + 2) / 2)
@@ -44,47 +47,21 @@ void sk_psf_params_default(sk_psf_params *p)
     p->gain = 0.0;
 }
 
-static int json_num(const json_t *sec, const char *key, double lo, double hi, double *v)
-{
-    json_t *j = json_object_get(sec, key);
-    if (!j || json_is_null(j))
-        return SK_OK;
-    if (!json_is_number(j))
-        return sk_error(SK_EINPUT, "extraction.psf.%s: not a number", key);
-    double d = json_number_value(j);
-    if (!(d >= lo && d <= hi))
-        return sk_error(SK_EINPUT, "extraction.psf.%s: %g is outside [%g, %g]", key, d, lo, hi);
-    *v = d;
-    return SK_OK;
-}
-
-static int json_int(const json_t *sec, const char *key, long lo, long hi, long *v)
-{
-    double d = (double)*v;
-    int st = json_num(sec, key, (double)lo, (double)hi, &d);
-    if (st)
-        return st;
-    if (d != floor(d))
-        return sk_error(SK_EINPUT, "extraction.psf.%s: %g is not an integer", key, d);
-    *v = (long)d;
-    return SK_OK;
-}
-
 int sk_psf_params_from_json(const json_t *root, sk_psf_params *p)
 {
-    const json_t *ex = json_object_get(root, "extraction");
-    const json_t *sec = json_object_get(ex ? ex : root, "psf");
+    const json_t *sec = sk_extraction_section(root, "psf");
     if (!sec)
         return SK_OK;
     long degree = p->degree, size = p->size_px, max_stars = p->max_stars;
-    int st = json_int(sec, "degree", 0, 8, &degree);
-    if (!st) st = json_num(sec, "min_snr", 1e-3, 1e12, &p->min_snr);
-    if (!st) st = json_int(sec, "size_px", 0, 4095, &size);
-    if (!st) st = json_num(sec, "oversampling", 0.0, 8.0, &p->oversampling);
-    if (!st) st = json_num(sec, "max_ellipticity", 0.0, 1.0, &p->max_ellipticity);
-    if (!st) st = json_num(sec, "locus_width", 0.01, 0.9, &p->locus_width);
-    if (!st) st = json_num(sec, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
-    if (!st) st = json_int(sec, "max_stars", 3, 1000000000L, &max_stars);
+    const char *path = "extraction.psf";
+    int st = sk_section_long(sec, path, "degree", 0, 8, &degree);
+    if (!st) st = sk_section_num(sec, path, "min_snr", 1e-3, 1e12, &p->min_snr);
+    if (!st) st = sk_section_long(sec, path, "size_px", 0, 4095, &size);
+    if (!st) st = sk_section_num(sec, path, "oversampling", 0.0, 8.0, &p->oversampling);
+    if (!st) st = sk_section_num(sec, path, "max_ellipticity", 0.0, 1.0, &p->max_ellipticity);
+    if (!st) st = sk_section_num(sec, path, "locus_width", 0.01, 0.9, &p->locus_width);
+    if (!st) st = sk_section_num(sec, path, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
+    if (!st) st = sk_section_long(sec, path, "max_stars", 3, 1000000000L, &max_stars);
     if (st)
         return st;
     if (size > 0 && size % 2 == 0)
@@ -433,12 +410,6 @@ int sk_psf_from_stamp(const double *stamp, int size, long image_width, long imag
 
 /* ---- star selection ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct cand {
     long idx;
     double x, y, snr;
@@ -517,19 +488,9 @@ static int select_stars(const sk_image *img, const sk_source_list *l, const sk_p
         return sk_error(SK_EIO, "PSF: out of memory");
     }
     memcpy(sorted, lf, sizeof *sorted * (size_t)nc);
-    qsort(sorted, (size_t)nc, sizeof *sorted, cmp_double);
+    qsort(sorted, (size_t)nc, sizeof *sorted, sk_cmp_double);
     double width = log((1.0 + p->locus_width) / (1.0 - p->locus_width));
-    long best = 0, best_lo = 0, hi = 0;
-    for (long lo = 0; lo < nc; lo++) {
-        if (hi < lo)
-            hi = lo;
-        while (hi + 1 < nc && sorted[hi + 1] - sorted[lo] <= width)
-            hi++;
-        if (hi - lo + 1 > best) {
-            best = hi - lo + 1;
-            best_lo = lo;
-        }
-    }
+    long best = 0, best_lo = sk_densest_window(sorted, nc, SK_WINDOW_DIFFERENCE, width, &best);
     double mode = exp(sorted[best_lo + best / 2]);
     free(sorted);
     *locus_fwhm = mode;
@@ -764,39 +725,6 @@ static int stack_sample(long k, void *u)
     return SK_OK;
 }
 
-/* Solve the n x n SPD system a x = r in place (Cholesky); 0 on success. */
-static int chol_solve(double *a, double *r, int n)
-{
-    for (int j = 0; j < n; j++) {
-        double d = a[j * n + j];
-        for (int k = 0; k < j; k++)
-            d -= a[j * n + k] * a[j * n + k];
-        if (!(d > 1e-300))
-            return -1;
-        d = sqrt(d);
-        a[j * n + j] = d;
-        for (int i = j + 1; i < n; i++) {
-            double v = a[i * n + j];
-            for (int k = 0; k < j; k++)
-                v -= a[i * n + k] * a[j * n + k];
-            a[i * n + j] = v / d;
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        double v = r[i];
-        for (int k = 0; k < i; k++)
-            v -= a[i * n + k] * r[k];
-        r[i] = v / a[i * n + i];
-    }
-    for (int i = n - 1; i >= 0; i--) {
-        double v = r[i];
-        for (int k = i + 1; k < n; k++)
-            v -= a[k * n + i] * r[k];
-        r[i] = v / a[i * n + i];
-    }
-    return 0;
-}
-
 /* Model pixel p as a polynomial of the position, by weighted least squares
  * over the stars' resampled stamps. */
 static int stack_pixel(long p, void *u)
@@ -814,21 +742,14 @@ static int stack_pixel(long p, void *u)
             continue;
         double v = c->sv[k * np + p];
         const double *b = c->st[k].b;
-        for (int i = 0; i < nc; i++) {
-            r[i] += w * b[i] * v;
-            for (int j = 0; j <= i; j++)
-                a[i * nc + j] += w * b[i] * b[j];
-        }
+        sk_normal_add(a, r, nc, 1, b, w, &v);
         a0 += w;
         r0 += w * v;
         used++;
     }
     for (int i = 0; i < nc; i++)
-        for (int j = i + 1; j < nc; j++)
-            a[i * nc + j] = a[j * nc + i];
-    for (int i = 0; i < nc; i++)
         c->comp[(long)i * np + p] = 0;
-    if (used >= 2 * nc && chol_solve(a, r, nc) == 0) {
+    if (used >= 2 * nc && sk_cholesky_solve(a, r, nc, 1, 1e-300) == 0) {
         for (int i = 0; i < nc; i++)
             c->comp[(long)i * np + p] = r[i];
     } else if (a0 > 0) {
@@ -895,14 +816,10 @@ static int refit_star(long k, void *u)
             double gx = (fxp[q] - fxm[q]) / (2 * h * sum), gy = (fyp[q] - fym[q]) / (2 * h * sum);
             double mod = flux * fq;
             double w = 1.0 / (s->vb[q] + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0));
-            double v[4] = {fq, gx, gy, 1.0};
-            for (int i = 0; i < 4; i++) {
-                rhs[i] += w * v[i] * s->d[q];
-                for (int j = 0; j < 4; j++)
-                    a[i * 4 + j] += w * v[i] * v[j];
-            }
+            double v[4] = {fq, gx, gy, 1.0}, dq = s->d[q];
+            sk_normal_add(a, rhs, 4, 1, v, w, &dq);
         }
-        if (chol_solve(a, rhs, 4) != 0 || !(rhs[0] > 0)) {
+        if (sk_cholesky_solve(a, rhs, 4, 1, 1e-300) != 0 || !(rhs[0] > 0)) {
             good = 0;
             break;
         }
@@ -1036,12 +953,6 @@ static int cg_apply(bctx *c, int mode, const double *in, double *out, int thread
     return SK_OK;
 }
 
-static double median_of(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* Smoothness penalty: lambda_k * the sum of squared differences of
  * neighbouring model pixels of component k: out += L v. */
 static void reg_apply(const sk_psf *psf, const double *lambda, const double *v, double *out)
@@ -1092,7 +1003,7 @@ static int cg_refine(bctx *c, int threads, int maxit)
            erratic where few stars are */
         for (int k = 0; k < nc; k++) {
             memcpy(work, diag + k * np, sizeof *work * (size_t)np);
-            double ref = median_of(work, np);
+            double ref = sk_median_double(work, np);
             lambda[k] = (k ? 3e-3 : 1e-6) * ref;
             if (!(lambda[k] > 0))
                 lambda[k] = 1e-30;
@@ -1208,10 +1119,7 @@ static int robust_stats(const bctx *c, int which, double *med, double *scale)
         free(v);
         return 0;
     }
-    *med = median_of(v, n);
-    for (long k = 0; k < n; k++)
-        v[k] = fabs(v[k] - *med);
-    *scale = 1.4826 * median_of(v, n);
+    sk_median_mad(v, n, med, scale);
     free(v);
     return 1;
 }
@@ -1276,6 +1184,172 @@ static void anchor_centres(bctx *c)
     }
 }
 
+/* The model's frame, grid and degree: the image's centre and size for the
+ * polynomial, the grid step (px) and size from the stellar locus's FWHM
+ * `locus` (or as asked), and the degree lowered until there are three
+ * stars per term. Returns the side of the stamps cut around the stars. */
+static int psf_geometry(sk_psf *psf, const sk_image *img, const sk_psf_params *p, double locus,
+                        long nstar, long nloaded)
+{
+    psf->image_width = img->width;
+    psf->image_height = img->height;
+    psf->xzero = 0.5 * ((double)img->width + 1.0);
+    psf->yzero = 0.5 * ((double)img->height + 1.0);
+    psf->xscale = (double)img->width;
+    psf->yscale = (double)img->height;
+    psf->step_px = p->oversampling > 0 ? 1.0 / p->oversampling : fmin(1.0, locus / 4.7);
+    int m = p->size_px > 0 ? p->size_px : 2 * (int)ceil(4.0 * locus) + 1;
+    if (m < 11 && p->size_px <= 0)
+        m = 11;
+    int half = (int)ceil((double)(m / 2) / psf->step_px - 1e-9);
+    psf->width = psf->height = 2 * half + 1;
+    int degree = p->degree;
+    while (degree > 0 && nstar < 3 * NTERMS(degree))
+        degree--;
+    if (degree < p->degree)
+        sk_info("PSF: %ld stars: polynomial degree lowered from %d to %d", nstar, p->degree, degree);
+    psf->degree = degree;
+    psf->ncomp = NTERMS(degree);
+    psf->nloaded = nloaded;
+    return m;
+}
+
+/* The build's state: the stars idx[0..nstar-1] of `sources` at their
+ * windowed centroids with their AUTO (else isophotal) flux, the pixel
+ * variance, the model's components. */
+static int build_init(bctx *c, const sk_image *img, const sk_background *bg,
+                      const sk_source_list *sources, const int32_t *segmap, const sk_psf_params *p,
+                      sk_psf *psf, int m, double locus, const long *idx, long nstar)
+{
+    long np = (long)psf->width * psf->height;
+    c->img = img;
+    c->level = bg ? bg->level : NULL;
+    c->var = bg ? sk_pixel_variance(img, bg) : NULL;
+    c->seg = segmap;
+    c->psf = psf;
+    c->m = m;
+    c->gain = p->gain;
+    c->fwhm = locus;
+    c->nst = nstar;
+    c->st = calloc((size_t)nstar, sizeof *c->st);
+    c->comp = calloc((size_t)psf->ncomp * (size_t)np, sizeof *c->comp);
+    c->nchunk = nstar < 32 ? nstar : 32;
+    c->cbuf = malloc(sizeof *c->cbuf * (size_t)c->nchunk * (size_t)psf->ncomp * (size_t)np);
+    if (!bg)
+        return sk_error(SK_EINPUT, "PSF: no background given");
+    if (!c->var || !c->st || !c->comp || !c->cbuf)
+        return sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
+    for (long k = 0; k < nstar; k++) {
+        const sk_source *s = &sources->src[idx[k]];
+        c->st[k].src = idx[k];
+        c->st[k].x0 = c->st[k].x = s->xwin;
+        c->st[k].y0 = c->st[k].y = s->ywin;
+        c->st[k].flux = s->flux_auto > 0 ? s->flux_auto : s->flux_iso;
+    }
+    return SK_OK;
+}
+
+/* The first model: the stars' stamps resampled onto the model grid and
+ * stacked pixel by pixel (a polynomial of the position per pixel). */
+static int stack_model(bctx *c, int threads)
+{
+    long nstar = c->nst, np = (long)c->psf->width * c->psf->height;
+    c->sv = malloc(sizeof *c->sv * (size_t)nstar * (size_t)np);
+    c->sw = malloc(sizeof *c->sw * (size_t)nstar * (size_t)np);
+    int st = SK_OK;
+    if (!c->sv || !c->sw)
+        st = sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
+    if (!st)
+        st = sk_parallel_for_each(nstar, threads, stack_sample, c);
+    if (!st)
+        st = sk_parallel_for_each(np, threads, stack_pixel, c);
+    free(c->sv);
+    free(c->sw);
+    c->sv = c->sw = NULL;
+    if (!st)
+        st = normalise_model(c);
+    return st;
+}
+
+/* Rounds of the stars' fluxes and centres, their clipping (from the
+ * second round on: the stacked model is too rough to judge stars by) and
+ * the forward-model fit; a last refit of the stars to the final model. */
+static int fit_rounds(bctx *c, double clip_sigma, int threads)
+{
+    long nstar = c->nst;
+    double med_chi2 = NAN;
+    const int rounds = 3;
+    for (int round = 0; round <= rounds; round++) {
+        long before = 0, after = 0;
+        for (long k = 0; k < nstar; k++)
+            before += c->st[k].ok;
+        int st = sk_parallel_for_each(nstar, threads, refit_star, c);
+        if (st)
+            return st;
+        for (long k = 0; k < nstar; k++)
+            after += c->st[k].ok;
+        sk_debug("PSF: round %d: %ld of %ld stars fitted", round, after, before);
+        anchor_centres(c);
+        long kept = round ? clip_stars(c, clip_sigma, &med_chi2) : after;
+        sk_debug("PSF: round %d: %ld stars kept, median chi2 %.3f", round, kept, med_chi2);
+        if (kept < 3)
+            return sk_error(SK_ENOTFOUND, "PSF: only %ld of %ld stars fit the model (need at least 3)",
+                            kept, nstar);
+        if (round == rounds)
+            break;
+        st = cg_refine(c, threads, 40);
+        if (!st)
+            st = normalise_model(c);
+        if (st)
+            return st;
+    }
+    return sk_parallel_for_each(nstar, threads, refit_star, c);
+}
+
+/* The fitted model into psf: its components (as floats), the accepted
+ * stars with their positions, fluxes and chi^2, the median chi^2 and the
+ * FWHM at the image centre. */
+static int store_model(sk_psf *psf, const bctx *c, const sk_image *img)
+{
+    long np = (long)psf->width * psf->height, nstar = c->nst;
+    psf->comp = malloc(sizeof *psf->comp * (size_t)psf->ncomp * (size_t)np);
+    long nok = 0;
+    for (long k = 0; k < nstar; k++)
+        nok += c->st[k].ok;
+    psf->stars = malloc(sizeof *psf->stars * (size_t)(nok + 1));
+    psf->star_x = malloc(sizeof *psf->star_x * (size_t)(nok + 1));
+    psf->star_y = malloc(sizeof *psf->star_y * (size_t)(nok + 1));
+    psf->star_flux = malloc(sizeof *psf->star_flux * (size_t)(nok + 1));
+    psf->star_chi2 = malloc(sizeof *psf->star_chi2 * (size_t)(nok + 1));
+    if (!psf->comp || !psf->stars || !psf->star_x || !psf->star_y || !psf->star_flux ||
+        !psf->star_chi2)
+        return sk_error(SK_EIO, "PSF: out of memory");
+    for (long i = 0; i < (long)psf->ncomp * np; i++)
+        psf->comp[i] = (float)c->comp[i];
+    long j = 0;
+    double *chi = malloc(sizeof *chi * (size_t)(nok + 1));
+    for (long k = 0; k < nstar; k++) {
+        if (!c->st[k].ok)
+            continue;
+        psf->stars[j] = c->st[k].src;
+        psf->star_x[j] = c->st[k].x;
+        psf->star_y[j] = c->st[k].y;
+        psf->star_flux[j] = c->st[k].flux;
+        psf->star_chi2[j] = c->st[k].chi2;
+        if (chi)
+            chi[j] = c->st[k].chi2;
+        j++;
+    }
+    psf->naccepted = nok;
+    psf->chi2 = chi && nok ? sk_median_double(chi, nok) : NAN;
+    free(chi);
+    psf->fwhm_px = sk_psf_fwhm_at(psf, 0.5 * (double)(img->width - 1), 0.5 * (double)(img->height - 1));
+    sk_debug("PSF: %ld/%ld stars, %dx%d model at step %.3f px, degree %d, FWHM %.3f px, "
+             "chi2 %.3f", nok, psf->nloaded, psf->width, psf->height, psf->step_px, psf->degree,
+             psf->fwhm_px, psf->chi2);
+    return SK_OK;
+}
+
 int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_list *sources,
                  const int32_t *segmap, const sk_psf_params *p, int threads, sk_psf **out)
 {
@@ -1297,143 +1371,16 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
         free(idx);
         return sk_error(SK_EIO, "PSF: out of memory");
     }
-    psf->image_width = img->width;
-    psf->image_height = img->height;
-    psf->xzero = 0.5 * ((double)img->width + 1.0);
-    psf->yzero = 0.5 * ((double)img->height + 1.0);
-    psf->xscale = (double)img->width;
-    psf->yscale = (double)img->height;
-    psf->step_px = p->oversampling > 0 ? 1.0 / p->oversampling : fmin(1.0, locus / 4.7);
-    int m = p->size_px > 0 ? p->size_px : 2 * (int)ceil(4.0 * locus) + 1;
-    if (m < 11 && p->size_px <= 0)
-        m = 11;
-    int half = (int)ceil((double)(m / 2) / psf->step_px - 1e-9);
-    psf->width = psf->height = 2 * half + 1;
-    int degree = p->degree;
-    while (degree > 0 && nstar < 3 * NTERMS(degree))
-        degree--;
-    if (degree < p->degree)
-        sk_info("PSF: %ld stars: polynomial degree lowered from %d to %d", nstar, p->degree, degree);
-    psf->degree = degree;
-    psf->ncomp = NTERMS(degree);
-    psf->nloaded = nloaded;
-    long np = (long)psf->width * psf->height;
-
-    c.img = img;
-    c.level = bg ? bg->level : NULL;
-    c.var = bg ? sk_pixel_variance(img, bg) : NULL;
-    c.seg = segmap;
-    c.psf = psf;
-    c.m = m;
-    c.gain = p->gain;
-    c.fwhm = locus;
-    c.nst = nstar;
-    c.st = calloc((size_t)nstar, sizeof *c.st);
-    c.comp = calloc((size_t)psf->ncomp * (size_t)np, sizeof *c.comp);
-    c.nchunk = nstar < 32 ? nstar : 32;
-    c.cbuf = malloc(sizeof *c.cbuf * (size_t)c.nchunk * (size_t)psf->ncomp * (size_t)np);
-    if (!bg)
-        st = sk_error(SK_EINPUT, "PSF: no background given");
-    else if (!c.var || !c.st || !c.comp || !c.cbuf)
-        st = sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
-    for (long k = 0; !st && k < nstar; k++) {
-        const sk_source *s = &sources->src[idx[k]];
-        c.st[k].src = idx[k];
-        c.st[k].x0 = c.st[k].x = s->xwin;
-        c.st[k].y0 = c.st[k].y = s->ywin;
-        c.st[k].flux = s->flux_auto > 0 ? s->flux_auto : s->flux_iso;
-    }
+    int m = psf_geometry(psf, img, p, locus, nstar, nloaded);
+    st = build_init(&c, img, bg, sources, segmap, p, psf, m, locus, idx, nstar);
     if (!st)
         st = sk_parallel_for_each(nstar, threads, cut_stamp, &c);
-
-    /* First model: stacking of the resampled stamps. */
-    if (!st) {
-        c.sv = malloc(sizeof *c.sv * (size_t)nstar * (size_t)np);
-        c.sw = malloc(sizeof *c.sw * (size_t)nstar * (size_t)np);
-        if (!c.sv || !c.sw)
-            st = sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
-    }
     if (!st)
-        st = sk_parallel_for_each(nstar, threads, stack_sample, &c);
+        st = stack_model(&c, threads);
     if (!st)
-        st = sk_parallel_for_each(np, threads, stack_pixel, &c);
-    free(c.sv);
-    free(c.sw);
-    c.sv = c.sw = NULL;
+        st = fit_rounds(&c, p->clip_sigma, threads);
     if (!st)
-        st = normalise_model(&c);
-
-    /* Alternate: stars' fluxes and centres, clipping, forward-model fit. */
-    double med_chi2 = NAN;
-    const int rounds = 3;
-    for (int round = 0; !st && round <= rounds; round++) {
-        long before = 0, after = 0;
-        for (long k = 0; k < nstar; k++)
-            before += c.st[k].ok;
-        st = sk_parallel_for_each(nstar, threads, refit_star, &c);
-        if (st)
-            break;
-        for (long k = 0; k < nstar; k++)
-            after += c.st[k].ok;
-        sk_debug("PSF: round %d: %ld of %ld stars fitted", round, after, before);
-        anchor_centres(&c);
-        /* the first model (stacking) is too rough to judge stars by */
-        long kept = round ? clip_stars(&c, p->clip_sigma, &med_chi2) : after;
-        sk_debug("PSF: round %d: %ld stars kept, median chi2 %.3f", round, kept, med_chi2);
-        if (kept < 3) {
-            st = sk_error(SK_ENOTFOUND, "PSF: only %ld of %ld stars fit the model (need at least 3)",
-                          kept, nstar);
-            break;
-        }
-        if (round == rounds)
-            break;
-        st = cg_refine(&c, threads, 40);
-        if (!st)
-            st = normalise_model(&c);
-    }
-    if (!st)
-        st = sk_parallel_for_each(nstar, threads, refit_star, &c);
-
-    if (!st) {
-        psf->comp = malloc(sizeof *psf->comp * (size_t)psf->ncomp * (size_t)np);
-        long nok = 0;
-        for (long k = 0; k < nstar; k++)
-            nok += c.st[k].ok;
-        psf->stars = malloc(sizeof *psf->stars * (size_t)(nok + 1));
-        psf->star_x = malloc(sizeof *psf->star_x * (size_t)(nok + 1));
-        psf->star_y = malloc(sizeof *psf->star_y * (size_t)(nok + 1));
-        psf->star_flux = malloc(sizeof *psf->star_flux * (size_t)(nok + 1));
-        psf->star_chi2 = malloc(sizeof *psf->star_chi2 * (size_t)(nok + 1));
-        if (!psf->comp || !psf->stars || !psf->star_x || !psf->star_y || !psf->star_flux ||
-            !psf->star_chi2) {
-            st = sk_error(SK_EIO, "PSF: out of memory");
-        } else {
-            for (long i = 0; i < (long)psf->ncomp * np; i++)
-                psf->comp[i] = (float)c.comp[i];
-            long j = 0;
-            double *chi = malloc(sizeof *chi * (size_t)(nok + 1));
-            for (long k = 0; k < nstar; k++) {
-                if (!c.st[k].ok)
-                    continue;
-                psf->stars[j] = c.st[k].src;
-                psf->star_x[j] = c.st[k].x;
-                psf->star_y[j] = c.st[k].y;
-                psf->star_flux[j] = c.st[k].flux;
-                psf->star_chi2[j] = c.st[k].chi2;
-                if (chi)
-                    chi[j] = c.st[k].chi2;
-                j++;
-            }
-            psf->naccepted = nok;
-            psf->chi2 = chi && nok ? median_of(chi, nok) : NAN;
-            free(chi);
-            psf->fwhm_px = sk_psf_fwhm_at(psf, 0.5 * (double)(img->width - 1),
-                                          0.5 * (double)(img->height - 1));
-            sk_debug("PSF: %ld/%ld stars, %dx%d model at step %.3f px, degree %d, FWHM %.3f px, "
-                     "chi2 %.3f", nok, nloaded, psf->width, psf->height, psf->step_px, psf->degree,
-                     psf->fwhm_px, psf->chi2);
-        }
-    }
+        st = store_model(psf, &c, img);
     for (long k = 0; c.st && k < nstar; k++)
         star_free(&c.st[k]);
     free(c.st);
