@@ -46,6 +46,9 @@
 #include "skystack/sim.h"
 #define BENCH_NAME "decam-methods"
 #include "bench_util.h"
+#include "coadd/coadd_internal.h"
+#include "extract/psf_internal.h"
+#include "sim/sim_internal.h"
 
 #define NMETHODS 5
 #define MOFFAT_BETA 3.0

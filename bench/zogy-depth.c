@@ -34,6 +34,9 @@
 #include "skystack/psf.h"
 #define BENCH_NAME "zogy-depth"
 #include "bench_util.h"
+#include "coadd/coaddx_internal.h"
+#include "extract/psf_internal.h"
+#include "sim/sim_internal.h"
 
 #define EDGE_PX 32          /* measurements stay this far from the grid's edges */
 #define BLANK_PX 12.0       /* blank sky: no source within this radius */

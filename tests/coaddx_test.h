@@ -11,6 +11,8 @@
 #include <string.h>
 #include "skystack/coaddx.h"
 #include "skystack/sim.h"
+#include "coadd/coaddx_internal.h"
+#include "sim/sim_internal.h"
 
 /* A PSF that may vary across the image: FWHM = fwhm0 + dfwhm_dx * (x - x0). */
 typedef struct tpsf {

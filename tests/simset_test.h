@@ -11,6 +11,9 @@
 #include <string.h>
 #include "skystack/skystack.h"
 #include "tap.h"
+#include "coadd/coadd_internal.h"
+#include "extract/psf_internal.h"
+#include "sim/sim_internal.h"
 
 enum sim_psf_model {
     SIM_PSF_CENTRE = 0, /* the true PSF at the image centre, everywhere */

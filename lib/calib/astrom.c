@@ -9,6 +9,7 @@
 #include "skystack/log.h"
 #include "extract/params_priv.h"
 #include "astrom_priv.h"
+#include "astrom_internal.h"
 
 void sk_astrom_params_default(sk_astrom_params *p)
 {

@@ -7,6 +7,7 @@
 #include "skystack/astrom.h"
 #include "skystack/error.h"
 #include "skystack/table.h"
+#include "astrom_internal.h"
 
 void sk_refcat_free(sk_refcat *cat)
 {

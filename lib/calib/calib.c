@@ -9,6 +9,11 @@
 #include "skystack/error.h"
 #include "skystack/log.h"
 #include "numeric/select.h"
+#include "astrom_internal.h"
+#include "calib_internal.h"
+#include "extract/extract_internal.h"
+#include "photcal_internal.h"
+#include "extract/psf_internal.h"
 
 void sk_calib_params_default(sk_calib_params *p)
 {

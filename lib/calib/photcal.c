@@ -7,6 +7,9 @@
 #include "skystack/photcal.h"
 #include "extract/params_priv.h"
 #include "numeric/stats.h"
+#include "extract/extract_internal.h"
+#include "photcal_internal.h"
+#include "extract/psf_internal.h"
 
 #define MAG_PER_LN (2.5 / M_LN10) /* 1.0857: mag error of a relative flux error */
 

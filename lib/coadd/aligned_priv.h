@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <fftw3.h>
 #include "skystack/coaddx.h"
+#include "coaddx_internal.h"
 
 /* 1 when output pixel (x, y) of input `in` is usable (see coaddx.h). */
 static inline int sk_cx_usable(const sk_aligned_input *in, long width, long x, long y,

@@ -14,6 +14,9 @@
 #include "skystack/log.h"
 #include "skystack/psf.h"
 #include "skystack/wcs.h"
+#include "coadd_internal.h"
+#include "coaddx_internal.h"
+#include "extract/psf_internal.h"
 
 int sk_coaddx_method_from_name(const char *name, int *method)
 {

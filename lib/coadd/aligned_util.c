@@ -7,6 +7,7 @@
 #include "numeric/fft_priv.h"
 #include "skystack/error.h"
 #include "numeric/select.h"
+#include "coaddx_internal.h"
 
 int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny)
 {

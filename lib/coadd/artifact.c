@@ -7,6 +7,7 @@
 #include "skystack/coaddx.h"
 #include "skystack/error.h"
 #include "skystack/image.h"
+#include "coaddx_internal.h"
 
 void sk_artifact_opts_default(sk_artifact_opts *o)
 {

@@ -8,6 +8,7 @@
 #include "skystack/error.h"
 #include "skystack/header.h"
 #include "skystack/log.h"
+#include "coaddx_internal.h"
 
 typedef struct bg_meas {
     long cell;

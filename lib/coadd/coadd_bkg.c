@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/fits.h"
 #include "numeric/spline.h"
+#include "extract/extract_internal.h"
 
 /* The splines (numeric/spline.h) are those of sk_background_interpolate() (extract(1)):
  * along y through the cell centres of each column of cells, then along x

@@ -22,6 +22,8 @@
 #include "core/path_priv.h"
 #include "db/pipeline_rows_priv.h"
 #include "coadd_pipeline_priv.h"
+#include "coadd_internal.h"
+#include "db/db_internal.h"
 
 static void copy_str(char *dst, size_t size, const char *src)
 {

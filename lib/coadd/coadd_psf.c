@@ -6,6 +6,9 @@
 #include "skystack/coaddx.h"
 #include "skystack/error.h"
 #include "skystack/psf.h"
+#include "coadd_internal.h"
+#include "coaddx_internal.h"
+#include "extract/psf_internal.h"
 
 #define NPOS 9
 #define NTERM 6

@@ -5,6 +5,7 @@
 #include <strings.h>
 #include "skystack/coadd.h"
 #include "skystack/error.h"
+#include "coadd_internal.h"
 
 int sk_combine_from_name(const char *name, int *method)
 {

@@ -9,6 +9,7 @@
 #include "direct_priv.h"
 #include "skystack/error.h"
 #include "skystack/log.h"
+#include "coadd_internal.h"
 
 /* Output pixels per row chunk handled at once by a thread. */
 #define CHUNK_PX 256

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 #include "skystack/coadd.h"
+#include "coadd_internal.h"
+#include "extract/extract_internal.h"
 
 /* Sub-pixel phases per pixel of the tabulated kernels (the largest phase
  * error is 1/(2 * SK_KERNEL_PHASES) px). */

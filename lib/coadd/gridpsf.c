@@ -7,6 +7,8 @@
 #include "skystack/error.h"
 #include "skystack/psf.h"
 #include "skystack/wcs.h"
+#include "coaddx_internal.h"
+#include "extract/psf_internal.h"
 
 /* Output pixel positions -> input pixel positions (n <= 5). */
 static int out_to_in(const sk_grid_psf *g, long n, const double *x, const double *y, double *xi,

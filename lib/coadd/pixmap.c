@@ -4,6 +4,7 @@
 #include <string.h>
 #include "skystack/coadd.h"
 #include "skystack/error.h"
+#include "coadd_internal.h"
 
 /* Node k of the grid lies at output coordinate box_x0 + (k - 1) * step (and
  * likewise in y), so the cell [X_{c+1}, X_{c+2}) holding pixel x is

@@ -11,6 +11,7 @@
 #include "skystack/error.h"
 #include "skystack/image.h"
 #include "skystack/log.h"
+#include "coaddx_internal.h"
 
 /*
  * The kernel of input j at a tile centre: with both PSFs on a grid of twice

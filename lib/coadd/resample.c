@@ -5,6 +5,7 @@
 #include <strings.h>
 #include "direct_priv.h"
 #include "skystack/error.h"
+#include "coadd_internal.h"
 
 static const struct {
     const char *name;

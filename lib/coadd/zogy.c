@@ -11,6 +11,8 @@
 #include "skystack/error.h"
 #include "skystack/image.h"
 #include "skystack/log.h"
+#include "coadd_internal.h"
+#include "coaddx_internal.h"
 
 /*
  * For inputs D_j = F_j (P_j * T) + noise of rms sigma_j, with c_j = F_j^2/sigma_j^2,

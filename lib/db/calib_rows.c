@@ -9,6 +9,8 @@
 #include "skystack/hash.h"
 #include "skystack/wcs.h"
 #include "db_priv.h"
+#include "calib/calib_internal.h"
+#include "calib/photcal_internal.h"
 
 static double wrap_ra(double ra)
 {

@@ -17,6 +17,7 @@
 #include "skystack/error.h"
 #include "skystack/log.h"
 #include "db_priv.h"
+#include "db_internal.h"
 
 #ifndef SK_PG_BINDIR
 #define SK_PG_BINDIR ""

@@ -11,6 +11,7 @@
 #include "skystack/hash.h"
 #include "skystack/log.h"
 #include "db_priv.h"
+#include "db_internal.h"
 
 #define SK_DB_NAME "skystack"
 

@@ -8,6 +8,7 @@
 #include "skystack/error.h"
 #include "skystack/query.h"
 #include "db_priv.h"
+#include "query_internal.h"
 
 typedef struct qparam {
     char *value;        /* text form; never NULL */

@@ -5,6 +5,7 @@
 
 #include "skystack/db.h"
 #include "skystack/wcs.h"
+#include "db_internal.h"
 
 /* A science image to register. Strings NULL: SQL NULL; numbers not
  * finite: SQL NULL. */

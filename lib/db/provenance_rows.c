@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "db_priv.h"
 #include "ref_rows_priv.h"
+#include "db_internal.h"
 
 /* "1.2.3" -> "1.2" (the part that is hashed and stored). */
 static int major_minor(const char *version, char *out, size_t outsz)

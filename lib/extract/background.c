@@ -9,6 +9,7 @@
 #include "numeric/select.h"
 #include "numeric/spline.h"
 #include "numeric/stats.h"
+#include "extract_internal.h"
 
 void sk_background_params_default(sk_background_params *p)
 {

@@ -6,6 +6,7 @@
 #include "skystack/extract.h"
 #include "skystack/fits.h"
 #include "skystack/header.h"
+#include "extract_internal.h"
 
 int sk_background_write(const char *path, const sk_background *bg, int full, double fwhm_px)
 {

@@ -5,6 +5,7 @@
 
 #include "skystack/error.h"
 #include "skystack/extract.h"
+#include "extract_internal.h"
 
 typedef struct {
     long *pix;  /* ascending pixel indices */

@@ -7,6 +7,7 @@
 #include "skystack/extract.h"
 #include "extract_priv.h"
 #include "numeric/select.h"
+#include "extract_internal.h"
 
 float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
 {

@@ -8,6 +8,7 @@
 #include "skystack/extract.h"
 #include "skystack/header.h"
 #include "skystack/log.h"
+#include "extract_internal.h"
 
 void sk_extract_params_default(sk_extract_params *p)
 {

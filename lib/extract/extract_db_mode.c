@@ -14,6 +14,8 @@
 #include "core/path_priv.h"
 #include "db/pipeline_rows_priv.h"
 #include "extract_run_priv.h"
+#include "calib/calib_internal.h"
+#include "db/db_internal.h"
 
 /* The image in the database and the data root. */
 typedef struct db_image {

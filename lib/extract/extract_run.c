@@ -20,6 +20,8 @@
 #include "skystack/wcs.h"
 #include "core/path_priv.h"
 #include "extract_run_priv.h"
+#include "calib/calib_internal.h"
+#include "extract_internal.h"
 
 /* ---- settings ---- */
 

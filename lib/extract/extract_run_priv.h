@@ -7,6 +7,7 @@
 #include "skystack/calib.h"
 #include "skystack/extract.h"
 #include "skystack/provenance.h"
+#include "calib/calib_internal.h"
 
 /* Paths of the products of one image under one provenance. */
 typedef struct extract_products {

@@ -7,6 +7,7 @@
 #include "skystack/extract.h"
 #include "extract_priv.h"
 #include "numeric/stats.h"
+#include "extract_internal.h"
 
 #define FWHM_PER_SIGMA 2.3548200450309493
 

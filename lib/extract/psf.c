@@ -13,6 +13,8 @@
 #include "params_priv.h"
 #include "numeric/stats.h"
 #include "psf_priv.h"
+#include "extract_internal.h"
+#include "psf_internal.h"
 
 #define NTERMS(d) (((d) + 1) * ((d) + 2) / 2)
 

@@ -9,6 +9,8 @@
 #include "skystack/table.h"
 #include "core/parallel.h"
 #include "psf_priv.h"
+#include "extract_internal.h"
+#include "psf_internal.h"
 
 typedef struct phot_ctx {
     const sk_psf *psf;

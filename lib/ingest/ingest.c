@@ -18,6 +18,8 @@
 #include "skystack/storage.h"
 #include "skystack/wcs.h"
 #include "db/image_rows_priv.h"
+#include "db/db_internal.h"
+#include "ingest_internal.h"
 
 #define KEYMAP_TEMPLATE "generic"
 

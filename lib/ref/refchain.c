@@ -9,6 +9,8 @@
 #include "skystack/query.h"
 #include "skystack/ref.h"
 #include "refchain_priv.h"
+#include "ingest/ingest_internal.h"
+#include "ref_internal.h"
 
 /* ---- selection criteria ------------------------------------------------ */
 

@@ -15,6 +15,9 @@
 #include "db/image_rows_priv.h"
 #include "db/ref_rows_priv.h"
 #include "refchain_priv.h"
+#include "db/db_internal.h"
+#include "db/query_internal.h"
+#include "ref_internal.h"
 
 /* ---- a growing string (messages) --------------------------------------- */
 

@@ -5,6 +5,7 @@
 #include "skystack/error.h"
 #include "skystack/json.h"
 #include "skystack/ref.h"
+#include "ref_internal.h"
 
 int sk_place_check(const sk_place *p)
 {

@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/ref.h"
 #include "db/ref_rows_priv.h"
+#include "ref_internal.h"
 
 static int check_name(const char *name)
 {

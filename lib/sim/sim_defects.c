@@ -6,6 +6,7 @@
 #include <string.h>
 #include "skystack/error.h"
 #include "sim_priv.h"
+#include "sim_internal.h"
 
 /* Stream of the detector's fixed defects. */
 enum { STREAM_DETECTOR = 7 };

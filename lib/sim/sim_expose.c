@@ -10,6 +10,7 @@
 #include "skystack/wcs.h"
 #include "core/parallel.h"
 #include "sim_priv.h"
+#include "sim_internal.h"
 
 /* Random streams of exposure i: (seed, STREAM_EXPOSURE + i, substream):
  * substream 0 the conditions, 1 + row the photon noise of that row,

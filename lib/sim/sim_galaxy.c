@@ -7,6 +7,7 @@
 #include "numeric/fft_priv.h"
 #include "skystack/error.h"
 #include "skystack/sim.h"
+#include "sim_internal.h"
 
 /* Ciotti & Bertin (1999) asymptotic expansion of b_n (I(re) encloses half
  * the light), accurate to 1e-6 for n > 0.36. */

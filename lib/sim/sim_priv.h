@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include "skystack/sim.h"
+#include "sim_internal.h"
 
 /* Pixels hit by cosmic rays: ray number, pixel, electrons deposited. */
 typedef struct sim_hits {

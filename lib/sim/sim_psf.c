@@ -2,6 +2,7 @@
  * numeric/psf_profile.c, which psfmatch's target PSF shares. */
 #include "numeric/psf_profile.h"
 #include "skystack/sim.h"
+#include "sim_internal.h"
 
 _Static_assert((int)SK_SIM_MOFFAT == (int)SK_PSF_MOFFAT && (int)SK_SIM_GAUSSIAN == (int)SK_PSF_GAUSSIAN,
                "the simulator's PSF models are the profile models");

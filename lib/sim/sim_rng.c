@@ -2,6 +2,7 @@
  * seeded by splitmix64, with uniform, Gaussian and Poisson deviates. */
 #include <math.h>
 #include "skystack/sim.h"
+#include "sim_internal.h"
 
 static uint64_t splitmix64(uint64_t *x)
 {

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "skystack/error.h"
 #include "skystack/sim.h"
+#include "sim_internal.h"
 
 /* Random streams of the field (exposures use 1000 + index). */
 enum { STREAM_STARS = 1, STREAM_GALAXIES = 2, STREAM_MOVING = 3, STREAM_TRANSIENTS = 4,

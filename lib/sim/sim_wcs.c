@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/sim.h"
 #include "skystack/wcs.h"
+#include "sim_internal.h"
 
 int sk_sim_offset_radec(double ra_deg, double dec_deg, long n, const double *east_arcsec,
                         const double *north_arcsec, double *ra_out, double *dec_out)

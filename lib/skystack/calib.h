@@ -30,66 +30,6 @@ typedef struct sk_calib_params {
     char ra_col[72], dec_col[72], mag_col[72], mag_err_col[72];
 } sk_calib_params;
 
-void sk_calib_params_default(sk_calib_params *p);
-/* Fill from the extraction section of a configuration (the whole
- * configuration's JSON object): psf, astrometry, photometric. */
-int sk_calib_params_from_json(const json_t *root, sk_calib_params *p);
-void sk_calib_params_clear(sk_calib_params *p);
-
-typedef struct sk_calib {
-    sk_psf *psf;                 /* NULL when the image has too few stars */
-    char psf_note[512];          /* why there is no PSF */
-    double *flux_psf, *flux_psf_err; /* per source (ADU); NULL without PSF */
-    sk_refcat *refcat;           /* NULL without a catalog */
-    sk_astrom_result *astrom;    /* NULL without a catalog */
-    sk_photcal *photcal;         /* NULL without a catalog */
-    double sigma_bg_adu;         /* median background noise per pixel */
-    double fwhm_arcsec;          /* PSF FWHM (through the solved WCS, else the
-                                    header's); NaN when unknown */
-} sk_calib;
-
-/* Calibrate an extracted image:
- * 1. the PSF (sk_psf_build); too few stars is not an error: psf stays
- *    NULL, psf_note says why, and a warning is logged;
- * 2. PSF-fit fluxes of every source;
- * 3. with a catalog: the astrometric solution from the header WCS, then
- *    the zero point (PSF-fit fluxes, else the largest aperture), the
- *    aperture corrections (from the PSF model when there is one) and the
- *    5-sigma limiting magnitude at the image centre (in the median noise
- *    of the central half of the image: on a coadd of dithered exposures
- *    the depth where every input covers). A failure of either
- *    is the calibration's failure: SK_ENOTFOUND (too few matches or stars)
- *    or SK_EINPUT (no WCS in the header, unreadable catalog), with the
- *    message saying why. */
-int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib_params *p,
-                 int threads, sk_calib **out);
-void sk_calib_free(sk_calib *c);
-
-/* Add to a source table made from the same list: FLUX_PSF, FLUXERR_PSF
- * (when there is a PSF) and MAG_PSF (with a zero point), and header cards
- * PSF_FWHM, MAGZERO, MAGZERR, MAGZNSTR, LIMMAG, APCORn, ASTRRMS, ASTRNMAT. */
-int sk_calib_annotate_table(const sk_calib *c, sk_table *t);
-
-/* The solved WCS as text: 80-character header cards, one per line, ending
- * with END (the ".head" form SCAMP writes; SWarp reads the form but
- * ignores SIP). malloc'd;
- * NULL without a solution. */
-char *sk_calib_head_text(const sk_calib *c);
-/* Write that text to `path` atomically. */
-int sk_calib_write_head(const char *path, const sk_calib *c);
-
-/* Database rows of the calibration of image `image_id` under extraction
- * provenance `prov_id`, in the caller's transaction: psfs (when there is a
- * PSF: rel_psf is its path in the data root, psf_path the file), and with
- * a catalog world_coordinates (header text, rms, matches; rel_head and
- * head_path the .head product) and zero_points (zp, dzp, aperture radii
- * and corrections, limiting magnitude, stars); the image's fwhm_estimate
- * (PSF), zero_point_estimate and lim_mag_estimate, and its centre,
- * corners, bounding box and radius from the solved WCS. */
-int sk_calib_db_save(sk_db *db, const char *image_id, const char *prov_id, const sk_calib *c,
-                     const char *rel_psf, const char *psf_path, const char *rel_head,
-                     const char *head_path, long width, long height);
-
 #ifdef __cplusplus
 }
 #endif

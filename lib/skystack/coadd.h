@@ -50,11 +50,6 @@ enum sk_kernel {
 /* "lanczos3", "lanczos2", "bilinear" (case-insensitive); SK_EINPUT else. */
 int sk_kernel_from_name(const char *name, int *kernel);
 const char *sk_kernel_name(int kernel);
-/* Half-width a: a point at x = i + f (0 <= f < 1) uses input pixels
- * i-a+1 .. i+a along each axis. */
-int sk_kernel_halfwidth(int kernel);
-/* Value of the (unnormalised) kernel at offset t (pixels). */
-double sk_kernel_value(int kernel, double t);
 
 /* ---- output grids (coadd_grid.c) ------------------------------------- */
 
@@ -81,42 +76,6 @@ void sk_grid_free(sk_grid *g);
 
 /* ---- the pixel mapping (pixmap.c) ------------------------------------ */
 
-/* Output pixel -> input pixel through both full WCSs (output pix2sky, then
- * input sky2pix), evaluated by wcslib on a grid of nodes every `step`
- * pixels over the part of the output that the input covers and
- * interpolated in between with 4-point Lagrange cubics along each axis.
- * The interpolation error is measured against wcslib at the centre of
- * every node cell and along the cell edges; the node spacing is halved
- * until the largest error is at most the tolerance (and the relative error
- * of the pixel-area ratio at most 1e-5). Cells whose nodes fall outside a
- * projection's domain, and mappings no spacing of 2 px can reach, are
- * evaluated exactly for every pixel. */
-typedef struct sk_pixmap sk_pixmap;
-
-int sk_pixmap_new(const sk_grid *grid, const sk_wcs *in_wcs, long in_width, long in_height,
-                  double tolerance_px, sk_pixmap **out);
-void sk_pixmap_free(sk_pixmap *m);
-/* The output rectangle the input may cover: [x0, x1) x [y0, y1), empty
- * (x0 == x1) when the input does not overlap the grid. */
-void sk_pixmap_box(const sk_pixmap *m, long *x0, long *y0, long *x1, long *y1);
-/* Node spacing in output pixels (0: exact evaluation everywhere). */
-int sk_pixmap_step(const sk_pixmap *m);
-/* Largest interpolation errors measured: position (input px) and the
- * relative error of the area ratio. */
-double sk_pixmap_error_px(const sk_pixmap *m);
-double sk_pixmap_area_error(const sk_pixmap *m);
-/* Input coordinates and pixel-area ratio (output pixel area / input pixel
- * area, i.e. |det| of d(input)/d(output)) of output pixels x0..x1-1 of row
- * y, which must lie inside the box. NaN where there is no mapping. Safe to
- * call from several threads. */
-int sk_pixmap_row(const sk_pixmap *m, long y, long x0, long x1, double *xin, double *yin,
-                  double *area);
-/* Bounds of the input coordinates of the output pixels of rows [y0, y1)
- * inside the box (exact bounds of the interpolants); NaN when no pixel of
- * those rows maps. */
-int sk_pixmap_input_bounds(const sk_pixmap *m, long y0, long y1, double *xmin, double *xmax,
-                           double *ymin, double *ymax);
-
 /* ---- combine methods (combine.c) -------------------------------------- */
 
 enum sk_combine_method {
@@ -138,43 +97,6 @@ typedef struct sk_combine_params {
     double clip_ampfrac;    /* further allowed deviation, as a fraction of
                                the centre (SWarp's CLIP_AMPFRAC; default 0.3) */
 } sk_combine_params;
-
-/* The values that inputs give to one output pixel. */
-typedef struct sk_combine_in {
-    float value;     /* flux per pixel at the common zero point */
-    float cweight;   /* combine weight: 1 / large-scale variance per pixel */
-    float var;       /* variance of this resampled pixel */
-    float poisson;   /* source variance per unit of signal (scale*area/gain;
-                        0 when the gain is unknown) */
-} sk_combine_in;
-
-typedef struct sk_combine_out {
-    float value;
-    float weight;     /* 1 / variance of the combined pixel */
-    int nused;        /* inputs kept */
-    int nrejected;    /* inputs rejected by clipping */
-    double var_large; /* large-scale variance per pixel (for VARCORR) */
-} sk_combine_out;
-
-/* Combine n values (n = 0 gives weight 0); `scratch` holds 3n doubles.
- * clipped: the centre starts at the weighted median; a value is rejected
- * when |value - centre| > clip_sigma * sqrt(var + poisson * max(centre, 0)
- * + spread^2) + clip_ampfrac * |centre|, where spread^2 is the mean
- * squared deviation from the centre of all values but the farthest, less
- * the mean noise variance (at least 0): the differences that seeing and
- * PSF changes make between inputs on sources, which one outlier does not
- * inflate. When nothing is rejected the result is the weighted mean of
- * all values; otherwise the centre becomes the weighted mean of the kept
- * values and the test is repeated on all values until the kept set stops
- * changing or clip_iterations passes are done (fewer than 3 values: the
- * plain mean). median: the plain median, variance
- * sk_median_variance_factor(n) * mean(var) / n. */
-void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n, double *scratch,
-                      sk_combine_out *out);
-/* Variance of the median of n values of unit variance (n >= 1): the
- * ratio to the variance of their mean times n (1 for n <= 2, pi/2 at
- * large n). */
-double sk_median_variance_factor(int n);
 
 /* ---- the coadd (direct.c, coadd_io.c) ---------------------------------- */
 
@@ -253,41 +175,9 @@ void sk_coadd_result_free(sk_coadd_result *r);
  * more than 65535 inputs) atomically. `opts` may be NULL. */
 int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_opts *opts);
 
-/* Resample one in-memory image onto a whole grid (no combine): values
- * (background `background` subtracted when not NULL, then multiplied by
- * flux_scale), per-pixel inverse variance and flags as the coadd computes
- * them for one input; pixels the input does not reach get weight 0 and
- * SK_FLAG_EDGE. The result carries the grid's WCS. */
-int sk_resample_image(const sk_image *in, const float *background, double flux_scale,
-                      const sk_grid *grid, int kernel, double tolerance_px, int threads,
-                      sk_image **out);
-
 /* ---- the coadd PSF (coadd_psf.c) -------------------------------------- */
 
 struct sk_psf;
-
-/* The nine positions of a coadd's PSF model: 1/6, 1/2 and 5/6 of each
- * axis, row by row (x_px and y_px hold 9 values). */
-void sk_coadd_psf_positions(const sk_grid *grid, double *x_px, double *y_px);
-
-/* A PSFEx model of degree 2 in the output pixel position through nine
- * size x size stamps (odd size, unit sum, at sk_coadd_psf_positions, one
- * after another in `stamps`), sampled on output pixels; when have[p] is 0
- * for some position, degree 0 from the centre's stamp (or the first
- * present). SK_EINPUT when no stamp is present. */
-int sk_coadd_psf_fit(const double *stamps, const int *have, long size, const sk_grid *grid,
-                     struct sk_psf **out);
-
-/* The PSF of a mean, clipped or median coadd: at a 3x3 set of positions
- * (1/6, 1/2 and 5/6 of each axis) the PSF models of the inputs that cover
- * the position, seen on the output grid (sk_grid_psf_stamp: the local
- * Jacobian of both WCSs), averaged with weights `weight` (the inputs'
- * mean combine weights); then a PSFEx model of degree 2 in the output
- * pixel position through the nine stamps (degree 0, the centre's, when
- * some position has no input), sampled on output pixels, unit sum. */
-int sk_coadd_psf(int n, const struct sk_psf *const *psfs, const sk_wcs *const *wcs,
-                 const long *width, const long *height, const double *weight, const sk_grid *grid,
-                 struct sk_psf **out);
 
 /* ---- the coadd pipeline (coadd_pipeline.c) --------------------------- */
 

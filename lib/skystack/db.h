@@ -119,16 +119,6 @@ int sk_db_target_export_env(const sk_db_target *t);
 
 /* ---- identities --------------------------------------------------------- */
 
-/* The input-set hash that makes coadds unique per (provenance, inputs):
- * sha256 hex of the sorted, de-duplicated ids, written in decimal and
- * joined by ','. `ids` is not modified. */
-int sk_db_input_set_hash(const long long *ids, int n, char out[65]);
-
-/* Insert a provenance, its upstreams (recursively) and their code
- * versions when absent; existing rows are left alone. Call inside or
- * outside a transaction. */
-int sk_db_save_prov(sk_db *db, const sk_prov *p);
-
 /* ---- schema ----------------------------------------------------------- */
 
 /* Apply the numbered migrations of `sql_dir` (NULL: share/sql) that the
@@ -158,14 +148,6 @@ enum sk_cluster_state {
 int sk_pg_program(const char *name, char *out, size_t outsz);
 
 int sk_cluster_state(const char *dir, int *state);
-/* initdb (trust authentication on the socket only, superuser "skystack"),
- * postgresql.conf with listen_addresses = '' and the socket in `dir`,
- * database "skystack". As root the cluster belongs to the service user
- * (db.service_user, default "postgres"), whose programs run with dropped
- * privileges; every directory above `dir` must then be traversable for
- * that user, else SK_EINPUT naming the directory and the remedy. Nothing
- * happens when the cluster exists. */
-int sk_cluster_init(const sk_config *cfg, const char *dir);
 /* Start the server (waiting until it accepts connections); running: no-op. */
 int sk_cluster_start(const sk_config *cfg, const char *dir);
 /* Stop the server (fast shutdown); stopped or absent: no-op. */

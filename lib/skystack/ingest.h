@@ -47,11 +47,6 @@ int sk_ingest_file(sk_db *db, const sk_config *cfg, const char *path, const sk_i
                    sk_ingested **out, int *nout);
 void sk_ingested_free(sk_ingested *list, int n);
 
-/* The preprocessing provenance that ingesting with `instrument` (NULL:
- * preprocessing.instrument) implies: parameters {instrument, keywords (the
- * resolved keyword map)}. */
-int sk_ingest_provenance(const sk_config *cfg, const char *instrument, sk_prov **out);
-
 /* 1 when `path` is the weight or mask companion of a science file that
  * exists, by the instrument's weight_rename / mask_rename rules (so that
  * imingest given a whole folder of DECam files skips the oow/ood ones). */

@@ -80,60 +80,7 @@ typedef struct sk_psf_params {
     double gain;              /* e-/ADU for the source's Poisson noise; <= 0: none */
 } sk_psf_params;
 
-void sk_psf_params_default(sk_psf_params *p);
-/* Fill from extraction.psf of a configuration (the whole configuration's
- * JSON object). SK_EINPUT naming a bad key. */
-int sk_psf_params_from_json(const json_t *root, sk_psf_params *p);
-
-/* Build the PSF model of `img` from the stars of `sources`:
- * - star selection: no SATURATED, ARTIFACT or WIN_FAILED flag (deblended
- *   stars and stars with flagged pixels are kept, the pixels of other
- *   objects and flagged pixels being left out, as long as 80 % of the
- *   pixels within 1 FWHM of the centre remain); SNR >= min_snr;
- *   ellipticity below max_ellipticity; FWHM within locus_width of the
- *   stellar locus (the densest FWHM interval of the candidates); no other
- *   source's centre within 2 FWHM, nor a brighter source (AUTO flux)
- *   within 4 FWHM; pixels of other objects of `segmap`
- *   (may be NULL) masked;
- * - a first model by stacking: each star's stamp resampled onto the model
- *   grid centred on the star with a Lanczos-3 interpolant, and every model
- *   pixel fitted as a polynomial of the position by weighted least squares;
- * - refinement against the image pixels themselves (a forward model: the
- *   model interpolated onto each star's pixels, solved by conjugate
- *   gradients), which recovers a model finer than the pixels from stars at
- *   many sub-pixel phases;
- * - alternating with it, each star's flux and centre fitted with the model,
- *   and stars whose residuals are outliers (galaxies, doubles, defects)
- *   clipped: a shape mismatch (rms residual beyond the noise within
- *   2 FWHM, relative to the star's) above the median + clip_sigma robust
- *   sigmas and above 6 %, or a reduced chi^2 above the median + clip_sigma
- *   times the larger of its robust sigma and the median;
- *   pixels more than 2.5 sigma off the current model (a neighbour's
- *   wings, a faint companion) are left out of the next fit of the model.
- * The fit's weights are the inverse of the background variance, the
- * source's Poisson noise and (1 % of the pixel's value)^2, a model
- * accuracy floor like PSFEx's PSF_ACCURACY, so that the brightest stars
- * neither decide the model alone nor get clipped for its small
- * imperfections; star_chi2 and chi2 use these weights.
- * `bg` is the background of `img` (level and variance). SK_ENOTFOUND when
- * fewer than 3 stars are usable, SK_EINPUT on bad parameters. */
-int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_list *sources,
-                 const int32_t *segmap, const sk_psf_params *p, int threads, sk_psf **out);
-
 void sk_psf_free(sk_psf *psf);
-
-/* A constant (degree 0) model from an image-sampled stamp of size x size
- * pixels (odd) centred on the stamp's middle pixel, normalised to unit
- * sum; for PSFs made by other means (a coadd's PSF). */
-int sk_psf_from_stamp(const double *stamp, int size, long image_width, long image_height,
-                      sk_psf **out);
-
-/* The model on its own grid (width x height values, PSF_MASK sampling and
- * scale, not renormalised) at the image position (x, y). */
-void sk_psf_grid_at(const sk_psf *psf, double x, double y, double *grid);
-
-/* The natural stamp size in image pixels: odd, covering the model. */
-int sk_psf_stamp_size(const sk_psf *psf);
 
 /* The PSF of a star centred at (x, y) (0-based image pixels) on a stamp of
  * size x size image pixels (size odd; <= 0: sk_psf_stamp_size()), whose
@@ -152,30 +99,6 @@ int sk_psf_image(const sk_psf *psf, double x, double y, int size, double *stamp)
 double sk_psf_fwhm_at(const sk_psf *psf, double x, double y);
 
 /* ---- PSF-fit photometry (psf_phot.c) ---- */
-
-/* For each of the n positions (x[k], y[k]) (0-based pixels), the flux of a
- * point source there: the amplitude of the unit-sum PSF fitted by linear
- * weighted least squares to the background-subtracted pixels within
- * max(2, 2 FWHM) pixels of the position, weights the inverse background
- * variance (`var`, width*height, 0 = no data; e.g. sk_pixel_variance()),
- * the position held fixed. Unusable pixels (flagged, no data, saturated)
- * and, when `segmap` is given, pixels of other objects are left out.
- * flux_err[k] propagates the background variance and the source's Poisson
- * noise (gain e-/ADU, <= 0: none) through the fit; chi2 (may be NULL) is
- * the fit's reduced chi^2. A position with no usable pixel gets NaN. */
-int sk_psf_photometry(const sk_psf *psf, const sk_image *img, const float *bg_level,
-                      const float *var, const int32_t *segmap, double gain, long n,
-                      const double *x, const double *y, int threads, double *flux,
-                      double *flux_err, double *chi2);
-
-/* The same for every source of a list, at its windowed centroid. */
-int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_background *bg,
-                              const int32_t *segmap, double gain, const sk_source_list *l,
-                              int threads, double *flux, double *flux_err);
-
-/* Add FLUX_PSF and FLUXERR_PSF (ADU) columns to a source table made by
- * sk_source_table() from the same list (row k = source k). */
-int sk_psf_add_columns(sk_table *t, const double *flux, const double *flux_err);
 
 /* ---- PSFEx files (psf_io.c) ---- */
 

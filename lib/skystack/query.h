@@ -61,8 +61,6 @@ int sk_query_box(sk_query *q, double minra_deg, double maxra_deg, double mindec_
                  double maxdec_deg, double min_overlap);
 /* column = value; several calls combine with AND. */
 int sk_query_text(sk_query *q, int field, const char *value);
-/* column is one of values (n >= 1). */
-int sk_query_text_any(sk_query *q, int field, const char *const *values, int n);
 int sk_query_min(sk_query *q, int field, double value);
 int sk_query_max(sk_query *q, int field, double value);
 /* The image's preprocessing provenance is `prov_id`, or it has an
@@ -116,7 +114,6 @@ int sk_query_print_json(FILE *out, const sk_db_rows *rows, const char *root);
  * instrument, target, section and path; numbers right-aligned, MJD to 5
  * decimals, other non-id numbers to 2; "-" for none. */
 int sk_query_print_table(FILE *out, const sk_db_rows *rows);
-
 
 #ifdef __cplusplus
 }

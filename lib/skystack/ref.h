@@ -34,11 +34,6 @@ typedef struct sk_place {
  * of place is given, with RA in [0, 360) and Dec in [-90, 90]. */
 int sk_place_check(const sk_place *p);
 
-/* The canonical key stored in refs.place: the canonical JSON
- * {"section":S,"target":T}, or {"dec":D,"ra":R} with the position rounded
- * to 1e-6 degree. Malloc'd; NULL on a bad place (with the error set). */
-char *sk_place_key(const sk_place *p);
-
 /* ---- reference sets (refset.c) ---------------------------------------- */
 
 /* A new, empty refset (provenances and upstream_hash are set by its first
@@ -73,16 +68,6 @@ int sk_refset_show(sk_db *db, const char *name, json_t **out);
 int sk_refset_refs(sk_db *db, const char *name, const sk_place *place, const char *filter,
                    json_t **out);
 
-/* The reference a pipeline loads for `place` and `filter` (a ref object as
- * above, new reference): SK_ENOTFOUND when the refset does not exist or
- * holds no good reference there. */
-int sk_refset_lookup(sk_db *db, const char *name, const sk_place *place, const char *filter,
-                     json_t **out);
-
-/* Reference `ref_id` as the refset holds it (an object as above, new
- * reference): SK_ENOTFOUND when the refset does not hold it. */
-int sk_refset_ref(sk_db *db, const char *name, long long ref_id, json_t **out);
-
 /* Mark reference `ref_id` bad with a reason (required, not empty); a new
  * one may then be made for its place. SK_ENOTFOUND when there is no such
  * reference. */
@@ -100,32 +85,6 @@ void sk_refset_print_show(FILE *out, const json_t *refset);
 void sk_refset_print_refs(FILE *out, const json_t *refs);
 
 /* ---- making references (refmake.c) ----------------------------------- */
-
-/* The provenance chain a configuration implies, computed, never looked up:
- * preprocessing (imingest with the instrument's keyword map) -> extraction
- * of the inputs -> coaddition (upstreams: the inputs' preprocessing and
- * extraction) -> extraction of the coadd (upstream: coaddition) ->
- * referencing, one per set of referencing.criteria (parameters: the
- * selection criteria, defaults filled, numbers normalised; upstreams: the
- * coaddition and the coadd extraction). No refset name or description
- * enters any of them. */
-typedef struct sk_ref_chain {
-    sk_prov *preprocessing;
-    sk_prov *extraction;
-    sk_prov *coaddition;
-    sk_prov *coadd_extraction;
-    sk_prov **referencing;     /* in configuration order, each id once */
-    int nreferencing;
-    /* first 20 characters of base32(SHA-256) of the canonical JSON array
-     * of the sorted coaddition and coadd-extraction ids */
-    char upstream_hash[SK_PROV_ID_LEN + 1];
-} sk_ref_chain;
-
-/* `instrument`: keyword map of the inputs' preprocessing (NULL:
- * preprocessing.instrument). SK_EINPUT naming referencing.criteria[i].key
- * for a criterion of the wrong type or range. */
-int sk_ref_chain_make(const sk_config *cfg, const char *instrument, sk_ref_chain **out);
-void sk_ref_chain_free(sk_ref_chain *c);
 
 typedef struct sk_refmake_opts {
     const char *refset;        /* refset name (required) */

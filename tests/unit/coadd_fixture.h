@@ -12,6 +12,7 @@
 #include "skystack/error.h"
 #include "skystack/sim.h"
 #include "skystack/wcs.h"
+#include "sim/sim_internal.h"
 
 typedef struct fx_star {
     double ra_deg, dec_deg, flux;

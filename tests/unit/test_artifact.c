@@ -11,6 +11,8 @@
 #include "skystack/error.h"
 #include "skystack/image.h"
 #include "../tap.h"
+#include "coadd/coaddx_internal.h"
+#include "sim/sim_internal.h"
 
 #define W 256
 #define H 256

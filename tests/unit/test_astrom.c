@@ -19,6 +19,8 @@
 #include "skystack/table.h"
 #include "skystack/wcs.h"
 #include "../tap.h"
+#include "calib/astrom_internal.h"
+#include "sim/sim_internal.h"
 
 typedef struct sim {
     sk_sim_params p;

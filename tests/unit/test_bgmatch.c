@@ -12,6 +12,7 @@
 #include "skystack/header.h"
 #include "skystack/image.h"
 #include "../tap.h"
+#include "coadd/coaddx_internal.h"
 
 #define W 320
 #define H 256

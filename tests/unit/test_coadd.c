@@ -8,6 +8,9 @@
 #include "coadd/direct_priv.h"
 #include "skystack/extract.h"
 #include "skystack/fits.h"
+#include "coadd/coadd_internal.h"
+#include "extract/extract_internal.h"
+#include "sim/sim_internal.h"
 
 static void test_combine(void)
 {

@@ -11,6 +11,9 @@
 #include "skystack/error.h"
 #include "skystack/sim.h"
 #include "skystack/wcs.h"
+#include "coadd/coadd_internal.h"
+#include "extract/psf_internal.h"
+#include "sim/sim_internal.h"
 
 #define NEXP 5
 #define SIZE 600

@@ -13,6 +13,8 @@
 #include "skystack/coaddx.h"
 #include "skystack/psf.h"
 #include "../tap.h"
+#include "extract/psf_internal.h"
+#include "sim/sim_internal.h"
 
 #define NEXP 4
 

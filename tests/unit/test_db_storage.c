@@ -6,6 +6,7 @@
 #include <string.h>
 #include "skystack/skystack.h"
 #include "../tap.h"
+#include "db/db_internal.h"
 
 int main(void)
 {

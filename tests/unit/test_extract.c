@@ -9,6 +9,7 @@
 #include "skystack/extract.h"
 #include "skystack/image.h"
 #include "../tap.h"
+#include "extract/extract_internal.h"
 
 /* ---- a fixed-seed generator (xorshift64*) and Gaussian deviates ---- */
 static uint64_t rng_state = 88172645463325252ULL;

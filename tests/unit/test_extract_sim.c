@@ -11,6 +11,7 @@
 #include "skystack/extract.h"
 #include "skystack/sim.h"
 #include "../tap.h"
+#include "sim/sim_internal.h"
 
 typedef struct {
     double x, y, flux, fwhm, snr;

@@ -19,6 +19,8 @@
 #include "../tap.h"
 #include "coadd_fixture.h"
 #include "skystack/skystack.h"
+#include "extract/psf_internal.h"
+#include "sim/sim_internal.h"
 
 /* Under AddressSanitizer (make check-sanitize): a damaged header can make
  * cfitsio ask for an absurd allocation while it walks the HDUs; it handles

@@ -12,6 +12,9 @@
 #include "skystack/sim.h"
 #include "skystack/wcs.h"
 #include "../tap.h"
+#include "coadd/coaddx_internal.h"
+#include "extract/psf_internal.h"
+#include "sim/sim_internal.h"
 
 static sk_wcs *tan_wcs(double scale_arcsec, double rot_deg, double crpix)
 {

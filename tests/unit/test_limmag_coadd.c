@@ -25,6 +25,11 @@
 #include "skystack/sim.h"
 #include "skystack/table.h"
 #include "../tap.h"
+#include "calib/calib_internal.h"
+#include "extract/extract_internal.h"
+#include "calib/photcal_internal.h"
+#include "extract/psf_internal.h"
+#include "sim/sim_internal.h"
 
 #define NEXP 4
 #define SIZE 320

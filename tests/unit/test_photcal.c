@@ -21,6 +21,11 @@
 #include "skystack/sim.h"
 #include "skystack/table.h"
 #include "../tap.h"
+#include "calib/astrom_internal.h"
+#include "extract/extract_internal.h"
+#include "calib/photcal_internal.h"
+#include "extract/psf_internal.h"
+#include "sim/sim_internal.h"
 
 static int cmp_d(const void *a, const void *b)
 {

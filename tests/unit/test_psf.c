@@ -18,6 +18,9 @@
 #include "skystack/psf.h"
 #include "skystack/sim.h"
 #include "../tap.h"
+#include "extract/extract_internal.h"
+#include "extract/psf_internal.h"
+#include "sim/sim_internal.h"
 
 static int make_exposure(char *const *sets, int nsets, int index, sk_sim_params *p,
                          sk_sim_exposure **e)

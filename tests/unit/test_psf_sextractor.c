@@ -21,6 +21,7 @@
 #include "skystack/sim.h"
 #include "skystack/table.h"
 #include "../tap.h"
+#include "extract/psf_internal.h"
 
 extern char **environ;
 

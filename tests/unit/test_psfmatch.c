@@ -10,6 +10,7 @@
 #include "skystack/error.h"
 #include "skystack/image.h"
 #include "../tap.h"
+#include "coadd/coaddx_internal.h"
 
 #define W 256
 #define H 256

@@ -8,6 +8,8 @@
 #include "skystack/ingest.h"
 #include "skystack/ref.h"
 #include "../tap.h"
+#include "ingest/ingest_internal.h"
+#include "ref/ref_internal.h"
 
 /* The chain of the defaults plus up to four --set assignments. */
 static sk_ref_chain *chain_of(const char *instrument, const char *s1, const char *s2,

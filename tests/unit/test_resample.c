@@ -5,6 +5,7 @@
 #include "../tap.h"
 #include "coadd_fixture.h"
 #include "coadd/direct_priv.h"
+#include "coadd/coadd_internal.h"
 
 static void test_kernels(void)
 {

@@ -11,6 +11,9 @@
 #include "numeric/fft_priv.h"
 #include "skystack/coaddx.h"
 #include "skystack/sim.h"
+#include "coadd/coadd_internal.h"
+#include "coadd/coaddx_internal.h"
+#include "sim/sim_internal.h"
 
 #define IN 400
 #define OUT 300

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "skystack/skystack.h"
 #include "../tap.h"
+#include "sim/sim_internal.h"
 
 /* Simulation parameters from the defaults plus `sets`. */
 static int params_with(const char *const *sets, int nsets, sk_sim_params *p)

@@ -10,6 +10,7 @@
 #include "skystack/error.h"
 #include "skystack/extract.h"
 #include "../tap.h"
+#include "extract/extract_internal.h"
 
 /* The spline as background.c and coadd_bkg.c each wrote it before, the
  * reference for bit-identity. */

@@ -19,6 +19,8 @@
 #include "skystack/psf.h"
 #include "../tap.h"
 #include "../simset_test.h"
+#include "coadd/coaddx_internal.h"
+#include "extract/psf_internal.h"
 
 #define NEXP 6
 #define SZ 320

@@ -1,0 +1,82 @@
+/* photcal_internal.h: the library's own part of skystack/photcal.h, used
+ * inside lib/, by the tests and by the benchmarks (not installed). */
+#ifndef SK_PHOTCAL_INTERNAL_H
+#define SK_PHOTCAL_INTERNAL_H
+
+#include "skystack/photcal.h"
+#include "extract/psf_internal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void sk_photcal_params_default(sk_photcal_params *p);
+
+/* Fill from extraction.photometric of a configuration. SK_EINPUT naming
+ * a bad key. */
+int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p);
+
+typedef struct sk_photcal {
+    double zp;           /* mag = -2.5 log10(flux / ADU) + zp */
+    double dzp;          /* 1-sigma uncertainty of zp: the error of the
+                            weighted mean, scaled up by sqrt(reduced chi^2)
+                            when the stars scatter more than their errors */
+    double scatter;      /* rms of the kept stars' zero points about zp */
+    long nstars;         /* stars kept */
+    long ncandidates;    /* matched stars before clipping */
+    int from_psf;        /* 1: zp for PSF-fit fluxes; 0: largest aperture */
+    int naper;
+    double *aper_radius_fwhm; /* naper aperture radii (units of the FWHM) */
+    double *aper_cor;    /* naper corrections: a point source's total
+                            magnitude is -2.5 log10(FLUX_APER[i]) + zp +
+                            aper_cor[i] (<= 0 for apertures that miss light) */
+    double lim_mag;      /* 5-sigma point-source limiting magnitude (NaN
+                            until sk_photcal_set_limit) */
+    double lim_flux_adu; /* the flux that has SNR 5 */
+} sk_photcal;
+
+/* Calibrate from the matched pairs of an astrometric solution (source
+ * src_index[k] <-> catalog row ref_index[k]):
+ * - flux, flux_err: the sources' PSF-fit fluxes (l->n each), or NULL for
+ *   the largest aperture's flux;
+ * - stars used: no SATURATED, BLENDED, EDGE, TRUNCATED, FLAGGED or
+ *   ARTIFACT flag, SNR >= min_snr, finite catalog magnitude;
+ * - each star's zero point m_ref + 2.5 log10(flux) weighted by 1 / (its
+ *   flux error in mag^2 + the catalog's mag_err^2 + error_floor^2); the
+ *   weighted mean iterated with stars beyond clip_sigma robust sigmas (of
+ *   the error-normalised residuals) left out;
+ * - aperture corrections: the median over the kept stars with SNR >= 20,
+ *   without the NEIGHBOURS flag and with no other source within the
+ *   aperture plus 2 FWHM, of 2.5 log10(FLUX_APER[i] / flux) (NaN when no
+ *   star qualifies).
+ * SK_ENOTFOUND when fewer than min_stars remain. */
+int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *flux_err,
+                     const long *src_index, const long *ref_index, long nmatch,
+                     const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out);
+
+/* Aperture corrections from the PSF model instead of the stars: for each
+ * aperture, 2.5 log10 of the fraction of the unit-sum PSF at (x, y) inside
+ * a circle of radius aper_radius_px[i] (exact pixel overlap, averaged
+ * over sub-pixel centrings), which no neighbour or background error
+ * affects; consistent with the zero point's PSF-fit fluxes. pc->naper
+ * radii are read from aper_radius_px. */
+int sk_photcal_psf_apcor(sk_photcal *pc, const sk_psf *psf, double x, double y,
+                         const double *aper_radius_px);
+
+/* The 5-sigma limiting magnitude of a point source at (x, y), from the
+ * noise of its PSF-fit flux (the estimator of sk_psf_photometry(): pixels
+ * within max(2, 2 FWHM), weights the inverse background variance) in a
+ * background of sigma_bg_adu per pixel, the source's own Poisson noise
+ * (gain e-/ADU, <= 0: none) included:
+ *     lim_flux = 5 sqrt(sigma_F^2 + lim_flux sum P^3 / (gain (sum P^2)^2)),
+ *     sigma_F = sigma_bg / sqrt(sum P^2),
+ * lim_mag = zp - 2.5 log10(lim_flux). Stored in pc. */
+int sk_photcal_set_limit(sk_photcal *pc, const sk_psf *psf, double x, double y,
+                         double sigma_bg_adu, double gain);
+
+void sk_photcal_free(sk_photcal *pc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

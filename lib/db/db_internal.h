@@ -1,0 +1,34 @@
+/* db_internal.h: the library's own part of skystack/db.h, used
+ * inside lib/, by the tests and by the benchmarks (not installed). */
+#ifndef SK_DB_INTERNAL_H
+#define SK_DB_INTERNAL_H
+
+#include "skystack/db.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The input-set hash that makes coadds unique per (provenance, inputs):
+ * sha256 hex of the sorted, de-duplicated ids, written in decimal and
+ * joined by ','. `ids` is not modified. */
+int sk_db_input_set_hash(const long long *ids, int n, char out[65]);
+
+/* Insert a provenance, its upstreams (recursively) and their code
+ * versions when absent; existing rows are left alone. Call inside or
+ * outside a transaction. */
+int sk_db_save_prov(sk_db *db, const sk_prov *p);
+
+/* initdb (trust authentication on the socket only, superuser "skystack"),
+ * postgresql.conf with listen_addresses = '' and the socket in `dir`,
+ * database "skystack". As root the cluster belongs to the service user
+ * (db.service_user, default "postgres"), whose programs run with dropped
+ * privileges; every directory above `dir` must then be traversable for
+ * that user, else SK_EINPUT naming the directory and the remedy. Nothing
+ * happens when the cluster exists. */
+int sk_cluster_init(const sk_config *cfg, const char *dir);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,113 @@
+/* extract_internal.h: the library's own part of skystack/extract.h, used
+ * inside lib/, by the tests and by the benchmarks (not installed). */
+#ifndef SK_EXTRACT_INTERNAL_H
+#define SK_EXTRACT_INTERNAL_H
+
+#include "skystack/extract.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void sk_background_params_default(sk_background_params *p);
+
+/* Estimate the background of `img` (flagged and zero-weight pixels ignored):
+ * per cell a sigma-clipped mode (2.5 median - 1.5 mean, or the median when
+ * they differ by more than 0.3 sigma), cells without enough good pixels
+ * filled from their neighbours, a median filter over cells and bicubic
+ * spline interpolation to every pixel. SK_EINPUT when the image has no
+ * usable pixel. */
+int sk_background_estimate(const sk_image *img, const sk_background_params *p,
+                           int threads, sk_background **out);
+
+/* The same, also ignoring the pixels where mask[i] != 0 (the dilated
+ * footprints of detected objects); mask may be NULL. With a mask, the cell
+ * level is the clipped mean instead of the mode (what is left is sky plus
+ * the light of undetected sources, which is in every aperture too), or the
+ * median when the cell is skewed. */
+int sk_background_estimate_masked(const sk_image *img, const uint8_t *mask,
+                                  const sk_background_params *p, int threads,
+                                  sk_background **out);
+
+void sk_background_free(sk_background *bg);
+
+/* Fill bg->level and bg->rms (allocated when NULL) from the mesh: natural
+ * bicubic splines through the cell centres, along y then x, extrapolated
+ * linearly beyond the outer centres. */
+int sk_background_interpolate(sk_background *bg, int threads);
+
+/* The background product (background_io.c): HDUs BKGMESH and RMSMESH
+ * (nx x ny cell values, float32) with MESHPX, IMWIDTH, IMHEIGHT, BKGMED,
+ * RMSMED, LVLERR and BKGINTRP = 'SPLINE3'; with `full`, also BACKGROUND and
+ * RMS at the image's size. Written atomically. */
+int sk_background_write(const char *path, const sk_background *bg, int full, double fwhm_px);
+
+/* Read it back, the full-resolution maps rebuilt from the mesh. */
+int sk_background_read(const char *path, int threads, sk_background **out);
+
+/* Gaussian filter kernel of FWHM `fwhm_px`, normalised to unit sum;
+ * *radius receives its half-width; (2r+1)^2 values, malloc'd. */
+float *sk_gauss_kernel(double fwhm_px, int *radius);
+
+/* Detect and deblend: background-subtracted pixels, matched filter, per-pixel
+ * threshold from the filtered noise (weight map or rms map), 8-connected
+ * segments of at least min_area_px pixels, multi-threshold deblending and
+ * assignment of the remaining pixels. No fixed limit on counts or sizes. */
+int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_params *p,
+              int threads, sk_detection **out);
+
+void sk_detection_free(sk_detection *d);
+
+/* Deblend one segment (pixel indices `pix`, n of them, of a width x height
+ * image holding detection values `val`, threshold `thresh`; every pixel
+ * 8-adjacent to the segment and outside it is at or below the threshold).
+ * Appends the resulting objects to *objs (grown as needed). deblend.c. */
+int sk_deblend_segment(const long *pix, long n, const float *val, long width, long height,
+                       double thresh, const sk_detect_params *p,
+                       sk_object **objs, long *nobjs, long *cap);
+
+/* The object footprints of `det` grown by `radius_px` (a square
+ * dilation), as a width*height mask (1 = object), malloc'd. detect.c. */
+uint8_t *sk_detection_mask(const sk_detection *det, int radius_px);
+
+/* Per-pixel variance of the science image (ADU^2): from the weight map
+ * rescaled to the measured background rms, or the rms map when the weight is
+ * relative; 0 where there is no data. width*height, malloc'd. detect.c. */
+float *sk_pixel_variance(const sk_image *img, const sk_background *bg);
+
+typedef struct sk_measure_params {
+    const double *aperture_fwhm; /* aperture radii in units of the image FWHM */
+    int naper;
+    double kron_factor;          /* AUTO aperture = kron_factor * Kron radius (2.5) */
+    double kron_min_radius;      /* minimum AUTO radius, units of a,b (3.5) */
+    double gain;                 /* e-/ADU for source Poisson noise; <= 0: none */
+    double fwhm_px;              /* image FWHM (apertures, window); > 0 */
+    int shape_only;              /* 1: centroid, moments, FWHM and flags only
+                                    (no aperture, AUTO or SNR) */
+} sk_measure_params;
+
+/* Measure every object of `det` on `img`; the result is sorted by (ywin, xwin)
+ * and numbered from 1. */
+int sk_measure(const sk_image *img, const sk_background *bg, const sk_detection *det,
+               const sk_measure_params *p, int threads, sk_source_list **out);
+
+/* The same for the objects det->objects[which[k]] only (k < nwhich); the
+ * other objects still count as neighbours. */
+int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_detection *det,
+                       const sk_measure_params *p, int threads, const long *which,
+                       long nwhich, sk_source_list **out);
+
+void sk_source_list_free(sk_source_list *l);
+
+/* Overlap area of the pixel [x0,x1]x[y0,y1] with the circle of radius r
+ * centred at the origin (exact geometry). */
+double sk_circle_rect_overlap(double x0, double y0, double x1, double y1, double r);
+
+/* The image FWHM (px): median FWHM of bright, unflagged, non-artifact
+ * sources on the stellar locus; 0 when there are too few. */
+double sk_image_fwhm(const sk_source_list *l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
