@@ -219,6 +219,10 @@ int coadd_resolve_file(const sk_coadd_request *rq, const settings *S, int k, ite
         return rc;
     copy_str(it->weight, sizeof it->weight, nth(rq->weights, k));
     copy_str(it->mask, sizeof it->mask, nth(rq->masks, k));
+    if ((it->weight[0] && !sk_path_is_file(it->weight)) || (it->mask[0] && !sk_path_is_file(it->mask)))
+        return sk_error(SK_ENOTFOUND, "%s: its %s %s: no such file", arg,
+                        it->weight[0] && !sk_path_is_file(it->weight) ? "--weight" : "--mask",
+                        it->weight[0] && !sk_path_is_file(it->weight) ? it->weight : it->mask);
     it->given |= (it->weight[0] ? COADD_GIVEN_WEIGHT : 0) | (it->mask[0] ? COADD_GIVEN_MASK : 0) |
                  (nth(rq->backgrounds, k) ? COADD_GIVEN_BACKGROUND : 0) |
                  (nth(rq->psfs, k) && it->psf[0] ? COADD_GIVEN_PSF : 0);

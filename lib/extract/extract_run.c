@@ -222,8 +222,7 @@ int extract_inputs_of(const extract_job *J, const char *image_path, const char *
         X->in[X->n++] = (sk_input_file){NULL, C->refcat[i], NULL, "refcat"};
     for (int i = 0; i < X->n; i++) {
         if (!sk_path_is_file(X->in[i].path))
-            return sk_error(i == 0 ? SK_ENOTFOUND : SK_EINPUT, "%s: %s file: no such file",
-                            X->in[i].path, X->in[i].role);
+            return sk_error(SK_ENOTFOUND, "%s: %s file: no such file", X->in[i].path, X->in[i].role);
         int rc = sk_md5_file(X->in[i].path, X->md5[i]);
         if (rc)
             return sk_error_context("%s file", X->in[i].role);
