@@ -149,6 +149,7 @@ static int file_solved_wcs(const char *arg, const char *stem, item *it)
         return rc;
     sk_header *hh = NULL;
     sk_wcs *solved = NULL;
+    copy_str(it->head, sizeof it->head, head);
     rc = sk_header_read_cards_file(head, &hh);
     if (!rc && sk_wcs_from_header(hh, &solved) != SK_OK)
         rc = sk_error_context("%s: its solved WCS (%s) does not parse", arg, head);
@@ -161,11 +162,16 @@ static int file_solved_wcs(const char *arg, const char *stem, item *it)
 }
 
 /* The zero point: given, else the extraction's (MAGZERO of the source
- * list), else the image header's keyword. */
+ * list, which is then an input), else the image header's keyword. */
 static int file_zero_point(const sk_coadd_request *rq, int k, const char *stem, double header_zp,
                            item *it)
 {
     it->zp = rq->zero_points ? rq->zero_points[k] : NAN;
+    if (rq->zero_points && isfinite(it->zp)) {
+        it->given |= COADD_GIVEN_ZERO_POINT;
+        snprintf(it->zp_text, sizeof it->zp_text, "%.17g", it->zp);
+        sk_md5_hex(it->zp_text, strlen(it->zp_text), it->zp_md5);
+    }
     char srcpath[4200];
     if (!isfinite(it->zp) && sk_path_format(srcpath, sizeof srcpath, "%s.sources.fits", stem) == SK_OK &&
         sk_path_is_file(srcpath)) {
@@ -174,6 +180,8 @@ static int file_zero_point(const sk_coadd_request *rq, int k, const char *stem, 
             it->zp = header_double(sh, "MAGZERO");
         sk_header_free(sh);
         sk_error_clear();
+        if (isfinite(it->zp))
+            copy_str(it->srclist, sizeof it->srclist, srcpath);
     }
     if (!isfinite(it->zp))
         it->zp = header_zp;
@@ -211,6 +219,13 @@ int coadd_resolve_file(const sk_coadd_request *rq, const settings *S, int k, ite
         return rc;
     copy_str(it->weight, sizeof it->weight, nth(rq->weights, k));
     copy_str(it->mask, sizeof it->mask, nth(rq->masks, k));
+    if ((it->weight[0] && !sk_path_is_file(it->weight)) || (it->mask[0] && !sk_path_is_file(it->mask)))
+        return sk_error(SK_ENOTFOUND, "%s: its %s %s: no such file", arg,
+                        it->weight[0] && !sk_path_is_file(it->weight) ? "--weight" : "--mask",
+                        it->weight[0] && !sk_path_is_file(it->weight) ? it->weight : it->mask);
+    it->given |= (it->weight[0] ? COADD_GIVEN_WEIGHT : 0) | (it->mask[0] ? COADD_GIVEN_MASK : 0) |
+                 (nth(rq->backgrounds, k) ? COADD_GIVEN_BACKGROUND : 0) |
+                 (nth(rq->psfs, k) && it->psf[0] ? COADD_GIVEN_PSF : 0);
     return SK_OK;
 }
 
@@ -303,13 +318,98 @@ int coadd_resolve_db(const sk_coadd_request *rq, const settings *S, int k, item 
 
 /* ---- md5 of the input files ---- */
 
+static int md5_of(const char *path, char md5[33])
+{
+    return !path[0] || md5[0] ? SK_OK : sk_md5_file(path, md5);
+}
+
 static int md5_one(long k, void *user)
 {
     item *it = (item *)user + k;
-    return it->md5[0] ? SK_OK : sk_md5_file(it->path, it->md5);
+    int rc = md5_of(it->path, it->md5);
+    if (it->id)
+        return rc; /* with a database the products are rows, named by their ids */
+    rc = rc ? rc : md5_of(it->weight, it->weight_md5);
+    rc = rc ? rc : md5_of(it->mask, it->mask_md5);
+    rc = rc ? rc : md5_of(it->bkg, it->bkg_md5);
+    rc = rc ? rc : md5_of(it->psf, it->psf_md5);
+    rc = rc ? rc : md5_of(it->head, it->head_md5);
+    rc = rc ? rc : md5_of(it->srclist, it->srclist_md5);
+    return rc;
 }
 
 int coadd_md5_inputs(item *it, int n, int threads)
 {
     return sk_parallel_for_each(n, threads, md5_one, it);
+}
+
+/* ---- the identity of the inputs ---- */
+
+static int cmp_text(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int coadd_file_set_hash(const item *it, int n, char set_hash[65])
+{
+    const size_t one = 6 * 33 + 8;
+    char **ids = calloc((size_t)n, sizeof *ids);
+    char *cat = malloc((size_t)n * one + 1);
+    int rc = ids && cat ? SK_OK : sk_error(SK_EIO, "out of memory");
+    for (int k = 0; !rc && k < n; k++) {
+        const item *x = &it[k];
+        if (!(ids[k] = malloc(one))) {
+            rc = sk_error(SK_EIO, "out of memory");
+            break;
+        }
+        snprintf(ids[k], one, "%s%s%s%s%s%s%s%s%s%s%s", x->md5, x->given & COADD_GIVEN_WEIGHT ? ";w" : "",
+                 x->given & COADD_GIVEN_WEIGHT ? x->weight_md5 : "", x->given & COADD_GIVEN_MASK ? ";m" : "",
+                 x->given & COADD_GIVEN_MASK ? x->mask_md5 : "", x->given & COADD_GIVEN_BACKGROUND ? ";b" : "",
+                 x->given & COADD_GIVEN_BACKGROUND ? x->bkg_md5 : "", x->given & COADD_GIVEN_PSF ? ";p" : "",
+                 x->given & COADD_GIVEN_PSF ? x->psf_md5 : "", x->given & COADD_GIVEN_ZERO_POINT ? ";z" : "",
+                 x->given & COADD_GIVEN_ZERO_POINT ? x->zp_md5 : "");
+    }
+    if (!rc) {
+        qsort(ids, (size_t)n, sizeof *ids, cmp_text);
+        cat[0] = '\0';
+        for (int k = 0; k < n; k++) {
+            strcat(cat, ids[k]);
+            strcat(cat, k + 1 < n ? "," : "");
+        }
+        sk_sha256_hex(cat, strlen(cat), set_hash);
+    }
+    for (int k = 0; ids && k < n; k++)
+        free(ids[k]);
+    free(ids);
+    free(cat);
+    return rc;
+}
+
+int coadd_input_files(const item *it, int n, char (*idtext)[32], sk_input_file **files, int *nfiles)
+{
+    *nfiles = 0;
+    sk_input_file *f = calloc((size_t)n * 7, sizeof *f);
+    if (!(*files = f))
+        return sk_error(SK_EIO, "out of memory");
+    int m = 0;
+    for (int k = 0; k < n; k++) {
+        const item *x = &it[k];
+        if (x->id)
+            snprintf(idtext[k], sizeof idtext[k], "%lld", x->id);
+        f[m++] = (sk_input_file){x->id ? idtext[k] : NULL, x->path, x->md5[0] ? x->md5 : NULL, "image"};
+        if (x->id)
+            continue;
+        const struct {
+            const char *path, *md5, *role;
+        } aux[] = {{x->weight, x->weight_md5, "weight"}, {x->mask, x->mask_md5, "mask"},
+                   {x->bkg, x->bkg_md5, "background"}, {x->psf, x->psf_md5, "psf"},
+                   {x->head, x->head_md5, "wcs"},       {x->srclist, x->srclist_md5, "zero_point"}};
+        for (size_t a = 0; a < sizeof aux / sizeof aux[0]; a++)
+            if (aux[a].path[0])
+                f[m++] = (sk_input_file){NULL, aux[a].path, aux[a].md5[0] ? aux[a].md5 : NULL, aux[a].role};
+        if (x->zp_text[0])
+            f[m++] = (sk_input_file){x->zp_text, "--zero-points", x->zp_md5, "zero_point"};
+    }
+    *nfiles = m;
+    return SK_OK;
 }

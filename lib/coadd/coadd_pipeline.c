@@ -220,7 +220,7 @@ static int input_size(const item *x, long *w, long *h)
 
 /* The coadd's PSF beside it (BASE.psf, with a sidecar); its path in *path. */
 static int write_coadd_psf(const item *it, int n, const sk_grid *grid, const sk_coadd_result *r,
-                           const sk_prov *prov, const sk_input_file *files, const char *coadd_path,
+                           const sk_prov *prov, const sk_input_file *files, int nfiles, const char *coadd_path,
                            char *path, size_t pathsz, double *fwhm_arcsec, sk_psf *given)
 {
     sk_psf **psfs = calloc((size_t)n, sizeof *psfs);
@@ -241,7 +241,7 @@ static int write_coadd_psf(const item *it, int n, const sk_grid *grid, const sk_
     sk_path_strip_fits_ext(coadd_path, base, sizeof base);
     rc = rc ? rc : sk_path_format(path, pathsz, "%s.psf", base);
     rc = rc ? rc : sk_psf_write(path, psf);
-    rc = rc ? rc : sk_sidecar_write(path, "coadd_psf", prov, files, n);
+    rc = rc ? rc : sk_sidecar_write(path, "coadd_psf", prov, files, nfiles);
     if (!rc) {
         double scale = sk_wcs_pixel_scale_arcsec(grid->wcs, 0.5 * (grid->width - 1),
                                                  0.5 * (grid->height - 1));
@@ -336,6 +336,7 @@ typedef struct coadd_job {
     sk_coadd_result *res;
     sk_psf *xpsf;                 /* zogy, psfmatch: their coadd PSF */
     sk_input_file *files;         /* the inputs as the sidecars name them */
+    int nfiles;
     char (*idtext)[32];
     char psf_path[4200];          /* the coadd PSF ("" without) */
     double psf_fwhm_arcsec;
@@ -435,7 +436,7 @@ static int make_provenance(coadd_job *J, sk_coadd_made *out)
 }
 
 /* The identity of the input set: from the image ids with a database,
- * else the sha256 of the sorted md5s of the input files. */
+ * else from the md5s of the input files (coadd_file_set_hash). */
 static int input_set_hash(coadd_job *J)
 {
     int n = J->n;
@@ -449,25 +450,17 @@ static int input_set_hash(coadd_job *J)
         free(ids);
         return rc;
     }
-    char *cat = malloc((size_t)n * 33 + 1);
-    char (*md5s)[33] = malloc((size_t)n * sizeof *md5s);
-    int rc = cat && md5s ? SK_OK : sk_error(SK_EIO, "out of memory");
-    if (!rc)
-        rc = coadd_md5_inputs(J->it, n, J->S.p.threads);
-    if (!rc) {
-        for (int k = 0; k < n; k++)
-            memcpy(md5s[k], J->it[k].md5, 33);
-        qsort(md5s, (size_t)n, sizeof *md5s, (int (*)(const void *, const void *))strcmp);
-        cat[0] = '\0';
-        for (int k = 0; k < n; k++) {
-            strcat(cat, md5s[k]);
-            strcat(cat, k + 1 < n ? "," : "");
-        }
-        sk_sha256_hex(cat, strlen(cat), J->set_hash);
-    }
-    free(cat);
-    free(md5s);
-    return rc;
+    int rc = coadd_md5_inputs(J->it, n, J->S.p.threads);
+    return rc ? rc : coadd_file_set_hash(J->it, n, J->set_hash);
+}
+
+/* The files that shape the coadd, as its sidecars list them. */
+static int list_input_files(coadd_job *J)
+{
+    J->idtext = calloc((size_t)J->n, sizeof *J->idtext);
+    if (!J->idtext)
+        return sk_error(SK_EIO, "out of memory");
+    return coadd_input_files(J->it, J->n, J->idtext, &J->files, &J->nfiles);
 }
 
 /* With a database: where the coadd goes in the data root; under the
@@ -509,28 +502,31 @@ static int locate_in_database(coadd_job *J, sk_coadd_made *out)
     return rc ? rc : sk_mkdir_p(dir);
 }
 
-/* Do the sidecar's provenance and inputs name this coadd? */
-static int coadd_file_current(const coadd_job *J, const char *path)
+/* Is the file at `path` this coadd: its sidecar names this provenance
+ * and these inputs (*same 1)? A coadd of this provenance made from other
+ * inputs is refused, naming the input that changed. */
+static int coadd_file_current(const coadd_job *J, const char *path, int *same)
 {
     sk_prov *have = NULL;
     json_t *doc = NULL;
-    int same = 0;
+    char what[9000];
+    int rc = SK_OK;
+    *same = 0;
     if (sk_path_is_file(path) && sk_sidecar_read(path, &have, NULL, 0, NULL, &doc) == SK_OK &&
         strcmp(have->id, J->prov->id) == 0 && sk_sidecar_verify(path) == SK_OK) {
-        json_t *ins = json_object_get(doc, "inputs");
-        same = json_is_array(ins) && (int)json_array_size(ins) == J->n;
-        for (int k = 0; same && k < J->n; k++) {
-            const char *m = json_string_value(json_object_get(json_array_get(ins, k), "md5"));
-            int found = 0;
-            for (int j = 0; m && j < J->n && !found; j++)
-                found = strcmp(m, J->it[j].md5) == 0;
-            same = found;
-        }
+        if (!sk_sidecar_inputs_differ(doc, J->files, J->nfiles, what, sizeof what))
+            *same = 1;
+        else
+            rc = -1;
     }
     sk_error_clear();
     sk_prov_free(have);
     json_decref(doc);
-    return same;
+    if (rc)
+        return sk_error(SK_EINPUT, "%s: a coadd of provenance %s exists already but was made from other "
+                                   "inputs: %s; remove it (or give another --output or --outdir) to make "
+                                   "it anew", path, J->prov->id, what);
+    return SK_OK;
 }
 
 /* Without a database: the output file (given, or named after the
@@ -548,9 +544,7 @@ static int locate_file(coadd_job *J, sk_coadd_made *out)
         if (rq->outdir)
             rc = sk_mkdir_p(rq->outdir);
     }
-    if (!rc)
-        out->reused = coadd_file_current(J, out->path);
-    return rc;
+    return rc ? rc : coadd_file_current(J, out->path, &out->reused);
 }
 
 /* The grid, the coadd by the configured method, and the coadd file. */
@@ -589,22 +583,10 @@ static int compute_coadd(coadd_job *J, const sk_coadd_made *out)
 static int write_sidecar_and_psf(coadd_job *J, const sk_coadd_made *out)
 {
     int n = J->n;
-    J->files = calloc((size_t)n, sizeof *J->files);
-    J->idtext = calloc((size_t)n, sizeof *J->idtext);
-    if (!J->files || !J->idtext)
-        return sk_error(SK_EIO, "out of memory");
-    for (int k = 0; k < n; k++) {
-        const item *x = &J->it[k];
-        if (x->id)
-            snprintf(J->idtext[k], sizeof J->idtext[k], "%lld", x->id);
-        J->files[k].id = x->id ? J->idtext[k] : NULL;
-        J->files[k].path = x->path;
-        J->files[k].md5 = x->md5[0] ? x->md5 : NULL;
-    }
-    int rc = sk_sidecar_write(out->path, "coadd", J->prov, J->files, n);
+    int rc = sk_sidecar_write(out->path, "coadd", J->prov, J->files, J->nfiles);
     J->psf_fwhm_arcsec = NAN;
     if (!rc && !J->rq->no_psf)
-        rc = write_coadd_psf(J->it, n, J->grid, J->res, J->prov, J->files, out->path, J->psf_path,
+        rc = write_coadd_psf(J->it, n, J->grid, J->res, J->prov, J->files, J->nfiles, out->path, J->psf_path,
                              sizeof J->psf_path, &J->psf_fwhm_arcsec, J->xpsf);
     return rc;
 }
@@ -729,6 +711,8 @@ static int extract_coadd(const coadd_job *J, const sk_coadd_made *out)
     x.image = rq->db ? target : out->path;
     x.weight_kind = SK_NOISE_WEIGHT;
     x.threads = rq->threads > 0 ? rq->threads : 1;
+    x.replace = !out->reused; /* the coadd was just made: products of its
+                                 extraction made from an earlier one go */
     sk_extract_outcome made;
     int rc = sk_extract_image(&x, &made);
     if (rc)
@@ -767,6 +751,7 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
     rc = rc ? rc : prepare_inputs(&J);
     rc = rc ? rc : make_provenance(&J, out);
     rc = rc ? rc : input_set_hash(&J);
+    rc = rc ? rc : list_input_files(&J);
     rc = rc ? rc : rq->db ? locate_in_database(&J, out) : locate_file(&J, out);
     if (!rc && !out->reused)
         rc = make_products(&J, out);

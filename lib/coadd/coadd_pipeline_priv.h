@@ -24,7 +24,23 @@ typedef struct item {
     double mjd, end_mjd, exptime, zp, gain;
     char filter[72], instrument[72], telescope[72], section[72], target[72], project[72];
     char md5[33];
+    /* without a database, the other files that shape the coadd: the
+     * solved WCS and the source list whose MAGZERO is the zero point
+     * (extract's products beside the image, "" when not used), and the
+     * md5 of each; a zero point of --zero-points as text */
+    char head[4096], srclist[4096];
+    char weight_md5[33], mask_md5[33], bkg_md5[33], psf_md5[33], head_md5[33], srclist_md5[33];
+    char zp_text[32], zp_md5[33];
+    int given;               /* COADD_GIVEN_* bits: the files named on the command line */
 } item;
+
+enum {
+    COADD_GIVEN_WEIGHT = 1,
+    COADD_GIVEN_MASK = 2,
+    COADD_GIVEN_BACKGROUND = 4,
+    COADD_GIVEN_PSF = 8,
+    COADD_GIVEN_ZERO_POINT = 16
+};
 
 /* The coadd pipeline's configuration, read once at its start. */
 typedef struct settings {
@@ -52,7 +68,23 @@ int coadd_resolve_file(const sk_coadd_request *rq, const settings *S, int k, ite
 int coadd_resolve_db(const sk_coadd_request *rq, const settings *S, int k, item *it);
 void coadd_item_free(item *it);
 
-/* The md5 of every input file that has none yet, on up to `threads` threads. */
+/* The md5 of every input file that has none yet (without a database also
+ * of its weight, mask, background, PSF, solved WCS and source list), on up
+ * to `threads` threads. */
 int coadd_md5_inputs(item *it, int n, int threads);
+
+/* The identity of the input set without a database: the sha256 of the
+ * sorted input identities, each the image's md5 followed by those of the
+ * files and zero points given on the command line (none given: the md5
+ * alone), comma-separated; hex into set_hash. */
+int coadd_file_set_hash(const item *it, int n, char set_hash[65]);
+
+/* Every file that shapes the coadd, as its sidecars list them: per input
+ * the image (role image, with its database id), and without a database
+ * its weight, mask, background, PSF, solved WCS (role wcs), the source
+ * list of its zero point (role zero_point) or the zero point given (role
+ * zero_point, the value as id, the md5 of that text). `idtext` holds n
+ * ids. *files is malloc'd. */
+int coadd_input_files(const item *it, int n, char (*idtext)[32], sk_input_file **files, int *nfiles);
 
 #endif

@@ -19,8 +19,9 @@ int sk_combine_from_name(const char *name, int *method)
             return SK_OK;
         }
     if (name && (strcasecmp(name, "zogy") == 0 || strcasecmp(name, "psfmatch") == 0))
-        return sk_error(SK_EINPUT, "method '%s' is not available in this build (mean, clipped, median)",
-                        name);
+        return sk_error(SK_EINPUT, "method '%s' is not a direct combination (mean, clipped, median): "
+                                   "it is a coaddx method (sk_coaddx_method_from_name, coaddx.h; "
+                                   "coaddition.method of coadd(1))", name);
     return sk_error(SK_EINPUT, "method '%s': expected mean, clipped or median",
                     name ? name : "(null)");
 }

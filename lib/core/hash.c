@@ -1,4 +1,4 @@
-/* hash.c: SHA-256 and MD5 from libcrypto, RFC 4648 base32 (see skystack/hash.h). */
+/* hash.c: SHA-256 and MD5 from libcrypto (of buffers and files), RFC 4648 base32 (see skystack/hash.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +27,14 @@ void sk_sha256_hex(const void *data, size_t len, char out[65])
     unsigned char d[32];
     sk_sha256(data, len, d);
     to_hex(d, 32, out);
+}
+
+void sk_md5_hex(const void *data, size_t len, char out[33])
+{
+    unsigned char d[16];
+    unsigned int n = 16;
+    EVP_Digest(data, len, d, &n, EVP_md5(), NULL);
+    to_hex(d, 16, out);
 }
 
 int sk_md5_file(const char *path, char out[33])

@@ -294,6 +294,10 @@ int sk_sidecar_write(const char *product_path, const char *product_type, const s
             m = in_md5;
         }
         json_t *entry = json_pack("{s:s?, s:s, s:s}", "id", inputs[i].id, "path", inputs[i].path, "md5", m);
+        if (entry && inputs[i].role && json_object_set_new(entry, "role", json_string(inputs[i].role))) {
+            json_decref(entry);
+            entry = NULL;
+        }
         if (!entry || json_array_append_new(list, entry)) {
             json_decref(list);
             return sk_error(SK_EINPUT, "%s: input %d (%s) has no path or is not UTF-8", product_path, i + 1,
@@ -388,6 +392,71 @@ int sk_sidecar_read(const char *product_path, sk_prov **prov, char *product_type
     json_decref(doc);
     free(path);
     return rc;
+}
+
+/* Is input `in` (md5 `md5`) among the recorded inputs `rec`? */
+static int recorded_has(const json_t *rec, const sk_input_file *in, const char *md5)
+{
+    for (size_t j = 0; j < json_array_size(rec); j++) {
+        const json_t *e = json_array_get(rec, j);
+        const char *m = json_string_value(json_object_get(e, "md5"));
+        const char *r = json_string_value(json_object_get(e, "role"));
+        if (m && strcmp(m, md5) == 0 && (!r || !in->role || strcmp(r, in->role) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+/* The recorded input of role `role` (NULL: none) that is not among `inputs`. */
+static const json_t *recorded_only(const json_t *rec, const sk_input_file *inputs, int n, const char *role)
+{
+    for (size_t j = 0; j < json_array_size(rec); j++) {
+        const json_t *e = json_array_get(rec, j);
+        const char *m = json_string_value(json_object_get(e, "md5"));
+        const char *r = json_string_value(json_object_get(e, "role"));
+        if (role && (!r || strcmp(r, role) != 0))
+            continue;
+        int found = 0;
+        for (int i = 0; i < n && !found; i++)
+            found = m && inputs[i].md5 && strcmp(inputs[i].md5, m) == 0 &&
+                    (!r || !inputs[i].role || strcmp(r, inputs[i].role) == 0);
+        if (!found)
+            return e;
+    }
+    return NULL;
+}
+
+int sk_sidecar_inputs_differ(const json_t *doc, const sk_input_file *inputs, int ninputs, char *what,
+                             size_t what_size)
+{
+    const json_t *rec = json_object_get(doc, "inputs");
+    char dummy[2];
+    if (!what) {
+        what = dummy;
+        what_size = sizeof dummy;
+    }
+    what[0] = '\0';
+    for (int i = 0; i < ninputs; i++) {
+        const char *role = inputs[i].role ? inputs[i].role : "input";
+        if (!inputs[i].md5 || recorded_has(rec, &inputs[i], inputs[i].md5))
+            continue;
+        const json_t *old = recorded_only(rec, inputs, ninputs, inputs[i].role);
+        if (old)
+            snprintf(what, what_size, "%s %s (md5 %s) was not an input (it had %s %s (md5 %s))", role,
+                     inputs[i].path, inputs[i].md5, role, json_string_value(json_object_get(old, "path")),
+                     json_string_value(json_object_get(old, "md5")));
+        else
+            snprintf(what, what_size, "%s %s (md5 %s) was not an input", role, inputs[i].path, inputs[i].md5);
+        return 1;
+    }
+    const json_t *old = recorded_only(rec, inputs, ninputs, NULL);
+    if (old) {
+        const char *r = json_string_value(json_object_get(old, "role"));
+        snprintf(what, what_size, "%s %s (md5 %s) is no longer an input", r ? r : "input",
+                 json_string_value(json_object_get(old, "path")), json_string_value(json_object_get(old, "md5")));
+        return 1;
+    }
+    return 0;
 }
 
 int sk_sidecar_verify(const char *product_path)

@@ -8,15 +8,17 @@
 #include "pipeline_rows_priv.h"
 
 int sk_db_extraction_find(sk_db *db, long long image_id, const char *prov_id, char *src_relpath,
-                          size_t src_size, char *bkg_relpath, size_t bkg_size, int *found)
+                          size_t src_size, char *bkg_relpath, size_t bkg_size, char **inputs_json,
+                          int *found)
 {
+    *inputs_json = NULL;
     char id[32];
     snprintf(id, sizeof id, "%lld", image_id);
     const char *key[2] = {id, prov_id};
     PGresult *ex = NULL;
     *found = 0;
     int rc = sk_db_exec(db, "looking for existing products",
-                        "SELECT s.filepath, b.filepath FROM source_lists s JOIN backgrounds b "
+                        "SELECT s.filepath, b.filepath, s.inputs::text FROM source_lists s JOIN backgrounds b "
                         "ON b.image_id = s.image_id AND b.provenance_id = s.provenance_id "
                         "WHERE s.image_id = $1 AND s.provenance_id = $2",
                         2, key, &ex);
@@ -25,10 +27,13 @@ int sk_db_extraction_find(sk_db *db, long long image_id, const char *prov_id, ch
     if (PQntuples(ex) > 0) {
         snprintf(src_relpath, src_size, "%s", sk_db_value(ex, 0, 0));
         snprintf(bkg_relpath, bkg_size, "%s", sk_db_value(ex, 0, 1));
+        const char *ins = sk_db_value(ex, 0, 2);
+        if (ins && !(*inputs_json = strdup(ins)))
+            rc = sk_error(SK_EIO, "out of memory");
         *found = 1;
     }
     PQclear(ex);
-    return SK_OK;
+    return rc;
 }
 
 int sk_db_extraction_register(sk_db *db, const sk_extraction_record *r)
@@ -39,11 +44,11 @@ int sk_db_extraction_register(sk_db *db, const sk_extraction_record *r)
     snprintf(bkgv, sizeof bkgv, "%.9g", r->background_level_adu);
     snprintf(bkgn, sizeof bkgn, "%.9g", r->background_rms_adu);
     snprintf(fwhm_arcsec, sizeof fwhm_arcsec, "%.6g", r->fwhm_arcsec);
-    const char *ps[] = {id, r->prov_id, r->source_list_relpath, r->source_list_md5, nsrc};
+    const char *ps[] = {id, r->prov_id, r->source_list_relpath, r->source_list_md5, nsrc, r->inputs_json};
     int rc = sk_db_exec(db, "registering the source list",
-                        "INSERT INTO source_lists (image_id, provenance_id, filepath, md5, num_sources) "
-                        "VALUES ($1, $2, $3, $4, $5)",
-                        5, ps, NULL);
+                        "INSERT INTO source_lists (image_id, provenance_id, filepath, md5, num_sources, inputs) "
+                        "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+                        6, ps, NULL);
     const char *pb[] = {id, r->prov_id, r->background_relpath, r->background_md5, bkgv, bkgn};
     rc = rc ? rc
             : sk_db_exec(db, "registering the background",

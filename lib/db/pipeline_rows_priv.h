@@ -33,10 +33,13 @@ int sk_db_find_image(sk_db *db, const char *root, const char *arg, sk_registered
 /* ---- extraction (extraction_rows.c) ---- */
 
 /* The stored paths (relative to the data root) of the source list and
- * background of image `image_id` under extraction provenance `prov_id`;
+ * background of image `image_id` under extraction provenance `prov_id`,
+ * and the input files it records (*inputs_json: a JSON array as the
+ * sidecars list them, malloc'd; NULL when the row predates their record);
  * *found is 0 when the extraction has not been registered. */
 int sk_db_extraction_find(sk_db *db, long long image_id, const char *prov_id, char *src_relpath,
-                          size_t src_size, char *bkg_relpath, size_t bkg_size, int *found);
+                          size_t src_size, char *bkg_relpath, size_t bkg_size, char **inputs_json,
+                          int *found);
 
 /* What an extraction registers besides its calibration (calib.h). */
 typedef struct sk_extraction_record {
@@ -47,6 +50,8 @@ typedef struct sk_extraction_record {
     const char *background_relpath, *background_md5;
     double background_level_adu, background_rms_adu;
     double fwhm_arcsec;           /* NaN: the image's fwhm_estimate is kept */
+    const char *inputs_json;      /* the input files (a JSON array of {id, path,
+                                     md5, role}, as the sidecars list them) */
 } sk_extraction_record;
 
 /* Rows source_lists and backgrounds, and the image's background and FWHM

@@ -101,21 +101,51 @@ static int use_registered(extract_job *J, const db_image *I, const char *src_rel
     return rc ? rc : extract_ensure_regions(J);
 }
 
+/* Were the registered extraction's products made from the inputs X?
+ * SK_OK when so (or when the row predates the record of its inputs),
+ * else SK_EINPUT naming the input that changed. */
+static int registered_inputs_same(const extract_job *J, const db_image *I, const extract_inputs *X,
+                                  const char *inputs_json)
+{
+    if (!inputs_json) {
+        sk_debug("image %s: extraction %s registered without its inputs", I->id_text, J->prov->id);
+        return SK_OK;
+    }
+    json_error_t jerr;
+    json_t *ins = json_loads(inputs_json, 0, &jerr);
+    json_t *doc = ins ? json_pack("{s:o}", "inputs", ins) : NULL;
+    char what[9000];
+    int differ = !doc || sk_sidecar_inputs_differ(doc, X->in, X->n, what, sizeof what);
+    json_decref(doc);
+    if (!differ)
+        return SK_OK;
+    if (!doc)
+        snprintf(what, sizeof what, "its inputs are not JSON");
+    return sk_error(SK_EINPUT, "image %s (%s): extraction %s exists already but was made from other "
+                               "inputs: %s; its products are not replaced (they are registered)",
+                    I->id_text, I->path, J->prov->id, what);
+}
+
 /* Begin the transaction, take the advisory lock of (image, provenance)
- * and look for a registered extraction: *exists 1 when there is one (the
- * transaction is then rolled back and its products are in J->P). */
-static int claim_or_reuse(extract_job *J, const db_image *I, int *exists)
+ * and look for a registered extraction: *exists 1 when there is one made
+ * from the inputs X (the transaction is then rolled back and its
+ * products are in J->P); one made from other inputs is refused. */
+static int claim_or_reuse(extract_job *J, const db_image *I, const extract_inputs *X, int *exists)
 {
     sk_db *db = J->rq->db;
     char lockname[128], src_rel[4200], bkg_rel[4200];
+    char *inputs_json = NULL;
     snprintf(lockname, sizeof lockname, "extraction/%s/%s", I->id_text, J->prov->id);
     int found = 0;
     int rc = sk_db_begin(db);
     rc = rc ? rc : sk_db_lock(db, lockname);
     rc = rc ? rc : sk_db_extraction_find(db, I->row.id, J->prov->id, src_rel, sizeof src_rel, bkg_rel,
-                                         sizeof bkg_rel, &found);
+                                         sizeof bkg_rel, &inputs_json, &found);
     *exists = !rc && found;
-    if (!*exists)
+    if (*exists)
+        rc = registered_inputs_same(J, I, X, inputs_json);
+    free(inputs_json);
+    if (!*exists || rc)
         return rc;
     sk_db_rollback(db);
     return use_registered(J, I, src_rel, bkg_rel);
@@ -125,7 +155,13 @@ static int claim_or_reuse(extract_job *J, const db_image *I, int *exists)
 static int register_rows(const extract_job *J, const db_image *I, const extract_made *M)
 {
     char md5s[33], md5b[33];
-    int rc = sk_md5_file(J->P.src, md5s);
+    json_t *side = NULL;
+    int rc = sk_sidecar_read(J->P.src, NULL, NULL, 0, NULL, &side);
+    char *inputs_json = rc ? NULL : json_dumps(json_object_get(side, "inputs"), JSON_COMPACT);
+    json_decref(side);
+    if (!rc && !inputs_json)
+        rc = sk_error(SK_EIO, "out of memory");
+    rc = rc ? rc : sk_md5_file(J->P.src, md5s);
     rc = rc ? rc : sk_md5_file(J->P.bkg, md5b);
     if (rc)
         return rc;
@@ -144,10 +180,12 @@ static int register_rows(const extract_job *J, const db_image *I, const extract_
         .background_level_adu = M->res->background->median_level,
         .background_rms_adu = M->res->background->median_rms,
         .fwhm_arcsec = isfinite(scale) && scale > 0 ? M->res->fwhm_px * scale : NAN,
+        .inputs_json = inputs_json,
     };
     rc = sk_db_extraction_register(J->rq->db, &r);
     rc = rc ? rc : sk_calib_db_save(J->rq->db, I->id_text, J->prov->id, M->cal, I->rel_psf, J->P.psf,
                                      I->rel_head, J->P.head, img->width, img->height);
+    free(inputs_json);
     return rc;
 }
 
@@ -161,11 +199,15 @@ int extract_in_database(extract_job *J, sk_extract_outcome *out)
     if (rc)
         return rc;
     out->image_id = I.row.id;
+    extract_inputs X;
+    rc = extract_inputs_of(J, I.path, I.id_text, &X);
     int exists = 0;
-    rc = claim_or_reuse(J, &I, &exists);
-    if (exists) {
+    rc = rc ? rc : claim_or_reuse(J, &I, &X, &exists);
+    if (exists || rc) {
         if (!rc)
             extract_fill_outcome(J, 1, out);
+        extract_inputs_clear(&X);
+        sk_db_rollback(db);
         return rc;
     }
     extract_made M = {0};
@@ -173,7 +215,7 @@ int extract_in_database(extract_job *J, sk_extract_outcome *out)
     rc = rc ? rc : sk_db_save_prov(db, J->prov);
     rc = rc ? rc : sk_mkdir_p(I.dir);
     if (!rc) {
-        rc = extract_make_products(J, I.path, I.id_text, isfinite(I.row.gain) ? I.row.gain : 0, &M);
+        rc = extract_make_products(J, &X, isfinite(I.row.gain) ? I.row.gain : 0, &M);
         wrote = rc == SK_OK;
     }
     rc = rc ? rc : register_rows(J, &I, &M);
@@ -186,5 +228,6 @@ int extract_in_database(extract_job *J, sk_extract_outcome *out)
         extract_fill_outcome(J, 0, out);
     }
     extract_made_clear(&M);
+    extract_inputs_clear(&X);
     return rc;
 }

@@ -202,43 +202,71 @@ static int source_table(const extract_job *J, const extract_made *M, const char 
     return SK_OK;
 }
 
-/* Every product and its sidecar; the inputs are the image and the
- * reference catalogs, each md5 computed once (the image is large). */
-static int write_products(const extract_job *J, const extract_made *M, const char *image_path,
-                          const char *image_id, const sk_table *t)
+int extract_inputs_of(const extract_job *J, const char *image_path, const char *image_id,
+                      extract_inputs *X)
 {
     const sk_calib_params *C = J->S->calib;
-    const extract_products *P = &J->P;
-    sk_input_file in[1 + C->nrefcat];
-    in[0] = (sk_input_file){image_id, image_path, NULL};
+    const sk_extract_request *rq = J->rq;
+    memset(X, 0, sizeof *X);
+    X->in = calloc((size_t)(3 + C->nrefcat), sizeof *X->in);
+    X->md5 = calloc((size_t)(3 + C->nrefcat), sizeof *X->md5);
+    if (!X->in || !X->md5)
+        return sk_error(SK_EIO, "out of memory");
+    static const char *const kinds[] = {"weight", "variance", "rms"};
+    int kind = rq->weight_kind >= 0 && rq->weight_kind < 3 ? rq->weight_kind : 0;
+    X->in[X->n++] = (sk_input_file){image_id, image_path, NULL, "image"};
+    if (rq->weight)
+        X->in[X->n++] = (sk_input_file){NULL, rq->weight, NULL, kinds[kind]};
+    if (rq->mask)
+        X->in[X->n++] = (sk_input_file){NULL, rq->mask, NULL, "mask"};
+    X->npixels = X->n;
     for (int i = 0; i < C->nrefcat; i++)
-        in[1 + i] = (sk_input_file){NULL, C->refcat[i], NULL};
-    char in_md5[1 + C->nrefcat][33];
-    int rc = SK_OK;
-    for (int i = 0; i < 1 + C->nrefcat && !rc; i++) {
-        rc = sk_md5_file(in[i].path, in_md5[i]);
-        in[i].md5 = in_md5[i];
+        X->in[X->n++] = (sk_input_file){NULL, C->refcat[i], NULL, "refcat"};
+    for (int i = 0; i < X->n; i++) {
+        if (!sk_path_is_file(X->in[i].path))
+            return sk_error(SK_ENOTFOUND, "%s: %s file: no such file", X->in[i].path, X->in[i].role);
+        int rc = sk_md5_file(X->in[i].path, X->md5[i]);
+        if (rc)
+            return sk_error_context("%s file", X->in[i].role);
+        X->in[i].md5 = X->md5[i];
     }
-    rc = rc ? rc : sk_fits_write_table(P->src, t);
-    rc = rc ? rc : sk_sidecar_write(P->src, "source_list", J->prov, in, 1 + C->nrefcat);
+    return SK_OK;
+}
+
+void extract_inputs_clear(extract_inputs *X)
+{
+    free(X->in);
+    free(X->md5);
+    memset(X, 0, sizeof *X);
+}
+
+/* Every product and its sidecar: the source list and the WCS name every
+ * input, the background and the PSF those of the pixels. */
+static int write_products(const extract_job *J, const extract_made *M, const extract_inputs *X,
+                          const sk_table *t)
+{
+    const extract_products *P = &J->P;
+    int rc = sk_fits_write_table(P->src, t);
+    rc = rc ? rc : sk_sidecar_write(P->src, "source_list", J->prov, X->in, X->n);
     rc = rc ? rc : sk_background_write(P->bkg, M->res->background, J->rq->full_background, M->res->fwhm_px);
-    rc = rc ? rc : sk_sidecar_write(P->bkg, "background", J->prov, in, 1);
+    rc = rc ? rc : sk_sidecar_write(P->bkg, "background", J->prov, X->in, X->npixels);
     if (!rc && M->cal->psf) {
         rc = sk_psf_write(P->psf, M->cal->psf);
-        rc = rc ? rc : sk_sidecar_write(P->psf, "psf", J->prov, in, 1);
+        rc = rc ? rc : sk_sidecar_write(P->psf, "psf", J->prov, X->in, X->npixels);
     }
     if (!rc && M->cal->astrom) {
         rc = sk_calib_write_head(P->head, M->cal);
-        rc = rc ? rc : sk_sidecar_write(P->head, "world_coordinates", J->prov, in, 1 + C->nrefcat);
+        rc = rc ? rc : sk_sidecar_write(P->head, "world_coordinates", J->prov, X->in, X->n);
     }
     if (!rc && J->rq->regions)
         rc = write_regions(P->reg, t);
     return rc;
 }
 
-int extract_make_products(const extract_job *J, const char *image_path, const char *image_id,
-                          double gain_fallback, extract_made *M)
+int extract_make_products(const extract_job *J, const extract_inputs *X, double gain_fallback,
+                          extract_made *M)
 {
+    const char *image_path = X->in[0].path;
     double threshold_sigma = 0;
     int rc = read_image(J->rq, image_path, &M->img);
     if (rc)
@@ -247,7 +275,7 @@ int extract_make_products(const extract_job *J, const char *image_path, const ch
         return rc;
     sk_table *t = NULL;
     rc = source_table(J, M, image_path, threshold_sigma, &t);
-    rc = rc ? rc : write_products(J, M, image_path, image_id, t);
+    rc = rc ? rc : write_products(J, M, X, t);
     sk_table_free(t);
     if (rc)
         extract_remove_products(&J->P);
@@ -329,7 +357,7 @@ static int product_current(const char *path, const char *id)
 
 /* The solved WCS of the .head product into the image's header (the
  * science HDU), the file rewritten atomically. */
-static int update_image_header(const extract_job *J, const char *path)
+static int update_image_header(const extract_job *J, extract_inputs *X, const char *path)
 {
     if (!J->rq->update_header)
         return SK_OK;
@@ -343,7 +371,42 @@ static int update_image_header(const extract_job *J, const char *path)
     sk_header_free(h);
     if (!rc)
         sk_info("%s: header updated with the solved WCS (%s)", path, J->P.head);
+    /* the image now carries this extraction's WCS: the sidecars of the
+     * products that name every input record its new md5, so that the
+     * next run finds them made from it */
+    rc = rc ? rc : sk_md5_file(path, X->md5[0]);
+    rc = rc ? rc : sk_sidecar_write(J->P.src, "source_list", J->prov, X->in, X->n);
+    rc = rc ? rc : sk_sidecar_write(J->P.head, "world_coordinates", J->prov, X->in, X->n);
     return rc;
+}
+
+/* Products of this provenance that exist already: 1 when they were made
+ * from the inputs X (reuse them); 0 when there are none, or (with
+ * rq->replace) they were made from others; SK_EINPUT naming the input
+ * that changed when they were made from others. */
+static int file_products_reusable(const extract_job *J, const extract_inputs *X, int *reuse)
+{
+    *reuse = 0;
+    if (!product_current(J->P.src, J->prov->id) || !product_current(J->P.bkg, J->prov->id))
+        return SK_OK;
+    json_t *doc = NULL;
+    char what[9000];
+    int rc = sk_sidecar_read(J->P.src, NULL, NULL, 0, NULL, &doc);
+    if (rc)
+        return rc;
+    int differ = sk_sidecar_inputs_differ(doc, X->in, X->n, what, sizeof what);
+    json_decref(doc);
+    if (!differ) {
+        *reuse = 1;
+        return SK_OK;
+    }
+    if (J->rq->replace) {
+        sk_info("%s: made anew: %s", J->P.src, what);
+        return SK_OK;
+    }
+    return sk_error(SK_EINPUT, "%s: extraction %s exists already (%s) but was made from other inputs: "
+                               "%s; remove its products (or choose another --outdir) to extract it anew",
+                    X->in[0].path, J->prov->id, J->P.src, what);
 }
 
 static int extract_file_only(extract_job *J, sk_extract_outcome *out)
@@ -354,26 +417,29 @@ static int extract_file_only(extract_job *J, sk_extract_outcome *out)
                         sk_path_is_number(path) ? "%s: image ids need the database (drop --no-db)"
                                                 : "%s: no such file", path);
     sk_prov *up = NULL;
-    int rc = image_upstream(path, &up);
+    extract_inputs X;
+    int rc = extract_inputs_of(J, path, NULL, &X);
+    rc = rc ? rc : image_upstream(path, &up);
     rc = rc ? rc : extract_make_prov(J->S, up, &J->prov);
     sk_prov_free(up);
     rc = rc ? rc : file_product_paths(J, path);
-    if (rc)
-        return rc;
-    if (product_current(J->P.src, J->prov->id) && product_current(J->P.bkg, J->prov->id)) {
+    int reuse = 0;
+    rc = rc ? rc : file_products_reusable(J, &X, &reuse);
+    if (!rc && reuse) {
         sk_info("%s: extraction %s exists already", path, J->prov->id);
         rc = extract_ensure_regions(J);
-        rc = rc ? rc : update_image_header(J, path);
+        rc = rc ? rc : update_image_header(J, &X, path);
         if (!rc)
             extract_fill_outcome(J, 1, out);
-        return rc;
+    } else if (!rc) {
+        extract_made M = {0};
+        rc = extract_make_products(J, &X, 0, &M);
+        rc = rc ? rc : update_image_header(J, &X, path);
+        if (!rc)
+            extract_fill_outcome(J, 0, out);
+        extract_made_clear(&M);
     }
-    extract_made M = {0};
-    rc = extract_make_products(J, path, NULL, 0, &M);
-    rc = rc ? rc : update_image_header(J, path);
-    if (!rc)
-        extract_fill_outcome(J, 0, out);
-    extract_made_clear(&M);
+    extract_inputs_clear(&X);
     return rc;
 }
 

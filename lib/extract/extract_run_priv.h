@@ -31,16 +31,31 @@ typedef struct extract_made {
     sk_calib *cal;
 } extract_made;
 
+/* Every file that shapes the products of one image: the image, the
+ * weight (role weight, variance or rms), the mask, the reference
+ * catalogues; each md5 computed once. */
+typedef struct extract_inputs {
+    sk_input_file *in;
+    char (*md5)[33];
+    int n;                        /* all of them: the source list and WCS */
+    int npixels;                  /* the first npixels: image, weight, mask
+                                     (the background and PSF) */
+} extract_inputs;
+
+int extract_inputs_of(const extract_job *J, const char *image_path, const char *image_id,
+                      extract_inputs *X);
+void extract_inputs_clear(extract_inputs *X);
+
 /* The extraction provenance of an image of provenance `up` (NULL: none). */
 int extract_make_prov(const sk_extract_settings *S, const sk_prov *up, sk_prov **out);
 /* A region file for an existing source list when the request asks for one. */
 int extract_ensure_regions(const extract_job *J);
-/* Read the image, extract, calibrate and write every product with its
- * sidecar; `image_id` (NULL: none) names the image in the sidecars,
- * `gain_fallback` (> 0) is used when neither the settings nor the
- * header give a gain. Products written on a failure are removed. */
-int extract_make_products(const extract_job *J, const char *image_path, const char *image_id,
-                          double gain_fallback, extract_made *M);
+/* Read the image (X->in[0]), extract, calibrate and write every product
+ * with its sidecar naming the inputs X; `gain_fallback` (> 0) is used
+ * when neither the settings nor the header give a gain. Products written
+ * on a failure are removed. */
+int extract_make_products(const extract_job *J, const extract_inputs *X, double gain_fallback,
+                          extract_made *M);
 void extract_made_clear(extract_made *M);
 /* Remove every product of P and its sidecar. */
 void extract_remove_products(const extract_products *P);

@@ -631,11 +631,11 @@ static int store_one(sk_db *db, const sk_config *cfg, const char *path, const ch
     }
     sk_input_file inputs[3];
     int ninputs = 0;
-    inputs[ninputs++] = (sk_input_file){NULL, abs_original, orig_md5};
+    inputs[ninputs++] = (sk_input_file){NULL, abs_original, orig_md5, "original"};
     if (weight)
-        inputs[ninputs++] = (sk_input_file){NULL, weight, NULL};
+        inputs[ninputs++] = (sk_input_file){NULL, weight, NULL, "weight"};
     if (mask)
-        inputs[ninputs++] = (sk_input_file){NULL, mask, NULL};
+        inputs[ninputs++] = (sk_input_file){NULL, mask, NULL, "mask"};
     char sidecar[PATH_MAX + 8];
     snprintf(sidecar, sizeof sidecar, "%s.json", m->abspath);
     remember(w, sidecar);

@@ -85,8 +85,9 @@ enum sk_combine_method {
     SK_COMBINE_MEDIAN = 2   /* median of the contributing values */
 };
 
-/* "mean", "clipped", "median" (case-insensitive): SK_EINPUT else, naming
- * the methods of a later part (zogy, psfmatch) as not built in. */
+/* "mean", "clipped", "median" (case-insensitive): SK_EINPUT else; for
+ * zogy and psfmatch the message points to sk_coaddx_method_from_name
+ * (coaddx.h), which runs them. */
 int sk_combine_from_name(const char *name, int *method);
 const char *sk_combine_name(int method);
 

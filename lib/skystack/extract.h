@@ -204,6 +204,10 @@ typedef struct sk_extract_request {
     int full_background;         /* 1: background product with full-resolution maps */
     int update_header;           /* file-only mode: the solved WCS into the image's header */
     int threads;                 /* >= 1 */
+    int replace;                 /* file-only mode: products of the same provenance
+                                    made from other inputs are made anew over them
+                                    (the caller has just remade the image), not
+                                    refused */
 } sk_extract_request;
 
 /* What an extraction made (or found made). Paths of products that were

@@ -14,6 +14,9 @@ void sk_sha256(const void *data, size_t len, unsigned char out[32]);
 /* SHA-256 of a buffer as 64 lowercase hex characters plus NUL. */
 void sk_sha256_hex(const void *data, size_t len, char out[65]);
 
+/* MD5 of a buffer as 32 lowercase hex characters plus NUL. */
+void sk_md5_hex(const void *data, size_t len, char out[33]);
+
 /* MD5 of a whole file as 32 lowercase hex characters plus NUL.
  * SK_EIO with the path in the message when the file cannot be read. */
 int sk_md5_file(const char *path, char out[33]);

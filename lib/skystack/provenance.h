@@ -55,17 +55,21 @@ json_t *sk_prov_to_json(const sk_prov *p);
 /* Inverse; the id is recomputed and must match the stored one (SK_EINPUT). */
 int sk_prov_from_json(const json_t *j, sk_prov **out);
 
-/* One input file of a product. */
+/* One input file of a product: every file that shapes it (the image, a
+ * weight map, a mask, a reference catalogue, a background, a PSF...). */
 typedef struct sk_input_file {
     const char *id;    /* database id or other identifier, may be NULL */
     const char *path;
     const char *md5;   /* may be NULL: computed from path */
+    const char *role;  /* what the file is to the product ("image", "weight",
+                          "mask", "refcat", "background", "psf", ...); NULL:
+                          none recorded */
 } sk_input_file;
 
 /* Write `product_path`.json atomically, pretty-printed (sk_json_pretty):
  * {product_type, path (basename), md5 (of the product file, computed now),
  * provenance (sk_prov_to_json, with all upstreams), inputs: [{id (null
- * when none), path, md5}], created (UTC, YYYY-MM-DDTHH:MM:SSZ; the time
+ * when none), path, md5, role (when given)}], created (UTC, YYYY-MM-DDTHH:MM:SSZ; the time
  * given by $SOURCE_DATE_EPOCH when set), software
  * ("skystack VERSION")}. */
 int sk_sidecar_write(const char *product_path, const char *product_type,
@@ -77,6 +81,15 @@ int sk_sidecar_write(const char *product_path, const char *product_type,
  * SK_ENOTFOUND when there is no sidecar, SK_EINPUT when it is malformed. */
 int sk_sidecar_read(const char *product_path, sk_prov **prov, char *product_type,
                     size_t type_size, char md5[33], json_t **json_out);
+
+/* Compare the inputs a sidecar records (`doc`, as sk_sidecar_read gives
+ * it) with `inputs`, by role and md5 (paths may differ: the same content
+ * under another name is the same input; a recorded input without a role
+ * matches on its md5 alone). 0 when they are the same set; 1 when not,
+ * with `what` (when not NULL) saying which input changed, e.g.
+ * "weight w2.fits (md5 ...) was not an input (it had weight w1.fits (md5 ...))". */
+int sk_sidecar_inputs_differ(const json_t *doc, const sk_input_file *inputs, int ninputs, char *what,
+                             size_t what_size);
 
 /* Check that the file's md5 matches its sidecar: SK_OK, or SK_EINPUT naming
  * both values. */

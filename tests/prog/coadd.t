@@ -44,7 +44,10 @@ grep -aq "surface brightness and total flux are conserved" "$C"; ok $? "flux con
 like "$(cat "$C.json")" '"process": *"coaddition"' "sidecar: a coaddition provenance"
 like "$(cat "$C.json")" '"process": *"extraction"' "with the inputs' extraction provenance upstream"
 like "$(cat "$C.json")" '"process": *"preprocessing"' "and their preprocessing provenance"
-is "$(grep -c '"md5"' "$C.json")" "5" "sidecar lists the four inputs' md5 (and the coadd's)"
+is "$(grep -c '"role": "image"' "$C.json")" "4" "sidecar lists the four input images"
+is "$(grep -c '"role": "background"' "$C.json")" "4" "and their background products"
+is "$(grep -c '"role": "zero_point"' "$C.json")" "4" "and their zero points (--zero-points)"
+is "$(grep -c '"md5"' "$C.json")" "13" "each input with its md5 (and the coadd's)"
 ls "$O" | grep -q "\.sources\.fits\$"; ok $? "extract ran on the coadd (source list beside it)"
 
 before=$(md5sum <"$C")

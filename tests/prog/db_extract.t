@@ -43,6 +43,11 @@ stored=$(sql "SELECT filepath FROM images WHERE id = $id")
 run_ok "rerun by stored path" extract "$SKYSTACK_DATA/$stored"
 is "$(sed -n 1p "$T_TMP/out")" "$SRC" "the path finds the same products"
 
+like "$(sql "SELECT inputs::text FROM source_lists")" '"role": "image"' "the row records its inputs (source_lists.inputs)"
+python3 -c 'import struct,sys; h="".join(c.ljust(80) for c in ["SIMPLE  = %20s"%"T","BITPIX  = %20d"%-32,"NAXIS   = %20d"%2,"NAXIS1  = %20d"%256,"NAXIS2  = %20d"%256,"END"]).ljust(2880).encode(); d=struct.pack(">f",1.0)*65536; open(sys.argv[1],"wb").write(h+d+b"\0"*(-len(d)%2880))' "$T_TMP/w.fits"
+exit_is 1 "a weight map the registered extraction was not made with: refused (exit 1)" extract --weight "$T_TMP/w.fits" "$id"
+like "$(cat "$T_TMP/err")" "weight .*w\.fits" "the message names the weight"
+is "$(rows)" "1 1" "no rows added"
 run_ok "another threshold: another provenance" extract --threshold 8 "$id"
 is "$(rows)" "2 2" "a second row of each"
 

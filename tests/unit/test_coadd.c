@@ -6,6 +6,7 @@
 #include "../tap.h"
 #include "coadd_fixture.h"
 #include "coadd/direct_priv.h"
+#include "skystack/coaddx.h"
 #include "skystack/extract.h"
 #include "skystack/fits.h"
 #include "coadd/coadd_internal.h"
@@ -75,6 +76,13 @@ static void test_combine(void)
     int m;
     ok(sk_combine_from_name("Clipped", &m) == SK_OK && m == SK_COMBINE_CLIPPED, "method by name");
     ok(sk_combine_from_name("average", &m) == SK_EINPUT, "unknown method refused");
+    ok(sk_combine_from_name("zogy", &m) == SK_EINPUT && !strstr(sk_errmsg(), "not available") &&
+           strstr(sk_errmsg(), "sk_coaddx_method_from_name"),
+       "zogy is not a direct combination; the message points to coaddx.h, which runs it (%s)", sk_errmsg());
+    int xm = -1;
+    ok(sk_coaddx_method_from_name("zogy", &xm) && xm == SK_COADDX_ZOGY &&
+           sk_coaddx_method_from_name("psfmatch", &xm) && xm == SK_COADDX_PSFMATCH,
+       "zogy and psfmatch are available through coaddx.h");
 }
 
 /* Exposures of one field: dithers of a few pixels and sub-pixel offsets,

@@ -400,7 +400,7 @@ int main(void)
     sk_prov_new("preprocessing", "1.0.0", NULL, &up);
     sk_prov_new("coaddition", "1.1.0", par, &pr);
     sk_prov_add_upstream(pr, up);
-    sk_input_file in = {"7", prod, NULL};
+    sk_input_file in = {"7", prod, NULL, "image"};
     sk_sidecar_write(prod, "coadd", pr, &in, 1);
     json_decref(par);
     sk_prov_free(up);

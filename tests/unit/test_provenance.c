@@ -277,6 +277,36 @@ static void test_what_changes_the_id(void)
     sk_prov_free(co2);
 }
 
+/* The recorded inputs against the current ones: by role and md5. */
+static void test_inputs_differ(void)
+{
+    json_t *doc = json_pack("{s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}, {s:s, s:s}]}", "inputs", "path", "im.fits",
+                            "md5", "11111111111111111111111111111111", "role", "image", "path", "w1.fits", "md5",
+                            "22222222222222222222222222222222", "role", "weight", "path", "cat.fits", "md5",
+                            "44444444444444444444444444444444");
+    sk_input_file now[] = {
+        {NULL, "copy-of-im.fits", "11111111111111111111111111111111", "image"},
+        {NULL, "w1.fits", "22222222222222222222222222222222", "weight"},
+        {NULL, "cat.fits", "44444444444444444444444444444444", "refcat"},
+    };
+    char what[512];
+    is_int(sk_sidecar_inputs_differ(doc, now, 3, what, sizeof what), 0,
+           "the same contents are the same inputs (paths aside; an input without a role matches on md5)");
+    now[1] = (sk_input_file){NULL, "w2.fits", "33333333333333333333333333333333", "weight"};
+    is_int(sk_sidecar_inputs_differ(doc, now, 3, what, sizeof what), 1, "another weight differs");
+    ok(has(what, "weight w2.fits") && has(what, "w1.fits") && has(what, "3333"), "naming the new and the old one (%s)",
+       what);
+    now[1] = (sk_input_file){NULL, "w1.fits", "22222222222222222222222222222222", "mask"};
+    is_int(sk_sidecar_inputs_differ(doc, now, 3, what, sizeof what), 1,
+           "the same file in another role differs");
+    is_int(sk_sidecar_inputs_differ(doc, now, 1, what, sizeof what), 1, "an input dropped differs");
+    ok(has(what, "weight w1.fits") && has(what, "no longer"), "naming the one dropped (%s)", what);
+    now[1] = (sk_input_file){NULL, "w1.fits", "22222222222222222222222222222222", "weight"};
+    sk_input_file more[4] = {now[0], now[1], now[2], {NULL, "m.fits", "55555555555555555555555555555555", "mask"}};
+    is_int(sk_sidecar_inputs_differ(doc, more, 4, NULL, 0), 1, "an input added differs");
+    json_decref(doc);
+}
+
 static void test_sidecar(void)
 {
     const char *dir = tap_tmpdir();
@@ -292,8 +322,8 @@ static void test_sidecar(void)
     sk_prov_add_upstream(ex, pre);
     sk_prov_add_upstream(co, ex);
     sk_input_file inputs[] = {
-        {"42", input, NULL},
-        {NULL, "/archive/in2.fits", "0123456789abcdef0123456789abcdef"},
+        {"42", input, NULL, "image"},
+        {NULL, "/archive/in2.fits", "0123456789abcdef0123456789abcdef", NULL},
     };
     ok(sk_sidecar_write(product, "coadd", co, inputs, 2) == SK_OK, "sidecar written");
     FILE *f = fopen(sidecar, "r");
@@ -327,6 +357,8 @@ static void test_sidecar(void)
            "an input's md5 is computed when not given");
     is_str(json_string_value(json_object_get(json_array_get(in, 0), "id")), "42", "input id kept");
     ok(json_is_null(json_object_get(json_array_get(in, 1), "id")), "a missing input id is null");
+    is_str(json_string_value(json_object_get(json_array_get(in, 0), "role")), "image", "an input's role is kept");
+    ok(json_object_get(json_array_get(in, 1), "role") == NULL, "an input without a role has no role key");
     is_str(json_string_value(json_object_get(json_array_get(in, 1), "md5")), "0123456789abcdef0123456789abcdef",
            "a given input md5 is kept");
     const char *created = json_string_value(json_object_get(doc, "created"));
@@ -386,7 +418,7 @@ static void test_sidecar(void)
            "created is the time SOURCE_DATE_EPOCH gives");
     json_decref(doc);
     unsetenv("SOURCE_DATE_EPOCH");
-    sk_input_file missing[] = {{NULL, "/nonexistent/in.fits", NULL}};
+    sk_input_file missing[] = {{NULL, "/nonexistent/in.fits", NULL, NULL}};
     ok(sk_sidecar_write(product, "coadd", co, missing, 1) == SK_EIO && has(sk_errmsg(), "/nonexistent/in.fits"),
        "an unreadable input without md5 is reported");
     sk_prov_free(pre);
@@ -403,5 +435,6 @@ int main(void)
     test_canonical();
     test_what_changes_the_id();
     test_sidecar();
+    test_inputs_differ();
     return tap_done();
 }
