@@ -13,6 +13,7 @@
 #include "skystack/storage.h"
 #include "core/parallel.h"
 #include "core/path_priv.h"
+#include "db/pipeline_rows_priv.h"
 #include "db/rows_priv.h"
 #include "coadd_pipeline_priv.h"
 
@@ -221,7 +222,7 @@ int coadd_resolve_file(const sk_coadd_request *rq, const settings *S, int k, ite
  * settings. */
 static int db_image(const sk_coadd_request *rq, const settings *S, int k, item *it)
 {
-    sk_image_row row;
+    sk_registered_image row;
     int rc = sk_db_find_image(rq->db, S->data_root, rq->inputs[k], &row);
     if (rc)
         return rc;

@@ -20,6 +20,7 @@
 #include "skystack/psf.h"
 #include "skystack/storage.h"
 #include "core/path_priv.h"
+#include "db/pipeline_rows_priv.h"
 #include "db/rows_priv.h"
 #include "coadd_pipeline_priv.h"
 

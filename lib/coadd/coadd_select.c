@@ -7,6 +7,7 @@
 #include "skystack/error.h"
 #include "skystack/log.h"
 #include "skystack/query.h"
+#include "db/pipeline_rows_priv.h"
 #include "db/rows_priv.h"
 
 static double now_mjd(void)

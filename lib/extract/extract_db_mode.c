@@ -12,12 +12,13 @@
 #include "skystack/storage.h"
 #include "skystack/wcs.h"
 #include "core/path_priv.h"
+#include "db/pipeline_rows_priv.h"
 #include "db/rows_priv.h"
 #include "extract_run_priv.h"
 
 /* The image in the database and the data root. */
 typedef struct db_image {
-    sk_image_row row;
+    sk_registered_image row;
     char id_text[32];
     char path[4200];              /* the image file */
     char dir[4200];               /* the products' directory */
@@ -54,7 +55,7 @@ static int find_image(extract_job *J, db_image *I)
  * directory of the data root, and their stored (relative) paths. */
 static int product_paths(extract_job *J, db_image *I)
 {
-    const sk_image_row *r = &I->row;
+    const sk_registered_image *r = &I->row;
     char reldir[4096], base[4096];
     int rc = sk_storage_dir(r->instrument, r->mjd, r->section[0] ? r->section : NULL, r->filter, r->type,
                             J->prov->id, reldir, sizeof reldir);
