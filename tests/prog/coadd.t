@@ -131,7 +131,8 @@ if [ -n "$zsrc" ] && [ "$(echo $cal | wc -w)" -ge 2 ]; then
         --set "extraction.astrometry.refcat=$S/refcat.fits" -o "$T_TMP/cal.fits" $cal
     is "$(key "$T_TMP/cal.fits" MAGZERO | awk '{ printf "%.4f", $1 }')" "$zsrc" "MAGZERO: the last input's calibrated zero point"
 else
-    echo "# SKIP extract --no-db calibrated fewer than two exposures (zero point and .head WCS)"
+    ok 1 "extract --no-db calibrated at least two exposures (zero point and .head WCS): $(echo $cal | wc -w)"
+    skip 1 "the coadd of calibrated exposures needs two of them"
 fi
 run_ok "--dump-config" coadd --dump-config
 like "$(cat "$T_TMP/out")" '"clip_ampfrac"' "the coaddition section is printed"

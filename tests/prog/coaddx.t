@@ -4,6 +4,7 @@
 # models included) beside them; the keywords, the coadd PSF beside the
 # coadd, MAGZERO of the proper coadd, and refusals.
 . "$SK_SRCDIR/tests/prog/lib.sh"
+plan 44
 
 S=$T_TMP/sim
 imsim -q --nexp 4 --size 300x300 --nstars 120 --seed 21 --outdir "$S" >/dev/null 2>"$T_TMP/err"

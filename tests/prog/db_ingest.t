@@ -9,6 +9,7 @@
 # concurrent ingest of one file.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dbtest.sh"
+plan 65
 start_test_db
 DECAM=$REAL/decam-legacysurvey
 

@@ -8,6 +8,7 @@
 # strings in every string option.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dbtest.sh"
+plan 122
 start_test_db
 
 sql "

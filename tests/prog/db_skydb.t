@@ -5,6 +5,7 @@
 # uniqueness invariants, and connection errors that never show passwords.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dbtest.sh"
+plan 59
 
 # Before any cluster exists: status and a query fail with exit 3 and say
 # which database was tried and how to start one.

@@ -3,6 +3,7 @@
 # byte-identical output for a seed (any thread count), another seed gives
 # other bytes, sidecars with a preprocessing provenance, usage errors.
 . "$SK_SRCDIR/tests/prog/lib.sh"
+plan 29
 
 A=$T_TMP/a; B=$T_TMP/b; C=$T_TMP/c; D=$T_TMP/d
 SMALL="--nexp 2 --size 200x160 --nstars 120"

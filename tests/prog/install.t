@@ -3,6 +3,7 @@
 # skystack.pc, man pages and share/skystack, and a program builds against the
 # installed library through pkg-config.
 . "$(dirname "$0")/lib.sh"
+plan 28
 
 root=$T_TMP/root
 B=$(basename "${SK_BUILDDIR:-build}")

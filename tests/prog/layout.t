@@ -5,6 +5,7 @@
 # no libpq in installed headers or outside lib/db; every library file opens
 # with a comment that names it and says its job.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
+plan 19
 cd "$SRC" || exit 1
 
 lines() { sed '/^$/d' "$1" | wc -l | tr -d ' '; }

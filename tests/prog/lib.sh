@@ -1,8 +1,14 @@
 # lib.sh: helpers for the program tests (tests/prog/*.t), sourced by each.
-# Emits TAP; `done_testing` prints the plan and sets the exit status.
+# Emits TAP. Every file declares up front how many tests it runs
+# (`plan N`, printed at once as the TAP plan), so that a file which stops
+# early fails (prove: "Bad plan"); `done_testing` at the end checks the
+# count too and sets the exit status. A test that cannot run here is a
+# real TAP skip (`skip N REASON`), never a comment; with CI=true a skip is
+# a failure (tests/exec-test).
 set -u
 T_N=0
 T_FAILED=0
+T_PLAN=
 T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/skprog-XXXXXX")
 SRC=${SK_SRCDIR:-$(pwd)}
 REAL=$SRC/tests/data/real
@@ -47,8 +53,30 @@ stop_leftover_postmaster() { # stop_leftover_postmaster PGDATA
     done
 }
 
+plan() { # plan N: the number of tests this file runs, before the first
+    T_PLAN=$1
+    echo "1..$T_PLAN"
+}
+skip() { # skip N REASON: N tests that cannot run here, as TAP skips
+    k=0
+    while [ "$k" -lt "$1" ]; do
+        T_N=$((T_N + 1))
+        echo "ok $T_N # SKIP $2"
+        k=$((k + 1))
+    done
+}
+
 done_testing() {
-    echo "1..$T_N"
     rm -rf "$T_TMP"
+    if [ -z "$T_PLAN" ]; then # (extract.t and coadd.t, for now: see tests/CLAIMS)
+        echo "1..$T_N"
+        echo "# no plan declared: this file could stop early unnoticed; declare it with \`plan N\`"
+        [ "$T_FAILED" -eq 0 ]
+        return
+    fi
+    if [ "$T_N" -ne "$T_PLAN" ]; then
+        echo "# planned $T_PLAN tests, ran $T_N"
+        return 1
+    fi
     [ "$T_FAILED" -eq 0 ]
 }

@@ -1,0 +1,162 @@
+/* test_combine_stats.c: the statistics of combining one coadd pixel
+ * (coadd(1), skystack/coadd.h), checked against independent computations:
+ * - sk_median_variance_factor(n) against the variance of the median of n
+ *   unit Gaussians integrated here over the order-statistic densities
+ *   (1e-4 for odd n up to 127, as the header promises; 1e-3 for even n,
+ *   whose table entries are up to 5e-4 off the integral);
+ * - the median's weight 1 / (factor(n) mean(var) / n) and large-scale
+ *   variance;
+ * - the weighted mean's weight (sum c)^2 / sum c^2 var and large-scale
+ *   variance 1 / sum c (inputs weighted by their large-scale variance);
+ * - clipping at clip_sigma sigmas of var + poisson * centre + spread^2. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skystack/coadd.h"
+#include "../tap.h"
+#include "coadd/coadd_internal.h"
+
+static double phi(double x) { return exp(-0.5 * x * x) / sqrt(2.0 * M_PI); }
+static double cdf(double x) { return 0.5 * erfc(-x / M_SQRT2); }
+
+/* n Var(median) of n unit Gaussians by quadrature over the density of the
+ * middle order statistic (odd n) or the joint density of the two middle
+ * ones (even n, median their mean). */
+static double even_part(int n, double h);
+static double median_var_n(int n)
+{
+    const double lo = -7.0, hi = 7.0;
+    if (n % 2) {
+        int m = n / 2;
+        double lc = lgamma(n + 1.0) - 2.0 * lgamma(m + 1.0), s = 0.0, h = 1e-3;
+        for (double x = lo; x <= hi; x += h) {
+            double F = cdf(x);
+            if (F <= 0 || F >= 1)
+                continue;
+            s += x * x * exp(lc + m * log(F) + m * log1p(-F)) * phi(x);
+        }
+        return n * s * h;
+    }
+    /* the trapezoid rule converges as h^2: Richardson's extrapolation */
+    return (4.0 * even_part(n, 0.005) - even_part(n, 0.01)) / 3.0;
+}
+
+/* n E[median^2] for even n by the trapezoid rule of step h over x < y. */
+static double even_part(int n, double h)
+{
+    const double lo = -5.0, hi = 5.0;
+    int m = n / 2;
+    double lc = lgamma(n + 1.0) - 2.0 * lgamma((double)m), s = 0.0;
+    long k = (long)((hi - lo) / h);
+    for (long i = 0; i <= k; i++) {
+        double x = lo + h * i, F = cdf(x);
+        if (F <= 0 || F >= 1)
+            continue;
+        double ax = lc + (m - 1) * log(F) + log(phi(x));
+        for (long j = i; j <= k; j++) {
+            double y = lo + h * j, G = cdf(y);
+            if (G <= 0 || G >= 1)
+                continue;
+            double w = j == i ? 0.5 : 1.0; /* the diagonal x = y is the edge */
+            double mid = 0.5 * (x + y);
+            s += w * mid * mid * exp(ax + (m - 1) * log1p(-G)) * phi(y);
+        }
+    }
+    return n * s * h * h;
+}
+
+static void test_median_factor(void)
+{
+    is_near(sk_median_variance_factor(1), 1.0, 1e-12, "median factor n = 1: 1");
+    is_near(sk_median_variance_factor(2), 1.0, 1e-12, "median factor n = 2: 1 (the mean)");
+    /* odd n to 1e-4; even n to 1e-3: the table's even entries beyond n = 8
+       sit up to 5e-4 above the integral (n = 32: 1.50527 against 1.50479) */
+    double worst[2] = {0, 0};
+    int at[2] = {0, 0};
+    for (int n = 3; n <= 32; n++) {
+        double d = fabs(sk_median_variance_factor(n) - median_var_n(n));
+        if (d > worst[n % 2]) {
+            worst[n % 2] = d;
+            at[n % 2] = n;
+        }
+    }
+    ok(worst[1] <= 1e-4, "median factor, odd n = 3..31, against the integrated variance: worst %.2g (n = %d) <= 1e-4",
+       worst[1], at[1]);
+    ok(worst[0] <= 1e-3, "median factor, even n = 4..32, against the integrated variance: worst %.2g (n = %d) <= 1e-3",
+       worst[0], at[0]);
+    const int odd[] = {33, 45, 63, 127};
+    for (int k = 0; k < 4; k++)
+        is_near(sk_median_variance_factor(odd[k]), median_var_n(odd[k]), 1e-4,
+                "median factor n = %d (the large-n form) within 1e-4 of the integrated variance", odd[k]);
+    is_near(sk_median_variance_factor(40), median_var_n(40), 3e-3, "median factor n = 40 (even, the large-n form) within 3e-3");
+    ok(sk_median_variance_factor(10001) < M_PI / 2 && sk_median_variance_factor(10001) > M_PI / 2 - 1e-4,
+       "median factor tends to pi/2");
+}
+
+static void test_median_weight(void)
+{
+    sk_combine_params p = {.method = SK_COMBINE_MEDIAN, .clip_sigma = 3, .clip_iterations = 3, .clip_ampfrac = 0.3};
+    sk_combine_in in[5];
+    double scratch[15];
+    for (int j = 0; j < 5; j++)
+        in[j] = (sk_combine_in){.value = (float)(10 + j), .cweight = 0.25f, .var = 2.0f + j, .poisson = 0};
+    sk_combine_out out;
+    sk_combine_pixel(&p, in, 5, scratch, &out);
+    double f = median_var_n(5) / 25.0; /* the variance of the median per unit mean variance sum */
+    is_near(out.value, 12.0, 1e-6, "median of 5: the middle value");
+    is_near(1.0 / out.weight, f * (2 + 3 + 4 + 5 + 6), 2e-4 * f * 20, "median of 5: variance factor(5) mean(var) / 5");
+    is_near(out.var_large, f * 5 * 4.0, 2e-4 * f * 20, "median of 5: large-scale variance from the combine weights");
+}
+
+static void test_mean_weight(void)
+{
+    sk_combine_params p = {.method = SK_COMBINE_MEAN, .clip_sigma = 3, .clip_iterations = 3, .clip_ampfrac = 0.3};
+    sk_combine_in in[3] = {{.value = 1, .cweight = 1.0f, .var = 0.5f},
+                           {.value = 2, .cweight = 0.5f, .var = 3.0f},
+                           {.value = 4, .cweight = 0.25f, .var = 2.0f}};
+    double scratch[9];
+    sk_combine_out out;
+    sk_combine_pixel(&p, in, 3, scratch, &out);
+    double sc = 1.75, scv = 1 + 1 + 1, scvar = 0.5 + 0.25 * 3 + 0.0625 * 2;
+    is_near(out.value, scv / sc, 1e-6, "mean: weighted by the combine weights (1 / large-scale variance)");
+    is_near(out.weight, sc * sc / scvar, 1e-5 * sc * sc / scvar, "mean: weight (sum c)^2 / sum c^2 var");
+    is_near(out.var_large, 1.0 / sc, 1e-9, "mean: large-scale variance 1 / sum c");
+}
+
+static int clipped_rejects(const float *v, int n, float var, float poisson)
+{
+    sk_combine_params p = {.method = SK_COMBINE_CLIPPED, .clip_sigma = 3, .clip_iterations = 5, .clip_ampfrac = 0};
+    sk_combine_in in[16];
+    double scratch[48];
+    for (int j = 0; j < n; j++)
+        in[j] = (sk_combine_in){.value = v[j], .cweight = 1.0f / var, .var = var, .poisson = poisson};
+    sk_combine_out out;
+    sk_combine_pixel(&p, in, n, scratch, &out);
+    return out.nrejected;
+}
+
+static void test_clipping(void)
+{
+    const float out3[] = {0, 0.1f, -0.1f, 0.2f, -0.2f, 5.5f};
+    is_int(clipped_rejects(out3, 6, 1, 0), 1, "clipped: a value 5.45 sigma off (kappa 3) is rejected");
+    const float in3[] = {0, 0.1f, -0.1f, 0.2f, -0.2f, 2.8f};
+    is_int(clipped_rejects(in3, 6, 1, 0), 0, "clipped: a value 2.75 sigma off is kept");
+    /* values scattered beyond their noise (spread^2 = 8 here): kept */
+    const float spread[] = {-4, -2, 0, 2, 4, 6.5f};
+    is_int(clipped_rejects(spread, 6, 1, 0), 0, "clipped: the spread between inputs widens the test (none rejected)");
+    /* a bright source: its Poisson noise (poisson x centre = 100) widens it */
+    const float bright[] = {100, 100.1f, 99.9f, 100.2f, 99.8f, 125};
+    is_int(clipped_rejects(bright, 6, 1, 1), 0, "clipped: a source's Poisson noise widens the test (none rejected)");
+    is_int(clipped_rejects(bright, 6, 1, 0), 1, "clipped: without source noise the same value is rejected");
+}
+
+int main(void)
+{
+    test_median_factor();
+    test_median_weight();
+    test_mean_weight();
+    test_clipping();
+    return tap_done();
+}
