@@ -43,7 +43,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/t/%)
 PROG_TESTS := $(sort $(wildcard tests/prog/*.t))
 
 .SECONDARY:
-.PHONY: all lib tools tests check check-sanitize install uninstall demo bench clean distclean
+.PHONY: all lib tools tests accuracy check check-sanitize install uninstall demo bench clean distclean
 all: lib tools
 
 lib: $(STATIC_LIB) $(SHARED_LIB)
@@ -71,6 +71,15 @@ $(B)/bin/%: $$(call tool_objs,$$*) $(STATIC_LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(STATIC_LIB) $(DEP_LIBS)
 
 $(B)/t/%: $(B)/tests/unit/%.o $(STATIC_LIB)
+	@$(MKDIR_P) $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
+
+# The accuracy tests over many seeds work on 2048 x 2048 fields: not in
+# `make check` (tests use small images); bench/seed-sweep and bench/mutants
+# build them with `make accuracy`.
+ACCURACY_BIN := $(B)/t/test_accuracy
+accuracy: $(ACCURACY_BIN)
+$(ACCURACY_BIN): $(B)/tests/accuracy/test_accuracy.o $(STATIC_LIB)
 	@$(MKDIR_P) $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(STATIC_LIB) $(DEP_LIBS)
 

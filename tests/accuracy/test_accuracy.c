@@ -1,5 +1,6 @@
 /* test_accuracy.c: accuracy figures with statistical power, on imsim
- * exposures of several seeds (SK_ACCURACY_SEED, default 101, is the first;
+ * exposures of several seeds on 2048 x 2048 fields, so not in `make check`
+ * (make accuracy builds it; SK_ACCURACY_SEED, default 101, is the first;
  * bench/seed-sweep runs this test on 20 consecutive ones):
  * - astrometry (extract(1)): a header WCS off by the most the defaults
  *   allow (60", 2 deg, 2 %) solves, and the solution lies within 0.06 px rms
