@@ -1,5 +1,5 @@
 /* aligned_priv.h: helpers shared by the aligned-input coadds (zogy.c,
- * psfmatch.c, bgmatch.c, artifact.c), implemented in coaddx_util.c and
+ * psfmatch.c, bgmatch.c, artifact.c), implemented in aligned_util.c and
  * resample_noise.c. */
 #ifndef SK_COADDX_PRIV_H
 #define SK_COADDX_PRIV_H
@@ -55,9 +55,6 @@ int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long 
  * array (zeroed first) with the centre at (0, 0), wrapping around: the
  * layout whose Fourier transform is the stamp's centred transform. */
 void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny);
-
-/* Median of a float array (reordered in place); n > 0. */
-float sk_cx_median(float *v, size_t n);
 
 /* 1/sqrt(median usable weight) of an input over the rows it holds, from at
  * most about 2 million sampled pixels; 0 when it has no usable pixel. */

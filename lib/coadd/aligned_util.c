@@ -1,4 +1,4 @@
-/* aligned_util.c: pixel helpers of the aligned-input coadds: in-painting, flag dilation, PSF stamps, medians, thread counts, tiling. */
+/* aligned_util.c: pixel helpers of the aligned-input coadds: in-painting, flag dilation, PSF stamps, the noise from the weights, thread counts, tiling. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +6,7 @@
 #include "aligned_priv.h"
 #include "numeric/fft_priv.h"
 #include "skystack/error.h"
-#include "numeric/select.h"
+#include "numeric/stats.h"
 #include "coaddx_internal.h"
 
 int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny)
@@ -302,18 +302,6 @@ void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny)
     }
 }
 
-float sk_cx_median(float *v, size_t n)
-{
-    float hi = sk_select_kth(v, (long)n, (long)(n / 2));
-    if (n % 2)
-        return hi;
-    float lo = v[0];
-    for (size_t i = 1; i < n / 2; i++)
-        if (v[i] > lo)
-            lo = v[i];
-    return 0.5f * (lo + hi);
-}
-
 double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned mask_flags)
 {
     if (!in->sci || in->nrows <= 0)
@@ -329,7 +317,7 @@ double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned 
         if (sk_cx_usable(in, width, x, y, mask_flags))
             w[n++] = in->weight[i];
     }
-    double sigma = n ? 1.0 / sqrt((double)sk_cx_median(w, n)) : 0.0;
+    double sigma = n ? 1.0 / sqrt((double)sk_median_floatf(w, (long)n)) : 0.0;
     free(w);
     return sigma;
 }

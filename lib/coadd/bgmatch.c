@@ -203,10 +203,10 @@ static int flush_cell_row(sk_bgmatch *bm, long nrows)
             const float *v = pass ? bm->smooth : bm->refbuf;
             for (long i = 0; i < gr->npix; i++)
                 bm->tmp[i] = v[gr->pix[i]];
-            float med = sk_cx_median(bm->tmp, (size_t)gr->npix);
+            float med = sk_median_floatf(bm->tmp, gr->npix);
             for (long i = 0; i < gr->npix; i++)
                 bm->tmp[i] = fabsf(v[gr->pix[i]] - med);
-            float sig = 1.4826f * sk_cx_median(bm->tmp, (size_t)gr->npix);
+            float sig = 1.4826f * sk_median_floatf(bm->tmp, gr->npix);
             for (long i = 0; i < gr->npix; i++)
                 if (v[gr->pix[i]] > med + 2.0f * sig)
                     bm->srcmask[gr->pix[i]] = 1;
@@ -246,7 +246,7 @@ static int flush_cell_row(sk_bgmatch *bm, long nrows)
             m->j = gr->mem[q];
             m->x = (xs / (double)nu - bm->xc) / bm->hx;
             m->y = (ys / (double)nu + (double)bm->next_cell_row0 - bm->yc) / bm->hy;
-            m->m = sk_cx_median(bm->tmp, (size_t)nu);
+            m->m = sk_median_floatf(bm->tmp, nu);
             m->w = a->wsum * (double)nu / (double)gr->npix;
             m->active = 1;
         }
