@@ -47,7 +47,7 @@ double sk_cx_stamp_fwhm(const float *stamp, long size);
 
 /* Call a PSF callback, check the stamp (finite, positive sum), scale it to
  * unit sum, and shrink the noise of an empirical model in Fourier space
- * (see coaddx_util.c). SK_EINPUT naming input `j` otherwise. */
+ * (see aligned_util.c). SK_EINPUT naming input `j` otherwise. */
 int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long size,
                     float *stamp);
 
