@@ -508,9 +508,7 @@ static int input_terms(tile_ctx *t, int j)
     const double eps = t->eps;
     float *r = w->rbuf;
     fftwf_execute_dft_r2c(t->fwd, r, w->dbuf);
-    pthread_mutex_lock(&z->psf_lock);
-    int status = sk_cx_psf_stamp(in, j, t->xc, t->yc, ps, w->stamp);
-    pthread_mutex_unlock(&z->psf_lock);
+    int status = sk_cx_psf_stamp_locked(&z->psf_lock, in, j, t->xc, t->yc, ps, w->stamp);
     sk_resample_noise nm;
     if (!status)
         status = input_noise(z, j, t->cx0, t->cy0, t->cx1, t->cy1, &nm);
@@ -1088,8 +1086,20 @@ static void write_weights(const tile_ctx *t, const pattern_set *s)
     }
 }
 
-static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty, const tile_out *out)
+/* ---- threads over tiles ------------------------------------------------ */
+
+/* The tiles of one band of output rows [out.y0, out.y1). */
+typedef struct zogy_job {
+    sk_zogy *z;
+    tile_out out;
+} zogy_job;
+
+static int process_tile(void *ws, long tx, long ty, void *user)
 {
+    const zogy_job *job = user;
+    sk_zogy *z = job->z;
+    zogy_ws *w = ws;
+    const tile_out *out = &job->out;
     tile_ctx t;
     memset(&t, 0, sizeof t);
     t.z = z;
@@ -1138,15 +1148,7 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty, const tile_out
     return status;
 }
 
-/* ---- threads over tiles ------------------------------------------------ */
-
-typedef struct zogy_job {
-    sk_zogy *z;
-    tile_out out;
-    long ty0, ntiles;
-} zogy_job;
-
-/* Each thread's workspace, and the tiles [t0, t1) of the job made with it. */
+/* Each thread's workspace. */
 static int zogy_job_ws_init(void *ws, void *user)
 {
     const zogy_job *job = user;
@@ -1158,36 +1160,14 @@ static void zogy_job_ws_release(void *ws, void *user)
     ws_free(ws);
 }
 
-static int zogy_tiles(void *ws, long t0, long t1, void *user)
-{
-    zogy_job *job = user;
-    for (long t = t0; t < t1; t++) {
-        long ty = job->ty0 + t / job->z->tile.ntx, tx = t % job->z->tile.ntx;
-        int status = process_tile(job->z, ws, tx, ty, &job->out);
-        if (status)
-            return status;
-    }
-    return SK_OK;
-}
-
 int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16_t *flags,
                  uint16_t *nimg)
 {
-    if (y0 < 0 || y1 > z->height || y1 <= y0)
-        return sk_error(SK_EINPUT, "zogy: bad output rows [%ld, %ld) of %ld", y0, y1, z->height);
-    if (!sci || !weight)
-        return sk_error(SK_EINPUT, "zogy: no output array");
-    long need0, need1;
-    sk_zogy_rows_needed(z, y0, y1, &need0, &need1);
-    for (int j = 0; j < z->n; j++) {
-        const sk_aligned_input *in = &z->in[j];
-        if (!in->sci || in->nrows <= 0)
-            continue;
-        if (in->row0 > need0 || in->row0 + in->nrows < need1)
-            return sk_error(SK_EINPUT,
-                            "zogy: input %d holds rows [%ld, %ld), rows [%ld, %ld) are needed",
-                            j, in->row0, in->row0 + in->nrows, need0, need1);
-    }
+    int status = sk_cx_rows_check("zogy", z->height, y0, y1, sci, weight);
+    for (int j = 0; j < z->n && !status; j++)
+        status = sk_cx_input_rows_check("zogy", &z->tile, &z->in[j], j, y0, y1);
+    if (status)
+        return status;
     size_t nout = (size_t)(y1 - y0) * (size_t)z->width;
     if (flags)
         memset(flags, 0, sizeof(uint16_t) * nout);
@@ -1200,10 +1180,8 @@ int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16
     job.out.weight = weight;
     job.out.flags = flags;
     job.out.nimg = nimg;
-    sk_cx_tiling_rows(&z->tile, y0, y1, &job.ty0, &job.ntiles);
     const sk_scratch ws_ops = {sizeof(zogy_ws), zogy_job_ws_init, zogy_job_ws_release};
-    return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(z->o.threads), &ws_ops,
-                                   zogy_tiles, &job);
+    return sk_cx_tiles_run(&z->tile, y0, y1, z->o.threads, &ws_ops, process_tile, &job);
 }
 
 /* ---- the coadd PSF ----------------------------------------------------- */
@@ -1235,9 +1213,7 @@ int sk_zogy_psf(sk_zogy *z, double x_px, double y_px, long size, float *stamp)
     long bx0, by0, bx1, by1;
     box_around(z, x_px, y_px, &bx0, &by0, &bx1, &by1);
     for (int j = 0; j < z->n; j++) {
-        pthread_mutex_lock(&z->psf_lock);
-        status = sk_cx_psf_stamp(&z->in[j], j, x_px, y_px, ps, st);
-        pthread_mutex_unlock(&z->psf_lock);
+        status = sk_cx_psf_stamp_locked(&z->psf_lock, &z->in[j], j, x_px, y_px, ps, st);
         sk_resample_noise nm;
         if (!status)
             status = input_noise(z, j, bx0, by0, bx1, by1, &nm);
