@@ -60,21 +60,21 @@ static int target_stamp(sk_psfmatch *pm, double x, double y, long size, float *s
     if (pm->target_input >= 0)
         return sk_cx_psf_stamp_locked(&pm->psf_lock, &pm->in[pm->target_input], pm->target_input,
                                       x, y, size, stamp);
-    sk_psf_profile p;
+    sk_sim_psf p;
     memset(&p, 0, sizeof p);
-    p.model = pm->target.kind == SK_TARGET_GAUSSIAN ? SK_PSF_GAUSSIAN : SK_PSF_MOFFAT;
+    p.model = pm->target.kind == SK_TARGET_GAUSSIAN ? SK_SIM_GAUSSIAN : SK_SIM_MOFFAT;
     p.fwhm_px = pm->target.fwhm_px;
     p.beta = pm->target.kind == SK_TARGET_MOFFAT ? pm->target.moffat_beta : 3.0;
     p.radius_fwhm = (double)(size / 2) / pm->target.fwhm_px;
     if (p.radius_fwhm > 50.0)
         p.radius_fwhm = 50.0;
-    int st = sk_psf_profile_check(&p);
+    int st = sk_sim_psf_check(&p);
     if (st)
         return sk_error_context("psfmatch: target PSF on a %ld px stamp", size);
     double *d = calloc((size_t)(size * size), sizeof(double));
     if (!d)
         return sk_error(SK_EIO, "psfmatch: out of memory");
-    sk_psf_profile_add(&p, 1.0, (double)(size / 2), (double)(size / 2), d, size, size, 0, size);
+    sk_sim_psf_add(&p, 1.0, (double)(size / 2), (double)(size / 2), d, size, size, 0, size);
     double s = 0.0;
     for (long i = 0; i < size * size; i++)
         s += d[i];
