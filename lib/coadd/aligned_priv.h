@@ -104,6 +104,14 @@ int sk_cx_rows_check(const char *who, long height, long y0, long y1, const float
 int sk_cx_input_rows_check(const char *who, const sk_cx_tiling *t, const sk_aligned_input *in,
                            int j, long y0, long y1);
 
+/* The output rows [y0, y1) a tiled coadd writes: science, weight and
+ * optionally flags and input counts, (y1 - y0) rows of the output width. */
+typedef struct sk_cx_band {
+    long y0, y1;
+    float *sci, *weight;
+    uint16_t *flags, *nimg;
+} sk_cx_band;
+
 /* Work on tile (tx, ty) with the calling thread's workspace. */
 typedef int (*sk_cx_tile_fn)(void *ws, long tx, long ty, void *user);
 

@@ -426,13 +426,6 @@ static int conv_ws_init(conv_ws *w, const sk_psfmatch *pm)
     return SK_OK;
 }
 
-typedef struct conv_out {
-    int j;
-    long y0, y1;
-    float *sci, *weight;
-    uint16_t *flags;
-} conv_out;
-
 /* Multiply a spectrum by the transform of a real kernel image. */
 static void spec_mul(fftwf_complex *a, const fftwf_complex *b, long n, float scale)
 {
@@ -446,7 +439,8 @@ static void spec_mul(fftwf_complex *a, const fftwf_complex *b, long n, float sca
 /* The tiles of one input, made for output rows [out.y0, out.y1). */
 typedef struct conv_job {
     sk_psfmatch *pm;
-    conv_out out;
+    int j;           /* the input */
+    sk_cx_band out;
 } conv_job;
 
 static int conv_tile(void *ws, long tx, long ty, void *user)
@@ -454,14 +448,14 @@ static int conv_tile(void *ws, long tx, long ty, void *user)
     conv_job *job = user;
     sk_psfmatch *pm = job->pm;
     conv_ws *w = ws;
-    const conv_out *out = &job->out;
+    const sk_cx_band *out = &job->out;
     const long lx = pm->tile.lx, ly = pm->tile.ly, width = pm->width, m = pm->tile.margin;
     long cx0, cy0, cx1, cy1;
     sk_cx_tiling_core(&pm->tile, tx, ty, &cx0, &cy0, &cx1, &cy1);
     const long bx0 = cx0 - m, by0 = cy0 - m;
     const long nb = lx * ly, nc = ly * (lx / 2 + 1), rk = pm->rk, ks = 2 * rk + 1;
     const unsigned mask = pm->o.mask_flags;
-    const int j = out->j;
+    const int j = job->j;
     const sk_aligned_input *in = &pm->in[j];
     const int identity = j == pm->target_input;
     int status;
@@ -608,15 +602,7 @@ int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float
         status = sk_cx_input_rows_check("psfmatch", &pm->tile, &pm->in[j], j, y0, y1);
     if (status)
         return status;
-    conv_job job;
-    memset(&job, 0, sizeof job);
-    job.pm = pm;
-    job.out.j = j;
-    job.out.y0 = y0;
-    job.out.y1 = y1;
-    job.out.sci = sci;
-    job.out.weight = weight;
-    job.out.flags = flags;
+    conv_job job = {pm, j, {y0, y1, sci, weight, flags, NULL}};
     const sk_scratch ws_ops = {sizeof(conv_ws), conv_job_ws_init, conv_job_ws_release};
     return sk_cx_tiles_run(&pm->tile, y0, y1, pm->o.threads, &ws_ops, conv_tile, &job);
 }

@@ -393,12 +393,6 @@ static inline double col_mult(long kx, long n)
     return (kx == 0 || (n % 2 == 0 && kx == n / 2)) ? 1.0 : 2.0;
 }
 
-typedef struct tile_out {
-    long y0, y1;     /* output rows of the band */
-    float *sci, *weight;
-    uint16_t *flags, *nimg;
-} tile_out;
-
 static uint64_t hash_bits(const uint64_t *b, size_t nw)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull;
@@ -436,7 +430,7 @@ static int cmp_rank(const void *pa, const void *pb)
 typedef struct tile_ctx {
     sk_zogy *z;
     zogy_ws *w;
-    const tile_out *out;
+    const sk_cx_band *out;
     long lx, ly, width, m;        /* buffer size, grid width, margin */
     long cx0, cy0, cx1, cy1;      /* the core */
     long cw, chh, ncore;
@@ -851,7 +845,7 @@ static void pattern_coadd(const tile_ctx *t, const zogy_pattern *p, fftwf_comple
                           const float *den)
 {
     zogy_ws *w = t->w;
-    const tile_out *out = t->out;
+    const sk_cx_band *out = t->out;
     const double scale = (t->z->flux_r / sqrt(p->fs2)) / ((double)t->lx * (double)t->ly);
     const float tiny = (float)(1e-30 + 1e-12 * t->eps * t->eps * p->fs2);
     for (long q = 0; q < w->ncplx; q++) {
@@ -987,7 +981,7 @@ static void variance_rows(const tile_ctx *t, int k, long rb)
 static void inpainted_flags(const tile_ctx *t, int k, long rin)
 {
     zogy_ws *w = t->w;
-    const tile_out *out = t->out;
+    const sk_cx_band *out = t->out;
     const uint8_t *valid = w->valid[k];
     sk_cx_dilate_or(w->ibits, w->dil, w->dtmp, t->lx, t->ly, rin);
     for (long i = 0; i < t->ncore; i++) {
@@ -1057,7 +1051,7 @@ static void write_weights(const tile_ctx *t, const pattern_set *s)
 {
     sk_zogy *z = t->z;
     zogy_ws *w = t->w;
-    const tile_out *out = t->out;
+    const sk_cx_band *out = t->out;
     for (long i = 0; i < t->ncore; i++) {
         long cy = i / t->cw, cx = i % t->cw, gy = t->cy0 + cy, gx = t->cx0 + cx;
         if (gy < out->y0 || gy >= out->y1)
@@ -1091,7 +1085,7 @@ static void write_weights(const tile_ctx *t, const pattern_set *s)
 /* The tiles of one band of output rows [out.y0, out.y1). */
 typedef struct zogy_job {
     sk_zogy *z;
-    tile_out out;
+    sk_cx_band out;
 } zogy_job;
 
 static int process_tile(void *ws, long tx, long ty, void *user)
@@ -1099,7 +1093,7 @@ static int process_tile(void *ws, long tx, long ty, void *user)
     const zogy_job *job = user;
     sk_zogy *z = job->z;
     zogy_ws *w = ws;
-    const tile_out *out = &job->out;
+    const sk_cx_band *out = &job->out;
     tile_ctx t;
     memset(&t, 0, sizeof t);
     t.z = z;
@@ -1171,15 +1165,7 @@ int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16
     size_t nout = (size_t)(y1 - y0) * (size_t)z->width;
     if (flags)
         memset(flags, 0, sizeof(uint16_t) * nout);
-    zogy_job job;
-    memset(&job, 0, sizeof job);
-    job.z = z;
-    job.out.y0 = y0;
-    job.out.y1 = y1;
-    job.out.sci = sci;
-    job.out.weight = weight;
-    job.out.flags = flags;
-    job.out.nimg = nimg;
+    zogy_job job = {z, {y0, y1, sci, weight, flags, nimg}};
     const sk_scratch ws_ops = {sizeof(zogy_ws), zogy_job_ws_init, zogy_job_ws_release};
     return sk_cx_tiles_run(&z->tile, y0, y1, z->o.threads, &ws_ops, process_tile, &job);
 }
