@@ -1,11 +1,13 @@
 /* aligned_priv.h: helpers shared by the aligned-input coadds (zogy.c,
- * psfmatch.c, bgmatch.c, artifact.c), implemented in coaddx_util.c and
+ * psfmatch.c, bgmatch.c, artifact.c), implemented in aligned_util.c and
  * resample_noise.c. */
 #ifndef SK_COADDX_PRIV_H
 #define SK_COADDX_PRIV_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <fftw3.h>
+#include "core/parallel.h"
 #include "skystack/coaddx.h"
 #include "coaddx_internal.h"
 
@@ -47,17 +49,18 @@ double sk_cx_stamp_fwhm(const float *stamp, long size);
 
 /* Call a PSF callback, check the stamp (finite, positive sum), scale it to
  * unit sum, and shrink the noise of an empirical model in Fourier space
- * (see coaddx_util.c). SK_EINPUT naming input `j` otherwise. */
+ * (see aligned_util.c). SK_EINPUT naming input `j` otherwise. */
 int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long size,
                     float *stamp);
+
+/* sk_cx_psf_stamp with `lock` held (the PSF callbacks are not thread-safe). */
+int sk_cx_psf_stamp_locked(pthread_mutex_t *lock, const sk_aligned_input *in, int j, double x,
+                           double y, long size, float *stamp);
 
 /* Put a size x size stamp centred on its middle pixel into an ny x nx
  * array (zeroed first) with the centre at (0, 0), wrapping around: the
  * layout whose Fourier transform is the stamp's centred transform. */
 void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny);
-
-/* Median of a float array (reordered in place); n > 0. */
-float sk_cx_median(float *v, size_t n);
 
 /* 1/sqrt(median usable weight) of an input over the rows it holds, from at
  * most about 2 million sampled pixels; 0 when it has no usable pixel. */
@@ -91,9 +94,32 @@ void sk_cx_tiling_init(sk_cx_tiling *t, long width, long height, long psf_size, 
 void sk_cx_tiling_rows_needed(const sk_cx_tiling *t, long y0, long y1, long *need0,
                               long *need1);
 
-/* The tiles that cover output rows [y0, y1) (0 <= y0 < y1 <= height): the
- * *ntiles tiles after the first *ty0 rows of tiles, numbered row by row. */
-void sk_cx_tiling_rows(const sk_cx_tiling *t, long y0, long y1, long *ty0, long *ntiles);
+/* SK_EINPUT, the message starting with `who`, unless [y0, y1) are rows of
+ * an output of `height` rows and sci and weight are given. */
+int sk_cx_rows_check(const char *who, long height, long y0, long y1, const float *sci,
+                     const float *weight);
+
+/* SK_EINPUT, the message starting with `who`, when input `j` holds rows
+ * but not all those output rows [y0, y1) need. */
+int sk_cx_input_rows_check(const char *who, const sk_cx_tiling *t, const sk_aligned_input *in,
+                           int j, long y0, long y1);
+
+/* The output rows [y0, y1) a tiled coadd writes: science, weight and
+ * optionally flags and input counts, (y1 - y0) rows of the output width. */
+typedef struct sk_cx_band {
+    long y0, y1;
+    float *sci, *weight;
+    uint16_t *flags, *nimg;
+} sk_cx_band;
+
+/* Work on tile (tx, ty) with the calling thread's workspace. */
+typedef int (*sk_cx_tile_fn)(void *ws, long tx, long ty, void *user);
+
+/* fn on each tile that covers output rows [y0, y1), one tile per chunk of
+ * sk_parallel_for_scratch on sk_cx_threads(threads) threads, each thread
+ * with the workspace of `ws` (its init and release called with `user`). */
+int sk_cx_tiles_run(const sk_cx_tiling *t, long y0, long y1, int threads, const sk_scratch *ws,
+                    sk_cx_tile_fn fn, void *user);
 
 /* The core [*cx0, *cx1) x [*cy0, *cy1) of tile (tx, ty). */
 void sk_cx_tiling_core(const sk_cx_tiling *t, long tx, long ty, long *cx0, long *cy0,

@@ -1,4 +1,4 @@
-/* aligned_util.c: pixel helpers of the aligned-input coadds: in-painting, flag dilation, PSF stamps, medians, thread counts, tiling. */
+/* aligned_util.c: pixel helpers of the aligned-input coadds: in-painting, flag dilation, PSF stamps, the noise from the weights, thread counts, tiling. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,7 +6,7 @@
 #include "aligned_priv.h"
 #include "numeric/fft_priv.h"
 #include "skystack/error.h"
-#include "numeric/select.h"
+#include "numeric/stats.h"
 #include "coaddx_internal.h"
 
 int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny)
@@ -289,6 +289,15 @@ int sk_cx_psf_stamp(const sk_aligned_input *in, int j, double x, double y, long 
     return SK_OK;
 }
 
+int sk_cx_psf_stamp_locked(pthread_mutex_t *lock, const sk_aligned_input *in, int j, double x,
+                           double y, long size, float *stamp)
+{
+    pthread_mutex_lock(lock);
+    int status = sk_cx_psf_stamp(in, j, x, y, size, stamp);
+    pthread_mutex_unlock(lock);
+    return status;
+}
+
 void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny)
 {
     memset(arr, 0, sizeof(float) * (size_t)(nx * ny));
@@ -300,18 +309,6 @@ void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny)
             arr[yy * nx + xx] += stamp[v * size + u];
         }
     }
-}
-
-float sk_cx_median(float *v, size_t n)
-{
-    float hi = sk_select_kth(v, (long)n, (long)(n / 2));
-    if (n % 2)
-        return hi;
-    float lo = v[0];
-    for (size_t i = 1; i < n / 2; i++)
-        if (v[i] > lo)
-            lo = v[i];
-    return 0.5f * (lo + hi);
 }
 
 double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned mask_flags)
@@ -329,7 +326,7 @@ double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned 
         if (sk_cx_usable(in, width, x, y, mask_flags))
             w[n++] = in->weight[i];
     }
-    double sigma = n ? 1.0 / sqrt((double)sk_cx_median(w, n)) : 0.0;
+    double sigma = n ? 1.0 / sqrt((double)sk_median_floatf(w, (long)n)) : 0.0;
     free(w);
     return sigma;
 }
@@ -385,10 +382,70 @@ void sk_cx_tiling_rows_needed(const sk_cx_tiling *t, long y0, long y1, long *nee
     *need1 = b > t->height ? t->height : b;
 }
 
-void sk_cx_tiling_rows(const sk_cx_tiling *t, long y0, long y1, long *ty0, long *ntiles)
+int sk_cx_rows_check(const char *who, long height, long y0, long y1, const float *sci,
+                     const float *weight)
 {
-    *ty0 = y0 / t->tcy;
-    *ntiles = ((y1 - 1) / t->tcy + 1 - *ty0) * t->ntx;
+    if (y0 < 0 || y1 > height || y1 <= y0)
+        return sk_error(SK_EINPUT, "%s: bad output rows [%ld, %ld) of %ld", who, y0, y1, height);
+    if (!sci || !weight)
+        return sk_error(SK_EINPUT, "%s: no output array", who);
+    return SK_OK;
+}
+
+int sk_cx_input_rows_check(const char *who, const sk_cx_tiling *t, const sk_aligned_input *in,
+                           int j, long y0, long y1)
+{
+    if (!in->sci || in->nrows <= 0)
+        return SK_OK;
+    long need0, need1;
+    sk_cx_tiling_rows_needed(t, y0, y1, &need0, &need1);
+    if (in->row0 > need0 || in->row0 + in->nrows < need1)
+        return sk_error(SK_EINPUT, "%s: input %d holds rows [%ld, %ld), rows [%ld, %ld) are needed",
+                        who, j, in->row0, in->row0 + in->nrows, need0, need1);
+    return SK_OK;
+}
+
+/* The tiles of one sk_cx_tiles_run: the first row of tiles, the caller's
+ * work, workspace and data. */
+typedef struct tiles_job {
+    const sk_cx_tiling *t;
+    long ty0;
+    sk_cx_tile_fn fn;
+    const sk_scratch *ws;
+    void *user;
+} tiles_job;
+
+static int tiles_ws_init(void *ws, void *user)
+{
+    const tiles_job *job = user;
+    return job->ws->init ? job->ws->init(ws, job->user) : SK_OK;
+}
+
+static void tiles_ws_release(void *ws, void *user)
+{
+    const tiles_job *job = user;
+    if (job->ws->release)
+        job->ws->release(ws, job->user);
+}
+
+static int tiles_range(void *ws, long t0, long t1, void *user)
+{
+    const tiles_job *job = user;
+    for (long k = t0; k < t1; k++) {
+        int status = job->fn(ws, k % job->t->ntx, job->ty0 + k / job->t->ntx, job->user);
+        if (status)
+            return status;
+    }
+    return SK_OK;
+}
+
+int sk_cx_tiles_run(const sk_cx_tiling *t, long y0, long y1, int threads, const sk_scratch *ws,
+                    sk_cx_tile_fn fn, void *user)
+{
+    tiles_job job = {t, y0 / t->tcy, fn, ws, user};
+    long ntiles = ((y1 - 1) / t->tcy + 1 - job.ty0) * t->ntx;
+    const sk_scratch ops = {ws->size, tiles_ws_init, tiles_ws_release};
+    return sk_parallel_for_scratch(ntiles, 1, sk_cx_threads(threads), &ops, tiles_range, &job);
 }
 
 void sk_cx_tiling_core(const sk_cx_tiling *t, long tx, long ty, long *cx0, long *cy0,

@@ -9,6 +9,8 @@
 #include "skystack/header.h"
 #include "skystack/log.h"
 #include "coaddx_internal.h"
+#include "numeric/linsolve.h"
+#include "numeric/stats.h"
 
 typedef struct bg_meas {
     long cell;
@@ -201,10 +203,10 @@ static int flush_cell_row(sk_bgmatch *bm, long nrows)
             const float *v = pass ? bm->smooth : bm->refbuf;
             for (long i = 0; i < gr->npix; i++)
                 bm->tmp[i] = v[gr->pix[i]];
-            float med = sk_cx_median(bm->tmp, (size_t)gr->npix);
+            float med = sk_median_floatf(bm->tmp, gr->npix);
             for (long i = 0; i < gr->npix; i++)
                 bm->tmp[i] = fabsf(v[gr->pix[i]] - med);
-            float sig = 1.4826f * sk_cx_median(bm->tmp, (size_t)gr->npix);
+            float sig = 1.4826f * sk_median_floatf(bm->tmp, gr->npix);
             for (long i = 0; i < gr->npix; i++)
                 if (v[gr->pix[i]] > med + 2.0f * sig)
                     bm->srcmask[gr->pix[i]] = 1;
@@ -244,7 +246,7 @@ static int flush_cell_row(sk_bgmatch *bm, long nrows)
             m->j = gr->mem[q];
             m->x = (xs / (double)nu - bm->xc) / bm->hx;
             m->y = (ys / (double)nu + (double)bm->next_cell_row0 - bm->yc) / bm->hy;
-            m->m = sk_cx_median(bm->tmp, (size_t)nu);
+            m->m = sk_median_floatf(bm->tmp, nu);
             m->w = a->wsum * (double)nu / (double)gr->npix;
             m->active = 1;
         }
@@ -439,45 +441,6 @@ static int cmp_meas_cell(const void *a, const void *b)
     return x->j < y->j ? -1 : (x->j > y->j);
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : (x > y);
-}
-
-/* Cholesky solve of a symmetric positive definite m x m system in place. */
-static int cholesky_solve(double *a, double *b, int m)
-{
-    for (int j = 0; j < m; j++) {
-        double d = a[j * m + j];
-        for (int k = 0; k < j; k++)
-            d -= a[j * m + k] * a[j * m + k];
-        if (!(d > 0.0))
-            return -1;
-        d = sqrt(d);
-        a[j * m + j] = d;
-        for (int i = j + 1; i < m; i++) {
-            double s = a[i * m + j];
-            for (int k = 0; k < j; k++)
-                s -= a[i * m + k] * a[j * m + k];
-            a[i * m + j] = s / d;
-        }
-    }
-    for (int i = 0; i < m; i++) {
-        double s = b[i];
-        for (int k = 0; k < i; k++)
-            s -= a[i * m + k] * b[k];
-        b[i] = s / a[i * m + i];
-    }
-    for (int i = m - 1; i >= 0; i--) {
-        double s = b[i];
-        for (int k = i + 1; k < m; k++)
-            s -= a[k * m + i] * b[k];
-        b[i] = s / a[i * m + i];
-    }
-    return 0;
-}
-
 static inline void basis(const sk_bgmatch *bm, double x, double y, double *f)
 {
     f[0] = 1.0;
@@ -613,8 +576,7 @@ static int clip_measurements(sk_bgmatch *bm, const double *z, int *changed)
         if (bm->meas[q].active && isfinite(z[q]))
             az[nz++] = fabs(z[q]);
     if (nz >= 3) {
-        qsort(az, (size_t)nz, sizeof(double), cmp_dbl);
-        double sig = 1.4826 * (nz % 2 ? az[nz / 2] : 0.5 * (az[nz / 2 - 1] + az[nz / 2]));
+        double sig = SK_MAD_TO_SIGMA * sk_median_double(az, nz);
         for (long q = 0; q < bm->nmeas; q++) {
             if (!isfinite(z[q]))
                 continue;
@@ -648,7 +610,7 @@ static int solve_pass(sk_bgmatch *bm, bg_solve *S, int *changed)
         s = e;
     }
     anchor_groups(S);
-    if (cholesky_solve(S->a, S->b, m))
+    if (sk_cholesky_solve(S->a, S->b, m, 1, 0.0))
         return sk_error(SK_EINPUT, "background matching: the offsets are not determined");
     memcpy(bm->theta, S->b, sizeof(double) * (size_t)m);
     fit_residuals(bm, S->z);

@@ -1,12 +1,11 @@
 /* direct.c: the coadd engine: inputs checked and scaled to one zero point, resampled onto the output grid band by band with threads, combined, and written with their header keywords. */
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "direct_priv.h"
+#include "core/parallel.h"
 #include "skystack/error.h"
 #include "skystack/log.h"
 #include "coadd_internal.h"
@@ -61,23 +60,6 @@ typedef struct input_state {
     long npixels;
 } input_state;
 
-/* The first error met by any thread, kept for the caller's thread. */
-typedef struct shared_error {
-    pthread_mutex_t lock;
-    int status;
-    char msg[1024];
-} shared_error;
-
-static void shared_error_set(shared_error *e, int status)
-{
-    pthread_mutex_lock(&e->lock);
-    if (!e->status) {
-        e->status = status;
-        snprintf(e->msg, sizeof e->msg, "%s", sk_errmsg());
-    }
-    pthread_mutex_unlock(&e->lock);
-}
-
 typedef struct engine {
     const sk_coadd_params *p;
     const sk_grid *grid;
@@ -96,31 +78,8 @@ typedef struct engine {
     long band_y0, band_y1;
     int *act;                /* indices of the inputs active in this band */
     int nact;
-    atomic_long next;        /* work counter */
-    shared_error err;
     int threads;
-    long *thread_npixels;    /* threads * n */
 } engine;
-
-typedef void *(*worker_fn)(void *);
-
-/* Run fn(arg) on `threads` threads (the caller's included). */
-static void run_threads(int threads, worker_fn fn, void *arg)
-{
-    pthread_t *tid = threads > 1 ? calloc((size_t)threads - 1, sizeof *tid) : NULL;
-    int started = 0;
-    if (tid) {
-        for (int t = 0; t < threads - 1; t++) {
-            if (pthread_create(&tid[t], NULL, fn, arg) != 0)
-                break;
-            started++;
-        }
-    }
-    fn(arg);
-    for (int t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
-    free(tid);
-}
 
 /* ---- phase 1: pixel mappings, one input per task ---- */
 
@@ -143,24 +102,16 @@ static double input_noise_factor(const sk_kernel_table *kt, const input_state *s
     return sk_kernel_noise_factor(kt, J);
 }
 
-static void *map_worker(void *arg)
+static int map_one(long k, void *arg)
 {
     engine *e = arg;
-    for (;;) {
-        long k = atomic_fetch_add(&e->next, 1);
-        if (k >= e->n || e->err.status)
-            break;
-        input_state *s = &e->inputs[k];
-        int rc = sk_pixmap_new(e->grid, s->wcs, s->width, s->height, e->p->tolerance_px, &s->map);
-        if (rc) {
-            sk_error_context("%s", s->name);
-            shared_error_set(&e->err, rc);
-            break;
-        }
-        sk_pixmap_box(s->map, &s->bx0, &s->by0, &s->bx1, &s->by1);
-        s->noise_factor = input_noise_factor(&e->kt, s);
-    }
-    return NULL;
+    input_state *s = &e->inputs[k];
+    int rc = sk_pixmap_new(e->grid, s->wcs, s->width, s->height, e->p->tolerance_px, &s->map);
+    if (rc)
+        return sk_error_context("%s", s->name);
+    sk_pixmap_box(s->map, &s->bx0, &s->by0, &s->bx1, &s->by1);
+    s->noise_factor = input_noise_factor(&e->kt, s);
+    return SK_OK;
 }
 
 /* ---- phase 2 (per band): load the input rectangles ---- */
@@ -204,22 +155,12 @@ static int load_band(engine *e, input_state *s)
     return SK_OK;
 }
 
-static void *load_worker(void *arg)
+static int load_one(long k, void *arg)
 {
     engine *e = arg;
-    for (;;) {
-        long k = atomic_fetch_add(&e->next, 1);
-        if (k >= e->nact || e->err.status)
-            break;
-        input_state *s = &e->inputs[e->act[k]];
-        int rc = load_band(e, s);
-        if (rc) {
-            sk_error_context("%s", s->name);
-            shared_error_set(&e->err, rc);
-            break;
-        }
-    }
-    return NULL;
+    input_state *s = &e->inputs[e->act[k]];
+    int rc = load_band(e, s);
+    return rc ? sk_error_context("%s", s->name) : SK_OK;
 }
 
 /* ---- phase 3 (per band): resample and combine rows ---- */
@@ -230,7 +171,7 @@ typedef struct row_scratch {
     long *lo, *hi;                /* per active input: x range filled in the chunk */
     sk_combine_in *cin;           /* nact */
     double *cscratch;             /* 3 * nact */
-    long *npixels;                /* n (this thread's counts) */
+    long *npixels;                /* n: this thread's counts, added to the inputs' at the end */
     long *row_npixels;            /* nact: this row's counts */
     double *row_cweight;          /* nact: this row's sums of combine weights */
 } row_scratch;
@@ -328,53 +269,56 @@ static int process_row(engine *e, row_scratch *rs, long y)
     return SK_OK;
 }
 
-typedef struct row_worker_arg {
-    engine *e;
-    atomic_int slot;
-} row_worker_arg;
-
-static void *row_worker(void *arg)
+/* A thread's row buffers (its scratch of sk_parallel_for_scratch). */
+static int row_scratch_init(void *scratch, void *arg)
 {
-    row_worker_arg *ra = arg;
-    engine *e = ra->e;
-    int me = atomic_fetch_add(&ra->slot, 1);
+    row_scratch *rs = scratch;
+    const engine *e = arg;
     int nact = e->nact > 0 ? e->nact : 1;
-    row_scratch rs = {0};
-    rs.xi = malloc(3 * CHUNK_PX * sizeof *rs.xi);
-    rs.stack = malloc((size_t)nact * CHUNK_PX * sizeof *rs.stack);
-    rs.lo = malloc(2 * (size_t)nact * sizeof *rs.lo);
-    rs.cin = malloc((size_t)nact * sizeof *rs.cin);
-    rs.cscratch = malloc(3 * (size_t)nact * sizeof *rs.cscratch);
-    rs.row_npixels = malloc((size_t)nact * sizeof *rs.row_npixels);
-    rs.row_cweight = malloc((size_t)nact * sizeof *rs.row_cweight);
-    rs.npixels = e->thread_npixels + (size_t)me * e->n;
-    if (!rs.xi || !rs.stack || !rs.lo || !rs.cin || !rs.cscratch || !rs.row_npixels ||
-        !rs.row_cweight) {
-        sk_error(SK_EIO, "coadd: out of memory for a thread's row buffers");
-        shared_error_set(&e->err, SK_EIO);
-    } else {
-        rs.yi = rs.xi + CHUNK_PX;
-        rs.area = rs.yi + CHUNK_PX;
-        rs.hi = rs.lo + nact;
-        for (;;) {
-            long y = e->band_y0 + atomic_fetch_add(&e->next, 1);
-            if (y >= e->band_y1 || e->err.status)
-                break;
-            int rc = process_row(e, &rs, y);
-            if (rc) {
-                shared_error_set(&e->err, rc);
-                break;
-            }
-        }
+    rs->xi = malloc(3 * CHUNK_PX * sizeof *rs->xi);
+    rs->stack = malloc((size_t)nact * CHUNK_PX * sizeof *rs->stack);
+    rs->lo = malloc(2 * (size_t)nact * sizeof *rs->lo);
+    rs->cin = malloc((size_t)nact * sizeof *rs->cin);
+    rs->cscratch = malloc(3 * (size_t)nact * sizeof *rs->cscratch);
+    rs->row_npixels = malloc((size_t)nact * sizeof *rs->row_npixels);
+    rs->row_cweight = malloc((size_t)nact * sizeof *rs->row_cweight);
+    rs->npixels = calloc((size_t)e->n, sizeof *rs->npixels);
+    if (!rs->xi || !rs->stack || !rs->lo || !rs->cin || !rs->cscratch || !rs->row_npixels ||
+        !rs->row_cweight || !rs->npixels)
+        return sk_error(SK_EIO, "coadd: out of memory for a thread's row buffers");
+    rs->yi = rs->xi + CHUNK_PX;
+    rs->area = rs->yi + CHUNK_PX;
+    rs->hi = rs->lo + nact;
+    return SK_OK;
+}
+
+/* In the caller's thread, once the band is done: the thread's counts
+ * added to the inputs' (integer sums: the same whatever the order). */
+static void row_scratch_release(void *scratch, void *arg)
+{
+    row_scratch *rs = scratch;
+    engine *e = arg;
+    for (int k = 0; rs->npixels && k < e->n; k++)
+        e->inputs[k].npixels += rs->npixels[k];
+    free(rs->xi);
+    free(rs->stack);
+    free(rs->lo);
+    free(rs->cin);
+    free(rs->cscratch);
+    free(rs->row_npixels);
+    free(rs->row_cweight);
+    free(rs->npixels);
+}
+
+static int process_rows(void *scratch, long r0, long r1, void *arg)
+{
+    engine *e = arg;
+    for (long y = e->band_y0 + r0; y < e->band_y0 + r1; y++) {
+        int rc = process_row(e, scratch, y);
+        if (rc)
+            return rc;
     }
-    free(rs.xi);
-    free(rs.stack);
-    free(rs.lo);
-    free(rs.cin);
-    free(rs.cscratch);
-    free(rs.row_npixels);
-    free(rs.row_cweight);
-    return NULL;
+    return SK_OK;
 }
 
 /* ---- inputs: metadata and checks ---- */
@@ -529,9 +473,7 @@ static void engine_free(engine *e)
     free(e->row_count);
     free(e->row_rejected);
     free(e->row_cweight);
-    free(e->thread_npixels);
     sk_kernel_table_clear(&e->kt);
-    pthread_mutex_destroy(&e->err.lock);
 }
 
 static int check_params(const sk_coadd_params *p, int n, const sk_grid *grid)
@@ -558,7 +500,6 @@ static int check_params(const sk_coadd_params *p, int n, const sk_grid *grid)
 /* The engine's per-run arrays. */
 static int engine_alloc(engine *e, const sk_coadd_params *p, const sk_grid *grid, int n)
 {
-    pthread_mutex_init(&e->err.lock, NULL);
     e->p = p;
     e->grid = grid;
     e->n = n;
@@ -570,9 +511,8 @@ static int engine_alloc(engine *e, const sk_coadd_params *p, const sk_grid *grid
     e->row_count = calloc((size_t)H, sizeof *e->row_count);
     e->row_rejected = calloc((size_t)H, sizeof *e->row_rejected);
     e->row_cweight = calloc((size_t)H * (size_t)n, sizeof *e->row_cweight);
-    e->thread_npixels = calloc((size_t)e->threads * (size_t)n, sizeof *e->thread_npixels);
     if (!e->inputs || !e->act || !e->row_varcorr || !e->row_count || !e->row_rejected ||
-        !e->row_cweight || !e->thread_npixels)
+        !e->row_cweight)
         return sk_error(SK_EIO, "coadd: out of memory");
     return sk_kernel_table_init(&e->kt, p->kernel);
 }
@@ -624,10 +564,9 @@ static int input_scales(engine *e, const sk_coadd_input *in, const double *force
 /* The pixel mapping of every input onto the grid, on the threads. */
 static int map_inputs(engine *e)
 {
-    atomic_store(&e->next, 0);
-    run_threads(e->threads < e->n ? e->threads : e->n, map_worker, e);
-    if (e->err.status)
-        return sk_error(e->err.status, "%s", e->err.msg);
+    int rc = sk_parallel_for_each(e->n, e->threads, map_one, e);
+    if (rc)
+        return rc;
     for (int k = 0; k < e->n; k++) {
         input_state *s = &e->inputs[k];
         if (s->bx1 > s->bx0)
@@ -648,16 +587,11 @@ static int run_band(engine *e)
         if (s->bx1 > s->bx0 && s->by0 < e->band_y1 && s->by1 > e->band_y0)
             e->act[e->nact++] = k;
     }
-    if (e->nact > 0) {
-        atomic_store(&e->next, 0);
-        run_threads(e->threads < e->nact ? e->threads : e->nact, load_worker, e);
-    }
-    if (!e->err.status) {
-        row_worker_arg ra = {.e = e};
-        atomic_store(&ra.slot, 0);
-        atomic_store(&e->next, 0);
-        long rows = e->band_y1 - e->band_y0;
-        run_threads(e->threads < rows ? e->threads : (int)rows, row_worker, &ra);
+    int rc = sk_parallel_for_each(e->nact, e->threads, load_one, e);
+    if (!rc) {
+        const sk_scratch rows = {sizeof(row_scratch), row_scratch_init, row_scratch_release};
+        rc = sk_parallel_for_scratch(e->band_y1 - e->band_y0, 1, e->threads, &rows, process_rows,
+                                     e);
     }
     for (int j = 0; j < e->nact; j++) {
         input_state *s = &e->inputs[e->act[j]];
@@ -668,9 +602,7 @@ static int run_band(engine *e)
             s->src = NULL;
         }
     }
-    if (e->err.status)
-        return sk_error(e->err.status, "%s", e->err.msg);
-    return SK_OK;
+    return rc;
 }
 
 /* The result's statistics in a fixed order: variance correction, rejected
@@ -694,8 +626,6 @@ static void result_statistics(engine *e, sk_coadd_result *r, int *nused)
     *nused = 0;
     for (int k = 0; k < n; k++) {
         input_state *s = &e->inputs[k];
-        for (int t = 0; t < e->threads; t++)
-            s->npixels += e->thread_npixels[(size_t)t * n + k];
         double cw = 0.0;
         for (long y = 0; y < H; y++)
             cw += e->row_cweight[(size_t)y * n + k];

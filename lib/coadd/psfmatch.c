@@ -57,27 +57,24 @@ void sk_psfmatch_opts_default(sk_psfmatch_opts *o)
 /* The target PSF at (x, y) on a size x size stamp (size = psf_size). */
 static int target_stamp(sk_psfmatch *pm, double x, double y, long size, float *stamp)
 {
-    if (pm->target_input >= 0) {
-        pthread_mutex_lock(&pm->psf_lock);
-        int st = sk_cx_psf_stamp(&pm->in[pm->target_input], pm->target_input, x, y, size, stamp);
-        pthread_mutex_unlock(&pm->psf_lock);
-        return st;
-    }
-    sk_psf_profile p;
+    if (pm->target_input >= 0)
+        return sk_cx_psf_stamp_locked(&pm->psf_lock, &pm->in[pm->target_input], pm->target_input,
+                                      x, y, size, stamp);
+    sk_sim_psf p;
     memset(&p, 0, sizeof p);
-    p.model = pm->target.kind == SK_TARGET_GAUSSIAN ? SK_PSF_GAUSSIAN : SK_PSF_MOFFAT;
+    p.model = pm->target.kind == SK_TARGET_GAUSSIAN ? SK_SIM_GAUSSIAN : SK_SIM_MOFFAT;
     p.fwhm_px = pm->target.fwhm_px;
     p.beta = pm->target.kind == SK_TARGET_MOFFAT ? pm->target.moffat_beta : 3.0;
     p.radius_fwhm = (double)(size / 2) / pm->target.fwhm_px;
     if (p.radius_fwhm > 50.0)
         p.radius_fwhm = 50.0;
-    int st = sk_psf_profile_check(&p);
+    int st = sk_sim_psf_check(&p);
     if (st)
         return sk_error_context("psfmatch: target PSF on a %ld px stamp", size);
     double *d = calloc((size_t)(size * size), sizeof(double));
     if (!d)
         return sk_error(SK_EIO, "psfmatch: out of memory");
-    sk_psf_profile_add(&p, 1.0, (double)(size / 2), (double)(size / 2), d, size, size, 0, size);
+    sk_sim_psf_add(&p, 1.0, (double)(size / 2), (double)(size / 2), d, size, size, 0, size);
     double s = 0.0;
     for (long i = 0; i < size * size; i++)
         s += d[i];
@@ -219,13 +216,6 @@ int sk_psfmatch_target_psf(sk_psfmatch *pm, double x_px, double y_px, long size,
 {
     if (size < 1 || size % 2 == 0)
         return sk_error(SK_EINPUT, "psfmatch: PSF stamp size %ld must be odd", size);
-    if (pm->target_input >= 0) {
-        pthread_mutex_lock(&pm->psf_lock);
-        int st = sk_cx_psf_stamp(&pm->in[pm->target_input], pm->target_input, x_px, y_px, size,
-                                 stamp);
-        pthread_mutex_unlock(&pm->psf_lock);
-        return st;
-    }
     return target_stamp(pm, x_px, y_px, size, stamp);
 }
 
@@ -270,9 +260,7 @@ static int make_kernel(sk_psfmatch *pm, kernel_ws *k, int j, double x, double y,
     fftwf_plan fwd = sk_fft_plan_r2c((int)g, (int)g), inv = sk_fft_plan_c2r((int)g, (int)g);
     if (!fwd || !inv)
         return sk_errstatus() ? sk_errstatus() : SK_EIO;
-    pthread_mutex_lock(&pm->psf_lock);
-    int status = sk_cx_psf_stamp(&pm->in[j], j, x, y, ps, k->pj);
-    pthread_mutex_unlock(&pm->psf_lock);
+    int status = sk_cx_psf_stamp_locked(&pm->psf_lock, &pm->in[j], j, x, y, ps, k->pj);
     if (!status)
         status = target_stamp(pm, x, y, ps, k->pt);
     if (status)
@@ -438,13 +426,6 @@ static int conv_ws_init(conv_ws *w, const sk_psfmatch *pm)
     return SK_OK;
 }
 
-typedef struct conv_out {
-    int j;
-    long y0, y1;
-    float *sci, *weight;
-    uint16_t *flags;
-} conv_out;
-
 /* Multiply a spectrum by the transform of a real kernel image. */
 static void spec_mul(fftwf_complex *a, const fftwf_complex *b, long n, float scale)
 {
@@ -455,15 +436,26 @@ static void spec_mul(fftwf_complex *a, const fftwf_complex *b, long n, float sca
     }
 }
 
-static int conv_tile(sk_psfmatch *pm, conv_ws *w, long tx, long ty, const conv_out *out)
+/* The tiles of one input, made for output rows [out.y0, out.y1). */
+typedef struct conv_job {
+    sk_psfmatch *pm;
+    int j;           /* the input */
+    sk_cx_band out;
+} conv_job;
+
+static int conv_tile(void *ws, long tx, long ty, void *user)
 {
+    conv_job *job = user;
+    sk_psfmatch *pm = job->pm;
+    conv_ws *w = ws;
+    const sk_cx_band *out = &job->out;
     const long lx = pm->tile.lx, ly = pm->tile.ly, width = pm->width, m = pm->tile.margin;
     long cx0, cy0, cx1, cy1;
     sk_cx_tiling_core(&pm->tile, tx, ty, &cx0, &cy0, &cx1, &cy1);
     const long bx0 = cx0 - m, by0 = cy0 - m;
     const long nb = lx * ly, nc = ly * (lx / 2 + 1), rk = pm->rk, ks = 2 * rk + 1;
     const unsigned mask = pm->o.mask_flags;
-    const int j = out->j;
+    const int j = job->j;
     const sk_aligned_input *in = &pm->in[j];
     const int identity = j == pm->target_input;
     int status;
@@ -588,13 +580,7 @@ static int conv_tile(sk_psfmatch *pm, conv_ws *w, long tx, long ty, const conv_o
     return SK_OK;
 }
 
-typedef struct conv_job {
-    sk_psfmatch *pm;
-    conv_out out;
-    long ty0, ntiles;
-} conv_job;
-
-/* Each thread's workspace, and the tiles [t0, t1) of the job made with it. */
+/* Each thread's workspace. */
 static int conv_job_ws_init(void *ws, void *user)
 {
     const conv_job *job = user;
@@ -606,46 +592,17 @@ static void conv_job_ws_release(void *ws, void *user)
     conv_ws_free(ws);
 }
 
-static int conv_tiles(void *ws, long t0, long t1, void *user)
-{
-    conv_job *job = user;
-    for (long t = t0; t < t1; t++) {
-        long ntx = job->pm->tile.ntx;
-        int status = conv_tile(job->pm, ws, t % ntx, job->ty0 + t / ntx, &job->out);
-        if (status)
-            return status;
-    }
-    return SK_OK;
-}
-
 int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float *weight,
                      uint16_t *flags)
 {
     if (j < 0 || j >= pm->n)
         return sk_error(SK_EINPUT, "psfmatch: no input %d", j);
-    if (y0 < 0 || y1 > pm->height || y1 <= y0)
-        return sk_error(SK_EINPUT, "psfmatch: bad output rows [%ld, %ld) of %ld", y0, y1,
-                        pm->height);
-    if (!sci || !weight)
-        return sk_error(SK_EINPUT, "psfmatch: no output array");
-    const sk_aligned_input *in = &pm->in[j];
-    long need0, need1;
-    sk_psfmatch_rows_needed(pm, y0, y1, &need0, &need1);
-    if (in->sci && in->nrows > 0 && (in->row0 > need0 || in->row0 + in->nrows < need1))
-        return sk_error(SK_EINPUT,
-                        "psfmatch: input %d holds rows [%ld, %ld), rows [%ld, %ld) are needed", j,
-                        in->row0, in->row0 + in->nrows, need0, need1);
-    conv_job job;
-    memset(&job, 0, sizeof job);
-    job.pm = pm;
-    job.out.j = j;
-    job.out.y0 = y0;
-    job.out.y1 = y1;
-    job.out.sci = sci;
-    job.out.weight = weight;
-    job.out.flags = flags;
-    sk_cx_tiling_rows(&pm->tile, y0, y1, &job.ty0, &job.ntiles);
+    int status = sk_cx_rows_check("psfmatch", pm->height, y0, y1, sci, weight);
+    if (!status)
+        status = sk_cx_input_rows_check("psfmatch", &pm->tile, &pm->in[j], j, y0, y1);
+    if (status)
+        return status;
+    conv_job job = {pm, j, {y0, y1, sci, weight, flags, NULL}};
     const sk_scratch ws_ops = {sizeof(conv_ws), conv_job_ws_init, conv_job_ws_release};
-    return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(pm->o.threads), &ws_ops,
-                                   conv_tiles, &job);
+    return sk_cx_tiles_run(&pm->tile, y0, y1, pm->o.threads, &ws_ops, conv_tile, &job);
 }

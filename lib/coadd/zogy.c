@@ -393,12 +393,6 @@ static inline double col_mult(long kx, long n)
     return (kx == 0 || (n % 2 == 0 && kx == n / 2)) ? 1.0 : 2.0;
 }
 
-typedef struct tile_out {
-    long y0, y1;     /* output rows of the band */
-    float *sci, *weight;
-    uint16_t *flags, *nimg;
-} tile_out;
-
 static uint64_t hash_bits(const uint64_t *b, size_t nw)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull;
@@ -436,7 +430,7 @@ static int cmp_rank(const void *pa, const void *pb)
 typedef struct tile_ctx {
     sk_zogy *z;
     zogy_ws *w;
-    const tile_out *out;
+    const sk_cx_band *out;
     long lx, ly, width, m;        /* buffer size, grid width, margin */
     long cx0, cy0, cx1, cy1;      /* the core */
     long cw, chh, ncore;
@@ -508,9 +502,7 @@ static int input_terms(tile_ctx *t, int j)
     const double eps = t->eps;
     float *r = w->rbuf;
     fftwf_execute_dft_r2c(t->fwd, r, w->dbuf);
-    pthread_mutex_lock(&z->psf_lock);
-    int status = sk_cx_psf_stamp(in, j, t->xc, t->yc, ps, w->stamp);
-    pthread_mutex_unlock(&z->psf_lock);
+    int status = sk_cx_psf_stamp_locked(&z->psf_lock, in, j, t->xc, t->yc, ps, w->stamp);
     sk_resample_noise nm;
     if (!status)
         status = input_noise(z, j, t->cx0, t->cy0, t->cx1, t->cy1, &nm);
@@ -853,7 +845,7 @@ static void pattern_coadd(const tile_ctx *t, const zogy_pattern *p, fftwf_comple
                           const float *den)
 {
     zogy_ws *w = t->w;
-    const tile_out *out = t->out;
+    const sk_cx_band *out = t->out;
     const double scale = (t->z->flux_r / sqrt(p->fs2)) / ((double)t->lx * (double)t->ly);
     const float tiny = (float)(1e-30 + 1e-12 * t->eps * t->eps * p->fs2);
     for (long q = 0; q < w->ncplx; q++) {
@@ -989,7 +981,7 @@ static void variance_rows(const tile_ctx *t, int k, long rb)
 static void inpainted_flags(const tile_ctx *t, int k, long rin)
 {
     zogy_ws *w = t->w;
-    const tile_out *out = t->out;
+    const sk_cx_band *out = t->out;
     const uint8_t *valid = w->valid[k];
     sk_cx_dilate_or(w->ibits, w->dil, w->dtmp, t->lx, t->ly, rin);
     for (long i = 0; i < t->ncore; i++) {
@@ -1059,7 +1051,7 @@ static void write_weights(const tile_ctx *t, const pattern_set *s)
 {
     sk_zogy *z = t->z;
     zogy_ws *w = t->w;
-    const tile_out *out = t->out;
+    const sk_cx_band *out = t->out;
     for (long i = 0; i < t->ncore; i++) {
         long cy = i / t->cw, cx = i % t->cw, gy = t->cy0 + cy, gx = t->cx0 + cx;
         if (gy < out->y0 || gy >= out->y1)
@@ -1088,8 +1080,20 @@ static void write_weights(const tile_ctx *t, const pattern_set *s)
     }
 }
 
-static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty, const tile_out *out)
+/* ---- threads over tiles ------------------------------------------------ */
+
+/* The tiles of one band of output rows [out.y0, out.y1). */
+typedef struct zogy_job {
+    sk_zogy *z;
+    sk_cx_band out;
+} zogy_job;
+
+static int process_tile(void *ws, long tx, long ty, void *user)
 {
+    const zogy_job *job = user;
+    sk_zogy *z = job->z;
+    zogy_ws *w = ws;
+    const sk_cx_band *out = &job->out;
     tile_ctx t;
     memset(&t, 0, sizeof t);
     t.z = z;
@@ -1138,15 +1142,7 @@ static int process_tile(sk_zogy *z, zogy_ws *w, long tx, long ty, const tile_out
     return status;
 }
 
-/* ---- threads over tiles ------------------------------------------------ */
-
-typedef struct zogy_job {
-    sk_zogy *z;
-    tile_out out;
-    long ty0, ntiles;
-} zogy_job;
-
-/* Each thread's workspace, and the tiles [t0, t1) of the job made with it. */
+/* Each thread's workspace. */
 static int zogy_job_ws_init(void *ws, void *user)
 {
     const zogy_job *job = user;
@@ -1158,52 +1154,20 @@ static void zogy_job_ws_release(void *ws, void *user)
     ws_free(ws);
 }
 
-static int zogy_tiles(void *ws, long t0, long t1, void *user)
-{
-    zogy_job *job = user;
-    for (long t = t0; t < t1; t++) {
-        long ty = job->ty0 + t / job->z->tile.ntx, tx = t % job->z->tile.ntx;
-        int status = process_tile(job->z, ws, tx, ty, &job->out);
-        if (status)
-            return status;
-    }
-    return SK_OK;
-}
-
 int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16_t *flags,
                  uint16_t *nimg)
 {
-    if (y0 < 0 || y1 > z->height || y1 <= y0)
-        return sk_error(SK_EINPUT, "zogy: bad output rows [%ld, %ld) of %ld", y0, y1, z->height);
-    if (!sci || !weight)
-        return sk_error(SK_EINPUT, "zogy: no output array");
-    long need0, need1;
-    sk_zogy_rows_needed(z, y0, y1, &need0, &need1);
-    for (int j = 0; j < z->n; j++) {
-        const sk_aligned_input *in = &z->in[j];
-        if (!in->sci || in->nrows <= 0)
-            continue;
-        if (in->row0 > need0 || in->row0 + in->nrows < need1)
-            return sk_error(SK_EINPUT,
-                            "zogy: input %d holds rows [%ld, %ld), rows [%ld, %ld) are needed",
-                            j, in->row0, in->row0 + in->nrows, need0, need1);
-    }
+    int status = sk_cx_rows_check("zogy", z->height, y0, y1, sci, weight);
+    for (int j = 0; j < z->n && !status; j++)
+        status = sk_cx_input_rows_check("zogy", &z->tile, &z->in[j], j, y0, y1);
+    if (status)
+        return status;
     size_t nout = (size_t)(y1 - y0) * (size_t)z->width;
     if (flags)
         memset(flags, 0, sizeof(uint16_t) * nout);
-    zogy_job job;
-    memset(&job, 0, sizeof job);
-    job.z = z;
-    job.out.y0 = y0;
-    job.out.y1 = y1;
-    job.out.sci = sci;
-    job.out.weight = weight;
-    job.out.flags = flags;
-    job.out.nimg = nimg;
-    sk_cx_tiling_rows(&z->tile, y0, y1, &job.ty0, &job.ntiles);
+    zogy_job job = {z, {y0, y1, sci, weight, flags, nimg}};
     const sk_scratch ws_ops = {sizeof(zogy_ws), zogy_job_ws_init, zogy_job_ws_release};
-    return sk_parallel_for_scratch(job.ntiles, 1, sk_cx_threads(z->o.threads), &ws_ops,
-                                   zogy_tiles, &job);
+    return sk_cx_tiles_run(&z->tile, y0, y1, z->o.threads, &ws_ops, process_tile, &job);
 }
 
 /* ---- the coadd PSF ----------------------------------------------------- */
@@ -1235,9 +1199,7 @@ int sk_zogy_psf(sk_zogy *z, double x_px, double y_px, long size, float *stamp)
     long bx0, by0, bx1, by1;
     box_around(z, x_px, y_px, &bx0, &by0, &bx1, &by1);
     for (int j = 0; j < z->n; j++) {
-        pthread_mutex_lock(&z->psf_lock);
-        status = sk_cx_psf_stamp(&z->in[j], j, x_px, y_px, ps, st);
-        pthread_mutex_unlock(&z->psf_lock);
+        status = sk_cx_psf_stamp_locked(&z->psf_lock, &z->in[j], j, x_px, y_px, ps, st);
         sk_resample_noise nm;
         if (!status)
             status = input_noise(z, j, bx0, by0, bx1, by1, &nm);

@@ -58,7 +58,7 @@ typedef struct shape {
     int beta_half;       /*   evaluated without exp and log */
 } shape;
 
-static void shape_of(const sk_psf_profile *psf, shape *s)
+static void shape_of(const sk_sim_psf *psf, shape *s)
 {
     double f = psf->fwhm_px, rmax = psf->radius_fwhm * f;
     s->model = psf->model;
@@ -78,7 +78,7 @@ static void shape_of(const sk_psf_profile *psf, shape *s)
         s->beta_int = (int)floor(psf->beta);
         s->beta_half = (int)twice % 2;
     }
-    if (psf->model == SK_PSF_MOFFAT) {
+    if (psf->model == SK_SIM_MOFFAT) {
         double alpha = f / (2.0 * sqrt(pow(2.0, 1.0 / psf->beta) - 1.0));
         s->scale2 = alpha * alpha;
         double enclosed = 1.0 - pow(1.0 + s->r2max / s->scale2, 1.0 - psf->beta);
@@ -101,7 +101,7 @@ static inline double density_r2(const shape *s, double r2)
 {
     if (r2 >= s->r2max)
         return 0.0;
-    if (s->model == SK_PSF_MOFFAT) {
+    if (s->model == SK_SIM_MOFFAT) {
         double t = 1.0 + r2 / s->scale2;
         if (s->beta_int < 0)
             return s->norm * exp(-s->beta * log(t));
@@ -124,7 +124,7 @@ static inline double pixel_midpoint(const shape *s, double dx, double dy)
     if (r2 >= s->r2max)
         return 0.0;
     double g = density_r2(s, r2), g1, g2;
-    if (s->model == SK_PSF_MOFFAT) {
+    if (s->model == SK_SIM_MOFFAT) {
         double t = 1.0 / (s->scale2 + r2); /* 1 / (a^2 (1 + r2/a^2)) */
         g1 = -s->beta * t * g;
         g2 = s->beta * (s->beta + 1.0) * t * t * g;
@@ -137,13 +137,13 @@ static inline double pixel_midpoint(const shape *s, double dx, double dy)
     return g + lap / 24.0;
 }
 
-int sk_psf_profile_check(const sk_psf_profile *psf)
+int sk_sim_psf_check(const sk_sim_psf *psf)
 {
-    if (psf->model != SK_PSF_MOFFAT && psf->model != SK_PSF_GAUSSIAN)
+    if (psf->model != SK_SIM_MOFFAT && psf->model != SK_SIM_GAUSSIAN)
         return sk_error(SK_EINPUT, "PSF model %d: not moffat or gaussian", psf->model);
     if (!(psf->fwhm_px > 0.1 && psf->fwhm_px < 1e4))
         return sk_error(SK_EINPUT, "PSF FWHM %g px: must be in (0.1, 10000)", psf->fwhm_px);
-    if (psf->model == SK_PSF_MOFFAT && !(psf->beta > 1.0 && psf->beta < 100.0))
+    if (psf->model == SK_SIM_MOFFAT && !(psf->beta > 1.0 && psf->beta < 100.0))
         return sk_error(SK_EINPUT, "Moffat beta %g: must be in (1, 100)", psf->beta);
     if (!(psf->ellipticity >= 0.0 && psf->ellipticity < 0.9))
         return sk_error(SK_EINPUT, "PSF ellipticity %g: must be in [0, 0.9)", psf->ellipticity);
@@ -153,20 +153,20 @@ int sk_psf_profile_check(const sk_psf_profile *psf)
     return SK_OK;
 }
 
-double sk_psf_profile_extent_px(const sk_psf_profile *psf)
+double sk_sim_psf_extent_px(const sk_sim_psf *psf)
 {
     double q = 1.0 - psf->ellipticity;
     return psf->radius_fwhm * psf->fwhm_px / sqrt(q);
 }
 
-double sk_psf_profile_density(const sk_psf_profile *psf, double dx, double dy)
+double sk_sim_psf_density(const sk_sim_psf *psf, double dx, double dy)
 {
     shape s;
     shape_of(psf, &s);
     return density_r2(&s, radius2(&s, dx, dy));
 }
 
-void sk_psf_profile_sample(const sk_psf_profile *psf, long half, double *out)
+void sk_sim_psf_sample(const sk_sim_psf *psf, long half, double *out)
 {
     shape s;
     shape_of(psf, &s);
@@ -176,12 +176,12 @@ void sk_psf_profile_sample(const sk_psf_profile *psf, long half, double *out)
             out[j * n + i] = density_r2(&s, radius2(&s, (double)(i - half), (double)(j - half)));
 }
 
-double sk_psf_profile_sigma2_px2(const sk_psf_profile *psf)
+double sk_sim_psf_sigma2_px2(const sk_sim_psf *psf)
 {
     shape s;
     shape_of(psf, &s);
     double r2mean;
-    if (psf->model == SK_PSF_MOFFAT) {
+    if (psf->model == SK_SIM_MOFFAT) {
         double b = psf->beta, U = s.r2max / s.scale2;
         double i0 = (1.0 - pow(1.0 + U, 1.0 - b)) / (b - 1.0);
         double i1a = fabs(b - 2.0) < 1e-12 ? log1p(U) : (1.0 - pow(1.0 + U, 2.0 - b)) / (b - 2.0);
@@ -193,7 +193,7 @@ double sk_psf_profile_sigma2_px2(const sk_psf_profile *psf)
     return 0.5 * r2mean;
 }
 
-void sk_psf_profile_add(const sk_psf_profile *psf, double flux, double x, double y,
+void sk_sim_psf_add(const sk_sim_psf *psf, double flux, double x, double y,
                     double *image, long width, long height, long row0, long row1)
 {
     shape s;
@@ -207,7 +207,7 @@ void sk_psf_profile_add(const sk_psf_profile *psf, double flux, double x, double
         make_rule(&r10, 10);
         rules_ready = 1;
     }
-    double ext = sk_psf_profile_extent_px(psf) + 1.0;
+    double ext = sk_sim_psf_extent_px(psf) + 1.0;
     long xa = (long)floor(x - ext), xb = (long)ceil(x + ext);
     long ya = (long)floor(y - ext), yb = (long)ceil(y + ext);
     if (xa < 0) xa = 0;

@@ -22,20 +22,38 @@ double sk_median_double(double *v, long n)
     return sk_median_sorted(v, n);
 }
 
+/* The two middle values of v[0..n-1] (n >= 1) by selection: *hi the
+ * (n/2)-th smallest, *lo the largest of the lower half (*hi when n is
+ * odd). v is reordered. */
+static void middle_pair(float *v, long n, float *lo, float *hi)
+{
+    *hi = sk_select_kth(v, n, n / 2);
+    *lo = *hi;
+    if (n % 2 == 0) {
+        *lo = v[0];
+        for (long i = 1; i < n / 2; i++)
+            if (v[i] > *lo)
+                *lo = v[i];
+    }
+}
+
 double sk_median_float(float *v, long n)
 {
     if (n <= 0)
         return 0.0;
-    double m = sk_select_kth(v, n, n / 2);
-    if (n % 2 == 0) {
-        /* the largest of the lower half */
-        float lower = v[0];
-        for (long i = 1; i < n / 2; i++)
-            if (v[i] > lower)
-                lower = v[i];
-        m = 0.5 * (m + lower);
-    }
-    return m;
+    float lo, hi;
+    middle_pair(v, n, &lo, &hi);
+    double m = hi;
+    return n % 2 ? m : 0.5 * (m + lo);
+}
+
+float sk_median_floatf(float *v, long n)
+{
+    if (n <= 0)
+        return 0.0f;
+    float lo, hi;
+    middle_pair(v, n, &lo, &hi);
+    return n % 2 ? hi : 0.5f * (lo + hi);
 }
 
 void sk_median_mad(double *v, long n, double *median, double *sigma)

@@ -21,6 +21,11 @@ double sk_median_double(double *v, long n);
  * reordered. */
 double sk_median_float(float *v, long n);
 
+/* sk_median_float with the mean of the two middle values taken in float,
+ * 0.5f * (lo + hi): (float)sk_median_float(v, n) but where lo + hi
+ * overflows a float (then infinite); 0 when n <= 0. v is reordered. */
+float sk_median_floatf(float *v, long n);
+
 /* Median of v[0..n-1] (n >= 1) and SK_MAD_TO_SIGMA times the median
  * absolute deviation from it; v is overwritten by the absolute deviations
  * (sorted). */

@@ -20,7 +20,7 @@
  *   output grid, centred on the stamp's central pixel (a point source on a
  *   pixel centre). Callbacks are called under a lock, one at a time. The
  *   stamps are then normalised and their noise-only frequencies cut (an
- *   empirical model's pixel noise; see coaddx_util.c).
+ *   empirical model's pixel noise; see aligned_util.c).
  * - Results are identical to the bit for any thread count: the image is cut
  *   into tiles on a fixed grid and every output pixel comes from one tile. */
 #ifndef SKYSTACK_COADDX_H

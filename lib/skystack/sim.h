@@ -20,7 +20,7 @@ extern "C" {
 
 /* ---- random numbers (sim_rng.c) ------------------------------------- */
 
-/* ---- PSF and galaxy profiles (sim_psf.c, sim_galaxy.c) ------------- */
+/* ---- PSF and galaxy profiles (numeric/psf_profile.c, sim_galaxy.c) -- */
 
 enum sk_sim_psf_model { SK_SIM_MOFFAT = 0, SK_SIM_GAUSSIAN = 1 };
 
