@@ -92,16 +92,21 @@ static int list_migrations(const char *dir, migration **out, int *count)
     return SK_OK;
 }
 
+/* The migrations shipped in `sql_dir` (NULL: share/sql), in order, and
+ * the folder they are in (dir, 4096 bytes). */
+static int shipped_migrations(const char *sql_dir, char dir[4096], migration **list, int *n)
+{
+    int st = sql_dir_path(sql_dir, dir, 4096);
+    return st ? st : list_migrations(dir, list, n);
+}
+
 int sk_db_shipped_version(const char *sql_dir, int *version)
 {
     *version = 0;
     char dir[4096];
-    int st = sql_dir_path(sql_dir, dir, sizeof dir);
-    if (st)
-        return st;
     migration *list = NULL;
     int n = 0;
-    st = list_migrations(dir, &list, &n);
+    int st = shipped_migrations(sql_dir, dir, &list, &n);
     if (st)
         return st;
     if (n > 0)
@@ -193,12 +198,9 @@ int sk_db_migrate(sk_db *db, const char *sql_dir, int *applied)
     if (applied)
         *applied = 0;
     char dir[4096];
-    int st = sql_dir_path(sql_dir, dir, sizeof dir);
-    if (st)
-        return st;
     migration *list = NULL;
     int n = 0;
-    st = list_migrations(dir, &list, &n);
+    int st = shipped_migrations(sql_dir, dir, &list, &n);
     if (st)
         return st;
     if (n == 0) {
