@@ -1,9 +1,10 @@
 #!/bin/sh
 # The EXIT STATUS sections of the manuals (man/man1/*.1), provoked: each
 # code a program lists, at least once per program, for the codes that need
-# no database (those are in the db_*.t and refmake*.t tests); and the
-# documented configuration behaviours of skystack.conf(5) that extract
-# checks (detection.filter, psf.size_px, psf.oversampling).
+# no database (the codes that need one, and extract and coadd with the
+# database, are provoked in exit_status_db.t); and the documented
+# configuration behaviours of skystack.conf(5) that extract checks
+# (detection.filter, psf.size_px, psf.oversampling).
 . "$SK_SRCDIR/tests/prog/lib.sh"
 
 cd "$T_TMP" || exit 1
@@ -11,6 +12,13 @@ imsim -q -n 3 --size 200x200 --nstars 150 --seed 5 --set simulation.dither_arcse
 ok $? "imsim (exit 0)"
 exit_is 1 "imsim: an unknown option: exit 1" imsim --no-such-option
 exit_is 1 "imsim: a value out of range: exit 1" imsim -q -n 0 -o sim2
+exit_is 1 "imsim: an output directory that is not one: exit 1" imsim -q -n 1 --size 64x64 -o sim/exp_000.fits
+like "$(cat "$T_TMP/err")" "sim/exp_000\.fits" "the message names it"
+# imsim's 2 is not used; 3: a product that cannot be written (a folder
+# stands where the reference catalogue goes)
+mkdir -p blocked/refcat.fits
+exit_is 3 "imsim: a product that cannot be written: exit 3" imsim -q -n 1 --size 64x64 --nstars 20 -o blocked
+like "$(cat "$T_TMP/err")" "blocked/refcat\.fits" "the message names the product"
 
 # extract: 0, 1, 2 (a missing file, no astrometric/photometric solution), 3
 exit_is 0 "extract: exit 0" extract -q --no-db -o e sim/exp_000.fits
@@ -44,7 +52,7 @@ else exit_is 3 "coadd: an unwritable output: exit 3" \
     coadd --no-db --no-extraction --zero-points 25,25 -o ro/c.fits sim/exp_000.fits sim/exp_001.fits; fi
 
 # imquery, imingest, refmake, refset, skydb: their usage errors (1); the
-# database codes are provoked in db_*.t and refmake*.t
+# database codes are provoked in exit_status_db.t
 exit_is 1 "imquery: bad usage: exit 1" imquery --ra 10
 exit_is 1 "imingest: bad usage: exit 1" imingest --no-such-option
 exit_is 1 "refmake: bad usage: exit 1" refmake --no-such-option
