@@ -7,7 +7,7 @@
 # codes that need no database are in exit_status.t.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dbtest.sh"
-plan 72
+plan 74
 start_test_db
 cd "$T_TMP" || exit 1
 ERR="$T_TMP/err"
@@ -17,7 +17,7 @@ ok $? "imsim: two exposures to work on"
 PLACE="--target SIMFIELD --section S1 --filter r"
 
 # skydb: 0, 1 (a non-empty folder that is not a cluster), 2 (stop without
-# a cluster); its 3 once the server is stopped, below
+# a cluster), 3 (pg_ctl failed; and once the server is stopped, below)
 exit_is 0 "skydb: status of the running cluster: exit 0" skydb status
 like "$(cat "$T_TMP/out")" "state: running" "it says the cluster is running"
 mkdir "$DB_WORK/junk" && echo x >"$DB_WORK/junk/notes.txt"
@@ -28,6 +28,10 @@ like "$(cat "$ERR")" "$DB_WORK/junk: .*not empty" "the message names the folder"
 ok $? "and no cluster was made there"
 exit_is 2 "skydb: stop where there is no cluster: exit 2" env SKYSTACK_DB_DIR="$DB_WORK/none" skydb stop
 like "$(cat "$ERR")" "no private cluster in $DB_WORK/none" "the message names the folder"
+mkdir "$DB_WORK/broken" && echo 15 >"$DB_WORK/broken/PG_VERSION"
+exit_is 3 "skydb: pg_ctl fails to start a folder that only looks like a cluster: exit 3" \
+    env SKYSTACK_DB_DIR="$DB_WORK/broken" skydb start
+like "$(cat "$ERR")" "starting the private cluster in $DB_WORK/broken" "the message names the cluster"
 
 # imingest: 0, 1 (a file refused, an unknown keyword map), 2 (only weight
 # and mask files), 3 (a data root that cannot be written)
@@ -118,6 +122,6 @@ down coadd --target SIMFIELD --filter r
 down refset list
 down refmake --refset P $PLACE
 
-# nothing may be left running in the folder skydb refused
-[ -f "$DB_WORK/junk/postmaster.pid" ] && stop_leftover_postmaster "$DB_WORK/junk"
+# nothing may be left running in the folders skydb could not start
+for d in junk broken; do stop_leftover_postmaster "$DB_WORK/$d"; done
 done_testing
