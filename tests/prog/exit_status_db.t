@@ -7,12 +7,12 @@
 # codes that need no database are in exit_status.t.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dbtest.sh"
-plan 74
+plan 78
 start_test_db
 cd "$T_TMP" || exit 1
 ERR="$T_TMP/err"
 
-imsim -q -n 2 --size 256x256 --nstars 150 --seed 9 -o sim >/dev/null 2>"$ERR"
+imsim -q -n 2 --size 256x256 --nstars 200 --set simulation.dither_arcsec=5 -o sim >/dev/null 2>"$ERR"
 ok $? "imsim: two exposures to work on"
 PLACE="--target SIMFIELD --section S1 --filter r"
 
@@ -93,7 +93,8 @@ like "$(cat "$ERR")" "reference 999 does not exist" "the message names the refer
 
 # refmake: 0 (the dry-run report), 2 (no criteria set selects enough
 # images: the image lacks its WCS and zero point), 1 (a refset made with
-# another upstream_hash, criteria that may not be appended)
+# another upstream_hash, criteria that may not be appended), 3 (a failed
+# coadd; and with the server stopped, below)
 exit_is 0 "refmake: a dry run: exit 0" refmake --refset P $PLACE --dry-run
 like "$(cat "$T_TMP/out")" "^refset P: would be created" "the report was printed"
 exit_is 2 "refmake: no criteria set selects enough images: exit 2" refmake --refset P $PLACE
@@ -105,6 +106,19 @@ like "$(cat "$ERR")" "coaddition provenance differs" "the message names the prov
 exit_is 1 "refmake: criteria that may not be appended: exit 1" \
     refmake --refset P $PLACE --max-seeing 1.5 --no-append
 like "$(cat "$ERR")" "--no-append" "the message names --no-append"
+# refmake's 3 with the server running: a failed coadd. The second
+# exposure, extracted with its reference catalogue, has every product; the
+# folder its coadd goes to cannot be made (a regular file stands there).
+REFCAT="--set extraction.astrometry.refcat=$T_TMP/sim/refcat.fits"
+ID1=$(imingest -q sim/exp_001.fits) && extract -q $REFCAT "$ID1" >/dev/null 2>"$ERR"
+ok $? "the second exposure registered and extracted with its reference catalogue"
+SCI=$(sql "SELECT filepath FROM images WHERE id = $ID1")
+BLOCK=$SKYSTACK_DATA/$(dirname "$(dirname "$(dirname "$SCI")")")/coadd
+echo x >"$BLOCK"
+exit_is 3 "refmake: the coadd fails: exit 3" refmake --refset Q $PLACE $REFCAT
+like "$(cat "$ERR")" "$BLOCK" "the message names the folder it could not make"
+is "$(sql "SELECT count(*) FROM images WHERE type = 'coadd'")|$(sql "SELECT count(*) FROM refs")" "0|0" \
+    "no coadd and no reference registered"
 
 # Every program's 3 with the server stopped: the message names the
 # cluster and the command that starts it.
