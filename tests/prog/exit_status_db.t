@@ -124,8 +124,8 @@ is "$(sql "SELECT count(*) FROM images WHERE type = 'coadd'")|$(sql "SELECT coun
 # cluster and the command that starts it.
 run_ok "skydb stop" skydb stop
 down() { # down PROGRAM ARGS...: exit 3, naming the cluster and `skydb start`
-    exit_is 3 "$1 with the server stopped: exit 3" "$@"
-    like "$(cat "$ERR")" "$SKYSTACK_DB_DIR.*skydb start" "$1: the message names the cluster and \`skydb start\`"
+    exit_is 3 "$* with the server stopped: exit 3" "$@"
+    like "$(cat "$ERR")" "$SKYSTACK_DB_DIR.*skydb start" "$*: the message names the cluster and \`skydb start\`"
 }
 down skydb status
 down skydb migrate
