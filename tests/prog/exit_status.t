@@ -6,6 +6,7 @@
 # configuration behaviours of skystack.conf(5) that extract checks
 # (detection.filter, psf.size_px, psf.oversampling).
 . "$SK_SRCDIR/tests/prog/lib.sh"
+plan 39
 
 cd "$T_TMP" || exit 1
 imsim -q -n 3 --size 200x200 --nstars 150 --seed 5 --set simulation.dither_arcsec=5 -o sim >/dev/null 2>"$T_TMP/err"

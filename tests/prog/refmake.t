@@ -8,6 +8,7 @@
 # a coadd, bad references, a dry run, concurrent processes.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
+plan 85
 ref_db_start
 
 PLACE="--target SIMFIELD --section S1 --filter r"
