@@ -1,16 +1,25 @@
 #!/bin/sh
 # The EXIT STATUS sections of the manuals (man/man1/*.1), provoked: each
 # code a program lists, at least once per program, for the codes that need
-# no database (those are in the db_*.t and refmake*.t tests); and the
-# documented configuration behaviours of skystack.conf(5) that extract
-# checks (detection.filter, psf.size_px, psf.oversampling).
+# no database (the codes that need one, and extract and coadd with the
+# database, are provoked in exit_status_db.t); and the documented
+# configuration behaviours of skystack.conf(5) that extract checks
+# (detection.filter, psf.size_px, psf.oversampling).
 . "$SK_SRCDIR/tests/prog/lib.sh"
+plan 39
 
 cd "$T_TMP" || exit 1
 imsim -q -n 3 --size 200x200 --nstars 150 --seed 5 --set simulation.dither_arcsec=5 -o sim >/dev/null 2>"$T_TMP/err"
 ok $? "imsim (exit 0)"
 exit_is 1 "imsim: an unknown option: exit 1" imsim --no-such-option
 exit_is 1 "imsim: a value out of range: exit 1" imsim -q -n 0 -o sim2
+exit_is 1 "imsim: an output directory that is not one: exit 1" imsim -q -n 1 --size 64x64 -o sim/exp_000.fits
+like "$(cat "$T_TMP/err")" "sim/exp_000\.fits" "the message names it"
+# imsim's 2 is not used; 3: a product that cannot be written (a folder
+# stands where the reference catalogue goes)
+mkdir -p blocked/refcat.fits
+exit_is 3 "imsim: a product that cannot be written: exit 3" imsim -q -n 1 --size 64x64 --nstars 20 -o blocked
+like "$(cat "$T_TMP/err")" "blocked/refcat\.fits" "the message names the product"
 
 # extract: 0, 1, 2 (a missing file, no astrometric/photometric solution), 3
 exit_is 0 "extract: exit 0" extract -q --no-db -o e sim/exp_000.fits
@@ -27,9 +36,13 @@ exit_is 2 "extract: too few stars for a zero point (calibration failed): exit 2"
     extract --no-db -o f --refcat few/refcat.fits few/exp_000.fits
 like "$(cat "$T_TMP/err")" "stars|matches" "the message says how many were found"
 [ ! -e f ] || [ -z "$(ls f)" ]; ok $? "the image then gets no products at all"
+# an unwritable output folder; as root every folder is writable, and a
+# folder that cannot be made (below a regular file) stands for it
 mkdir ro && chmod 500 ro
-if [ -w ro ]; then ok 0 "# SKIP running as root: an unwritable folder is writable"
-else exit_is 3 "extract: an unwritable output folder: exit 3" extract --no-db -o ro sim/exp_000.fits; fi
+echo x >afile
+if [ -w ro ]; then RO=afile/out; else RO=ro; fi
+exit_is 3 "extract: an output folder it cannot write: exit 3" extract --no-db -o $RO sim/exp_000.fits
+like "$(cat "$T_TMP/err")" "$RO[/:]" "the message names it"
 
 # coadd: 0, 1, 2, 3
 extract -q --no-db sim/exp_000.fits sim/exp_001.fits >/dev/null 2>&1
@@ -39,12 +52,12 @@ exit_is 1 "coadd: a list that does not match the inputs: exit 1" \
     coadd --no-db --zero-points 25 sim/exp_000.fits sim/exp_001.fits
 exit_is 1 "coadd: an input without its products: exit 1" coadd --no-db sim/exp_002.fits
 exit_is 2 "coadd: an input that does not exist: exit 2" coadd --no-db nope.fits
-if [ -w ro ]; then ok 0 "# SKIP running as root"
-else exit_is 3 "coadd: an unwritable output: exit 3" \
-    coadd --no-db --no-extraction --zero-points 25,25 -o ro/c.fits sim/exp_000.fits sim/exp_001.fits; fi
+exit_is 3 "coadd: an output it cannot write: exit 3" \
+    coadd --no-db --no-extraction --zero-points 25,25 -o $RO/c.fits sim/exp_000.fits sim/exp_001.fits
+like "$(cat "$T_TMP/err")" "$RO[/:]" "the message names it"
 
 # imquery, imingest, refmake, refset, skydb: their usage errors (1); the
-# database codes are provoked in db_*.t and refmake*.t
+# database codes are provoked in exit_status_db.t
 exit_is 1 "imquery: bad usage: exit 1" imquery --ra 10
 exit_is 1 "imingest: bad usage: exit 1" imingest --no-such-option
 exit_is 1 "refmake: bad usage: exit 1" refmake --no-such-option

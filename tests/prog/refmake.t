@@ -8,6 +8,7 @@
 # a coadd, bad references, a dry run, concurrent processes.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
+plan 85
 ref_db_start
 
 PLACE="--target SIMFIELD --section S1 --filter r"
@@ -200,4 +201,47 @@ exit_is 2 "no images in filter g" refmake --refset R1 --target SIMFIELD --sectio
     --set "referencing.criteria=$TWO"
 is "$(grep -c '^  criteria [0-9] (referencing provenance [A-Z2-7]*): 0 science images at the place in filter g' "$T_TMP/err")" 3 \
     "each criteria set is explained"
+
+# Rule: the instruments criterion names the keyword map the images were
+# ingested with (the instrument column), not the INSTRUME of their headers
+# (which it is only for images ingested with the generic map). Two
+# exposures of another field ingested with the map mapcam (a copy of
+# generic) keep INSTRUME = SIMCAM in their headers.
+printf '{"preprocessing": {"instruments": {"mapcam": {"instrument": "INSTRUME"}}}}\n' >"$T_TMP/mapcam.json"
+imsim -q -n 2 --size 256x256 --nstars 80 --seed 3 --set simulation.dither_arcsec=5 \
+    --set simulation.target=MAPFIELD -o "$T_TMP/map" >/dev/null
+ok $? "imsim: two exposures of field MAPFIELD"
+grep -aq "INSTRUME= 'SIMCAM" "$T_TMP/map/exp_000.fits"
+ok $? "their headers say INSTRUME = SIMCAM"
+imingest -q --config "$T_TMP/mapcam.json" --instrument mapcam "$T_TMP"/map/exp_00?.fits >"$T_TMP/mapids"
+ok $? "imingest --instrument mapcam"
+MAPIDS=$(sort -n "$T_TMP/mapids" | tr '\n' ' ')
+is "$(sql "SELECT string_agg(DISTINCT instrument, ',') FROM images WHERE target = 'MAPFIELD'")" mapcam \
+    "their instrument column holds the map's name"
+extract -q $(cat "$T_TMP/mapids") >/dev/null
+ok $? "extract"
+sql "INSERT INTO psfs (image_id, provenance_id, filepath, md5)
+       SELECT image_id, provenance_id, filepath || '.psf', md5 FROM source_lists ON CONFLICT DO NOTHING;
+     INSERT INTO world_coordinates (image_id, provenance_id, header)
+       SELECT image_id, provenance_id, 'END' FROM source_lists ON CONFLICT DO NOTHING;
+     INSERT INTO zero_points (image_id, provenance_id, zp, dzp)
+       SELECT image_id, provenance_id, 25.0, 0.01 FROM source_lists ON CONFLICT DO NOTHING;
+     INSERT INTO backgrounds (image_id, provenance_id, filepath, md5)
+       SELECT image_id, provenance_id, filepath || '.bkg', md5 FROM source_lists ON CONFLICT DO NOTHING"
+ok $? "their products filled in"
+MAP="--config $T_TMP/mapcam.json --instrument mapcam --target MAPFIELD --section S1 --filter r"
+exit_is 0 "instruments mapcam (the map's name): dry run" refmake --refset I1 $MAP --instruments mapcam \
+    --min-images 2 --dry-run
+like "$(cat "$T_TMP/out")" "criteria 0 \\([A-Z2-7]{20}\\): 2 images selected, enough" "the map's name selects both images"
+is "$(sed -n 's/^image \([0-9]*\) .*/\1/p' "$T_TMP/out" | sort -n | tr '\n' ' ')" "$MAPIDS" \
+    "they are the two images ingested with mapcam"
+exit_is 2 "instruments SIMCAM (their INSTRUME value): exit 2" refmake --refset I2 $MAP --instruments SIMCAM \
+    --min-images 2
+like "$(cat "$T_TMP/err")" "2 science images at the place in filter r, 2 with extraction products" \
+    "both images are at the place with their products"
+like "$(cat "$T_TMP/err")" "of these, 0 pass the instruments cut" "and neither passes the instruments cut"
+exit_is 0 "instruments SIMCAM for images ingested with the generic map: dry run" refmake --refset I3 $PLACE \
+    --instruments SIMCAM --min-images 2 --dry-run
+like "$(cat "$T_TMP/out")" "criteria 0 \\([A-Z2-7]{20}\\): 4 images selected, enough" \
+    "their INSTRUME value selects the four generic images"
 done_testing
