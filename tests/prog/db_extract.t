@@ -6,7 +6,7 @@
 # unregistered files are refused without changing anything.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dbtest.sh"
-plan 26
+plan 30
 start_test_db
 
 imsim --nexp 1 --size 256x256 --nstars 150 --seed 9 --outdir "$T_TMP/sim" >/dev/null 2>"$T_TMP/err"
