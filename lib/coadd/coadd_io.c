@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/bigbuf.h"
 #include "direct_priv.h"
 #include "io/fits_priv.h"
 #include "skystack/error.h"
@@ -273,7 +274,7 @@ static int grow(void **p, size_t *cap, size_t n, size_t el)
     if (n <= *cap)
         return 1;
     free(*p);
-    *p = malloc(n * el);
+    *p = sk_big_malloc(n, el);
     *cap = *p ? n : 0;
     return *p != NULL;
 }

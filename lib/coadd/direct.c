@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/bigbuf.h"
 #include "direct_priv.h"
 #include "core/parallel.h"
 #include "skystack/error.h"
@@ -679,7 +680,7 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
         goto fail;
     }
     r->image = sk_image_new(W, H);
-    r->nimg = r->image ? calloc((size_t)W * (size_t)H, sizeof *r->nimg) : NULL;
+    r->nimg = r->image ? sk_big_calloc((size_t)W * (size_t)H, sizeof *r->nimg) : NULL;
     r->info = calloc((size_t)n, sizeof *r->info);
     if (!r->image || !r->nimg || !r->info) {
         rc = sk_error(SK_EIO, "coadd: out of memory for a %ld x %ld output", W, H);

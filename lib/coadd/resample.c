@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "core/bigbuf.h"
 #include "direct_priv.h"
 #include "skystack/error.h"
 #include "coadd_internal.h"
@@ -164,11 +165,11 @@ int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, l
     size_t n = (size_t)w * (size_t)h;
     if (n > b->capacity) {
         sk_band_free(b);
-        b->sci = malloc((n + SK_KERNEL_STRIDE) * sizeof *b->sci);
-        b->var = malloc(n * sizeof *b->var);
-        b->flags = malloc(n * sizeof *b->flags);
-        b->dil = malloc(n * sizeof *b->dil);
-        b->tmp = malloc(n * sizeof *b->tmp);
+        b->sci = sk_big_malloc(n + SK_KERNEL_STRIDE, sizeof *b->sci);
+        b->var = sk_big_malloc(n, sizeof *b->var);
+        b->flags = sk_big_malloc(n, sizeof *b->flags);
+        b->dil = sk_big_malloc(n, sizeof *b->dil);
+        b->tmp = sk_big_malloc(n, sizeof *b->tmp);
         if (!b->sci || !b->var || !b->flags || !b->dil || !b->tmp) {
             sk_band_free(b);
             return sk_error(SK_EIO, "coadd: out of memory for an input band of %ld x %ld", w, h);

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "core/bigbuf.h"
 #include "skystack/error.h"
 #include "skystack/image.h"
 #include "skystack/wcs.h"
@@ -60,9 +61,9 @@ sk_image *sk_image_new(long width, long height)
     }
     img->width = width;
     img->height = height;
-    img->sci = calloc(n, sizeof *img->sci);
-    img->weight = calloc(n, sizeof *img->weight);
-    img->flags = calloc(n, sizeof *img->flags);
+    img->sci = sk_big_calloc(n, sizeof *img->sci);
+    img->weight = sk_big_calloc(n, sizeof *img->weight);
+    img->flags = sk_big_calloc(n, sizeof *img->flags);
     img->header = sk_header_new();
     if (!img->sci || !img->weight || !img->flags || !img->header) {
         sk_image_free(img);
