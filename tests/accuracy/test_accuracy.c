@@ -245,6 +245,7 @@ static void test_false_detections(void)
 
 int main(void)
 {
+    tap_plan(16);
     test_fields();
     test_false_detections();
     return tap_done();

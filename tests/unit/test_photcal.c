@@ -93,6 +93,7 @@ static void test_blended_selection(void)
 
 int main(void)
 {
+    tap_plan(18);
     char *sets[] = {"simulation.width_px=512", "simulation.height_px=512", "simulation.nstars=300",
                     "simulation.mag_min=16.5", "simulation.mag_max=21.5", "simulation.seed=12",
                     "simulation.galaxy_fraction=0.2", "simulation.satellite_probability=0",

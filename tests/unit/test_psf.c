@@ -589,6 +589,7 @@ static void test_from_stamp(void)
 
 int main(void)
 {
+    tap_plan(53);
     if (getenv("SK_TEST_VERBOSE"))
         sk_log_set_level(SK_LOG_DEBUG);
     /* A realistic field: stars and galaxies, cosmic rays, hot pixels, bad
