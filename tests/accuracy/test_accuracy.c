@@ -42,6 +42,7 @@
 #include "skystack/table.h"
 #include "skystack/wcs.h"
 #include "../tap.h"
+#include "../robust_test.h"
 #include "calib/astrom_internal.h"
 #include "calib/calib_internal.h"
 #include "extract/extract_internal.h"
@@ -158,31 +159,6 @@ static void add_pulls(const sk_sim_params *sp, const sk_sim_exposure *e, const s
             pulls[npull++] = (m->flux_aper[2] - truth) / m->flux_aper_err[2];
     }
     free(x);
-}
-
-/* Robust standard deviation: iterated 4-sigma clipping about the median
- * (for a Gaussian 0.1 % below sigma; the clipping drops the sources an
- * undetected neighbour lifts). */
-static double clipped_sd(double *v, long n)
-{
-    double lo = -INFINITY, hi = INFINITY, sd = NAN;
-    for (int it = 0; it < 10; it++) {
-        double s1 = 0, s2 = 0;
-        long m = 0;
-        for (long k = 0; k < n; k++)
-            if (v[k] >= lo && v[k] <= hi) {
-                s1 += v[k];
-                s2 += v[k] * v[k];
-                m++;
-            }
-        if (m < 2)
-            return NAN;
-        double mean = s1 / m;
-        sd = sqrt((s2 - m * mean * mean) / (m - 1));
-        lo = mean - 4 * sd;
-        hi = mean + 4 * sd;
-    }
-    return sd;
 }
 
 /* The 5-sigma limit (extract(1): LIMMAG is that of a point source whose
