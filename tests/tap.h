@@ -1,5 +1,9 @@
 /* tap.h: a small Test Anything Protocol emitter for the C unit tests, run
- * by prove (make check). Header-only; each test file is one program. */
+ * by prove (make check). Header-only; each test file is one program. Each
+ * main declares first how many tests it runs, tap_plan(N), printed at once
+ * as the TAP plan: a program that stops early (a crash, an early return)
+ * falls short of it and fails, and tap_done fails when the count differs
+ * or no plan was declared. */
 #ifndef SK_TAP_H
 #define SK_TAP_H
 
@@ -9,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int tap_n, tap_failed;
+static int tap_n, tap_failed, tap_planned = -1;
 
 static inline int tap_ok(int cond, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), unused));
@@ -64,10 +68,28 @@ static inline void tap_diag(const char *fmt, ...)
     printf("\n");
 }
 
-/* Print the plan and return the exit status. */
+/* The number of tests this program runs, before the first. */
+static inline void tap_plan(int n) __attribute__((unused));
+static inline void tap_plan(int n)
+{
+    tap_planned = n;
+    printf("1..%d\n", n);
+    fflush(stdout);
+}
+
+/* The exit status: 1 when a test failed, the count differs from the plan,
+ * or no plan was declared. */
 static inline int tap_done(void)
 {
-    printf("1..%d\n", tap_n);
+    if (tap_planned < 0) {
+        printf("1..%d\n", tap_n);
+        printf("# no plan declared: declare it first with tap_plan(%d)\n", tap_n);
+        return 1;
+    }
+    if (tap_n != tap_planned) {
+        printf("# planned %d tests, ran %d\n", tap_planned, tap_n);
+        return 1;
+    }
     return tap_failed ? 1 : 0;
 }
 

@@ -5,6 +5,7 @@
 # duplicates once), identical bits for any thread count, the grids, stdin,
 # extraction of the coadd, and refusals with their exit codes.
 . "$SK_SRCDIR/tests/prog/lib.sh"
+plan 62
 
 cd "$T_TMP" || exit 1
 S=$T_TMP/sim

@@ -5,6 +5,7 @@
 # provenance and a non-critical one does not, ds9 regions in 1-based pixels,
 # stdin, a real image (EMMI, gzipped), and errors with their exit codes.
 . "$SK_SRCDIR/tests/prog/lib.sh"
+plan 43
 
 S=$T_TMP/sim
 imsim --nexp 1 --size 256x256 --nstars 150 --seed 4 --outdir "$S" >/dev/null 2>"$T_TMP/err"

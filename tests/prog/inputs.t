@@ -6,6 +6,7 @@
 # products of the first (a new product, or a refusal naming the input that
 # changed, with nothing touched); the same inputs still reuse them.
 . "$SK_SRCDIR/tests/prog/lib.sh"
+plan 89
 
 cd "$T_TMP" || exit 1
 imsim -q -n 3 --size 200x200 --nstars 150 --seed 5 --set simulation.dither_arcsec=5 -o sim >/dev/null 2>"$T_TMP/err"

@@ -68,11 +68,10 @@ skip() { # skip N REASON: N tests that cannot run here, as TAP skips
 
 done_testing() {
     rm -rf "$T_TMP"
-    if [ -z "$T_PLAN" ]; then # (extract.t and coadd.t, for now: see tests/CLAIMS)
+    if [ -z "$T_PLAN" ]; then # a file that could stop early unnoticed
         echo "1..$T_N"
-        echo "# no plan declared: this file could stop early unnoticed; declare it with \`plan N\`"
-        [ "$T_FAILED" -eq 0 ]
-        return
+        echo "# no plan declared: declare it first with \`plan $T_N\`"
+        return 1
     fi
     if [ "$T_N" -ne "$T_PLAN" ]; then
         echo "# planned $T_PLAN tests, ran $T_N"

@@ -7,6 +7,7 @@
 # psfs, world_coordinates and zero_points rows and the image's first-look
 # columns and footprint from the solved WCS.
 . "$SK_SRCDIR/tests/prog/lib.sh"
+plan 58
 
 S=$T_TMP/sim
 imsim --nexp 1 --size 384x384 --nstars 250 --seed 6 --wcs-offset 20 --wcs-rotation 0.5 \

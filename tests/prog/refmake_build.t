@@ -8,6 +8,7 @@
 # replaced over the same coadd; other criteria build another coadd.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
+plan 25
 ref_db_start
 
 PLACE="--target SIMFIELD --section S1 --filter r"

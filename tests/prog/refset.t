@@ -3,6 +3,7 @@
 # create and delete, against a hand-built database state with known truth.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
+plan 67
 ref_db_start
 
 exit_is 0 "list on an empty database" refset list

@@ -102,6 +102,7 @@ static void mean(const inputs *s, float *out, float *wout, uint8_t *nimg)
 
 int main(void)
 {
+    tap_plan(20);
     for (int k = 0; k < NSTAR; k++) {
         sx[k] = 12.0 + (double)((k * 47) % 232) + 0.37 * (k % 3);
         sy[k] = 12.0 + (double)((k * 71) % 232) + 0.21 * (k % 5);

@@ -285,6 +285,7 @@ static void test_decam(void)
 
 int main(void)
 {
+    tap_plan(27);
     if (getenv("SK_TEST_VERBOSE"))
         sk_log_set_level(SK_LOG_DEBUG);
     test_perturbed("20\", 0.5 deg, 0.5 %", "simulation.seed=7", "simulation.wcs_offset_arcsec=20",

@@ -123,6 +123,7 @@ static double worst_error(const sk_bgmatch *bm, const inputs *s, int gradients, 
 
 int main(void)
 {
+    tap_plan(20);
     /* ---- planes ----------------------------------------------------------- */
     {
         inputs s;

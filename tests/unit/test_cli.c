@@ -90,6 +90,7 @@ static int parse_captured(sk_cli *cli, seen *s, char **args, int fd, int finish)
 
 int main(void)
 {
+    tap_plan(68);
     setenv("SKYSTACK_SHARE", tap_src("share/skystack"), 0);
     setenv("HOME", tap_tmpdir(), 1);
     unsetenv("SKYSTACK_CONFIG");

@@ -706,6 +706,7 @@ static void test_flags_and_files(void)
 
 int main(void)
 {
+    tap_plan(88);
     test_combine();
     test_stars();
     test_depth();

@@ -132,6 +132,7 @@ static double window_noise(const float *v, const float *w, const int32_t *nimg, 
 
 int main(void)
 {
+    tap_plan(18);
     sk_sim_exposure *noisy[NEXP] = {0}, *model[NEXP] = {0}, *dirty[NEXP] = {0};
     const char *clean_sets[] = {"simulation.cosmic_rate_per_mpix_s=0", "simulation.satellite_probability=0",
                                 "simulation.bad_columns=0", "simulation.hot_pixels=0"};

@@ -113,6 +113,7 @@ static int exists(const char *p)
 
 int main(void)
 {
+    tap_plan(27);
     if (make_files()) {
         ok(0, "simulated input files");
         return tap_done();

@@ -80,6 +80,7 @@ static void check_product(const char *label, const sim_set *s, const sk_grid *g,
 
 int main(void)
 {
+    tap_plan(13);
     sk_log_set_level(SK_LOG_WARN);
     const char *sets[] = {"simulation.nexp=3", "simulation.width_px=320",
                           "simulation.height_px=320", "simulation.nstars=120",

@@ -140,6 +140,7 @@ static double median_snr(const sk_coadd_result *r, const float *psf, long size, 
 
 int main(void)
 {
+    tap_plan(26);
     const char *sets[] = {"simulation.nexp=5", "simulation.width_px=320",
                           "simulation.height_px=320", "simulation.nstars=40",
                           "simulation.mag_min=17.5", "simulation.mag_max=20.5",

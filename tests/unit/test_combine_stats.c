@@ -154,6 +154,7 @@ static void test_clipping(void)
 
 int main(void)
 {
+    tap_plan(21);
     test_median_factor();
     test_median_weight();
     test_mean_weight();

@@ -42,6 +42,7 @@ static int load_fails(const char *file, const char *set)
 
 int main(void)
 {
+    tap_plan(87);
     setenv("SKYSTACK_SHARE", tap_src("share/skystack"), 0);
     char home[4200];
     snprintf(home, sizeof home, "%s/home", tap_tmpdir());

@@ -37,6 +37,7 @@ static int print_table(FILE *f, const sk_db_rows *r, const char *root)
 
 int main(void)
 {
+    tap_plan(22);
     const char *names[] = {"id", "filter", "mjd", "width", "is_bad", "lim_mag_estimate", "filepath"};
     const int kinds[] = {SK_DB_COL_BIGINT, SK_DB_COL_TEXT, SK_DB_COL_REAL, SK_DB_COL_INT,
                          SK_DB_COL_BOOL, SK_DB_COL_REAL, SK_DB_COL_TEXT};

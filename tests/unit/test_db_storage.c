@@ -10,6 +10,7 @@
 
 int main(void)
 {
+    tap_plan(40);
     double mjd = 0;
     ok(sk_iso_to_mjd("1858-11-17", &mjd) == SK_OK && mjd == 0.0, "MJD 0 is 1858-11-17");
     ok(sk_iso_to_mjd("2000-01-01T12:00:00", &mjd) == SK_OK, "ISO date with time");

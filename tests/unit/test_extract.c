@@ -570,6 +570,7 @@ static void test_small(void)
 
 int main(void)
 {
+    tap_plan(57);
     test_overlap();
     test_background();
     test_star_field();

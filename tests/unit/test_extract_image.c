@@ -50,6 +50,7 @@ static int run_program(const char *image, const char *dir, char lines[5][4200], 
 
 int main(void)
 {
+    tap_plan(19);
     char simdir[4200], image[4300], libdir[4300], progdir[4300], cmd[9000];
     snprintf(simdir, sizeof simdir, "%s/sim", tap_tmpdir());
     snprintf(image, sizeof image, "%s/exp_000.fits", simdir);

@@ -426,6 +426,7 @@ static void test_blank_sky(void)
 
 int main(void)
 {
+    tap_plan(43);
     test_star_fields();
     test_large_apertures();
     test_blank_sky();

@@ -616,6 +616,7 @@ static void test_atomic_failures(void)
 
 int main(void)
 {
+    tap_plan(178);
     test_round_trip();
     test_writer_planes();
     test_decam();

@@ -113,6 +113,7 @@ static void check_file(const char *label, const char *path, const sk_image *orig
 
 int main(void)
 {
+    tap_plan(40);
     const char *dir = tap_tmpdir();
     char path[4200], fz[4200], gz[4200], bad[4200];
     snprintf(path, sizeof path, "%s/img.fits", dir);

@@ -291,6 +291,7 @@ static void fuzz(const char *label, const char *seed_path, const char *work_path
 
 int main(void)
 {
+    tap_plan(26);
     sk_log_set_level(SK_LOG_QUIET);
     int rounds = 150;
     if (getenv("SK_FUZZ_ROUNDS"))

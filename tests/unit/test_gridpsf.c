@@ -66,6 +66,7 @@ static void moments(const float *s, long n, double *cx, double *cy, double *mxx,
 
 int main(void)
 {
+    tap_plan(13);
     /* input: 0.2"/px rotated 30 deg; output: 0.3"/px north up */
     sk_wcs *win = tan_wcs(0.2, 30.0, 1000.0), *wout = tan_wcs(0.3, 0.0, 700.0);
     ok(win && wout, "WCSs");

@@ -5,6 +5,7 @@
 
 int main(void)
 {
+    tap_plan(14);
     /* RFC 4648 section 10 test vectors. */
     const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
     const char *want[] = {"", "MY======", "MZXQ====", "MZXW6===", "MZXW6YQ=",

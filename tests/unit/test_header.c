@@ -11,6 +11,7 @@ static void card(char *dst, const char *text)
 
 int main(void)
 {
+    tap_plan(107);
     sk_header *h = sk_header_new();
     ok(h != NULL, "new header");
 

@@ -119,6 +119,7 @@ static int calibrate(const sk_image *img, const char *refpath, sk_extract_result
 
 int main(void)
 {
+    tap_plan(6);
     sk_sim_exposure *noisy[NEXP] = {0}, *model[NEXP] = {0};
     int rc = expose_all(NULL, noisy);
     rc = rc ? rc : expose_all("simulation.noise=false", model);

@@ -42,6 +42,7 @@ static unsigned flags_of_star(sk_image *img)
 
 int main(void)
 {
+    tap_plan(5);
     sk_image *img = star_image();
     unsigned f = flags_of_star(img);
     ok(f != 0xffffffffu, "the star is found");

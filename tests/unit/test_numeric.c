@@ -145,6 +145,7 @@ static void test_densest_window(void)
 
 int main(void)
 {
+    tap_plan(33);
     test_poly_fit();
     test_known_system();
     test_refusals();

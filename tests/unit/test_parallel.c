@@ -136,6 +136,7 @@ static int scratch_range(void *sv, long begin, long end, void *user)
 
 int main(void)
 {
+    tap_plan(52);
     static visit_ctx ref, c;
     memset(&ref, 0, sizeof ref);
     ok(sk_parallel_for(N_ITEMS, CHUNK, 1, visit_range, &ref) == SK_OK, "one thread runs");

@@ -176,6 +176,7 @@ static void test_clip_and_selection(void)
 
 int main(void)
 {
+    tap_plan(16);
     test_dzp_scaling();
     test_weights();
     test_clip_and_selection();

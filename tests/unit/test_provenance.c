@@ -428,6 +428,7 @@ static void test_sidecar(void)
 
 int main(void)
 {
+    tap_plan(119);
     setenv("SKYSTACK_SHARE", tap_src("share/skystack"), 0);
     setenv("HOME", tap_tmpdir(), 1);
     unsetenv("SKYSTACK_CONFIG");

@@ -573,6 +573,10 @@ static void test_from_stamp(void)
     for (int i = 0; i < 81; i++)
         diff = fmax(diff, fabs(out[i] - st[i] / sum));
     ok(diff < 1e-6, "its stamp at an integer position is the input, normalised (%.2g)", diff);
+    double csum = 0;
+    for (int i = 0; i < 81; i++)
+        csum += psf->comp[i];
+    is_near(csum, 1.0, 1e-6, "its component sums to 1, as a PSFEx file's PSF_DATA (%.7f)", csum);
     is_near(psf->fwhm_px, 2.3548 * sqrt(1.5), 0.15, "its FWHM %.3f px (sigma %.3f)", psf->fwhm_px,
             sqrt(1.5));
     char path[4200];
@@ -589,6 +593,7 @@ static void test_from_stamp(void)
 
 int main(void)
 {
+    tap_plan(54);
     if (getenv("SK_TEST_VERBOSE"))
         sk_log_set_level(SK_LOG_DEBUG);
     /* A realistic field: stars and galaxies, cosmic rays, hot pixels, bad

@@ -72,6 +72,7 @@ int main(void)
         printf("1..0 # SKIP source-extractor is not installed (share/install-deps.sh installs it)\n");
         return 0;
     }
+    tap_plan(3);
     const char *dir = tap_tmpdir();
     char img_path[4200], psf_path[4200], sex_path[4200], par_path[4200], cat_path[4200];
     char sci_arg[4300], wgt_arg[4300], gain_arg[64];

@@ -150,6 +150,7 @@ static double fwhm_check(const float *img, const tpsf *target, double *worst_flu
 
 int main(void)
 {
+    tap_plan(30);
     int ns = 0;
     for (int a = 0; a < 5; a++)
         for (int b = 0; b < 5; b++) {

@@ -242,6 +242,7 @@ static void test_places(void)
 
 int main(void)
 {
+    tap_plan(47);
     test_structure();
     test_what_moves_what();
     test_refusals();

@@ -349,6 +349,7 @@ static void test_noise(void)
 
 int main(void)
 {
+    tap_plan(81);
     test_kernels();
     test_grids();
     test_pixmap();

@@ -263,6 +263,7 @@ static void check_partial_domain(void)
 
 int main(void)
 {
+    tap_plan(38);
     check_partial_domain();
     check_identity();
     check_case("half-pixel shift", 0.5, 0.5, 0.0, 1.0, 0.02, 0.01);

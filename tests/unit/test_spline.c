@@ -193,6 +193,7 @@ static void test_background_maps(void)
 
 int main(void)
 {
+    tap_plan(10);
     test_one_dimension();
     test_background_maps();
     return tap_done();

@@ -249,6 +249,7 @@ static void test_astropy_kinds(void)
 
 int main(void)
 {
+    tap_plan(115);
     test_round_trip();
     test_gaia();
     test_astropy_kinds();

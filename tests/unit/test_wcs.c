@@ -498,6 +498,7 @@ static void test_threads(const sk_wcs *w, long width, long height)
 
 int main(void)
 {
+    tap_plan(150);
     wcs_case cases[] = {
         {"decam-n12", fits_header(DECAM_N12, 1), NULL, 0, 0},
         {"decam-s4", fits_header(DECAM_S4, 1), NULL, 0, 0},

@@ -134,6 +134,7 @@ static void mean_coadd(inputs *s, float *out, float *psf_out)
 
 int main(void)
 {
+    tap_plan(61);
     inputs s;
     inputs_init(&s);
     sk_zogy_opts o = opts_default();

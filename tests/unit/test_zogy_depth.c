@@ -328,6 +328,7 @@ done:
 
 int main(void)
 {
+    tap_plan(37);
     sk_log_set_level(SK_LOG_WARN);
     run_case("dithers", "simulation.rotation_scatter_deg=0", 1.0);
     run_case("dithers and rotations", "simulation.rotation_scatter_deg=1.5", 1.0);
