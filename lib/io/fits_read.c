@@ -654,3 +654,54 @@ int sk_fits_read_image(const char *path, const sk_read_opts *opts, sk_image **ou
         return sk_error(SK_EINPUT, "%s: unknown noise kind %d", path, opts->noise_kind);
     return read_image(path, opts, out);
 }
+
+struct sk_plane_reader {
+    fitsfile *fptr;
+    char *path;
+    char label[FLEN_VALUE + 8];
+    long width, height;
+};
+
+int sk_plane_reader_open(const char *path, const char *hdu, sk_plane_reader **out, long *width,
+                         long *height, sk_header **header)
+{
+    *out = NULL;
+    if (header)
+        *header = NULL;
+    sk_plane_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(path))) {
+        free(r);
+        return sk_error(SK_EIO, "%s: out of memory", path);
+    }
+    int rc = open_plane(path, hdu, NULL, &r->fptr);
+    rc = rc ? rc : current_plane_size(r->fptr, path, &r->width, &r->height, r->label, sizeof r->label);
+    if (!rc && header)
+        rc = sk_fits_current_header(r->fptr, path, header);
+    if (rc) {
+        sk_plane_reader_close(r);
+        return rc;
+    }
+    *width = r->width;
+    *height = r->height;
+    *out = r;
+    return SK_OK;
+}
+
+int sk_plane_reader_rows(sk_plane_reader *r, long y0, long nrows, float *buf)
+{
+    if (y0 < 0 || nrows < 0 || y0 + nrows > r->height)
+        return sk_error(SK_EINPUT, "%s: %s: rows %ld..%ld outside the image of %ld rows", r->path, r->label,
+                        y0 + 1, y0 + nrows, r->height);
+    return read_pixels(r->fptr, r->path, r->label, TFLOAT, (LONGLONG)y0 * r->width,
+                       (LONGLONG)nrows * r->width, buf);
+}
+
+void sk_plane_reader_close(sk_plane_reader *r)
+{
+    if (!r)
+        return;
+    if (r->fptr)
+        close_plane(r->fptr);
+    free(r->path);
+    free(r);
+}

@@ -43,33 +43,50 @@ static void to_canvas(const geom *g, double x, double y, double *cx, double *cy)
     *cy = (double)g->c->height - 1.0 - ((y + 0.5) * f - 0.5);
 }
 
-/* Mean of the usable pixels of each bin x bin block (NaN: none). */
-static float *bin_image(const sk_image *img, int bin, long bw, long bh)
+/* Add rows [y0, y0 + nrows) of an image of `width` columns (sci, and
+ * weight when not NULL: pixels of weight <= 0 are left out) to the sums
+ * and counts of their bins. */
+static void accumulate(const geom *g, const float *sci, const float *wgt, long width, long y0, long nrows,
+                       double *sum, long *cnt)
 {
-    float *out = malloc(sizeof *out * (size_t)bw * (size_t)bh);
-    if (!out)
-        return NULL;
-    for (long by = 0; by < bh; by++)
-        for (long bx = 0; bx < bw; bx++) {
-            double sum = 0;
-            long cnt = 0;
-            long y1 = (by + 1) * bin < img->height ? (by + 1) * bin : img->height;
-            long x1 = (bx + 1) * bin < img->width ? (bx + 1) * bin : img->width;
-            for (long y = by * bin; y < y1; y++) {
-                const float *row = img->sci + (size_t)y * (size_t)img->width;
-                const float *wrow = img->weight ? img->weight + (size_t)y * (size_t)img->width : NULL;
-                for (long x = bx * bin; x < x1; x++)
-                    if (isfinite(row[x]) && (!wrow || wrow[x] > 0)) {
-                        sum += row[x];
-                        cnt++;
-                    }
+    for (long r = 0; r < nrows; r++) {
+        const float *row = sci + (size_t)r * (size_t)width;
+        const float *wrow = wgt ? wgt + (size_t)r * (size_t)width : NULL;
+        size_t b0 = (size_t)((y0 + r) / g->bin) * (size_t)g->bw;
+        for (long x = 0; x < width; x++)
+            if (isfinite(row[x]) && (!wrow || wrow[x] > 0)) {
+                size_t k = b0 + (size_t)(x / g->bin);
+                sum[k] += row[x];
+                cnt[k]++;
             }
-            out[(size_t)by * (size_t)bw + (size_t)bx] = cnt ? (float)(sum / (double)cnt) : NAN;
-        }
+    }
+}
+
+/* The binned image: mean of each bin's usable pixels (NaN: none). */
+static float *bin_means(const geom *g, const double *sum, const long *cnt)
+{
+    size_t n = (size_t)g->bw * (size_t)g->bh;
+    float *out = malloc(sizeof *out * n);
+    for (size_t k = 0; out && k < n; k++)
+        out[k] = cnt[k] ? (float)(sum[k] / (double)cnt[k]) : NAN;
     return out;
 }
 
-static void paint(geom *g, const float *binned, const sk_stretch_map *m)
+/* The binning (or enlargement) of a width x height image for `o`. */
+static void plan_geometry(long width, long height, const sk_look_opts *o, geom *g)
+{
+    long big = width > height ? width : height;
+    memset(g, 0, sizeof *g);
+    g->bin = g->zoom = 1;
+    if (o->max_size_px > 0 && big > o->max_size_px)
+        g->bin = (int)((big + o->max_size_px - 1) / o->max_size_px);
+    else if (big < MIN_SIDE_PX)
+        g->zoom = (int)((MIN_SIDE_PX + big - 1) / big);
+    g->bw = (width + g->bin - 1) / g->bin;
+    g->bh = (height + g->bin - 1) / g->bin;
+}
+
+static void paint(const geom *g, const float *binned, const sk_stretch_map *m)
 {
     for (long by = 0; by < g->bh; by++)
         for (long bx = 0; bx < g->bw; bx++) {
@@ -92,7 +109,7 @@ static void paint(geom *g, const float *binned, const sk_stretch_map *m)
 }
 
 /* Circle the sources of an extract(1) source list; their count. */
-static int draw_sources(geom *g, const char *path, long *count)
+static int draw_sources(const geom *g, const char *path, long *count)
 {
     sk_table *t = NULL;
     *count = 0;
@@ -141,17 +158,17 @@ static void arrow(sk_canvas *c, double x0, double y0, double ux, double uy, doub
 
 /* North and east at the image centre, as unit vectors on the canvas:
  * 1 when the WCS gives them. */
-static int sky_directions(const sk_image *img, double north[2], double east[2])
+static int sky_directions(const sk_wcs *wcs, long width, long height, double north[2], double east[2])
 {
-    double xc = 0.5 * (double)(img->width - 1), yc = 0.5 * (double)(img->height - 1), ra, dec;
-    if (sk_wcs_pix2sky(img->wcs, 1, &xc, &yc, &ra, &dec) != SK_OK || fabs(dec) > 89.9) {
+    double xc = 0.5 * (double)(width - 1), yc = 0.5 * (double)(height - 1), ra, dec;
+    if (sk_wcs_pix2sky(wcs, 1, &xc, &yc, &ra, &dec) != SK_OK || fabs(dec) > 89.9) {
         sk_error_clear();
         return 0;
     }
-    double scale_deg = sk_wcs_pixel_scale_arcsec(img->wcs, xc, yc) / 3600.0;
+    double scale_deg = sk_wcs_pixel_scale_arcsec(wcs, xc, yc) / 3600.0;
     double d = 10.0 * scale_deg, ras[2] = {ra, ra + d / cos(dec * M_PI / 180.0)};
     double decs[2] = {dec + d, dec}, px[2], py[2];
-    if (!isfinite(d) || sk_wcs_sky2pix(img->wcs, 2, ras, decs, px, py) != SK_OK) {
+    if (!isfinite(d) || sk_wcs_sky2pix(wcs, 2, ras, decs, px, py) != SK_OK) {
         sk_error_clear();
         return 0;
     }
@@ -188,13 +205,14 @@ static void length_label(double arcsec, char *out, size_t outsz)
 }
 
 /* Arrows at the top right and a scale bar at the bottom left. */
-static void draw_orientation(geom *g, const sk_image *img, const sk_look_opts *o, sk_look_info *info)
+static void draw_orientation(const geom *g, const sk_wcs *wcs, long width, long height, const sk_look_opts *o,
+                             sk_look_info *info)
 {
     sk_canvas *c = g->c;
     int ts = text_scale(g);
     long side = c->width < c->height ? c->width : c->height;
     double len = 0.12 * (double)side, north[2], east[2];
-    if (!o->no_arrows && sky_directions(img, north, east)) {
+    if (!o->no_arrows && sky_directions(wcs, width, height, north, east)) {
         double x0 = (double)c->width - 1.6 * len - 6 * ts, y0 = 1.6 * len + 6 * ts;
         arrow(c, x0, y0, north[0], north[1], len, "N", ts);
         arrow(c, x0, y0, east[0], east[1], len, "E", ts);
@@ -202,8 +220,8 @@ static void draw_orientation(geom *g, const sk_image *img, const sk_look_opts *o
     }
     if (o->no_scale_bar)
         return;
-    double xc = 0.5 * (double)(img->width - 1), yc = 0.5 * (double)(img->height - 1);
-    double arcsec_per_px = sk_wcs_pixel_scale_arcsec(img->wcs, xc, yc) * g->bin / g->zoom;
+    double xc = 0.5 * (double)(width - 1), yc = 0.5 * (double)(height - 1);
+    double arcsec_per_px = sk_wcs_pixel_scale_arcsec(wcs, xc, yc) * g->bin / g->zoom;
     if (!isfinite(arcsec_per_px) || arcsec_per_px <= 0) {
         sk_error_clear();
         return;
@@ -221,94 +239,141 @@ static void draw_orientation(geom *g, const sk_image *img, const sk_look_opts *o
     info->scale_bar_arcsec = bar;
 }
 
-int sk_look_render(const sk_image *img, const sk_look_opts *o, sk_canvas **out, sk_look_info *info)
+/* The picture of a binned image (g->c is made here). */
+static int render_binned(geom *g, const float *binned, const sk_wcs *wcs, long width, long height,
+                         const sk_look_opts *o, sk_canvas **out, sk_look_info *info)
 {
-    sk_look_opts defaults;
-    sk_look_info dummy;
-    *out = NULL;
-    if (!o) {
-        sk_look_opts_default(&defaults);
-        o = &defaults;
-    }
-    info = info ? info : &dummy;
-    memset(info, 0, sizeof *info);
-    if (!img || !img->sci || img->width <= 0 || img->height <= 0)
-        return sk_error(SK_EINPUT, "quick-look: no image");
-    long big = img->width > img->height ? img->width : img->height;
-    geom g = {0, 0, 1, 1, NULL};
-    if (o->max_size_px > 0 && big > o->max_size_px)
-        g.bin = (int)((big + o->max_size_px - 1) / o->max_size_px);
-    else if (big < MIN_SIDE_PX)
-        g.zoom = (int)((MIN_SIDE_PX + big - 1) / big);
-    g.bw = (img->width + g.bin - 1) / g.bin;
-    g.bh = (img->height + g.bin - 1) / g.bin;
-    float *binned = bin_image(img, g.bin, g.bw, g.bh);
-    if (!binned)
-        return sk_error(SK_EIO, "quick-look: out of memory");
     sk_stretch_map m;
-    int rc = sk_stretch_fit(binned, g.bw * g.bh, o->stretch, o->soften_sigma, 20000, &m);
-    g.c = rc ? NULL : sk_canvas_new(g.bw * g.zoom, g.bh * g.zoom);
-    if (!rc && !g.c)
+    int rc = sk_stretch_fit(binned, g->bw * g->bh, o->stretch, o->soften_sigma, 20000, &m);
+    g->c = rc ? NULL : sk_canvas_new(g->bw * g->zoom, g->bh * g->zoom);
+    if (!rc && !g->c)
         rc = sk_errstatus() ? sk_errstatus() : SK_EIO;
     if (!rc)
-        paint(&g, binned, &m);
-    free(binned);
+        paint(g, binned, &m);
     if (!rc && o->sources)
-        rc = draw_sources(&g, o->sources, &info->nsources);
-    if (!rc && img->wcs)
-        draw_orientation(&g, img, o, info);
+        rc = draw_sources(g, o->sources, &info->nsources);
+    if (!rc && wcs)
+        draw_orientation(g, wcs, width, height, o, info);
     if (rc) {
-        sk_canvas_free(g.c);
+        sk_canvas_free(g->c);
         return rc;
     }
-    info->width_px = g.c->width;
-    info->height_px = g.c->height;
-    info->bin = g.bin;
+    info->width_px = g->c->width;
+    info->height_px = g->c->height;
+    info->bin = g->bin;
     info->lo = m.kind == SK_STRETCH_ASINH ? m.sky : m.lo;
     info->hi = m.hi;
-    *out = g.c;
+    *out = g->c;
     return SK_OK;
 }
 
-/* The science plane, the weight when the file has a WGT extension, and
- * the WCS of `path` (img->wcs stays NULL without one). */
-static int read_for_look(const char *path, const char *hdu, sk_image **out)
+/* The options (defaults for NULL) and a zeroed info (a scratch one for NULL). */
+static const sk_look_opts *start(const sk_look_opts *o, sk_look_opts *defaults, sk_look_info **info,
+                                 sk_look_info *scratch)
 {
+    if (!o) {
+        sk_look_opts_default(defaults);
+        o = defaults;
+    }
+    *info = *info ? *info : scratch;
+    memset(*info, 0, sizeof **info);
+    return o;
+}
+
+int sk_look_render(const sk_image *img, const sk_look_opts *o, sk_canvas **out, sk_look_info *info)
+{
+    sk_look_opts defaults;
+    sk_look_info scratch;
     *out = NULL;
-    sk_image *img = calloc(1, sizeof *img);
-    if (!img)
-        return sk_error(SK_EIO, "%s: out of memory", path);
-    int rc = sk_fits_read_plane(path, hdu, &img->sci, &img->width, &img->height, &img->header);
-    if (!rc && !hdu && sk_fits_has_hdu(path, "WGT")) {
-        long w, h;
-        rc = sk_fits_read_plane(path, "WGT", &img->weight, &w, &h, NULL);
-        if (!rc && (w != img->width || h != img->height)) {
-            free(img->weight);
-            img->weight = NULL;
+    o = start(o, &defaults, &info, &scratch);
+    if (!img || !img->sci || img->width <= 0 || img->height <= 0)
+        return sk_error(SK_EINPUT, "quick-look: no image");
+    geom g;
+    plan_geometry(img->width, img->height, o, &g);
+    size_t nb = (size_t)g.bw * (size_t)g.bh;
+    double *sum = calloc(nb, sizeof *sum);
+    long *cnt = calloc(nb, sizeof *cnt);
+    float *binned = NULL;
+    if (sum && cnt) {
+        accumulate(&g, img->sci, img->weight, img->width, 0, img->height, sum, cnt);
+        binned = bin_means(&g, sum, cnt);
+    }
+    free(sum);
+    free(cnt);
+    if (!binned)
+        return sk_error(SK_EIO, "quick-look: out of memory");
+    int rc = render_binned(&g, binned, img->wcs, img->width, img->height, o, out, info);
+    free(binned);
+    return rc;
+}
+
+/* Stream the science plane (and the WGT plane when the file has one and
+ * no HDU is named) through the bins, `bin` rows at a time. */
+static int bin_file(const char *path, const char *hdu, geom *g, long width, long height,
+                    sk_plane_reader *sci, const sk_look_opts *o, float **binned)
+{
+    sk_plane_reader *wgt = NULL;
+    long ww = 0, wh = 0;
+    int rc = SK_OK;
+    if (!hdu && sk_fits_has_hdu(path, "WGT")) {
+        rc = sk_plane_reader_open(path, "WGT", &wgt, &ww, &wh, NULL);
+        if (!rc && (ww != width || wh != height)) {
+            sk_plane_reader_close(wgt);
+            wgt = NULL;
         }
     }
-    if (!rc && sk_wcs_from_header(img->header, &img->wcs) != SK_OK) {
-        img->wcs = NULL;
-        sk_error_clear();
+    plan_geometry(width, height, o, g);
+    size_t nb = (size_t)g->bw * (size_t)g->bh, chunk = (size_t)g->bin * (size_t)width;
+    double *sum = calloc(nb, sizeof *sum);
+    long *cnt = calloc(nb, sizeof *cnt);
+    float *sbuf = malloc(chunk * sizeof *sbuf), *wbuf = wgt ? malloc(chunk * sizeof *wbuf) : NULL;
+    if (!rc && (!sum || !cnt || !sbuf || (wgt && !wbuf)))
+        rc = sk_error(SK_EIO, "%s: out of memory", path);
+    for (long y = 0; !rc && y < height; y += g->bin) {
+        long n = height - y < g->bin ? height - y : g->bin;
+        rc = sk_plane_reader_rows(sci, y, n, sbuf);
+        if (!rc && wgt)
+            rc = sk_plane_reader_rows(wgt, y, n, wbuf);
+        if (!rc)
+            accumulate(g, sbuf, wgt ? wbuf : NULL, width, y, n, sum, cnt);
     }
-    if (rc) {
-        sk_image_free(img);
-        return rc;
-    }
-    *out = img;
-    return SK_OK;
+    *binned = rc ? NULL : bin_means(g, sum, cnt);
+    if (!rc && !*binned)
+        rc = sk_error(SK_EIO, "%s: out of memory", path);
+    free(sum);
+    free(cnt);
+    free(sbuf);
+    free(wbuf);
+    sk_plane_reader_close(wgt);
+    return rc;
 }
 
 int sk_look_file(const char *fits_path, const char *hdu, const char *png_path, const sk_look_opts *o,
                  sk_look_info *info)
 {
-    sk_image *img = NULL;
-    int rc = read_for_look(fits_path, hdu, &img);
+    sk_look_opts defaults;
+    sk_look_info scratch;
+    o = start(o, &defaults, &info, &scratch);
+    sk_plane_reader *sci = NULL;
+    sk_header *header = NULL;
+    long width = 0, height = 0;
+    int rc = sk_plane_reader_open(fits_path, hdu, &sci, &width, &height, &header);
+    geom g;
+    float *binned = NULL;
+    rc = rc ? rc : bin_file(fits_path, hdu, &g, width, height, sci, o, &binned);
+    sk_plane_reader_close(sci);
+    sk_wcs *wcs = NULL;
+    if (!rc && sk_wcs_from_header(header, &wcs) != SK_OK) {
+        wcs = NULL;
+        sk_error_clear();
+    }
     sk_canvas *c = NULL;
-    rc = rc ? rc : sk_look_render(img, o, &c, info);
+    rc = rc ? rc : render_binned(&g, binned, wcs, width, height, o, &c, info);
     rc = rc ? rc : sk_png_write(png_path, c);
     sk_canvas_free(c);
-    sk_image_free(img);
+    sk_wcs_free(wcs);
+    sk_header_free(header);
+    free(binned);
     return rc;
 }
 
