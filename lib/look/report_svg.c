@@ -10,7 +10,7 @@
 #define PW 720.0   /* plot width, px */
 #define PH 360.0   /* plot height */
 #define ML 70.0    /* margins */
-#define MR 20.0
+#define MR 90.0
 #define MT 34.0
 #define MB 50.0
 
@@ -139,7 +139,7 @@ static void legend(FILE *f, const sk_plot_point *pts, long npts, const sk_plot_s
             seen[nseen++] = flt ? flt : "";
     }
     for (int k = 0; k < nseen; k++) {
-        double x = PW - MR - 70, y = MT + 14 + 16 * k;
+        double x = PW - MR + 14, y = MT + 14 + 16 * k;
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">", x, y - 4,
                 sk_filter_color(seen[k]), x + 8, y);
         escape(f, seen[k]);
@@ -199,7 +199,7 @@ static double unwrap(double ra, double ra0)
 
 static void color_bar(FILE *f, double dmin, double dmax)
 {
-    double x = PW - MR + 6, y0 = MT, h = PH - MT - MB;
+    double x = PW - MR + 10, y0 = MT, h = PH - MT - MB;
     for (int k = 0; k < 20; k++) {
         char c[8];
         scale_color(1.0 - (k + 0.5) / 20.0, c);
