@@ -21,7 +21,7 @@ CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -fPIC -pthread -Ilib $(DEP_CFLAGS) \
              -DSK_PG_BINDIR='"$(PG_BINDIR)"' $(CPPFLAGS_USER) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = -pthread $(LDFLAGS_USER) $(EXTRA_LDFLAGS)
 
-LIB_DIRS  := core io db numeric ingest extract calib coadd ref sim
+LIB_DIRS  := core io db numeric ingest extract calib coadd ref sim look
 LIB_SRC   := $(sort $(wildcard lib/*.c) $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.c)))
 LIB_PRIV_HDR := $(sort $(wildcard lib/*.h) $(foreach d,$(LIB_DIRS),$(wildcard lib/$(d)/*.h)))
 # ar keeps members by file name: two library sources may not share one

@@ -2,7 +2,8 @@
 # demo.sh: the main job of skystack on the embedded default, end to end:
 # start the private database, simulate two weeks of exposures of one field,
 # ingest and extract them, query them, build the weekly coadd, make a
-# reference with refmake, ask for it again (instant), and summarise.
+# reference with refmake, ask for it again (instant), summarise, and write
+# the HTML report page of the reference set (refset report).
 #
 # Environment: SKYSTACK_DEMO_DIR (work folder, default ~/skystack-demo),
 # the usual SKYSTACK_* variables (see skystack(7)). Run by `make demo`.
@@ -74,3 +75,8 @@ printf '   reference: %s\n' "$(cat ref1)" >&2
 printf '   provenance sidecar: %s.json\n' "$(cat ref1)" >&2
 printf '   refmake first run %d ms, second run %d ms (returned the existing reference)\n' \
     $(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 )) >&2
+
+say "9. the report page of reference set 'demo' (refset report)"
+refset report demo --outdir "$work/report" >report.path
+printf '   report page (open it in a browser): %s\n' "$(cat report.path)" >&2
+cat report.path

@@ -152,26 +152,16 @@ int sk_band_source_open(const sk_coadd_input *in, sk_band_source **out)
             rc = sk_fits_check_data_size(s->sci.f, path, "science image");
         if (!rc)
             rc = sk_fits_current_header(s->sci.f, path, &s->header);
-        int hdunum = 0, has_wgt = 0, has_flg = 0, wgt_relative = 0;
+        int hdunum = 0;
         char extname[FLEN_VALUE] = "";
+        sk_companions comp;
+        memset(&comp, 0, sizeof comp);
         if (!rc) {
-            int status = 0, type = 0;
             fits_get_hdu_num(s->sci.f, &hdunum);
             if (hdunum > 1 && sk_header_get_str(s->header, "EXTNAME", extname, sizeof extname) != 1)
                 extname[0] = '\0';
-            has_wgt = fits_movnam_hdu(s->sci.f, ANY_HDU, "WGT", 0, &status) == 0;
-            if (has_wgt) {
-                int rel = 0;
-                if (fits_read_key(s->sci.f, TLOGICAL, "WGTREL", &rel, NULL, &status) == 0 && rel)
-                    wgt_relative = 1;
-            }
-            status = 0;
-            has_flg = fits_movnam_hdu(s->sci.f, ANY_HDU, "FLG", 0, &status) == 0;
-            status = 0;
-            fits_movabs_hdu(s->sci.f, hdunum, &type, &status);
-            fits_clear_errmsg();
-            if (status)
-                rc = sk_fits_status_error(status, path, "returning to the science HDU");
+            /* the planes the file holds under the names pipelines use */
+            rc = sk_fits_find_companions(s->sci.f, path, hdunum, s->width, s->height, &comp);
         }
         s->hdr = s->header;
         long w = s->width, h = s->height;
@@ -182,10 +172,11 @@ int sk_band_source_open(const sk_coadd_input *in, sk_band_source **out)
             } else if (o->noise_hdu) {
                 rc = plane_open(&s->noise, path, o->noise_hdu, NULL, w, h, "noise plane");
                 s->noise_kind = o->noise_kind;
-            } else if (has_wgt) {
-                rc = plane_open(&s->noise, path, "WGT", NULL, w, h, "weight plane");
-                s->noise_kind = SK_NOISE_WEIGHT;
-                s->relative = wgt_relative;
+            } else if (comp.noise_hdu[0]) {
+                rc = plane_open(&s->noise, path, comp.noise_hdu, NULL, w, h,
+                                strcmp(comp.noise_hdu, "WGT") ? "noise plane" : "weight plane");
+                s->noise_kind = comp.noise_kind;
+                s->relative = comp.noise_relative;
             } else {
                 s->relative = 1;
             }
@@ -197,9 +188,10 @@ int sk_band_source_open(const sk_coadd_input *in, sk_band_source **out)
             } else if (o->mask_hdu) {
                 rc = plane_open(&s->mask, path, o->mask_hdu, NULL, w, h, "mask");
                 s->mask_kind = o->mask_is_flags ? 1 : 0;
-            } else if (has_flg) {
-                rc = plane_open(&s->mask, path, "FLG", NULL, w, h, "flag plane");
-                s->mask_kind = 1;
+            } else if (comp.mask_hdu[0]) {
+                rc = plane_open(&s->mask, path, comp.mask_hdu, NULL, w, h,
+                                comp.mask_is_flags ? "flag plane" : "mask");
+                s->mask_kind = comp.mask_is_flags;
             }
         }
         if (!rc && s->mask.f && s->mask_kind == 1) {

@@ -16,6 +16,7 @@
 #include "skystack/fits.h"
 #include "skystack/hash.h"
 #include "skystack/log.h"
+#include "skystack/look.h"
 #include "skystack/provenance.h"
 #include "skystack/psf.h"
 #include "skystack/storage.h"
@@ -139,6 +140,8 @@ static int read_settings(const sk_config *cfg, const sk_coadd_request *rq, setti
     if (rq->db && (rc = sk_storage_root(cfg, S->data_root, sizeof S->data_root)))
         return rc;
     S->extraction = rq->extract >= 0 ? rq->extract : sk_config_bool(cfg, "coaddition.extraction", 1);
+    S->compress = sk_config_bool(cfg, "storage.compress", 0);
+    S->quicklook = sk_config_bool(cfg, "storage.quicklook", 1);
     if (S->extraction)
         rc = sk_extract_settings_read(cfg, rq->db != NULL, &S->extract);
     return rc;
@@ -474,8 +477,8 @@ static int locate_in_database(coadd_job *J, sk_coadd_made *out)
     char reldir[4096];
     int rc = sk_storage_dir(it[J->n - 1].instrument, it[0].mjd, it[0].section[0] ? it[0].section : NULL,
                             it[0].filter, "coadd", J->prov->id, reldir, sizeof reldir);
-    if (!rc && (size_t)snprintf(J->relpath, sizeof J->relpath, "%s/coadd-%.16s.fits", reldir,
-                                J->set_hash) >= sizeof J->relpath)
+    if (!rc && (size_t)snprintf(J->relpath, sizeof J->relpath, "%s/coadd-%.16s.fits%s", reldir,
+                                J->set_hash, J->S.compress ? ".fz" : "") >= sizeof J->relpath)
         rc = sk_error(SK_EINPUT, "coadd: path too long");
     rc = rc ? rc : sk_storage_resolve(J->S.data_root, J->relpath, out->path, sizeof out->path);
     char lock[160];
@@ -540,7 +543,8 @@ static int locate_file(coadd_job *J, sk_coadd_made *out)
         copy_str(out->path, sizeof out->path, rq->output);
     } else {
         const char *od = rq->outdir ? rq->outdir : ".";
-        snprintf(out->path, sizeof out->path, "%s/coadd-%.8s-%.12s.fits", od, J->prov->id, J->set_hash);
+        snprintf(out->path, sizeof out->path, "%s/coadd-%.8s-%.12s.fits%s", od, J->prov->id, J->set_hash,
+                 J->S.compress ? ".fz" : "");
         if (rq->outdir)
             rc = sk_mkdir_p(rq->outdir);
     }
@@ -576,7 +580,10 @@ static int compute_coadd(coadd_job *J, const sk_coadd_made *out)
     if (rc)
         return rc;
     sk_header_set_str(J->res->image->header, "PROVID", J->prov->id, "coaddition provenance");
-    return sk_coadd_write(out->path, J->res, NULL);
+    size_t len = strlen(out->path);
+    sk_write_opts wo = {0};
+    wo.compress = S->compress || (len > 3 && strcmp(out->path + len - 3, ".fz") == 0);
+    return sk_coadd_write(out->path, J->res, &wo);
 }
 
 /* The coadd's sidecar and its PSF with its own. */
@@ -698,7 +705,7 @@ static int make_products(coadd_job *J, sk_coadd_made *out)
 
 /* The extraction of the coadd (extract.h), in this process, with the
  * pipeline's configuration: by image id with a database, else by path. */
-static int extract_coadd(const coadd_job *J, const sk_coadd_made *out)
+static int extract_coadd(const coadd_job *J, const sk_coadd_made *out, sk_extract_outcome *made)
 {
     const sk_coadd_request *rq = J->rq;
     char target[64];
@@ -713,8 +720,7 @@ static int extract_coadd(const coadd_job *J, const sk_coadd_made *out)
     x.threads = rq->threads > 0 ? rq->threads : 1;
     x.replace = !out->reused; /* the coadd was just made: products of its
                                  extraction made from an earlier one go */
-    sk_extract_outcome made;
-    int rc = sk_extract_image(&x, &made);
+    int rc = sk_extract_image(&x, made);
     if (rc)
         return sk_error_context("coadd: extraction of the coadd %s", x.image);
     return SK_OK;
@@ -757,8 +763,17 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
         rc = make_products(&J, out);
     if (J.in_tx)
         sk_db_rollback(rq->db); /* reused, or failed; no-op after the commit */
+    sk_extract_outcome made;
+    memset(&made, 0, sizeof made);
     if (!rc && J.S.extraction)
-        rc = extract_coadd(&J, out);
+        rc = extract_coadd(&J, out, &made);
+    /* the quick-look PNG beside the coadd, its sources circled */
+    if (!rc && J.S.quicklook) {
+        sk_look_opts look;
+        sk_look_opts_default(&look);
+        look.sources = made.source_list[0] ? made.source_list : NULL;
+        rc = sk_look_product(out->path, &look, NULL, 0);
+    }
     job_free(&J);
     return rc;
 }

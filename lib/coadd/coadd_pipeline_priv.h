@@ -57,6 +57,8 @@ typedef struct settings {
     json_t *extraction_critical; /* those of the inputs' extraction provenance */
     char data_root[4096];     /* with a database */
     int extraction;           /* 1: extract the coadd */
+    int compress;             /* storage.compress: a tile-compressed coadd (.fits.fz) */
+    int quicklook;            /* storage.quicklook: its quick-look PNG beside it */
     sk_extract_settings extract; /* its settings (when extraction is 1) */
 } settings;
 

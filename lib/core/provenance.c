@@ -473,3 +473,31 @@ int sk_sidecar_verify(const char *product_path)
                         product_path, recorded);
     return SK_OK;
 }
+
+int sk_sidecar_set(const char *product_path, const char *key, json_t *value)
+{
+    static const char *const own[] = {"product_type", "path", "md5", "provenance", "inputs", "created", "software"};
+    for (size_t k = 0; k < sizeof own / sizeof *own; k++)
+        if (strcmp(key, own[k]) == 0) {
+            json_decref(value);
+            return sk_error(SK_EINPUT, "%s: the sidecar's own key '%s' cannot be set", product_path, key);
+        }
+    json_t *doc = NULL;
+    int rc = sk_sidecar_read(product_path, NULL, NULL, 0, NULL, &doc);
+    if (rc) {
+        json_decref(value);
+        return rc;
+    }
+    if (!value || json_object_set_new(doc, key, value)) {
+        json_decref(doc);
+        return sk_error(SK_EIO, "%s: cannot add '%s' to its sidecar", product_path, key);
+    }
+    char *text = sk_json_pretty(doc);
+    json_decref(doc);
+    char *path = sidecar_path(product_path);
+    rc = text && path ? sk_atomic_write_file(path, text, strlen(text))
+                      : sk_error(SK_EIO, "%s: cannot build its sidecar (out of memory)", product_path);
+    free(text);
+    free(path);
+    return rc;
+}

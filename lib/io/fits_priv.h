@@ -33,6 +33,23 @@ void sk_fits_card_keyword(const char *card, char *name);
 /* Write the non-structural cards of `h` into the current HDU. */
 int sk_fits_write_cards(fitsfile *fptr, const sk_header *h, const char *path);
 
+/* The planes beside a science image in its own file, found under the
+ * extension names pipelines give them (fits.h, sk_fits_companions). */
+typedef struct sk_companions {
+    char noise_hdu[72];    /* "" when none */
+    int noise_kind;        /* enum sk_noise_kind */
+    int noise_relative;    /* WGT with WGTREL = T */
+    char mask_hdu[72];     /* "" when none */
+    int mask_is_flags;     /* 1: FLG (skystack flag bits); 0: data-quality codes */
+} sk_companions;
+
+/* Look in the open file for the planes of the science HDU number
+ * `sci_hdunum` (1-based, as cfitsio counts) of width x height: 2-D images
+ * of that size under the names of sk_fits_companions; the file is left at
+ * the science HDU. */
+int sk_fits_find_companions(fitsfile *fptr, const char *path, int sci_hdunum, long width, long height,
+                            sk_companions *out);
+
 /* Create a binary table HDU holding `t` in an open file. */
 int sk_fits_table_write_hdu(fitsfile *fptr, const sk_table *t, const char *path);
 

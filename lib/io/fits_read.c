@@ -429,6 +429,70 @@ static void science_extname(const sk_header *h, int hdunum, char *name, size_t s
         name[0] = '\0';
 }
 
+/* Extension names of noise and mask planes, in the order they are
+ * looked for (skystack's own first). */
+static const struct {
+    const char *name;
+    int kind;
+} noise_names[] = {
+    {"WGT", SK_NOISE_WEIGHT}, {"WEIGHT", SK_NOISE_WEIGHT}, {"WHT", SK_NOISE_WEIGHT},
+    {"IVAR", SK_NOISE_WEIGHT}, {"INVVAR", SK_NOISE_WEIGHT}, {"VAR", SK_NOISE_VARIANCE},
+    {"VARIANCE", SK_NOISE_VARIANCE}, {"ERR", SK_NOISE_RMS}, {"SIGMA", SK_NOISE_RMS},
+    {"RMS", SK_NOISE_RMS},
+};
+static const struct {
+    const char *name;
+    int is_flags;
+} mask_names[] = {{"FLG", 1}, {"DQ", 0}, {"MASK", 0}, {"BPM", 0}};
+
+/* 1 when the file has a 2-D image HDU `name`, other than `sci_hdunum`, of
+ * width x height (skystack's own WGT and FLG of any size: a wrong size is
+ * then an error when they are read); the file is then at it. */
+static int has_plane(fitsfile *fptr, const char *name, int sci_hdunum, long width, long height)
+{
+    int status = 0, hdunum = 0, naxis = 0;
+    long naxes[9] = {0};
+    if (fits_movnam_hdu(fptr, ANY_HDU, (char *)name, 0, &status)) {
+        fits_clear_errmsg();
+        return 0;
+    }
+    fits_get_hdu_num(fptr, &hdunum);
+    if (hdunum == sci_hdunum)
+        return 0;
+    if (!strcmp(name, "WGT") || !strcmp(name, "FLG"))
+        return 1;
+    if (!is_2d_image(fptr))
+        return 0;
+    fits_get_img_dim(fptr, &naxis, &status);
+    fits_get_img_size(fptr, naxis, naxes, &status);
+    fits_clear_errmsg();
+    return status == 0 && naxes[0] == width && naxes[1] == height;
+}
+
+int sk_fits_find_companions(fitsfile *fptr, const char *path, int sci_hdunum, long width, long height,
+                            sk_companions *out)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t k = 0; k < sizeof noise_names / sizeof *noise_names && !out->noise_hdu[0]; k++)
+        if (has_plane(fptr, noise_names[k].name, sci_hdunum, width, height)) {
+            snprintf(out->noise_hdu, sizeof out->noise_hdu, "%s", noise_names[k].name);
+            out->noise_kind = noise_names[k].kind;
+            int rel = 0, status = 0;
+            if (k == 0 && fits_read_key(fptr, TLOGICAL, "WGTREL", &rel, NULL, &status) == 0 && rel)
+                out->noise_relative = 1;
+            fits_clear_errmsg();
+        }
+    for (size_t k = 0; k < sizeof mask_names / sizeof *mask_names && !out->mask_hdu[0]; k++)
+        if (has_plane(fptr, mask_names[k].name, sci_hdunum, width, height)) {
+            snprintf(out->mask_hdu, sizeof out->mask_hdu, "%s", mask_names[k].name);
+            out->mask_is_flags = mask_names[k].is_flags;
+        }
+    int status = 0, type = 0;
+    if (fits_movabs_hdu(fptr, sci_hdunum, &type, &status))
+        return sk_fits_status_error(status, path, "returning to the science HDU");
+    return SK_OK;
+}
+
 /* The noise plane, read straight into img->weight and turned into weights
  * there. */
 static int read_noise(sk_image *img, const char *path, const char *hdu, const char *sci_extname,
@@ -541,22 +605,10 @@ static int read_image(const char *path, const sk_read_opts *o, sk_image **out)
     if (!rc)
         rc = read_current_plane(fptr, path, TFLOAT, &buf, &w, &h);
     /* Which companion planes does the file itself hold? */
-    int has_wgt = 0, has_flg = 0, wgt_relative = 0;
-    if (!rc) {
-        int type = 0;
-        has_wgt = fits_movnam_hdu(fptr, ANY_HDU, "WGT", 0, &status) == 0;
-        if (has_wgt) {
-            int rel = 0;
-            if (fits_read_key(fptr, TLOGICAL, "WGTREL", &rel, NULL, &status) == 0 && rel)
-                wgt_relative = 1;
-        }
-        status = 0;
-        has_flg = fits_movnam_hdu(fptr, ANY_HDU, "FLG", 0, &status) == 0;
-        status = 0;
-        fits_movabs_hdu(fptr, hdunum, &type, &status);
-        status = 0;
-        fits_clear_errmsg();
-    }
+    sk_companions comp;
+    memset(&comp, 0, sizeof comp);
+    if (!rc)
+        rc = sk_fits_find_companions(fptr, path, hdunum, w, h, &comp);
     fits_close_file(fptr, &status);
     fits_clear_errmsg();
     if (rc) {
@@ -591,9 +643,9 @@ static int read_image(const char *path, const sk_read_opts *o, sk_image **out)
         rc = read_noise(img, o->noise_path, o->noise_hdu, extname, o->noise_kind);
     else if (o->noise_hdu)
         rc = read_noise(img, path, o->noise_hdu, NULL, o->noise_kind);
-    else if (has_wgt) {
-        rc = read_noise(img, path, "WGT", NULL, SK_NOISE_WEIGHT);
-        img->weight_is_relative = wgt_relative;
+    else if (comp.noise_hdu[0]) {
+        rc = read_noise(img, path, comp.noise_hdu, NULL, comp.noise_kind);
+        img->weight_is_relative = comp.noise_relative;
     } else {
         for (size_t i = 0; i < n; i++)
             img->weight[i] = 1.0f;
@@ -606,9 +658,9 @@ static int read_image(const char *path, const sk_read_opts *o, sk_image **out)
             rc = read_mask(img, o->mask_path, o->mask_hdu, extname, o->mask_is_flags);
         else if (o->mask_hdu)
             rc = read_mask(img, path, o->mask_hdu, NULL, o->mask_is_flags);
-        else if (has_flg) {
-            rc = read_mask(img, path, "FLG", NULL, 1);
-            flags_from_flg = 1;
+        else if (comp.mask_hdu[0]) {
+            rc = read_mask(img, path, comp.mask_hdu, NULL, comp.mask_is_flags);
+            flags_from_flg = comp.mask_is_flags;
         }
         flags_from_flg = flags_from_flg || (o->mask_is_flags && (o->mask_path || o->mask_hdu));
     }
@@ -653,4 +705,55 @@ int sk_fits_read_image(const char *path, const sk_read_opts *opts, sk_image **ou
     if (opts->noise_kind < SK_NOISE_WEIGHT || opts->noise_kind > SK_NOISE_RMS)
         return sk_error(SK_EINPUT, "%s: unknown noise kind %d", path, opts->noise_kind);
     return read_image(path, opts, out);
+}
+
+struct sk_plane_reader {
+    fitsfile *fptr;
+    char *path;
+    char label[FLEN_VALUE + 8];
+    long width, height;
+};
+
+int sk_plane_reader_open(const char *path, const char *hdu, sk_plane_reader **out, long *width,
+                         long *height, sk_header **header)
+{
+    *out = NULL;
+    if (header)
+        *header = NULL;
+    sk_plane_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(path))) {
+        free(r);
+        return sk_error(SK_EIO, "%s: out of memory", path);
+    }
+    int rc = open_plane(path, hdu, NULL, &r->fptr);
+    rc = rc ? rc : current_plane_size(r->fptr, path, &r->width, &r->height, r->label, sizeof r->label);
+    if (!rc && header)
+        rc = sk_fits_current_header(r->fptr, path, header);
+    if (rc) {
+        sk_plane_reader_close(r);
+        return rc;
+    }
+    *width = r->width;
+    *height = r->height;
+    *out = r;
+    return SK_OK;
+}
+
+int sk_plane_reader_rows(sk_plane_reader *r, long y0, long nrows, float *buf)
+{
+    if (y0 < 0 || nrows < 0 || y0 + nrows > r->height)
+        return sk_error(SK_EINPUT, "%s: %s: rows %ld..%ld outside the image of %ld rows", r->path, r->label,
+                        y0 + 1, y0 + nrows, r->height);
+    return read_pixels(r->fptr, r->path, r->label, TFLOAT, (LONGLONG)y0 * r->width,
+                       (LONGLONG)nrows * r->width, buf);
+}
+
+void sk_plane_reader_close(sk_plane_reader *r)
+{
+    if (!r)
+        return;
+    if (r->fptr)
+        close_plane(r->fptr);
+    free(r->path);
+    free(r);
 }

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <fitsio.h>
 #include <fitsio2.h>
+#include "skystack/atomic.h"
 #include "skystack/error.h"
 #include "skystack/header.h"
 
@@ -763,4 +764,21 @@ int sk_header_read_cards_file(const char *path, sk_header **out)
         rc = sk_header_from_text(text, out);
     free(text);
     return rc;
+}
+
+int sk_header_write_cards_file(const char *path, const sk_header *h)
+{
+    sk_atomic *a = NULL;
+    int rc = sk_atomic_open(path, &a);
+    if (rc)
+        return rc;
+    for (int i = 0; i < h->ncards; i++) {
+        char card[SK_CARD_LEN + 1];
+        snprintf(card, sizeof card, "%-80.80s", h->cards[i]);
+        if (strspn(card, " ") == SK_CARD_LEN)
+            continue;
+        fprintf(a->fp, "%s\n", card);
+    }
+    fprintf(a->fp, "%-80s\n", "END");
+    return sk_atomic_commit(a);
 }

@@ -88,6 +88,16 @@ void sk_fits_writer_abort(sk_fits_writer *w);  /* frees w; nothing left behind *
 int sk_fits_read_plane(const char *path, const char *hdu, float **pixels,
                        long *width, long *height, sk_header **header);
 
+/* Reading a 2-D plane a few rows at a time (for images larger than one
+ * wants in memory): open at `hdu` (as sk_fits_read_plane), read rows
+ * [y0, y0 + nrows) (0-based) as float into buf (nrows * width values;
+ * BLANK and non-finite values become NaN), close. `header` may be NULL. */
+typedef struct sk_plane_reader sk_plane_reader;
+int sk_plane_reader_open(const char *path, const char *hdu, sk_plane_reader **out, long *width,
+                         long *height, sk_header **header);
+int sk_plane_reader_rows(sk_plane_reader *r, long y0, long nrows, float *buf);
+void sk_plane_reader_close(sk_plane_reader *r);
+
 /* 1 when `path` is a readable FITS file that has an HDU named `extname`. */
 int sk_fits_has_hdu(const char *path, const char *extname);
 

@@ -63,6 +63,10 @@ int sk_header_from_text(const char *text, sk_header **out);
 /* The same from a file (SK_EIO when it cannot be read). */
 int sk_header_read_cards_file(const char *path, sk_header **out);
 
+/* Write the cards as a ".head" file (one 80-character card a line, END
+ * last; blank cards left out), atomically. */
+int sk_header_write_cards_file(const char *path, const sk_header *h);
+
 /* INHERIT = T merge: append the non-structural cards of `primary` whose
  * keyword `ext` does not already hold (the extension's value wins). */
 int sk_header_inherit(sk_header *ext, const sk_header *primary);

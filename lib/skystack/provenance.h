@@ -95,6 +95,12 @@ int sk_sidecar_inputs_differ(const json_t *doc, const sk_input_file *inputs, int
  * both values. */
 int sk_sidecar_verify(const char *product_path);
 
+/* Record `value` (stolen, even on error) under `key` in the existing
+ * sidecar of `product_path`, rewritten atomically; the keys that make the
+ * sidecar (product_type, path, md5, provenance, inputs, created, software)
+ * cannot be set. SK_ENOTFOUND when the product has no sidecar. */
+int sk_sidecar_set(const char *product_path, const char *key, json_t *value);
+
 #ifdef __cplusplus
 }
 #endif

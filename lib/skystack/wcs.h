@@ -74,6 +74,16 @@ double sk_wcs_pixel_area_arcsec2(const sk_wcs *w, double x, double y);
  * distortions as wcslib's TPD. Other cards (DATE-OBS, LTV...) stay. */
 int sk_wcs_to_header(const sk_wcs *w, sk_header *h);
 
+/* The TPV description (wcs_tpv.c) of the WCS cards of `h`, for SWarp and
+ * SCAMP, which read TPV but ignore SIP: a TAN-SIP WCS (SIP order <= 7; CD
+ * or PC with CDELT) becomes RA---TPV/DEC--TPV with the same CRPIX, CRVAL
+ * and CD and PV1_k/PV2_k polynomials in the intermediate coordinates
+ * giving the same sky positions (SIP's forward A, B; its inverse AP, BP is
+ * not needed), a TAN one the identity TPV; a TPV one is copied. A new
+ * header of the WCS cards (with RADESYS, EQUINOX, MJD-OBS, DATE-OBS when
+ * present). SK_EINPUT for other projections. */
+int sk_wcs_header_to_tpv(const sk_header *h, sk_header **out);
+
 /* The underlying struct wcsprm (for code that needs wcslib directly). */
 const void *sk_wcs_wcsprm(const sk_wcs *w);
 

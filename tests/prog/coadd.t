@@ -48,7 +48,7 @@ like "$(cat "$C.json")" '"process": *"preprocessing"' "and their preprocessing p
 is "$(grep -c '"role": "image"' "$C.json")" "4" "sidecar lists the four input images"
 is "$(grep -c '"role": "background"' "$C.json")" "4" "and their background products"
 is "$(grep -c '"role": "zero_point"' "$C.json")" "4" "and their zero points (--zero-points)"
-is "$(grep -c '"md5"' "$C.json")" "13" "each input with its md5 (and the coadd's)"
+is "$(grep -c '"md5"' "$C.json")" "14" "each input with its md5 (and the coadd's and its quick-look's)"
 ls "$O" | grep -q "\.sources\.fits\$"; ok $? "extract ran on the coadd (source list beside it)"
 
 before=$(md5sum <"$C")

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "skystack/skystack.h"
 #include "skystack/ref.h"
+#include "skystack/look.h"
 
 typedef struct request {
     sk_place place;
@@ -12,6 +13,7 @@ typedef struct request {
     const char *filter, *description, *reason;
     int description_given;
     int force, json;
+    const char *since, *outdir;
 } request;
 
 static const sk_opt options[] = {
@@ -24,6 +26,8 @@ static const sk_opt options[] = {
     {"reason", 0, 1, "TEXT", "mark-bad: why the reference is bad (required)", NULL},
     {"description", 0, 1, "TEXT", "create: what the refset is for", NULL},
     {"force", 0, 0, NULL, "delete: also delete the references only this refset holds", NULL},
+    {"since", 0, 1, "DATE", "report: the coadds made since this UTC date (YYYY-MM-DD[THH:MM[:SS]])", NULL},
+    {"outdir", 0, 1, "DIR", "report: the folder of the page (default report-NAME or report-since-DATE)", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -52,6 +56,10 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
         r->description_given = 1;
     } else if (!strcmp(n, "force"))
         r->force = 1;
+    else if (!strcmp(n, "since"))
+        r->since = arg;
+    else if (!strcmp(n, "outdir"))
+        r->outdir = arg;
     else
         return sk_error(SK_EINPUT, "--%s: unhandled option", n);
     return SK_OK;
@@ -160,8 +168,51 @@ static int need_args(const sk_cli *cli, int n, const char *what)
     return SK_OK;
 }
 
+/* report [NAME] [--since DATE] [--outdir DIR]: the HTML page (look.h). */
+static int cmd_report(sk_cli *cli, const request *r)
+{
+    const char *name = cli->nargs > 1 ? cli->args[1] : NULL;
+    if (cli->nargs > 2)
+        return sk_error(SK_EINPUT, "report: unexpected argument '%s'", cli->args[2]);
+    if (!name == !r->since)
+        return sk_error(SK_EINPUT, "report: give a refset name or --since DATE (one of them)");
+    sk_report_opts o;
+    memset(&o, 0, sizeof o);
+    o.refset = name;
+    o.threads = cli->threads;
+    char root[4096], dir[4200];
+    int st = r->since ? sk_iso_to_mjd(r->since, &o.since_mjd) : SK_OK;
+    if (st)
+        return sk_error_context("--since");
+    o.has_since = r->since != NULL;
+    if ((st = sk_storage_root(cli->config, root, sizeof root)))
+        return st;
+    snprintf(dir, sizeof dir, "%s", r->outdir ? r->outdir : "");
+    if (!r->outdir) {
+        char safe[256];
+        sk_storage_component(name ? name : r->since, safe, sizeof safe);
+        snprintf(dir, sizeof dir, "report-%s%s", name ? "" : "since-", safe);
+    }
+    o.outdir = dir;
+    o.data_root = root;
+    sk_db *db = NULL;
+    if ((st = sk_db_connect(cli->config, &db)))
+        return st;
+    char page[8400];
+    st = sk_report_write(db, &o, page, sizeof page);
+    if (!st)
+        printf("%s\n", page);
+    fflush(stdout);
+    sk_db_close(db);
+    return st;
+}
+
 static int run(sk_cli *cli, request *r)
 {
+    if (cli->nargs >= 1 && !strcmp(cli->args[0], "report"))
+        return cmd_report(cli, r);
+    if (r->since || r->outdir)
+        return sk_error(SK_EINPUT, "%s: --since and --outdir belong to `report`", r->since ? "--since" : "--outdir");
     if (cli->nargs < 1)
         return sk_error(SK_EINPUT,
                         "missing command: list, show, refs, mark-bad, create or delete (see --help)");
@@ -246,10 +297,12 @@ int main(int argc, char **argv)
         .program = "refset",
         .usage = "refset [OPTIONS] list | show NAME | refs NAME [--ra D --dec D | --target T "
                  "--section S] [--filter F] | mark-bad REF --reason TEXT | create NAME "
-                 "[--description TEXT] | delete NAME [--force]",
+                 "[--description TEXT] | delete NAME [--force] | report NAME | report --since DATE "
+                 "[--outdir DIR]",
         .summary = "Manage reference sets: list them, show their provenances and criteria, list "
                    "their references and the one a pipeline loads for a place, mark references "
-                   "bad, create and delete refsets.",
+                   "bad, create and delete refsets, and write the HTML report page of a refset or of "
+                   "the coadds made since a date.",
     };
     request r;
     memset(&r, 0, sizeof r);
