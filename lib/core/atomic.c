@@ -20,12 +20,42 @@ static char *dir_of(const char *path)
     return d;
 }
 
+/* A path that exists and is not a regular file (a device such as
+ * /dev/null or /dev/stdout, a FIFO): written straight through, since a
+ * rename would replace the device or pipe with a file; a directory or
+ * socket is refused. Returns SK_OK with a->fp set when it applies, -1
+ * when the path is new or a regular file, else the error status. */
+static int open_stream(const char *path, sk_atomic *a, int keep_open)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode))
+        return -1;
+    if (!keep_open || !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)))
+        return sk_error(SK_EINPUT, "%s: exists and is not a regular file", path);
+    a->fp = fopen(path, "wb");
+    if (!a->fp)
+        return sk_error(SK_EIO, "%s: cannot open for writing: %s", path, strerror(errno));
+    return SK_OK;
+}
+
 static int make_temp(const char *path, sk_atomic **out, int keep_open)
 {
     *out = NULL;
     sk_atomic *a = calloc(1, sizeof *a);
     if (!a)
         return sk_error(SK_EIO, "%s: out of memory", path);
+    int st = open_stream(path, a, keep_open);
+    if (st != -1) {
+        a->final_path = st == SK_OK ? strdup(path) : NULL;
+        if (st == SK_OK && !a->final_path)
+            st = sk_error(SK_EIO, "%s: out of memory", path);
+        if (st != SK_OK) {
+            sk_atomic_abort(a);
+            return st;
+        }
+        *out = a;
+        return SK_OK;
+    }
     size_t n = strlen(path) + 32;
     a->final_path = strdup(path);
     a->tmp_path = malloc(n);
@@ -84,8 +114,22 @@ void sk_atomic_abort(sk_atomic *a)
     free_atomic(a);
 }
 
+/* A stream opened by open_stream: flushed and closed, nothing renamed. */
+static int commit_stream(sk_atomic *a)
+{
+    int rc = SK_OK;
+    if (fflush(a->fp) != 0 || ferror(a->fp))
+        rc = sk_error(SK_EIO, "%s: write failed: %s", a->final_path, strerror(errno));
+    if (fclose(a->fp) != 0 && rc == SK_OK)
+        rc = sk_error(SK_EIO, "%s: write failed: %s", a->final_path, strerror(errno));
+    free_atomic(a);
+    return rc;
+}
+
 int sk_atomic_commit(sk_atomic *a)
 {
+    if (!a->tmp_path)
+        return commit_stream(a);
     int rc = SK_OK;
     if (a->fp) {
         if (fflush(a->fp) != 0 || fsync(fileno(a->fp)) != 0 || ferror(a->fp))

@@ -13,7 +13,9 @@ extern "C" {
 
 typedef struct sk_atomic {
     char *final_path; /* where the file will appear on commit */
-    char *tmp_path;   /* the temporary file being written (same directory) */
+    char *tmp_path;   /* the temporary file being written (same directory);
+                         NULL when path is a device or FIFO written
+                         straight through (sk_atomic_open only) */
     FILE *fp;         /* open for writing on tmp_path (NULL for sk_atomic_reserve) */
 } sk_atomic;
 
