@@ -28,5 +28,6 @@
 #include "coadd.h"
 #include "coaddx.h"
 #include "ref.h"
+#include "lifecycle.h"
 
 #endif
