@@ -700,12 +700,15 @@ static int register_coadd(coadd_job *J, sk_coadd_made *out)
     }
     /* the files exist: their rows in one short transaction */
     sk_db *db = J->rq->db;
+    sk_db_test_point("coadd-files");
     rc = rc ? rc : sk_db_begin(db);
     rc = rc ? rc : sk_db_save_prov(db, J->prov);
     rc = rc ? rc : sk_db_coadd_register(db, &r, comp, n, &out->image_id);
     free(comp);
     if (!rc && J->psf_path[0])
         rc = sk_db_coadd_register_psf(db, out->image_id, J->prov->id, rel, pmd5, J->psf_fwhm_arcsec);
+    if (!rc)
+        sk_db_test_point("coadd-tx");
     rc = rc ? rc : sk_db_commit(db);
     sk_db_rollback(db);
     J->registered = !rc;
@@ -812,11 +815,15 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
     rc = rc ? rc : rq->db ? locate_in_database(&J, out) : locate_file(&J, out);
     if (!rc && !out->reused && !J.adopt)
         rc = make_products(&J, out);
-    if (!rc && J.S.extraction)
-        rc = extract_coadd(&J, out);
     int pending = rq->db && (J.registered || J.adopt) && J.S.extraction;
     if (!rc && pending)
+        sk_db_test_point("coadd-pending");
+    if (!rc && J.S.extraction)
+        rc = extract_coadd(&J, out);
+    if (!rc && pending) {
+        sk_db_test_point("coadd-extracted");
         rc = sk_db_coadd_complete(rq->db, out->image_id);
+    }
     if (rc && pending)
         discard_pending(&J, out);
     if (rq->db && J.claim && sk_claim_release(rq->db, J.claim) && !rc)

@@ -1,4 +1,5 @@
-/* claim_rows.c: a worker's claim on a product: a session advisory lock on the product's name plus a claims row naming the worker and the files it may leave behind (see skystack/lifecycle.h). */
+/* claim_rows.c: a worker's claim on a product: a session advisory lock on the product's name plus a claims row naming the worker and the files it may leave behind (see skystack/lifecycle.h), and the fault-test hook at the steps of a claimed product. */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include "skystack/error.h"
 #include "skystack/hash.h"
 #include "skystack/lifecycle.h"
+#include "db_internal.h"
 #include "db_priv.h"
 #include "lifecycle_priv.h"
 
@@ -104,4 +106,17 @@ int sk_claim_release(sk_db *db, sk_claim *c)
     }
     free(c);
     return st;
+}
+
+void sk_db_test_point(const char *point)
+{
+    const char *hook = getenv("SKYSTACK_TEST_HOOK");
+    size_t n = strlen(point);
+    if (!hook || strncmp(hook, point, n) || hook[n] != '=')
+        return;
+    const char *action = hook + n + 1;
+    if (!strcmp(action, "kill"))
+        raise(SIGKILL);
+    else if (!strncmp(action, "sleep:", 6))
+        sleep((unsigned)atoi(action + 6));
 }

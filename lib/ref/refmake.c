@@ -771,6 +771,8 @@ static int register_reference(sk_db *db, const refmake_settings *rs, long long c
     long replaced = 0;
     if (!st)
         st = sk_ref_row_insert(db, &r, ref_id, &replaced);
+    if (!st && *ref_id)
+        sk_db_test_point("ref-tx");
     if (!st && *ref_id && !(st = sk_db_commit(db)) && replaced)
         sk_info("reference %lld replaces %ld reference%s of the place (`refset chain %lld` shows "
                 "the chain)", *ref_id, replaced, replaced == 1 ? "" : "s", *ref_id);
@@ -973,6 +975,8 @@ static int claim_place(sk_db *db, const refmake_settings *rs, sk_claim **claim,
     char lock[700];
     snprintf(lock, sizeof lock, "refmake|%s|%s", rs->opts->filter, rs->place_key);
     int st = sk_claim_take(db, lock, NULL, 0, claim);
+    if (!st)
+        sk_db_test_point("refmake-claimed");
     if (!st)
         st = lookup(db, rs->opts, &out->ref);
     if (!st && out->ref) {
