@@ -181,7 +181,14 @@ int sk_bad_users(sk_db *db, long long image_id, json_t **out)
     snprintf(idt, sizeof idt, "%lld", image_id);
     const char *p[1] = {idt};
     PGresult *c = NULL, *f = NULL;
-    int st = sk_db_exec(db, "looking for the coadds of the image",
+    int st = sk_db_exec(db, "looking for the image", "SELECT 1 FROM images WHERE id = $1::bigint", 1,
+                        p, &c);
+    int n = st ? 0 : PQntuples(c);
+    PQclear(c);
+    c = NULL;
+    if (!st && n == 0)
+        return sk_error(SK_ENOTFOUND, "image %lld does not exist", image_id);
+    st = st ? st : sk_db_exec(db, "looking for the coadds of the image",
                         "SELECT i.id, i.filepath, i.is_bad, i.pending FROM coadd_components c "
                         "JOIN images i ON i.id = c.coadd_image_id WHERE c.image_id = $1::bigint "
                         "ORDER BY i.id",

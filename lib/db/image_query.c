@@ -363,6 +363,18 @@ int sk_query_with_products(sk_query *q, const char *prov_id)
     return SK_OK;
 }
 
+int sk_query_made_from(sk_query *q, long long image_id)
+{
+    if (image_id <= 0)
+        return sk_error(SK_EINPUT, "--made-from: %lld is not an image id", image_id);
+    char id[32];
+    snprintf(id, sizeof id, "%lld", image_id);
+    int p = add_param(q, id, "bigint");
+    add_cond(q, xprintf("EXISTS (SELECT 1 FROM coadd_components mf WHERE mf.coadd_image_id = i.id "
+                        "AND mf.image_id = $%d::bigint)", p));
+    return SK_OK;
+}
+
 void sk_query_include_bad(sk_query *q, int include)
 {
     q->include_bad = include ? 1 : 0;
