@@ -1,4 +1,5 @@
 /* coadd_pipeline.c: the coadd program as a library call: its settings read once, the inputs and their extraction products (coadd_inputs.c), the coaddition provenance, reuse of an existing coadd, the grid, the coadd and its sidecar, the coadd PSF, database rows, and the extraction of the coadd in the same process (sk_extract_image). */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include "skystack/atomic.h"
 #include "skystack/coadd.h"
 #include "skystack/coaddx.h"
@@ -488,6 +490,33 @@ static int claim_coadd(coadd_job *J)
     return rc ? rc : sk_claim_take(J->rq->db, lock, paths, 4, &J->claim);
 }
 
+/* Under the claim: the temporary files a dead worker left of this coadd
+ * and of its extraction products (coadd-SET16*.tmp-XXXXXX beside it). */
+static void remove_temporaries(const char *coadd_path)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", coadd_path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    const char *base = strrchr(coadd_path, '/') + 1;
+    size_t stem = strlen(base) > 5 ? strlen(base) - 5 : strlen(base); /* without .fits */
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp-");
+        if (!strncmp(e->d_name, base, stem) && t && strlen(t) == 11) {
+            char path[4500];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (unlink(path) == 0)
+                sk_info("%s: removed, left by a worker that stopped", path);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
 /* With a database: where the coadd goes in the data root; under this
  * worker's claim on (provenance, input set) a complete coadd is reused, a
  * pending one (its worker died or failed) is taken over: adopted when its
@@ -505,6 +534,8 @@ static int locate_in_database(coadd_job *J, sk_coadd_made *out)
         rc = sk_error(SK_EINPUT, "coadd: path too long");
     rc = rc ? rc : sk_storage_resolve(J->S.data_root, J->relpath, out->path, sizeof out->path);
     rc = rc ? rc : claim_coadd(J);
+    if (!rc)
+        remove_temporaries(out->path);
     char stored[4096], md5[33] = "", have[33] = "";
     int found = 0, pending = 0;
     rc = rc ? rc : sk_db_coadd_find(db, J->prov->id, J->set_hash, &out->image_id, stored, sizeof stored,
