@@ -105,23 +105,30 @@ int sk_ref_row_insert(sk_db *db, const sk_ref_new *r, long long *ref_id, long *n
     return st;
 }
 
-int sk_ref_row_coadd_blocked(sk_db *db, long long image_id, const char *place_key,
-                             const char *filter, const char *prov_id, char **why)
+int sk_ref_row_coadd_blocked(sk_db *db, long long image_id, const char *extraction_prov_id,
+                             const char *place_key, const char *filter, const char *prov_id,
+                             char **why)
 {
     *why = NULL;
     char cid[32];
     snprintf(cid, sizeof cid, "%lld", image_id);
-    const char *p[4] = {cid, place_key, filter, prov_id};
+    const char *p[5] = {cid, place_key, filter, prov_id, extraction_prov_id};
     PGresult *res = NULL;
     int st = sk_db_exec(
         db, "checking the coadd",
         "SELECT coalesce("
         "(SELECT 'coadd ' || i.id || ' is marked bad: ' || coalesce(i.bad_comment, '') "
         " FROM images i WHERE i.id = $1::bigint AND i.is_bad), "
-        "(SELECT 'coadd ' || r.image_id || ' is that of reference ' || r.id || ', marked bad: ' || "
-        " coalesce(r.bad_reason, '') FROM refs r WHERE r.image_id = $1::bigint AND r.place = $2 "
-        " AND r.filter = $3 AND r.provenance_id = $4 AND r.is_bad ORDER BY r.id DESC LIMIT 1))",
-        4, p, &res);
+        "(SELECT 'the extraction ' || s.id || ' of coadd ' || s.image_id || ' is marked bad: ' || "
+        " coalesce(s.bad_comment, '') FROM source_lists s WHERE s.image_id = $1::bigint "
+        " AND s.provenance_id = $5 AND s.is_bad), "
+        "(SELECT 'coadd ' || r.image_id || ' is that of reference ' || r.id || CASE WHEN r.is_bad "
+        " THEN ', marked bad: ' || coalesce(r.bad_reason, '') ELSE ', not loadable: ' || "
+        " skystack_ref_trouble(r.id) END FROM refs r WHERE r.image_id = $1::bigint AND "
+        " r.place = $2 AND r.filter = $3 AND r.provenance_id = $4 AND (r.is_bad OR "
+        " (r.replaced_by IS NULL AND skystack_ref_trouble(r.id) IS NOT NULL)) "
+        " ORDER BY r.id DESC LIMIT 1))",
+        5, p, &res);
     const char *v = st ? NULL : sk_db_value(res, 0, 0);
     if (v && !(*why = strdup(v)))
         st = sk_error(SK_EIO, "out of memory");

@@ -105,10 +105,12 @@ typedef struct sk_ref_new {
 int sk_ref_row_insert(sk_db *db, const sk_ref_new *r, long long *ref_id, long *nreplaced);
 
 /* Why coadd `image_id` may not serve the place again (*why malloc'd, NULL:
- * it may): it is marked bad, or a bad reference of the place (filter,
- * provenance) is made of it. */
-int sk_ref_row_coadd_blocked(sk_db *db, long long image_id, const char *place_key,
-                             const char *filter, const char *prov_id, char **why);
+ * it may): it is marked bad, its extraction of `extraction_prov_id` is
+ * marked bad, or a reference of the place (filter, provenance) made of it
+ * is marked bad or not loadable for another reason than its replacement. */
+int sk_ref_row_coadd_blocked(sk_db *db, long long image_id, const char *extraction_prov_id,
+                             const char *place_key, const char *filter, const char *prov_id,
+                             char **why);
 
 /* Every reference of the place, filter and provenance of reference
  * `ref_id`, oldest first: the chain of replacements, as an array of

@@ -713,8 +713,8 @@ static int coadd_of(sk_db *db, const refmake_settings *rs, const char *ref_prov_
     int st = existing_coadd(db, rs, ids, n, coadd_id);
     char *why = NULL;
     if (!st && *coadd_id)
-        st = sk_ref_row_coadd_blocked(db, *coadd_id, rs->place_key, rs->opts->filter, ref_prov_id,
-                                      &why);
+        st = sk_ref_row_coadd_blocked(db, *coadd_id, rs->chain->coadd_extraction->id, rs->place_key,
+                                      rs->opts->filter, ref_prov_id, &why);
     if (!st && why) {
         st = sk_error(SK_ENOTFOUND,
                       "refset '%s': the images selected for this place in filter %s make the same "

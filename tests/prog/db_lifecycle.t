@@ -8,7 +8,7 @@
 # old one replaced_by it; refset chain shows the replacements.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
-plan 38
+plan 45
 ref_db_start
 
 PLACE="--target SIMFIELD --section S1 --filter r"
@@ -88,4 +88,14 @@ exit_is 0 "skybad marks a reference bad" skybad mark reference "$R2" --reason "b
 exit_is 2 "refmake will not make the same coadd again" refmake -q --refset lc $PLACE --id
 like "$(cat "$T_TMP/err")" "same coadd again, and coadd $C2 is that of reference $R2, marked bad: bad subtraction; mark the bad input" \
     "and says why and what to do"
+exit_is 0 "unmark the reference" skybad unmark reference "$R2"
+exit_is 0 "refmake returns it again" refmake -q --refset lc $PLACE --id
+is "$(cat "$T_TMP/out")|$(count refs)" "$R2|2" "the same reference, nothing made"
+SX=$(sql "SELECT id FROM source_lists WHERE image_id = $C2")
+skybad -q mark extraction "$SX" --reason "bad coadd PSF" >/dev/null
+exit_is 2 "the coadd's extraction marked bad: refmake refuses the same coadd" refmake -q --refset lc $PLACE --id
+like "$(cat "$T_TMP/err")" "the extraction $SX of coadd $C2 is marked bad: bad coadd PSF" "and says why"
+exit_is 0 "mark the coadd bad" skybad mark coadd "$C2" --reason "ghost"
+is "$(imquery --type coadd --ids | tr '\n' ' ')|$(imquery --type coadd --ids --include-bad | wc -l | tr -d ' ')" "$C1 |2" \
+    "imquery leaves the bad coadd out, --include-bad shows it"
 done_testing
