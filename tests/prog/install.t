@@ -3,7 +3,8 @@
 # skystack.pc, man pages and share/skystack, and a program builds against the
 # installed library through pkg-config.
 . "$(dirname "$0")/lib.sh"
-plan 28
+# two tests per program, twelve for the rest
+plan $(($(ls "$SRC/tools" | wc -l) * 2 + 12))
 
 root=$T_TMP/root
 B=$(basename "${SK_BUILDDIR:-build}")
