@@ -2,7 +2,8 @@
 # Faults: coadd and refmake killed (kill -9) at several points (coadd files
 # written but no row, inside the registration transaction, registered
 # pending before and after its extraction, inside the reference's
-# transaction), their database backend terminated mid-step, a full file
+# transaction), their database backend terminated or the server stopped
+# mid-step (then restarted), a full file
 # system and a read-only data root. Each leaves no half product (nothing a
 # query returns), a clear message and the documented exit code; skydb fsck
 # finds what was left and the rerun completes with the same ids.
@@ -12,7 +13,7 @@
 # and file modes.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
-plan 51
+plan 56
 ref_db_start
 
 count() { sql "SELECT count(*) FROM $1"; }
@@ -140,6 +141,23 @@ is "$(visible)|$(count "images WHERE pending")|$(count claims)" "7|0|0" "no row,
 if [ "$RO" = mount ]; then umount "$SKYSTACK_DATA"; else chmod -R u+w "$SKYSTACK_DATA"; fi
 exit_is 0 "rerun writable" coadd -q --threads 1 "$I1" "$I2" "$I3"
 is "$(visible)|$(findings)" "8|0 0 0 0 0 0" "the rerun completes, nothing left over"
+
+# ---- the database server stopped mid-step, then restarted ----
+SKYSTACK_TEST_HOOK="coadd-pending=sleep:4" coadd -q --threads 1 "$I1" "$I2" "$I4" >"$T_TMP/out" 2>"$T_TMP/err" &
+W=$!
+k=0
+while [ "$(count "images WHERE pending")" != 1 ] && [ $k -lt 100 ]; do sleep 0.2; k=$((k + 1)); done
+P=$(sql "SELECT id FROM images WHERE pending")
+skydb -q stop >/dev/null 2>&1
+wait $W
+is "$?" 3 "the server stopped mid-step: coadd exits 3"
+like "$(cat "$T_TMP/err")" "lost the connection to|server closed the connection|terminating connection|shutting down" \
+    "and says it lost the database connection"
+ref_db_start
+is "$(visible)|$(findings)" "8|0 0 0 0 1 1" "restarted: no query sees the coadd; fsck: pending, its claim dead"
+exit_is 0 "rerun" coadd -q --threads 1 "$I1" "$I2" "$I4"
+is "$(count "images WHERE id = $P AND NOT pending")|$(visible)|$(findings)" "1|9|0 0 0 0 0 0" \
+    "the rerun completes it: the same id"
 
 # ---- the exit codes of skydb fsck ----
 touch "$SKYSTACK_DATA/stray.fits"
