@@ -8,7 +8,7 @@
 # old one replaced_by it; refset chain shows the replacements.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
-plan 45
+plan 46
 ref_db_start
 
 PLACE="--target SIMFIELD --section S1 --filter r"
@@ -58,6 +58,8 @@ is "$(sql "SELECT is_bad FROM images WHERE id = $C1")|$(sql "SELECT is_bad FROM 
 like "$(skybad users "$I3" | tr '\n' '|')" "^coadd $C1 [^|]*\|reference $R1 coadd $C1 .*input image $I3 marked bad: focus\|$" \
     "skybad users shows the coadd and the reference made from it, and why it is not loadable"
 like "$(refset uses "$I3")" "^$R1  coadd $C1 " "refset uses shows the reference"
+is "$(imquery --made-from "$I3" --ids)|$(imquery --made-from "$I3" --ids --include-bad)" "$C1|$C1" \
+    "imquery --made-from shows the coadd made from it"
 like "$(refset refs lc)" "NOT LOADABLE: input image $I3 marked bad" "refset refs says why it is not loaded"
 
 # ---- eight refmakes replace it ----
