@@ -846,7 +846,9 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
     rc = rc ? rc : rq->db ? locate_in_database(&J, out) : locate_file(&J, out);
     if (!rc && !out->reused && !J.adopt)
         rc = make_products(&J, out);
-    int pending = rq->db && (J.registered || J.adopt) && J.S.extraction;
+    /* registered now or taken over: visible once its extraction (when
+     * configured) is registered */
+    int pending = rq->db && (J.registered || J.adopt);
     if (!rc && pending)
         sk_db_test_point("coadd-pending");
     if (!rc && J.S.extraction)
@@ -855,7 +857,7 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
         sk_db_test_point("coadd-extracted");
         rc = sk_db_coadd_complete(rq->db, out->image_id);
     }
-    if (rc && pending)
+    if (rc && pending && (J.S.extraction || J.adopt)) /* the row is pending */
         discard_pending(&J, out);
     if (rq->db && J.claim && sk_claim_release(rq->db, J.claim) && !rc)
         rc = sk_errstatus();
