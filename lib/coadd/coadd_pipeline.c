@@ -1,4 +1,5 @@
 /* coadd_pipeline.c: the coadd program as a library call: its settings read once, the inputs and their extraction products (coadd_inputs.c), the coaddition provenance, reuse of an existing coadd, the grid, the coadd and its sidecar, the coadd PSF, database rows, and the extraction of the coadd in the same process (sk_extract_image). */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include "skystack/atomic.h"
 #include "skystack/coadd.h"
 #include "skystack/coaddx.h"
@@ -15,6 +17,7 @@
 #include "skystack/extract.h"
 #include "skystack/fits.h"
 #include "skystack/hash.h"
+#include "skystack/lifecycle.h"
 #include "skystack/log.h"
 #include "skystack/look.h"
 #include "skystack/provenance.h"
@@ -334,7 +337,6 @@ typedef struct coadd_job {
     sk_prov *prov;                /* the coaddition provenance */
     char set_hash[65];            /* identity of the input set */
     char relpath[4096];           /* with a database: the coadd in the data root */
-    int in_tx;                    /* a transaction is open on rq->db */
     sk_grid *grid;
     sk_coadd_result *res;
     sk_psf *xpsf;                 /* zogy, psfmatch: their coadd PSF */
@@ -343,6 +345,10 @@ typedef struct coadd_job {
     char (*idtext)[32];
     char psf_path[4200];          /* the coadd PSF ("" without) */
     double psf_fwhm_arcsec;
+    sk_claim *claim;              /* with a database: this worker's claim on the coadd */
+    long long pending_id;         /* a pending coadd row of this provenance and input set */
+    int adopt;                    /* 1: that row's file is complete; only its extraction is due */
+    int registered;               /* 1: this run registered the coadd, pending */
 } coadd_job;
 
 /* Resolve the inputs, each distinct one once; a selection leaves out the
@@ -466,10 +472,59 @@ static int list_input_files(coadd_job *J)
     return coadd_input_files(J->it, J->n, J->idtext, &J->files, &J->nfiles);
 }
 
-/* With a database: where the coadd goes in the data root; under the
- * advisory lock of (provenance, input set), an existing coadd is reused,
- * else the provenance is saved and the directory made (the transaction
- * stays open for the registration). */
+/* The coadd PSF's path beside the coadd (`coadd` a path or relpath). */
+static int psf_path_of(const char *coadd, char *out, size_t outsz)
+{
+    char base[4096];
+    sk_path_strip_fits_ext(coadd, base, sizeof base);
+    return sk_path_format(out, outsz, "%s.psf", base);
+}
+
+/* The claim on (provenance, input set): a session advisory lock, waited
+ * for, and a claims row naming the files this worker may leave. */
+static int claim_coadd(coadd_job *J)
+{
+    char psf[4200], side[4200], psfside[4300], lock[160];
+    int rc = psf_path_of(J->relpath, psf, sizeof psf);
+    snprintf(side, sizeof side, "%s.json", J->relpath);
+    snprintf(psfside, sizeof psfside, "%s.json", psf);
+    const char *paths[4] = {J->relpath, side, psf, psfside};
+    snprintf(lock, sizeof lock, "coadd|%s|%s", J->prov->id, J->set_hash);
+    return rc ? rc : sk_claim_take(J->rq->db, lock, paths, 4, &J->claim);
+}
+
+/* Under the claim: the temporary files a dead worker left of this coadd
+ * and of its extraction products (coadd-SET16*.tmp-XXXXXX beside it). */
+static void remove_temporaries(const char *coadd_path)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", coadd_path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    const char *base = strrchr(coadd_path, '/') + 1;
+    size_t stem = strlen(base) > 5 ? strlen(base) - 5 : strlen(base); /* without .fits */
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp-");
+        if (!strncmp(e->d_name, base, stem) && t && strlen(t) == 11) {
+            char path[4500];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (unlink(path) == 0)
+                sk_info("%s: removed, left by a worker that stopped", path);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
+/* With a database: where the coadd goes in the data root; under this
+ * worker's claim on (provenance, input set) a complete coadd is reused, a
+ * pending one (its worker died or failed) is taken over: adopted when its
+ * file is the one registered, else made anew under the same id. No
+ * transaction stays open. */
 static int locate_in_database(coadd_job *J, sk_coadd_made *out)
 {
     const item *it = J->it;
@@ -481,28 +536,33 @@ static int locate_in_database(coadd_job *J, sk_coadd_made *out)
                                 J->set_hash, J->S.compress ? ".fz" : "") >= sizeof J->relpath)
         rc = sk_error(SK_EINPUT, "coadd: path too long");
     rc = rc ? rc : sk_storage_resolve(J->S.data_root, J->relpath, out->path, sizeof out->path);
-    char lock[160];
-    snprintf(lock, sizeof lock, "coadd|%s|%s", J->prov->id, J->set_hash);
-    rc = rc ? rc : sk_db_begin(db);
-    J->in_tx = rc == SK_OK;
-    rc = rc ? rc : sk_db_lock(db, lock);
-    char stored[4096];
-    int found = 0;
+    rc = rc ? rc : claim_coadd(J);
+    if (!rc)
+        remove_temporaries(out->path);
+    char stored[4096], md5[33] = "", have[33] = "";
+    int found = 0, pending = 0;
     rc = rc ? rc : sk_db_coadd_find(db, J->prov->id, J->set_hash, &out->image_id, stored, sizeof stored,
-                                    &found);
-    if (!rc && found) {
+                                    &found, &pending, md5);
+    if (!rc && found)
         rc = sk_storage_resolve(J->S.data_root, stored, out->path, sizeof out->path);
+    if (!rc && found && !pending)
         out->reused = 1;
-    }
     if (rc || out->reused)
         return rc;
-    rc = sk_db_save_prov(db, J->prov);
+    if (found) { /* pending: taken over */
+        J->pending_id = out->image_id;
+        J->adopt = sk_path_is_file(out->path) && sk_md5_file(out->path, have) == SK_OK &&
+                   !strcmp(have, md5);
+        sk_error_clear();
+        sk_info("coadd %lld was left pending by a worker that stopped: %s", out->image_id,
+                J->adopt ? "its file is complete, its extraction follows" : "made anew");
+    }
     char dir[4200];
     snprintf(dir, sizeof dir, "%s", out->path);
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
-    return rc ? rc : sk_mkdir_p(dir);
+    return sk_mkdir_p(dir);
 }
 
 /* Is the file at `path` this coadd: its sidecar names this provenance
@@ -669,17 +729,28 @@ static int register_coadd(coadd_job *J, sk_coadd_made *out)
     r.width_px = J->res->image->width;
     r.height_px = J->res->image->height;
     r.zero_point = J->res->zero_point;
-    rc = sk_db_coadd_register(J->rq->db, &r, comp, n, &out->image_id);
-    free(comp);
-    if (!rc && J->psf_path[0]) {
-        char rel[4200], base[4096], pmd5[33];
-        sk_path_strip_fits_ext(J->relpath, base, sizeof base);
-        rc = sk_path_format(rel, sizeof rel, "%s.psf", base);
+    r.pending = J->S.extraction;
+    r.id = J->pending_id;
+    char rel[4200], pmd5[33];
+    if (J->psf_path[0]) {
+        rc = psf_path_of(J->relpath, rel, sizeof rel);
         rc = rc ? rc : sk_md5_file(J->psf_path, pmd5);
-        rc = rc ? rc : sk_db_coadd_register_psf(J->rq->db, out->image_id, J->prov->id, rel, pmd5,
-                                                J->psf_fwhm_arcsec);
     }
-    return rc ? rc : sk_db_commit(J->rq->db);
+    /* the files exist: their rows in one short transaction */
+    sk_db *db = J->rq->db;
+    sk_db_test_point("coadd-files");
+    rc = rc ? rc : sk_db_begin(db);
+    rc = rc ? rc : sk_db_save_prov(db, J->prov);
+    rc = rc ? rc : sk_db_coadd_register(db, &r, comp, n, &out->image_id);
+    free(comp);
+    if (!rc && J->psf_path[0])
+        rc = sk_db_coadd_register_psf(db, out->image_id, J->prov->id, rel, pmd5, J->psf_fwhm_arcsec);
+    if (!rc)
+        sk_db_test_point("coadd-tx");
+    rc = rc ? rc : sk_db_commit(db);
+    sk_db_rollback(db);
+    J->registered = !rc;
+    return rc;
 }
 
 /* Make the coadd, its PSF and (with a database) its rows; what was
@@ -726,6 +797,26 @@ static int extract_coadd(const coadd_job *J, const sk_coadd_made *out, sk_extrac
     return SK_OK;
 }
 
+/* A failure after the coadd was registered pending: its rows and files
+ * go, when the database is still reachable (else the next run, or skydb
+ * fsck --repair, finds it pending without a live claim). */
+static void discard_pending(coadd_job *J, const sk_coadd_made *out)
+{
+    sk_db *db = J->rq->db;
+    if (!sk_db_is_connected(db))
+        return;
+    int saved = sk_errstatus();
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", sk_errmsg());
+    if (sk_db_coadd_discard(db, out->image_id) == SK_OK) {
+        char psf[4200];
+        sk_path_remove_product(out->path);
+        if (psf_path_of(out->path, psf, sizeof psf) == SK_OK)
+            sk_path_remove_product(psf);
+    }
+    sk_error(saved, "%s", msg);
+}
+
 static void job_free(coadd_job *J)
 {
     sk_coadd_result_free(J->res);
@@ -759,10 +850,13 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
     rc = rc ? rc : input_set_hash(&J);
     rc = rc ? rc : list_input_files(&J);
     rc = rc ? rc : rq->db ? locate_in_database(&J, out) : locate_file(&J, out);
-    if (!rc && !out->reused)
+    if (!rc && !out->reused && !J.adopt)
         rc = make_products(&J, out);
-    if (J.in_tx)
-        sk_db_rollback(rq->db); /* reused, or failed; no-op after the commit */
+    /* registered now or taken over: visible once its extraction (when
+     * configured) and its quick-look are made */
+    int pending = rq->db && (J.registered || J.adopt);
+    if (!rc && pending)
+        sk_db_test_point("coadd-pending");
     sk_extract_outcome made;
     memset(&made, 0, sizeof made);
     if (!rc && J.S.extraction)
@@ -774,6 +868,14 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
         look.sources = made.source_list[0] ? made.source_list : NULL;
         rc = sk_look_product(out->path, &look, NULL, 0);
     }
+    if (!rc && pending) {
+        sk_db_test_point("coadd-extracted");
+        rc = sk_db_coadd_complete(rq->db, out->image_id);
+    }
+    if (rc && pending && (J.S.extraction || J.adopt)) /* the row is pending */
+        discard_pending(&J, out);
+    if (rq->db && J.claim && sk_claim_release(rq->db, J.claim) && !rc)
+        rc = sk_errstatus();
     job_free(&J);
     return rc;
 }

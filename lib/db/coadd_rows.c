@@ -9,13 +9,14 @@
 #include "pipeline_rows_priv.h"
 
 int sk_db_coadd_find(sk_db *db, const char *prov_id, const char *set_hash, long long *id,
-                     char *relpath, size_t relpath_size, int *found)
+                     char *relpath, size_t relpath_size, int *found, int *pending, char *md5)
 {
     PGresult *ex = NULL;
     const char *pe[2] = {prov_id, set_hash};
     *found = 0;
+    *pending = 0;
     int rc = sk_db_exec(db, "looking for the coadd",
-                        "SELECT id, filepath FROM images WHERE provenance_id = $1 AND "
+                        "SELECT id, filepath, pending, md5 FROM images WHERE provenance_id = $1 AND "
                         "input_set_hash = $2 AND type = 'coadd'",
                         2, pe, &ex);
     if (rc)
@@ -23,10 +24,30 @@ int sk_db_coadd_find(sk_db *db, const char *prov_id, const char *set_hash, long 
     if (PQntuples(ex) == 1) {
         *id = strtoll(PQgetvalue(ex, 0, 0), NULL, 10);
         snprintf(relpath, relpath_size, "%s", PQgetvalue(ex, 0, 1));
+        *pending = PQgetvalue(ex, 0, 2)[0] == 't';
+        snprintf(md5, 33, "%s", PQgetvalue(ex, 0, 3));
         *found = 1;
     }
     PQclear(ex);
     return SK_OK;
+}
+
+int sk_db_coadd_complete(sk_db *db, long long id)
+{
+    char cid[32];
+    snprintf(cid, sizeof cid, "%lld", id);
+    const char *p[1] = {cid};
+    return sk_db_exec(db, "completing the coadd",
+                      "UPDATE images SET pending = false WHERE id = $1::bigint", 1, p, NULL);
+}
+
+int sk_db_coadd_discard(sk_db *db, long long id)
+{
+    char cid[32];
+    snprintf(cid, sizeof cid, "%lld", id);
+    const char *p[1] = {cid};
+    return sk_db_exec(db, "discarding the pending coadd",
+                      "DELETE FROM images WHERE id = $1::bigint AND pending", 1, p, NULL);
 }
 
 static int insert_components(sk_db *db, long long coadd_id, const sk_coadd_component *comp, int n)
@@ -67,24 +88,30 @@ int sk_db_coadd_register(sk_db *db, const sk_coadd_record *r, const sk_coadd_com
     snprintf(nums[5], 40, "%ld", r->height_px);
     snprintf(nums[6], 40, "%.17g", r->radius_deg);
     snprintf(nums[7], 40, "%.17g", r->zero_point);
-    const char *p[33] = {r->relpath, r->md5, r->prov_id, r->set_hash, r->instrument, r->telescope,
+    const char *p[34] = {r->relpath, r->md5, r->prov_id, r->set_hash, r->instrument, r->telescope,
                          r->filter, r->section, r->target, r->project, nums[0], nums[1], nums[2],
                          r->gain > 0 ? nums[3] : NULL, nums[4], nums[5]};
     for (int k = 0; k < 14; k++)
         p[16 + k] = vals[k];
     p[30] = nums[6];
     p[31] = isfinite(r->zero_point) ? nums[7] : NULL;
+    char idt[32];
+    snprintf(idt, sizeof idt, "%lld", r->id);
+    p[32] = r->pending ? "true" : "false";
+    p[33] = r->id > 0 ? idt : NULL;
     PGresult *res = NULL;
-    int rc = sk_db_exec_row(
+    int rc = r->id > 0 ? sk_db_coadd_discard(db, r->id) : SK_OK;
+    rc = rc ? rc : sk_db_exec_row(
         db, "registering the coadd",
         "INSERT INTO images (filepath, md5, provenance_id, type, input_set_hash, instrument, "
         "telescope, filter, section_id, target, project, mjd, end_mjd, exp_time, gain, width, "
         "height, ra, dec, ra_corner_00, dec_corner_00, ra_corner_10, dec_corner_10, ra_corner_11, "
         "dec_corner_11, ra_corner_01, dec_corner_01, minra, maxra, mindec, maxdec, radius_deg, "
-        "zero_point_estimate) VALUES ($1, $2, $3, 'coadd', $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-        "$13, $14, $15::integer, $16::integer, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, "
-        "$27, $28, $29, $30, $31, $32) RETURNING id",
-        32, p, &res);
+        "zero_point_estimate, pending, id) VALUES ($1, $2, $3, 'coadd', $4, $5, $6, $7, $8, $9, "
+        "$10, $11, $12, $13, $14, $15::integer, $16::integer, $17, $18, $19, $20, $21, $22, $23, "
+        "$24, $25, $26, $27, $28, $29, $30, $31, $32, $33::boolean, "
+        "coalesce($34::bigint, nextval(pg_get_serial_sequence('images', 'id')))) RETURNING id",
+        34, p, &res);
     if (rc)
         return rc;
     *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);

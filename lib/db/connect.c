@@ -11,6 +11,7 @@
 #include "skystack/hash.h"
 #include "skystack/log.h"
 #include "db_priv.h"
+#include "lifecycle_priv.h"
 #include "db_internal.h"
 
 #define SK_DB_NAME "skystack"
@@ -389,13 +390,8 @@ int sk_db_lock(sk_db *db, const char *name)
 {
     if (!db->in_transaction)
         return sk_error(SK_EIO, "database: lock '%s' requested outside a transaction", name);
-    unsigned char digest[32];
-    sk_sha256(name, strlen(name), digest);
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u = (u << 8) | digest[i];
     char key[32];
-    snprintf(key, sizeof key, "%lld", (long long)(int64_t)u);
+    sk_db_lock_key(name, key);
     const char *params[1] = {key};
     return sk_db_exec(db, "taking an advisory lock", "SELECT pg_advisory_xact_lock($1::bigint)", 1,
                       params, NULL);

@@ -28,6 +28,18 @@ int sk_db_save_prov(sk_db *db, const sk_prov *p);
  * happens when the cluster exists. */
 int sk_cluster_init(const sk_config *cfg, const char *dir);
 
+/* The fault-test hook, for tests/prog/db_faults.t and bench/stress-kill
+ * only: when the environment variable SKYSTACK_TEST_HOOK is
+ * "POINT=kill", the process kills itself with SIGKILL on reaching the
+ * named point; "POINT=sleep:SECONDS" makes it sleep there (so that a test
+ * can terminate its database backend meanwhile). Points: coadd-files
+ * (coadd files written, no row yet), coadd-tx (inside the registration
+ * transaction), coadd-pending (registered pending, extraction not run),
+ * coadd-extracted (extraction registered, coadd still pending), ref-tx
+ * (inside the reference's transaction), refmake-claimed (the place
+ * claimed). Unset, it does nothing. */
+void sk_db_test_point(const char *point);
+
 #ifdef __cplusplus
 }
 #endif

@@ -327,6 +327,20 @@ int sk_query_prov(sk_query *q, const char *prov_id)
     return SK_OK;
 }
 
+/* Marks the test of a good extraction in a condition: replaced when the
+ * statement is built, by "true" with include_bad. */
+#define GOOD_EXTRACTION "@good-extraction@"
+
+/* `cond` with the good-extraction marker replaced (malloc'd). */
+static char *cond_text(const sk_query *q, const char *cond)
+{
+    const char *m = strstr(cond, GOOD_EXTRACTION);
+    if (!m)
+        return xstrdup(cond);
+    return xprintf("%.*s%s%s", (int)(m - cond), cond, q->include_bad ? "true" : "NOT s.is_bad",
+                   m + strlen(GOOD_EXTRACTION));
+}
+
 int sk_query_with_products(sk_query *q, const char *prov_id)
 {
     const char *products =
@@ -335,7 +349,7 @@ int sk_query_with_products(sk_query *q, const char *prov_id)
         " JOIN backgrounds b ON b.image_id = s.image_id AND b.provenance_id = s.provenance_id"
         " JOIN world_coordinates w ON w.image_id = s.image_id AND w.provenance_id = s.provenance_id"
         " JOIN zero_points z ON z.image_id = s.image_id AND z.provenance_id = s.provenance_id"
-        " WHERE s.image_id = i.id";
+        " WHERE s.image_id = i.id AND " GOOD_EXTRACTION;
     if (!prov_id) {
         add_cond(q, xprintf("%s)", products));
         return SK_OK;
@@ -346,6 +360,18 @@ int sk_query_with_products(sk_query *q, const char *prov_id)
     int p = add_param(q, prov_id, "text");
     add_cond(q, xprintf("%s AND (s.provenance_id = $%d::text OR i.provenance_id = $%d::text))", products,
                         p, p));
+    return SK_OK;
+}
+
+int sk_query_made_from(sk_query *q, long long image_id)
+{
+    if (image_id <= 0)
+        return sk_error(SK_EINPUT, "--made-from: %lld is not an image id", image_id);
+    char id[32];
+    snprintf(id, sizeof id, "%lld", image_id);
+    int p = add_param(q, id, "bigint");
+    add_cond(q, xprintf("EXISTS (SELECT 1 FROM coadd_components mf WHERE mf.coadd_image_id = i.id "
+                        "AND mf.image_id = $%d::bigint)", p));
     return SK_OK;
 }
 
@@ -451,9 +477,14 @@ static char *build(sk_query *q, int kind, int *nparams, const char **types)
     int first = 1;
     for (int k = 0; k < q->nconds; k++) {
         sb_add(&b, first ? "\nWHERE " : "\n  AND ");
-        sb_add(&b, q->conds[k]);
+        char *c = cond_text(q, q->conds[k]);
+        sb_add(&b, c);
+        free(c);
         first = 0;
     }
+    /* a coadd whose extraction is not registered yet is not there */
+    sb_add(&b, first ? "\nWHERE NOT i.pending" : "\n  AND NOT i.pending");
+    first = 0;
     if (!q->include_bad) {
         sb_add(&b, first ? "\nWHERE " : "\n  AND ");
         sb_add(&b, "NOT i.is_bad AND NOT EXISTS (SELECT 1 FROM provenances pb "

@@ -118,7 +118,7 @@ int sk_image_find_coadd(sk_db *db, const char *prov_id, const char *set_hash, lo
     PGresult *res = NULL;
     int st = sk_db_exec(db, "looking for the coadd",
                         "SELECT id FROM images WHERE provenance_id = $1 AND input_set_hash = $2 "
-                        "AND type = 'coadd'",
+                        "AND type = 'coadd' AND NOT pending",
                         2, p, &res);
     if (!st && PQntuples(res) == 1)
         *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);

@@ -73,9 +73,15 @@ int sk_db_extraction_products(sk_db *db, long long image_id, const char *prov_id
 /* ---- coadds (coadd_rows.c) ---- */
 
 /* The coadd of provenance `prov_id` and input set `set_hash`: *found 0
- * when there is none, else its id and stored path. */
+ * when there is none, else its id and stored path, and *pending 1 when it
+ * is pending (registered, its extraction not yet; md5: its row's md5,
+ * 33 bytes). */
 int sk_db_coadd_find(sk_db *db, const char *prov_id, const char *set_hash, long long *id,
-                     char *relpath, size_t relpath_size, int *found);
+                     char *relpath, size_t relpath_size, int *found, int *pending, char *md5);
+/* The coadd `id` complete: no longer pending, in its own statement. */
+int sk_db_coadd_complete(sk_db *db, long long id);
+/* Delete pending coadd `id` and its rows (components, PSF, extraction). */
+int sk_db_coadd_discard(sk_db *db, long long id);
 
 /* A coadd's images row; NULL strings are SQL NULL. */
 typedef struct sk_coadd_record {
@@ -87,6 +93,8 @@ typedef struct sk_coadd_record {
     double footprint_deg[14];     /* ra, dec, the four corners (ra, dec), minra, maxra, mindec, maxdec */
     double radius_deg;
     double zero_point;            /* NaN: NULL */
+    int pending;                  /* 1: registered pending (its extraction follows) */
+    long long id;                 /* > 0: the id it takes (a pending coadd made anew) */
 } sk_coadd_record;
 
 /* The products of one input a coadd was made from. */
@@ -95,7 +103,8 @@ typedef struct sk_coadd_component {
 } sk_coadd_component;
 
 /* The coadd's images row and its coadd_components rows, in the caller's
- * transaction; *id receives the new image id. */
+ * transaction; *id receives the new image id. A pending row of r->id is
+ * replaced. */
 int sk_db_coadd_register(sk_db *db, const sk_coadd_record *r, const sk_coadd_component *comp,
                          int ncomp, long long *id);
 

@@ -5,6 +5,7 @@
 #ifndef SK_REF_ROWS_PRIV_H
 #define SK_REF_ROWS_PRIV_H
 
+#include <jansson.h>
 #include "skystack/db.h"
 #include "skystack/ref.h"
 
@@ -40,6 +41,8 @@ typedef struct sk_ref_row {
     int is_bad;
     char *bad_reason, *created;
     int loaded;                   /* 1: the one a pipeline loads */
+    long long replaced_by;        /* the reference made in its place (0: none) */
+    char *trouble;                /* why it may not be loaded (NULL: it may) */
 } sk_ref_row;
 
 void sk_refset_row_clear(sk_refset_row *r);
@@ -79,8 +82,6 @@ int sk_ref_rows_of_refset(sk_db *db, long long refset_id, const sk_place *place,
 
 /* ---- references (ref_rows.c) ------------------------------------------------ */
 
-/* Mark a reference bad; *n: rows changed (0 when there is no such one). */
-int sk_ref_row_mark_bad(sk_db *db, long long ref_id, const char *reason, long *n);
 /* The good reference of coadd `image_id` under `prov_id` (*ref_id 0: none). */
 int sk_ref_row_of_coadd(sk_db *db, long long image_id, const char *prov_id, long long *ref_id);
 /* The good reference of the place key and filter under `prov_id`. */
@@ -88,17 +89,34 @@ int sk_ref_row_of_place(sk_db *db, const char *place_key, const char *filter, co
                         long long *ref_id);
 
 /* A reference to save: coadd, referencing provenance, the extraction
- * provenance of the coadd's products, the place key and (for a named
- * field; NULL: the coadd's) target and section. */
+ * provenance of the coadd's products, the place key, filter and (for a
+ * named field; NULL: the coadd's) target and section. */
 typedef struct sk_ref_new {
     long long image_id;
     const char *prov_id, *extraction_prov_id;
-    const char *place_key, *target, *section;
+    const char *place_key, *filter, *target, *section;
 } sk_ref_new;
 
-/* Insert the reference; *ref_id 0 when not inserted (the place holds a
- * good one of that provenance, or the coadd lacks products). */
-int sk_ref_row_insert(sk_db *db, const sk_ref_new *r, long long *ref_id);
+/* Inside the caller's transaction: insert the reference, setting
+ * replaced_by of the references of the place (same filter and provenance)
+ * that are bad or no longer loadable and not replaced yet (*nreplaced of
+ * them). *ref_id 0 when not inserted (the place holds a loadable one, or
+ * the coadd is bad, pending or lacks good products): roll back then. */
+int sk_ref_row_insert(sk_db *db, const sk_ref_new *r, long long *ref_id, long *nreplaced);
+
+/* Why coadd `image_id` may not serve the place again (*why malloc'd, NULL:
+ * it may): it is marked bad, its extraction of `extraction_prov_id` is
+ * marked bad, or a reference of the place (filter, provenance) made of it
+ * is marked bad or not loadable for another reason than its replacement. */
+int sk_ref_row_coadd_blocked(sk_db *db, long long image_id, const char *extraction_prov_id,
+                             const char *place_key, const char *filter, const char *prov_id,
+                             char **why);
+
+/* Every reference of the place, filter and provenance of reference
+ * `ref_id`, oldest first: the chain of replacements, as an array of
+ * {id, image_id, is_bad, bad_reason, replaced_by, loadable, trouble,
+ * created, place, filter, provenance_id}. */
+int sk_ref_rows_chain(sk_db *db, long long ref_id, json_t **out);
 
 /* ---- provenances read back (provenance_rows.c) ------------------------------ */
 

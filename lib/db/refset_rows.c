@@ -76,6 +76,7 @@ void sk_ref_rows_free(sk_ref_row *rows, int n)
         free(r->filepath);
         free(r->bad_reason);
         free(r->created);
+        free(r->trouble);
     }
     free(rows);
 }
@@ -348,6 +349,8 @@ static int ref_of(const PGresult *res, int row, sk_ref_row *r)
     r->bad_reason = cell_text(res, row, 13, &st);
     r->created = cell_text(res, row, 14, &st);
     r->loaded = cell_bool(res, row, 15);
+    r->replaced_by = cell_ll(res, row, 16);
+    r->trouble = cell_text(res, row, 17, &st);
     return st;
 }
 
@@ -370,9 +373,11 @@ int sk_ref_rows_of_refset(sk_db *db, long long refset_id, const sk_place *place,
              "SELECT * FROM (SELECT r.id, r.place, r.target, r.section_id, r.filter, r.instrument, "
              "r.provenance_id, rp.position, r.image_id, i.filepath, r.ra, r.dec, r.is_bad, "
              "r.bad_reason, " UTC_TEXT("r.created_at") ", "
-             "(NOT r.is_bad AND row_number() OVER (PARTITION BY %s "
-             "ORDER BY r.is_bad, rp.position, %s, r.id) = 1) AS loaded "
+             "(t.trouble IS NULL AND row_number() OVER (PARTITION BY %s "
+             "ORDER BY t.trouble IS NOT NULL, rp.position, %s, r.id) = 1) AS loaded, "
+             "r.replaced_by, t.trouble "
              "FROM refset_provenances rp JOIN refs r ON r.provenance_id = rp.provenance_id "
+             "CROSS JOIN LATERAL (SELECT skystack_ref_trouble(r.id) AS trouble) t "
              "JOIN images i ON i.id = r.image_id "
              "WHERE rp.refset_id = $1::bigint AND ($2::text IS NULL OR r.filter = $2::text) "
              "AND %s) x WHERE ($3::bigint IS NULL OR id = $3::bigint) %s "

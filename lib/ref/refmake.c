@@ -9,6 +9,7 @@
 #include "skystack/error.h"
 #include "skystack/ingest.h"
 #include "skystack/json.h"
+#include "skystack/lifecycle.h"
 #include "skystack/log.h"
 #include "skystack/query.h"
 #include "skystack/ref.h"
@@ -705,11 +706,24 @@ static int existing_coadd(sk_db *db, const refmake_settings *rs, const long long
 }
 
 /* Build (through the coadd pipeline) or find the coadd of `ids`. */
-static int coadd_of(sk_db *db, const refmake_settings *rs, const long long *ids, int n,
-                    long long *coadd_id, int *built)
+static int coadd_of(sk_db *db, const refmake_settings *rs, const char *ref_prov_id,
+                    const long long *ids, int n, long long *coadd_id, int *built)
 {
     *built = 0;
     int st = existing_coadd(db, rs, ids, n, coadd_id);
+    char *why = NULL;
+    if (!st && *coadd_id)
+        st = sk_ref_row_coadd_blocked(db, *coadd_id, rs->chain->coadd_extraction->id, rs->place_key,
+                                      rs->opts->filter, ref_prov_id, &why);
+    if (!st && why) {
+        st = sk_error(SK_ENOTFOUND,
+                      "refset '%s': the images selected for this place in filter %s make the same "
+                      "coadd again, and %s; mark the bad input images or extractions (skybad mark "
+                      "image ID) or change the criteria: nothing was written",
+                      rs->opts->refset, rs->opts->filter, why);
+        free(why);
+        return st;
+    }
     int complete = 0;
     if (!st && *coadd_id)
         st = sk_image_has_products(db, *coadd_id, rs->chain->coadd_extraction->id, &complete);
@@ -750,13 +764,20 @@ static int register_reference(sk_db *db, const refmake_settings *rs, long long c
         .prov_id = prov_id,
         .extraction_prov_id = rs->chain->coadd_extraction->id,
         .place_key = rs->place_key,
+        .filter = o->filter,
         .target = o->place.has_position ? NULL : o->place.target,
         .section = o->place.has_position ? NULL : o->place.section,
     };
+    long replaced = 0;
     if (!st)
-        st = sk_ref_row_insert(db, &r, ref_id);
+        st = sk_ref_row_insert(db, &r, ref_id, &replaced);
     if (!st && *ref_id)
-        return sk_db_commit(db);
+        sk_db_test_point("ref-tx");
+    if (!st && *ref_id && !(st = sk_db_commit(db)) && replaced)
+        sk_info("reference %lld replaces %ld reference%s of the place (`refset chain %lld` shows "
+                "the chain)", *ref_id, replaced, replaced == 1 ? "" : "s", *ref_id);
+    if (!st && *ref_id)
+        return SK_OK;
     /* Either the place holds one already or the coadd lacks products. */
     if (!st)
         st = sk_ref_row_of_place(db, rs->place_key, o->filter, prov_id, ref_id);
@@ -821,7 +842,7 @@ static int make_from_selection(sk_db *db, const refmake_settings *rs, int i, con
     } else if (!st) {
         sk_info("refset '%s' criteria %d (%s): %d images selected", rs->opts->refset, i, m->id,
                 nids);
-        st = coadd_of(db, rs, ids, nids, &coadd_id, &out->coadd_built);
+        st = coadd_of(db, rs, m->id, ids, nids, &coadd_id, &out->coadd_built);
         if (!st)
             st = register_reference(db, rs, coadd_id, m->id, ref_id);
         if (!st)
@@ -944,19 +965,18 @@ static int find_ready(sk_db *db, const refmake_settings *rs, sk_refmake_result *
     return st;
 }
 
-/* Claim the place: the lock on the place and filter, held on a
- * connection of its own (*lk) so that the coadd pipeline may commit on
- * `db` meanwhile; then the reference another process made while this one
- * waited, if any. */
-static int claim_place(sk_db *db, const refmake_settings *rs, sk_db **lk, sk_refmake_result *out)
+/* Claim the place: this worker's claim on the place and filter (a
+ * session advisory lock, no transaction), so that concurrent refmakes on
+ * any machine wait and a dead one's claim ends with its connection; then
+ * the reference another process made while this one waited, if any. */
+static int claim_place(sk_db *db, const refmake_settings *rs, sk_claim **claim,
+                       sk_refmake_result *out)
 {
-    int st = sk_db_connect_raw(rs->cfg, lk);
-    if (!st)
-        st = sk_db_begin(*lk);
     char lock[700];
     snprintf(lock, sizeof lock, "refmake|%s|%s", rs->opts->filter, rs->place_key);
+    int st = sk_claim_take(db, lock, NULL, 0, claim);
     if (!st)
-        st = sk_db_lock(*lk, lock);
+        sk_db_test_point("refmake-claimed");
     if (!st)
         st = lookup(db, rs->opts, &out->ref);
     if (!st && out->ref) {
@@ -976,19 +996,18 @@ static int make_reference(sk_db *db, const refmake_settings *rs, sk_refmake_resu
 {
     refset_state s;
     memset(&s, 0, sizeof s);
-    sk_db *lk = NULL;
+    sk_claim *claim = NULL;
     int st = ensure_refset(db, rs, &s, out);
     if (!st)
-        st = claim_place(db, rs, &lk, out);
+        st = claim_place(db, rs, &claim, out);
     if (!st && !out->ref) {
         long long ref_id = 0;
         st = try_members(db, rs, &s, out, NULL, &ref_id);
         if (!st)
             st = sk_refset_ref(db, rs->opts->refset, ref_id, &out->ref);
     }
-    if (lk && sk_db_in_transaction(lk))
-        sk_db_rollback(lk);
-    sk_db_close(lk);
+    if (sk_claim_release(db, claim) && !st)
+        st = sk_errstatus();
     refset_state_clear(&s);
     return st;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "skystack/error.h"
+#include "skystack/lifecycle.h"
 #include "skystack/ref.h"
 #include "db/ref_rows_priv.h"
 #include "ref_internal.h"
@@ -187,7 +188,7 @@ int sk_refset_show(sk_db *db, const char *name, json_t **out)
 static json_t *ref_json(const sk_ref_row *r)
 {
     return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:b, s:o, s:o, "
-                     "s:b}",
+                     "s:b, s:o, s:o}",
                      "id", (json_int_t)r->id, "place", text_or_null(r->place), "target",
                      text_or_null(r->target), "section", text_or_null(r->section), "filter",
                      text_or_null(r->filter), "instrument", text_or_null(r->instrument),
@@ -196,7 +197,9 @@ static json_t *ref_json(const sk_ref_row *r)
                      text_or_null(r->filepath), "ra", real_or_null(r->ra_deg), "dec",
                      real_or_null(r->dec_deg), "is_bad", r->is_bad, "bad_reason",
                      text_or_null(r->bad_reason), "created", text_or_null(r->created), "loaded",
-                     r->loaded);
+                     r->loaded, "replaced_by",
+                     r->replaced_by ? json_integer(r->replaced_by) : json_null(), "trouble",
+                     text_or_null(r->trouble));
 }
 
 /* The references of a refset with the one loaded per place and filter
@@ -269,15 +272,17 @@ int sk_refset_ref(sk_db *db, const char *name, long long ref_id, json_t **out)
     return SK_OK;
 }
 
-int sk_ref_mark_bad(sk_db *db, long long ref_id, const char *reason)
+int sk_ref_mark_bad(sk_db *db, long long ref_id, const char *reason, const char *who)
 {
     if (!reason || !*reason)
         return sk_error(SK_EINPUT, "--reason: a reference is marked bad with a reason");
-    long n = 0;
-    int st = sk_ref_row_mark_bad(db, ref_id, reason, &n);
-    if (st)
-        return st;
-    if (n != 1)
-        return sk_error(SK_ENOTFOUND, "reference %lld does not exist", ref_id);
-    return SK_OK;
+    int changed = 0;
+    return sk_bad_mark(db, SK_BAD_REFERENCE, ref_id, 1, reason, who, &changed);
+}
+
+int sk_ref_replacements(sk_db *db, long long ref_id, json_t **out)
+{
+    if (ref_id <= 0)
+        return sk_error(SK_EINPUT, "reference id %lld: not a reference id", ref_id);
+    return sk_ref_rows_chain(db, ref_id, out);
 }

@@ -126,11 +126,30 @@ void sk_refset_print_refs(FILE *out, const json_t *refs)
         char pt[512];
         place_text(json_string_value(json_object_get(o, "place")), pt, sizeof pt);
         int bad = json_is_true(json_object_get(o, "is_bad"));
+        int trouble = !bad && json_is_string(json_object_get(o, "trouble"));
         fprintf(out, "%6lld  %-*s  %-*s  %3lld  %-20s  %8lld  %-6s  %s%s\n",
                      json_integer_value(json_object_get(o, "id")), wplace, pt, wfilter,
                      str(o, "filter"), json_integer_value(json_object_get(o, "position")),
                      str(o, "provenance_id"), json_integer_value(json_object_get(o, "image_id")),
-                     json_is_true(json_object_get(o, "loaded")) ? "*" : "", bad ? "BAD: " : "",
-                     bad ? str(o, "bad_reason") : str(o, "path"));
+                     json_is_true(json_object_get(o, "loaded")) ? "*" : "",
+                     bad ? "BAD: " : trouble ? "NOT LOADABLE: " : "",
+                     bad ? str(o, "bad_reason") : trouble ? str(o, "trouble") : str(o, "path"));
+    }
+}
+
+void sk_refset_print_chain(FILE *out, const json_t *chain)
+{
+    size_t i;
+    json_t *o;
+    fprintf(out, "%6s  %8s  %-20s  %11s  %s\n", "id", "coadd", "created", "replaced_by", "state");
+    json_array_foreach((json_t *)chain, i, o) {
+        json_t *by = json_object_get(o, "replaced_by");
+        char bytext[32] = "-";
+        if (json_is_integer(by))
+            snprintf(bytext, sizeof bytext, "%lld", (long long)json_integer_value(by));
+        fprintf(out, "%6lld  %8lld  %-20s  %11s  %s\n",
+                (long long)json_integer_value(json_object_get(o, "id")),
+                (long long)json_integer_value(json_object_get(o, "image_id")), str(o, "created"),
+                bytext, json_is_true(json_object_get(o, "loadable")) ? "loadable" : str(o, "trouble"));
     }
 }

@@ -70,7 +70,10 @@ int sk_query_prov(sk_query *q, const char *prov_id);
  * background, WCS, zero point) under one extraction provenance; with
  * `prov_id` (may be NULL), that provenance or the image's own. */
 int sk_query_with_products(sk_query *q, const char *prov_id);
-/* Include images flagged bad (or of a provenance flagged bad). */
+/* Only the coadds made from image `image_id` (one of their inputs). */
+int sk_query_made_from(sk_query *q, long long image_id);
+/* Include images flagged bad (or of a provenance flagged bad), and count
+ * extractions flagged bad for sk_query_with_products. */
 void sk_query_include_bad(sk_query *q, int include);
 int sk_query_order(sk_query *q, int order, double quality_fwhm_factor);
 /* At most n rows (n >= 1). */

@@ -68,10 +68,18 @@ int sk_refset_show(sk_db *db, const char *name, json_t **out);
 int sk_refset_refs(sk_db *db, const char *name, const sk_place *place, const char *filter,
                    json_t **out);
 
-/* Mark reference `ref_id` bad with a reason (required, not empty); a new
+/* Mark reference `ref_id` bad with a reason (required, not empty), by
+ * `who` (skybad(1)); a new
  * one may then be made for its place. SK_ENOTFOUND when there is no such
  * reference. */
-int sk_ref_mark_bad(sk_db *db, long long ref_id, const char *reason);
+int sk_ref_mark_bad(sk_db *db, long long ref_id, const char *reason, const char *who);
+
+/* The chain of replacements reference `ref_id` belongs to: every reference
+ * of its place, filter and referencing provenance, oldest first, as an
+ * array of {id, image_id, is_bad, bad_reason, replaced_by, loadable,
+ * trouble, created, place, filter, provenance_id}; SK_ENOTFOUND when there
+ * is no such reference. */
+int sk_ref_replacements(sk_db *db, long long ref_id, json_t **out);
 
 /* ---- printing refsets (refset_print.c) ------------------------------- */
 
@@ -83,6 +91,8 @@ int sk_ref_mark_bad(sk_db *db, long long ref_id, const char *reason);
 void sk_refset_print_list(FILE *out, const json_t *list);
 void sk_refset_print_show(FILE *out, const json_t *refset);
 void sk_refset_print_refs(FILE *out, const json_t *refs);
+/* The chain of sk_ref_replacements as a table. */
+void sk_refset_print_chain(FILE *out, const json_t *chain);
 
 /* ---- making references (refmake.c) ----------------------------------- */
 

@@ -28,6 +28,7 @@
 #include "coadd.h"
 #include "coaddx.h"
 #include "ref.h"
+#include "lifecycle.h"
 #include "look.h"
 
 #endif

@@ -35,7 +35,7 @@ run_ok "skydb start again is a no-op" skydb start
 
 # Every table of the data model.
 tables=$(sql "SELECT string_agg(table_name, ' ' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'")
-is "$tables" "backgrounds coadd_components code_versions images provenance_upstreams provenances psfs refs refset_provenances refsets schema_migrations source_lists world_coordinates zero_points" "every table of the data model exists"
+is "$tables" "backgrounds bad_marks claims coadd_components code_versions images provenance_upstreams provenances psfs refs refset_provenances refsets schema_migrations source_lists world_coordinates zero_points" "every table of the data model exists"
 is "$(sql "SELECT count(*) FROM pg_extension WHERE extname = 'q3c'")" "1" "the q3c extension is installed"
 is "$(sql "SELECT count(*) FROM pg_indexes WHERE indexname = 'images_q3c'")" "1" "images has a q3c index"
 

@@ -170,15 +170,21 @@ is "$(count refs)|$(count "images WHERE type = 'coadd'")" "1|$NCOADD" "no refere
 exit_is 0 "refset refs R2" refset refs R2 --json
 like "$(cat "$T_TMP/out")" "\"id\":$REF1,.*\"loaded\":true" "R2 holds it"
 
-# Rule: a reference marked bad is skipped and a new one is made.
+# Rule: a reference marked bad is skipped; the same images would make the
+# same coadd again, which is refused; with one of its inputs (image 4)
+# marked bad the good images select the coadd of 1,2,3, and a new
+# reference over it replaces the bad one.
 refset -q mark-bad "$REF1" --reason "satellite trail" >/dev/null
-exit_is 0 "refmake after mark-bad" refmake --refset R1 $PLACE --set "referencing.criteria=$TWO" --id
+exit_is 2 "refmake after mark-bad: the same coadd again is refused" refmake --refset R1 $PLACE \
+    --set "referencing.criteria=$TWO" --id
+skybad -q mark image 4 --reason "satellite trail" >/dev/null
+exit_is 0 "refmake after an input is marked bad" refmake --refset R1 $PLACE --set "referencing.criteria=$TWO" --id
 REF2=$(cat "$T_TMP/out")
-is "$(sql "SELECT count(*) FROM refs WHERE NOT is_bad AND id = $REF2")|$(sql "SELECT is_bad FROM refs WHERE id = $REF1")" \
-    "1|t" "a new good reference; the old one stays bad"
+skybad -q unmark image 4 >/dev/null
+is "$(sql "SELECT image_id FROM refs WHERE NOT is_bad AND id = $REF2")|$(sql "SELECT is_bad, replaced_by FROM refs WHERE id = $REF1")|$(count "images WHERE type = 'coadd'")" \
+    "$C123|t|$REF2|$NCOADD" "a new good reference over the coadd of the good images; the old one stays bad, replaced by it"
 exit_is 0 "R2 now loads the new one too" refmake --refset R2 $PLACE --set "referencing.criteria=$TWO" --id
 is "$(cat "$T_TMP/out")" "$REF2" "the refsets share the new reference"
-is "$(count "images WHERE type = 'coadd'")" "$NCOADD" "the coadd was reused"
 exit_is 0 "dry run with a reference" refmake --refset R1 $PLACE --set "referencing.criteria=$TWO" --dry-run
 like "$(cat "$T_TMP/out")" "^reference $REF2 exists" "the dry run shows the reference"
 

@@ -67,17 +67,21 @@ exit_is 0 "coadd of the same inputs" sh -c "imquery --type science --ids | coadd
 is "$(cat "$T_TMP/out")" "$P" "the coadd program returns the reference's coadd"
 is "$(count "images WHERE type = 'coadd'")" 1 "and builds nothing"
 
-# A bad reference is replaced; the coadd is reused.
+# A bad reference over good inputs is not made again from the same coadd
+# (refmake says so); with one input marked bad, a new coadd of the good
+# images replaces it.
 refset -q mark-bad "$REF" --reason "test" >/dev/null
-exit_is 0 "refmake after mark-bad" refmake --refset first $PLACE --id
+exit_is 2 "refmake after mark-bad: the same coadd again is refused" refmake --refset first $PLACE --id
+B=$(sql "SELECT min(image_id) FROM coadd_components WHERE coadd_image_id = $C")
+skybad -q mark image "$B" --reason "test" >/dev/null
+exit_is 0 "refmake after an input is marked bad" refmake --refset first $PLACE --id
 REF2=$(cat "$T_TMP/out")
-ok "$([ "$REF2" != "$REF" ] && echo 0 || echo 1)" "a new reference"
-is "$(count "images WHERE type = 'coadd'")|$(sql "SELECT image_id FROM refs WHERE id = $REF2")" "1|$C" \
-    "over the same coadd"
+is "$(count "images WHERE type = 'coadd'")|$(sql "SELECT replaced_by FROM refs WHERE id = $REF")" "2|$REF2" \
+    "a new coadd and reference, replacing the bad one"
 
 # Other criteria select other inputs: another coadd.
 exit_is 0 "a refset of the best two images" refmake --refset best2 $PLACE --max-images 2 --id
-is "$(count "images WHERE type = 'coadd'")" 2 "a second coadd"
+is "$(count "images WHERE type = 'coadd'")" 3 "a third coadd"
 is "$(sql "SELECT count(*) FROM coadd_components c JOIN refs r ON r.image_id = c.coadd_image_id
            WHERE r.id = $(cat "$T_TMP/out")")" 2 "of two inputs"
 done_testing

@@ -45,6 +45,7 @@ static const sk_opt options[] = {
     {"max-zp", 0, 1, "MAG", "zero point estimate at most", NULL},
     {"prov", 0, 1, "ID", "preprocessing provenance, or extraction provenance of its products", NULL},
     {"with-products", 0, 0, NULL, "only images whose extraction products exist", NULL},
+    {"made-from", 0, 1, "IMAGE", "only the coadds made from this image (one of their inputs)", NULL},
     {"include-bad", 0, 0, NULL, "include images (or provenances) marked bad", NULL},
     {"order", 0, 1, "ORDER", "earliest (default), latest or quality", NULL},
     {"limit", 'n', 1, "N", "at most N images", NULL},
@@ -134,6 +135,11 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     }
     if (!strcmp(n, "prov"))
         return sk_query_prov(r->q, arg);
+    if (!strcmp(n, "made-from")) {
+        long v;
+        int st = sk_cli_long(option, arg, &v);
+        return st ? st : sk_query_made_from(r->q, v);
+    }
     if (!strcmp(n, "include-bad")) {
         sk_query_include_bad(r->q, 1);
         return SK_OK;

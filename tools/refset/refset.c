@@ -1,5 +1,7 @@
-/* refset: list, show, create and delete reference sets; list their references and mark references bad. */
+/* refset: list, show, create and delete reference sets; list their references, the chain of replacements of one and those using an image; mark references bad. */
 #include <math.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,7 @@
 typedef struct request {
     sk_place place;
     int have_ra, have_dec;
-    const char *filter, *description, *reason;
+    const char *filter, *description, *reason, *by;
     int description_given;
     int force, json;
     const char *since, *outdir;
@@ -24,6 +26,7 @@ static const sk_opt options[] = {
     {"section", 0, 1, "ID", "refs: references of this section (with --target)", NULL},
     {"filter", 0, 1, "NAME", "refs: references in this filter", NULL},
     {"reason", 0, 1, "TEXT", "mark-bad: why the reference is bad (required)", NULL},
+    {"by", 0, 1, "NAME", "mark-bad: who marks it (default: $SKYSTACK_USER, else the login name)", NULL},
     {"description", 0, 1, "TEXT", "create: what the refset is for", NULL},
     {"force", 0, 0, NULL, "delete: also delete the references only this refset holds", NULL},
     {"since", 0, 1, "DATE", "report: the coadds made since this UTC date (YYYY-MM-DD[THH:MM[:SS]])", NULL},
@@ -51,6 +54,8 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
         r->filter = arg;
     else if (!strcmp(n, "reason"))
         r->reason = arg;
+    else if (!strcmp(n, "by"))
+        r->by = arg;
     else if (!strcmp(n, "description")) {
         r->description = arg;
         r->description_given = 1;
@@ -159,6 +164,62 @@ static int cmd_refs(sk_db *db, request *r, const char *name, const sk_config *cf
     return SK_OK;
 }
 
+/* Who marks: --by, $SKYSTACK_USER, the login name. */
+static const char *who(const request *r)
+{
+    if (r->by)
+        return r->by;
+    const char *e = getenv("SKYSTACK_USER");
+    if (e && *e)
+        return e;
+    struct passwd *pw = getpwuid(getuid());
+    if (pw && pw->pw_name)
+        return pw->pw_name;
+    e = getenv("USER");
+    return e && *e ? e : "unknown";
+}
+
+/* chain REF: the references of its place, filter and provenance, oldest first. */
+static int cmd_chain(sk_db *db, const request *r, long long ref_id)
+{
+    json_t *arr = NULL;
+    int st = sk_ref_replacements(db, ref_id, &arr);
+    if (st)
+        return st;
+    size_t i;
+    json_t *o;
+    if (r->json) {
+        json_array_foreach(arr, i, o) print_json_line(o);
+    } else {
+        sk_refset_print_chain(stdout, arr);
+    }
+    json_decref(arr);
+    return SK_OK;
+}
+
+/* uses IMAGE: the references made from it (directly or through a coadd). */
+static int cmd_uses(sk_db *db, const request *r, long long image_id)
+{
+    json_t *u = NULL;
+    int st = sk_bad_users(db, image_id, &u);
+    if (st)
+        return st;
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(u, "references"), i, o) {
+        if (r->json)
+            print_json_line(o);
+        else
+            printf("%lld  coadd %lld  %s  %s  %s\n",
+                   (long long)json_integer_value(json_object_get(o, "ref_id")),
+                   (long long)json_integer_value(json_object_get(o, "coadd_id")), str(o, "place"),
+                   str(o, "filter"),
+                   json_is_true(json_object_get(o, "loadable")) ? "loadable" : str(o, "trouble"));
+    }
+    json_decref(u);
+    return SK_OK;
+}
+
 static int need_args(const sk_cli *cli, int n, const char *what)
 {
     if (cli->nargs - 1 < n)
@@ -215,35 +276,38 @@ static int run(sk_cli *cli, request *r)
         return sk_error(SK_EINPUT, "%s: --since and --outdir belong to `report`", r->since ? "--since" : "--outdir");
     if (cli->nargs < 1)
         return sk_error(SK_EINPUT,
-                        "missing command: list, show, refs, mark-bad, create or delete (see --help)");
+                        "missing command: list, show, refs, mark-bad, create, delete, chain or uses "
+                        "(see --help)");
     const char *cmd = cli->args[0];
     int st;
-    const char *known[] = {"list", "show", "refs", "mark-bad", "create", "delete", NULL};
+    const char *known[] = {"list", "show", "refs", "mark-bad", "create", "delete", "chain", "uses", NULL};
     int k = 0;
     while (known[k] && strcmp(known[k], cmd))
         k++;
     if (!known[k])
         return sk_error(SK_EINPUT,
-                        "unknown command '%s': expected list, show, refs, mark-bad, create or delete",
+                        "unknown command '%s': expected list, show, refs, mark-bad, create, delete, "
+                        "chain or uses",
                         cmd);
-    if ((st = need_args(cli, k == 0 ? 0 : 1, k == 3 ? "the reference id" : "the refset name")))
+    if ((st = need_args(cli, k == 0 ? 0 : 1,
+                        k == 3 || k == 6 ? "the reference id" : k == 7 ? "the image id" : "the refset name")))
         return st;
     if ((r->have_ra || r->have_dec || r->place.target || r->place.section || r->filter) && k != 2)
         return sk_error(SK_EINPUT, "%s: --ra/--dec/--target/--section/--filter belong to `refs`", cmd);
-    if (r->reason && k != 3)
-        return sk_error(SK_EINPUT, "%s: --reason belongs to `mark-bad`", cmd);
+    if ((r->reason || r->by) && k != 3)
+        return sk_error(SK_EINPUT, "%s: --reason and --by belong to `mark-bad`", cmd);
     if (r->description_given && k != 4)
         return sk_error(SK_EINPUT, "%s: --description belongs to `create`", cmd);
     if (r->force && k != 5)
         return sk_error(SK_EINPUT, "%s: --force belongs to `delete`", cmd);
     long long ref_id = 0;
-    if (k == 3) {
+    if (k == 3 || k >= 6) {
         char *end = NULL;
         ref_id = strtoll(cli->args[1], &end, 10);
         if (!*cli->args[1] || *end || ref_id <= 0)
-            return sk_error(SK_EINPUT, "mark-bad: '%s' is not a reference id (see `refset refs`)",
-                            cli->args[1]);
-        if (!r->reason || !*r->reason)
+            return sk_error(SK_EINPUT, "%s: '%s' is not %s", cmd, cli->args[1],
+                            k == 7 ? "an image id" : "a reference id (see `refset refs`)");
+        if (k == 3 && (!r->reason || !*r->reason))
             return sk_error(SK_EINPUT, "mark-bad: --reason TEXT is required");
     }
     sk_db *db = NULL;
@@ -261,7 +325,7 @@ static int run(sk_cli *cli, request *r)
         st = cmd_refs(db, r, name, cli->config);
         break;
     case 3:
-        st = sk_ref_mark_bad(db, ref_id, r->reason);
+        st = sk_ref_mark_bad(db, ref_id, r->reason, who(r));
         if (!st)
             printf("%lld\n", ref_id);
         break;
@@ -274,6 +338,12 @@ static int run(sk_cli *cli, request *r)
             printf("%s\n", name);
         break;
     }
+    case 6:
+        st = cmd_chain(db, r, ref_id);
+        break;
+    case 7:
+        st = cmd_uses(db, r, ref_id);
+        break;
     default: {
         long deleted = 0;
         st = sk_refset_delete(db, name, r->force, &deleted);
@@ -296,13 +366,14 @@ int main(int argc, char **argv)
     sk_cli cli = {
         .program = "refset",
         .usage = "refset [OPTIONS] list | show NAME | refs NAME [--ra D --dec D | --target T "
-                 "--section S] [--filter F] | mark-bad REF --reason TEXT | create NAME "
-                 "[--description TEXT] | delete NAME [--force] | report NAME | report --since DATE "
-                 "[--outdir DIR]",
+                 "--section S] [--filter F] | mark-bad REF --reason TEXT [--by NAME] | create NAME "
+                 "[--description TEXT] | delete NAME [--force] | chain REF | uses IMAGE | report NAME "
+                 "| report --since DATE [--outdir DIR]",
         .summary = "Manage reference sets: list them, show their provenances and criteria, list "
                    "their references and the one a pipeline loads for a place, mark references "
-                   "bad, create and delete refsets, and write the HTML report page of a refset or of "
-                   "the coadds made since a date.",
+                   "bad, create and delete refsets, show the chain of replacements of a reference "
+                   "and the references made from an image, and write the HTML report page of a "
+                   "refset or of the coadds made since a date.",
     };
     request r;
     memset(&r, 0, sizeof r);

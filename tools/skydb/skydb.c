@@ -1,13 +1,73 @@
-/* skydb: create, start, stop, migrate and inspect the skystack database. */
+/* skydb: create, start, stop, migrate, inspect and check the skystack database. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "skystack/skystack.h"
 
+typedef struct request {
+    int repair, checksums;
+} request;
+
 static const sk_opt options[] = {
+    {"repair", 0, 0, NULL, "fsck: fix what is safe to fix, and say what was done", NULL},
+    {"checksums", 0, 0, NULL, "fsck: also compare the md5 of every file with its row", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
+
+static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
+{
+    request *r = user;
+    if (!strcmp(opt->name, "repair"))
+        r->repair = 1;
+    else if (!strcmp(opt->name, "checksums"))
+        r->checksums = 1;
+    else
+        return sk_error(SK_EINPUT, "--%s: unhandled option", opt->name);
+    return SK_OK;
+}
+
+static void fsck_report(void *ctx, const char *kind, const char *what, int repaired)
+{
+    (void)ctx;
+    printf("%s: %s%s\n", kind, what,
+           !repaired ? ""
+           : !strcmp(kind, "checksum") ? " (marked bad)"
+           : !strcmp(kind, "dead-claim") ? " (claim removed)"
+           : !strcmp(kind, "pending-coadd") ? " (rows deleted)"
+                                           : " (removed)");
+}
+
+/* fsck: the rows and files of the data root checked; exit 3 when a
+ * finding remains unrepaired. */
+static int cmd_fsck(const sk_cli *cli, const request *r)
+{
+    char root[4096];
+    int st = sk_storage_root(cli->config, root, sizeof root);
+    sk_db *db = NULL;
+    st = st ? st : sk_db_connect(cli->config, &db);
+    if (st)
+        return st;
+    sk_fsck_opts o = {.data_root = root, .repair = r->repair, .checksums = r->checksums,
+                      .threads = cli->threads, .report = fsck_report};
+    sk_fsck_counts c;
+    st = sk_fsck(db, &o, &c);
+    sk_db_close(db);
+    if (st)
+        return st;
+    long long found = c.orphan_files + c.temporary_files + c.missing_files + c.checksum_mismatches +
+                      c.dead_claims + c.pending_coadds;
+    printf("rows %lld, files %lld: %lld orphan files, %lld temporary files, %lld missing files, "
+           "%lld checksum mismatches, %lld dead claims, %lld pending coadds; %lld repaired\n",
+           c.rows, c.files, c.orphan_files, c.temporary_files, c.missing_files,
+           c.checksum_mismatches, c.dead_claims, c.pending_coadds, c.repaired);
+    fflush(stdout);
+    if (found > c.repaired)
+        return sk_error(SK_EIO, "%s: %lld finding%s not repaired%s", root, found - c.repaired,
+                        found - c.repaired == 1 ? "" : "s",
+                        r->repair ? " (not safe to repair: see skydb(1))" : " (--repair fixes what is safe)");
+    return SK_OK;
+}
 
 static int need_private(const sk_db_target *t, const char *command)
 {
@@ -147,22 +207,28 @@ int main(int argc, char **argv)
 {
     sk_cli cli = {
         .program = "skydb",
-        .usage = "skydb [OPTIONS] init|start|stop|status|migrate|psql [-- PSQL-ARGS]",
-        .summary = "Create, start, stop, migrate and inspect the skystack database: the private "
-                   "PostgreSQL cluster, or the server named by SKYSTACK_DB.",
+        .usage = "skydb [OPTIONS] init|start|stop|status|migrate|fsck [--repair] [--checksums]|psql "
+                 "[-- PSQL-ARGS]",
+        .summary = "Create, start, stop, migrate, inspect and check the skystack database: the "
+                   "private PostgreSQL cluster, or the server named by SKYSTACK_DB.",
     };
-    int st = sk_cli_parse(&cli, argc, argv, options, NULL, NULL);
+    request r = {0, 0};
+    int st = sk_cli_parse(&cli, argc, argv, options, handle, &r);
     if (st)
         return sk_cli_finish(&cli, st);
     if (cli.nargs < 1) {
-        st = sk_error(SK_EINPUT, "missing command: init, start, stop, status, migrate or psql "
-                                 "(see skydb --help)");
+        st = sk_error(SK_EINPUT, "missing command: init, start, stop, status, migrate, fsck or "
+                                 "psql (see skydb --help)");
         return sk_cli_finish(&cli, st);
     }
     const char *command = cli.args[0];
     int is_psql = strcmp(command, "psql") == 0;
     if (!is_psql && cli.nargs > 1) {
         st = sk_error(SK_EINPUT, "%s: unexpected argument '%s'", command, cli.args[1]);
+        return sk_cli_finish(&cli, st);
+    }
+    if ((r.repair || r.checksums) && strcmp(command, "fsck")) {
+        st = sk_error(SK_EINPUT, "%s: --repair and --checksums belong to fsck", command);
         return sk_cli_finish(&cli, st);
     }
     sk_db_target target;
@@ -177,10 +243,12 @@ int main(int argc, char **argv)
         st = cmd_status(cli.config, &target);
     else if (strcmp(command, "migrate") == 0)
         st = migrate(cli.config);
+    else if (strcmp(command, "fsck") == 0)
+        st = cmd_fsck(&cli, &r);
     else if (is_psql)
         st = cmd_psql(&target, cli.args + 1, cli.nargs - 1);
     else
-        st = sk_error(SK_EINPUT, "%s: unknown command (init, start, stop, status, migrate, psql)",
+        st = sk_error(SK_EINPUT, "%s: unknown command (init, start, stop, status, migrate, fsck, psql)",
                       command);
     sk_db_target_clear(&target);
     return sk_cli_finish(&cli, st);
