@@ -813,6 +813,8 @@ static void discard_pending(coadd_job *J, const sk_coadd_made *out)
         sk_path_remove_product(out->path);
         if (psf_path_of(out->path, psf, sizeof psf) == SK_OK)
             sk_path_remove_product(psf);
+        if (sk_look_png_name(out->path, psf, sizeof psf) == SK_OK)
+            unlink(psf); /* its quick-look */
     }
     sk_error(saved, "%s", msg);
 }

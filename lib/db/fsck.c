@@ -179,6 +179,23 @@ static const char *temporary_of(const char *rel, char *final, size_t size)
     return final;
 }
 
+/* 1 when `rel` ("x.png") is the quick-look of a registered product
+ * ("x.fits" or "x.fits.fz", the name quicklook.c gives it). */
+static int quicklook_of(fsck_state *S, const char *rel)
+{
+    size_t n = strlen(rel);
+    if (n < 5 || strcmp(rel + n - 4, ".png") != 0)
+        return 0;
+    static const char *const suffixes[] = {".fits", ".fits.fz"};
+    char name[4200];
+    for (size_t k = 0; k < sizeof suffixes / sizeof *suffixes; k++) {
+        snprintf(name, sizeof name, "%.*s%s", (int)(n - 4), rel, suffixes[k]);
+        if (row_of(S, name))
+            return 1;
+    }
+    return 0;
+}
+
 /* One file under the root (`rel` relative to it). */
 static void check_file(fsck_state *S, const char *abs, const char *rel)
 {
@@ -193,6 +210,8 @@ static void check_file(fsck_state *S, const char *abs, const char *rel)
         product = base;
     }
     frow *f = row_of(S, product);
+    if (!f && !tmp && quicklook_of(S, product))
+        return; /* the quick-look PNG of a registered product */
     if (f && !tmp) {
         if (product == rel)
             f->seen = 1;
