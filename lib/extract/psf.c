@@ -625,6 +625,36 @@ static void star_free(pstar *s)
     free(s->wt);
 }
 
+/* The star's local sky, taken out of its stamp: the median of its usable
+ * pixels beyond 3 FWHM (the stamp's outer ring and corners), from the data
+ * alone. Fitted jointly with the flux it would be degenerate with the
+ * model's level (a constant in the model is offset exactly by -flux times
+ * it in every star's background), which then drifts; ignored, an excess of
+ * sky around the stars (faint neighbours, the background's error there)
+ * would enter the model as a pedestal. Either changes the model's sum
+ * within the PSF fit's radius, and every PSF flux with it. */
+static void stamp_local_sky(const bctx *c, pstar *s)
+{
+    int m = c->m;
+    double r2 = 9.0 * c->fwhm * c->fwhm;
+    double *v = malloc(sizeof *v * (size_t)m * (size_t)m);
+    long n = 0;
+    for (int j = 0; v && j < m; j++)
+        for (int i = 0; i < m; i++) {
+            long q = (long)j * m + i;
+            double dx = (double)(s->ix - m / 2 + i) - s->x0, dy = (double)(s->iy - m / 2 + j) - s->y0;
+            if (s->vb[q] > 0 && dx * dx + dy * dy > r2)
+                v[n++] = s->d[q];
+        }
+    if (n >= 20) {
+        float sky = (float)sk_median_double(v, n);
+        for (long q = 0; q < (long)m * m; q++)
+            if (s->vb[q] > 0)
+                s->d[q] -= sky;
+    }
+    free(v);
+}
+
 static int cut_stamp(long k, void *u)
 {
     bctx *c = u;
@@ -665,6 +695,7 @@ static int cut_stamp(long k, void *u)
             core_usable += in_core;
         }
     }
+    stamp_local_sky(c, s);
     for (long q = 0; q < (long)m * m; q++)
         s->wt[q] = s->vb[q] > 0 ? (float)(1.0 / fit_variance(s->vb[q], s->d[q], c->gain)) : 0.0f;
     /* most of the core and a quarter of the stamp must be there */
@@ -764,10 +795,9 @@ static int stack_pixel(long p, void *u)
  * its model-fit weights (noise and the accuracy floor) and reduced chi^2
  * with those weights. No local background offset is fitted: a constant
  * added to the model is exactly compensated by offsets of -flux times it,
- * so the rounds of model and star fits would let the model's wings drift
- * (to a negative pedestal that puts more than the unit sum in the core and
- * makes every PSF flux too faint); the stars' pixels are relative to the
- * image's background, as the PSF photometry's are. */
+ * so the rounds of model and star fits would let the model's level drift;
+ * the stars' local sky is taken out of their stamps instead
+ * (stamp_local_sky). */
 static int refit_star(long k, void *u)
 {
     bctx *c = u;
