@@ -13,6 +13,9 @@ the library and its own tests cannot hide.
     skycheck.py flux COADD.fits TRUTH.fits...
         aperture fluxes (local sky annulus) of isolated true stars against
         10^(-0.4 (mag - MAGZERO)), and the FWHM of their stacked profile
+    skycheck.py score COADD.fits TRUTH.fits...
+        the SCORE plane's standard deviation on blank sky (1 when it is in
+        units of its own noise)
     skycheck.py depth COADD.fits TRUTH.fits...
         5-sigma point-source depth of a matched filter: the empirical PSF of
         bright isolated stars, the filtered image's noise measured in
@@ -311,6 +314,20 @@ def cmd_depth(c, truth):
     return {"depth_mag": c.zp - 2.5 * np.log10(flim), "depth_pixels": float(sel.sum())}
 
 
+def cmd_score(path, c, truth):
+    """The SCORE plane's spread on blank sky (pixels whose 5-FWHM
+    neighbourhood no true source reaches): 1 for a noise-normalised
+    matched filter."""
+    score = fits.getdata(path, "SCORE").astype(float)
+    good, _ = blank_pixels(c, truth)
+    half = int(np.ceil(2.5 * truth[4]))
+    n = 2 * half + 1
+    from numpy.lib.stride_tricks import sliding_window_view
+    touched = sliding_window_view(np.pad(~good, half, constant_values=True), (n, n)).any(axis=(2, 3))
+    sel = good & ~touched
+    return {"score_std_ratio": clipped_std(score[sel], 5.0), "score_pixels": float(sel.sum())}
+
+
 def cmd_zp(src_path, truth_path):
     sh = fits.getheader(src_path, 1)
     th = fits.getheader(truth_path, "SOURCES")
@@ -350,6 +367,8 @@ def main(argv):
             out = cmd_flux(c, truth, *mags)
         elif cmd == "depth":
             out = cmd_depth(c, truth)
+        elif cmd == "score":
+            out = cmd_score(args[0], c, truth)
         else:
             sys.stderr.write("skycheck.py: unknown command %s\n" % cmd)
             return 2

@@ -8,14 +8,14 @@
 # catalogue of true magnitudes. The commands are a user's: extract --no-db
 # with the catalogue, coadd --no-db.
 . "$SK_SRCDIR/tests/prog/lib.sh"
-plan 22
+plan 23
 
 PY=""
 for p in python3 /usr/bin/python3; do
     if "$p" -c 'import numpy, astropy' 2>/dev/null; then PY=$p; break; fi
 done
 if [ -z "$PY" ]; then
-    skip 22 "no python3 with numpy and astropy (share/install-deps.sh installs them)"
+    skip 23 "no python3 with numpy and astropy (share/install-deps.sh installs them)"
     done_testing
     exit $?
 fi
@@ -78,6 +78,9 @@ awk -v a="$dm" -v b="$dz" 'BEGIN { exit !(a > 20 && b > a + 0.01) }'
 ok $? "zogy: 5-sigma matched-filter depth beyond the mean's ($dz vs $dm)"
 grep -a -q "SCORE" g/coadd_zogy.fits
 ok $? "zogy: the score image S is in the coadd (HDU SCORE)"
+# shellcheck disable=SC2086
+$CHECK score g/coadd_zogy.fits $TRUTH --max score_std_ratio=0.1 >"$T_TMP/sc"
+ok $? "zogy: S has unit variance on blank sky within 10 % ($(head -1 "$T_TMP/sc"))"
 
 # the checker can fail: a coadd whose weights are doubled is caught
 $PY - g/coadd_mean.fits g/wrong.fits <<'EOF'
