@@ -359,7 +359,7 @@ int main(int argc, char **argv)
         double sig_adu = m ? 1.0 / sqrt(median_of(wv, m)) : NAN;
         free(wv);
 
-        sk_sim_psf ps = {SK_SIM_MOFFAT, fwhm, MOFFAT_BETA, 0.0, 0.0, MODEL_RADIUS_FWHM};
+        sk_sim_psf ps = {SK_SIM_MOFFAT, fwhm, MOFFAT_BETA, 0.0, 0.0, MODEL_RADIUS_FWHM, 0.0, 1.0};
         if (sk_sim_psf_check(&ps))
             die("PSF model");
         long size = 2 * (long)ceil(MODEL_RADIUS_FWHM * fwhm) + 1;

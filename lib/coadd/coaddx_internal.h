@@ -101,6 +101,14 @@ int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16
  * size x size stamp (odd size) with unit sum, centred like the inputs'. */
 int sk_zogy_psf(sk_zogy *z, double x_px, double y_px, long size, float *stamp);
 
+/* The score image S of a proper coadd (zogy_score.c): R correlated with
+ * its unit-sum PSF stamp `psf` (size x size, odd), divided by
+ * sigma_R sqrt(sum psf^2) with sigma_R = 1/sqrt(weight): a point source's
+ * matched-filter SNR at its position, unit variance on blank sky, 0 where
+ * the weight is 0. */
+int sk_zogy_score(const float *sci, const float *weight, long width, long height,
+                  const float *psf, long size, float *score);
+
 typedef struct sk_psfmatch_opts {
     long psf_size;          /* odd PSF stamp size (default 31); kernels
                                reach at most psf_size/2 pixels */

@@ -730,8 +730,25 @@ void sk_coadd_result_free(sk_coadd_result *r)
         return;
     sk_image_free(r->image);
     free(r->nimg);
+    free(r->score);
     free(r->info);
     free(r);
+}
+
+/* The SCORE HDU of a proper coadd, with its normalisation. */
+static int write_score(sk_fits_writer *w, long W, long H, const float *score)
+{
+    sk_header *sh = sk_header_new();
+    int rc = sh ? SK_OK : sk_error(SK_EIO, "score image: out of memory");
+    rc = rc ? rc : sk_header_set_str(sh, "SCORENRM", "SNR", "S = (R corr P_R)/(sigma_R sqrt(sum P_R^2))");
+    rc = rc ? rc : sk_header_add_comment(sh, "COMMENT", "score image S of the proper coadd: SCI correlated "
+                                         "with its PSF, in units of the noise");
+    rc = rc ? rc : sk_header_add_comment(sh, "COMMENT", "that filter leaves (sigma_R = 1/sqrt(WGT)): a point "
+                                         "source's matched-filter SNR at its");
+    rc = rc ? rc : sk_header_add_comment(sh, "COMMENT", "position; unit variance on blank sky; 0 without data");
+    rc = rc ? rc : sk_fits_writer_add_image(w, "SCORE", -32, W, H, score, sh);
+    sk_header_free(sh);
+    return rc;
 }
 
 int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_opts *opts)
@@ -773,6 +790,8 @@ int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_op
             rc = sk_fits_writer_add_image(w, "NIMG", 32, W, H, r->nimg, nh);
         }
     }
+    if (!rc && r->score)
+        rc = write_score(w, W, H, r->score);
     sk_header_free(wh);
     sk_header_free(fh);
     sk_header_free(nh);

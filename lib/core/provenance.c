@@ -19,8 +19,8 @@ static const struct {
     const char *version;
 } code_versions[] = {
     {"preprocessing", "1.0.0"},
-    {"extraction", "1.0.0"},
-    {"coaddition", "1.1.0"},
+    {"extraction", "1.1.0"},
+    {"coaddition", "1.2.0"},
     {"referencing", "1.0.0"},
 };
 #define NPROCESSES (sizeof code_versions / sizeof code_versions[0])

@@ -588,7 +588,6 @@ typedef struct pstar {
     long ix, iy;          /* image pixel of the stamp's middle */
     double x0, y0;        /* windowed centroid */
     double x, y, flux;    /* current PSF-fit centre and flux */
-    double bkg;           /* local background offset fitted with them */
     float *d;             /* m*m background-subtracted pixels */
     float *vb;            /* m*m background variance; 0 = unusable */
     float *wt;            /* m*m inverse total variance of the current fit */
@@ -624,6 +623,36 @@ static void star_free(pstar *s)
     free(s->d);
     free(s->vb);
     free(s->wt);
+}
+
+/* The star's local sky, taken out of its stamp: the median of its usable
+ * pixels beyond 3 FWHM (the stamp's outer ring and corners), from the data
+ * alone. Fitted jointly with the flux it would be degenerate with the
+ * model's level (a constant in the model is offset exactly by -flux times
+ * it in every star's background), which then drifts; ignored, an excess of
+ * sky around the stars (faint neighbours, the background's error there)
+ * would enter the model as a pedestal. Either changes the model's sum
+ * within the PSF fit's radius, and every PSF flux with it. */
+static void stamp_local_sky(const bctx *c, pstar *s)
+{
+    int m = c->m;
+    double r2 = 9.0 * c->fwhm * c->fwhm;
+    double *v = malloc(sizeof *v * (size_t)m * (size_t)m);
+    long n = 0;
+    for (int j = 0; v && j < m; j++)
+        for (int i = 0; i < m; i++) {
+            long q = (long)j * m + i;
+            double dx = (double)(s->ix - m / 2 + i) - s->x0, dy = (double)(s->iy - m / 2 + j) - s->y0;
+            if (s->vb[q] > 0 && dx * dx + dy * dy > r2)
+                v[n++] = s->d[q];
+        }
+    if (n >= 20) {
+        float sky = (float)sk_median_double(v, n);
+        for (long q = 0; q < (long)m * m; q++)
+            if (s->vb[q] > 0)
+                s->d[q] -= sky;
+    }
+    free(v);
 }
 
 static int cut_stamp(long k, void *u)
@@ -666,6 +695,7 @@ static int cut_stamp(long k, void *u)
             core_usable += in_core;
         }
     }
+    stamp_local_sky(c, s);
     for (long q = 0; q < (long)m * m; q++)
         s->wt[q] = s->vb[q] > 0 ? (float)(1.0 / fit_variance(s->vb[q], s->d[q], c->gain)) : 0.0f;
     /* most of the core and a quarter of the stamp must be there */
@@ -760,10 +790,14 @@ static int stack_pixel(long p, void *u)
     return SK_OK;
 }
 
-/* Fit flux, centre and a constant local background offset of star k with
- * the current model (Gauss-Newton, weights from the noise alone, so that
- * the core decides the flux); update its model-fit weights (noise and the
- * accuracy floor) and reduced chi^2 with those weights. */
+/* Fit flux and centre of star k with the current model (Gauss-Newton,
+ * weights from the noise alone, so that the core decides the flux); update
+ * its model-fit weights (noise and the accuracy floor) and reduced chi^2
+ * with those weights. No local background offset is fitted: a constant
+ * added to the model is exactly compensated by offsets of -flux times it,
+ * so the rounds of model and star fits would let the model's level drift;
+ * the stars' local sky is taken out of their stamps instead
+ * (stamp_local_sky). */
 static int refit_star(long k, void *u)
 {
     bctx *c = u;
@@ -789,7 +823,7 @@ static int refit_star(long k, void *u)
     grid_from_basis(psf, c->comp, s->b, grid);
     const double h = 0.02;
     double *f0 = f, *fxp = f + mm, *fxm = f + 2 * mm, *fyp = f + 3 * mm, *fym = f + 4 * mm;
-    double flux = s->flux > 0 ? s->flux : 1.0, bkg = 0;
+    double flux = s->flux > 0 ? s->flux : 1.0;
     int good = 1;
     for (int it = 0; it < 8 && good; it++) {
         double dx = s->x - (double)s->ix, dy = s->y - (double)s->iy;
@@ -810,7 +844,7 @@ static int refit_star(long k, void *u)
         render_fwd(&r, grid, fyp);
         render_set(&r, psf->step_px, dx, dy - h);
         render_fwd(&r, grid, fym);
-        double a[16] = {0}, rhs[4] = {0};
+        double a[9] = {0}, rhs[3] = {0};
         for (long q = 0; q < mm; q++) {
             if (!(s->vb[q] > 0))
                 continue;
@@ -818,15 +852,14 @@ static int refit_star(long k, void *u)
             double gx = (fxp[q] - fxm[q]) / (2 * h * sum), gy = (fyp[q] - fym[q]) / (2 * h * sum);
             double mod = flux * fq;
             double w = 1.0 / (s->vb[q] + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0));
-            double v[4] = {fq, gx, gy, 1.0}, dq = s->d[q];
-            sk_normal_add(a, rhs, 4, 1, v, w, &dq);
+            double v[3] = {fq, gx, gy}, dq = s->d[q];
+            sk_normal_add(a, rhs, 3, 1, v, w, &dq);
         }
-        if (sk_cholesky_solve(a, rhs, 4, 1, 1e-300) != 0 || !(rhs[0] > 0)) {
+        if (sk_cholesky_solve(a, rhs, 3, 1, 1e-300) != 0 || !(rhs[0] > 0)) {
             good = 0;
             break;
         }
         flux = rhs[0];
-        bkg = rhs[3];
         double ddx = rhs[1] / flux, ddy = rhs[2] / flux;
         if (ddx > 0.5) ddx = 0.5;
         if (ddx < -0.5) ddx = -0.5;
@@ -855,7 +888,7 @@ static int refit_star(long k, void *u)
             }
             double mod = flux * f0[q] / sum;
             double fv = fit_variance(s->vb[q], mod, c->gain);
-            double res = s->d[q] - bkg - mod;
+            double res = s->d[q] - mod;
             chi2 += res * res / fv;
             n++;
             /* pixels 2.5 sigma off the current model (a neighbour's wings,
@@ -870,8 +903,7 @@ static int refit_star(long k, void *u)
             }
         }
         s->flux = flux;
-        s->bkg = bkg;
-        s->chi2 = n > 4 ? chi2 / (double)(n - 4) : INFINITY;
+        s->chi2 = n > 3 ? chi2 / (double)(n - 3) : INFINITY;
         s->shape = den > 0 ? sqrt(num > 0 ? num / den : 0.0) : INFINITY;
         good = isfinite(s->chi2) && sum > 0;
     }
@@ -915,7 +947,7 @@ static int cg_chunk(long ch, void *u)
                 img[q] *= f2 * s->wt[q];
         } else if (c->cg_mode == 1) {
             for (long q = 0; q < mm; q++)
-                img[q] = s->flux * s->wt[q] * (s->d[q] - s->bkg);
+                img[q] = s->flux * s->wt[q] * s->d[q];
         } else {
             double f2 = s->flux * s->flux;
             for (long q = 0; q < mm; q++)

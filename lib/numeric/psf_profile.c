@@ -1,4 +1,4 @@
-/* psf_profile.c: elliptical Moffat and Gaussian PSF profiles, truncated and
+/* psf_profile.c: elliptical Moffat, Gaussian and double-Gaussian PSF profiles, truncated and
  * normalised analytically, sampled at pixel centres or integrated over each
  * pixel by adaptive Gauss-Legendre quadrature (see psf_profile.h). */
 #include <math.h>
@@ -139,8 +139,14 @@ static inline double pixel_midpoint(const shape *s, double dx, double dy)
 
 int sk_sim_psf_check(const sk_sim_psf *psf)
 {
-    if (psf->model != SK_SIM_MOFFAT && psf->model != SK_SIM_GAUSSIAN)
-        return sk_error(SK_EINPUT, "PSF model %d: not moffat or gaussian", psf->model);
+    if (psf->model != SK_SIM_MOFFAT && psf->model != SK_SIM_GAUSSIAN &&
+        psf->model != SK_SIM_DOUBLE_GAUSSIAN)
+        return sk_error(SK_EINPUT, "PSF model %d: not moffat, gaussian or double-gaussian", psf->model);
+    if (psf->model == SK_SIM_DOUBLE_GAUSSIAN &&
+        !(psf->wing_fraction >= 0.0 && psf->wing_fraction < 1.0 && psf->wing_ratio >= 1.0 &&
+          psf->wing_ratio <= 20.0))
+        return sk_error(SK_EINPUT, "double-Gaussian PSF: wing fraction %g must be in [0, 1) and "
+                        "wing ratio %g in [1, 20]", psf->wing_fraction, psf->wing_ratio);
     if (!(psf->fwhm_px > 0.1 && psf->fwhm_px < 1e4))
         return sk_error(SK_EINPUT, "PSF FWHM %g px: must be in (0.1, 10000)", psf->fwhm_px);
     if (psf->model == SK_SIM_MOFFAT && !(psf->beta > 1.0 && psf->beta < 100.0))
@@ -155,28 +161,56 @@ int sk_sim_psf_check(const sk_sim_psf *psf)
 
 double sk_sim_psf_extent_px(const sk_sim_psf *psf)
 {
+    sk_sim_psf c[2];
+    double fr[2];
+    int n = sk_sim_psf_components(psf, c, fr);
     double q = 1.0 - psf->ellipticity;
-    return psf->radius_fwhm * psf->fwhm_px / sqrt(q);
+    return psf->radius_fwhm * c[n - 1].fwhm_px / sqrt(q);
 }
 
 double sk_sim_psf_density(const sk_sim_psf *psf, double dx, double dy)
 {
-    shape s;
-    shape_of(psf, &s);
-    return density_r2(&s, radius2(&s, dx, dy));
+    sk_sim_psf c[2];
+    double fr[2], v = 0.0;
+    int nc = sk_sim_psf_components(psf, c, fr);
+    for (int k = 0; k < nc; k++) {
+        shape s;
+        shape_of(&c[k], &s);
+        v += fr[k] * density_r2(&s, radius2(&s, dx, dy));
+    }
+    return v;
 }
 
 void sk_sim_psf_sample(const sk_sim_psf *psf, long half, double *out)
 {
-    shape s;
-    shape_of(psf, &s);
+    sk_sim_psf c[2];
+    double fr[2];
+    int nc = sk_sim_psf_components(psf, c, fr);
     long n = 2 * half + 1;
-    for (long j = 0; j < n; j++)
-        for (long i = 0; i < n; i++)
-            out[j * n + i] = density_r2(&s, radius2(&s, (double)(i - half), (double)(j - half)));
+    for (long q = 0; q < n * n; q++)
+        out[q] = 0.0;
+    for (int k = 0; k < nc; k++) {
+        shape s;
+        shape_of(&c[k], &s);
+        for (long j = 0; j < n; j++)
+            for (long i = 0; i < n; i++)
+                out[j * n + i] += fr[k] * density_r2(&s, radius2(&s, (double)(i - half), (double)(j - half)));
+    }
 }
 
+static double sigma2_one(const sk_sim_psf *psf);
+
 double sk_sim_psf_sigma2_px2(const sk_sim_psf *psf)
+{
+    sk_sim_psf c[2];
+    double fr[2], v = 0.0;
+    int nc = sk_sim_psf_components(psf, c, fr);
+    for (int k = 0; k < nc; k++)
+        v += fr[k] * sigma2_one(&c[k]);
+    return v;
+}
+
+static double sigma2_one(const sk_sim_psf *psf)
 {
     shape s;
     shape_of(psf, &s);
@@ -193,8 +227,21 @@ double sk_sim_psf_sigma2_px2(const sk_sim_psf *psf)
     return 0.5 * r2mean;
 }
 
+static void psf_add_one(const sk_sim_psf *psf, double flux, double x, double y,
+                        double *image, long width, long height, long row0, long row1);
+
 void sk_sim_psf_add(const sk_sim_psf *psf, double flux, double x, double y,
                     double *image, long width, long height, long row0, long row1)
+{
+    sk_sim_psf c[2];
+    double fr[2];
+    int nc = sk_sim_psf_components(psf, c, fr);
+    for (int k = 0; k < nc; k++)
+        psf_add_one(&c[k], flux * fr[k], x, y, image, width, height, row0, row1);
+}
+
+static void psf_add_one(const sk_sim_psf *psf, double flux, double x, double y,
+                        double *image, long width, long height, long row0, long row1)
 {
     shape s;
     shape_of(psf, &s);

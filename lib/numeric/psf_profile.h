@@ -1,8 +1,14 @@
-/* psf_profile.h: the analytic PSF profiles of skystack/sim.h's sk_sim_psf (elliptical Moffat, Gaussian), drawn by the simulator and by psfmatch's target PSF; not installed. */
+/* psf_profile.h: the analytic PSF profiles of skystack/sim.h's sk_sim_psf (elliptical Moffat, Gaussian, double Gaussian), drawn by the simulator and by psfmatch's target PSF; not installed. */
 #ifndef SK_PSF_PROFILE_H
 #define SK_PSF_PROFILE_H
 
 #include "skystack/sim.h"
+
+/* The profile as a sum of single-component profiles (psf_double.c): a
+ * double Gaussian gives its core and wing Gaussians with their light
+ * fractions (2, or 1 when the wing is empty), any other model itself
+ * (1, frac[0] = 1). */
+int sk_sim_psf_components(const sk_sim_psf *psf, sk_sim_psf comp[2], double frac[2]);
 
 /* Check the parameters: SK_EINPUT naming the bad one. */
 int sk_sim_psf_check(const sk_sim_psf *psf);

@@ -248,7 +248,14 @@ static int truth_header(const sk_sim_params *p, const sk_sim_exposure *e, int pe
     rc = rc ? rc : sk_header_set_double(h, "SKYGRADY", in->sky_grad_y, "[ADU/px] sky gradient along y");
     rc = rc ? rc : sk_header_set_double(h, "SKYREFX", in->centre_x, "sky reference pixel x (0-based)");
     rc = rc ? rc : sk_header_set_double(h, "SKYREFY", in->centre_y, "sky reference pixel y (0-based)");
-    rc = rc ? rc : sk_header_set_str(h, "PSFMODEL", in->psf.model == SK_SIM_MOFFAT ? "moffat" : "gaussian", NULL);
+    rc = rc ? rc : sk_header_set_str(h, "PSFMODEL", in->psf.model == SK_SIM_MOFFAT     ? "moffat"
+                                                    : in->psf.model == SK_SIM_GAUSSIAN ? "gaussian"
+                                                                                       : "double-gaussian",
+                                     NULL);
+    if (!rc && in->psf.model == SK_SIM_DOUBLE_GAUSSIAN) {
+        rc = sk_header_set_double(h, "PSFWFRAC", in->psf.wing_fraction, "light in the wing Gaussian");
+        rc = rc ? rc : sk_header_set_double(h, "PSFWRAT", in->psf.wing_ratio, "wing FWHM / core FWHM");
+    }
     rc = rc ? rc : sk_header_set_double(h, "PSFFWHM", in->psf.fwhm_px, "[px] PSF FWHM at the image centre");
     rc = rc ? rc : sk_header_set_double(h, "SEEING", in->psf.fwhm_px * p->pixel_scale_arcsec,
                                         "[arcsec] PSF FWHM at the image centre");
@@ -339,15 +346,22 @@ static int draw_conditions(const sk_sim_params *p, int index, sk_rng *r, sk_sim_
     in->magzero = p->zero_point + 2.5 * log10(p->exptime_s) -
                   p->extinction_mag_per_airmass * in->airmass + transparency;
     double sky_mag = p->sky_mag_arcsec2 + p->sky_scatter_mag * sk_rng_gauss(r);
-    in->sky_adu = p->pixel_scale_arcsec * p->pixel_scale_arcsec * pow(10.0, -0.4 * (sky_mag - in->magzero));
+    in->sky_adu = p->sky_adu > 0
+                      ? p->sky_adu * pow(10.0, -0.4 * (sky_mag - p->sky_mag_arcsec2))
+                      : p->pixel_scale_arcsec * p->pixel_scale_arcsec * pow(10.0, -0.4 * (sky_mag - in->magzero));
     double grad_dir = sk_rng_range(r, 0.0, 2.0 * M_PI);
     double grad = p->sky_gradient * in->sky_adu / (double)(w > h ? w : h);
     in->sky_grad_x = grad * cos(grad_dir);
     in->sky_grad_y = grad * sin(grad_dir);
     in->centre_x = 0.5 * (double)(w - 1);
     in->centre_y = 0.5 * (double)(h - 1);
-    double seeing = p->seeing_arcsec * exp(p->seeing_scatter * sk_rng_gauss(r));
+    double seeing0 = p->seeing_arcsec;
+    if (p->seeing_max_arcsec > p->seeing_arcsec && p->nexp > 1)
+        seeing0 += (p->seeing_max_arcsec - p->seeing_arcsec) * (double)index / (double)(p->nexp - 1);
+    double seeing = seeing0 * exp(p->seeing_scatter * sk_rng_gauss(r));
     in->psf.model = p->psf_model;
+    in->psf.wing_fraction = p->psf_wing_fraction;
+    in->psf.wing_ratio = p->psf_wing_ratio;
     in->psf.fwhm_px = seeing / p->pixel_scale_arcsec;
     in->psf.beta = p->moffat_beta;
     in->psf.ellipticity = fmin(fabs(sk_rng_gauss(r)) * p->psf_ellipticity, 0.5);

@@ -56,6 +56,10 @@ static const key keys[] = {
     D(psf_ellipticity, 0, 0.5),
     D(psf_variation, 0, 1),
     D(psf_radius_fwhm, 1.5, 50),
+    D(seeing_max_arcsec, 0, 3600),
+    D(psf_wing_fraction, 0, 0.9),
+    D(psf_wing_ratio, 1, 20),
+    D(sky_adu, 0, 1e9),
     D(gain, 1e-3, 1e6),
     D(read_noise_e, 0, 1e6),
     D(saturation_adu, 1, 1e12),
@@ -124,8 +128,11 @@ int sk_sim_params_from_config(const sk_config *c, sk_sim_params *p)
         p->psf_model = SK_SIM_MOFFAT;
     else if (strcmp(model, "gaussian") == 0)
         p->psf_model = SK_SIM_GAUSSIAN;
+    else if (strcmp(model, "double-gaussian") == 0)
+        p->psf_model = SK_SIM_DOUBLE_GAUSSIAN;
     else
-        return sk_error(SK_EINPUT, "simulation.psf_model: \"%s\" is not moffat or gaussian", model);
+        return sk_error(SK_EINPUT, "simulation.psf_model: \"%s\" is not moffat, gaussian or "
+                        "double-gaussian", model);
 
     const char *dist = sk_config_string(c, "simulation.distortion", "");
     if (strcmp(dist, "sip") == 0)
@@ -142,7 +149,10 @@ int sk_sim_params_from_config(const sk_config *c, sk_sim_params *p)
         return sk_error(SK_EINPUT, "simulation.galaxy_re_max_arcsec is below galaxy_re_min_arcsec");
     if (p->galaxy_n_max < p->galaxy_n_min)
         return sk_error(SK_EINPUT, "simulation.galaxy_n_max is below galaxy_n_min");
-    double fwhm_px = p->seeing_arcsec / p->pixel_scale_arcsec;
+    if (p->seeing_max_arcsec > 0 && p->seeing_max_arcsec < p->seeing_arcsec)
+        return sk_error(SK_EINPUT, "simulation.seeing_max_arcsec %g is below seeing_arcsec %g "
+                        "(0: every exposure at seeing_arcsec)", p->seeing_max_arcsec, p->seeing_arcsec);
+    double fwhm_px = fmax(p->seeing_arcsec, p->seeing_max_arcsec) / p->pixel_scale_arcsec;
     if (fwhm_px < 0.5 || fwhm_px > 200)
         return sk_error(SK_EINPUT, "simulation.seeing_arcsec: %g arcsec is %g px, outside [0.5, 200]",
                         p->seeing_arcsec, fwhm_px);

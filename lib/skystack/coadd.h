@@ -155,6 +155,8 @@ typedef struct sk_coadd_result {
     sk_image *image;         /* SCI, WGT (1/variance per pixel), FLG; header
                                 with the WCS and the coadd keywords */
     int32_t *nimg;           /* inputs contributing to each pixel */
+    float *score;            /* the proper coadd's score image S (matched
+                                filter in units of its noise), or NULL */
     long nrejected;          /* input pixels rejected by clipping */
     double varcorr;          /* large-scale / per-pixel variance (mean) */
     double zero_point;       /* MAGZERO */

@@ -22,7 +22,7 @@ extern "C" {
 
 /* ---- PSF and galaxy profiles (numeric/psf_profile.c, sim_galaxy.c) -- */
 
-enum sk_sim_psf_model { SK_SIM_MOFFAT = 0, SK_SIM_GAUSSIAN = 1 };
+enum sk_sim_psf_model { SK_SIM_MOFFAT = 0, SK_SIM_GAUSSIAN = 1, SK_SIM_DOUBLE_GAUSSIAN = 2 };
 
 /* An elliptical PSF. fwhm_px is the geometric mean of the major- and
  * minor-axis FWHM (the area-preserving FWHM); axis ratio q = 1 - ellipticity,
@@ -36,6 +36,12 @@ typedef struct sk_sim_psf {
     double ellipticity;  /* 1 - b/a, in [0, 1) */
     double angle_deg;    /* major axis, from +x towards +y */
     double radius_fwhm;  /* truncation radius in units of fwhm_px */
+    /* double Gaussian: a core plus wing_fraction of the light in a
+     * Gaussian wing_ratio times broader (same shape and angle); fwhm_px is
+     * the FWHM of the sum, and each component is truncated at radius_fwhm
+     * of its own FWHM */
+    double wing_fraction; /* in [0, 1) */
+    double wing_ratio;    /* wing FWHM / core FWHM, >= 1 */
 } sk_sim_psf;
 
 /* A Sersic galaxy convolved with a PSF, rendered into a square stamp. */
@@ -74,11 +80,18 @@ typedef struct sk_sim_params {
     double transient_peak_mag, transient_duration_days;
     /* sky and photometry */
     double sky_mag_arcsec2, sky_scatter_mag, sky_gradient;
+    double sky_adu;                   /* > 0: the sky in ADU at sky_mag_arcsec2
+                                         (scattered alike), whatever the
+                                         zero point */
     double zero_point;                /* mag of 1 ADU/s above the atmosphere */
     double extinction_mag_per_airmass, transparency_scatter_mag;
     /* PSF */
     int psf_model;                    /* enum sk_sim_psf_model */
     double seeing_arcsec, seeing_scatter, moffat_beta, psf_ellipticity;
+    double seeing_max_arcsec;         /* > seeing_arcsec: exposure i of n has
+                                         seeing evenly from seeing_arcsec
+                                         to this, before the scatter */
+    double psf_wing_fraction, psf_wing_ratio; /* double Gaussian */
     double psf_variation, psf_radius_fwhm;
     /* detector */
     double gain, read_noise_e, saturation_adu, exptime_s;

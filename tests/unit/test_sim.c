@@ -74,7 +74,7 @@ static void test_rng(void)
 /* Flux, centroid and second moments of a PSF rendered alone. */
 static void test_psf_one(int model, double beta, double fwhm, double ell, const char *what)
 {
-    sk_sim_psf psf = {model, fwhm, beta, ell, 25.0, 5.0};
+    sk_sim_psf psf = {model, fwhm, beta, ell, 25.0, 5.0, 0.0, 1.0};
     ok(sk_sim_psf_check(&psf) == SK_OK, "%s: parameters accepted", what);
     long w = 160, h = 160;
     double *img = malloc((size_t)(w * h) * sizeof *img);
@@ -123,13 +123,42 @@ static void test_psf(void)
     test_psf_one(SK_SIM_GAUSSIAN, 0, 4.0, 0.3, "gaussian elliptical");
 
     /* The FWHM itself: the circular profile at r = FWHM/2 is half the peak. */
-    sk_sim_psf m = {SK_SIM_MOFFAT, 4.0, 3.5, 0.0, 0.0, 5.0};
+    sk_sim_psf m = {SK_SIM_MOFFAT, 4.0, 3.5, 0.0, 0.0, 5.0, 0.0, 1.0};
     is_near(sk_sim_psf_density(&m, 2.0, 0.0) / sk_sim_psf_density(&m, 0, 0), 0.5, 1e-12,
             "moffat: half maximum at FWHM/2");
-    sk_sim_psf g = {SK_SIM_GAUSSIAN, 4.0, 0.0, 0.0, 0.0, 5.0};
+    sk_sim_psf g = {SK_SIM_GAUSSIAN, 4.0, 0.0, 0.0, 0.0, 5.0, 0.0, 1.0};
     is_near(sk_sim_psf_density(&g, 0.0, 2.0) / sk_sim_psf_density(&g, 0, 0), 0.5, 1e-12,
             "gaussian: half maximum at FWHM/2");
-    sk_sim_psf e = {SK_SIM_MOFFAT, 4.0, 3.5, 0.36, 90.0, 5.0}; /* q = 0.64: major 5, minor 3.2 */
+    /* double Gaussian: the sum's half maximum at FWHM/2, unit integral,
+     * and the second moment of the sum */
+    sk_sim_psf dg = {SK_SIM_DOUBLE_GAUSSIAN, 4.5, 0.0, 0.0, 0.0, 5.0, 0.15, 2.5};
+    ok(sk_sim_psf_check(&dg) == SK_OK, "double gaussian: parameters accepted");
+    is_near(sk_sim_psf_density(&dg, 2.25, 0.0) / sk_sim_psf_density(&dg, 0, 0), 0.5, 1e-9,
+            "double gaussian: the sum's half maximum at FWHM/2");
+    {
+        long w = 121, n = w * w;
+        double *im = calloc((size_t)n, sizeof *im), s0 = 0, s2 = 0;
+        sk_sim_psf_add(&dg, 1000.0, 60.3, 59.8, im, w, w, 0, w);
+        for (long q = 0; q < n; q++) {
+            double dx = (double)(q % w) - 60.3, dy = (double)(q / w) - 59.8;
+            s0 += im[q];
+            s2 += im[q] * (dx * dx + dy * dy);
+        }
+        is_near(s0, 1000.0, 0.5, "double gaussian: pixels sum to the flux");
+        /* per-axis moment minus the pixel's 1/12, against the components' mix */
+        is_near(0.5 * s2 / s0 - 1.0 / 12.0, sk_sim_psf_sigma2_px2(&dg), 0.01 * sk_sim_psf_sigma2_px2(&dg),
+                "double gaussian: second moment of the sum of the components");
+        /* broader than the single Gaussian of the same FWHM (the wing) */
+        sk_sim_psf g1 = dg;
+        g1.model = SK_SIM_GAUSSIAN;
+        ok(sk_sim_psf_sigma2_px2(&dg) > 1.2 * sk_sim_psf_sigma2_px2(&g1),
+           "double gaussian: wings broader than a Gaussian of the same FWHM");
+        free(im);
+    }
+    dg.wing_ratio = 0.5;
+    ok(sk_sim_psf_check(&dg) == SK_EINPUT, "double gaussian: a wing narrower than the core refused");
+    sk_error_clear();
+    sk_sim_psf e = {SK_SIM_MOFFAT, 4.0, 3.5, 0.36, 90.0, 5.0, 0.0, 1.0}; /* q = 0.64: major 5, minor 3.2 */
     is_near(sk_sim_psf_density(&e, 0.0, 2.5) / sk_sim_psf_density(&e, 0, 0), 0.5, 1e-12,
             "elliptical: major-axis FWHM = fwhm/sqrt(q)");
     is_near(sk_sim_psf_density(&e, 1.6, 0.0) / sk_sim_psf_density(&e, 0, 0), 0.5, 1e-12,
@@ -285,7 +314,8 @@ static void test_stars(const char *model_set)
         mxx = mxx / s - 1.0 / 12.0;
         myy = myy / s - 1.0 / 12.0;
         mxy /= s;
-        sk_sim_psf circ = {p.psf_model, fwhm, p.moffat_beta, 0.0, 0.0, p.psf_radius_fwhm};
+        sk_sim_psf circ = {p.psf_model, fwhm, p.moffat_beta, 0.0, 0.0, p.psf_radius_fwhm,
+                           p.psf_wing_fraction, p.psf_wing_ratio};
         double fwhm_meas = fwhm * sqrt(sqrt(mxx * myy - mxy * mxy) / sk_sim_psf_sigma2_px2(&circ));
         worst_fwhm = fmax(worst_fwhm, fabs(fwhm_meas / fwhm - 1.0));
         tested++;
@@ -660,6 +690,7 @@ int main(void)
     test_blank_sky();
     test_stars("simulation.psf_model=moffat");
     test_stars("simulation.psf_model=gaussian");
+    test_stars("simulation.psf_model=double-gaussian");
     test_tpv();
     test_perturbed();
     test_defects_and_determinism();

@@ -11,6 +11,7 @@
 typedef struct imsim_opts {
     const char *outdir;
     int print_all;
+    int separate;      /* --layout separate: SCI, weight and mask in three files */
 } imsim_opts;
 
 static const sk_opt options[] = {
@@ -19,8 +20,21 @@ static const sk_opt options[] = {
     {"seed", 's', 1, "N", "random seed (a non-negative integer)", "simulation.seed"},
     {"nstars", 0, 1, "N", "stars per exposure area down to simulation.mag_max", "simulation.nstars"},
     {"galaxies", 0, 1, "FRAC", "galaxies per star", "simulation.galaxy_fraction"},
-    {"psf", 0, 1, "MODEL", "PSF model: moffat or gaussian", "simulation.psf_model"},
+    {"psf", 0, 1, "MODEL", "PSF model: moffat, gaussian or double-gaussian", "simulation.psf_model"},
     {"seeing", 0, 1, "ARCSEC", "median seeing FWHM", "simulation.seeing_arcsec"},
+    {"seeing-max", 0, 1, "ARCSEC", "exposures' seeing evenly from --seeing to this",
+     "simulation.seeing_max_arcsec"},
+    {"zero-point", 0, 1, "MAG", "zero point of 1 ADU/s above the atmosphere", "simulation.zero_point"},
+    {"zp-scatter", 0, 1, "MAG", "per-exposure transparency loss |N(0, MAG)|",
+     "simulation.transparency_scatter_mag"},
+    {"sky-adu", 0, 1, "ADU", "sky level in ADU (0: from simulation.sky_mag_arcsec2)", "simulation.sky_adu"},
+    {"gain", 0, 1, "E/ADU", "detector gain", "simulation.gain"},
+    {"read-noise", 0, 1, "E", "read noise in electrons", "simulation.read_noise_e"},
+    {"dither", 0, 1, "ARCSEC", "pointings uniform within +-ARCSEC", "simulation.dither_arcsec"},
+    {"rotation", 0, 1, "DEG", "rotation between exposures: N(0, DEG)", "simulation.rotation_scatter_deg"},
+    {"cosmics", 0, 1, "RATE", "cosmic rays per million pixels per second (left unflagged)",
+     "simulation.cosmic_rate_per_mpix_s"},
+    {"layout", 0, 1, "KIND", "mef (SCI, WGT, FLG in one file) or separate (weight and mask files)", NULL},
     {"distortion", 0, 1, "KIND", "write the camera distortion as sip or tpv", "simulation.distortion"},
     {"wcs-offset", 0, 1, "ARCSEC", "shift the header WCS by this much (true WCS in the truth)",
      "simulation.wcs_offset_arcsec"},
@@ -38,6 +52,12 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     imsim_opts *o = user;
     if (strcmp(opt->name, "outdir") == 0) {
         o->outdir = arg;
+        return SK_OK;
+    }
+    if (strcmp(opt->name, "layout") == 0) {
+        if (strcmp(arg, "mef") != 0 && strcmp(arg, "separate") != 0)
+            return sk_error(SK_EINPUT, "--layout: '%s' is not mef or separate", arg);
+        o->separate = strcmp(arg, "separate") == 0;
         return SK_OK;
     }
     if (strcmp(opt->name, "print-all") == 0) {
@@ -93,6 +113,33 @@ static int write_truth(const char *path, const sk_sim_exposure *e)
         return rc;
     }
     return sk_fits_writer_commit(w);
+}
+
+/* The separate layout: `path` holds SCI alone in its primary HDU (header
+ * and WCS), `wpath` the weight (inverse variance) and `mpath` the flags
+ * (0 = good), each in its primary HDU. */
+static int write_separate(const char *path, const char *wpath, const char *mpath, const sk_image *im)
+{
+    const char *paths[3] = {path, wpath, mpath};
+    for (int k = 0; k < 3; k++) {
+        sk_fits_writer *w = NULL;
+        int rc = sk_fits_writer_open(paths[k], 0, &w);
+        if (!rc && k == 0)
+            rc = sk_fits_writer_add_image(w, NULL, -32, im->width, im->height, im->sci, im->header);
+        if (!rc && k == 1)
+            rc = sk_fits_writer_add_image(w, NULL, -32, im->width, im->height, im->weight, NULL);
+        if (!rc && k == 2)
+            rc = sk_fits_writer_add_image(w, NULL, 16, im->width, im->height, im->flags, NULL);
+        if (rc) {
+            if (w)
+                sk_fits_writer_abort(w);
+            return rc;
+        }
+        rc = sk_fits_writer_commit(w);
+        if (rc)
+            return rc;
+    }
+    return SK_OK;
 }
 
 static char *join(const char *dir, const char *name)
@@ -184,13 +231,23 @@ static int run(sk_cli *cli, const imsim_opts *o)
         char *img_path = join(outdir, name);
         snprintf(name, sizeof name, "exp_%03ld.truth.fits", i);
         char *truth_path = join(outdir, name);
-        if (!img_path || !truth_path)
+        snprintf(name, sizeof name, "exp_%03ld.weight.fits", i);
+        char *wgt_path = join(outdir, name);
+        snprintf(name, sizeof name, "exp_%03ld.mask.fits", i);
+        char *msk_path = join(outdir, name);
+        if (!img_path || !truth_path || !wgt_path || !msk_path)
             rc = sk_error(SK_EIO, "imsim: out of memory");
         /* The header's own WCS cards are written as they are (CD matrix and
          * SIP), not re-expressed. */
         sk_image written = *e->image;
         written.wcs = NULL;
-        rc = rc ? rc : sk_fits_write_image(img_path, &written, NULL);
+        if (o->separate) {
+            rc = rc ? rc : write_separate(img_path, wgt_path, msk_path, &written);
+            rc = rc ? rc : sk_sidecar_write(wgt_path, "weight", prov, NULL, 0);
+            rc = rc ? rc : sk_sidecar_write(msk_path, "mask", prov, NULL, 0);
+        } else {
+            rc = rc ? rc : sk_fits_write_image(img_path, &written, NULL);
+        }
         rc = rc ? rc : write_truth(truth_path, e);
         rc = rc ? rc : sk_sidecar_write(img_path, "science", prov, NULL, 0);
         rc = rc ? rc : sk_sidecar_write(truth_path, "truth", prov, NULL, 0);
@@ -201,10 +258,16 @@ static int run(sk_cli *cli, const imsim_opts *o)
                     e->info.sky_adu, e->truth->nrows, e->cosmics->nrows,
                     e->info.satellite ? ", satellite trail" : "", seconds_since(&t0));
             emit(img_path, 1);
+            if (o->separate) {
+                emit(wgt_path, o->print_all);
+                emit(msk_path, o->print_all);
+            }
             emit(truth_path, o->print_all);
         }
         free(img_path);
         free(truth_path);
+        free(wgt_path);
+        free(msk_path);
         sk_sim_exposure_free(e);
     }
     sk_sim_field_free(field);
@@ -217,7 +280,7 @@ int main(int argc, char **argv)
     sk_cli cli = {.program = "imsim",
                   .usage = "imsim [OPTIONS]",
                   .summary = "simulate exposures of one field with truth tables and a reference catalog"};
-    imsim_opts o = {NULL, 0};
+    imsim_opts o = {NULL, 0, 0};
     int rc = sk_cli_parse(&cli, argc, argv, options, handle, &o);
     if (rc == SK_OK)
         rc = run(&cli, &o);
