@@ -219,8 +219,19 @@ static int add_core(ctx_t *C, const long *pix, long n)
     return SK_OK;
 }
 
+/* The highest value of a component. */
+static double branch_peak(const ctx_t *C, const comp_t *c)
+{
+    double pk = 0;
+    for (long k = 0; k < c->n; k++)
+        if (C->val[c->pix[k]] > pk)
+            pk = C->val[c->pix[k]];
+    return pk;
+}
+
 /* Look for a split of `pix` above level `from`: two or more branches each
- * with more than contrast * total flux. Splits recurse; otherwise the
+ * with more than contrast * total flux or rising above it by the
+ * detection threshold. Splits recurse; otherwise the
  * highest single branch becomes a core. */
 static int split(ctx_t *C, const long *pix, long n, int from)
 {
@@ -274,9 +285,15 @@ static int split(ctx_t *C, const long *pix, long n, int from)
         }
         if (st)
             break;
+        /* a branch counts when it holds the contrast's share of the
+           segment's flux, or when it rises above the level by the
+           detection threshold (it would be detected on its own there: a
+           star among many in a crowded segment whose summed flux dwarfs
+           each of them) */
         long nsig = 0;
         for (long k = 0; k < nc; k++)
-            if (comps[k].flux >= C->p->deblend_contrast * C->total_flux)
+            if (comps[k].flux >= C->p->deblend_contrast * C->total_flux ||
+                branch_peak(C, &comps[k]) - t >= C->thresh)
                 comps[nsig++] = comps[k];
             else
                 free(comps[k].pix);
