@@ -13,7 +13,7 @@
 
 void sk_background_params_default(sk_background_params *p)
 {
-    p->mesh_px = 128;
+    p->mesh_px = 64;
     p->filter_size = 3;
     p->clip_sigma = 3.0;
     p->clip_iterations = 5;
