@@ -136,7 +136,7 @@ static void dilate_line(uint8_t *v, long n, long stride, int r, uint8_t *tmp)
         v[i * stride] = tmp[i];
 }
 
-uint8_t *sk_detection_mask(const sk_detection *det, int radius_px, long max_npix)
+uint8_t *sk_detection_mask(const sk_detection *det, int radius_px)
 {
     long w = det->width, h = det->height, npix = w * h;
     uint8_t *m = malloc((size_t)npix);
@@ -147,10 +147,8 @@ uint8_t *sk_detection_mask(const sk_detection *det, int radius_px, long max_npix
         sk_error(SK_EIO, "detection: out of memory for the object mask");
         return NULL;
     }
-    for (long i = 0; i < npix; i++) {
-        int32_t o = det->segmap[i];
-        m[i] = o != 0 && (max_npix <= 0 || det->objects[o - 1].npix <= max_npix);
-    }
+    for (long i = 0; i < npix; i++)
+        m[i] = det->segmap[i] != 0;
     if (radius_px > 0) {
         for (long y = 0; y < h; y++)
             dilate_line(m + y * w, w, 1, radius_px, tmp);

@@ -181,13 +181,12 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
     double fwhm = p->fwhm_guess_px;
     sk_detect_params dp = p->detect;
     dp.fwhm_px = fwhm;
-    /* the first detection finds the objects to mask and the peaks to
-       measure the FWHM on; it is deblended, so that the stars of a
-       crowded field are masked one by one while large smooth structure
-       (nebulosity) stays one object that the mask leaves to the
-       background */
+    /* the first detection only finds the objects to mask and the peaks
+       to measure the FWHM on: no deblending */
+    sk_detect_params first = dp;
+    first.deblend_levels = 1;
     if (!st)
-        st = sk_detect(img, r->background, &dp, threads, &r->detection);
+        st = sk_detect(img, r->background, &first, threads, &r->detection);
     sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius,
                              gain, fwhm, 0 };
     /* The FWHM from the data: the mode of the bright round peaks' FWHMs,
@@ -206,12 +205,7 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
        on it with the final filter. */
     if (!st) {
         int grow = (int)ceil(2.0 * fwhm);
-        /* objects as large as a quarter of a mesh cell are structure
-           that the background follows (nebulosity, the unresolved light
-           of a crowded field): left unmasked, as Source Extractor's
-           background leaves everything */
-        long m_px = p->background.mesh_px;
-        uint8_t *mask = sk_detection_mask(r->detection, grow, m_px * m_px / 4);
+        uint8_t *mask = sk_detection_mask(r->detection, grow);
         /* the first pass's maps go before the second pass allocates its
            own (the memory is reused rather than doubled) */
         sk_detection_free(r->detection);
