@@ -13,7 +13,7 @@
 
 void sk_background_params_default(sk_background_params *p)
 {
-    p->mesh_px = 128;
+    p->mesh_px = 64;
     p->filter_size = 3;
     p->clip_sigma = 3.0;
     p->clip_iterations = 5;
@@ -193,10 +193,46 @@ struct cell_job {
     float *err;            /* per cell: error of the level estimate */
 };
 
+/* The usable pixels of cell c (every sample_step-th along x and y), and
+ * their offsets from its centre, into v, dx, dy; those under the mask are
+ * left out when use_mask. Returns their number; *area is the number of
+ * sampled pixels, *usable those usable whatever the mask. */
+static long cell_gather(const struct cell_job *J, long c, int use_mask, float *v, float *vdx,
+                        float *vdy, long *area, long *usable)
+{
+    const sk_image *img = J->img;
+    const sk_background *bg = J->bg;
+    int mesh = bg->mesh_px;
+    long cx = c % bg->nx, cy = c / bg->nx;
+    long x0 = cx * mesh, y0 = cy * mesh;
+    long x1 = x0 + mesh < img->width ? x0 + mesh : img->width;
+    long y1 = y0 + mesh < img->height ? y0 + mesh : img->height;
+    double xc = 0.5 * (double)(x0 + x1 - 1), yc = 0.5 * (double)(y0 + y1 - 1);
+    long n = 0, nu = 0, step = J->p->sample_step > 1 ? J->p->sample_step : 1;
+    for (long y = y0; y < y1; y += step) {
+        const float *s = img->sci + y * img->width;
+        const float *w = img->weight + y * img->width;
+        const uint16_t *f = img->flags + y * img->width;
+        const uint8_t *mk = use_mask && J->mask ? J->mask + y * img->width : NULL;
+        float fy = (float)((double)y - yc);
+        for (long x = x0; x < x1; x += step) {
+            /* (written whatever, kept when usable: no branch per pixel) */
+            v[n] = s[x];
+            vdx[n] = (float)((double)x - xc);
+            vdy[n] = fy;
+            int ok = w[x] > 0 && f[x] == 0 && isfinite(s[x]);
+            nu += ok;
+            n += ok && !(mk && mk[x]);
+        }
+    }
+    *area = ((x1 - x0 + step - 1) / step) * ((y1 - y0 + step - 1) / step);
+    *usable = nu;
+    return n;
+}
+
 static int cell_range(long begin, long end, void *user)
 {
     struct cell_job *J = user;
-    const sk_image *img = J->img;
     sk_background *bg = J->bg;
     int mesh = bg->mesh_px;
     size_t cap = (size_t)mesh * (size_t)mesh;
@@ -209,33 +245,24 @@ static int cell_range(long begin, long end, void *user)
     }
     float *bdx = buf + cap, *bdy = buf + 2 * cap, *br = buf + 3 * cap;
     for (long c = begin; c < end; c++) {
-        long cx = c % bg->nx, cy = c / bg->nx;
-        long x0 = cx * mesh, y0 = cy * mesh;
-        long x1 = x0 + mesh < img->width ? x0 + mesh : img->width;
-        long y1 = y0 + mesh < img->height ? y0 + mesh : img->height;
-        double xc = 0.5 * (double)(x0 + x1 - 1), yc = 0.5 * (double)(y0 + y1 - 1);
-        long n = 0, step = J->p->sample_step > 1 ? J->p->sample_step : 1;
-        for (long y = y0; y < y1; y += step) {
-            const float *s = img->sci + y * img->width;
-            const float *w = img->weight + y * img->width;
-            const uint16_t *f = img->flags + y * img->width;
-            const uint8_t *mk = J->mask ? J->mask + y * img->width : NULL;
-            float fy = (float)((double)y - yc);
-            for (long x = x0; x < x1; x += step) {
-                /* (written whatever, kept when usable: no branch per pixel) */
-                buf[n] = s[x];
-                bdx[n] = (float)((double)x - xc);
-                bdy[n] = fy;
-                n += w[x] > 0 && f[x] == 0 && isfinite(s[x]) && !(mk && mk[x]);
-            }
+        long area = 0, usable = 0;
+        long n = cell_gather(J, c, 1, buf, bdx, bdy, &area, &usable);
+        int masked = J->mask != NULL;
+        /* A crowded cell, where the objects cover nine tenths of it:
+           the faint stars' unresolved light between them is part of its
+           background, which the unmasked mode estimates (as Source
+           Extractor's does); the few pixels between masked stars would
+           only give the darkest gaps. */
+        if (masked && 10 * n < usable) {
+            n = cell_gather(J, c, 0, buf, bdx, bdy, &area, &usable);
+            masked = 0;
         }
-        long area = ((x1 - x0 + step - 1) / step) * ((y1 - y0 + step - 1) / step);
         double level = 0, sigma = 0, level_err = 0;
         J->valid[c] = 0;
         /* enough pixels: a quarter of the cell, or with objects masked
-           (which may cover most of a crowded cell) a twentieth */
-        if (n >= 16 && (J->mask ? 20 * n >= area : 4 * n >= area) &&
-            cell_stats(buf, bdx, bdy, n, J->p->clip_sigma, J->p->clip_iterations, J->mask != NULL, br,
+           a twentieth */
+        if (n >= 16 && (masked ? 20 * n >= area : 4 * n >= area) &&
+            cell_stats(buf, bdx, bdy, n, J->p->clip_sigma, J->p->clip_iterations, masked, br,
                        bw, &level, &sigma, &level_err) &&
             sigma > 0) {
             bg->mesh_level[c] = (float)level;

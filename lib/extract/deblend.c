@@ -22,6 +22,7 @@ typedef struct {
     long ncores, cap;
     const long *maxima;  /* the segment's local maxima (pixel indices) */
     long nmaxima;
+    long min_branch_px;  /* smallest branch that counts */
 } ctx_t;
 
 static long uf_find(long *parent, long a)
@@ -124,7 +125,7 @@ static int components(const ctx_t *C, const long *pix, long n, double t, comp_t 
     for (long k = 0; k < n; k++)
         if (C->val[pix[k]] > t)
             m++;
-    if (m < C->p->min_area_px)
+    if (m < C->min_branch_px)
         return SK_OK;
     long *sp = malloc(sizeof *sp * (size_t)m);
     long *parent = malloc(sizeof *parent * (size_t)m);
@@ -172,7 +173,7 @@ static int components(const ctx_t *C, const long *pix, long n, double t, comp_t 
         long r = uf_find(parent, j);
         if (r == j) {
             slot[j] = -1;
-            if (count[j] >= C->p->min_area_px) {
+            if (count[j] >= C->min_branch_px) {
                 comps[nc].pix = malloc(sizeof(long) * (size_t)count[j]);
                 if (!comps[nc].pix)
                     st = sk_error(SK_EIO, "deblending: out of memory");
@@ -219,8 +220,19 @@ static int add_core(ctx_t *C, const long *pix, long n)
     return SK_OK;
 }
 
+/* The highest value of a component. */
+static double branch_peak(const ctx_t *C, const comp_t *c)
+{
+    double pk = 0;
+    for (long k = 0; k < c->n; k++)
+        if (C->val[c->pix[k]] > pk)
+            pk = C->val[c->pix[k]];
+    return pk;
+}
+
 /* Look for a split of `pix` above level `from`: two or more branches each
- * with more than contrast * total flux. Splits recurse; otherwise the
+ * with more than contrast * total flux or rising above it by the
+ * detection threshold. Splits recurse; otherwise the
  * highest single branch becomes a core. */
 static int split(ctx_t *C, const long *pix, long n, int from)
 {
@@ -238,7 +250,7 @@ static int split(ctx_t *C, const long *pix, long n, int from)
         for (long k = 0; k < ncur; k++)
             if (C->val[cur[k]] > t)
                 above++;
-        if (above < 2L * C->p->min_area_px)
+        if (above < 2L * C->min_branch_px)
             break;
         /* Every component above t holds a local maximum of the segment
            (its highest pixel): with at most one of them above t in cur,
@@ -274,9 +286,15 @@ static int split(ctx_t *C, const long *pix, long n, int from)
         }
         if (st)
             break;
+        /* a branch counts when it holds the contrast's share of the
+           segment's flux, or when it rises above the level by the
+           detection threshold (it would be detected on its own there: a
+           star among many in a crowded segment whose summed flux dwarfs
+           each of them) */
         long nsig = 0;
         for (long k = 0; k < nc; k++)
-            if (comps[k].flux >= C->p->deblend_contrast * C->total_flux)
+            if (comps[k].flux >= C->p->deblend_contrast * C->total_flux ||
+                branch_peak(C, &comps[k]) - t >= C->thresh)
                 comps[nsig++] = comps[k];
             else
                 free(comps[k].pix);
@@ -492,7 +510,13 @@ int sk_deblend_segment(const long *pix, long n, const float *val, long width, lo
                        double thresh, const sk_detect_params *p,
                        sk_object **objs, long *nobjs, long *cap)
 {
-    ctx_t C = { val, width, thresh, 0, 0, p, NULL, 0, 0, NULL, 0 };
+    /* a branch holds at least min_area_px pixels, or the core of an
+       undersampled star: the disc of diameter FWHM */
+    long core = p->fwhm_px > 0 ? lround(M_PI * 0.25 * p->fwhm_px * p->fwhm_px) : p->min_area_px;
+    if (core < 1)
+        core = 1;
+    ctx_t C = { val, width, thresh, 0, 0, p, NULL, 0, 0, NULL, 0,
+                core < p->min_area_px ? core : p->min_area_px };
     long *sorted = malloc(sizeof *sorted * (size_t)n);
     if (!sorted)
         return sk_error(SK_EIO, "deblending: out of memory");

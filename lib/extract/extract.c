@@ -158,69 +158,6 @@ void sk_extract_result_free(sk_extract_result *r)
     free(r);
 }
 
-/* qsort helpers: by descending peak (ties by index), by index. The peaks
- * are those of the one call running (set just before sorting). */
-static _Thread_local const float *sort_peak;
-
-static int cmp_peak(const void *a, const void *b)
-{
-    long i = *(const long *)a, j = *(const long *)b;
-    if (sort_peak[i] != sort_peak[j])
-        return sort_peak[i] > sort_peak[j] ? -1 : 1;
-    return (i > j) - (i < j);
-}
-
-static int cmp_index(const void *a, const void *b)
-{
-    long i = *(const long *)a, j = *(const long *)b;
-    return (i > j) - (i < j);
-}
-
-/* FWHM of the bright objects of `det` measured with a window of `fwhm`. */
-static int bright_fwhm(const sk_image *img, const sk_background *bg, const sk_detection *det,
-                       const sk_measure_params *mp, int threads, double *fwhm)
-{
-    *fwhm = 0;
-    long *which = malloc(sizeof *which * (size_t)(det->nobjects ? det->nobjects : 1));
-    if (!which)
-        return sk_error(SK_EIO, "extraction: out of memory");
-    float *peak = malloc(sizeof *peak * (size_t)(det->nobjects ? det->nobjects : 1));
-    if (!peak) {
-        free(which);
-        return sk_error(SK_EIO, "extraction: out of memory");
-    }
-    long n = 0;
-    for (long k = 0; k < det->nobjects; k++) {
-        const sk_object *o = &det->objects[k];
-        float pk = 0;
-        for (long j = 0; j < o->npix; j++)
-            if (det->signif[o->pix[j]] > pk)
-                pk = det->signif[o->pix[j]];
-        peak[k] = pk;
-        if (pk >= 15.0 && o->nsiblings == 1)
-            which[n++] = k;
-    }
-    /* at most the 500 with the highest peaks: plenty for a median */
-    if (n > 500) {
-        sort_peak = peak;
-        qsort(which, (size_t)n, sizeof *which, cmp_peak);
-        n = 500;
-        qsort(which, (size_t)n, sizeof *which, cmp_index);
-    }
-    free(peak);
-    sk_measure_params shape = *mp;
-    shape.shape_only = 1;
-    sk_source_list *l = NULL;
-    int st = n >= 5 ? sk_measure_objects(img, bg, det, &shape, threads, which, n, &l) : SK_OK;
-    free(which);
-    if (st)
-        return st;
-    if (l)
-        *fwhm = sk_image_fwhm(l);
-    sk_source_list_free(l);
-    return SK_OK;
-}
-
 int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
                    sk_extract_result **out)
 {
@@ -244,28 +181,24 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
     double fwhm = p->fwhm_guess_px;
     sk_detect_params dp = p->detect;
     dp.fwhm_px = fwhm;
-    /* the first detection only finds objects to mask and bright isolated
-       ones to measure the FWHM on: no deblending */
+    /* the first detection only finds the objects to mask and the peaks
+       to measure the FWHM on: no deblending */
     sk_detect_params first = dp;
     first.deblend_levels = 1;
     if (!st)
         st = sk_detect(img, r->background, &first, threads, &r->detection);
     sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius,
                              gain, fwhm, 0 };
-    /* The FWHM of the bright isolated objects, measured with a window of
-       the current estimate until it settles; the first detection's objects
-       serve whatever its filter was. */
-    for (int iter = 0; !st && p->refine_fwhm && iter < 6; iter++) {
-        double est;
-        mp.fwhm_px = fwhm;
-        st = bright_fwhm(img, r->background, r->detection, &mp, threads, &est);
-        if (st || !(est > 0))
-            break;
-        double change = fabs(est / fwhm - 1);
-        sk_debug("extraction: FWHM %.3f px measured with a %.3f px window", est, fwhm);
-        fwhm = est;
-        if (change < 0.01)
-            break;
+    /* The FWHM from the data: the mode of the bright round peaks' FWHMs,
+       the window iterated from the guess (the first detection's filter
+       only has to find the peaks). */
+    if (!st && p->refine_fwhm) {
+        double est = 0;
+        st = sk_fwhm_from_peaks(img, r->background, r->detection->signif, fwhm, &est);
+        if (!st && est > 0)
+            fwhm = est;
+        else if (!st)
+            sk_debug("extraction: too few bright round peaks for the FWHM: the guess %.3f px kept", fwhm);
     }
     /* Second pass: the background again without the (dilated) objects,
        whose wings otherwise raise the level and the rms, then detection

@@ -107,6 +107,17 @@ double sk_circle_rect_overlap(double x0, double y0, double x1, double y1, double
  * sources on the stellar locus; 0 when there are too few. */
 double sk_image_fwhm(const sk_source_list *l);
 
+/* The range of image FWHMs the extraction measures (px). */
+#define SK_FWHM_MIN_PX 1.2
+#define SK_FWHM_MAX_PX 15.0
+
+/* The image FWHM (px) from the data: the mode of the windowed FWHMs of the
+ * bright (>= 20 filtered sigmas), unsaturated, round local maxima of the
+ * significance image `signif`, the window iterated from guess_px until the
+ * estimate settles; *fwhm_px 0 when fewer than 5 peaks qualify. */
+int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float *signif,
+                       double guess_px, double *fwhm_px);
+
 #ifdef __cplusplus
 }
 #endif

@@ -539,12 +539,12 @@ static void window_gather(const mctx *M, long self, const stamp *stp, double xc,
 }
 
 /* Iterate the windowed centroid from the barycentre; 1 with (xc, yc) where
- * it converged, 0 when it did not converge or wandered off. */
+ * it converged (to 0.01 px at worst), 0 when it did not or wandered off. */
 static int windowed_centroid(const mctx *M, long self, const stamp *stp, const sk_source *s,
                              double rwin, double sig_w, winpix *W, double *xc_out, double *yc_out)
 {
-    double xc = s->x, yc = s->y;
-    for (int it = 0; it < 16; it++) {
+    double xc = s->x, yc = s->y, last = 1e30;
+    for (int it = 0; it < 32; it++) {
         window_gather(M, self, stp, xc, yc, rwin, sig_w, W);
         double S = 0, sxw = 0, syw = 0;
         for (long q = 0; q < W->n; q++) {
@@ -555,16 +555,26 @@ static int windowed_centroid(const mctx *M, long self, const stamp *stp, const s
         }
         if (!(S > 0))
             return 0;
-        double ddx = 2 * sxw / S, ddy = 2 * syw / S;
+        /* the full step of a Gaussian profile as wide as the window
+           first; then half of it: a star much sharper than the window
+           (undersampled) steps back and forth across its centre */
+        double k = it < 16 ? 2.0 : 1.0, ddx = k * sxw / S, ddy = k * syw / S;
         xc += ddx;
         yc += ddy;
         if (hypot(xc - s->x, yc - s->y) > M->p->fwhm_px + 2 * s->a_px)
             return 0;
-        if (ddx * ddx + ddy * ddy < 4e-8) {
+        last = ddx * ddx + ddy * ddy;
+        if (last < 4e-8) {
             *xc_out = xc;
             *yc_out = yc;
             return 1;
         }
+    }
+    /* still moving, but by less than a hundredth of a pixel */
+    if (last < 1e-4) {
+        *xc_out = xc;
+        *yc_out = yc;
+        return 1;
     }
     return 0;
 }

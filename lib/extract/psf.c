@@ -38,6 +38,7 @@ static double fit_variance(double vb, double mod, double gain)
 void sk_psf_params_default(sk_psf_params *p)
 {
     memset(p, 0, sizeof *p);
+    p->enabled = 1;
     p->degree = 2;
     p->min_snr = 50.0;
     p->size_px = 0;
@@ -56,6 +57,12 @@ int sk_psf_params_from_json(const json_t *root, sk_psf_params *p)
         return SK_OK;
     long degree = p->degree, size = p->size_px, max_stars = p->max_stars;
     const char *path = "extraction.psf";
+    const json_t *en = json_object_get(sec, "enabled");
+    if (en && !json_is_null(en)) {
+        if (!json_is_boolean(en))
+            return sk_error(SK_EINPUT, "extraction.psf.enabled: not a boolean");
+        p->enabled = json_is_true(en);
+    }
     int st = sk_section_long(sec, path, "degree", 0, 8, &degree);
     if (!st) st = sk_section_num(sec, path, "min_snr", 1e-3, 1e12, &p->min_snr);
     if (!st) st = sk_section_long(sec, path, "size_px", 0, 4095, &size);
@@ -1388,6 +1395,8 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
                  const int32_t *segmap, const sk_psf_params *p, int threads, sk_psf **out)
 {
     *out = NULL;
+    if (!p->enabled)
+        return SK_OK;
     if (threads < 1)
         threads = 1;
     if (p->degree < 0 || p->degree > 8)

@@ -64,6 +64,7 @@ typedef struct sk_psf {
 } sk_psf;
 
 typedef struct sk_psf_params {
+    int enabled;              /* 0: no model (sk_psf_build gives none) */
     int degree;               /* polynomial degree of the variation (2); lowered
                                  when there are fewer than 3 stars per term */
     double min_snr;           /* minimum SNR of a PSF star (50) */

@@ -31,7 +31,7 @@ exit_is 2 "extract: an image that does not exist: exit 2" extract --no-db nope.f
 like "$(cat "$T_TMP/err")" "nope\.fits" "the message names it"
 exit_is 2 "extract: a weight map that does not exist: exit 2" extract --no-db --weight nope-w.fits sim/exp_000.fits
 like "$(cat "$T_TMP/err")" "nope-w\.fits" "the message names it"
-imsim -q -n 2 --size 200x200 --nstars 150 --seed 5 -o few >/dev/null 2>&1
+imsim -q -n 2 --size 200x200 --nstars 100 --seed 5 -o few >/dev/null 2>&1
 exit_is 2 "extract: too few stars for a zero point (calibration failed): exit 2" \
     extract --no-db -o f --refcat few/refcat.fits few/exp_000.fits
 like "$(cat "$T_TMP/err")" "stars|matches" "the message says how many were found"

@@ -61,7 +61,7 @@ int main(void)
     ok(c && c->user_path == NULL, "and no user file is recorded");
     is_str(sk_config_string(c, "coaddition.method", NULL), "clipped", "string getter");
     is_near(sk_config_double(c, "coaddition.clip_sigma", -1), 3.0, 0, "double getter");
-    is_int(sk_config_long(c, "extraction.background.mesh_px", -1), 128, "long getter");
+    is_int(sk_config_long(c, "extraction.background.mesh_px", -1), 64, "long getter");
     is_int(sk_config_bool(c, "coaddition.background_match", -1), 0, "bool getter");
     is_near(sk_config_double(c, "coaddition.width_px", -7), -7, 0, "null value gives the fallback");
     is_near(sk_config_double(c, "coaddition.nosuch", -8), -8, 0, "absent key gives the fallback");
