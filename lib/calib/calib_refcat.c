@@ -83,10 +83,10 @@ static sk_refcat *refcat_new(long n)
 static int phot_mags(const sk_image *img, const sk_calib_params *p, const sk_catrows *r, sk_calib *c)
 {
     char instrument[72] = "", filter[72] = "";
-    if (sk_header_get_str(img->header, "INSTRUME", instrument, sizeof instrument))
-        sk_error_clear();
-    if (sk_header_get_str(img->header, "FILTER", filter, sizeof filter))
-        sk_error_clear();
+    if (sk_header_get_str(img->header, "INSTRUME", instrument, sizeof instrument) != 1)
+        instrument[0] = '\0';
+    if (sk_header_get_str(img->header, "FILTER", filter, sizeof filter) != 1)
+        filter[0] = '\0';
     c->colour = sk_colour_term_find(p->colour_terms, p->ncolour_terms, instrument, filter, r);
     sk_refcat *pr = refcat_new(r->n);
     if (!pr)
@@ -129,8 +129,7 @@ int sk_calib_reference_rows(const sk_image *img, const sk_calib_params *p, sk_ca
     int st = footprint_cone(img, p, &ra, &dec, &rad);
     st = st ? st : sk_catsource_cone(p->catalog, ra, dec, rad, &r);
     double mjd = NAN;
-    if (!st && sk_header_get_double(img->header, "MJD-OBS", &mjd)) {
-        sk_error_clear();
+    if (!st && sk_header_get_double(img->header, "MJD-OBS", &mjd) != 1) {
         mjd = NAN;
         if (p->epoch.propagate)
             sk_warn("%s: no MJD-OBS: reference positions are not carried to the image's epoch",
@@ -140,6 +139,9 @@ int sk_calib_reference_rows(const sk_image *img, const sk_calib_params *p, sk_ca
         sk_catrows_propagate(r, mjd, NAN, &p->epoch);
         c->epoch_yr = sk_mjd_to_jyear(mjd);
     }
+    if (!st)
+        sk_debug("%s: %ld reference rows within %.4f deg of (%.6f, %.6f), at epoch %.3f",
+                 img->path ? img->path : "image", r->n, rad, ra, dec, c->epoch_yr);
     sk_refcat *ref = st ? NULL : refcat_new(r->n);
     if (!st && !ref)
         st = SK_EIO;

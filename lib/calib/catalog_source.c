@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <chealpix.h>
 
 #include "skystack/error.h"
 #include "skystack/hash.h"
@@ -14,6 +15,9 @@
 
 enum { SRC_FILES, SRC_SHARDS, SRC_CHUNKS, SRC_DB };
 
+/* HEALPix-chunked Gaia files as survey pipelines keep them: nside 32,
+   named by the RING pixel number (the first row of chunk-04759.fits lies
+   in ring pixel 4759, nested 7928) */
 #define GAIA_CHUNK_NSIDE 32
 
 struct sk_catsource {
@@ -119,7 +123,10 @@ static int open_chunks(sk_catsource *s, const char *dir)
     st = s->pixel && h ? SK_OK : sk_error(SK_EIO, "out of memory");
     for (int i = 0; !st && i < s->npaths; i++) {
         const char *b = sk_path_base_name(s->paths[i]);
-        s->pixel[i] = atol(b + 6);
+        /* the chunks are numbered by RING pixel; the cones look up nested */
+        long nest = 0;
+        ring2nest(GAIA_CHUNK_NSIDE, atol(b + 6), &nest);
+        s->pixel[i] = nest;
         char md5[33];
         st = sk_md5_file(s->paths[i], md5);
         sk_sha256_update(h, b, strlen(b) + 1);

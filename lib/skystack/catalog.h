@@ -120,7 +120,7 @@ typedef struct sk_catsource sk_catsource;
 /* Open a catalogue: "db:NAME" or "db:NAME@VERSION" (the database copy, the
  * newest version when none is given), a folder written by catingest
  * (index.json), a folder of HEALPix-chunked Gaia files chunk-NNNNN.fits
- * (nside 32, nested; the "gaia" map), or FILE[,FILE...] of FITS tables or
+ * (nside 32, NNNNN the RING pixel; the "gaia" map), or FILE[,FILE...] of FITS tables or
  * CSV read whole with `map` (small catalogues). For files and Gaia chunk
  * folders the id is computed on opening (the chunks' content: their rows
  * are not read until needed, their md5s are). */
