@@ -314,7 +314,9 @@ static int calib_colour_cards(const sk_calib *c, sk_header *h)
 {
     const sk_colour_term *t = c->colour;
     int st = SK_OK;
-    if (isfinite(c->epoch_yr))
+    if (isfinite(c->photcal->scatter))
+        st = sk_header_set_double(h, "MAGZSCAT", c->photcal->scatter, "[mag] rms of the stars' zero points");
+    if (!st && isfinite(c->epoch_yr))
         st = sk_header_set_double(h, "REFEPOCH", c->epoch_yr, "[yr] reference positions carried to this epoch");
     if (!t)
         return st ? st : sk_header_set_str(h, "MAGZBAND", c->phot_band, "catalogue band of the zero point");

@@ -79,13 +79,11 @@ static double poly(const sk_sim_params *p, double x)
     return v;
 }
 
-static int add_cols(sk_table *t, const char *const *names, const char *unit, int n, sk_column **out)
+static int add_cols(sk_table *t, const char *const *names, int type, const char *unit, int n)
 {
     for (int c = 0; c < n; c++)
-        if (!sk_table_add_column(t, names[c], SK_COL_FLOAT, 1, unit))
+        if (!sk_table_add_column(t, names[c], type, 1, unit))
             return sk_errstatus() ? sk_errstatus() : SK_EIO;
-    for (int c = 0; c < n; c++)
-        out[c] = sk_table_column(t, names[c]);
     return SK_OK;
 }
 
@@ -97,13 +95,16 @@ int sk_sim_refcat_more(const sk_sim_params *p, const sk_sim_field *f, sk_table *
         return SK_OK;
     static const char *const mnames[] = {"pmra", "pmdec", "ra_err", "dec_err"};
     static const char *const bnames[] = {"G", "BP", "RP", "G_err", "BP_err", "RP_err"};
-    sk_column *mc[4] = {NULL}, *bc[6] = {NULL}, *ep = NULL;
-    int rc = motion ? add_cols(t, mnames, "mas", 4, mc) : SK_OK;
-    if (!rc && motion) {
-        ep = sk_table_add_column(t, "epoch", SK_COL_DOUBLE, 1, "yr");
-        rc = ep ? SK_OK : SK_EIO;
-    }
-    rc = rc ? rc : colours ? add_cols(t, bnames, "mag", 6, bc) : SK_OK;
+    static const char *const enames[] = {"epoch"};
+    int rc = motion ? add_cols(t, mnames, SK_COL_FLOAT, "mas", 4) : SK_OK;
+    rc = rc ? rc : motion ? add_cols(t, enames, SK_COL_DOUBLE, "yr", 1) : SK_OK;
+    rc = rc ? rc : colours ? add_cols(t, bnames, SK_COL_FLOAT, "mag", 6) : SK_OK;
+    /* column pointers only once every column is added (adding moves them) */
+    sk_column *mc[4] = {NULL}, *bc[6] = {NULL}, *ep = sk_table_column(t, "epoch");
+    for (int c = 0; c < 4; c++)
+        mc[c] = sk_table_column(t, mnames[c]);
+    for (int c = 0; c < 6; c++)
+        bc[c] = sk_table_column(t, bnames[c]);
     sk_column *pe = sk_table_column(t, "pos_err"), *me = sk_table_column(t, "mag_err");
     sk_column *mag = sk_table_column(t, "mag");
     double epoch = 2000.0 + (sk_sim_refcat_mjd(p) - 51544.5) / 365.25;
