@@ -316,6 +316,8 @@ static int calib_colour_cards(const sk_calib *c, sk_header *h)
     int st = SK_OK;
     if (isfinite(c->photcal->scatter))
         st = sk_header_set_double(h, "MAGZSCAT", c->photcal->scatter, "[mag] rms of the stars' zero points");
+    if (!st && isfinite(c->photcal->noise))
+        st = sk_header_set_double(h, "MAGZNOIS", c->photcal->noise, "[mag] rms of their expected errors");
     if (!st && isfinite(c->epoch_yr))
         st = sk_header_set_double(h, "REFEPOCH", c->epoch_yr, "[yr] reference positions carried to this epoch");
     if (!t)

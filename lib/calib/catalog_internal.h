@@ -85,6 +85,10 @@ int sk_db_catalog_find(sk_db *db, const char *name, const char *version, sk_cati
 int sk_db_catalog_cone(sk_db *db, const char *table, double ra_deg, double dec_deg, double radius_deg,
                        sk_catrows *out);
 
+/* The process id of the connection's server process (for benchmarks that
+ * count its CPU time), -1 without one. */
+long sk_db_catalog_backend_pid(const sk_db *db);
+
 #ifdef __cplusplus
 }
 #endif

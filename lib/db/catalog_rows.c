@@ -324,3 +324,8 @@ int sk_db_catalog_cone(sk_db *db, const char *table, double ra_deg, double dec_d
     PQclear(res);
     return st;
 }
+
+long sk_db_catalog_backend_pid(const sk_db *db)
+{
+    return db && db->conn ? (long)PQbackendPID(db->conn) : -1;
+}

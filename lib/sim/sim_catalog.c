@@ -106,7 +106,6 @@ int sk_sim_refcat_more(const sk_sim_params *p, const sk_sim_field *f, sk_table *
     for (int c = 0; c < 6; c++)
         bc[c] = sk_table_column(t, bnames[c]);
     sk_column *pe = sk_table_column(t, "pos_err"), *me = sk_table_column(t, "mag_err");
-    sk_column *mag = sk_table_column(t, "mag");
     double epoch = 2000.0 + (sk_sim_refcat_mjd(p) - 51544.5) / 365.25;
     sk_rng r;
     sk_rng_init(&r, p->seed, STREAM_CATALOG, 0);
@@ -132,7 +131,6 @@ int sk_sim_refcat_more(const sk_sim_params *p, const sk_sim_field *f, sk_table *
             double v[6] = {G, BP, RP, e, e, e};
             for (int c = 0; c < 6; c++)
                 sk_column_set(bc[c], k, 0, v[c]);
-            sk_column_set(mag, k, 0, G);
         }
         k++;
     }

@@ -143,8 +143,9 @@ void sk_sim_field_free(sk_sim_field *f);
  * catalogue epoch other than the images': positions at the catalogue's
  * epoch and columns pmra, pmdec (mas/yr), epoch (Julian year), ra_err,
  * dec_err (mas). With colours: columns G, BP, RP and G_err, BP_err, RP_err
- * (the catalogue's bands; mag is then G), the true magnitude in the filter
- * being G + sum_k colour_coeffs[k] (BP-RP)^k. */
+ * (the catalogue's bands, each with its own noise of mag_err), the true
+ * magnitude in the filter being G + sum_k colour_coeffs[k] (BP-RP)^k; mag
+ * stays the filter's magnitude. */
 int sk_sim_refcat(const sk_sim_params *p, const sk_sim_field *f, sk_table **out);
 
 /* ---- one exposure (sim_expose.c, sim_defects.c, sim_wcs.c) ----------- */
