@@ -82,15 +82,33 @@ int sk_extract_check(const sk_extract_request *rq, const sk_extract_settings *s)
 
 /* ---- the steps both modes share ---- */
 
-int extract_make_prov(const sk_extract_settings *S, const sk_prov *up, sk_prov **out)
+/* The provenance parameters of settings whose catalogue is open. */
+static json_t *prov_params(const sk_extract_settings *S)
 {
     json_t *params = json_deep_copy(S->critical);
     json_t *astro = json_object_get(params, "astrometry");
     const sk_catsource *cat = S->calib->catalog;
     if (cat && json_is_object(astro))
         json_object_set_new(astro, "refcat_id", json_string(sk_catsource_info(cat)->id));
-    int rc = params ? sk_prov_new("extraction", sk_code_version("extraction"), params, out)
-                    : sk_error(SK_EIO, "out of memory");
+    if (!params)
+        sk_error(SK_EIO, "out of memory");
+    return params;
+}
+
+json_t *sk_extract_prov_params(const sk_config *cfg, sk_db *db)
+{
+    sk_extract_settings S;
+    int rc = sk_extract_settings_read(cfg, 0, &S);
+    rc = rc ? rc : sk_calib_open_catalog(S.calib, db);
+    json_t *params = rc ? NULL : prov_params(&S);
+    sk_extract_settings_clear(&S);
+    return params;
+}
+
+int extract_make_prov(const sk_extract_settings *S, const sk_prov *up, sk_prov **out)
+{
+    json_t *params = prov_params(S);
+    int rc = params ? sk_prov_new("extraction", sk_code_version("extraction"), params, out) : SK_EIO;
     json_decref(params);
     if (!rc && up)
         rc = sk_prov_add_upstream(*out, up);
