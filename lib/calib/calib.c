@@ -327,8 +327,8 @@ static int calib_colour_cards(const sk_calib *c, sk_header *h)
     st = st ? st : sk_header_set_str(h, "MAGZBAND", t->band, "catalogue band, colour-transformed");
     st = st ? st : sk_header_set_str(h, "CTCOLOUR", colour, "colour x of m = band + sum CTCOEFk x^k");
     for (int k = 0; !st && k < t->ncoeffs; k++) {
-        char key[16];
-        snprintf(key, sizeof key, "CTCOEF%d", k);
+        char key[24];
+        snprintf(key, sizeof key, "CTCOEF%d", k % 10);
         st = sk_header_set_double(h, key, t->coeffs[k], "colour term coefficient of x^k");
     }
     st = st ? st : sk_header_set_double(h, "CTCMIN", t->colour_min, "[mag] bluest colour used");
