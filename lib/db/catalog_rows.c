@@ -1,4 +1,4 @@
-/* catalog_rows.c: the database copy of a reference catalogue: its table loaded by binary COPY, q3c-indexed and registered in refcats, and the rows of a cone fetched in binary. */
+/* catalog_rows.c: the database copy of a reference catalogue: its table (ra, dec and each row in canonical form) loaded by binary COPY, q3c-indexed and registered in refcats, and the rows of a cone fetched in binary. */
 #include <arpa/inet.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,14 +18,14 @@ struct sk_catload {
     size_t cap;
 };
 
+/* The table of a catalogue: ra, dec for the q3c index, and each row whole
+ * in the canonical encoding (catalog_internal.h), what a lookup reads
+ * back (one field per row: fetching 40,000 rows stays cheap). */
 static int table_sql(char *sql, size_t n, const char *table, int nbands)
 {
-    int k = snprintf(sql, n, "CREATE TABLE %s (ra double precision NOT NULL, dec double precision NOT NULL, "
-                             "epoch double precision, ra_err real, dec_err real, pmra real, pmdec real, "
-                             "parallax real", table);
-    for (int b = 1; b <= nbands; b++)
-        k += snprintf(sql + k, n - (size_t)k, ", mag_%d real, err_%d real", b, b);
-    snprintf(sql + k, n - (size_t)k, ")");
+    (void)nbands;
+    snprintf(sql, n, "CREATE TABLE %s (ra double precision NOT NULL, dec double precision NOT NULL, "
+                     "r bytea NOT NULL)", table);
     return SK_OK;
 }
 
@@ -79,25 +79,10 @@ static unsigned char *put8(unsigned char *p, double d)
     return p + 12;
 }
 
-static unsigned char *put4(unsigned char *p, float f)
-{
-    if (isnan(f)) {
-        uint32_t m = htonl(0xffffffffu);
-        memcpy(p, &m, 4);
-        return p + 4;
-    }
-    uint32_t len = htonl(4), u;
-    memcpy(&u, &f, 4);
-    u = htonl(u);
-    memcpy(p, &len, 4);
-    memcpy(p + 4, &u, 4);
-    return p + 8;
-}
-
 int sk_db_catalog_load_rows(sk_catload *l, const sk_catrows *r)
 {
-    int nf = 8 + 2 * l->nbands;
-    size_t need = (size_t)r->n * (2 + 12 * (size_t)nf) + 2;
+    size_t rs = sk_catrow_size(l->nbands);
+    size_t need = (size_t)r->n * (2 + 12 + 12 + 4 + rs) + 2;
     if (need > l->cap) {
         unsigned char *b = realloc(l->buf, need);
         if (!b)
@@ -106,22 +91,16 @@ int sk_db_catalog_load_rows(sk_catload *l, const sk_catrows *r)
         l->cap = need;
     }
     unsigned char *p = l->buf;
-    uint16_t nfields = htons((uint16_t)nf);
+    uint16_t nfields = htons(3);
+    uint32_t len = htonl((uint32_t)rs);
     for (long k = 0; k < r->n; k++) {
         memcpy(p, &nfields, 2);
         p += 2;
         p = put8(p, r->ra_deg[k]);
         p = put8(p, r->dec_deg[k]);
-        p = put8(p, r->epoch_yr[k]);
-        p = put4(p, r->ra_err_mas[k]);
-        p = put4(p, r->dec_err_mas[k]);
-        p = put4(p, r->pmra_mas_yr[k]);
-        p = put4(p, r->pmdec_mas_yr[k]);
-        p = put4(p, r->parallax_mas[k]);
-        for (int b = 0; b < l->nbands; b++) {
-            p = put4(p, r->mag[b][k]);
-            p = put4(p, r->mag_err[b][k]);
-        }
+        memcpy(p, &len, 4);
+        sk_catrow_encode(r, k, p + 4);
+        p += 4 + rs;
     }
     if (p > l->buf && PQputCopyData(l->db->conn, (const char *)l->buf, (int)(p - l->buf)) != 1)
         return sk_error(SK_EIO, "database: COPY of the catalogue: %s", PQerrorMessage(l->db->conn));
@@ -261,38 +240,11 @@ int sk_db_catalog_find(sk_db *db, const char *name, const char *version, sk_cati
     return st;
 }
 
-static double get8(const PGresult *res, int row, int col)
-{
-    if (PQgetisnull(res, row, col))
-        return NAN;
-    const unsigned char *v = (const unsigned char *)PQgetvalue(res, row, col);
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u = (u << 8) | v[i];
-    double d;
-    memcpy(&d, &u, 8);
-    return d;
-}
-
-static float get4(const PGresult *res, int row, int col)
-{
-    if (PQgetisnull(res, row, col))
-        return NAN;
-    const unsigned char *v = (const unsigned char *)PQgetvalue(res, row, col);
-    uint32_t u = ((uint32_t)v[0] << 24) | ((uint32_t)v[1] << 16) | ((uint32_t)v[2] << 8) | v[3];
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 int sk_db_catalog_cone(sk_db *db, const char *table, double ra_deg, double dec_deg, double radius_deg,
                        sk_catrows *out)
 {
-    char sql[1024];
-    int k = snprintf(sql, sizeof sql, "SELECT ra, dec, epoch, ra_err, dec_err, pmra, pmdec, parallax");
-    for (int b = 1; b <= out->nbands; b++)
-        k += snprintf(sql + k, sizeof sql - (size_t)k, ", mag_%d, err_%d", b, b);
-    snprintf(sql + k, sizeof sql - (size_t)k, " FROM %s WHERE q3c_radial_query(ra, dec, $1, $2, $3)", table);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT r FROM %s WHERE q3c_radial_query(ra, dec, $1, $2, $3)", table);
     char a[3][32];
     snprintf(a[0], sizeof a[0], "%.17g", ra_deg);
     snprintf(a[1], sizeof a[1], "%.17g", dec_deg);
@@ -305,21 +257,15 @@ int sk_db_catalog_cone(sk_db *db, const char *table, double ra_deg, double dec_d
         return st;
     }
     int n = PQntuples(res);
+    size_t rs = sk_catrow_size(out->nbands);
     int st = sk_catrows_reserve(out, out->n + n);
     for (int i = 0; !st && i < n; i++) {
-        long j = out->n++;
-        out->ra_deg[j] = get8(res, i, 0);
-        out->dec_deg[j] = get8(res, i, 1);
-        out->epoch_yr[j] = get8(res, i, 2);
-        out->ra_err_mas[j] = get4(res, i, 3);
-        out->dec_err_mas[j] = get4(res, i, 4);
-        out->pmra_mas_yr[j] = get4(res, i, 5);
-        out->pmdec_mas_yr[j] = get4(res, i, 6);
-        out->parallax_mas[j] = get4(res, i, 7);
-        for (int b = 0; b < out->nbands; b++) {
-            out->mag[b][j] = get4(res, i, 8 + 2 * b);
-            out->mag_err[b][j] = get4(res, i, 9 + 2 * b);
+        if (PQgetisnull(res, i, 0) || (size_t)PQgetlength(res, i, 0) != rs) {
+            st = sk_error(SK_EINPUT, "%s: a row of %d bytes, not %zu (%d bands)", table, PQgetlength(res, i, 0), rs,
+                          out->nbands);
+            break;
         }
+        sk_catrow_decode((const unsigned char *)PQgetvalue(res, i, 0), out, out->n++);
     }
     PQclear(res);
     return st;

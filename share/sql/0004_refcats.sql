@@ -1,10 +1,11 @@
 -- 0004_refcats.sql: reference catalogues ingested by catingest(1). One row
 -- per catalogue: its id (SHA-256 of name, version, row count, content hash
 -- and column map), what it is, its bands in order, and the table holding its
--- rows (created by catingest: ra, dec, epoch double precision; ra_err,
--- dec_err (mas), pmra, pmdec (mas/yr), parallax (mas) real; per band i
--- (1-based) mag_i and err_i real; a q3c index on (ra, dec)). NULL = the
--- catalogue has no value.
+-- rows (created by catingest: ra, dec double precision with a q3c index,
+-- and r bytea, the row in the canonical encoding of catingest(1): ra, dec,
+-- epoch as IEEE doubles, ra_err, dec_err, pmra, pmdec, parallax and per
+-- band mag and err as IEEE floats, little-endian, NaN where the catalogue
+-- has no value).
 -- Applied once by `skydb migrate`; never edited after release.
 
 CREATE TABLE refcats (
