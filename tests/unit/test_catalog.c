@@ -216,6 +216,67 @@ static void test_colour(void)
     sk_config_free(cfg);
 }
 
+/* The HEALPix-chunked Gaia files of a survey pipeline: the folder read
+ * directly and its catingest copy give the same rows of a cone. */
+static void test_gaia_chunks(const char *dir)
+{
+    const char *gdir = tap_src("tests/data/real/decam-legacysurvey/testcase3/gaia");
+    char chunk[4200];
+    snprintf(chunk, sizeof chunk, "%s/chunk-04759.fits", gdir);
+    sk_catmap m;
+    sk_catmap_parse("gaia", &m);
+    sk_catsource *one = NULL;
+    ok(sk_catsource_open(chunk, &m, NULL, &one) == SK_OK, "a Gaia chunk read with the gaia map");
+    if (!one)
+        return;
+    sk_catrows *r = NULL;
+    sk_catsource_cone(one, 0, 90, 180, &r);
+    long in_ring = 0;
+    for (long k = 0; r && k < r->n; k++) {
+        long pix = 0;
+        ang2pix_ring(32, (90 - r->dec_deg[k]) * M_PI / 180, r->ra_deg[k] * M_PI / 180, &pix);
+        in_ring += pix == 4759;
+    }
+    ok(r && r->n > 50 && in_ring == r->n, "chunk-04759 holds RING pixel 4759 of nside 32 (%ld of %ld rows)", in_ring,
+       r ? r->n : -1);
+    double ra = r && r->n ? r->ra_deg[0] : 0, dec = r && r->n ? r->dec_deg[0] : 0;
+    sk_catrows_free(r);
+    sk_catsource_close(one);
+
+    sk_catsource *chunks = NULL, *shards = NULL;
+    ok(sk_catsource_open(gdir, &m, NULL, &chunks) == SK_OK, "the chunk folder opened");
+    char out[4200];
+    snprintf(out, sizeof out, "%s/gaia-shards", dir);
+    const char *paths[4];
+    static const char *const names[4] = {"chunk-05015.fits", "chunk-04759.fits", "chunk-04887.fits", "chunk-04886.fits"};
+    char buf[4][4200];
+    for (int i = 0; i < 4; i++) {
+        snprintf(buf[i], sizeof buf[i], "%s/%s", gdir, names[i]);
+        paths[i] = buf[i];
+    }
+    sk_catingest_opts o = {.name = "gaia", .version = "edr3", .columns = "gaia", .outdir = out, .nside = 64};
+    sk_catinfo info;
+    ok(sk_catalog_ingest(paths, 4, &o, &info) == SK_OK && info.nbands == 3, "the chunks ingested (G, BP, RP)");
+    sk_catinfo_clear(&info);
+    sk_catsource_open(out, NULL, NULL, &shards);
+    sk_catrows *a = NULL, *b = NULL;
+    if (chunks)
+        sk_catsource_cone(chunks, ra, dec, 0.3, &a);
+    if (shards)
+        sk_catsource_cone(shards, ra, dec, 0.3, &b);
+    ok(a && b && a->n == b->n && a->n > 0, "the same rows around (%.4f, %.4f) from chunks and shards: %ld, %ld", ra, dec,
+       a ? a->n : -1, b ? b->n : -1);
+    int pm = 0;
+    for (long k = 0; a && k < a->n; k++)
+        pm += isfinite(a->pmra_mas_yr[k]) && (a->epoch_yr[k] == 2015.5 || a->epoch_yr[k] == 2016.0);
+    ok(a && pm > a->n / 2, "proper motions and a Gaia epoch (2015.5 or 2016.0) read for %d of %ld rows (epoch %.1f)", pm,
+       a ? a->n : -1, a && a->n ? a->epoch_yr[0] : 0.0);
+    sk_catrows_free(a);
+    sk_catrows_free(b);
+    sk_catsource_close(chunks);
+    sk_catsource_close(shards);
+}
+
 int main(void)
 {
     const char *dir = tap_tmpdir();
@@ -223,5 +284,6 @@ int main(void)
     test_shards(dir);
     test_epoch();
     test_colour();
+    test_gaia_chunks(dir);
     return tap_done();
 }
