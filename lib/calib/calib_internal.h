@@ -26,7 +26,8 @@ struct sk_calib;
  * open): `db` for a "db:" catalogue. */
 int sk_calib_open_catalog(sk_calib_params *p, sk_db *db);
 
-/* The reference rows of an image (calib_refcat.c): those in and around its
+/* The reference rows of an image (calib_refcat.c), from p->catalog, else
+ * from the files p->refcat lists (opened for the call): those in and around its
  * footprint (header WCS, grown by the astrometric search radius and
  * catalog_margin_arcmin), carried to its MJD-OBS, as c->refcat (primary
  * band for the pattern match, positional errors) and c->phot_ref

@@ -116,10 +116,46 @@ static int phot_mags(const sk_image *img, const sk_calib_params *p, const sk_cat
     return SK_OK;
 }
 
+/* A catalogue for a caller that listed files in p->refcat without opening
+ * them (a library caller of sk_calib_run): opened for this call. */
+static int open_listed(const sk_calib_params *p, sk_catsource **out)
+{
+    size_t n = 1;
+    for (int i = 0; i < p->nrefcat; i++)
+        n += strlen(p->refcat[i]) + 1;
+    char *spec = malloc(n);
+    if (!spec)
+        return sk_error(SK_EIO, "out of memory");
+    spec[0] = '\0';
+    for (int i = 0; i < p->nrefcat; i++) {
+        if (i)
+            strcat(spec, ",");
+        strcat(spec, p->refcat[i]);
+    }
+    sk_catmap m;
+    int st = file_map(p, &m);
+    st = st ? st : sk_catsource_open(spec, &m, NULL, out);
+    free(spec);
+    return st;
+}
+
+static int reference_rows(const sk_image *img, const sk_calib_params *p, sk_catsource *cat, sk_calib *c);
+
 int sk_calib_reference_rows(const sk_image *img, const sk_calib_params *p, sk_calib *c)
 {
-    if (!p->catalog)
+    if (p->catalog)
+        return reference_rows(img, p, p->catalog, c);
+    if (p->nrefcat == 0)
         return SK_OK;
+    sk_catsource *own = NULL;
+    int st = open_listed(p, &own);
+    st = st ? st : reference_rows(img, p, own, c);
+    sk_catsource_close(own);
+    return st;
+}
+
+static int reference_rows(const sk_image *img, const sk_calib_params *p, sk_catsource *cat, sk_calib *c)
+{
     c->epoch_yr = NAN;
     if (!img->wcs)
         return sk_error(SK_EINPUT, "%s: no WCS in the header to start the astrometric calibration from",
@@ -127,7 +163,7 @@ int sk_calib_reference_rows(const sk_image *img, const sk_calib_params *p, sk_ca
     double ra = 0, dec = 0, rad = 0;
     sk_catrows *r = NULL;
     int st = footprint_cone(img, p, &ra, &dec, &rad);
-    st = st ? st : sk_catsource_cone(p->catalog, ra, dec, rad, &r);
+    st = st ? st : sk_catsource_cone(cat, ra, dec, rad, &r);
     double mjd = NAN;
     if (!st && sk_header_get_double(img->header, "MJD-OBS", &mjd) != 1) {
         mjd = NAN;
