@@ -6,6 +6,7 @@ set -eu
 
 pkgs="build-essential autoconf pkg-config perl ca-certificates
 libcfitsio-dev wcslib-dev libfftw3-dev libpq-dev libjansson-dev libssl-dev libpng-dev
+libchealpix-dev liberfa-dev
 postgresql postgresql-15-q3c postgresql-contrib util-linux
 python3 python3-numpy python3-astropy source-extractor"
 if [ "${1:-}" = "--bench" ]; then

@@ -309,7 +309,11 @@ static int match_through_wcs(solve_ctx *c, const sk_wcs *wcs)
         c->keep[m] = 1;
         double ex = isfinite(src->xwin_err) ? src->xwin_err : 0.1;
         double ey = isfinite(src->ywin_err) ? src->ywin_err : 0.1;
-        c->wt[m] = 1.0 / (0.5 * (ex * ex + ey * ey) + CENTROID_FLOOR_PX * CENTROID_FLOOR_PX);
+        /* the catalogue's own error at the image's epoch, when it gives one */
+        double pe = ref->pos_err_arcsec ? ref->pos_err_arcsec[c->rr[c->mref[m]].idx] / c->arcsec_per_px : 0.0;
+        if (!isfinite(pe))
+            pe = 0.0;
+        c->wt[m] = 1.0 / (0.5 * (ex * ex + ey * ey) + pe * pe + CENTROID_FLOOR_PX * CENTROID_FLOOR_PX);
     }
     return SK_OK;
 }

@@ -17,6 +17,7 @@ void sk_refcat_free(sk_refcat *cat)
     free(cat->dec_deg);
     free(cat->mag);
     free(cat->mag_err);
+    free(cat->pos_err_arcsec);
     free(cat);
 }
 

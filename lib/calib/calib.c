@@ -25,6 +25,9 @@ void sk_calib_params_default(sk_calib_params *p)
     snprintf(p->dec_col, sizeof p->dec_col, "dec");
     snprintf(p->mag_col, sizeof p->mag_col, "mag");
     snprintf(p->mag_err_col, sizeof p->mag_err_col, "mag_err");
+    p->epoch.propagate = 1;
+    p->epoch.missing_pm_mas_yr = 5.0;
+    p->margin_arcmin = 1.0;
 }
 
 void sk_calib_params_clear(sk_calib_params *p)
@@ -34,6 +37,15 @@ void sk_calib_params_clear(sk_calib_params *p)
     free(p->refcat);
     p->refcat = NULL;
     p->nrefcat = 0;
+    free(p->refcat_spec);
+    p->refcat_spec = NULL;
+    free(p->columns);
+    p->columns = NULL;
+    free(p->colour_terms);
+    p->colour_terms = NULL;
+    p->ncolour_terms = 0;
+    sk_catsource_close(p->catalog);
+    p->catalog = NULL;
 }
 
 static int get_name(const json_t *sec, const char *key, char *out, size_t size, int allow_null)
@@ -51,6 +63,45 @@ static int get_name(const json_t *sec, const char *key, char *out, size_t size, 
     return SK_OK;
 }
 
+/* The catalogue keys beside refcat: columns, propagate_epoch,
+ * missing_pm_mas_yr, catalog_margin_arcmin; extraction.colour_terms. */
+static int calib_catalog_keys(const json_t *root, const json_t *sec, sk_calib_params *p)
+{
+    json_t *j = json_object_get(sec, "columns");
+    if (j && !json_is_null(j)) {
+        if (!json_is_string(j))
+            return sk_error(SK_EINPUT, "extraction.astrometry.columns: not a column map");
+        free(p->columns);
+        p->columns = strdup(json_string_value(j));
+        if (!p->columns)
+            return sk_error(SK_EIO, "configuration: out of memory");
+        sk_catmap m;
+        if (sk_catmap_parse(p->columns, &m))
+            return sk_error_context("extraction.astrometry.columns");
+    }
+    j = json_object_get(sec, "propagate_epoch");
+    if (j && !json_is_boolean(j))
+        return sk_error(SK_EINPUT, "extraction.astrometry.propagate_epoch: not true or false");
+    if (j)
+        p->epoch.propagate = json_is_true(j);
+    const struct { const char *key; double *v; double hi; } nums[] = {
+        {"missing_pm_mas_yr", &p->epoch.missing_pm_mas_yr, 1e4},
+        {"catalog_margin_arcmin", &p->margin_arcmin, 600},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        j = json_object_get(sec, nums[i].key);
+        if (!j || json_is_null(j))
+            continue;
+        if (!json_is_number(j) || !(json_number_value(j) >= 0 && json_number_value(j) <= nums[i].hi))
+            return sk_error(SK_EINPUT, "extraction.astrometry.%s: not a number in [0, %g]", nums[i].key,
+                            nums[i].hi);
+        *nums[i].v = json_number_value(j);
+    }
+    free(p->colour_terms);
+    p->colour_terms = NULL;
+    return sk_colour_terms_from_json(root, &p->colour_terms, &p->ncolour_terms);
+}
+
 int sk_calib_params_from_json(const json_t *root, sk_calib_params *p)
 {
     int st = sk_psf_params_from_json(root, &p->psf);
@@ -63,12 +114,28 @@ int sk_calib_params_from_json(const json_t *root, sk_calib_params *p)
         if (!st) st = get_name(sec, "dec_column", p->dec_col, sizeof p->dec_col, 0);
         if (!st) st = get_name(sec, "mag_column", p->mag_col, sizeof p->mag_col, 0);
         if (!st) st = get_name(sec, "mag_err_column", p->mag_err_col, sizeof p->mag_err_col, 1);
+        if (!st) st = calib_catalog_keys(root, sec, p);
         json_t *rc = json_object_get(sec, "refcat");
         if (!st && rc && !json_is_null(rc)) {
             if (!json_is_string(rc))
                 return sk_error(SK_EINPUT, "extraction.astrometry.refcat: not a path");
-            sk_calib_params_clear(p);
+            for (int i = 0; i < p->nrefcat; i++)
+                free(p->refcat[i]);
+            p->nrefcat = 0;
             const char *s = json_string_value(rc);
+            free(p->refcat_spec);
+            p->refcat_spec = strdup(s);
+            if (!p->refcat_spec)
+                return sk_error(SK_EIO, "configuration: out of memory");
+            if (strncmp(s, "db:", 3) == 0) {
+                char **one = realloc(p->refcat, sizeof *one);
+                if (one)
+                    p->refcat = one;
+                if (!one || !(p->refcat[0] = strdup(s)))
+                    return sk_error(SK_EIO, "configuration: out of memory");
+                p->nrefcat = 1;
+                s = "";
+            }
             while (!st && *s) {
                 const char *c = strchr(s, ',');
                 size_t len = c ? (size_t)(c - s) : strlen(s);
@@ -101,6 +168,7 @@ void sk_calib_free(sk_calib *c)
     free(c->flux_psf);
     free(c->flux_psf_err);
     sk_refcat_free(c->refcat);
+    sk_refcat_free(c->phot_ref);
     sk_astrom_result_free(c->astrom);
     sk_photcal_free(c->photcal);
     free(c);
@@ -190,15 +258,10 @@ int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib
                                            threads, c->flux_psf, c->flux_psf_err);
     }
 
-    /* 3. astrometry and photometry against the catalog */
-    for (int i = 0; !st && i < p->nrefcat; i++) {
-        sk_refcat *more = NULL;
-        st = sk_refcat_read(p->refcat[i], p->ra_col, p->dec_col, p->mag_col,
-                            p->mag_err_col[0] ? p->mag_err_col : NULL, c->refcat ? &more : &c->refcat);
-        if (!st && more)
-            st = sk_refcat_append(c->refcat, more);
-        sk_refcat_free(more);
-    }
+    /* 3. astrometry and photometry against the catalog: its rows around
+       the footprint at the image's epoch */
+    if (!st)
+        st = sk_calib_reference_rows(img, p, c);
     if (!st && c->refcat) {
         if (!img->wcs)
             st = sk_error(SK_EINPUT, "%s: no WCS in the header to start the astrometric calibration "
@@ -212,7 +275,7 @@ int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib
                     c->astrom->offset_arcsec);
         if (!st)
             st = sk_photcal_solve(l, c->flux_psf, c->flux_psf_err, c->astrom->src_index,
-                                  c->astrom->ref_index, c->astrom->nmatch, c->refcat, &p->photcal,
+                                  c->astrom->ref_index, c->astrom->nmatch, c->phot_ref, &p->photcal,
                                   &c->photcal);
         if (!st && c->psf) {
             st = sk_photcal_psf_apcor(c->photcal, c->psf, cx, cy, l->aper_radius_px);
@@ -243,6 +306,34 @@ int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib
     }
     *out = c;
     return SK_OK;
+}
+
+/* The catalogue band or colour transformation of the zero point, and the
+ * epoch the reference positions were carried to. */
+static int calib_colour_cards(const sk_calib *c, sk_header *h)
+{
+    const sk_colour_term *t = c->colour;
+    int st = SK_OK;
+    if (isfinite(c->photcal->scatter))
+        st = sk_header_set_double(h, "MAGZSCAT", c->photcal->scatter, "[mag] rms of the stars' zero points");
+    if (!st && isfinite(c->photcal->noise))
+        st = sk_header_set_double(h, "MAGZNOIS", c->photcal->noise, "[mag] rms of their expected errors");
+    if (!st && isfinite(c->epoch_yr))
+        st = sk_header_set_double(h, "REFEPOCH", c->epoch_yr, "[yr] reference positions carried to this epoch");
+    if (!t)
+        return st ? st : sk_header_set_str(h, "MAGZBAND", c->phot_band, "catalogue band of the zero point");
+    char colour[40];
+    snprintf(colour, sizeof colour, "%s-%s", t->c1, t->c2);
+    st = st ? st : sk_header_set_str(h, "MAGZBAND", t->band, "catalogue band, colour-transformed");
+    st = st ? st : sk_header_set_str(h, "CTCOLOUR", colour, "colour x of m = band + sum CTCOEFk x^k");
+    for (int k = 0; !st && k < t->ncoeffs; k++) {
+        char key[24];
+        snprintf(key, sizeof key, "CTCOEF%d", k % 10);
+        st = sk_header_set_double(h, key, t->coeffs[k], "colour term coefficient of x^k");
+    }
+    st = st ? st : sk_header_set_double(h, "CTCMIN", t->colour_min, "[mag] bluest colour used");
+    st = st ? st : sk_header_set_double(h, "CTCMAX", t->colour_max, "[mag] reddest colour used");
+    return st;
 }
 
 int sk_calib_annotate_table(const sk_calib *c, sk_table *t)
@@ -276,6 +367,8 @@ int sk_calib_annotate_table(const sk_calib *c, sk_table *t)
                 st = sk_header_set_double(h, key, pc->aper_cor[a], "[mag] total = FLUX_APER mag + APCORn");
         }
     }
+    if (!st && c->photcal)
+        st = calib_colour_cards(c, h);
     if (!st && c->astrom) {
         st = sk_header_set_double(h, "ASTRRMS", c->astrom->rms_arcsec, "[arcsec] astrometric rms");
         if (!st) st = sk_header_set_long(h, "ASTRNMAT", c->astrom->nmatch, "reference stars in the WCS fit");

@@ -20,11 +20,32 @@ int sk_calib_params_from_json(const json_t *root, sk_calib_params *p);
 
 void sk_calib_params_clear(sk_calib_params *p);
 
+struct sk_calib;
+
+/* Open the reference catalogue of p (when there is one and it is not
+ * open): `db` for a "db:" catalogue. */
+int sk_calib_open_catalog(sk_calib_params *p, sk_db *db);
+
+/* The reference rows of an image (calib_refcat.c), from p->catalog, else
+ * from the files p->refcat lists (opened for the call): those in and around its
+ * footprint (header WCS, grown by the astrometric search radius and
+ * catalog_margin_arcmin), carried to its MJD-OBS, as c->refcat (primary
+ * band for the pattern match, positional errors) and c->phot_ref
+ * (magnitudes in the image's band through its colour transformation, else
+ * the catalogue band named like the filter, else the first). */
+int sk_calib_reference_rows(const sk_image *img, const sk_calib_params *p, struct sk_calib *c);
+
 typedef struct sk_calib {
     sk_psf *psf;                 /* NULL when the image has too few stars */
     char psf_note[512];          /* why there is no PSF */
     double *flux_psf, *flux_psf_err; /* per source (ADU); NULL without PSF */
-    sk_refcat *refcat;           /* NULL without a catalog */
+    sk_refcat *refcat;           /* NULL without a catalog: the rows around
+                                    the footprint at the image's epoch */
+    sk_refcat *phot_ref;         /* the same rows with magnitudes in the
+                                    image's band (NaN where not usable) */
+    const sk_colour_term *colour;/* the transformation used, NULL: none */
+    char phot_band[SK_CAT_BANDLEN]; /* catalogue band used without one */
+    double epoch_yr;             /* the image's epoch (NaN: not propagated) */
     sk_astrom_result *astrom;    /* NULL without a catalog */
     sk_photcal *photcal;         /* NULL without a catalog */
     double sigma_bg_adu;         /* median background noise per pixel */

@@ -151,17 +151,19 @@ static double clipped_zero_point(zp_stars *Z, const sk_photcal_params *p, double
 static int zp_result(const zp_stars *Z, const sk_source_list *l, const double *flux, double mean,
                      double sw, long kept, sk_photcal *pc)
 {
-    double chi2 = 0, ss = 0;
+    double chi2 = 0, ss = 0, se = 0;
     for (long k = 0; k < Z->n; k++)
         if (Z->keep[k]) {
             double d = Z->zp[k] - mean;
             chi2 += d * d / (Z->sg[k] * Z->sg[k]);
             ss += d * d;
+            se += Z->sg[k] * Z->sg[k];
         }
     double red = kept > 1 ? chi2 / (double)(kept - 1) : 1.0;
     pc->zp = mean;
     pc->dzp = sqrt(1.0 / sw) * (red > 1.0 ? sqrt(red) : 1.0);
     pc->scatter = sqrt(ss / (double)kept);
+    pc->noise = sqrt(se / (double)kept);
     pc->nstars = kept;
     pc->from_psf = flux != NULL;
     pc->lim_mag = NAN;

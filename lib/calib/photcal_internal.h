@@ -22,6 +22,8 @@ typedef struct sk_photcal {
                             weighted mean, scaled up by sqrt(reduced chi^2)
                             when the stars scatter more than their errors */
     double scatter;      /* rms of the kept stars' zero points about zp */
+    double noise;        /* rms of the kept stars' expected errors (the
+                            scatter their errors alone would give) */
     long nstars;         /* stars kept */
     long ncandidates;    /* matched stars before clipping */
     int from_psf;        /* 1: zp for PSF-fit fluxes; 0: largest aperture */

@@ -137,7 +137,7 @@ static int read_settings(const sk_config *cfg, const sk_coadd_request *rq, setti
     if (rc)
         return rc;
     S->coaddition_critical = sk_config_critical(cfg, "coaddition");
-    S->extraction_critical = sk_config_critical(cfg, "extraction");
+    S->extraction_critical = sk_extract_prov_params(cfg, rq->db);
     if (!S->coaddition_critical || !S->extraction_critical)
         return sk_errstatus() ? sk_errstatus() : SK_EIO;
     if (rq->db && (rc = sk_storage_root(cfg, S->data_root, sizeof S->data_root)))

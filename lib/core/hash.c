@@ -22,6 +22,30 @@ void sk_sha256(const void *data, size_t len, unsigned char out[32])
     EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
 }
 
+sk_sha256_stream *sk_sha256_begin(void)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(c);
+        c = NULL;
+    }
+    return (sk_sha256_stream *)c;
+}
+
+void sk_sha256_update(sk_sha256_stream *s, const void *data, size_t len)
+{
+    EVP_DigestUpdate((EVP_MD_CTX *)s, data, len);
+}
+
+void sk_sha256_end(sk_sha256_stream *s, char out[65])
+{
+    unsigned char d[32];
+    unsigned int n = 32;
+    EVP_DigestFinal_ex((EVP_MD_CTX *)s, d, &n);
+    EVP_MD_CTX_free((EVP_MD_CTX *)s);
+    to_hex(d, 32, out);
+}
+
 void sk_sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char d[32];

@@ -38,6 +38,13 @@ int sk_extract_settings_read(const sk_config *cfg, int database, sk_extract_sett
     out->critical = rc ? NULL : sk_config_critical(cfg, "extraction");
     if (!rc && !out->critical)
         rc = sk_errstatus() ? sk_errstatus() : SK_EIO;
+    /* the reference catalogue enters the provenance by its id (added when
+       it is opened), never by where it is or the names of its columns */
+    json_t *astro = rc ? NULL : json_object_get(out->critical, "astrometry");
+    static const char *const by_id[] = {"refcat", "columns", "ra_column", "dec_column", "mag_column",
+                                        "mag_err_column"};
+    for (size_t i = 0; astro && i < sizeof by_id / sizeof by_id[0]; i++)
+        json_object_del(astro, by_id[i]);
     if (!rc) {
         long t = sk_config_long(cfg, "extraction.threads", 0);
         out->config_threads = t > 0 ? (int)t : 0;
@@ -75,9 +82,34 @@ int sk_extract_check(const sk_extract_request *rq, const sk_extract_settings *s)
 
 /* ---- the steps both modes share ---- */
 
+/* The provenance parameters of settings whose catalogue is open. */
+static json_t *prov_params(const sk_extract_settings *S)
+{
+    json_t *params = json_deep_copy(S->critical);
+    json_t *astro = json_object_get(params, "astrometry");
+    const sk_catsource *cat = S->calib->catalog;
+    if (cat && json_is_object(astro))
+        json_object_set_new(astro, "refcat_id", json_string(sk_catsource_info(cat)->id));
+    if (!params)
+        sk_error(SK_EIO, "out of memory");
+    return params;
+}
+
+json_t *sk_extract_prov_params(const sk_config *cfg, sk_db *db)
+{
+    sk_extract_settings S;
+    int rc = sk_extract_settings_read(cfg, 0, &S);
+    rc = rc ? rc : sk_calib_open_catalog(S.calib, db);
+    json_t *params = rc ? NULL : prov_params(&S);
+    sk_extract_settings_clear(&S);
+    return params;
+}
+
 int extract_make_prov(const sk_extract_settings *S, const sk_prov *up, sk_prov **out)
 {
-    int rc = sk_prov_new("extraction", sk_code_version("extraction"), S->critical, out);
+    json_t *params = prov_params(S);
+    int rc = params ? sk_prov_new("extraction", sk_code_version("extraction"), params, out) : SK_EIO;
+    json_decref(params);
     if (!rc && up)
         rc = sk_prov_add_upstream(*out, up);
     return rc;
@@ -220,9 +252,16 @@ int extract_inputs_of(const extract_job *J, const char *image_path, const char *
     if (rq->mask)
         X->in[X->n++] = (sk_input_file){NULL, rq->mask, NULL, "mask"};
     X->npixels = X->n;
-    for (int i = 0; i < C->nrefcat; i++)
-        X->in[X->n++] = (sk_input_file){NULL, C->refcat[i], NULL, "refcat"};
+    /* the catalogue by its id and content digest, wherever it is */
+    if (C->catalog) {
+        const sk_catinfo *ci = sk_catsource_info(C->catalog);
+        snprintf(X->md5[X->n], sizeof X->md5[0], "%.32s", ci->id);
+        X->in[X->n] = (sk_input_file){ci->id, C->refcat_spec, X->md5[X->n], "refcat"};
+        X->n++;
+    }
     for (int i = 0; i < X->n; i++) {
+        if (X->in[i].md5)
+            continue;
         if (!sk_path_is_file(X->in[i].path))
             return sk_error(SK_ENOTFOUND, "%s: %s file: no such file", X->in[i].path, X->in[i].role);
         int rc = sk_md5_file(X->in[i].path, X->md5[i]);
@@ -456,6 +495,7 @@ int sk_extract_image(const sk_extract_request *rq, sk_extract_outcome *out)
         S = &own;
     }
     rc = rc ? rc : sk_extract_check(rq, S);
+    rc = rc ? rc : sk_calib_open_catalog(S->calib, rq->db);
     extract_job J = {.rq = rq, .S = S};
     if (!rc)
         rc = rq->db ? extract_in_database(&J, out) : extract_file_only(&J, out);

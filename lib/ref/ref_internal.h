@@ -48,6 +48,9 @@ typedef struct sk_ref_chain {
  * preprocessing.instrument). SK_EINPUT naming referencing.criteria[i].key
  * for a criterion of the wrong type or range. */
 int sk_ref_chain_make(const sk_config *cfg, const char *instrument, sk_ref_chain **out);
+/* The same with the database `db` (may be NULL) for a reference catalogue
+ * that is in the database. */
+int sk_ref_chain_make_db(const sk_config *cfg, const char *instrument, sk_db *db, sk_ref_chain **out);
 
 void sk_ref_chain_free(sk_ref_chain *c);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "skystack/error.h"
+#include "skystack/extract.h"
 #include "skystack/ingest.h"
 #include "skystack/json.h"
 #include "skystack/query.h"
@@ -227,10 +228,14 @@ void sk_ref_chain_free(sk_ref_chain *c)
     free(c);
 }
 
-/* A provenance of `process` over the critical parameters of `section`. */
-static int section_prov(const sk_config *cfg, const char *process, const char *section, sk_prov **out)
+/* A provenance of `process` over the critical parameters of `section`
+ * (those of extraction as the extraction records them: the reference
+ * catalogue by its id, opened with `db` when it is in the database). */
+static int section_prov(const sk_config *cfg, sk_db *db, const char *process, const char *section,
+                        sk_prov **out)
 {
-    json_t *crit = sk_config_critical(cfg, section);
+    json_t *crit = strcmp(section, "extraction") ? sk_config_critical(cfg, section)
+                                                 : sk_extract_prov_params(cfg, db);
     if (!crit)
         return sk_errstatus() ? sk_errstatus() : SK_EINPUT;
     int st = sk_prov_new(process, sk_code_version(process), crit, out);
@@ -240,23 +245,28 @@ static int section_prov(const sk_config *cfg, const char *process, const char *s
 
 int sk_ref_chain_make(const sk_config *cfg, const char *instrument, sk_ref_chain **out)
 {
+    return sk_ref_chain_make_db(cfg, instrument, NULL, out);
+}
+
+int sk_ref_chain_make_db(const sk_config *cfg, const char *instrument, sk_db *db, sk_ref_chain **out)
+{
     *out = NULL;
     sk_ref_chain *c = calloc(1, sizeof *c);
     if (!c)
         return sk_error(SK_EIO, "out of memory");
     int st = sk_ingest_provenance(cfg, instrument, &c->preprocessing);
     if (!st)
-        st = section_prov(cfg, "extraction", "extraction", &c->extraction);
+        st = section_prov(cfg, db, "extraction", "extraction", &c->extraction);
     if (!st)
         st = sk_prov_add_upstream(c->extraction, c->preprocessing);
     if (!st)
-        st = section_prov(cfg, "coaddition", "coaddition", &c->coaddition);
+        st = section_prov(cfg, db, "coaddition", "coaddition", &c->coaddition);
     if (!st)
         st = sk_prov_add_upstream(c->coaddition, c->preprocessing);
     if (!st)
         st = sk_prov_add_upstream(c->coaddition, c->extraction);
     if (!st)
-        st = section_prov(cfg, "extraction", "extraction", &c->coadd_extraction);
+        st = section_prov(cfg, db, "extraction", "extraction", &c->coadd_extraction);
     if (!st)
         st = sk_prov_add_upstream(c->coadd_extraction, c->coaddition);
     if (st) {

@@ -95,7 +95,7 @@ static int check_key_type(const sk_config *cfg, const char *key, json_type type,
 }
 
 /* Read and check the options and the configuration once. */
-static int settings_read(const sk_config *cfg, const sk_refmake_opts *o, refmake_settings *rs)
+static int settings_read(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o, refmake_settings *rs)
 {
     memset(rs, 0, sizeof *rs);
     rs->opts = o;
@@ -109,7 +109,7 @@ static int settings_read(const sk_config *cfg, const sk_refmake_opts *o, refmake
         return st;
     if (!(rs->place_key = sk_place_key(&o->place)))
         return sk_errstatus();
-    if ((st = sk_ref_chain_make(cfg, o->instrument, &rs->chain)))
+    if ((st = sk_ref_chain_make_db(cfg, o->instrument, db, &rs->chain)))
         return st;
     if ((st = check_key_type(cfg, "referencing.allow_append", JSON_TRUE, "true or false")) ||
         (st = check_key_type(cfg, "referencing.description", JSON_STRING, "a text or null")) ||
@@ -1016,7 +1016,7 @@ int sk_refmake(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o, sk_ref
 {
     memset(out, 0, sizeof *out);
     refmake_settings rs;
-    int st = settings_read(cfg, o, &rs);
+    int st = settings_read(db, cfg, o, &rs);
     if (!st && o->dry_run)
         st = dry_run(db, &rs, out);
     else if (!st)

@@ -86,6 +86,21 @@ int sk_sim_offset_radec(double ra_deg, double dec_deg, long n, const double *eas
 int sk_sim_wcs_perturb(sk_header *h, double offset_arcsec, double pa_deg,
                        double rotation_deg, double scale_error);
 
+/* sim_catalog.c: the colour_coeffs key and the checks of the motion and
+ * colour keys. */
+int sk_sim_catalog_params(const sk_config *c, sk_sim_params *p);
+/* Proper motions and colours of the field's stars (a no-op when both are
+ * off), from their own random streams. */
+int sk_sim_star_motions(const sk_sim_params *p, sk_sim_field *f);
+/* A star's position at `mjd` (its proper motion from start_mjd). */
+int sk_sim_star_radec_at(const sk_sim_params *p, const sk_sim_source *s, double mjd, double *ra_deg,
+                         double *dec_deg);
+/* MJD of the catalogue's epoch. */
+double sk_sim_refcat_mjd(const sk_sim_params *p);
+/* The catalogue columns beyond ra, dec, mag of the stars listed in t (in
+ * the order sk_sim_refcat lists them): motion and epoch, colour bands. */
+int sk_sim_refcat_more(const sk_sim_params *p, const sk_sim_field *f, sk_table *t);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "skystack/error.h"
 #include "skystack/sim.h"
+#include "sim_internal.h"
 
 enum kind { K_DOUBLE, K_LONG, K_STRING, K_BOOL };
 
@@ -84,6 +85,10 @@ static const key keys[] = {
     D(refcat_mag_error_at_depth, 0, 10),
     D(refcat_pos_error_floor_arcsec, 0, 3600),
     D(refcat_pos_error_at_depth_arcsec, 0, 3600),
+    D(proper_motion_max_mas_yr, 0, 1e5),
+    D(refcat_epoch_offset_yr, -1000, 1000),
+    D(colour_min, -5, 10),
+    D(colour_max, -5, 10),
 };
 
 int sk_sim_params_from_config(const sk_config *c, sk_sim_params *p)
@@ -142,6 +147,9 @@ int sk_sim_params_from_config(const sk_config *c, sk_sim_params *p)
     else
         return sk_error(SK_EINPUT, "simulation.distortion: \"%s\" is not sip or tpv", dist);
 
+    int crc = sk_sim_catalog_params(c, p);
+    if (crc)
+        return crc;
     if (p->mag_max < p->mag_min)
         return sk_error(SK_EINPUT, "simulation.mag_max %g is brighter than mag_min %g",
                         p->mag_max, p->mag_min);

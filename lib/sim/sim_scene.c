@@ -123,6 +123,7 @@ int sk_sim_field_make(const sk_sim_params *p, sk_sim_field **out)
     for (long i = 0; i < n; i++)
         f->src[i].id = i;
     int rc = place(p, f->src, n, east, north);
+    rc = rc ? rc : sk_sim_star_motions(p, f);
     free(east);
     free(north);
     if (rc) {
@@ -154,6 +155,8 @@ double sk_sim_source_mag(const sk_sim_params *p, const sk_sim_source *s, double 
 int sk_sim_source_radec(const sk_sim_params *p, const sk_sim_source *s, double mjd,
                         double *ra_deg, double *dec_deg)
 {
+    if (s->type == SK_SIM_STAR)
+        return sk_sim_star_radec_at(p, s, mjd, ra_deg, dec_deg);
     if (s->type != SK_SIM_MOVING) {
         *ra_deg = s->ra_deg;
         *dec_deg = s->dec_deg;
@@ -216,7 +219,9 @@ int sk_sim_refcat(const sk_sim_params *p, const sk_sim_field *f, sk_table **out)
                              p->refcat_pos_error_at_depth_arcsec);
         double de = pe * sk_rng_gauss(&r), dn = pe * sk_rng_gauss(&r);
         double dm = me * sk_rng_gauss(&r);
-        rc = sk_sim_offset_radec(s->ra_deg, s->dec_deg, 1, &de, &dn, &ra[k], &dec[k]);
+        double ra0 = s->ra_deg, dec0 = s->dec_deg; /* at the catalogue's epoch */
+        rc = sk_sim_star_radec_at(p, s, sk_sim_refcat_mjd(p), &ra0, &dec0);
+        rc = rc ? rc : sk_sim_offset_radec(ra0, dec0, 1, &de, &dn, &ra[k], &dec[k]);
         sk_column_set(cid, k, 0, (double)s->id);
         sk_column_set(cra, k, 0, ra[k]);
         sk_column_set(cdec, k, 0, dec[k]);
@@ -229,6 +234,8 @@ int sk_sim_refcat(const sk_sim_params *p, const sk_sim_field *f, sk_table **out)
     free(north);
     free(ra);
     free(dec);
+    if (!rc)
+        rc = sk_sim_refcat_more(p, f, t);
     if (!rc)
         rc = sk_header_set_str(t->header, "FILTER", p->filter, "photometric band of mag");
     if (!rc)

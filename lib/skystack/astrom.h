@@ -7,8 +7,9 @@
  * wcslib), the number of matches and the rms in arcseconds.
  *
  * Positions of sources are the library's 0-based pixels (see wcs.h);
- * catalog positions are taken as they are (no proper motion or epoch
- * propagation), in the frame of the initial WCS (ICRS/FK5 J2000). */
+ * catalog positions are taken as they are given here, in the frame of the
+ * initial WCS (ICRS/FK5 J2000): the extraction carries them to the image's
+ * epoch first (catalog.h). */
 #ifndef SKYSTACK_ASTROM_H
 #define SKYSTACK_ASTROM_H
 
@@ -29,6 +30,8 @@ typedef struct sk_refcat {
     double *ra_deg, *dec_deg;  /* n positions */
     double *mag;               /* n magnitudes */
     double *mag_err;           /* n errors (mag), NaN when the catalog has none */
+    double *pos_err_arcsec;    /* NULL, or n positional errors (1 sigma per
+                                  axis) that the fit's weights add */
 } sk_refcat;
 
 /* Read the first binary table of `path` (or the HDU named after a '[', as

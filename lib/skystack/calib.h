@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include "astrom.h"
+#include "catalog.h"
 #include "db.h"
 #include "extract.h"
 #include "photcal.h"
@@ -28,6 +29,15 @@ typedef struct sk_calib_params {
                                     none: no astrometric/photometric step */
     int nrefcat;
     char ra_col[72], dec_col[72], mag_col[72], mag_err_col[72];
+    char *refcat_spec;           /* extraction.astrometry.refcat as given */
+    char *columns;               /* extraction.astrometry.columns (NULL: the
+                                    *_col names above and the canonical
+                                    names of the other fields) */
+    sk_epoch_params epoch;       /* propagate_epoch, missing_pm_mas_yr */
+    double margin_arcmin;        /* extraction.astrometry.catalog_margin_arcmin */
+    sk_colour_term *colour_terms;/* extraction.colour_terms */
+    int ncolour_terms;
+    sk_catsource *catalog;       /* opened once, by the first extraction */
 } sk_calib_params;
 
 #ifdef __cplusplus

@@ -189,6 +189,13 @@ typedef struct sk_extract_settings {
 int sk_extract_settings_read(const struct sk_config *cfg, int database, sk_extract_settings *out);
 void sk_extract_settings_clear(sk_extract_settings *s);
 
+/* The parameters of the extraction provenance the configuration gives:
+ * its critical extraction keys, the reference catalogue by its id (opened
+ * to learn it; `db` for a "db:" catalogue) and not by its path. What the
+ * coadd pipeline expects its inputs' extraction products to carry. New
+ * reference; NULL with the error set. */
+json_t *sk_extract_prov_params(const struct sk_config *cfg, struct sk_db *db);
+
 /* One extraction, as extract(1) runs it on each image. */
 typedef struct sk_extract_request {
     const struct sk_config *config;        /* read at the start when settings is NULL */

@@ -11,6 +11,14 @@ extern "C" {
 /* SHA-256 of a buffer into 32 bytes. */
 void sk_sha256(const void *data, size_t len, unsigned char out[32]);
 
+/* SHA-256 of a stream: begin, any number of updates, end (which frees
+ * the state and gives 64 lowercase hex characters plus NUL). NULL from
+ * begin when out of memory. */
+typedef struct sk_sha256_stream sk_sha256_stream;
+sk_sha256_stream *sk_sha256_begin(void);
+void sk_sha256_update(sk_sha256_stream *s, const void *data, size_t len);
+void sk_sha256_end(sk_sha256_stream *s, char out[65]);
+
 /* SHA-256 of a buffer as 64 lowercase hex characters plus NUL. */
 void sk_sha256_hex(const void *data, size_t len, char out[65]);
 

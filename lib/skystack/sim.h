@@ -108,6 +108,15 @@ typedef struct sk_sim_params {
     /* reference catalog */
     double refcat_depth_mag, refcat_mag_error_floor, refcat_mag_error_at_depth;
     double refcat_pos_error_floor_arcsec, refcat_pos_error_at_depth_arcsec;
+    /* stars' motions and colours (sim_catalog.c) */
+    double proper_motion_max_mas_yr;  /* each star's proper motion uniform in a
+                                         disc of this radius (0: none) */
+    double refcat_epoch_offset_yr;    /* catalogue epoch minus the epoch of
+                                         start_mjd (e.g. -10) */
+    double colour_min, colour_max;    /* BP-RP of stars, uniform (equal: the
+                                         catalogue has one band, mag) */
+    int ncolour_coeffs;
+    double colour_coeffs[6];          /* filter = G + sum_k c_k (BP-RP)^k */
 } sk_sim_params;
 
 /* Read and check the "simulation" section: SK_EINPUT naming the key. */
@@ -128,6 +137,9 @@ typedef struct sk_sim_source {
                             an exposure converts it) */
     double rate_ra_arcsec_h, rate_dec_arcsec_h; /* moving sources */
     double peak_mjd;     /* transients */
+    double pmra_mas_yr, pmdec_mas_yr; /* stars: proper motion (pmra with
+                                         cos dec), position at start_mjd */
+    double colour;       /* stars: BP-RP (0 without colours) */
 } sk_sim_source;
 
 typedef struct sk_sim_field {
@@ -140,7 +152,13 @@ void sk_sim_field_free(sk_sim_field *f);
 
 /* The reference catalog of the field: stars down to refcat_depth_mag with
  * positions and magnitudes perturbed by their errors; columns id, ra, dec,
- * mag, mag_err, pos_err (arcsec). Table "REFCAT". */
+ * mag, mag_err, pos_err (arcsec). Table "REFCAT". With proper motions or a
+ * catalogue epoch other than the images': positions at the catalogue's
+ * epoch and columns pmra, pmdec (mas/yr), epoch (Julian year), ra_err,
+ * dec_err (mas). With colours: columns G, BP, RP and G_err, BP_err, RP_err
+ * (the catalogue's bands, each with its own noise of mag_err), the true
+ * magnitude in the filter being G + sum_k colour_coeffs[k] (BP-RP)^k; mag
+ * stays the filter's magnitude. */
 int sk_sim_refcat(const sk_sim_params *p, const sk_sim_field *f, sk_table **out);
 
 /* ---- one exposure (sim_expose.c, sim_defects.c, sim_wcs.c) ----------- */

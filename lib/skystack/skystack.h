@@ -19,6 +19,7 @@
 #include "psf.h"
 #include "astrom.h"
 #include "photcal.h"
+#include "catalog.h"
 #include "calib.h"
 #include "sim.h"
 #include "db.h"

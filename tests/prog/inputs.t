@@ -45,8 +45,8 @@ SRC=$(sed -n 1p "$T_TMP/out")
 like "$(cat "$SRC.json")" '"role": "image"' "the sidecar names the image"
 like "$(tr -d '\n ' <"$SRC.json")" "\"md5\":\"$(md5sum <w1.fits | cut -c1-32)\",\"path\":\"w1.fits\",\"role\":\"weight\"" \
     "the weight map with its md5"
-like "$(tr -d '\n ' <"$SRC.json")" "\"md5\":\"$(md5sum <cat.fits | cut -c1-32)\",\"path\":\"[^\"]*/cat.fits\",\"role\":\"refcat\"" \
-    "the reference catalogue with its md5"
+like "$(tr -d '\n ' <"$SRC.json")" "\"id\":\"[0-9a-f]{64}\",\"md5\":\"[0-9a-f]{32}\",\"path\":\"[^\"]*/cat.fits\",\"role\":\"refcat\"" \
+    "the reference catalogue by its catalogue id (and its first 32 digits as its digest)"
 before=$(sums)
 run_ok "the same inputs again" extract --no-db -o o1 --weight w1.fits img.fits
 like "$(cat "$T_TMP/err")" "exists already" "are reused"
@@ -67,9 +67,15 @@ cp w1.fits w1.keep && cp w2.fits w1.fits
 refused "the weight's content changed under its name" "weight w1\.fits \(md5 $(md5sum <w2.fits | cut -c1-32)" \
     extract --no-db -o o1 --weight w1.fits img.fits
 cp w1.keep w1.fits
-cp sim6/refcat.fits cat.fits
-refused "the reference catalogue's content changed" "refcat .*cat\.fits" \
-    extract --no-db -o o1 --weight w1.fits img.fits
+imsim -q -n 1 --size 200x200 --nstars 150 --seed 5 --set simulation.dither_arcsec=5 \
+    --set simulation.refcat_depth_mag=20.5 -o sim5b >/dev/null 2>"$T_TMP/err"
+cp sim5b/refcat.fits cat.fits
+# another catalogue content is another catalogue id, so another provenance:
+# new products, those of the first left as they were
+run_ok "the reference catalogue's content changed: extracted anew" extract --no-db -o o2 --weight w1.fits img.fits
+[ "$(basename "$(sed -n 1p "$T_TMP/out")")" != "$(basename "$SRC")" ]
+ok $? "under another provenance"
+is "$(sums)" "$before" "the first products are untouched"
 cp sim/refcat.fits cat.fits
 cp sim/exp_001.fits img.fits
 refused "the image's pixels changed" "image img\.fits" extract --no-db -o o1 --weight w1.fits img.fits

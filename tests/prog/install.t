@@ -3,8 +3,8 @@
 # skystack.pc, man pages and share/skystack, and a program builds against the
 # installed library through pkg-config.
 . "$(dirname "$0")/lib.sh"
-# two tests per program, twelve more
-plan $(($(ls "$SRC/tools" | wc -l) * 2 + 12))
+# two tests per program (its binary, its man page) and twelve more
+plan $((12 + 2 * $(ls "$SRC/tools" | wc -l)))
 
 root=$T_TMP/root
 B=$(basename "${SK_BUILDDIR:-build}")

@@ -34,8 +34,9 @@ static const sk_opt options[] = {
     {"fwhm", 0, 1, "PX", "initial FWHM guess of the matched filter", "extraction.detection.fwhm_guess_px"},
     {"gain", 0, 1, "E/ADU", "gain for the source Poisson noise (default: header)",
      "extraction.photometry.gain"},
-    {"refcat", 0, 1, "FILE", "reference catalog (FITS table of ra, dec, mag; FILE,FILE... for several) "
-     "for the astrometric and photometric calibration", "extraction.astrometry.refcat"},
+    {"refcat", 0, 1, "CATALOG", "reference catalogue for the astrometric and photometric calibration: "
+     "FILE[,FILE...] (FITS or CSV), a catingest folder, a Gaia chunk folder, or db:NAME[@VERSION]",
+     "extraction.astrometry.refcat"},
     {"sip-order", 0, 1, "N", "SIP order of the WCS fit (0: automatic)", "extraction.astrometry.sip_order"},
     {"psf-degree", 0, 1, "N", "polynomial degree of the PSF variation", "extraction.psf.degree"},
     {NULL, 0, 0, NULL, NULL, NULL},
