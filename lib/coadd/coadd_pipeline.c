@@ -1,5 +1,4 @@
 /* coadd_pipeline.c: the coadd program as a library call: its settings read once, the inputs and their extraction products (coadd_inputs.c), the coaddition provenance, reuse of an existing coadd, the grid, the coadd and its sidecar, the coadd PSF, database rows, and the extraction of the coadd in the same process (sk_extract_image). */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -503,21 +502,9 @@ static void remove_temporaries(const char *coadd_path)
     if (!slash)
         return;
     *slash = '\0';
-    const char *base = strrchr(coadd_path, '/') + 1;
-    size_t stem = strlen(base) > 5 ? strlen(base) - 5 : strlen(base); /* without .fits */
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        const char *t = strstr(e->d_name, ".tmp-");
-        if (!strncmp(e->d_name, base, stem) && t && strlen(t) == 11) {
-            char path[4500];
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            if (unlink(path) == 0)
-                sk_info("%s: removed, left by a worker that stopped", path);
-        }
-    }
-    if (d)
-        closedir(d);
+    char stem[4200];
+    sk_path_strip_fits_ext(slash + 1, stem, sizeof stem); /* coadd-HASH */
+    sk_path_remove_temporaries(dir, stem);
 }
 
 /* With a database: where the coadd goes in the data root; under this

@@ -31,7 +31,7 @@ static int open_stream(const char *path, sk_atomic *a, int keep_open)
     if (stat(path, &st) != 0 || S_ISREG(st.st_mode))
         return -1;
     if (!keep_open || !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)))
-        return sk_error(SK_EINPUT, "%s: exists and is not a regular file", path);
+        return sk_error(SK_EIO, "%s: exists and is not a regular file", path);
     a->fp = fopen(path, "wb");
     if (!a->fp)
         return sk_error(SK_EIO, "%s: cannot open for writing: %s", path, strerror(errno));

@@ -1,4 +1,5 @@
 /* path.c: the small path helpers the pipelines share: bounded formatting, FITS extensions, base names, files and ids (see path_priv.h). */
+#include <dirent.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 #include "skystack/error.h"
 #include "path_priv.h"
+#include "skystack/log.h"
 
 int sk_path_format(char *out, size_t outsz, const char *fmt, ...)
 {
@@ -61,4 +63,26 @@ void sk_path_remove_product(const char *path)
     snprintf(side, sizeof side, "%s.json", path);
     unlink(path);
     unlink(side);
+}
+
+int sk_path_remove_temporaries(const char *dir, const char *stem)
+{
+    size_t nstem = strlen(stem);
+    DIR *d = opendir(dir);
+    int removed = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp-");
+        if (strncmp(e->d_name, stem, nstem) != 0 || e->d_name[nstem] != '.' || !t || strlen(t) != 11)
+            continue;
+        char path[8400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) {
+            removed++;
+            sk_info("%s: removed, left by a worker that stopped", path);
+        }
+    }
+    if (d)
+        closedir(d);
+    return removed;
 }

@@ -26,4 +26,12 @@ int sk_path_is_number(const char *s);
  * files that are not there. */
 void sk_path_remove_product(const char *path);
 
+/* Remove, in directory dir, the temporary files of atomic writes
+ * (NAME.tmp-XXXXXX, see atomic.c) whose NAME is stem followed by a dot
+ * and more (stem.sources.fits, stem.bkg.fits, ...): what a
+ * worker that stopped mid-write left. Call it only under the claim or lock
+ * that makes this process the one writing those products. Returns how many
+ * were removed; each is logged. */
+int sk_path_remove_temporaries(const char *dir, const char *stem);
+
 #endif

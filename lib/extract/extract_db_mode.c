@@ -145,6 +145,11 @@ static int claim_or_reuse(extract_job *J, const db_image *I, const extract_input
     if (*exists)
         rc = registered_inputs_same(J, I, X, inputs_json);
     free(inputs_json);
+    if (!rc && !*exists) { /* this process makes them: what a stopped one left goes */
+        char stem[4200];
+        sk_path_strip_fits_ext(sk_path_base_name(I->row.filepath), stem, sizeof stem);
+        sk_path_remove_temporaries(I->dir, stem);
+    }
     if (!*exists || rc)
         return rc;
     sk_db_rollback(db);

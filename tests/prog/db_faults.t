@@ -13,7 +13,7 @@
 # and file modes.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
-plan 56
+plan 57
 ref_db_start
 
 count() { sql "SELECT count(*) FROM $1"; }
@@ -59,7 +59,15 @@ killed coadd-pending "$I1" "$I4"
 is "$?|$(visible)" "137|2" "killed before the coadd's extraction: no query sees it"
 P=$(sql "SELECT id FROM images WHERE pending")
 is "$(findings)" "0 0 0 0 1 1" "fsck: a pending coadd and a dead claim"
+# a temporary file its extraction would have left had the kill come while
+# it wrote: beside the extraction products of the coadd of the same night
+XDIR=$(dirname "$SKYSTACK_DATA/$(sql "SELECT s.filepath FROM source_lists s JOIN images i ON i.id = s.image_id
+    WHERE i.type = 'coadd' AND NOT i.pending ORDER BY i.id LIMIT 1")")
+STEM=$(basename "$(sql "SELECT filepath FROM images WHERE id = $P")" .fits)
+: >"$XDIR/$STEM.bkg.fits.tmp-AB12CD"
 exit_is 0 "rerun" coadd -q --threads 1 "$I1" "$I4"
+is "$(test -e "$XDIR/$STEM.bkg.fits.tmp-AB12CD" || echo gone)" "gone" \
+    "the rerun's extraction removed the temporary file the stopped worker left"
 is "$(count "images WHERE id = $P AND NOT pending")|$(visible)|$(count "images WHERE pending")" "1|3|0" \
     "the rerun completes the pending coadd: the same id"
 is "$(count "source_lists WHERE image_id = $P")|$(findings)" "1|0 0 0 0 0 0" "with its extraction, nothing left over"

@@ -279,6 +279,7 @@ static void test_gaia_chunks(const char *dir)
 
 int main(void)
 {
+    tap_plan(41);
     const char *dir = tap_tmpdir();
     test_maps_and_ids(dir);
     test_shards(dir);

@@ -37,6 +37,7 @@ static sk_image *band(double sky, double sigma, const char *filter)
 
 int main(void)
 {
+    tap_plan(8);
     sk_image *b[3] = {band(100, 2, "g"), band(-5, 5, "r"), band(1000, 10, "i")};
     /* a source of band i only: a Gaussian of peak 4 sigma, FWHM 3 px */
     for (int y = 90; y <= 110; y++)

@@ -51,7 +51,7 @@ int main(void)
     if (rd >= 0)
         close(rd);
     sk_atomic *a = NULL;
-    ok(sk_atomic_reserve(dir, &a) == SK_EINPUT && !a, "a directory is not a product's place");
+    ok(sk_atomic_reserve(dir, &a) == SK_EIO && !a, "a directory is not a product's place (an I/O failure)");
     ok(strstr(sk_errmsg(), "not a regular file") != NULL, "and the message says so");
     return tap_done();
 }

@@ -302,6 +302,7 @@ static void test_companions(void)
 
 int main(void)
 {
+    tap_plan(61);
     test_stretches();
     test_canvas_png();
     test_orientation();

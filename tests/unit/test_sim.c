@@ -684,7 +684,7 @@ static void test_defects_and_determinism(void)
 
 int main(void)
 {
-    tap_plan(125);
+    tap_plan(147);
     test_rng();
     test_psf();
     test_blank_sky();

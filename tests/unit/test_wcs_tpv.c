@@ -64,6 +64,7 @@ static double max_sep(const sk_header *a, const sk_header *b)
 
 int main(void)
 {
+    tap_plan(22);
     for (int order = 2; order <= 5; order++) {
         sk_header *sip = sip_header(25.0, order), *tpv = NULL;
         ok(sk_wcs_header_to_tpv(sip, &tpv) == SK_OK, "SIP order %d written as TPV", order);
