@@ -90,7 +90,7 @@ TEST_ENV = PATH="$(CURDIR)/$(B)/bin:$$PATH" SK_SRCDIR="$(CURDIR)" SK_BUILDDIR="$
 
 check: tests
 	@rm -rf $(B)/test-home $(B)/test-tmp && $(MKDIR_P) $(B)/test-home $(B)/test-tmp
-	$(TEST_ENV) TMPDIR="$(CURDIR)/$(B)/test-tmp" tests/run-tests $(or $(TESTS),$(UNIT_BINS) $(PROG_TESTS))
+	$(TEST_ENV) TMPDIR="$(CURDIR)/$(B)/test-tmp" tests/run-tests $(or $(TESTS),$(PROG_TESTS) $(UNIT_BINS))
 
 check-sanitize:
 	$(MAKE) --no-print-directory B=build-san OPT="-O1 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" check
