@@ -42,7 +42,7 @@ xargs imingest <sim/list >ids
 wc -l <ids | xargs printf '   %s images registered\n' >&2
 
 say "4. extract sources, PSF, astrometry and zero point (extract)"
-imquery --target SIMFIELD --filter r | extract - >/dev/null
+extract - <ids >/dev/null # the images just registered, by id
 
 say "5. what the database knows (imquery --table)"
 imquery --target SIMFIELD --filter r --order earliest --table
