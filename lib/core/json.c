@@ -230,3 +230,13 @@ static char *serialise(const json_t *j, int pretty)
 
 char *sk_json_canonical(const json_t *j) { return serialise(j, -1); }
 char *sk_json_pretty(const json_t *j) { return serialise(j, 0); }
+
+void sk_json_print_line(FILE *fp, const json_t *j)
+{
+    char *line = sk_json_canonical(j);
+    if (line) {
+        fputs(line, fp);
+        fputc('\n', fp);
+        free(line);
+    }
+}

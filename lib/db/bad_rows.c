@@ -1,7 +1,9 @@
 /* bad_rows.c: marking images, coadds, extractions and references bad and unmarking them, with the history of every change, and what used an image (see skystack/lifecycle.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pwd.h>
 #include <string.h>
+#include <unistd.h>
 #include "skystack/error.h"
 #include "skystack/lifecycle.h"
 #include "db_priv.h"
@@ -222,4 +224,18 @@ int sk_bad_users(sk_db *db, long long image_id, json_t **out)
     PQclear(f);
     *out = json_pack("{s:o, s:o}", "coadds", coadds, "references", refs);
     return SK_OK;
+}
+
+const char *sk_bad_marker(const char *given)
+{
+    if (given && *given)
+        return given;
+    const char *e = getenv("SKYSTACK_USER");
+    if (e && *e)
+        return e;
+    struct passwd *pw = getpwuid(getuid());
+    if (pw && pw->pw_name)
+        return pw->pw_name;
+    e = getenv("USER");
+    return e && *e ? e : "unknown";
 }

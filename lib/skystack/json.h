@@ -4,6 +4,7 @@
 #ifndef SKYSTACK_JSON_H
 #define SKYSTACK_JSON_H
 
+#include <stdio.h>
 #include <jansson.h>
 
 #ifdef __cplusplus
@@ -30,6 +31,10 @@ extern "C" {
  * separators=(",", ":"), ensure_ascii=False) encoded as UTF-8.
  * Malloc'd string, NULL when `j` is NULL or holds a non-finite real. */
 char *sk_json_canonical(const json_t *j);
+
+/* Print j canonically on one line of fp (JSON Lines); nothing when out of
+ * memory. */
+void sk_json_print_line(FILE *fp, const json_t *j);
 
 /* The same strings and numbers as the canonical form, keys sorted, two-space
  * indentation and one member per line, ending with a newline; for

@@ -25,6 +25,10 @@ enum sk_bad_kind { SK_BAD_IMAGE, SK_BAD_COADD, SK_BAD_EXTRACTION, SK_BAD_REFEREN
 int sk_bad_kind_from_name(const char *option, const char *name, int *kind);
 const char *sk_bad_kind_name(int kind);
 
+/* Who marks: `given` (--by) when set, else $SKYSTACK_USER, else the login
+ * name, else $USER, else "unknown". */
+const char *sk_bad_marker(const char *given);
+
 /* Mark (mark 1, with a reason) or unmark (mark 0; reason optional) object
  * `id` of `kind` (an image: a science image; a coadd: a coadd image; an
  * extraction: its source list id; a reference: a refs id), by `who`, now;

@@ -1,6 +1,5 @@
 /* refset: list, show, create and delete reference sets; list their references, the chain of replacements of one and those using an image; mark references bad. */
 #include <math.h>
-#include <pwd.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,15 +69,6 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     return SK_OK;
 }
 
-static void print_json_line(const json_t *j)
-{
-    char *text = sk_json_canonical(j);
-    if (text) {
-        puts(text);
-        free(text);
-    }
-}
-
 static const char *str(const json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
@@ -94,7 +84,7 @@ static int cmd_list(sk_db *db, const request *r)
     size_t i;
     json_t *o;
     if (r->json) {
-        json_array_foreach(arr, i, o) print_json_line(o);
+        json_array_foreach(arr, i, o) sk_json_print_line(stdout, o);
     } else {
         sk_refset_print_list(stdout, arr);
     }
@@ -109,7 +99,7 @@ static int cmd_show(sk_db *db, const request *r, const char *name)
     if (st)
         return st;
     if (r->json) {
-        print_json_line(o);
+        sk_json_print_line(stdout, o);
         json_decref(o);
         return SK_OK;
     }
@@ -155,28 +145,13 @@ static int cmd_refs(sk_db *db, request *r, const char *name, const sk_config *cf
                         r->filter ? r->filter : "");
     }
     if (r->json) {
-        json_array_foreach(arr, i, o) print_json_line(o);
+        json_array_foreach(arr, i, o) sk_json_print_line(stdout, o);
         json_decref(arr);
         return SK_OK;
     }
     sk_refset_print_refs(stdout, arr);
     json_decref(arr);
     return SK_OK;
-}
-
-/* Who marks: --by, $SKYSTACK_USER, the login name. */
-static const char *who(const request *r)
-{
-    if (r->by)
-        return r->by;
-    const char *e = getenv("SKYSTACK_USER");
-    if (e && *e)
-        return e;
-    struct passwd *pw = getpwuid(getuid());
-    if (pw && pw->pw_name)
-        return pw->pw_name;
-    e = getenv("USER");
-    return e && *e ? e : "unknown";
 }
 
 /* chain REF: the references of its place, filter and provenance, oldest first. */
@@ -189,7 +164,7 @@ static int cmd_chain(sk_db *db, const request *r, long long ref_id)
     size_t i;
     json_t *o;
     if (r->json) {
-        json_array_foreach(arr, i, o) print_json_line(o);
+        json_array_foreach(arr, i, o) sk_json_print_line(stdout, o);
     } else {
         sk_refset_print_chain(stdout, arr);
     }
@@ -208,7 +183,7 @@ static int cmd_uses(sk_db *db, const request *r, long long image_id)
     json_t *o;
     json_array_foreach(json_object_get(u, "references"), i, o) {
         if (r->json)
-            print_json_line(o);
+            sk_json_print_line(stdout, o);
         else
             printf("%lld  coadd %lld  %s  %s  %s\n",
                    (long long)json_integer_value(json_object_get(o, "ref_id")),
@@ -325,7 +300,7 @@ static int run(sk_cli *cli, request *r)
         st = cmd_refs(db, r, name, cli->config);
         break;
     case 3:
-        st = sk_ref_mark_bad(db, ref_id, r->reason, who(r));
+        st = sk_ref_mark_bad(db, ref_id, r->reason, sk_bad_marker(r->by));
         if (!st)
             printf("%lld\n", ref_id);
         break;

@@ -1,5 +1,4 @@
 /* skybad: mark images, coadds, extractions and references bad (or good again), list what is bad, show the history of marks and what used an image. */
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,30 +30,6 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     else
         return sk_error(SK_EINPUT, "--%s: unhandled option", opt->name);
     return SK_OK;
-}
-
-/* Who marks: --by, $SKYSTACK_USER, the login name. */
-static const char *who(const request *r)
-{
-    if (r->by)
-        return r->by;
-    const char *e = getenv("SKYSTACK_USER");
-    if (e && *e)
-        return e;
-    struct passwd *pw = getpwuid(getuid());
-    if (pw && pw->pw_name)
-        return pw->pw_name;
-    e = getenv("USER");
-    return e && *e ? e : "unknown";
-}
-
-static void print_json_line(const json_t *j)
-{
-    char *text = sk_json_canonical(j);
-    if (text) {
-        puts(text);
-        free(text);
-    }
 }
 
 static const char *str(const json_t *o, const char *key)
@@ -91,7 +66,7 @@ static int cmd_mark(sk_db *db, const sk_cli *cli, const request *r, int mark)
         st = parse_id(cmd, cli->args[i], &ids[i]);
     for (int i = 2; i < cli->nargs && !st; i++) {
         int changed = 0;
-        st = sk_bad_mark(db, kind, ids[i], mark, r->reason, who(r), &changed);
+        st = sk_bad_mark(db, kind, ids[i], mark, r->reason, sk_bad_marker(r->by), &changed);
         if (!st) {
             if (!changed)
                 sk_info("%s %lld was %s already", sk_bad_kind_name(kind), ids[i],
@@ -117,7 +92,7 @@ static int cmd_list(sk_db *db, const sk_cli *cli, const request *r)
     json_t *o;
     json_array_foreach(arr, i, o) {
         if (r->json)
-            print_json_line(o);
+            sk_json_print_line(stdout, o);
         else
             printf("%-10s %8lld  %s  %-12s %s\n", str(o, "kind"),
                    (long long)json_integer_value(json_object_get(o, "id")), str(o, "at"),
@@ -143,7 +118,7 @@ static int cmd_history(sk_db *db, const sk_cli *cli, const request *r)
     json_t *o;
     json_array_foreach(arr, i, o) {
         if (r->json)
-            print_json_line(o);
+            sk_json_print_line(stdout, o);
         else
             printf("%-6s  %s  %-12s %s\n", str(o, "action"), str(o, "at"), str(o, "by"),
                    str(o, "reason"));
@@ -164,7 +139,7 @@ static int cmd_users(sk_db *db, const sk_cli *cli, const request *r)
     if ((st = sk_bad_users(db, id, &u)))
         return st;
     if (r->json) {
-        print_json_line(u);
+        sk_json_print_line(stdout, u);
         json_decref(u);
         return SK_OK;
     }
