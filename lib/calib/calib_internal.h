@@ -92,7 +92,9 @@ int sk_calib_write_head(const char *path, const sk_calib *c);
  * head_path the .head product) and zero_points (zp, dzp, aperture radii
  * and corrections, limiting magnitude, stars); the image's fwhm_estimate
  * (PSF), zero_point_estimate and lim_mag_estimate, and its centre,
- * corners, bounding box and radius from the solved WCS. */
+ * corners, bounding box and radius from the solved WCS. Rows of this
+ * image and provenance that exist already are updated in place (their
+ * ids stay). */
 int sk_calib_db_save(sk_db *db, const char *image_id, const char *prov_id, const sk_calib *c,
                      const char *rel_psf, const char *psf_path, const char *rel_head,
                      const char *head_path, long width, long height);

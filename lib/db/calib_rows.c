@@ -70,7 +70,10 @@ int sk_calib_db_save(sk_db *db, const char *image_id, const char *prov_id, const
         if (!st)
             st = sk_db_exec(db, "registering the PSF",
                             "INSERT INTO psfs (image_id, provenance_id, filepath, md5, fwhm_arcsec, "
-                            "num_stars) VALUES ($1, $2, $3, $4, $5, $6)", 6, p, NULL);
+                            "num_stars) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (image_id, "
+                            "provenance_id) DO UPDATE SET filepath = EXCLUDED.filepath, md5 = "
+                            "EXCLUDED.md5, fwhm_arcsec = EXCLUDED.fwhm_arcsec, num_stars = "
+                            "EXCLUDED.num_stars", 6, p, NULL);
         const char *q[] = {image_id, num(b[1], c->fwhm_arcsec)};
         if (!st && q[1])
             st = sk_db_exec(db, "updating the image's FWHM",
@@ -85,7 +88,10 @@ int sk_calib_db_save(sk_db *db, const char *image_id, const char *prov_id, const
         if (!st)
             st = sk_db_exec(db, "registering the WCS",
                             "INSERT INTO world_coordinates (image_id, provenance_id, filepath, md5, "
-                            "header, rms_arcsec, num_matches) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            "header, rms_arcsec, num_matches) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                            "ON CONFLICT (image_id, provenance_id) DO UPDATE SET filepath = "
+                            "EXCLUDED.filepath, md5 = EXCLUDED.md5, header = EXCLUDED.header, "
+                            "rms_arcsec = EXCLUDED.rms_arcsec, num_matches = EXCLUDED.num_matches",
                             7, p, NULL);
         free(text);
         /* the image's footprint from the solved WCS */
@@ -137,7 +143,10 @@ int sk_calib_db_save(sk_db *db, const char *image_id, const char *prov_id, const
                            num(b[2], pc->lim_mag), ns};
         st = sk_db_exec(db, "registering the zero point",
                         "INSERT INTO zero_points (image_id, provenance_id, zp, dzp, aper_cor_radii_fwhm, "
-                        "aper_cors, lim_mag, num_stars) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "aper_cors, lim_mag, num_stars) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                        "ON CONFLICT (image_id, provenance_id) DO UPDATE SET zp = EXCLUDED.zp, dzp = "
+                        "EXCLUDED.dzp, aper_cor_radii_fwhm = EXCLUDED.aper_cor_radii_fwhm, aper_cors = "
+                        "EXCLUDED.aper_cors, lim_mag = EXCLUDED.lim_mag, num_stars = EXCLUDED.num_stars",
                         8, p, NULL);
         free(radii);
         free(cors);

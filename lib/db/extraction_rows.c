@@ -47,13 +47,17 @@ int sk_db_extraction_register(sk_db *db, const sk_extraction_record *r)
     const char *ps[] = {id, r->prov_id, r->source_list_relpath, r->source_list_md5, nsrc, r->inputs_json};
     int rc = sk_db_exec(db, "registering the source list",
                         "INSERT INTO source_lists (image_id, provenance_id, filepath, md5, num_sources, inputs) "
-                        "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+                        "VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (image_id, provenance_id) "
+                        "DO UPDATE SET filepath = EXCLUDED.filepath, md5 = EXCLUDED.md5, "
+                        "num_sources = EXCLUDED.num_sources, inputs = EXCLUDED.inputs",
                         6, ps, NULL);
     const char *pb[] = {id, r->prov_id, r->background_relpath, r->background_md5, bkgv, bkgn};
     rc = rc ? rc
             : sk_db_exec(db, "registering the background",
                          "INSERT INTO backgrounds (image_id, provenance_id, filepath, md5, value, noise) "
-                         "VALUES ($1, $2, $3, $4, $5, $6)",
+                         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (image_id, provenance_id) "
+                         "DO UPDATE SET filepath = EXCLUDED.filepath, md5 = EXCLUDED.md5, "
+                         "value = EXCLUDED.value, noise = EXCLUDED.noise",
                          6, pb, NULL);
     const char *pq[] = {id, bkgv, bkgn, isnan(r->fwhm_arcsec) ? NULL : fwhm_arcsec};
     rc = rc ? rc
@@ -61,6 +65,33 @@ int sk_db_extraction_register(sk_db *db, const sk_extraction_record *r)
                          "UPDATE images SET bkg_mean_estimate = $2, bkg_rms_estimate = $3, "
                          "fwhm_estimate = COALESCE($4::double precision, fwhm_estimate) WHERE id = $1",
                          4, pq, NULL);
+    return rc;
+}
+
+int sk_db_extraction_files(sk_db *db, long long image_id, const char *prov_id,
+                           sk_registered_file out[4], int *n)
+{
+    *n = 0;
+    char id[32];
+    snprintf(id, sizeof id, "%lld", image_id);
+    const char *key[2] = {id, prov_id};
+    PGresult *r = NULL;
+    int rc = sk_db_exec(db, "reading the files of the extraction",
+                        "SELECT 'source_lists', filepath, md5 FROM source_lists WHERE image_id = $1 "
+                        "AND provenance_id = $2 UNION ALL SELECT 'backgrounds', filepath, md5 FROM "
+                        "backgrounds WHERE image_id = $1 AND provenance_id = $2 UNION ALL SELECT "
+                        "'psfs', filepath, md5 FROM psfs WHERE image_id = $1 AND provenance_id = $2 "
+                        "UNION ALL SELECT 'world_coordinates', filepath, md5 FROM world_coordinates "
+                        "WHERE image_id = $1 AND provenance_id = $2 AND filepath IS NOT NULL",
+                        2, key, &r);
+    for (int i = 0; !rc && i < PQntuples(r) && i < 4; i++) {
+        snprintf(out[i].table, sizeof out[i].table, "%s", PQgetvalue(r, i, 0));
+        snprintf(out[i].relpath, sizeof out[i].relpath, "%s", PQgetvalue(r, i, 1));
+        const char *m = sk_db_value(r, i, 2);
+        snprintf(out[i].md5, sizeof out[i].md5, "%s", m ? m : "");
+        (*n)++;
+    }
+    PQclear(r);
     return rc;
 }
 

@@ -55,8 +55,22 @@ typedef struct sk_extraction_record {
 } sk_extraction_record;
 
 /* Rows source_lists and backgrounds, and the image's background and FWHM
- * estimates, in the caller's transaction. */
+ * estimates, in the caller's transaction. Rows of this image and
+ * provenance that exist already (an extraction made anew because its
+ * files were missing or damaged) are updated in place: their ids stay. */
 int sk_db_extraction_register(sk_db *db, const sk_extraction_record *r);
+
+/* The files a registered extraction's rows name (source list,
+ * background, PSF, WCS): their table, path relative to the data root and
+ * md5; *n of them (at most 4). */
+typedef struct sk_registered_file {
+    char table[24];
+    char relpath[4096];
+    char md5[33];
+} sk_registered_file;
+
+int sk_db_extraction_files(sk_db *db, long long image_id, const char *prov_id,
+                           sk_registered_file out[4], int *n);
 
 /* The extraction products of one image under one extraction provenance,
  * as a coadd uses them; an id of 0 means the product is missing. */

@@ -1,4 +1,4 @@
-/* extract_db_mode.c: the database mode of the extraction of one image: find the image, its products' places in the data root, reuse of a registered extraction or a claim under the advisory lock, and the rows of what was made. */
+/* extract_db_mode.c: the database mode of the extraction of one image: find the image, its products' places in the data root, the claim on (image, provenance), reuse of a registered extraction whose files are intact, the computation with no transaction open, and the rows of what was made in one short transaction. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +8,7 @@
 #include "skystack/db.h"
 #include "skystack/error.h"
 #include "skystack/hash.h"
+#include "skystack/lifecycle.h"
 #include "skystack/log.h"
 #include "skystack/storage.h"
 #include "skystack/wcs.h"
@@ -23,7 +24,7 @@ typedef struct db_image {
     char id_text[32];
     char path[4200];              /* the image file */
     char dir[4200];               /* the products' directory */
-    char rel_src[4200], rel_bkg[4200], rel_psf[4200], rel_head[4200];
+    char rel_src[4200], rel_bkg[4200], rel_psf[4200], rel_head[4200], rel_reg[4200];
 } db_image;
 
 /* The images row of the request's image, its file, and the extraction
@@ -39,6 +40,14 @@ static int find_image(extract_job *J, db_image *I)
     rc = sk_storage_resolve(root, I->row.filepath, I->path, sizeof I->path);
     if (rc)
         return rc;
+    if (!sk_path_is_file(I->path))
+        return sk_error(SK_ENOTFOUND, "image %s: its file %s is missing from the data root (the row is "
+                                      "there, the file is gone): %s; `skydb fsck` lists what is missing",
+                        I->id_text, I->path,
+                        strcmp(I->row.type, "coadd") ? "ingest the original again (imingest restores it "
+                                                       "under the same id)"
+                                                     : "make the coadd again (coadd or refmake rebuild "
+                                                       "it under the same id)");
     sk_prov *up = NULL;
     char stype[64], md5[33];
     rc = sk_sidecar_read(I->path, &up, stype, sizeof stype, md5, NULL);
@@ -74,6 +83,7 @@ static int product_paths(extract_job *J, db_image *I)
     rc = rc ? rc : sk_path_format(P->src, sizeof P->src, "%s/%s.sources.fits", I->dir, base);
     rc = rc ? rc : sk_path_format(P->bkg, sizeof P->bkg, "%s/%s.bkg.fits", I->dir, base);
     rc = rc ? rc : sk_path_format(P->reg, sizeof P->reg, "%s/%s.reg", I->dir, base);
+    rc = rc ? rc : sk_path_format(I->rel_reg, sizeof I->rel_reg, "%s/%s.reg", reldir, base);
     return rc;
 }
 
@@ -126,37 +136,71 @@ static int registered_inputs_same(const extract_job *J, const db_image *I, const
                     I->id_text, I->path, J->prov->id, what);
 }
 
-/* Begin the transaction, take the advisory lock of (image, provenance)
- * and look for a registered extraction: *exists 1 when there is one made
- * from the inputs X (the transaction is then rolled back and its
- * products are in J->P); one made from other inputs is refused. */
-static int claim_or_reuse(extract_job *J, const db_image *I, const extract_inputs *X, int *exists)
+/* Are the files the rows of the registered extraction name there, each
+ * with the md5 of its row? *intact 0 (and the first one that is not,
+ * logged) when one is missing or damaged: the extraction is then made
+ * anew under the same rows. */
+static int registered_files_intact(const extract_job *J, const db_image *I, int *intact)
 {
-    sk_db *db = J->rq->db;
-    char lockname[128], src_rel[4200], bkg_rel[4200];
-    char *inputs_json = NULL;
-    snprintf(lockname, sizeof lockname, "extraction/%s/%s", I->id_text, J->prov->id);
-    int found = 0;
-    int rc = sk_db_begin(db);
-    rc = rc ? rc : sk_db_lock(db, lockname);
-    rc = rc ? rc : sk_db_extraction_find(db, I->row.id, J->prov->id, src_rel, sizeof src_rel, bkg_rel,
-                                         sizeof bkg_rel, &inputs_json, &found);
-    *exists = !rc && found;
-    if (*exists)
-        rc = registered_inputs_same(J, I, X, inputs_json);
-    free(inputs_json);
-    if (!rc && !*exists) { /* this process makes them: what a stopped one left goes */
-        char stem[4200];
-        sk_path_strip_fits_ext(sk_path_base_name(I->row.filepath), stem, sizeof stem);
-        sk_path_remove_temporaries(I->dir, stem);
+    sk_registered_file f[4];
+    int n = 0;
+    *intact = 1;
+    int rc = sk_db_extraction_files(J->rq->db, I->row.id, J->prov->id, f, &n);
+    for (int i = 0; !rc && i < n && *intact; i++) {
+        char path[4200], md5[33];
+        rc = sk_storage_resolve(J->S->data_root, f[i].relpath, path, sizeof path);
+        if (rc)
+            break;
+        int there = sk_path_is_file(path);
+        *intact = there && sk_md5_file(path, md5) == SK_OK && !strcmp(md5, f[i].md5);
+        sk_error_clear();
+        if (!*intact)
+            sk_warn("image %s: extraction %s: %s %s: made anew under the same rows", I->id_text,
+                    J->prov->id, path, there ? "does not match its row's checksum" : "is missing");
     }
-    if (!*exists || rc)
-        return rc;
-    sk_db_rollback(db);
-    return use_registered(J, I, src_rel, bkg_rel);
+    return rc;
 }
 
-/* The rows of the products just written, and the calibration's (calib.h). */
+/* This worker's claim on (image, provenance): a session advisory lock and
+ * a claims row naming the products it may leave (see lifecycle.h). */
+static int claim_extraction(const extract_job *J, const db_image *I, sk_claim **claim)
+{
+    char name[160];
+    snprintf(name, sizeof name, "extraction|%s|%s", I->id_text, J->prov->id);
+    const char *paths[5] = {I->rel_src, I->rel_bkg, I->rel_psf, I->rel_head, I->rel_reg};
+    return sk_claim_take(J->rq->db, name, paths, 5, claim);
+}
+
+/* Under the claim: *exists 1 when a registered extraction made from the
+ * inputs X has every file intact (its products are then in J->P); one
+ * made from other inputs is refused. Otherwise the temporary files a
+ * stopped worker left go, since this process makes the products. */
+static int look_for_registered(extract_job *J, const db_image *I, const extract_inputs *X, int *exists)
+{
+    char src_rel[4200], bkg_rel[4200];
+    char *inputs_json = NULL;
+    int found = 0;
+    int rc = sk_db_extraction_find(J->rq->db, I->row.id, J->prov->id, src_rel, sizeof src_rel, bkg_rel,
+                                   sizeof bkg_rel, &inputs_json, &found);
+    if (!rc && found)
+        rc = registered_inputs_same(J, I, X, inputs_json);
+    free(inputs_json);
+    int intact = 0;
+    if (!rc && found)
+        rc = registered_files_intact(J, I, &intact);
+    *exists = !rc && found && intact;
+    if (rc)
+        return rc;
+    if (*exists)
+        return use_registered(J, I, src_rel, bkg_rel);
+    char stem[4200];
+    sk_path_strip_fits_ext(sk_path_base_name(I->row.filepath), stem, sizeof stem);
+    sk_path_remove_temporaries(I->dir, stem);
+    return SK_OK;
+}
+
+/* The rows of the products just written, and the calibration's
+ * (calib.h), with the provenance, in one short transaction. */
 static int register_rows(const extract_job *J, const db_image *I, const extract_made *M)
 {
     char md5s[33], md5b[33];
@@ -168,8 +212,10 @@ static int register_rows(const extract_job *J, const db_image *I, const extract_
         rc = sk_error(SK_EIO, "out of memory");
     rc = rc ? rc : sk_md5_file(J->P.src, md5s);
     rc = rc ? rc : sk_md5_file(J->P.bkg, md5b);
-    if (rc)
+    if (rc) {
+        free(inputs_json);
         return rc;
+    }
     const sk_image *img = M->img;
     double scale = img->wcs ? sk_wcs_pixel_scale_arcsec(img->wcs, 0.5 * (double)img->width,
                                                         0.5 * (double)img->height)
@@ -187,16 +233,43 @@ static int register_rows(const extract_job *J, const db_image *I, const extract_
         .fwhm_arcsec = isfinite(scale) && scale > 0 ? M->res->fwhm_px * scale : NAN,
         .inputs_json = inputs_json,
     };
-    rc = sk_db_extraction_register(J->rq->db, &r);
-    rc = rc ? rc : sk_calib_db_save(J->rq->db, I->id_text, J->prov->id, M->cal, I->rel_psf, J->P.psf,
+    sk_db *db = J->rq->db;
+    sk_db_test_point("extract-files");
+    rc = sk_db_begin(db);
+    rc = rc ? rc : sk_db_save_prov(db, J->prov);
+    rc = rc ? rc : sk_db_extraction_register(db, &r);
+    rc = rc ? rc : sk_calib_db_save(db, I->id_text, J->prov->id, M->cal, I->rel_psf, J->P.psf,
                                      I->rel_head, J->P.head, img->width, img->height);
+    if (!rc)
+        sk_db_test_point("extract-tx");
+    rc = rc ? rc : sk_db_commit(db);
+    sk_db_rollback(db);
     free(inputs_json);
+    return rc;
+}
+
+/* Under the claim, no transaction open: compute and write the products
+ * (each under a temporary name, then renamed), then their rows; what was
+ * written goes on a failure. */
+static int make_and_register(extract_job *J, const db_image *I, const extract_inputs *X)
+{
+    int rc = sk_mkdir_p(I->dir);
+    if (rc)
+        return rc;
+    sk_db_test_point("extract-claimed");
+    extract_made M = {0};
+    rc = extract_make_products(J, X, isfinite(I->row.gain) ? I->row.gain : 0, &M);
+    if (!rc) {
+        rc = register_rows(J, I, &M);
+        if (rc)
+            extract_remove_products(&J->P);
+    }
+    extract_made_clear(&M);
     return rc;
 }
 
 int extract_in_database(extract_job *J, sk_extract_outcome *out)
 {
-    sk_db *db = J->rq->db;
     db_image I;
     memset(&I, 0, sizeof I);
     int rc = find_image(J, &I);
@@ -206,33 +279,20 @@ int extract_in_database(extract_job *J, sk_extract_outcome *out)
     out->image_id = I.row.id;
     extract_inputs X;
     rc = extract_inputs_of(J, I.path, I.id_text, &X);
+    if (!rc && I.row.md5[0] && strcmp(X.md5[0], I.row.md5) != 0)
+        rc = sk_error(SK_EINPUT, "image %s: %s does not match its row's checksum (changed or damaged "
+                                 "since it was registered); `skydb fsck --checksums` lists such files",
+                      I.id_text, I.path);
+    sk_claim *claim = NULL;
     int exists = 0;
-    rc = rc ? rc : claim_or_reuse(J, &I, &X, &exists);
-    if (exists || rc) {
-        if (!rc)
-            extract_fill_outcome(J, 1, out);
-        extract_inputs_clear(&X);
-        sk_db_rollback(db);
-        return rc;
-    }
-    extract_made M = {0};
-    int wrote = 0;
-    rc = rc ? rc : sk_db_save_prov(db, J->prov);
-    rc = rc ? rc : sk_mkdir_p(I.dir);
-    if (!rc) {
-        rc = extract_make_products(J, &X, isfinite(I.row.gain) ? I.row.gain : 0, &M);
-        wrote = rc == SK_OK;
-    }
-    rc = rc ? rc : register_rows(J, &I, &M);
-    rc = rc ? rc : sk_db_commit(db);
-    if (rc) {
-        sk_db_rollback(db);
-        if (wrote)
-            extract_remove_products(&J->P);
-    } else {
-        extract_fill_outcome(J, 0, out);
-    }
-    extract_made_clear(&M);
+    rc = rc ? rc : claim_extraction(J, &I, &claim);
+    rc = rc ? rc : look_for_registered(J, &I, &X, &exists);
+    if (!rc && !exists)
+        rc = make_and_register(J, &I, &X);
+    if (!rc)
+        extract_fill_outcome(J, exists, out);
+    if (claim && sk_claim_release(J->rq->db, claim) && !rc)
+        rc = sk_errstatus();
     extract_inputs_clear(&X);
     return rc;
 }
