@@ -37,7 +37,9 @@ int sk_cluster_init(const sk_config *cfg, const char *dir);
  * transaction), coadd-pending (registered pending, extraction not run),
  * coadd-extracted (extraction registered, coadd still pending), ref-tx
  * (inside the reference's transaction), refmake-claimed (the place
- * claimed). Unset, it does nothing. */
+ * claimed), extract-claimed (an extraction claimed, its computation about
+ * to start), extract-files (its products written, no row yet), extract-tx
+ * (inside its registration transaction). Unset, it does nothing. */
 void sk_db_test_point(const char *point);
 
 #ifdef __cplusplus

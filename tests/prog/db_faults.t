@@ -1,8 +1,9 @@
 #!/bin/sh
-# Faults: coadd and refmake killed (kill -9) at several points (coadd files
-# written but no row, inside the registration transaction, registered
-# pending before and after its extraction, inside the reference's
-# transaction), their database backend terminated or the server stopped
+# Faults: extract, coadd and refmake killed (kill -9) at several points
+# (files written but no row, inside the registration transaction, as the
+# extraction's computation starts, a coadd registered pending before and
+# after its extraction, inside the reference's transaction), racing
+# extractions of one image, their database backend terminated or the server stopped
 # mid-step (then restarted), a full file
 # system and a read-only data root. Each leaves no half product (nothing a
 # query returns), a clear message and the documented exit code; skydb fsck
@@ -13,7 +14,7 @@
 # and file modes.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
-plan 57
+plan 77
 ref_db_start
 
 count() { sql "SELECT count(*) FROM $1"; }
@@ -33,6 +34,74 @@ ok $? "four exposures registered and extracted"
 set -- $(imquery --ids --order earliest)
 I1=$1 I2=$2 I3=$3 I4=$4
 is "$(findings)" "0 0 0 0 0 0" "fsck: a clean database and data root"
+
+# ---- the extraction: kill -9, its backend terminated, racing workers ----
+# (each under a provenance of its own, --threshold, beside the configured one)
+lists() { count "source_lists WHERE image_id = $1"; }
+xkilled() {
+    p=$1
+    shift
+    SKYSTACK_TEST_HOOK="$p" extract -q --threads 1 "$@" >"$T_TMP/out" 2>"$T_TMP/err"
+}
+xkilled extract-files=kill --threshold 8 "$I1"
+is "$?|$(lists "$I1")" "137|1" "extraction killed with its files written: no row"
+is "$(findings)" "8 0 0 0 1 0" "fsck: its four products and their sidecars are orphans; a dead claim"
+S=$(skydb fsck 2>/dev/null | sed -n 's/^orphan-file: \(.*\.sources\.fits\)$/\1/p')
+exit_is 0 "rerun" extract -q --threads 1 --threshold 8 "$I1"
+is "$(head -1 "$T_TMP/out")|$(lists "$I1")|$(findings)" "$S|2|0 0 0 0 0 0" \
+    "the rerun completes: the same source list, one row, nothing left over"
+
+xkilled extract-tx=kill --threshold 9 "$I1"
+is "$?|$(lists "$I1")" "137|2" "extraction killed inside its registration transaction: no row"
+exit_is 0 "rerun" extract -q --threads 1 --threshold 9 "$I1"
+is "$(lists "$I1")|$(findings)" "3|0 0 0 0 0 0" "the rerun completes, nothing left over"
+
+xkilled extract-claimed=kill --threshold 10 "$I2"
+is "$?|$(lists "$I2")|$(findings)" "137|1|0 0 0 0 1 0" \
+    "extraction killed as its computation starts: no row, no file, a dead claim"
+# a temporary file a kill in the middle of a write would have left
+XD=$(find "$SKYSTACK_DATA" -type d -empty | head -1)
+STEM=$(basename "$(sql "SELECT filepath FROM images WHERE id = $I2")" .fits)
+: >"$XD/$STEM.sources.fits.tmp-AB12CD"
+is "$(findings)" "0 1 0 0 1 0" "fsck: and a temporary file"
+exit_is 0 "rerun" extract -q --threads 1 --threshold 10 "$I2"
+is "$(test -e "$XD/$STEM.sources.fits.tmp-AB12CD" || echo gone)|$(lists "$I2")|$(findings)" \
+    "gone|2|0 0 0 0 0 0" "the rerun removed the temporary file and completes, nothing left over"
+
+SKYSTACK_TEST_HOOK="extract-claimed=sleep:4" extract -q --threads 1 --threshold 12 "$I3" \
+    >"$T_TMP/out" 2>"$T_TMP/err" &
+W=$!
+k=0
+while [ "$(count "claims WHERE name LIKE 'extraction|%'")" != 1 ] && [ $k -lt 100 ]; do
+    sleep 0.2
+    k=$((k + 1))
+done
+is "$(sql "SELECT a.state || '|' || coalesce(a.xact_start::text, 'none') FROM pg_stat_activity a
+    JOIN claims c ON c.backend_pid = a.pid WHERE c.name LIKE 'extraction|%'")" "idle|none" \
+    "an extraction that computes holds its claim with no transaction open"
+is "$(sql "SELECT count(pg_terminate_backend(backend_pid)) FROM claims")" 1 \
+    "the extracting worker's backend terminated"
+wait $W
+is "$?" 3 "extract exits 3"
+like "$(cat "$T_TMP/err")" "lost the connection to|server closed the connection|terminating connection" \
+    "and says it lost the database connection"
+is "$(lists "$I3")|$(findings)" "1|0 0 0 0 1 0" "no row, no file; fsck: its claim dead"
+exit_is 0 "rerun" extract -q --threads 1 --threshold 12 "$I3"
+is "$(lists "$I3")|$(findings)" "2|0 0 0 0 0 0" "the rerun completes, nothing left over"
+
+for k in 1 2 3 4; do
+    extract -q --threads 1 --threshold 13 "$I4" >"$T_TMP/race$k" 2>"$T_TMP/race$k.err" &
+    eval "R$k=\$!"
+done
+RCS=""
+for k in 1 2 3 4; do
+    eval "wait \$R$k"
+    RCS="$RCS$?"
+done
+is "$RCS|$(cat "$T_TMP"/race? | sort | uniq -c | awk '{ print $1 }' | sort -u)" "0000|4" \
+    "4 workers extracting one image at once: all exit 0 and print the same products"
+is "$(lists "$I4")|$(count "source_lists s WHERE s.image_id = $I4 AND s.filepath = '$(sed -n 1p "$T_TMP/race1" | sed "s|^$SKYSTACK_DATA/||")'")|$(findings)" \
+    "2|1|0 0 0 0 0 0" "exactly one extraction (one row, one set of files), nothing left over"
 
 # ---- kill -9 in the coadd ----
 # killed(POINT, INPUTS...): coadd of the inputs killed at POINT
@@ -175,10 +244,11 @@ like "$(cat "$T_TMP/out")" "^orphan-file: $SKYSTACK_DATA/stray.fits$" "and names
 exit_is 0 "fsck --repair exits 0 when all is repaired" skydb fsck --repair
 like "$(cat "$T_TMP/out")" "orphan-file: $SKYSTACK_DATA/stray.fits \(removed\)" "and says what it did"
 ok "$([ ! -e "$SKYSTACK_DATA/stray.fits" ] && echo 0 || echo 1)" "the orphan is gone"
-F=$(sql "SELECT filepath FROM source_lists WHERE image_id = $I1")
+SL=$(sql "SELECT min(id) FROM source_lists WHERE image_id = $I1")
+F=$(sql "SELECT filepath FROM source_lists WHERE id = $SL")
 printf 'x' >>"$SKYSTACK_DATA/$F"
 is "$(findings --checksums)" "0 0 0 1 0 0" "fsck --checksums finds a changed file"
 skydb fsck --checksums --repair >/dev/null 2>&1
-is "$(sql "SELECT is_bad, bad_by FROM source_lists WHERE image_id = $I1")" "t|skydb fsck" \
+is "$(sql "SELECT is_bad, bad_by FROM source_lists WHERE id = $SL")" "t|skydb fsck" \
     "--repair marks its extraction bad"
 done_testing
