@@ -348,6 +348,8 @@ typedef struct coadd_job {
     long long pending_id;         /* a pending coadd row of this provenance and input set */
     int adopt;                    /* 1: that row's file is complete; only its extraction is due */
     int registered;               /* 1: this run registered the coadd, pending */
+    long long rebuild_id;         /* a complete coadd row whose files were missing or
+                                     damaged: made anew under its id */
 } coadd_job;
 
 /* Resolve the inputs, each distinct one once; a selection leaves out the
@@ -507,6 +509,25 @@ static void remove_temporaries(const char *coadd_path)
     sk_path_remove_temporaries(dir, stem);
 }
 
+/* A registered complete coadd counts as made only while its file (with
+ * its sidecar) is there with its row's md5 `md5`, and its PSF is there
+ * (when coadd PSFs are made): else it is made anew under the same id. */
+static int coadd_files_intact(const coadd_job *J, const char *path, const char *md5)
+{
+    char side[4200], psf[4200], have[33] = "";
+    snprintf(side, sizeof side, "%s.json", path);
+    int there = sk_path_is_file(path);
+    int intact = there && sk_path_is_file(side) && sk_md5_file(path, have) == SK_OK && !strcmp(have, md5);
+    if (intact && !J->rq->no_psf && psf_path_of(path, psf, sizeof psf) == SK_OK)
+        intact = sk_path_is_file(psf);
+    sk_error_clear();
+    if (!intact)
+        sk_warn("coadd: %s %s: made anew under the same id", path,
+                !there ? "is missing" : have[0] && strcmp(have, md5) ? "does not match its row's checksum"
+                                                                     : "lacks its sidecar or its PSF");
+    return intact;
+}
+
 /* With a database: where the coadd goes in the data root; under this
  * worker's claim on (provenance, input set) a complete coadd is reused, a
  * pending one (its worker died or failed) is taken over: adopted when its
@@ -533,7 +554,11 @@ static int locate_in_database(coadd_job *J, sk_coadd_made *out)
     if (!rc && found)
         rc = sk_storage_resolve(J->S.data_root, stored, out->path, sizeof out->path);
     if (!rc && found && !pending)
-        out->reused = 1;
+        out->reused = coadd_files_intact(J, out->path, md5);
+    if (!rc && found && !pending && !out->reused) {
+        J->rebuild_id = out->image_id;
+        found = 0;
+    }
     if (rc || out->reused)
         return rc;
     if (found) { /* pending: taken over */
@@ -728,7 +753,10 @@ static int register_coadd(coadd_job *J, sk_coadd_made *out)
     sk_db_test_point("coadd-files");
     rc = rc ? rc : sk_db_begin(db);
     rc = rc ? rc : sk_db_save_prov(db, J->prov);
-    rc = rc ? rc : sk_db_coadd_register(db, &r, comp, n, &out->image_id);
+    if (J->rebuild_id) /* its rows stay: the new file's md5 */
+        rc = rc ? rc : sk_db_coadd_refresh(db, J->rebuild_id, md5);
+    else
+        rc = rc ? rc : sk_db_coadd_register(db, &r, comp, n, &out->image_id);
     free(comp);
     if (!rc && J->psf_path[0])
         rc = sk_db_coadd_register_psf(db, out->image_id, J->prov->id, rel, pmd5, J->psf_fwhm_arcsec);
@@ -736,7 +764,7 @@ static int register_coadd(coadd_job *J, sk_coadd_made *out)
         sk_db_test_point("coadd-tx");
     rc = rc ? rc : sk_db_commit(db);
     sk_db_rollback(db);
-    J->registered = !rc;
+    J->registered = !rc && !J->rebuild_id;
     return rc;
 }
 

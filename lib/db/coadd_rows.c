@@ -128,8 +128,39 @@ int sk_db_coadd_register_psf(sk_db *db, long long coadd_id, const char *prov_id,
     const char *pp[5] = {cid, prov_id, relpath, md5, isfinite(fwhm_arcsec) ? fw : NULL};
     return sk_db_exec(db, "registering the coadd PSF",
                       "INSERT INTO psfs (image_id, provenance_id, filepath, md5, fwhm_arcsec) "
-                      "VALUES ($1::bigint, $2, $3, $4, $5)",
+                      "VALUES ($1::bigint, $2, $3, $4, $5) ON CONFLICT (image_id, provenance_id) DO "
+                      "UPDATE SET filepath = EXCLUDED.filepath, md5 = EXCLUDED.md5, fwhm_arcsec = "
+                      "EXCLUDED.fwhm_arcsec",
                       5, pp, NULL);
+}
+
+int sk_db_coadd_refresh(sk_db *db, long long id, const char *md5)
+{
+    char cid[32];
+    snprintf(cid, sizeof cid, "%lld", id);
+    const char *p[2] = {cid, md5};
+    return sk_db_exec(db, "updating the coadd made anew", "UPDATE images SET md5 = $2 WHERE id = $1::bigint",
+                      2, p, NULL);
+}
+
+int sk_db_coadd_inputs(sk_db *db, long long id, long long **ids, int *n)
+{
+    *ids = NULL;
+    *n = 0;
+    char cid[32];
+    snprintf(cid, sizeof cid, "%lld", id);
+    const char *p[1] = {cid};
+    PGresult *r = NULL;
+    int rc = sk_db_exec(db, "reading the inputs of the coadd",
+                        "SELECT image_id FROM coadd_components WHERE coadd_image_id = $1::bigint "
+                        "ORDER BY image_id", 1, p, &r);
+    int rows = rc ? 0 : PQntuples(r);
+    if (rows > 0 && !(*ids = malloc((size_t)rows * sizeof **ids)))
+        rc = sk_error(SK_EIO, "out of memory");
+    for (int i = 0; !rc && i < rows; i++)
+        (*ids)[(*n)++] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    PQclear(r);
+    return rc;
 }
 
 int sk_db_query_image_ids(sk_db *db, sk_query *q, long long **ids, int *n)

@@ -70,14 +70,15 @@ int sk_image_row_insert(sk_db *db, const sk_image_row *m, long long *id)
 }
 
 int sk_image_find_original(sk_db *db, const char *prov_id, const char *original_md5,
-                           const char *original_hdu, long long *id, char **filepath)
+                           const char *original_hdu, long long *id, char **filepath, char *md5)
 {
     *id = 0;
     *filepath = NULL;
+    md5[0] = '\0';
     const char *p[3] = {prov_id, original_md5, original_hdu};
     PGresult *r = NULL;
     int st = sk_db_exec(db, "looking for the image",
-                        "SELECT id, filepath FROM images WHERE provenance_id = $1 AND original_md5 = $2"
+                        "SELECT id, filepath, md5 FROM images WHERE provenance_id = $1 AND original_md5 = $2"
                         " AND original_hdu = $3",
                         3, p, &r);
     if (st)
@@ -86,6 +87,7 @@ int sk_image_find_original(sk_db *db, const char *prov_id, const char *original_
         *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         if (!(*filepath = dup_or_null(PQgetvalue(r, 0, 1))))
             st = SK_EIO;
+        snprintf(md5, 33, "%s", PQgetvalue(r, 0, 2));
     }
     PQclear(r);
     return st;

@@ -26,10 +26,10 @@ typedef struct sk_image_row {
 int sk_image_row_insert(sk_db *db, const sk_image_row *row, long long *id);
 
 /* The image registered from `original_md5` (HDU `original_hdu`) under
- * preprocessing provenance `prov_id`: *id (0 when none) and its filepath
- * (malloc'd, NULL when none). */
+ * preprocessing provenance `prov_id`: *id (0 when none), its filepath
+ * (malloc'd, NULL when none) and the md5 its row records (33 bytes). */
 int sk_image_find_original(sk_db *db, const char *prov_id, const char *original_md5,
-                           const char *original_hdu, long long *id, char **filepath);
+                           const char *original_hdu, long long *id, char **filepath, char *md5);
 
 /* The image stored at `filepath` (relative to the data root): *id (0 when
  * none) and the file it was ingested from (malloc'd; NULL when none or

@@ -122,7 +122,15 @@ typedef struct sk_coadd_component {
 int sk_db_coadd_register(sk_db *db, const sk_coadd_record *r, const sk_coadd_component *comp,
                          int ncomp, long long *id);
 
-/* The coadd's PSF row (fwhm_arcsec NaN: NULL). */
+/* Coadd `id` made anew because its file was missing or damaged: its row
+ * takes the new file's md5 (its id and all else stay), in the caller's
+ * transaction. */
+int sk_db_coadd_refresh(sk_db *db, long long id, const char *md5);
+/* The ids of the input images of coadd `id` (*ids malloc'd, *n of them). */
+int sk_db_coadd_inputs(sk_db *db, long long id, long long **ids, int *n);
+
+/* The coadd's PSF row (fwhm_arcsec NaN: NULL); one that exists is
+ * updated in place. */
 int sk_db_coadd_register_psf(sk_db *db, long long coadd_id, const char *prov_id, const char *relpath,
                              const char *md5, double fwhm_arcsec);
 

@@ -547,6 +547,97 @@ static void forget(written *w, int remove_files)
     w->n = 0;
 }
 
+/* The image's file in the data root at `abspath` (a copy of the pixels,
+ * or a symbolic link to the original) and its provenance sidecar; *md5
+ * the file's. */
+static int write_stored(const sk_config *cfg, const char *path, const char *abs_original,
+                        const char *orig_md5, const meta *m, const json_t *map, const char *weight,
+                        const char *mask, int link, const sk_prov *prov, const char *abspath,
+                        written *w, char *md5)
+{
+    int st;
+    if (link) {
+        if (symlink(abs_original, abspath) != 0)
+            return sk_error(SK_EIO, "%s: cannot link %s: %s", path, abspath, strerror(errno));
+        remember(w, abspath);
+        snprintf(md5, 33, "%s", orig_md5);
+    } else {
+        sk_read_opts ro;
+        memset(&ro, 0, sizeof ro);
+        ro.hdu = m->hdu.spec;
+        ro.noise_path = weight;
+        ro.mask_path = mask;
+        if ((st = noise_kind_of(map_str(map, "noise_kind"), &ro.noise_kind)))
+            return st;
+        ro.mask_is_flags = map_bool(map, "mask_is_flags");
+        ro.saturate_key = map_str(map, "saturate");
+        if (ro.saturate_key && strchr(ro.saturate_key, ','))
+            ro.saturate_key = NULL; /* an average of several: SATURATE */
+        sk_image *img = NULL;
+        if ((st = sk_fits_read_image(path, &ro, &img)))
+            return st;
+        sk_write_opts wo;
+        memset(&wo, 0, sizeof wo);
+        wo.compress = sk_config_bool(cfg, "storage.compress", 0);
+        st = sk_fits_write_image(abspath, img, &wo);
+        sk_image_free(img);
+        if (st)
+            return st;
+        remember(w, abspath);
+        if ((st = sk_md5_file(abspath, md5)))
+            return st;
+    }
+    sk_input_file inputs[3];
+    int ninputs = 0;
+    inputs[ninputs++] = (sk_input_file){NULL, abs_original, orig_md5, "original"};
+    if (weight)
+        inputs[ninputs++] = (sk_input_file){NULL, weight, NULL, "weight"};
+    if (mask)
+        inputs[ninputs++] = (sk_input_file){NULL, mask, NULL, "mask"};
+    char sidecar[PATH_MAX + 8];
+    snprintf(sidecar, sizeof sidecar, "%s.json", abspath);
+    remember(w, sidecar);
+    return sk_sidecar_write(abspath, "image", prov, inputs, ninputs);
+}
+
+/* A registered image whose file (or its sidecar) is missing from the data
+ * root, or no longer has its row's md5: written again from the original
+ * under the same id, when that gives the registered file. */
+static int restore_registered(const sk_config *cfg, const char *path, const char *abs_original,
+                              const char *orig_md5, const meta *m, const json_t *map, const char *weight,
+                              const char *mask, int link, const sk_prov *prov, written *w,
+                              const char *row_md5, sk_ingested *res)
+{
+    char sidecar[PATH_MAX + 8], have[33] = "";
+    snprintf(sidecar, sizeof sidecar, "%s.json", res->path);
+    int there = access(res->path, F_OK) == 0 || file_exists(res->path);
+    if (there && file_exists(sidecar) && sk_md5_file(res->path, have) == SK_OK && !strcmp(have, row_md5))
+        return SK_OK;
+    sk_error_clear();
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", res->path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int st = sk_mkdir_p(dir);
+    if (!st && there && unlink(res->path) != 0)
+        st = sk_error(SK_EIO, "%s: cannot remove the damaged %s: %s", path, res->path, strerror(errno));
+    char md5[33];
+    st = st ? st : write_stored(cfg, path, abs_original, orig_md5, m, map, weight, mask, link, prov,
+                                res->path, w, md5);
+    if (!st && strcmp(md5, row_md5) != 0)
+        st = sk_error(SK_EINPUT, "%s: image %lld's file %s was %s, and the copy made now has md5 %s, "
+                                 "not the %s of its row (another storage configuration?); nothing was "
+                                 "restored: see `skydb fsck`",
+                      path, res->image_id, res->path, there ? "damaged" : "missing", md5, row_md5);
+    if (st)
+        return st;
+    sk_warn("%s: image %lld: its file %s was %s in the data root: restored under the same id", path,
+            res->image_id, res->path, there ? "damaged" : "missing");
+    res->restored = 1;
+    return SK_OK;
+}
+
 /* Store one image (the pixels are read only now) and register it. */
 static int store_one(sk_db *db, const sk_config *cfg, const char *path, const char *abs_original,
                      const char *orig_md5, meta *m, const json_t *map, const sk_ingest_opts *o,
@@ -555,8 +646,8 @@ static int store_one(sk_db *db, const sk_config *cfg, const char *path, const ch
 {
     /* Registered already (same content and HDU under this provenance)? */
     long long found_id = 0;
-    char *found_path = NULL;
-    int st = sk_image_find_original(db, prov->id, orig_md5, m->hdu.spec, &found_id, &found_path);
+    char *found_path = NULL, row_md5[33];
+    int st = sk_image_find_original(db, prov->id, orig_md5, m->hdu.spec, &found_id, &found_path, row_md5);
     if (st)
         return st;
     if (found_id) {
@@ -571,7 +662,8 @@ static int store_one(sk_db *db, const sk_config *cfg, const char *path, const ch
         if (st)
             return st;
         res->path = xstrdup(abs);
-        return SK_OK;
+        return restore_registered(cfg, path, abs_original, orig_md5, m, map, weight, mask, link, prov, w,
+                                  row_md5, res);
     }
     char *other_original = NULL;
     if ((st = sk_image_find_filepath(db, m->relpath, &found_id, &other_original)))
@@ -598,51 +690,10 @@ static int store_one(sk_db *db, const sk_config *cfg, const char *path, const ch
                                    "away (it may be left over from an interrupted run)",
                         path, m->abspath);
     char md5[33];
-    if (link) {
-        if (symlink(abs_original, m->abspath) != 0)
-            return sk_error(SK_EIO, "%s: cannot link %s: %s", path, m->abspath, strerror(errno));
-        remember(w, m->abspath);
-        snprintf(md5, sizeof md5, "%s", orig_md5);
-    } else {
-        sk_read_opts ro;
-        memset(&ro, 0, sizeof ro);
-        ro.hdu = m->hdu.spec;
-        ro.noise_path = weight;
-        ro.mask_path = mask;
-        if ((st = noise_kind_of(map_str(map, "noise_kind"), &ro.noise_kind)))
-            return st;
-        ro.mask_is_flags = map_bool(map, "mask_is_flags");
-        ro.saturate_key = map_str(map, "saturate");
-        if (ro.saturate_key && strchr(ro.saturate_key, ','))
-            ro.saturate_key = NULL; /* an average of several: SATURATE */
-        sk_image *img = NULL;
-        if ((st = sk_fits_read_image(path, &ro, &img)))
-            return st;
-        sk_write_opts wo;
-        memset(&wo, 0, sizeof wo);
-        wo.compress = sk_config_bool(cfg, "storage.compress", 0);
-        st = sk_fits_write_image(m->abspath, img, &wo);
-        sk_image_free(img);
-        if (st)
-            return st;
-        remember(w, m->abspath);
-        if ((st = sk_md5_file(m->abspath, md5)))
-            return st;
-    }
-    sk_input_file inputs[3];
-    int ninputs = 0;
-    inputs[ninputs++] = (sk_input_file){NULL, abs_original, orig_md5, "original"};
-    if (weight)
-        inputs[ninputs++] = (sk_input_file){NULL, weight, NULL, "weight"};
-    if (mask)
-        inputs[ninputs++] = (sk_input_file){NULL, mask, NULL, "mask"};
-    char sidecar[PATH_MAX + 8];
-    snprintf(sidecar, sizeof sidecar, "%s.json", m->abspath);
-    remember(w, sidecar);
-    if ((st = sk_sidecar_write(m->abspath, "image", prov, inputs, ninputs)))
-        return st;
+    st = write_stored(cfg, path, abs_original, orig_md5, m, map, weight, mask, link, prov, m->abspath, w,
+                      md5);
     long long id = 0;
-    if ((st = insert_row(db, m, prov->id, md5, abs_original, orig_md5, &id)))
+    if (st || (st = insert_row(db, m, prov->id, md5, abs_original, orig_md5, &id)))
         return st;
     res->image_id = id;
     res->existed = 0;

@@ -13,7 +13,11 @@
 #include "skystack/log.h"
 #include "skystack/query.h"
 #include "skystack/ref.h"
+#include "skystack/storage.h"
+#include "skystack/hash.h"
+#include "core/path_priv.h"
 #include "db/image_rows_priv.h"
+#include "db/pipeline_rows_priv.h"
 #include "db/ref_rows_priv.h"
 #include "refchain_priv.h"
 #include "db/db_internal.h"
@@ -965,6 +969,55 @@ static int find_ready(sk_db *db, const refmake_settings *rs, sk_refmake_result *
     return st;
 }
 
+/* 1 when the file `rel` (relative to `root`) is there (with its
+ * sidecar when `side`) and, when `md5` is given, has that md5. */
+static int file_intact(const char *root, const char *rel, int side, const char *md5)
+{
+    char path[8300], have[33];
+    if (sk_storage_resolve(root, rel, path, sizeof path - 8) != SK_OK || !sk_path_is_file(path))
+        return 0;
+    size_t n = strlen(path);
+    snprintf(path + n, 8, ".json");
+    int ok = !side || sk_path_is_file(path);
+    path[n] = '\0';
+    if (ok && md5 && *md5)
+        ok = sk_md5_file(path, have) == SK_OK && !strcmp(have, md5);
+    return ok;
+}
+
+/* A reference that exists counts as made only while its coadd's file
+ * (with its row's md5) and the files of the coadd's extraction are there:
+ * else the coadd pipeline makes them anew over the coadd's inputs, under
+ * the same ids. */
+static int ensure_coadd_files(sk_db *db, const refmake_settings *rs, const json_t *ref)
+{
+    long long coadd_id = (long long)json_integer_value(json_object_get(ref, "image_id"));
+    char root[4096], idt[32];
+    snprintf(idt, sizeof idt, "%lld", coadd_id);
+    sk_registered_image row;
+    sk_registered_file f[4];
+    int n = 0;
+    int st = sk_storage_root(rs->cfg, root, sizeof root);
+    st = st ? st : sk_db_find_image(db, root, idt, &row);
+    st = st ? st : sk_db_extraction_files(db, coadd_id, rs->chain->coadd_extraction->id, f, &n);
+    int intact = !st && file_intact(root, row.filepath, 1, row.md5);
+    for (int i = 0; intact && i < n; i++)
+        intact = file_intact(root, f[i].relpath, 1, NULL);
+    sk_error_clear();
+    if (st || intact)
+        return st;
+    sk_warn("reference of coadd %lld: a file of the coadd or of its extraction is missing or damaged: "
+            "made anew under the same ids", coadd_id);
+    long long *ids = NULL, made = 0;
+    int nids = 0, reused = 0;
+    st = sk_db_coadd_inputs(db, coadd_id, &ids, &nids);
+    st = st ? st : build_coadd(db, rs, ids, nids, &made, &reused);
+    free(ids);
+    if (!st && made != coadd_id)
+        st = sk_error(SK_EIO, "coadd %lld: made anew as coadd %lld", coadd_id, made);
+    return st ? sk_error_context("reference of coadd %lld", coadd_id) : SK_OK;
+}
+
 /* Claim the place: this worker's claim on the place and filter (a
  * session advisory lock, no transaction), so that concurrent refmakes on
  * any machine wait and a dead one's claim ends with its connection; then
@@ -1023,6 +1076,8 @@ int sk_refmake(sk_db *db, const sk_config *cfg, const sk_refmake_opts *o, sk_ref
         st = find_ready(db, &rs, out);
     if (!st && !o->dry_run && !out->existed)
         st = make_reference(db, &rs, out);
+    if (!st && !o->dry_run && out->existed && out->ref)
+        st = ensure_coadd_files(db, &rs, out->ref);
     settings_clear(&rs);
     return st;
 }

@@ -34,7 +34,9 @@ typedef struct sk_ingest_opts {
 /* One registered image. */
 typedef struct sk_ingested {
     long long image_id;
-    int existed;             /* 1: already registered (nothing written now) */
+    int existed;             /* 1: already registered (no row written now) */
+    int restored;            /* 1: registered, but its file in the data root was
+                                missing or damaged: written again */
     char *relpath;           /* path relative to the data root (owned) */
     char *path;              /* absolute path in the data root (owned) */
 } sk_ingested;

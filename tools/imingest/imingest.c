@@ -92,7 +92,7 @@ int main(int argc, char **argv)
             continue;
         }
         for (int k = 0; k < n; k++) {
-            if (list[k].existed)
+            if (list[k].existed && !list[k].restored)
                 sk_info("%s: already registered as image %lld", path, list[k].image_id);
             else
                 sk_debug("%s: registered as image %lld (%s)", path, list[k].image_id, list[k].relpath);
