@@ -256,6 +256,11 @@ static int db_image(const sk_coadd_request *rq, const settings *S, int k, item *
     copy_str(it->md5, sizeof it->md5, row.md5);
     if (rc)
         return rc;
+    if (!sk_path_is_file(it->path))
+        return sk_error(SK_ENOTFOUND, "image %lld: its file %s is missing from the data root (the row is "
+                                      "there, the file is gone): ingest the original again (imingest "
+                                      "restores it under the same id); `skydb fsck` lists what is missing",
+                        it->id, it->path);
     rc = sk_sidecar_read(it->path, &it->pre, NULL, 0, NULL, NULL);
     if (rc)
         return sk_error_context("image %lld", it->id);
@@ -305,6 +310,14 @@ int coadd_resolve_db(const sk_coadd_request *rq, const settings *S, int k, item 
     it->zp = p.zero_point;
     rc = sk_storage_resolve(S->data_root, p.psf_relpath, it->psf, sizeof it->psf);
     rc = rc ? rc : sk_storage_resolve(S->data_root, p.background_relpath, it->bkg, sizeof it->bkg);
+    const char *gone = rc ? NULL : !sk_path_is_file(it->psf) ? it->psf : !sk_path_is_file(it->bkg) ? it->bkg : NULL;
+    if (gone) {
+        free(p.wcs_header);
+        return sk_error(SK_ENOTFOUND, "image %lld: %s of its extraction %s is missing from the data root: "
+                                      "run extract on the image again (it makes the products anew under "
+                                      "the same rows); `skydb fsck` lists what is missing",
+                        it->id, gone, it->ext->id);
+    }
     /* the fitted WCS: header cards */
     sk_header *h = NULL;
     if (!rc)
