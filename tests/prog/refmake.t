@@ -1,7 +1,8 @@
 #!/bin/sh
 # refmake: the refset rules one by one on simulated images already in the
 # database with their extraction products, and the coadds refmake would
-# reuse (built into the database here with their products), so that every
+# reuse (built into the database here with their products, and files where
+# their rows say), so that every
 # rule is checked against a known state: creation on first use, the
 # upstream_hash check with nothing written, appending and --no-append,
 # fallback criteria, the quick second run, refsets sharing a reference and
@@ -97,6 +98,13 @@ make_coadd() {
            SELECT id, '$CEX', 'END' FROM c),
          z AS (INSERT INTO zero_points (image_id, provenance_id, zp, dzp) SELECT id, '$CEX', 25, 0.01 FROM c)
          SELECT id FROM c"
+    # their files (a row whose file is missing is not done: refmake would make it again)
+    mkdir -p "$SKYSTACK_DATA/coadds"
+    printf '%s' "$1" >"$SKYSTACK_DATA/coadds/set_$1.fits"
+    for f in fits cat psf bkg; do
+        [ "$f" = fits ] || printf '%s' "$f" >"$SKYSTACK_DATA/coadds/set_$1.$f"
+        echo '{}' >"$SKYSTACK_DATA/coadds/set_$1.$f.json"
+    done
 }
 C1234=$(make_coadd 1,2,3,4)
 C12=$(make_coadd 1,2)
