@@ -610,7 +610,8 @@ static int restore_registered(const sk_config *cfg, const char *path, const char
 {
     char sidecar[PATH_MAX + 8], have[33] = "";
     snprintf(sidecar, sizeof sidecar, "%s.json", res->path);
-    int there = access(res->path, F_OK) == 0 || file_exists(res->path);
+    struct stat sb;
+    int there = lstat(res->path, &sb) == 0; /* also a dangling link */
     if (there && file_exists(sidecar) && sk_md5_file(res->path, have) == SK_OK && !strcmp(have, row_md5))
         return SK_OK;
     sk_error_clear();
