@@ -127,9 +127,22 @@ static int cmp_long(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The largest angle (degrees) from a pixel's centre to any point of it at
+ * nside: the centre-to-corner distance of the most distorted pixel, where the
+ * polar caps meet the equatorial belt (Gorski et al. 2005), plus 1%. */
+double sk_healpix_max_radius_deg(long nside)
+{
+    double za = 2.0 / 3.0, pa = M_PI / (4.0 * (double)nside);
+    double t = 1.0 - 1.0 / (double)nside, zb = 1.0 - t * t / 3.0;
+    double sa = sqrt(1.0 - za * za), sb = sqrt(1.0 - zb * zb);
+    double c = sa * sb * cos(pa) + za * zb;
+    return 1.01 * acos(fmax(-1.0, fmin(1.0, c))) * 180.0 / M_PI;
+}
+
 /* Points on a grid over the cone grown by two pixel radii, finer than a
  * third of the smallest pixel: every pixel that touches the cone holds one
- * of them. */
+ * of them. Pixels whose centre lies farther than the cone's radius plus the
+ * largest pixel radius cannot touch it and are left out. */
 int sk_healpix_cone(long nside, double ra_deg, double dec_deg, double radius_deg, long **out, long *n)
 {
     *out = NULL;
@@ -157,9 +170,15 @@ int sk_healpix_cone(long nside, double ra_deg, double dec_deg, double radius_deg
         }
     qsort(pix, (size_t)got, sizeof *pix, cmp_long);
     long u = 0;
-    for (long k = 0; k < got; k++)
-        if (u == 0 || pix[u - 1] != pix[k])
+    double keep_deg = radius_deg + sk_healpix_max_radius_deg(nside);
+    for (long k = 0; k < got; k++) {
+        if (u > 0 && pix[u - 1] == pix[k])
+            continue;
+        double th = 0, ph = 0;
+        pix2ang_nest(nside, pix[k], &th, &ph);
+        if (sk_cat_sep_deg(ra_deg, dec_deg, ph * 180.0 / M_PI, 90.0 - th * 180.0 / M_PI) <= keep_deg)
             pix[u++] = pix[k];
+    }
     *out = pix;
     *n = u;
     return SK_OK;
