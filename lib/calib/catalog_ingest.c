@@ -104,6 +104,25 @@ void sk_catrow_decode(const unsigned char *in, sk_catrows *r, long k)
     }
 }
 
+int sk_catrows_decode_cone(const unsigned char *in, long n, double ra_deg, double dec_deg, double radius_deg,
+                           sk_catrows *out)
+{
+    size_t rs = sk_catrow_size(out->nbands);
+    for (long k = 0; k < n; k++, in += rs) {
+        const unsigned char *p = in;
+        double ra = get_d(&p), dec = get_d(&p);
+        if (fabs(dec - dec_deg) > radius_deg || sk_cat_sep_deg(ra_deg, dec_deg, ra, dec) > radius_deg)
+            continue;
+        if (out->n == out->cap) {
+            int st = sk_catrows_reserve(out, out->cap ? 2 * out->cap : 4096);
+            if (st)
+                return st;
+        }
+        sk_catrow_decode(in, out, out->n++);
+    }
+    return SK_OK;
+}
+
 /* ---- HEALPix ---- */
 
 long sk_healpix_nest(long nside, double ra_deg, double dec_deg)

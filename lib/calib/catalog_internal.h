@@ -34,6 +34,10 @@ void sk_catreader_close(sk_catreader *r);
 size_t sk_catrow_size(int nbands);
 void sk_catrow_encode(const sk_catrows *r, long k, unsigned char *out);
 void sk_catrow_decode(const unsigned char *in, sk_catrows *r, long k);
+/* Of n encoded rows, those within radius_deg of (ra_deg, dec_deg) appended
+ * to out. */
+int sk_catrows_decode_cone(const unsigned char *in, long n, double ra_deg, double dec_deg, double radius_deg,
+                           sk_catrows *out);
 
 /* HEALPix (nested) pixel of a position. */
 long sk_healpix_nest(long nside, double ra_deg, double dec_deg);

@@ -289,30 +289,29 @@ int sk_db_catalog_find(sk_db *db, const char *name, const char *version, sk_cati
     return st;
 }
 
-/* The rows of a result (one run of encoded rows per field) within the
- * cone, appended. */
-static int decode_rows(PGresult *res, const char *table, double ra_deg, double dec_deg, double radius_deg,
-                       sk_catrows *out)
+/* The rows of the query's result, a field of encoded rows at a time
+ * (single-row mode: no copy of the whole result is held), those within
+ * the cone appended. */
+static int fetch_rows(sk_db *db, const char *table, double ra_deg, double dec_deg, double radius_deg,
+                      sk_catrows *out)
 {
-    int n = PQntuples(res);
     size_t rs = sk_catrow_size(out->nbands);
-    long total = 0;
-    for (int i = 0; i < n; i++) {
-        size_t len = PQgetisnull(res, i, 0) ? 0 : (size_t)PQgetlength(res, i, 0);
-        if (len == 0 || len % rs)
-            return sk_error(SK_EINPUT, "%s: a field of %zu bytes, not a multiple of %zu (%d bands)", table, len,
-                            rs, out->nbands);
-        total += (long)(len / rs);
-    }
-    int st = sk_catrows_reserve(out, out->n + total);
-    for (int i = 0; !st && i < n; i++) {
-        const unsigned char *v = (const unsigned char *)PQgetvalue(res, i, 0);
-        long m = (long)((size_t)PQgetlength(res, i, 0) / rs);
-        for (long k = 0; k < m; k++) {
-            sk_catrow_decode(v + rs * (size_t)k, out, out->n);
-            if (sk_cat_sep_deg(ra_deg, dec_deg, out->ra_deg[out->n], out->dec_deg[out->n]) <= radius_deg)
-                out->n++;
+    int st = PQsetSingleRowMode(db->conn) ? SK_OK : sk_error(SK_EIO, "database: single-row mode refused");
+    PGresult *res;
+    while ((res = PQgetResult(db->conn))) {
+        ExecStatusType s = PQresultStatus(res);
+        if (!st && s == PGRES_SINGLE_TUPLE) {
+            size_t len = PQgetisnull(res, 0, 0) ? 0 : (size_t)PQgetlength(res, 0, 0);
+            if (len == 0 || len % rs)
+                st = sk_error(SK_EINPUT, "%s: a field of %zu bytes, not a multiple of %zu (%d bands)", table,
+                              len, rs, out->nbands);
+            else
+                st = sk_catrows_decode_cone((const unsigned char *)PQgetvalue(res, 0, 0), (long)(len / rs), ra_deg,
+                                            dec_deg, radius_deg, out);
+        } else if (!st && s != PGRES_TUPLES_OK) {
+            st = sk_error(SK_EIO, "database: catalogue rows of a cone: %s", PQresultErrorMessage(res));
         }
+        PQclear(res);
     }
     return st;
 }
@@ -354,13 +353,11 @@ int sk_db_catalog_cone(sk_db *db, const char *table, int cell_nside, double ra_d
         snprintf(a[1], sizeof a[1], "%.17g", dec_deg);
         snprintf(a[2], sizeof a[2], "%.17g", radius_deg);
     }
-    PGresult *res = PQexecParams(db->conn, sql, np, NULL, p, NULL, NULL, 1);
+    int sent = PQsendQueryParams(db->conn, sql, np, NULL, p, NULL, NULL, 1);
     free(cells);
-    int st = PQresultStatus(res) == PGRES_TUPLES_OK
-                 ? decode_rows(res, table, ra_deg, dec_deg, radius_deg, out)
-                 : sk_error(SK_EIO, "database: catalogue rows of a cone: %s", PQresultErrorMessage(res));
-    PQclear(res);
-    return st;
+    if (!sent)
+        return sk_error(SK_EIO, "database: catalogue rows of a cone: %s", PQerrorMessage(db->conn));
+    return fetch_rows(db, table, ra_deg, dec_deg, radius_deg, out);
 }
 
 long sk_db_catalog_backend_pid(const sk_db *db)
