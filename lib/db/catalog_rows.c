@@ -14,10 +14,12 @@
  * a few hundred rows each at Galactic-plane density; a 0.5-degree field
  * touches some 200. */
 #define CELL_NSIDE 1024
-/* Rows gathered (and sorted by cell) before they are sent: ~90 MB with 3
+/* Rows gathered (and sorted by cell) before they are sent: ~22 MB with 3
  * bands; a cell met again later (input not in sky order) gets one more
  * table row. */
-#define CELL_BATCH (1L << 20)
+#define CELL_BATCH (1L << 18)
+/* COPY data is sent in pieces of this size. */
+#define COPY_CHUNK (1L << 20)
 
 typedef struct cellrow { long pix, seq; } cellrow;
 
@@ -29,7 +31,8 @@ struct sk_catload {
     unsigned char *rows;   /* CELL_BATCH encoded rows */
     cellrow *order;
     long n;
-    unsigned char *buf;    /* the COPY data of one batch */
+    unsigned char *buf;    /* COPY data not sent yet */
+    size_t nbuf;
 };
 
 /* The table of a catalogue: one row per (cell, batch): the cell's pixel,
@@ -53,7 +56,7 @@ int sk_db_catalog_load_begin(sk_db *db, int nbands, sk_catload **out)
     l->rs = sk_catrow_size(nbands);
     l->rows = malloc(l->rs * CELL_BATCH);
     l->order = malloc(sizeof *l->order * CELL_BATCH);
-    l->buf = malloc((l->rs + 32) * CELL_BATCH + 32);
+    l->buf = malloc(COPY_CHUNK);
     if (!l->rows || !l->order || !l->buf) {
         free(l->rows);
         free(l->order);
@@ -104,29 +107,47 @@ static int cmp_cellrow(const void *a, const void *b)
     return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+/* Append n bytes to the COPY data, sending it in pieces. */
+static int put_copy(sk_catload *l, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        size_t k = n < COPY_CHUNK - l->nbuf ? n : COPY_CHUNK - l->nbuf;
+        memcpy(l->buf + l->nbuf, p, k);
+        l->nbuf += k;
+        p += k;
+        n -= k;
+        if (l->nbuf == COPY_CHUNK) {
+            if (PQputCopyData(l->db->conn, (const char *)l->buf, (int)l->nbuf) != 1)
+                return sk_error(SK_EIO, "database: COPY of the catalogue: %s", PQerrorMessage(l->db->conn));
+            l->nbuf = 0;
+        }
+    }
+    return SK_OK;
+}
+
 /* The gathered rows, sorted by cell, as one COPY tuple per cell. */
 static int flush_cells(sk_catload *l)
 {
     qsort(l->order, (size_t)l->n, sizeof *l->order, cmp_cellrow);
-    unsigned char *p = l->buf;
-    for (long a = 0; a < l->n;) {
+    int st = SK_OK;
+    for (long a = 0; !st && a < l->n;) {
         long b = a;
         while (b < l->n && l->order[b].pix == l->order[a].pix)
             b++;
+        unsigned char head[30], *p = head;
         p = put_be(p, 3, 2);
         p = put_be(p, 8, 4);
         p = put_be(p, (uint64_t)l->order[a].pix, 8);
         p = put_be(p, 4, 4);
         p = put_be(p, (uint64_t)(b - a), 4);
         p = put_be(p, (uint64_t)(l->rs * (size_t)(b - a)), 4);
-        for (long k = a; k < b; k++, p += l->rs)
-            memcpy(p, l->rows + l->rs * (size_t)l->order[k].seq, l->rs);
+        st = put_copy(l, head, (size_t)(p - head));
+        for (long k = a; !st && k < b; k++)
+            st = put_copy(l, l->rows + l->rs * (size_t)l->order[k].seq, l->rs);
         a = b;
     }
     l->n = 0;
-    if (p > l->buf && PQputCopyData(l->db->conn, (const char *)l->buf, (int)(p - l->buf)) != 1)
-        return sk_error(SK_EIO, "database: COPY of the catalogue: %s", PQerrorMessage(l->db->conn));
-    return SK_OK;
+    return st;
 }
 
 int sk_db_catalog_load_rows(sk_catload *l, const sk_catrows *r)
@@ -157,7 +178,8 @@ static int copy_end(sk_catload *l)
     static const unsigned char trailer[2] = {0xff, 0xff};
     PGconn *c = l->db->conn;
     int st = flush_cells(l);
-    if (!st && (PQputCopyData(c, (const char *)trailer, 2) != 1 || PQputCopyEnd(c, NULL) != 1))
+    st = st ? st : put_copy(l, trailer, 2);
+    if (!st && ((l->nbuf && PQputCopyData(c, (const char *)l->buf, (int)l->nbuf) != 1) || PQputCopyEnd(c, NULL) != 1))
         st = sk_error(SK_EIO, "database: COPY of the catalogue: %s", PQerrorMessage(c));
     else if (st)
         PQputCopyEnd(c, "aborted");
