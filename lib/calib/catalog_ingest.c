@@ -104,6 +104,25 @@ void sk_catrow_decode(const unsigned char *in, sk_catrows *r, long k)
     }
 }
 
+int sk_catrows_decode_cone(const unsigned char *in, long n, double ra_deg, double dec_deg, double radius_deg,
+                           sk_catrows *out)
+{
+    size_t rs = sk_catrow_size(out->nbands);
+    for (long k = 0; k < n; k++, in += rs) {
+        const unsigned char *p = in;
+        double ra = get_d(&p), dec = get_d(&p);
+        if (fabs(dec - dec_deg) > radius_deg || sk_cat_sep_deg(ra_deg, dec_deg, ra, dec) > radius_deg)
+            continue;
+        if (out->n == out->cap) {
+            int st = sk_catrows_reserve(out, out->cap ? 2 * out->cap : 4096);
+            if (st)
+                return st;
+        }
+        sk_catrow_decode(in, out, out->n++);
+    }
+    return SK_OK;
+}
+
 /* ---- HEALPix ---- */
 
 long sk_healpix_nest(long nside, double ra_deg, double dec_deg)
@@ -127,9 +146,22 @@ static int cmp_long(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The largest angle (degrees) from a pixel's centre to any point of it at
+ * nside: the centre-to-corner distance of the most distorted pixel, where the
+ * polar caps meet the equatorial belt (Gorski et al. 2005), plus 1%. */
+double sk_healpix_max_radius_deg(long nside)
+{
+    double za = 2.0 / 3.0, pa = M_PI / (4.0 * (double)nside);
+    double t = 1.0 - 1.0 / (double)nside, zb = 1.0 - t * t / 3.0;
+    double sa = sqrt(1.0 - za * za), sb = sqrt(1.0 - zb * zb);
+    double c = sa * sb * cos(pa) + za * zb;
+    return 1.01 * acos(fmax(-1.0, fmin(1.0, c))) * 180.0 / M_PI;
+}
+
 /* Points on a grid over the cone grown by two pixel radii, finer than a
  * third of the smallest pixel: every pixel that touches the cone holds one
- * of them. */
+ * of them. Pixels whose centre lies farther than the cone's radius plus the
+ * largest pixel radius cannot touch it and are left out. */
 int sk_healpix_cone(long nside, double ra_deg, double dec_deg, double radius_deg, long **out, long *n)
 {
     *out = NULL;
@@ -157,9 +189,15 @@ int sk_healpix_cone(long nside, double ra_deg, double dec_deg, double radius_deg
         }
     qsort(pix, (size_t)got, sizeof *pix, cmp_long);
     long u = 0;
-    for (long k = 0; k < got; k++)
-        if (u == 0 || pix[u - 1] != pix[k])
+    double keep_deg = radius_deg + sk_healpix_max_radius_deg(nside);
+    for (long k = 0; k < got; k++) {
+        if (u > 0 && pix[u - 1] == pix[k])
+            continue;
+        double th = 0, ph = 0;
+        pix2ang_nest(nside, pix[k], &th, &ph);
+        if (sk_cat_sep_deg(ra_deg, dec_deg, ph * 180.0 / M_PI, 90.0 - th * 180.0 / M_PI) <= keep_deg)
             pix[u++] = pix[k];
+    }
     *out = pix;
     *n = u;
     return SK_OK;

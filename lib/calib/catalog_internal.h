@@ -34,9 +34,15 @@ void sk_catreader_close(sk_catreader *r);
 size_t sk_catrow_size(int nbands);
 void sk_catrow_encode(const sk_catrows *r, long k, unsigned char *out);
 void sk_catrow_decode(const unsigned char *in, sk_catrows *r, long k);
+/* Of n encoded rows, those within radius_deg of (ra_deg, dec_deg) appended
+ * to out. */
+int sk_catrows_decode_cone(const unsigned char *in, long n, double ra_deg, double dec_deg, double radius_deg,
+                           sk_catrows *out);
 
 /* HEALPix (nested) pixel of a position. */
 long sk_healpix_nest(long nside, double ra_deg, double dec_deg);
+/* The largest angle (degrees) from a pixel's centre to a point of it. */
+double sk_healpix_max_radius_deg(long nside);
 /* The nested pixels at nside that a cone may touch (a superset), sorted;
  * *out malloc'd. */
 int sk_healpix_cone(long nside, double ra_deg, double dec_deg, double radius_deg, long **out, long *n);
@@ -68,11 +74,12 @@ int sk_catfile_cone(const char *path, const sk_catmap *m, double ra_deg, double 
 /* ---- the database copy (lib/db/catalog_rows.c) ---- */
 
 typedef struct sk_catload sk_catload;
-/* Begin a transaction, create a loading table and start a binary COPY. */
+/* Begin a transaction, create a loading table and start a binary COPY;
+ * rows are gathered and sent grouped by HEALPix cell. */
 int sk_db_catalog_load_begin(sk_db *db, int nbands, sk_catload **out);
 int sk_db_catalog_load_rows(sk_catload *l, const sk_catrows *r);
 /* End the COPY; when the id is registered already the load is rolled back
- * (*existed = 1); else the table is named after the id, q3c-indexed,
+ * (*existed = 1); else the table is named after the id, indexed by cell,
  * analysed, registered in refcats and committed. Frees l. */
 int sk_db_catalog_load_end(sk_catload *l, const sk_catinfo *info, int *existed);
 void sk_db_catalog_load_abort(sk_catload *l);
@@ -80,10 +87,12 @@ void sk_db_catalog_load_abort(sk_catload *l);
 /* The registered catalogue NAME (newest VERSION when version is NULL):
  * info filled, table its table's name. SK_ENOTFOUND when absent. */
 int sk_db_catalog_find(sk_db *db, const char *name, const char *version, sk_catinfo *info,
-                       char table[64]);
-/* The rows of `table` within radius_deg (q3c_radial_query), appended. */
-int sk_db_catalog_cone(sk_db *db, const char *table, double ra_deg, double dec_deg, double radius_deg,
-                       sk_catrows *out);
+                       char table[64], int *cell_nside);
+/* The rows of `table` within radius_deg, appended: read from the HEALPix
+ * cells (at cell_nside) the cone touches, or with cell_nside 0 (a table of
+ * one row per star) through its q3c index. */
+int sk_db_catalog_cone(sk_db *db, const char *table, int cell_nside, double ra_deg, double dec_deg,
+                       double radius_deg, sk_catrows *out);
 
 /* The process id of the connection's server process (for benchmarks that
  * count its CPU time), -1 without one. */

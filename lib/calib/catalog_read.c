@@ -190,15 +190,26 @@ static int read_fits_block(sk_catreader *r, long max, long *got)
     *got = n > 0 ? n : 0;
     if (n <= 0)
         return SK_OK;
-    for (int i = 0; i < NSRC; i++) {
-        if (r->src[i].col < 0)
-            continue;
-        int status = 0, anynul = 0;
-        double nul = NAN;
-        if (fits_read_col(r->fp, TDOUBLE, r->src[i].col, r->next, 1, n, &nul, r->buf[i], &anynul, &status)) {
-            char msg[FLEN_STATUS];
-            fits_get_errstatus(status, msg);
-            return sk_error(SK_EINPUT, "%s: rows %lld-%lld: %s", r->path, r->next, r->next + n - 1, msg);
+    /* all columns of as many rows as cfitsio's buffers hold, then the next
+       rows: the file is read once, not once per column */
+    long opt = 0;
+    int status = 0;
+    if (fits_get_rowsize(r->fp, &opt, &status) || opt < 1)
+        opt = n;
+    for (long a = 0; a < n; a += opt) {
+        long m = n - a < opt ? n - a : opt;
+        for (int i = 0; i < NSRC; i++) {
+            if (r->src[i].col < 0)
+                continue;
+            int anynul = 0;
+            double nul = NAN;
+            status = 0;
+            if (fits_read_col(r->fp, TDOUBLE, r->src[i].col, r->next + a, 1, m, &nul, r->buf[i] + a, &anynul,
+                              &status)) {
+                char msg[FLEN_STATUS];
+                fits_get_errstatus(status, msg);
+                return sk_error(SK_EINPUT, "%s: rows %lld-%lld: %s", r->path, r->next + a, r->next + a + m - 1, msg);
+            }
         }
     }
     r->next += n;

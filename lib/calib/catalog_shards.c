@@ -342,10 +342,13 @@ int sk_catfile_cone(const char *path, const sk_catmap *m, double ra_deg, double 
     sk_catrows *blk = st ? NULL : sk_catrows_new(out->nbands, out->band);
     if (!st && !blk)
         st = SK_EIO;
+    /* small blocks: the buffers stay in the cache, and are not mapped
+       afresh for every shard */
     do {
-        st = st ? st : sk_catreader_next(rd, 50000, blk);
+        st = st ? st : sk_catreader_next(rd, 4096, blk);
         for (long k = 0; !st && k < blk->n; k++)
-            if (sk_cat_sep_deg(ra_deg, dec_deg, blk->ra_deg[k], blk->dec_deg[k]) <= radius_deg)
+            if (fabs(blk->dec_deg[k] - dec_deg) <= radius_deg &&
+                sk_cat_sep_deg(ra_deg, dec_deg, blk->ra_deg[k], blk->dec_deg[k]) <= radius_deg)
                 st = sk_catrows_append(out, blk, k);
     } while (!st && blk->n > 0);
     sk_catrows_free(blk);

@@ -31,6 +31,7 @@ struct sk_catsource {
     sk_catshard_index *shards;
     sk_db *db;
     char table[64];
+    int cell_nside;            /* database: the table's cells (0: a row per star) */
 };
 
 static int is_dir(const char *p)
@@ -149,7 +150,7 @@ static int open_db(sk_catsource *s, const char *spec, sk_db *db)
     if (at)
         *at++ = '\0';
     s->db = db;
-    return sk_db_catalog_find(db, name, at, &s->info, s->table);
+    return sk_db_catalog_find(db, name, at, &s->info, s->table, &s->cell_nside);
 }
 
 static int finish_info(sk_catsource *s)
@@ -233,7 +234,7 @@ int sk_catsource_cone(sk_catsource *s, double ra_deg, double dec_deg, double rad
         st = chunks_cone(s, ra_deg, dec_deg, radius_deg, *out);
         break;
     default:
-        st = sk_db_catalog_cone(s->db, s->table, ra_deg, dec_deg, radius_deg, *out);
+        st = sk_db_catalog_cone(s->db, s->table, s->cell_nside, ra_deg, dec_deg, radius_deg, *out);
     }
     if (st) {
         sk_catrows_free(*out);

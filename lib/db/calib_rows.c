@@ -56,6 +56,49 @@ static char *array_text(const double *v, int n)
     return s;
 }
 
+
+/* The zero point of an image and how it was tied to the catalogue: the
+ * catalogue band, the colour term and its range, the stars' scatter. */
+static int zero_point_row(sk_db *db, const char *image_id, const char *prov_id, const sk_calib *c)
+{
+    const sk_photcal *pc = c->photcal;
+    const sk_colour_term *t = c->colour;
+    char b[8][40], ns[32];
+    snprintf(ns, sizeof ns, "%ld", pc->nstars);
+    char *radii = array_text(pc->aper_radius_fwhm, pc->naper);
+    char *cors = array_text(pc->aper_cor, pc->naper);
+    char *coeffs = t ? array_text(t->coeffs, t->ncoeffs) : NULL;
+    int st = radii && cors && (!t || coeffs) ? SK_OK : sk_error(SK_EIO, "registering the zero point: out of memory");
+    const char *band = t ? t->band : c->phot_band;
+    const char *p[] = {image_id, prov_id, num(b[0], pc->zp), num(b[1], pc->dzp), radii, cors,
+                       num(b[2], pc->lim_mag), ns, band[0] ? band : NULL, t ? t->c1 : NULL, t ? t->c2 : NULL,
+                       coeffs, t ? num(b[5], t->colour_min) : NULL, t ? num(b[6], t->colour_max) : NULL,
+                       t && t->reference[0] ? t->reference : NULL, num(b[7], pc->scatter)};
+    st = st ? st : sk_db_exec(db, "registering the zero point",
+                              "INSERT INTO zero_points (image_id, provenance_id, zp, dzp, aper_cor_radii_fwhm, "
+                              "aper_cors, lim_mag, num_stars, ref_band, colour_band1, colour_band2, colour_coeffs, "
+                              "colour_min, colour_max, colour_reference, scatter) VALUES ($1, $2, $3, $4, $5, $6, "
+                              "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+                              "ON CONFLICT (image_id, provenance_id) DO UPDATE SET zp = EXCLUDED.zp, "
+                              "dzp = EXCLUDED.dzp, aper_cor_radii_fwhm = EXCLUDED.aper_cor_radii_fwhm, "
+                              "aper_cors = EXCLUDED.aper_cors, lim_mag = EXCLUDED.lim_mag, "
+                              "num_stars = EXCLUDED.num_stars, ref_band = EXCLUDED.ref_band, "
+                              "colour_band1 = EXCLUDED.colour_band1, colour_band2 = EXCLUDED.colour_band2, "
+                              "colour_coeffs = EXCLUDED.colour_coeffs, colour_min = EXCLUDED.colour_min, "
+                              "colour_max = EXCLUDED.colour_max, colour_reference = EXCLUDED.colour_reference, "
+                              "scatter = EXCLUDED.scatter", 16, p, NULL);
+    free(radii);
+    free(cors);
+    free(coeffs);
+    const char *q[] = {image_id, num(b[3], pc->zp), num(b[4], pc->lim_mag)};
+    if (!st)
+        st = sk_db_exec(db, "updating the image's zero point and depth",
+                        "UPDATE images SET zero_point_estimate = $2, "
+                        "lim_mag_estimate = COALESCE($3::double precision, lim_mag_estimate) "
+                        "WHERE id = $1", 3, q, NULL);
+    return st;
+}
+
 int sk_calib_db_save(sk_db *db, const char *image_id, const char *prov_id, const sk_calib *c,
                      const char *rel_psf, const char *psf_path, const char *rel_head,
                      const char *head_path, long width, long height)
@@ -128,34 +171,7 @@ int sk_calib_db_save(sk_db *db, const char *image_id, const char *prov_id, const
             sk_error_clear();
         }
     }
-    if (!st && c->photcal) {
-        const sk_photcal *pc = c->photcal;
-        char ns[32];
-        snprintf(ns, sizeof ns, "%ld", pc->nstars);
-        char *radii = array_text(pc->aper_radius_fwhm, pc->naper);
-        char *cors = array_text(pc->aper_cor, pc->naper);
-        if (!radii || !cors) {
-            free(radii);
-            free(cors);
-            radii = cors = NULL;
-        }
-        const char *p[] = {image_id, prov_id, num(b[0], pc->zp), num(b[1], pc->dzp), radii, cors,
-                           num(b[2], pc->lim_mag), ns};
-        st = sk_db_exec(db, "registering the zero point",
-                        "INSERT INTO zero_points (image_id, provenance_id, zp, dzp, aper_cor_radii_fwhm, "
-                        "aper_cors, lim_mag, num_stars) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                        "ON CONFLICT (image_id, provenance_id) DO UPDATE SET zp = EXCLUDED.zp, dzp = "
-                        "EXCLUDED.dzp, aper_cor_radii_fwhm = EXCLUDED.aper_cor_radii_fwhm, aper_cors = "
-                        "EXCLUDED.aper_cors, lim_mag = EXCLUDED.lim_mag, num_stars = EXCLUDED.num_stars",
-                        8, p, NULL);
-        free(radii);
-        free(cors);
-        const char *q[] = {image_id, num(b[3], pc->zp), num(b[4], pc->lim_mag)};
-        if (!st)
-            st = sk_db_exec(db, "updating the image's zero point and depth",
-                            "UPDATE images SET zero_point_estimate = $2, "
-                            "lim_mag_estimate = COALESCE($3::double precision, lim_mag_estimate) "
-                            "WHERE id = $1", 3, q, NULL);
-    }
+    if (!st && c->photcal)
+        st = zero_point_row(db, image_id, prov_id, c);
     return st;
 }

@@ -173,6 +173,21 @@ static int hdu_header(fitsfile *fptr, const char *path, sk_header **out)
     return SK_OK;
 }
 
+/* When an exposure was taken belongs to each of its extensions: one that
+ * does not inherit the primary header and does not say when (neither MJD-OBS
+ * nor DATE-OBS) takes both from the primary header. */
+static int observation_time(sk_header *ext, const sk_header *primary)
+{
+    double mjd = 0;
+    char date[72];
+    int rc = SK_OK;
+    if (sk_header_get_double(primary, "MJD-OBS", &mjd) == 1)
+        rc = sk_header_set_double(ext, "MJD-OBS", mjd, "[d] from the primary header");
+    if (!rc && sk_header_get_str(primary, "DATE-OBS", date, sizeof date) == 1)
+        rc = sk_header_set_str(ext, "DATE-OBS", date, "from the primary header");
+    return rc;
+}
+
 int sk_fits_current_header(fitsfile *fptr, const char *path, sk_header **out)
 {
     int rc = hdu_header(fptr, path, out);
@@ -180,7 +195,14 @@ int sk_fits_current_header(fitsfile *fptr, const char *path, sk_header **out)
         return rc;
     int inherit = 0, hdunum = 0;
     fits_get_hdu_num(fptr, &hdunum);
-    if (hdunum > 1 && sk_header_get_bool(*out, "INHERIT", &inherit) == 1 && inherit) {
+    double mjd = 0;
+    char date[72];
+    if (hdunum > 1 && sk_header_get_bool(*out, "INHERIT", &inherit) == 1 && inherit)
+        inherit = 1;
+    else if (hdunum > 1 && sk_header_get_double(*out, "MJD-OBS", &mjd) != 1 &&
+             sk_header_get_str(*out, "DATE-OBS", date, sizeof date) != 1)
+        inherit = -1;
+    if (inherit) {
         int status = 0, type = 0;
         sk_header *primary = NULL;
         if (fits_movabs_hdu(fptr, 1, &type, &status))
@@ -188,7 +210,7 @@ int sk_fits_current_header(fitsfile *fptr, const char *path, sk_header **out)
         if (!rc)
             rc = hdu_header(fptr, path, &primary);
         if (!rc)
-            rc = sk_header_inherit(*out, primary);
+            rc = inherit > 0 ? sk_header_inherit(*out, primary) : observation_time(*out, primary);
         sk_header_free(primary);
         status = 0;
         if (fits_movabs_hdu(fptr, hdunum, &type, &status) && !rc)

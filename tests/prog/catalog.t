@@ -9,7 +9,7 @@
 # scatter stays small with the colour term and grows without it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dbtest.sh"
-plan 27
+plan 29
 cd "$T_TMP" || exit 1
 
 hdr() { # hdr FILE KEY: a header card's value from the first 8 blocks
@@ -69,11 +69,25 @@ ok $? "zero-point scatter with the colour term $sc_ct (stars' errors $noise), wi
 start_test_db
 run_ok "catingest into the database" catingest --name simcat --columns "$MAP" sim/refcat.fits
 is "$(cat out)" "$id1" "the database copy has the same id"
-is "$(sql "SELECT nrows FROM refcats WHERE catalog_id = '$id1'")" "$(sql "SELECT count(*) FROM refcat_$(echo "$id1" | cut -c1-16)")" \
-    "refcats counts the rows of its table"
+is "$(sql "SELECT sum(n) || ' ' || sum(length(r)) / sum(n) FROM refcat_$(echo "$id1" | cut -c1-16)")" \
+    "$(sql "SELECT nrows FROM refcats WHERE catalog_id = '$id1'") 68" \
+    "refcats counts the rows of its table (three bands: 68 bytes a row)"
 id=$(imingest -q sim/exp_000.fits 2>err)
 run_ok "extract (database) with db:simcat" extract --refcat db:simcat "$id"
 pdb=$(sql "SELECT provenance_id FROM source_lists")
+# the zero point's row holds the relation used: the source list's header
+# says the same, and the shipped g, r or i term (for the image's filter)
+sl=$(sql "SELECT filepath FROM source_lists")
+sl=$(find "$SKYSTACK_DATA" -path "*$sl" | head -1)
+want=$(awk -v k="$(hdr "$sl" CTCOEF0)" -v c="$(hdr "$sl" CTCMIN)" -v d="$(hdr "$sl" CTCMAX)" \
+    -v b="$(hdr "$sl" MAGZBAND)" -v x="$(hdr "$sl" CTCOLOUR)" -v s="$(hdr "$sl" MAGZSCAT)" \
+    'BEGIN { printf "%s %s %.6g %.6g %.6g %.4f", b, x, k, c, d, s }')
+got=$(sql "SELECT ref_band || ' ' || colour_band1 || '-' || colour_band2 || ' ' || round(colour_coeffs[1]::numeric, 6)::float8
+           || ' ' || colour_min || ' ' || colour_max || ' ' || round(scatter::numeric, 4) FROM zero_points")
+is "$got" "$want" "the zero point's row records the colour term, its range and the scatter as the header does"
+is "$(sql "SELECT (colour_reference LIKE 'Riello et al. 2021%') AND num_stars >= 10 AND
+                  colour_coeffs[1] IN (-0.2199, 0.09837, 0.293) FROM zero_points")" "t" \
+    "a shipped relation (Riello et al. 2021) over 10 or more stars"
 run_ok "extract (database) with the moved folder" extract --refcat moved_shards "$id"
 is "$(sql "SELECT count(DISTINCT provenance_id) FROM source_lists")" "1" "one provenance from the database copy and the folder ($pdb)"
 done_testing

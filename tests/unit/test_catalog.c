@@ -141,6 +141,20 @@ static void test_shards(const char *dir)
     }
     is_int(missing, 0, "no point of the cone outside its pixels (%ld pixels)", np);
     free(pix);
+
+    /* every point lies within the largest pixel radius of its pixel's centre,
+       and the bound is tight (the farthest point found is close to it) */
+    for (long nside = 16; nside <= 1024; nside *= 64) {
+        double worst = 0, bound = sk_healpix_max_radius_deg(nside);
+        for (int k = 0; k < 200000; k++) {
+            double z = -1.0 + 2.0 * (k + 0.5) / 200000.0, ra = fmod(k * 137.50776405, 360.0);
+            double dec = asin(z) * 180.0 / M_PI, th = 0, ph = 0;
+            pix2ang_nest(nside, sk_healpix_nest(nside, ra, dec), &th, &ph);
+            worst = fmax(worst, sk_cat_sep_deg(ra, dec, ph * 180.0 / M_PI, 90.0 - th * 180.0 / M_PI));
+        }
+        ok(worst <= bound && worst > 0.8 * bound, "nside %ld: farthest point %.5f deg from its pixel's centre, "
+           "bound %.5f", nside, worst, bound);
+    }
 }
 
 static void test_epoch(void)
@@ -279,7 +293,7 @@ static void test_gaia_chunks(const char *dir)
 
 int main(void)
 {
-    tap_plan(41);
+    tap_plan(43);
     const char *dir = tap_tmpdir();
     test_maps_and_ids(dir);
     test_shards(dir);

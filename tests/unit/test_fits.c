@@ -367,7 +367,44 @@ static void test_decam(void)
     ok(img && img->sci[20 * D3_WIDTH + 10] == (float)D3_PIX_10_20, "pixel (10, 20)");
     sk_header_get_str(img->header, "FILTER", s, sizeof s);
     is_str(s, D3_FILTER, "testcase3 FILTER");
+    /* the time of the exposure is in the primary header only (INHERIT = T) */
+    ok(img && sk_header_get_double(img->header, "MJD-OBS", &d) == 1 && d == 56887.97073001,
+       "testcase3 MJD-OBS from the primary header");
     sk_image_free(img);
+
+    /* An extension without INHERIT that does not say when it was taken gets
+       MJD-OBS and DATE-OBS from the primary header; one that does keeps its own. */
+    {
+        const char *mef = tmp_path("noinherit.fits");
+        fitsfile *f = NULL;
+        int fst = 0;
+        long ax[2] = {4, 4};
+        double mjd0 = 57110.35507997, mjd1 = 57111.5;
+        char date0[] = "2015-03-29T08:31:18.91", n1[] = "A", n2[] = "B";
+        remove(mef);
+        fits_create_file(&f, mef, &fst);
+        fits_create_img(f, FLOAT_IMG, 0, NULL, &fst);
+        fits_write_key(f, TDOUBLE, "MJD-OBS", &mjd0, NULL, &fst);
+        fits_write_key(f, TSTRING, "DATE-OBS", date0, NULL, &fst);
+        fits_create_img(f, FLOAT_IMG, 2, ax, &fst);
+        fits_write_key(f, TSTRING, "EXTNAME", n1, NULL, &fst);
+        fits_create_img(f, FLOAT_IMG, 2, ax, &fst);
+        fits_write_key(f, TSTRING, "EXTNAME", n2, NULL, &fst);
+        fits_write_key(f, TDOUBLE, "MJD-OBS", &mjd1, NULL, &fst);
+        fits_close_file(f, &fst);
+        sk_header *ha = NULL, *hb = NULL;
+        double da = 0, db = 0;
+        sk_fits_read_header(mef, "A", &ha);
+        sk_fits_read_header(mef, "B", &hb);
+        ok(fst == 0 && ha && sk_header_get_double(ha, "MJD-OBS", &da) == 1 && da == mjd0 &&
+               sk_header_get_str(ha, "DATE-OBS", s, sizeof s) == 1 && strcmp(s, date0) == 0,
+           "no INHERIT, no time: MJD-OBS and DATE-OBS from the primary header");
+        ok(hb && sk_header_get_double(hb, "MJD-OBS", &db) == 1 && db == mjd1 &&
+               sk_header_get_str(hb, "DATE-OBS", s, sizeof s) != 1,
+           "an extension's own MJD-OBS kept, nothing else taken");
+        sk_header_free(ha);
+        sk_header_free(hb);
+    }
 
     /* Mismatched weight size: names the file. */
     sk_read_opts mism = {.noise_path = tap_src(D3_PATH_OOW)};
@@ -616,7 +653,7 @@ static void test_atomic_failures(void)
 
 int main(void)
 {
-    tap_plan(178);
+    tap_plan(181);
     test_round_trip();
     test_writer_planes();
     test_decam();
