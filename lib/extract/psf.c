@@ -1423,6 +1423,10 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
     if (!st)
         st = fit_rounds(&c, p->clip_sigma, threads);
     if (!st)
+        st = sk_psf_fit_wings(c.comp, psf->ncomp, psf->width, psf->height, psf->step_px, c.fwhm, m);
+    if (!st)
+        st = normalise_model(&c);
+    if (!st)
         st = store_model(psf, &c, img);
     for (long k = 0; c.st && k < nstar; k++)
         star_free(&c.st[k]);
