@@ -446,6 +446,35 @@ static int cmp_cand_snr(const void *a, const void *b)
  * cut_stamp() and the clipping catch what remains. */
 static const unsigned STAR_REJECT = SK_SRC_SATURATED | SK_SRC_ARTIFACT | SK_SRC_WIN_FAILED;
 
+/* Within the stellar locus (FWHM within `width` of `mode`; lf the
+ * candidates' log FWHM), the stars' FWHM spread is their noise and the
+ * PSF's variation over the image; compact galaxies lie above it (6-12 %
+ * broader where the stars scatter by 1-2 %) and would broaden the model,
+ * making every PSF flux too bright. So the locus is cut at *lcut = 3
+ * robust sigmas of the log FWHM about its median *lmed (at least 3 %),
+ * three times (the galaxies widen the first spread); with fewer than 5
+ * stars the cut stays as given. Nonzero when out of memory. */
+static int locus_cut(const double *lf, long nc, double mode, double width, double *lmed,
+                     double *lcut)
+{
+    double *in = malloc(sizeof *in * (size_t)(nc + 1));
+    if (!in)
+        return 1;
+    for (int it = 0; it < 3; it++) {
+        long ni = 0;
+        for (long k = 0; k < nc; k++)
+            if (fabs(exp(lf[k]) / mode - 1.0) <= width && fabs(lf[k] - *lmed) <= *lcut)
+                in[ni++] = lf[k];
+        if (ni < 5)
+            break;
+        double lsig = 0;
+        sk_median_mad(in, ni, lmed, &lsig);
+        *lcut = fmax(3.0 * lsig, log(1.03));
+    }
+    free(in);
+    return 0;
+}
+
 /* Indices of the PSF stars of `l` (highest SNR first) and the FWHM of the
  * stellar locus. */
 static int select_stars(const sk_image *img, const sk_source_list *l, const sk_psf_params *p,
@@ -504,9 +533,15 @@ static int select_stars(const sk_image *img, const sk_source_list *l, const sk_p
     free(sorted);
     *locus_fwhm = mode;
 
+    double lmed = log(mode), lcut = log(1.0 + p->locus_width);
+    if (locus_cut(lf, nc, mode, p->locus_width, &lmed, &lcut)) {
+        free(c);
+        free(lf);
+        return sk_error(SK_EIO, "PSF: out of memory");
+    }
     long nk = 0;
     for (long k = 0; k < nc; k++)
-        if (fabs(exp(lf[k]) / mode - 1.0) <= p->locus_width)
+        if (fabs(exp(lf[k]) / mode - 1.0) <= p->locus_width && fabs(lf[k] - lmed) <= lcut)
             c[nk++] = c[k];
     free(lf);
 
@@ -1422,6 +1457,10 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
         st = stack_model(&c, threads);
     if (!st)
         st = fit_rounds(&c, p->clip_sigma, threads);
+    if (!st)
+        st = sk_psf_fit_wings(c.comp, psf->ncomp, psf->width, psf->height, psf->step_px, c.fwhm, m);
+    if (!st)
+        st = normalise_model(&c);
     if (!st)
         st = store_model(psf, &c, img);
     for (long k = 0; c.st && k < nstar; k++)

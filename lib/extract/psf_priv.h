@@ -44,4 +44,16 @@ static inline void psf_lanczos3(double u, long *first, double w[6])
         w[t] /= sum;
 }
 
+/* Replace the outer wings of a PSF model (ncomp components of gw x gh
+ * points at step_px image pixels, the first one the image centre's) by a
+ * pixel-integrated Moffat profile fitted to the curve of growth of the
+ * first component's core (within 2 FWHM), blended in between 2 and 2.5
+ * FWHM, with the amplitude of the star's total light: the
+ * core's sum over the Moffat's fraction within 2 FWHM, corrected for the
+ * part of the star's own wings its local sky (beyond 3 FWHM in a stamp of
+ * stamp_px) held. Each component's wing follows its core's sum. Left
+ * unchanged (SK_OK) when the fit does not match; SK_EIO out of memory. */
+int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, double fwhm_px,
+                     int stamp_px);
+
 #endif

@@ -8,27 +8,28 @@
 # catalogue of true magnitudes. The commands are a user's: extract --no-db
 # with the catalogue, coadd --no-db.
 . "$SK_SRCDIR/tests/prog/lib.sh"
-plan 23
+plan 29
 
 PY=""
 for p in python3 /usr/bin/python3; do
     if "$p" -c 'import numpy, astropy' 2>/dev/null; then PY=$p; break; fi
 done
 if [ -z "$PY" ]; then
-    skip 23 "no python3 with numpy and astropy (share/install-deps.sh installs them)"
+    skip 29 "no python3 with numpy and astropy (share/install-deps.sh installs them)"
     done_testing
     exit $?
 fi
 CHECK="$PY $SRC/tests/skycheck.py"
 
 cd "$T_TMP" || exit 1
-COMMON="--size 512x512 --nstars 250 --galaxies 0.05 --seeing 0.78 --seeing-max 1.43
+COMMON0="--size 512x512 --nstars 250 --galaxies 0.05
  --zero-point 21.8 --zp-scatter 0.03 --sky-adu 800 --gain 4 --read-noise 7 --dither 10
  --rotation 0.1 --set simulation.seeing_scatter=0 --set simulation.mag_min=14
  --set simulation.mag_max=23 --set simulation.mag_slope=0.1 --set simulation.refcat_depth_mag=21
  --set simulation.refcat_mag_error_floor=0 --set simulation.refcat_mag_error_at_depth=0
  --set simulation.satellite_probability=0 --set simulation.moving_sources=0
  --set simulation.transients=0"
+COMMON="$COMMON0 --seeing 0.78 --seeing-max 1.43"
 # shellcheck disable=SC2086
 run_ok "imsim: six Gaussian-PSF exposures with cosmic rays" \
     imsim -q -n 6 --seed 3 --psf gaussian --cosmics 0.5 $COMMON -o g
@@ -108,4 +109,22 @@ for i in 0 1; do
         bad="$bad $i:$(head -1 "$T_TMP/zd$i")"
 done
 is "$bad" "" "double-Gaussian PSFs: MAGZERO within 0.01 mag of the truth"
+
+# the hardest cases of the zero point: a Moffat PSF of 6 px FWHM (wings
+# beyond the PSF fit's radius) and a double Gaussian of 8 px (big stamps,
+# compact galaxies close to the stellar locus); two exposures each
+for c in moffat:1.56:m double-gaussian:2.08:w; do
+    psf=${c%%:*} see=${c#*:} see=${see%:*} hd=${c##*:}
+    # shellcheck disable=SC2086
+    run_ok "imsim: $psf PSFs of $(awk -v s="$see" 'BEGIN { print s / 0.26 }') px FWHM" \
+        imsim -q -n 2 --seed 5 --psf "$psf" --seeing "$see" --cosmics 0.5 $COMMON0 -o "$hd"
+    run_ok "extract --no-db: $psf" extract -q --no-db --threads 2 --refcat "$hd/refcat.fits" \
+        "$hd/exp_000.fits" "$hd/exp_001.fits"
+    bad=""
+    for i in 0 1; do
+        $CHECK zp "$hd"/exp_00$i.*.sources.fits "$hd/exp_00$i.truth.fits" --max zp_diff=0.01 \
+            >"$T_TMP/z$hd$i" || bad="$bad $i:$(head -1 "$T_TMP/z$hd$i")"
+    done
+    is "$bad" "" "$psf PSFs: MAGZERO within 0.01 mag of the truth ($(cat "$T_TMP/z${hd}0" "$T_TMP/z${hd}1" | tr '\n' ' '))"
+done
 done_testing
