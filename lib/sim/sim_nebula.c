@@ -23,7 +23,7 @@ void sim_nebula_free(sim_nebula *n)
  * east and north), over the image, the dithers and a cloud's size all
  * round: a number that covers that area about three times over, each a
  * Gaussian of FWHM uniform in [0.5, 1.5] nebula_scale_arcsec along its
- * major axis, axis ratio uniform in [0.15, 1] (filaments to round
+ * major axis, axis ratio uniform in [0.3, 1] (filaments to round
  * clouds), any position angle, peak uniform in [0.25, 1] times
  * nebula_amplitude. */
 static long draw_clouds(const sk_sim_params *p, double *east, double *north, double *sig,
@@ -45,7 +45,7 @@ static long draw_clouds(const sk_sim_params *p, double *east, double *north, dou
         east[k] = sk_rng_range(&r, -half_x, half_x);
         north[k] = sk_rng_range(&r, -half_y, half_y);
         sig[k] = sk_rng_range(&r, 0.5, 1.5) * p->nebula_scale_arcsec / FWHM_PER_SIGMA;
-        q[k] = sk_rng_range(&r, 0.15, 1.0);
+        q[k] = sk_rng_range(&r, 0.3, 1.0);
         pa[k] = sk_rng_range(&r, 0.0, M_PI);
         peak[k] = sk_rng_range(&r, 0.25, 1.0) * p->nebula_amplitude;
     }
