@@ -454,33 +454,6 @@ static int deblend_range(long begin, long end, void *user)
     return SK_OK;
 }
 
-/* The significance image of `img` filtered by a Gaussian of fwhm_px
- * (<= 0: none) into out (width*height), in units of the filtered noise. */
-static int significance(const sk_image *img, const sk_background *bg, const float *var,
-                        double fwhm_px, int threads, float *out)
-{
-    int r = 0;
-    double *g = gauss_taps(fwhm_px, &r);
-    if (!g)
-        return sk_error(SK_EIO, "detection: out of memory");
-    float gf[2 * r + 1], g2f[2 * r + 1];
-    for (int j = 0; j <= 2 * r; j++) {
-        gf[j] = (float)g[j];
-        g2f[j] = (float)(g[j] * g[j]);
-    }
-    free(g);
-    struct filter_job fj = { img, bg, var, gf, g2f, r, out };
-    return sk_parallel_for(img->height, FILTER_BLOCK, threads, filter_range, &fj);
-}
-
-/* The filter FWHM of the values deblending splits: half the matched
- * filter's. The matched filter widens a star by sqrt(2), so that a fainter
- * star 1.5 FWHM from a brighter one is a shoulder on its wing rather than
- * a peak of its own; half of it widens it by 12 % and keeps most of the
- * noise down (Source Extractor deblends on its filtered image, whose
- * default kernel is about 2 px wide whatever the seeing). */
-#define DEBLEND_FILTER_FRACTION 0.5
-
 int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_params *p,
               int threads, sk_detection **out)
 {
@@ -506,10 +479,19 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
     d->signif = malloc(sizeof(float) * (size_t)npix);
     d->segmap = calloc((size_t)npix, sizeof(int32_t));
     float *var = sk_pixel_variance(img, bg);
-    if (!d->signif || !d->segmap || !var) {
-        free(var);
+    int r = 0;
+    double *g = gauss_taps(p->filter ? p->fwhm_px : 0.0, &r);
+    double *g2 = g ? malloc(sizeof *g2 * (size_t)(2 * r + 1)) : NULL;
+    if (!d->signif || !d->segmap || !var || !g || !g2) {
+        free(var); free(g); free(g2);
         sk_detection_free(d);
         return sk_error(SK_EIO, "detection: out of memory for a %ldx%ld image", w, h);
+    }
+    float gf[2 * r + 1], g2f[2 * r + 1];
+    for (int j = 0; j <= 2 * r; j++) {
+        g2[j] = g[j] * g[j];
+        gf[j] = (float)g[j];
+        g2f[j] = (float)g2[j];
     }
     /* The threshold is in units of the filtered noise, which the
        significance image is normalised to: whatever the kernel, a star of
@@ -518,8 +500,11 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
        Extractor's DETECT_THRESH, in per-pixel sigmas on the unit-sum
        filtered image, equals threshold_sigma * sum g^2 here.) */
     d->threshold = p->threshold_sigma;
-    int st = significance(img, bg, var, p->filter ? p->fwhm_px : 0.0, threads, d->signif);
+    struct filter_job fj = { img, bg, var, gf, g2f, r, d->signif };
+    int st = sk_parallel_for(h, FILTER_BLOCK, threads, filter_range, &fj);
     d->variance = var;
+    free(g);
+    free(g2);
     if (st) {
         sk_detection_free(d);
         return st;
@@ -541,18 +526,8 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
         st = sk_error(SK_EIO, "detection: out of memory");
         goto fail;
     }
-    /* the segments are split on a sharper significance image */
-    float *sharp = d->signif;
-    if (p->filter && p->deblend_levels > 1) {
-        sharp = malloc(sizeof *sharp * (size_t)npix);
-        st = sharp ? significance(img, bg, var, DEBLEND_FILTER_FRACTION * p->fwhm_px, threads, sharp)
-                   : sk_error(SK_EIO, "detection: out of memory for a %ldx%ld image", w, h);
-    }
-    struct deblend_job dj = { p, sharp, w, h, d->threshold, pool, seg_start, seg_len, objs, nobjs };
-    if (!st)
-        st = sk_parallel_for(nseg, 16, threads, deblend_range, &dj);
-    if (sharp != d->signif)
-        free(sharp);
+    struct deblend_job dj = { p, d->signif, w, h, d->threshold, pool, seg_start, seg_len, objs, nobjs };
+    st = sk_parallel_for(nseg, 16, threads, deblend_range, &dj);
     long total = 0;
     for (long s = 0; s < nseg; s++)
         total += nobjs[s];
