@@ -118,6 +118,14 @@ double sk_image_fwhm(const sk_source_list *l);
 int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float *signif,
                        double guess_px, double *fwhm_px);
 
+/* The FWHM (px) of the core of the star at (x_px, y_px): a pixel-integrated
+ * circular Gaussian plus a constant (neighbours' light, wings) fitted to
+ * the pixels within max(3, 2 guess_px) of the nearest pixel; it holds for
+ * undersampled and crowded stars, where moments do not. 0 when the fit
+ * fails or leaves the star. */
+double sk_core_fwhm_at(const sk_image *img, const sk_background *bg, double x_px, double y_px,
+                       double guess_px);
+
 #ifdef __cplusplus
 }
 #endif

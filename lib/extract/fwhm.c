@@ -107,14 +107,15 @@ static double core_model(const double *q, double x, double y, double *d)
 /* The FWHM of the core of the star at peak pixel i: a pixel-integrated
  * circular Gaussian plus a constant (the light of neighbours and wings),
  * fitted by Gauss-Newton to the pixels within rfit of the peak; the
- * profile's core sets its half maximum, whatever its wings. 0 when the fit
- * fails or leaves the peak. */
-static double peak_fwhm(const sk_image *img, const sk_background *bg, long i, double f)
+ * profile's core sets its half maximum, whatever its wings. A peak near
+ * the border is refused, or with `edges` fitted on the pixels of the
+ * image. 0 when the fit fails or leaves the peak. */
+static double peak_fwhm(const sk_image *img, const sk_background *bg, long i, double f, int edges)
 {
     long w = img->width, h = img->height, px = i % w, py = i / w;
     double rfit = 2 * f < 3 ? 3 : 2 * f;
     long R = (long)ceil(rfit);
-    if (px < R || py < R || px >= w - R || py >= h - R)
+    if (!edges && (px < R || py < R || px >= w - R || py >= h - R))
         return 0;
     double pk = img->sci[i] - bg->level[i];
     double q[NPAR] = { pk * 2 * M_PI * (f / FWHM_PER_SIGMA_PX) * (f / FWHM_PER_SIGMA_PX),
@@ -124,6 +125,8 @@ static double peak_fwhm(const sk_image *img, const sk_background *bg, long i, do
         long n = 0;
         for (long y = py - R; y <= py + R; y++)
             for (long x = px - R; x <= px + R; x++) {
+                if (x < 0 || y < 0 || x >= w || y >= h)
+                    continue;
                 long j = y * w + x;
                 double dx = (double)(x - px), dy = (double)(y - py);
                 if (dx * dx + dy * dy > rfit * rfit || !sk_pixel_usable(img, j))
@@ -148,6 +151,17 @@ static double peak_fwhm(const sk_image *img, const sk_background *bg, long i, do
             return FWHM_PER_SIGMA_PX * q[3];
     }
     return 0;
+}
+
+double sk_core_fwhm_at(const sk_image *img, const sk_background *bg, double x_px, double y_px,
+                       double guess_px)
+{
+    if (!isfinite(x_px) || !isfinite(y_px) || !(guess_px > 0))
+        return 0;
+    long ix = lround(x_px), iy = lround(y_px);
+    if (ix < 0 || iy < 0 || ix >= img->width || iy >= img->height)
+        return 0;
+    return peak_fwhm(img, bg, iy * img->width + ix, guess_px, 1);
 }
 
 /* The mode of v[0..n-1] (sorted here): the median of the values within
@@ -186,7 +200,7 @@ int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float
     for (int iter = 0; iter < 12 && n >= 5; iter++) {
         long m = 0;
         for (long k = 0; k < n; k++) {
-            double e = peak_fwhm(img, bg, pk[k].i, f);
+            double e = peak_fwhm(img, bg, pk[k].i, f, 0);
             if (e > 0.5 * SK_FWHM_MIN_PX && e < 2 * SK_FWHM_MAX_PX)
                 v[m++] = e;
         }

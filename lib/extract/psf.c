@@ -477,8 +477,9 @@ static int locus_cut(const double *lf, long nc, double mode, double width, doubl
 
 /* Indices of the PSF stars of `l` (highest SNR first) and the FWHM of the
  * stellar locus. */
-static int select_stars(const sk_image *img, const sk_source_list *l, const sk_psf_params *p,
-                        long **out, long *nout, long *nloaded, double *locus_fwhm)
+static int select_stars(const sk_image *img, const sk_background *bg, const sk_source_list *l,
+                        const sk_psf_params *p, long **out, long *nout, long *nloaded,
+                        double *locus_fwhm)
 {
     *out = NULL;
     *nout = 0;
@@ -491,22 +492,29 @@ static int select_stars(const sk_image *img, const sk_source_list *l, const sk_p
         return sk_error(SK_EIO, "PSF: out of memory");
     }
     long nc = 0;
+    double guess = l->fwhm_px > 0 ? l->fwhm_px : SK_FWHM_MIN_PX;
     for (long k = 0; k < l->n; k++) {
         const sk_source *s = &l->src[k];
         if (s->flags & STAR_REJECT)
             continue;
-        if (!(s->snr >= p->min_snr) || !(s->fwhm_px > 0) || !isfinite(s->fwhm_px))
+        if (!(s->snr >= p->min_snr))
             continue;
         if (!(s->a_px > 0) || !(s->b_px / s->a_px >= 1.0 - p->max_ellipticity))
             continue;
         if (!isfinite(s->xwin) || !isfinite(s->ywin) || s->xwin < 0 || s->ywin < 0 ||
             s->xwin > (double)img->width - 1 || s->ywin > (double)img->height - 1)
             continue;
+        /* the FWHM of the star's core (a Gaussian fit), not of its
+           moments: those of undersampled stars and of stars with
+           neighbours scatter too widely to show the stellar locus */
+        double fw = bg ? sk_core_fwhm_at(img, bg, s->xwin, s->ywin, guess) : 0;
+        if (!(fw > 0))
+            continue;
         c[nc].idx = k;
         c[nc].x = s->xwin;
         c[nc].y = s->ywin;
         c[nc].snr = s->snr;
-        lf[nc] = log(s->fwhm_px);
+        lf[nc] = log(fw);
         nc++;
     }
     *nloaded = nc;
@@ -545,8 +553,10 @@ static int select_stars(const sk_image *img, const sk_source_list *l, const sk_p
             c[nk++] = c[k];
     free(lf);
 
-    /* Isolation: no other source's centre within 2 FWHM, nor a brighter
-     * source within 4 FWHM (the model's footprint). */
+    /* Isolation: no other source's centre within 1 FWHM, nor one of more
+     * than a quarter of the star's flux within 2 FWHM (blends whose
+     * centres the model cannot separate); the light of the neighbours
+     * further out is taken out of the stamps (psf_neighbours.c). */
     long n = l->n;
     cand *all = malloc(sizeof *all * (size_t)(n + 1));
     char *keep = calloc((size_t)(nk + 1), 1);
@@ -572,7 +582,7 @@ static int select_stars(const sk_image *img, const sk_source_list *l, const sk_p
         na++;
     }
     qsort(all, (size_t)na, sizeof *all, cmp_cand_y);
-    double r = 4.0 * mode;
+    double r = 2.0 * mode;
     for (long k = 0; k < nk; k++) {
         double fk = l->src[c[k].idx].flux_auto;
         /* binary search for the first source with y >= c.y - r */
@@ -589,7 +599,7 @@ static int select_stars(const sk_image *img, const sk_source_list *l, const sk_p
             if (all[q].idx == c[k].idx)
                 continue;
             double d = hypot(all[q].x - c[k].x, all[q].y - c[k].y);
-            if (d < 2.0 * mode || (d < r && all[q].snr > fk)) {
+            if (d < mode || (d < r && all[q].snr > 0.25 * fk)) {
                 isolated = 0;
                 break;
             }
@@ -631,6 +641,7 @@ typedef struct pstar {
     double x0, y0;        /* windowed centroid */
     double x, y, flux;    /* current PSF-fit centre and flux */
     float *d;             /* m*m background-subtracted pixels */
+    float *d0;            /* the same before the neighbours are taken out */
     float *vb;            /* m*m background variance; 0 = unusable */
     float *wt;            /* m*m inverse total variance of the current fit */
     double b[64];         /* basis values */
@@ -644,6 +655,8 @@ typedef struct bctx {
     const sk_image *img;
     const float *level, *var;
     const int32_t *seg;
+    psf_nbrs nb;          /* the stars' neighbours */
+    const sk_psf *nmodel; /* the model their images are made with */
     sk_psf *psf;          /* shape, step and scaling of the model being built */
     int m;                /* stamp size (image pixels) */
     double gain;
@@ -663,6 +676,7 @@ typedef struct bctx {
 static void star_free(pstar *s)
 {
     free(s->d);
+    free(s->d0);
     free(s->vb);
     free(s->wt);
 }
@@ -740,6 +754,10 @@ static int cut_stamp(long k, void *u)
     stamp_local_sky(c, s);
     for (long q = 0; q < (long)m * m; q++)
         s->wt[q] = s->vb[q] > 0 ? (float)(1.0 / fit_variance(s->vb[q], s->d[q], c->gain)) : 0.0f;
+    s->d0 = malloc(sizeof *s->d0 * (size_t)m * (size_t)m);
+    if (!s->d0)
+        return sk_error(SK_EIO, "PSF: out of memory for star stamps");
+    memcpy(s->d0, s->d, sizeof *s->d0 * (size_t)m * (size_t)m);
     /* most of the core and a quarter of the stamp must be there */
     s->ok = usable > (long)m * m / 4 && 5 * core_usable >= 4 * core;
     psf_basis(c->psf, s->x0, s->y0, s->b);
@@ -1347,6 +1365,36 @@ static int stack_model(bctx *c, int threads)
     return st;
 }
 
+static int subtract_star_neighbours(long k, void *u)
+{
+    bctx *c = u;
+    pstar *s = &c->st[k];
+    return psf_nbrs_subtract(&c->nb, k, c->nmodel, c->m, s->ix, s->iy, s->d0, s->vb, s->d);
+}
+
+/* The stars' neighbours taken out of their stamps as cut, with their
+ * fluxes fitted by the current model (psf_neighbours.c). */
+static int take_out_neighbours(bctx *c, int threads)
+{
+    if (!c->nb.n)
+        return SK_OK;
+    sk_psf model = *c->psf;
+    long nv = (long)model.ncomp * model.width * model.height;
+    model.comp = malloc(sizeof *model.comp * (size_t)nv);
+    if (!model.comp)
+        return sk_error(SK_EIO, "PSF: out of memory");
+    for (long i = 0; i < nv; i++)
+        model.comp[i] = (float)c->comp[i];
+    model.fwhm_px = c->fwhm;
+    int st = psf_nbrs_fit(&c->nb, &model, c->img, c->level, c->var, c->seg, c->gain, threads);
+    c->nmodel = &model;
+    if (!st)
+        st = sk_parallel_for_each(c->nst, threads, subtract_star_neighbours, c);
+    c->nmodel = NULL;
+    free(model.comp);
+    return st;
+}
+
 /* Rounds of the stars' fluxes and centres, their clipping (from the
  * second round on: the stacked model is too rough to judge stars by) and
  * the forward-model fit; a last refit of the stars to the final model. */
@@ -1359,7 +1407,9 @@ static int fit_rounds(bctx *c, double clip_sigma, int threads)
         long before = 0, after = 0;
         for (long k = 0; k < nstar; k++)
             before += c->st[k].ok;
-        int st = sk_parallel_for_each(nstar, threads, refit_star, c);
+        int st = take_out_neighbours(c, threads);
+        if (!st)
+            st = sk_parallel_for_each(nstar, threads, refit_star, c);
         if (st)
             return st;
         for (long k = 0; k < nstar; k++)
@@ -1438,7 +1488,7 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
         return sk_error(SK_EINPUT, "PSF: polynomial degree %d is outside [0, 8]", p->degree);
     long *idx = NULL, nstar = 0, nloaded = 0;
     double locus = 0;
-    int st = select_stars(img, sources, p, &idx, &nstar, &nloaded, &locus);
+    int st = select_stars(img, bg, sources, p, &idx, &nstar, &nloaded, &locus);
     if (st)
         return st;
 
@@ -1454,6 +1504,8 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
     if (!st)
         st = sk_parallel_for_each(nstar, threads, cut_stamp, &c);
     if (!st)
+        st = psf_nbrs_find(sources, idx, nstar, 0.5 * (double)m + 2.0 * locus, &c.nb);
+    if (!st)
         st = stack_model(&c, threads);
     if (!st)
         st = fit_rounds(&c, p->clip_sigma, threads);
@@ -1466,6 +1518,7 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
     for (long k = 0; c.st && k < nstar; k++)
         star_free(&c.st[k]);
     free(c.st);
+    psf_nbrs_free(&c.nb);
     free(c.comp);
     free(c.cbuf);
     free((void *)c.var);

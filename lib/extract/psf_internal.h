@@ -21,11 +21,14 @@ int sk_psf_params_from_json(const json_t *root, sk_psf_params *p);
  *   stars and stars with flagged pixels are kept, the pixels of other
  *   objects and flagged pixels being left out, as long as 80 % of the
  *   pixels within 1 FWHM of the centre remain); SNR >= min_snr;
- *   ellipticity below max_ellipticity; FWHM within locus_width of the
- *   stellar locus (the densest FWHM interval of the candidates); no other
- *   source's centre within 2 FWHM, nor a brighter source (AUTO flux)
- *   within 4 FWHM; pixels of other objects of `segmap`
- *   (may be NULL) masked;
+ *   ellipticity below max_ellipticity; the FWHM of a Gaussian fitted to
+ *   the core within locus_width of the stellar locus (the densest FWHM
+ *   interval of the candidates); no other source's centre within 1 FWHM,
+ *   nor one of more than a quarter of its AUTO flux within 2 FWHM; pixels
+ *   of other objects of `segmap` (may be NULL) masked;
+ * - the neighbours' light (sources within the stamp's half side + 2 FWHM)
+ *   taken out of the stamps before every fit of the stars: their fluxes
+ *   fitted with the current model, their model images subtracted;
  * - a first model by stacking: each star's stamp resampled onto the model
  *   grid centred on the star with a Lanczos-3 interpolant, and every model
  *   pixel fitted as a polynomial of the position by weighted least squares;

@@ -56,4 +56,33 @@ static inline void psf_lanczos3(double u, long *first, double w[6])
 int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, double fwhm_px,
                      int stamp_px);
 
+/* The neighbours of PSF stars (psf_neighbours.c): for star k, entries
+ * first[k] .. first[k+1]-1 of x, y (their centres, px) and flux (fitted
+ * with the current model; 0 = not subtracted). */
+typedef struct psf_nbrs {
+    long nstar, n;
+    long *first;
+    double *x, *y, *flux;
+} psf_nbrs;
+
+struct sk_source_list;
+struct sk_psf;
+
+/* The sources of `l` other than star[k] whose centres lie within reach_px
+ * of star[k]'s (in x and in y), for the nstar stars. */
+int psf_nbrs_find(const struct sk_source_list *l, const long *star, long nstar, double reach_px,
+                  psf_nbrs *nb);
+
+/* Every neighbour's flux: the PSF-fit amplitude of `model` at its centre
+ * on its own pixels (those of other objects of `segmap` left out). */
+int psf_nbrs_fit(psf_nbrs *nb, const struct sk_psf *model, const sk_image *img, const float *level,
+                 const float *var, const int32_t *segmap, double gain, int threads);
+
+/* d = d0 less the model images of star k's neighbours, on its m x m stamp
+ * whose middle is image pixel (ix, iy); pixels with vb <= 0 are left. */
+int psf_nbrs_subtract(const psf_nbrs *nb, long k, const struct sk_psf *model, int m, long ix,
+                      long iy, const float *d0, const float *vb, float *d);
+
+void psf_nbrs_free(psf_nbrs *nb);
+
 #endif

@@ -96,6 +96,7 @@ typedef struct ctx {
     uint16_t *flg;
     double band_rows;
     long nbands;
+    sim_nebula neb;
 } ctx;
 
 static int render_galaxy(long k, void *arg)
@@ -121,6 +122,7 @@ static int render_band(long band, void *arg)
     for (long j = r0; j < r1; j++)
         for (long i = 0; i < w; i++)
             c->model[j * w + i] = c->p->gain * sk_sim_sky_adu(c->info, (double)i, (double)j);
+    sim_nebula_add(&c->neb, c->model, w, c->height, r0, r1);
     for (long k = 0; k < c->nitems; k++) {
         item *it = &c->items[k];
         if (it->y + it->extent < (double)r0 - 1.0 || it->y - it->extent > (double)r1 + 1.0)
@@ -699,6 +701,8 @@ int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int 
     double t_mid = in->mjd + 0.5 * p->exptime_s / 86400.0;
     if (!rc)
         rc = place_sources(&c, wcs, t_mid);
+    if (!rc)
+        rc = sim_nebula_place(p, in, wcs, &c.neb);
     sim_hits hits;
     memset(&hits, 0, sizeof hits);
     if (!rc)
@@ -714,6 +718,7 @@ int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int 
     for (long k = 0; k < c.nitems; k++)
         free(c.items[k].stamp.pix);
     free(c.items);
+    sim_nebula_free(&c.neb);
     sk_wcs_free(wcs);
     if (!rc)
         rc = truth_header(p, e, perturbed);

@@ -48,6 +48,8 @@ static const key keys[] = {
     D(sky_mag_arcsec2, -10, 50),
     D(sky_scatter_mag, 0, 10),
     D(sky_gradient, 0, 0.9),
+    D(nebula_amplitude, 0, 1000),
+    D(nebula_scale_arcsec, 1e-3, 36000),
     D(zero_point, -10, 60),
     D(extinction_mag_per_airmass, 0, 10),
     D(transparency_scatter_mag, 0, 10),

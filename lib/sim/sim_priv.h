@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include "skystack/sim.h"
+#include "skystack/wcs.h"
 #include "sim_internal.h"
 
 /* Pixels hit by cosmic rays: ray number, pixel, electrons deposited. */
@@ -35,5 +36,26 @@ int sim_defects(const sk_sim_params *p, double *electrons, uint8_t *bad, long wi
  * to rows [row0, row1) of the model. */
 void sim_satellite(double *model, long width, long height, long row0, long row1, double x0,
                    double y0, double angle_deg, double fwhm_px, double e_per_px);
+
+/* The nebular clouds of an exposure (sim_nebula.c): centres (px),
+ * inverse covariances (px^-2), peaks (electrons per pixel); extent_px
+ * bounds the clouds' reach (6 sigma of the largest). */
+typedef struct sim_nebula {
+    long n;
+    double *x, *y, *ixx, *iyy, *ixy, *peak_e;
+    double extent_px;
+} sim_nebula;
+
+/* The field's clouds (none when nebula_amplitude is 0) placed on the
+ * exposure through its true WCS, their peaks nebula_amplitude times the
+ * nominal sky (sky_adu, or sky_mag_arcsec2 at the exposure's zero point). */
+int sim_nebula_place(const sk_sim_params *p, const sk_sim_expinfo *info, const sk_wcs *wcs,
+                     sim_nebula *neb);
+
+/* Add the clouds (electrons) to rows [row0, row1) of the model. */
+void sim_nebula_add(const sim_nebula *neb, double *model, long width, long height, long row0,
+                    long row1);
+
+void sim_nebula_free(sim_nebula *n);
 
 #endif

@@ -80,6 +80,9 @@ typedef struct sk_sim_params {
     double transient_peak_mag, transient_duration_days;
     /* sky and photometry */
     double sky_mag_arcsec2, sky_scatter_mag, sky_gradient;
+    double nebula_amplitude;          /* peak of the nebular clouds, in units
+                                         of the nominal sky (0: none) */
+    double nebula_scale_arcsec;       /* their typical FWHM */
     double sky_adu;                   /* > 0: the sky in ADU at sky_mag_arcsec2
                                          (scattered alike), whatever the
                                          zero point */

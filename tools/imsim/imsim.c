@@ -28,6 +28,8 @@ static const sk_opt options[] = {
     {"zp-scatter", 0, 1, "MAG", "per-exposure transparency loss |N(0, MAG)|",
      "simulation.transparency_scatter_mag"},
     {"sky-adu", 0, 1, "ADU", "sky level in ADU (0: from simulation.sky_mag_arcsec2)", "simulation.sky_adu"},
+    {"nebula", 0, 1, "FRAC", "peak of the nebular clouds in units of the sky (0: none)",
+     "simulation.nebula_amplitude"},
     {"gain", 0, 1, "E/ADU", "detector gain", "simulation.gain"},
     {"read-noise", 0, 1, "E", "read noise in electrons", "simulation.read_noise_e"},
     {"dither", 0, 1, "ARCSEC", "pointings uniform within +-ARCSEC", "simulation.dither_arcsec"},
