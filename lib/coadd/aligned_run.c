@@ -473,6 +473,8 @@ static int run_zogy(coaddx_state *s, sk_psf **coadd_psf)
     sk_zogy_opts_default(&zo);
     zo.psf_size = s->psf_size;
     zo.threads = s->p->threads;
+    if (s->x->tile_px > 0)
+        zo.tile_px = s->x->tile_px;
     sk_zogy *z = NULL;
     /* each input's noise from its whole weight map, as the unbanded
      * proper coadd finds it */
@@ -561,6 +563,8 @@ static int run_psfmatch(coaddx_state *s, sk_psf **coadd_psf)
     sk_psfmatch_opts_default(&po);
     po.psf_size = s->psf_size;
     po.threads = s->p->threads;
+    if (s->x->tile_px > 0)
+        po.tile_px = s->x->tile_px;
     sk_psfmatch *pmt = NULL;
     int rc = sk_psfmatch_new(s->ai, s->n, s->W, s->H, &s->x->target, &po, &pmt);
     rc = rc ? rc : psfmatch_bands(s, pmt, po.tile_px);
