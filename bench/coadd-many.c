@@ -268,7 +268,8 @@ int main(int argc, char **argv)
         die(method_name);
 
     /* the documented memory (coadd(1)): the aligned methods hold a band of
-     * every input, about 10 bytes per band pixel each (psfmatch twice),
+     * every input, about 10 bytes per band pixel each (psfmatch: its
+     * matched band of every input and one input's rows at a time),
      * bands of 512 rows for zogy and psfmatch (their tiles) plus a PSF
      * margin, 256 for the direct combine, and the artifact masks about 60
      * bytes per output pixel per thread; the output 14 bytes per pixel (18
@@ -279,9 +280,11 @@ int main(int argc, char **argv)
     if (!aligned) {
         snprintf(model, sizeof model, "%s", "output+band");
     } else {
-        double band = xmethod == SK_COADDX_DIRECT ? 256.0 : 512.0 + 2.0 * 64.0;
-        double mb = (xmethod == SK_COADDX_PSFMATCH ? 20.0 : 10.0) * ninputs * band * width +
-                    60.0 * threads * npix + 18.0 * npix;
+        /* psfmatch: the matched band of every input, one input's rows */
+        double band = xmethod == SK_COADDX_DIRECT     ? 256.0
+                      : xmethod == SK_COADDX_PSFMATCH ? 512.0
+                                                      : 512.0 + 2.0 * 64.0;
+        double mb = 10.0 * ninputs * band * width + 60.0 * threads * npix + 18.0 * npix;
         snprintf(model, sizeof model, "%.0f", mb / 1e6);
     }
     long centre = (height / 2) * width + width / 2;

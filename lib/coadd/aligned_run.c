@@ -535,9 +535,10 @@ static int psfmatch_bands(coaddx_state *s, sk_psfmatch *pmt, long tile_px)
         long y1 = y0 + band < s->H ? y0 + band : s->H, need0, need1;
         sk_psfmatch_rows_needed(pmt, y0, y1, &need0, &need1);
         size_t off = (size_t)(y0 - need0) * (size_t)s->W, np = (size_t)(y1 - y0) * (size_t)s->W;
+        /* one input's rows at a time, in one buffer */
         for (int k = 0; !rc && k < s->n; k++) {
-            rc = read_rows(s, k, need0, need1 - need0);
-            sk_cx_planes *pk = &s->rows[k];
+            sk_cx_planes *pk = &s->rows[0];
+            rc = sk_cx_planes_read(s->sp, k, need0, need1 - need0, pk, NULL);
             rc = rc ? rc : sk_psfmatch_set_rows(pmt, k, pk->sci, pk->weight, pk->flags, need0,
                                                 need1 - need0);
             rc = rc ? rc : sk_psfmatch_rows(pmt, k, y0, y1, s->val[k], s->wgt[k], s->flg[k]);

@@ -116,7 +116,7 @@ void sk_coaddx_params_default(sk_coaddx_params *x);
  * disk); the steps and methods then read them back band by band
  * (p->band_rows output rows, rounded up to whole rows of tiles for zogy
  * and psfmatch), so that memory grows with the inputs only as
- * n * 10 bytes per pixel of a band (psfmatch: twice that), plus about 60
+ * n * 10 bytes per pixel of a band, plus about 60
  * bytes per output pixel per thread for the artifact masks. The result
  * does not depend on the band size. psfs[k] is
  * input k's PSF model in its own pixels (needed by zogy, psfmatch and the
