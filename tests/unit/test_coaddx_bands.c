@@ -77,7 +77,7 @@ static void compare(const sim_set *s, const sk_psf *const *psfs, const sk_grid *
            "pixels differ)", what, nd, NPX);
         long a1 = 0, a2 = 0, sum = 0;
         for (int k = 1; k <= NEXP; k++) {
-            char key[16];
+            char key[32];
             snprintf(key, sizeof key, "ARTPIX%d", k);
             a1 = a2 = -1;
             sk_header_get_long(one->image->header, key, &a1);
