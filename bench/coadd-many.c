@@ -1,5 +1,6 @@
 /* coadd-many.c: one coadd of many full-size inputs through the library,
- * timed: the direct mean through sk_coadd_run, or zogy or psfmatch through
+ * timed: the direct mean, clipped mean or median through sk_coadd_run, or
+ * zogy, psfmatch or the mean with artifact masks ("artifact") through
  * sk_coaddx_run, of N inputs made by repeating the given exposures (entry k
  * is exposure k mod count, so the same file appears N / count times and
  * nothing merges the repeats), on a north-up TAN grid. Each exposure's
@@ -8,7 +9,7 @@
  * STEM.bkg.fits, the solved WCS STEM.head when there is one, the zero point
  * (the one given, as --zero-points; else MAGZERO of STEM.sources.fits,
  * else the image header's MAGZERO), the gain
- * (GAIN, 0 when absent) and, for zogy and psfmatch, the PSF model STEM.psf
+ * (GAIN, 0 when absent) and, for zogy, psfmatch and artifact, the PSF model STEM.psf
  * (sk_psf_read); the engine reads times and filter from the header. The
  * settings are the configuration's defaults (Lanczos-3, tolerance 0.001 px,
  * no background matching, no artifact masks; zogy combines its metadata
@@ -17,12 +18,14 @@
  * last entry is the reference (coaddition.alignment_index "last").
  * Prints one line: method, inputs, wall s and CPU s of the coadd call
  * (inputs and PSF models already resolved), this process's peak resident
- * memory (MB, getrusage), the documented memory model (MB), the grid's
+ * memory (MB, getrusage), the documented memory model (MB: coadd(1)'s
+ * bands of every input, the artifact masks' per-thread planes and the
+ * output), the grid's
  * output pixels and the number of inputs at the grid's centre. Built and
  * run by bench/coadd-many.
  * Usage: coadd-many METHOD NINPUTS THREADS RA DEC WIDTH HEIGHT SCALE_ARCSEC
  *                   ZERO_POINT IMAGE STEM [IMAGE STEM]...
- * METHOD is mean, zogy or psfmatch; STEM is the path of an image's
+ * METHOD is mean, clipped, median, artifact, zogy or psfmatch; STEM is the path of an image's
  * extraction products less their suffixes (.bkg.fits, .psf, ...);
  * ZERO_POINT is every input's zero point, or - for each one's own. */
 #include <math.h>
@@ -41,7 +44,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: coadd-many mean|zogy|psfmatch NINPUTS THREADS RA DEC WIDTH HEIGHT "
+    fprintf(stderr, "usage: coadd-many mean|clipped|median|artifact|zogy|psfmatch NINPUTS THREADS RA DEC WIDTH HEIGHT "
                     "SCALE_ARCSEC ZERO_POINT|- IMAGE STEM [IMAGE STEM]...\n");
     exit(1);
 }
@@ -207,9 +210,12 @@ int main(int argc, char **argv)
     double scale = atof(argv[8]);
     double given_zp = strcmp(argv[9], "-") ? atof(argv[9]) : NAN;
     int nexp = (argc - 10) / 2;
-    int xmethod = SK_COADDX_DIRECT;
-    if (strcmp(method_name, "mean") && !sk_coaddx_method_from_name(method_name, &xmethod))
+    int xmethod = SK_COADDX_DIRECT, combine = SK_COMBINE_MEAN;
+    int artifact = !strcmp(method_name, "artifact");
+    if (!sk_coaddx_method_from_name(method_name, &xmethod) && !artifact &&
+        sk_combine_from_name(method_name, &combine) != SK_OK)
         usage();
+    int aligned = xmethod != SK_COADDX_DIRECT || artifact;
     if (ninputs < 1 || threads < 1 || width < 1 || height < 1 || !(scale > 0))
         usage();
     sk_log_set_program("coadd-many");
@@ -217,7 +223,7 @@ int main(int argc, char **argv)
 
     exposure *ex = xcalloc((size_t)nexp, sizeof *ex);
     for (int i = 0; i < nexp; i++)
-        resolve(&ex[i], argv[10 + 2 * i], argv[11 + 2 * i], given_zp, xmethod != SK_COADDX_DIRECT);
+        resolve(&ex[i], argv[10 + 2 * i], argv[11 + 2 * i], given_zp, aligned);
     qsort(ex, (size_t)nexp, sizeof *ex, cmp_mjd);
 
     /* entry k is exposure k mod nexp: the last entry is the latest exposure
@@ -246,30 +252,41 @@ int main(int argc, char **argv)
     sk_coaddx_params x;
     sk_coaddx_params_default(&x);
     x.method = xmethod;
+    x.artifact_masks = artifact;
     /* as the coadd program: zogy's metadata from the mean, psfmatch's
      * matched inputs combined with the clipped mean */
-    p.combine.method = xmethod == SK_COADDX_PSFMATCH ? SK_COMBINE_CLIPPED : SK_COMBINE_MEAN;
+    p.combine.method = xmethod == SK_COADDX_PSFMATCH ? SK_COMBINE_CLIPPED : combine;
 
     sk_coadd_result *res = NULL;
     sk_psf *coadd_psf = NULL;
     double cpu0 = cpu_s(), t0 = now_s();
-    int rc = xmethod == SK_COADDX_DIRECT
+    int rc = !aligned
                  ? sk_coadd_run(in, ninputs, grid, &p, &res)
                  : sk_coaddx_run(in, ninputs, psfs, grid, &p, &x, &res, &coadd_psf);
     double wall = now_s() - t0, cpu = cpu_s() - cpu0;
     if (rc)
         die(method_name);
 
-    /* the documented memory: zogy and psfmatch hold every resampled input,
-     * about 10 bytes per output pixel each (twice that for psfmatch); the
-     * direct coadd the output plus one band's input rectangles */
+    /* the documented memory (coadd(1)): the aligned methods hold a band of
+     * every input, about 10 bytes per band pixel each (psfmatch: its
+     * matched band of every input and one input's rows at a time),
+     * bands of 512 rows for zogy and psfmatch (their tiles) plus a PSF
+     * margin, 256 for the direct combine, and the artifact masks about 60
+     * bytes per output pixel per thread; the output 14 bytes per pixel (18
+     * with zogy's score); the direct coadd the output plus one band's
+     * input rectangles */
     double npix = (double)width * (double)height;
     char model[32];
-    if (xmethod == SK_COADDX_DIRECT)
+    if (!aligned) {
         snprintf(model, sizeof model, "%s", "output+band");
-    else
-        snprintf(model, sizeof model, "%.0f",
-                 (xmethod == SK_COADDX_PSFMATCH ? 20.0 : 10.0) * ninputs * npix / 1e6);
+    } else {
+        /* psfmatch: the matched band of every input, one input's rows */
+        double band = xmethod == SK_COADDX_DIRECT     ? 256.0
+                      : xmethod == SK_COADDX_PSFMATCH ? 512.0
+                                                      : 512.0 + 2.0 * 64.0;
+        double mb = 10.0 * ninputs * band * width + 60.0 * threads * npix + 18.0 * npix;
+        snprintf(model, sizeof model, "%.0f", mb / 1e6);
+    }
     long centre = (height / 2) * width + width / 2;
     printf("%-9s %6d %8d %9.1f %9.1f %10.0f %12s %11.3g %7d\n", method_name, ninputs, threads, wall,
            cpu, peak_rss_mb(), model, npix, (int)res->nimg[centre]);

@@ -179,4 +179,52 @@ void sk_resample_noise_transfer(const sk_resample_noise *m, double kx, double ky
 void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, fftwf_plan fwd,
                                 float *r, fftwf_complex *c, fftwf_complex *filt, float *gain);
 
+/* ---- aligned_spill.c: the inputs' planes on the grid in a scratch file */
+
+/* The planes kept per input: SCI, WGT (float), FLG (uint16), and the
+ * artifact residual RES and its noise variance VN (float). */
+enum { SK_CX_SCI, SK_CX_WGT, SK_CX_FLG, SK_CX_RES, SK_CX_VN, SK_CX_NPLANES };
+
+typedef struct sk_cx_spill sk_cx_spill;
+
+/* A scratch file for n inputs of width x height in $TMPDIR (else /tmp),
+ * removed from the directory at once (its space is freed when it is
+ * closed). SK_EIO naming the directory when it cannot be made. */
+int sk_cx_spill_new(int n, long width, long height, sk_cx_spill **out);
+void sk_cx_spill_free(sk_cx_spill *s);
+
+/* Write / read rows [y0, y0+nrows) of a plane of input k (full width). */
+int sk_cx_spill_put(sk_cx_spill *s, int k, int plane, long y0, long nrows, const void *buf);
+int sk_cx_spill_get(sk_cx_spill *s, int k, int plane, long y0, long nrows, void *buf);
+
+/* Read the box [x0, x0+w) x [y0, y0+h) of a plane of input k (w values a row). */
+int sk_cx_spill_get_box(sk_cx_spill *s, int k, int plane, long x0, long y0, long w, long h,
+                        void *buf);
+
+/* Buffers for rows of an input's SCI, WGT and FLG, grown as needed. */
+typedef struct sk_cx_planes {
+    float *sci, *weight;
+    uint16_t *flags;
+    size_t cap;
+} sk_cx_planes;
+
+/* Rows [y0, y0+nrows) of input k's SCI, WGT and FLG into p; with `view`,
+ * its planes and rows set to them (its other fields are kept). */
+int sk_cx_planes_read(sk_cx_spill *s, int k, long y0, long nrows, sk_cx_planes *p,
+                      sk_aligned_input *view);
+void sk_cx_planes_free(sk_cx_planes *p);
+
+/* sk_artifact_detect on inputs whose planes are in a scratch file (in[]
+ * gives the PSFs and the rest, no rows), sigma[j] each input's noise as
+ * sk_cx_sigma_from_weight finds it: the reference is made band_rows rows
+ * at a time, the residuals are computed one input at a time and kept in
+ * the scratch file. The masks are those of sk_artifact_detect. Memory:
+ * about 60 bytes per output pixel per thread, whatever the number of inputs. */
+struct sk_artifact_masks;
+struct sk_artifact_opts;
+int sk_artifact_detect_spilled(const sk_aligned_input *in, int n, long width, long height,
+                               sk_cx_spill *sp, const double *sigma, long band_rows,
+                               const struct sk_artifact_opts *opts,
+                               struct sk_artifact_masks **out);
+
 #endif

@@ -1,4 +1,4 @@
-/* aligned_run.c: the proper and PSF-matched coadds, background matching and artifact masks on real inputs: every input read and resampled whole onto the grid as the coadd engine does it, then these steps and methods. */
+/* aligned_run.c: the proper and PSF-matched coadds, background matching and artifact masks on real inputs: each input read and resampled onto the grid as the coadd engine does it and kept in a scratch file, then these steps and methods band by band. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,10 +118,20 @@ static double scale_ratio(const plane *pl, const sk_grid *grid)
     return (si > 0.0 && so > 0.0) ? si / so : 1.0;
 }
 
-/* Per-pixel combine of aligned planes with the coadd's combine method. */
-static int combine_planes(const sk_coadd_params *p, int n, long npix, float *const *val,
-                          float *const *wgt, uint16_t *const *flg, const double *poisson,
-                          const double *varcorr, sk_coadd_result *r, long *nrejected)
+/* The running sums of a banded combine: VARCORR's mean, rejections. */
+typedef struct combine_acc {
+    double vc_sum;
+    long vc_n, nrej;
+} combine_acc;
+
+/* Per-pixel combine of aligned planes with the coadd's combine method:
+ * npix pixels of the planes into the output from pixel `off` on; the
+ * VARCORR sums and the rejections are added to acc (the sums run in
+ * pixel order, whatever the bands). */
+static int combine_planes(const sk_coadd_params *p, int n, size_t off, long npix,
+                          float *const *val, float *const *wgt, uint16_t *const *flg,
+                          const double *poisson, const double *varcorr, sk_coadd_result *r,
+                          combine_acc *acc)
 {
     sk_combine_in *ci = malloc(sizeof(sk_combine_in) * (size_t)n);
     double *scratch = malloc(sizeof(double) * 3 * (size_t)n);
@@ -130,9 +140,10 @@ static int combine_planes(const sk_coadd_params *p, int n, long npix, float *con
         free(scratch);
         return sk_error(SK_EIO, "coadd: out of memory");
     }
-    double vc_sum = 0.0;
-    long vc_n = 0, nrej = 0;
+    double vc_sum = acc->vc_sum;
+    long vc_n = acc->vc_n, nrej = acc->nrej;
     for (long i = 0; i < npix; i++) {
+        size_t io = off + (size_t)i;
         int k = 0;
         uint16_t orf = 0;
         for (int j = 0; j < n; j++) {
@@ -148,23 +159,25 @@ static int combine_planes(const sk_coadd_params *p, int n, long npix, float *con
         }
         sk_combine_out o;
         sk_combine_pixel(&p->combine, ci, k, scratch, &o);
-        r->image->sci[i] = o.nused > 0 ? o.value : 0.0f;
-        r->image->weight[i] = o.nused > 0 ? o.weight : 0.0f;
+        r->image->sci[io] = o.nused > 0 ? o.value : 0.0f;
+        r->image->weight[io] = o.nused > 0 ? o.weight : 0.0f;
         uint16_t f = 0;
         if (o.nused == 0)
             f = orf ? orf : SK_FLAG_EDGE;
         if (o.nrejected > 0 || (orf & SK_FLAG_REJECTED))
             f |= SK_FLAG_REJECTED;
-        r->image->flags[i] = f;
-        r->nimg[i] = o.nused;
+        r->image->flags[io] = f;
+        r->nimg[io] = o.nused;
         nrej += o.nrejected;
         if (o.nused > 0 && o.weight > 0.0f && o.var_large > 0.0) {
             vc_sum += o.var_large * o.weight;
             vc_n++;
         }
     }
+    acc->vc_sum = vc_sum;
+    acc->vc_n = vc_n;
+    acc->nrej = nrej;
     r->varcorr = vc_n ? vc_sum / (double)vc_n : 1.0;
-    *nrejected += nrej;
     free(ci);
     free(scratch);
     return SK_OK;
@@ -209,8 +222,9 @@ static int coadd_psf_model(coadd_psf_at_fn at, void *ctx, long size, const sk_gr
     return rc;
 }
 
-/* The state of one sk_coaddx_run: the engine's result, the inputs on the
- * grid and the planes handed to the combine. */
+/* The state of one sk_coaddx_run: the engine's result, the inputs (their
+ * planes on the grid in a scratch file), and the bands handed to the
+ * combine. */
 typedef struct coaddx_state {
     const sk_coadd_input *in;
     int n;
@@ -222,8 +236,13 @@ typedef struct coaddx_state {
     long W, H;
     size_t npix;
     long psf_size;
+    long band_rows;          /* output rows per band */
     plane *pl;
-    sk_aligned_input *ai;
+    sk_aligned_input *ai;    /* PSFs, maps, scales; no rows held */
+    sk_cx_spill *sp;         /* the inputs' planes on the grid */
+    sk_cx_planes *rows;      /* per input: the rows of the current band */
+    double *sigma0, *sigma;  /* noise from the weight: as read, and after
+                                the artifact masks */
     double *poisson, *varcorr;
     float **val, **wgt;
     uint16_t **flg;
@@ -235,48 +254,63 @@ static const char *input_name(const sk_coadd_input *in)
     return in->name ? in->name : in->path ? in->path : "input";
 }
 
-/* Every input resampled onto the grid as an aligned input; the PSF stamp
- * size (odd, at least 11) from the largest input PSF unless given. */
+/* Input k's metadata as an aligned input, and the PSF stamp size. */
+static void input_meta(coaddx_state *s, int k)
+{
+    plane *pk = &s->pl[k];
+    sk_aligned_input *ak = &s->ai[k];
+    pk->poisson = s->in[k].gain > 0.0 ? s->r->info[k].flux_scale / s->in[k].gain : 0.0;
+    s->poisson[k] = pk->poisson;
+    s->varcorr[k] = 1.0;
+    ak->flux_scale = 1.0;
+    ak->poisson = pk->poisson;
+    pk->gpsf.in_wcs = pk->wcs;
+    pk->gpsf.out_wcs = s->grid->wcs;
+    ak->map = sk_grid_map;
+    ak->map_ctx = &pk->gpsf;
+    ak->kernel = s->p->kernel;
+    if (s->psfs && s->psfs[k]) {
+        pk->gpsf.psf = s->psfs[k];
+        ak->psf = sk_grid_psf_stamp;
+        ak->psf_ctx = &pk->gpsf;
+        if (!s->x->psf_size) {
+            long sz = (long)ceil(sk_psf_stamp_size(s->psfs[k]) * scale_ratio(pk, s->grid));
+            sz |= 1;
+            if (sz > s->psf_size)
+                s->psf_size = sz;
+        }
+    }
+}
+
+/* Every input resampled onto the grid, one at a time: its noise from the
+ * weight noted, its planes written to the scratch file and freed. The PSF
+ * stamp size (odd, at least 11) from the largest input PSF unless given. */
 static int load_inputs(coaddx_state *s)
 {
-    const sk_coadd_params *p = s->p;
-    const sk_grid *grid = s->grid;
     s->psf_size = s->x->psf_size;
     for (int k = 0; k < s->n; k++) {
         const char *name = input_name(&s->in[k]);
         plane *pk = &s->pl[k];
-        sk_aligned_input *ak = &s->ai[k];
-        int rc = load_plane(&s->in[k], s->r->info[k].flux_scale, grid, p, pk);
+        int rc = load_plane(&s->in[k], s->r->info[k].flux_scale, s->grid, s->p, pk);
         if (rc) {
             sk_error_context("%s", name);
             return rc;
         }
-        pk->poisson = s->in[k].gain > 0.0 ? s->r->info[k].flux_scale / s->in[k].gain : 0.0;
-        s->poisson[k] = pk->poisson;
-        s->varcorr[k] = 1.0;
-        ak->sci = pk->img->sci;
-        ak->weight = pk->img->weight;
-        ak->flags = pk->img->flags;
-        ak->row0 = 0;
-        ak->nrows = s->H;
-        ak->flux_scale = 1.0;
-        ak->poisson = pk->poisson;
-        pk->gpsf.in_wcs = pk->wcs;
-        pk->gpsf.out_wcs = grid->wcs;
-        ak->map = sk_grid_map;
-        ak->map_ctx = &pk->gpsf;
-        ak->kernel = p->kernel;
-        if (s->psfs && s->psfs[k]) {
-            pk->gpsf.psf = s->psfs[k];
-            ak->psf = sk_grid_psf_stamp;
-            ak->psf_ctx = &pk->gpsf;
-            if (!s->x->psf_size) {
-                long sz = (long)ceil(sk_psf_stamp_size(s->psfs[k]) * scale_ratio(pk, grid));
-                sz |= 1;
-                if (sz > s->psf_size)
-                    s->psf_size = sz;
-            }
-        }
+        input_meta(s, k);
+        sk_aligned_input whole = s->ai[k];
+        whole.sci = pk->img->sci;
+        whole.weight = pk->img->weight;
+        whole.flags = pk->img->flags;
+        whole.row0 = 0;
+        whole.nrows = s->H;
+        s->sigma0[k] = s->sigma[k] = sk_cx_sigma_from_weight(&whole, s->W, SK_COADDX_MASK_DEFAULT);
+        rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, pk->img->sci);
+        rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, pk->img->weight);
+        rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, pk->img->flags);
+        sk_image_free(pk->img);
+        pk->img = NULL;
+        if (rc)
+            return rc;
         sk_debug("%s: resampled onto the grid for %s", name, sk_coaddx_method_name(s->x->method));
     }
     if (s->psf_size < 11)
@@ -285,8 +319,24 @@ static int load_inputs(coaddx_state *s)
     return SK_OK;
 }
 
-/* Background matching: each input's difference from the others fitted and
- * subtracted (bgmatch.c). */
+/* Rows [y0, y0+nrows) of input k into its band buffers, s->ai[k] pointing at them. */
+static int read_rows(coaddx_state *s, int k, long y0, long nrows)
+{
+    return sk_cx_planes_read(s->sp, k, y0, nrows, &s->rows[k], &s->ai[k]);
+}
+
+/* s->ai back to holding no rows. */
+static void drop_rows(coaddx_state *s)
+{
+    for (int k = 0; k < s->n; k++) {
+        s->ai[k].sci = s->ai[k].weight = NULL;
+        s->ai[k].flags = NULL;
+        s->ai[k].row0 = s->ai[k].nrows = 0;
+    }
+}
+
+/* Background matching: each input's difference from the others fitted
+ * band by band and subtracted (bgmatch.c). */
 static int match_backgrounds(coaddx_state *s)
 {
     sk_bgmatch_opts bo;
@@ -294,15 +344,45 @@ static int match_backgrounds(coaddx_state *s)
     bo.degree = s->x->background_degree;
     sk_bgmatch *bm = NULL;
     int rc = sk_bgmatch_new(s->n, s->W, s->H, &bo, &bm);
-    rc = rc ? rc : sk_bgmatch_add_rows(bm, s->ai, 0, s->H);
+    for (long y0 = 0; !rc && y0 < s->H; y0 += s->band_rows) {
+        long y1 = y0 + s->band_rows < s->H ? y0 + s->band_rows : s->H;
+        for (int k = 0; !rc && k < s->n; k++)
+            rc = read_rows(s, k, y0, y1 - y0);
+        rc = rc ? rc : sk_bgmatch_add_rows(bm, s->ai, y0, y1);
+    }
+    drop_rows(s);
     rc = rc ? rc : sk_bgmatch_solve(bm);
+    for (int k = 0; !rc && k < s->n; k++) {
+        rc = read_rows(s, k, 0, s->H);
+        if (!rc) {
+            sk_bgmatch_apply_rows(bm, k, 0, s->H, s->rows[k].sci);
+            rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, s->rows[k].sci);
+        }
+        sk_cx_planes_free(&s->rows[k]);
+    }
+    drop_rows(s);
     if (!rc) {
-        for (int k = 0; k < s->n; k++)
-            sk_bgmatch_apply_rows(bm, k, 0, s->H, s->pl[k].img->sci);
         sk_bgmatch_log(bm);
         rc = sk_bgmatch_write_header(bm, s->r->image->header);
     }
     sk_bgmatch_free(bm);
+    return rc;
+}
+
+/* Input k's artifact mask applied to its planes in the scratch file, its
+ * noise from the weight found again; the count of masked pixels. */
+static int apply_mask(coaddx_state *s, const sk_artifact_masks *am, int k, long *m)
+{
+    int rc = read_rows(s, k, 0, s->H);
+    if (rc)
+        return rc;
+    sk_cx_planes *pk = &s->rows[k];
+    *m = sk_artifact_apply_rows(am, k, 0, s->H, pk->weight, pk->flags);
+    s->sigma[k] = sk_cx_sigma_from_weight(&s->ai[k], s->W, SK_COADDX_MASK_DEFAULT);
+    rc = sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, pk->weight);
+    rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, pk->flags);
+    sk_cx_planes_free(pk);
+    drop_rows(s);
     return rc;
 }
 
@@ -315,13 +395,15 @@ static int mask_artifacts(coaddx_state *s)
     ao.psf_size = s->psf_size;
     ao.threads = s->p->threads;
     sk_artifact_masks *am = NULL;
-    int rc = sk_artifact_detect(s->ai, s->n, s->W, s->H, &ao, &am);
+    int rc = sk_artifact_detect_spilled(s->ai, s->n, s->W, s->H, s->sp, s->sigma0, s->band_rows,
+                                        &ao, &am);
     for (int k = 0; !rc && k < s->n; k++) {
-        long m = sk_artifact_apply_rows(am, k, 0, s->H, s->pl[k].img->weight, s->pl[k].img->flags);
+        long m = 0;
+        rc = apply_mask(s, am, k, &m);
         s->nrejected += m;
         char key[32];
         snprintf(key, sizeof key, "ARTPIX%d", k + 1);
-        rc = sk_header_set_long(s->r->image->header, key, m, "pixels masked as artifacts");
+        rc = rc ? rc : sk_header_set_long(s->r->image->header, key, m, "pixels masked as artifacts");
         if (!rc && m)
             sk_info("artifact masks: input %d: %ld footprint%s, %ld pixels", k + 1,
                     am->nfootprints[k], am->nfootprints[k] == 1 ? "" : "s", m);
@@ -344,6 +426,44 @@ static int zogy_score_plane(coaddx_state *s, sk_zogy *z)
     return rc;
 }
 
+/* Output rows per band of the tiled methods: band_rows rounded up to whole
+ * rows of tiles (so that no tile is computed twice). */
+static long tiled_band(const coaddx_state *s, long tile_px)
+{
+    long b = (s->band_rows + tile_px - 1) / tile_px * tile_px;
+    return b < s->H ? b : s->H;
+}
+
+/* The proper coadd's pixels, one band of rows of tiles at a time: every
+ * input's rows that the band needs read from the scratch file. */
+static int zogy_bands(coaddx_state *s, sk_zogy *z, long tile_px)
+{
+    sk_coadd_result *r = s->r;
+    long band = tiled_band(s, tile_px);
+    uint16_t *nimg16 = malloc(sizeof(uint16_t) * (size_t)band * (size_t)s->W);
+    int rc = nimg16 ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+    for (long y0 = 0; !rc && y0 < s->H; y0 += band) {
+        long y1 = y0 + band < s->H ? y0 + band : s->H, need0, need1;
+        sk_zogy_rows_needed(z, y0, y1, &need0, &need1);
+        for (int k = 0; !rc && k < s->n; k++) {
+            rc = read_rows(s, k, need0, need1 - need0);
+            const sk_cx_planes *pk = &s->rows[k];
+            rc = rc ? rc : sk_zogy_set_rows(z, k, pk->sci, pk->weight, pk->flags, need0,
+                                            need1 - need0);
+        }
+        size_t o = (size_t)y0 * (size_t)s->W, nb = (size_t)(y1 - y0) * (size_t)s->W;
+        rc = rc ? rc : sk_zogy_rows(z, y0, y1, r->image->sci + o, r->image->weight + o,
+                                    r->image->flags + o, nimg16);
+        for (size_t i = 0; !rc && i < nb; i++)
+            r->nimg[o + i] = nimg16[i];
+    }
+    for (int k = 0; k < s->n; k++)
+        sk_cx_planes_free(&s->rows[k]);
+    drop_rows(s);
+    free(nimg16);
+    return rc;
+}
+
 /* The proper coadd (zogy.c) into the result, its flux scale, zero point and PSF. */
 static int run_zogy(coaddx_state *s, sk_psf **coadd_psf)
 {
@@ -353,19 +473,21 @@ static int run_zogy(coaddx_state *s, sk_psf **coadd_psf)
     sk_zogy_opts_default(&zo);
     zo.psf_size = s->psf_size;
     zo.threads = s->p->threads;
+    if (s->x->tile_px > 0)
+        zo.tile_px = s->x->tile_px;
     sk_zogy *z = NULL;
-    uint16_t *nimg16 = malloc(sizeof(uint16_t) * s->npix);
-    int rc = nimg16 ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
-    rc = rc ? rc : sk_zogy_new(s->ai, s->n, s->W, s->H, &zo, &z);
-    rc = rc ? rc : sk_zogy_rows(z, 0, s->H, r->image->sci, r->image->weight, r->image->flags, nimg16);
+    /* each input's noise from its whole weight map, as the unbanded
+     * proper coadd finds it */
+    for (int k = 0; k < s->n; k++)
+        s->ai[k].sigma = s->sigma[k];
+    int rc = sk_zogy_new(s->ai, s->n, s->W, s->H, &zo, &z);
+    for (int k = 0; k < s->n; k++)
+        s->ai[k].sigma = 0.0;
+    rc = rc ? rc : zogy_bands(s, z, zo.tile_px);
     if (rc) {
         sk_zogy_free(z);
-        free(nimg16);
         return rc;
     }
-    for (size_t i = 0; i < s->npix; i++)
-        r->nimg[i] = nimg16[i];
-    free(nimg16);
     double fr = sk_zogy_flux_scale(z);
     rc = sk_header_set_double(hd, "ZOGYFR", fr, "proper coadd flux scale F_R");
     if (!rc && isfinite(r->zero_point)) {
@@ -390,32 +512,47 @@ static int run_zogy(coaddx_state *s, sk_psf **coadd_psf)
     return rc;
 }
 
-/* Input k convolved to the target PSF into val/wgt/flg[k] (psfmatch.c);
- * its grid plane is released. */
-static int match_input(coaddx_state *s, sk_psfmatch *pmt, int k)
+/* The PSF-matched coadd's pixels, one band of rows of tiles at a time:
+ * each input's rows read from the scratch file and convolved to the
+ * target, then the band combined. */
+static int psfmatch_bands(coaddx_state *s, sk_psfmatch *pmt, long tile_px)
 {
-    s->val[k] = malloc(sizeof(float) * s->npix);
-    s->wgt[k] = malloc(sizeof(float) * s->npix);
-    s->flg[k] = malloc(sizeof(uint16_t) * s->npix);
-    if (!s->val[k] || !s->wgt[k] || !s->flg[k])
-        return sk_error(SK_EIO, "coadd: out of memory for the PSF-matched inputs");
-    int rc = sk_psfmatch_rows(pmt, k, 0, s->H, s->val[k], s->wgt[k], s->flg[k]);
-    if (rc)
-        return rc;
-    /* the artifact masks' REJECTED bit is kept for the output FLG */
-    for (size_t i = 0; i < s->npix; i++)
-        s->flg[k][i] |= s->pl[k].img->flags[i] & SK_FLAG_REJECTED;
-    s->varcorr[k] = sk_psfmatch_varcorr(pmt, k);
-    if (!(s->varcorr[k] > 0.0))
-        s->varcorr[k] = 1.0;
-    /* only the matched plane is needed from now on */
-    sk_image_free(s->pl[k].img);
-    s->pl[k].img = NULL;
-    s->ai[k].sci = NULL;
-    s->ai[k].weight = NULL;
-    s->ai[k].flags = NULL;
-    s->ai[k].nrows = 0;
-    return SK_OK;
+    long band = tiled_band(s, tile_px);
+    size_t nb = (size_t)band * (size_t)s->W;
+    int rc = SK_OK;
+    for (int k = 0; !rc && k < s->n; k++) {
+        s->val[k] = malloc(sizeof(float) * nb);
+        s->wgt[k] = malloc(sizeof(float) * nb);
+        s->flg[k] = malloc(sizeof(uint16_t) * nb);
+        if (!s->val[k] || !s->wgt[k] || !s->flg[k])
+            rc = sk_error(SK_EIO, "coadd: out of memory for the PSF-matched inputs");
+        s->varcorr[k] = rc ? 1.0 : sk_psfmatch_varcorr(pmt, k);
+        if (!(s->varcorr[k] > 0.0))
+            s->varcorr[k] = 1.0;
+    }
+    combine_acc acc = {0.0, 0, 0};
+    for (long y0 = 0; !rc && y0 < s->H; y0 += band) {
+        long y1 = y0 + band < s->H ? y0 + band : s->H, need0, need1;
+        sk_psfmatch_rows_needed(pmt, y0, y1, &need0, &need1);
+        size_t off = (size_t)(y0 - need0) * (size_t)s->W, np = (size_t)(y1 - y0) * (size_t)s->W;
+        /* one input's rows at a time, in one buffer */
+        for (int k = 0; !rc && k < s->n; k++) {
+            sk_cx_planes *pk = &s->rows[0];
+            rc = sk_cx_planes_read(s->sp, k, need0, need1 - need0, pk, NULL);
+            rc = rc ? rc : sk_psfmatch_set_rows(pmt, k, pk->sci, pk->weight, pk->flags, need0,
+                                                need1 - need0);
+            rc = rc ? rc : sk_psfmatch_rows(pmt, k, y0, y1, s->val[k], s->wgt[k], s->flg[k]);
+            /* the artifact masks' REJECTED bit is kept for the output FLG */
+            for (size_t i = 0; !rc && i < np; i++)
+                s->flg[k][i] |= pk->flags[off + i] & SK_FLAG_REJECTED;
+            sk_psfmatch_set_rows(pmt, k, NULL, NULL, NULL, 0, 0);
+        }
+        rc = rc ? rc : combine_planes(s->p, s->n, (size_t)y0 * (size_t)s->W, (long)np, s->val,
+                                      s->wgt, s->flg, s->poisson, s->varcorr, s->r, &acc);
+    }
+    s->nrejected += acc.nrej;
+    drop_rows(s);
+    return rc;
 }
 
 /* The PSF-matched coadd: every input convolved to the target PSF, then combined. */
@@ -427,12 +564,11 @@ static int run_psfmatch(coaddx_state *s, sk_psf **coadd_psf)
     sk_psfmatch_opts_default(&po);
     po.psf_size = s->psf_size;
     po.threads = s->p->threads;
+    if (s->x->tile_px > 0)
+        po.tile_px = s->x->tile_px;
     sk_psfmatch *pmt = NULL;
     int rc = sk_psfmatch_new(s->ai, s->n, s->W, s->H, &s->x->target, &po, &pmt);
-    for (int k = 0; !rc && k < s->n; k++)
-        rc = match_input(s, pmt, k);
-    rc = rc ? rc : combine_planes(s->p, s->n, (long)s->npix, s->val, s->wgt, s->flg, s->poisson,
-                                  s->varcorr, r, &s->nrejected);
+    rc = rc ? rc : psfmatch_bands(s, pmt, po.tile_px);
     if (!rc)
         rc = sk_header_set_double(hd, "VARCORR", r->varcorr,
                                   "large-aperture / per-pixel variance (mean)");
@@ -452,18 +588,27 @@ static int run_psfmatch(coaddx_state *s, sk_psf **coadd_psf)
     return rc;
 }
 
-/* The direct coadd of the resampled planes. */
+/* The direct coadd of the inputs' planes, band by band. */
 static int run_direct(coaddx_state *s)
 {
-    for (int k = 0; k < s->n; k++) {
-        s->val[k] = s->pl[k].img->sci;
-        s->wgt[k] = s->pl[k].img->weight;
-        s->flg[k] = s->pl[k].img->flags;
+    combine_acc acc = {0.0, 0, 0};
+    int rc = SK_OK;
+    for (long y0 = 0; !rc && y0 < s->H; y0 += s->band_rows) {
+        long y1 = y0 + s->band_rows < s->H ? y0 + s->band_rows : s->H;
+        for (int k = 0; !rc && k < s->n; k++) {
+            rc = read_rows(s, k, y0, y1 - y0);
+            s->val[k] = s->rows[k].sci;
+            s->wgt[k] = s->rows[k].weight;
+            s->flg[k] = s->rows[k].flags;
+        }
+        rc = rc ? rc : combine_planes(s->p, s->n, (size_t)y0 * (size_t)s->W,
+                                      (y1 - y0) * s->W, s->val, s->wgt, s->flg, s->poisson,
+                                      s->varcorr, s->r, &acc);
     }
-    int rc = combine_planes(s->p, s->n, (long)s->npix, s->val, s->wgt, s->flg, s->poisson,
-                            s->varcorr, s->r, &s->nrejected);
+    s->nrejected += acc.nrej;
     for (int k = 0; k < s->n; k++)
         s->val[k] = s->wgt[k] = NULL, s->flg[k] = NULL;
+    drop_rows(s);
     if (!rc)
         rc = sk_header_set_double(s->r->image->header, "VARCORR", s->r->varcorr,
                                   "large-aperture / per-pixel variance (mean)");
@@ -527,6 +672,13 @@ static void state_free(coaddx_state *s)
             free(s->wgt[k]);
             free(s->flg[k]);
         }
+    if (s->rows)
+        for (int k = 0; k < s->n; k++)
+            sk_cx_planes_free(&s->rows[k]);
+    free(s->rows);
+    sk_cx_spill_free(s->sp);
+    free(s->sigma0);
+    free(s->sigma);
     free(s->pl);
     free(s->ai);
     free(s->poisson);
@@ -567,15 +719,21 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
     s.W = grid->width;
     s.H = grid->height;
     s.npix = (size_t)s.W * (size_t)s.H;
+    s.band_rows = p->band_rows > 0 ? p->band_rows : 256;
     s.pl = calloc((size_t)n, sizeof *s.pl);
+    s.rows = calloc((size_t)n, sizeof *s.rows);
+    s.sigma0 = calloc((size_t)n, sizeof(double));
+    s.sigma = calloc((size_t)n, sizeof(double));
     s.ai = calloc((size_t)n, sizeof *s.ai);
     s.poisson = calloc((size_t)n, sizeof(double));
     s.varcorr = calloc((size_t)n, sizeof(double));
     s.val = calloc((size_t)n, sizeof(float *));
     s.wgt = calloc((size_t)n, sizeof(float *));
     s.flg = calloc((size_t)n, sizeof(uint16_t *));
-    if (!s.pl || !s.ai || !s.poisson || !s.varcorr || !s.val || !s.wgt || !s.flg)
+    if (!s.pl || !s.ai || !s.poisson || !s.varcorr || !s.val || !s.wgt || !s.flg || !s.rows ||
+        !s.sigma0 || !s.sigma)
         rc = sk_error(SK_EIO, "coadd: out of memory");
+    rc = rc ? rc : sk_cx_spill_new(n, s.W, s.H, &s.sp);
     rc = rc ? rc : load_inputs(&s);
     if (!rc && x->background_match)
         rc = match_backgrounds(&s);

@@ -40,7 +40,10 @@ typedef struct art_ctx {
     sk_artifact_opts o;
     uint8_t *core;
     float **res, **vn;       /* per input: residual and its noise variance
-                                (0: unusable) */
+                                (0: unusable); NULL with a scratch file */
+    sk_cx_spill *sp;         /* the inputs' planes and the residuals in a
+                                scratch file (in[] then holds no rows) */
+    sk_cx_planes gpl;        /* with sp: rows of one input for gather_masks */
     double *fmis;            /* per input: the PSF-error fraction, raised by
                                 how imperfectly the reference was matched */
     /* results per input: the footprints to mask, each with its peak SNR,
@@ -58,6 +61,10 @@ typedef struct art_ws {
     uint8_t *valid, *visited, *masked;
     long *stack, *fp;
     long cap_stack, cap_fp;
+    /* with a scratch file: input j's weight, residual and noise, and the
+     * bounding box of a footprint in another input's residual planes */
+    float *jwgt, *jres, *jvn, *boxr, *boxv;
+    size_t boxcap;
 } art_ws;
 
 static void ws_free(art_ws *w)
@@ -66,10 +73,11 @@ static void ws_free(art_ws *w)
     free(w->tmp); free(w->svn); free(w->scp); free(w->sc);
     free(w->valid); free(w->visited); free(w->masked);
     free(w->stack); free(w->fp);
+    free(w->jwgt); free(w->jres); free(w->jvn); free(w->boxr); free(w->boxv);
     memset(w, 0, sizeof *w);
 }
 
-static int ws_init(art_ws *w, size_t npix)
+static int ws_init(art_ws *w, size_t npix, int spilled)
 {
     memset(w, 0, sizeof *w);
     w->r = malloc(sizeof(float) * npix);
@@ -85,6 +93,15 @@ static int ws_init(art_ws *w, size_t npix)
     w->valid = malloc(npix);
     w->visited = malloc(npix);
     w->masked = malloc(npix);
+    if (spilled) {
+        w->jwgt = malloc(sizeof(float) * npix);
+        w->jres = malloc(sizeof(float) * npix);
+        w->jvn = malloc(sizeof(float) * npix);
+        if (!w->jwgt || !w->jres || !w->jvn) {
+            ws_free(w);
+            return sk_error(SK_EIO, "artifacts: out of memory for %zu pixels", npix);
+        }
+    }
     if (!w->r || !w->vn || !w->cp || !w->cc || !w->z || !w->zs || !w->tmp || !w->svn ||
         !w->scp || !w->sc ||
         !w->valid || !w->visited || !w->masked) {
@@ -108,18 +125,19 @@ static int push(long **arr, long *n, long *cap, long v)
     return 0;
 }
 
-/* Residual of input k at (x, y) and its variance (noise, the source's own
- * noise and the mismatch term); 0 when unusable. */
-static inline int residual_at(const art_ctx *c, int k, long x, long y, double *res, double *var)
+/* Residual of input k at pixel i of the grid and its variance (noise, the
+ * source's own noise and the mismatch term), with its residual planes r
+ * and v at index ir; 0 when unusable. */
+static inline int residual_at(const art_ctx *c, int k, const float *r, const float *v, size_t ir,
+                              size_t i, double *res, double *var)
 {
-    size_t i = (size_t)y * (size_t)c->width + (size_t)x;
-    double vn = c->vn[k][i];
+    double vn = v[ir];
     if (!(vn > 0.0))
         return 0;
     double cv = c->csci[i], f = c->core[i] ? c->o.core_mismatch : 0.0;
     if (c->fmis[k] > f)
         f = c->fmis[k];
-    *res = c->res[k][i];
+    *res = r[ir];
     *var = vn + c->in[k].poisson * (cv > 0.0 ? cv : 0.0) + (f * cv) * (f * cv);
     return 1;
 }
@@ -152,17 +170,18 @@ static void box5(const float *in, float *tmp, float *out, long w, long h)
 static void residual_maps(const art_ctx *c, art_ws *w, int j)
 {
     const long width = c->width, height = c->height;
-    const sk_aligned_input *in = &c->in[j];
+    const float *wj = c->sp ? w->jwgt : c->in[j].weight;
+    const float *rj = c->sp ? w->jres : c->res[j], *vj = c->sp ? w->jvn : c->vn[j];
     for (long y = 0; y < height; y++)
         for (long x = 0; x < width; x++) {
             size_t i = (size_t)y * (size_t)width + (size_t)x;
             double res, var;
-            if (residual_at(c, j, x, y, &res, &var)) {
+            if (residual_at(c, j, rj, vj, i, i, &res, &var)) {
                 w->valid[i] = 1;
                 w->r[i] = (float)res;
                 /* the 5x5 sum's noise: the reference's pixels before any
                  * convolution (its large-scale variance) */
-                w->vn[i] = (float)(1.0 / in->weight[i] + 1.0 / c->cwgt[i]);
+                w->vn[i] = (float)(1.0 / wj[i] + 1.0 / c->cwgt[i]);
                 w->z[i] = (float)(res / sqrt(var));
                 double cv = c->csci[i];
                 w->cp[i] = (float)(cv > 0.0 ? cv : 0.0);
@@ -235,19 +254,52 @@ static int grow_footprint(const art_ctx *c, art_ws *w, long s, long *nfp)
 
 /* The footprint is significant in more than max_fraction of the inputs
  * that cover it: a real (variable) source, protected. */
-static int footprint_protected(const art_ctx *c, const art_ws *w, int j, long nfp)
+static int footprint_protected(const art_ctx *c, art_ws *w, int j, long nfp, int *prot)
 {
     const long width = c->width;
     const double T = c->o.detect_sigma;
     int ncov = 1, nsig = 1;
+    long bx0 = width, by0 = c->height, bx1 = -1, by1 = -1;
+    for (long q = 0; c->sp && q < nfp; q++) {
+        long px = w->fp[q] % width, py = w->fp[q] / width;
+        if (px < bx0) bx0 = px;
+        if (px > bx1) bx1 = px;
+        if (py < by0) by0 = py;
+        if (py > by1) by1 = py;
+    }
+    long bw = bx1 - bx0 + 1;
+    if (c->sp) {
+        size_t nb = (size_t)bw * (size_t)(by1 - by0 + 1);
+        if (w->boxcap < nb) {
+            free(w->boxr);
+            free(w->boxv);
+            w->boxr = malloc(sizeof(float) * nb);
+            w->boxv = malloc(sizeof(float) * nb);
+            w->boxcap = w->boxr && w->boxv ? nb : 0;
+            if (!w->boxcap)
+                return sk_error(SK_EIO, "artifacts: out of memory");
+        }
+    }
     for (int k = 0; k < c->n; k++) {
         if (k == j)
             continue;
+        const float *rk = c->sp ? w->boxr : c->res[k], *vk = c->sp ? w->boxv : c->vn[k];
+        if (c->sp) {
+            int st = sk_cx_spill_get_box(c->sp, k, SK_CX_RES, bx0, by0, bw, by1 - by0 + 1, w->boxr);
+            st = st ? st : sk_cx_spill_get_box(c->sp, k, SK_CX_VN, bx0, by0, bw, by1 - by0 + 1,
+                                               w->boxv);
+            if (st)
+                return st;
+        }
         double sr2 = 0.0, sv = 0.0;
         long nc = 0;
         for (long q = 0; q < nfp; q++) {
             double res, var;
-            if (residual_at(c, k, w->fp[q] % width, w->fp[q] / width, &res, &var)) {
+            size_t i = (size_t)w->fp[q];
+            size_t ir = c->sp ? (size_t)((long)i / width - by0) * (size_t)bw +
+                                    (size_t)((long)i % width - bx0)
+                              : i;
+            if (residual_at(c, k, rk, vk, ir, i, &res, &var)) {
                 sr2 += res;
                 sv += var;
                 nc++;
@@ -259,7 +311,8 @@ static int footprint_protected(const art_ctx *c, const art_ws *w, int j, long nf
         if (sr2 / sqrt(sv) > T)
             nsig++;
     }
-    return (double)nsig > c->o.max_fraction * (double)ncov;
+    *prot = (double)nsig > c->o.max_fraction * (double)ncov;
+    return SK_OK;
 }
 
 /* The footprints and runs of one input as they are recorded. */
@@ -356,6 +409,13 @@ static int process_input(art_ctx *c, art_ws *w, int j)
 {
     const size_t npix = (size_t)c->width * (size_t)c->height;
     const double T = c->o.detect_sigma;
+    if (c->sp) {
+        int st = sk_cx_spill_get(c->sp, j, SK_CX_WGT, 0, c->height, w->jwgt);
+        st = st ? st : sk_cx_spill_get(c->sp, j, SK_CX_RES, 0, c->height, w->jres);
+        st = st ? st : sk_cx_spill_get(c->sp, j, SK_CX_VN, 0, c->height, w->jvn);
+        if (st)
+            return st;
+    }
     residual_maps(c, w, j);
     smoothed_snr(c, w, j);
     memset(w->visited, 0, npix);
@@ -367,8 +427,11 @@ static int process_input(art_ctx *c, art_ws *w, int j)
         if (w->visited[s] || !w->valid[s] || !(w->z[s] > T || w->zs[s] > T))
             continue;
         long nfp = 0;
+        int prot = 0;
         int status = grow_footprint(c, w, (long)s, &nfp);
-        if (!status && footprint_protected(c, w, j, nfp)) {
+        if (!status)
+            status = footprint_protected(c, w, j, nfp, &prot);
+        if (!status && prot) {
             nprot++;
             continue;
         }
@@ -392,7 +455,7 @@ static int process_input(art_ctx *c, art_ws *w, int j)
 static int art_ws_init(void *w, void *user)
 {
     const art_ctx *c = user;
-    return ws_init(w, (size_t)c->width * (size_t)c->height);
+    return ws_init(w, (size_t)c->width * (size_t)c->height, c->sp != NULL);
 }
 
 static void art_ws_release(void *w, void *user)
@@ -410,6 +473,68 @@ static int art_inputs(void *w, long j0, long j1, void *user)
     return SK_OK;
 }
 
+/* Input j's residual res and its noise variance vn (see residual_planes),
+ * mw scratch for the matched reference's weight (with ref_psf). */
+static int residual_plane(art_ctx *c, const sk_aligned_input *in, int j, sk_psf_stamp_fn ref_psf,
+                          void *ref_psf_ctx, float *res, float *vn, float *mw)
+{
+    const long width = c->width, height = c->height;
+    c->fmis[j] = c->o.mismatch;
+    if (ref_psf) {
+        sk_aligned_input pair[2];
+        memset(pair, 0, sizeof pair);
+        pair[0].sci = c->csci;
+        pair[0].weight = c->cwgt;
+        pair[0].nrows = height;
+        pair[0].psf = ref_psf;
+        pair[0].psf_ctx = ref_psf_ctx;
+        pair[0].flux_scale = 1.0;
+        pair[1] = *in;
+        sk_psf_target t;
+        memset(&t, 0, sizeof t);
+        t.kind = SK_TARGET_INPUT;
+        t.input = 1;
+        sk_psfmatch_opts po;
+        sk_psfmatch_opts_default(&po);
+        po.psf_size = c->o.psf_size;
+        po.threads = c->o.threads;
+        po.mask_flags = c->o.mask_flags;
+        po.regularization = c->o.match_regularization;
+        po.contamination = 0.5;
+        sk_psfmatch *pm = NULL;
+        int status = sk_psfmatch_new(pair, 2, width, height, &t, &po, &pm);
+        if (!status)
+            status = sk_psfmatch_rows(pm, 0, 0, height, res, mw, NULL);
+        if (!status)
+            c->fmis[j] += sk_psfmatch_match_error(pm, 0);
+        sk_psfmatch_free(pm);
+        if (status) {
+            sk_error_context("artifacts: matching the reference to input %d", j);
+            return status;
+        }
+    }
+    /* res holds the matched reference R_j for now */
+    for (long y = 0; y < height; y++)
+        for (long x = 0; x < width; x++) {
+            size_t i = (size_t)y * (size_t)width + (size_t)x;
+            if (!(c->cwgt[i] > 0.0f) || !sk_cx_usable(in, width, x, y, c->o.mask_flags)) {
+                res[i] = 0.0f;
+                vn[i] = 0.0f;
+                continue;
+            }
+            double wj = in->weight[i], wc = c->cwgt[i];
+            if (ref_psf && mw[i] > 0.0f) {
+                res[i] = in->sci[i] - res[i];
+                vn[i] = (float)(1.0 / wj + 1.0 / mw[i]);
+            } else {
+                double v = 1.0 / wj - 1.0 / wc;
+                res[i] = in->sci[i] - c->csci[i];
+                vn[i] = (float)(v > 0.25 / wj ? v : 0.25 / wj);
+            }
+        }
+    return SK_OK;
+}
+
 /* Residual planes of every input against the reference. With the
  * reference's PSF known, the reference is first brought to each input's
  * PSF (psfmatch, the input's PSF as the target): convolved for an input
@@ -418,79 +543,41 @@ static int art_inputs(void *w, long j0, long j1, void *user)
  * as sharp as it is) while seeing differences cancel around sources.
  * Pixels the matched reference does not reach (more than half of the
  * kernel's weight on the image's or the reference's missing pixels) fall
- * back to the plain difference. */
+ * back to the plain difference. With a scratch file each input is read
+ * from it whole, one at a time, and its residual planes written to it. */
 static int residual_planes(art_ctx *c, sk_psf_stamp_fn ref_psf, void *ref_psf_ctx)
 {
-    const long width = c->width, height = c->height;
-    const size_t npix = (size_t)width * (size_t)height;
+    const size_t npix = (size_t)c->width * (size_t)c->height;
     float *mw = ref_psf ? malloc(sizeof(float) * npix) : NULL;
-    if (ref_psf && !mw)
-        return sk_error(SK_EIO, "artifacts: out of memory");
-    int status = SK_OK;
-    for (int j = 0; j < c->n; j++) {
-        const sk_aligned_input *in = &c->in[j];
-        float *res = c->res[j], *vn = c->vn[j];
-        c->fmis[j] = c->o.mismatch;
-        if (ref_psf) {
-            sk_aligned_input pair[2];
-            memset(pair, 0, sizeof pair);
-            pair[0].sci = c->csci;
-            pair[0].weight = c->cwgt;
-            pair[0].nrows = height;
-            pair[0].psf = ref_psf;
-            pair[0].psf_ctx = ref_psf_ctx;
-            pair[0].flux_scale = 1.0;
-            pair[1] = *in;
-            sk_psf_target t;
-            memset(&t, 0, sizeof t);
-            t.kind = SK_TARGET_INPUT;
-            t.input = 1;
-            sk_psfmatch_opts po;
-            sk_psfmatch_opts_default(&po);
-            po.psf_size = c->o.psf_size;
-            po.threads = c->o.threads;
-            po.mask_flags = c->o.mask_flags;
-            po.regularization = c->o.match_regularization;
-            po.contamination = 0.5;
-            sk_psfmatch *pm = NULL;
-            status = sk_psfmatch_new(pair, 2, width, height, &t, &po, &pm);
-            if (!status)
-                status = sk_psfmatch_rows(pm, 0, 0, height, res, mw, NULL);
-            if (!status)
-                c->fmis[j] += sk_psfmatch_match_error(pm, 0);
-            sk_psfmatch_free(pm);
-            if (status) {
-                sk_error_context("artifacts: matching the reference to input %d", j);
-                break;
-            }
+    float *res = c->sp ? malloc(sizeof(float) * npix) : NULL;
+    float *vn = c->sp ? malloc(sizeof(float) * npix) : NULL;
+    int status = (ref_psf && !mw) || (c->sp && (!res || !vn))
+                     ? sk_error(SK_EIO, "artifacts: out of memory")
+                     : SK_OK;
+    sk_cx_planes pl;
+    memset(&pl, 0, sizeof pl);
+    for (int j = 0; !status && j < c->n; j++) {
+        if (!c->sp) {
+            status = residual_plane(c, &c->in[j], j, ref_psf, ref_psf_ctx, c->res[j], c->vn[j], mw);
+            continue;
         }
-        /* res holds the matched reference R_j for now */
-        for (long y = 0; y < height; y++)
-            for (long x = 0; x < width; x++) {
-                size_t i = (size_t)y * (size_t)width + (size_t)x;
-                if (!(c->cwgt[i] > 0.0f) || !sk_cx_usable(in, width, x, y, c->o.mask_flags)) {
-                    res[i] = 0.0f;
-                    vn[i] = 0.0f;
-                    continue;
-                }
-                double wj = in->weight[i], wc = c->cwgt[i];
-                if (ref_psf && mw[i] > 0.0f) {
-                    res[i] = in->sci[i] - res[i];
-                    vn[i] = (float)(1.0 / wj + 1.0 / mw[i]);
-                } else {
-                    double v = 1.0 / wj - 1.0 / wc;
-                    res[i] = in->sci[i] - c->csci[i];
-                    vn[i] = (float)(v > 0.25 / wj ? v : 0.25 / wj);
-                }
-            }
+        sk_aligned_input view = c->in[j];
+        status = sk_cx_planes_read(c->sp, j, 0, c->height, &pl, &view);
+        status = status ? status : residual_plane(c, &view, j, ref_psf, ref_psf_ctx, res, vn, mw);
+        status = status ? status : sk_cx_spill_put(c->sp, j, SK_CX_RES, 0, c->height, res);
+        status = status ? status : sk_cx_spill_put(c->sp, j, SK_CX_VN, 0, c->height, vn);
     }
+    sk_cx_planes_free(&pl);
     free(mw);
+    free(res);
+    free(vn);
     return status;
 }
 
 /* The options and inputs of sk_artifact_find checked. */
 static int check_find(const sk_artifact_opts *o, const sk_aligned_input *in, int n, long width,
-                      long height, const float *ref_sci, const float *ref_weight, int have_ref_psf)
+                      long height, const float *ref_sci, const float *ref_weight, int have_ref_psf,
+                      const sk_cx_spill *sp)
 {
     if (n < 1)
         return sk_error(SK_EINPUT, "artifacts: no input");
@@ -514,7 +601,7 @@ static int check_find(const sk_artifact_opts *o, const sk_aligned_input *in, int
         for (int j = 0; j < n; j++)
             if (!in[j].psf)
                 return sk_error(SK_EINPUT, "artifacts: input %d has no PSF", j);
-    for (int j = 0; j < n; j++)
+    for (int j = 0; !sp && j < n; j++)
         if (in[j].sci && in[j].nrows > 0 && (in[j].row0 != 0 || in[j].nrows != height))
             return sk_error(SK_EINPUT, "artifacts: input %d holds rows [%ld, %ld), every row is "
                             "needed", j, in[j].row0, in[j].row0 + in[j].nrows);
@@ -611,11 +698,17 @@ static int gather_masks(art_ctx *c, sk_artifact_masks *m, uint8_t *plane)
         return sk_error(SK_EIO, "artifacts: out of memory");
     long cap = 0;
     for (int j = 0; j < n; j++) {
-        const sk_aligned_input *in = &c->in[j];
+        sk_aligned_input view = c->in[j];
+        const sk_aligned_input *in = &view;
         m->first[j] = m->nruns;
         m->nprotected += c->nprot[j];
         long ykeep0, ykeep1;
         kept_plane(c, m, j, plane, &ykeep0, &ykeep1);
+        if (c->sp && ykeep1 >= ykeep0) {
+            int st = sk_cx_planes_read(c->sp, j, ykeep0, ykeep1 - ykeep0 + 1, &c->gpl, &view);
+            if (st)
+                return st;
+        }
         for (long y = ykeep0; y <= ykeep1; y++) {
             long x = 0;
             while (x < width) {
@@ -675,11 +768,14 @@ static void art_ctx_free(art_ctx *c)
     free(c->vn);
     free(c->fmis);
     free(c->core);
+    sk_cx_planes_free(&c->gpl);
 }
 
-int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
-                     const float *ref_sci, const float *ref_weight, sk_psf_stamp_fn ref_psf,
-                     void *ref_psf_ctx, const sk_artifact_opts *opts, sk_artifact_masks **out)
+/* sk_artifact_find, the inputs' planes in memory or (sp) in a scratch file. */
+static int find_masks(const sk_aligned_input *in, int n, long width, long height,
+                      const float *ref_sci, const float *ref_weight, sk_psf_stamp_fn ref_psf,
+                      void *ref_psf_ctx, const sk_artifact_opts *opts, sk_cx_spill *sp,
+                      sk_artifact_masks **out)
 {
     *out = NULL;
     art_ctx c;
@@ -688,9 +784,10 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
         c.o = *opts;
     else
         sk_artifact_opts_default(&c.o);
-    int status = check_find(&c.o, in, n, width, height, ref_sci, ref_weight, ref_psf != NULL);
+    int status = check_find(&c.o, in, n, width, height, ref_sci, ref_weight, ref_psf != NULL, sp);
     if (status)
         return status;
+    c.sp = sp;
     c.in = in;
     c.n = n;
     c.width = width;
@@ -707,13 +804,13 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
     c.nprot = calloc((size_t)n, sizeof(long));
     uint8_t *plane = calloc(npix, 1);
     sk_artifact_masks *m = calloc(1, sizeof *m);
-    c.res = calloc((size_t)n, sizeof(float *));
+    c.res = sp ? NULL : calloc((size_t)n, sizeof(float *));
     c.fmis = calloc((size_t)n, sizeof(double));
-    c.vn = calloc((size_t)n, sizeof(float *));
+    c.vn = sp ? NULL : calloc((size_t)n, sizeof(float *));
     if (!c.core || !core0 || !c.fps || !c.nfps || !c.runs || !c.nruns || !c.nprot || !plane || !m ||
-        !c.res || !c.vn || !c.fmis)
+        (!sp && (!c.res || !c.vn)) || !c.fmis)
         status = sk_error(SK_EIO, "artifacts: out of memory");
-    for (int j = 0; !status && j < n; j++) {
+    for (int j = 0; !status && !sp && j < n; j++) {
         c.res[j] = malloc(sizeof(float) * npix);
         c.vn[j] = malloc(sizeof(float) * npix);
         if (!c.res[j] || !c.vn[j])
@@ -742,6 +839,14 @@ int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
     free(core0);
     sk_artifact_masks_free(m);
     return status;
+}
+
+int sk_artifact_find(const sk_aligned_input *in, int n, long width, long height,
+                     const float *ref_sci, const float *ref_weight, sk_psf_stamp_fn ref_psf,
+                     void *ref_psf_ctx, const sk_artifact_opts *opts, sk_artifact_masks **out)
+{
+    return find_masks(in, n, width, height, ref_sci, ref_weight, ref_psf, ref_psf_ctx, opts, NULL,
+                      out);
 }
 
 void sk_artifact_masks_free(sk_artifact_masks *m)
@@ -886,6 +991,86 @@ int sk_artifact_detect(const sk_aligned_input *in, int n, long width, long heigh
     status = sk_artifact_find(in, n, width, height, sci, wgt, mean_psf, &pc, &o, out);
     free(pc.tmp);
 done:
+    free(sci);
+    free(wgt);
+    free(omega);
+    return status;
+}
+
+/* The inverse-variance mean of the usable pixels of inputs held in a
+ * scratch file, band_rows rows at a time, one input at a time (the sums
+ * taken in input order, as mean_reference does). */
+static int mean_reference_spilled(const sk_aligned_input *in, int n, long width, long height,
+                                  sk_cx_spill *sp, long band_rows, unsigned mask_flags,
+                                  float *sci, float *wgt)
+{
+    size_t nb = (size_t)band_rows * (size_t)width;
+    double *sv = malloc(sizeof(double) * nb), *sw = malloc(sizeof(double) * nb);
+    sk_cx_planes pl;
+    memset(&pl, 0, sizeof pl);
+    int status = sv && sw ? SK_OK : sk_error(SK_EIO, "artifacts: out of memory");
+    for (long y0 = 0; !status && y0 < height; y0 += band_rows) {
+        long nr = y0 + band_rows < height ? band_rows : height - y0;
+        size_t np = (size_t)nr * (size_t)width;
+        memset(sv, 0, sizeof(double) * np);
+        memset(sw, 0, sizeof(double) * np);
+        for (int j = 0; !status && j < n; j++) {
+            sk_aligned_input view = in[j];
+            status = sk_cx_planes_read(sp, j, y0, nr, &pl, &view);
+            for (long y = y0; !status && y < y0 + nr; y++)
+                for (long x = 0; x < width; x++) {
+                    if (!sk_cx_usable(&view, width, x, y, mask_flags))
+                        continue;
+                    size_t i = (size_t)(y - y0) * (size_t)width + (size_t)x;
+                    sv[i] += (double)view.weight[i] * view.sci[i];
+                    sw[i] += view.weight[i];
+                }
+        }
+        for (size_t i = 0; !status && i < np; i++) {
+            size_t o = (size_t)y0 * (size_t)width + i;
+            sci[o] = sw[i] > 0.0 ? (float)(sv[i] / sw[i]) : 0.0f;
+            wgt[o] = (float)sw[i];
+        }
+    }
+    sk_cx_planes_free(&pl);
+    free(sv);
+    free(sw);
+    return status;
+}
+
+int sk_artifact_detect_spilled(const sk_aligned_input *in, int n, long width, long height,
+                               sk_cx_spill *sp, const double *sigma, long band_rows,
+                               const sk_artifact_opts *opts, sk_artifact_masks **out)
+{
+    *out = NULL;
+    sk_artifact_opts o;
+    if (opts)
+        o = *opts;
+    else
+        sk_artifact_opts_default(&o);
+    if (n < 1 || width < 1 || height < 1 || !sp || band_rows < 1)
+        return sk_error(SK_EINPUT, "artifacts: no input");
+    size_t npix = (size_t)width * (size_t)height;
+    float *sci = malloc(sizeof(float) * npix), *wgt = malloc(sizeof(float) * npix);
+    double *omega = calloc((size_t)n, sizeof(double));
+    if (!sci || !wgt || !omega) {
+        free(sci); free(wgt); free(omega);
+        return sk_error(SK_EIO, "artifacts: out of memory");
+    }
+    double sum = 0.0;
+    for (int j = 0; j < n; j++) {
+        omega[j] = sigma[j] > 0.0 ? 1.0 / (sigma[j] * sigma[j]) : 0.0;
+        sum += omega[j];
+    }
+    int status = sum > 0.0 ? SK_OK : sk_error(SK_EINPUT, "artifacts: no input has a usable pixel");
+    for (int j = 0; j < n; j++)
+        omega[j] = sum > 0.0 ? omega[j] / sum : 0.0;
+    mean_psf_ctx pc = {in, n, omega, NULL, 0};
+    if (!status)
+        status = mean_reference_spilled(in, n, width, height, sp, band_rows, o.mask_flags, sci, wgt);
+    if (!status)
+        status = find_masks(in, n, width, height, sci, wgt, mean_psf, &pc, &o, sp, out);
+    free(pc.tmp);
     free(sci);
     free(wgt);
     free(omega);

@@ -95,6 +95,12 @@ void sk_zogy_rows_needed(const sk_zogy *z, long y0, long y1, long *need0, long *
 int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16_t *flags,
                  uint16_t *nimg);
 
+/* Point input j at other planes holding rows [row0, row0+nrows) (so that
+ * a caller can feed the inputs band by band: only the rows that
+ * sk_zogy_rows_needed names for the next call must be held). */
+int sk_zogy_set_rows(sk_zogy *z, int j, const float *sci, const float *weight,
+                     const uint16_t *flags, long row0, long nrows);
+
 /* The PSF of the proper coadd at (x, y) where every input covers:
  * P_R ∝ sqrt(sum_j F_j^2/sigma_j^2 g_j |P_j|^2) in Fourier space (g_j the
  * resampling gain rho_j |T_j|^2/Q_j of zogy.c, 1 when not resampled), as a
@@ -158,6 +164,11 @@ void sk_psfmatch_rows_needed(const sk_psfmatch *pm, long y0, long y1, long *need
  * itself is copied unchanged. */
 int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float *weight,
                      uint16_t *flags);
+
+/* Point input j at other planes holding rows [row0, row0+nrows) (see
+ * sk_zogy_set_rows). */
+int sk_psfmatch_set_rows(sk_psfmatch *pm, int j, const float *sci, const float *weight,
+                         const uint16_t *flags, long row0, long nrows);
 
 /* 1/sum(K^2) of input j's kernel at the centre of the grid (1 for the
  * target input): large-scale over per-pixel variance of its convolved

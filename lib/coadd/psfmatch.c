@@ -212,6 +212,21 @@ void sk_psfmatch_rows_needed(const sk_psfmatch *pm, long y0, long y1, long *need
     sk_cx_tiling_rows_needed(&pm->tile, y0, y1, need0, need1);
 }
 
+int sk_psfmatch_set_rows(sk_psfmatch *pm, int j, const float *sci, const float *weight,
+                         const uint16_t *flags, long row0, long nrows)
+{
+    if (j < 0 || j >= pm->n || row0 < 0 || nrows < 0 || row0 + nrows > pm->height ||
+        (nrows > 0 && (!sci || !weight)))
+        return sk_error(SK_EINPUT, "psfmatch: input %d: bad rows [%ld, %ld)", j, row0,
+                        row0 + nrows);
+    pm->in[j].sci = sci;
+    pm->in[j].weight = weight;
+    pm->in[j].flags = flags;
+    pm->in[j].row0 = row0;
+    pm->in[j].nrows = nrows;
+    return SK_OK;
+}
+
 int sk_psfmatch_target_psf(sk_psfmatch *pm, double x_px, double y_px, long size, float *stamp)
 {
     if (size < 1 || size % 2 == 0)

@@ -236,6 +236,20 @@ void sk_zogy_rows_needed(const sk_zogy *z, long y0, long y1, long *need0, long *
     sk_cx_tiling_rows_needed(&z->tile, y0, y1, need0, need1);
 }
 
+int sk_zogy_set_rows(sk_zogy *z, int j, const float *sci, const float *weight,
+                     const uint16_t *flags, long row0, long nrows)
+{
+    if (j < 0 || j >= z->n || row0 < 0 || nrows < 0 || row0 + nrows > z->height ||
+        (nrows > 0 && (!sci || !weight)))
+        return sk_error(SK_EINPUT, "zogy: input %d: bad rows [%ld, %ld)", j, row0, row0 + nrows);
+    z->in[j].sci = sci;
+    z->in[j].weight = weight;
+    z->in[j].flags = flags;
+    z->in[j].row0 = row0;
+    z->in[j].nrows = nrows;
+    return SK_OK;
+}
+
 /* ---- per-thread work --------------------------------------------------- */
 
 typedef struct zogy_ws {

@@ -103,15 +103,22 @@ typedef struct sk_coaddx_params {
     sk_psf_target target;   /* psfmatch target (fwhm in output pixels) */
     long psf_size;          /* PSF stamps on the grid (odd; 0: the largest
                                input model, scaled to the grid's pixels) */
+    long tile_px;           /* zogy and psfmatch tiles (0: 512); the
+                               PSFs are evaluated at every tile's centre */
 } sk_coaddx_params;
 
 void sk_coaddx_params_default(sk_coaddx_params *x);
 
 /* Coadd n inputs like sk_coadd_run (same reading, background subtraction,
  * zero points, resampling and keywords) with the method and steps of `x`.
- * Every input is resampled whole onto the grid first, so memory is about
- * n * 10 bytes per output pixel (psfmatch too: each input's resampled
- * planes are freed once it is matched). psfs[k] is
+ * Each input is resampled onto the grid in turn and its planes kept in a
+ * scratch file in $TMPDIR (about 18 bytes per output pixel per input on
+ * disk); the steps and methods then read them back band by band
+ * (p->band_rows output rows, rounded up to whole rows of tiles for zogy
+ * and psfmatch), so that memory grows with the inputs only as
+ * n * 10 bytes per pixel of a band, plus about 60
+ * bytes per output pixel per thread for the artifact masks. The result
+ * does not depend on the band size. psfs[k] is
  * input k's PSF model in its own pixels (needed by zogy, psfmatch and the
  * artifact masks). The result is that of sk_coadd_run, with SCI, WGT,
  * FLG and NIMG of the method, COMBINET naming it, and for zogy MAGZERO =

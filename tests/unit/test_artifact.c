@@ -12,6 +12,7 @@
 #include "skystack/image.h"
 #include "../tap.h"
 #include "coadd/coaddx_internal.h"
+#include "coadd/aligned_priv.h"
 #include "sim/sim_internal.h"
 
 #define W 256
@@ -102,7 +103,7 @@ static void mean(const inputs *s, float *out, float *wout, uint8_t *nimg)
 
 int main(void)
 {
-    tap_plan(20);
+    tap_plan(22);
     for (int k = 0; k < NSTAR; k++) {
         sx[k] = 12.0 + (double)((k * 47) % 232) + 0.37 * (k % 3);
         sy[k] = 12.0 + (double)((k * 71) % 232) + 0.21 * (k % 5);
@@ -143,6 +144,38 @@ int main(void)
         tap_diag("input %d: %ld footprints, %ld pixels masked", j, m->nfootprints[j],
                  m->npixels[j]);
     tap_diag("%ld footprints kept (significant in most inputs)", m->nprotected);
+    /* the same masks from inputs kept in a scratch file, the reference
+     * made in bands of 37 rows (six bands and a remainder of 34) */
+    {
+        sk_cx_spill *sp = NULL;
+        double sg[NIN];
+        sk_aligned_input meta[NIN];
+        int st = sk_cx_spill_new(NIN, W, H, &sp);
+        for (int j = 0; !st && j < NIN; j++) {
+            sg[j] = sk_cx_sigma_from_weight(&dirty.in[j], W, SK_COADDX_MASK_DEFAULT);
+            meta[j] = dirty.in[j];
+            meta[j].sci = meta[j].weight = NULL;
+            meta[j].flags = NULL;
+            meta[j].nrows = 0;
+            st = sk_cx_spill_put(sp, j, SK_CX_SCI, 0, H, dirty.sci[j]);
+            st = st ? st : sk_cx_spill_put(sp, j, SK_CX_WGT, 0, H, dirty.wgt[j]);
+            st = st ? st : sk_cx_spill_put(sp, j, SK_CX_FLG, 0, H, dirty.flg[j]);
+        }
+        sk_artifact_masks *ms = NULL;
+        st = st ? st : sk_artifact_detect_spilled(meta, NIN, W, H, sp, sg, 37, &ao, &ms);
+        is_int(st, 0, "artifact masks of inputs in a scratch file");
+        int same = ms && ms->nruns == m->nruns && ms->nprotected == m->nprotected;
+        for (int j = 0; same && j <= NIN; j++)
+            same = ms->first[j] == m->first[j] &&
+                   (j == NIN || (ms->npixels[j] == m->npixels[j] &&
+                                 ms->nfootprints[j] == m->nfootprints[j]));
+        for (long q = 0; same && q < m->nruns; q++)
+            same = ms->runs[q].input == m->runs[q].input && ms->runs[q].y == m->runs[q].y &&
+                   ms->runs[q].x0 == m->runs[q].x0 && ms->runs[q].x1 == m->runs[q].x1;
+        ok(same && m->nruns > 0, "they are the masks of the inputs in memory (%ld runs)", m->nruns);
+        sk_artifact_masks_free(ms);
+        sk_cx_spill_free(sp);
+    }
     /* artifact pixels measured against the input's whole noise (sky and
      * the star's own Poisson noise: on a bright star's core a trail of a
      * few sky sigmas is invisible) */
