@@ -114,9 +114,11 @@ double sk_image_fwhm(const sk_source_list *l);
 /* The image FWHM (px) from the data: the mode of the windowed FWHMs of the
  * bright (>= 20 filtered sigmas), unsaturated, round local maxima of the
  * significance image `signif`, the window iterated from guess_px until the
- * estimate settles; *fwhm_px 0 when fewer than 5 peaks qualify. */
+ * estimate settles; *fwhm_px 0 when fewer than 5 peaks qualify. The
+ * peaks are fitted on `threads` threads; the result does not depend on
+ * their number. */
 int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float *signif,
-                       double guess_px, double *fwhm_px);
+                       double guess_px, int threads, double *fwhm_px);
 
 #ifdef __cplusplus
 }
