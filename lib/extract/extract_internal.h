@@ -72,8 +72,10 @@ uint8_t *sk_detection_mask(const sk_detection *det, int radius_px);
 
 /* Per-pixel variance of the science image (ADU^2): from the weight map
  * rescaled to the measured background rms, or the rms map when the weight is
- * relative; 0 where there is no data. width*height, malloc'd. detect.c. */
+ * relative; 0 where there is no data. width*height, malloc'd. detect.c.
+ * The _threads form computes it on `threads` threads (the same values). */
 float *sk_pixel_variance(const sk_image *img, const sk_background *bg);
+float *sk_pixel_variance_threads(const sk_image *img, const sk_background *bg, int threads);
 
 typedef struct sk_measure_params {
     const double *aperture_fwhm; /* aperture radii in units of the image FWHM */

@@ -7,7 +7,7 @@ plan 19
 
 cd "$T_TMP" || exit 1
 S=$T_TMP/sim
-imsim -q --nexp 3 --size 256x256 --nstars 100 --seed 5 --outdir "$S" >/dev/null 2>"$T_TMP/err"
+imsim -q --nexp 3 --size 300x300 --nstars 120 --seed 11 --outdir "$S" >/dev/null 2>"$T_TMP/err"
 ok $? "three imsim exposures"
 IMGS="$S/exp_000.fits $S/exp_001.fits $S/exp_002.fits"
 
