@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bigbuf.h"
 #include "core/parallel.h"
 #include "skystack/error.h"
 #include "skystack/extract.h"
@@ -96,7 +97,7 @@ float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
 float *sk_pixel_variance_threads(const sk_image *img, const sk_background *bg, int threads)
 {
     long npix = img->width * img->height;
-    var_job J = {img, bg, NULL, NULL, malloc(sizeof(float) * (size_t)npix), 1.0f};
+    var_job J = {img, bg, NULL, NULL, sk_big_malloc((size_t)npix, sizeof(float)), 1.0f};
     if (!J.var) {
         sk_error(SK_EIO, "detection: out of memory for the variance map");
         return NULL;
@@ -537,7 +538,7 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
         return sk_error(SK_EIO, "detection: out of memory");
     d->width = w;
     d->height = h;
-    d->signif = malloc(sizeof(float) * (size_t)npix);
+    d->signif = sk_big_malloc((size_t)npix, sizeof(float));
     d->segmap = calloc((size_t)npix, sizeof(int32_t));
     float *var = sk_pixel_variance_threads(img, bg, threads);
     int r = 0;
