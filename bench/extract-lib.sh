@@ -75,3 +75,26 @@ timed() {
     tck=$(getconf CLK_TCK)
     echo "$t0 $t1 $c0 $c1 $tck" | awk '{ printf "%.4f %.4f\n", $2 - $1, ($4 - $3) / $5 }'
 }
+
+# se_psfex_run IMAGE WEIGHT|- DIR FWHM_PX DETECT_THRESH GAIN APERTURE_DIAMETERS:
+# Source Extractor as se_run, writing an LDAC catalogue with 35x35 vignets
+# (DIR/se.ldac), then PSFEx on it (/usr/share/psfex/default.psfex, one
+# thread, no check plots or images): the peer of extract with its PSF.
+se_psfex_run() {
+    sp_img=$1; sp_wgt=$2; sp_dir=$3
+    { cat "$sp_dir/se.param"; echo "FLUX_RADIUS"; echo "ELONGATION"; echo "SNR_WIN"; echo "VIGNET(35,35)"; } \
+        >"$sp_dir/se-psf.param"
+    if [ "$sp_wgt" = "-" ]; then sp_wopt="-WEIGHT_TYPE NONE"
+    else sp_wopt="-WEIGHT_TYPE MAP_WEIGHT -WEIGHT_IMAGE $sp_wgt"; fi
+    # shellcheck disable=SC2086
+    source-extractor "$sp_img" -c /dev/null -CATALOG_NAME "$sp_dir/se.ldac" -CATALOG_TYPE FITS_LDAC \
+        -PARAMETERS_NAME "$sp_dir/se-psf.param" -FILTER Y -FILTER_NAME "$sp_dir/se.conv" \
+        -DETECT_THRESH "$5" -ANALYSIS_THRESH "$5" -THRESH_TYPE RELATIVE -DETECT_MINAREA 5 \
+        -DEBLEND_NTHRESH 32 -DEBLEND_MINCONT 0.005 -CLEAN N -MASK_TYPE CORRECT \
+        -BACK_TYPE AUTO -BACK_SIZE 128 -BACK_FILTERSIZE 3 -BACKPHOTO_TYPE GLOBAL \
+        -PHOT_APERTURES "$7" -PHOT_AUTOPARAMS 2.5,3.5 -GAIN "$6" -SATUR_KEY SATURATE \
+        -PIXEL_SCALE 1 -SEEING_FWHM "$4" -STARNNW_NAME /usr/share/source-extractor/default.nnw \
+        -NTHREADS 1 -VERBOSE_TYPE QUIET $sp_wopt &&
+    psfex "$sp_dir/se.ldac" -c /usr/share/psfex/default.psfex -PSF_DIR "$sp_dir" \
+        -CHECKPLOT_TYPE NONE -CHECKIMAGE_TYPE NONE -WRITE_XML N -NTHREADS 1 -VERBOSE_TYPE QUIET
+}

@@ -10,7 +10,7 @@ libchealpix-dev liberfa-dev
 postgresql postgresql-15-q3c postgresql-contrib util-linux
 python3 python3-numpy python3-astropy source-extractor"
 if [ "${1:-}" = "--bench" ]; then
-    pkgs="$pkgs swarp source-extractor psfex scamp hyperfine time"
+    pkgs="$pkgs swarp source-extractor psfex scamp hyperfine time linux-perf"
 fi
 
 missing=""

@@ -7,6 +7,7 @@
 #include "core/bigbuf.h"
 #include "direct_priv.h"
 #include "core/parallel.h"
+#include "io/image_internal.h"
 #include "skystack/error.h"
 #include "skystack/log.h"
 #include "coadd_internal.h"
@@ -679,8 +680,10 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
         rc = sk_error(SK_EIO, "coadd: out of memory");
         goto fail;
     }
-    r->image = sk_image_new(W, H);
-    r->nimg = r->image ? sk_big_calloc((size_t)W * (size_t)H, sizeof *r->nimg) : NULL;
+    /* every pixel is written by process_row: not cleared here, so that
+     * the threads filling the bands first-touch (fault in) the pages */
+    r->image = sk_image_new_unset(W, H);
+    r->nimg = r->image ? sk_big_malloc((size_t)W * (size_t)H, sizeof *r->nimg) : NULL;
     r->info = calloc((size_t)n, sizeof *r->info);
     if (!r->image || !r->nimg || !r->info) {
         rc = sk_error(SK_EIO, "coadd: out of memory for a %ld x %ld output", W, H);

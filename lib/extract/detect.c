@@ -3,38 +3,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bigbuf.h"
+#include "core/parallel.h"
 #include "skystack/error.h"
 #include "skystack/extract.h"
 #include "extract_priv.h"
 #include "numeric/select.h"
 #include "extract_internal.h"
 
-float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
+/* The weight map's rescaling, one mesh cell per task: scale[c] =
+ * rms^2 * median weight of cell c, used[c] 0 where the cell has too few
+ * usable pixels; then the variance of rows, a block per task. */
+typedef struct var_job {
+    const sk_image *img;
+    const sk_background *bg;
+    float *scale;  /* per cell */
+    uint8_t *used; /* per cell */
+    float *var;
+    float sf;      /* the rescaling (the median of the cells' scales) */
+} var_job;
+
+static int var_wbuf_init(void *scratch, void *user)
 {
-    long npix = img->width * img->height;
-    float *var = malloc(sizeof *var * (size_t)npix);
-    if (!var) {
-        sk_error(SK_EIO, "detection: out of memory for the variance map");
-        return NULL;
-    }
-    if (img->weight_is_relative) {
-        for (long i = 0; i < npix; i++)
-            var[i] = sk_pixel_usable(img, i) ? bg->rms[i] * bg->rms[i] : 0.0f;
-        return var;
-    }
-    /* Rescale the weight map so that it agrees with the measured background
-       noise: scale = median over cells of rms^2 * median weight. */
-    long nc = bg->nx * bg->ny, nscale = 0;
-    float *scale = malloc(sizeof *scale * (size_t)nc);
-    float *wbuf = malloc(sizeof *wbuf * (size_t)bg->mesh_px * (size_t)bg->mesh_px);
-    if (!scale || !wbuf) {
-        free(scale);
-        free(wbuf);
-        free(var);
-        sk_error(SK_EIO, "detection: out of memory");
-        return NULL;
-    }
-    for (long c = 0; c < nc; c++) {
+    const var_job *J = user;
+    float **wbuf = scratch;
+    *wbuf = malloc(sizeof **wbuf * (size_t)J->bg->mesh_px * (size_t)J->bg->mesh_px);
+    return *wbuf ? SK_OK : sk_error(SK_EIO, "detection: out of memory");
+}
+
+static void var_wbuf_release(void *scratch, void *user)
+{
+    free(*(float **)scratch);
+}
+
+static int var_cells(void *scratch, long c0, long c1, void *user)
+{
+    const var_job *J = user;
+    const sk_image *img = J->img;
+    const sk_background *bg = J->bg;
+    float *wbuf = *(float **)scratch;
+    for (long c = c0; c < c1; c++) {
         long cx = c % bg->nx, cy = c / bg->nx, m = bg->mesh_px;
         long x0 = cx * m, y0 = cy * m;
         long x1 = x0 + m < img->width ? x0 + m : img->width;
@@ -50,26 +58,80 @@ float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
                 n += wr[x] > 0 && fr[x] == 0;
             }
         }
+        J->used[c] = 0;
         if (n * 64 < (x1 - x0) * (y1 - y0) || n < 16)
             continue;
         double wmed = sk_select_kth(wbuf, n, n / 2);
         double r = bg->mesh_rms[c];
-        scale[nscale++] = (float)(r * r * wmed);
+        J->scale[c] = (float)(r * r * wmed);
+        J->used[c] = 1;
     }
-    double s = 1.0;
-    if (nscale > 0) {
-        s = sk_select_kth(scale, nscale, nscale / 2);
+    return SK_OK;
+}
+
+static int var_rows(long y0, long y1, void *user)
+{
+    const var_job *J = user;
+    const sk_image *img = J->img;
+    long i0 = y0 * img->width, i1 = y1 * img->width;
+    if (img->weight_is_relative) {
+        const float *rms = J->bg->rms;
+        for (long i = i0; i < i1; i++)
+            J->var[i] = sk_pixel_usable(img, i) ? rms[i] * rms[i] : 0.0f;
+        return SK_OK;
     }
-    if (!(s > 0) || !isfinite(s))
-        s = 1.0;
-    const float sf = (float)s;
+    const float sf = J->sf;
     const float *restrict wgt = img->weight;
     const uint16_t *restrict fl = img->flags;
-    for (long i = 0; i < npix; i++)
+    float *restrict var = J->var;
+    for (long i = i0; i < i1; i++)
         var[i] = wgt[i] > 0 && !(fl[i] & SK_UNUSABLE_FLAGS) ? sf / wgt[i] : 0.0f;
-    free(scale);
-    free(wbuf);
-    return var;
+    return SK_OK;
+}
+
+float *sk_pixel_variance(const sk_image *img, const sk_background *bg)
+{
+    return sk_pixel_variance_threads(img, bg, 1);
+}
+
+float *sk_pixel_variance_threads(const sk_image *img, const sk_background *bg, int threads)
+{
+    long npix = img->width * img->height;
+    var_job J = {img, bg, NULL, NULL, sk_big_malloc((size_t)npix, sizeof(float)), 1.0f};
+    if (!J.var) {
+        sk_error(SK_EIO, "detection: out of memory for the variance map");
+        return NULL;
+    }
+    if (!img->weight_is_relative) {
+        /* Rescale the weight map so that it agrees with the measured
+           background noise: scale = median over cells of rms^2 * median
+           weight. */
+        long nc = bg->nx * bg->ny, nscale = 0;
+        J.scale = malloc(sizeof *J.scale * (size_t)(nc ? nc : 1));
+        J.used = malloc((size_t)(nc ? nc : 1));
+        const sk_scratch wb = {sizeof(float *), var_wbuf_init, var_wbuf_release};
+        if (!J.scale || !J.used || sk_parallel_for_scratch(nc, 8, threads, &wb, var_cells, &J)) {
+            if (!J.scale || !J.used)
+                sk_error(SK_EIO, "detection: out of memory");
+            free(J.scale);
+            free(J.used);
+            free(J.var);
+            return NULL;
+        }
+        for (long c = 0; c < nc; c++) /* in cell order, whatever the threads */
+            if (J.used[c])
+                J.scale[nscale++] = J.scale[c];
+        double s = 1.0;
+        if (nscale > 0)
+            s = sk_select_kth(J.scale, nscale, nscale / 2);
+        if (!(s > 0) || !isfinite(s))
+            s = 1.0;
+        J.sf = (float)s;
+        free(J.scale);
+        free(J.used);
+    }
+    (void)sk_parallel_for(img->height, 64, threads, var_rows, &J); /* var_rows cannot fail */
+    return J.var;
 }
 
 /* 1-D Gaussian taps g[-r..r] (returned at g[0..2r]) of unit sum; the 2-D
@@ -476,9 +538,9 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
         return sk_error(SK_EIO, "detection: out of memory");
     d->width = w;
     d->height = h;
-    d->signif = malloc(sizeof(float) * (size_t)npix);
+    d->signif = sk_big_malloc((size_t)npix, sizeof(float));
     d->segmap = calloc((size_t)npix, sizeof(int32_t));
-    float *var = sk_pixel_variance(img, bg);
+    float *var = sk_pixel_variance_threads(img, bg, threads);
     int r = 0;
     double *g = gauss_taps(p->filter ? p->fwhm_px : 0.0, &r);
     double *g2 = g ? malloc(sizeof *g2 * (size_t)(2 * r + 1)) : NULL;

@@ -194,7 +194,7 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
        only has to find the peaks). */
     if (!st && p->refine_fwhm) {
         double est = 0;
-        st = sk_fwhm_from_peaks(img, r->background, r->detection->signif, fwhm, &est);
+        st = sk_fwhm_from_peaks(img, r->background, r->detection->signif, fwhm, threads, &est);
         if (!st && est > 0)
             fwhm = est;
         else if (!st)

@@ -72,8 +72,10 @@ uint8_t *sk_detection_mask(const sk_detection *det, int radius_px);
 
 /* Per-pixel variance of the science image (ADU^2): from the weight map
  * rescaled to the measured background rms, or the rms map when the weight is
- * relative; 0 where there is no data. width*height, malloc'd. detect.c. */
+ * relative; 0 where there is no data. width*height, malloc'd. detect.c.
+ * The _threads form computes it on `threads` threads (the same values). */
 float *sk_pixel_variance(const sk_image *img, const sk_background *bg);
+float *sk_pixel_variance_threads(const sk_image *img, const sk_background *bg, int threads);
 
 typedef struct sk_measure_params {
     const double *aperture_fwhm; /* aperture radii in units of the image FWHM */
@@ -114,9 +116,11 @@ double sk_image_fwhm(const sk_source_list *l);
 /* The image FWHM (px) from the data: the mode of the windowed FWHMs of the
  * bright (>= 20 filtered sigmas), unsaturated, round local maxima of the
  * significance image `signif`, the window iterated from guess_px until the
- * estimate settles; *fwhm_px 0 when fewer than 5 peaks qualify. */
+ * estimate settles; *fwhm_px 0 when fewer than 5 peaks qualify. The
+ * peaks are fitted on `threads` threads; the result does not depend on
+ * their number. */
 int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float *signif,
-                       double guess_px, double *fwhm_px);
+                       double guess_px, int threads, double *fwhm_px);
 
 /* The FWHM (px) of the core of the star at (x_px, y_px): a pixel-integrated
  * circular Gaussian plus a constant (neighbours' light, wings) fitted to

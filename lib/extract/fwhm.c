@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/parallel.h"
 #include "skystack/error.h"
 #include "skystack/extract.h"
 #include "skystack/log.h"
@@ -86,21 +87,42 @@ static double pix_gauss(double x, double c, double sg)
 
 #define NPAR 5  /* amplitude, x0, y0, sigma, constant */
 
-/* Model and its derivatives (by central differences in x0, y0, sigma) at
- * pixel (x, y) for parameters q. */
-static double core_model(const double *q, double x, double y, double *d)
+/* The model is separable: along each axis, at the 2R+1 pixels of the
+ * fit, the pixel-integrated Gaussian at the centre c and sigma s, and at
+ * c +- h and s +- h (the central differences of the derivatives). */
+#define DIFF_H 1e-4
+#define AXIS_MAX (2 * 31 + 1) /* 2R+1 for R up to ceil(2 SK_FWHM_MAX_PX) = 30, and a margin */
+
+typedef struct {
+    double g[AXIS_MAX], cp[AXIS_MAX], cm[AXIS_MAX], sp[AXIS_MAX], sm[AXIS_MAX];
+} axis_t;
+
+static void axis_fill(axis_t *a, long t0, long n, double c, double sg)
 {
-    double gx = pix_gauss(x, q[1], q[3]), gy = pix_gauss(y, q[2], q[3]);
-    double m = q[0] * gx * gy + q[4];
-    if (d) {
-        const double h = 1e-4;
-        d[0] = gx * gy;
-        d[1] = q[0] * gy * (pix_gauss(x, q[1] + h, q[3]) - pix_gauss(x, q[1] - h, q[3])) / (2 * h);
-        d[2] = q[0] * gx * (pix_gauss(y, q[2] + h, q[3]) - pix_gauss(y, q[2] - h, q[3])) / (2 * h);
-        d[3] = q[0] * (pix_gauss(x, q[1], q[3] + h) * pix_gauss(y, q[2], q[3] + h) -
-                       pix_gauss(x, q[1], q[3] - h) * pix_gauss(y, q[2], q[3] - h)) / (2 * h);
-        d[4] = 1;
+    const double h = DIFF_H;
+    for (long k = 0; k < n; k++) {
+        double t = (double)(t0 + k);
+        a->g[k] = pix_gauss(t, c, sg);
+        a->cp[k] = pix_gauss(t, c + h, sg);
+        a->cm[k] = pix_gauss(t, c - h, sg);
+        a->sp[k] = pix_gauss(t, c, sg + h);
+        a->sm[k] = pix_gauss(t, c, sg - h);
     }
+}
+
+/* Model and its derivatives (by central differences in x0, y0, sigma) at
+ * the pixel of column ix and row iy of the axis tables, for parameters q. */
+static double core_model(const double *q, const axis_t *ax, long ix, const axis_t *ay, long iy,
+                         double *d)
+{
+    const double h = DIFF_H;
+    double gx = ax->g[ix], gy = ay->g[iy];
+    double m = q[0] * gx * gy + q[4];
+    d[0] = gx * gy;
+    d[1] = q[0] * gy * (ax->cp[ix] - ax->cm[ix]) / (2 * h);
+    d[2] = q[0] * gx * (ay->cp[iy] - ay->cm[iy]) / (2 * h);
+    d[3] = q[0] * (ax->sp[ix] * ay->sp[iy] - ax->sm[ix] * ay->sm[iy]) / (2 * h);
+    d[4] = 1;
     return m;
 }
 
@@ -120,9 +142,14 @@ static double peak_fwhm(const sk_image *img, const sk_background *bg, long i, do
     double pk = img->sci[i] - bg->level[i];
     double q[NPAR] = { pk * 2 * M_PI * (f / FWHM_PER_SIGMA_PX) * (f / FWHM_PER_SIGMA_PX),
                        (double)px, (double)py, f / FWHM_PER_SIGMA_PX, 0 };
+    if (2 * R + 1 > AXIS_MAX)
+        return 0;
+    axis_t ax, ay;
     for (int it = 0; it < 30; it++) {
         double ata[NPAR * NPAR] = { 0 }, atb[NPAR] = { 0 }, d[NPAR];
         long n = 0;
+        axis_fill(&ax, px - R, 2 * R + 1, q[1], q[3]);
+        axis_fill(&ay, py - R, 2 * R + 1, q[2], q[3]);
         for (long y = py - R; y <= py + R; y++)
             for (long x = px - R; x <= px + R; x++) {
                 if (x < 0 || y < 0 || x >= w || y >= h)
@@ -131,7 +158,8 @@ static double peak_fwhm(const sk_image *img, const sk_background *bg, long i, do
                 double dx = (double)(x - px), dy = (double)(y - py);
                 if (dx * dx + dy * dy > rfit * rfit || !sk_pixel_usable(img, j))
                     continue;
-                double r = img->sci[j] - bg->level[j] - core_model(q, (double)x, (double)y, d);
+                double r = img->sci[j] - bg->level[j] -
+                           core_model(q, &ax, x - (px - R), &ay, y - (py - R), d);
                 sk_normal_add(ata, atb, NPAR, 1, d, 1.0, &r);
                 n++;
             }
@@ -178,8 +206,25 @@ static double fwhm_mode(double *v, long n)
     return sk_median_sorted(v, m);
 }
 
+/* The peaks' FWHMs at one window, one peak per task, each into its own
+ * slot (the order of the results does not depend on the threads). */
+typedef struct {
+    const sk_image *img;
+    const sk_background *bg;
+    const peak_t *pk;
+    double f;
+    double *e;
+} peaks_job;
+
+static int fit_peak(long k, void *user)
+{
+    peaks_job *J = user;
+    J->e[k] = peak_fwhm(J->img, J->bg, J->pk[k].i, J->f, 0);
+    return SK_OK;
+}
+
 int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float *signif,
-                       double guess_px, double *fwhm_px)
+                       double guess_px, int threads, double *fwhm_px)
 {
     *fwhm_px = 0;
     double f = guess_px < SK_FWHM_MIN_PX ? SK_FWHM_MIN_PX : guess_px > SK_FWHM_MAX_PX ? SK_FWHM_MAX_PX
@@ -193,17 +238,20 @@ int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float
     if (n < 0)
         return sk_error(SK_EIO, "extraction: out of memory for the FWHM's peaks");
     double *v = malloc(sizeof *v * (size_t)(n ? n : 1));
-    if (!v) {
+    double *e = malloc(sizeof *e * (size_t)(n ? n : 1));
+    if (!v || !e) {
+        free(v);
+        free(e);
         free(pk);
         return sk_error(SK_EIO, "extraction: out of memory for the FWHM's peaks");
     }
     for (int iter = 0; iter < 12 && n >= 5; iter++) {
+        peaks_job J = {img, bg, pk, f, e};
+        (void)sk_parallel_for_each(n, threads, fit_peak, &J); /* fit_peak cannot fail */
         long m = 0;
-        for (long k = 0; k < n; k++) {
-            double e = peak_fwhm(img, bg, pk[k].i, f, 0);
-            if (e > 0.5 * SK_FWHM_MIN_PX && e < 2 * SK_FWHM_MAX_PX)
-                v[m++] = e;
-        }
+        for (long k = 0; k < n; k++)
+            if (e[k] > 0.5 * SK_FWHM_MIN_PX && e[k] < 2 * SK_FWHM_MAX_PX)
+                v[m++] = e[k];
         if (m < 5)
             break;
         double est = fwhm_mode(v, m);
@@ -219,6 +267,7 @@ int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float
             break;
     }
     free(v);
+    free(e);
     free(pk);
     return SK_OK;
 }

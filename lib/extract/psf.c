@@ -1313,12 +1313,12 @@ static int psf_geometry(sk_psf *psf, const sk_image *img, const sk_psf_params *p
  * variance, the model's components. */
 static int build_init(bctx *c, const sk_image *img, const sk_background *bg,
                       const sk_source_list *sources, const int32_t *segmap, const sk_psf_params *p,
-                      sk_psf *psf, int m, double locus, const long *idx, long nstar)
+                      sk_psf *psf, int m, double locus, const long *idx, long nstar, int threads)
 {
     long np = (long)psf->width * psf->height;
     c->img = img;
     c->level = bg ? bg->level : NULL;
-    c->var = bg ? sk_pixel_variance(img, bg) : NULL;
+    c->var = bg ? sk_pixel_variance_threads(img, bg, threads) : NULL;
     c->seg = segmap;
     c->psf = psf;
     c->m = m;
@@ -1500,7 +1500,7 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
         return sk_error(SK_EIO, "PSF: out of memory");
     }
     int m = psf_geometry(psf, img, p, locus, nstar, nloaded);
-    st = build_init(&c, img, bg, sources, segmap, p, psf, m, locus, idx, nstar);
+    st = build_init(&c, img, bg, sources, segmap, p, psf, m, locus, idx, nstar, threads);
     if (!st)
         st = sk_parallel_for_each(nstar, threads, cut_stamp, &c);
     if (!st)

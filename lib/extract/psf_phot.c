@@ -132,7 +132,7 @@ int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_b
 {
     if (l->n == 0)
         return SK_OK;
-    float *var = sk_pixel_variance(img, bg);
+    float *var = sk_pixel_variance_threads(img, bg, threads);
     double *xy = malloc(sizeof *xy * 2 * (size_t)l->n);
     if (!var || !xy) {
         free(var);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "core/bigbuf.h"
+#include "io/image_internal.h"
 #include "skystack/error.h"
 #include "skystack/image.h"
 #include "skystack/wcs.h"
@@ -43,7 +44,7 @@ int sk_flag_describe(sk_header *h)
     return SK_OK;
 }
 
-sk_image *sk_image_new(long width, long height)
+static sk_image *image_new(long width, long height, int clear)
 {
     if (width <= 0 || height <= 0) {
         sk_error(SK_EINPUT, "image: bad size %ld x %ld", width, height);
@@ -61,9 +62,10 @@ sk_image *sk_image_new(long width, long height)
     }
     img->width = width;
     img->height = height;
-    img->sci = sk_big_calloc(n, sizeof *img->sci);
-    img->weight = sk_big_calloc(n, sizeof *img->weight);
-    img->flags = sk_big_calloc(n, sizeof *img->flags);
+    void *(*alloc)(size_t, size_t) = clear ? sk_big_calloc : sk_big_malloc;
+    img->sci = alloc(n, sizeof *img->sci);
+    img->weight = alloc(n, sizeof *img->weight);
+    img->flags = alloc(n, sizeof *img->flags);
     img->header = sk_header_new();
     if (!img->sci || !img->weight || !img->flags || !img->header) {
         sk_image_free(img);
@@ -71,6 +73,16 @@ sk_image *sk_image_new(long width, long height)
         return NULL;
     }
     return img;
+}
+
+sk_image *sk_image_new(long width, long height)
+{
+    return image_new(width, height, 1);
+}
+
+sk_image *sk_image_new_unset(long width, long height)
+{
+    return image_new(width, height, 0);
 }
 
 void sk_image_free(sk_image *img)

@@ -188,6 +188,48 @@ static char **string_rows(const sk_column *c, long nrows)
     return rows;
 }
 
+/* The rows of t into the table HDU just created, in groups of the rows
+ * cfitsio's buffers hold (every column of a group before the next group:
+ * column by column, a table larger than the buffers is read back and
+ * rewritten once per column). */
+static int write_rows(fitsfile *fptr, const sk_table *t, const char *path)
+{
+    int status = 0;
+    long group = 0;
+    if (fits_get_rowsize(fptr, &group, &status) || group < 1)
+        group = 1;
+    status = 0;
+    char **rows = malloc((size_t)group * sizeof *rows); /* a string column's row pointers */
+    if (!rows)
+        return sk_error(SK_EIO, "%s: out of memory", path);
+    int rc = SK_OK;
+    for (long r0 = 0; r0 < t->nrows && !rc; r0 += group) {
+        long nr = t->nrows - r0 < group ? t->nrows - r0 : group;
+        for (int i = 0; i < t->ncols && !rc; i++) {
+            const sk_column *c = &t->cols[i];
+            char letter;
+            int datatype = fits_datatype(c->type, &letter);
+            if (c->type == SK_COL_STRING) {
+                for (long r = 0; r < nr; r++)
+                    rows[r] = (char *)c->data + (size_t)(r0 + r) * (size_t)(c->repeat + 1);
+                fits_write_col(fptr, TSTRING, i + 1, r0 + 1, 1, nr, rows, &status);
+            } else {
+                const char *first = (const char *)c->data +
+                                    (size_t)r0 * (size_t)c->repeat * elem_size(c->type);
+                fits_write_col(fptr, datatype, i + 1, r0 + 1, 1, (LONGLONG)nr * c->repeat,
+                               (void *)first, &status);
+            }
+            if (status) {
+                char what[128];
+                snprintf(what, sizeof what, "writing column %s", c->name);
+                rc = sk_fits_status_error(status, path, what);
+            }
+        }
+    }
+    free(rows);
+    return rc;
+}
+
 int sk_fits_table_write_hdu(fitsfile *fptr, const sk_table *t, const char *path)
 {
     int ncols = t->ncols;
@@ -240,28 +282,8 @@ int sk_fits_table_write_hdu(fitsfile *fptr, const sk_table *t, const char *path)
     }
     if (!rc)
         rc = sk_fits_write_cards(fptr, t->header, path);
-    for (int i = 0; i < ncols && !rc && t->nrows > 0; i++) {
-        const sk_column *c = &t->cols[i];
-        char letter;
-        int datatype = fits_datatype(c->type, &letter);
-        if (c->type == SK_COL_STRING) {
-            char **rows = string_rows(c, t->nrows);
-            if (!rows) {
-                rc = sk_error(SK_EIO, "%s: out of memory", path);
-                break;
-            }
-            fits_write_col(fptr, TSTRING, i + 1, 1, 1, t->nrows, rows, &status);
-            free(rows);
-        } else {
-            fits_write_col(fptr, datatype, i + 1, 1, 1, (LONGLONG)t->nrows * c->repeat, c->data,
-                           &status);
-        }
-        if (status) {
-            char what[128];
-            snprintf(what, sizeof what, "writing column %s", c->name);
-            rc = sk_fits_status_error(status, path, what);
-        }
-    }
+    if (!rc && t->nrows > 0)
+        rc = write_rows(fptr, t, path);
 done:
     free(ttype);
     free(tform);
