@@ -10,25 +10,14 @@
 #include "skystack/wcs.h"
 
 /* 1 when the two images have the same size and their WCSs put the same
- * sky at three pixels (within 1 milliarcsecond). */
+ * sky at the corners and the centre (within 1 milliarcsecond). */
 static int same_grid(const sk_image *a, const sk_image *b)
 {
     if (a->width != b->width || a->height != b->height)
         return 0;
     if (!a->wcs || !b->wcs)
         return !a->wcs && !b->wcs;
-    double x[3] = {0, (double)a->width - 1, 0}, y[3] = {0, 0, (double)a->height - 1};
-    double ra1[3], de1[3], ra2[3], de2[3];
-    if (sk_wcs_pix2sky(a->wcs, 3, x, y, ra1, de1) || sk_wcs_pix2sky(b->wcs, 3, x, y, ra2, de2)) {
-        sk_error_clear();
-        return 0;
-    }
-    for (int k = 0; k < 3; k++) {
-        double dra = fmod(ra1[k] - ra2[k] + 540.0, 360.0) - 180.0;
-        if (3600.0 * hypot(dra * cos(de1[k] * M_PI / 180.0), de1[k] - de2[k]) > 1e-3)
-            return 0;
-    }
-    return 1;
+    return sk_wcs_grid_offset_arcsec(a->wcs, b->wcs, a->width, a->height) <= 1e-3;
 }
 
 /* The band's significance per pixel, (S - sky) * sqrt(weight) (NaN where

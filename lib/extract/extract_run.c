@@ -72,6 +72,8 @@ int sk_extract_check(const sk_extract_request *rq, const sk_extract_settings *s)
     if (rq->update_header && rq->db)
         return sk_error(SK_EINPUT, "--update-header: only with --no-db (a registered image is not "
                                    "changed: its solved WCS is in the database and the .head product)");
+    if (rq->detect && rq->db)
+        return sk_error(SK_EINPUT, "--detect: dual-image mode is for files only (with --no-db)");
     if (rq->update_header && s->calib->nrefcat == 0)
         return sk_error(SK_EINPUT, "--update-header: no reference catalogue to solve the WCS with "
                                    "(--refcat or extraction.astrometry.refcat)");
@@ -169,6 +171,7 @@ void extract_made_clear(extract_made *M)
     sk_calib_free(M->cal);
     sk_extract_result_free(M->res);
     sk_image_free(M->img);
+    sk_image_free(M->det_img);
     memset(M, 0, sizeof *M);
 }
 
@@ -181,6 +184,38 @@ static int read_image(const sk_extract_request *rq, const char *path, sk_image *
     ro.noise_kind = rq->weight_kind;
     ro.mask_path = rq->mask;
     return sk_fits_read_image(path, &ro, img);
+}
+
+/* The largest WCS difference (in pixels of the measured image) allowed
+ * between the detection image and the measured one. */
+#define DUAL_GRID_TOLERANCE_PX 0.01
+
+/* Dual-image mode: the detection image, which must be on the grid of the
+ * measured image `img` (read from `image_path`). */
+static int read_detection_image(const sk_extract_request *rq, const char *image_path, const sk_image *img,
+                                sk_image **det)
+{
+    int rc = sk_fits_read_image(rq->detect, NULL, det);
+    if (rc)
+        return sk_error_context("--detect %s", rq->detect);
+    const sk_image *d = *det;
+    if (d->width != img->width || d->height != img->height)
+        return sk_error(SK_EINPUT, "--detect %s: the detection image is %ldx%ld pixels, the image %s %ldx%ld: "
+                                   "they must be on one grid", rq->detect, d->width, d->height, image_path,
+                        img->width, img->height);
+    if (!d->wcs != !img->wcs)
+        return sk_error(SK_EINPUT, "--detect %s: %s has a WCS and %s none: they must be on one grid", rq->detect,
+                        d->wcs ? rq->detect : image_path, d->wcs ? image_path : rq->detect);
+    if (d->wcs) {
+        double off = sk_wcs_grid_offset_arcsec(d->wcs, img->wcs, img->width, img->height);
+        double scale = sk_wcs_pixel_scale_arcsec(img->wcs, 0.5 * (double)(img->width - 1),
+                                                 0.5 * (double)(img->height - 1));
+        if (!(off <= DUAL_GRID_TOLERANCE_PX * scale))
+            return sk_error(SK_EINPUT, "--detect %s: its WCS differs from that of the image %s by %.3g arcsec "
+                                       "(%.3g px; at most %g px allowed): they must be on one grid",
+                            rq->detect, image_path, off, off / scale, DUAL_GRID_TOLERANCE_PX);
+    }
+    return SK_OK;
 }
 
 /* Background, detection, measurement, then the calibration (calib.h). */
@@ -197,7 +232,8 @@ static int extract_and_calibrate(const extract_job *J, const char *image_path, d
     *threshold_sigma = p.detect.threshold_sigma;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = sk_extract_run(img, &p, J->rq->threads, &M->res);
+    int rc = M->det_img ? sk_extract_run_dual(M->det_img, img, &p, J->rq->threads, &M->res)
+                        : sk_extract_run(img, &p, J->rq->threads, &M->res);
     if (rc)
         return sk_error_context("%s", image_path);
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -227,6 +263,9 @@ static int source_table(const extract_job *J, const extract_made *M, const char 
     sk_header *h = (*t)->header;
     sk_header_set_str(h, "PROVID", J->prov->id, "extraction provenance");
     sk_header_set_str(h, "IMAGE", sk_path_base_name(image_path), "image the sources come from");
+    if (J->rq->detect)
+        sk_header_set_str(h, "DETIMAGE", sk_path_base_name(J->rq->detect),
+                          "dual-image mode: detection image (positions, shapes)");
     sk_header_set_double(h, "GAIN", r->gain, "[e/adu] gain used (0 = none)");
     sk_header_set_double(h, "THRESH", threshold_sigma, "detection threshold, per-pixel background sigma");
     sk_header_set_double(h, "BKGMED", r->background->median_level, "[adu] median background");
@@ -240,8 +279,8 @@ int extract_inputs_of(const extract_job *J, const char *image_path, const char *
     const sk_calib_params *C = J->S->calib;
     const sk_extract_request *rq = J->rq;
     memset(X, 0, sizeof *X);
-    X->in = calloc((size_t)(3 + C->nrefcat), sizeof *X->in);
-    X->md5 = calloc((size_t)(3 + C->nrefcat), sizeof *X->md5);
+    X->in = calloc((size_t)(4 + C->nrefcat), sizeof *X->in);
+    X->md5 = calloc((size_t)(4 + C->nrefcat), sizeof *X->md5);
     if (!X->in || !X->md5)
         return sk_error(SK_EIO, "out of memory");
     static const char *const kinds[] = {"weight", "variance", "rms"};
@@ -251,6 +290,8 @@ int extract_inputs_of(const extract_job *J, const char *image_path, const char *
         X->in[X->n++] = (sk_input_file){NULL, rq->weight, NULL, kinds[kind]};
     if (rq->mask)
         X->in[X->n++] = (sk_input_file){NULL, rq->mask, NULL, "mask"};
+    if (rq->detect)
+        X->in[X->n++] = (sk_input_file){NULL, rq->detect, NULL, "detection"};
     X->npixels = X->n;
     /* the catalogue by its id and content digest, wherever it is */
     if (C->catalog) {
@@ -308,6 +349,8 @@ int extract_make_products(const extract_job *J, const extract_inputs *X, double 
     const char *image_path = X->in[0].path;
     double threshold_sigma = 0;
     int rc = read_image(J->rq, image_path, &M->img);
+    if (!rc && J->rq->detect)
+        rc = read_detection_image(J->rq, image_path, M->img, &M->det_img);
     if (rc)
         return rc;
     if ((rc = extract_and_calibrate(J, image_path, gain_fallback, M, &threshold_sigma)))
@@ -448,6 +491,38 @@ static int file_products_reusable(const extract_job *J, const extract_inputs *X,
                     X->in[0].path, J->prov->id, J->P.src, what);
 }
 
+/* Dual-image mode: the detection image enters the provenance by its
+ * content (parameter detection.md5) and by its own provenance (an
+ * upstream) when it has a sidecar. */
+static int add_detection_prov(const extract_job *J, const extract_inputs *X, sk_prov **prov)
+{
+    if (!J->rq->detect)
+        return SK_OK;
+    const char *md5 = NULL;
+    for (int i = 0; i < X->n; i++)
+        if (!strcmp(X->in[i].role, "detection"))
+            md5 = X->in[i].md5;
+    json_t *params = json_deep_copy((*prov)->parameters);
+    if (!params || json_object_set_new(params, "detection", json_pack("{s:s}", "md5", md5 ? md5 : "")))
+        return sk_error(SK_EIO, "out of memory");
+    sk_prov *p = NULL, *det_up = NULL;
+    int rc = sk_prov_new((*prov)->process, (*prov)->code_version, params, &p);
+    json_decref(params);
+    for (int u = 0; !rc && u < (*prov)->nupstreams; u++)
+        rc = sk_prov_add_upstream(p, (*prov)->upstreams[u]);
+    rc = rc ? rc : image_upstream(J->rq->detect, &det_up);
+    if (!rc && det_up)
+        rc = sk_prov_add_upstream(p, det_up);
+    sk_prov_free(det_up);
+    if (rc) {
+        sk_prov_free(p);
+        return rc;
+    }
+    sk_prov_free(*prov);
+    *prov = p;
+    return SK_OK;
+}
+
 static int extract_file_only(extract_job *J, sk_extract_outcome *out)
 {
     const char *path = J->rq->image;
@@ -461,6 +536,7 @@ static int extract_file_only(extract_job *J, sk_extract_outcome *out)
     rc = rc ? rc : image_upstream(path, &up);
     rc = rc ? rc : extract_make_prov(J->S, up, &J->prov);
     sk_prov_free(up);
+    rc = rc ? rc : add_detection_prov(J, &X, &J->prov);
     rc = rc ? rc : file_product_paths(J, path);
     int reuse = 0;
     rc = rc ? rc : file_products_reusable(J, &X, &reuse);

@@ -27,6 +27,7 @@ typedef struct extract_job {
 /* What the extraction of the pixels gives; free with extract_made_clear. */
 typedef struct extract_made {
     sk_image *img;
+    sk_image *det_img;            /* dual-image mode: the detection image */
     sk_extract_result *res;
     sk_calib *cal;
 } extract_made;

@@ -28,6 +28,8 @@ static const sk_opt options[] = {
     {"weight", 0, 1, "FILE", "separate weight (inverse-variance) image", NULL},
     {"weight-type", 0, 1, "TYPE", "what --weight holds: weight, variance or rms", NULL},
     {"mask", 0, 1, "FILE", "separate data-quality mask (non-zero = bad)", NULL},
+    {"detect", 0, 1, "FILE", "with --no-db: dual-image mode: detect on FILE (the same grid), measure on each image",
+     NULL},
     {"threshold", 0, 1, "SIGMA", "detection threshold per pixel", "extraction.detection.threshold_sigma"},
     {"min-area", 0, 1, "PX", "minimum detection area", "extraction.detection.min_area_px"},
     {"mesh", 0, 1, "PX", "background mesh size", "extraction.background.mesh_px"},
@@ -56,6 +58,7 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     else if (!strcmp(n, "hdu")) rq->hdu = arg;
     else if (!strcmp(n, "weight")) rq->weight = arg;
     else if (!strcmp(n, "mask")) rq->mask = arg;
+    else if (!strcmp(n, "detect")) rq->detect = arg;
     else if (!strcmp(n, "weight-type")) {
         if (!strcmp(arg, "weight"))
             rq->weight_kind = SK_NOISE_WEIGHT;
@@ -96,6 +99,8 @@ static int run(sk_cli *cli, extract_opts *o)
         return sk_error(SK_EINPUT, "no image given (paths, ids, or - to read them from stdin)");
     if (o->rq.outdir && !o->no_db)
         return sk_error(SK_EINPUT, "--outdir: only with --no-db (the database decides where products go)");
+    if (o->rq.detect && !o->no_db)
+        return sk_error(SK_EINPUT, "--detect: dual-image mode is for files only (with --no-db)");
     if (o->rq.update_header && !o->no_db)
         return sk_error(SK_EINPUT, "--update-header: only with --no-db (a registered image is not "
                                    "changed: its solved WCS is in the database and the .head product)");
