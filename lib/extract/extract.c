@@ -182,6 +182,11 @@ static int detect_two_pass(const sk_image *img, const sk_extract_params *p, int 
     double fwhm = p->fwhm_guess_px;
     sk_detect_params dp = p->detect;
     dp.fwhm_px = fwhm;
+    /* an image matched-filtered already (a chi2det image made with
+       --fwhm) is not filtered again */
+    double prefiltered = 0;
+    if (img->header && sk_header_get_double(img->header, "CHI2FWHM", &prefiltered) == 1 && prefiltered > 0)
+        dp.filter = 0;
     /* the first detection only finds the objects to mask and the peaks
        to measure the FWHM on: no deblending */
     sk_detect_params first = dp;
