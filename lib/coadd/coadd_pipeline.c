@@ -404,6 +404,8 @@ static int prepare_inputs(coadd_job *J)
         x->in.path = x->path;
         x->in.name = x->arg;
         x->in.read.hdu = J->rq->db ? NULL : J->rq->hdu;
+        x->in.read.noise_hdu = J->rq->db ? NULL : J->rq->weight_hdu;
+        x->in.read.mask_hdu = J->rq->db ? NULL : J->rq->mask_hdu;
         x->in.wcs = x->wcs;
         x->in.background_path = x->bkg;
         x->in.zero_point = x->zp;

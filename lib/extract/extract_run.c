@@ -74,6 +74,9 @@ int sk_extract_check(const sk_extract_request *rq, const sk_extract_settings *s)
                                    "changed: its solved WCS is in the database and the .head product)");
     if (rq->detect && rq->db)
         return sk_error(SK_EINPUT, "--detect: dual-image mode is for files only (with --no-db)");
+    if ((rq->weight_hdu || rq->mask_hdu) && rq->db)
+        return sk_error(SK_EINPUT, "--%s: only with --no-db (registered images hold WGT and FLG)",
+                        rq->weight_hdu ? "weight-hdu" : "mask-hdu");
     if (rq->update_header && s->calib->nrefcat == 0)
         return sk_error(SK_EINPUT, "--update-header: no reference catalogue to solve the WCS with "
                                    "(--refcat or extraction.astrometry.refcat)");
@@ -183,6 +186,8 @@ static int read_image(const sk_extract_request *rq, const char *path, sk_image *
     ro.noise_path = rq->weight;
     ro.noise_kind = rq->weight_kind;
     ro.mask_path = rq->mask;
+    ro.noise_hdu = rq->weight_hdu;
+    ro.mask_hdu = rq->mask_hdu;
     return sk_fits_read_image(path, &ro, img);
 }
 
@@ -491,26 +496,39 @@ static int file_products_reusable(const extract_job *J, const extract_inputs *X,
                     X->in[0].path, J->prov->id, J->P.src, what);
 }
 
-/* Dual-image mode: the detection image enters the provenance by its
- * content (parameter detection.md5) and by its own provenance (an
- * upstream) when it has a sidecar. */
-static int add_detection_prov(const extract_job *J, const extract_inputs *X, sk_prov **prov)
+/* What the request adds to the provenance in file-only mode: the HDUs
+ * named for the noise and the mask (parameters weight_hdu, mask_hdu); in
+ * dual-image mode the detection image, by its content (parameter
+ * detection.md5) and by its own provenance (an upstream) when it has a
+ * sidecar. */
+static int add_request_prov(const extract_job *J, const extract_inputs *X, sk_prov **prov)
 {
-    if (!J->rq->detect)
+    const sk_extract_request *rq = J->rq;
+    if (!rq->detect && !rq->weight_hdu && !rq->mask_hdu)
         return SK_OK;
     const char *md5 = NULL;
     for (int i = 0; i < X->n; i++)
         if (!strcmp(X->in[i].role, "detection"))
             md5 = X->in[i].md5;
     json_t *params = json_deep_copy((*prov)->parameters);
-    if (!params || json_object_set_new(params, "detection", json_pack("{s:s}", "md5", md5 ? md5 : "")))
+    int bad = !params;
+    if (!bad && rq->detect)
+        bad = json_object_set_new(params, "detection", json_pack("{s:s}", "md5", md5 ? md5 : ""));
+    if (!bad && rq->weight_hdu)
+        bad = json_object_set_new(params, "weight_hdu", json_string(rq->weight_hdu));
+    if (!bad && rq->mask_hdu)
+        bad = json_object_set_new(params, "mask_hdu", json_string(rq->mask_hdu));
+    if (bad) {
+        json_decref(params);
         return sk_error(SK_EIO, "out of memory");
+    }
     sk_prov *p = NULL, *det_up = NULL;
     int rc = sk_prov_new((*prov)->process, (*prov)->code_version, params, &p);
     json_decref(params);
     for (int u = 0; !rc && u < (*prov)->nupstreams; u++)
         rc = sk_prov_add_upstream(p, (*prov)->upstreams[u]);
-    rc = rc ? rc : image_upstream(J->rq->detect, &det_up);
+    if (!rc && J->rq->detect)
+        rc = image_upstream(J->rq->detect, &det_up);
     if (!rc && det_up)
         rc = sk_prov_add_upstream(p, det_up);
     sk_prov_free(det_up);
@@ -536,7 +554,7 @@ static int extract_file_only(extract_job *J, sk_extract_outcome *out)
     rc = rc ? rc : image_upstream(path, &up);
     rc = rc ? rc : extract_make_prov(J->S, up, &J->prov);
     sk_prov_free(up);
-    rc = rc ? rc : add_detection_prov(J, &X, &J->prov);
+    rc = rc ? rc : add_request_prov(J, &X, &J->prov);
     rc = rc ? rc : file_product_paths(J, path);
     int reuse = 0;
     rc = rc ? rc : file_products_reusable(J, &X, &reuse);

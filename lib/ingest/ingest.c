@@ -609,6 +609,8 @@ static int store_one(sk_db *db, const sk_config *cfg, const char *path, const ch
         ro.hdu = m->hdu.spec;
         ro.noise_path = weight;
         ro.mask_path = mask;
+        ro.noise_hdu = o->weight_hdu;
+        ro.mask_hdu = o->mask_hdu;
         if ((st = noise_kind_of(map_str(map, "noise_kind"), &ro.noise_kind)))
             return st;
         ro.mask_is_flags = map_bool(map, "mask_is_flags");
@@ -698,6 +700,12 @@ int sk_ingest_file(sk_db *db, const sk_config *cfg, const char *path, const sk_i
         file_exists(mask_buf))
         mask = mask_buf;
     int link = o->link >= 0 ? o->link : sk_config_bool(cfg, "preprocessing.link", 0);
+    if (link && (o->weight_hdu || o->mask_hdu)) {
+        free(hdus);
+        json_decref(map);
+        return sk_error(SK_EINPUT, "%s: --weight-hdu/--mask-hdu: not with --link (a linked file keeps its "
+                                   "own WGT and FLG)", path);
+    }
     if (link && (weight || mask || !is_skystack_layout(path))) {
         free(hdus);
         json_decref(map);

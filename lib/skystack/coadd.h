@@ -214,6 +214,10 @@ typedef struct sk_coadd_request {
     int no_psf;                      /* 1: inputs need no PSF (no coadd PSF) */
     const char *hdu;                 /* science HDU of the input files (NULL:
                                         SCI, else the first image) */
+    const char *weight_hdu;          /* without a database: the inputs' noise
+                                        plane HDU (in `weights` files, else in
+                                        the input file; NULL: found by name) */
+    const char *mask_hdu;            /* likewise the inputs' mask HDU */
     int skip_incomplete;             /* 1: inputs without the products of the
                                         configured extraction are left out
                                         (a selection), not an error */

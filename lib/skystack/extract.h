@@ -214,6 +214,9 @@ typedef struct sk_extract_request {
     const char *weight;          /* separate noise image, of kind weight_kind */
     int weight_kind;             /* enum sk_noise_kind (SK_NOISE_WEIGHT...) */
     const char *mask;            /* separate data-quality mask (non-zero = bad) */
+    const char *weight_hdu;      /* file-only: the noise plane's HDU (in `weight`,
+                                    else in the image file; NULL: found by name) */
+    const char *mask_hdu;        /* file-only: the mask's HDU, likewise */
     const char *detect;          /* dual-image mode (file-only): detect on this
                                     image (same size and grid), measure on `image` */
     const char *outdir;          /* file-only mode: products there, not beside the image */

@@ -28,6 +28,9 @@ static const sk_opt options[] = {
     {"weight", 0, 1, "FILE", "separate weight (inverse-variance) image", NULL},
     {"weight-type", 0, 1, "TYPE", "what --weight holds: weight, variance or rms", NULL},
     {"mask", 0, 1, "FILE", "separate data-quality mask (non-zero = bad)", NULL},
+    {"weight-hdu", 0, 1, "HDU", "with --no-db: HDU (name or number) of the noise plane, in --weight's file "
+     "or else in the image's", NULL},
+    {"mask-hdu", 0, 1, "HDU", "with --no-db: HDU of the mask, in --mask's file or else in the image's", NULL},
     {"detect", 0, 1, "FILE", "with --no-db: dual-image mode: detect on FILE (the same grid), measure on each image",
      NULL},
     {"threshold", 0, 1, "SIGMA", "detection threshold per pixel", "extraction.detection.threshold_sigma"},
@@ -59,6 +62,8 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     else if (!strcmp(n, "weight")) rq->weight = arg;
     else if (!strcmp(n, "mask")) rq->mask = arg;
     else if (!strcmp(n, "detect")) rq->detect = arg;
+    else if (!strcmp(n, "weight-hdu")) rq->weight_hdu = arg;
+    else if (!strcmp(n, "mask-hdu")) rq->mask_hdu = arg;
     else if (!strcmp(n, "weight-type")) {
         if (!strcmp(arg, "weight"))
             rq->weight_kind = SK_NOISE_WEIGHT;
@@ -101,6 +106,9 @@ static int run(sk_cli *cli, extract_opts *o)
         return sk_error(SK_EINPUT, "--outdir: only with --no-db (the database decides where products go)");
     if (o->rq.detect && !o->no_db)
         return sk_error(SK_EINPUT, "--detect: dual-image mode is for files only (with --no-db)");
+    if ((o->rq.weight_hdu || o->rq.mask_hdu) && !o->no_db)
+        return sk_error(SK_EINPUT, "--%s: only with --no-db (registered images hold WGT and FLG)",
+                        o->rq.weight_hdu ? "weight-hdu" : "mask-hdu");
     if (o->rq.update_header && !o->no_db)
         return sk_error(SK_EINPUT, "--update-header: only with --no-db (a registered image is not "
                                    "changed: its solved WCS is in the database and the .head product)");
