@@ -77,6 +77,11 @@ int sk_extract_check(const sk_extract_request *rq, const sk_extract_settings *s)
     if ((rq->weight_hdu || rq->mask_hdu) && rq->db)
         return sk_error(SK_EINPUT, "--%s: only with --no-db (registered images hold WGT and FLG)",
                         rq->weight_hdu ? "weight-hdu" : "mask-hdu");
+    if (rq->tpv_head && rq->db)
+        return sk_error(SK_EINPUT, "--tpv-head: only with --no-db");
+    if (rq->tpv_head && s->calib->nrefcat == 0)
+        return sk_error(SK_EINPUT, "--tpv-head: no reference catalogue to solve the WCS with "
+                                   "(--refcat or extraction.astrometry.refcat)");
     if (rq->update_header && s->calib->nrefcat == 0)
         return sk_error(SK_EINPUT, "--update-header: no reference catalogue to solve the WCS with "
                                    "(--refcat or extraction.astrometry.refcat)");
@@ -164,9 +169,26 @@ int extract_ensure_regions(const extract_job *J)
 
 void extract_remove_products(const extract_products *P)
 {
-    const char *paths[] = {P->src, P->bkg, P->reg, P->psf, P->head};
-    for (int i = 0; i < 5; i++)
-        sk_path_remove_product(paths[i]);
+    const char *paths[] = {P->src, P->bkg, P->reg, P->psf, P->head, P->tpv};
+    for (int i = 0; i < 6; i++)
+        if (paths[i][0])
+            sk_path_remove_product(paths[i]);
+}
+
+/* The solved WCS of the .head product also as TPV (wcs_tpv.c), with its
+ * sidecar, when the request asks for it and it is not there yet. */
+static int ensure_tpv_head(const extract_job *J, const sk_input_file *in, int nin)
+{
+    if (!J->rq->tpv_head || !J->P.tpv[0] || !sk_path_is_file(J->P.head) || sk_path_is_file(J->P.tpv))
+        return SK_OK;
+    sk_header *h = NULL, *tpv = NULL;
+    int rc = sk_header_read_cards_file(J->P.head, &h);
+    rc = rc ? rc : sk_wcs_header_to_tpv(h, &tpv);
+    rc = rc ? rc : sk_header_write_cards_file(J->P.tpv, tpv);
+    rc = rc ? rc : sk_sidecar_write(J->P.tpv, "world_coordinates", J->prov, in, nin);
+    sk_header_free(h);
+    sk_header_free(tpv);
+    return rc ? sk_error_context("%s", J->P.tpv) : SK_OK;
 }
 
 void extract_made_clear(extract_made *M)
@@ -345,6 +367,7 @@ static int write_products(const extract_job *J, const extract_made *M, const ext
     }
     if (!rc && J->rq->regions)
         rc = write_regions(P->reg, t);
+    rc = rc ? rc : ensure_tpv_head(J, X->in, X->n);
     return rc;
 }
 
@@ -378,6 +401,8 @@ void extract_fill_outcome(const extract_job *J, int reused, sk_extract_outcome *
     snprintf(out->regions, sizeof out->regions, "%s", J->rq->regions ? J->P.reg : "");
     snprintf(out->psf, sizeof out->psf, "%s", sk_path_is_file(J->P.psf) ? J->P.psf : "");
     snprintf(out->head, sizeof out->head, "%s", sk_path_is_file(J->P.head) ? J->P.head : "");
+    snprintf(out->tpv_head, sizeof out->tpv_head, "%s",
+             J->P.tpv[0] && sk_path_is_file(J->P.tpv) ? J->P.tpv : "");
 }
 
 /* ---- the file-only mode ---- */
@@ -419,6 +444,8 @@ static int file_product_paths(extract_job *J, const char *path)
     rc = rc ? rc : sk_path_format(P->reg, sizeof P->reg, "%s.%s.reg", base, prefix);
     rc = rc ? rc : sk_path_format(P->psf, sizeof P->psf, "%s.%s.psf", base, prefix);
     rc = rc ? rc : sk_path_format(P->head, sizeof P->head, "%s.%s.head", base, prefix);
+    if (!rc && J->rq->tpv_head)
+        rc = sk_path_format(P->tpv, sizeof P->tpv, "%s.%s.tpv.head", base, prefix);
     return rc;
 }
 
@@ -464,6 +491,8 @@ static int update_image_header(const extract_job *J, extract_inputs *X, const ch
     rc = rc ? rc : sk_md5_file(path, X->md5[0]);
     rc = rc ? rc : sk_sidecar_write(J->P.src, "source_list", J->prov, X->in, X->n);
     rc = rc ? rc : sk_sidecar_write(J->P.head, "world_coordinates", J->prov, X->in, X->n);
+    if (!rc && J->P.tpv[0] && sk_path_is_file(J->P.tpv))
+        rc = sk_sidecar_write(J->P.tpv, "world_coordinates", J->prov, X->in, X->n);
     return rc;
 }
 
@@ -561,6 +590,7 @@ static int extract_file_only(extract_job *J, sk_extract_outcome *out)
     if (!rc && reuse) {
         sk_info("%s: extraction %s exists already", path, J->prov->id);
         rc = extract_ensure_regions(J);
+        rc = rc ? rc : ensure_tpv_head(J, X.in, X.n);
         rc = rc ? rc : update_image_header(J, &X, path);
         if (!rc)
             extract_fill_outcome(J, 1, out);

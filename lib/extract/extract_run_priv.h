@@ -13,6 +13,8 @@
 typedef struct extract_products {
     char src[4200], bkg[4200], reg[4200];
     char psf[4200], head[4200];
+    char tpv[4200];               /* file-only mode with request.tpv_head: the
+                                     solved WCS as TPV ("" otherwise) */
 } extract_products;
 
 /* One image being extracted: the request, its settings, the provenance

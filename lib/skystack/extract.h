@@ -223,6 +223,8 @@ typedef struct sk_extract_request {
     int regions;                 /* 1: also a ds9 region file of the detections */
     int full_background;         /* 1: background product with full-resolution maps */
     int update_header;           /* file-only mode: the solved WCS into the image's header */
+    int tpv_head;                /* file-only mode: the solved WCS also as TPV
+                                    (BASE.PROV8.tpv.head, for SWarp and SCAMP) */
     int threads;                 /* >= 1 */
     int replace;                 /* file-only mode: products of the same provenance
                                     made from other inputs are made anew over them
@@ -240,6 +242,7 @@ typedef struct sk_extract_outcome {
     char regions[4200];          /* with request.regions */
     char psf[4200];              /* when the image had enough stars */
     char head[4200];             /* the solved WCS, with a reference catalog */
+    char tpv_head[4200];         /* with request.tpv_head: the solved WCS as TPV */
 } sk_extract_outcome;
 
 /* Check a request against its settings (file-only options with a

@@ -23,6 +23,8 @@ static const sk_opt options[] = {
     {"regions", 0, 0, NULL, "also write a ds9 region file of the detections", NULL},
     {"full-background", 0, 0, NULL, "background product with full-resolution maps, not only the mesh", NULL},
     {"update-header", 0, 0, NULL, "with --no-db: also write the solved WCS into each image's header", NULL},
+    {"tpv-head", 0, 0, NULL, "with --no-db: also write the solved WCS as TPV (.tpv.head, for SWarp and SCAMP)",
+     NULL},
     {"outdir", 'o', 1, "DIR", "with --no-db: write the products in DIR instead", NULL},
     {"hdu", 0, 1, "HDU", "science HDU (name or number) of the image files", NULL},
     {"weight", 0, 1, "FILE", "separate weight (inverse-variance) image", NULL},
@@ -56,6 +58,7 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     if (!strcmp(n, "no-db")) o->no_db = 1;
     else if (!strcmp(n, "regions")) rq->regions = 1;
     else if (!strcmp(n, "update-header")) rq->update_header = 1;
+    else if (!strcmp(n, "tpv-head")) rq->tpv_head = 1;
     else if (!strcmp(n, "full-background")) rq->full_background = 1;
     else if (!strcmp(n, "outdir")) rq->outdir = arg;
     else if (!strcmp(n, "hdu")) rq->hdu = arg;
@@ -90,8 +93,8 @@ static int process(sk_extract_request *rq, const char *image)
         sk_error_clear();
         return rc;
     }
-    const char *paths[] = {out.source_list, out.background, out.regions, out.psf, out.head};
-    for (int i = 0; i < 5; i++)
+    const char *paths[] = {out.source_list, out.background, out.regions, out.psf, out.head, out.tpv_head};
+    for (int i = 0; i < 6; i++)
         if (paths[i][0])
             printf("%s\n", paths[i]);
     fflush(stdout);
@@ -109,6 +112,8 @@ static int run(sk_cli *cli, extract_opts *o)
     if ((o->rq.weight_hdu || o->rq.mask_hdu) && !o->no_db)
         return sk_error(SK_EINPUT, "--%s: only with --no-db (registered images hold WGT and FLG)",
                         o->rq.weight_hdu ? "weight-hdu" : "mask-hdu");
+    if (o->rq.tpv_head && !o->no_db)
+        return sk_error(SK_EINPUT, "--tpv-head: only with --no-db");
     if (o->rq.update_header && !o->no_db)
         return sk_error(SK_EINPUT, "--update-header: only with --no-db (a registered image is not "
                                    "changed: its solved WCS is in the database and the .head product)");
