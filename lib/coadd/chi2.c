@@ -8,33 +8,45 @@
 #include "skystack/error.h"
 #include "skystack/header.h"
 #include "skystack/wcs.h"
+#include "extract/extract_internal.h"
 
 /* 1 when the two images have the same size and their WCSs put the same
- * sky at three pixels (within 1 milliarcsecond). */
+ * sky at the corners and the centre (within 1 milliarcsecond). */
 static int same_grid(const sk_image *a, const sk_image *b)
 {
     if (a->width != b->width || a->height != b->height)
         return 0;
     if (!a->wcs || !b->wcs)
         return !a->wcs && !b->wcs;
-    double x[3] = {0, (double)a->width - 1, 0}, y[3] = {0, 0, (double)a->height - 1};
-    double ra1[3], de1[3], ra2[3], de2[3];
-    if (sk_wcs_pix2sky(a->wcs, 3, x, y, ra1, de1) || sk_wcs_pix2sky(b->wcs, 3, x, y, ra2, de2)) {
-        sk_error_clear();
-        return 0;
-    }
-    for (int k = 0; k < 3; k++) {
-        double dra = fmod(ra1[k] - ra2[k] + 540.0, 360.0) - 180.0;
-        if (3600.0 * hypot(dra * cos(de1[k] * M_PI / 180.0), de1[k] - de2[k]) > 1e-3)
-            return 0;
-    }
-    return 1;
+    return sk_wcs_grid_offset_arcsec(a->wcs, b->wcs, a->width, a->height) <= 1e-3;
 }
 
 /* The band's significance per pixel, (S - sky) * sqrt(weight) (NaN where
  * there is no data), rescaled so that its robust spread (1.4826 MAD) is 1:
  * sky is the median of the band's good pixels. */
-static int band_significance(const sk_image *b, double *z, double *scale)
+/* The band's matched-filter significance per pixel (NaN where there is no
+ * data): extract's background, then its Gaussian matched filter of FWHM
+ * fwhm_px normalised by the filtered noise (a detection with no threshold
+ * reached, for its significance map). */
+static int band_filtered(const sk_image *b, double fwhm_px, double *z)
+{
+    sk_background_params bp;
+    sk_background_params_default(&bp);
+    sk_background *bg = NULL;
+    sk_detection *det = NULL;
+    sk_detect_params dp = {.threshold_sigma = 1e30, .min_area_px = 1 << 30, .filter = 1, .fwhm_px = fwhm_px,
+                           .deblend_levels = 1, .deblend_contrast = 1};
+    int rc = sk_background_estimate(b, &bp, 1, &bg);
+    rc = rc ? rc : sk_detect(b, bg, &dp, 1, &det);
+    size_t n = (size_t)b->width * (size_t)b->height;
+    for (size_t i = 0; !rc && i < n; i++)
+        z[i] = det->variance[i] > 0 && isfinite(det->signif[i]) ? det->signif[i] : NAN;
+    sk_detection_free(det);
+    sk_background_free(bg);
+    return rc;
+}
+
+static int band_significance(const sk_image *b, double fwhm_px, double *z, double *scale)
 {
     size_t n = (size_t)b->width * (size_t)b->height, m = 0;
     double *v = malloc(sizeof *v * (n ? n : 1));
@@ -48,12 +60,18 @@ static int band_significance(const sk_image *b, double *z, double *scale)
         return sk_error(SK_EINPUT, "chi2: a band has %zu pixels with data (16 needed)", m);
     }
     double sky = sk_median_double(v, (long)m), med, sig;
+    int rc = fwhm_px > 0 ? band_filtered(b, fwhm_px, z) : SK_OK;
     m = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; !rc && i < n; i++) {
         int good = b->weight[i] > 0 && isfinite(b->sci[i]);
-        z[i] = good ? (b->sci[i] - sky) * sqrt((double)b->weight[i]) : NAN;
-        if (good)
+        if (fwhm_px <= 0)
+            z[i] = good ? (b->sci[i] - sky) * sqrt((double)b->weight[i]) : NAN;
+        if (good && isfinite(z[i]))
             v[m++] = z[i];
+    }
+    if (rc) {
+        free(v);
+        return rc;
     }
     sk_median_mad(v, (long)m, &med, &sig);
     free(v);
@@ -71,11 +89,13 @@ static double wilson_hilferty(double chi2, int k)
 }
 
 /* The header of the detection image: the first band's WCS and what it is. */
-static int chi2_header(const sk_image *const *bands, int n, sk_image *out)
+static int chi2_header(const sk_image *const *bands, int n, double fwhm_px, sk_image *out)
 {
     int rc = bands[0]->wcs ? sk_wcs_to_header(bands[0]->wcs, out->header) : SK_OK;
     rc = rc ? rc : sk_header_set_str(out->header, "DETIMAGE", "CHI2", "multi-band chi^2 detection image");
     rc = rc ? rc : sk_header_set_long(out->header, "CHI2NBND", n, "bands combined");
+    rc = rc ? rc : sk_header_set_double(out->header, "CHI2FWHM", fwhm_px > 0 ? fwhm_px : 0,
+                                        "[px] matched filter of the bands (0: none)");
     for (int b = 0; !rc && b < n; b++) {
         char key[32], filter[72] = "";
         if (sk_header_get_str(bands[b]->header, "FILTER", filter, sizeof filter) != 1)
@@ -91,7 +111,7 @@ static int chi2_header(const sk_image *const *bands, int n, sk_image *out)
     return rc;
 }
 
-int sk_chi2_detection(const sk_image *const *bands, int n, sk_image **out)
+int sk_chi2_detection(const sk_image *const *bands, int n, double fwhm_px, sk_image **out)
 {
     *out = NULL;
     if (n < 2)
@@ -109,7 +129,7 @@ int sk_chi2_detection(const sk_image *const *bands, int n, sk_image **out)
     int rc = det && z && sum && k ? SK_OK : sk_error(SK_EIO, "chi2: out of memory");
     for (int b = 0; !rc && b < n; b++) {
         double scale;
-        rc = band_significance(bands[b], z, &scale);
+        rc = band_significance(bands[b], fwhm_px, z, &scale);
         for (size_t i = 0; !rc && i < npx; i++) {
             if (isfinite(z[i])) {
                 sum[i] += z[i] * z[i];
@@ -126,7 +146,7 @@ int sk_chi2_detection(const sk_image *const *bands, int n, sk_image **out)
         else if (!det->flags[i])
             det->flags[i] = SK_FLAG_EDGE;
     }
-    rc = rc ? rc : chi2_header(bands, n, det);
+    rc = rc ? rc : chi2_header(bands, n, fwhm_px, det);
     if (!rc && bands[0]->wcs && !(det->wcs = sk_wcs_copy(bands[0]->wcs)))
         rc = sk_error(SK_EIO, "chi2: out of memory");
     free(z);

@@ -406,6 +406,8 @@ static int prepare_inputs(coadd_job *J)
         x->in.path = x->path;
         x->in.name = x->arg;
         x->in.read.hdu = J->rq->db ? NULL : J->rq->hdu;
+        x->in.read.noise_hdu = J->rq->db ? NULL : J->rq->weight_hdu;
+        x->in.read.mask_hdu = J->rq->db ? NULL : J->rq->mask_hdu;
         x->in.wcs = x->wcs;
         x->in.background_path = x->bkg;
         x->in.zero_point = x->zp;
@@ -658,11 +660,28 @@ static int compute_coadd(coadd_job *J, const sk_coadd_made *out)
     return sk_coadd_write(out->path, J->res, &wo);
 }
 
+/* The HDUs of the coadd file, described in its sidecar ("planes"): with
+ * a proper coadd, its score image SCORE. */
+static int record_planes(const char *path, const sk_coadd_result *r)
+{
+    json_t *planes = json_pack("{s:s, s:s, s:s, s:s}", "SCI", "science, counts at MAGZERO", "WGT",
+                               "inverse variance of SCI; 0 = no data", "FLG", "flag bits (FLAGBITn)", "NIMG",
+                               "number of inputs combined in each pixel");
+    if (planes && r->score)
+        json_object_set_new(planes, "SCORE",
+                            json_string("score image S of the proper coadd: a point source's matched-filter "
+                                        "SNR at its position, unit variance on blank sky (SCORENRM = SNR)"));
+    if (!planes)
+        return sk_error(SK_EIO, "%s: out of memory", path);
+    return sk_sidecar_set(path, "planes", planes);
+}
+
 /* The coadd's sidecar and its PSF with its own. */
 static int write_sidecar_and_psf(coadd_job *J, const sk_coadd_made *out)
 {
     int n = J->n;
     int rc = sk_sidecar_write(out->path, "coadd", J->prov, J->files, J->nfiles);
+    rc = rc ? rc : record_planes(out->path, J->res);
     J->psf_fwhm_arcsec = NAN;
     if (!rc && !J->rq->no_psf)
         rc = write_coadd_psf(J->it, n, J->grid, J->res, J->prov, J->files, J->nfiles, out->path, J->psf_path,

@@ -158,37 +158,41 @@ void sk_extract_result_free(sk_extract_result *r)
     free(r);
 }
 
-int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
-                   sk_extract_result **out)
+/* The gain of an image (e-/ADU): the parameters', else its header's, else 0. */
+static double image_gain(const sk_image *img, const sk_extract_params *p)
 {
-    *out = NULL;
-    sk_extract_result *r = calloc(1, sizeof *r);
-    if (!r)
-        return sk_error(SK_EIO, "extraction: out of memory");
+    double g;
+    if (p->gain > 0)
+        return p->gain;
+    if (img->header && p->gain_key[0] && sk_header_get_double(img->header, p->gain_key, &g) == 1 && g > 0 &&
+        isfinite(g))
+        return g;
+    return 0;
+}
+
+/* Background and detection of `img` in two passes, the matched filter's
+ * FWHM measured between them: r's background, detection, fwhm_px and gain. */
+static int detect_two_pass(const sk_image *img, const sk_extract_params *p, int threads, sk_extract_result *r)
+{
     /* a quick first background (every other pixel) for the first detection */
     sk_background_params quick = p->background;
     quick.sample_step = 2;
     int st = sk_background_estimate(img, &quick, threads, &r->background);
-    double gain = p->gain;
-    if (!(gain > 0)) {
-        gain = 0;
-        double g;
-        if (img->header && p->gain_key[0] && sk_header_get_double(img->header, p->gain_key, &g) == 1 &&
-            g > 0 && isfinite(g))
-            gain = g;
-    }
-    r->gain = gain;
+    r->gain = image_gain(img, p);
     double fwhm = p->fwhm_guess_px;
     sk_detect_params dp = p->detect;
     dp.fwhm_px = fwhm;
+    /* an image matched-filtered already (a chi2det image made with
+       --fwhm) is not filtered again */
+    double prefiltered = 0;
+    if (img->header && sk_header_get_double(img->header, "CHI2FWHM", &prefiltered) == 1 && prefiltered > 0)
+        dp.filter = 0;
     /* the first detection only finds the objects to mask and the peaks
        to measure the FWHM on: no deblending */
     sk_detect_params first = dp;
     first.deblend_levels = 1;
     if (!st)
         st = sk_detect(img, r->background, &first, threads, &r->detection);
-    sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius,
-                             gain, fwhm, 0 };
     /* The FWHM from the data: the mode of the bright round peaks' FWHMs,
        the window iterated from the guess (the first detection's filter
        only has to find the peaks). */
@@ -226,11 +230,85 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
             st = sk_detect(img, r->background, &dp, threads, &r->detection);
         }
     }
+    r->fwhm_px = fwhm;
+    return st;
+}
+
+int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
+                   sk_extract_result **out)
+{
+    *out = NULL;
+    sk_extract_result *r = calloc(1, sizeof *r);
+    if (!r)
+        return sk_error(SK_EIO, "extraction: out of memory");
+    int st = detect_two_pass(img, p, threads, r);
     if (!st) {
-        mp.fwhm_px = fwhm;
-        r->fwhm_px = fwhm;
+        sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius,
+                                 r->gain, r->fwhm_px, 0 };
         st = sk_measure(img, r->background, r->detection, &mp, threads, &r->sources);
     }
+    if (st) {
+        sk_extract_result_free(r);
+        return st;
+    }
+    *out = r;
+    return SK_OK;
+}
+
+/* The background of the measurement image without the detection image's
+ * (dilated) objects. */
+static int measurement_background(const sk_image *img, const sk_extract_result *d, const sk_extract_params *p,
+                                  int threads, sk_background **out)
+{
+    uint8_t *mask = sk_detection_mask(d->detection, (int)ceil(2.0 * d->fwhm_px));
+    if (!mask)
+        return sk_error(SK_EIO, "extraction: out of memory");
+    int st = sk_background_estimate_masked(img, mask, &p->background, threads, out);
+    free(mask);
+    if (st == SK_EINPUT) {
+        sk_error_clear();
+        st = sk_background_estimate(img, &p->background, threads, out);
+    }
+    return st;
+}
+
+int sk_extract_run_dual(const sk_image *det_img, const sk_image *img, const sk_extract_params *p, int threads,
+                        sk_extract_result **out)
+{
+    *out = NULL;
+    if (det_img->width != img->width || det_img->height != img->height)
+        return sk_error(SK_EINPUT, "extraction: the detection image is %ldx%ld, the measurement image %ldx%ld",
+                        det_img->width, det_img->height, img->width, img->height);
+    sk_extract_result *r = calloc(1, sizeof *r), *d = calloc(1, sizeof *d);
+    if (!r || !d) {
+        free(r);
+        free(d);
+        return sk_error(SK_EIO, "extraction: out of memory");
+    }
+    /* the detection image's gain from its own header only */
+    sk_extract_params dpar = *p;
+    dpar.gain = 0;
+    int st = detect_two_pass(det_img, &dpar, threads, d);
+    st = st ? st : measurement_background(img, d, p, threads, &r->background);
+    if (!st) {
+        r->gain = image_gain(img, p);
+        r->fwhm_px = d->fwhm_px;
+        sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius,
+                                 d->gain, d->fwhm_px, 0 };
+        st = sk_measure_dual(det_img, d->background, d->detection, &mp, img, r->background, r->gain, threads,
+                             &r->sources);
+    }
+    if (!st) {
+        /* the segmentation stays; the variance becomes the measurement
+           image's (what the calibration measures on) */
+        r->detection = d->detection;
+        d->detection = NULL;
+        free(r->detection->variance);
+        r->detection->variance = sk_pixel_variance(img, r->background);
+        if (!r->detection->variance)
+            st = sk_error(SK_EIO, "extraction: out of memory");
+    }
+    sk_extract_result_free(d);
     if (st) {
         sk_extract_result_free(r);
         return st;

@@ -99,6 +99,16 @@ int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_de
                        const sk_measure_params *p, int threads, const long *which,
                        long nwhich, sk_source_list **out);
 
+/* Dual-image mode: the objects of `det`, detected on `img` (background
+ * `bg`), measured with their positions, shapes, flags, Kron radii and
+ * apertures from `img` and their fluxes, flux errors, peaks and
+ * backgrounds from `phot` (the same size, on the same grid) with its
+ * background `phot_bg`; `phot_gain` (e-/ADU, <= 0: none) gives the
+ * Poisson noise of phot's fluxes, p->gain that of img. */
+int sk_measure_dual(const sk_image *img, const sk_background *bg, const sk_detection *det,
+                    const sk_measure_params *p, const sk_image *phot, const sk_background *phot_bg,
+                    double phot_gain, int threads, sk_source_list **out);
+
 void sk_source_list_free(sk_source_list *l);
 
 /* Overlap area of the pixel [x0,x1]x[y0,y1] with the circle of radius r

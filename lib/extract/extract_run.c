@@ -72,6 +72,16 @@ int sk_extract_check(const sk_extract_request *rq, const sk_extract_settings *s)
     if (rq->update_header && rq->db)
         return sk_error(SK_EINPUT, "--update-header: only with --no-db (a registered image is not "
                                    "changed: its solved WCS is in the database and the .head product)");
+    if (rq->detect && rq->db)
+        return sk_error(SK_EINPUT, "--detect: dual-image mode is for files only (with --no-db)");
+    if ((rq->weight_hdu || rq->mask_hdu) && rq->db)
+        return sk_error(SK_EINPUT, "--%s: only with --no-db (registered images hold WGT and FLG)",
+                        rq->weight_hdu ? "weight-hdu" : "mask-hdu");
+    if (rq->tpv_head && rq->db)
+        return sk_error(SK_EINPUT, "--tpv-head: only with --no-db");
+    if (rq->tpv_head && s->calib->nrefcat == 0)
+        return sk_error(SK_EINPUT, "--tpv-head: no reference catalogue to solve the WCS with "
+                                   "(--refcat or extraction.astrometry.refcat)");
     if (rq->update_header && s->calib->nrefcat == 0)
         return sk_error(SK_EINPUT, "--update-header: no reference catalogue to solve the WCS with "
                                    "(--refcat or extraction.astrometry.refcat)");
@@ -159,9 +169,26 @@ int extract_ensure_regions(const extract_job *J)
 
 void extract_remove_products(const extract_products *P)
 {
-    const char *paths[] = {P->src, P->bkg, P->reg, P->psf, P->head};
-    for (int i = 0; i < 5; i++)
-        sk_path_remove_product(paths[i]);
+    const char *paths[] = {P->src, P->bkg, P->reg, P->psf, P->head, P->tpv};
+    for (int i = 0; i < 6; i++)
+        if (paths[i][0])
+            sk_path_remove_product(paths[i]);
+}
+
+/* The solved WCS of the .head product also as TPV (wcs_tpv.c), with its
+ * sidecar, when the request asks for it and it is not there yet. */
+static int ensure_tpv_head(const extract_job *J, const sk_input_file *in, int nin)
+{
+    if (!J->rq->tpv_head || !J->P.tpv[0] || !sk_path_is_file(J->P.head) || sk_path_is_file(J->P.tpv))
+        return SK_OK;
+    sk_header *h = NULL, *tpv = NULL;
+    int rc = sk_header_read_cards_file(J->P.head, &h);
+    rc = rc ? rc : sk_wcs_header_to_tpv(h, &tpv);
+    rc = rc ? rc : sk_header_write_cards_file(J->P.tpv, tpv);
+    rc = rc ? rc : sk_sidecar_write(J->P.tpv, "world_coordinates", J->prov, in, nin);
+    sk_header_free(h);
+    sk_header_free(tpv);
+    return rc ? sk_error_context("%s", J->P.tpv) : SK_OK;
 }
 
 void extract_made_clear(extract_made *M)
@@ -169,6 +196,7 @@ void extract_made_clear(extract_made *M)
     sk_calib_free(M->cal);
     sk_extract_result_free(M->res);
     sk_image_free(M->img);
+    sk_image_free(M->det_img);
     memset(M, 0, sizeof *M);
 }
 
@@ -180,7 +208,41 @@ static int read_image(const sk_extract_request *rq, const char *path, sk_image *
     ro.noise_path = rq->weight;
     ro.noise_kind = rq->weight_kind;
     ro.mask_path = rq->mask;
+    ro.noise_hdu = rq->weight_hdu;
+    ro.mask_hdu = rq->mask_hdu;
     return sk_fits_read_image(path, &ro, img);
+}
+
+/* The largest WCS difference (in pixels of the measured image) allowed
+ * between the detection image and the measured one. */
+#define DUAL_GRID_TOLERANCE_PX 0.01
+
+/* Dual-image mode: the detection image, which must be on the grid of the
+ * measured image `img` (read from `image_path`). */
+static int read_detection_image(const sk_extract_request *rq, const char *image_path, const sk_image *img,
+                                sk_image **det)
+{
+    int rc = sk_fits_read_image(rq->detect, NULL, det);
+    if (rc)
+        return sk_error_context("--detect %s", rq->detect);
+    const sk_image *d = *det;
+    if (d->width != img->width || d->height != img->height)
+        return sk_error(SK_EINPUT, "--detect %s: the detection image is %ldx%ld pixels, the image %s %ldx%ld: "
+                                   "they must be on one grid", rq->detect, d->width, d->height, image_path,
+                        img->width, img->height);
+    if (!d->wcs != !img->wcs)
+        return sk_error(SK_EINPUT, "--detect %s: %s has a WCS and %s none: they must be on one grid", rq->detect,
+                        d->wcs ? rq->detect : image_path, d->wcs ? image_path : rq->detect);
+    if (d->wcs) {
+        double off = sk_wcs_grid_offset_arcsec(d->wcs, img->wcs, img->width, img->height);
+        double scale = sk_wcs_pixel_scale_arcsec(img->wcs, 0.5 * (double)(img->width - 1),
+                                                 0.5 * (double)(img->height - 1));
+        if (!(off <= DUAL_GRID_TOLERANCE_PX * scale))
+            return sk_error(SK_EINPUT, "--detect %s: its WCS differs from that of the image %s by %.3g arcsec "
+                                       "(%.3g px; at most %g px allowed): they must be on one grid",
+                            rq->detect, image_path, off, off / scale, DUAL_GRID_TOLERANCE_PX);
+    }
+    return SK_OK;
 }
 
 /* Background, detection, measurement, then the calibration (calib.h). */
@@ -197,7 +259,8 @@ static int extract_and_calibrate(const extract_job *J, const char *image_path, d
     *threshold_sigma = p.detect.threshold_sigma;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = sk_extract_run(img, &p, J->rq->threads, &M->res);
+    int rc = M->det_img ? sk_extract_run_dual(M->det_img, img, &p, J->rq->threads, &M->res)
+                        : sk_extract_run(img, &p, J->rq->threads, &M->res);
     if (rc)
         return sk_error_context("%s", image_path);
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -227,6 +290,9 @@ static int source_table(const extract_job *J, const extract_made *M, const char 
     sk_header *h = (*t)->header;
     sk_header_set_str(h, "PROVID", J->prov->id, "extraction provenance");
     sk_header_set_str(h, "IMAGE", sk_path_base_name(image_path), "image the sources come from");
+    if (J->rq->detect)
+        sk_header_set_str(h, "DETIMAGE", sk_path_base_name(J->rq->detect),
+                          "dual-image mode: detection image (positions, shapes)");
     sk_header_set_double(h, "GAIN", r->gain, "[e/adu] gain used (0 = none)");
     sk_header_set_double(h, "THRESH", threshold_sigma, "detection threshold, per-pixel background sigma");
     sk_header_set_double(h, "BKGMED", r->background->median_level, "[adu] median background");
@@ -240,8 +306,8 @@ int extract_inputs_of(const extract_job *J, const char *image_path, const char *
     const sk_calib_params *C = J->S->calib;
     const sk_extract_request *rq = J->rq;
     memset(X, 0, sizeof *X);
-    X->in = calloc((size_t)(3 + C->nrefcat), sizeof *X->in);
-    X->md5 = calloc((size_t)(3 + C->nrefcat), sizeof *X->md5);
+    X->in = calloc((size_t)(4 + C->nrefcat), sizeof *X->in);
+    X->md5 = calloc((size_t)(4 + C->nrefcat), sizeof *X->md5);
     if (!X->in || !X->md5)
         return sk_error(SK_EIO, "out of memory");
     static const char *const kinds[] = {"weight", "variance", "rms"};
@@ -251,6 +317,8 @@ int extract_inputs_of(const extract_job *J, const char *image_path, const char *
         X->in[X->n++] = (sk_input_file){NULL, rq->weight, NULL, kinds[kind]};
     if (rq->mask)
         X->in[X->n++] = (sk_input_file){NULL, rq->mask, NULL, "mask"};
+    if (rq->detect)
+        X->in[X->n++] = (sk_input_file){NULL, rq->detect, NULL, "detection"};
     X->npixels = X->n;
     /* the catalogue by its id and content digest, wherever it is */
     if (C->catalog) {
@@ -299,6 +367,7 @@ static int write_products(const extract_job *J, const extract_made *M, const ext
     }
     if (!rc && J->rq->regions)
         rc = write_regions(P->reg, t);
+    rc = rc ? rc : ensure_tpv_head(J, X->in, X->n);
     return rc;
 }
 
@@ -308,6 +377,8 @@ int extract_make_products(const extract_job *J, const extract_inputs *X, double 
     const char *image_path = X->in[0].path;
     double threshold_sigma = 0;
     int rc = read_image(J->rq, image_path, &M->img);
+    if (!rc && J->rq->detect)
+        rc = read_detection_image(J->rq, image_path, M->img, &M->det_img);
     if (rc)
         return rc;
     if ((rc = extract_and_calibrate(J, image_path, gain_fallback, M, &threshold_sigma)))
@@ -330,6 +401,8 @@ void extract_fill_outcome(const extract_job *J, int reused, sk_extract_outcome *
     snprintf(out->regions, sizeof out->regions, "%s", J->rq->regions ? J->P.reg : "");
     snprintf(out->psf, sizeof out->psf, "%s", sk_path_is_file(J->P.psf) ? J->P.psf : "");
     snprintf(out->head, sizeof out->head, "%s", sk_path_is_file(J->P.head) ? J->P.head : "");
+    snprintf(out->tpv_head, sizeof out->tpv_head, "%s",
+             J->P.tpv[0] && sk_path_is_file(J->P.tpv) ? J->P.tpv : "");
 }
 
 /* ---- the file-only mode ---- */
@@ -371,6 +444,8 @@ static int file_product_paths(extract_job *J, const char *path)
     rc = rc ? rc : sk_path_format(P->reg, sizeof P->reg, "%s.%s.reg", base, prefix);
     rc = rc ? rc : sk_path_format(P->psf, sizeof P->psf, "%s.%s.psf", base, prefix);
     rc = rc ? rc : sk_path_format(P->head, sizeof P->head, "%s.%s.head", base, prefix);
+    if (!rc && J->rq->tpv_head)
+        rc = sk_path_format(P->tpv, sizeof P->tpv, "%s.%s.tpv.head", base, prefix);
     return rc;
 }
 
@@ -416,6 +491,8 @@ static int update_image_header(const extract_job *J, extract_inputs *X, const ch
     rc = rc ? rc : sk_md5_file(path, X->md5[0]);
     rc = rc ? rc : sk_sidecar_write(J->P.src, "source_list", J->prov, X->in, X->n);
     rc = rc ? rc : sk_sidecar_write(J->P.head, "world_coordinates", J->prov, X->in, X->n);
+    if (!rc && J->P.tpv[0] && sk_path_is_file(J->P.tpv))
+        rc = sk_sidecar_write(J->P.tpv, "world_coordinates", J->prov, X->in, X->n);
     return rc;
 }
 
@@ -448,6 +525,51 @@ static int file_products_reusable(const extract_job *J, const extract_inputs *X,
                     X->in[0].path, J->prov->id, J->P.src, what);
 }
 
+/* What the request adds to the provenance in file-only mode: the HDUs
+ * named for the noise and the mask (parameters weight_hdu, mask_hdu); in
+ * dual-image mode the detection image, by its content (parameter
+ * detection.md5) and by its own provenance (an upstream) when it has a
+ * sidecar. */
+static int add_request_prov(const extract_job *J, const extract_inputs *X, sk_prov **prov)
+{
+    const sk_extract_request *rq = J->rq;
+    if (!rq->detect && !rq->weight_hdu && !rq->mask_hdu)
+        return SK_OK;
+    const char *md5 = NULL;
+    for (int i = 0; i < X->n; i++)
+        if (!strcmp(X->in[i].role, "detection"))
+            md5 = X->in[i].md5;
+    json_t *params = json_deep_copy((*prov)->parameters);
+    int bad = !params;
+    if (!bad && rq->detect)
+        bad = json_object_set_new(params, "detection", json_pack("{s:s}", "md5", md5 ? md5 : ""));
+    if (!bad && rq->weight_hdu)
+        bad = json_object_set_new(params, "weight_hdu", json_string(rq->weight_hdu));
+    if (!bad && rq->mask_hdu)
+        bad = json_object_set_new(params, "mask_hdu", json_string(rq->mask_hdu));
+    if (bad) {
+        json_decref(params);
+        return sk_error(SK_EIO, "out of memory");
+    }
+    sk_prov *p = NULL, *det_up = NULL;
+    int rc = sk_prov_new((*prov)->process, (*prov)->code_version, params, &p);
+    json_decref(params);
+    for (int u = 0; !rc && u < (*prov)->nupstreams; u++)
+        rc = sk_prov_add_upstream(p, (*prov)->upstreams[u]);
+    if (!rc && J->rq->detect)
+        rc = image_upstream(J->rq->detect, &det_up);
+    if (!rc && det_up)
+        rc = sk_prov_add_upstream(p, det_up);
+    sk_prov_free(det_up);
+    if (rc) {
+        sk_prov_free(p);
+        return rc;
+    }
+    sk_prov_free(*prov);
+    *prov = p;
+    return SK_OK;
+}
+
 static int extract_file_only(extract_job *J, sk_extract_outcome *out)
 {
     const char *path = J->rq->image;
@@ -461,12 +583,14 @@ static int extract_file_only(extract_job *J, sk_extract_outcome *out)
     rc = rc ? rc : image_upstream(path, &up);
     rc = rc ? rc : extract_make_prov(J->S, up, &J->prov);
     sk_prov_free(up);
+    rc = rc ? rc : add_request_prov(J, &X, &J->prov);
     rc = rc ? rc : file_product_paths(J, path);
     int reuse = 0;
     rc = rc ? rc : file_products_reusable(J, &X, &reuse);
     if (!rc && reuse) {
         sk_info("%s: extraction %s exists already", path, J->prov->id);
         rc = extract_ensure_regions(J);
+        rc = rc ? rc : ensure_tpv_head(J, X.in, X.n);
         rc = rc ? rc : update_image_header(J, &X, path);
         if (!rc)
             extract_fill_outcome(J, 1, out);

@@ -13,6 +13,8 @@
 typedef struct extract_products {
     char src[4200], bkg[4200], reg[4200];
     char psf[4200], head[4200];
+    char tpv[4200];               /* file-only mode with request.tpv_head: the
+                                     solved WCS as TPV ("" otherwise) */
 } extract_products;
 
 /* One image being extracted: the request, its settings, the provenance
@@ -27,6 +29,7 @@ typedef struct extract_job {
 /* What the extraction of the pixels gives; free with extract_made_clear. */
 typedef struct extract_made {
     sk_image *img;
+    sk_image *det_img;            /* dual-image mode: the detection image */
     sk_extract_result *res;
     sk_calib *cal;
 } extract_made;

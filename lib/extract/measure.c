@@ -88,7 +88,7 @@ double sk_circle_rect_overlap(double x0, double y0, double x1, double y1, double
 
 /* ---- measurement ---- */
 
-typedef struct {
+typedef struct mctx {
     const sk_image *img;
     const sk_background *bg;
     const sk_detection *det;
@@ -99,6 +99,10 @@ typedef struct {
     double *aper_flux, *aper_err; /* n*naper each */
     double *radii;   /* naper radii, then the SNR radius */
     const long *order; /* the order in which to measure them (cache locality) */
+    /* the plane photometry is measured on: this one, or in dual-image
+       mode the measurement image (its own img, bg, var and gain; the
+       same objects, segmentation and radii) */
+    const struct mctx *phot;
 } mctx;
 
 typedef struct {
@@ -996,8 +1000,26 @@ static unsigned auto_flux(const mctx *M, long self, const stamp *stp, double xc,
 
 /* ---- one object ---- */
 
-static void measure_one(const mctx *M, long k, stamp *stp, winpix *W)
+/* Dual-image mode: the isophotal flux, its error and the peak from the
+ * measurement image P over the detection footprint; returns the flags its
+ * pixels bring. */
+static unsigned iso_photometry(const mctx *P, const sk_object *ob, sk_source *s)
 {
+    sk_source box;
+    iso_sums ip;
+    unsigned flags = iso_accumulate(P, ob, &box, &ip);
+    s->peak = isfinite(ip.peak) ? ip.peak : 0;
+    s->flux_iso = ip.flux;
+    s->flux_iso_err = flux_error(ip.flux_var, (double)ob->npix, P->bg->level_err, ip.flux, P->p->gain);
+    return flags;
+}
+
+/* One object: position, shape, Kron radius and flags on M's image;
+ * fluxes, errors, peak and background on M->phot's (the same image but in
+ * dual-image mode), whose stamp is pst. */
+static void measure_one(const mctx *M, long k, stamp *stp, stamp *pst, winpix *W)
+{
+    const mctx *P = M->phot;
     const sk_image *img = M->img;
     const sk_measure_params *p = M->p;
     long self = M->which ? M->which[k] : k;
@@ -1012,6 +1034,8 @@ static void measure_one(const mctx *M, long k, stamp *stp, winpix *W)
     iso_sums is;
     flags |= iso_accumulate(M, ob, s, &is);
     iso_shape(M, ob, &is, s);
+    if (P != M)
+        flags |= iso_photometry(P, ob, s);
 
     double sig_w, rwin;
     window_size(p, &sig_w, &rwin);
@@ -1031,18 +1055,22 @@ static void measure_one(const mctx *M, long k, stamp *stp, winpix *W)
     window_gather(M, self, stp, xc, yc, rwin, sig_w, W);
     flags |= windowed_shape(M, W, sig_w, s);
     flags |= peak_sharpness_flags(M, is.peak_i, s->peak, sig_w);
-    s->background = M->bg->level[lround(yc < 0 ? 0 : yc >= h ? h - 1 : yc) * w +
+    s->background = P->bg->level[lround(yc < 0 ? 0 : yc >= h ? h - 1 : yc) * w +
                                   lround(xc < 0 ? 0 : xc >= w ? w - 1 : xc)];
 
     if (!p->shape_only) {
-        flags |= aperture_photometry(M, self, stp, xc, yc, s);
+        if (P != M)
+            stamp_fill(pst, P, self, s->x, s->y, reach);
+        else
+            pst = stp;
+        flags |= aperture_photometry(P, self, pst, xc, yc, s);
         ellipse e;
         kron_ellipse(s, &e);
         s->kron_radius = kron_radius(M, self, stp, xc, yc, &e);
         double R = p->kron_factor * s->kron_radius;
         if (R < p->kron_min_radius)
             R = p->kron_min_radius;
-        flags |= auto_flux(M, self, stp, xc, yc, &e, R, s);
+        flags |= auto_flux(P, self, pst, xc, yc, &e, R, s);
     }
     s->flags = flags;
 }
@@ -1050,8 +1078,9 @@ static void measure_one(const mctx *M, long k, stamp *stp, winpix *W)
 static int measure_range(long begin, long end, void *user)
 {
     const mctx *M = user;
-    stamp S;
+    stamp S, SP;
     memset(&S, 0, sizeof S);
+    memset(&SP, 0, sizeof SP);
     double sig_w, rwin;
     long nwin = window_size(M->p, &sig_w, &rwin);
     size_t cap = (size_t)nwin * (size_t)nwin;
@@ -1060,11 +1089,14 @@ static int measure_range(long begin, long end, void *user)
         return sk_error(SK_EIO, "measurement: out of memory");
     winpix W = { wbuf, wbuf + cap, wbuf + 2 * cap, wbuf + 3 * cap, wbuf + 4 * cap, 0 };
     for (long k = begin; k < end; k++)
-        measure_one(M, M->order ? M->order[k] : k, &S, &W);
+        measure_one(M, M->order ? M->order[k] : k, &S, &SP, &W);
     free(wbuf);
     free(S.val);
     free(S.cum_val);
     free(S.cum_n);
+    free(SP.val);
+    free(SP.cum_val);
+    free(SP.cum_n);
     return SK_OK;
 }
 
@@ -1101,9 +1133,16 @@ void sk_source_list_free(sk_source_list *l)
     free(l);
 }
 
-int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_detection *det,
-                       const sk_measure_params *p, int threads, const long *which,
-                       long nwhich, sk_source_list **out)
+/* The measurement image of dual-image mode (NULL img: none). */
+typedef struct phot_plane {
+    const sk_image *img;
+    const sk_background *bg;
+    double gain;
+} phot_plane;
+
+static int measure_core(const sk_image *img, const sk_background *bg, const sk_detection *det,
+                        const sk_measure_params *p, const phot_plane *pp, int threads,
+                        const long *which, long nwhich, sk_source_list **out)
 {
     *out = NULL;
     if (!(p->fwhm_px > 0))
@@ -1130,8 +1169,10 @@ int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_de
     /* the detection's variance map when it has one (same background) */
     float *own_var = det->variance ? NULL : sk_pixel_variance(img, bg);
     const float *var = det->variance ? det->variance : own_var;
-    if (!l->src || !l->aper_radius_px || !l->aper_store || !var) {
+    float *phot_var = pp->img ? sk_pixel_variance(pp->img, pp->bg) : NULL;
+    if (!l->src || !l->aper_radius_px || !l->aper_store || !var || (pp->img && !phot_var)) {
         free(own_var);
+        free(phot_var);
         sk_source_list_free(l);
         return sk_error(SK_EIO, "measurement: out of memory for %ld sources", n);
     }
@@ -1154,10 +1195,20 @@ int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_de
         qsort(order, (size_t)n, sizeof *order, cmp_by_key);
     }
     mctx M = { img, bg, det, p, var, which, l->src, l->aper_store,
-               l->aper_store + (size_t)n * (size_t)p->naper, l->aper_radius_px, order };
+               l->aper_store + (size_t)n * (size_t)p->naper, l->aper_radius_px, order, NULL };
+    sk_measure_params php = *p;
+    php.gain = pp->gain;
+    mctx MP = M;
+    MP.img = pp->img;
+    MP.bg = pp->bg;
+    MP.var = phot_var;
+    MP.p = &php;
+    MP.phot = &MP;
+    M.phot = pp->img ? &MP : &M;
     int st = sk_parallel_for(n, 64, threads, measure_range, &M);
     free(order);
     free(own_var);
+    free(phot_var);
     if (st) {
         sk_source_list_free(l);
         return st;
@@ -1189,10 +1240,29 @@ int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_de
     return SK_OK;
 }
 
+int sk_measure_objects(const sk_image *img, const sk_background *bg, const sk_detection *det,
+                       const sk_measure_params *p, int threads, const long *which,
+                       long nwhich, sk_source_list **out)
+{
+    phot_plane none = { NULL, NULL, 0 };
+    return measure_core(img, bg, det, p, &none, threads, which, nwhich, out);
+}
+
 int sk_measure(const sk_image *img, const sk_background *bg, const sk_detection *det,
                const sk_measure_params *p, int threads, sk_source_list **out)
 {
     return sk_measure_objects(img, bg, det, p, threads, NULL, 0, out);
+}
+
+int sk_measure_dual(const sk_image *img, const sk_background *bg, const sk_detection *det,
+                    const sk_measure_params *p, const sk_image *phot, const sk_background *phot_bg,
+                    double phot_gain, int threads, sk_source_list **out)
+{
+    *out = NULL;
+    if (!phot || !phot_bg || phot->width != img->width || phot->height != img->height)
+        return sk_error(SK_EINPUT, "measurement: the measurement image is not the detection image's size");
+    phot_plane pp = { phot, phot_bg, phot_gain };
+    return measure_core(img, bg, det, p, &pp, threads, NULL, 0, out);
 }
 
 double sk_image_fwhm(const sk_source_list *l)

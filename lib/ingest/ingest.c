@@ -551,7 +551,8 @@ static void forget(written *w, int remove_files)
  * or a symbolic link to the original) and its provenance sidecar; *md5
  * the file's. */
 static int write_stored(const sk_config *cfg, const char *path, const char *abs_original,
-                        const char *orig_md5, const meta *m, const json_t *map, const char *weight,
+                        const char *orig_md5, const meta *m, const json_t *map,
+                        const sk_ingest_opts *o, const char *weight,
                         const char *mask, int link, const sk_prov *prov, const char *abspath,
                         written *w, char *md5)
 {
@@ -567,6 +568,8 @@ static int write_stored(const sk_config *cfg, const char *path, const char *abs_
         ro.hdu = m->hdu.spec;
         ro.noise_path = weight;
         ro.mask_path = mask;
+        ro.noise_hdu = o->weight_hdu;
+        ro.mask_hdu = o->mask_hdu;
         if ((st = noise_kind_of(map_str(map, "noise_kind"), &ro.noise_kind)))
             return st;
         ro.mask_is_flags = map_bool(map, "mask_is_flags");
@@ -604,7 +607,8 @@ static int write_stored(const sk_config *cfg, const char *path, const char *abs_
  * root, or no longer has its row's md5: written again from the original
  * under the same id, when that gives the registered file. */
 static int restore_registered(const sk_config *cfg, const char *path, const char *abs_original,
-                              const char *orig_md5, const meta *m, const json_t *map, const char *weight,
+                              const char *orig_md5, const meta *m, const json_t *map,
+                              const sk_ingest_opts *o, const char *weight,
                               const char *mask, int link, const sk_prov *prov, written *w,
                               const char *row_md5, sk_ingested *res)
 {
@@ -624,7 +628,7 @@ static int restore_registered(const sk_config *cfg, const char *path, const char
     if (!st && there && unlink(res->path) != 0)
         st = sk_error(SK_EIO, "%s: cannot remove the damaged %s: %s", path, res->path, strerror(errno));
     char md5[33];
-    st = st ? st : write_stored(cfg, path, abs_original, orig_md5, m, map, weight, mask, link, prov,
+    st = st ? st : write_stored(cfg, path, abs_original, orig_md5, m, map, o, weight, mask, link, prov,
                                 res->path, w, md5);
     if (!st && strcmp(md5, row_md5) != 0)
         st = sk_error(SK_EINPUT, "%s: image %lld's file %s was %s, and the copy made now has md5 %s, "
@@ -663,7 +667,7 @@ static int store_one(sk_db *db, const sk_config *cfg, const char *path, const ch
         if (st)
             return st;
         res->path = xstrdup(abs);
-        return restore_registered(cfg, path, abs_original, orig_md5, m, map, weight, mask, link, prov, w,
+        return restore_registered(cfg, path, abs_original, orig_md5, m, map, o, weight, mask, link, prov, w,
                                   row_md5, res);
     }
     char *other_original = NULL;
@@ -691,7 +695,7 @@ static int store_one(sk_db *db, const sk_config *cfg, const char *path, const ch
                                    "away (it may be left over from an interrupted run)",
                         path, m->abspath);
     char md5[33];
-    st = write_stored(cfg, path, abs_original, orig_md5, m, map, weight, mask, link, prov, m->abspath, w,
+    st = write_stored(cfg, path, abs_original, orig_md5, m, map, o, weight, mask, link, prov, m->abspath, w,
                       md5);
     long long id = 0;
     if (st || (st = insert_row(db, m, prov->id, md5, abs_original, orig_md5, &id)))
@@ -750,6 +754,12 @@ int sk_ingest_file(sk_db *db, const sk_config *cfg, const char *path, const sk_i
         file_exists(mask_buf))
         mask = mask_buf;
     int link = o->link >= 0 ? o->link : sk_config_bool(cfg, "preprocessing.link", 0);
+    if (link && (o->weight_hdu || o->mask_hdu)) {
+        free(hdus);
+        json_decref(map);
+        return sk_error(SK_EINPUT, "%s: --weight-hdu/--mask-hdu: not with --link (a linked file keeps its "
+                                   "own WGT and FLG)", path);
+    }
     if (link && (weight || mask || !is_skystack_layout(path))) {
         free(hdus);
         json_decref(map);

@@ -481,6 +481,25 @@ double sk_wcs_pixel_scale_arcsec(const sk_wcs *w, double x, double y)
     return sqrt(sk_wcs_pixel_area_arcsec2(w, x, y));
 }
 
+double sk_wcs_grid_offset_arcsec(const sk_wcs *a, const sk_wcs *b, long width, long height)
+{
+    double x[5] = {0, (double)width - 1, 0, (double)width - 1, 0.5 * (double)(width - 1)};
+    double y[5] = {0, 0, (double)height - 1, (double)height - 1, 0.5 * (double)(height - 1)};
+    double ra1[5], de1[5], ra2[5], de2[5];
+    if (sk_wcs_pix2sky(a, 5, x, y, ra1, de1) || sk_wcs_pix2sky(b, 5, x, y, ra2, de2)) {
+        sk_error_clear();
+        return NAN;
+    }
+    double worst = 0;
+    for (int k = 0; k < 5; k++) {
+        double dra = fmod(ra1[k] - ra2[k] + 540.0, 360.0) - 180.0;
+        double d = 3600.0 * hypot(dra * cos(de1[k] * M_PI / 180.0), de1[k] - de2[k]);
+        if (!(d <= worst))
+            worst = d;
+    }
+    return worst;
+}
+
 /* ---- footprint ---- */
 
 /* Sample k of the closed outline of the image: `per_edge` samples on each

@@ -6,7 +6,7 @@
 #include "skystack/sim.h"
 #include "sim_internal.h"
 
-/* Random streams (sim_scene.c uses 1-5, exposures 1000 + index). */
+/* Random streams (sim_scene.c uses 1-5 and 9, exposures 1000 + index). */
 enum { STREAM_MOTIONS = 6, STREAM_COLOURS = 7, STREAM_CATALOG = 8 };
 
 int sk_sim_catalog_params(const sk_config *c, sk_sim_params *p)

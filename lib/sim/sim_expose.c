@@ -12,7 +12,7 @@
 #include "sim_priv.h"
 #include "sim_internal.h"
 
-/* Random streams of exposure i: (seed, STREAM_EXPOSURE + i, substream):
+/* Random streams of exposure i: (noise seed, STREAM_EXPOSURE + i, substream):
  * substream 0 the conditions, 1 + row the photon noise of that row,
  * 1 + height + row its read noise. */
 #define STREAM_EXPOSURE 1000
@@ -158,7 +158,7 @@ static int photon_row(long j, void *arg)
     ctx *c = arg;
     long w = c->width;
     sk_rng r;
-    sk_rng_init(&r, c->p->seed, STREAM_EXPOSURE + (uint64_t)c->info->index, 1 + (uint64_t)j);
+    sk_rng_init(&r, c->p->noise_seed, STREAM_EXPOSURE + (uint64_t)c->info->index, 1 + (uint64_t)j);
     for (long i = 0; i < w; i++) {
         double m = c->model[j * w + i];
         c->elec[j * w + i] = c->p->noise ? (double)sk_rng_poisson(&r, m) : m;
@@ -173,7 +173,7 @@ static int readout_row(long j, void *arg)
     long w = c->width;
     double full_well = p->saturation_adu * p->gain;
     sk_rng r;
-    sk_rng_init(&r, p->seed, STREAM_EXPOSURE + (uint64_t)c->info->index,
+    sk_rng_init(&r, p->noise_seed, STREAM_EXPOSURE + (uint64_t)c->info->index,
                 1 + (uint64_t)c->height + (uint64_t)j);
     for (long i = 0; i < w; i++) {
         long k = j * w + i;
@@ -223,6 +223,10 @@ static int set_common(const sk_sim_params *p, const sk_sim_expinfo *info, sk_hea
     rc = rc ? rc : sk_header_set_str(h, "BUNIT", "adu", NULL);
     rc = rc ? rc : sk_header_set_long(h, "EXPNUM", info->index, "exposure number in the simulation");
     rc = rc ? rc : sk_header_set_long(h, "SIMSEED", (long)p->seed, "imsim seed");
+    if (!rc && p->noise_seed != p->seed)
+        rc = sk_header_set_long(h, "SIMNSEED", (long)p->noise_seed, "imsim noise seed (conditions, noise)");
+    if (!rc && p->sed_mag != 0)
+        rc = sk_header_set_double(h, "SIMSEDM", p->sed_mag, "[mag] imsim: band mag = mag + SIMSEDM * SED slope");
     return rc;
 }
 
@@ -684,7 +688,7 @@ int sk_sim_expose(const sk_sim_params *p, const sk_sim_field *f, int index, int 
         return sk_error(SK_EIO, "imsim: out of memory");
     sk_sim_expinfo *in = &e->info;
     sk_rng r;
-    sk_rng_init(&r, p->seed, STREAM_EXPOSURE + (uint64_t)index, 0);
+    sk_rng_init(&r, p->noise_seed, STREAM_EXPOSURE + (uint64_t)index, 0);
     double pert_pa_deg = 0.0;
     sk_wcs *wcs = NULL;
     int perturbed = 0;

@@ -126,6 +126,14 @@ int sk_sim_params_from_config(const sk_config *c, sk_sim_params *p)
     if (!json_is_integer(seed) || json_integer_value(seed) < 0)
         return sk_error(SK_EINPUT, "simulation.seed: must be a non-negative integer");
     p->seed = (uint64_t)json_integer_value(seed);
+    json_t *nseed = sk_config_get(c, "simulation.noise_seed");
+    if (nseed && !json_is_null(nseed) && (!json_is_integer(nseed) || json_integer_value(nseed) < 0))
+        return sk_error(SK_EINPUT, "simulation.noise_seed: must be a non-negative integer or null (the seed)");
+    p->noise_seed = nseed && !json_is_null(nseed) ? (uint64_t)json_integer_value(nseed) : p->seed;
+    json_t *sed = sk_config_get(c, "simulation.sed_mag");
+    if (sed && !json_is_null(sed) && (!json_is_number(sed) || !(fabs(json_number_value(sed)) <= 10)))
+        return sk_error(SK_EINPUT, "simulation.sed_mag: must be a number in [-10, 10] or null (0)");
+    p->sed_mag = sed && !json_is_null(sed) ? json_number_value(sed) : 0;
     json_t *noise = sk_config_get(c, "simulation.noise");
     if (!json_is_boolean(noise))
         return sk_error(SK_EINPUT, "simulation.noise: must be true or false");

@@ -10,7 +10,7 @@
 
 /* Random streams of the field (exposures use 1000 + index). */
 enum { STREAM_STARS = 1, STREAM_GALAXIES = 2, STREAM_MOVING = 3, STREAM_TRANSIENTS = 4,
-       STREAM_REFCAT = 5 };
+       STREAM_REFCAT = 5, STREAM_SED = 9 };
 
 /* A magnitude from dN/dm ~ 10^(slope m) on [lo, hi] (inverse CDF). */
 static double draw_mag(sk_rng *r, double lo, double hi, double slope)
@@ -122,6 +122,13 @@ int sk_sim_field_make(const sk_sim_params *p, sk_sim_field **out)
     }
     for (long i = 0; i < n; i++)
         f->src[i].id = i;
+    /* every source's SED slope from its own stream, whatever the band:
+       the bands of one seed see the same sources with their colours */
+    sk_rng_init(&r, p->seed, STREAM_SED, 0);
+    for (long i = 0; i < n; i++) {
+        f->src[i].sed_slope = sk_rng_range(&r, -1.0, 1.0);
+        f->src[i].mag += p->sed_mag * f->src[i].sed_slope;
+    }
     int rc = place(p, f->src, n, east, north);
     rc = rc ? rc : sk_sim_star_motions(p, f);
     free(east);

@@ -214,6 +214,10 @@ typedef struct sk_coadd_request {
     int no_psf;                      /* 1: inputs need no PSF (no coadd PSF) */
     const char *hdu;                 /* science HDU of the input files (NULL:
                                         SCI, else the first image) */
+    const char *weight_hdu;          /* without a database: the inputs' noise
+                                        plane HDU (in `weights` files, else in
+                                        the input file; NULL: found by name) */
+    const char *mask_hdu;            /* likewise the inputs' mask HDU */
     int skip_incomplete;             /* 1: inputs without the products of the
                                         configured extraction are left out
                                         (a selection), not an error */
@@ -237,16 +241,19 @@ typedef struct sk_coadd_made {
 
 /* The multi-band chi^2 detection image (chi2.c; Szalay, Connolly &
  * Szokoly 1999) of n >= 2 coadds of several filters on one grid (same
- * size, and the same sky at the corners within a milliarcsecond; else
- * SK_EINPUT naming the band): per band z_b = (S_b - median) sqrt(WGT_b),
- * rescaled to a robust (MAD) sigma of 1; chi^2 = sum of z_b^2 over the k
+ * size, and the same sky at the corners and centre within a
+ * milliarcsecond; else SK_EINPUT naming the band): per band z_b, with
+ * fwhm_px > 0 the matched-filter significance of a point source of that
+ * FWHM (extract's background and Gaussian matched filter, normalised by
+ * the filtered noise of WGT_b), with fwhm_px = 0 the pixel's own
+ * (S_b - median) sqrt(WGT_b); each rescaled to a robust (MAD) sigma of 1; chi^2 = sum of z_b^2 over the k
  * bands with data at a pixel, given as the Wilson-Hilferty normal deviate
  * ((chi^2 / k)^(1/3) - (1 - 2 / 9k)) / sqrt(2 / 9k), which is N(0, 1) on
  * pure noise, so that extract(1) detects on it with its usual thresholds.
  * Weight 1 where a band has data, else 0 (EDGE); flags the OR of the
  * bands'; header: band 1's WCS, DETIMAGE = 'CHI2', CHI2NBND, CHI2BNDn
  * (filters). */
-int sk_chi2_detection(const sk_image *const *bands, int n, sk_image **out);
+int sk_chi2_detection(const sk_image *const *bands, int n, double fwhm_px, sk_image **out);
 
 /* Make (or find) the coadd. Errors name the input or option at fault:
  * SK_EINPUT (an input without its products, different filters, bad

@@ -160,6 +160,14 @@ typedef struct sk_extract_result {
 /* The whole extraction: background, detection (refined FWHM), measurement. */
 int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
                    sk_extract_result **out);
+/* Dual-image mode (as Source Extractor's): background, detection (refined
+ * FWHM) and deblending on `det_img`; the background of `img` (the same
+ * size, on the same grid) without the detected objects; each object's
+ * position, shape, flags, Kron radius and apertures from det_img, its
+ * fluxes, errors, peak and background from img. The result's background
+ * and gain are img's, its FWHM det_img's. */
+int sk_extract_run_dual(const sk_image *det_img, const sk_image *img, const sk_extract_params *p, int threads,
+                        sk_extract_result **out);
 void sk_extract_result_free(sk_extract_result *r);
 
 /* The source list as a FITS table (EXTNAME SOURCES; columns and units as in
@@ -206,10 +214,17 @@ typedef struct sk_extract_request {
     const char *weight;          /* separate noise image, of kind weight_kind */
     int weight_kind;             /* enum sk_noise_kind (SK_NOISE_WEIGHT...) */
     const char *mask;            /* separate data-quality mask (non-zero = bad) */
+    const char *weight_hdu;      /* file-only: the noise plane's HDU (in `weight`,
+                                    else in the image file; NULL: found by name) */
+    const char *mask_hdu;        /* file-only: the mask's HDU, likewise */
+    const char *detect;          /* dual-image mode (file-only): detect on this
+                                    image (same size and grid), measure on `image` */
     const char *outdir;          /* file-only mode: products there, not beside the image */
     int regions;                 /* 1: also a ds9 region file of the detections */
     int full_background;         /* 1: background product with full-resolution maps */
     int update_header;           /* file-only mode: the solved WCS into the image's header */
+    int tpv_head;                /* file-only mode: the solved WCS also as TPV
+                                    (BASE.PROV8.tpv.head, for SWarp and SCAMP) */
     int threads;                 /* >= 1 */
     int replace;                 /* file-only mode: products of the same provenance
                                     made from other inputs are made anew over them
@@ -227,6 +242,7 @@ typedef struct sk_extract_outcome {
     char regions[4200];          /* with request.regions */
     char psf[4200];              /* when the image had enough stars */
     char head[4200];             /* the solved WCS, with a reference catalog */
+    char tpv_head[4200];         /* with request.tpv_head: the solved WCS as TPV */
 } sk_extract_outcome;
 
 /* Check a request against its settings (file-only options with a

@@ -20,6 +20,9 @@ typedef struct sk_ingest_opts {
     const char *weight_path; /* separate weight/variance/rms file; NULL: the
                                 instrument's weight_rename rule, else in-file */
     const char *mask_path;   /* separate data-quality mask; NULL: mask_rename rule */
+    const char *weight_hdu;  /* HDU of the noise plane (in weight_path, else in
+                                the file; NULL: found by name) */
+    const char *mask_hdu;    /* HDU of the mask, likewise */
     const char *hdu;         /* only this HDU (name or 0-based number); NULL:
                                 the map's science_hdu, else every 2-D image HDU
                                 (only SCI when the file has one) */

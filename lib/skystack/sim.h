@@ -62,7 +62,10 @@ enum sk_sim_distortion { SK_SIM_SIP = 0, SK_SIM_TPV = 1 };
 /* Every key of the "simulation" section of the configuration. */
 typedef struct sk_sim_params {
     long nexp;
-    uint64_t seed;
+    uint64_t seed;                    /* the field: sources, shapes, colours */
+    uint64_t noise_seed;              /* the exposures: conditions, noise and
+                                         defects (simulation.noise_seed; the
+                                         seed when not set) */
     long width_px, height_px;
     double pixel_scale_arcsec;
     double ra_deg, dec_deg;           /* field centre */
@@ -120,6 +123,9 @@ typedef struct sk_sim_params {
                                          catalogue has one band, mag) */
     int ncolour_coeffs;
     double colour_coeffs[6];          /* filter = G + sum_k c_k (BP-RP)^k */
+    double sed_mag;                   /* this band's magnitude of a source is
+                                         mag + sed_mag * its SED slope (uniform
+                                         in [-1, 1], from the seed) */
 } sk_sim_params;
 
 /* Read and check the "simulation" section: SK_EINPUT naming the key. */
@@ -143,6 +149,7 @@ typedef struct sk_sim_source {
     double pmra_mas_yr, pmdec_mas_yr; /* stars: proper motion (pmra with
                                          cos dec), position at start_mjd */
     double colour;       /* stars: BP-RP (0 without colours) */
+    double sed_slope;    /* in [-1, 1]: mag in the band = base mag + sed_mag * it */
 } sk_sim_source;
 
 typedef struct sk_sim_field {

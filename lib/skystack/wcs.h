@@ -66,6 +66,12 @@ int sk_wcs_footprint(const sk_wcs *w, long width, long height, sk_footprint *fp)
 double sk_wcs_pixel_scale_arcsec(const sk_wcs *w, double x, double y);
 double sk_wcs_pixel_area_arcsec2(const sk_wcs *w, double x, double y);
 
+/* How far apart (arcsec) two WCSs put the sky over a width x height grid:
+ * the largest great-circle distance between the positions they give at
+ * the four corner pixels and the centre. Images on "one grid" have the
+ * same size and a distance of (nearly) 0. NaN where a WCS is undefined. */
+double sk_wcs_grid_offset_arcsec(const sk_wcs *a, const sk_wcs *b, long width, long height);
+
 /* Replace the WCS cards of `h` with this WCS (distortions included) as its
  * primary description: every celestial WCS card of any convention and any
  * alternate (CTYPE.., CD/PC, PV, SIP A_/B_/AP_/BP_, DSS PLT.. and AMD.., IRAF

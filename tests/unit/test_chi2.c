@@ -48,7 +48,7 @@ int main(void)
     b[2]->weight[5] = 0.0f; /* pixel 5: no band has data */
     b[1]->weight[7] = 0.0f; /* pixel 7: two bands of three */
     sk_image *det = NULL;
-    ok(sk_chi2_detection((const sk_image *const *)b, 3, &det) == SK_OK, "chi2 image of three bands");
+    ok(sk_chi2_detection((const sk_image *const *)b, 3, 0, &det) == SK_OK, "chi2 image of three bands");
     double s = 0, ss = 0;
     long n = 0;
     for (int y = 0; y < H; y++)
@@ -73,11 +73,11 @@ int main(void)
        "the header names the bands");
     sk_image_free(det);
     det = NULL;
-    ok(sk_chi2_detection((const sk_image *const *)b, 1, &det) == SK_EINPUT, "one band is not enough");
+    ok(sk_chi2_detection((const sk_image *const *)b, 1, 0, &det) == SK_EINPUT, "one band is not enough");
     sk_error_clear();
     sk_image *other = sk_image_new(W, H - 1);
     const sk_image *mixed[2] = {b[0], other};
-    ok(sk_chi2_detection(mixed, 2, &det) == SK_EINPUT && !det, "bands of different sizes are refused");
+    ok(sk_chi2_detection(mixed, 2, 0, &det) == SK_EINPUT && !det, "bands of different sizes are refused");
     sk_error_clear();
     sk_image_free(other);
     for (int k = 0; k < 3; k++)

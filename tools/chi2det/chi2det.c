@@ -6,21 +6,37 @@
 
 static const sk_opt options[] = {
     {"output", 'o', 1, "FILE", "the detection image to write (default chi2.fits)", NULL},
+    {"fwhm", 0, 1, "PX", "matched filter: each band's significance for a point source of this FWHM "
+     "(default 0: each pixel's own)", NULL},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
+typedef struct chi2_opts {
+    const char *output;
+    double fwhm_px;
+} chi2_opts;
+
 static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
 {
-    if (strcmp(opt->name, "output"))
+    chi2_opts *o = user;
+    if (!strcmp(opt->name, "output")) {
+        o->output = arg;
+        return SK_OK;
+    }
+    if (strcmp(opt->name, "fwhm"))
         return sk_error(SK_EINPUT, "--%s: unhandled option", opt->name);
-    *(const char **)user = arg;
-    return SK_OK;
+    int st = sk_cli_double("--fwhm", arg, &o->fwhm_px);
+    if (!st && !(o->fwhm_px >= 0 && o->fwhm_px <= 100))
+        st = sk_error(SK_EINPUT, "--fwhm: %s px is not in [0, 100]", arg);
+    return st;
 }
 
 /* The provenance: coaddition, method chi2, the bands' provenances upstream. */
-static int provenance(sk_cli *cli, sk_prov **out)
+static int provenance(sk_cli *cli, double fwhm_px, sk_prov **out)
 {
     json_t *par = json_pack("{s:s, s:i}", "method", "chi2", "bands", cli->nargs);
+    if (par && fwhm_px > 0)
+        json_object_set_new(par, "fwhm_px", json_real(fwhm_px));
     int st = par ? sk_prov_new("coaddition", sk_code_version("coaddition"), par, out) : SK_EIO;
     json_decref(par);
     for (int b = 0; !st && b < cli->nargs; b++) {
@@ -34,8 +50,9 @@ static int provenance(sk_cli *cli, sk_prov **out)
     return st;
 }
 
-static int run(sk_cli *cli, const char *output)
+static int run(sk_cli *cli, const chi2_opts *o)
 {
+    const char *output = o->output;
     int n = cli->nargs, st = SK_OK;
     if (n < 2)
         return sk_error(SK_EINPUT, "give the coadds of two or more filters on one grid (%d given)", n);
@@ -49,8 +66,8 @@ static int run(sk_cli *cli, const char *output)
     }
     sk_image *det = NULL;
     sk_prov *prov = NULL;
-    st = st ? st : sk_chi2_detection((const sk_image *const *)bands, n, &det);
-    st = st ? st : provenance(cli, &prov);
+    st = st ? st : sk_chi2_detection((const sk_image *const *)bands, n, o->fwhm_px, &det);
+    st = st ? st : provenance(cli, o->fwhm_px, &prov);
     if (!st)
         sk_header_set_str(det->header, "PROVID", prov->id, "coaddition provenance");
     st = st ? st : sk_fits_write_image(output, det, NULL);
@@ -74,9 +91,9 @@ int main(int argc, char **argv)
         .summary = "Combine coadds of several filters on one grid into the chi^2 detection image of "
                    "Szalay, Connolly & Szokoly (1999), Gaussianised so that extract detects on it.",
     };
-    const char *output = "chi2.fits";
-    int st = sk_cli_parse(&cli, argc, argv, options, handle, &output);
+    chi2_opts o = {"chi2.fits", 0};
+    int st = sk_cli_parse(&cli, argc, argv, options, handle, &o);
     if (st == SK_OK)
-        st = run(&cli, output);
+        st = run(&cli, &o);
     return sk_cli_finish(&cli, st);
 }

@@ -18,7 +18,7 @@ typedef struct coadd_opts {
     const char *target, *section, *filter;
     int have_min_mjd, have_max_mjd;
     double min_mjd, max_mjd;
-    const char *output, *outdir, *products_dir, *zero_point_key, *hdu;
+    const char *output, *outdir, *products_dir, *zero_point_key, *hdu, *weight_hdu, *mask_hdu;
     const char *background, *psf, *weight, *mask, *zero_points; /* comma lists */
     int no_psf;
     int no_extraction;
@@ -61,6 +61,10 @@ static const sk_opt options[] = {
     {"psf", 0, 1, "LIST", "with --no-db: PSF files, comma-separated, in input order", NULL},
     {"weight", 0, 1, "LIST", "with --no-db: weight (inverse-variance) files, in input order", NULL},
     {"mask", 0, 1, "LIST", "with --no-db: data-quality masks (0 = good), in input order", NULL},
+    {"weight-hdu", 0, 1, "HDU", "with --no-db: HDU of the inputs' noise plane, in --weight's files or else "
+     "in the inputs", NULL},
+    {"mask-hdu", 0, 1, "HDU", "with --no-db: HDU of the inputs' mask, in --mask's files or else in the inputs",
+     NULL},
     {"zero-points", 0, 1, "LIST", "with --no-db: zero points, in input order", NULL},
     {"zero-point-key", 0, 1, "KEY", "with --no-db: header keyword of the zero point (MAGZERO)", NULL},
     {"no-psf", 0, 0, NULL, "with --no-db: inputs need no PSF; no coadd PSF", NULL},
@@ -125,6 +129,8 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     else if (!strcmp(n, "psf")) o->psf = arg;
     else if (!strcmp(n, "weight")) o->weight = arg;
     else if (!strcmp(n, "mask")) o->mask = arg;
+    else if (!strcmp(n, "weight-hdu")) o->weight_hdu = arg;
+    else if (!strcmp(n, "mask-hdu")) o->mask_hdu = arg;
     else if (!strcmp(n, "zero-points")) o->zero_points = arg;
     else if (!strcmp(n, "zero-point-key")) o->zero_point_key = arg;
     else if (!strcmp(n, "no-psf")) o->no_psf = 1;
@@ -170,9 +176,11 @@ static int check_options(const sk_cli *cli, const coadd_opts *o, int by_place)
     if (by_place && o->no_db)
         return sk_error(SK_EINPUT, "a coadd by place needs the database (drop --no-db)");
     if (!o->no_db && (o->output || o->outdir || o->products_dir || o->background || o->psf ||
-                      o->weight || o->mask || o->zero_points || o->zero_point_key || o->no_psf))
+                      o->weight || o->mask || o->weight_hdu || o->mask_hdu || o->zero_points ||
+                      o->zero_point_key || o->no_psf))
         return sk_error(SK_EINPUT, "--output, --outdir, --products-dir, --background, --psf, --weight, "
-                                   "--mask, --zero-points, --zero-point-key and --no-psf go with --no-db "
+                                   "--mask, --weight-hdu, --mask-hdu, --zero-points, --zero-point-key and "
+                                   "--no-psf go with --no-db "
                                    "(the database knows the products and where coadds go)");
     if (o->output && o->outdir)
         return sk_error(SK_EINPUT, "--output and --outdir: give one");
@@ -244,6 +252,7 @@ static int run(sk_cli *cli, coadd_opts *o)
             .psfs = list_or_null(&lists[L_PSF]), .weights = list_or_null(&lists[L_WGT]),
             .masks = list_or_null(&lists[L_MSK]), .zero_points = zp,
             .zero_point_key = o->zero_point_key, .no_psf = o->no_psf, .hdu = o->hdu,
+            .weight_hdu = o->weight_hdu, .mask_hdu = o->mask_hdu,
             .output = o->output, .outdir = o->outdir, .threads = cli->threads,
             .band_rows = o->band_rows,
             .progress = o->progress >= 0 ? o->progress : isatty(2) && sk_log_level() >= SK_LOG_INFO,

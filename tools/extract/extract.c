@@ -23,11 +23,18 @@ static const sk_opt options[] = {
     {"regions", 0, 0, NULL, "also write a ds9 region file of the detections", NULL},
     {"full-background", 0, 0, NULL, "background product with full-resolution maps, not only the mesh", NULL},
     {"update-header", 0, 0, NULL, "with --no-db: also write the solved WCS into each image's header", NULL},
+    {"tpv-head", 0, 0, NULL, "with --no-db: also write the solved WCS as TPV (.tpv.head, for SWarp and SCAMP)",
+     NULL},
     {"outdir", 'o', 1, "DIR", "with --no-db: write the products in DIR instead", NULL},
     {"hdu", 0, 1, "HDU", "science HDU (name or number) of the image files", NULL},
     {"weight", 0, 1, "FILE", "separate weight (inverse-variance) image", NULL},
     {"weight-type", 0, 1, "TYPE", "what --weight holds: weight, variance or rms", NULL},
     {"mask", 0, 1, "FILE", "separate data-quality mask (non-zero = bad)", NULL},
+    {"weight-hdu", 0, 1, "HDU", "with --no-db: HDU (name or number) of the noise plane, in --weight's file "
+     "or else in the image's", NULL},
+    {"mask-hdu", 0, 1, "HDU", "with --no-db: HDU of the mask, in --mask's file or else in the image's", NULL},
+    {"detect", 0, 1, "FILE", "with --no-db: dual-image mode: detect on FILE (the same grid), measure on each image",
+     NULL},
     {"threshold", 0, 1, "SIGMA", "detection threshold per pixel", "extraction.detection.threshold_sigma"},
     {"min-area", 0, 1, "PX", "minimum detection area", "extraction.detection.min_area_px"},
     {"mesh", 0, 1, "PX", "background mesh size", "extraction.background.mesh_px"},
@@ -51,11 +58,15 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     if (!strcmp(n, "no-db")) o->no_db = 1;
     else if (!strcmp(n, "regions")) rq->regions = 1;
     else if (!strcmp(n, "update-header")) rq->update_header = 1;
+    else if (!strcmp(n, "tpv-head")) rq->tpv_head = 1;
     else if (!strcmp(n, "full-background")) rq->full_background = 1;
     else if (!strcmp(n, "outdir")) rq->outdir = arg;
     else if (!strcmp(n, "hdu")) rq->hdu = arg;
     else if (!strcmp(n, "weight")) rq->weight = arg;
     else if (!strcmp(n, "mask")) rq->mask = arg;
+    else if (!strcmp(n, "detect")) rq->detect = arg;
+    else if (!strcmp(n, "weight-hdu")) rq->weight_hdu = arg;
+    else if (!strcmp(n, "mask-hdu")) rq->mask_hdu = arg;
     else if (!strcmp(n, "weight-type")) {
         if (!strcmp(arg, "weight"))
             rq->weight_kind = SK_NOISE_WEIGHT;
@@ -82,8 +93,8 @@ static int process(sk_extract_request *rq, const char *image)
         sk_error_clear();
         return rc;
     }
-    const char *paths[] = {out.source_list, out.background, out.regions, out.psf, out.head};
-    for (int i = 0; i < 5; i++)
+    const char *paths[] = {out.source_list, out.background, out.regions, out.psf, out.head, out.tpv_head};
+    for (int i = 0; i < 6; i++)
         if (paths[i][0])
             printf("%s\n", paths[i]);
     fflush(stdout);
@@ -96,6 +107,13 @@ static int run(sk_cli *cli, extract_opts *o)
         return sk_error(SK_EINPUT, "no image given (paths, ids, or - to read them from stdin)");
     if (o->rq.outdir && !o->no_db)
         return sk_error(SK_EINPUT, "--outdir: only with --no-db (the database decides where products go)");
+    if (o->rq.detect && !o->no_db)
+        return sk_error(SK_EINPUT, "--detect: dual-image mode is for files only (with --no-db)");
+    if ((o->rq.weight_hdu || o->rq.mask_hdu) && !o->no_db)
+        return sk_error(SK_EINPUT, "--%s: only with --no-db (registered images hold WGT and FLG)",
+                        o->rq.weight_hdu ? "weight-hdu" : "mask-hdu");
+    if (o->rq.tpv_head && !o->no_db)
+        return sk_error(SK_EINPUT, "--tpv-head: only with --no-db");
     if (o->rq.update_header && !o->no_db)
         return sk_error(SK_EINPUT, "--update-header: only with --no-db (a registered image is not "
                                    "changed: its solved WCS is in the database and the .head product)");

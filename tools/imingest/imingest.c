@@ -16,6 +16,8 @@ static const sk_opt options[] = {
     {"weight", 0, 1, "FILE", "separate weight (or variance/rms, see noise_kind) file", NULL},
     {"mask", 0, 1, "FILE", "separate data-quality mask file (non-zero = bad)", NULL},
     {"hdu", 0, 1, "HDU", "only this HDU (EXTNAME or 0-based number)", NULL},
+    {"weight-hdu", 0, 1, "HDU", "HDU of the noise plane, in --weight's file or else in the image's", NULL},
+    {"mask-hdu", 0, 1, "HDU", "HDU of the mask, in --mask's file or else in the image's", NULL},
     {"filter", 0, 1, "NAME", "filter, when the header has none or should be overridden", NULL},
     {"target", 0, 1, "NAME", "target (field) name instead of the header's", NULL},
     {"section", 0, 1, "ID", "section (CCD) id instead of the header's", NULL},
@@ -32,6 +34,8 @@ static int handle(sk_cli *cli, const sk_opt *opt, const char *arg, void *user)
     if (!strcmp(n, "weight")) r->opts.weight_path = arg;
     else if (!strcmp(n, "mask")) r->opts.mask_path = arg;
     else if (!strcmp(n, "hdu")) r->opts.hdu = arg;
+    else if (!strcmp(n, "weight-hdu")) r->opts.weight_hdu = arg;
+    else if (!strcmp(n, "mask-hdu")) r->opts.mask_hdu = arg;
     else if (!strcmp(n, "filter")) r->opts.filter = arg;
     else if (!strcmp(n, "target")) r->opts.target = arg;
     else if (!strcmp(n, "section")) r->opts.section = arg;

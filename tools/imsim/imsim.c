@@ -18,6 +18,10 @@ static const sk_opt options[] = {
     {"nexp", 'n', 1, "N", "number of exposures", "simulation.nexp"},
     {"size", 0, 1, "WxH", "image size in pixels (e.g. 2048x4096)", NULL},
     {"seed", 's', 1, "N", "random seed (a non-negative integer)", "simulation.seed"},
+    {"noise-seed", 0, 1, "N", "seed of the exposures' conditions and noise (default: --seed); "
+     "bands of one field: one --seed, a --noise-seed each", "simulation.noise_seed"},
+    {"sed-mag", 0, 1, "MAG", "this band's magnitudes: mag + MAG * each source's SED slope in [-1, 1]",
+     "simulation.sed_mag"},
     {"nstars", 0, 1, "N", "stars per exposure area down to simulation.mag_max", "simulation.nstars"},
     {"galaxies", 0, 1, "FRAC", "galaxies per star", "simulation.galaxy_fraction"},
     {"psf", 0, 1, "MODEL", "PSF model: moffat, gaussian or double-gaussian", "simulation.psf_model"},
@@ -193,6 +197,13 @@ static int run(sk_cli *cli, const imsim_opts *o)
     /* One preprocessing provenance for everything this run makes: the
      * simulation is where the data come from. */
     json_t *crit = sk_config_critical(cli->config, "simulation");
+    /* keys not set (null: noise_seed, sed_mag) are not part of it */
+    const char *key;
+    json_t *val;
+    void *tmp;
+    json_object_foreach_safe(crit, tmp, key, val)
+        if (json_is_null(val))
+            json_object_del(crit, key);
     json_t *params = crit ? json_pack("{s:o}", "simulation", crit) : NULL;
     if (!params)
         return sk_error(SK_EIO, "imsim: cannot build the provenance parameters");
