@@ -475,6 +475,71 @@ static int locus_cut(const double *lf, long nc, double mode, double width, doubl
     return 0;
 }
 
+/* The isolated candidates among c[0..nk-1], kept in order in
+ * c[0..*nkept-1]: no other source's centre within 1 FWHM, nor one of more
+ * than a quarter of the star's flux within 2 FWHM (blends whose centres the
+ * model cannot separate); the light of the neighbours further out is taken
+ * out of the stamps (psf_neighbours.c). -1 when out of memory. */
+static int keep_isolated(const sk_source_list *l, cand *c, long nk, double mode, long *nkept)
+{
+    long n = l->n;
+    cand *all = malloc(sizeof *all * (size_t)(n + 1));
+    char *keep = calloc((size_t)(nk + 1), 1);
+    if (!all || !keep) {
+        free(all);
+        free(keep);
+        return -1;
+    }
+    long na = 0;
+    for (long k = 0; k < n; k++) {
+        double x = l->src[k].xwin, y = l->src[k].ywin;
+        if (!isfinite(x) || !isfinite(y)) {
+            x = l->src[k].x;
+            y = l->src[k].y;
+        }
+        if (!isfinite(x) || !isfinite(y))
+            continue;
+        all[na].idx = k;
+        all[na].x = x;
+        all[na].y = y;
+        all[na].snr = l->src[k].flux_auto;
+        na++;
+    }
+    qsort(all, (size_t)na, sizeof *all, cmp_cand_y);
+    double r = 2.0 * mode;
+    for (long k = 0; k < nk; k++) {
+        double fk = l->src[c[k].idx].flux_auto;
+        /* binary search for the first source with y >= c.y - r */
+        long lo = 0, hi2 = na;
+        while (lo < hi2) {
+            long mid = (lo + hi2) / 2;
+            if (all[mid].y < c[k].y - r)
+                lo = mid + 1;
+            else
+                hi2 = mid;
+        }
+        int isolated = 1;
+        for (long q = lo; q < na && all[q].y <= c[k].y + r; q++) {
+            if (all[q].idx == c[k].idx)
+                continue;
+            double d = hypot(all[q].x - c[k].x, all[q].y - c[k].y);
+            if (d < mode || (d < r && all[q].snr > 0.25 * fk)) {
+                isolated = 0;
+                break;
+            }
+        }
+        keep[k] = (char)isolated;
+    }
+    long ni = 0;
+    for (long k = 0; k < nk; k++)
+        if (keep[k])
+            c[ni++] = c[k];
+    free(all);
+    free(keep);
+    *nkept = ni;
+    return 0;
+}
+
 /* Indices of the PSF stars of `l` (highest SNR first) and the FWHM of the
  * stellar locus. */
 static int select_stars(const sk_image *img, const sk_background *bg, const sk_source_list *l,
@@ -553,65 +618,11 @@ static int select_stars(const sk_image *img, const sk_background *bg, const sk_s
             c[nk++] = c[k];
     free(lf);
 
-    /* Isolation: no other source's centre within 1 FWHM, nor one of more
-     * than a quarter of the star's flux within 2 FWHM (blends whose
-     * centres the model cannot separate); the light of the neighbours
-     * further out is taken out of the stamps (psf_neighbours.c). */
-    long n = l->n;
-    cand *all = malloc(sizeof *all * (size_t)(n + 1));
-    char *keep = calloc((size_t)(nk + 1), 1);
-    if (!all || !keep) {
-        free(all);
-        free(keep);
+    long ni = 0;
+    if (keep_isolated(l, c, nk, mode, &ni)) {
         free(c);
         return sk_error(SK_EIO, "PSF: out of memory");
     }
-    long na = 0;
-    for (long k = 0; k < n; k++) {
-        double x = l->src[k].xwin, y = l->src[k].ywin;
-        if (!isfinite(x) || !isfinite(y)) {
-            x = l->src[k].x;
-            y = l->src[k].y;
-        }
-        if (!isfinite(x) || !isfinite(y))
-            continue;
-        all[na].idx = k;
-        all[na].x = x;
-        all[na].y = y;
-        all[na].snr = l->src[k].flux_auto;
-        na++;
-    }
-    qsort(all, (size_t)na, sizeof *all, cmp_cand_y);
-    double r = 2.0 * mode;
-    for (long k = 0; k < nk; k++) {
-        double fk = l->src[c[k].idx].flux_auto;
-        /* binary search for the first source with y >= c.y - r */
-        long lo = 0, hi2 = na;
-        while (lo < hi2) {
-            long mid = (lo + hi2) / 2;
-            if (all[mid].y < c[k].y - r)
-                lo = mid + 1;
-            else
-                hi2 = mid;
-        }
-        int isolated = 1;
-        for (long q = lo; q < na && all[q].y <= c[k].y + r; q++) {
-            if (all[q].idx == c[k].idx)
-                continue;
-            double d = hypot(all[q].x - c[k].x, all[q].y - c[k].y);
-            if (d < mode || (d < r && all[q].snr > 0.25 * fk)) {
-                isolated = 0;
-                break;
-            }
-        }
-        keep[k] = (char)isolated;
-    }
-    long ni = 0;
-    for (long k = 0; k < nk; k++)
-        if (keep[k])
-            c[ni++] = c[k];
-    free(all);
-    free(keep);
     qsort(c, (size_t)ni, sizeof *c, cmp_cand_snr);
     if (p->max_stars > 0 && ni > p->max_stars)
         ni = p->max_stars;
