@@ -429,6 +429,12 @@ static void add_item(ctx *c, long i, const double *px, const double *py, double 
     double x = px[3 * i], y = py[3 * i];
     if (!isfinite(mag) || !isfinite(x) || !isfinite(y))
         return;
+    /* a moving source whose path's ends have no pixel (far outside the
+       image, where the distortion cannot be inverted) is left out: its
+       trail cannot be drawn */
+    if (s->type == SK_SIM_MOVING && !(isfinite(px[3 * i + 1]) && isfinite(py[3 * i + 1]) &&
+                                      isfinite(px[3 * i + 2]) && isfinite(py[3 * i + 2])))
+        return;
     item *it = &c->items[c->nitems];
     it->src = i;
     it->x = x;
