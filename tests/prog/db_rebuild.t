@@ -9,7 +9,7 @@
 # fsck. skydb fsck --checksums is clean after each rerun.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
-plan 23
+plan 29
 ref_db_start
 
 count() { sql "SELECT count(*) FROM $1"; }
@@ -62,6 +62,18 @@ exit_is 1 "extract of an image whose file changed exits 1" extract -q "$I1"
 like "$(cat "$T_TMP/err")" "does not match its row's checksum.*skydb fsck" "and says so"
 imingest -q "$T_TMP/sim/exp_000.fits" >/dev/null 2>&1
 is "$(intact images "$I1")|$(clean)" "intact|$CLEAN" "imingest restores the damaged file"
+
+# ---- an image's file gone for good: fsck --repair marks the image bad ----
+rm "$SKYSTACK_DATA/$F3"
+exit_is 3 "fsck exits 3 while an image's file is missing" skydb fsck
+exit_is 0 "fsck --repair marks that image bad and exits 0" skydb fsck --repair
+is "$(sql "SELECT CASE WHEN is_bad THEN 'bad' ELSE 'good' END || ', ' || bad_comment || ', ' || bad_by FROM images WHERE id = $I3")|$(sql "SELECT count(*) FROM bad_marks WHERE kind = 'image' AND object_id = $I3")" \
+    "bad, file missing (skydb fsck), skydb fsck|1" "the image is marked bad by skydb fsck, with the reason, in the marks' history"
+exit_is 0 "plain fsck then counts the missing file as handled" skydb fsck
+imingest -q "$T_TMP/sim/exp_002.fits" >/dev/null 2>&1
+exit_is 0 "once restored, skybad unmark makes it good again" skybad unmark image "$I3" --reason restored
+is "$(intact images "$I3")|$(sql "SELECT is_bad FROM images WHERE id = $I3")|$(clean)" "intact|f|$CLEAN" \
+    "restored, good, fsck clean"
 
 # ---- coadd and refmake ----
 coadd -q --threads 1 "$I1" "$I2" >"$T_TMP/coadd1"
