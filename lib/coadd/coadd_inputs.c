@@ -259,7 +259,9 @@ static int db_image(const sk_coadd_request *rq, const settings *S, int k, item *
     if (!sk_path_is_file(it->path))
         return sk_error(SK_ENOTFOUND, "image %lld: its file %s is missing from the data root (the row is "
                                       "there, the file is gone): ingest the original again (imingest "
-                                      "restores it under the same id); `skydb fsck` lists what is missing",
+                                      "restores it under the same id), or, when the original is lost too, "
+                                      "`skydb fsck --repair` marks such images bad so that coadds leave "
+                                      "them out",
                         it->id, it->path);
     rc = sk_sidecar_read(it->path, &it->pre, NULL, 0, NULL, NULL);
     if (rc)
