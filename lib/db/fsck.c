@@ -21,6 +21,7 @@ typedef struct frow {
     int seen;            /* its file was found */
     int bad;             /* checksum mismatch */
     int marked_bad;      /* an image already marked bad */
+    int exposure;        /* a registered exposure (not a coadd) */
 } frow;
 
 typedef struct fsck_state {
@@ -66,11 +67,11 @@ static int read_rows(sk_db *db, fsck_state *S)
 {
     PGresult *r = NULL;
     int st = sk_db_exec(db, "reading the rows with files",
-                        "SELECT 'images', id, filepath, md5, is_bad FROM images "
-                        "UNION ALL SELECT 'source_lists', id, filepath, md5, false FROM source_lists "
-                        "UNION ALL SELECT 'psfs', id, filepath, md5, false FROM psfs "
-                        "UNION ALL SELECT 'backgrounds', id, filepath, md5, false FROM backgrounds "
-                        "UNION ALL SELECT 'world_coordinates', id, filepath, md5, false FROM "
+                        "SELECT 'images', id, filepath, md5, is_bad, type = 'science' FROM images "
+                        "UNION ALL SELECT 'source_lists', id, filepath, md5, false, false FROM source_lists "
+                        "UNION ALL SELECT 'psfs', id, filepath, md5, false, false FROM psfs "
+                        "UNION ALL SELECT 'backgrounds', id, filepath, md5, false, false FROM backgrounds "
+                        "UNION ALL SELECT 'world_coordinates', id, filepath, md5, false, false FROM "
                         "world_coordinates WHERE filepath IS NOT NULL",
                         0, NULL, &r);
     if (st)
@@ -88,6 +89,7 @@ static int read_rows(sk_db *db, fsck_state *S)
         f->path = strdup(PQgetvalue(r, (int)i, 2));
         snprintf(f->md5, sizeof f->md5, "%s", PQgetvalue(r, (int)i, 3));
         f->marked_bad = PQgetvalue(r, (int)i, 4)[0] == 't';
+        f->exposure = PQgetvalue(r, (int)i, 5)[0] == 't';
         if (!f->path) {
             PQclear(r);
             return sk_error(SK_EIO, "out of memory");
@@ -297,15 +299,11 @@ static int check_rows(sk_db *db, fsck_state *S)
             /* an image whose file is gone cannot be used: --repair marks
                it bad (skybad unmark undoes it once imingest restored the
                file); one marked bad already counts as handled */
-            int handled = !strcmp(f->table, "images") && f->marked_bad;
-            if (!handled && S->o->repair && !strcmp(f->table, "images")) {
+            int handled = f->exposure && f->marked_bad;
+            if (!handled && S->o->repair && f->exposure) {
                 int changed = 0;
                 st = sk_bad_mark(db, SK_BAD_IMAGE, f->id, 1, "file missing (skydb fsck)", "skydb fsck",
                                  &changed);
-                if (st == SK_ENOTFOUND) { /* a coadd: its step makes it again */
-                    sk_error_clear();
-                    st = SK_OK;
-                }
                 handled = changed;
             }
             S->c->repaired += handled;

@@ -9,7 +9,7 @@
 # fsck. skydb fsck --checksums is clean after each rerun.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
-plan 29
+plan 30
 ref_db_start
 
 count() { sql "SELECT count(*) FROM $1"; }
@@ -79,6 +79,7 @@ is "$(intact images "$I3")|$(sql "SELECT is_bad FROM images WHERE id = $I3")|$(c
 coadd -q --threads 1 "$I1" "$I2" >"$T_TMP/coadd1"
 C=$(sql "SELECT id FROM images WHERE type = 'coadd'")
 rm "$(cat "$T_TMP/coadd1")"
+exit_is 3 "fsck --repair leaves a coadd whose file is missing to its step (exit 3)" skydb fsck --repair
 exit_is 0 "coadd again after its file was deleted" coadd -q --threads 1 "$I1" "$I2"
 is "$(cat "$T_TMP/out")|$(sql "SELECT id FROM images WHERE type = 'coadd'")|$(intact images "$C")|$(clean)" \
     "$(cat "$T_TMP/coadd1")|$C|intact|$CLEAN" "the coadd is made again under the same id; fsck clean"
