@@ -14,6 +14,7 @@
 #include "skystack/error.h"
 #include "skystack/extract.h"
 #include "skystack/sim.h"
+#include "../sim_extract.h"
 #include "../tap.h"
 #include "sim/sim_internal.h"
 
@@ -55,19 +56,13 @@ static int field(double amplitude, figures *fg)
                     "simulation.satellite_probability=0", "simulation.moving_sources=0",
                     "simulation.transients=0", "simulation.seed=3", "simulation.nexp=1"};
     int nsets = (int)(sizeof sets / sizeof sets[0]);
-    sk_config *c = NULL;
+    sk_config *c;
     sk_sim_params sp;
-    sk_sim_field *f = NULL;
-    sk_sim_exposure *e = NULL;
-    int rc = sk_config_load(NULL, sets, nsets, &c);
-    rc = rc ? rc : sk_sim_params_from_config(c, &sp);
-    rc = rc ? rc : sk_sim_field_make(&sp, &f);
-    rc = rc ? rc : sk_sim_expose(&sp, f, 0, 2, &e);
+    sk_sim_field *f;
+    sk_sim_exposure *e;
     sk_extract_params p;
-    sk_extract_params_default(&p);
-    rc = rc ? rc : sk_extract_params_from_json(c->root, &p);
-    sk_extract_result *r = NULL;
-    rc = rc ? rc : sk_extract_run(e->image, &p, 2, &r);
+    sk_extract_result *r;
+    int rc = sim_extract(sets, nsets, &c, &sp, &f, &e, &p, &r);
     if (rc) {
         printf("# nebula %g: %s\n", amplitude, sk_errmsg());
     } else {
