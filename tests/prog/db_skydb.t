@@ -21,7 +21,7 @@ like "$(cat "$T_TMP/err")" "$DB_WORK/db" "the message names the database tried"
 like "$(cat "$T_TMP/err")" "skydb start" "the message names the command that starts one"
 rm -rf "$DB_WORK"
 
-start_test_db
+start_test_db fresh
 ok 0 "skydb start creates and starts the private cluster"
 run_ok "skydb status on the running cluster" skydb status
 like "$(cat "$T_TMP/out")" "state: running" "status says running"

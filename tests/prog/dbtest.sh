@@ -1,5 +1,7 @@
 # dbtest.sh: a private PostgreSQL cluster for one program test file, sourced
-# after lib.sh. start_test_db creates and starts it (skydb start) in a fresh
+# after lib.sh. start_test_db creates and starts it (skydb start, from a
+# copy of the run's template cluster: seed_test_cluster in lib.sh; as
+# `start_test_db fresh`, made by skydb start itself) in a fresh
 # world-traversable folder under /tmp (as root the cluster runs as the
 # postgres user, which must reach it even when the checkout is under a
 # private home), points SKYSTACK_DB_DIR and SKYSTACK_DATA there, and stops
@@ -36,6 +38,7 @@ start_test_db() {
     trap 'exit 1' INT TERM HUP
     unset SKYSTACK_DB
     export SKYSTACK_DB_DIR="$DB_WORK/db" SKYSTACK_DATA="$DB_WORK/data"
+    [ "${1:-}" = fresh ] || seed_test_cluster "$SKYSTACK_DB_DIR"
     if ! skydb -q start 2>"$DB_WORK/start.err"; then
         echo "Bail out! skydb start failed: $(cat "$DB_WORK/start.err")"
         exit 1

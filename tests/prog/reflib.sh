@@ -15,9 +15,11 @@ ref_cleanup() {
 trap ref_cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-# Start the cluster (created on first use); bail out of the whole test
+# Start the cluster (created on first use, from the run's template when
+# there is one: seed_test_cluster in lib.sh); bail out of the whole test
 # file when PostgreSQL cannot run here.
 ref_db_start() {
+    seed_test_cluster "$SKYSTACK_DB_DIR"
     if ! skydb start >"$T_TMP/skydb.out" 2>"$T_TMP/skydb.err"; then
         echo "Bail out! skydb start failed: $(tr '\n' ' ' <"$T_TMP/skydb.err")"
         exit 1
