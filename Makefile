@@ -41,6 +41,10 @@ TOOL_BINS  := $(TOOL_NAMES:%=$(B)/bin/%)
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/t/%)
 PROG_TESTS := $(sort $(wildcard tests/prog/*.t))
+# the test files run longest first (tests/slow-first), then the others by
+# name, so that prove -j keeps every core busy to the end
+SLOW_TESTS := $(foreach t,$(shell sed '/^\#/d' tests/slow-first),$(filter %/$(t),$(PROG_TESTS) $(UNIT_BINS)))
+ALL_TESTS  := $(SLOW_TESTS) $(filter-out $(SLOW_TESTS),$(PROG_TESTS) $(UNIT_BINS))
 
 .SECONDARY:
 .PHONY: all lib tools tests accuracy check check-sanitize install uninstall demo bench clean distclean
@@ -90,7 +94,7 @@ TEST_ENV = PATH="$(CURDIR)/$(B)/bin:$$PATH" SK_SRCDIR="$(CURDIR)" SK_BUILDDIR="$
 
 check: tests
 	@rm -rf $(B)/test-home $(B)/test-tmp && $(MKDIR_P) $(B)/test-home $(B)/test-tmp
-	$(TEST_ENV) TMPDIR="$(CURDIR)/$(B)/test-tmp" tests/run-tests $(or $(TESTS),$(PROG_TESTS) $(UNIT_BINS))
+	$(TEST_ENV) TMPDIR="$(CURDIR)/$(B)/test-tmp" tests/run-tests $(or $(TESTS),$(ALL_TESTS))
 
 check-sanitize:
 	$(MAKE) --no-print-directory B=build-san OPT="-O1 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" check
