@@ -46,5 +46,5 @@ start_test_db() {
 }
 # sql "STATEMENT": run it on the test database, unaligned output, no headers.
 sql() {
-    skydb psql -- -X -q -At -v ON_ERROR_STOP=1 -c "$1"
+    test_psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"
 }

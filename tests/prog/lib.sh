@@ -78,6 +78,13 @@ seed_test_cluster() { # seed_test_cluster DIR: DIR (absent) a ready private clus
         "$1" >>"$1/postgresql.conf"
 }
 
+test_psql() { # test_psql PSQL-ARGS...: psql on the test's private cluster
+    # (what `skydb psql -- PSQL-ARGS` runs, without a program of the build,
+    # sanitised in check-sanitize, started before it for every query)
+    PGHOST=$SKYSTACK_DB_DIR PGUSER=skystack PGDATABASE=skystack \
+        "${SK_PG_BINDIR:-/usr/lib/postgresql/15/bin}/psql" "$@"
+}
+
 plan() { # plan N: the number of tests this file runs, before the first
     T_PLAN=$1
     echo "1..$T_PLAN"

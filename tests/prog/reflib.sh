@@ -27,5 +27,5 @@ ref_db_start() {
 }
 
 # One SQL statement or a file through psql; unaligned, tuples only.
-sql() { skydb psql -- -qtAX -v ON_ERROR_STOP=1 -c "$1" 2>>"$T_TMP/sql.err"; }
-sql_file() { skydb psql -- -qtAX -v ON_ERROR_STOP=1 -f "$1" >/dev/null 2>>"$T_TMP/sql.err"; }
+sql() { test_psql -qtAX -v ON_ERROR_STOP=1 -c "$1" 2>>"$T_TMP/sql.err"; }
+sql_file() { test_psql -qtAX -v ON_ERROR_STOP=1 -f "$1" >/dev/null 2>>"$T_TMP/sql.err"; }
