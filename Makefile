@@ -97,7 +97,7 @@ check: tests
 	$(TEST_ENV) TMPDIR="$(CURDIR)/$(B)/test-tmp" tests/run-tests $(or $(TESTS),$(ALL_TESTS))
 
 check-sanitize:
-	$(MAKE) --no-print-directory B=build-san OPT="-O1 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" check
+	$(MAKE) --no-print-directory B=build-san OPT="-O2 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" check
 
 install: all
 	$(MKDIR_P) $(DESTDIR)$(bindir) $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir)/skystack
