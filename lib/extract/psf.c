@@ -171,11 +171,15 @@ static void axis_taps(int n, double step, int m, double d, long *first, double *
     }
 }
 
-/* Scratch for rendering a grid onto an m x m stamp. */
+/* Scratch for rendering a grid onto an m x m stamp: the taps in use (its
+ * own, set by render_set(), or a star's cached ones, render_use()) and the
+ * intermediate of the separable interpolation. */
 typedef struct render_ws {
     int m, gw, gh;
-    long *fx, *fy;
-    double *wx, *wy;
+    const long *fx, *fy;
+    const double *wx, *wy;
+    long *own_fx, *own_fy;
+    double *own_wx, *own_wy;
     double *tmp;     /* m * gh */
 } render_ws;
 
@@ -184,34 +188,60 @@ static int render_ws_init(render_ws *r, int m, int gw, int gh)
     r->m = m;
     r->gw = gw;
     r->gh = gh;
-    r->fx = malloc(sizeof *r->fx * (size_t)m);
-    r->fy = malloc(sizeof *r->fy * (size_t)m);
-    r->wx = malloc(sizeof *r->wx * 6 * (size_t)m);
-    r->wy = malloc(sizeof *r->wy * 6 * (size_t)m);
+    r->fx = r->own_fx = malloc(sizeof *r->own_fx * (size_t)m);
+    r->fy = r->own_fy = malloc(sizeof *r->own_fy * (size_t)m);
+    r->wx = r->own_wx = malloc(sizeof *r->own_wx * 6 * (size_t)m);
+    r->wy = r->own_wy = malloc(sizeof *r->own_wy * 6 * (size_t)m);
     r->tmp = malloc(sizeof *r->tmp * (size_t)m * (size_t)gh);
-    if (!r->fx || !r->fy || !r->wx || !r->wy || !r->tmp)
+    if (!r->own_fx || !r->own_fy || !r->own_wx || !r->own_wy || !r->tmp)
         return sk_error(SK_EIO, "PSF: out of memory");
     return SK_OK;
 }
 
 static void render_ws_free(render_ws *r)
 {
-    free(r->fx);
-    free(r->fy);
-    free(r->wx);
-    free(r->wy);
+    free(r->own_fx);
+    free(r->own_fy);
+    free(r->own_wx);
+    free(r->own_wy);
     free(r->tmp);
     memset(r, 0, sizeof *r);
 }
 
-static void render_set(render_ws *r, double step, double dx, double dy)
+/* The x taps for the offset dx, the y taps for dy (own storage). */
+static void render_set_x(render_ws *r, double step, double dx)
 {
-    axis_taps(r->gw, step, r->m, dx, r->fx, r->wx);
-    axis_taps(r->gh, step, r->m, dy, r->fy, r->wy);
+    axis_taps(r->gw, step, r->m, dx, r->own_fx, r->own_wx);
+    r->fx = r->own_fx;
+    r->wx = r->own_wx;
 }
 
-/* out (m x m) = grid interpolated at the stamp's pixels. */
-static void render_fwd(render_ws *r, const double *grid, double *out)
+static void render_set_y(render_ws *r, double step, double dy)
+{
+    axis_taps(r->gh, step, r->m, dy, r->own_fy, r->own_wy);
+    r->fy = r->own_fy;
+    r->wy = r->own_wy;
+}
+
+static void render_set(render_ws *r, double step, double dx, double dy)
+{
+    render_set_x(r, step, dx);
+    render_set_y(r, step, dy);
+}
+
+/* Render with taps computed elsewhere (m of fx, fy; 6 m of wx, wy). */
+static void render_use(render_ws *r, const long *fx, const double *wx, const long *fy,
+                       const double *wy)
+{
+    r->fx = fx;
+    r->wx = wx;
+    r->fy = fy;
+    r->wy = wy;
+}
+
+/* First pass of render_fwd: the grid's rows interpolated at the stamp's
+ * columns, into r->tmp. */
+static void render_fwd_x(render_ws *r, const double *grid)
 {
     int m = r->m, gw = r->gw, gh = r->gh;
     for (int b = 0; b < gh; b++) {
@@ -232,6 +262,12 @@ static void render_fwd(render_ws *r, const double *grid, double *out)
             t[i] = v;
         }
     }
+}
+
+/* Second pass: r->tmp interpolated at the stamp's rows into out. */
+static void render_fwd_y(const render_ws *r, double *out)
+{
+    int m = r->m, gh = r->gh;
     for (int j = 0; j < m; j++) {
         double *o = out + (long)j * m;
         for (int i = 0; i < m; i++)
@@ -247,6 +283,13 @@ static void render_fwd(render_ws *r, const double *grid, double *out)
                 o[i] += wk * t[i];
         }
     }
+}
+
+/* out (m x m) = grid interpolated at the stamp's pixels. */
+static void render_fwd(render_ws *r, const double *grid, double *out)
+{
+    render_fwd_x(r, grid);
+    render_fwd_y(r, out);
 }
 
 /* grid += transpose of the interpolation applied to img (m x m); with
@@ -276,9 +319,17 @@ static void render_adj(render_ws *r, const double *img, int squared, double *gri
                 continue;
             long f = r->fx[i];
             const double *w = r->wx + 6 * i;
+            double ws[6];
             for (int k = 0; k < 6; k++)
-                if (f + k >= 0 && f + k < gw)
-                    row[f + k] += (squared ? w[k] * w[k] : w[k]) * t[i];
+                ws[k] = squared ? w[k] * w[k] : w[k];
+            if (f >= 0 && f + 5 < gw) {
+                for (int k = 0; k < 6; k++)
+                    row[f + k] += ws[k] * t[i];
+            } else {
+                for (int k = 0; k < 6; k++)
+                    if (f + k >= 0 && f + k < gw)
+                        row[f + k] += ws[k] * t[i];
+            }
         }
     }
 }
@@ -678,6 +729,8 @@ typedef struct bctx {
     /* stacking */
     float *sv, *sw;       /* nst * np resampled values and weights */
     /* conjugate gradients */
+    long *tfx, *tfy;      /* nst * m interpolation taps of the stars at */
+    double *twx, *twy;    /* their current centres (nst * 6m weights) */
     long nchunk;
     double *cbuf;         /* nchunk * ncomp * np accumulation buffers */
     const double *cg_in;  /* vector the operator is applied to */
@@ -898,7 +951,13 @@ static int refit_star(long k, void *u)
     int good = 1;
     for (int it = 0; it < 8 && good; it++) {
         double dx = s->x - (double)s->ix, dy = s->y - (double)s->iy;
-        render_set(&r, psf->step_px, dx, dy);
+        /* the model at the centre and shifted by +-h in x and in y: the
+           shifts in y share the first (x) pass of the centre's */
+        render_set(&r, psf->step_px, dx + h, dy);
+        render_fwd(&r, grid, fxp);
+        render_set_x(&r, psf->step_px, dx - h);
+        render_fwd(&r, grid, fxm);
+        render_set_x(&r, psf->step_px, dx);
         render_fwd(&r, grid, f0);
         double sum = 0;
         for (long q = 0; q < mm; q++)
@@ -907,14 +966,10 @@ static int refit_star(long k, void *u)
             good = 0;
             break;
         }
-        render_set(&r, psf->step_px, dx + h, dy);
-        render_fwd(&r, grid, fxp);
-        render_set(&r, psf->step_px, dx - h, dy);
-        render_fwd(&r, grid, fxm);
-        render_set(&r, psf->step_px, dx, dy + h);
-        render_fwd(&r, grid, fyp);
-        render_set(&r, psf->step_px, dx, dy - h);
-        render_fwd(&r, grid, fym);
+        render_set_y(&r, psf->step_px, dy + h);
+        render_fwd_y(&r, fyp);
+        render_set_y(&r, psf->step_px, dy - h);
+        render_fwd_y(&r, fym);
         double a[9] = {0}, rhs[3] = {0};
         for (long q = 0; q < mm; q++) {
             if (!(s->vb[q] > 0))
@@ -1009,7 +1064,7 @@ static int cg_chunk(long ch, void *u)
         const pstar *s = &c->st[k];
         if (!s->ok)
             continue;
-        render_set(&r, psf->step_px, s->x - (double)s->ix, s->y - (double)s->iy);
+        render_use(&r, c->tfx + k * m, c->twx + 6 * k * m, c->tfy + k * m, c->twy + 6 * k * m);
         if (c->cg_mode == 0) {
             grid_from_basis(psf, c->cg_in, s->b, grid);
             render_fwd(&r, grid, img);
@@ -1038,6 +1093,19 @@ static int cg_chunk(long ch, void *u)
     free(g);
     render_ws_free(&r);
     return st;
+}
+
+/* The interpolation taps of star k at its current centre, kept for the
+ * operator's many applications. */
+static int star_taps(long k, void *u)
+{
+    bctx *c = u;
+    const pstar *s = &c->st[k];
+    int m = c->m;
+    double step = c->psf->step_px;
+    axis_taps(c->psf->width, step, m, s->x - (double)s->ix, c->tfx + k * m, c->twx + 6 * k * m);
+    axis_taps(c->psf->height, step, m, s->y - (double)s->iy, c->tfy + k * m, c->twy + 6 * k * m);
+    return SK_OK;
 }
 
 /* out = sum of the chunk buffers for the current mode (fixed order). */
@@ -1096,6 +1164,8 @@ static int cg_refine(bctx *c, int threads, int maxit)
     double *work = malloc(sizeof *work * (size_t)np);
     if (!st && !work)
         st = sk_error(SK_EIO, "PSF: out of memory");
+    if (!st)
+        st = sk_parallel_for_each(c->nst, threads, star_taps, c);
     if (!st)
         st = cg_apply(c, 1, NULL, rhs, threads);
     if (!st)
@@ -1340,9 +1410,13 @@ static int build_init(bctx *c, const sk_image *img, const sk_background *bg,
     c->comp = calloc((size_t)psf->ncomp * (size_t)np, sizeof *c->comp);
     c->nchunk = nstar < 32 ? nstar : 32;
     c->cbuf = malloc(sizeof *c->cbuf * (size_t)c->nchunk * (size_t)psf->ncomp * (size_t)np);
+    c->tfx = malloc(sizeof *c->tfx * (size_t)nstar * (size_t)m);
+    c->tfy = malloc(sizeof *c->tfy * (size_t)nstar * (size_t)m);
+    c->twx = malloc(sizeof *c->twx * 6 * (size_t)nstar * (size_t)m);
+    c->twy = malloc(sizeof *c->twy * 6 * (size_t)nstar * (size_t)m);
     if (!bg)
         return sk_error(SK_EINPUT, "PSF: no background given");
-    if (!c->var || !c->st || !c->comp || !c->cbuf)
+    if (!c->var || !c->st || !c->comp || !c->cbuf || !c->tfx || !c->tfy || !c->twx || !c->twy)
         return sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
     for (long k = 0; k < nstar; k++) {
         const sk_source *s = &sources->src[idx[k]];
@@ -1532,6 +1606,10 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
     psf_nbrs_free(&c.nb);
     free(c.comp);
     free(c.cbuf);
+    free(c.tfx);
+    free(c.tfy);
+    free(c.twx);
+    free(c.twy);
     free((void *)c.var);
     free(idx);
     if (st) {
