@@ -144,6 +144,27 @@ static void grid_from_basis(const sk_psf *psf, const double *comp_d, const doubl
     }
 }
 
+/* grid_from_basis() of a vector whose components beyond the first are 0
+ * outside the model pixels vpix[0..nv-1]. */
+static void grid_from_basis_var(const sk_psf *psf, const double *v, const double *b,
+                                const long *vpix, long nv, double *grid)
+{
+    long np = (long)psf->width * psf->height;
+    for (long p = 0; p < np; p++)
+        grid[p] = 0;
+    if (b[0] != 0)
+        for (long p = 0; p < np; p++)
+            grid[p] += b[0] * v[p];
+    for (int k = 1; k < psf->ncomp; k++) {
+        double bk = b[k];
+        if (bk == 0)
+            continue;
+        const double *c = v + (long)k * np;
+        for (long t = 0; t < nv; t++)
+            grid[vpix[t]] += bk * c[vpix[t]];
+    }
+}
+
 void sk_psf_grid_at(const sk_psf *psf, double x, double y, double *grid)
 {
     double b[64];
@@ -729,6 +750,8 @@ typedef struct bctx {
     /* stacking */
     float *sv, *sw;       /* nst * np resampled values and weights */
     /* conjugate gradients */
+    const long *vpix;     /* the model pixels where the terms of the */
+    long nvpix;           /* variation may be nonzero (cg_refine) */
     long *tfx, *tfy;      /* nst * m interpolation taps of the stars at */
     double *twx, *twy;    /* their current centres (nst * 6m weights) */
     long nchunk;
@@ -843,6 +866,17 @@ static int stack_sample(long k, void *u)
         return SK_OK;
     double step = c->psf->step_px;
     double f2 = s->flux * s->flux;
+    long *fxa = malloc(sizeof *fxa * (size_t)gw);
+    double *wxa = malloc(sizeof *wxa * 6 * (size_t)gw);
+    if (!fxa || !wxa) {
+        free(fxa);
+        free(wxa);
+        return sk_error(SK_EIO, "PSF: out of memory");
+    }
+    for (int a = 0; a < gw; a++) {
+        double uu = (double)(m / 2) + (s->x0 - (double)s->ix) + (double)(a - gw / 2) * step;
+        psf_lanczos3(uu, &fxa[a], &wxa[6 * a]);
+    }
     for (int b = 0; b < gh; b++) {
         double v = (double)(m / 2) + (s->y0 - (double)s->iy) + (double)(b - gh / 2) * step;
         long fy;
@@ -851,10 +885,8 @@ static int stack_sample(long k, void *u)
         if (fy < 0 || fy + 5 >= m)
             continue;
         for (int a = 0; a < gw; a++) {
-            double uu = (double)(m / 2) + (s->x0 - (double)s->ix) + (double)(a - gw / 2) * step;
-            long fx;
-            double wx[6];
-            psf_lanczos3(uu, &fx, wx);
+            long fx = fxa[a];
+            const double *wx = wxa + 6 * a;
             if (fx < 0 || fx + 5 >= m)
                 continue;
             double sum = 0, var = 0;
@@ -878,6 +910,8 @@ static int stack_sample(long k, void *u)
             wgt[(long)b * gw + a] = (float)(f2 / var);
         }
     }
+    free(fxa);
+    free(wxa);
     return SK_OK;
 }
 
@@ -1066,7 +1100,7 @@ static int cg_chunk(long ch, void *u)
             continue;
         render_use(&r, c->tfx + k * m, c->twx + 6 * k * m, c->tfy + k * m, c->twy + 6 * k * m);
         if (c->cg_mode == 0) {
-            grid_from_basis(psf, c->cg_in, s->b, grid);
+            grid_from_basis_var(psf, c->cg_in, s->b, c->vpix, c->nvpix, grid);
             render_fwd(&r, grid, img);
             double f2 = s->flux * s->flux;
             for (long q = 0; q < mm; q++)
@@ -1084,8 +1118,15 @@ static int cg_chunk(long ch, void *u)
         for (int i = 0; i < nc; i++) {
             double bi = c->cg_mode == 2 ? s->b[i] * s->b[i] : s->b[i];
             double *o = buf + (long)i * np;
-            for (long p = 0; p < np; p++)
-                o[p] += bi * g[p];
+            if (i > 0 && c->cg_mode == 0) {
+                /* the terms of the variation outside the core are held
+                   at 0 (cg_refine): their products are not needed */
+                for (long t = 0; t < c->nvpix; t++)
+                    o[c->vpix[t]] += bi * g[c->vpix[t]];
+            } else {
+                for (long p = 0; p < np; p++)
+                    o[p] += bi * g[p];
+            }
         }
     }
     free(grid);
@@ -1162,7 +1203,8 @@ static int cg_refine(bctx *c, int threads, int maxit)
     int st = (rhs && diag && res && z && pdir && hp) ? SK_OK : sk_error(SK_EIO, "PSF: out of memory");
     double lambda[64];
     double *work = malloc(sizeof *work * (size_t)np);
-    if (!st && !work)
+    long *vpix = malloc(sizeof *vpix * (size_t)np);
+    if (!st && (!work || !vpix))
         st = sk_error(SK_EIO, "PSF: out of memory");
     if (!st)
         st = sk_parallel_for_each(c->nst, threads, star_taps, c);
@@ -1199,6 +1241,11 @@ static int cg_refine(bctx *c, int threads, int maxit)
                 c->comp[k * np + p] *= work[p];
                 diag[k * np + p] = work[p] > 0 ? diag[k * np + p] : INFINITY;
             }
+        c->nvpix = 0;
+        for (long p = 0; p < np; p++)
+            if (work[p] > 0)
+                vpix[c->nvpix++] = p;
+        c->vpix = vpix;
         st = cg_apply(c, 0, c->comp, hp, threads);
     }
     if (!st) {
@@ -1236,6 +1283,9 @@ static int cg_refine(bctx *c, int threads, int maxit)
                 pdir[i] = z[i] + beta * pdir[i];
         }
     }
+    c->vpix = NULL;
+    c->nvpix = 0;
+    free(vpix);
     free(work);
     free(rhs);
     free(diag);
