@@ -29,6 +29,9 @@
  * clipped for the model's small imperfections. */
 #define PSF_ACCURACY 0.01
 
+/* Convergence of the model's conjugate gradients (cg_refine). */
+#define CG_TOLERANCE 1e-10
+
 /* Radius (in FWHM) within which the PSF varies over the image. */
 #define VAR_RADIUS_FWHM 1.5
 
@@ -1230,7 +1233,9 @@ static void reg_apply(const sk_psf *psf, const double *lambda, const double *v, 
 
 /* Refine c->comp: minimise sum_stars sum_pixels w (d - flux R B comp)^2 +
  * smoothness, by Jacobi-preconditioned conjugate gradients from the
- * current model. */
+ * current model, until the preconditioned residual is CG_TOLERANCE of the
+ * right-hand side's (squared norms; below it the PSF fluxes change by
+ * a few 1e-6, far below their noise). */
 static int cg_refine(bctx *c, int threads, int maxit)
 {
     sk_psf *psf = c->psf;
@@ -1298,7 +1303,7 @@ static int cg_refine(bctx *c, int threads, int maxit)
             r0 += rhs[i] * rhs[i] / diag[i];
         }
         for (int it = 0; it < maxit && !st; it++) {
-            if (!(rz > 1e-14 * r0))
+            if (!(rz > CG_TOLERANCE * r0))
                 break;
             st = cg_apply(c, 0, pdir, hp, threads);
             if (st)
