@@ -396,7 +396,63 @@ static void render_adj(render_ws *r, const double *img, int squared, double *gri
     }
 }
 
-int sk_psf_image(const sk_psf *psf, double x, double y, int size, double *stamp)
+/* tw[a] (n grid points) = the sum of the taps of the m stamp pixels
+ * (first points f, weights w) that fall on grid point a. */
+static void tap_sums(const long *f, const double *w, int m, int n, double *tw)
+{
+    for (int a = 0; a < n; a++)
+        tw[a] = 0;
+    for (int i = 0; i < m; i++)
+        for (int k = 0; k < 6; k++)
+            if (f[i] + k >= 0 && f[i] + k < n)
+                tw[f[i] + k] += w[6 * i + k];
+}
+
+/* The window's rows of the stamp from the model grid, the grid's rows
+ * first interpolated at the window's columns (into tmp, gh x nw). */
+PSF_VECTOR
+static void render_window(const double *grid, int gw, int gh, const long *fx, const double *wx,
+                          const long *fy, const double *wy, int i0, int j0, int nw, int nh,
+                          double *tmp, double *out)
+{
+    long b0 = fy[j0] < 0 ? 0 : fy[j0], b1 = fy[j0 + nh - 1] + 5 >= gh ? gh - 1 : fy[j0 + nh - 1] + 5;
+    for (long b = b0; b <= b1; b++) {
+        const double *row = grid + b * gw;
+        double *t = tmp + b * nw;
+        for (int i = 0; i < nw; i++) {
+            long f = fx[i0 + i];
+            const double *w = wx + 6 * (i0 + i);
+            double v = 0;
+            if (f >= 0 && f + 5 < gw) {
+                for (int k = 0; k < 6; k++)
+                    v += w[k] * row[f + k];
+            } else {
+                for (int k = 0; k < 6; k++)
+                    if (f + k >= 0 && f + k < gw)
+                        v += w[k] * row[f + k];
+            }
+            t[i] = v;
+        }
+    }
+    for (int j = 0; j < nh; j++) {
+        double *o = out + (long)j * nw;
+        for (int i = 0; i < nw; i++)
+            o[i] = 0;
+        long f = fy[j0 + j];
+        const double *w = wy + 6 * (j0 + j);
+        for (int k = 0; k < 6; k++) {
+            if (f + k < 0 || f + k >= gh)
+                continue;
+            const double *t = tmp + (f + k) * nw;
+            double wk = w[k];
+            for (int i = 0; i < nw; i++)
+                o[i] += wk * t[i];
+        }
+    }
+}
+
+int psf_image_window(const sk_psf *psf, double x, double y, int size, int i0, int j0, int nw,
+                     int nh, double *out)
 {
     if (size <= 0)
         size = sk_psf_stamp_size(psf);
@@ -404,28 +460,54 @@ int sk_psf_image(const sk_psf *psf, double x, double y, int size, double *stamp)
         return sk_error(SK_EINPUT, "PSF image: stamp size %d must be odd and below 16384", size);
     if (!isfinite(x) || !isfinite(y))
         return sk_error(SK_EINPUT, "PSF image: position (%g, %g) is not finite", x, y);
-    long np = (long)psf->width * psf->height;
-    double *grid = malloc(sizeof *grid * (size_t)np);
-    render_ws r;
-    memset(&r, 0, sizeof r);
-    int st = grid ? render_ws_init(&r, size, psf->width, psf->height)
-                  : sk_error(SK_EIO, "PSF image: out of memory");
-    if (!st) {
-        sk_psf_grid_at(psf, x, y, grid);
-        render_set(&r, psf->step_px, x - (double)lround(x), y - (double)lround(y));
-        render_fwd(&r, grid, stamp);
-        double sum = 0;
-        for (long i = 0; i < (long)size * size; i++)
-            sum += stamp[i];
-        if (!(fabs(sum) > 0) || !isfinite(sum))
-            st = sk_error(SK_EINPUT, "PSF image: the model sums to %g at (%g, %g)", sum, x, y);
-        else
-            for (long i = 0; i < (long)size * size; i++)
-                stamp[i] /= sum;
+    if (i0 < 0 || j0 < 0 || nw < 1 || nh < 1 || i0 + nw > size || j0 + nh > size)
+        return sk_error(SK_EINPUT, "PSF image: window %dx%d at (%d, %d) is not within the %d-px stamp",
+                        nw, nh, i0, j0, size);
+    int gw = psf->width, gh = psf->height;
+    long np = (long)gw * gh;
+    size_t nd = (size_t)np + 12 * (size_t)size + (size_t)gw + (size_t)gh + (size_t)gh * (size_t)nw;
+    double *grid = malloc(sizeof *grid * nd);
+    long *fx = malloc(sizeof *fx * 2 * (size_t)size);
+    if (!grid || !fx) {
+        free(grid);
+        free(fx);
+        return sk_error(SK_EIO, "PSF image: out of memory");
     }
-    render_ws_free(&r);
+    double *wx = grid + np, *wy = wx + 6 * size, *twx = wy + 6 * size, *twy = twx + gw;
+    double *tmp = twy + gh;
+    long *fy = fx + size;
+    sk_psf_grid_at(psf, x, y, grid);
+    axis_taps(gw, psf->step_px, size, x - (double)lround(x), fx, wx);
+    axis_taps(gh, psf->step_px, size, y - (double)lround(y), fy, wy);
+    /* the sum over the whole stamp, separably: each grid point weighted
+       by the taps that fall on it along x and along y */
+    tap_sums(fx, wx, size, gw, twx);
+    tap_sums(fy, wy, size, gh, twy);
+    double sum = 0;
+    for (int b = 0; b < gh; b++) {
+        double rs = 0;
+        for (int a = 0; a < gw; a++)
+            rs += twx[a] * grid[(long)b * gw + a];
+        sum += twy[b] * rs;
+    }
+    int st = SK_OK;
+    if (!(fabs(sum) > 0) || !isfinite(sum)) {
+        st = sk_error(SK_EINPUT, "PSF image: the model sums to %g at (%g, %g)", sum, x, y);
+    } else {
+        render_window(grid, gw, gh, fx, wx, fy, wy, i0, j0, nw, nh, tmp, out);
+        for (long i = 0; i < (long)nw * nh; i++)
+            out[i] /= sum;
+    }
     free(grid);
+    free(fx);
     return st;
+}
+
+int sk_psf_image(const sk_psf *psf, double x, double y, int size, double *stamp)
+{
+    if (size <= 0)
+        size = sk_psf_stamp_size(psf);
+    return psf_image_window(psf, x, y, size, 0, 0, size > 0 ? size : 1, size > 0 ? size : 1, stamp);
 }
 
 /* Half-maximum area diameter of a model grid, on a grid `sub` times finer

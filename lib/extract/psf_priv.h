@@ -53,6 +53,14 @@ static inline void psf_lanczos3(double u, long *first, double w[6])
         w[t] /= sum;
 }
 
+/* The window of nw x nh pixels from pixel (i0, j0) of the stamp of
+ * sk_psf_image() (out: nw * nh values, row by row), normalised like the
+ * whole stamp, without rendering the rest of it. SK_EINPUT on a bad size
+ * or a window not within the stamp. */
+struct sk_psf;
+int psf_image_window(const struct sk_psf *psf, double x, double y, int size, int i0, int j0,
+                     int nw, int nh, double *out);
+
 /* Replace the outer wings of a PSF model (ncomp components of gw x gh
  * points at step_px image pixels, the first one the image centre's) by a
  * pixel-integrated Moffat profile fitted to the curve of growth of the
