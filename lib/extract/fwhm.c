@@ -77,12 +77,18 @@ static long find_peaks(const sk_image *img, const float *sig, int r, peak_t **ou
     return n > MAX_PEAKS ? MAX_PEAKS : n;
 }
 
-/* Pixel-integrated unit Gaussian of sigma sg centred at c, over the
- * pixel centred at x: the fraction of its light along one axis. */
-static double pix_gauss(double x, double c, double sg)
+/* Pixel-integrated unit Gaussian of sigma sg centred at c over the n
+ * pixels centred at t0, t0+1, ..: the fraction of its light along one
+ * axis in each. Neighbouring pixels share their edge's erf. */
+static void pix_gauss_row(long t0, long n, double c, double sg, double *out)
 {
     double k = 1.0 / (M_SQRT2 * sg);
-    return 0.5 * (erf((x + 0.5 - c) * k) - erf((x - 0.5 - c) * k));
+    double lo = erf(((double)t0 - 0.5 - c) * k);
+    for (long j = 0; j < n; j++) {
+        double hi = erf(((double)(t0 + j) + 0.5 - c) * k);
+        out[j] = 0.5 * (hi - lo);
+        lo = hi;
+    }
 }
 
 #define NPAR 5  /* amplitude, x0, y0, sigma, constant */
@@ -100,14 +106,11 @@ typedef struct {
 static void axis_fill(axis_t *a, long t0, long n, double c, double sg)
 {
     const double h = DIFF_H;
-    for (long k = 0; k < n; k++) {
-        double t = (double)(t0 + k);
-        a->g[k] = pix_gauss(t, c, sg);
-        a->cp[k] = pix_gauss(t, c + h, sg);
-        a->cm[k] = pix_gauss(t, c - h, sg);
-        a->sp[k] = pix_gauss(t, c, sg + h);
-        a->sm[k] = pix_gauss(t, c, sg - h);
-    }
+    pix_gauss_row(t0, n, c, sg, a->g);
+    pix_gauss_row(t0, n, c + h, sg, a->cp);
+    pix_gauss_row(t0, n, c - h, sg, a->cm);
+    pix_gauss_row(t0, n, c, sg + h, a->sp);
+    pix_gauss_row(t0, n, c, sg - h, a->sm);
 }
 
 /* Model and its derivatives (by central differences in x0, y0, sigma) at

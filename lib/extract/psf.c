@@ -18,11 +18,19 @@
 
 #define NTERMS(d) (((d) + 1) * ((d) + 2) / 2)
 
+/* The rendering loops are written for the vectoriser (pixel-inner loops
+ * of one operation each, same arithmetic in every lane), hence -O3 and an
+ * AVX2 variant whatever the build's level: the results do not change. */
+#define PSF_VECTOR __attribute__((optimize("O3"), target_clones("avx2", "default")))
+
 /* Relative accuracy of the model (as PSFEx's PSF_ACCURACY): in the fit's
  * weights every pixel's variance gets (PSF_ACCURACY * its value)^2 added,
  * so that the brightest stars do not alone decide the model, nor are
  * clipped for the model's small imperfections. */
 #define PSF_ACCURACY 0.01
+
+/* Convergence of the model's conjugate gradients (cg_refine). */
+#define CG_TOLERANCE 1e-10
 
 /* Radius (in FWHM) within which the PSF varies over the image. */
 #define VAR_RADIUS_FWHM 1.5
@@ -123,6 +131,7 @@ static void psf_basis(const sk_psf *psf, double x, double y, double *b)
 }
 
 /* Model grid at the basis values b from double or float components. */
+PSF_VECTOR
 static void grid_from_basis(const sk_psf *psf, const double *comp_d, const double *b, double *grid)
 {
     long np = (long)psf->width * psf->height;
@@ -141,6 +150,27 @@ static void grid_from_basis(const sk_psf *psf, const double *comp_d, const doubl
             for (long p = 0; p < np; p++)
                 grid[p] += bk * c[p];
         }
+    }
+}
+
+/* grid_from_basis() of a vector whose components beyond the first are 0
+ * outside the model pixels vpix[0..nv-1]. */
+static void grid_from_basis_var(const sk_psf *psf, const double *v, const double *b,
+                                const long *vpix, long nv, double *grid)
+{
+    long np = (long)psf->width * psf->height;
+    for (long p = 0; p < np; p++)
+        grid[p] = 0;
+    if (b[0] != 0)
+        for (long p = 0; p < np; p++)
+            grid[p] += b[0] * v[p];
+    for (int k = 1; k < psf->ncomp; k++) {
+        double bk = b[k];
+        if (bk == 0)
+            continue;
+        const double *c = v + (long)k * np;
+        for (long t = 0; t < nv; t++)
+            grid[vpix[t]] += bk * c[vpix[t]];
     }
 }
 
@@ -171,12 +201,19 @@ static void axis_taps(int n, double step, int m, double d, long *first, double *
     }
 }
 
-/* Scratch for rendering a grid onto an m x m stamp. */
+/* Scratch for rendering a grid onto an m x m stamp: the taps in use (its
+ * own, set by render_set(), or a star's cached ones, render_use()) and the
+ * intermediate of the separable interpolation. */
 typedef struct render_ws {
     int m, gw, gh;
-    long *fx, *fy;
-    double *wx, *wy;
+    const long *fx, *fy;
+    const double *wx, *wy;
+    long *own_fx, *own_fy;
+    double *own_wx, *own_wy;
     double *tmp;     /* m * gh */
+    double *tmpt;    /* gh * m: tmp transposed */
+    double *col;     /* gh */
+    int *alo, *ahi;  /* max(gw, gh): the stamp pixels reaching a grid point */
 } render_ws;
 
 static int render_ws_init(render_ws *r, int m, int gw, int gh)
@@ -184,34 +221,70 @@ static int render_ws_init(render_ws *r, int m, int gw, int gh)
     r->m = m;
     r->gw = gw;
     r->gh = gh;
-    r->fx = malloc(sizeof *r->fx * (size_t)m);
-    r->fy = malloc(sizeof *r->fy * (size_t)m);
-    r->wx = malloc(sizeof *r->wx * 6 * (size_t)m);
-    r->wy = malloc(sizeof *r->wy * 6 * (size_t)m);
+    r->fx = r->own_fx = malloc(sizeof *r->own_fx * (size_t)m);
+    r->fy = r->own_fy = malloc(sizeof *r->own_fy * (size_t)m);
+    r->wx = r->own_wx = malloc(sizeof *r->own_wx * 6 * (size_t)m);
+    r->wy = r->own_wy = malloc(sizeof *r->own_wy * 6 * (size_t)m);
     r->tmp = malloc(sizeof *r->tmp * (size_t)m * (size_t)gh);
-    if (!r->fx || !r->fy || !r->wx || !r->wy || !r->tmp)
+    r->tmpt = malloc(sizeof *r->tmpt * (size_t)m * (size_t)gh);
+    r->col = malloc(sizeof *r->col * (size_t)gh);
+    r->alo = malloc(sizeof *r->alo * (size_t)(gw > gh ? gw : gh));
+    r->ahi = malloc(sizeof *r->ahi * (size_t)(gw > gh ? gw : gh));
+    if (!r->own_fx || !r->own_fy || !r->own_wx || !r->own_wy || !r->tmp || !r->tmpt || !r->col ||
+        !r->alo || !r->ahi)
         return sk_error(SK_EIO, "PSF: out of memory");
     return SK_OK;
 }
 
 static void render_ws_free(render_ws *r)
 {
-    free(r->fx);
-    free(r->fy);
-    free(r->wx);
-    free(r->wy);
+    free(r->own_fx);
+    free(r->own_fy);
+    free(r->own_wx);
+    free(r->own_wy);
     free(r->tmp);
+    free(r->tmpt);
+    free(r->col);
+    free(r->alo);
+    free(r->ahi);
     memset(r, 0, sizeof *r);
+}
+
+/* The x taps for the offset dx, the y taps for dy (own storage). */
+static void render_set_x(render_ws *r, double step, double dx)
+{
+    axis_taps(r->gw, step, r->m, dx, r->own_fx, r->own_wx);
+    r->fx = r->own_fx;
+    r->wx = r->own_wx;
+}
+
+static void render_set_y(render_ws *r, double step, double dy)
+{
+    axis_taps(r->gh, step, r->m, dy, r->own_fy, r->own_wy);
+    r->fy = r->own_fy;
+    r->wy = r->own_wy;
 }
 
 static void render_set(render_ws *r, double step, double dx, double dy)
 {
-    axis_taps(r->gw, step, r->m, dx, r->fx, r->wx);
-    axis_taps(r->gh, step, r->m, dy, r->fy, r->wy);
+    render_set_x(r, step, dx);
+    render_set_y(r, step, dy);
 }
 
-/* out (m x m) = grid interpolated at the stamp's pixels. */
-static void render_fwd(render_ws *r, const double *grid, double *out)
+/* Render with taps computed elsewhere (m of fx, fy; 6 m of wx, wy). */
+static void render_use(render_ws *r, const long *fx, const double *wx, const long *fy,
+                       const double *wy)
+{
+    r->fx = fx;
+    r->wx = wx;
+    r->fy = fy;
+    r->wy = wy;
+}
+
+/* First pass of render_fwd: the grid's rows interpolated at the stamp's
+ * columns, into r->tmp. */
+PSF_VECTOR
+static void render_fwd_x(render_ws *r, const double *grid)
 {
     int m = r->m, gw = r->gw, gh = r->gh;
     for (int b = 0; b < gh; b++) {
@@ -232,6 +305,13 @@ static void render_fwd(render_ws *r, const double *grid, double *out)
             t[i] = v;
         }
     }
+}
+
+/* Second pass: r->tmp interpolated at the stamp's rows into out. */
+PSF_VECTOR
+static void render_fwd_y(const render_ws *r, double *out)
+{
+    int m = r->m, gh = r->gh;
     for (int j = 0; j < m; j++) {
         double *o = out + (long)j * m;
         for (int i = 0; i < m; i++)
@@ -249,41 +329,130 @@ static void render_fwd(render_ws *r, const double *grid, double *out)
     }
 }
 
+/* out (m x m) = grid interpolated at the stamp's pixels. */
+static void render_fwd(render_ws *r, const double *grid, double *out)
+{
+    render_fwd_x(r, grid);
+    render_fwd_y(r, out);
+}
+
+/* The taps' reach seen from the other side: for each of the n grid
+ * points, the first (lo) and one past the last (hi) of the m stamp
+ * pixels whose six taps (first points f, not decreasing) include it. */
+static void taps_reach(const long *f, int m, int n, int *lo, int *hi)
+{
+    for (int a = 0, l = 0, h = 0; a < n; a++) {
+        while (l < m && f[l] < a - 5)
+            l++;
+        while (h < m && f[h] <= a)
+            h++;
+        lo[a] = l;
+        hi[a] = h;
+    }
+}
+
 /* grid += transpose of the interpolation applied to img (m x m); with
- * `squared`, the squared taps (for the diagonal of the normal matrix). */
+ * `squared`, the squared taps (for the diagonal of the normal matrix).
+ * grid holds no -0 (adding a 0 product then changes nothing). Each point
+ * gathers the terms that reach it in the order of the stamp's pixels, the
+ * columns of the grid a vector over its rows (through a transpose). */
+PSF_VECTOR
 static void render_adj(render_ws *r, const double *img, int squared, double *grid)
 {
     int m = r->m, gw = r->gw, gh = r->gh;
-    memset(r->tmp, 0, sizeof *r->tmp * (size_t)m * (size_t)gh);
-    for (int j = 0; j < m; j++) {
-        const double *src = img + (long)j * m;
-        long f = r->fy[j];
-        const double *w = r->wy + 6 * j;
-        for (int k = 0; k < 6; k++) {
-            if (f + k < 0 || f + k >= gh)
-                continue;
-            double wk = squared ? w[k] * w[k] : w[k];
-            double *t = r->tmp + (f + k) * m;
+    int *lo = r->alo, *hi = r->ahi;
+    taps_reach(r->fy, m, gh, lo, hi);
+    for (int b = 0; b < gh; b++) {
+        double *restrict t = r->tmp + (long)b * m;
+        for (int i = 0; i < m; i++)
+            t[i] = 0;
+        for (int j = lo[b]; j < hi[b]; j++) {
+            double w = r->wy[6 * j + (b - r->fy[j])];
+            double wk = squared ? w * w : w;
+            const double *restrict src = img + (long)j * m;
             for (int i = 0; i < m; i++)
                 t[i] += wk * src[i];
         }
     }
-    for (int b = 0; b < gh; b++) {
-        double *row = grid + (long)b * gw;
-        const double *t = r->tmp + (long)b * m;
-        for (int i = 0; i < m; i++) {
-            if (t[i] == 0)
+    double *restrict tt = r->tmpt, *restrict col = r->col;
+    for (int b = 0; b < gh; b++)
+        for (int i = 0; i < m; i++)
+            tt[(long)i * gh + b] = r->tmp[(long)b * m + i];
+    taps_reach(r->fx, m, gw, lo, hi);
+    for (int a = 0; a < gw; a++) {
+        if (lo[a] >= hi[a])
+            continue;
+        for (int b = 0; b < gh; b++)
+            col[b] = grid[(long)b * gw + a];
+        for (int i = lo[a]; i < hi[a]; i++) {
+            double w = r->wx[6 * i + (a - r->fx[i])];
+            double wk = squared ? w * w : w;
+            const double *restrict ti = tt + (long)i * gh;
+            for (int b = 0; b < gh; b++)
+                col[b] += wk * ti[b];
+        }
+        for (int b = 0; b < gh; b++)
+            grid[(long)b * gw + a] = col[b];
+    }
+}
+
+/* tw[a] (n grid points) = the sum of the taps of the m stamp pixels
+ * (first points f, weights w) that fall on grid point a. */
+static void tap_sums(const long *f, const double *w, int m, int n, double *tw)
+{
+    for (int a = 0; a < n; a++)
+        tw[a] = 0;
+    for (int i = 0; i < m; i++)
+        for (int k = 0; k < 6; k++)
+            if (f[i] + k >= 0 && f[i] + k < n)
+                tw[f[i] + k] += w[6 * i + k];
+}
+
+/* The window's rows of the stamp from the model grid, the grid's rows
+ * first interpolated at the window's columns (into tmp, gh x nw). */
+PSF_VECTOR
+static void render_window(const double *grid, int gw, int gh, const long *fx, const double *wx,
+                          const long *fy, const double *wy, int i0, int j0, int nw, int nh,
+                          double *tmp, double *out)
+{
+    long b0 = fy[j0] < 0 ? 0 : fy[j0], b1 = fy[j0 + nh - 1] + 5 >= gh ? gh - 1 : fy[j0 + nh - 1] + 5;
+    for (long b = b0; b <= b1; b++) {
+        const double *row = grid + b * gw;
+        double *t = tmp + b * nw;
+        for (int i = 0; i < nw; i++) {
+            long f = fx[i0 + i];
+            const double *w = wx + 6 * (i0 + i);
+            double v = 0;
+            if (f >= 0 && f + 5 < gw) {
+                for (int k = 0; k < 6; k++)
+                    v += w[k] * row[f + k];
+            } else {
+                for (int k = 0; k < 6; k++)
+                    if (f + k >= 0 && f + k < gw)
+                        v += w[k] * row[f + k];
+            }
+            t[i] = v;
+        }
+    }
+    for (int j = 0; j < nh; j++) {
+        double *o = out + (long)j * nw;
+        for (int i = 0; i < nw; i++)
+            o[i] = 0;
+        long f = fy[j0 + j];
+        const double *w = wy + 6 * (j0 + j);
+        for (int k = 0; k < 6; k++) {
+            if (f + k < 0 || f + k >= gh)
                 continue;
-            long f = r->fx[i];
-            const double *w = r->wx + 6 * i;
-            for (int k = 0; k < 6; k++)
-                if (f + k >= 0 && f + k < gw)
-                    row[f + k] += (squared ? w[k] * w[k] : w[k]) * t[i];
+            const double *t = tmp + (f + k) * nw;
+            double wk = w[k];
+            for (int i = 0; i < nw; i++)
+                o[i] += wk * t[i];
         }
     }
 }
 
-int sk_psf_image(const sk_psf *psf, double x, double y, int size, double *stamp)
+int psf_image_window(const sk_psf *psf, double x, double y, int size, int i0, int j0, int nw,
+                     int nh, double *out)
 {
     if (size <= 0)
         size = sk_psf_stamp_size(psf);
@@ -291,28 +460,54 @@ int sk_psf_image(const sk_psf *psf, double x, double y, int size, double *stamp)
         return sk_error(SK_EINPUT, "PSF image: stamp size %d must be odd and below 16384", size);
     if (!isfinite(x) || !isfinite(y))
         return sk_error(SK_EINPUT, "PSF image: position (%g, %g) is not finite", x, y);
-    long np = (long)psf->width * psf->height;
-    double *grid = malloc(sizeof *grid * (size_t)np);
-    render_ws r;
-    memset(&r, 0, sizeof r);
-    int st = grid ? render_ws_init(&r, size, psf->width, psf->height)
-                  : sk_error(SK_EIO, "PSF image: out of memory");
-    if (!st) {
-        sk_psf_grid_at(psf, x, y, grid);
-        render_set(&r, psf->step_px, x - (double)lround(x), y - (double)lround(y));
-        render_fwd(&r, grid, stamp);
-        double sum = 0;
-        for (long i = 0; i < (long)size * size; i++)
-            sum += stamp[i];
-        if (!(fabs(sum) > 0) || !isfinite(sum))
-            st = sk_error(SK_EINPUT, "PSF image: the model sums to %g at (%g, %g)", sum, x, y);
-        else
-            for (long i = 0; i < (long)size * size; i++)
-                stamp[i] /= sum;
+    if (i0 < 0 || j0 < 0 || nw < 1 || nh < 1 || i0 + nw > size || j0 + nh > size)
+        return sk_error(SK_EINPUT, "PSF image: window %dx%d at (%d, %d) is not within the %d-px stamp",
+                        nw, nh, i0, j0, size);
+    int gw = psf->width, gh = psf->height;
+    long np = (long)gw * gh;
+    size_t nd = (size_t)np + 12 * (size_t)size + (size_t)gw + (size_t)gh + (size_t)gh * (size_t)nw;
+    double *grid = malloc(sizeof *grid * nd);
+    long *fx = malloc(sizeof *fx * 2 * (size_t)size);
+    if (!grid || !fx) {
+        free(grid);
+        free(fx);
+        return sk_error(SK_EIO, "PSF image: out of memory");
     }
-    render_ws_free(&r);
+    double *wx = grid + np, *wy = wx + 6 * size, *twx = wy + 6 * size, *twy = twx + gw;
+    double *tmp = twy + gh;
+    long *fy = fx + size;
+    sk_psf_grid_at(psf, x, y, grid);
+    axis_taps(gw, psf->step_px, size, x - (double)lround(x), fx, wx);
+    axis_taps(gh, psf->step_px, size, y - (double)lround(y), fy, wy);
+    /* the sum over the whole stamp, separably: each grid point weighted
+       by the taps that fall on it along x and along y */
+    tap_sums(fx, wx, size, gw, twx);
+    tap_sums(fy, wy, size, gh, twy);
+    double sum = 0;
+    for (int b = 0; b < gh; b++) {
+        double rs = 0;
+        for (int a = 0; a < gw; a++)
+            rs += twx[a] * grid[(long)b * gw + a];
+        sum += twy[b] * rs;
+    }
+    int st = SK_OK;
+    if (!(fabs(sum) > 0) || !isfinite(sum)) {
+        st = sk_error(SK_EINPUT, "PSF image: the model sums to %g at (%g, %g)", sum, x, y);
+    } else {
+        render_window(grid, gw, gh, fx, wx, fy, wy, i0, j0, nw, nh, tmp, out);
+        for (long i = 0; i < (long)nw * nh; i++)
+            out[i] /= sum;
+    }
     free(grid);
+    free(fx);
     return st;
+}
+
+int sk_psf_image(const sk_psf *psf, double x, double y, int size, double *stamp)
+{
+    if (size <= 0)
+        size = sk_psf_stamp_size(psf);
+    return psf_image_window(psf, x, y, size, 0, 0, size > 0 ? size : 1, size > 0 ? size : 1, stamp);
 }
 
 /* Half-maximum area diameter of a model grid, on a grid `sub` times finer
@@ -678,6 +873,10 @@ typedef struct bctx {
     /* stacking */
     float *sv, *sw;       /* nst * np resampled values and weights */
     /* conjugate gradients */
+    const long *vpix;     /* the model pixels where the terms of the */
+    long nvpix;           /* variation may be nonzero (cg_refine) */
+    long *tfx, *tfy;      /* nst * m interpolation taps of the stars at */
+    double *twx, *twy;    /* their current centres (nst * 6m weights) */
     long nchunk;
     double *cbuf;         /* nchunk * ncomp * np accumulation buffers */
     const double *cg_in;  /* vector the operator is applied to */
@@ -790,6 +989,17 @@ static int stack_sample(long k, void *u)
         return SK_OK;
     double step = c->psf->step_px;
     double f2 = s->flux * s->flux;
+    long *fxa = malloc(sizeof *fxa * (size_t)gw);
+    double *wxa = malloc(sizeof *wxa * 6 * (size_t)gw);
+    if (!fxa || !wxa) {
+        free(fxa);
+        free(wxa);
+        return sk_error(SK_EIO, "PSF: out of memory");
+    }
+    for (int a = 0; a < gw; a++) {
+        double uu = (double)(m / 2) + (s->x0 - (double)s->ix) + (double)(a - gw / 2) * step;
+        psf_lanczos3(uu, &fxa[a], &wxa[6 * a]);
+    }
     for (int b = 0; b < gh; b++) {
         double v = (double)(m / 2) + (s->y0 - (double)s->iy) + (double)(b - gh / 2) * step;
         long fy;
@@ -798,10 +1008,8 @@ static int stack_sample(long k, void *u)
         if (fy < 0 || fy + 5 >= m)
             continue;
         for (int a = 0; a < gw; a++) {
-            double uu = (double)(m / 2) + (s->x0 - (double)s->ix) + (double)(a - gw / 2) * step;
-            long fx;
-            double wx[6];
-            psf_lanczos3(uu, &fx, wx);
+            long fx = fxa[a];
+            const double *wx = wxa + 6 * a;
             if (fx < 0 || fx + 5 >= m)
                 continue;
             double sum = 0, var = 0;
@@ -825,6 +1033,8 @@ static int stack_sample(long k, void *u)
             wgt[(long)b * gw + a] = (float)(f2 / var);
         }
     }
+    free(fxa);
+    free(wxa);
     return SK_OK;
 }
 
@@ -898,7 +1108,13 @@ static int refit_star(long k, void *u)
     int good = 1;
     for (int it = 0; it < 8 && good; it++) {
         double dx = s->x - (double)s->ix, dy = s->y - (double)s->iy;
-        render_set(&r, psf->step_px, dx, dy);
+        /* the model at the centre and shifted by +-h in x and in y: the
+           shifts in y share the first (x) pass of the centre's */
+        render_set(&r, psf->step_px, dx + h, dy);
+        render_fwd(&r, grid, fxp);
+        render_set_x(&r, psf->step_px, dx - h);
+        render_fwd(&r, grid, fxm);
+        render_set_x(&r, psf->step_px, dx);
         render_fwd(&r, grid, f0);
         double sum = 0;
         for (long q = 0; q < mm; q++)
@@ -907,14 +1123,10 @@ static int refit_star(long k, void *u)
             good = 0;
             break;
         }
-        render_set(&r, psf->step_px, dx + h, dy);
-        render_fwd(&r, grid, fxp);
-        render_set(&r, psf->step_px, dx - h, dy);
-        render_fwd(&r, grid, fxm);
-        render_set(&r, psf->step_px, dx, dy + h);
-        render_fwd(&r, grid, fyp);
-        render_set(&r, psf->step_px, dx, dy - h);
-        render_fwd(&r, grid, fym);
+        render_set_y(&r, psf->step_px, dy + h);
+        render_fwd_y(&r, fyp);
+        render_set_y(&r, psf->step_px, dy - h);
+        render_fwd_y(&r, fym);
         double a[9] = {0}, rhs[3] = {0};
         for (long q = 0; q < mm; q++) {
             if (!(s->vb[q] > 0))
@@ -989,6 +1201,7 @@ static int refit_star(long k, void *u)
 /* One chunk of stars of the conjugate-gradient operator: into its buffer,
  * sum over its stars of flux * B^T R^T W (mode 1: the data; mode 0:
  * flux * R B v; mode 2: the diagonal). */
+PSF_VECTOR
 static int cg_chunk(long ch, void *u)
 {
     bctx *c = u;
@@ -1009,9 +1222,9 @@ static int cg_chunk(long ch, void *u)
         const pstar *s = &c->st[k];
         if (!s->ok)
             continue;
-        render_set(&r, psf->step_px, s->x - (double)s->ix, s->y - (double)s->iy);
+        render_use(&r, c->tfx + k * m, c->twx + 6 * k * m, c->tfy + k * m, c->twy + 6 * k * m);
         if (c->cg_mode == 0) {
-            grid_from_basis(psf, c->cg_in, s->b, grid);
+            grid_from_basis_var(psf, c->cg_in, s->b, c->vpix, c->nvpix, grid);
             render_fwd(&r, grid, img);
             double f2 = s->flux * s->flux;
             for (long q = 0; q < mm; q++)
@@ -1029,8 +1242,15 @@ static int cg_chunk(long ch, void *u)
         for (int i = 0; i < nc; i++) {
             double bi = c->cg_mode == 2 ? s->b[i] * s->b[i] : s->b[i];
             double *o = buf + (long)i * np;
-            for (long p = 0; p < np; p++)
-                o[p] += bi * g[p];
+            if (i > 0 && c->cg_mode == 0) {
+                /* the terms of the variation outside the core are held
+                   at 0 (cg_refine): their products are not needed */
+                for (long t = 0; t < c->nvpix; t++)
+                    o[c->vpix[t]] += bi * g[c->vpix[t]];
+            } else {
+                for (long p = 0; p < np; p++)
+                    o[p] += bi * g[p];
+            }
         }
     }
     free(grid);
@@ -1038,6 +1258,19 @@ static int cg_chunk(long ch, void *u)
     free(g);
     render_ws_free(&r);
     return st;
+}
+
+/* The interpolation taps of star k at its current centre, kept for the
+ * operator's many applications. */
+static int star_taps(long k, void *u)
+{
+    bctx *c = u;
+    const pstar *s = &c->st[k];
+    int m = c->m;
+    double step = c->psf->step_px;
+    axis_taps(c->psf->width, step, m, s->x - (double)s->ix, c->tfx + k * m, c->twx + 6 * k * m);
+    axis_taps(c->psf->height, step, m, s->y - (double)s->iy, c->tfy + k * m, c->twy + 6 * k * m);
+    return SK_OK;
 }
 
 /* out = sum of the chunk buffers for the current mode (fixed order). */
@@ -1082,7 +1315,9 @@ static void reg_apply(const sk_psf *psf, const double *lambda, const double *v, 
 
 /* Refine c->comp: minimise sum_stars sum_pixels w (d - flux R B comp)^2 +
  * smoothness, by Jacobi-preconditioned conjugate gradients from the
- * current model. */
+ * current model, until the preconditioned residual is CG_TOLERANCE of the
+ * right-hand side's (squared norms; below it the PSF fluxes change by
+ * a few 1e-6, far below their noise). */
 static int cg_refine(bctx *c, int threads, int maxit)
 {
     sk_psf *psf = c->psf;
@@ -1094,8 +1329,11 @@ static int cg_refine(bctx *c, int threads, int maxit)
     int st = (rhs && diag && res && z && pdir && hp) ? SK_OK : sk_error(SK_EIO, "PSF: out of memory");
     double lambda[64];
     double *work = malloc(sizeof *work * (size_t)np);
-    if (!st && !work)
+    long *vpix = malloc(sizeof *vpix * (size_t)np);
+    if (!st && (!work || !vpix))
         st = sk_error(SK_EIO, "PSF: out of memory");
+    if (!st)
+        st = sk_parallel_for_each(c->nst, threads, star_taps, c);
     if (!st)
         st = cg_apply(c, 1, NULL, rhs, threads);
     if (!st)
@@ -1129,6 +1367,11 @@ static int cg_refine(bctx *c, int threads, int maxit)
                 c->comp[k * np + p] *= work[p];
                 diag[k * np + p] = work[p] > 0 ? diag[k * np + p] : INFINITY;
             }
+        c->nvpix = 0;
+        for (long p = 0; p < np; p++)
+            if (work[p] > 0)
+                vpix[c->nvpix++] = p;
+        c->vpix = vpix;
         st = cg_apply(c, 0, c->comp, hp, threads);
     }
     if (!st) {
@@ -1142,7 +1385,7 @@ static int cg_refine(bctx *c, int threads, int maxit)
             r0 += rhs[i] * rhs[i] / diag[i];
         }
         for (int it = 0; it < maxit && !st; it++) {
-            if (!(rz > 1e-14 * r0))
+            if (!(rz > CG_TOLERANCE * r0))
                 break;
             st = cg_apply(c, 0, pdir, hp, threads);
             if (st)
@@ -1166,6 +1409,9 @@ static int cg_refine(bctx *c, int threads, int maxit)
                 pdir[i] = z[i] + beta * pdir[i];
         }
     }
+    c->vpix = NULL;
+    c->nvpix = 0;
+    free(vpix);
     free(work);
     free(rhs);
     free(diag);
@@ -1340,9 +1586,13 @@ static int build_init(bctx *c, const sk_image *img, const sk_background *bg,
     c->comp = calloc((size_t)psf->ncomp * (size_t)np, sizeof *c->comp);
     c->nchunk = nstar < 32 ? nstar : 32;
     c->cbuf = malloc(sizeof *c->cbuf * (size_t)c->nchunk * (size_t)psf->ncomp * (size_t)np);
+    c->tfx = malloc(sizeof *c->tfx * (size_t)nstar * (size_t)m);
+    c->tfy = malloc(sizeof *c->tfy * (size_t)nstar * (size_t)m);
+    c->twx = malloc(sizeof *c->twx * 6 * (size_t)nstar * (size_t)m);
+    c->twy = malloc(sizeof *c->twy * 6 * (size_t)nstar * (size_t)m);
     if (!bg)
         return sk_error(SK_EINPUT, "PSF: no background given");
-    if (!c->var || !c->st || !c->comp || !c->cbuf)
+    if (!c->var || !c->st || !c->comp || !c->cbuf || !c->tfx || !c->tfy || !c->twx || !c->twy)
         return sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
     for (long k = 0; k < nstar; k++) {
         const sk_source *s = &sources->src[idx[k]];
@@ -1532,6 +1782,10 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
     psf_nbrs_free(&c.nb);
     free(c.comp);
     free(c.cbuf);
+    free(c.tfx);
+    free(c.tfy);
+    free(c.twx);
+    free(c.twy);
     free((void *)c.var);
     free(idx);
     if (st) {

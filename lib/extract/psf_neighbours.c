@@ -140,20 +140,23 @@ int psf_nbrs_subtract(const psf_nbrs *nb, long k, const sk_psf *model, int m, lo
     for (long t = nb->first[k]; t < nb->first[k + 1] && !st; t++) {
         if (!(nb->flux[t] > 0))
             continue;
-        st = sk_psf_image(model, nb->x[t], nb->y[t], m, p);
+        /* the neighbour's image is centred on its nearest pixel: only the
+           part of it on the star's stamp is made */
+        long ox = lround(nb->x[t]) - ix, oy = lround(nb->y[t]) - iy;
+        if (labs(ox) >= m || labs(oy) >= m)
+            continue;
+        int i0 = ox < 0 ? (int)-ox : 0, j0 = oy < 0 ? (int)-oy : 0;
+        int nw = m - (int)labs(ox), nh = m - (int)labs(oy);
+        st = psf_image_window(model, nb->x[t], nb->y[t], m, i0, j0, nw, nh, p);
         if (st)
             break;
-        /* the neighbour's image is centred on its nearest pixel */
-        long ox = lround(nb->x[t]) - ix, oy = lround(nb->y[t]) - iy;
-        for (int j = 0; j < m; j++) {
+        for (int j = j0; j < j0 + nh; j++) {
             long sj = j + oy;
-            if (sj < 0 || sj >= m)
-                continue;
-            for (int i = 0; i < m; i++) {
+            for (int i = i0; i < i0 + nw; i++) {
                 long si = i + ox, q = sj * m + si;
-                if (si < 0 || si >= m || !(vb[q] > 0))
+                if (!(vb[q] > 0))
                     continue;
-                d[q] -= (float)(nb->flux[t] * p[(long)j * m + i]);
+                d[q] -= (float)(nb->flux[t] * p[(long)(j - j0) * nw + (i - i0)]);
             }
         }
     }

@@ -37,14 +37,19 @@ static int phot_one(long k, void *u)
     if (ix < -c->size || iy < -c->size || ix >= img->width + c->size || iy >= img->height + c->size)
         return SK_OK;
     int m = c->size;
-    double *p = malloc(sizeof *p * (size_t)m * (size_t)m);
-    long *pix = malloc(sizeof *pix * (size_t)m * (size_t)m);
+    /* the stamp's pixels within the fit radius of the position: a window
+       of 2 rw + 1 pixels about its middle */
+    int rw = (int)ceil(c->radius + 0.5);
+    int w0 = m / 2 - rw < 0 ? 0 : m / 2 - rw, w1 = m / 2 + rw >= m ? m - 1 : m / 2 + rw;
+    int nw = w1 - w0 + 1;
+    double *p = malloc(sizeof *p * (size_t)nw * (size_t)nw);
+    long *pix = malloc(sizeof *pix * (size_t)nw * (size_t)nw);
     if (!p || !pix) {
         free(p);
         free(pix);
         return sk_error(SK_EIO, "PSF photometry: out of memory");
     }
-    int st = sk_psf_image(c->psf, x, y, m, p);
+    int st = psf_image_window(c->psf, x, y, m, w0, w0, nw, nw, p);
     if (st) {
         free(p);
         free(pix);
@@ -57,11 +62,11 @@ static int phot_one(long k, void *u)
      * object's; pix[t] with the PSF's value p[t] (p packed in place). */
     double r2 = c->radius * c->radius;
     long n = 0;
-    for (int j = 0; j < m; j++) {
+    for (int j = w0; j <= w1; j++) {
         long yy = iy - m / 2 + j;
         if (yy < 0 || yy >= img->height)
             continue;
-        for (int i = 0; i < m; i++) {
+        for (int i = w0; i <= w1; i++) {
             long xx = ix - m / 2 + i;
             if (xx < 0 || xx >= img->width)
                 continue;
@@ -74,7 +79,7 @@ static int phot_one(long k, void *u)
             if (c->seg && c->seg[q] != 0 && c->seg[q] != self)
                 continue;
             pix[n] = q;
-            p[n] = p[(long)j * m + i];
+            p[n] = p[(long)(j - w0) * nw + (i - w0)];
             n++;
         }
     }

@@ -19,15 +19,24 @@ static inline int psf_pixel_usable(const sk_image *img, long i)
 
 /* Lanczos-3 taps for interpolating at grid coordinate u: the six grid
  * points first, first+1, .. first+5 with weights w[0..5], normalised to
- * unit sum (so a constant is reproduced exactly). */
+ * unit sum (so a constant is reproduced exactly). The six distances are
+ * d = f + 2 - t (f the fraction of u), so the kernel's sines follow from
+ * those of f: sin(pi d) = (-1)^t sin(pi f), and sin(pi d / 3) by the
+ * angle sum from sin and cos of pi f / 3 (three calls instead of twelve). */
 static inline void psf_lanczos3(double u, long *first, double w[6]) __attribute__((unused));
 static inline void psf_lanczos3(double u, long *first, double w[6])
 {
+    /* cos and sin of (2 - t) pi / 3 */
+    static const double ck[6] = {-0.5, 0.5, 1.0, 0.5, -0.5, -1.0};
+    static const double sk[6] = {0.86602540378443865, 0.86602540378443865, 0.0,
+                                 -0.86602540378443865, -0.86602540378443865, 0.0};
     double fl = floor(u);
     *first = (long)fl - 2;
+    double f = u - fl;
+    double s1 = sin(M_PI * f), s3 = sin(M_PI * f / 3.0), c3 = cos(M_PI * f / 3.0);
     double sum = 0;
     for (int t = 0; t < 6; t++) {
-        double d = u - (fl - 2 + t);
+        double d = f + (double)(2 - t);
         double v;
         if (fabs(d) < 1e-12)
             v = 1.0;
@@ -35,7 +44,7 @@ static inline void psf_lanczos3(double u, long *first, double w[6])
             v = 0.0;
         else {
             double pd = M_PI * d;
-            v = 3.0 * sin(pd) * sin(pd / 3.0) / (pd * pd);
+            v = 3.0 * ((t & 1) ? -s1 : s1) * (s3 * ck[t] + c3 * sk[t]) / (pd * pd);
         }
         w[t] = v;
         sum += v;
@@ -43,6 +52,14 @@ static inline void psf_lanczos3(double u, long *first, double w[6])
     for (int t = 0; t < 6; t++)
         w[t] /= sum;
 }
+
+/* The window of nw x nh pixels from pixel (i0, j0) of the stamp of
+ * sk_psf_image() (out: nw * nh values, row by row), normalised like the
+ * whole stamp, without rendering the rest of it. SK_EINPUT on a bad size
+ * or a window not within the stamp. */
+struct sk_psf;
+int psf_image_window(const struct sk_psf *psf, double x, double y, int size, int i0, int j0,
+                     int nw, int nh, double *out);
 
 /* Replace the outer wings of a PSF model (ncomp components of gw x gh
  * points at step_px image pixels, the first one the image centre's) by a
