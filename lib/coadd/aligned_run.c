@@ -719,7 +719,7 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
     s.W = grid->width;
     s.H = grid->height;
     s.npix = (size_t)s.W * (size_t)s.H;
-    s.band_rows = p->band_rows > 0 ? p->band_rows : 256;
+    s.band_rows = p->band_rows > 0 ? p->band_rows : sk_coadd_default_band_rows(n);
     s.pl = calloc((size_t)n, sizeof *s.pl);
     s.rows = calloc((size_t)n, sizeof *s.rows);
     s.sigma0 = calloc((size_t)n, sizeof(double));
