@@ -373,15 +373,15 @@ static int match_backgrounds(coaddx_state *s)
  * noise from the weight found again; the count of masked pixels. */
 static int apply_mask(coaddx_state *s, const sk_artifact_masks *am, int k, long *m)
 {
-    int rc = read_rows(s, k, 0, s->H);
+    /* every input through the buffers of the first (allocated once) */
+    sk_cx_planes *pk = &s->rows[0];
+    int rc = sk_cx_planes_read(s->sp, k, 0, s->H, pk, &s->ai[k]);
     if (rc)
         return rc;
-    sk_cx_planes *pk = &s->rows[k];
     *m = sk_artifact_apply_rows(am, k, 0, s->H, pk->weight, pk->flags);
     s->sigma[k] = sk_cx_sigma_from_weight(&s->ai[k], s->W, SK_COADDX_MASK_DEFAULT);
     rc = sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, pk->weight);
     rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, pk->flags);
-    sk_cx_planes_free(pk);
     drop_rows(s);
     return rc;
 }
@@ -408,6 +408,7 @@ static int mask_artifacts(coaddx_state *s)
             sk_info("artifact masks: input %d: %ld footprint%s, %ld pixels", k + 1,
                     am->nfootprints[k], am->nfootprints[k] == 1 ? "" : "s", m);
     }
+    sk_cx_planes_free(&s->rows[0]);
     sk_artifact_masks_free(am);
     return rc;
 }
@@ -719,7 +720,7 @@ int sk_coaddx_run(const sk_coadd_input *in, int n, const sk_psf *const *psfs, co
     s.W = grid->width;
     s.H = grid->height;
     s.npix = (size_t)s.W * (size_t)s.H;
-    s.band_rows = p->band_rows > 0 ? p->band_rows : 256;
+    s.band_rows = p->band_rows > 0 ? p->band_rows : sk_coadd_default_band_rows(n);
     s.pl = calloc((size_t)n, sizeof *s.pl);
     s.rows = calloc((size_t)n, sizeof *s.rows);
     s.sigma0 = calloc((size_t)n, sizeof(double));

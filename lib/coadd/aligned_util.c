@@ -120,7 +120,10 @@ int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny)
     return SK_OK;
 }
 
-void sk_cx_dilate_or(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, long ny, long r)
+/* The dilation square by square, 2r+1 ORs per pixel on each axis: the
+ * fallback when the buffers of the fast one cannot be had. */
+static void dilate_or_direct(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, long ny,
+                             long r)
 {
     for (long y = 0; y < ny; y++) {
         const uint16_t *row = in + (size_t)y * (size_t)nx;
@@ -143,6 +146,72 @@ void sk_cx_dilate_or(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, 
                 o[x] |= t[x];
         }
     }
+}
+
+/* The OR over every window of 2r+1 of n vectors of `len` values, vector
+ * i at src + i * stride (out likewise), beyond the ends zeros: van Herk's
+ * and Gil & Werman's running ORs from the left (g) and from the right (h)
+ * within blocks of 2r+1 of the padded sequence, window [x, x+2r] (padded)
+ * = h[x] | g[x+2r]; three ORs per value whatever r. g and h hold
+ * (n + 2r) * len values each. */
+static void window_or(const uint16_t *src, size_t stride, long n, long len, long r, uint16_t *g,
+                      uint16_t *h, uint16_t *dst)
+{
+    const long L = 2 * r + 1, np = n + 2 * r;
+    for (long i = 0; i < np; i++) {
+        uint16_t *gi = g + (size_t)i * (size_t)len;
+        const uint16_t *f = i >= r && i < r + n ? src + (size_t)(i - r) * stride : NULL;
+        if (i % L == 0) {
+            for (long x = 0; x < len; x++)
+                gi[x] = f ? f[x] : 0;
+        } else {
+            const uint16_t *gp = gi - len;
+            for (long x = 0; x < len; x++)
+                gi[x] = (uint16_t)(gp[x] | (f ? f[x] : 0));
+        }
+    }
+    for (long i = np - 1; i >= 0; i--) {
+        uint16_t *hi = h + (size_t)i * (size_t)len;
+        const uint16_t *f = i >= r && i < r + n ? src + (size_t)(i - r) * stride : NULL;
+        if (i % L == L - 1 || i == np - 1) {
+            for (long x = 0; x < len; x++)
+                hi[x] = f ? f[x] : 0;
+        } else {
+            const uint16_t *hn = hi + len;
+            for (long x = 0; x < len; x++)
+                hi[x] = (uint16_t)(hn[x] | (f ? f[x] : 0));
+        }
+    }
+    for (long i = 0; i < n; i++) {
+        const uint16_t *hi = h + (size_t)i * (size_t)len, *gi = g + (size_t)(i + 2 * r) * (size_t)len;
+        uint16_t *o = dst + (size_t)i * stride;
+        for (long x = 0; x < len; x++)
+            o[x] = (uint16_t)(hi[x] | gi[x]);
+    }
+}
+
+void sk_cx_dilate_or(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, long ny, long r)
+{
+    if (r <= 0) {
+        memcpy(out, in, sizeof(uint16_t) * (size_t)nx * (size_t)ny);
+        return;
+    }
+    /* along rows: each row a sequence of nx single values */
+    long nmax = nx > ny ? nx : ny;
+    size_t need = (size_t)(nmax + 2 * r) * (size_t)nx;
+    uint16_t *g = malloc(sizeof(uint16_t) * need), *h = malloc(sizeof(uint16_t) * need);
+    if (!g || !h) {
+        free(g);
+        free(h);
+        dilate_or_direct(in, out, tmp, nx, ny, r);
+        return;
+    }
+    for (long y = 0; y < ny; y++)
+        window_or(in + (size_t)y * (size_t)nx, 1, nx, 1, r, g, h, tmp + (size_t)y * (size_t)nx);
+    /* down columns: the rows as vectors */
+    window_or(tmp, (size_t)nx, ny, nx, r, g, h, out);
+    free(g);
+    free(h);
 }
 
 double sk_cx_stamp_fwhm(const float *stamp, long size)

@@ -142,13 +142,31 @@ static inline int residual_at(const art_ctx *c, int k, const float *r, const flo
     return 1;
 }
 
-/* Box sum of 5 along rows then columns: out = sum over the 5x5 square. */
-static void box5(const float *in, float *tmp, float *out, long w, long h)
+/* Box sum of 5 along rows then columns: out = sum over the 5x5 square
+ * (each sum in double, its terms added in order of position; the middle
+ * of each row and the middle rows as loops for the vectoriser, hence -O3
+ * here whatever the build's level: element-wise, so the same sums). */
+__attribute__((optimize("O3"), target_clones("avx2", "default")))
+static void box5(const float *restrict in, float *restrict tmp, float *restrict out, long w,
+                 long h)
 {
     for (long y = 0; y < h; y++) {
-        const float *row = in + y * w;
-        float *t = tmp + y * w;
+        const float *restrict row = in + y * w;
+        float *restrict t = tmp + y * w;
         for (long x = 0; x < w; x++) {
+            if (x == 2 && w > 4) {
+                for (; x < w - 2; x++) {
+                    double s = 0.0;
+                    s += row[x - 2];
+                    s += row[x - 1];
+                    s += row[x];
+                    s += row[x + 1];
+                    s += row[x + 2];
+                    t[x] = (float)s;
+                }
+                if (x >= w)
+                    break;
+            }
             double s = 0.0;
             for (long k = x - 2; k <= x + 2; k++)
                 if (k >= 0 && k < w)
@@ -156,14 +174,31 @@ static void box5(const float *in, float *tmp, float *out, long w, long h)
             t[x] = (float)s;
         }
     }
-    for (long y = 0; y < h; y++)
+    for (long y = 0; y < h; y++) {
+        float *restrict o = out + y * w;
+        if (y >= 2 && y + 2 < h) {
+            const float *restrict t0 = tmp + (y - 2) * w, *restrict t1 = t0 + w,
+                              *restrict t2 = t1 + w, *restrict t3 = t2 + w,
+                              *restrict t4 = t3 + w;
+            for (long x = 0; x < w; x++) {
+                double s = 0.0;
+                s += t0[x];
+                s += t1[x];
+                s += t2[x];
+                s += t3[x];
+                s += t4[x];
+                o[x] = (float)s;
+            }
+            continue;
+        }
         for (long x = 0; x < w; x++) {
             double s = 0.0;
             for (long k = y - 2; k <= y + 2; k++)
                 if (k >= 0 && k < h)
                     s += tmp[k * w + x];
-            out[y * w + x] = (float)s;
+            o[x] = (float)s;
         }
+    }
 }
 
 /* Residual, its noise, SNR and source terms of input j at every pixel. */
@@ -903,17 +938,62 @@ long sk_artifact_apply_rows(const sk_artifact_masks *m, int j, long y0, long y1,
 
 /* ---- the two-pass driver ---------------------------------------------- */
 
+/* A stamp of the mean PSF made before, at (x, y) of that size. */
+typedef struct mean_psf_stamp {
+    double x, y;
+    long size;
+    float *v;
+} mean_psf_stamp;
+
 typedef struct mean_psf_ctx {
     const sk_aligned_input *in;
     int n;
     const double *omega;  /* 1/sigma_j^2, normalised to a unit sum */
     float *tmp;
     long tmp_size;
+    /* the stamps made so far: every input's reference is matched on the
+     * same tiles, whose centres ask for the same stamps again */
+    mean_psf_stamp *memo;
+    long nmemo, capmemo;
 } mean_psf_ctx;
 
+static void mean_psf_ctx_free(mean_psf_ctx *m)
+{
+    for (long i = 0; i < m->nmemo; i++)
+        free(m->memo[i].v);
+    free(m->memo);
+    free(m->tmp);
+}
+
+/* The stamp kept for later calls (none kept when out of memory: it is
+ * then made again). */
+static void mean_psf_keep(mean_psf_ctx *m, double x, double y, long size, const float *stamp)
+{
+    if (m->nmemo == m->capmemo) {
+        long nc = m->capmemo ? 2 * m->capmemo : 64;
+        mean_psf_stamp *nm = realloc(m->memo, sizeof *nm * (size_t)nc);
+        if (!nm)
+            return;
+        m->memo = nm;
+        m->capmemo = nc;
+    }
+    float *v = malloc(sizeof(float) * (size_t)(size * size));
+    if (!v)
+        return;
+    memcpy(v, stamp, sizeof(float) * (size_t)(size * size));
+    m->memo[m->nmemo++] = (mean_psf_stamp){x, y, size, v};
+}
+
+/* The weighted mean of the inputs' PSF stamps (the callers hold the PSF
+ * lock of their matching, so one call at a time). */
 static int mean_psf(void *ctx, double x, double y, long size, float *stamp)
 {
     mean_psf_ctx *m = ctx;
+    for (long i = m->nmemo - 1; i >= 0; i--)
+        if (m->memo[i].x == x && m->memo[i].y == y && m->memo[i].size == size) {
+            memcpy(stamp, m->memo[i].v, sizeof(float) * (size_t)(size * size));
+            return SK_OK;
+        }
     if (m->tmp_size < size * size) {
         float *t = realloc(m->tmp, sizeof(float) * (size_t)(size * size));
         if (!t)
@@ -931,6 +1011,7 @@ static int mean_psf(void *ctx, double x, double y, long size, float *stamp)
         for (long i = 0; i < size * size; i++)
             stamp[i] += (float)(m->omega[j] * m->tmp[i]);
     }
+    mean_psf_keep(m, x, y, size, stamp);
     return SK_OK;
 }
 
@@ -986,10 +1067,10 @@ int sk_artifact_detect(const sk_aligned_input *in, int n, long width, long heigh
     }
     for (int j = 0; j < n; j++)
         omega[j] /= sum;
-    mean_psf_ctx pc = {in, n, omega, NULL, 0};
+    mean_psf_ctx pc = {in, n, omega, NULL, 0, NULL, 0, 0};
     mean_reference(in, n, width, height, o.mask_flags, sci, wgt);
     status = sk_artifact_find(in, n, width, height, sci, wgt, mean_psf, &pc, &o, out);
-    free(pc.tmp);
+    mean_psf_ctx_free(&pc);
 done:
     free(sci);
     free(wgt);
@@ -1065,12 +1146,12 @@ int sk_artifact_detect_spilled(const sk_aligned_input *in, int n, long width, lo
     int status = sum > 0.0 ? SK_OK : sk_error(SK_EINPUT, "artifacts: no input has a usable pixel");
     for (int j = 0; j < n; j++)
         omega[j] = sum > 0.0 ? omega[j] / sum : 0.0;
-    mean_psf_ctx pc = {in, n, omega, NULL, 0};
+    mean_psf_ctx pc = {in, n, omega, NULL, 0, NULL, 0, 0};
     if (!status)
         status = mean_reference_spilled(in, n, width, height, sp, band_rows, o.mask_flags, sci, wgt);
     if (!status)
         status = find_masks(in, n, width, height, sci, wgt, mean_psf, &pc, &o, sp, out);
-    free(pc.tmp);
+    mean_psf_ctx_free(&pc);
     free(sci);
     free(wgt);
     free(omega);

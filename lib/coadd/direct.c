@@ -16,6 +16,8 @@
 #define CHUNK_PX 256
 /* Default output rows per band. */
 #define DEFAULT_BAND_ROWS 256
+#define BAND_INPUTS 32
+#define MIN_BAND_ROWS 32
 
 void sk_coadd_input_init(sk_coadd_input *in)
 {
@@ -656,6 +658,18 @@ static void result_statistics(engine *e, sk_coadd_result *r, int *nused)
     r->gain = gain_known && sc2 > 0.0 ? sc * sc / sc2 : 0.0;
 }
 
+/* Output rows per band when none are asked for: DEFAULT_BAND_ROWS, and
+ * beyond BAND_INPUTS inputs fewer in proportion (at least MIN_BAND_ROWS),
+ * so that the bands of every input held at once stay about as large as
+ * those of BAND_INPUTS inputs (the result does not depend on them). */
+long sk_coadd_default_band_rows(int n)
+{
+    if (n <= BAND_INPUTS)
+        return DEFAULT_BAND_ROWS;
+    long rows = DEFAULT_BAND_ROWS * BAND_INPUTS / n;
+    return rows > MIN_BAND_ROWS ? rows : MIN_BAND_ROWS;
+}
+
 static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
                      const sk_coadd_params *p, const double *forced_scale, sk_coadd_result **out)
 {
@@ -692,7 +706,7 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
     e->out = r->image;
     e->nimg = r->nimg;
 
-    long band_rows = p->band_rows > 0 ? p->band_rows : DEFAULT_BAND_ROWS;
+    long band_rows = p->band_rows > 0 ? p->band_rows : sk_coadd_default_band_rows(n);
     for (long y0 = 0; y0 < H; y0 += band_rows) {
         e->band_y0 = y0;
         e->band_y1 = y0 + band_rows < H ? y0 + band_rows : H;

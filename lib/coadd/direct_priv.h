@@ -109,4 +109,8 @@ int sk_band_source_relative(const sk_band_source *s);
  * noise_rms^2 / weight) and flags, as sk_fits_read_image would read them. */
 int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b);
 
+/* Output rows per band of a coadd of n inputs when none are asked for:
+ * 256, and beyond 32 inputs fewer in proportion (at least 32). */
+long sk_coadd_default_band_rows(int n);
+
 #endif

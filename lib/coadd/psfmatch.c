@@ -572,9 +572,17 @@ static int conv_tile(void *ws, long tx, long ty, void *user)
     fftwf_execute_dft_c2r(inv, w->cs, w->rs);
     fftwf_execute_dft_c2r(inv, w->cv, w->rv);
     fftwf_execute_dft_c2r(inv, w->cm, w->rm);
-    /* Flags of the unusable pixels within the kernel's reach. */
-    sk_cx_dilate_or(w->ibits, w->dil, w->dtmp, lx, ly, rk);
+    /* Flags of the unusable pixels within the kernel's reach, for the
+     * pixels left out (only when there are any). */
     const float thresh = (float)pm->o.contamination;
+    int any_out = 0;
+    for (long gy = ry0; gy < ry1 && !any_out && out->flags; gy++)
+        for (long gx = cx0; gx < cx1; gx++) {
+            size_t b = (size_t)((gy - by0) * lx + gx - bx0);
+            any_out |= w->rm[b] > thresh || !(w->rv[b] > 0.0f);
+        }
+    if (any_out)
+        sk_cx_dilate_or(w->ibits, w->dil, w->dtmp, lx, ly, rk);
     for (long gy = ry0; gy < ry1; gy++)
         for (long gx = cx0; gx < cx1; gx++) {
             size_t o = (size_t)(gy - out->y0) * (size_t)width + (size_t)gx;
