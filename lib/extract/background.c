@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/extract.h"
 #include "extract_priv.h"
+#include "numeric/linsolve.h"
 #include "numeric/select.h"
 #include "numeric/spline.h"
 #include "numeric/stats.h"
@@ -343,14 +344,59 @@ static void cell_second_diff(const float *m, long nx, long ny, long c, double *l
     *lyy = cy > 0 && cy < ny - 1 ? (double)m[c - nx] + (double)m[c + nx] - 2.0 * m[c] : 0;
 }
 
+/* Whether the level about cell (cx, cy) is smoothly curved: a quadratic
+ * in the cell offsets fitted to the cells within 2 of it (at least 3 along
+ * each axis) has a second derivative along x or y of more than 5 times its
+ * error, the error coming from the cells' scatter about the quadratic (at
+ * least their statistical error `stat_err`). Nebulosity, smooth over
+ * several cells, is; the cell-to-cell scatter of a crowded field, which a
+ * quadratic does not follow, is not. */
+static int smoothly_curved(const float *m, long nx, long ny, long cx, long cy, double stat_err)
+{
+    long x0 = cx - 2 < 0 ? 0 : cx - 2, x1 = cx + 2 > nx - 1 ? nx - 1 : cx + 2;
+    long y0 = cy - 2 < 0 ? 0 : cy - 2, y1 = cy + 2 > ny - 1 ? ny - 1 : cy + 2;
+    if (x1 - x0 < 2 || y1 - y0 < 2)
+        return 0;
+    double ata[36] = { 0 }, rhs[18] = { 0 }, f[6], y3[3];
+    for (long y = y0; y <= y1; y++)
+        for (long x = x0; x <= x1; x++) {
+            double u = (double)(x - cx), v = (double)(y - cy);
+            f[0] = 1; f[1] = u; f[2] = v; f[3] = u * u; f[4] = v * v; f[5] = u * v;
+            y3[0] = m[y * nx + x];
+            y3[1] = 0;
+            y3[2] = 0;
+            sk_normal_add(ata, rhs, 6, 3, f, 1.0, y3);
+        }
+    /* the 2nd and 3rd right-hand sides: unit vectors, for the variances
+       of the two curvature terms */
+    rhs[6 + 3] = 1;
+    rhs[12 + 4] = 1;
+    if (sk_cholesky_solve(ata, rhs, 6, 3, 1e-9))
+        return 0;
+    long n = (x1 - x0 + 1) * (y1 - y0 + 1);
+    double rss = 0;
+    for (long y = y0; y <= y1; y++)
+        for (long x = x0; x <= x1; x++) {
+            double u = (double)(x - cx), v = (double)(y - cy);
+            double model = rhs[0] + rhs[1] * u + rhs[2] * v + rhs[3] * u * u + rhs[4] * v * v + rhs[5] * u * v;
+            double r = m[y * nx + x] - model;
+            rss += r * r;
+        }
+    double s2 = rss / (double)(n - 6);
+    if (s2 < stat_err * stat_err)
+        s2 = stat_err * stat_err;
+    double vxx = s2 * rhs[6 + 3], vyy = s2 * rhs[12 + 4];
+    return rhs[3] * rhs[3] > 25.0 * vxx || rhs[4] * rhs[4] > 25.0 * vyy;
+}
+
 /* Median filter over cells; returns the number of cells kept unfiltered.
- * With `noise` (the error of a cell's level) > 0, a cell where the level
- * is curved beyond the noise (a second difference along x or y above 5
- * sqrt(6) noise, 5 times its own noise: nebulosity) is replaced only when it departs from its
- * window's median by more than 3 times the window's spread (1.4826 times
- * the median absolute deviation of its cells from their median): the light
- * of an object, not the crest or trough of a smooth level, which the
- * median would flatten or fill. Elsewhere every cell takes the median. */
+ * With `noise` (the statistical error of a cell's level) > 0, a cell where
+ * the level is smoothly curved (smoothly_curved: nebulosity) is replaced
+ * only when it departs from its window's median by more than 3 times the
+ * window's spread (1.4826 times the median absolute deviation of its cells
+ * from their median): the light of an object, not the crest or trough of a
+ * smooth level, which the median would flatten or fill. Elsewhere every
+ * cell takes the median. */
 static long median_filter_cells(float *m, long nx, long ny, int size, double noise)
 {
     int h = size / 2;
@@ -363,10 +409,9 @@ static long median_filter_cells(float *m, long nx, long ny, int size, double noi
         for (long cx = 0; cx < nx; cx++) {
             long c = cy * nx + cx;
             long n = cell_window(m, nx, ny, cx, cy, h, win);
-            double med = sk_median_float(win, n), lxx, lyy;
+            double med = sk_median_float(win, n);
             out[c] = (float)med;
-            cell_second_diff(m, nx, ny, c, &lxx, &lyy);
-            if (!(noise > 0) || n < 3 || fmax(fabs(lxx), fabs(lyy)) <= 5.0 * sqrt(6.0) * noise)
+            if (!(noise > 0) || n < 3 || !smoothly_curved(m, nx, ny, cx, cy, noise))
                 continue;
             n = cell_window(m, nx, ny, cx, cy, h, win);
             for (long k = 0; k < n; k++)
