@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/extract.h"
 #include "extract_priv.h"
+#include "numeric/linsolve.h"
 #include "numeric/select.h"
 #include "numeric/spline.h"
 #include "numeric/stats.h"
@@ -318,31 +319,134 @@ static void fill_cells(sk_background *bg, unsigned char *valid)
     free(next);
 }
 
-/* Median filter over cells with windows kept symmetric at the borders, so
- * that a plane (a linear gradient) passes unchanged. */
-static void median_filter_cells(float *m, long nx, long ny, int size)
+/* The window of f x f cells about cell (cx, cy), kept symmetric at the
+ * borders (so that a plane passes unchanged), into win; returns its size. */
+static long cell_window(const float *m, long nx, long ny, long cx, long cy, int h, float *win)
+{
+    long hx = h, hy = h;
+    if (cx < hx) hx = cx;
+    if (nx - 1 - cx < hx) hx = nx - 1 - cx;
+    if (cy < hy) hy = cy;
+    if (ny - 1 - cy < hy) hy = ny - 1 - cy;
+    long n = 0;
+    for (long y = cy - hy; y <= cy + hy; y++)
+        for (long x = cx - hx; x <= cx + hx; x++)
+            win[n++] = m[y * nx + x];
+    return n;
+}
+
+/* The second differences of the cells along x and along y at cell c (0
+ * along an axis with fewer than three cells, or at its end cells). */
+static void cell_second_diff(const float *m, long nx, long ny, long c, double *lxx, double *lyy)
+{
+    long cx = c % nx, cy = c / nx;
+    *lxx = cx > 0 && cx < nx - 1 ? (double)m[c - 1] + (double)m[c + 1] - 2.0 * m[c] : 0;
+    *lyy = cy > 0 && cy < ny - 1 ? (double)m[c - nx] + (double)m[c + nx] - 2.0 * m[c] : 0;
+}
+
+/* Whether the level about cell (cx, cy) is smoothly curved: a quadratic
+ * in the cell offsets fitted to the cells within 2 of it (at least 3 along
+ * each axis) has a second derivative along x or y of more than 5 times its
+ * error, the error coming from the cells' scatter about the quadratic (at
+ * least their statistical error `stat_err`). Nebulosity, smooth over
+ * several cells, is; the cell-to-cell scatter of a crowded field, which a
+ * quadratic does not follow, is not. */
+static int smoothly_curved(const float *m, long nx, long ny, long cx, long cy, double stat_err)
+{
+    long x0 = cx - 2 < 0 ? 0 : cx - 2, x1 = cx + 2 > nx - 1 ? nx - 1 : cx + 2;
+    long y0 = cy - 2 < 0 ? 0 : cy - 2, y1 = cy + 2 > ny - 1 ? ny - 1 : cy + 2;
+    if (x1 - x0 < 2 || y1 - y0 < 2)
+        return 0;
+    double ata[36] = { 0 }, rhs[18] = { 0 }, f[6], y3[3];
+    for (long y = y0; y <= y1; y++)
+        for (long x = x0; x <= x1; x++) {
+            double u = (double)(x - cx), v = (double)(y - cy);
+            f[0] = 1; f[1] = u; f[2] = v; f[3] = u * u; f[4] = v * v; f[5] = u * v;
+            y3[0] = m[y * nx + x];
+            y3[1] = 0;
+            y3[2] = 0;
+            sk_normal_add(ata, rhs, 6, 3, f, 1.0, y3);
+        }
+    /* the 2nd and 3rd right-hand sides: unit vectors, for the variances
+       of the two curvature terms */
+    rhs[6 + 3] = 1;
+    rhs[12 + 4] = 1;
+    if (sk_cholesky_solve(ata, rhs, 6, 3, 1e-9))
+        return 0;
+    long n = (x1 - x0 + 1) * (y1 - y0 + 1);
+    double rss = 0;
+    for (long y = y0; y <= y1; y++)
+        for (long x = x0; x <= x1; x++) {
+            double u = (double)(x - cx), v = (double)(y - cy);
+            double model = rhs[0] + rhs[1] * u + rhs[2] * v + rhs[3] * u * u + rhs[4] * v * v + rhs[5] * u * v;
+            double r = m[y * nx + x] - model;
+            rss += r * r;
+        }
+    double s2 = rss / (double)(n - 6);
+    if (s2 < stat_err * stat_err)
+        s2 = stat_err * stat_err;
+    double vxx = s2 * rhs[6 + 3], vyy = s2 * rhs[12 + 4];
+    return rhs[3] * rhs[3] > 25.0 * vxx || rhs[4] * rhs[4] > 25.0 * vyy;
+}
+
+/* Median filter over cells; returns the number of cells kept unfiltered.
+ * With `noise` (the statistical error of a cell's level) > 0, a cell where
+ * the level is smoothly curved (smoothly_curved: nebulosity) is replaced
+ * only when it departs from its window's median by more than 3 times the
+ * window's spread (1.4826 times the median absolute deviation of its cells
+ * from their median): the light of an object, not the crest or trough of a
+ * smooth level, which the median would flatten or fill. Elsewhere every
+ * cell takes the median. */
+static long median_filter_cells(float *m, long nx, long ny, int size, double noise)
 {
     int h = size / 2;
     if (h < 1)
-        return;
+        return nx * ny;
     float *out = malloc(sizeof *out * (size_t)(nx * ny));
     float *win = malloc(sizeof *win * (size_t)((2 * h + 1) * (2 * h + 1)));
+    long kept = 0;
     for (long cy = 0; cy < ny; cy++)
         for (long cx = 0; cx < nx; cx++) {
-            long hx = h, hy = h;
-            if (cx < hx) hx = cx;
-            if (nx - 1 - cx < hx) hx = nx - 1 - cx;
-            if (cy < hy) hy = cy;
-            if (ny - 1 - cy < hy) hy = ny - 1 - cy;
-            long n = 0;
-            for (long y = cy - hy; y <= cy + hy; y++)
-                for (long x = cx - hx; x <= cx + hx; x++)
-                    win[n++] = m[y * nx + x];
-            out[cy * nx + cx] = (float)sk_median_float(win, n);
+            long c = cy * nx + cx;
+            long n = cell_window(m, nx, ny, cx, cy, h, win);
+            double med = sk_median_float(win, n);
+            out[c] = (float)med;
+            if (!(noise > 0) || n < 3 || !smoothly_curved(m, nx, ny, cx, cy, noise))
+                continue;
+            n = cell_window(m, nx, ny, cx, cy, h, win);
+            for (long k = 0; k < n; k++)
+                win[k] = (float)fabs(win[k] - med);
+            double spread = 1.4826 * sk_median_float(win, n);
+            if (fabs(m[c] - med) <= 3.0 * spread) {
+                out[c] = m[c];
+                kept++;
+            }
         }
     memcpy(m, out, sizeof *out * (size_t)(nx * ny));
     free(out);
     free(win);
+    return kept;
+}
+
+/* A cell's level is the mean of its pixels about their plane, which for a
+ * curved level f is f at the centre plus mesh^2/24 times its Laplacian; the
+ * second differences of the cells (mesh^2 times the second derivatives,
+ * exactly so for a quadratic f) remove that term, so that the level is not
+ * raised between the crests of nebulosity and lowered on them. Along an
+ * axis with fewer than three cells, or at its end cells, nothing is
+ * removed. */
+static void curvature_correct_cells(float *m, long nx, long ny)
+{
+    float *out = malloc(sizeof *out * (size_t)(nx * ny));
+    if (!out)
+        return;
+    for (long c = 0; c < nx * ny; c++) {
+        double lxx, lyy;
+        cell_second_diff(m, nx, ny, c, &lxx, &lyy);
+        out[c] = (float)(m[c] - (lxx + lyy) / 24.0);
+    }
+    memcpy(m, out, sizeof *out * (size_t)(nx * ny));
+    free(out);
 }
 
 struct interp_job {
@@ -468,12 +572,7 @@ int sk_background_estimate_masked(const sk_image *img, const uint8_t *mask,
     for (long c = 0; c < nc; c++)
         if (valid[c])
             cell_err[nvalid++] = cell_err[c];
-    if (nvalid > 0) {
-        /* a median filter over f x f cells divides the variance by about
-           f^2 / (pi/2) */
-        double ff = (double)p->filter_size * (double)p->filter_size;
-        bg->level_err = sk_median_float(cell_err, nvalid) * (ff > 1 ? sqrt(M_PI / 2 / ff) : 1.0);
-    }
+    double cell_level_err = nvalid > 0 ? sk_median_float(cell_err, nvalid) : 0;
     free(cell_err);
     if (st == SK_OK && nvalid == 0)
         st = sk_error(SK_EINPUT, "background: no cell has enough unflagged pixels with weight > 0");
@@ -484,8 +583,15 @@ int sk_background_estimate_masked(const sk_image *img, const uint8_t *mask,
     }
     fill_cells(bg, valid);
     free(valid);
-    median_filter_cells(bg->mesh_level, bg->nx, bg->ny, p->filter_size);
-    median_filter_cells(bg->mesh_rms, bg->nx, bg->ny, p->filter_size);
+    long kept = median_filter_cells(bg->mesh_level, bg->nx, bg->ny, p->filter_size, cell_level_err);
+    median_filter_cells(bg->mesh_rms, bg->nx, bg->ny, p->filter_size, 0);
+    curvature_correct_cells(bg->mesh_level, bg->nx, bg->ny);
+    /* the error of the level where most cells are: a median filter over
+       f x f cells divides the variance by about f^2 / (pi/2); the
+       curvature correction, (1 + 4/24) times a cell less 1/24 of each of
+       its four neighbours, multiplies it by 1.368 */
+    double ff = (double)p->filter_size * (double)p->filter_size;
+    bg->level_err = cell_level_err * 1.1696 * (2 * kept < nc && ff > 1 ? sqrt(M_PI / 2 / ff) : 1.0);
     {
         float *tmp = malloc(sizeof *tmp * (size_t)nc);
         memcpy(tmp, bg->mesh_level, sizeof *tmp * (size_t)nc);
