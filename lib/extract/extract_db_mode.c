@@ -25,11 +25,13 @@ typedef struct db_image {
     char path[4200];              /* the image file */
     char dir[4200];               /* the products' directory */
     char rel_src[4200], rel_bkg[4200], rel_psf[4200], rel_head[4200], rel_reg[4200];
+    char rel_tpv[4200];           /* with request.tpv_head, else "" */
 } db_image;
 
 /* The images row of the request's image, its file, and the extraction
  * provenance with the image's (from its sidecar, which must agree with
- * the row) upstream. */
+ * the row) upstream (what the request adds comes once its inputs are
+ * known). */
 static int find_image(extract_job *J, db_image *I)
 {
     const char *root = J->S->data_root;
@@ -61,8 +63,9 @@ static int find_image(extract_job *J, db_image *I)
     return rc;
 }
 
-/* DIR/BASE.{sources.fits,bkg.fits,reg,psf,head} in the image's product
- * directory of the data root, and their stored (relative) paths. */
+/* DIR/BASE.{sources.fits,bkg.fits,reg,psf,head} (and .tpv.head) in the
+ * image's product directory of the data root, and their stored (relative)
+ * paths. */
 static int product_paths(extract_job *J, db_image *I)
 {
     const sk_registered_image *r = &I->row;
@@ -84,6 +87,10 @@ static int product_paths(extract_job *J, db_image *I)
     rc = rc ? rc : sk_path_format(P->bkg, sizeof P->bkg, "%s/%s.bkg.fits", I->dir, base);
     rc = rc ? rc : sk_path_format(P->reg, sizeof P->reg, "%s/%s.reg", I->dir, base);
     rc = rc ? rc : sk_path_format(I->rel_reg, sizeof I->rel_reg, "%s/%s.reg", reldir, base);
+    if (!rc && J->rq->tpv_head) {
+        rc = sk_path_format(I->rel_tpv, sizeof I->rel_tpv, "%s/%s.tpv.head", reldir, base);
+        rc = rc ? rc : sk_path_format(P->tpv, sizeof P->tpv, "%s/%s.tpv.head", I->dir, base);
+    }
     return rc;
 }
 
@@ -107,6 +114,8 @@ static int use_registered(extract_job *J, const db_image *I, const char *src_rel
     rc = sk_path_format(P->reg, sizeof P->reg, "%s.reg", rb);
     rc = rc ? rc : sk_path_format(P->psf, sizeof P->psf, "%s.psf", rb);
     rc = rc ? rc : sk_path_format(P->head, sizeof P->head, "%s.head", rb);
+    if (!rc && J->rq->tpv_head)
+        rc = sk_path_format(P->tpv, sizeof P->tpv, "%s.tpv.head", rb);
     sk_info("image %s: extraction %s exists already", I->id_text, J->prov->id);
     return rc ? rc : extract_ensure_regions(J);
 }
@@ -167,8 +176,8 @@ static int claim_extraction(const extract_job *J, const db_image *I, sk_claim **
 {
     char name[160];
     snprintf(name, sizeof name, "extraction|%s|%s", I->id_text, J->prov->id);
-    const char *paths[5] = {I->rel_src, I->rel_bkg, I->rel_psf, I->rel_head, I->rel_reg};
-    return sk_claim_take(J->rq->db, name, paths, 5, claim);
+    const char *paths[6] = {I->rel_src, I->rel_bkg, I->rel_psf, I->rel_head, I->rel_reg, I->rel_tpv};
+    return sk_claim_take(J->rq->db, name, paths, I->rel_tpv[0] ? 6 : 5, claim);
 }
 
 /* Under the claim: *exists 1 when a registered extraction made from the
@@ -191,8 +200,10 @@ static int look_for_registered(extract_job *J, const db_image *I, const extract_
     *exists = !rc && found && intact;
     if (rc)
         return rc;
-    if (*exists)
-        return use_registered(J, I, src_rel, bkg_rel);
+    if (*exists) {
+        rc = use_registered(J, I, src_rel, bkg_rel);
+        return rc ? rc : extract_ensure_tpv_head(J, X->in, X->n);
+    }
     char stem[4200];
     sk_path_strip_fits_ext(sk_path_base_name(I->row.filepath), stem, sizeof stem);
     sk_path_remove_temporaries(I->dir, stem);
@@ -272,14 +283,18 @@ int extract_in_database(extract_job *J, sk_extract_outcome *out)
 {
     db_image I;
     memset(&I, 0, sizeof I);
-    int rc = find_image(J, &I);
-    rc = rc ? rc : product_paths(J, &I);
-    if (rc)
-        return rc;
-    out->image_id = I.row.id;
     extract_inputs X;
-    rc = extract_inputs_of(J, I.path, I.id_text, &X);
-    if (!rc && I.row.md5[0] && strcmp(X.md5[0], I.row.md5) != 0)
+    memset(&X, 0, sizeof X);
+    int rc = find_image(J, &I);
+    rc = rc ? rc : extract_inputs_of(J, I.path, I.id_text, &X);
+    rc = rc ? rc : extract_add_request_prov(J, &X, &J->prov);
+    rc = rc ? rc : product_paths(J, &I);
+    if (rc) {
+        extract_inputs_clear(&X);
+        return rc;
+    }
+    out->image_id = I.row.id;
+    if (I.row.md5[0] && strcmp(X.md5[0], I.row.md5) != 0)
         rc = sk_error(SK_EINPUT, "image %s: %s does not match its row's checksum (changed or damaged "
                                  "since it was registered); `skydb fsck --checksums` lists such files",
                       I.id_text, I.path);

@@ -72,13 +72,9 @@ int sk_extract_check(const sk_extract_request *rq, const sk_extract_settings *s)
     if (rq->update_header && rq->db)
         return sk_error(SK_EINPUT, "--update-header: only with --no-db (a registered image is not "
                                    "changed: its solved WCS is in the database and the .head product)");
-    if (rq->detect && rq->db)
-        return sk_error(SK_EINPUT, "--detect: dual-image mode is for files only (with --no-db)");
     if ((rq->weight_hdu || rq->mask_hdu) && rq->db)
         return sk_error(SK_EINPUT, "--%s: only with --no-db (registered images hold WGT and FLG)",
                         rq->weight_hdu ? "weight-hdu" : "mask-hdu");
-    if (rq->tpv_head && rq->db)
-        return sk_error(SK_EINPUT, "--tpv-head: only with --no-db");
     if (rq->tpv_head && s->calib->nrefcat == 0)
         return sk_error(SK_EINPUT, "--tpv-head: no reference catalogue to solve the WCS with "
                                    "(--refcat or extraction.astrometry.refcat)");
@@ -177,7 +173,7 @@ void extract_remove_products(const extract_products *P)
 
 /* The solved WCS of the .head product also as TPV (wcs_tpv.c), with its
  * sidecar, when the request asks for it and it is not there yet. */
-static int ensure_tpv_head(const extract_job *J, const sk_input_file *in, int nin)
+int extract_ensure_tpv_head(const extract_job *J, const sk_input_file *in, int nin)
 {
     if (!J->rq->tpv_head || !J->P.tpv[0] || !sk_path_is_file(J->P.head) || sk_path_is_file(J->P.tpv))
         return SK_OK;
@@ -367,7 +363,7 @@ static int write_products(const extract_job *J, const extract_made *M, const ext
     }
     if (!rc && J->rq->regions)
         rc = write_regions(P->reg, t);
-    rc = rc ? rc : ensure_tpv_head(J, X->in, X->n);
+    rc = rc ? rc : extract_ensure_tpv_head(J, X->in, X->n);
     return rc;
 }
 
@@ -525,12 +521,7 @@ static int file_products_reusable(const extract_job *J, const extract_inputs *X,
                     X->in[0].path, J->prov->id, J->P.src, what);
 }
 
-/* What the request adds to the provenance in file-only mode: the HDUs
- * named for the noise and the mask (parameters weight_hdu, mask_hdu); in
- * dual-image mode the detection image, by its content (parameter
- * detection.md5) and by its own provenance (an upstream) when it has a
- * sidecar. */
-static int add_request_prov(const extract_job *J, const extract_inputs *X, sk_prov **prov)
+int extract_add_request_prov(const extract_job *J, const extract_inputs *X, sk_prov **prov)
 {
     const sk_extract_request *rq = J->rq;
     if (!rq->detect && !rq->weight_hdu && !rq->mask_hdu)
@@ -583,14 +574,14 @@ static int extract_file_only(extract_job *J, sk_extract_outcome *out)
     rc = rc ? rc : image_upstream(path, &up);
     rc = rc ? rc : extract_make_prov(J->S, up, &J->prov);
     sk_prov_free(up);
-    rc = rc ? rc : add_request_prov(J, &X, &J->prov);
+    rc = rc ? rc : extract_add_request_prov(J, &X, &J->prov);
     rc = rc ? rc : file_product_paths(J, path);
     int reuse = 0;
     rc = rc ? rc : file_products_reusable(J, &X, &reuse);
     if (!rc && reuse) {
         sk_info("%s: extraction %s exists already", path, J->prov->id);
         rc = extract_ensure_regions(J);
-        rc = rc ? rc : ensure_tpv_head(J, X.in, X.n);
+        rc = rc ? rc : extract_ensure_tpv_head(J, X.in, X.n);
         rc = rc ? rc : update_image_header(J, &X, path);
         if (!rc)
             extract_fill_outcome(J, 1, out);

@@ -13,8 +13,8 @@
 typedef struct extract_products {
     char src[4200], bkg[4200], reg[4200];
     char psf[4200], head[4200];
-    char tpv[4200];               /* file-only mode with request.tpv_head: the
-                                     solved WCS as TPV ("" otherwise) */
+    char tpv[4200];               /* with request.tpv_head: the solved WCS as
+                                     TPV ("" otherwise) */
 } extract_products;
 
 /* One image being extracted: the request, its settings, the provenance
@@ -53,6 +53,16 @@ void extract_inputs_clear(extract_inputs *X);
 int extract_make_prov(const sk_extract_settings *S, const sk_prov *up, sk_prov **out);
 /* A region file for an existing source list when the request asks for one. */
 int extract_ensure_regions(const extract_job *J);
+/* The solved WCS of the .head product also as TPV, with its sidecar naming
+ * the inputs in[0..nin-1], when the request asks for it and it is not
+ * there yet. */
+int extract_ensure_tpv_head(const extract_job *J, const sk_input_file *in, int nin);
+/* What the request adds to the provenance: the HDUs named for the noise and
+ * the mask (parameters weight_hdu, mask_hdu); in dual-image mode the
+ * detection image, by its content (parameter detection.md5, from the
+ * input of role detection in X) and by its own provenance (an upstream)
+ * when it has a sidecar. */
+int extract_add_request_prov(const extract_job *J, const extract_inputs *X, sk_prov **prov);
 /* Read the image (X->in[0]), extract, calibrate and write every product
  * with its sidecar naming the inputs X; `gain_fallback` (> 0) is used
  * when neither the settings nor the header give a gain. Products written

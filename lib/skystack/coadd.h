@@ -239,21 +239,53 @@ typedef struct sk_coadd_made {
     char prov_id[SK_COADD_PROV_LEN];/* coaddition provenance */
 } sk_coadd_made;
 
-/* The multi-band chi^2 detection image (chi2.c; Szalay, Connolly &
- * Szokoly 1999) of n >= 2 coadds of several filters on one grid (same
- * size, and the same sky at the corners and centre within a
- * milliarcsecond; else SK_EINPUT naming the band): per band z_b, with
- * fwhm_px > 0 the matched-filter significance of a point source of that
- * FWHM (extract's background and Gaussian matched filter, normalised by
- * the filtered noise of WGT_b), with fwhm_px = 0 the pixel's own
- * (S_b - median) sqrt(WGT_b); each rescaled to a robust (MAD) sigma of 1; chi^2 = sum of z_b^2 over the k
- * bands with data at a pixel, given as the Wilson-Hilferty normal deviate
- * ((chi^2 / k)^(1/3) - (1 - 2 / 9k)) / sqrt(2 / 9k), which is N(0, 1) on
- * pure noise, so that extract(1) detects on it with its usual thresholds.
+/* How the bands of a multi-band detection image combine (chi2.c). */
+typedef enum sk_detcombine {
+    SK_DETCOMB_CHI2 = 0,    /* chi^2 = sum z_b^2 as its Wilson-Hilferty normal deviate */
+    SK_DETCOMB_CHI_MEAN,    /* (sqrt(chi^2) - mu_k) / sqrt(k - mu_k^2), SWarp's CHI-MEAN */
+    SK_DETCOMB_CHI2_POS,    /* chi^2_+ = sum max(z_b, 0)^2 through its null law */
+    SK_DETCOMB_SED          /* SED-matched: sum w_b z_b / sqrt(sum w_b^2) */
+} sk_detcombine;
+
+typedef struct sk_detimage_params {
+    sk_detcombine combine;
+    double fwhm_px;         /* > 0: each band's matched-filter significance
+                               of a point source of this FWHM; 0: pixels' own */
+    const double *sed;      /* SK_DETCOMB_SED: the SED's relative flux in each
+                               band (n values >= 0); NULL: flat (equal) */
+} sk_detimage_params;
+
+/* "chi2", "chi-mean", "chi2-positive", "sed" (SK_EINPUT otherwise). */
+int sk_detcombine_from_name(const char *name, sk_detcombine *out);
+const char *sk_detcombine_name(sk_detcombine c);
+
+/* The multi-band detection image (chi2.c) of n >= 2 coadds of several
+ * filters on one grid (same size, and the same sky at the corners and
+ * centre within a milliarcsecond; else SK_EINPUT naming the band): per band
+ * z_b, with p->fwhm_px > 0 the matched-filter significance of a point
+ * source of that FWHM (extract's background and Gaussian matched filter,
+ * normalised by the filtered noise of WGT_b), with 0 the pixel's own
+ * (S_b - median) sqrt(WGT_b); each rescaled to a robust (MAD) sigma of 1.
+ * Per pixel, over the k bands with data there, p->combine makes of them a
+ * statistic that is close to N(0, 1) on pure noise (except chi-mean, whose
+ * noise is the skewed chi law, centred and scaled), so that extract(1)
+ * detects on it with its usual thresholds:
+ *   chi2: chi^2 = sum z_b^2 (Szalay, Connolly & Szokoly 1999) as the
+ *     Wilson-Hilferty deviate ((chi^2/k)^(1/3) - (1 - 2/9k)) / sqrt(2/9k);
+ *   chi-mean: (sqrt(chi^2) - mu_k) / sqrt(k - mu_k^2), mu_k the mean of the
+ *     chi law of k degrees of freedom (SWarp's CHI-MEAN; k = 1: z_b);
+ *   chi2-positive: chi^2_+ = sum max(z_b, 0)^2 (Lang & Hogg), whose null
+ *     law is the binomial mixture of chi^2_j (j = 0..k bands positive),
+ *     as the normal deviate of its upper tail (the atom at 0: the mean of
+ *     the normal's lower tail of mass 2^-k);
+ *   sed: the SED-matched significance sum w_b z_b / sqrt(sum w_b^2) with
+ *     w_b = SED_b 10^(0.4 MAGZERO_b) / noise_b(pixel) (Lang & Hogg), the
+ *     optimal linear detection of a source of that SED (flat by default;
+ *     MAGZERO ignored unless every band has it).
  * Weight 1 where a band has data, else 0 (EDGE); flags the OR of the
- * bands'; header: band 1's WCS, DETIMAGE = 'CHI2', CHI2NBND, CHI2BNDn
- * (filters). */
-int sk_chi2_detection(const sk_image *const *bands, int n, double fwhm_px, sk_image **out);
+ * bands'; header: band 1's WCS, DETIMAGE (CHI2, CHI-MEAN, CHI2-POS or
+ * SED), CHI2COMB, CHI2NBND, CHI2FWHM, CHI2BNDn (filters), CHI2SEDn (sed). */
+int sk_chi2_detection(const sk_image *const *bands, int n, const sk_detimage_params *p, sk_image **out);
 
 /* Make (or find) the coadd. Errors name the input or option at fault:
  * SK_EINPUT (an input without its products, different filters, bad

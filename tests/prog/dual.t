@@ -2,10 +2,10 @@
 # extract --detect (dual-image mode) on two imsim bands of one field on one
 # grid: the detections, positions and shapes of the detection image, the
 # detection image an input of the products and of their provenance, reuse,
-# and the refusals (another grid, another WCS, a database, a missing file)
+# and the refusals (another grid, another WCS, a missing file)
 # with their exit codes.
 . "$SK_SRCDIR/tests/prog/lib.sh"
-plan 18
+plan 17
 
 band() { # band DIR NOISE_SEED SED_MAG [imsim options]
     d=$1; ns=$2; sm=$3; shift 3
@@ -44,6 +44,5 @@ exit_is 1 "a detection image of another size: exit 1" \
 like "$(cat "$T_TMP/err")" "small/exp_000.fits.*256x200.*b/exp_000.fits.*256x256" "the message names both files and sizes"
 exit_is 1 "a detection image whose WCS is 2 arcsec off: exit 1" \
     extract --no-db --detect "$T_TMP/shifted/exp_000.fits" --outdir "$T_TMP/bad" "$B"
-exit_is 1 "--detect with a database: exit 1" extract --detect "$A" "$B"
 exit_is 2 "a detection image that does not exist: exit 2" \
     extract --no-db --detect "$T_TMP/none.fits" --outdir "$T_TMP/bad" "$B"

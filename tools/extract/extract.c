@@ -23,7 +23,7 @@ static const sk_opt options[] = {
     {"regions", 0, 0, NULL, "also write a ds9 region file of the detections", NULL},
     {"full-background", 0, 0, NULL, "background product with full-resolution maps, not only the mesh", NULL},
     {"update-header", 0, 0, NULL, "with --no-db: also write the solved WCS into each image's header", NULL},
-    {"tpv-head", 0, 0, NULL, "with --no-db: also write the solved WCS as TPV (.tpv.head, for SWarp and SCAMP)",
+    {"tpv-head", 0, 0, NULL, "also write the solved WCS as TPV (.tpv.head, for SWarp and SCAMP)",
      NULL},
     {"outdir", 'o', 1, "DIR", "with --no-db: write the products in DIR instead", NULL},
     {"hdu", 0, 1, "HDU", "science HDU (name or number) of the image files", NULL},
@@ -33,7 +33,7 @@ static const sk_opt options[] = {
     {"weight-hdu", 0, 1, "HDU", "with --no-db: HDU (name or number) of the noise plane, in --weight's file "
      "or else in the image's", NULL},
     {"mask-hdu", 0, 1, "HDU", "with --no-db: HDU of the mask, in --mask's file or else in the image's", NULL},
-    {"detect", 0, 1, "FILE", "with --no-db: dual-image mode: detect on FILE (the same grid), measure on each image",
+    {"detect", 0, 1, "FILE", "dual-image mode: detect on FILE (the same grid), measure on each image",
      NULL},
     {"threshold", 0, 1, "SIGMA", "detection threshold per pixel", "extraction.detection.threshold_sigma"},
     {"min-area", 0, 1, "PX", "minimum detection area", "extraction.detection.min_area_px"},
@@ -107,13 +107,9 @@ static int run(sk_cli *cli, extract_opts *o)
         return sk_error(SK_EINPUT, "no image given (paths, ids, or - to read them from stdin)");
     if (o->rq.outdir && !o->no_db)
         return sk_error(SK_EINPUT, "--outdir: only with --no-db (the database decides where products go)");
-    if (o->rq.detect && !o->no_db)
-        return sk_error(SK_EINPUT, "--detect: dual-image mode is for files only (with --no-db)");
     if ((o->rq.weight_hdu || o->rq.mask_hdu) && !o->no_db)
         return sk_error(SK_EINPUT, "--%s: only with --no-db (registered images hold WGT and FLG)",
                         o->rq.weight_hdu ? "weight-hdu" : "mask-hdu");
-    if (o->rq.tpv_head && !o->no_db)
-        return sk_error(SK_EINPUT, "--tpv-head: only with --no-db");
     if (o->rq.update_header && !o->no_db)
         return sk_error(SK_EINPUT, "--update-header: only with --no-db (a registered image is not "
                                    "changed: its solved WCS is in the database and the .head product)");
