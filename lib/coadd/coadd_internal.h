@@ -130,6 +130,21 @@ int sk_coadd_psf(int n, const struct sk_psf *const *psfs, const sk_wcs *const *w
                  const long *width, const long *height, const double *weight, const sk_grid *grid,
                  struct sk_psf **out);
 
+/* Weights that predict the measured noise (weight_rescale.c). The noise
+ * of input `in`'s blank sky over its weights' prediction (*ratio, 1 when
+ * its weights are relative to the background rms or fewer than 1000
+ * pixels are usable) from up to 2 million of its own pixels (bands spread
+ * over the image, background subtracted): the distance between the 2.275th
+ * and 15.87th percentiles of (value - background) * sqrt(weight), from
+ * the lower tail alone, which sources and cosmic rays barely move; *npix
+ * the pixels used (0: none measured). */
+int sk_coadd_weight_ratio(const sk_coadd_input *in, double *ratio, long *npix);
+/* Measure every input (on up to `threads` threads) and set its
+ * weight_scale to 1 / ratio^2, logging each. */
+int sk_coadd_rescale_weights(sk_coadd_input *ins, int n, int threads);
+/* WRESCALE = T and WSCLn, the weight factor of input n (1-based). */
+int sk_coadd_weight_scale_header(const sk_coadd_input *ins, int n, sk_header *h);
+
 #ifdef __cplusplus
 }
 #endif

@@ -356,7 +356,8 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
     }
     if (rc)
         return rc;
-    double rms2 = s->relative ? s->noise_rms * s->noise_rms : 1.0;
+    double rms2 = s->relative ? s->noise_rms * s->noise_rms
+                  : in->weight_scale > 0 && isfinite(in->weight_scale) ? 1.0 / in->weight_scale : 1.0;
     double f = flux_scale, f2 = flux_scale * flux_scale;
     for (long y = 0; y < h; y++) {
         const float *bgrow = in->background ? in->background + (size_t)(y0 + y) * s->width + x0

@@ -95,6 +95,7 @@ static int read_coaddition(const sk_config *cfg, const sk_coadd_request *rq, set
     S->p.combine.clip_ampfrac = sk_config_double(cfg, "coaddition.clip_ampfrac", 0.3);
     S->p.tolerance_px = sk_config_double(cfg, "coaddition.map_tolerance_px", 0.001);
     S->p.zero_point = sk_config_double(cfg, "coaddition.zero_point", NAN);
+    S->rescale_weights = sk_config_bool(cfg, "coaddition.rescale_weights", 1);
     S->p.threads = rq->threads > 0 ? rq->threads : 1;
     S->p.band_rows = rq->band_rows;
     if (!(S->p.combine.clip_sigma > 0))
@@ -637,6 +638,10 @@ static int compute_coadd(coadd_job *J, const sk_coadd_made *out)
         return sk_error(SK_EIO, "out of memory");
     for (int k = 0; k < n; k++)
         ins[k] = J->it[k].in;
+    if (S->rescale_weights && (rc = sk_coadd_rescale_weights(ins, n, S->p.threads))) {
+        free(ins);
+        return rc;
+    }
     if (J->rq->progress) {
         S->p.progress = progress_line;
         S->p.progress_ctx = NULL;
@@ -650,6 +655,8 @@ static int compute_coadd(coadd_job *J, const sk_coadd_made *out)
         rc = run_coaddx(J->rq, S, J->it, ins, n, J->grid, &J->res, &J->xpsf);
     else
         rc = sk_coadd_run(ins, n, J->grid, &S->p, &J->res);
+    if (!rc && S->rescale_weights)
+        rc = sk_coadd_weight_scale_header(ins, n, J->res->image->header);
     free(ins);
     if (rc)
         return rc;

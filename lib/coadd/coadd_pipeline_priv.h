@@ -53,6 +53,8 @@ typedef struct settings {
     sk_coaddx_params x;       /* zogy, psfmatch, background matching, artifact
                                  masks (coaddx.h) */
     double target_fwhm_arcsec;
+    int rescale_weights;      /* coaddition.rescale_weights: weights to the
+                                 inputs' measured noise (weight_rescale.c) */
     json_t *coaddition_critical; /* the coaddition provenance's parameters */
     json_t *extraction_critical; /* those of the inputs' extraction provenance */
     char data_root[4096];     /* with a database */

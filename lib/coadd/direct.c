@@ -26,6 +26,7 @@ void sk_coadd_input_init(sk_coadd_input *in)
     in->mjd_start = NAN;
     in->mjd_end = NAN;
     in->exptime_s = NAN;
+    in->weight_scale = 1.0;
 }
 
 void sk_coadd_params_default(sk_coadd_params *p)

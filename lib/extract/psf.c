@@ -854,6 +854,8 @@ typedef struct pstar {
     double chi2;          /* reduced chi^2 of the current fit */
     double shape;         /* rms residual beyond the noise within 2 FWHM,
                              relative to the model's rms there */
+    double excess, excess_err; /* light within 1.5 FWHM over the model's
+                             there, minus 1, and its noise */
     int ok;
 } pstar;
 
@@ -1163,6 +1165,7 @@ static int refit_star(long k, void *u)
         for (long q = 0; q < mm; q++)
             sum += f0[q];
         double chi2 = 0, num = 0, den = 0, rc2 = 4.0 * c->fwhm * c->fwhm;
+        double ad = 0, am = 0, av = 0, ra2 = 2.25 * c->fwhm * c->fwhm;
         long n = 0;
         for (long q = 0; q < mm; q++) {
             if (!(s->vb[q] > 0)) {
@@ -1184,10 +1187,17 @@ static int refit_star(long k, void *u)
                 num += res * res - (s->vb[q] + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0));
                 den += mod * mod;
             }
+            if (dx * dx + dy * dy <= ra2) {
+                ad += s->d[q];
+                am += mod;
+                av += fv;
+            }
         }
         s->flux = flux;
         s->chi2 = n > 3 ? chi2 / (double)(n - 3) : INFINITY;
         s->shape = den > 0 ? sqrt(num > 0 ? num / den : 0.0) : INFINITY;
+        s->excess = am > 0 ? ad / am - 1.0 : 0.0;
+        s->excess_err = am > 0 ? sqrt(av) / am : INFINITY;
         good = isfinite(s->chi2) && sum > 0;
     }
     s->ok = good;
@@ -1475,13 +1485,54 @@ static int robust_stats(const bctx *c, int which, double *med, double *scale)
     return 1;
 }
 
+/* A star's excess of light within 1.5 FWHM over what the model predicts
+ * from its PSF-fit flux, in units of its noise (plus a floor of 0.2 % for
+ * the model's own errors), about the median excess `med`. */
+static double excess_z(const pstar *s, double med)
+{
+    const double floor_rel = 0.002;
+    return (s->excess - med) / sqrt(s->excess_err * s->excess_err + floor_rel * floor_rel);
+}
+
+/* The median light excess of the stars still in (*med) and the limit on
+ * excess_z() above which a star is more extended than the PSF
+ * (*lim: clip_sigma times the robust scale of excess_z, at least 1); 0
+ * when fewer than 5 stars or out of memory. */
+static int excess_limit(const bctx *c, double clip_sigma, double *med, double *lim)
+{
+    double *v = malloc(sizeof *v * (size_t)(c->nst + 1));
+    long n = 0;
+    for (long k = 0; v && k < c->nst; k++)
+        if (c->st[k].ok)
+            v[n++] = c->st[k].excess;
+    if (n < 5) {
+        free(v);
+        return 0;
+    }
+    *med = sk_median_double(v, n);
+    n = 0;
+    for (long k = 0; k < c->nst; k++)
+        if (c->st[k].ok)
+            v[n++] = excess_z(&c->st[k], *med);
+    double mz = 0, sz = 0;
+    sk_median_mad(v, n, &mz, &sz);
+    *lim = clip_sigma * fmax(sz, 1.0);
+    free(v);
+    return 1;
+}
+
 /* Reject the stars that the model does not fit: a shape mismatch (rms
  * residual beyond the noise within 2 FWHM, relative to the star) above
  * the median + clip_sigma robust scales and above 6 % (galaxies and
  * doubles show 10 % and more; the model's own errors on bright stars a
  * few %), or a chi^2 above the median + clip_sigma times the larger of its
  * robust scale and the median (gross defects: the chi^2 of bright stars
- * grows with the model's small errors, which must not clip them).
+ * grows with the model's small errors, which must not clip them), or more
+ * light within 1.5 FWHM than the model predicts from the PSF-fit flux by
+ * clip_sigma robust scales of excess_z() (compact galaxies and unresolved
+ * pairs: their cores match the locus, but their extra light around the
+ * core would broaden the model, most where the polynomial lets a few
+ * bright ones pull it, and make every PSF flux too bright).
  * Returns how many stars remain. */
 static long clip_stars(bctx *c, double clip_sigma, double *med_out)
 {
@@ -1496,14 +1547,19 @@ static long clip_stars(bctx *c, double clip_sigma, double *med_out)
     *med_out = med_c;
     double lim_c = med_c + clip_sigma * fmax(sc_c, fmax(med_c, 0.5));
     double lim_s = fmax(med_s + clip_sigma * sc_s, 0.06);
+    double med_e = 0, lim_e = INFINITY;
+    if (!excess_limit(c, clip_sigma, &med_e, &lim_e))
+        lim_e = INFINITY;
     long kept = 0;
     for (long k = 0; k < c->nst; k++) {
         pstar *s = &c->st[k];
         if (!s->ok)
             continue;
-        if (s->chi2 > lim_c || s->shape > lim_s) {
-            sk_debug("PSF: star at %.1f %.1f clipped: chi2 %.3f (limit %.3f), shape %.4f (limit %.4f)",
-                     s->x, s->y, s->chi2, lim_c, s->shape, lim_s);
+        double z = excess_z(s, med_e);
+        if (s->chi2 > lim_c || s->shape > lim_s || z > lim_e) {
+            sk_debug("PSF: star at %.1f %.1f clipped: chi2 %.3f (limit %.3f), shape %.4f (limit %.4f), "
+                     "extended %.1f sigma (limit %.1f)", s->x, s->y, s->chi2, lim_c, s->shape, lim_s,
+                     z, lim_e);
             s->ok = 0;
         }
         else

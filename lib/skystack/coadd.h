@@ -114,6 +114,8 @@ typedef struct sk_coadd_input {
     double background_level;       /* without a map: this constant (ADU) */
     double noise_rms;              /* ADU; used only when the weights are
                                       relative: variance = rms^2 / weight */
+    double weight_scale;           /* absolute weights are multiplied by it
+                                      (1, the default; <= 0 counts as 1) */
     double zero_point;             /* m = -2.5 log10(ADU) + zero_point; NAN: none */
     double gain;                   /* e-/ADU for the source noise in clipping; <= 0: unknown */
     double mjd_start;              /* NAN: from MJD-OBS */
