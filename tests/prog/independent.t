@@ -5,17 +5,18 @@
 # FWHM 3 to 5.5 px (double Gaussian on a second field), rotations and
 # dithers between exposures, per-exposure zero points, sky 800 ADU, gain 4,
 # read noise 7 e-, unflagged cosmic rays; the truth tables and a reference
-# catalogue of true magnitudes. The commands are a user's: extract --no-db
-# with the catalogue, coadd --no-db.
+# catalogue of true magnitudes; then the same exposures with the weight maps
+# of half of them off by a factor 2. The commands are a user's: extract
+# --no-db with the catalogue, coadd --no-db.
 . "$SK_SRCDIR/tests/prog/lib.sh"
-plan 29
+plan 37
 
 PY=""
 for p in python3 /usr/bin/python3; do
     if "$p" -c 'import numpy, astropy' 2>/dev/null; then PY=$p; break; fi
 done
 if [ -z "$PY" ]; then
-    skip 29 "no python3 with numpy and astropy (share/install-deps.sh installs them)"
+    skip 37 "no python3 with numpy and astropy (share/install-deps.sh installs them)"
     done_testing
     exit $?
 fi
@@ -94,6 +95,45 @@ EOF
 # shellcheck disable=SC2086
 $CHECK noise g/wrong.fits $TRUTH --max noise_ratio=0.05 >/dev/null
 is "$?" "1" "the checker rejects a weight map off by a factor 2"
+
+# weight maps off by a factor: the WGT of exposures 1, 3 and 5 doubled.
+# Every method rescales each input's weights to the blank-sky noise
+# measured on its own pixels (the direct engine: mean; the aligned engine:
+# zogy), the factors are in the header, and without rescaling the mean
+# coadd's WGT misses its noise.
+$PY - <<'EOF2'
+from astropy.io import fits
+for i in (1, 3, 5):
+    with fits.open("g/exp_%03d.fits" % i, mode="update") as h:
+        h["WGT"].data = h["WGT"].data * 2.0
+EOF2
+ok $? "the WGT of exposures 1, 3 and 5 doubled"
+for m in mean zogy; do
+    # shellcheck disable=SC2086
+    run_ok "coadd --no-db --method $m, weights off by 2" coadd -q --no-db --threads 2 $REF --method $m \
+        --no-extraction -o g/coadd_w$m.fits $IMGS
+    # shellcheck disable=SC2086
+    $CHECK noise g/coadd_w$m.fits $TRUTH --max noise_ratio=0.05 >"$T_TMP/nw_$m"
+    ok $? "$m, weights off by 2: pixel noise within 5 % of the rescaled WGT's prediction ($(head -1 "$T_TMP/nw_$m"))"
+done
+# the factors: about 1/2 for the doubled inputs (sorted by time: the
+# exposures' order), about 1 for the others, within 5 %
+$PY - g/coadd_wmean.fits <<'EOF2' >"$T_TMP/ws"
+import sys
+from astropy.io import fits
+h = fits.getheader(sys.argv[1], "SCI")
+bad = [k for k in range(6)
+       if abs(h["WSCL%d" % (k + 1)] / (0.5 if k % 2 else 1.0) - 1) > 0.05]
+print(bool(h["WRESCALE"]), " ".join("%.3f" % h["WSCL%d" % (k + 1)] for k in range(6)), bad)
+sys.exit(1 if bad or not h["WRESCALE"] else 0)
+EOF2
+ok $? "header: WRESCALE and each input's factor WSCLn, 1/2 within 5 % for the doubled ($(cat "$T_TMP/ws"))"
+# shellcheck disable=SC2086
+run_ok "coadd --method mean with coaddition.rescale_weights=false" coadd -q --no-db --threads 2 $REF \
+    --method mean --set coaddition.rescale_weights=false --no-extraction -o g/coadd_off.fits $IMGS
+# shellcheck disable=SC2086
+$CHECK noise g/coadd_off.fits $TRUTH --max noise_ratio=0.1 >"$T_TMP/n_off"
+is "$?" "1" "without rescaling the doubled weights show: noise over WGT beyond 10 % ($(head -1 "$T_TMP/n_off"))"
 
 # double-Gaussian PSFs, the separate weight/mask layout
 # shellcheck disable=SC2086
