@@ -124,10 +124,14 @@ int sk_sim_refcat_more(const sk_sim_params *p, const sk_sim_field *f, sk_table *
         }
         if (colours) {
             double e = sk_column_get(me, k, 0);
-            /* the filter's magnitude is s->mag; the catalogue's bands */
-            double G = s->mag - poly(p, s->colour) + e * sk_rng_gauss(&r);
-            double BP = G + 0.5 * s->colour + 0.1 + e * sk_rng_gauss(&r);
-            double RP = BP - s->colour + e * sk_rng_gauss(&r);
+            /* the filter's magnitude is s->mag; the catalogue's bands
+               have their true values (BP - RP = colour) and each its own
+               independent error e, as the error columns say */
+            double G_true = s->mag - poly(p, s->colour);
+            double BP_true = G_true + 0.5 * s->colour + 0.1, RP_true = BP_true - s->colour;
+            double G = G_true + e * sk_rng_gauss(&r);
+            double BP = BP_true + e * sk_rng_gauss(&r);
+            double RP = RP_true + e * sk_rng_gauss(&r);
             double v[6] = {G, BP, RP, e, e, e};
             for (int c = 0; c < 6; c++)
                 sk_column_set(bc[c], k, 0, v[c]);

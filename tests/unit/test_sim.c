@@ -682,9 +682,61 @@ static void test_defects_and_determinism(void)
     sk_sim_field_free(fc);
 }
 
+/* The reference catalogue's colour bands: G, BP and RP each off its true
+ * value by its stated error, independently, so that the filter's magnitude
+ * G + poly(BP - RP) has the error a calibration propagates from them:
+ * sqrt(G_err^2 + poly'(BP - RP)^2 (BP_err^2 + RP_err^2)). */
+static void test_refcat_colours(void)
+{
+    const char *const sets[] = {"simulation.nstars=3000", "simulation.mag_min=15", "simulation.mag_max=21",
+                                "simulation.seed=5", "simulation.colour_min=0.3", "simulation.colour_max=2.7"};
+    sk_sim_params p;
+    sk_sim_field *f = NULL;
+    sk_table *rc = NULL;
+    if (params_with(sets, 6, &p) || sk_sim_field_make(&p, &f) || sk_sim_refcat(&p, f, &rc)) {
+        ok(0, "a field of stars of many colours and its catalogue: %s", sk_errmsg());
+        sk_sim_field_free(f);
+        return;
+    }
+    sk_column *cid = sk_table_column(rc, "id"), *cg = sk_table_column(rc, "G"), *cb = sk_table_column(rc, "BP"),
+              *cr = sk_table_column(rc, "RP"), *eg = sk_table_column(rc, "G_err"),
+              *eb = sk_table_column(rc, "BP_err"), *er = sk_table_column(rc, "RP_err");
+    ok(cid && cg && cb && cr && eg && eb && er && rc->nrows > 1000, "G, BP, RP and their errors (%ld stars)",
+       rc->nrows);
+    double pc2 = 0, pm2 = 0, pmr2 = 0;
+    long nr = 0;
+    for (long k = 0; cid && cg && cb && cr && eg && eb && er && k < rc->nrows; k++) {
+        const sk_sim_source *s = &f->src[(long)sk_column_get(cid, k, 0)];
+        double x = sk_column_get(cb, k, 0) - sk_column_get(cr, k, 0);
+        double e = sk_column_get(eg, k, 0), e1 = sk_column_get(eb, k, 0), e2 = sk_column_get(er, k, 0);
+        double d = (x - s->colour) / sqrt(e1 * e1 + e2 * e2);
+        pc2 += d * d;
+        double m = sk_column_get(cg, k, 0), dp = 0, xp = 1;
+        for (int c = 0; c < p.ncolour_coeffs; c++, xp *= x) {
+            m += p.colour_coeffs[c] * xp;
+            if (c + 1 < p.ncolour_coeffs)
+                dp += (c + 1) * p.colour_coeffs[c + 1] * xp;
+        }
+        double q = (m - s->mag) / sqrt(e * e + dp * dp * (e1 * e1 + e2 * e2));
+        pm2 += q * q;
+        if (s->colour > 2.0) {
+            pmr2 += q * q;
+            nr++;
+        }
+    }
+    double n = (double)rc->nrows, pc = sqrt(pc2 / n), pm = sqrt(pm2 / n), pmr = nr ? sqrt(pmr2 / (double)nr) : 0;
+    ok(pc > 0.9 && pc < 1.1, "BP - RP off the true colour by its stated error (pull rms %.3f)", pc);
+    ok(pm > 0.96 && pm < 1.04, "G + poly(BP - RP) off the filter's magnitude by the propagated error (pull rms %.3f)",
+       pm);
+    ok(nr > 1000 && pmr > 0.93 && pmr < 1.07, "the same for the %ld reddest stars, BP - RP > 2 (pull rms %.3f)", nr,
+       pmr);
+    sk_table_free(rc);
+    sk_sim_field_free(f);
+}
+
 int main(void)
 {
-    tap_plan(147);
+    tap_plan(151);
     test_rng();
     test_psf();
     test_blank_sky();
@@ -694,5 +746,6 @@ int main(void)
     test_tpv();
     test_perturbed();
     test_defects_and_determinism();
+    test_refcat_colours();
     return tap_done();
 }
