@@ -82,7 +82,12 @@ int sk_psf_photometry(const sk_psf *psf, const sk_image *img, const float *bg_le
                       const double *x, const double *y, int threads, double *flux,
                       double *flux_err, double *chi2);
 
-/* The same for every source of a list, at its windowed centroid. */
+/* The same for every source of a list, at its windowed centroid, with
+ * errors that state the real scatter: besides the noise through the fit,
+ * the background level's error (bg->level_err) over the fit, a scaling by
+ * sqrt(chi^2) where the fit's reduced chi^2 exceeds 1, and the model's own
+ * fractional error measured on the image from the PSF stars (how far the
+ * flux in the fit's pixels and the fit's flux part, beyond their noise). */
 int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_background *bg,
                               const int32_t *segmap, double gain, const sk_source_list *l,
                               int threads, double *flux, double *flux_err);

@@ -5,9 +5,11 @@
 
 #include "skystack/error.h"
 #include "skystack/extract.h"
+#include "skystack/log.h"
 #include "skystack/psf.h"
 #include "skystack/table.h"
 #include "core/parallel.h"
+#include "numeric/stats.h"
 #include "psf_priv.h"
 #include "extract_internal.h"
 #include "psf_internal.h"
@@ -21,7 +23,63 @@ typedef struct phot_ctx {
     int size;
     const double *x, *y;
     double *flux, *err, *chi2;
+    double model_frac2; /* squared fractional flux error of the model */
+    double level_err;   /* 1-sigma error of the background level (ADU) */
+    double *adiff;      /* per position, may be NULL: (aperture flux - fit
+                           flux) / fit flux over the fit's pixels, and its */
+    double *adiff_var;  /* variance from the noise */
 } phot_ctx;
+
+/* The amplitude of the PSF (values p[t] at pixels pix[t]) fitted with
+ * background weights, its error and reduced chi^2: the pixel variance is the
+ * background's and the source's Poisson noise; the background level's error
+ * enters coherently over the fit; the noise error is scaled up by sqrt(chi^2)
+ * where chi^2 > 1; the model's own fractional error adds in quadrature. */
+static void phot_fit(phot_ctx *c, long k, const double *p, const long *pix, long n)
+{
+    const sk_image *img = c->img;
+    double swpp = 0, swpd = 0;
+    for (long t = 0; t < n; t++) {
+        long q = pix[t];
+        double w = 1.0 / c->var[q], pp = p[t];
+        double d = img->sci[q] - (c->level ? c->level[q] : 0.0f);
+        swpp += w * pp * pp;
+        swpd += w * pp * d;
+    }
+    if (n < 2 || !(swpp > 0))
+        return;
+    double a = swpd / swpp;
+    double num = 0, chi = 0, swp = 0, sd = 0, sp = 0, svt = 0;
+    for (long t = 0; t < n; t++) {
+        long q = pix[t];
+        double vb = c->var[q], pp = p[t];
+        double mod = a * pp;
+        double vt = vb + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0);
+        num += pp * pp / (vb * vb) * vt;
+        swp += pp / vb;
+        double d = img->sci[q] - (c->level ? c->level[q] : 0.0f);
+        chi += (d - mod) * (d - mod) / vt;
+        sd += d;
+        sp += pp;
+        svt += vt;
+    }
+    double chi2 = chi / (double)(n - 1);
+    double lev = c->level_err * swp / swpp;
+    double noise2 = num / (swpp * swpp);
+    double err2 = noise2 + lev * lev;
+    if (chi2 > 1)
+        err2 *= chi2;
+    c->flux[k] = a;
+    c->err[k] = sqrt(err2 + c->model_frac2 * a * a);
+    if (c->chi2)
+        c->chi2[k] = chi2;
+    if (c->adiff && a > 0 && sp > 0) {
+        /* the aperture estimate sd / sp against the optimal fit a: their
+           difference's noise variance is the difference of theirs */
+        c->adiff[k] = (sd / sp - a) / a;
+        c->adiff_var[k] = fmax(0.0, svt / (sp * sp) - noise2) / (a * a);
+    }
+}
 
 static int phot_one(long k, void *u)
 {
@@ -31,6 +89,8 @@ static int phot_one(long k, void *u)
     c->flux[k] = c->err[k] = NAN;
     if (c->chi2)
         c->chi2[k] = NAN;
+    if (c->adiff)
+        c->adiff[k] = NAN;
     if (!isfinite(x) || !isfinite(y))
         return SK_OK;
     long ix = lround(x), iy = lround(y);
@@ -83,35 +143,22 @@ static int phot_one(long k, void *u)
             n++;
         }
     }
-    /* first pass: the amplitude with background weights */
-    double swpp = 0, swpd = 0;
-    for (long t = 0; t < n; t++) {
-        long q = pix[t];
-        double w = 1.0 / c->var[q], pp = p[t];
-        double d = img->sci[q] - (c->level ? c->level[q] : 0.0f);
-        swpp += w * pp * pp;
-        swpd += w * pp * d;
-    }
-    if (n >= 2 && swpp > 0) {
-        double a = swpd / swpp;
-        double num = 0, chi = 0;
-        for (long t = 0; t < n; t++) {
-            long q = pix[t];
-            double vb = c->var[q], pp = p[t];
-            double mod = a * pp;
-            double vt = vb + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0);
-            num += pp * pp / (vb * vb) * vt;
-            double d = img->sci[q] - (c->level ? c->level[q] : 0.0f);
-            chi += (d - mod) * (d - mod) / vt;
-        }
-        c->flux[k] = a;
-        c->err[k] = sqrt(num) / swpp;
-        if (c->chi2)
-            c->chi2[k] = chi / (double)(n - 1);
-    }
+    phot_fit(c, k, p, pix, n);
     free(p);
     free(pix);
     return SK_OK;
+}
+
+/* Fit the n positions of c (c->x, c->y) with threads. */
+static int phot_run(phot_ctx *c, long n, int threads)
+{
+    double fwhm = c->psf->fwhm_px > 0 ? c->psf->fwhm_px : 3.0;
+    c->radius = fmax(2.0, 2.0 * fwhm);
+    c->size = sk_psf_stamp_size(c->psf);
+    int need = 2 * (int)ceil(c->radius) + 1;
+    if (c->size < need)
+        c->size = need;
+    return sk_parallel_for_each(n, threads, phot_one, c);
 }
 
 int sk_psf_photometry(const sk_psf *psf, const sk_image *img, const float *bg_level,
@@ -121,14 +168,77 @@ int sk_psf_photometry(const sk_psf *psf, const sk_image *img, const float *bg_le
 {
     if (!var)
         return sk_error(SK_EINPUT, "PSF photometry: no variance map");
-    double fwhm = psf->fwhm_px > 0 ? psf->fwhm_px : 3.0;
-    phot_ctx c = {psf, img, bg_level, var, segmap, gain, fmax(2.0, 2.0 * fwhm), 0, x, y,
-                  flux, flux_err, chi2};
-    c.size = sk_psf_stamp_size(psf);
-    int need = 2 * (int)ceil(c.radius) + 1;
-    if (c.size < need)
-        c.size = need;
-    return sk_parallel_for_each(n, threads, phot_one, &c);
+    phot_ctx c = {.psf = psf, .img = img, .level = bg_level, .var = var, .seg = segmap,
+                  .gain = gain, .x = x, .y = y, .flux = flux, .err = flux_err, .chi2 = chi2};
+    return phot_run(&c, n, threads);
+}
+
+/* The variance f^2 that, added to each value's noise variance var[k], makes
+ * the deviations of v[0..n-1] from their median of unit scale, measured
+ * robustly and on the low side only (median minus the 15.87th percentile of
+ * (v - median) / sqrt(var + f^2)), since light of faint neighbours in the
+ * aperture pushes values up; 0 when they are not wider than their noise.
+ * scratch holds n values. */
+static double excess_variance(const double *v, const double *var, long n, double *scratch)
+{
+    memcpy(scratch, v, sizeof *scratch * (size_t)n);
+    double med = sk_median_double(scratch, n), lo = 0, hi = 1, sig;
+    for (int it = 0; it < 50; it++) {
+        double f2 = it == 0 ? 0 : 0.5 * (lo + hi);
+        for (long k = 0; k < n; k++)
+            scratch[k] = (v[k] - med) / sqrt(var[k] + f2 + 1e-30);
+        qsort(scratch, (size_t)n, sizeof *scratch, sk_cmp_double);
+        sig = sk_median_sorted(scratch, n) - scratch[(long)floor(0.1587 * (double)(n - 1) + 0.5)];
+        if (it == 0 && sig <= 1)
+            return 0;
+        if (it > 0 && sig > 1)
+            lo = f2;
+        else if (it > 0)
+            hi = f2;
+    }
+    return 0.5 * (lo + hi);
+}
+
+/* The model's squared fractional flux error, measured on the image: over
+ * the PSF stars (or, for a model without them, the sources of SNR >= 50)
+ * the variance of (flux in the fit's pixels - PSF-fit flux) / flux beyond
+ * what their noise explains (excess_variance): where the model's shape is
+ * wrong the two estimates of the flux part; 0 with fewer than 5 stars. */
+static int psf_model_error(phot_ctx c, const sk_source_list *l, const double *xy, int threads,
+                           double *frac2)
+{
+    *frac2 = 0;
+    const sk_psf *psf = c.psf;
+    int stars = psf->stars && psf->naccepted > 0;
+    long n = stars ? psf->naccepted : l->n;
+    double *buf = malloc(sizeof *buf * 7 * (size_t)(n ? n : 1));
+    if (!buf)
+        return sk_error(SK_EIO, "PSF photometry: out of memory");
+    double *x = buf, *y = buf + n, *e = buf + 2 * n, *ev = buf + 6 * n;
+    for (long k = 0; k < n; k++) {
+        long s = stars ? psf->stars[k] : k;
+        x[k] = s >= 0 && s < l->n ? xy[s] : NAN;
+        y[k] = s >= 0 && s < l->n ? xy[l->n + s] : NAN;
+    }
+    c.x = x;
+    c.y = y;
+    c.flux = buf + 3 * n;
+    c.err = buf + 4 * n;
+    c.adiff = buf + 5 * n;
+    c.adiff_var = ev;
+    c.chi2 = NULL;
+    c.model_frac2 = 0;
+    int st = phot_run(&c, n, threads);
+    long m = 0;
+    for (long k = 0; !st && k < n; k++)
+        if (isfinite(c.adiff[k]) && (stars || c.flux[k] >= 50.0 * c.err[k])) {
+            e[m] = c.adiff[k];
+            ev[m++] = c.adiff_var[k];
+        }
+    if (!st && m >= 5)
+        *frac2 = excess_variance(e, ev, m, x);
+    free(buf);
+    return st;
 }
 
 int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_background *bg,
@@ -150,8 +260,16 @@ int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_b
         xy[k] = win ? s->xwin : s->x;
         xy[l->n + k] = win ? s->ywin : s->y;
     }
-    int st = sk_psf_photometry(psf, img, bg->level, var, segmap, gain, l->n, xy, xy + l->n,
-                               threads, flux, flux_err, NULL);
+    phot_ctx c = {.psf = psf, .img = img, .level = bg->level, .var = var, .seg = segmap,
+                  .gain = gain, .x = xy, .y = xy + l->n, .flux = flux, .err = flux_err,
+                  .level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0};
+    int st = psf_model_error(c, l, xy, threads, &c.model_frac2);
+    if (!st)
+        sk_debug("%s: PSF photometry: the model's own flux error %.2f %%, the background "
+                 "level's %.3f ADU", img->path ? img->path : "image", 100.0 * sqrt(c.model_frac2),
+                 c.level_err);
+    if (!st)
+        st = phot_run(&c, l->n, threads);
     free(var);
     free(xy);
     return st;
