@@ -12,6 +12,11 @@ $(error config.mk is missing: run ./configure first (autoconf && ./configure in 
 endif
 include config.mk
 
+# one compile job per core unless make was given -j (or -jN) itself
+ifeq ($(filter -j%,$(MAKEFLAGS)),)
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 1)
+endif
+
 B        ?= build
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 WARN      = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
