@@ -32,6 +32,8 @@ typedef struct wing_ctx {
     double step;          /* model grid step (image px) */
     double fwhm;          /* px */
     double *r;            /* gw*gh radius of each grid point (image px) */
+    int half;             /* half-side of the stars' stamps (image px) */
+    double area[NGROWTH]; /* px^2 of the grid points within each GROWTH_R */
 } wing_ctx;
 
 /* The unit-total Moffat profile integrated over the image pixel centred
@@ -71,29 +73,109 @@ static void moffat_growth(const wing_ctx *w, double alpha, double beta, double *
         ee[k] *= w->step * w->step;
 }
 
-/* For one beta, alpha such that the Moffat's growth ratio at the anchor
- * radius equals the model's (bisection; the ratio falls as alpha grows);
- * returns the squared misfit of the other ratios and the Moffat's curve. */
+/* The mean of the unit Moffat (at pixel centres: the far wing is smooth
+ * on the pixel scale) over the stamp's pixels beyond SKY_FROM_FWHM, where
+ * each star's local sky was taken: what that sky took of its light per
+ * pixel. */
+static double pedestal_fast(const wing_ctx *w, double alpha, double beta)
+{
+    double s = 0, r0 = SKY_FROM_FWHM * w->fwhm, ia2 = 1.0 / (alpha * alpha);
+    long n = 0;
+    for (int j = -w->half; j <= w->half; j++)
+        for (int i = -w->half; i <= w->half; i++) {
+            double r2 = (double)(i * i + j * j);
+            if (r2 > r0 * r0) {
+                s += pow(1.0 + r2 * ia2, -beta);
+                n++;
+            }
+        }
+    return n ? s * (beta - 1.0) / (M_PI * alpha * alpha) / (double)n : 0.0;
+}
+
+/* For one beta, alpha such that the growth ratio at the anchor radius of
+ * the Moffat as the model's core holds it (minus the local sky's share,
+ * pedestal_fast) equals the model's (bisection; the ratio falls as alpha
+ * grows); returns the squared misfit of the other ratios and the Moffat's
+ * curve. */
 static double fit_alpha(const wing_ctx *w, const double *q, double beta, double *alpha_out,
                         double *ee)
 {
-    double lo = 0.05 * w->fwhm, hi = 50.0 * w->fwhm;
+    double lo = 0.05 * w->fwhm, hi = 50.0 * w->fwhm, eps = 0;
     for (int it = 0; it < 40; it++) {
         double mid = sqrt(lo * hi);
         moffat_growth(w, mid, beta, ee);
-        if (ee[ANCHOR] / ee[NGROWTH - 1] > q[ANCHOR])
+        eps = pedestal_fast(w, mid, beta);
+        if ((ee[ANCHOR] - eps * w->area[ANCHOR]) / (ee[NGROWTH - 1] - eps * w->area[NGROWTH - 1]) >
+            q[ANCHOR])
             lo = mid;
         else
             hi = mid;
     }
     *alpha_out = sqrt(lo * hi);
     moffat_growth(w, *alpha_out, beta, ee);
-    double chi = 0;
+    eps = pedestal_fast(w, *alpha_out, beta);
+    double chi = 0, last = ee[NGROWTH - 1] - eps * w->area[NGROWTH - 1];
     for (int k = 0; k < NGROWTH - 1; k++) {
-        double d = ee[k] / ee[NGROWTH - 1] - q[k];
+        double d = (ee[k] - eps * w->area[k]) / last - q[k];
         chi += d * d;
     }
     return chi;
+}
+
+/* The Moffat (alpha, beta) whose growth ratios best match the model's q:
+ * beta first on a grid (a Gaussian is the limit of large beta), then
+ * refined between the best point's neighbours by golden section, since
+ * one step of the grid moves the light beyond 2 FWHM by up to half a per
+ * cent; returns the squared misfit. */
+static double fit_beta(const wing_ctx *w, const double *q, double *alpha, double *beta)
+{
+    static const double betas[] = {1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0,
+                                   4.5, 5.0, 5.5, 6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0,
+                                   50.0, 100.0, 300.0};
+    const int nb = (int)(sizeof betas / sizeof betas[0]);
+    double best = INFINITY, ee[NGROWTH];
+    int ib = 0;
+    for (int i = 0; i < nb; i++) {
+        double al, chi = fit_alpha(w, q, betas[i], &al, ee);
+        if (chi < best) {
+            best = chi;
+            *alpha = al;
+            *beta = betas[i];
+            ib = i;
+        }
+    }
+    const double gr = 0.5 * (sqrt(5.0) - 1.0);
+    double lo = betas[ib > 0 ? ib - 1 : 0], hi = betas[ib + 1 < nb ? ib + 1 : nb - 1];
+    double b1 = hi - gr * (hi - lo), b2 = lo + gr * (hi - lo), a1, a2;
+    double c1 = fit_alpha(w, q, b1, &a1, ee), c2 = fit_alpha(w, q, b2, &a2, ee);
+    for (int it = 0; it < 30 && hi - lo > 1e-3 * *beta; it++) {
+        if (c1 < c2) {
+            hi = b2;
+            b2 = b1;
+            c2 = c1;
+            a2 = a1;
+            b1 = hi - gr * (hi - lo);
+            c1 = fit_alpha(w, q, b1, &a1, ee);
+        } else {
+            lo = b1;
+            b1 = b2;
+            c1 = c2;
+            a1 = a2;
+            b2 = lo + gr * (hi - lo);
+            c2 = fit_alpha(w, q, b2, &a2, ee);
+        }
+        if (c1 < best) {
+            best = c1;
+            *alpha = a1;
+            *beta = b1;
+        }
+        if (c2 < best) {
+            best = c2;
+            *alpha = a2;
+            *beta = b2;
+        }
+    }
+    return best;
 }
 
 /* The blend weight of the model's own pixels at radius r (1 in the core,
@@ -124,7 +206,7 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
                      int stamp_px)
 {
     long np = (long)gw * gh;
-    wing_ctx w = {gw, gh, step_px, fwhm_px, malloc(sizeof(double) * (size_t)np)};
+    wing_ctx w = {gw, gh, step_px, fwhm_px, malloc(sizeof(double) * (size_t)np), stamp_px / 2, {0}};
     double *mof = malloc(sizeof(double) * (size_t)np);
     if (!w.r || !mof) {
         free(w.r);
@@ -138,8 +220,10 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
     double d[NGROWTH] = {0}, q[NGROWTH];
     for (long p = 0; p < np; p++)
         for (int k = 0; k < NGROWTH; k++)
-            if (w.r[p] <= GROWTH_R[k] * fwhm_px)
+            if (w.r[p] <= GROWTH_R[k] * fwhm_px) {
                 d[k] += comp[p] * step_px * step_px;
+                w.area[k] += step_px * step_px;
+            }
     int st = SK_OK;
     double outer = (double)(gw < gh ? gw / 2 : gh / 2) * step_px;
     if (!(d[NGROWTH - 1] > 0) || !(fwhm_px > 0) || outer < WING_END_FWHM * fwhm_px) {
@@ -150,19 +234,8 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
     }
     for (int k = 0; k < NGROWTH; k++)
         q[k] = d[k] / d[NGROWTH - 1];
-    /* beta on a grid (a Gaussian is the limit of large beta) */
-    static const double betas[] = {1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0,
-                                   4.5, 5.0, 5.5, 6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0,
-                                   50.0, 100.0, 300.0};
-    double best = INFINITY, alpha = 0, beta = 0, ee[NGROWTH];
-    for (size_t i = 0; i < sizeof betas / sizeof betas[0]; i++) {
-        double al, chi = fit_alpha(&w, q, betas[i], &al, ee);
-        if (chi < best) {
-            best = chi;
-            alpha = al;
-            beta = betas[i];
-        }
-    }
+    double alpha = 0, beta = 0, ee[NGROWTH];
+    double best = fit_beta(&w, q, &alpha, &beta);
     moffat_growth(&w, alpha, beta, ee);
     /* the model's core is the star minus its local sky, which held eps of
      * the star's light per pixel: core sum = T (EE - eps A) */

@@ -1,0 +1,106 @@
+/* test_psf_wing.c: the PSF model's fitted wings and its normalisation to total flux, against noise-free true profiles (Moffat of any beta, Gaussian): the light within 2 FWHM and the model's total as a star's local sky leaves them. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skystack/log.h"
+#include "skystack/sim.h"
+#include "../tap.h"
+#include "extract/psf_priv.h"
+#include "numeric/psf_profile.h"
+
+/* A model as the PSF build hands it to the wing fit: the true profile
+ * integrated over image pixels (grid step 1) on the stamp of side 2 ceil(4
+ * FWHM) + 1, minus the star's local sky (the mean beyond 3 FWHM), scaled to
+ * unit sum; then the fitted wings. Returns the largest relative error of
+ * the light within 1, 2 and 3 FWHM of the model against the truth's, both
+ * as fractions of their sums over the stamp (what a PSF-fit flux counts);
+ * the PSF-fit flux of a star moves with the one within 2 FWHM (*err2). */
+static double wing_error(int model, double fwhm, double beta, double *err2)
+{
+    sk_sim_psf t;
+    memset(&t, 0, sizeof t);
+    t.model = model;
+    t.fwhm_px = fwhm;
+    t.beta = beta;
+    t.ellipticity = 0.05;
+    t.angle_deg = 30;
+    t.radius_fwhm = 5;
+    int m = 2 * (int)ceil(4.0 * fwhm) + 1, h = m / 2, big = m + 2 * (int)ceil(fwhm) + 2;
+    double *img = calloc((size_t)big * big, sizeof *img), *g = calloc((size_t)m * m, sizeof *g);
+    if (!img || !g) {
+        free(img);
+        free(g);
+        return INFINITY;
+    }
+    sk_sim_psf_add(&t, 1.0, big / 2, big / 2, img, big, big, 0, big);
+    double sky = 0, sum = 0;
+    long nsky = 0;
+    for (int j = -h; j <= h; j++)
+        for (int i = -h; i <= h; i++)
+            if (hypot(i, j) > 3.0 * fwhm) {
+                sky += img[(long)(big / 2 + j) * big + big / 2 + i];
+                nsky++;
+            }
+    sky /= (double)nsky;
+    for (int j = -h; j <= h; j++)
+        for (int i = -h; i <= h; i++) {
+            double v = img[(long)(big / 2 + j) * big + big / 2 + i] - sky;
+            g[(long)(j + h) * m + i + h] = v;
+            sum += v;
+        }
+    for (long p = 0; p < (long)m * m; p++)
+        g[p] /= sum;
+    double worst = INFINITY;
+    if (sk_psf_fit_wings(g, 1, m, m, 1.0, fwhm, m) == 0) {
+        double tot = 0;
+        for (long p = 0; p < (long)m * m; p++)
+            tot += g[p];
+        double ts = 0;
+        for (int j = -h; j <= h; j++)
+            for (int i = -h; i <= h; i++)
+                ts += img[(long)(big / 2 + j) * big + big / 2 + i];
+        worst = 0;
+        for (int k = 1; k <= 3; k++) {
+            double sm = 0, st = 0;
+            for (int j = -h; j <= h; j++)
+                for (int i = -h; i <= h; i++)
+                    if (hypot(i, j) <= k * fwhm) {
+                        sm += g[(long)(j + h) * m + i + h] / tot;
+                        st += img[(long)(big / 2 + j) * big + big / 2 + i] / ts;
+                    }
+            double e = fabs(sm / st - 1.0);
+            if (k == 2)
+                *err2 = sm / st - 1.0;
+            worst = fmax(worst, e);
+        }
+    }
+    free(img);
+    free(g);
+    return worst;
+}
+
+int main(void)
+{
+    tap_plan(6);
+    if (getenv("SK_TEST_VERBOSE"))
+        sk_log_set_level(SK_LOG_DEBUG);
+    /* Moffat betas between the points of a coarse grid, broad and narrow:
+       the light beyond 2 FWHM (what the unit-sum model gives away to the
+       wing) right to 0.1 % */
+    static const double betas[] = {2.6, 3.4, 4.3};
+    for (int i = 0; i < 3; i++) {
+        double e2 = NAN, e = wing_error(SK_SIM_MOFFAT, 8.0, betas[i], &e2);
+        ok(e < 1e-3, "Moffat beta %.1f, FWHM 8 px: the model's light within 1-3 FWHM within %.3f %% "
+           "of the truth (within 2 FWHM: %+.3f %%)", betas[i], 100 * e, 100 * e2);
+    }
+    double e2 = NAN, e = wing_error(SK_SIM_MOFFAT, 5.0, 2.6, &e2);
+    ok(e < 1e-3, "Moffat beta 2.6, FWHM 5 px: within %.3f %% (within 2 FWHM: %+.3f %%)", 100 * e,
+       100 * e2);
+    e = wing_error(SK_SIM_GAUSSIAN, 8.0, 3.5, &e2);
+    ok(e < 1e-3, "Gaussian, FWHM 8 px: within %.3f %% (within 2 FWHM: %+.3f %%)", 100 * e, 100 * e2);
+    e = wing_error(SK_SIM_GAUSSIAN, 4.7, 3.5, &e2);
+    ok(e < 1e-3, "Gaussian, FWHM 4.7 px: within %.3f %% (within 2 FWHM: %+.3f %%)", 100 * e, 100 * e2);
+    return tap_done();
+}
