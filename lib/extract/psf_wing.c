@@ -77,7 +77,7 @@ static void moffat_growth(const wing_ctx *w, double alpha, double beta, double *
  * on the pixel scale) over the stamp's pixels beyond SKY_FROM_FWHM, where
  * each star's local sky was taken: what that sky took of its light per
  * pixel. */
-static double pedestal_fast(const wing_ctx *w, double alpha, double beta)
+static double sky_pedestal(const wing_ctx *w, double alpha, double beta)
 {
     double s = 0, r0 = SKY_FROM_FWHM * w->fwhm, ia2 = 1.0 / (alpha * alpha);
     long n = 0;
@@ -94,7 +94,7 @@ static double pedestal_fast(const wing_ctx *w, double alpha, double beta)
 
 /* For one beta, alpha such that the growth ratio at the anchor radius of
  * the Moffat as the model's core holds it (minus the local sky's share,
- * pedestal_fast) equals the model's (bisection; the ratio falls as alpha
+ * sky_pedestal) equals the model's (bisection; the ratio falls as alpha
  * grows); returns the squared misfit of the other ratios and the Moffat's
  * curve. */
 static double fit_alpha(const wing_ctx *w, const double *q, double beta, double *alpha_out,
@@ -104,7 +104,7 @@ static double fit_alpha(const wing_ctx *w, const double *q, double beta, double 
     for (int it = 0; it < 40; it++) {
         double mid = sqrt(lo * hi);
         moffat_growth(w, mid, beta, ee);
-        eps = pedestal_fast(w, mid, beta);
+        eps = sky_pedestal(w, mid, beta);
         if ((ee[ANCHOR] - eps * w->area[ANCHOR]) / (ee[NGROWTH - 1] - eps * w->area[NGROWTH - 1]) >
             q[ANCHOR])
             lo = mid;
@@ -113,7 +113,7 @@ static double fit_alpha(const wing_ctx *w, const double *q, double beta, double 
     }
     *alpha_out = sqrt(lo * hi);
     moffat_growth(w, *alpha_out, beta, ee);
-    eps = pedestal_fast(w, *alpha_out, beta);
+    eps = sky_pedestal(w, *alpha_out, beta);
     double chi = 0, last = ee[NGROWTH - 1] - eps * w->area[NGROWTH - 1];
     for (int k = 0; k < NGROWTH - 1; k++) {
         double d = (ee[k] - eps * w->area[k]) / last - q[k];
@@ -186,22 +186,6 @@ static double core_weight(const wing_ctx *w, double r)
     return r <= r0 ? 1.0 : r >= r1 ? 0.0 : (r1 - r) / (r1 - r0);
 }
 
-/* Mean of the unit Moffat over the image pixels where the stars' local sky
- * was taken (beyond SKY_FROM_FWHM, within the stamp of half-side `half`):
- * the part of its own wings each star's sky held, per pixel. */
-static double sky_pedestal(const wing_ctx *w, double alpha, double beta, int half)
-{
-    double s = 0, r0 = SKY_FROM_FWHM * w->fwhm;
-    long n = 0;
-    for (int j = -half; j <= half; j++)
-        for (int i = -half; i <= half; i++)
-            if (hypot(i, j) > r0) {
-                s += moffat_pixel(i, j, alpha, beta);
-                n++;
-            }
-    return n ? s / (double)n : 0.0;
-}
-
 int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, double fwhm_px,
                      int stamp_px)
 {
@@ -239,7 +223,7 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
     moffat_growth(&w, alpha, beta, ee);
     /* the model's core is the star minus its local sky, which held eps of
      * the star's light per pixel: core sum = T (EE - eps A) */
-    double eps = sky_pedestal(&w, alpha, beta, stamp_px / 2);
+    double eps = sky_pedestal(&w, alpha, beta);
     long ncore = 0;
     for (long p = 0; p < np; p++)
         ncore += w.r[p] <= CORE_END_FWHM * fwhm_px;
