@@ -167,6 +167,7 @@ void sk_calib_free(sk_calib *c)
     sk_psf_free(c->psf);
     free(c->flux_psf);
     free(c->flux_psf_err);
+    free(c->psf_chi2);
     sk_refcat_free(c->refcat);
     sk_refcat_free(c->phot_ref);
     sk_astrom_result_free(c->astrom);
@@ -251,11 +252,12 @@ int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib
     if (!st && c->psf) {
         c->flux_psf = malloc(sizeof *c->flux_psf * (size_t)(l->n + 1));
         c->flux_psf_err = malloc(sizeof *c->flux_psf_err * (size_t)(l->n + 1));
-        st = c->flux_psf && c->flux_psf_err ? SK_OK : sk_error(SK_EIO, "calibration: out of memory");
+        c->psf_chi2 = malloc(sizeof *c->psf_chi2 * (size_t)(l->n + 1));
+        st = c->flux_psf && c->flux_psf_err && c->psf_chi2 ? SK_OK : sk_error(SK_EIO, "calibration: out of memory");
         if (!st)
             st = sk_psf_photometry_sources(c->psf, img, r->background,
                                            r->detection ? r->detection->segmap : NULL, r->gain, l,
-                                           threads, c->flux_psf, c->flux_psf_err);
+                                           threads, c->flux_psf, c->flux_psf_err, c->psf_chi2);
     }
 
     /* 3. astrometry and photometry against the catalog: its rows around
@@ -274,7 +276,7 @@ int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib
                     c->astrom->rms_arcsec, c->astrom->rms_px, c->astrom->sip_order,
                     c->astrom->offset_arcsec);
         if (!st)
-            st = sk_photcal_solve(l, c->flux_psf, c->flux_psf_err, c->astrom->src_index,
+            st = sk_photcal_solve(l, c->flux_psf, c->flux_psf_err, c->psf_chi2, c->astrom->src_index,
                                   c->astrom->ref_index, c->astrom->nmatch, c->phot_ref, &p->photcal,
                                   &c->photcal);
         if (!st && c->psf) {
@@ -358,6 +360,10 @@ int sk_calib_annotate_table(const sk_calib *c, sk_table *t)
                                                                       : "mag = -2.5 log10(flux) + MAGZERO");
         if (!st) st = sk_header_set_double(h, "MAGZERR", pc->dzp, "[mag] 1-sigma error of MAGZERO");
         if (!st) st = sk_header_set_long(h, "MAGZNSTR", pc->nstars, "stars in the zero point");
+        if (!st) st = sk_header_set_long(h, "MAGZNCAN", pc->ncandidates, "candidates before selection, clipping");
+        if (!st) st = sk_header_set_long(h, "MAGZRCHI", pc->nrej_chi2, "left out: PSF fit chi2 above peers'");
+        if (!st) st = sk_header_set_long(h, "MAGZRAPX", pc->nrej_aperture, "left out: aperture flux excess");
+        if (!st) st = sk_header_set_long(h, "MAGZRNBR", pc->nrej_neighbour, "left out: bright neighbour");
         if (!st && isfinite(pc->lim_mag))
             st = sk_header_set_double(h, "LIMMAG", pc->lim_mag, "[mag] 5-sigma point-source limit");
         for (int a = 0; !st && a < pc->naper; a++) {

@@ -39,6 +39,7 @@ typedef struct sk_calib {
     sk_psf *psf;                 /* NULL when the image has too few stars */
     char psf_note[512];          /* why there is no PSF */
     double *flux_psf, *flux_psf_err; /* per source (ADU); NULL without PSF */
+    double *psf_chi2;            /* per source: the PSF fit's reduced chi^2 */
     sk_refcat *refcat;           /* NULL without a catalog: the rows around
                                     the footprint at the image's epoch */
     sk_refcat *phot_ref;         /* the same rows with magnitudes in the

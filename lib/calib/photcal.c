@@ -8,7 +8,7 @@
 #include "extract/params_priv.h"
 #include "numeric/stats.h"
 #include "extract/extract_internal.h"
-#include "photcal_internal.h"
+#include "photcal_priv.h"
 #include "extract/psf_internal.h"
 
 #define MAG_PER_LN (2.5 / M_LN10) /* 1.0857: mag error of a relative flux error */
@@ -20,6 +20,10 @@ void sk_photcal_params_default(sk_photcal_params *p)
     p->min_stars = 3;
     p->min_snr = 10.0;
     p->error_floor = 0.005;
+    p->max_chi2_ratio = 1.5;
+    p->max_aperture_excess = 4.0;
+    p->neighbour_radius_fwhm = 2.0;
+    p->neighbour_flux_ratio = 0.1;
 }
 
 int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
@@ -33,6 +37,10 @@ int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
     if (!st) st = sk_section_long(sec, path, "min_stars", 1, 1000000000L, &ms);
     if (!st) st = sk_section_num(sec, path, "min_snr", 0, 1e9, &p->min_snr);
     if (!st) st = sk_section_num(sec, path, "error_floor", 0, 1, &p->error_floor);
+    if (!st) st = sk_section_num(sec, path, "max_chi2_ratio", 0, 1e9, &p->max_chi2_ratio);
+    if (!st) st = sk_section_num(sec, path, "max_aperture_excess", 0, 1e9, &p->max_aperture_excess);
+    if (!st) st = sk_section_num(sec, path, "neighbour_radius_fwhm", 0, 100, &p->neighbour_radius_fwhm);
+    if (!st) st = sk_section_num(sec, path, "neighbour_flux_ratio", 0, 1e9, &p->neighbour_flux_ratio);
     if (!st)
         p->min_stars = ms;
     return st;
@@ -100,6 +108,35 @@ static void zp_candidates(const sk_source_list *l, const double *flux, const dou
         n++;
     }
     Z->n = n;
+}
+
+/* Leave out the candidates the star selection rejects (their reasons
+ * counted in pc), keeping the others in order. */
+static int zp_select(zp_stars *Z, const sk_source_list *l, const double *flux, const double *flux_err,
+                     const double *chi2, const sk_photcal_params *p, sk_photcal *pc)
+{
+    unsigned char *reject = malloc((size_t)Z->n + 1);
+    if (!reject)
+        return sk_error(SK_EIO, "photometric calibration: out of memory");
+    sk_photcal_pick c = {l, flux, flux_err, chi2, Z->who, Z->n};
+    long counts[3];
+    int st = sk_photcal_pick_stars(&c, p, reject, counts);
+    long m = 0;
+    for (long k = 0; !st && k < Z->n; k++)
+        if (!reject[k]) {
+            Z->zp[m] = Z->zp[k];
+            Z->sg[m] = Z->sg[k];
+            Z->who[m] = Z->who[k];
+            Z->keep[m++] = 1;
+        }
+    if (!st) {
+        Z->n = m;
+        pc->nrej_chi2 = counts[0];
+        pc->nrej_aperture = counts[1];
+        pc->nrej_neighbour = counts[2];
+    }
+    free(reject);
+    return st;
 }
 
 /* The weighted mean zero point, clipped at clip_sigma times the robust
@@ -204,7 +241,7 @@ static double aperture_correction(const zp_stars *Z, const sk_source_list *l, co
 }
 
 int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *flux_err,
-                     const long *src_index, const long *ref_index, long nmatch,
+                     const double *chi2, const long *src_index, const long *ref_index, long nmatch,
                      const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out)
 {
     *out = NULL;
@@ -222,11 +259,15 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
     if (!st) {
         zp_candidates(l, flux, flux_err, src_index, ref_index, nmatch, ref, p, &Z);
         pc->ncandidates = Z.n;
+        st = zp_select(&Z, l, flux, flux_err, chi2, p, pc);
+    }
+    if (!st) {
         mean = clipped_zero_point(&Z, p, &sw, &kept);
         if (kept < p->min_stars || kept < 1 || !isfinite(mean))
             st = sk_error(SK_ENOTFOUND, "photometric calibration: %ld usable matched stars (of %ld "
-                          "matches), fewer than the minimum %ld (extraction.photometric.min_stars): no "
-                          "zero point", kept, nmatch, p->min_stars);
+                          "matches, %ld candidates before the star selection), fewer than the minimum "
+                          "%ld (extraction.photometric.min_stars): no zero point", kept, nmatch,
+                          pc->ncandidates, p->min_stars);
     }
     if (!st)
         st = zp_result(&Z, l, flux, mean, sw, kept, pc);

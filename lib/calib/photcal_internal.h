@@ -25,7 +25,12 @@ typedef struct sk_photcal {
     double noise;        /* rms of the kept stars' expected errors (the
                             scatter their errors alone would give) */
     long nstars;         /* stars kept */
-    long ncandidates;    /* matched stars before clipping */
+    long ncandidates;    /* matched stars with clean flags and SNR, before
+                            the star selection and clipping */
+    long nrej_chi2;      /* of them left out for their PSF fit's chi^2, */
+    long nrej_aperture;  /* for aperture light beyond the PSF's, */
+    long nrej_neighbour; /* for a bright listed neighbour (a star may
+                            count under several) */
     int from_psf;        /* 1: zp for PSF-fit fluxes; 0: largest aperture */
     int naper;
     double *aper_radius_fwhm; /* naper aperture radii (units of the FWHM) */
@@ -39,10 +44,14 @@ typedef struct sk_photcal {
 
 /* Calibrate from the matched pairs of an astrometric solution (source
  * src_index[k] <-> catalog row ref_index[k]):
- * - flux, flux_err: the sources' PSF-fit fluxes (l->n each), or NULL for
- *   the largest aperture's flux;
- * - stars used: no SATURATED, BLENDED, EDGE, TRUNCATED, FLAGGED or
- *   ARTIFACT flag, SNR >= min_snr, finite catalog magnitude;
+ * - flux, flux_err, chi2: the sources' PSF-fit fluxes, errors and
+ *   reduced chi^2 (l->n each; chi2 may be NULL), or NULL for the largest
+ *   aperture's flux;
+ * - candidates: no SATURATED, EDGE, TRUNCATED, FLAGGED or ARTIFACT flag
+ *   (nor BLENDED with aperture fluxes), SNR >= min_snr, finite catalog
+ *   magnitude; of them the stars that the selection (photcal_priv.h,
+ *   sk_photcal_pick_stars: PSF-fit chi^2, aperture excess, neighbours)
+ *   does not reject;
  * - each star's zero point m_ref + 2.5 log10(flux) weighted by 1 / (its
  *   flux error in mag^2 + the catalog's mag_err^2 + error_floor^2); the
  *   weighted mean iterated with stars beyond clip_sigma robust sigmas (of
@@ -53,7 +62,7 @@ typedef struct sk_photcal {
  *   star qualifies).
  * SK_ENOTFOUND when fewer than min_stars remain. */
 int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *flux_err,
-                     const long *src_index, const long *ref_index, long nmatch,
+                     const double *chi2, const long *src_index, const long *ref_index, long nmatch,
                      const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out);
 
 /* Aperture corrections from the PSF model instead of the stars: for each

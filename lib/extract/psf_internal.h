@@ -87,10 +87,11 @@ int sk_psf_photometry(const sk_psf *psf, const sk_image *img, const float *bg_le
  * the background level's error (bg->level_err) over the fit, a scaling by
  * sqrt(chi^2) where the fit's reduced chi^2 exceeds 1, and the model's own
  * fractional error measured on the image from the PSF stars (how far the
- * flux in the fit's pixels and the fit's flux part, beyond their noise). */
+ * flux in the fit's pixels and the fit's flux part, beyond their noise).
+ * chi2 (may be NULL) gets each fit's reduced chi^2. */
 int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_background *bg,
                               const int32_t *segmap, double gain, const sk_source_list *l,
-                              int threads, double *flux, double *flux_err);
+                              int threads, double *flux, double *flux_err, double *chi2);
 
 /* Add FLUX_PSF and FLUXERR_PSF (ADU) columns to a source table made by
  * sk_source_table() from the same list (row k = source k). */

@@ -243,7 +243,7 @@ static int psf_model_error(phot_ctx c, const sk_source_list *l, const double *xy
 
 int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_background *bg,
                               const int32_t *segmap, double gain, const sk_source_list *l,
-                              int threads, double *flux, double *flux_err)
+                              int threads, double *flux, double *flux_err, double *chi2)
 {
     if (l->n == 0)
         return SK_OK;
@@ -262,7 +262,7 @@ int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_b
     }
     phot_ctx c = {.psf = psf, .img = img, .level = bg->level, .var = var, .seg = segmap,
                   .gain = gain, .x = xy, .y = xy + l->n, .flux = flux, .err = flux_err,
-                  .level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0};
+                  .chi2 = chi2, .level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0};
     int st = psf_model_error(c, l, xy, threads, &c.model_frac2);
     if (!st)
         sk_debug("%s: PSF photometry: the model's own flux error %.2f %%, the background "

@@ -27,6 +27,15 @@ typedef struct sk_photcal_params {
     double min_snr;      /* stars fainter than this SNR are not used (10) */
     double error_floor;  /* mag added in quadrature to each star's error
                             (calibration systematics; 0.005) */
+    double max_chi2_ratio;      /* PSF fit chi^2 over its SNR peers' median
+                                   above which a star is left out (1.5;
+                                   <= 0: no test) */
+    double max_aperture_excess; /* aperture-to-PSF flux excess over the
+                                   peers', in robust sigmas (4; <= 0: none) */
+    double neighbour_radius_fwhm; /* a listed neighbour within this many
+                                   FWHMs (2) with at least */
+    double neighbour_flux_ratio;  /* this fraction of the star's AUTO flux
+                                   (0.1; <= 0: no test) leaves it out */
 } sk_photcal_params;
 
 #ifdef __cplusplus

@@ -83,12 +83,12 @@ static void test_blended_selection(void)
     sk_photcal_params p;
     sk_photcal_params_default(&p);
     sk_photcal *pc = NULL;
-    ok(sk_photcal_solve(&l, psf, psf_err, si, ri, N, &ref, &p, &pc) == SK_OK && pc && pc->ncandidates == N,
+    ok(sk_photcal_solve(&l, psf, psf_err, NULL, si, ri, N, &ref, &p, &pc) == SK_OK && pc && pc->ncandidates == N,
        "PSF fluxes: blended stars calibrate too (%ld of %d)", pc ? pc->ncandidates : -1L, N);
     ok(pc && fabs(pc->zp - 30.0) < 1e-6, "and give the zero point (%.6f)", pc ? pc->zp : NAN);
     sk_photcal_free(pc);
     pc = NULL;
-    ok(sk_photcal_solve(&l, NULL, NULL, si, ri, N, &ref, &p, &pc) == SK_ENOTFOUND && !pc,
+    ok(sk_photcal_solve(&l, NULL, NULL, NULL, si, ri, N, &ref, &p, &pc) == SK_ENOTFOUND && !pc,
        "aperture fluxes: blended stars are left out (2 usable < 3)");
 }
 
@@ -151,7 +151,7 @@ int main(void)
     long n = r ? r->sources->n : 0;
     double *fl = malloc(sizeof *fl * (size_t)(n + 1)), *fe = malloc(sizeof *fe * (size_t)(n + 1));
     rc = rc ? rc : sk_psf_photometry_sources(psf, img, r->background, r->detection->segmap, r->gain,
-                                             r->sources, 2, fl, fe);
+                                             r->sources, 2, fl, fe, NULL);
     sk_refcat *cat = NULL;
     rc = rc ? rc : sk_refcat_read(refpath, "ra", "dec", "mag", "mag_err", &cat);
     sk_astrom_result *as = NULL;
@@ -162,7 +162,7 @@ int main(void)
 
     /* zero point from PSF-fit fluxes */
     sk_photcal *pc = NULL;
-    rc = sk_photcal_solve(r->sources, fl, fe, as->src_index, as->ref_index, as->nmatch, cat, &cp, &pc);
+    rc = sk_photcal_solve(r->sources, fl, fe, NULL, as->src_index, as->ref_index, as->nmatch, cat, &cp, &pc);
     ok(rc == SK_OK, "zero point solved (%s)", rc ? sk_errmsg() : "ok");
     if (!rc) {
         tap_diag("zp %.4f +- %.4f from %ld of %ld stars (scatter %.4f mag); truth MAGZERO %.4f", pc->zp,
@@ -277,7 +277,7 @@ int main(void)
 
         /* the largest aperture instead of the PSF */
         sk_photcal *pa = NULL;
-        rc = sk_photcal_solve(r->sources, NULL, NULL, as->src_index, as->ref_index, as->nmatch, cat, &cp, &pa);
+        rc = sk_photcal_solve(r->sources, NULL, NULL, NULL, as->src_index, as->ref_index, as->nmatch, cat, &cp, &pa);
         ok(rc == SK_OK && fabs(pa->zp - zp_true) <= 0.02 && !pa->from_psf &&
            fabs(pa->aper_cor[pa->naper - 1]) < 1e-12,
            "zero point from the %.0f-FWHM aperture: %.4f (%+.4f), its own aperture correction 0",
@@ -287,7 +287,7 @@ int main(void)
         /* too few stars */
         sk_photcal *none = NULL;
         cp.min_stars = 1000;
-        rc = sk_photcal_solve(r->sources, fl, fe, as->src_index, as->ref_index, as->nmatch, cat, &cp, &none);
+        rc = sk_photcal_solve(r->sources, fl, fe, NULL, as->src_index, as->ref_index, as->nmatch, cat, &cp, &none);
         ok(rc == SK_ENOTFOUND && none == NULL && strstr(sk_errmsg(), "min_stars"),
            "fewer stars than min_stars: SK_ENOTFOUND, no zero point (%s)", sk_errmsg());
     }

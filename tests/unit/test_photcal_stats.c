@@ -55,7 +55,7 @@ static int solve(field *f, const sk_photcal_params *p, sk_photcal **pc)
     sk_source_list l = {.n = f->n, .src = f->src, .naper = 1, .aper_radius_px = &f->radius_px, .fwhm_px = 3.0};
     sk_refcat ref = {.n = f->n, .ra_deg = f->ra, .dec_deg = f->dec, .mag = f->mag, .mag_err = f->mag_err};
     *pc = NULL;
-    return sk_photcal_solve(&l, f->flux, f->flux_err, f->si, f->ri, f->n, &ref, p, pc);
+    return sk_photcal_solve(&l, f->flux, f->flux_err, NULL, f->si, f->ri, f->n, &ref, p, pc);
 }
 
 /* the standard normal quantile of u in (0, 1), by bisection */

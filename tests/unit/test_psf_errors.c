@@ -65,7 +65,7 @@ static int pulls(const char *seed, double *pull, double *tf, long *n, long cap)
     long ns = r ? r->sources->n : 0;
     double *fl = malloc(sizeof *fl * (size_t)(ns + 1)), *fe = malloc(sizeof *fe * (size_t)(ns + 1));
     rc = rc ? rc : sk_psf_photometry_sources(psf, e->image, r->background, r->detection->segmap,
-                                             r->gain, r->sources, 2, fl, fe);
+                                             r->gain, r->sources, 2, fl, fe, NULL);
     if (rc)
         printf("# seed %s: %s\n", seed, sk_errmsg());
     const sk_table *t = rc ? NULL : e->truth;

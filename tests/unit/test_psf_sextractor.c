@@ -109,7 +109,7 @@ int main(void)
     long n = r ? r->sources->n : 0;
     double *fl = malloc(sizeof *fl * (size_t)(n + 1)), *fe = malloc(sizeof *fe * (size_t)(n + 1));
     rc = rc ? rc : sk_psf_photometry_sources(psf, e->image, r->background, r->detection->segmap,
-                                             r->gain, r->sources, 2, fl, fe);
+                                             r->gain, r->sources, 2, fl, fe, NULL);
     ok(rc == SK_OK, "imsim exposure, extraction, PSF model written as %s (%s)", psf_path,
        rc ? sk_errmsg() : "ok");
     if (rc)
