@@ -319,7 +319,10 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
         rc = plane_read(&s->sci, TFLOAT, x0, y0, w, h, b->sci);
         if (!rc && s->noise.f) {
             rc = plane_read(&s->noise, TFLOAT, x0, y0, w, h, wgt);
-            for (size_t i = 0; !rc && i < n; i++)
+            if (!rc && s->noise_kind == SK_NOISE_WEIGHT) /* to_weight() of weights */
+                for (size_t i = 0; i < n; i++)
+                    wgt[i] = wgt[i] > 0.0f && isfinite(wgt[i]) ? wgt[i] : 0.0f;
+            for (size_t i = 0; !rc && s->noise_kind != SK_NOISE_WEIGHT && i < n; i++)
                 rc = to_weight(wgt[i], s->noise_kind, s->noise.path, x0 + (long)(i % (size_t)w),
                                y0 + (long)(i / (size_t)w), &wgt[i]);
         } else if (!rc) {
