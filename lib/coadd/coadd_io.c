@@ -99,8 +99,10 @@ static int plane_open(plane *p, const char *path, const char *hdu, const char *f
     return rc;
 }
 
-/* Read the rectangle of the open plane as float or double. */
-static int plane_read(plane *p, int datatype, long x0, long y0, long w, long h, void *buf)
+/* Read the rectangle of the open plane (`width` columns) as float or
+ * double: whole rows as one run of pixels (one large read, straight into
+ * buf), else as a subset. */
+static int plane_read(plane *p, int datatype, long width, long x0, long y0, long w, long h, void *buf)
 {
     long fpixel[9], lpixel[9], inc[9];
     for (int k = 0; k < 9; k++)
@@ -113,7 +115,11 @@ static int plane_read(plane *p, int datatype, long x0, long y0, long w, long h, 
     float fnan = NAN;
     double dnan = NAN;
     void *nulval = datatype == TFLOAT ? (void *)&fnan : datatype == TDOUBLE ? (void *)&dnan : NULL;
-    if (fits_read_subset(p->f, datatype, fpixel, lpixel, inc, nulval, buf, &anynul, &status)) {
+    int bad = x0 == 0 && w == width
+                  ? fits_read_img(p->f, datatype, (LONGLONG)y0 * width + 1, (LONGLONG)w * h, nulval, buf,
+                                  &anynul, &status)
+                  : fits_read_subset(p->f, datatype, fpixel, lpixel, inc, nulval, buf, &anynul, &status);
+    if (bad) {
         char what[160];
         snprintf(what, sizeof what, "reading rows %ld-%ld of the %s", y0 + 1, y0 + h, p->label);
         return sk_fits_status_error(status, p->path, what);
@@ -428,9 +434,9 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
             memcpy(b->flags + dst, img->flags + src, (size_t)w * sizeof *b->flags);
         }
     } else {
-        rc = plane_read(&s->sci, TFLOAT, x0, y0, w, h, b->sci);
+        rc = plane_read(&s->sci, TFLOAT, s->width, x0, y0, w, h, b->sci);
         if (!rc && s->noise.f) {
-            rc = plane_read(&s->noise, TFLOAT, x0, y0, w, h, wgt);
+            rc = plane_read(&s->noise, TFLOAT, s->width, x0, y0, w, h, wgt);
             if (!rc && s->noise_kind == SK_NOISE_WEIGHT) /* to_weight() of weights */
                 for (size_t i = 0; i < n; i++)
                     wgt[i] = wgt[i] > 0.0f && isfinite(wgt[i]) ? wgt[i] : 0.0f;
@@ -443,10 +449,10 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
         }
         if (!rc && s->mask.f && s->mask_u16) {
             /* skystack flags stored as 16-bit unsigned: read as they are */
-            rc = plane_read(&s->mask, TUSHORT, x0, y0, w, h, b->flags);
+            rc = plane_read(&s->mask, TUSHORT, s->width, x0, y0, w, h, b->flags);
         } else if (!rc && s->mask.f) {
             mask = s->scr_mask;
-            rc = plane_read(&s->mask, TDOUBLE, x0, y0, w, h, mask);
+            rc = plane_read(&s->mask, TDOUBLE, s->width, x0, y0, w, h, mask);
             for (size_t i = 0; !rc && i < n; i++) {
                 if (s->mask_kind == 1) {
                     if (isfinite(mask[i]) && mask[i] >= 0)
@@ -467,7 +473,7 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
     if (!rc && !in->background && (s->bg.f || s->mesh)) {
         bg = s->scr_bg;
         rc = s->mesh ? sk_bkg_mesh_rows(s->mesh, x0, y0, w, h, bg)
-                     : plane_read(&s->bg, TFLOAT, x0, y0, w, h, bg);
+                     : plane_read(&s->bg, TFLOAT, s->width, x0, y0, w, h, bg);
     }
     if (rc)
         return rc;
