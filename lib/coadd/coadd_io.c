@@ -342,8 +342,11 @@ typedef long long v4di __attribute__((vector_size(32)));
 typedef float v4sf __attribute__((vector_size(16)));
 
 /* finish_tail() four pixels at a time in AVX2 (without FMA): the same
- * operations on doubles, so the same results; the flags by lane. */
-__attribute__((target("avx2"))) static void
+ * operations on doubles, so the same results; the flags by lane. Returns
+ * the pixels done (a multiple of 4); the upper halves of the vector
+ * registers are cleared before returning, so that the SSE code that
+ * follows pays no transition. */
+__attribute__((target("avx2"))) static long
 finish_avx2(long w, float *sci, float *var, uint16_t *flags, const float *wgt, const float *bgrow,
             double level0, double rms2, double f)
 {
@@ -390,7 +393,8 @@ finish_avx2(long w, float *sci, float *var, uint16_t *flags, const float *wgt, c
             var[x + l] = vr;
         }
     }
-    finish_tail(x, w, sci, var, flags, wgt, bgrow, level0, rms2, f);
+    __builtin_ia32_vzeroupper();
+    return x;
 }
 #endif
 
@@ -401,12 +405,11 @@ static void finish_row(long w, float *sci, float *var, uint16_t *flags, const fl
     static int avx2 = -1; /* benign race: every thread finds the same */
     if (avx2 < 0)
         avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    if (avx2) {
-        finish_avx2(w, sci, var, flags, wgt, bgrow, level0, rms2, f);
-        return;
-    }
+    long done = avx2 ? finish_avx2(w, sci, var, flags, wgt, bgrow, level0, rms2, f) : 0;
+#else
+    long done = 0;
 #endif
-    finish_tail(0, w, sci, var, flags, wgt, bgrow, level0, rms2, f);
+    finish_tail(done, w, sci, var, flags, wgt, bgrow, level0, rms2, f);
 }
 
 int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)

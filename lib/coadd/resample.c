@@ -457,12 +457,15 @@ static long resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, 
 
 #ifdef SK_HAVE_AVX2_RESAMPLE
 /* The same loop compiled for AVX2 (without FMA, whose fused rounding
- * would change the sums): eight-column loads, SSE4.1 rounding. */
+ * would change the sums): eight-column loads, SSE4.1 rounding; the upper
+ * halves of the vector registers cleared before returning to SSE code. */
 __attribute__((target("avx2"))) static long
 resample_avx2(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
               const double *yi, const double *area, sk_stack_entry *out, long stride)
 {
-    return resample_loop(kt, b, n, xi, yi, area, out, stride, 1);
+    long nvalid = resample_loop(kt, b, n, xi, yi, area, out, stride, 1);
+    __builtin_ia32_vzeroupper();
+    return nvalid;
 }
 #endif
 
