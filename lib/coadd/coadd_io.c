@@ -402,10 +402,7 @@ static void finish_row(long w, float *sci, float *var, uint16_t *flags, const fl
                        const float *bgrow, double level0, double rms2, double f)
 {
 #ifdef SK_HAVE_AVX2_FINISH
-    static int avx2 = -1; /* benign race: every thread finds the same */
-    if (avx2 < 0)
-        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    long done = avx2 ? finish_avx2(w, sci, var, flags, wgt, bgrow, level0, rms2, f) : 0;
+    long done = __builtin_cpu_supports("avx2") ? finish_avx2(w, sci, var, flags, wgt, bgrow, level0, rms2, f) : 0;
 #else
     long done = 0;
 #endif

@@ -473,10 +473,7 @@ long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const
                       const double *yi, const double *area, sk_stack_entry *out, long stride)
 {
 #ifdef SK_HAVE_AVX2_RESAMPLE
-    static int avx2 = -1; /* benign race: every thread finds the same */
-    if (avx2 < 0)
-        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-    if (avx2)
+    if (__builtin_cpu_supports("avx2")) /* a load and a test */
         return resample_avx2(kt, b, n, xi, yi, area, out, stride);
 #endif
     return resample_plain(kt, b, n, xi, yi, area, out, stride);
