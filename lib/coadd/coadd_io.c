@@ -1,5 +1,7 @@
 /* coadd_io.c: reading rectangles of a coadd input (science, noise, mask and background planes, from memory or from FITS files) ready for resampling. */
 #include <fitsio.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,8 +99,10 @@ static int plane_open(plane *p, const char *path, const char *hdu, const char *f
     return rc;
 }
 
-/* Read the rectangle of the open plane as float or double. */
-static int plane_read(plane *p, int datatype, long x0, long y0, long w, long h, void *buf)
+/* Read the rectangle of the open plane (`width` columns) as float or
+ * double: whole rows as one run of pixels (one large read, straight into
+ * buf), else as a subset. */
+static int plane_read(plane *p, int datatype, long width, long x0, long y0, long w, long h, void *buf)
 {
     long fpixel[9], lpixel[9], inc[9];
     for (int k = 0; k < 9; k++)
@@ -111,7 +115,11 @@ static int plane_read(plane *p, int datatype, long x0, long y0, long w, long h, 
     float fnan = NAN;
     double dnan = NAN;
     void *nulval = datatype == TFLOAT ? (void *)&fnan : datatype == TDOUBLE ? (void *)&dnan : NULL;
-    if (fits_read_subset(p->f, datatype, fpixel, lpixel, inc, nulval, buf, &anynul, &status)) {
+    int bad = x0 == 0 && w == width
+                  ? fits_read_img(p->f, datatype, (LONGLONG)y0 * width + 1, (LONGLONG)w * h, nulval, buf,
+                                  &anynul, &status)
+                  : fits_read_subset(p->f, datatype, fpixel, lpixel, inc, nulval, buf, &anynul, &status);
+    if (bad) {
         char what[160];
         snprintf(what, sizeof what, "reading rows %ld-%ld of the %s", y0 + 1, y0 + h, p->label);
         return sk_fits_status_error(status, p->path, what);
@@ -291,6 +299,116 @@ static int to_weight(float v, int kind, const char *path, long x, long y, float 
     return SK_OK;
 }
 
+/* Pixels [x0, w) of a row made ready: value - background times the
+ * flux scale f, variance rms2 f^2 / weight, flags for non-finite values,
+ * backgrounds and zero weights. bgrow NULL: the level level0. */
+static void finish_tail(long x0, long w, float *sci, float *var, uint16_t *flags, const float *wgt,
+                        const float *bgrow, double level0, double rms2, double f)
+{
+    double f2 = f * f;
+    for (long x = x0; x < w; x++) {
+        double v = sci[x], wt = wgt[x];
+        double level = bgrow ? (double)bgrow[x] : level0;
+        uint16_t fl = flags[x];
+        if (!isfinite(v)) {
+            v = 0.0;
+            wt = 0.0;
+            fl |= SK_FLAG_NONFINITE | SK_FLAG_BAD;
+        }
+        if (!isfinite(level)) {
+            level = 0.0;
+            fl |= SK_FLAG_BAD;
+        }
+        if (!isfinite(wt) || !(wt > 0.0)) {
+            wt = 0.0;
+            if (!(fl & SK_FLAGS_UNUSABLE))
+                fl |= SK_FLAG_ZEROWEIGHT;
+        }
+        float vr = wt > 0.0 ? (float)(rms2 * f2 / wt) : 0.0f;
+        if (wt > 0.0 && !(vr > 0.0f && isfinite(vr))) {
+            vr = 0.0f; /* a weight so large or small that float loses it */
+            fl |= SK_FLAG_ZEROWEIGHT;
+        }
+        flags[x] = fl;
+        sci[x] = (float)((v - level) * f);
+        var[x] = vr;
+    }
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SK_HAVE_AVX2_FINISH 1
+typedef double v4df __attribute__((vector_size(32)));
+typedef long long v4di __attribute__((vector_size(32)));
+typedef float v4sf __attribute__((vector_size(16)));
+
+/* finish_tail() four pixels at a time in AVX2 (without FMA): the same
+ * operations on doubles, so the same results; the flags by lane. Returns
+ * the pixels done (a multiple of 4); the upper halves of the vector
+ * registers are cleared before returning, so that the SSE code that
+ * follows pays no transition. */
+__attribute__((target("avx2"))) static long
+finish_avx2(long w, float *sci, float *var, uint16_t *flags, const float *wgt, const float *bgrow,
+            double level0, double rms2, double f)
+{
+    const double c = rms2 * (f * f); /* rms2 * f2, as finish_tail() groups it */
+    const v4df big = {DBL_MAX, DBL_MAX, DBL_MAX, DBL_MAX}, one = {1.0, 1.0, 1.0, 1.0};
+    const v4df zero = {0.0, 0.0, 0.0, 0.0}, vf = {f, f, f, f}, vc = {c, c, c, c};
+    const v4di sign = {LLONG_MAX, LLONG_MAX, LLONG_MAX, LLONG_MAX};
+    long x = 0;
+    for (; x + 4 <= w; x += 4) {
+        v4sf s4, w4, b4 = {(float)0, 0, 0, 0};
+        memcpy(&s4, sci + x, sizeof s4);
+        memcpy(&w4, wgt + x, sizeof w4);
+        v4df v = __builtin_convertvector(s4, v4df), wt = __builtin_convertvector(w4, v4df);
+        v4df lev = {level0, level0, level0, level0};
+        if (bgrow) {
+            memcpy(&b4, bgrow + x, sizeof b4);
+            lev = __builtin_convertvector(b4, v4df);
+        }
+        v4di vbad = ~((v4df)((v4di)v & sign) <= big), lbad = ~((v4df)((v4di)lev & sign) <= big);
+        v = (v4df)((v4di)v & ~vbad);
+        wt = (v4df)((v4di)wt & ~vbad);
+        lev = (v4df)((v4di)lev & ~lbad);
+        v4di wok = (wt > zero) & (wt <= big);
+        v4df den = (v4df)(((v4di)wt & wok) | ((v4di)one & ~wok));
+        v4sf q = __builtin_convertvector(vc / den, v4sf);
+        v4sf out = __builtin_convertvector((v - lev) * vf, v4sf);
+        memcpy(sci + x, &out, sizeof out);
+        for (int l = 0; l < 4; l++) {
+            uint16_t fl = flags[x + l];
+            if (vbad[l])
+                fl |= SK_FLAG_NONFINITE | SK_FLAG_BAD;
+            if (lbad[l])
+                fl |= SK_FLAG_BAD;
+            float vr = 0.0f;
+            if (!wok[l]) {
+                if (!(fl & SK_FLAGS_UNUSABLE))
+                    fl |= SK_FLAG_ZEROWEIGHT;
+            } else if (q[l] > 0.0f && isfinite(q[l])) {
+                vr = q[l];
+            } else {
+                fl |= SK_FLAG_ZEROWEIGHT; /* a weight float loses */
+            }
+            flags[x + l] = fl;
+            var[x + l] = vr;
+        }
+    }
+    __builtin_ia32_vzeroupper();
+    return x;
+}
+#endif
+
+static void finish_row(long w, float *sci, float *var, uint16_t *flags, const float *wgt,
+                       const float *bgrow, double level0, double rms2, double f)
+{
+#ifdef SK_HAVE_AVX2_FINISH
+    long done = __builtin_cpu_supports("avx2") ? finish_avx2(w, sci, var, flags, wgt, bgrow, level0, rms2, f) : 0;
+#else
+    long done = 0;
+#endif
+    finish_tail(done, w, sci, var, flags, wgt, bgrow, level0, rms2, f);
+}
+
 int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
 {
     const sk_coadd_input *in = s->in;
@@ -316,10 +434,13 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
             memcpy(b->flags + dst, img->flags + src, (size_t)w * sizeof *b->flags);
         }
     } else {
-        rc = plane_read(&s->sci, TFLOAT, x0, y0, w, h, b->sci);
+        rc = plane_read(&s->sci, TFLOAT, s->width, x0, y0, w, h, b->sci);
         if (!rc && s->noise.f) {
-            rc = plane_read(&s->noise, TFLOAT, x0, y0, w, h, wgt);
-            for (size_t i = 0; !rc && i < n; i++)
+            rc = plane_read(&s->noise, TFLOAT, s->width, x0, y0, w, h, wgt);
+            if (!rc && s->noise_kind == SK_NOISE_WEIGHT) /* to_weight() of weights */
+                for (size_t i = 0; i < n; i++)
+                    wgt[i] = wgt[i] > 0.0f && isfinite(wgt[i]) ? wgt[i] : 0.0f;
+            for (size_t i = 0; !rc && s->noise_kind != SK_NOISE_WEIGHT && i < n; i++)
                 rc = to_weight(wgt[i], s->noise_kind, s->noise.path, x0 + (long)(i % (size_t)w),
                                y0 + (long)(i / (size_t)w), &wgt[i]);
         } else if (!rc) {
@@ -328,10 +449,10 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
         }
         if (!rc && s->mask.f && s->mask_u16) {
             /* skystack flags stored as 16-bit unsigned: read as they are */
-            rc = plane_read(&s->mask, TUSHORT, x0, y0, w, h, b->flags);
+            rc = plane_read(&s->mask, TUSHORT, s->width, x0, y0, w, h, b->flags);
         } else if (!rc && s->mask.f) {
             mask = s->scr_mask;
-            rc = plane_read(&s->mask, TDOUBLE, x0, y0, w, h, mask);
+            rc = plane_read(&s->mask, TDOUBLE, s->width, x0, y0, w, h, mask);
             for (size_t i = 0; !rc && i < n; i++) {
                 if (s->mask_kind == 1) {
                     if (isfinite(mask[i]) && mask[i] >= 0)
@@ -352,43 +473,18 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
     if (!rc && !in->background && (s->bg.f || s->mesh)) {
         bg = s->scr_bg;
         rc = s->mesh ? sk_bkg_mesh_rows(s->mesh, x0, y0, w, h, bg)
-                     : plane_read(&s->bg, TFLOAT, x0, y0, w, h, bg);
+                     : plane_read(&s->bg, TFLOAT, s->width, x0, y0, w, h, bg);
     }
     if (rc)
         return rc;
     double rms2 = s->relative ? s->noise_rms * s->noise_rms
                   : in->weight_scale > 0 && isfinite(in->weight_scale) ? 1.0 / in->weight_scale : 1.0;
-    double f = flux_scale, f2 = flux_scale * flux_scale;
     for (long y = 0; y < h; y++) {
         const float *bgrow = in->background ? in->background + (size_t)(y0 + y) * s->width + x0
                              : bg ? bg + (size_t)y * w : NULL;
-        for (long x = 0; x < w; x++) {
-            size_t i = (size_t)y * w + (size_t)x;
-            double v = b->sci[i], wt = wgt[i];
-            double level = bgrow ? (double)bgrow[x] : in->background_level;
-            uint16_t fl = b->flags[i];
-            if (!isfinite(v)) {
-                v = 0.0;
-                wt = 0.0;
-                fl |= SK_FLAG_NONFINITE | SK_FLAG_BAD;
-            }
-            if (!isfinite(level)) {
-                level = 0.0;
-                fl |= SK_FLAG_BAD;
-            }
-            if (!isfinite(wt) || !(wt > 0.0)) {
-                wt = 0.0;
-                if (!(fl & SK_FLAGS_UNUSABLE))
-                    fl |= SK_FLAG_ZEROWEIGHT;
-            }
-            b->flags[i] = fl;
-            b->sci[i] = (float)((v - level) * f);
-            b->var[i] = wt > 0.0 ? (float)(rms2 * f2 / wt) : 0.0f;
-            if (wt > 0.0 && !(b->var[i] > 0.0f && isfinite(b->var[i]))) {
-                b->var[i] = 0.0f; /* a weight so large or small that float loses it */
-                b->flags[i] |= SK_FLAG_ZEROWEIGHT;
-            }
-        }
+        size_t i = (size_t)y * w;
+        finish_row(w, b->sci + i, b->var + i, b->flags + i, wgt + i, bgrow, in->background_level,
+                   rms2, flux_scale);
     }
     return SK_OK;
 }

@@ -909,7 +909,11 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
         sk_look_opts look;
         sk_look_opts_default(&look);
         look.sources = made.source_list[0] ? made.source_list : NULL;
-        rc = sk_look_product(out->path, &look, NULL, 0);
+        /* from the coadd in memory when it was made here and written
+         * without compression (the file holds the same floats) */
+        size_t len = strlen(out->path);
+        int fz = J.S.compress || (len > 3 && strcmp(out->path + len - 3, ".fz") == 0);
+        rc = sk_look_product_image(out->path, J.res && !fz ? J.res->image : NULL, &look, NULL, 0);
     }
     if (!rc && pending) {
         sk_db_test_point("coadd-extracted");

@@ -173,7 +173,6 @@ static int load_one(long k, void *arg)
 typedef struct row_scratch {
     double *xi, *yi, *area;       /* CHUNK_PX each */
     sk_stack_entry *stack;        /* nact * CHUNK_PX */
-    long *lo, *hi;                /* per active input: x range filled in the chunk */
     sk_combine_in *cin;           /* nact */
     double *cscratch;             /* 3 * nact */
     long *npixels;                /* n: this thread's counts, added to the inputs' at the end */
@@ -198,30 +197,35 @@ static int process_row(engine *e, row_scratch *rs, long y)
         for (int k = 0; k < nact; k++) {
             input_state *s = &e->inputs[e->act[k]];
             long lo = cx0 > s->bx0 ? cx0 : s->bx0, hi = cx1 < s->bx1 ? cx1 : s->bx1;
+            sk_stack_entry *st = rs->stack + (size_t)k * CHUNK_PX;
             if (!s->active || y < s->by0 || y >= s->by1 || hi <= lo) {
-                rs->lo[k] = rs->hi[k] = 0;
-                continue;
+                lo = hi = cx0;
+            } else {
+                int rc = sk_pixmap_row(s->map, y, lo, hi, rs->xi, rs->yi, rs->area);
+                if (rc)
+                    return sk_error_context("%s", s->name);
+                sk_band_resample(&e->kt, &s->band, hi - lo, rs->xi, rs->yi, rs->area,
+                                 st + (lo - cx0), 1);
             }
-            int rc = sk_pixmap_row(s->map, y, lo, hi, rs->xi, rs->yi, rs->area);
-            if (rc)
-                return sk_error_context("%s", s->name);
-            sk_band_resample(&e->kt, &s->band, hi - lo, rs->xi, rs->yi, rs->area,
-                             rs->stack + (size_t)k * CHUNK_PX + (size_t)(lo - cx0), 1);
-            rs->lo[k] = lo;
-            rs->hi[k] = hi;
+            /* outside the input's range: entries that give nothing */
+            memset(st, 0, (size_t)(lo - cx0) * sizeof *st);
+            memset(st + (hi - cx0), 0, (size_t)(cx1 - hi) * sizeof *st);
         }
         for (long x = cx0; x < cx1; x++) {
             int nc = 0;
             uint16_t covered_flags = 0, used_flags = 0;
             int covered = 0;
             for (int k = 0; k < nact; k++) {
-                if (x < rs->lo[k] || x >= rs->hi[k])
-                    continue;
                 const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
                 if (se->in.cweight > 0.0f) {
                     rs->cin[nc++] = se->in;
                     used_flags |= se->flags;
                     covered = 1;
+                    /* per-input usage (which entries were kept is not
+                     * tracked per input by the combine; count
+                     * contributions before rejection) */
+                    rs->row_npixels[k]++;
+                    rs->row_cweight[k] += se->in.cweight;
                 } else if (se->flags) {
                     covered_flags |= se->flags;
                     covered = 1;
@@ -250,18 +254,6 @@ static int process_row(engine *e, row_scratch *rs, long y)
                 e->nimg[i] = 0;
             }
             e->out->flags[i] = fl;
-            /* per-input usage (which entries were kept is not tracked per
-             * input by the combine; count contributions before rejection) */
-            if (nc > 0)
-                for (int k = 0; k < nact; k++) {
-                    if (x < rs->lo[k] || x >= rs->hi[k])
-                        continue;
-                    const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
-                    if (se->in.cweight > 0.0f) {
-                        rs->row_npixels[k]++;
-                        rs->row_cweight[k] += se->in.cweight;
-                    }
-                }
         }
     }
     for (int k = 0; k < nact; k++) {
@@ -282,18 +274,16 @@ static int row_scratch_init(void *scratch, void *arg)
     int nact = e->nact > 0 ? e->nact : 1;
     rs->xi = malloc(3 * CHUNK_PX * sizeof *rs->xi);
     rs->stack = malloc((size_t)nact * CHUNK_PX * sizeof *rs->stack);
-    rs->lo = malloc(2 * (size_t)nact * sizeof *rs->lo);
     rs->cin = malloc((size_t)nact * sizeof *rs->cin);
     rs->cscratch = malloc(3 * (size_t)nact * sizeof *rs->cscratch);
     rs->row_npixels = malloc((size_t)nact * sizeof *rs->row_npixels);
     rs->row_cweight = malloc((size_t)nact * sizeof *rs->row_cweight);
     rs->npixels = calloc((size_t)e->n, sizeof *rs->npixels);
-    if (!rs->xi || !rs->stack || !rs->lo || !rs->cin || !rs->cscratch || !rs->row_npixels ||
+    if (!rs->xi || !rs->stack || !rs->cin || !rs->cscratch || !rs->row_npixels ||
         !rs->row_cweight || !rs->npixels)
         return sk_error(SK_EIO, "coadd: out of memory for a thread's row buffers");
     rs->yi = rs->xi + CHUNK_PX;
     rs->area = rs->yi + CHUNK_PX;
-    rs->hi = rs->lo + nact;
     return SK_OK;
 }
 
@@ -307,7 +297,6 @@ static void row_scratch_release(void *scratch, void *arg)
         e->inputs[k].npixels += rs->npixels[k];
     free(rs->xi);
     free(rs->stack);
-    free(rs->lo);
     free(rs->cin);
     free(rs->cscratch);
     free(rs->row_npixels);

@@ -199,6 +199,11 @@ void sk_band_free(sk_band *b)
     b->capacity = 0;
 }
 
+/* The dilation's loops vectorised at -O2 too (the compiler's cheapest
+ * cost model leaves loops that need an alias check as they are). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#endif
 int sk_band_dilate(sk_band *b, int a)
 {
     long w = b->w, h = b->h;
@@ -257,8 +262,10 @@ static inline v4sf load4(const float *p)
 
 /* Sum over the taps of wx[c] wy[r] base[r * stride + c]: columns first
  * (four or eight at a time; the weights beyond the taps are zero), then
- * the row weights. */
-static inline float conv(int taps, const float *wx, const float *wy, const float *base, long stride)
+ * the row weights. Every variant below adds in the same order, so that
+ * the result does not depend on the instruction set. */
+static inline __attribute__((always_inline)) float conv(int taps, const float *wx, const float *wy,
+                                                        const float *base, long stride)
 {
     if (taps == 6) {
         /* two chains of three rows each, to keep the adds in flight */
@@ -294,26 +301,84 @@ static inline float conv(int taps, const float *wx, const float *wy, const float
     return s;
 }
 
-long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
-                      const double *yi, const double *area, sk_stack_entry *out, long stride)
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SK_HAVE_AVX2_RESAMPLE 1
+/* Eight floats in one register where the caller is compiled for AVX2
+ * (only used there); lanes 0-3 and 4-7 are the two halves of conv(). */
+typedef float v8sf __attribute__((vector_size(32)));
+#define LOAD8(dst, p) memcpy(&(dst), (p), sizeof(dst))
+
+/* conv() of six taps eight columns at a time: each lane computes what
+ * the matching lane of the two four-column halves computes, in the same
+ * order, so the sums are the same bit for bit. */
+static inline __attribute__((always_inline)) float conv6_wide(const float *wx, const float *wy,
+                                                              const float *base, long stride)
+{
+    v8sf w0 = {wy[0], wy[0], wy[0], wy[0], wy[0], wy[0], wy[0], wy[0]};
+    v8sf w1 = {wy[1], wy[1], wy[1], wy[1], wy[1], wy[1], wy[1], wy[1]};
+    v8sf w2 = {wy[2], wy[2], wy[2], wy[2], wy[2], wy[2], wy[2], wy[2]};
+    v8sf w3 = {wy[3], wy[3], wy[3], wy[3], wy[3], wy[3], wy[3], wy[3]};
+    v8sf w4 = {wy[4], wy[4], wy[4], wy[4], wy[4], wy[4], wy[4], wy[4]};
+    v8sf w5 = {wy[5], wy[5], wy[5], wy[5], wy[5], wy[5], wy[5], wy[5]};
+    v8sf r0, r1, r2, r3, r4, r5, x;
+    LOAD8(r0, base);
+    LOAD8(r1, base + stride);
+    LOAD8(r2, base + 2 * stride);
+    LOAD8(r3, base + 3 * stride);
+    LOAD8(r4, base + 4 * stride);
+    LOAD8(r5, base + 5 * stride);
+    LOAD8(x, wx);
+    v8sf a = w0 * r0 + w2 * r2 + w4 * r4;
+    v8sf b = w1 * r1 + w3 * r3 + w5 * r5;
+    v8sf p = (a + b) * x;
+    v4sf lo = {p[0], p[1], p[2], p[3]}, hi = {p[4], p[5], p[6], p[7]};
+    v4sf s = lo + hi;
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+#endif
+
+/* floor(x) as an integer, for x well inside the range of long. */
+static inline long floor_long(double x)
+{
+    long i = (long)x;
+    return i - (x < (double)i);
+}
+
+static inline void entry_empty(sk_stack_entry *e, uint16_t flags)
+{
+    e->in.value = 0.0f;
+    e->in.var = 0.0f;
+    e->in.cweight = 0.0f;
+    e->in.poisson = 0.0f;
+    e->flags = flags;
+}
+
+/* The resampling loop, inlined into one variant per instruction set
+ * (wide: conv6_wide for six taps). */
+static inline __attribute__((always_inline)) long
+resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+              const double *yi, const double *area, sk_stack_entry *out, long stride, int wide)
 {
     const int a = kt->a, taps = kt->taps;
-    const long bw = b->w;
+    const long bw = b->w, bh = b->h;
     const double in_w = (double)b->in_width, in_h = (double)b->in_height;
+    /* taps within the input and within the band, as ranges of ix, iy */
+    const long xlo = (a - 1 > b->x0 + a - 1 ? a - 1 : b->x0 + a - 1);
+    const long xhi = (b->in_width - a - 1 < b->x0 + bw - a - 1 ? b->in_width - a - 1 : b->x0 + bw - a - 1);
+    const long ylo = (a - 1 > b->y0 + a - 1 ? a - 1 : b->y0 + a - 1);
+    const long yhi = (b->in_height - a - 1 < b->y0 + bh - a - 1 ? b->in_height - a - 1 : b->y0 + bh - a - 1);
+    const double pp = b->poisson_per_area, nf = b->noise_factor;
     long nvalid = 0;
     for (long k = 0; k < n; k++) {
         sk_stack_entry *e = out + k * stride;
         double x = xi[k], y = yi[k], ar = area[k];
-        e->in.value = 0.0f;
-        e->in.var = 0.0f;
-        e->in.cweight = 0.0f;
-        e->in.poisson = 0.0f;
-        e->flags = 0;
         /* not covered: the nearest input pixel is off the input */
-        if (!(x >= -0.5 && x < in_w - 0.5 && y >= -0.5 && y < in_h - 0.5) || !(ar > 0.0))
+        if (!(x >= -0.5 && x < in_w - 0.5 && y >= -0.5 && y < in_h - 0.5) || !(ar > 0.0)) {
+            entry_empty(e, 0);
             continue;
-        double fx = floor(x), fy = floor(y);
-        long ix = (long)fx, iy = (long)fy;
+        }
+        long ix = floor_long(x), iy = floor_long(y);
+        double fx = (double)ix, fy = (double)iy;
         int px = (int)((x - fx) * SK_KERNEL_PHASES + 0.5);
         int py = (int)((y - fy) * SK_KERNEL_PHASES + 0.5);
         if (px == SK_KERNEL_PHASES) {
@@ -326,48 +391,90 @@ long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const
         }
         if (px == 0 && py == 0) { /* on an input pixel: a copy */
             long bx = ix - b->x0, by = iy - b->y0;
-            if (bx < 0 || bx >= bw || by < 0 || by >= b->h) {
-                e->flags = SK_FLAG_EDGE;
+            if (bx < 0 || bx >= bw || by < 0 || by >= bh) {
+                entry_empty(e, SK_FLAG_EDGE);
                 continue;
             }
             size_t i = (size_t)by * bw + (size_t)bx;
-            e->flags = b->flags[i];
-            if (e->flags & SK_FLAGS_UNUSABLE)
+            uint16_t fl = b->flags[i];
+            if (fl & SK_FLAGS_UNUSABLE) {
+                entry_empty(e, fl);
                 continue;
+            }
             float v = b->var[i];
+            e->flags = fl;
             e->in.value = (float)(b->sci[i] * ar);
             e->in.var = (float)(ar * ar * v);
-            e->in.cweight = (float)(1.0 / (ar * v * b->noise_factor));
-            e->in.poisson = (float)(ar * b->poisson_per_area);
+            e->in.cweight = (float)(1.0 / (ar * v * nf));
+            e->in.poisson = (float)(ar * pp);
             nvalid++;
             continue;
         }
         long nx = ix + (px >= SK_KERNEL_PHASES / 2), ny = iy + (py >= SK_KERNEL_PHASES / 2);
         long bx = ix - b->x0, by = iy - b->y0;
-        if (ix - a + 1 < 0 || ix + a >= b->in_width || iy - a + 1 < 0 || iy + a >= b->in_height ||
-            bx - a + 1 < 0 || bx + a >= bw || by - a + 1 < 0 || by + a >= b->h) {
+        if (ix < xlo || ix > xhi || iy < ylo || iy > yhi) {
             /* taps off the input (or, never expected, off the band) */
             long cx = nx - b->x0, cy = ny - b->y0;
-            e->flags = SK_FLAG_EDGE;
-            if (cx >= 0 && cx < bw && cy >= 0 && cy < b->h)
-                e->flags |= b->flags[(size_t)cy * bw + (size_t)cx];
+            uint16_t fl = SK_FLAG_EDGE;
+            if (cx >= 0 && cx < bw && cy >= 0 && cy < bh)
+                fl |= b->flags[(size_t)cy * bw + (size_t)cx];
+            entry_empty(e, fl);
             continue;
         }
         uint16_t fl = b->dil[(size_t)by * bw + (size_t)bx];
-        e->flags = fl;
-        if (fl & SK_FLAGS_UNUSABLE)
+        if (fl & SK_FLAGS_UNUSABLE) {
+            entry_empty(e, fl);
             continue;
+        }
         const float *wx = kt->w + (size_t)px * SK_KERNEL_STRIDE;
         const float *wy = kt->w + (size_t)py * SK_KERNEL_STRIDE;
         const float *base = b->sci + (size_t)(by - a + 1) * bw + (size_t)(bx - a + 1);
-        float s = conv(taps, wx, wy, base, bw);
+        float s;
+#ifdef SK_HAVE_AVX2_RESAMPLE
+        if (wide && taps == 6)
+            s = conv6_wide(wx, wy, base, bw);
+        else
+#endif
+            s = conv(taps, wx, wy, base, bw);
         float v = b->var[(size_t)(ny - b->y0) * bw + (size_t)(nx - b->x0)];
+        e->flags = fl;
         e->in.value = (float)(s * ar);
         double var = ar * ar * kt->s2[px] * kt->s2[py] * v;
         e->in.var = (float)var;
-        e->in.cweight = (float)(1.0 / (ar * v * b->noise_factor));
-        e->in.poisson = (float)(ar * b->poisson_per_area);
+        e->in.cweight = (float)(1.0 / (ar * v * nf));
+        e->in.poisson = (float)(ar * pp);
         nvalid++;
     }
+    (void)wide;
     return nvalid;
+}
+
+static long resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                           const double *yi, const double *area, sk_stack_entry *out, long stride)
+{
+    return resample_loop(kt, b, n, xi, yi, area, out, stride, 0);
+}
+
+#ifdef SK_HAVE_AVX2_RESAMPLE
+/* The same loop compiled for AVX2 (without FMA, whose fused rounding
+ * would change the sums): eight-column loads, SSE4.1 rounding; the upper
+ * halves of the vector registers cleared before returning to SSE code. */
+__attribute__((target("avx2"))) static long
+resample_avx2(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+              const double *yi, const double *area, sk_stack_entry *out, long stride)
+{
+    long nvalid = resample_loop(kt, b, n, xi, yi, area, out, stride, 1);
+    __builtin_ia32_vzeroupper();
+    return nvalid;
+}
+#endif
+
+long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                      const double *yi, const double *area, sk_stack_entry *out, long stride)
+{
+#ifdef SK_HAVE_AVX2_RESAMPLE
+    if (__builtin_cpu_supports("avx2")) /* a load and a test */
+        return resample_avx2(kt, b, n, xi, yi, area, out, stride);
+#endif
+    return resample_plain(kt, b, n, xi, yi, area, out, stride);
 }

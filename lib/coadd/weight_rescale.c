@@ -49,8 +49,11 @@ static void band_residuals(const sk_band *b, float *z, long cap, long *n)
  * not by the 0.6 e of the median's distance to the 15.87th percentile. */
 static double lower_tail_sigma(float *z, long n)
 {
-    float p1 = sk_select_kth(z, n, (long)floor(0.158655 * (double)n));
-    float p2 = sk_select_kth(z, n, (long)floor(0.0227501 * (double)n));
+    long k1 = (long)floor(0.158655 * (double)n), k2 = (long)floor(0.0227501 * (double)n);
+    float p1 = sk_select_kth(z, n, k1);
+    /* the selection leaves the k1 smallest values in z[0 .. k1): the
+     * lower percentile is among them */
+    float p2 = k2 < k1 ? sk_select_kth(z, k1, k2) : sk_select_kth(z, n, k2);
     return (double)p1 - (double)p2;
 }
 

@@ -407,7 +407,24 @@ static int recorded(const char *product_path, const char *png)
     return same;
 }
 
+/* The PNG of an image in memory, as sk_look_file() would make it from
+ * the file that image was written to. */
+static int look_image_png(const sk_image *img, const char *png, const sk_look_opts *o, sk_look_info *info)
+{
+    sk_canvas *c = NULL;
+    int rc = sk_look_render(img, o, &c, info);
+    rc = rc ? rc : sk_png_write(png, c);
+    sk_canvas_free(c);
+    return rc;
+}
+
 int sk_look_product(const char *product_path, const sk_look_opts *opts, char *png_path, size_t png_size)
+{
+    return sk_look_product_image(product_path, NULL, opts, png_path, png_size);
+}
+
+int sk_look_product_image(const char *product_path, const sk_image *img, const sk_look_opts *opts,
+                          char *png_path, size_t png_size)
 {
     char png[4200];
     int rc = sk_look_png_name(product_path, png, sizeof png);
@@ -423,7 +440,10 @@ int sk_look_product(const char *product_path, const sk_look_opts *opts, char *pn
     else
         sk_look_opts_default(&o);
     sk_look_info info;
-    rc = sk_look_file(product_path, NULL, png, &o, &info);
+    if (img)
+        rc = look_image_png(img, png, &o, &info);
+    else
+        rc = sk_look_file(product_path, NULL, png, &o, &info);
     char md5[33];
     rc = rc ? rc : sk_md5_file(png, md5);
     if (rc)

@@ -121,6 +121,12 @@ int sk_look_file(const char *fits_path, const char *hdu, const char *png_path, c
  * NULL). */
 int sk_look_product(const char *product_path, const sk_look_opts *o, char *png_path, size_t png_size);
 
+/* sk_look_product() from `img`, the product's science plane (with its
+ * weights and WCS) still in memory, instead of reading the file back:
+ * the same PNG as from the file img was written to (NULL: read it). */
+int sk_look_product_image(const char *product_path, const sk_image *img, const sk_look_opts *o,
+                          char *png_path, size_t png_size);
+
 /* The quick-look file name of a product path (suffix .fits, .fit, .fts,
  * .fits.fz, .fz or none replaced by .png). */
 int sk_look_png_name(const char *product_path, char *out, size_t outsz);
