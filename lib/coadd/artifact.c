@@ -8,6 +8,7 @@
 #include "skystack/error.h"
 #include "skystack/image.h"
 #include "coaddx_internal.h"
+#include "core/vectorise.h"
 
 void sk_artifact_opts_default(sk_artifact_opts *o)
 {
@@ -146,7 +147,7 @@ static inline int residual_at(const art_ctx *c, int k, const float *r, const flo
  * (each sum in double, its terms added in order of position; the middle
  * of each row and the middle rows as loops for the vectoriser, hence -O3
  * here whatever the build's level: element-wise, so the same sums). */
-__attribute__((optimize("O3"), target_clones("avx2", "default")))
+SK_VECTORISE
 static void box5(const float *restrict in, float *restrict tmp, float *restrict out, long w,
                  long h)
 {

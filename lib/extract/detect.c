@@ -10,6 +10,7 @@
 #include "extract_priv.h"
 #include "numeric/select.h"
 #include "extract_internal.h"
+#include "core/vectorise.h"
 
 /* The weight map's rescaling, one mesh cell per task: scale[c] =
  * rms^2 * median weight of cell c, used[c] 0 where the cell has too few
@@ -282,7 +283,7 @@ struct filter_job {
 /* One row of the image filtered along x: od with g (the masked,
  * background-subtracted data), ov with g^2 (the variance). line_d and
  * line_v hold w + 2r values. */
-__attribute__((optimize("O3"), target_clones("avx2", "default")))
+SK_VECTORISE
 static void filter_row_x(const struct filter_job *J, long y, float *restrict od, float *restrict ov,
                          float *restrict line_d, float *restrict line_v)
 {
@@ -318,7 +319,7 @@ static void filter_row_x(const struct filter_job *J, long y, float *restrict od,
  * is filtered once and the working set stays in cache. */
 /* The inner loops are written for the vectoriser (tap-outer, pixel-inner,
  * restrict-qualified rows), hence -O3 here whatever the build's level. */
-__attribute__((optimize("O3"), target_clones("avx2", "default")))
+SK_VECTORISE
 static int filter_range(long begin, long end, void *user)
 {
     struct filter_job *J = user;

@@ -15,13 +15,14 @@
 #include "psf_priv.h"
 #include "extract_internal.h"
 #include "psf_internal.h"
+#include "core/vectorise.h"
 
 #define NTERMS(d) (((d) + 1) * ((d) + 2) / 2)
 
 /* The rendering loops are written for the vectoriser (pixel-inner loops
  * of one operation each, same arithmetic in every lane), hence -O3 and an
  * AVX2 variant whatever the build's level: the results do not change. */
-#define PSF_VECTOR __attribute__((optimize("O3"), target_clones("avx2", "default")))
+#define PSF_VECTOR SK_VECTORISE
 
 /* Relative accuracy of the model (as PSFEx's PSF_ACCURACY): in the fit's
  * weights every pixel's variance gets (PSF_ACCURACY * its value)^2 added,
