@@ -108,7 +108,7 @@ exit_is 1 "a list that does not match the inputs: exit 1" coadd --no-db --no-psf
 exit_is 1 "no inputs: exit 1" coadd --no-db
 exit_is 1 "an unknown method: exit 1" coadd --no-db --no-psf --method average --zero-points 25 "$S/exp_000.fits"
 exit_is 1 "a place without the database: exit 1" coadd --no-db --ra 150 --dec 2 --filter r
-imsim -q --nexp 1 --size 300x300 --nstars 50 --seed 12 --set simulation.filter=g --outdir "$T_TMP/g" >/dev/null 2>&1
+imsim -q --nexp 1 --size 128x128 --nstars 20 --seed 12 --set simulation.filter=g --outdir "$T_TMP/g" >/dev/null 2>&1
 extract -q --no-db "$T_TMP/g/exp_000.fits" >/dev/null 2>&1
 exit_is 1 "different filters: exit 1" coadd --no-db --no-psf --zero-points 25,25 "$S/exp_000.fits" "$T_TMP/g/exp_000.fits"
 like "$(cat "$T_TMP/err")" "filter '[gr]' differs from '[gr]'" "the message names the filters"

@@ -13,7 +13,7 @@ start_test_db
 cd "$T_TMP" || exit 1
 
 S=$T_TMP/sim
-imsim -q --nexp 3 --size 512x512 --nstars 400 --seed 21 --outdir "$S" >/dev/null 2>"$T_TMP/err"
+imsim -q --nexp 3 --size 320x320 --nstars 160 --seed 21 --outdir "$S" >/dev/null 2>"$T_TMP/err"
 ok $? "three imsim exposures"
 for k in 0 1 2; do imingest "$S/exp_00$k.fits"; done >"$T_TMP/ids" 2>"$T_TMP/err"
 ok $? "ingested"

@@ -7,12 +7,15 @@
 # md5. A change of code that changes a product shows here; one that should
 # change products (a new code version) records the manifest anew with
 #   SK_PIN_RECORD=1 make check   (then review and commit the diff).
+# The reference it makes also serves the report page (refset report), which
+# would otherwise need a run of its own.
 . "${SK_SRCDIR:-.}/tests/prog/lib.sh"
 . "$SRC/tests/prog/reflib.sh"
 MANIFEST=$SRC/tests/data/pin/manifest.txt
-# eleven tests of the run; then the manifest recorded (SK_PIN_RECORD), or
-# compared as a whole and one test per pinned product
-if [ -n "${SK_PIN_RECORD:-}" ]; then plan 12; else plan $((12 + $(wc -l <"$MANIFEST"))); fi
+# eleven tests of the run and five of the report page; then the manifest
+# recorded (SK_PIN_RECORD), or compared as a whole and one test per pinned
+# product
+if [ -n "${SK_PIN_RECORD:-}" ]; then plan 17; else plan $((17 + $(wc -l <"$MANIFEST"))); fi
 
 cd "$T_TMP" || exit 1
 imsim -q -n 3 --size 200x200 --nstars 150 --seed 5 --set simulation.dither_arcsec=5 -o sim >/dev/null
@@ -41,6 +44,18 @@ manifest() {
 manifest >"$T_TMP/manifest" 2>>"$T_TMP/err"
 n=$(wc -l <"$T_TMP/manifest" | tr -d ' ')
 ok $([ "$n" -ge 60 ] && echo 0 || echo 1) "the run made its products ($n files)"
+
+# the report page of the refset (after the manifest: it reads the products)
+page=$(refset report pin --outdir rep)
+like "$page" "/rep/index.html$" "refset report prints the page"
+missing=0
+for f in $(grep -o 'src="[^"]*"' rep/index.html | sed 's/^src="//; s/"$//'); do
+    [ -s "rep/$f" ] || missing=$((missing + 1))
+done
+is "$missing/$(grep -o '<img' rep/index.html | wc -l | tr -d ' ')" "0/4" "every image of the page exists (the three plots and the thumbnail)"
+like "$(cat rep/index.html)" "<code>[A-Z2-7]{20}</code><br>reference 1" "the page lists the reference with its provenance"
+exit_is 2 "report of a refset that does not exist" refset report nosuch --outdir rep2
+exit_is 1 "report without a name or --since" refset report
 if [ -n "${SK_PIN_RECORD:-}" ]; then
     mkdir -p "$(dirname "$MANIFEST")" && cp "$T_TMP/manifest" "$MANIFEST"
     ok $? "manifest recorded in $MANIFEST"
