@@ -1,4 +1,4 @@
-/* One attribute for loops written for the compiler's vectoriser: -O3 and,
+/* vectorise.h: one attribute for loops written for the compiler's vectoriser: -O3 and,
  * on x86 with GCC, an AVX2 clone chosen at run time (element-wise loops:
  * the same results in every clone); elsewhere -O3 alone. */
 #ifndef SK_CORE_VECTORISE_H
