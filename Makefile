@@ -12,8 +12,9 @@ $(error config.mk is missing: run ./configure first (autoconf && ./configure in 
 endif
 include config.mk
 
-# one compile job per core unless make was given -j (or -jN) itself
-ifeq ($(filter -j%,$(MAKEFLAGS)),)
+# one compile job per core by default (set here at the top level only:
+# the sub-make of check-sanitize shares its parent's jobs)
+ifeq ($(MAKELEVEL),0)
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 1)
 endif
 
