@@ -882,6 +882,7 @@ typedef struct bctx {
     double *twx, *twy;    /* their current centres (nst * 6m weights) */
     long nchunk;
     double *cbuf;         /* nchunk * ncomp * np accumulation buffers */
+    struct cg_scratch *cws; /* nchunk scratch spaces, kept over the iterations */
     const double *cg_in;  /* vector the operator is applied to */
     int cg_mode;          /* 0: normal operator, 1: right-hand side, 2: diagonal */
 } bctx;
@@ -1209,6 +1210,40 @@ static int refit_star(long k, void *u)
     return SK_OK;
 }
 
+/* The scratch of one chunk of the conjugate-gradient operator, made at
+ * its first use and kept for all the iterations (each chunk runs on one
+ * thread at a time). */
+typedef struct cg_scratch {
+    double *grid, *img, *g;
+    render_ws r;
+    int ready;
+} cg_scratch;
+
+static int cg_scratch_init(cg_scratch *w, const bctx *c)
+{
+    if (w->ready)
+        return SK_OK;
+    long np = (long)c->psf->width * c->psf->height, mm = (long)c->m * c->m;
+    w->grid = malloc(sizeof *w->grid * (size_t)np);
+    w->img = malloc(sizeof *w->img * (size_t)mm);
+    w->g = malloc(sizeof *w->g * (size_t)np);
+    w->ready = 1;
+    if (!w->grid || !w->img || !w->g)
+        return sk_error(SK_EIO, "PSF: out of memory");
+    return render_ws_init(&w->r, c->m, c->psf->width, c->psf->height);
+}
+
+static void cg_scratch_free(cg_scratch *ws, long n)
+{
+    for (long i = 0; ws && i < n; i++) {
+        free(ws[i].grid);
+        free(ws[i].img);
+        free(ws[i].g);
+        render_ws_free(&ws[i].r);
+    }
+    free(ws);
+}
+
 /* One chunk of stars of the conjugate-gradient operator: into its buffer,
  * sum over its stars of flux * B^T R^T W (mode 1: the data; mode 0:
  * flux * R B v; mode 2: the diagonal). */
@@ -1222,21 +1257,18 @@ static int cg_chunk(long ch, void *u)
     double *buf = c->cbuf + ch * nc * np;
     memset(buf, 0, sizeof *buf * (size_t)nc * (size_t)np);
     long k0 = ch * c->nst / c->nchunk, k1 = (ch + 1) * c->nst / c->nchunk;
-    double *grid = malloc(sizeof *grid * (size_t)np);
-    double *img = malloc(sizeof *img * (size_t)mm);
-    double *g = malloc(sizeof *g * (size_t)np);
-    render_ws r;
-    memset(&r, 0, sizeof r);
-    int st = (grid && img && g) ? render_ws_init(&r, m, psf->width, psf->height)
-                                : sk_error(SK_EIO, "PSF: out of memory");
+    cg_scratch *w = &c->cws[ch];
+    int st = cg_scratch_init(w, c);
+    double *grid = w->grid, *img = w->img, *g = w->g;
+    render_ws *r = &w->r;
     for (long k = k0; !st && k < k1; k++) {
         const pstar *s = &c->st[k];
         if (!s->ok)
             continue;
-        render_use(&r, c->tfx + k * m, c->twx + 6 * k * m, c->tfy + k * m, c->twy + 6 * k * m);
+        render_use(r, c->tfx + k * m, c->twx + 6 * k * m, c->tfy + k * m, c->twy + 6 * k * m);
         if (c->cg_mode == 0) {
             grid_from_basis_var(psf, c->cg_in, s->b, c->vpix, c->nvpix, grid);
-            render_fwd(&r, grid, img);
+            render_fwd(r, grid, img);
             double f2 = s->flux * s->flux;
             for (long q = 0; q < mm; q++)
                 img[q] *= f2 * s->wt[q];
@@ -1249,7 +1281,7 @@ static int cg_chunk(long ch, void *u)
                 img[q] = f2 * s->wt[q];
         }
         memset(g, 0, sizeof *g * (size_t)np);
-        render_adj(&r, img, c->cg_mode == 2, g);
+        render_adj(r, img, c->cg_mode == 2, g);
         for (int i = 0; i < nc; i++) {
             double bi = c->cg_mode == 2 ? s->b[i] * s->b[i] : s->b[i];
             double *o = buf + (long)i * np;
@@ -1264,10 +1296,6 @@ static int cg_chunk(long ch, void *u)
             }
         }
     }
-    free(grid);
-    free(img);
-    free(g);
-    render_ws_free(&r);
     return st;
 }
 
@@ -1643,13 +1671,14 @@ static int build_init(bctx *c, const sk_image *img, const sk_background *bg,
     c->comp = calloc((size_t)psf->ncomp * (size_t)np, sizeof *c->comp);
     c->nchunk = nstar < 32 ? nstar : 32;
     c->cbuf = malloc(sizeof *c->cbuf * (size_t)c->nchunk * (size_t)psf->ncomp * (size_t)np);
+    c->cws = calloc((size_t)c->nchunk, sizeof *c->cws);
     c->tfx = malloc(sizeof *c->tfx * (size_t)nstar * (size_t)m);
     c->tfy = malloc(sizeof *c->tfy * (size_t)nstar * (size_t)m);
     c->twx = malloc(sizeof *c->twx * 6 * (size_t)nstar * (size_t)m);
     c->twy = malloc(sizeof *c->twy * 6 * (size_t)nstar * (size_t)m);
     if (!bg)
         return sk_error(SK_EINPUT, "PSF: no background given");
-    if (!c->var || !c->st || !c->comp || !c->cbuf || !c->tfx || !c->tfy || !c->twx || !c->twy)
+    if (!c->var || !c->st || !c->comp || !c->cbuf || !c->cws || !c->tfx || !c->tfy || !c->twx || !c->twy)
         return sk_error(SK_EIO, "PSF: out of memory for %ld stars", nstar);
     for (long k = 0; k < nstar; k++) {
         const sk_source *s = &sources->src[idx[k]];
@@ -1839,6 +1868,7 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
     psf_nbrs_free(&c.nb);
     free(c.comp);
     free(c.cbuf);
+    cg_scratch_free(c.cws, c.nchunk);
     free(c.tfx);
     free(c.tfy);
     free(c.twx);

@@ -27,6 +27,15 @@ static const double GROWTH_R[] = {0.5, 0.75, 1.0, 1.25, 1.5, CORE_END_FWHM};
 /* Sub-samples per image pixel and axis of the pixel integration. */
 #define SUB 4
 
+/* A profile symmetric under reflections and the swap of the axes takes
+ * one value on all the points of one offset pair (|dx|, |dy|) unordered:
+ * the profiles are evaluated once per pair and counted mult times. */
+typedef struct wing_pair {
+    double dx, dy; /* (px) */
+    double r;      /* (px) */
+    double mult;   /* points of this pair */
+} wing_pair;
+
 typedef struct wing_ctx {
     int gw, gh;
     double step;          /* model grid step (image px) */
@@ -34,6 +43,10 @@ typedef struct wing_ctx {
     double *r;            /* gw*gh radius of each grid point (image px) */
     int half;             /* half-side of the stars' stamps (image px) */
     double area[NGROWTH]; /* px^2 of the grid points within each GROWTH_R */
+    wing_pair *core;      /* the grid points within the last GROWTH_R */
+    long ncore;
+    wing_pair *sky;       /* the stamp pixels beyond SKY_FROM_FWHM */
+    long nsky;
 } wing_ctx;
 
 /* The unit-total Moffat profile integrated over the image pixel centred
@@ -57,18 +70,13 @@ static void moffat_growth(const wing_ctx *w, double alpha, double beta, double *
 {
     for (int k = 0; k < NGROWTH; k++)
         ee[k] = 0;
-    double rmax = GROWTH_R[NGROWTH - 1] * w->fwhm;
-    for (int b = 0; b < w->gh; b++)
-        for (int a = 0; a < w->gw; a++) {
-            double r = w->r[(long)b * w->gw + a];
-            if (r > rmax)
-                continue;
-            double v = moffat_pixel((double)(a - w->gw / 2) * w->step, (double)(b - w->gh / 2) * w->step,
-                                    alpha, beta);
-            for (int k = 0; k < NGROWTH; k++)
-                if (r <= GROWTH_R[k] * w->fwhm)
-                    ee[k] += v;
-        }
+    for (long u = 0; u < w->ncore; u++) {
+        const wing_pair *p = &w->core[u];
+        double v = p->mult * moffat_pixel(p->dx, p->dy, alpha, beta);
+        for (int k = 0; k < NGROWTH; k++)
+            if (p->r <= GROWTH_R[k] * w->fwhm)
+                ee[k] += v;
+    }
     for (int k = 0; k < NGROWTH; k++)
         ee[k] *= w->step * w->step;
 }
@@ -79,39 +87,67 @@ static void moffat_growth(const wing_ctx *w, double alpha, double beta, double *
  * pixel. */
 static double sky_pedestal(const wing_ctx *w, double alpha, double beta)
 {
-    double s = 0, r0 = SKY_FROM_FWHM * w->fwhm, ia2 = 1.0 / (alpha * alpha);
-    long n = 0;
-    for (int j = -w->half; j <= w->half; j++)
-        for (int i = -w->half; i <= w->half; i++) {
-            double r2 = (double)(i * i + j * j);
-            if (r2 > r0 * r0) {
-                s += pow(1.0 + r2 * ia2, -beta);
-                n++;
-            }
-        }
-    return n ? s * (beta - 1.0) / (M_PI * alpha * alpha) / (double)n : 0.0;
+    double s = 0, n = 0, ia2 = 1.0 / (alpha * alpha);
+    for (long u = 0; u < w->nsky; u++) {
+        const wing_pair *p = &w->sky[u];
+        s += p->mult * pow(1.0 + p->r * p->r * ia2, -beta);
+        n += p->mult;
+    }
+    return n > 0 ? s * (beta - 1.0) / (M_PI * alpha * alpha) / n : 0.0;
 }
 
-/* For one beta, alpha such that the growth ratio at the anchor radius of
- * the Moffat as the model's core holds it (minus the local sky's share,
- * sky_pedestal) equals the model's (bisection; the ratio falls as alpha
- * grows); returns the squared misfit of the other ratios and the Moffat's
- * curve. */
+/* The growth ratio at the anchor radius of the Moffat (alpha, beta) as
+ * the model's core holds it (minus the local sky's share, sky_pedestal),
+ * less the model's; it falls as alpha grows. Leaves the Moffat's curve in
+ * ee and its pedestal in *eps. */
+static double anchor_excess(const wing_ctx *w, const double *q, double alpha, double beta,
+                            double *ee, double *eps)
+{
+    moffat_growth(w, alpha, beta, ee);
+    *eps = sky_pedestal(w, alpha, beta);
+    double v = (ee[ANCHOR] - *eps * w->area[ANCHOR]) /
+               (ee[NGROWTH - 1] - *eps * w->area[NGROWTH - 1]) - q[ANCHOR];
+    return isfinite(v) ? v : -1.0;
+}
+
+/* For one beta, the alpha whose anchor ratio equals the model's (the root
+ * of anchor_excess in log alpha over 0.05-50 FWHM, by regula falsi with
+ * the Illinois modification: superlinear, ~10 profiles where bisection
+ * to the same 1e-10 takes 40; the end of the range when the ratio does not
+ * cross it); returns the squared misfit of the other ratios and the
+ * Moffat's curve. */
 static double fit_alpha(const wing_ctx *w, const double *q, double beta, double *alpha_out,
                         double *ee)
 {
-    double lo = 0.05 * w->fwhm, hi = 50.0 * w->fwhm, eps = 0;
-    for (int it = 0; it < 40; it++) {
-        double mid = sqrt(lo * hi);
-        moffat_growth(w, mid, beta, ee);
-        eps = sky_pedestal(w, mid, beta);
-        if ((ee[ANCHOR] - eps * w->area[ANCHOR]) / (ee[NGROWTH - 1] - eps * w->area[NGROWTH - 1]) >
-            q[ANCHOR])
-            lo = mid;
-        else
-            hi = mid;
+    double a = log(0.05 * w->fwhm), b = log(50.0 * w->fwhm), eps = 0;
+    double fa = anchor_excess(w, q, exp(a), beta, ee, &eps);
+    double fb = anchor_excess(w, q, exp(b), beta, ee, &eps);
+    double x = fb > 0 ? b : a;
+    if (fa > 0 && !(fb > 0)) {
+        int side = 0;
+        double prev = a;
+        for (int it = 0; it < 100; it++) {
+            x = fb - fa != 0 ? (a * fb - b * fa) / (fb - fa) : 0.5 * (a + b);
+            double fx = anchor_excess(w, q, exp(x), beta, ee, &eps);
+            if (fx == 0 || (it > 0 && fabs(x - prev) < 1e-10))
+                break;
+            prev = x;
+            if (fx > 0) {
+                a = x;
+                fa = fx;
+                if (side == 1)
+                    fb *= 0.5;
+                side = 1;
+            } else {
+                b = x;
+                fb = fx;
+                if (side == -1)
+                    fa *= 0.5;
+                side = -1;
+            }
+        }
     }
-    *alpha_out = sqrt(lo * hi);
+    *alpha_out = exp(x);
     moffat_growth(w, *alpha_out, beta, ee);
     eps = sky_pedestal(w, *alpha_out, beta);
     double chi = 0, last = ee[NGROWTH - 1] - eps * w->area[NGROWTH - 1];
@@ -178,6 +214,43 @@ static double fit_beta(const wing_ctx *w, const double *q, double *alpha, double
     return best;
 }
 
+/* The offset pairs of the points (i - ci, j - cj), 0 <= i < nx,
+ * 0 <= j < ny, in grid steps of step px, whose radius is within rmax
+ * (inside) or beyond it (!inside), with their counts. */
+static long wing_pairs(int nx, int ny, int ci, int cj, double step, double rmax, int inside,
+                       wing_pair **out)
+{
+    int side = (nx > ny ? nx : ny) + 1;
+    long *slot = malloc(sizeof *slot * (size_t)side * (size_t)side);
+    wing_pair *pairs = malloc(sizeof *pairs * (size_t)side * (size_t)side);
+    long n = 0;
+    if (!slot || !pairs) {
+        free(slot);
+        free(pairs);
+        *out = NULL;
+        return -1;
+    }
+    for (long t = 0; t < (long)side * side; t++)
+        slot[t] = -1;
+    for (int j = 0; j < ny; j++)
+        for (int i = 0; i < nx; i++) {
+            int ai = abs(i - ci), aj = abs(j - cj);
+            int lo = ai < aj ? ai : aj, hi = ai < aj ? aj : ai;
+            double r = hypot((double)lo, (double)hi) * step;
+            if ((r <= rmax) != (inside != 0))
+                continue;
+            long *sl = &slot[(long)lo * side + hi];
+            if (*sl < 0) {
+                *sl = n;
+                pairs[n++] = (wing_pair){(double)lo * step, (double)hi * step, r, 0};
+            }
+            pairs[*sl].mult += 1;
+        }
+    free(slot);
+    *out = pairs;
+    return n;
+}
+
 /* The blend weight of the model's own pixels at radius r (1 in the core,
  * 0 in the wing). */
 static double core_weight(const wing_ctx *w, double r)
@@ -190,7 +263,8 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
                      int stamp_px)
 {
     long np = (long)gw * gh;
-    wing_ctx w = {gw, gh, step_px, fwhm_px, malloc(sizeof(double) * (size_t)np), stamp_px / 2, {0}};
+    wing_ctx w = {gw, gh, step_px, fwhm_px, malloc(sizeof(double) * (size_t)np), stamp_px / 2, {0},
+                  NULL, 0, NULL, 0};
     double *mof = malloc(sizeof(double) * (size_t)np);
     if (!w.r || !mof) {
         free(w.r);
@@ -218,6 +292,17 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
     }
     for (int k = 0; k < NGROWTH; k++)
         q[k] = d[k] / d[NGROWTH - 1];
+    w.ncore = wing_pairs(gw, gh, gw / 2, gh / 2, step_px, GROWTH_R[NGROWTH - 1] * fwhm_px, 1,
+                         &w.core);
+    w.nsky = wing_pairs(2 * w.half + 1, 2 * w.half + 1, w.half, w.half, 1.0,
+                        SKY_FROM_FWHM * fwhm_px, 0, &w.sky);
+    if (w.ncore < 0 || w.nsky < 0) {
+        free(w.r);
+        free(mof);
+        free(w.core);
+        free(w.sky);
+        return sk_error(SK_EIO, "PSF wings: out of memory");
+    }
     double alpha = 0, beta = 0, ee[NGROWTH];
     double best = fit_beta(&w, q, &alpha, &beta);
     moffat_growth(&w, alpha, beta, ee);
@@ -234,6 +319,8 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
                 "wings left as fitted", beta, alpha);
         free(w.r);
         free(mof);
+        free(w.core);
+        free(w.sky);
         return SK_OK;
     }
     double box = 0, core0 = 0;
@@ -267,5 +354,7 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
     }
     free(w.r);
     free(mof);
+    free(w.core);
+    free(w.sky);
     return st;
 }
