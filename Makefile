@@ -107,9 +107,15 @@ check: tests
 # The sanitizer runtimes are linked into the programs statically: a
 # dynamically loaded libubsan is one more module whose globals the leak
 # checker scans at every program's exit (~40 ms a run, thousands of runs).
+# ASan keeps freed memory out of use for a while to catch use after free;
+# its default 256 MB makes every short-lived buffer land on fresh pages,
+# and the page faults were a third of the sanitized run. 16 MB still
+# holds the buffers freed during the last few steps. An ASAN_OPTIONS of
+# the caller's replaces this one.
 SAN_EXE_LDFLAGS = -static-libasan -static-libubsan
+SAN_ASAN_OPTIONS = quarantine_size_mb=16
 check-sanitize:
-	$(MAKE) --no-print-directory B=build-san OPT="-O2 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" EXE_LDFLAGS="$(SAN_EXE_LDFLAGS)" check
+	ASAN_OPTIONS="$${ASAN_OPTIONS-$(SAN_ASAN_OPTIONS)}" $(MAKE) --no-print-directory B=build-san OPT="-O2 -g" EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" EXE_LDFLAGS="$(SAN_EXE_LDFLAGS)" check
 
 install: all
 	$(MKDIR_P) $(DESTDIR)$(bindir) $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir)/skystack
