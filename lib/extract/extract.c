@@ -111,10 +111,11 @@ int sk_extract_params_from_json(const json_t *root, sk_extract_params *p)
         if (!st) st = get_num(de, "detection", "crowding_min", &p->crowding_min);
         json_t *sp = json_object_get(de, "second_pass");
         if (!st && sp && !json_is_null(sp)) {
+            const char *v = json_is_string(sp) ? json_string_value(sp) : "";
             if (json_is_boolean(sp))
                 p->second_pass = json_is_true(sp);
-            else if (json_is_string(sp) && strcmp(json_string_value(sp), "auto") == 0)
-                p->second_pass = -1;
+            else if (strcmp(v, "auto") == 0 || strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+                p->second_pass = v[0] == 'a' ? -1 : v[0] == 't';
             else
                 st = sk_error(SK_EINPUT, "extraction.detection.second_pass: must be true, false or \"auto\"");
         }

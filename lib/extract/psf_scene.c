@@ -182,8 +182,8 @@ int psf_scene_fit(psf_scene *s, const sk_image *img, const float *var, double rf
     psf_scene_paint(s, NULL, -1.0, resid, w, h);
     long mm = (long)s->m * s->m;
     for (int it = 0; it < max_sweeps; it++) {
-        /* the largest change of a sweep in units of its flux's noise */
-        double zmax = 0;
+        /* the sources whose flux changes by more than 5 % of its noise */
+        long moving = 0;
         for (long k = 0; k < s->n; k++) {
             if (!(den[k] > 0))
                 continue;
@@ -191,8 +191,7 @@ int psf_scene_fit(psf_scene *s, const sk_image *img, const float *var, double rf
             if (d == 0 || !isfinite(d))
                 continue;
             s->flux[k] += d;
-            double z = fabs(d) * sqrt(den[k]);
-            zmax = z > zmax ? z : zmax;
+            moving += fabs(d) * sqrt(den[k]) > 0.05;
             int i0, i1, j0, j1;
             long ox, oy;
             stamp_clip(s, k, w, h, &i0, &i1, &j0, &j1, &ox, &oy);
@@ -202,7 +201,7 @@ int psf_scene_fit(psf_scene *s, const sk_image *img, const float *var, double rf
                     resid[(oy + j) * w + ox + i] -= (float)(d * p[(long)j * s->m + i]);
         }
         *sweeps = it + 1;
-        if (zmax < 0.01)
+        if (moving <= s->n / 1000)
             break;
     }
     free(u);

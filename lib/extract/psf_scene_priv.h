@@ -31,8 +31,9 @@ void psf_scene_paint(const psf_scene *s, const uint8_t *which, double sign, floa
 
 /* Fit every flux at once: least squares over the usable pixels (variance
  * var > 0) within rfit of any source, each model over its whole stamp,
- * weights 1 / var, by Gauss-Seidel sweeps from the current fluxes until no
- * flux moves by 1 % of its noise error (at most max_sweeps). On entry
+ * weights 1 / var, by Gauss-Seidel sweeps from the current fluxes until at
+ * most one in a thousand moves by 5 % of its noise error in a sweep (at
+ * most max_sweeps). On entry
  * resid is the image less its background; on return, less every model
  * too. *sweeps: the number made. */
 int psf_scene_fit(psf_scene *s, const sk_image *img, const float *var, double rfit, int max_sweeps,

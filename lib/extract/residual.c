@@ -1,6 +1,5 @@
 /* residual.c: the second detection pass of crowded fields: the first pass's fitted PSFs subtracted, detection again on the residual, the new sources that are not residuals of subtracted stars added, and every PSF flux re-fitted with the neighbours' models subtracted. */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,10 +82,8 @@ static int model_eps(const sk_psf *psf, const sk_image *rimg, const sk_image *mi
     for (long i = 0; !st && i < n; i++)
         if (isfinite(a[i]) && isfinite(ae[i]) && am[i] > 0)
             x[m++] = fmax(0.0, a[i] * a[i] - ae[i] * ae[i]) / (am[i] * am[i]);
-    if (!st && m >= 8) {
-        double e2 = sk_median_double(x, m) / 0.455;
-        *eps = fmax(0.01, sqrt(e2));
-    }
+    if (!st && m >= 8)
+        *eps = fmax(0.01, sqrt(sk_median_double(x, m) / 0.455));
     free(b);
     return st;
 }
@@ -101,7 +98,7 @@ static uint8_t *unsubtracted_boxes(const sk_source_list *l, const psf_scene *s, 
         return NULL;
     for (long k = 0; k < l->n; k++) {
         const sk_source *o = &l->src[k];
-        if (s->live[k] && s->flux[k] > 0)
+        if (s->live[k] && s->flux[k] > 0 && !(o->flags & SK_SRC_SATURATED))
             continue;
         for (long y = o->ymin < 0 ? 0 : o->ymin; y <= o->ymax && y < h; y++)
             for (long x = o->xmin < 0 ? 0 : o->xmin; x <= o->xmax && x < w; x++)
@@ -109,6 +106,22 @@ static uint8_t *unsubtracted_boxes(const sk_source_list *l, const psf_scene *s, 
     }
     return u;
 }
+
+/* The largest significance of the pixels of object o of d. */
+static double peak_signif(const sk_detection *d, long o)
+{
+    const sk_object *ob = &d->objects[o];
+    float m = 0;
+    for (long i = 0; i < ob->npix; i++)
+        if (d->signif[ob->pix[i]] > m)
+            m = d->signif[ob->pix[i]];
+    return m;
+}
+
+/* A candidate of the residual wider than this many image FWHMs is
+ * structure the models leave (an extended source, nebulosity), not a
+ * point source they hid. */
+#define EXTENDED 1.6
 
 typedef struct pass_ctx {
     const sk_image *img;
@@ -157,30 +170,29 @@ static int choose_new(pass_ctx *C, const sk_image *rimg, const sk_image *mimg)
     }
     double T = C->xp->detect.threshold_sigma;
     long nbox = 0, nsharp = 0, nweak = 0;
-    FILE *dump = getenv("SKX_DUMP") ? fopen(getenv("SKX_DUMP"), "w") : NULL;
     for (long k = 0; !st && k < n; k++) {
         const sk_source *s = &L->src[k];
         long ix = lround(x[k]), iy = lround(y[k]);
         if (!isfinite(x[k]) || ix < 0 || iy < 0 || ix >= w || iy >= h || !isfinite(a[k]))
             continue;
-        if (dump) fprintf(dump, "%g %g %g %g %g %u %d\n", x[k], y[k], a[k], ae[k], am[k], s->flags, box[iy * w + ix] && C->r->detection->segmap[iy * w + ix]);
         if (box[iy * w + ix] && C->r->detection->segmap[iy * w + ix]) {
             nbox++;
             continue;
         }
-        if (s->flags & (SK_SRC_SATURATED) && !getenv("SKX")) {
+        if ((s->flags & (SK_SRC_SATURATED | SK_SRC_ARTIFACT)) || !(s->fwhm_px <= EXTENDED * C->r->fwhm_px)) {
             nsharp++;
             continue;
         }
         double model = isfinite(am[k]) && am[k] > 0 ? eps * am[k] : 0;
-        if (!(a[k] >= T * sqrt(ae[k] * ae[k] + model * model))) {
+        double noise = a[k] / peak_signif(C->det2, L->object[k]);
+        if (!(a[k] >= T * sqrt(noise * noise + model * model))) {
             nweak++;
             continue;
         }
+        ae[k] = noise;
         C->keep_x[C->nkeep] = x[k];
         C->keep[C->nkeep++] = k;
     }
-    if (dump) fclose(dump);
     if (!st) {
         C->keep_y = C->keep_x + n;
         C->keep_flux = C->keep_x + 2 * n;
@@ -284,7 +296,7 @@ static int provisional_fit(pass_ctx *C, psf_scene *s)
     for (long i = 0; !st && i < npix; i++)
         res[i] = img->sci[i] - C->r->background->level[i];
     int sweeps = 0;
-    st = st ? st : psf_scene_fit(s, img, C->var, C->rfit, 100, res, &sweeps);
+    st = st ? st : psf_scene_fit(s, img, C->var, C->rfit, 50, res, &sweeps);
     free(res);
     if (st)
         return st;
@@ -471,12 +483,12 @@ static int final_fit(pass_ctx *C, const sk_source_list *l, double *init, double 
     psf_scene s;
     int st = psf_scene_make(C->psf, n, xy, xy + n, init, C->threads, &s);
     for (long k = 0; !st && k < n; k++)
-        if ((l->src[k].flags & SK_SRC_SATURATED) || !(init[k] > 0))
+        if (!(init[k] > 0))
             s.live[k] = 0;
     for (long i = 0; !st && i < npix; i++)
         res[i] = img->sci[i] - C->r->background->level[i];
     int sweeps = 0;
-    st = st ? st : psf_scene_fit(&s, img, C->var, C->rfit, 100, res, &sweeps);
+    st = st ? st : psf_scene_fit(&s, img, C->var, C->rfit, 50, res, &sweeps);
     for (long k = 0; !st && k < n; k++)
         init[k] = s.live[k] ? s.flux[k] : 0.0;
     if (!st)
@@ -568,7 +580,7 @@ int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *p
     if (!xy)
         return sk_error(SK_EIO, "second pass: out of memory");
     for (long k = 0; k < l->n; k++)
-        if (!source_xy(&l->src[k], &xy[k], &xy[l->n + k]) || (l->src[k].flags & SK_SRC_SATURATED))
+        if (!source_xy(&l->src[k], &xy[k], &xy[l->n + k]))
             xy[k] = xy[l->n + k] = NAN;
     int st = psf_scene_make(psf, l->n, xy, xy + l->n, *flux, threads, &C.first);
     free(xy);
