@@ -37,7 +37,7 @@ void sk_extract_params_default(sk_extract_params *p)
     p->gain = 0;
     snprintf(p->gain_key, sizeof p->gain_key, "GAIN");
     p->second_pass = -1;
-    p->crowding_min = 0.3;
+    p->crowding_min = 0.5;
 }
 
 void sk_extract_params_clear(sk_extract_params *p)
@@ -119,8 +119,8 @@ int sk_extract_params_from_json(const json_t *root, sk_extract_params *p)
             else
                 st = sk_error(SK_EINPUT, "extraction.detection.second_pass: must be true, false or \"auto\"");
         }
-        if (!st && !(p->crowding_min >= 0))
-            st = sk_error(SK_EINPUT, "extraction.detection.crowding_min: %g must not be negative",
+        if (!st && !(p->crowding_min >= 0 && p->crowding_min <= 1))
+            st = sk_error(SK_EINPUT, "extraction.detection.crowding_min: %g is not in [0, 1]",
                           p->crowding_min);
         if (!st && !(p->fwhm_guess_px > 0))
             st = sk_error(SK_EINPUT, "extraction.detection.fwhm_guess_px: %g must be positive",

@@ -103,9 +103,9 @@ int sk_psf_photometry_subtracted(const sk_psf *psf, const sk_image *img, const s
                                  const sk_source_list *l, int threads, double *flux,
                                  double *flux_err, double *chi2);
 
-/* Crowding of an image: the number of sources of l per disc of radius
- * 2 FWHM (fwhm_px), over the pixels with data. residual.c. */
-double sk_crowding(const sk_source_list *l, const sk_image *img, double fwhm_px);
+/* Crowding of an image: the share of the sources of l deblended from a
+ * segment with others (SK_SRC_BLENDED). residual.c. */
+double sk_crowding(const sk_source_list *l);
 
 /* The second detection pass (residual.c), after the PSF model `psf` and
  * the first pass's PSF fluxes (*flux, *err, *chi2, one per source of

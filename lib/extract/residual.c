@@ -19,15 +19,12 @@ static int source_xy(const sk_source *s, double *x, double *y)
     return isfinite(*x) && isfinite(*y);
 }
 
-double sk_crowding(const sk_source_list *l, const sk_image *img, double fwhm_px)
+double sk_crowding(const sk_source_list *l)
 {
-    long usable = 0, npix = img->width * img->height;
-    for (long i = 0; i < npix; i++)
-        usable += img->weight[i] > 0;
-    if (!usable || !(fwhm_px > 0))
-        return 0;
-    double disc = M_PI * 4.0 * fwhm_px * fwhm_px;
-    return (double)l->n * disc / (double)usable;
+    long blended = 0;
+    for (long k = 0; k < l->n; k++)
+        blended += (l->src[k].flags & SK_SRC_BLENDED) != 0;
+    return l->n ? (double)blended / (double)l->n : 0.0;
 }
 
 /* The image `img` with its science pixels replaced by sci (the same
@@ -117,6 +114,10 @@ static double peak_signif(const sk_detection *d, long o)
             m = d->signif[ob->pix[i]];
     return m;
 }
+
+/* The automatic second pass needs this many blended sources at least
+ * (a share of a handful says nothing of crowding). */
+#define MIN_BLENDED 20
 
 /* A candidate of the residual wider than this many image FWHMs is
  * structure the models leave (an extended source, nebulosity), not a
@@ -524,8 +525,8 @@ static int add_new(pass_ctx *C, sk_psf *psf, double **flux, double **err, double
         init = malloc(sizeof *init * (size_t)m->n);
         nf = malloc(sizeof *nf * 3 * (size_t)m->n);
         st = init && nf ? initial_fluxes(C, &s, a, b, pos, init) : sk_error(SK_EIO, "second pass: out of memory");
-        st = st ? st : final_fit(C, m, init, nf, nf + m->n, nf + 2 * m->n);
         st = st ? st : carry_stars(C, psf, a, pos);
+        st = st ? st : final_fit(C, m, init, nf, nf + m->n, nf + 2 * m->n);
     }
     psf_scene_free(&s);
     if (!st && m) {
@@ -568,10 +569,10 @@ int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *p
     const sk_source_list *l = r->sources;
     if (xp->second_pass == 0 || l->n == 0 || !r->detection || !l->object)
         return SK_OK;
-    double crowd = sk_crowding(l, img, psf->fwhm_px);
-    if (xp->second_pass < 0 && crowd < xp->crowding_min) {
-        sk_debug("%s: crowding %.3f below %.3f: no second pass", img->path ? img->path : "image", crowd,
-                 xp->crowding_min);
+    double crowd = sk_crowding(l);
+    if (xp->second_pass < 0 && (crowd < xp->crowding_min || crowd * (double)l->n < MIN_BLENDED)) {
+        sk_debug("%s: crowding %.3f (of %ld sources) below %.3f or fewer than %d sources blended: no second "
+                 "pass", img->path ? img->path : "image", crowd, l->n, xp->crowding_min, MIN_BLENDED);
         return SK_OK;
     }
     pass_ctx C = {.img = img, .xp = xp, .psf = psf, .threads = threads, .r = r,
