@@ -213,8 +213,8 @@ static double central_sigma(const float *var, long width, long height)
     return s;
 }
 
-int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib_params *p,
-                 int threads, sk_calib **out)
+int sk_calib_run(const sk_image *img, sk_extract_result *r, const sk_calib_params *p,
+                 const sk_extract_params *xp, int threads, sk_calib **out)
 {
     *out = NULL;
     sk_calib *c = calloc(1, sizeof *c);
@@ -258,6 +258,9 @@ int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib
             st = sk_psf_photometry_sources(c->psf, img, r->background,
                                            r->detection ? r->detection->segmap : NULL, r->gain, l,
                                            threads, c->flux_psf, c->flux_psf_err, c->psf_chi2);
+        if (!st && xp)
+            st = sk_residual_pass(img, xp, c->psf, threads, r, &c->flux_psf, &c->flux_psf_err, &c->psf_chi2);
+        l = r->sources;
     }
 
     /* 3. astrometry and photometry against the catalog: its rows around

@@ -57,7 +57,9 @@ typedef struct sk_calib {
 /* Calibrate an extracted image:
  * 1. the PSF (sk_psf_build); too few stars is not an error: psf stays
  *    NULL, psf_note says why, and a warning is logged;
- * 2. PSF-fit fluxes of every source;
+ * 2. PSF-fit fluxes of every source; with extraction parameters xp (NULL:
+ *    none), the second detection pass (sk_residual_pass), which may add
+ *    sources to r->sources;
  * 3. with a catalog: the astrometric solution from the header WCS, then
  *    the zero point (PSF-fit fluxes, else the largest aperture), the
  *    aperture corrections (from the PSF model when there is one) and the
@@ -67,8 +69,8 @@ typedef struct sk_calib {
  *    is the calibration's failure: SK_ENOTFOUND (too few matches or stars)
  *    or SK_EINPUT (no WCS in the header, unreadable catalog), with the
  *    message saying why. */
-int sk_calib_run(const sk_image *img, const sk_extract_result *r, const sk_calib_params *p,
-                 int threads, sk_calib **out);
+int sk_calib_run(const sk_image *img, sk_extract_result *r, const sk_calib_params *p,
+                 const sk_extract_params *xp, int threads, sk_calib **out);
 
 void sk_calib_free(sk_calib *c);
 

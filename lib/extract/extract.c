@@ -36,6 +36,8 @@ void sk_extract_params_default(sk_extract_params *p)
     p->kron_min_radius = 3.5;
     p->gain = 0;
     snprintf(p->gain_key, sizeof p->gain_key, "GAIN");
+    p->second_pass = -1;
+    p->crowding_min = 0.5;
 }
 
 void sk_extract_params_clear(sk_extract_params *p)
@@ -106,6 +108,20 @@ int sk_extract_params_from_json(const json_t *root, sk_extract_params *p)
             else
                 p->refine_fwhm = json_is_true(r);
         }
+        if (!st) st = get_num(de, "detection", "crowding_min", &p->crowding_min);
+        json_t *sp = json_object_get(de, "second_pass");
+        if (!st && sp && !json_is_null(sp)) {
+            const char *v = json_is_string(sp) ? json_string_value(sp) : "";
+            if (json_is_boolean(sp))
+                p->second_pass = json_is_true(sp);
+            else if (strcmp(v, "auto") == 0 || strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+                p->second_pass = v[0] == 'a' ? -1 : v[0] == 't';
+            else
+                st = sk_error(SK_EINPUT, "extraction.detection.second_pass: must be true, false or \"auto\"");
+        }
+        if (!st && !(p->crowding_min >= 0 && p->crowding_min <= 1))
+            st = sk_error(SK_EINPUT, "extraction.detection.crowding_min: %g is not in [0, 1]",
+                          p->crowding_min);
         if (!st && !(p->fwhm_guess_px > 0))
             st = sk_error(SK_EINPUT, "extraction.detection.fwhm_guess_px: %g must be positive",
                           p->fwhm_guess_px);
@@ -170,6 +186,24 @@ static double image_gain(const sk_image *img, const sk_extract_params *p)
     return 0;
 }
 
+sk_detect_params sk_extract_detect_params(const sk_image *img, const sk_extract_params *p, double fwhm_px)
+{
+    sk_detect_params dp = p->detect;
+    dp.fwhm_px = fwhm_px;
+    /* an image matched-filtered already (a chi2det image made with
+       --fwhm) is not filtered again */
+    double prefiltered = 0;
+    if (img->header && sk_header_get_double(img->header, "CHI2FWHM", &prefiltered) == 1 && prefiltered > 0)
+        dp.filter = 0;
+    return dp;
+}
+
+sk_measure_params sk_extract_measure_params(const sk_extract_params *p, double gain, double fwhm_px)
+{
+    sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius, gain, fwhm_px, 0 };
+    return mp;
+}
+
 /* Background and detection of `img` in two passes, the matched filter's
  * FWHM measured between them: r's background, detection, fwhm_px and gain. */
 static int detect_two_pass(const sk_image *img, const sk_extract_params *p, int threads, sk_extract_result *r)
@@ -180,13 +214,7 @@ static int detect_two_pass(const sk_image *img, const sk_extract_params *p, int 
     int st = sk_background_estimate(img, &quick, threads, &r->background);
     r->gain = image_gain(img, p);
     double fwhm = p->fwhm_guess_px;
-    sk_detect_params dp = p->detect;
-    dp.fwhm_px = fwhm;
-    /* an image matched-filtered already (a chi2det image made with
-       --fwhm) is not filtered again */
-    double prefiltered = 0;
-    if (img->header && sk_header_get_double(img->header, "CHI2FWHM", &prefiltered) == 1 && prefiltered > 0)
-        dp.filter = 0;
+    sk_detect_params dp = sk_extract_detect_params(img, p, fwhm);
     /* the first detection only finds the objects to mask and the peaks
        to measure the FWHM on: no deblending */
     sk_detect_params first = dp;
@@ -243,8 +271,7 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
         return sk_error(SK_EIO, "extraction: out of memory");
     int st = detect_two_pass(img, p, threads, r);
     if (!st) {
-        sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius,
-                                 r->gain, r->fwhm_px, 0 };
+        sk_measure_params mp = sk_extract_measure_params(p, r->gain, r->fwhm_px);
         st = sk_measure(img, r->background, r->detection, &mp, threads, &r->sources);
     }
     if (st) {

@@ -88,6 +88,12 @@ typedef struct sk_measure_params {
                                     (no aperture, AUTO or SNR) */
 } sk_measure_params;
 
+/* The detection parameters of the final detection of `img` with the
+ * matched filter of FWHM fwhm_px (none on an image filtered already:
+ * header CHI2FWHM), and the measurement parameters of p. extract.c. */
+sk_detect_params sk_extract_detect_params(const sk_image *img, const sk_extract_params *p, double fwhm_px);
+sk_measure_params sk_extract_measure_params(const sk_extract_params *p, double gain, double fwhm_px);
+
 /* Measure every object of `det` on `img`; the result is sorted by (ywin, xwin)
  * and numbered from 1. */
 int sk_measure(const sk_image *img, const sk_background *bg, const sk_detection *det,

@@ -264,7 +264,9 @@ static int extract_and_calibrate(const extract_job *J, const char *image_path, d
     sk_info("%s: %ld sources, FWHM %.2f px, background %.3g rms %.3g, gain %g, %.2f s", image_path,
             r->sources->n, r->fwhm_px, r->background->median_level, r->background->median_rms, r->gain,
             (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
-    rc = sk_calib_run(img, r, J->S->calib, J->rq->threads, &M->cal);
+    /* the second detection pass needs the detection on the measured
+       image itself: not in dual-image mode */
+    rc = sk_calib_run(img, r, J->S->calib, M->det_img ? NULL : &p, J->rq->threads, &M->cal);
     if (rc)
         return sk_error_context("%s", image_path);
     return SK_OK;

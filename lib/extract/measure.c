@@ -1130,6 +1130,7 @@ void sk_source_list_free(sk_source_list *l)
     free(l->src);
     free(l->aper_radius_px);
     free(l->aper_store);
+    free(l->object);
     free(l);
 }
 
@@ -1215,6 +1216,11 @@ static int measure_core(const sk_image *img, const sk_background *bg, const sk_d
     }
     for (long k = 0; k < n; k++)
         l->src[k].number = which ? which[k] : k;  /* object index: tie-break */
+    l->object = malloc(sizeof *l->object * (size_t)(n ? n : 1));
+    if (!l->object) {
+        sk_source_list_free(l);
+        return sk_error(SK_EIO, "measurement: out of memory");
+    }
     /* the aperture arrays travel with the sources through the sort */
     qsort(l->src, (size_t)n, sizeof *l->src, cmp_source);
     double *store = calloc((size_t)(2 * n * p->naper + 1), sizeof(double));
@@ -1232,6 +1238,7 @@ static int measure_core(const sk_image *img, const sk_background *bg, const sk_d
         }
         s->flux_aper = f;
         s->flux_aper_err = e;
+        l->object[k] = s->number;
         s->number = k + 1;
     }
     free(l->aper_store);

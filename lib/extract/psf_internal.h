@@ -93,6 +93,44 @@ int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_b
                               const int32_t *segmap, double gain, const sk_source_list *l,
                               int threads, double *flux, double *flux_err, double *chi2);
 
+/* The same with the neighbours' models subtracted instead of their pixels
+ * left out: `resid` (width*height) is the image less its background and
+ * the model of every source (own[k] times the PSF at source k's centroid),
+ * and each source is fitted to resid plus its own model, on every usable
+ * pixel within the fit radius. */
+int sk_psf_photometry_subtracted(const sk_psf *psf, const sk_image *img, const sk_background *bg,
+                                 const float *resid, const double *own, double gain,
+                                 const sk_source_list *l, int threads, double *flux,
+                                 double *flux_err, double *chi2);
+
+/* Crowding of an image: the share of the sources of l deblended from a
+ * segment with others (SK_SRC_BLENDED). residual.c. */
+double sk_crowding(const sk_source_list *l);
+
+/* The second detection pass (residual.c), after the PSF model `psf` and
+ * the first pass's PSF fluxes (*flux, *err, *chi2, one per source of
+ * r->sources): when xp->second_pass is 1, or -1 and the crowding is at
+ * least xp->crowding_min, the fitted models of the first pass's sources
+ * of positive flux are subtracted from `img`, the residual detected with
+ * the final detection parameters on the same background and measured,
+ * and the objects found kept as new sources unless their peak lies in
+ * the footprint box of a source saturated or not subtracted, they are
+ * saturated, sharper than the PSF or wider than 1.6 times its FWHM, or their PSF-fit flux on the
+ * residual is below the detection threshold times the noise (that flux
+ * over the peak significance of the detection) and the model's error
+ * there (the model's fractional error measured at the PSF stars times the
+ * fit of the models at that point) in quadrature. With new sources: the
+ * fluxes of all fitted at once, the new ones below the threshold times
+ * their noise then dropped, the first pass's objects measured again with
+ * the new models subtracted and the new ones with the first pass's
+ * subtracted (flag SK_SRC_RESIDUAL), the lists merged in (ywin, xwin)
+ * order into r->sources, the PSF fluxes fitted at once again and each
+ * source's flux, error and chi^2 taken with its neighbours' models
+ * subtracted (arrays reallocated), psf->stars carried to the new list.
+ * Without any, nothing changes. */
+int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *psf, int threads,
+                     sk_extract_result *r, double **flux, double **err, double **chi2);
+
 /* Add FLUX_PSF and FLUXERR_PSF (ADU) columns to a source table made by
  * sk_source_table() from the same list (row k = source k). */
 int sk_psf_add_columns(sk_table *t, const double *flux, const double *flux_err);

@@ -28,7 +28,19 @@ typedef struct phot_ctx {
     double *adiff;      /* per position, may be NULL: (aperture flux - fit
                            flux) / fit flux over the fit's pixels, and its */
     double *adiff_var;  /* variance from the noise */
+    const float *resid; /* may be NULL: the image less the background and
+                           every source's model, to which each position's
+                           own model (own[k] times the PSF) is added back */
+    const double *own;
 } phot_ctx;
+
+/* The data of pixel q for position k whose PSF value there is pp. */
+static inline double phot_data(const phot_ctx *c, long k, long q, double pp)
+{
+    if (c->resid)
+        return c->resid[q] + c->own[k] * pp;
+    return c->img->sci[q] - (c->level ? c->level[q] : 0.0f);
+}
 
 /* The amplitude of the PSF (values p[t] at pixels pix[t]) fitted with
  * background weights, its error and reduced chi^2: the pixel variance is the
@@ -37,12 +49,11 @@ typedef struct phot_ctx {
  * where chi^2 > 1; the model's own fractional error adds in quadrature. */
 static void phot_fit(phot_ctx *c, long k, const double *p, const long *pix, long n)
 {
-    const sk_image *img = c->img;
     double swpp = 0, swpd = 0;
     for (long t = 0; t < n; t++) {
         long q = pix[t];
         double w = 1.0 / c->var[q], pp = p[t];
-        double d = img->sci[q] - (c->level ? c->level[q] : 0.0f);
+        double d = phot_data(c, k, q, pp);
         swpp += w * pp * pp;
         swpd += w * pp * d;
     }
@@ -57,7 +68,7 @@ static void phot_fit(phot_ctx *c, long k, const double *p, const long *pix, long
         double vt = vb + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0);
         num += pp * pp / (vb * vb) * vt;
         swp += pp / vb;
-        double d = img->sci[q] - (c->level ? c->level[q] : 0.0f);
+        double d = phot_data(c, k, q, pp);
         chi += (d - mod) * (d - mod) / vt;
         sd += d;
         sp += pp;
@@ -211,15 +222,19 @@ static int psf_model_error(phot_ctx c, const sk_source_list *l, const double *xy
     const sk_psf *psf = c.psf;
     int stars = psf->stars && psf->naccepted > 0;
     long n = stars ? psf->naccepted : l->n;
-    double *buf = malloc(sizeof *buf * 7 * (size_t)(n ? n : 1));
+    double *buf = malloc(sizeof *buf * 8 * (size_t)(n ? n : 1));
     if (!buf)
         return sk_error(SK_EIO, "PSF photometry: out of memory");
-    double *x = buf, *y = buf + n, *e = buf + 2 * n, *ev = buf + 6 * n;
+    double *x = buf, *y = buf + n, *e = buf + 2 * n, *ev = buf + 6 * n, *own = buf + 7 * n;
     for (long k = 0; k < n; k++) {
         long s = stars ? psf->stars[k] : k;
-        x[k] = s >= 0 && s < l->n ? xy[s] : NAN;
-        y[k] = s >= 0 && s < l->n ? xy[l->n + s] : NAN;
+        int in = s >= 0 && s < l->n;
+        x[k] = in ? xy[s] : NAN;
+        y[k] = in ? xy[l->n + s] : NAN;
+        own[k] = in && c.own ? c.own[s] : 0.0;
     }
+    if (c.own)
+        c.own = own;
     c.x = x;
     c.y = y;
     c.flux = buf + 3 * n;
@@ -268,6 +283,37 @@ int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_b
         sk_debug("%s: PSF photometry: the model's own flux error %.2f %%, the background "
                  "level's %.3f ADU", img->path ? img->path : "image", 100.0 * sqrt(c.model_frac2),
                  c.level_err);
+    if (!st)
+        st = phot_run(&c, l->n, threads);
+    free(var);
+    free(xy);
+    return st;
+}
+
+int sk_psf_photometry_subtracted(const sk_psf *psf, const sk_image *img, const sk_background *bg,
+                                 const float *resid, const double *own, double gain,
+                                 const sk_source_list *l, int threads, double *flux,
+                                 double *flux_err, double *chi2)
+{
+    if (l->n == 0)
+        return SK_OK;
+    float *var = sk_pixel_variance_threads(img, bg, threads);
+    double *xy = malloc(sizeof *xy * 2 * (size_t)l->n);
+    if (!var || !xy) {
+        free(var);
+        free(xy);
+        return sk_error(SK_EIO, "PSF photometry: out of memory");
+    }
+    for (long k = 0; k < l->n; k++) {
+        const sk_source *s = &l->src[k];
+        int win = isfinite(s->xwin) && isfinite(s->ywin);
+        xy[k] = win ? s->xwin : s->x;
+        xy[l->n + k] = win ? s->ywin : s->y;
+    }
+    phot_ctx c = {.psf = psf, .img = img, .var = var, .gain = gain, .x = xy, .y = xy + l->n,
+                  .flux = flux, .err = flux_err, .chi2 = chi2, .resid = resid, .own = own,
+                  .level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0};
+    int st = psf_model_error(c, l, xy, threads, &c.model_frac2);
     if (!st)
         st = phot_run(&c, l->n, threads);
     free(var);

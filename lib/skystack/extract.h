@@ -95,10 +95,12 @@ enum sk_source_flag {
                                     the 1-FWHM aperture */
     SK_SRC_ARTIFACT   = 1u << 6, /* sharper than the PSF along some axis: cosmic
                                     ray, hot pixel, bad column */
-    SK_SRC_WIN_FAILED = 1u << 7  /* windowed centroid did not converge; the
+    SK_SRC_WIN_FAILED = 1u << 7, /* windowed centroid did not converge; the
                                     barycentre is used */
+    SK_SRC_RESIDUAL   = 1u << 8  /* found by the second detection pass, on the
+                                    image less the first pass's PSF models */
 };
-#define SK_SRC_NFLAGS 8
+#define SK_SRC_NFLAGS 9
 
 typedef struct sk_source {
     long number;                 /* 1.. in (ywin, xwin) order */
@@ -127,6 +129,9 @@ typedef struct sk_source_list {
     double *aper_radius_px;      /* naper radii (px) */
     double fwhm_px;              /* image FWHM used for apertures (px) */
     double *aper_store;          /* 2*n*naper backing store of the flux arrays */
+    long *object;                /* per source, the index of the detection
+                                    object it was measured from (NULL: not
+                                    known) */
 } sk_source_list;
 
 /* ---- orchestration (extract.c) ---- */
@@ -141,6 +146,11 @@ typedef struct sk_extract_params {
     double kron_factor, kron_min_radius;
     double gain;                 /* <= 0: from the header keyword gain_key */
     char gain_key[72];
+    int second_pass;             /* detection on the image less the PSF
+                                    models: 1 always, 0 never, -1 (auto)
+                                    when crowding >= crowding_min */
+    double crowding_min;         /* share of the sources deblended from a
+                                    segment with others (BLENDED) */
 } sk_extract_params;
 
 void sk_extract_params_default(sk_extract_params *p);

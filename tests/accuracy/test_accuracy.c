@@ -243,7 +243,7 @@ static void test_fields(void)
         cp.nrefcat = 1;
         rc = rc ? rc : sk_extract_run(e->image, &ep, 2, &r);
         /* the calibration as extract runs it: PSF, astrometry, zero point, limit */
-        rc = rc ? rc : sk_calib_run(e->image, r, &cp, 2, &c);
+        rc = rc ? rc : sk_calib_run(e->image, r, &cp, NULL, 2, &c);
         rc = rc ? rc : sk_wcs_from_header(e->true_wcs, &truth);
         ok(rc == SK_OK && c->psf && c->photcal,
            "seed %d: a header WCS off by 60\", 2 deg, 2 %% solves (extract(1)) and calibrates (%s)", s0 + i,

@@ -112,7 +112,7 @@ static int calibrate(const sk_image *img, const char *refpath, sk_extract_result
     cp.refcat[0] = malloc(strlen(refpath) + 1);
     strcpy(cp.refcat[0], refpath);
     cp.nrefcat = 1;
-    rc = rc ? rc : sk_calib_run(img, *r, &cp, 2, c);
+    rc = rc ? rc : sk_calib_run(img, *r, &cp, NULL, 2, c);
     sk_calib_params_clear(&cp);
     return rc;
 }

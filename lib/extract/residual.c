@@ -1,0 +1,602 @@
+/* residual.c: the second detection pass of crowded fields: the first pass's fitted PSFs subtracted, detection again on the residual, the new sources that are not residuals of subtracted stars added, and every PSF flux re-fitted with the neighbours' models subtracted. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skystack/error.h"
+#include "skystack/log.h"
+#include "numeric/stats.h"
+#include "extract_internal.h"
+#include "psf_internal.h"
+#include "psf_scene_priv.h"
+
+/* Sources of the first pass (crowding, stamps), per source. */
+static int source_xy(const sk_source *s, double *x, double *y)
+{
+    int win = isfinite(s->xwin) && isfinite(s->ywin);
+    *x = win ? s->xwin : s->x;
+    *y = win ? s->ywin : s->y;
+    return isfinite(*x) && isfinite(*y);
+}
+
+double sk_crowding(const sk_source_list *l)
+{
+    long blended = 0;
+    for (long k = 0; k < l->n; k++)
+        blended += (l->src[k].flags & SK_SRC_BLENDED) != 0;
+    return l->n ? (double)blended / (double)l->n : 0.0;
+}
+
+/* The image `img` with its science pixels replaced by sci (the same
+ * weight, flags and header). */
+static sk_image with_pixels(const sk_image *img, float *sci)
+{
+    sk_image r = *img;
+    r.sci = sci;
+    return r;
+}
+
+/* A copy of the science pixels, plus `sign` times the models of the
+ * scene's sources with which[k] != 0. malloc'd; NULL: out of memory. */
+static float *painted(const sk_image *img, const psf_scene *s, const uint8_t *which, double sign)
+{
+    long n = img->width * img->height;
+    float *o = malloc(sizeof *o * (size_t)n);
+    if (!o)
+        return NULL;
+    memcpy(o, img->sci, sizeof *o * (size_t)n);
+    psf_scene_paint(s, which, sign, o, img->width, img->height);
+    return o;
+}
+
+/* The model's fractional error per pixel, measured where the test of the
+ * candidates applies it: at each PSF star, the PSF fit of the residual
+ * (rimg) at four points 0.7 FWHM from its centre against that of the
+ * models (mimg) there; eps^2 the median of (a^2 - noise^2) / A_M^2 over
+ * them, scaled to a variance (/ 0.455, the median of chi^2 with one
+ * degree of freedom); at least 1 %. */
+static int model_eps(const sk_psf *psf, const sk_image *rimg, const sk_image *mimg, const float *level,
+                     const float *var, int threads, double *eps)
+{
+    *eps = 0.01;
+    long ns = psf->naccepted, n = 4 * ns;
+    if (ns < 3 || !psf->star_x)
+        return SK_OK;
+    double *b = malloc(sizeof *b * 6 * (size_t)n);
+    if (!b)
+        return sk_error(SK_EIO, "second pass: out of memory");
+    double *x = b, *y = b + n, *a = b + 2 * n, *ae = b + 3 * n, *am = b + 4 * n, *ame = b + 5 * n;
+    double d = 0.7 * psf->fwhm_px;
+    static const int dx[4] = {1, -1, 0, 0}, dy[4] = {0, 0, 1, -1};
+    for (long k = 0; k < ns; k++)
+        for (int j = 0; j < 4; j++) {
+            x[4 * k + j] = psf->star_x[k] + d * dx[j];
+            y[4 * k + j] = psf->star_y[k] + d * dy[j];
+        }
+    int st = sk_psf_photometry(psf, rimg, level, var, NULL, 0, n, x, y, threads, a, ae, NULL);
+    st = st ? st : sk_psf_photometry(psf, mimg, NULL, var, NULL, 0, n, x, y, threads, am, ame, NULL);
+    long m = 0;
+    for (long i = 0; !st && i < n; i++)
+        if (isfinite(a[i]) && isfinite(ae[i]) && am[i] > 0)
+            x[m++] = fmax(0.0, a[i] * a[i] - ae[i] * ae[i]) / (am[i] * am[i]);
+    if (!st && m >= 8)
+        *eps = fmax(0.01, sqrt(sk_median_double(x, m) / 0.455));
+    free(b);
+    return st;
+}
+
+/* The first pass's sources not subtracted (no positive PSF flux, or
+ * saturated): their footprints' bounding boxes on a w*h mask, so that
+ * what the second pass finds there (their own light) is not new. */
+static uint8_t *unsubtracted_boxes(const sk_source_list *l, const psf_scene *s, long w, long h)
+{
+    uint8_t *u = calloc((size_t)(w * h), 1);
+    if (!u)
+        return NULL;
+    for (long k = 0; k < l->n; k++) {
+        const sk_source *o = &l->src[k];
+        if (s->live[k] && s->flux[k] > 0 && !(o->flags & SK_SRC_SATURATED))
+            continue;
+        for (long y = o->ymin < 0 ? 0 : o->ymin; y <= o->ymax && y < h; y++)
+            for (long x = o->xmin < 0 ? 0 : o->xmin; x <= o->xmax && x < w; x++)
+                u[y * w + x] = 1;
+    }
+    return u;
+}
+
+/* The largest significance of the pixels of object o of d. */
+static double peak_signif(const sk_detection *d, long o)
+{
+    const sk_object *ob = &d->objects[o];
+    float m = 0;
+    for (long i = 0; i < ob->npix; i++)
+        if (d->signif[ob->pix[i]] > m)
+            m = d->signif[ob->pix[i]];
+    return m;
+}
+
+/* The automatic second pass needs this many blended sources at least
+ * (a share of a handful says nothing of crowding). */
+#define MIN_BLENDED 20
+
+/* A candidate of the residual wider than this many image FWHMs is
+ * structure the models leave (an extended source, nebulosity), not a
+ * point source they hid. */
+#define EXTENDED 1.6
+
+typedef struct pass_ctx {
+    const sk_image *img;
+    const sk_extract_params *xp;
+    const sk_psf *psf;
+    int threads;
+    sk_extract_result *r;
+    const float *var;
+    double rfit;
+    psf_scene first;              /* the first pass's sources */
+    sk_detection *det2;           /* the detection on the residual */
+    sk_source_list *cand;         /* its objects measured on the residual */
+    long *keep;                   /* det2 object indices of the new sources */
+    double *keep_x, *keep_y, *keep_flux, *keep_err;
+    long nkeep;
+} pass_ctx;
+
+/* The candidates of the residual that are new sources: not in the box of
+ * an unsubtracted source, not sharper than the PSF, and of PSF-fit flux
+ * on the residual above the detection threshold times the noise and the
+ * model's error there (eps times the fit of the models at that point)
+ * in quadrature. */
+static int choose_new(pass_ctx *C, const sk_image *rimg, const sk_image *mimg)
+{
+    const sk_source_list *L = C->cand;
+    long n = L->n, w = C->img->width, h = C->img->height;
+    double eps = 0.01;
+    int st = model_eps(C->psf, rimg, mimg, C->r->background->level, C->var, C->threads, &eps);
+    uint8_t *box = st ? NULL : unsubtracted_boxes(C->r->sources, &C->first, w, h);
+    double *b = malloc(sizeof *b * 6 * (size_t)(n ? n : 1));
+    C->keep = malloc(sizeof *C->keep * (size_t)(n ? n : 1));
+    if (!st && (!box || !b || !C->keep))
+        st = sk_error(SK_EIO, "second pass: out of memory");
+    double *x = b, *y = b + n, *a = b + 2 * n, *ae = b + 3 * n, *am = b + 4 * n, *ame = b + 5 * n;
+    for (long k = 0; !st && k < n; k++)
+        source_xy(&L->src[k], &x[k], &y[k]);
+    if (!st)
+        st = sk_psf_photometry(C->psf, rimg, C->r->background->level, C->var, NULL, 0, n, x, y, C->threads,
+                               a, ae, NULL);
+    if (!st)
+        st = sk_psf_photometry(C->psf, mimg, NULL, C->var, NULL, 0, n, x, y, C->threads, am, ame, NULL);
+    if (!st) {
+        C->keep_x = malloc(sizeof *C->keep_x * 4 * (size_t)(n ? n : 1));
+        if (!C->keep_x)
+            st = sk_error(SK_EIO, "second pass: out of memory");
+    }
+    double T = C->xp->detect.threshold_sigma;
+    long nbox = 0, nsharp = 0, nweak = 0;
+    for (long k = 0; !st && k < n; k++) {
+        const sk_source *s = &L->src[k];
+        long ix = lround(x[k]), iy = lround(y[k]);
+        if (!isfinite(x[k]) || ix < 0 || iy < 0 || ix >= w || iy >= h || !isfinite(a[k]))
+            continue;
+        if (box[iy * w + ix] && C->r->detection->segmap[iy * w + ix]) {
+            nbox++;
+            continue;
+        }
+        if ((s->flags & (SK_SRC_SATURATED | SK_SRC_ARTIFACT)) || !(s->fwhm_px <= EXTENDED * C->r->fwhm_px)) {
+            nsharp++;
+            continue;
+        }
+        double model = isfinite(am[k]) && am[k] > 0 ? eps * am[k] : 0;
+        double noise = a[k] / peak_signif(C->det2, L->object[k]);
+        if (!(a[k] >= T * sqrt(noise * noise + model * model))) {
+            nweak++;
+            continue;
+        }
+        ae[k] = noise;
+        C->keep_x[C->nkeep] = x[k];
+        C->keep[C->nkeep++] = k;
+    }
+    if (!st) {
+        C->keep_y = C->keep_x + n;
+        C->keep_flux = C->keep_x + 2 * n;
+        C->keep_err = C->keep_x + 3 * n;
+        for (long i = 0; i < C->nkeep; i++) {
+            C->keep_y[i] = y[C->keep[i]];
+            C->keep_flux[i] = a[C->keep[i]];
+            C->keep_err[i] = ae[C->keep[i]];
+            C->keep[i] = L->object[C->keep[i]];
+        }
+        sk_debug("%s: second pass: %ld candidates, %ld new; %ld in unsubtracted sources, %ld sharp, "
+                 "%ld below the noise and the model's error (%.1f %%)",
+                 C->img->path ? C->img->path : "image", n, C->nkeep, nbox, nsharp, nweak, 100 * eps);
+    }
+    free(box);
+    free(b);
+    return st;
+}
+
+/* Detect on the image less the first pass's models and measure what is
+ * found there; choose the new sources among it. */
+static int detect_residual(pass_ctx *C)
+{
+    const sk_image *img = C->img;
+    sk_extract_result *r = C->r;
+    long npix = img->width * img->height;
+    float *res = painted(img, &C->first, NULL, -1.0);
+    float *mod = malloc(sizeof *mod * (size_t)npix);
+    if (!res || !mod) {
+        free(res);
+        free(mod);
+        return sk_error(SK_EIO, "second pass: out of memory");
+    }
+    for (long i = 0; i < npix; i++)
+        mod[i] = img->sci[i] - res[i];
+    sk_image rimg = with_pixels(img, res), mimg = with_pixels(img, mod);
+    sk_detect_params dp = sk_extract_detect_params(img, C->xp, r->fwhm_px);
+    int st = sk_detect(&rimg, r->background, &dp, C->threads, &C->det2);
+    sk_measure_params mp = sk_extract_measure_params(C->xp, r->gain, r->fwhm_px);
+    if (!st && C->det2->nobjects > 0)
+        st = sk_measure(&rimg, r->background, C->det2, &mp, C->threads, &C->cand);
+    if (!st && C->cand)
+        st = choose_new(C, &rimg, &mimg);
+    free(res);
+    free(mod);
+    return st;
+}
+
+/* A scene of the first pass's sources and the new ones (after them),
+ * with fluxes and stamps: the first pass's from C->first, the new ones
+ * made here. */
+static int combined_scene(pass_ctx *C, psf_scene *s)
+{
+    const psf_scene *f = &C->first;
+    psf_scene nw;
+    int st = psf_scene_make(C->psf, C->nkeep, C->keep_x, C->keep_y, C->keep_flux, C->threads, &nw);
+    if (st)
+        return st;
+    long n1 = f->n, n = n1 + nw.n;
+    size_t mm = (size_t)f->m * (size_t)f->m;
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    s->m = f->m;
+    s->stamp = malloc(sizeof *s->stamp * mm * (size_t)(n ? n : 1));
+    s->cx = malloc(sizeof *s->cx * 2 * (size_t)(n ? n : 1));
+    s->x = malloc(sizeof *s->x * 2 * (size_t)(n ? n : 1));
+    s->flux = malloc(sizeof *s->flux * (size_t)(n ? n : 1));
+    s->live = malloc((size_t)(n ? n : 1));
+    if (!s->stamp || !s->cx || !s->x || !s->flux || !s->live) {
+        psf_scene_free(&nw);
+        psf_scene_free(s);
+        return sk_error(SK_EIO, "second pass: out of memory");
+    }
+    s->cy = s->cx + n;
+    s->y = s->x + n;
+    for (long k = 0; k < n; k++) {
+        const psf_scene *o = k < n1 ? f : &nw;
+        long i = k < n1 ? k : k - n1;
+        memcpy(s->stamp + (size_t)k * mm, o->stamp + (size_t)i * mm, sizeof *s->stamp * mm);
+        s->cx[k] = o->cx[i];
+        s->cy[k] = o->cy[i];
+        s->x[k] = o->x[i];
+        s->y[k] = o->y[i];
+        s->flux[k] = o->flux[i];
+        s->live[k] = o->live[i] && (k >= n1 || o->flux[i] > 0);
+    }
+    psf_scene_free(&nw);
+    return SK_OK;
+}
+
+/* The fluxes of the first pass's and the new sources fitted at once; the
+ * new sources whose flux is not above the detection threshold times its
+ * noise then are dropped (nkeep shrinks). s: the scene fitted. */
+static int provisional_fit(pass_ctx *C, psf_scene *s)
+{
+    const sk_image *img = C->img;
+    long npix = img->width * img->height, n1 = C->first.n;
+    float *res = malloc(sizeof *res * (size_t)npix);
+    memset(s, 0, sizeof *s);
+    int st = res ? combined_scene(C, s) : sk_error(SK_EIO, "second pass: out of memory");
+    for (long i = 0; !st && i < npix; i++)
+        res[i] = img->sci[i] - C->r->background->level[i];
+    int sweeps = 0;
+    st = st ? st : psf_scene_fit(s, img, C->var, C->rfit, 50, res, &sweeps);
+    free(res);
+    if (st)
+        return st;
+    double T = C->xp->detect.threshold_sigma;
+    long m = 0;
+    for (long i = 0; i < C->nkeep; i++) {
+        double f = s->flux[n1 + i];
+        if (!(f >= T * C->keep_err[i])) {
+            s->live[n1 + i] = 0;
+            continue;
+        }
+        C->keep[m] = C->keep[i];
+        C->keep_x[m] = C->keep_x[i];
+        C->keep_y[m] = C->keep_y[i];
+        C->keep_flux[m] = f;
+        C->keep_err[m] = C->keep_err[i];
+        m++;
+    }
+    sk_debug("second pass: %d sweeps of the joint fit; %ld of %ld new sources significant", sweeps, m,
+             C->nkeep);
+    C->nkeep = m;
+    return SK_OK;
+}
+
+static _Thread_local const sk_source *merge_src;
+
+static int cmp_merge(const void *a, const void *b)
+{
+    const sk_source *s = &merge_src[*(const long *)a], *t = &merge_src[*(const long *)b];
+    if (s->ywin != t->ywin)
+        return s->ywin < t->ywin ? -1 : 1;
+    if (s->xwin != t->xwin)
+        return s->xwin < t->xwin ? -1 : 1;
+    return (*(const long *)a > *(const long *)b) - (*(const long *)a < *(const long *)b);
+}
+
+/* One list of a's sources and b's (flagged SK_SRC_RESIDUAL), sorted by
+ * (ywin, xwin) and numbered from 1; pos[k] gives the place in it of
+ * a's source k (k < a->n) and of b's source k - a->n. */
+static int merge_lists(const sk_source_list *a, const sk_source_list *b, sk_source_list **out, long **pos)
+{
+    long n = a->n + b->n;
+    int na = a->naper;
+    sk_source_list *l = calloc(1, sizeof *l);
+    long *ord = malloc(sizeof *ord * 2 * (size_t)(n ? n : 1));
+    sk_source *all = malloc(sizeof *all * (size_t)(n ? n : 1));
+    if (l) {
+        l->src = malloc(sizeof *l->src * (size_t)(n ? n : 1));
+        l->aper_radius_px = malloc(sizeof(double) * (size_t)(na + 1));
+        l->aper_store = calloc((size_t)(2 * n * na + 1), sizeof(double));
+    }
+    if (!l || !ord || !all || !l->src || !l->aper_radius_px || !l->aper_store) {
+        sk_source_list_free(l);
+        free(ord);
+        free(all);
+        return sk_error(SK_EIO, "second pass: out of memory for %ld sources", n);
+    }
+    l->n = n;
+    l->naper = na;
+    l->fwhm_px = a->fwhm_px;
+    memcpy(l->aper_radius_px, a->aper_radius_px, sizeof(double) * (size_t)(na + 1));
+    for (long k = 0; k < n; k++) {
+        all[k] = k < a->n ? a->src[k] : b->src[k - a->n];
+        if (k >= a->n)
+            all[k].flags |= SK_SRC_RESIDUAL;
+        ord[k] = k;
+    }
+    merge_src = all;
+    qsort(ord, (size_t)n, sizeof *ord, cmp_merge);
+    long *p = ord + n;
+    for (long i = 0; i < n; i++) {
+        sk_source *s = &l->src[i];
+        *s = all[ord[i]];
+        double *f = l->aper_store + (size_t)i * (size_t)na, *e = l->aper_store + (size_t)(n + i) * (size_t)na;
+        for (int q = 0; q < na; q++) {
+            f[q] = all[ord[i]].flux_aper[q];
+            e[q] = all[ord[i]].flux_aper_err[q];
+        }
+        s->flux_aper = f;
+        s->flux_aper_err = e;
+        s->number = i + 1;
+        p[ord[i]] = i;
+    }
+    memmove(ord, p, sizeof *ord * (size_t)n);
+    free(all);
+    *out = l;
+    *pos = ord;
+    return SK_OK;
+}
+
+/* The first pass's objects measured again with the new sources' models
+ * subtracted (*a), and the new sources' objects with the first pass's
+ * models subtracted (*b). */
+static int remeasure(pass_ctx *C, const psf_scene *s, sk_source_list **a, sk_source_list **b)
+{
+    const sk_image *img = C->img;
+    sk_extract_result *r = C->r;
+    long n1 = C->first.n;
+    uint8_t *old = malloc((size_t)(s->n ? s->n : 1));
+    if (!old)
+        return sk_error(SK_EIO, "second pass: out of memory");
+    for (long k = 0; k < s->n; k++)
+        old[k] = k < n1;
+    sk_measure_params mp = sk_extract_measure_params(C->xp, r->gain, r->fwhm_px);
+    float *pix = painted(img, s, old, -1.0);
+    sk_image im = with_pixels(img, pix);
+    int st = pix ? sk_measure_objects(&im, r->background, C->det2, &mp, C->threads, C->keep, C->nkeep, b)
+                 : sk_error(SK_EIO, "second pass: out of memory");
+    free(pix);
+    for (long k = 0; k < s->n; k++)
+        old[k] = !old[k];
+    pix = st ? NULL : painted(img, s, old, -1.0);
+    im = with_pixels(img, pix);
+    if (!st)
+        st = pix ? sk_measure(&im, r->background, r->detection, &mp, C->threads, a)
+                 : sk_error(SK_EIO, "second pass: out of memory");
+    free(pix);
+    free(old);
+    return st;
+}
+
+/* Initial fluxes of the merged list's sources (pos: merge_lists') from the
+ * provisional fit s, through the objects they were measured from. */
+static int initial_fluxes(const pass_ctx *C, const psf_scene *s, const sk_source_list *a,
+                          const sk_source_list *b, const long *pos, double *flux)
+{
+    long n1o = C->r->detection->nobjects, n2o = C->det2->nobjects;
+    long *map = malloc(sizeof *map * (size_t)(n1o + n2o + 1));
+    if (!map)
+        return sk_error(SK_EIO, "second pass: out of memory");
+    for (long o = 0; o < n1o + n2o; o++)
+        map[o] = -1;
+    const sk_source_list *old = C->r->sources;
+    for (long k = 0; k < old->n; k++)
+        map[old->object[k]] = k;
+    for (long i = 0; i < C->nkeep; i++)
+        map[n1o + C->keep[i]] = C->first.n + i;
+    for (long k = 0; k < a->n + b->n; k++) {
+        long o = k < a->n ? a->object[k] : n1o + b->object[k - a->n];
+        long i = map[o];
+        flux[pos[k]] = i >= 0 && s->live[i] ? s->flux[i] : 0.0;
+    }
+    free(map);
+    return SK_OK;
+}
+
+/* The PSF stars' indices carried from the first pass's list to the merged
+ * one (a: the first pass's objects measured again; pos: merge_lists'). */
+static int carry_stars(const pass_ctx *C, sk_psf *psf, const sk_source_list *a, const long *pos)
+{
+    long n1o = C->r->detection->nobjects;
+    long *inv = malloc(sizeof *inv * (size_t)(n1o + 1));
+    if (!inv)
+        return sk_error(SK_EIO, "second pass: out of memory");
+    for (long k = 0; k < a->n; k++)
+        inv[a->object[k]] = k;
+    const sk_source_list *old = C->r->sources;
+    for (long i = 0; psf->stars && i < psf->naccepted; i++) {
+        long k = psf->stars[i];
+        psf->stars[i] = k >= 0 && k < old->n ? pos[inv[old->object[k]]] : -1;
+    }
+    free(inv);
+    return SK_OK;
+}
+
+/* The merged list's PSF fluxes: fitted at once (the saturated and the
+ * first pass's sources without a positive flux left out of the models),
+ * then each source's flux, error and chi^2 with every other model
+ * subtracted. */
+static int final_fit(pass_ctx *C, const sk_source_list *l, double *init, double *flux, double *err,
+                     double *chi2)
+{
+    const sk_image *img = C->img;
+    long n = l->n, npix = img->width * img->height;
+    double *xy = malloc(sizeof *xy * 2 * (size_t)(n ? n : 1));
+    float *res = malloc(sizeof *res * (size_t)npix);
+    if (!xy || !res) {
+        free(xy);
+        free(res);
+        return sk_error(SK_EIO, "second pass: out of memory");
+    }
+    for (long k = 0; k < n; k++)
+        source_xy(&l->src[k], &xy[k], &xy[n + k]);
+    psf_scene s;
+    int st = psf_scene_make(C->psf, n, xy, xy + n, init, C->threads, &s);
+    for (long k = 0; !st && k < n; k++)
+        if (!(init[k] > 0))
+            s.live[k] = 0;
+    for (long i = 0; !st && i < npix; i++)
+        res[i] = img->sci[i] - C->r->background->level[i];
+    int sweeps = 0;
+    st = st ? st : psf_scene_fit(&s, img, C->var, C->rfit, 50, res, &sweeps);
+    for (long k = 0; !st && k < n; k++)
+        init[k] = s.live[k] ? s.flux[k] : 0.0;
+    if (!st)
+        st = sk_psf_photometry_subtracted(C->psf, img, C->r->background, res, init, C->r->gain, l,
+                                          C->threads, flux, err, chi2);
+    if (!st)
+        sk_debug("second pass: %d sweeps of the final joint fit of %ld sources", sweeps, n);
+    if (s.n)
+        psf_scene_free(&s);
+    free(xy);
+    free(res);
+    return st;
+}
+
+/* After the new sources are chosen: the joint fits, the measurements
+ * again, the merged list into C->r with its fluxes. */
+static int add_new(pass_ctx *C, sk_psf *psf, double **flux, double **err, double **chi2)
+{
+    psf_scene s;
+    sk_source_list *a = NULL, *b = NULL, *m = NULL;
+    long *pos = NULL;
+    int st = provisional_fit(C, &s);
+    if (st) {
+        psf_scene_free(&s);
+        return st;
+    }
+    if (C->nkeep > 0) {
+        st = remeasure(C, &s, &a, &b);
+        st = st ? st : merge_lists(a, b, &m, &pos);
+    }
+    double *nf = NULL, *init = NULL;
+    if (!st && m) {
+        init = malloc(sizeof *init * (size_t)m->n);
+        nf = malloc(sizeof *nf * 3 * (size_t)m->n);
+        st = init && nf ? initial_fluxes(C, &s, a, b, pos, init) : sk_error(SK_EIO, "second pass: out of memory");
+        st = st ? st : carry_stars(C, psf, a, pos);
+        st = st ? st : final_fit(C, m, init, nf, nf + m->n, nf + 2 * m->n);
+    }
+    psf_scene_free(&s);
+    if (!st && m) {
+        sk_info("%s: second pass: %ld sources added to %ld", C->img->path ? C->img->path : "image", b->n,
+                a->n);
+        double *f = realloc(*flux, sizeof *f * (size_t)m->n), *e = NULL, *c = NULL;
+        if (f)
+            *flux = f;
+        e = f ? realloc(*err, sizeof *e * (size_t)m->n) : NULL;
+        if (e)
+            *err = e;
+        c = e ? realloc(*chi2, sizeof *c * (size_t)m->n) : NULL;
+        if (c)
+            *chi2 = c;
+        if (!c)
+            st = sk_error(SK_EIO, "second pass: out of memory");
+        for (long k = 0; !st && k < m->n; k++) {
+            f[k] = nf[k];
+            e[k] = nf[m->n + k];
+            c[k] = nf[2 * m->n + k];
+        }
+    }
+    if (!st && m) {
+        sk_source_list_free(C->r->sources);
+        C->r->sources = m;
+        m = NULL;
+    }
+    sk_source_list_free(a);
+    sk_source_list_free(b);
+    sk_source_list_free(m);
+    free(pos);
+    free(init);
+    free(nf);
+    return st;
+}
+
+int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *psf, int threads,
+                     sk_extract_result *r, double **flux, double **err, double **chi2)
+{
+    const sk_source_list *l = r->sources;
+    if (xp->second_pass == 0 || l->n == 0 || !r->detection || !l->object)
+        return SK_OK;
+    double crowd = sk_crowding(l);
+    if (xp->second_pass < 0 && (crowd < xp->crowding_min || crowd * (double)l->n < MIN_BLENDED)) {
+        sk_debug("%s: crowding %.3f (of %ld sources) below %.3f or fewer than %d sources blended: no second "
+                 "pass", img->path ? img->path : "image", crowd, l->n, xp->crowding_min, MIN_BLENDED);
+        return SK_OK;
+    }
+    pass_ctx C = {.img = img, .xp = xp, .psf = psf, .threads = threads, .r = r,
+                  .var = r->detection->variance, .rfit = fmax(2.0, 2.0 * psf->fwhm_px)};
+    double *xy = malloc(sizeof *xy * 2 * (size_t)l->n);
+    if (!xy)
+        return sk_error(SK_EIO, "second pass: out of memory");
+    for (long k = 0; k < l->n; k++)
+        if (!source_xy(&l->src[k], &xy[k], &xy[l->n + k]))
+            xy[k] = xy[l->n + k] = NAN;
+    int st = psf_scene_make(psf, l->n, xy, xy + l->n, *flux, threads, &C.first);
+    free(xy);
+    for (long k = 0; !st && k < l->n; k++)
+        if (!(C.first.flux[k] > 0))
+            C.first.live[k] = 0;
+    st = st ? st : detect_residual(&C);
+    if (!st && C.nkeep > 0)
+        st = add_new(&C, psf, flux, err, chi2);
+    sk_debug("%s: crowding %.3f, second pass done", img->path ? img->path : "image", crowd);
+    if (C.first.n)
+        psf_scene_free(&C.first);
+    sk_detection_free(C.det2);
+    sk_source_list_free(C.cand);
+    free(C.keep);
+    free(C.keep_x);
+    return st;
+}
