@@ -276,6 +276,7 @@ struct filter_job {
     const float *gf, *g2f;
     int r;
     float *signif;
+    float noise_factor; /* sk_image_noise_factor */
 };
 
 #define FILTER_BLOCK 128
@@ -359,7 +360,7 @@ static int filter_range(long begin, long end, void *user)
         float *out = J->signif + y * w;
         const float *var = J->var + y * w;
         for (long x = 0; x < w; x++)
-            out[x] = (var[x] > 0 && sv[x] > 0) ? sd[x] / sqrtf(sv[x]) : 0.0f;
+            out[x] = (var[x] > 0 && sv[x] > 0) ? sd[x] / (J->noise_factor * sqrtf(sv[x])) : 0.0f;
     }
     free(sd);
     free(sv);
@@ -563,7 +564,7 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
        Extractor's DETECT_THRESH, in per-pixel sigmas on the unit-sum
        filtered image, equals threshold_sigma * sum g^2 here.) */
     d->threshold = p->threshold_sigma;
-    struct filter_job fj = { img, bg, var, gf, g2f, r, d->signif };
+    struct filter_job fj = { img, bg, var, gf, g2f, r, d->signif, (float)sk_image_noise_factor(img) };
     int st = sk_parallel_for(h, FILTER_BLOCK, threads, filter_range, &fj);
     d->variance = var;
     free(g);
