@@ -125,8 +125,9 @@ typedef struct sk_noise_corr {
 } sk_noise_corr;
 
 /* The covariance that resampling input in_wcs onto grid with kernel kt
- * leaves, sampled over a 64 x 64 region at the centre of the input's
- * output box [x0, x1) x [y0, y1) (sk_resample_noise_at). */
+ * leaves, the mean over 16 x 16 pixels spread over the input's output box
+ * [x0, x1) x [y0, y1) (sk_resample_noise_at: a distortion moves the
+ * kernel's phases across an input). */
 int sk_noise_corr_input(const sk_kernel_table *kt, const sk_grid *grid, const sk_wcs *in_wcs, long x0,
                         long y0, long x1, long y1, sk_noise_corr *out);
 void sk_noise_corr_clear(sk_noise_corr *c);

@@ -7,22 +7,13 @@
 #include "skystack/error.h"
 #include "skystack/header.h"
 
-/* Output pixels per side of the region around an input's centre whose
- * covariance is sampled (the kernel's phases run through every value over
- * a few pixels at any scale ratio but 1). */
-#define REGION_PX 64
-
 int sk_noise_corr_input(const sk_kernel_table *kt, const sk_grid *grid, const sk_wcs *in_wcs, long x0,
                         long y0, long x1, long y1, sk_noise_corr *out)
 {
     memset(out, 0, sizeof *out);
     if (x1 <= x0 || y1 <= y0)
         return SK_OK;
-    long xc = (x0 + x1) / 2, yc = (y0 + y1) / 2;
-    long rx0 = xc - REGION_PX / 2 > x0 ? xc - REGION_PX / 2 : x0;
-    long ry0 = yc - REGION_PX / 2 > y0 ? yc - REGION_PX / 2 : y0;
-    long rx1 = rx0 + REGION_PX < x1 ? rx0 + REGION_PX : x1;
-    long ry1 = ry0 + REGION_PX < y1 ? ry0 + REGION_PX : y1;
+    long rx0 = x0, ry0 = y0, rx1 = x1, ry1 = y1;
     sk_grid_psf gp = {NULL, in_wcs, grid->wcs};
     sk_resample_noise m;
     int rc = sk_resample_noise_at(&m, kt, sk_grid_map, &gp, rx0, ry0, rx1, ry1);

@@ -76,7 +76,7 @@ uint8_t *sk_detection_mask(const sk_detection *det, int radius_px);
  * The _threads form computes it on `threads` threads (the same values). */
 /* The noise of a PSF fit or matched filter on img over what its per-pixel
  * variances predict: its header's NOISEPSF (a resampled coadd's, from the
- * resampling kernels), 1 when absent or outside [1, 10]. Detection
+ * resampling kernels), 1 when absent or outside [0.1, 10]. Detection
  * divides its significance by it; aperture, isophotal, Kron and PSF-fit
  * flux errors (their sky-noise part) and the limiting magnitude grow by it. */
 double sk_image_noise_factor(const sk_image *img);

@@ -7,7 +7,7 @@ double sk_image_noise_factor(const sk_image *img)
 {
     double f;
     if (img && img->header && sk_header_get_double(img->header, "NOISEPSF", &f) == 1 && isfinite(f) &&
-        f >= 1.0 && f <= 10.0)
+        f >= 0.1 && f <= 10.0)
         return f;
     return 1.0;
 }
