@@ -62,9 +62,17 @@ static int var_cells(void *scratch, long c0, long c1, void *user)
         J->used[c] = 0;
         if (n * 64 < (x1 - x0) * (y1 - y0) || n < 16)
             continue;
-        double wmed = sk_select_kth(wbuf, n, n / 2);
+        /* the cell's mean pixel variance, each capped at twice the
+           median's (sources' Poisson noise in a weight map stays out):
+           what the rms of its pixels measures, also where the variance
+           changes from pixel to pixel (the kernel's phases in a
+           resampled coadd), where 1 / median weight is not it */
+        double vcap = 2.0 / sk_select_kth(wbuf, n, n / 2), vmean = 0;
+        for (long k = 0; k < n; k++)
+            vmean += fmin(1.0 / wbuf[k], vcap);
+        vmean /= (double)n;
         double r = bg->mesh_rms[c];
-        J->scale[c] = (float)(r * r * wmed);
+        J->scale[c] = (float)(r * r / vmean);
         J->used[c] = 1;
     }
     return SK_OK;
