@@ -125,8 +125,17 @@ int main(void)
     }
     sk_grid *g = NULL;
     /* a TAN grid of the inputs' scale centred on the field: every input
-       resampled (its noise correlated), as in a survey's coadds */
-    sk_grid_tan(params.ra_deg, params.dec_deg, SIZE, SIZE, params.pixel_scale_arcsec, 0.0, &g);
+       resampled (its noise correlated), as in a survey's coadds; for
+       bench/limmag-grids, SK_LIMMAG_GRID: "input" (the last input's own
+       grid) or "SCALE,ROTATION_DEG" (pixel scale over the inputs') */
+    const char *grid_env = getenv("SK_LIMMAG_GRID");
+    double gscale = 1.0, grot_deg = 0.0;
+    if (grid_env && !strcmp(grid_env, "input"))
+        sk_grid_from_wcs(noisy[NEXP - 1]->image->wcs, SIZE, SIZE, &g);
+    else if (grid_env && sscanf(grid_env, "%lf,%lf", &gscale, &grot_deg) >= 1 && gscale > 0)
+        sk_grid_tan(params.ra_deg, params.dec_deg, SIZE, SIZE, params.pixel_scale_arcsec * gscale, grot_deg, &g);
+    else
+        sk_grid_tan(params.ra_deg, params.dec_deg, SIZE, SIZE, params.pixel_scale_arcsec, 0.0, &g);
     sk_coadd_result *cn = coadd_of(noisy, sky, g), *cm = coadd_of(model, sky, g);
     ok(cn && cm, "mean coadds of the noisy and the noiseless exposures");
     if (!cn || !cm)
@@ -245,7 +254,7 @@ int main(void)
     sk_header_get_double(cn->image->header, "NOISEPSF", &nf);
     tap_diag("%ld sources of %.1f ADU injected where all %d inputs cover: SNR %.2f (NOISEPSF %.4f: "
              "SNR %.2f without it)", ninj, finj, NEXP, snr, nf, snr / nf);
-    ok(rc == SK_OK && ninj >= 300 && done_n == ninj && nf > 1.05 && fabs(lim_meas - pc->lim_mag) <= 0.04,
+    ok(rc == SK_OK && ninj >= 300 && done_n == ninj && (grid_env || nf > 1.05) && fabs(lim_meas - pc->lim_mag) <= 0.04,
        "coadd LIMMAG %.3f (NOISEPSF %.3f) within 0.04 mag of the limit the injected sources reach, %.3f "
        "(%+.3f)", pc->lim_mag, nf, lim_meas, pc->lim_mag - lim_meas);
     ok(fabs(pc->lim_mag - stacked) <= 0.15,
