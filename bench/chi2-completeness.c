@@ -6,7 +6,8 @@
  * sum. Stars blended in any band's truth, or within MARGIN px of the grid's
  * edge, are left out. A star is found when a source of the list lies within
  * 1 arcsec. Also counts the sources of each list that match no truth source
- * (of any type, at any SNR) within 1 arcsec.
+ * (of any type, at any SNR) within 1 arcsec. With CHI2_MISSES set in the
+ * environment, each star the first list misses is listed.
  *
  * Usage: chi2-completeness GRID.fits MIN_SNR
  *          --band TRUTH.fits SOURCES.fits  (one per band)
@@ -77,6 +78,34 @@ static int die(const char *what)
     return 1;
 }
 
+/* CHI2_MISSES set: a star the first list misses, with its nearest source
+ * of that list and its nearest other truth source (first band: separation,
+ * magnitude difference, type 0 star / 1 galaxy). */
+static void print_miss(const srclist *l, const sk_table *t, const star *st, double x, double y, double snr)
+{
+    double best = 1e30, nb = 1e30, dmag = NAN, mine = NAN;
+    int ntype = -1;
+    for (long k = 0; k < l->t->nrows; k++)
+        best = fmin(best, sep_arcsec(st->ra, st->dec, sk_column_get(l->ra, k, 0), sk_column_get(l->dec, k, 0)));
+    sk_column *id = sk_table_column(t, "id"), *ra = sk_table_column(t, "ra"), *de = sk_table_column(t, "dec");
+    sk_column *mag = sk_table_column(t, "mag"), *ty = sk_table_column(t, "type");
+    for (long k = 0; k < t->nrows; k++)
+        if ((long)sk_column_get(id, k, 0) == st->id)
+            mine = sk_column_get(mag, k, 0);
+    for (long k = 0; k < t->nrows; k++) {
+        if ((long)sk_column_get(id, k, 0) == st->id)
+            continue;
+        double d = sep_arcsec(st->ra, st->dec, sk_column_get(ra, k, 0), sk_column_get(de, k, 0));
+        if (d < nb) {
+            nb = d;
+            dmag = sk_column_get(mag, k, 0) - mine;
+            ntype = (int)sk_column_get(ty, k, 0);
+        }
+    }
+    printf("miss %-10s x %6.1f y %6.1f SNR %5.1f nearest source %5.2f\" nearest truth %5.2f\" dmag %+5.1f type %d\n",
+           l->name, x, y, snr, best, nb, dmag, ntype);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5)
@@ -145,6 +174,7 @@ int main(int argc, char **argv)
             s[q].blended |= sk_column_get(bl, k, 0) != 0;
         }
     }
+    int misses = getenv("CHI2_MISSES") != NULL;
     long nsel = 0, nblend = 0, found[MAXL] = {0}, bins[3] = {0}, found_bin[MAXL][3];
     memset(found_bin, 0, sizeof found_bin);
     for (long k = 0; k < n; k++) {
@@ -168,6 +198,8 @@ int main(int argc, char **argv)
             if (matched(&lists[l], s[k].ra, s[k].dec)) {
                 found[l]++;
                 found_bin[l][bin]++;
+            } else if (l == 0 && misses) {
+                print_miss(&lists[0], truth[0], &s[k], x, y, snr);
             }
     }
     printf("bands: %d (LIMMAG", nb);

@@ -234,6 +234,9 @@ int sk_calib_run(const sk_image *img, sk_extract_result *r, const sk_calib_param
         sigma_centre = central_sigma(det_var ? det_var : var, img->width, img->height);
     if (!(sigma_centre > 0))
         sigma_centre = c->sigma_bg_adu;
+    /* a PSF-weighted sum's noise: the pixels' times the stated factor of
+       correlated (resampled) noise */
+    sigma_centre *= sk_image_noise_factor(img);
     free(var);
 
     /* 1-2. PSF and PSF-fit fluxes */

@@ -589,6 +589,40 @@ static int run_psfmatch(coaddx_state *s, sk_psf **coadd_psf)
     return rc;
 }
 
+/* NOISEPSF of the direct coadd of the resampled planes (direct.c's card):
+ * each input's resampling covariance over the grid, weighted by its share
+ * of the coadd's variance, 1 / (rho sigma^2) for a combine weight of
+ * 1 / (rho v) per pixel, sigma^2 = rho v the plane's noise from its weight. */
+static int direct_noise_card(coaddx_state *s)
+{
+    sk_kernel_table kt;
+    int rc = sk_kernel_table_init(&kt, s->p->kernel);
+    sk_noise_corr *c = rc ? NULL : calloc((size_t)s->n, sizeof *c);
+    const sk_noise_corr **cp = rc ? NULL : malloc(sizeof *cp * (size_t)s->n);
+    double *u = rc ? NULL : malloc(sizeof *u * (size_t)s->n);
+    if (!rc && (!c || !cp || !u))
+        rc = sk_error(SK_EIO, "coadd: out of memory");
+    for (int k = 0; !rc && k < s->n; k++) {
+        rc = sk_noise_corr_input(&kt, s->grid, s->pl[k].wcs, 0, 0, s->W, s->H, &c[k]);
+        double rho = c[k].c ? c[k].rho : 1.0;
+        cp[k] = &c[k];
+        u[k] = s->sigma[k] > 0.0 ? 1.0 / (rho * s->sigma[k] * s->sigma[k]) : 0.0;
+    }
+    sk_noise_corr all = {0, 1.0, NULL};
+    rc = rc ? rc : sk_noise_corr_combine(cp, u, s->n, &all);
+    rc = rc ? rc : sk_header_set_double(s->r->image->header, "NOISEPSF",
+                                        sk_noise_corr_factor(&all, SK_NOISEPSF_FWHM_PX),
+                                        "PSF-fit / per-pixel-variance noise (resampling)");
+    sk_noise_corr_clear(&all);
+    for (int k = 0; c && k < s->n; k++)
+        sk_noise_corr_clear(&c[k]);
+    free(c);
+    free(cp);
+    free(u);
+    sk_kernel_table_clear(&kt);
+    return rc;
+}
+
 /* The direct coadd of the inputs' planes, band by band. */
 static int run_direct(coaddx_state *s)
 {
@@ -613,7 +647,7 @@ static int run_direct(coaddx_state *s)
     if (!rc)
         rc = sk_header_set_double(s->r->image->header, "VARCORR", s->r->varcorr,
                                   "large-aperture / per-pixel variance (mean)");
-    return rc;
+    return rc ? rc : direct_noise_card(s);
 }
 
 /* Are artifacts masked: when asked, and always for the proper and the

@@ -83,8 +83,16 @@ static int band_significance(const sk_image *b, double fwhm_px, double *z, float
     }
     sk_median_mad(v, (long)m, &med, &sig);
     free(v);
-    double scale = sig > 0 ? 1.0 / sig : 1.0;
-    sk_debug("chi2: %s: significance spread %.3f (rescaled to 1)", b->path ? b->path : "band", sig);
+    /* A band that states its correlated noise (NOISEPSF) has its matched
+       filter's significance in units of the true noise already (extract's
+       detection divides by it); the spread of all pixels, faint sources'
+       light included, would shrink it. Otherwise that spread is the
+       noise. */
+    double nf;
+    int stated = fwhm_px > 0 && sk_header_get_double(b->header, "NOISEPSF", &nf) == 1 && nf > 0;
+    double scale = stated ? 1.0 : sig > 0 ? 1.0 / sig : 1.0;
+    sk_debug("chi2: %s: significance spread %.3f (%s)", b->path ? b->path : "band", sig,
+             stated ? "NOISEPSF stated: kept" : "rescaled to 1");
     for (size_t i = 0; i < n; i++) {
         z[i] *= scale;
         noise[i] = noise[i] > 0 ? (float)(sqrt((double)noise[i]) / scale) : 0.0f;
@@ -224,7 +232,7 @@ static int combine_comments(sk_header *h, const sk_detimage_params *p)
     int rc = sk_header_add_comment(h, "COMMENT", what[p->combine][0]);
     rc = rc ? rc : sk_header_add_comment(h, "COMMENT", what[p->combine][1]);
     rc = rc ? rc : sk_header_add_comment(h, "COMMENT", p->fwhm_px > 0 ?
-                   "z_b: band b's matched-filter significance, scaled to unit MAD-sigma" :
+                   "z_b: band b's matched-filter significance (NOISEPSF, else unit MAD-sigma)" :
                    "z_b = (S_b - median) sqrt(WGT_b), scaled to unit MAD-sigma");
     return rc;
 }

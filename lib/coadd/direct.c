@@ -58,6 +58,7 @@ typedef struct input_state {
     double scale;            /* flux scale to the common zero point */
     double poisson_per_area;
     double noise_factor;     /* sk_kernel_noise_factor at the box centre */
+    sk_noise_corr ncorr;     /* its resampled noise's covariance there */
     double zp, gain, mjd_start, mjd_end, exptime;
     char filter[72];
     sk_band band;
@@ -116,7 +117,8 @@ static int map_one(long k, void *arg)
         return sk_error_context("%s", s->name);
     sk_pixmap_box(s->map, &s->bx0, &s->by0, &s->bx1, &s->by1);
     s->noise_factor = input_noise_factor(&e->kt, s);
-    return SK_OK;
+    rc = sk_noise_corr_input(&e->kt, e->grid, s->wcs, s->bx0, s->by0, s->bx1, s->by1, &s->ncorr);
+    return rc ? sk_error_context("%s", s->name) : SK_OK;
 }
 
 /* ---- phase 2 (per band): load the input rectangles ---- */
@@ -433,6 +435,11 @@ static int write_keywords(engine *e, sk_coadd_result *r, int nused, double zp_ou
         rc = sk_header_set_double(h, "GAIN", r->gain, "[e-/count] effective, for source noise");
     rc = rc ? rc : sk_header_set_double(h, "VARCORR", r->varcorr,
                                         "large-aperture / per-pixel variance (mean)");
+    if (!rc) {
+        sk_noise_corr nc = {r->ncorr_r, 1.0, r->ncorr};
+        rc = sk_header_set_double(h, "NOISEPSF", sk_noise_corr_factor(&nc, SK_NOISEPSF_FWHM_PX),
+                                  "PSF-fit / per-pixel-variance noise (resampling)");
+    }
     rc = rc ? rc : sk_header_set_long(h, "NREJECT", r->nrejected, "input pixels rejected");
     rc = rc ? rc : sk_header_set_str(h, "FLXSCALE", "VARIABLE", "flux x local pixel-area ratio");
     rc = rc ? rc : sk_header_set_str(h, "BUNIT", "counts", "flux per pixel at MAGZERO");
@@ -445,7 +452,11 @@ static int write_keywords(engine *e, sk_coadd_result *r, int nused, double zp_ou
     rc = rc ? rc : sk_header_add_comment(h, "COMMENT",
         "WGT is the inverse variance of each pixel; kernel-correlated noise makes");
     rc = rc ? rc : sk_header_add_comment(h, "COMMENT",
-        "large-aperture variances VARCORR times the sum of per-pixel variances.");
+        "large-aperture variances VARCORR times the sum of per-pixel variances,");
+    rc = rc ? rc : sk_header_add_comment(h, "COMMENT",
+        "and PSF-fit fluxes and matched filters NOISEPSF times the noise that the");
+    rc = rc ? rc : sk_header_add_comment(h, "COMMENT",
+        "per-pixel variances predict (extract scales its errors and threshold by it).");
     return rc;
 }
 
@@ -457,6 +468,7 @@ static void engine_free(engine *e)
         for (int k = 0; k < e->n; k++) {
             input_state *s = &e->inputs[k];
             sk_band_free(&s->band);
+            sk_noise_corr_clear(&s->ncorr);
             sk_band_source_close(s->src);
             sk_pixmap_free(s->map);
             sk_wcs_free(s->wcs_owned);
@@ -648,6 +660,29 @@ static void result_statistics(engine *e, sk_coadd_result *r, int *nused)
     r->gain = gain_known && sc2 > 0.0 ? sc * sc / sc2 : 0.0;
 }
 
+/* The coadd's pixel-noise correlation: the inputs' weighted by their
+ * shares of its variance, c^2 v = c / (area nf) for combine weight
+ * c = 1 / (area v nf) (the area ratio is common to the inputs). */
+static int result_correlation(engine *e, sk_coadd_result *r)
+{
+    const sk_noise_corr **c = malloc(sizeof *c * (size_t)e->n);
+    double *u = malloc(sizeof *u * (size_t)e->n);
+    int rc = c && u ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+    for (int k = 0; !rc && k < e->n; k++) {
+        c[k] = &e->inputs[k].ncorr;
+        u[k] = e->inputs[k].npixels > 0 ? r->info[k].mean_cweight / e->inputs[k].noise_factor : 0.0;
+    }
+    sk_noise_corr out;
+    rc = rc ? rc : sk_noise_corr_combine(c, u, e->n, &out);
+    if (!rc) {
+        r->ncorr = out.c;
+        r->ncorr_r = out.r;
+    }
+    free(c);
+    free(u);
+    return rc;
+}
+
 /* Output rows per band when none are asked for: DEFAULT_BAND_ROWS, and
  * beyond BAND_INPUTS inputs fewer in proportion (at least MIN_BAND_ROWS),
  * so that the bands of every input held at once stay about as large as
@@ -707,6 +742,8 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
     }
 
     result_statistics(e, r, &nused);
+    if ((rc = result_correlation(e, r)))
+        goto fail;
     r->zero_point = have_zp ? zp_out : NAN;
     if (nused == 0) {
         rc = sk_error(SK_ENOTFOUND, "coadd: no input overlaps the output grid");
@@ -739,6 +776,7 @@ void sk_coadd_result_free(sk_coadd_result *r)
     free(r->nimg);
     free(r->score);
     free(r->info);
+    free(r->ncorr);
     free(r);
 }
 

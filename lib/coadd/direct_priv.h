@@ -113,4 +113,40 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b);
  * 256, and beyond 32 inputs fewer in proportion (at least 32). */
 long sk_coadd_default_band_rows(int n);
 
+/* ---- noise_corr.c: the pixel-noise correlation of a resampled coadd */
+
+/* Noise covariance over lags -r..r on both axes ((2r+1)^2, row-major, in
+ * units of the plane's own per-pixel variance before resampling) and its
+ * value at lag 0, rho; c NULL: white (not resampled). */
+typedef struct sk_noise_corr {
+    long r;
+    double rho;
+    double *c;
+} sk_noise_corr;
+
+/* The covariance that resampling input in_wcs onto grid with kernel kt
+ * leaves, the mean over 16 x 16 pixels spread over the input's output box
+ * [x0, x1) x [y0, y1) (sk_resample_noise_at: a distortion moves the
+ * kernel's phases across an input). */
+int sk_noise_corr_input(const sk_kernel_table *kt, const sk_grid *grid, const sk_wcs *in_wcs, long x0,
+                        long y0, long x1, long y1, sk_noise_corr *out);
+void sk_noise_corr_clear(sk_noise_corr *c);
+
+/* The coadd's covariance, normalised to 1 at lag 0 (rho = 1): the inputs'
+ * covariances weighted by u[j], each input's share of the coadd's
+ * variance per unit of its own (c_j^2 sigma_j^2 for combine weight c_j);
+ * c NULL when no input with u > 0 is resampled. */
+int sk_noise_corr_combine(const sk_noise_corr *const *in, const double *u, int n, sk_noise_corr *out);
+
+/* sqrt(sum_d A(d) Cov(d) / (A(0) Cov(0))), A the autocorrelation of a
+ * Gaussian of FWHM fwhm_px: the true noise of a matched filter or PSF fit
+ * with that profile over the noise its per-pixel variances predict (1 for
+ * white noise). */
+double sk_noise_corr_factor(const sk_noise_corr *c, double fwhm_px);
+
+/* The FWHM (output px) of the profile whose factor a coadd states as
+ * NOISEPSF: the factor changes by well under 1 % between FWHMs of 2 and
+ * 8 px (the correlation reaches 1-2 px, its lobes of both signs cancel). */
+#define SK_NOISEPSF_FWHM_PX 4.0
+
 #endif

@@ -19,8 +19,8 @@ static const struct {
     const char *version;
 } code_versions[] = {
     {"preprocessing", "1.0.0"},
-    {"extraction", "1.5.0"},
-    {"coaddition", "1.3.0"},
+    {"extraction", "1.6.0"},
+    {"coaddition", "1.4.0"},
     {"referencing", "1.0.0"},
 };
 #define NPROCESSES (sizeof code_versions / sizeof code_versions[0])

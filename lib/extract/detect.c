@@ -62,9 +62,17 @@ static int var_cells(void *scratch, long c0, long c1, void *user)
         J->used[c] = 0;
         if (n * 64 < (x1 - x0) * (y1 - y0) || n < 16)
             continue;
-        double wmed = sk_select_kth(wbuf, n, n / 2);
+        /* the cell's mean pixel variance, each capped at twice the
+           median's (sources' Poisson noise in a weight map stays out):
+           what the rms of its pixels measures, also where the variance
+           changes from pixel to pixel (the kernel's phases in a
+           resampled coadd), where 1 / median weight is not it */
+        double vcap = 2.0 / sk_select_kth(wbuf, n, n / 2), vmean = 0;
+        for (long k = 0; k < n; k++)
+            vmean += fmin(1.0 / wbuf[k], vcap);
+        vmean /= (double)n;
         double r = bg->mesh_rms[c];
-        J->scale[c] = (float)(r * r * wmed);
+        J->scale[c] = (float)(r * r / vmean);
         J->used[c] = 1;
     }
     return SK_OK;
@@ -276,6 +284,7 @@ struct filter_job {
     const float *gf, *g2f;
     int r;
     float *signif;
+    float noise_factor; /* sk_image_noise_factor */
 };
 
 #define FILTER_BLOCK 128
@@ -359,7 +368,7 @@ static int filter_range(long begin, long end, void *user)
         float *out = J->signif + y * w;
         const float *var = J->var + y * w;
         for (long x = 0; x < w; x++)
-            out[x] = (var[x] > 0 && sv[x] > 0) ? sd[x] / sqrtf(sv[x]) : 0.0f;
+            out[x] = (var[x] > 0 && sv[x] > 0) ? sd[x] / (J->noise_factor * sqrtf(sv[x])) : 0.0f;
     }
     free(sd);
     free(sv);
@@ -563,7 +572,7 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
        Extractor's DETECT_THRESH, in per-pixel sigmas on the unit-sum
        filtered image, equals threshold_sigma * sum g^2 here.) */
     d->threshold = p->threshold_sigma;
-    struct filter_job fj = { img, bg, var, gf, g2f, r, d->signif };
+    struct filter_job fj = { img, bg, var, gf, g2f, r, d->signif, (float)sk_image_noise_factor(img) };
     int st = sk_parallel_for(h, FILTER_BLOCK, threads, filter_range, &fj);
     d->variance = var;
     free(g);

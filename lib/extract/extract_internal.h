@@ -74,6 +74,13 @@ uint8_t *sk_detection_mask(const sk_detection *det, int radius_px);
  * rescaled to the measured background rms, or the rms map when the weight is
  * relative; 0 where there is no data. width*height, malloc'd. detect.c.
  * The _threads form computes it on `threads` threads (the same values). */
+/* The noise of a PSF fit or matched filter on img over what its per-pixel
+ * variances predict: its header's NOISEPSF (a resampled coadd's, from the
+ * resampling kernels), 1 when absent or outside [0.1, 10]. Detection
+ * divides its significance by it; aperture, isophotal, Kron and PSF-fit
+ * flux errors (their sky-noise part) and the limiting magnitude grow by it. */
+double sk_image_noise_factor(const sk_image *img);
+
 float *sk_pixel_variance(const sk_image *img, const sk_background *bg);
 float *sk_pixel_variance_threads(const sk_image *img, const sk_background *bg, int threads);
 

@@ -103,6 +103,7 @@ typedef struct mctx {
        mode the measurement image (its own img, bg, var and gain; the
        same objects, segmentation and radii) */
     const struct mctx *phot;
+    double nf2;      /* sk_image_noise_factor(img)^2: the sky-noise sums' excess */
 } mctx;
 
 typedef struct {
@@ -486,7 +487,7 @@ static void iso_shape(const mctx *M, const sk_object *ob, const iso_sums *is, sk
     s->b_px = sq_root(hsum - hdif);
     s->theta_deg = 0.5 * atan2(2 * xy, x2 - y2) * 180.0 / M_PI;
     s->flux_iso = is->flux;
-    s->flux_iso_err = flux_error(is->flux_var, (double)ob->npix, M->bg->level_err, is->flux, M->p->gain);
+    s->flux_iso_err = flux_error(M->nf2 * is->flux_var, (double)ob->npix, M->bg->level_err, is->flux, M->p->gain);
 }
 
 /* ---- windowed measurements (Source Extractor's XWIN, YWIN) ---- */
@@ -899,7 +900,7 @@ static unsigned aperture_photometry(const mctx *M, long self, stamp *stp, double
             av[a] = av[same_as[a]];
             aa[a] = aa[same_as[a]];
         }
-        double e = flux_error(av[a], aa[a], M->bg->level_err, af[a], M->p->gain);
+        double e = flux_error(M->nf2 * av[a], aa[a], M->bg->level_err, af[a], M->p->gain);
         if (a < naper) {
             s->flux_aper[a] = af[a];
             s->flux_aper_err[a] = e;
@@ -994,7 +995,7 @@ static unsigned auto_flux(const mctx *M, long self, const stamp *stp, double xc,
             area += f;
         }
     s->flux_auto = fa;
-    s->flux_auto_err = flux_error(va, area, M->bg->level_err, fa, M->p->gain);
+    s->flux_auto_err = flux_error(M->nf2 * va, area, M->bg->level_err, fa, M->p->gain);
     return flags;
 }
 
@@ -1010,7 +1011,7 @@ static unsigned iso_photometry(const mctx *P, const sk_object *ob, sk_source *s)
     unsigned flags = iso_accumulate(P, ob, &box, &ip);
     s->peak = isfinite(ip.peak) ? ip.peak : 0;
     s->flux_iso = ip.flux;
-    s->flux_iso_err = flux_error(ip.flux_var, (double)ob->npix, P->bg->level_err, ip.flux, P->p->gain);
+    s->flux_iso_err = flux_error(P->nf2 * ip.flux_var, (double)ob->npix, P->bg->level_err, ip.flux, P->p->gain);
     return flags;
 }
 
@@ -1196,13 +1197,15 @@ static int measure_core(const sk_image *img, const sk_background *bg, const sk_d
         qsort(order, (size_t)n, sizeof *order, cmp_by_key);
     }
     mctx M = { img, bg, det, p, var, which, l->src, l->aper_store,
-               l->aper_store + (size_t)n * (size_t)p->naper, l->aper_radius_px, order, NULL };
+               l->aper_store + (size_t)n * (size_t)p->naper, l->aper_radius_px, order, NULL, 1.0 };
+    M.nf2 = sk_image_noise_factor(img) * sk_image_noise_factor(img);
     sk_measure_params php = *p;
     php.gain = pp->gain;
     mctx MP = M;
     MP.img = pp->img;
     MP.bg = pp->bg;
     MP.var = phot_var;
+    MP.nf2 = pp->img ? sk_image_noise_factor(pp->img) * sk_image_noise_factor(pp->img) : M.nf2;
     MP.p = &php;
     MP.phot = &MP;
     M.phot = pp->img ? &MP : &M;

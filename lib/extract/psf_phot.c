@@ -32,6 +32,8 @@ typedef struct phot_ctx {
                            every source's model, to which each position's
                            own model (own[k] times the PSF) is added back */
     const double *own;
+    double nf2;         /* sk_image_noise_factor^2: correlated sky noise's
+                           excess in PSF-weighted sums (0: none, 1) */
 } phot_ctx;
 
 /* The data of pixel q for position k whose PSF value there is pp. */
@@ -60,19 +62,20 @@ static void phot_fit(phot_ctx *c, long k, const double *p, const long *pix, long
     if (n < 2 || !(swpp > 0))
         return;
     double a = swpd / swpp;
-    double num = 0, chi = 0, swp = 0, sd = 0, sp = 0, svt = 0;
+    double num = 0, chi = 0, swp = 0, sd = 0, sp = 0, svt = 0, nf2 = c->nf2 > 0 ? c->nf2 : 1.0;
     for (long t = 0; t < n; t++) {
         long q = pix[t];
         double vb = c->var[q], pp = p[t];
         double mod = a * pp;
-        double vt = vb + (c->gain > 0 && mod > 0 ? mod / c->gain : 0.0);
-        num += pp * pp / (vb * vb) * vt;
+        double vs = c->gain > 0 && mod > 0 ? mod / c->gain : 0.0, vt = vb + vs;
+        /* the sky's share of the sums' noise, correlated: nf2 times */
+        num += pp * pp / (vb * vb) * (nf2 * vb + vs);
         swp += pp / vb;
         double d = phot_data(c, k, q, pp);
         chi += (d - mod) * (d - mod) / vt;
         sd += d;
         sp += pp;
-        svt += vt;
+        svt += nf2 * vb + vs;
     }
     double chi2 = chi / (double)(n - 1);
     double lev = c->level_err * swp / swpp;
@@ -277,7 +280,8 @@ int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_b
     }
     phot_ctx c = {.psf = psf, .img = img, .level = bg->level, .var = var, .seg = segmap,
                   .gain = gain, .x = xy, .y = xy + l->n, .flux = flux, .err = flux_err,
-                  .chi2 = chi2, .level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0};
+                  .chi2 = chi2, .level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0,
+                  .nf2 = sk_image_noise_factor(img) * sk_image_noise_factor(img)};
     int st = psf_model_error(c, l, xy, threads, &c.model_frac2);
     if (!st)
         sk_debug("%s: PSF photometry: the model's own flux error %.2f %%, the background "
@@ -312,7 +316,8 @@ int sk_psf_photometry_subtracted(const sk_psf *psf, const sk_image *img, const s
     }
     phot_ctx c = {.psf = psf, .img = img, .var = var, .gain = gain, .x = xy, .y = xy + l->n,
                   .flux = flux, .err = flux_err, .chi2 = chi2, .resid = resid, .own = own,
-                  .level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0};
+                  .level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0,
+                  .nf2 = sk_image_noise_factor(img) * sk_image_noise_factor(img)};
     int st = psf_model_error(c, l, xy, threads, &c.model_frac2);
     if (!st)
         st = phot_run(&c, l->n, threads);

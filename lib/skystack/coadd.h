@@ -165,6 +165,11 @@ typedef struct sk_coadd_result {
     double gain;             /* effective e- per coadd count (0 unknown) */
     int ninputs;
     sk_coadd_input_info *info; /* ninputs entries, in input order */
+    double *ncorr;           /* the pixels' noise correlation over lags
+                                -ncorr_r..ncorr_r on both axes ((2r+1)^2,
+                                row-major, 1 at lag 0) that resampling left;
+                                NULL: white noise (or not modelled) */
+    long ncorr_r;
 } sk_coadd_result;
 
 /* Resample every input onto `grid` band by band and combine. Inputs must

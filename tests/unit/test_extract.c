@@ -440,6 +440,43 @@ static void test_pure_noise(void)
     sk_image_free(img);
 }
 
+/* An image whose header states correlated noise (NOISEPSF = 1.5): the
+ * same image without the card finds a star of optimal SNR 8 that the card
+ * puts at 5.3 (too few pixels above 5 for the minimum area), and the aperture errors of a star of SNR
+ * 40 (sky-dominated, no gain) grow 1.5 times. */
+static void test_noise_factor(void)
+{
+    long w = 128, h = 128;
+    double sigma_bkg = 5.0, fwhm = 3.0, psig = fwhm / 2.3548200450309493;
+    double noise_opt = sigma_bkg * sqrt(4 * M_PI * psig * psig);
+    star st[2] = {{40.3, 64.2, 8.0 * noise_opt, 8.0}, {88.6, 63.7, 40.0 * noise_opt, 40.0}};
+    float *model = calloc((size_t)(w * h), sizeof(float));
+    for (int k = 0; k < 2; k++)
+        add_gauss_star(model, w, h, &st[k], psig);
+    sk_image *img = make_image(w, h, 100.0, 0, 0, sigma_bkg, 0, model);
+    sk_extract_params p;
+    sk_extract_params_default(&p);
+    p.fwhm_guess_px = fwhm;
+    p.refine_fwhm = 0;
+    sk_extract_result *r0 = NULL, *r1 = NULL;
+    int rc = sk_extract_run(img, &p, 1, &r0);
+    sk_header_set_double(img->header, "NOISEPSF", 1.5, NULL);
+    rc = rc ? rc : sk_extract_run(img, &p, 1, &r1);
+    const sk_source *f0 = rc ? NULL : nearest(r0->sources, st[0].x, st[0].y, 2.0);
+    const sk_source *f1 = rc ? NULL : nearest(r1->sources, st[0].x, st[0].y, 2.0);
+    ok(rc == 0 && f0 && !f1, "NOISEPSF 1.5: the SNR-8 star found without the card (%d), not with it (%d)",
+       f0 != NULL, f1 != NULL);
+    const sk_source *b0 = rc ? NULL : nearest(r0->sources, st[1].x, st[1].y, 2.0);
+    const sk_source *b1 = rc ? NULL : nearest(r1->sources, st[1].x, st[1].y, 2.0);
+    double ratio = b0 && b1 && p.naper > 0 ? b1->flux_aper_err[0] / b0->flux_aper_err[0] : 0;
+    ok(ratio > 1.45 && ratio <= 1.5 + 1e-9, "and the SNR-40 star's aperture error %.3f times larger", ratio);
+    sk_extract_result_free(r0);
+    sk_extract_result_free(r1);
+    sk_extract_params_clear(&p);
+    sk_image_free(img);
+    free(model);
+}
+
 /* Moffat stars: aperture photometry against the analytic encircled energy. */
 static void test_moffat(void)
 {
@@ -570,11 +607,12 @@ static void test_small(void)
 
 int main(void)
 {
-    tap_plan(57);
+    tap_plan(59);
     test_overlap();
     test_background();
     test_star_field();
     test_pure_noise();
+    test_noise_factor();
     test_moffat();
     test_deblend();
     test_small();
