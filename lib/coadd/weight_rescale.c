@@ -30,13 +30,7 @@ static void band_residuals(const sk_band *b, float *z, long cap, long *n)
     long m = *n - first;
     if (m < 3)
         return;
-    float *tmp = malloc(sizeof *tmp * (size_t)m);
-    if (!tmp)
-        return;
-    for (long i = 0; i < m; i++)
-        tmp[i] = z[first + i];
-    float med = sk_select_kth(tmp, m, m / 2);
-    free(tmp);
+    float med = sk_select_kth_radix(z + first, m, m / 2);
     for (long i = first; i < *n; i++)
         z[i] -= med;
 }
@@ -50,10 +44,8 @@ static void band_residuals(const sk_band *b, float *z, long cap, long *n)
 static double lower_tail_sigma(float *z, long n)
 {
     long k1 = (long)floor(0.158655 * (double)n), k2 = (long)floor(0.0227501 * (double)n);
-    float p1 = sk_select_kth(z, n, k1);
-    /* the selection leaves the k1 smallest values in z[0 .. k1): the
-     * lower percentile is among them */
-    float p2 = k2 < k1 ? sk_select_kth(z, k1, k2) : sk_select_kth(z, n, k2);
+    float p1 = sk_select_kth_radix(z, n, k1);
+    float p2 = sk_select_kth_radix(z, n, k2);
     return (double)p1 - (double)p2;
 }
 
