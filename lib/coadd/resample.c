@@ -499,8 +499,8 @@ resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double 
     return nvalid;
 }
 
-static long resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
-                           const double *yi, const double *area, sk_stack_entry *out, long stride)
+long sk_band_resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                            const double *yi, const double *area, sk_stack_entry *out, long stride)
 {
     return resample_loop(kt, b, n, xi, yi, area, out, stride, 0);
 }
@@ -526,5 +526,5 @@ long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const
     if (__builtin_cpu_supports("avx2")) /* a load and a test */
         return resample_avx2(kt, b, n, xi, yi, area, out, stride);
 #endif
-    return resample_plain(kt, b, n, xi, yi, area, out, stride);
+    return sk_band_resample_plain(kt, b, n, xi, yi, area, out, stride);
 }
