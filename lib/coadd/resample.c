@@ -165,17 +165,20 @@ int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, l
         return sk_error(SK_EINPUT, "coadd: empty input band");
     size_t n = (size_t)w * (size_t)h;
     if (n > b->capacity) {
+        /* an eighth more: the bands of an input grow by a few rows from
+         * one to the next, and each new buffer's pages fault in anew */
+        size_t cap = n + n / 8;
         sk_band_free(b);
-        b->sci = sk_big_malloc(n + SK_KERNEL_STRIDE, sizeof *b->sci);
-        b->var = sk_big_malloc(n, sizeof *b->var);
-        b->flags = sk_big_malloc(n, sizeof *b->flags);
-        b->dil = sk_big_malloc(n, sizeof *b->dil);
-        b->tmp = sk_big_malloc(n, sizeof *b->tmp);
+        b->sci = sk_big_malloc(cap + SK_KERNEL_STRIDE, sizeof *b->sci);
+        b->var = sk_big_malloc(cap, sizeof *b->var);
+        b->flags = sk_big_malloc(cap, sizeof *b->flags);
+        b->dil = sk_big_malloc(cap, sizeof *b->dil);
+        b->tmp = sk_big_malloc(cap, sizeof *b->tmp);
         if (!b->sci || !b->var || !b->flags || !b->dil || !b->tmp) {
             sk_band_free(b);
             return sk_error(SK_EIO, "coadd: out of memory for an input band of %ld x %ld", w, h);
         }
-        b->capacity = n;
+        b->capacity = cap;
     }
     for (size_t k = n; k < n + SK_KERNEL_STRIDE; k++)
         b->sci[k] = 0.0f; /* read (times zero weights) by the last vector loads */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "coadd_internal.h"
+#include "core/bigbuf.h"
 #include "core/parallel.h"
 #include "direct_priv.h"
 #include "numeric/select.h"
@@ -67,7 +68,7 @@ int sk_coadd_weight_ratio(const sk_coadd_input *in, double *ratio, long *npix)
     long per_band = w * RESCALE_BAND_ROWS;
     long every = per_band * nbands > RESCALE_MAX_PIXELS ? per_band * nbands / RESCALE_MAX_PIXELS + 1 : 1;
     long cap = per_band * (nbands / every + 1);
-    float *z = malloc(sizeof *z * (size_t)cap);
+    float *z = sk_big_malloc((size_t)cap, sizeof *z);
     sk_band b = {0};
     long n = 0;
     if (!z)
