@@ -273,9 +273,11 @@ static int grow(void **p, size_t *cap, size_t n, size_t el)
 {
     if (n <= *cap)
         return 1;
+    /* an eighth more, as sk_band_alloc: bands grow by a few rows */
+    size_t c = n + n / 8;
     free(*p);
-    *p = sk_big_malloc(n, el);
-    *cap = *p ? n : 0;
+    *p = sk_big_malloc(c, el);
+    *cap = *p ? c : 0;
     return *p != NULL;
 }
 

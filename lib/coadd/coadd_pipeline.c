@@ -832,6 +832,14 @@ static int extract_coadd(const coadd_job *J, const sk_coadd_made *out, sk_extrac
     x.threads = rq->threads > 0 ? rq->threads : 1;
     x.replace = !out->reused; /* the coadd was just made: products of its
                                  extraction made from an earlier one go */
+    /* a coadd just made: the md5 its sidecar records, computed as it was
+     * written, so that the file is not read again for it */
+    char md5[33];
+    if (!out->reused) {
+        if (sk_sidecar_read(out->path, NULL, NULL, 0, md5, NULL) == SK_OK)
+            x.image_md5 = md5;
+        sk_error_clear();
+    }
     int rc = sk_extract_image(&x, made);
     if (rc)
         return sk_error_context("coadd: extraction of the coadd %s", x.image);

@@ -109,6 +109,24 @@ static double weighted_median(const vw *p, int n)
     return p[n - 1].v;
 }
 
+/* The weighted mean from its sums: of the combine weights (sc), of the
+ * weighted values (scv) and of the squared weights times the variances
+ * (scvar), over `used` values. */
+static void mean_out(double sc, double scv, double scvar, int used, sk_combine_out *out)
+{
+    if (used == 0 || !(sc > 0.0)) {
+        out->value = 0.0f;
+        out->weight = 0.0f;
+        out->nused = 0;
+        out->var_large = 0.0;
+        return;
+    }
+    out->value = (float)(scv / sc);
+    out->weight = scvar > 0.0 ? (float)(sc * sc / scvar) : 0.0f;
+    out->nused = used;
+    out->var_large = 1.0 / sc;
+}
+
 static void mean_of(const sk_combine_in *in, int n, const double *keep, sk_combine_out *out)
 {
     double sc = 0.0, scv = 0.0, scvar = 0.0;
@@ -122,17 +140,7 @@ static void mean_of(const sk_combine_in *in, int n, const double *keep, sk_combi
         scvar += c * c * in[j].var;
         used++;
     }
-    if (used == 0 || !(sc > 0.0)) {
-        out->value = 0.0f;
-        out->weight = 0.0f;
-        out->nused = 0;
-        out->var_large = 0.0;
-        return;
-    }
-    out->value = (float)(scv / sc);
-    out->weight = scvar > 0.0 ? (float)(sc * sc / scvar) : 0.0f;
-    out->nused = used;
-    out->var_large = 1.0 / sc;
+    mean_out(sc, scv, scvar, used, out);
 }
 
 void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n, double *scratch,
@@ -188,13 +196,16 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
         double amin = lo <= 0.0 && hi >= 0.0 ? 0.0 : fmin(fabs(lo), fabs(hi));
         double signal = lo > 0.0 ? lo : 0.0, kappa2 = p->clip_sigma * p->clip_sigma;
         int pass = 1;
+        double scvar = 0.0;
         for (int j = 0; j < n; j++) {
             double d = fabs((double)in[j].value - m) + sd - p->clip_ampfrac * amin;
             double var = (double)in[j].var + (double)in[j].poisson * signal;
             pass &= (d <= 0.0) | (d * d <= kappa2 * var);
+            double c = in[j].cweight;
+            scvar += c * c * in[j].var;
         }
-        if (pass) {
-            mean_of(in, n, NULL, out);
+        if (pass) { /* the mean of all, from the sums above (as mean_of adds them) */
+            mean_out(sc, scv, scvar, n, out);
             return;
         }
     }

@@ -822,7 +822,7 @@ int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_op
     rc = rc ? rc : sk_header_add_comment(nh, "COMMENT", "number of inputs combined in each pixel");
     if (!rc) {
         if (maxn <= 65535) {
-            uint16_t *n16 = malloc(npx * sizeof *n16);
+            uint16_t *n16 = sk_big_malloc(npx, sizeof *n16);
             if (!n16) {
                 rc = sk_error(SK_EIO, "%s: out of memory", path);
             } else {

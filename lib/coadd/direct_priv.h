@@ -79,6 +79,10 @@ typedef struct sk_stack_entry {
  * whenever they lie in the input. */
 long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
                       const double *yi, const double *area, sk_stack_entry *out, long stride);
+/* The same without the instruction-set variants (the plain C loop), which
+ * give the same entries bit for bit. */
+long sk_band_resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                            const double *yi, const double *area, sk_stack_entry *out, long stride);
 
 /* A background map as extract's mesh product (HDU BKGMESH), evaluated a
  * rectangle at a time (coadd_bkg.c), bit for bit as sk_background_read()

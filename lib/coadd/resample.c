@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 #include "core/bigbuf.h"
+#include "core/vectorise.h"
 #include "direct_priv.h"
 #include "skystack/error.h"
 #include "coadd_internal.h"
@@ -164,17 +165,20 @@ int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, l
         return sk_error(SK_EINPUT, "coadd: empty input band");
     size_t n = (size_t)w * (size_t)h;
     if (n > b->capacity) {
+        /* an eighth more: the bands of an input grow by a few rows from
+         * one to the next, and each new buffer's pages fault in anew */
+        size_t cap = n + n / 8;
         sk_band_free(b);
-        b->sci = sk_big_malloc(n + SK_KERNEL_STRIDE, sizeof *b->sci);
-        b->var = sk_big_malloc(n, sizeof *b->var);
-        b->flags = sk_big_malloc(n, sizeof *b->flags);
-        b->dil = sk_big_malloc(n, sizeof *b->dil);
-        b->tmp = sk_big_malloc(n, sizeof *b->tmp);
+        b->sci = sk_big_malloc(cap + SK_KERNEL_STRIDE, sizeof *b->sci);
+        b->var = sk_big_malloc(cap, sizeof *b->var);
+        b->flags = sk_big_malloc(cap, sizeof *b->flags);
+        b->dil = sk_big_malloc(cap, sizeof *b->dil);
+        b->tmp = sk_big_malloc(cap, sizeof *b->tmp);
         if (!b->sci || !b->var || !b->flags || !b->dil || !b->tmp) {
             sk_band_free(b);
             return sk_error(SK_EIO, "coadd: out of memory for an input band of %ld x %ld", w, h);
         }
-        b->capacity = n;
+        b->capacity = cap;
     }
     for (size_t k = n; k < n + SK_KERNEL_STRIDE; k++)
         b->sci[k] = 0.0f; /* read (times zero weights) by the last vector loads */
@@ -337,13 +341,6 @@ static inline __attribute__((always_inline)) float conv6_wide(const float *wx, c
 }
 #endif
 
-/* floor(x) as an integer, for x well inside the range of long. */
-static inline long floor_long(double x)
-{
-    long i = (long)x;
-    return i - (x < (double)i);
-}
-
 static inline void entry_empty(sk_stack_entry *e, uint16_t flags)
 {
     e->in.value = 0.0f;
@@ -353,104 +350,160 @@ static inline void entry_empty(sk_stack_entry *e, uint16_t flags)
     e->flags = flags;
 }
 
+/* Output pixels whose positions are classified at once. */
+#define RS_BLOCK 64
+
+/* What an output pixel takes from the band, decided by its position. */
+enum { RS_EMPTY, RS_COPY, RS_EDGE, RS_TAPS };
+
+/* The positions of a block: the input pixel at or below (ix, iy), the
+ * kernel phases (px, py) and the kind. */
+typedef struct rs_block {
+    int32_t ix[RS_BLOCK], iy[RS_BLOCK], px[RS_BLOCK], py[RS_BLOCK], kind[RS_BLOCK];
+} rs_block;
+
+/* The positions of m <= RS_BLOCK output pixels, by the same operations
+ * on every pixel (vectorised): covered when the nearest input pixel is on
+ * the input (in_w x in_h) and the area ratio is positive; ix = floor(x)
+ * and the phase rounded to a multiple of 1 / SK_KERNEL_PHASES, a phase of
+ * 1 being 0 of the next pixel; a copy at phase 0 in both axes; the taps
+ * within the band when [ix, iy] is within [xlo, xhi] x [ylo, yhi]. */
+SK_VECTORISE static void rs_classify(long m, const double *xi, const double *yi, const double *area,
+                                     double in_w, double in_h, int32_t xlo, int32_t xhi,
+                                     int32_t ylo, int32_t yhi, rs_block *p)
+{
+    for (long k = 0; k < m; k++) {
+        double x = xi[k], y = yi[k];
+        int32_t cov = (x >= -0.5) & (x < in_w - 0.5) & (y >= -0.5) & (y < in_h - 0.5) & (area[k] > 0.0);
+        /* off the input (or NaN): a position on it, for the conversions */
+        x = x > -1.0 ? x : -1.0;
+        x = x < in_w ? x : in_w;
+        y = y > -1.0 ? y : -1.0;
+        y = y < in_h ? y : in_h;
+        int32_t ix = (int32_t)x, iy = (int32_t)y;
+        ix -= x < (double)ix;
+        iy -= y < (double)iy;
+        int32_t px = (int32_t)((x - (double)ix) * SK_KERNEL_PHASES + 0.5);
+        int32_t py = (int32_t)((y - (double)iy) * SK_KERNEL_PHASES + 0.5);
+        int32_t cx = px == SK_KERNEL_PHASES, cy = py == SK_KERNEL_PHASES;
+        ix += cx;
+        iy += cy;
+        px -= cx * SK_KERNEL_PHASES;
+        py -= cy * SK_KERNEL_PHASES;
+        int32_t inside = (ix >= xlo) & (ix <= xhi) & (iy >= ylo) & (iy <= yhi);
+        int32_t copy = (px == 0) & (py == 0);
+        p->ix[k] = ix;
+        p->iy[k] = iy;
+        p->px[k] = px;
+        p->py[k] = py;
+        /* RS_EMPTY, else RS_COPY, else RS_TAPS or RS_EDGE */
+        p->kind[k] = cov * (RS_COPY + (1 - copy) * (1 + inside));
+    }
+}
+
+/* An output pixel on an input pixel (a copy) or with taps off the input
+ * (or, never expected, off the band); returns 1 when it received a value. */
+static long resample_special(int kind, const sk_band *b, long ix, long iy, int px, int py, double ar,
+                             sk_stack_entry *e)
+{
+    const long bw = b->w, bh = b->h;
+    if (kind == RS_EMPTY) {
+        entry_empty(e, 0);
+        return 0;
+    }
+    if (kind == RS_EDGE) {
+        long nx = ix + (px >= SK_KERNEL_PHASES / 2), ny = iy + (py >= SK_KERNEL_PHASES / 2);
+        long cx = nx - b->x0, cy = ny - b->y0;
+        uint16_t fl = SK_FLAG_EDGE;
+        if (cx >= 0 && cx < bw && cy >= 0 && cy < bh)
+            fl |= b->flags[(size_t)cy * bw + (size_t)cx];
+        entry_empty(e, fl);
+        return 0;
+    }
+    long bx = ix - b->x0, by = iy - b->y0;
+    if (bx < 0 || bx >= bw || by < 0 || by >= bh) {
+        entry_empty(e, SK_FLAG_EDGE);
+        return 0;
+    }
+    size_t i = (size_t)by * bw + (size_t)bx;
+    uint16_t fl = b->flags[i];
+    if (fl & SK_FLAGS_UNUSABLE) {
+        entry_empty(e, fl);
+        return 0;
+    }
+    float v = b->var[i];
+    e->flags = fl;
+    e->in.value = (float)(b->sci[i] * ar);
+    e->in.var = (float)(ar * ar * v);
+    e->in.cweight = (float)(1.0 / (ar * v * b->noise_factor));
+    e->in.poisson = (float)(ar * b->poisson_per_area);
+    return 1;
+}
+
 /* The resampling loop, inlined into one variant per instruction set
- * (wide: conv6_wide for six taps). */
+ * (wide: conv6_wide for six taps): the positions of a block classified,
+ * then each pixel's taps summed. */
 static inline __attribute__((always_inline)) long
 resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
               const double *yi, const double *area, sk_stack_entry *out, long stride, int wide)
 {
     const int a = kt->a, taps = kt->taps;
-    const long bw = b->w, bh = b->h;
+    const long bw = b->w;
     const double in_w = (double)b->in_width, in_h = (double)b->in_height;
     /* taps within the input and within the band, as ranges of ix, iy */
     const long xlo = (a - 1 > b->x0 + a - 1 ? a - 1 : b->x0 + a - 1);
     const long xhi = (b->in_width - a - 1 < b->x0 + bw - a - 1 ? b->in_width - a - 1 : b->x0 + bw - a - 1);
     const long ylo = (a - 1 > b->y0 + a - 1 ? a - 1 : b->y0 + a - 1);
-    const long yhi = (b->in_height - a - 1 < b->y0 + bh - a - 1 ? b->in_height - a - 1 : b->y0 + bh - a - 1);
+    const long yhi = (b->in_height - a - 1 < b->y0 + b->h - a - 1 ? b->in_height - a - 1 : b->y0 + b->h - a - 1);
     const double pp = b->poisson_per_area, nf = b->noise_factor;
     long nvalid = 0;
-    for (long k = 0; k < n; k++) {
-        sk_stack_entry *e = out + k * stride;
-        double x = xi[k], y = yi[k], ar = area[k];
-        /* not covered: the nearest input pixel is off the input */
-        if (!(x >= -0.5 && x < in_w - 0.5 && y >= -0.5 && y < in_h - 0.5) || !(ar > 0.0)) {
-            entry_empty(e, 0);
-            continue;
-        }
-        long ix = floor_long(x), iy = floor_long(y);
-        double fx = (double)ix, fy = (double)iy;
-        int px = (int)((x - fx) * SK_KERNEL_PHASES + 0.5);
-        int py = (int)((y - fy) * SK_KERNEL_PHASES + 0.5);
-        if (px == SK_KERNEL_PHASES) {
-            px = 0;
-            ix++;
-        }
-        if (py == SK_KERNEL_PHASES) {
-            py = 0;
-            iy++;
-        }
-        if (px == 0 && py == 0) { /* on an input pixel: a copy */
-            long bx = ix - b->x0, by = iy - b->y0;
-            if (bx < 0 || bx >= bw || by < 0 || by >= bh) {
-                entry_empty(e, SK_FLAG_EDGE);
+    rs_block p;
+    for (long k0 = 0; k0 < n; k0 += RS_BLOCK) {
+        long m = n - k0 < RS_BLOCK ? n - k0 : RS_BLOCK;
+        rs_classify(m, xi + k0, yi + k0, area + k0, in_w, in_h, (int32_t)xlo, (int32_t)xhi,
+                    (int32_t)ylo, (int32_t)yhi, &p);
+        for (long j = 0; j < m; j++) {
+            sk_stack_entry *e = out + (k0 + j) * stride;
+            long ix = p.ix[j], iy = p.iy[j];
+            int px = p.px[j], py = p.py[j];
+            double ar = area[k0 + j];
+            if (p.kind[j] != RS_TAPS) {
+                nvalid += resample_special(p.kind[j], b, ix, iy, px, py, ar, e);
                 continue;
             }
-            size_t i = (size_t)by * bw + (size_t)bx;
-            uint16_t fl = b->flags[i];
+            long bx = ix - b->x0, by = iy - b->y0;
+            uint16_t fl = b->dil[(size_t)by * bw + (size_t)bx];
             if (fl & SK_FLAGS_UNUSABLE) {
                 entry_empty(e, fl);
                 continue;
             }
-            float v = b->var[i];
+            long nx = ix + (px >= SK_KERNEL_PHASES / 2), ny = iy + (py >= SK_KERNEL_PHASES / 2);
+            const float *wx = kt->w + (size_t)px * SK_KERNEL_STRIDE;
+            const float *wy = kt->w + (size_t)py * SK_KERNEL_STRIDE;
+            const float *base = b->sci + (size_t)(by - a + 1) * bw + (size_t)(bx - a + 1);
+            float s;
+#ifdef SK_HAVE_AVX2_RESAMPLE
+            if (wide && taps == 6)
+                s = conv6_wide(wx, wy, base, bw);
+            else
+#endif
+                s = conv(taps, wx, wy, base, bw);
+            float v = b->var[(size_t)(ny - b->y0) * bw + (size_t)(nx - b->x0)];
             e->flags = fl;
-            e->in.value = (float)(b->sci[i] * ar);
-            e->in.var = (float)(ar * ar * v);
+            e->in.value = (float)(s * ar);
+            double var = ar * ar * kt->s2[px] * kt->s2[py] * v;
+            e->in.var = (float)var;
             e->in.cweight = (float)(1.0 / (ar * v * nf));
             e->in.poisson = (float)(ar * pp);
             nvalid++;
-            continue;
         }
-        long nx = ix + (px >= SK_KERNEL_PHASES / 2), ny = iy + (py >= SK_KERNEL_PHASES / 2);
-        long bx = ix - b->x0, by = iy - b->y0;
-        if (ix < xlo || ix > xhi || iy < ylo || iy > yhi) {
-            /* taps off the input (or, never expected, off the band) */
-            long cx = nx - b->x0, cy = ny - b->y0;
-            uint16_t fl = SK_FLAG_EDGE;
-            if (cx >= 0 && cx < bw && cy >= 0 && cy < bh)
-                fl |= b->flags[(size_t)cy * bw + (size_t)cx];
-            entry_empty(e, fl);
-            continue;
-        }
-        uint16_t fl = b->dil[(size_t)by * bw + (size_t)bx];
-        if (fl & SK_FLAGS_UNUSABLE) {
-            entry_empty(e, fl);
-            continue;
-        }
-        const float *wx = kt->w + (size_t)px * SK_KERNEL_STRIDE;
-        const float *wy = kt->w + (size_t)py * SK_KERNEL_STRIDE;
-        const float *base = b->sci + (size_t)(by - a + 1) * bw + (size_t)(bx - a + 1);
-        float s;
-#ifdef SK_HAVE_AVX2_RESAMPLE
-        if (wide && taps == 6)
-            s = conv6_wide(wx, wy, base, bw);
-        else
-#endif
-            s = conv(taps, wx, wy, base, bw);
-        float v = b->var[(size_t)(ny - b->y0) * bw + (size_t)(nx - b->x0)];
-        e->flags = fl;
-        e->in.value = (float)(s * ar);
-        double var = ar * ar * kt->s2[px] * kt->s2[py] * v;
-        e->in.var = (float)var;
-        e->in.cweight = (float)(1.0 / (ar * v * nf));
-        e->in.poisson = (float)(ar * pp);
-        nvalid++;
     }
     (void)wide;
     return nvalid;
 }
 
-static long resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
-                           const double *yi, const double *area, sk_stack_entry *out, long stride)
+long sk_band_resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                            const double *yi, const double *area, sk_stack_entry *out, long stride)
 {
     return resample_loop(kt, b, n, xi, yi, area, out, stride, 0);
 }
@@ -476,5 +529,5 @@ long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const
     if (__builtin_cpu_supports("avx2")) /* a load and a test */
         return resample_avx2(kt, b, n, xi, yi, area, out, stride);
 #endif
-    return resample_plain(kt, b, n, xi, yi, area, out, stride);
+    return sk_band_resample_plain(kt, b, n, xi, yi, area, out, stride);
 }

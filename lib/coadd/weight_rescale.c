@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "coadd_internal.h"
+#include "core/bigbuf.h"
 #include "core/parallel.h"
 #include "direct_priv.h"
 #include "numeric/select.h"
@@ -30,13 +31,7 @@ static void band_residuals(const sk_band *b, float *z, long cap, long *n)
     long m = *n - first;
     if (m < 3)
         return;
-    float *tmp = malloc(sizeof *tmp * (size_t)m);
-    if (!tmp)
-        return;
-    for (long i = 0; i < m; i++)
-        tmp[i] = z[first + i];
-    float med = sk_select_kth(tmp, m, m / 2);
-    free(tmp);
+    float med = sk_select_kth_radix(z + first, m, m / 2);
     for (long i = first; i < *n; i++)
         z[i] -= med;
 }
@@ -50,10 +45,8 @@ static void band_residuals(const sk_band *b, float *z, long cap, long *n)
 static double lower_tail_sigma(float *z, long n)
 {
     long k1 = (long)floor(0.158655 * (double)n), k2 = (long)floor(0.0227501 * (double)n);
-    float p1 = sk_select_kth(z, n, k1);
-    /* the selection leaves the k1 smallest values in z[0 .. k1): the
-     * lower percentile is among them */
-    float p2 = k2 < k1 ? sk_select_kth(z, k1, k2) : sk_select_kth(z, n, k2);
+    float p1 = sk_select_kth_radix(z, n, k1);
+    float p2 = sk_select_kth_radix(z, n, k2);
     return (double)p1 - (double)p2;
 }
 
@@ -75,7 +68,7 @@ int sk_coadd_weight_ratio(const sk_coadd_input *in, double *ratio, long *npix)
     long per_band = w * RESCALE_BAND_ROWS;
     long every = per_band * nbands > RESCALE_MAX_PIXELS ? per_band * nbands / RESCALE_MAX_PIXELS + 1 : 1;
     long cap = per_band * (nbands / every + 1);
-    float *z = malloc(sizeof *z * (size_t)cap);
+    float *z = sk_big_malloc((size_t)cap, sizeof *z);
     sk_band b = {0};
     long n = 0;
     if (!z)

@@ -311,6 +311,10 @@ int extract_inputs_of(const extract_job *J, const char *image_path, const char *
     static const char *const kinds[] = {"weight", "variance", "rms"};
     int kind = rq->weight_kind >= 0 && rq->weight_kind < 3 ? rq->weight_kind : 0;
     X->in[X->n++] = (sk_input_file){image_id, image_path, NULL, "image"};
+    if (rq->image_md5 && strlen(rq->image_md5) == 32) { /* the caller's, not computed again */
+        snprintf(X->md5[0], sizeof X->md5[0], "%s", rq->image_md5);
+        X->in[0].md5 = X->md5[0];
+    }
     if (rq->weight)
         X->in[X->n++] = (sk_input_file){NULL, rq->weight, NULL, kinds[kind]};
     if (rq->mask)

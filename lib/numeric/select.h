@@ -6,4 +6,13 @@
  * put at index k; v is reordered so that v[0..k-1] <= v[k] <= v[k+1..]. */
 float sk_select_kth(float *v, long n, long k);
 
+/* The same value for values without NaN (a zero may come back as +0 where
+ * sk_select_kth gives -0), by the top 16 bits of each value's order: one
+ * pass counts them, a second gathers the values of the bin that holds
+ * rank k, among which sk_select_kth chooses. v is left as it is (unless
+ * memory runs out: then it is sk_select_kth, which reorders v). Two cheap
+ * passes instead of the partitions' unpredictable branches: for arrays of
+ * thousands of values or more. */
+float sk_select_kth_radix(float *v, long n, long k);
+
 #endif

@@ -240,6 +240,9 @@ typedef struct sk_extract_request {
                                     made from other inputs are made anew over them
                                     (the caller has just remade the image), not
                                     refused */
+    const char *image_md5;       /* the image file's md5 when the caller has just
+                                    written it (32 hex digits), so that it is not
+                                    read again to compute it; NULL: computed */
 } sk_extract_request;
 
 /* What an extraction made (or found made). Paths of products that were

@@ -1,10 +1,11 @@
-/* test_numeric.c: the library's numerical helpers: the Cholesky solve of normal equations against known solutions, medians and robust scales against a sorted copy. */
+/* test_numeric.c: the library's numerical helpers: the Cholesky solve of normal equations against known solutions, medians and robust scales against a sorted copy, the radix selection against Hoare's. */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "numeric/linsolve.h"
+#include "numeric/select.h"
 #include "numeric/stats.h"
 #include "../tap.h"
 
@@ -143,14 +144,47 @@ static void test_densest_window(void)
     ok(lo == 0 && count == 1, "one value: a window of one");
 }
 
+/* The radix selection gives Hoare's k-th value for every k of arrays
+ * that land in few bins (equal values, +-0, Gaussian-like noise) and in
+ * many (every exponent, both signs), and leaves the array as it was. */
+static void test_select_radix(void)
+{
+    enum { N = 3001 };
+    static float v[N], h[N], keep[N];
+    unsigned seed = 777;
+    int bad = 0;
+    for (int kind = 0; kind < 4 && !bad; kind++) {
+        for (long i = 0; i < N; i++) {
+            seed = seed * 1103515245u + 12345u;
+            float u = (float)(seed >> 8) / 16777216.0f;
+            v[i] = kind == 0   ? (float)((seed >> 8) % 7) - 3.0f
+                   : kind == 1 ? ((seed >> 9) & 1 ? 0.0f : -0.0f) + (float)((seed >> 10) % 2)
+                   : kind == 2 ? (u + (float)((seed >> 3) % 97) / 97.0f) * 1e-3f + 1.0f
+                               : ldexpf(u - 0.5f, (int)((seed >> 4) % 200) - 100);
+            keep[i] = v[i];
+        }
+        for (long k = 0; k < N && !bad; k += (kind == 3 ? 1 : 7)) {
+            memcpy(h, v, sizeof h);
+            float want = sk_select_kth(h, N, k), got = sk_select_kth_radix(v, N, k);
+            if (!(got == want) || memcmp(v, keep, sizeof v) != 0) {
+                ok(0, "radix selection, array kind %d, k %ld: %g, %g wanted", kind, k, got, want);
+                bad = 1;
+            }
+        }
+    }
+    if (!bad)
+        ok(1, "the radix selection gives Hoare's k-th value of 3001 values of four kinds, v unchanged");
+}
+
 int main(void)
 {
-    tap_plan(33);
+    tap_plan(34);
     test_poly_fit();
     test_known_system();
     test_refusals();
     test_medians();
     test_mad();
     test_densest_window();
+    test_select_radix();
     return tap_done();
 }
