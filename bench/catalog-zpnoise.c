@@ -17,14 +17,20 @@
  * catalogue's magnitudes with (the error columns) through the colour
  * term's slope: sqrt(e^2 + slope^2 (e1^2 + e2^2)).
  *
- * Prints one line, three sets of stars: U the stars of the zero point (the
+ * Prints one line, four sets of stars: U the stars of the zero point (the
  * set MAGZSCAT is computed over), B of them those the truth does not mark
- * blended, C every candidate (clean flags, FLUX_PSF SNR >= 10, in the
- * colour range, in the catalogue; before the selection and the clipping):
- *   nU rmsdevU rmsnoiseU  nB rmsdevB rmsnoiseB  nC rmsdevC rmsnoiseC robustC
+ * blended (a source of >= 10 % of the flux within 2 FWHM), I of them those
+ * with no true source of >= 3 % of their flux within 2 FWHM, C every
+ * candidate (clean flags, FLUX_PSF SNR >= 10, in the colour range, in the
+ * catalogue; before the selection and the clipping):
+ *   nU rmsdevU rmsnoiseU nB .. .. nI .. .. nC rmsdevC rmsnoiseC robustC nF fluxsim fluxstated
  * rmsdev: rms of the stars' zero points (catalogue magnitude + 2.5 log10
  * FLUX_PSF) about MAGZERO; rmsnoise: rms of their simulated noise; robustC:
- * 1.4826 MAD of (zero point - MAGZERO) / noise over C. */
+ * 1.4826 MAD of (zero point - MAGZERO) / noise over C; over the nF
+ * candidates with no such neighbour, the photometry alone against the
+ * truth: the rms of 2.5 log10(FLUX_PSF / true flux), about its median,
+ * over the simulated flux noise (fluxsim) and over FLUXERR_PSF's
+ * (fluxstated). */
 #include <fitsio.h>
 #include <math.h>
 #include <stdio.h>
@@ -158,6 +164,63 @@ static void add(acc *a, double dev, double noise)
     a->noise2 += noise * noise;
 }
 
+/* The truth table: columns and the simulation's noise parameters. */
+typedef struct {
+    long n;
+    double *id, *type, *x, *y, *flux, *fwhm, *ell;
+    char *blended;
+    sim_noise sim;
+} truth;
+
+/* Another true source (any kind) of at least 3 % of star t's flux within
+ * 2 FWHM of it: a neighbour the truth's BLENDED (10 %) does not count. */
+static int faint_neighbour(const truth *T, long t)
+{
+    for (long q = 0; q < T->n; q++)
+        if (q != t && T->flux[q] >= 0.03 * T->flux[t] &&
+            hypot(T->x[q] - T->x[t], T->y[q] - T->y[t]) < 2.0 * T->fwhm[t])
+            return 1;
+    return 0;
+}
+
+/* The nearest true star within a pixel of (x, y) (1-based), or -1. */
+static long truth_star(const truth *T, double x, double y)
+{
+    long best = -1;
+    double bd = 1.0;
+    for (long t = 0; t < T->n; t++) {
+        double d = hypot(T->x[t] + 1 - x, T->y[t] + 1 - y);
+        if (T->type[t] == 0 && d < bd) {
+            bd = d;
+            best = t;
+        }
+    }
+    return best;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* rms of (d - median d) / e over n values (d sorted in a copy). */
+static double rms_about_median(const double *d, const double *e, long n)
+{
+    if (n < 3)
+        return NAN;
+    double *c = malloc(sizeof *c * (size_t)n), s = 0;
+    if (!c)
+        fail(FILE_NOT_OPENED, "out of memory");
+    memcpy(c, d, sizeof *c * (size_t)n);
+    qsort(c, (size_t)n, sizeof *c, cmp_double);
+    double med = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    for (long k = 0; k < n; k++)
+        s += (d[k] - med) * (d[k] - med) / (e[k] * e[k]);
+    free(c);
+    return sqrt(s / (double)n);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 7 && argc != 11) {
@@ -167,7 +230,7 @@ int main(int argc, char **argv)
     }
     int st = 0, colour = argc == 11;
     fitsfile *fs = NULL, *fr = NULL, *ft = NULL;
-    long ns = 0, nr = 0, nt = 0;
+    long ns = 0, nr = 0;
     if (fits_open_table(&fs, argv[1], READONLY, &st) || fits_get_num_rows(fs, &ns, &st))
         fail(st, argv[1]);
     double zp = key(fs, "MAGZERO", NAN), cmin = key(fs, "CTCMIN", -INFINITY), cmax = key(fs, "CTCMAX", INFINITY);
@@ -186,33 +249,28 @@ int main(int argc, char **argv)
     double *re = column(fr, argv[6], nr, argv[2]);
     double *c1 = colour ? column(fr, argv[7], nr, argv[2]) : NULL, *e1 = colour ? column(fr, argv[8], nr, argv[2]) : NULL;
     double *c2 = colour ? column(fr, argv[9], nr, argv[2]) : NULL, *e2 = colour ? column(fr, argv[10], nr, argv[2]) : NULL;
-    if (fits_open_table(&ft, argv[3], READONLY, &st) || fits_get_num_rows(ft, &nt, &st))
+    truth T;
+    if (fits_open_table(&ft, argv[3], READONLY, &st) || fits_get_num_rows(ft, &T.n, &st))
         fail(st, argv[3]);
-    sim_noise sim;
-    sim_noise_read(ft, &sim);
-    double *tid = column(ft, "id", nt, argv[3]), *ttype = column(ft, "type", nt, argv[3]);
-    double *tx = column(ft, "x", nt, argv[3]), *ty = column(ft, "y", nt, argv[3]);
-    double *tflux = column(ft, "flux", nt, argv[3]), *tfwhm = column(ft, "fwhm", nt, argv[3]);
-    double *tell = column(ft, "psf_e", nt, argv[3]);
-    char *tbl = flags_column(ft, "blended", nt, argv[3]);
+    sim_noise_read(ft, &T.sim);
+    T.id = column(ft, "id", T.n, argv[3]);
+    T.type = column(ft, "type", T.n, argv[3]);
+    T.x = column(ft, "x", T.n, argv[3]);
+    T.y = column(ft, "y", T.n, argv[3]);
+    T.flux = column(ft, "flux", T.n, argv[3]);
+    T.fwhm = column(ft, "fwhm", T.n, argv[3]);
+    T.ell = column(ft, "psf_e", T.n, argv[3]);
+    T.blended = flags_column(ft, "blended", T.n, argv[3]);
     char *used = used_numbers(argv[4], ns);
-    acc U = {0}, B = {0}, C = {0};
-    double *norm = malloc(sizeof *norm * (size_t)(ns + 1));
+    acc U = {0}, B = {0}, I = {0}, C = {0};
+    double *norm = malloc(sizeof *norm * (size_t)(ns + 1)), *dm = malloc(sizeof *dm * (size_t)(ns + 1));
+    double *e_sim = malloc(sizeof *e_sim * (size_t)(ns + 1)), *e_stated = malloc(sizeof *e_stated * (size_t)(ns + 1));
+    long ni = 0;
     const unsigned reject = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6);
     for (long k = 0; k < ns; k++) {
-        /* the nearest true star within a pixel (truth: 0-based) */
-        long best = -1;
-        double bd = 1.0;
-        for (long t = 0; t < nt; t++) {
-            double d = hypot(tx[t] + 1 - sx[k], ty[t] + 1 - sy[k]);
-            if (ttype[t] == 0 && d < bd) {
-                bd = d;
-                best = t;
-            }
-        }
-        long r = -1;
+        long best = truth_star(&T, sx[k], sy[k]), r = -1;
         for (long q = 0; best >= 0 && q < nr && r < 0; q++)
-            if (rid[q] == tid[best])
+            if (rid[q] == T.id[best])
                 r = q;
         if (r < 0 || !(fl[k] > 0) || !isfinite(rm[r]))
             continue;
@@ -229,24 +287,32 @@ int main(int argc, char **argv)
             m += poly;
             cat2 += slope * slope * (e1[r] * e1[r] + e2[r] * e2[r]);
         }
-        double dev = m + 2.5 * log10(fl[k]) - zp;
-        double sf = flux_noise(&sim, tflux[best], tx[best], ty[best], tfwhm[best], tell[best]);
-        double noise = sqrt(pow(2.5 / M_LN10 * sf / tflux[best], 2) + cat2);
+        double dev = m + 2.5 * log10(fl[k]) - zp, F = T.flux[best];
+        double sf = flux_noise(&T.sim, F, T.x[best], T.y[best], T.fwhm[best], T.ell[best]);
+        double noise = sqrt(pow(2.5 / M_LN10 * sf / F, 2) + cat2);
         long n = lround(num[k]);
+        int alone = !faint_neighbour(&T, best);
         if (n >= 1 && n <= ns && used[n]) {
             add(&U, dev, noise);
-            if (tbl[best] == 0)
+            if (!T.blended[best])
                 add(&B, dev, noise);
+            if (alone)
+                add(&I, dev, noise);
         }
         if (((unsigned)flags[k] & reject) || !(fl[k] / fe[k] >= 10))
             continue;
         norm[C.n] = fabs(dev) / noise;
         add(&C, dev, noise);
+        if (alone) {
+            dm[ni] = 2.5 * log10(fl[k] / F);
+            e_sim[ni] = 2.5 / M_LN10 * sf / F;
+            e_stated[ni++] = 2.5 / M_LN10 * fe[k] / fl[k];
+        }
     }
     double robust = C.n ? SK_MAD_TO_SIGMA * sk_median_double(norm, C.n) : NAN;
-    const acc *a[3] = {&U, &B, &C};
-    for (int k = 0; k < 3; k++)
+    const acc *a[4] = {&U, &B, &I, &C};
+    for (int k = 0; k < 4; k++)
         printf("%ld %.5f %.5f ", a[k]->n, sqrt(a[k]->dev2 / (double)a[k]->n), sqrt(a[k]->noise2 / (double)a[k]->n));
-    printf("%.4f\n", robust);
+    printf("%.4f %ld %.4f %.4f\n", robust, ni, rms_about_median(dm, e_sim, ni), rms_about_median(dm, e_stated, ni));
     return 0;
 }
