@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "skystack/error.h"
+#include "skystack/log.h"
 #include "skystack/photcal.h"
 #include "extract/params_priv.h"
 #include "numeric/stats.h"
@@ -195,6 +196,8 @@ static int zp_result(const zp_stars *Z, const sk_source_list *l, const double *f
             chi2 += d * d / (Z->sg[k] * Z->sg[k]);
             ss += d * d;
             se += Z->sg[k] * Z->sg[k];
+            sk_debug("photometric calibration: star NUMBER %ld: zero point %.5f, expected error %.5f mag",
+                     l->src[Z->who[k]].number, Z->zp[k], Z->sg[k]);
         }
     double red = kept > 1 ? chi2 / (double)(kept - 1) : 1.0;
     pc->zp = mean;

@@ -58,27 +58,33 @@ static char *array_text(const double *v, int n)
 
 
 /* The zero point of an image and how it was tied to the catalogue: the
- * catalogue band, the colour term and its range, the stars' scatter. */
+ * catalogue band, the colour term and its range, the stars' scatter and
+ * expected errors, and what the star selection left out. */
 static int zero_point_row(sk_db *db, const char *image_id, const char *prov_id, const sk_calib *c)
 {
     const sk_photcal *pc = c->photcal;
     const sk_colour_term *t = c->colour;
-    char b[8][40], ns[32];
-    snprintf(ns, sizeof ns, "%ld", pc->nstars);
+    char b[9][40], ns[5][32];
+    const long counts[5] = {pc->nstars, pc->ncandidates, pc->nrej_chi2, pc->nrej_aperture, pc->nrej_neighbour};
+    for (int k = 0; k < 5; k++)
+        snprintf(ns[k], sizeof ns[k], "%ld", counts[k]);
     char *radii = array_text(pc->aper_radius_fwhm, pc->naper);
     char *cors = array_text(pc->aper_cor, pc->naper);
     char *coeffs = t ? array_text(t->coeffs, t->ncoeffs) : NULL;
     int st = radii && cors && (!t || coeffs) ? SK_OK : sk_error(SK_EIO, "registering the zero point: out of memory");
     const char *band = t ? t->band : c->phot_band;
     const char *p[] = {image_id, prov_id, num(b[0], pc->zp), num(b[1], pc->dzp), radii, cors,
-                       num(b[2], pc->lim_mag), ns, band[0] ? band : NULL, t ? t->c1 : NULL, t ? t->c2 : NULL,
+                       num(b[2], pc->lim_mag), ns[0], band[0] ? band : NULL, t ? t->c1 : NULL, t ? t->c2 : NULL,
                        coeffs, t ? num(b[5], t->colour_min) : NULL, t ? num(b[6], t->colour_max) : NULL,
-                       t && t->reference[0] ? t->reference : NULL, num(b[7], pc->scatter)};
+                       t && t->reference[0] ? t->reference : NULL, num(b[7], pc->scatter), ns[1], ns[2],
+                       ns[3], ns[4], num(b[8], pc->noise)};
     st = st ? st : sk_db_exec(db, "registering the zero point",
                               "INSERT INTO zero_points (image_id, provenance_id, zp, dzp, aper_cor_radii_fwhm, "
                               "aper_cors, lim_mag, num_stars, ref_band, colour_band1, colour_band2, colour_coeffs, "
-                              "colour_min, colour_max, colour_reference, scatter) VALUES ($1, $2, $3, $4, $5, $6, "
-                              "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+                              "colour_min, colour_max, colour_reference, scatter, num_candidates, "
+                              "num_rejected_chi2, num_rejected_aperture, num_rejected_neighbour, noise) "
+                              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+                              "$17, $18, $19, $20, $21) "
                               "ON CONFLICT (image_id, provenance_id) DO UPDATE SET zp = EXCLUDED.zp, "
                               "dzp = EXCLUDED.dzp, aper_cor_radii_fwhm = EXCLUDED.aper_cor_radii_fwhm, "
                               "aper_cors = EXCLUDED.aper_cors, lim_mag = EXCLUDED.lim_mag, "
@@ -86,7 +92,11 @@ static int zero_point_row(sk_db *db, const char *image_id, const char *prov_id, 
                               "colour_band1 = EXCLUDED.colour_band1, colour_band2 = EXCLUDED.colour_band2, "
                               "colour_coeffs = EXCLUDED.colour_coeffs, colour_min = EXCLUDED.colour_min, "
                               "colour_max = EXCLUDED.colour_max, colour_reference = EXCLUDED.colour_reference, "
-                              "scatter = EXCLUDED.scatter", 16, p, NULL);
+                              "scatter = EXCLUDED.scatter, num_candidates = EXCLUDED.num_candidates, "
+                              "num_rejected_chi2 = EXCLUDED.num_rejected_chi2, "
+                              "num_rejected_aperture = EXCLUDED.num_rejected_aperture, "
+                              "num_rejected_neighbour = EXCLUDED.num_rejected_neighbour, noise = EXCLUDED.noise",
+                              21, p, NULL);
     free(radii);
     free(cors);
     free(coeffs);

@@ -30,7 +30,8 @@ static const char products_tail[] =
     "i.dec_corner_10 AS dec_10, i.ra_corner_11 AS ra_11, i.dec_corner_11 AS dec_11, "
     "i.ra_corner_01 AS ra_01, i.dec_corner_01 AS dec_01, i.mjd, i.end_mjd, "
     "(SELECT count(*) FROM coadd_components c WHERE c.coadd_image_id = i.id) AS n_inputs, "
-    "p.fwhm_arcsec, z.zp, z.lim_mag, " UTC_TEXT("i.created_at") " AS created "
+    "p.fwhm_arcsec, z.zp, z.lim_mag, z.num_stars, z.num_candidates, z.num_rejected_chi2, "
+    "z.num_rejected_aperture, z.num_rejected_neighbour, " UTC_TEXT("i.created_at") " AS created "
     "FROM prod JOIN images i ON i.id = prod.image_id LEFT JOIN psfs p ON p.id = prod.psf_id "
     "LEFT JOIN zero_points z ON z.id = prod.zero_point_id "
     "ORDER BY coalesce(prod.place, i.target || '/' || i.section_id, ''), prod.filter, i.id, prod.ref_id";

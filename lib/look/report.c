@@ -174,6 +174,19 @@ static void product_place(FILE *f, const sk_db_rows *p, int k)
     }
 }
 
+/* The stars of the zero point and what the calibration star selection
+ * left out, when the row records them. */
+static void zero_point_stars(FILE *f, const sk_db_rows *p, int k)
+{
+    const char *n = txt(p, k, "num_stars"), *m = txt(p, k, "num_candidates");
+    if (!n || !m)
+        return;
+    const char *c = txt(p, k, "num_rejected_chi2"), *a = txt(p, k, "num_rejected_aperture");
+    const char *b = txt(p, k, "num_rejected_neighbour");
+    fprintf(f, "<br><small>%s of %s stars; left out: %s &chi;&sup2;, %s aperture, %s neighbour</small>", n, m,
+            c ? c : "-", a ? a : "-", b ? b : "-");
+}
+
 static void product_row(FILE *f, const report *R, int k)
 {
     const sk_db_rows *p = R->prod;
@@ -208,6 +221,7 @@ static void product_row(FILE *f, const report *R, int k)
     fmt_num(f, num(p, k, "lim_mag"), "%.2f");
     fputs("</td><td>", f);
     fmt_num(f, num(p, k, "zp"), "%.3f");
+    zero_point_stars(f, p, k);
     fprintf(f, "</td><td><code>%s</code>", txt(p, k, "coadd_prov"));
     if (txt(p, k, "ref_id"))
         fprintf(f, "<br>reference %s", txt(p, k, "ref_id"));

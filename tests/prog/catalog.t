@@ -9,7 +9,7 @@
 # scatter stays small with the colour term and grows without it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dbtest.sh"
-plan 29
+plan 30
 cd "$T_TMP" || exit 1
 
 hdr() { # hdr FILE KEY: a header card's value from the first 8 blocks
@@ -90,6 +90,11 @@ is "$got" "$want" "the zero point's row records the colour term, its range and t
 is "$(sql "SELECT (colour_reference LIKE 'Riello et al. 2021%') AND num_stars >= 10 AND
                   colour_coeffs[1] IN (-0.2199, 0.09837, 0.293) FROM zero_points")" "t" \
     "a shipped relation (Riello et al. 2021) over 10 or more stars"
+want=$(for k in MAGZNSTR MAGZNCAN MAGZRCHI MAGZRAPX MAGZRNBR; do printf '%s ' "$(hdr "$sl" $k)"; done)
+want="$want$(awk -v n="$(hdr "$sl" MAGZNOIS)" 'BEGIN { printf "%.5f", n }')"
+is "$(sql "SELECT num_stars || ' ' || num_candidates || ' ' || num_rejected_chi2 || ' ' || num_rejected_aperture || ' '
+           || num_rejected_neighbour || ' ' || round(noise::numeric, 5) FROM zero_points")" "$want" \
+    "the zero point's row records the stars, the candidates and the star selection's rejections as the header does"
 run_ok "extract (database) with the moved folder" extract --refcat moved_shards "$id"
 is "$(sql "SELECT count(DISTINCT provenance_id) FROM source_lists")" "1" "one provenance from the database copy and the folder ($pdb)"
 done_testing

@@ -5,7 +5,7 @@
 # uniqueness invariants, and connection errors that never show passwords.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dbtest.sh"
-plan 59
+plan 65
 
 # Before any cluster exists: status and a query fail with exit 3 and say
 # which database was tried and how to start one.
@@ -123,6 +123,38 @@ is "$(sql "SELECT round(skystack_box_overlap(9.9, -0.1, 10.1, -0.1, 10.1, 0.1, 9
     "box overlap: a quarter of the box is covered"
 is "$(sql "SELECT round(skystack_box_overlap(359.9, -0.1, 0.1, -0.1, 0.1, 0.1, 359.9, 0.1, 359.95, 0.05, -0.1, 0.1)::numeric, 6)")" "1.000000" \
     "box overlap across RA = 0"
+
+# An existing database upgrades: one migrated up to 0006, with a zero
+# point in it, gains the star selection's columns (0007); the old row has
+# them NULL, new rows are checked.
+sql "CREATE DATABASE old" >/dev/null
+OLD="host=$SKYSTACK_DB_DIR dbname=old user=skystack"
+mkdir -p "$T_TMP/old/skystack" "$T_TMP/old/sql"
+cp "$SK_SRCDIR/share/skystack/defaults.json" "$T_TMP/old/skystack/"
+cp "$SK_SRCDIR"/share/sql/000[1-6]_*.sql "$T_TMP/old/sql/"
+oldsql() { SKYSTACK_DB="$OLD" skydb psql -- -X -At -c "$1"; }
+SKYSTACK_SHARE="$T_TMP/old/skystack" SKYSTACK_DB="$OLD" skydb -q migrate >/dev/null 2>"$T_TMP/old.err" &&
+    oldsql "INSERT INTO code_versions VALUES ('preprocessing', '1.0'), ('extraction', '1.0');
+        INSERT INTO provenances (id, process, code_version) VALUES ('PREAAAAAAAAAAAAAAAAA', 'preprocessing', '1.0'),
+          ('EXTAAAAAAAAAAAAAAAAA', 'extraction', '1.0');
+        INSERT INTO images (id, $cols) VALUES (1, 'a/one.fits', repeat('0', 32), 'PREAAAAAAAAAAAAAAAAA', 'science',
+          repeat('1', 32), '0', NULL, 'cam', 'r', 60000, 60000.01, $geo);
+        INSERT INTO zero_points (image_id, provenance_id, zp, dzp, num_stars, scatter)
+          VALUES (1, 'EXTAAAAAAAAAAAAAAAAA', 25, 0.01, 30, 0.02)" >/dev/null 2>>"$T_TMP/old.err"
+is "$? $(oldsql 'SELECT max(version) FROM schema_migrations')" "0 6" "a database migrated up to 0006 holds a zero point"
+SKYSTACK_DB="$OLD" skydb -q migrate >/dev/null 2>>"$T_TMP/old.err"
+is "$? $(oldsql 'SELECT max(version) FROM schema_migrations')" "0 7" "skydb migrate upgrades it to 0007"
+is "$(oldsql "SELECT zp || ' ' || num_stars || ' ' || scatter || ' ' || (num_candidates IS NULL AND num_rejected_chi2 IS NULL
+        AND num_rejected_aperture IS NULL AND num_rejected_neighbour IS NULL AND noise IS NULL) FROM zero_points")" "25 30 0.02 true" \
+    "the old row keeps its values, the star selection's columns NULL"
+oldsql "UPDATE zero_points SET num_candidates = 36, num_rejected_chi2 = 3, num_rejected_aperture = 2,
+        num_rejected_neighbour = 1, noise = 0.019" >/dev/null 2>>"$T_TMP/old.err"
+ok $? "the new columns take the selection's counts"
+oldsql "UPDATE zero_points SET num_candidates = 29" >/dev/null 2>&1
+ok $(( $? == 0 )) "fewer candidates than stars are refused"
+oldsql "UPDATE zero_points SET num_rejected_aperture = 37" >/dev/null 2>&1
+ok $(( $? == 0 )) "more rejections than candidates are refused"
+sed 's/^/#   /' "$T_TMP/old.err" | head -5
 
 # Stopping; a stopped cluster is reported, with the command to start it.
 run_ok "skydb stop" skydb stop

@@ -15,7 +15,7 @@ MANIFEST=$SRC/tests/data/pin/manifest.txt
 # eleven tests of the run and five of the report page; then the manifest
 # recorded (SK_PIN_RECORD), or compared as a whole and one test per pinned
 # product
-if [ -n "${SK_PIN_RECORD:-}" ]; then plan 17; else plan $((17 + $(wc -l <"$MANIFEST"))); fi
+if [ -n "${SK_PIN_RECORD:-}" ]; then plan 18; else plan $((18 + $(wc -l <"$MANIFEST"))); fi
 
 cd "$T_TMP" || exit 1
 imsim -q -n 3 --size 200x200 --nstars 150 --seed 5 --set simulation.dither_arcsec=5 -o sim >/dev/null
@@ -54,6 +54,8 @@ for f in $(grep -o 'src="[^"]*"' rep/index.html | sed 's/^src="//; s/"$//'); do
 done
 is "$missing/$(grep -o '<img' rep/index.html | wc -l | tr -d ' ')" "0/4" "every image of the page exists (the three plots and the thumbnail)"
 like "$(cat rep/index.html)" "<code>[A-Z2-7]{20}</code><br>reference 1" "the page lists the reference with its provenance"
+like "$(cat rep/index.html)" "[0-9]+ of [0-9]+ stars; left out: [0-9]+ &chi;&sup2;, [0-9]+ aperture, [0-9]+ neighbour" \
+    "the page says the stars of the zero point and what the star selection left out"
 exit_is 2 "report of a refset that does not exist" refset report nosuch --outdir rep2
 exit_is 1 "report without a name or --since" refset report
 if [ -n "${SK_PIN_RECORD:-}" ]; then
