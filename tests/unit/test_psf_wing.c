@@ -1,4 +1,4 @@
-/* test_psf_wing.c: the PSF model's fitted wings and its normalisation to total flux, against noise-free true profiles (Moffat of any beta, Gaussian): the light within 2 FWHM and the model's total as a star's local sky leaves them. */
+/* test_psf_wing.c: the PSF model's fitted wings and its normalisation to total flux, against noise-free true profiles (Moffat of any beta, Gaussian, a Gaussian core with a broader Gaussian wing): the light within 2 FWHM and the model's total as a star's local sky leaves them. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +16,11 @@
  * unit sum; then the fitted wings. Returns the largest relative error of
  * the light within 1, 2 and 3 FWHM of the model against the truth's, both
  * as fractions of their sums over the stamp (what a PSF-fit flux counts);
- * the PSF-fit flux of a star moves with the one within 2 FWHM (*err2). */
-static double wing_error(int model, double fwhm, double beta, double *err2)
+ * the PSF-fit flux of a star moves with the one within 2 FWHM (*err2).
+ * A double Gaussian puts wing_frac of the light in a Gaussian wing_ratio
+ * times wider than its core. */
+static double wing_error(int model, double fwhm, double beta, double wing_frac, double wing_ratio,
+                         double *err2)
 {
     sk_sim_psf t;
     memset(&t, 0, sizeof t);
@@ -27,6 +30,8 @@ static double wing_error(int model, double fwhm, double beta, double *err2)
     t.ellipticity = 0.05;
     t.angle_deg = 30;
     t.radius_fwhm = 5;
+    t.wing_fraction = wing_frac;
+    t.wing_ratio = wing_ratio;
     int m = 2 * (int)ceil(4.0 * fwhm) + 1, h = m / 2, big = m + 2 * (int)ceil(fwhm) + 2;
     double *img = calloc((size_t)big * big, sizeof *img), *g = calloc((size_t)m * m, sizeof *g);
     if (!img || !g) {
@@ -83,7 +88,7 @@ static double wing_error(int model, double fwhm, double beta, double *err2)
 
 int main(void)
 {
-    tap_plan(6);
+    tap_plan(8);
     if (getenv("SK_TEST_VERBOSE"))
         sk_log_set_level(SK_LOG_DEBUG);
     /* Moffat betas between the points of a coarse grid, broad and narrow:
@@ -91,16 +96,25 @@ int main(void)
        wing) right to 0.1 % */
     static const double betas[] = {2.6, 3.4, 4.3};
     for (int i = 0; i < 3; i++) {
-        double e2 = NAN, e = wing_error(SK_SIM_MOFFAT, 8.0, betas[i], &e2);
+        double e2 = NAN, e = wing_error(SK_SIM_MOFFAT, 8.0, betas[i], 0, 1, &e2);
         ok(e < 1e-3, "Moffat beta %.1f, FWHM 8 px: the model's light within 1-3 FWHM within %.3f %% "
            "of the truth (within 2 FWHM: %+.3f %%)", betas[i], 100 * e, 100 * e2);
     }
-    double e2 = NAN, e = wing_error(SK_SIM_MOFFAT, 5.0, 2.6, &e2);
+    double e2 = NAN, e = wing_error(SK_SIM_MOFFAT, 5.0, 2.6, 0, 1, &e2);
     ok(e < 1e-3, "Moffat beta 2.6, FWHM 5 px: within %.3f %% (within 2 FWHM: %+.3f %%)", 100 * e,
        100 * e2);
-    e = wing_error(SK_SIM_GAUSSIAN, 8.0, 3.5, &e2);
+    e = wing_error(SK_SIM_GAUSSIAN, 8.0, 3.5, 0, 1, &e2);
     ok(e < 1e-3, "Gaussian, FWHM 8 px: within %.3f %% (within 2 FWHM: %+.3f %%)", 100 * e, 100 * e2);
-    e = wing_error(SK_SIM_GAUSSIAN, 4.7, 3.5, &e2);
+    e = wing_error(SK_SIM_GAUSSIAN, 4.7, 3.5, 0, 1, &e2);
     ok(e < 1e-3, "Gaussian, FWHM 4.7 px: within %.3f %% (within 2 FWHM: %+.3f %%)", 100 * e, 100 * e2);
+    /* a Gaussian core with a broad Gaussian wing (10 % of the light, twice
+       as wide; 5 %, 2.5 times): no Moffat follows both, one fitted to the
+       core missed 0.6 % of the light beyond 2 FWHM */
+    e = wing_error(SK_SIM_DOUBLE_GAUSSIAN, 3.0, 3.5, 0.1, 2.0, &e2);
+    ok(e < 1e-3, "double Gaussian (10 %% in a wing 2x wider), FWHM 3 px: within %.3f %% (within 2 "
+       "FWHM: %+.3f %%)", 100 * e, 100 * e2);
+    e = wing_error(SK_SIM_DOUBLE_GAUSSIAN, 4.0, 3.5, 0.05, 2.5, &e2);
+    ok(e < 1e-3, "double Gaussian (5 %% in a wing 2.5x wider), FWHM 4 px: within %.3f %% (within 2 "
+       "FWHM: %+.3f %%)", 100 * e, 100 * e2);
     return tap_done();
 }
