@@ -259,13 +259,16 @@ static int psf_model_error(phot_ctx c, const sk_source_list *l, const double *xy
     return st;
 }
 
-int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_background *bg,
-                              const int32_t *segmap, double gain, const sk_source_list *l,
-                              int threads, double *flux, double *flux_err, double *chi2)
+/* PSF fluxes of the sources of l at their windowed centres (their
+ * detection centres where those are undefined), with the context c
+ * (model, image, outputs, data source) completed here: the pixel
+ * variance, the background level's error, the noise factor and the
+ * model's own flux error. */
+static int phot_sources(phot_ctx c, const sk_background *bg, const sk_source_list *l, int threads)
 {
     if (l->n == 0)
         return SK_OK;
-    float *var = sk_pixel_variance_threads(img, bg, threads);
+    float *var = sk_pixel_variance_threads(c.img, bg, threads);
     double *xy = malloc(sizeof *xy * 2 * (size_t)l->n);
     if (!var || !xy) {
         free(var);
@@ -278,14 +281,16 @@ int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_b
         xy[k] = win ? s->xwin : s->x;
         xy[l->n + k] = win ? s->ywin : s->y;
     }
-    phot_ctx c = {.psf = psf, .img = img, .level = bg->level, .var = var, .seg = segmap,
-                  .gain = gain, .x = xy, .y = xy + l->n, .flux = flux, .err = flux_err,
-                  .chi2 = chi2, .level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0,
-                  .nf2 = sk_image_noise_factor(img) * sk_image_noise_factor(img)};
+    double nf = sk_image_noise_factor(c.img);
+    c.var = var;
+    c.x = xy;
+    c.y = xy + l->n;
+    c.level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0;
+    c.nf2 = nf * nf;
     int st = psf_model_error(c, l, xy, threads, &c.model_frac2);
     if (!st)
         sk_debug("%s: PSF photometry: the model's own flux error %.2f %%, the background "
-                 "level's %.3f ADU", img->path ? img->path : "image", 100.0 * sqrt(c.model_frac2),
+                 "level's %.3f ADU", c.img->path ? c.img->path : "image", 100.0 * sqrt(c.model_frac2),
                  c.level_err);
     if (!st)
         st = phot_run(&c, l->n, threads);
@@ -294,36 +299,23 @@ int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_b
     return st;
 }
 
+int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_background *bg,
+                              const int32_t *segmap, double gain, const sk_source_list *l,
+                              int threads, double *flux, double *flux_err, double *chi2)
+{
+    phot_ctx c = {.psf = psf, .img = img, .level = bg->level, .seg = segmap, .gain = gain,
+                  .flux = flux, .err = flux_err, .chi2 = chi2};
+    return phot_sources(c, bg, l, threads);
+}
+
 int sk_psf_photometry_subtracted(const sk_psf *psf, const sk_image *img, const sk_background *bg,
                                  const float *resid, const double *own, double gain,
                                  const sk_source_list *l, int threads, double *flux,
                                  double *flux_err, double *chi2)
 {
-    if (l->n == 0)
-        return SK_OK;
-    float *var = sk_pixel_variance_threads(img, bg, threads);
-    double *xy = malloc(sizeof *xy * 2 * (size_t)l->n);
-    if (!var || !xy) {
-        free(var);
-        free(xy);
-        return sk_error(SK_EIO, "PSF photometry: out of memory");
-    }
-    for (long k = 0; k < l->n; k++) {
-        const sk_source *s = &l->src[k];
-        int win = isfinite(s->xwin) && isfinite(s->ywin);
-        xy[k] = win ? s->xwin : s->x;
-        xy[l->n + k] = win ? s->ywin : s->y;
-    }
-    phot_ctx c = {.psf = psf, .img = img, .var = var, .gain = gain, .x = xy, .y = xy + l->n,
-                  .flux = flux, .err = flux_err, .chi2 = chi2, .resid = resid, .own = own,
-                  .level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0,
-                  .nf2 = sk_image_noise_factor(img) * sk_image_noise_factor(img)};
-    int st = psf_model_error(c, l, xy, threads, &c.model_frac2);
-    if (!st)
-        st = phot_run(&c, l->n, threads);
-    free(var);
-    free(xy);
-    return st;
+    phot_ctx c = {.psf = psf, .img = img, .gain = gain, .flux = flux, .err = flux_err,
+                  .chi2 = chi2, .resid = resid, .own = own};
+    return phot_sources(c, bg, l, threads);
 }
 
 int sk_psf_add_columns(sk_table *t, const double *flux, const double *flux_err)
