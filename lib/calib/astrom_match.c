@@ -250,6 +250,87 @@ static long make_triangles(const double *x, const double *y, long n, double min_
     return m;
 }
 
+/* The reference triangles by orientation and shortest-side ratio r2, in
+ * buckets one tolerance wide; each bucket lists its triangles in the
+ * r1-sorted order of the array, so that the candidates of a triangle are
+ * visited in that order whatever the buckets. */
+typedef struct tri_buckets {
+    long nb;      /* buckets of r2 per orientation */
+    long *start;  /* 2 nb + 1 */
+    long *idx;    /* triangle indices, bucket by bucket */
+} tri_buckets;
+
+static long tri_bucket_of(double r2, double eps, long nb)
+{
+    long b = (long)floor(r2 / eps);
+    return b < 0 ? 0 : b >= nb ? nb - 1 : b;
+}
+
+static int tri_buckets_init(tri_buckets *tb, const tri *t, long n, double eps)
+{
+    tb->nb = (long)(1.0 / eps) + 2;
+    tb->start = calloc((size_t)(2 * tb->nb + 1), sizeof *tb->start);
+    tb->idx = malloc(sizeof *tb->idx * (size_t)(n + 1));
+    long *fill = calloc((size_t)(2 * tb->nb + 1), sizeof *fill);
+    if (!tb->start || !tb->idx || !fill) {
+        free(fill);
+        free(tb->start);
+        free(tb->idx);
+        return -1;
+    }
+    for (long j = 0; j < n; j++)
+        tb->start[(t[j].orient > 0) * tb->nb + tri_bucket_of(t[j].r2, eps, tb->nb) + 1]++;
+    for (long c = 0; c < 2 * tb->nb; c++)
+        tb->start[c + 1] += tb->start[c];
+    for (long j = 0; j < n; j++) {
+        long c = (t[j].orient > 0) * tb->nb + tri_bucket_of(t[j].r2, eps, tb->nb);
+        tb->idx[tb->start[c] + fill[c]++] = j;
+    }
+    free(fill);
+    return 0;
+}
+
+/* The indices of the reference triangles of a's orientation whose r1 and
+ * r2 are within eps of a's (r2 to within its bucket: the caller tests it),
+ * ascending. Returns their number; *out (grown as needed) holds them. */
+static long tri_candidates(const tri_buckets *tb, const tri *t, const tri *a, double eps, long **out,
+                           long *cap)
+{
+    long b_lo = tri_bucket_of(a->r2 - eps, eps, tb->nb), b_hi = tri_bucket_of(a->r2 + eps, eps, tb->nb);
+    long pos[3], end[3], nl = 0;
+    for (long b = b_lo; b <= b_hi && nl < 3; b++) {
+        long c = (a->orient > 0) * tb->nb + b, lo = tb->start[c], hi = tb->start[c + 1];
+        end[nl] = hi;
+        while (lo < hi) {
+            long mid = (lo + hi) / 2;
+            if (t[tb->idx[mid]].r1 < a->r1 - eps)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        pos[nl++] = lo;
+    }
+    long n = 0;
+    for (;;) {
+        int pick = -1;
+        for (int l = 0; l < nl; l++)
+            if (pos[l] < end[l] && t[tb->idx[pos[l]]].r1 <= a->r1 + eps &&
+                (pick < 0 || tb->idx[pos[l]] < tb->idx[pos[pick]]))
+                pick = l;
+        if (pick < 0)
+            return n;
+        if (n == *cap) {
+            long ncap = *cap ? 2 * *cap : 256;
+            long *g = realloc(*out, sizeof *g * (size_t)ncap);
+            if (!g)
+                return -1;
+            *out = g;
+            *cap = ncap;
+        }
+        (*out)[n++] = tb->idx[pos[pick]++];
+    }
+}
+
 int astrom_pattern_match(const double *sx, const double *sy, long ns, const double *rx,
                          const double *ry, long nr, double cx, double cy, double max_rot_deg,
                          double max_scale, double max_shift_px, double tol_px, astrom_sim *best,
@@ -272,22 +353,27 @@ int astrom_pattern_match(const double *sx, const double *sy, long ns, const doub
     }
     qsort(tr, (size_t)ntr, sizeof *tr, cmp_tri);
     const double eps = 0.02;
+    tri_buckets tb;
+    long *cand = NULL, cand_cap = 0;
+    if (tri_buckets_init(&tb, tr, ntr, eps) != 0) {
+        free(ts);
+        free(tr);
+        pgrid_free(&g);
+        return -1;
+    }
     double rot_lim = (max_rot_deg + 0.5) * M_PI / 180.0;
     double sc_lo = 1.0 / (1.0 + max_scale + 0.01), sc_hi = 1.0 + max_scale + 0.01;
     long best_n = 0;
     double best_res = INFINITY;
     for (long i = 0; i < nts; i++) {
         const tri *a = &ts[i];
-        long lo = 0, hi = ntr;
-        while (lo < hi) {
-            long mid = (lo + hi) / 2;
-            if (tr[mid].r1 < a->r1 - eps)
-                lo = mid + 1;
-            else
-                hi = mid;
+        long nc = tri_candidates(&tb, tr, a, eps, &cand, &cand_cap);
+        if (nc < 0) {
+            best_n = 0;
+            break;
         }
-        for (long j = lo; j < ntr && tr[j].r1 <= a->r1 + eps; j++) {
-            const tri *b = &tr[j];
+        for (long q = 0; q < nc; q++) {
+            const tri *b = &tr[cand[q]];
             if (b->orient != a->orient || fabs(b->r2 - a->r2) > eps)
                 continue;
             double sc = b->a / a->a;
@@ -315,7 +401,8 @@ int astrom_pattern_match(const double *sx, const double *sy, long ns, const doub
                 continue;
             long n = 0;
             double res = 0;
-            for (long k = 0; k < ns; k++) {
+            /* stop once the points left cannot bring it level with the best */
+            for (long k = 0; k < ns && n + (ns - k) >= best_n; k++) {
                 double d2;
                 astrom_sim_apply(&t, sx[k], sy[k], &X, &Y);
                 if (pgrid_nearest(&g, X, Y, tol_px, &d2) >= 0) {
@@ -330,6 +417,9 @@ int astrom_pattern_match(const double *sx, const double *sy, long ns, const doub
             }
         }
     }
+    free(cand);
+    free(tb.start);
+    free(tb.idx);
     free(ts);
     free(tr);
     pgrid_free(&g);
