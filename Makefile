@@ -25,7 +25,7 @@ OPT      ?= -O2 -g
 CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -fPIC -pthread -Ilib $(DEP_CFLAGS) \
              -DSK_VERSION='"$(PACKAGE_VERSION)"' -DSK_DATADIR='"$(datadir)/skystack"' \
              -DSK_PG_BINDIR='"$(PG_BINDIR)"' $(CPPFLAGS_USER) $(EXTRA_CFLAGS)
-LDFLAGS_ALL = -pthread $(LDFLAGS_USER) $(EXTRA_LDFLAGS)
+LDFLAGS_ALL = -pthread $(LD_FAST) $(LDFLAGS_USER) $(EXTRA_LDFLAGS)
 # link flags of the programs and test binaries only (not the shared library)
 EXE_LDFLAGS ?=
 
