@@ -582,10 +582,12 @@ static void test_deblend(void)
  * from the data): 36 bright stars and 36 of signal-to-noise 25 on a grid.
  * Such a faint star covers about 5 pixels above the threshold, so a fixed
  * minimum area of 5 pixels lost a quarter of them; every one is found, and
- * the smaller minimum area brings no detections away from the stars. */
+ * the smaller minimum area brings no detections away from the stars. The
+ * windowed centroids of the bright ones are not pulled to pixel centres. */
 static void test_undersampled(void)
 {
-    long w = 200, h = 200, nstar = 0, nfaint = 0;
+    long w = 200, h = 200, nstar = 0, nfaint = 0, nbright = 0;
+    double err2 = 0;
     double psig = 1.2 / 2.3548200450309493, sky = 5.0;
     double nea = 4 * M_PI * (psig * psig + 1.0 / 12), faint_flux = 25 * sky * sqrt(nea);
     float *model = calloc((size_t)(w * h), sizeof(float));
@@ -609,6 +611,11 @@ static void test_undersampled(void)
         if (st[k].flux == faint_flux)
             nfaint++;
         found += s && st[k].flux == faint_flux;
+        if (s && st[k].flux > faint_flux) {
+            double e = hypot(s->xwin - st[k].x, s->ywin - st[k].y);
+            err2 += e * e;
+            nbright++;
+        }
     }
     for (long k = 0; l && k < l->n; k++) {
         long m = 0;
@@ -621,6 +628,9 @@ static void test_undersampled(void)
     ok(nfaint == 36 && found == nfaint, "all %ld stars of SNR 25 at FWHM 1.2 px found within 1 px (%ld)",
        nfaint, found);
     ok(l && stray <= 1, "no detections away from the stars (%ld)", stray);
+    double rms = nbright ? sqrt(err2 / (double)nbright) : 1;
+    ok(nbright == 36 && rms <= 0.04, "the windowed centroids of the %ld stars of SNR 1500 within %.3f px "
+       "rms (<= 0.04; a window as narrow as the PSF pulls them to pixel centres)", nbright, rms);
     sk_extract_result_free(r);
     sk_extract_params_clear(&p);
     sk_image_free(img);
@@ -656,7 +666,7 @@ static void test_small(void)
 
 int main(void)
 {
-    tap_plan(63);
+    tap_plan(64);
     test_overlap();
     test_background();
     test_star_field();
