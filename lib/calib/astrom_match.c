@@ -251,14 +251,26 @@ static long make_triangles(const double *x, const double *y, long n, double min_
 }
 
 /* The reference triangles by orientation and shortest-side ratio r2, in
- * buckets one tolerance wide; each bucket lists its triangles in the
- * r1-sorted order of the array, so that the candidates of a triangle are
- * visited in that order whatever the buckets. */
+ * buckets one tolerance wide; each bucket lists its triangles (their
+ * ratios beside their index, read in sequence) in the r1-sorted order of
+ * the array, so that the candidates of a triangle are visited in that
+ * order whatever the buckets. */
+typedef struct tri_key {
+    double r1, r2, a;
+    long j;       /* index in the r1-sorted array */
+} tri_key;
+
 typedef struct tri_buckets {
     long nb;      /* buckets of r2 per orientation */
     long *start;  /* 2 nb + 1 */
-    long *idx;    /* triangle indices, bucket by bucket */
+    tri_key *key; /* bucket by bucket */
 } tri_buckets;
+
+static int cmp_long(const void *p, const void *q)
+{
+    long a = *(const long *)p, b = *(const long *)q;
+    return (a > b) - (a < b);
+}
 
 static long tri_bucket_of(double r2, double eps, long nb)
 {
@@ -270,12 +282,12 @@ static int tri_buckets_init(tri_buckets *tb, const tri *t, long n, double eps)
 {
     tb->nb = (long)(1.0 / eps) + 2;
     tb->start = calloc((size_t)(2 * tb->nb + 1), sizeof *tb->start);
-    tb->idx = malloc(sizeof *tb->idx * (size_t)(n + 1));
+    tb->key = malloc(sizeof *tb->key * (size_t)(n + 1));
     long *fill = calloc((size_t)(2 * tb->nb + 1), sizeof *fill);
-    if (!tb->start || !tb->idx || !fill) {
+    if (!tb->start || !tb->key || !fill) {
         free(fill);
         free(tb->start);
-        free(tb->idx);
+        free(tb->key);
         return -1;
     }
     for (long j = 0; j < n; j++)
@@ -284,51 +296,54 @@ static int tri_buckets_init(tri_buckets *tb, const tri *t, long n, double eps)
         tb->start[c + 1] += tb->start[c];
     for (long j = 0; j < n; j++) {
         long c = (t[j].orient > 0) * tb->nb + tri_bucket_of(t[j].r2, eps, tb->nb);
-        tb->idx[tb->start[c] + fill[c]++] = j;
+        tb->key[tb->start[c] + fill[c]++] = (tri_key){t[j].r1, t[j].r2, t[j].a, j};
     }
     free(fill);
     return 0;
 }
 
 /* The indices of the reference triangles of a's orientation whose r1 and
- * r2 are within eps of a's (r2 to within its bucket: the caller tests it),
- * ascending. Returns their number; *out (grown as needed) holds them. */
-static long tri_candidates(const tri_buckets *tb, const tri *t, const tri *a, double eps, long **out,
-                           long *cap)
+ * r2 are within eps of a's and whose longest side is sc_lo to sc_hi times
+ * a's, ascending. Returns their number; *out (grown as needed) holds them. */
+static long tri_candidates(const tri_buckets *tb, const tri *a, double eps, double sc_lo, double sc_hi,
+                           long **out, long *cap)
 {
     long b_lo = tri_bucket_of(a->r2 - eps, eps, tb->nb), b_hi = tri_bucket_of(a->r2 + eps, eps, tb->nb);
-    long pos[3], end[3], nl = 0;
+    const tri_key *pos[3], *end[3];
+    int nl = 0;
+    double r1_hi = a->r1 + eps;
     for (long b = b_lo; b <= b_hi && nl < 3; b++) {
         long c = (a->orient > 0) * tb->nb + b, lo = tb->start[c], hi = tb->start[c + 1];
-        end[nl] = hi;
+        end[nl] = tb->key + hi;
         while (lo < hi) {
             long mid = (lo + hi) / 2;
-            if (t[tb->idx[mid]].r1 < a->r1 - eps)
+            if (tb->key[mid].r1 < a->r1 - eps)
                 lo = mid + 1;
             else
                 hi = mid;
         }
-        pos[nl++] = lo;
+        pos[nl++] = tb->key + lo;
     }
     long n = 0;
-    for (;;) {
-        int pick = -1;
-        for (int l = 0; l < nl; l++)
-            if (pos[l] < end[l] && t[tb->idx[pos[l]]].r1 <= a->r1 + eps &&
-                (pick < 0 || tb->idx[pos[l]] < tb->idx[pos[pick]]))
-                pick = l;
-        if (pick < 0)
-            return n;
-        if (n == *cap) {
-            long ncap = *cap ? 2 * *cap : 256;
-            long *g = realloc(*out, sizeof *g * (size_t)ncap);
-            if (!g)
-                return -1;
-            *out = g;
-            *cap = ncap;
+    for (int l = 0; l < nl; l++)
+        for (const tri_key *k = pos[l]; k < end[l] && k->r1 <= r1_hi; k++) {
+            double sc = k->a / a->a;
+            if (fabs(k->r2 - a->r2) > eps || sc < sc_lo || sc > sc_hi)
+                continue;
+            if (n == *cap) {
+                long ncap = *cap ? 2 * *cap : 256;
+                long *g = realloc(*out, sizeof *g * (size_t)ncap);
+                if (!g)
+                    return -1;
+                *out = g;
+                *cap = ncap;
+            }
+            (*out)[n++] = k->j;
         }
-        (*out)[n++] = tb->idx[pos[pick]++];
-    }
+    /* the buckets' lists, each ascending, into one */
+    if (nl > 1)
+        qsort(*out, (size_t)n, sizeof **out, cmp_long);
+    return n;
 }
 
 int astrom_pattern_match(const double *sx, const double *sy, long ns, const double *rx,
@@ -367,18 +382,13 @@ int astrom_pattern_match(const double *sx, const double *sy, long ns, const doub
     double best_res = INFINITY;
     for (long i = 0; i < nts; i++) {
         const tri *a = &ts[i];
-        long nc = tri_candidates(&tb, tr, a, eps, &cand, &cand_cap);
+        long nc = tri_candidates(&tb, a, eps, sc_lo, sc_hi, &cand, &cand_cap);
         if (nc < 0) {
             best_n = 0;
             break;
         }
         for (long q = 0; q < nc; q++) {
             const tri *b = &tr[cand[q]];
-            if (b->orient != a->orient || fabs(b->r2 - a->r2) > eps)
-                continue;
-            double sc = b->a / a->a;
-            if (sc < sc_lo || sc > sc_hi)
-                continue;
             /* rotation of the longest side's opposite-vertex chord */
             double ax = sx[a->v[1]] - sx[a->v[0]], ay = sy[a->v[1]] - sy[a->v[0]];
             double bx = rx[b->v[1]] - rx[b->v[0]], by = ry[b->v[1]] - ry[b->v[0]];
@@ -419,7 +429,7 @@ int astrom_pattern_match(const double *sx, const double *sy, long ns, const doub
     }
     free(cand);
     free(tb.start);
-    free(tb.idx);
+    free(tb.key);
     free(ts);
     free(tr);
     pgrid_free(&g);
