@@ -341,7 +341,7 @@ static long tri_candidates(const tri_buckets *tb, const tri *a, double eps, doub
             (*out)[n++] = k->j;
         }
     /* the buckets' lists, each ascending, into one */
-    if (nl > 1)
+    if (nl > 1 && n > 1)
         qsort(*out, (size_t)n, sizeof **out, cmp_long);
     return n;
 }
