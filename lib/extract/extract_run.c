@@ -207,6 +207,7 @@ static int read_image(const sk_extract_request *rq, const char *path, sk_image *
     ro.mask_path = rq->mask;
     ro.noise_hdu = rq->weight_hdu;
     ro.mask_hdu = rq->mask_hdu;
+    ro.threads = rq->threads;
     return sk_fits_read_image(path, &ro, img);
 }
 
