@@ -155,7 +155,7 @@ static void sqrt_median_release(void *sv, void *user)
     free(s->sel);
 }
 
-#define SQRT_MEDIAN_CHUNK 262144L
+#define SQRT_MEDIAN_CHUNK 65536L
 
 float sk_median_sqrt_positive(const float *v, long n, int threads)
 {

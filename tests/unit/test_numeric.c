@@ -181,7 +181,7 @@ static void test_select_radix(void)
  * whatever the thread count; NaN, zeros, negatives and +inf among them. */
 static void test_median_sqrt(void)
 {
-    enum { N = 600001 };
+    enum { N = 200001 };
     float *v = malloc(sizeof *v * N), *c = malloc(sizeof *c * N);
     unsigned seed = 4242;
     int bad = !v || !c;
