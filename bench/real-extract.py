@@ -11,9 +11,9 @@ import numpy as np
 from astropy.io import fits
 
 warnings.filterwarnings("ignore")
-FMT = "%-26s %6s %6s %12s %6s %6s %7s %5s %7s %7s"
+FMT = "%-26s %6s %6s %12s %9s %6s %6s %7s %5s %7s %7s"
 if sys.argv[1] == "--header":
-    print(FMT % ("image", "n_sk", "n_se", "found", "AUTO", "F_sk", "F_se", "PSF", "t_sk", "t_se"))
+    print(FMT % ("image", "n_sk", "n_se", "found", "split", "AUTO", "F_sk", "F_se", "PSF", "t_sk", "t_se"))
     sys.exit(0)
 name, d, t_sk, t_se = sys.argv[1:5]
 
@@ -59,7 +59,7 @@ ours, f_sk, psf_sk = load_ours()
 se, f_se, psf_se = load_se()
 n_sk = len(ours) if ours is not None else 0
 n_se = len(se) if se is not None else 0
-found, ratio, fse_txt = "-", "-", "-"
+found, ratio, fse_txt, split = "-", "-", "-", "-"
 if se is not None and n_se:
     clean = (se["FLAGS"] == 0) & (se["SNR_WIN"] >= 20)
     if not psf_se or not np.isfinite(f_se):
@@ -80,26 +80,31 @@ if se is not None and n_se:
     if len(j) and n_sk:
         ox, oy = ours["XWIN_IMAGE"].astype(float), ours["YWIN_IMAGE"].astype(float)
         got = np.zeros(len(j), bool)
+        near = np.zeros(len(j), int)
+        r_split = max(2.0, 2 * f_se) if np.isfinite(f_se) else 2.0
         rat = np.full(len(j), np.nan)
         order = np.argsort(ox)
         sx = ox[order]
         for n, k in enumerate(j):
             x, y = se["XWIN_IMAGE"][k], se["YWIN_IMAGE"][k]
-            lo, hi = np.searchsorted(sx, x - 1), np.searchsorted(sx, x + 1)
+            lo, hi = np.searchsorted(sx, x - r_split), np.searchsorted(sx, x + r_split)
             cand = order[lo:hi]
             if len(cand) == 0:
                 continue
             dd = np.hypot(ox[cand] - x, oy[cand] - y)
             b = np.argmin(dd)
+            if dd[b] > 1.0:
+                near[n] = np.sum(dd <= r_split)
             if dd[b] <= 1.0:
                 got[n] = True
                 if se["FLUX_AUTO"][k] > 0:
                     rat[n] = ours["FLUX_AUTO"][cand[b]] / se["FLUX_AUTO"][k]
         found = "%5.1f%%/%d" % (100.0 * got.mean(), len(j))
+        split = "%d/%d" % (np.sum(near >= 2), np.sum(~got))
         if np.isfinite(rat).any():
             ratio = "%.3f" % np.nanmedian(rat)
     elif not len(j):
         found = "-/0"
 psf = ("y" if psf_sk else "n") + "/" + ("y" if psf_se else "n")
-print(FMT % (name[:26], n_sk, n_se, found, ratio,
+print(FMT % (name[:26], n_sk, n_se, found, split, ratio,
              "%.2f" % f_sk if f_sk == f_sk else "-", fse_txt, psf, t_sk, t_se))

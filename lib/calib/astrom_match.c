@@ -250,6 +250,102 @@ static long make_triangles(const double *x, const double *y, long n, double min_
     return m;
 }
 
+/* The reference triangles by orientation and shortest-side ratio r2, in
+ * buckets one tolerance wide; each bucket lists its triangles (their
+ * ratios beside their index, read in sequence) in the r1-sorted order of
+ * the array, so that the candidates of a triangle are visited in that
+ * order whatever the buckets. */
+typedef struct tri_key {
+    double r1, r2, a;
+    long j;       /* index in the r1-sorted array */
+} tri_key;
+
+typedef struct tri_buckets {
+    long nb;      /* buckets of r2 per orientation */
+    long *start;  /* 2 nb + 1 */
+    tri_key *key; /* bucket by bucket */
+} tri_buckets;
+
+static int cmp_long(const void *p, const void *q)
+{
+    long a = *(const long *)p, b = *(const long *)q;
+    return (a > b) - (a < b);
+}
+
+static long tri_bucket_of(double r2, double eps, long nb)
+{
+    long b = (long)floor(r2 / eps);
+    return b < 0 ? 0 : b >= nb ? nb - 1 : b;
+}
+
+static int tri_buckets_init(tri_buckets *tb, const tri *t, long n, double eps)
+{
+    tb->nb = (long)(1.0 / eps) + 2;
+    tb->start = calloc((size_t)(2 * tb->nb + 1), sizeof *tb->start);
+    tb->key = malloc(sizeof *tb->key * (size_t)(n + 1));
+    long *fill = calloc((size_t)(2 * tb->nb + 1), sizeof *fill);
+    if (!tb->start || !tb->key || !fill) {
+        free(fill);
+        free(tb->start);
+        free(tb->key);
+        return -1;
+    }
+    for (long j = 0; j < n; j++)
+        tb->start[(t[j].orient > 0) * tb->nb + tri_bucket_of(t[j].r2, eps, tb->nb) + 1]++;
+    for (long c = 0; c < 2 * tb->nb; c++)
+        tb->start[c + 1] += tb->start[c];
+    for (long j = 0; j < n; j++) {
+        long c = (t[j].orient > 0) * tb->nb + tri_bucket_of(t[j].r2, eps, tb->nb);
+        tb->key[tb->start[c] + fill[c]++] = (tri_key){t[j].r1, t[j].r2, t[j].a, j};
+    }
+    free(fill);
+    return 0;
+}
+
+/* The indices of the reference triangles of a's orientation whose r1 and
+ * r2 are within eps of a's and whose longest side is sc_lo to sc_hi times
+ * a's, ascending. Returns their number; *out (grown as needed) holds them. */
+static long tri_candidates(const tri_buckets *tb, const tri *a, double eps, double sc_lo, double sc_hi,
+                           long **out, long *cap)
+{
+    long b_lo = tri_bucket_of(a->r2 - eps, eps, tb->nb), b_hi = tri_bucket_of(a->r2 + eps, eps, tb->nb);
+    const tri_key *pos[3], *end[3];
+    int nl = 0;
+    double r1_hi = a->r1 + eps;
+    for (long b = b_lo; b <= b_hi && nl < 3; b++) {
+        long c = (a->orient > 0) * tb->nb + b, lo = tb->start[c], hi = tb->start[c + 1];
+        end[nl] = tb->key + hi;
+        while (lo < hi) {
+            long mid = (lo + hi) / 2;
+            if (tb->key[mid].r1 < a->r1 - eps)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        pos[nl++] = tb->key + lo;
+    }
+    long n = 0;
+    for (int l = 0; l < nl; l++)
+        for (const tri_key *k = pos[l]; k < end[l] && k->r1 <= r1_hi; k++) {
+            double sc = k->a / a->a;
+            if (fabs(k->r2 - a->r2) > eps || sc < sc_lo || sc > sc_hi)
+                continue;
+            if (n == *cap) {
+                long ncap = *cap ? 2 * *cap : 256;
+                long *g = realloc(*out, sizeof *g * (size_t)ncap);
+                if (!g)
+                    return -1;
+                *out = g;
+                *cap = ncap;
+            }
+            (*out)[n++] = k->j;
+        }
+    /* the buckets' lists, each ascending, into one */
+    if (nl > 1)
+        qsort(*out, (size_t)n, sizeof **out, cmp_long);
+    return n;
+}
+
 int astrom_pattern_match(const double *sx, const double *sy, long ns, const double *rx,
                          const double *ry, long nr, double cx, double cy, double max_rot_deg,
                          double max_scale, double max_shift_px, double tol_px, astrom_sim *best,
@@ -272,27 +368,27 @@ int astrom_pattern_match(const double *sx, const double *sy, long ns, const doub
     }
     qsort(tr, (size_t)ntr, sizeof *tr, cmp_tri);
     const double eps = 0.02;
+    tri_buckets tb;
+    long *cand = NULL, cand_cap = 0;
+    if (tri_buckets_init(&tb, tr, ntr, eps) != 0) {
+        free(ts);
+        free(tr);
+        pgrid_free(&g);
+        return -1;
+    }
     double rot_lim = (max_rot_deg + 0.5) * M_PI / 180.0;
     double sc_lo = 1.0 / (1.0 + max_scale + 0.01), sc_hi = 1.0 + max_scale + 0.01;
     long best_n = 0;
     double best_res = INFINITY;
     for (long i = 0; i < nts; i++) {
         const tri *a = &ts[i];
-        long lo = 0, hi = ntr;
-        while (lo < hi) {
-            long mid = (lo + hi) / 2;
-            if (tr[mid].r1 < a->r1 - eps)
-                lo = mid + 1;
-            else
-                hi = mid;
+        long nc = tri_candidates(&tb, a, eps, sc_lo, sc_hi, &cand, &cand_cap);
+        if (nc < 0) {
+            best_n = 0;
+            break;
         }
-        for (long j = lo; j < ntr && tr[j].r1 <= a->r1 + eps; j++) {
-            const tri *b = &tr[j];
-            if (b->orient != a->orient || fabs(b->r2 - a->r2) > eps)
-                continue;
-            double sc = b->a / a->a;
-            if (sc < sc_lo || sc > sc_hi)
-                continue;
+        for (long q = 0; q < nc; q++) {
+            const tri *b = &tr[cand[q]];
             /* rotation of the longest side's opposite-vertex chord */
             double ax = sx[a->v[1]] - sx[a->v[0]], ay = sy[a->v[1]] - sy[a->v[0]];
             double bx = rx[b->v[1]] - rx[b->v[0]], by = ry[b->v[1]] - ry[b->v[0]];
@@ -315,7 +411,8 @@ int astrom_pattern_match(const double *sx, const double *sy, long ns, const doub
                 continue;
             long n = 0;
             double res = 0;
-            for (long k = 0; k < ns; k++) {
+            /* stop once the points left cannot bring it level with the best */
+            for (long k = 0; k < ns && n + (ns - k) >= best_n; k++) {
                 double d2;
                 astrom_sim_apply(&t, sx[k], sy[k], &X, &Y);
                 if (pgrid_nearest(&g, X, Y, tol_px, &d2) >= 0) {
@@ -330,6 +427,9 @@ int astrom_pattern_match(const double *sx, const double *sy, long ns, const doub
             }
         }
     }
+    free(cand);
+    free(tb.start);
+    free(tb.key);
     free(ts);
     free(tr);
     pgrid_free(&g);

@@ -406,6 +406,22 @@ static int filter_range(long begin, long end, void *user)
     return SK_OK;
 }
 
+/* The fewest pixels above the threshold a segment needs: min_area_px, or
+ * when smaller the area a point source twice as significant as the
+ * threshold covers above it, (pi / 2) FWHM^2 for the matched filter (a
+ * Gaussian star of sigma s filtered by itself has sigma^2 = 2 s^2 and
+ * exceeds half its peak over 2 pi ln 2 (2 s^2)); at least one pixel. A star of an
+ * undersampled image covers only a few pixels above the threshold (at FWHM
+ * 1.2 px one of signal-to-noise 25 covers about 5): a fixed minimum area
+ * would drop such stars while keeping the same stars on a finer grid. */
+long sk_detect_min_area(const sk_detect_params *p)
+{
+    long psf = p->fwhm_px > 0 ? lround(0.5 * M_PI * p->fwhm_px * p->fwhm_px) : p->min_area_px;
+    if (psf < 1)
+        psf = 1;
+    return psf < p->min_area_px ? psf : p->min_area_px;
+}
+
 /* A run of pixels above the threshold in row y: columns [x0, x1]. */
 typedef struct {
     long y, x0, x1;
@@ -695,8 +711,8 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
 
     /* 8-connected segments above threshold */
     long *pool = NULL, *seg_start = NULL, *seg_len = NULL, nseg = 0;
-    st = find_segments(d->signif, w, h, (float)d->threshold, p->min_area_px, threads, &pool, &seg_start,
-                       &seg_len, &nseg);
+    st = find_segments(d->signif, w, h, (float)d->threshold, sk_detect_min_area(p), threads, &pool,
+                       &seg_start, &seg_len, &nseg);
     if (st)
         goto fail;
     d->nsegments = nseg;

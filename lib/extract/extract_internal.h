@@ -58,6 +58,10 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
 
 void sk_detection_free(sk_detection *d);
 
+/* The fewest pixels above the threshold a segment needs: min_area_px, or
+ * (pi / 2) FWHM^2 (at least 1) when smaller. detect.c. */
+long sk_detect_min_area(const sk_detect_params *p);
+
 /* Deblend one segment (pixel indices `pix`, n of them, of a width x height
  * image holding detection values `val`, threshold `thresh`; every pixel
  * 8-adjacent to the segment and outside it is at or below the threshold).

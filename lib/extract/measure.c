@@ -10,6 +10,7 @@
 #include "extract_internal.h"
 
 #define FWHM_PER_SIGMA 2.3548200450309493
+#define WIN_CENTROID_MIN_SIGMA_PX 0.9  /* the centroid's window: at least this sigma */
 
 /* ---- exact overlap of a circle and a rectangle ---- */
 
@@ -499,7 +500,21 @@ static long window_size(const sk_measure_params *p, double *sigma_px, double *ra
 {
     *sigma_px = p->fwhm_px / FWHM_PER_SIGMA;
     *radius_px = 4.0 * *sigma_px + 1.0;
-    return 2 * (long)ceil(*radius_px) + 3;
+    double rc = 4.0 * fmax(*sigma_px, WIN_CENTROID_MIN_SIGMA_PX) + 1.0;
+    return 2 * (long)ceil(fmax(*radius_px, rc)) + 3;
+}
+
+/* The window of the centroid: the image's, but at least
+ * WIN_CENTROID_MIN_SIGMA_PX wide. A window much narrower than a pixel's
+ * reach samples the light of an undersampled star too coarsely: its fixed
+ * point is pulled towards the centre of the brightest pixel, by up to
+ * 0.23 px for a Gaussian star of FWHM 1.2 px under a window as wide
+ * (0.03 px under a window of sigma 0.9 px, 0.02 px at 1 px, whose greater
+ * reach takes more of the neighbours' light in crowded fields). */
+static void centroid_window(double sig_w, double *sigma_px, double *radius_px)
+{
+    *sigma_px = fmax(sig_w, WIN_CENTROID_MIN_SIGMA_PX);
+    *radius_px = 4.0 * *sigma_px + 1.0;
 }
 
 /* The pixels with a value in the window about one centre, row by row:
@@ -1038,15 +1053,16 @@ static void measure_one(const mctx *M, long k, stamp *stp, stamp *pst, winpix *W
     if (P != M)
         flags |= iso_photometry(P, ob, s);
 
-    double sig_w, rwin;
+    double sig_w, rwin, sig_c, rc;
     window_size(p, &sig_w, &rwin);
-    double reach = rwin + 2;
+    centroid_window(sig_w, &sig_c, &rc);
+    double reach = fmax(rwin, rc) + 2;
     for (int a = 0; !p->shape_only && a <= p->naper; a++)
         if (M->radii[a] + 2 > reach)
             reach = M->radii[a] + 2;
     stamp_fill(stp, M, self, s->x, s->y, reach);
     double xc = s->x, yc = s->y;
-    if (!windowed_centroid(M, self, stp, s, rwin, sig_w, W, &xc, &yc)) {
+    if (!windowed_centroid(M, self, stp, s, rc, sig_c, W, &xc, &yc)) {
         flags |= SK_SRC_WIN_FAILED;
         xc = s->x;
         yc = s->y;

@@ -9,7 +9,7 @@ plan 65
 
 # Before any cluster exists: status and a query fail with exit 3 and say
 # which database was tried and how to start one.
-DB_WORK=$(mktemp -d /tmp/skdbtest-XXXXXX)
+DB_WORK=$(mktemp -d "${SK_DB_TMP:-/tmp}/skdbtest-XXXXXX")
 chmod 755 "$DB_WORK"
 trap stop_test_db EXIT
 export SKYSTACK_DB_DIR="$DB_WORK/db" SKYSTACK_DATA="$DB_WORK/data"

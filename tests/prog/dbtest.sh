@@ -2,7 +2,7 @@
 # after lib.sh. start_test_db creates and starts it (skydb start, from a
 # copy of the run's template cluster: seed_test_cluster in lib.sh; as
 # `start_test_db fresh`, made by skydb start itself) in a fresh
-# world-traversable folder under /tmp (as root the cluster runs as the
+# world-traversable folder under SK_DB_TMP (tests/run-tests) or /tmp (as root the cluster runs as the
 # postgres user, which must reach it even when the checkout is under a
 # private home), points SKYSTACK_DB_DIR and SKYSTACK_DATA there, and stops
 # and removes it when the test exits, whether it passes or not.
@@ -32,7 +32,7 @@ start_test_db() {
         echo "1..0 # SKIP PostgreSQL server programs (initdb) not found"
         exit 0
     fi
-    DB_WORK=$(mktemp -d /tmp/skdbtest-XXXXXX)
+    DB_WORK=$(mktemp -d "${SK_DB_TMP:-/tmp}/skdbtest-XXXXXX")
     chmod 755 "$DB_WORK"
     trap stop_test_db EXIT
     trap 'exit 1' INT TERM HUP

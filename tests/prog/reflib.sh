@@ -1,9 +1,10 @@
 # reflib.sh: a private PostgreSQL cluster and data root for the reference
 # tests (tests/prog/ref*.t), sourced after lib.sh. The cluster lives in a
-# fresh world-traversable directory under /tmp (PostgreSQL runs as an
+# fresh world-traversable directory under SK_DB_TMP (tests/run-tests) or
+# /tmp (PostgreSQL runs as an
 # unprivileged user when the tests run as root, and its socket path must
 # stay short) and is stopped and removed on exit.
-REF_ROOT=$(mktemp -d /tmp/skref-XXXXXX)
+REF_ROOT=$(mktemp -d "${SK_DB_TMP:-/tmp}/skref-XXXXXX")
 chmod 755 "$REF_ROOT"
 export SKYSTACK_DB_DIR="$REF_ROOT/db" SKYSTACK_DATA="$REF_ROOT/data"
 unset SKYSTACK_DB

@@ -578,6 +578,65 @@ static void test_deblend(void)
     free(model);
 }
 
+/* An undersampled field (Gaussian PSF of FWHM 1.2 px, the FWHM measured
+ * from the data): 36 bright stars and 36 of signal-to-noise 25 on a grid.
+ * Such a faint star covers about 5 pixels above the threshold, so a fixed
+ * minimum area of 5 pixels lost a quarter of them; every one is found, and
+ * the smaller minimum area brings no detections away from the stars. The
+ * windowed centroids of the bright ones are not pulled to pixel centres. */
+static void test_undersampled(void)
+{
+    long w = 200, h = 200, nstar = 0, nfaint = 0, nbright = 0;
+    double err2 = 0;
+    double psig = 1.2 / 2.3548200450309493, sky = 5.0;
+    double nea = 4 * M_PI * (psig * psig + 1.0 / 12), faint_flux = 25 * sky * sqrt(nea);
+    float *model = calloc((size_t)(w * h), sizeof(float));
+    star st[72];
+    for (int j = 0; j < 8 && model; j++)
+        for (int i = 0; i < 9; i++) {
+            star s = { 12 + 22.0 * i + urand(), 12 + 24.0 * j + urand(), 0, 0 };
+            s.flux = (i + j) % 2 ? faint_flux : 60 * faint_flux;
+            add_gauss_star(model, w, h, &s, psig);
+            st[nstar++] = s;
+        }
+    sk_image *img = make_image(w, h, 100.0, 0, 0, sky, 0, model);
+    sk_extract_params p;
+    sk_extract_params_default(&p);
+    sk_extract_result *r = NULL;
+    ok(model && sk_extract_run(img, &p, 1, &r) == 0, "extraction of an undersampled field");
+    const sk_source_list *l = r ? r->sources : NULL;
+    long found = 0, stray = 0;
+    for (long k = 0; l && k < nstar; k++) {
+        const sk_source *s = nearest(l, st[k].x, st[k].y, 1.0);
+        if (st[k].flux == faint_flux)
+            nfaint++;
+        found += s && st[k].flux == faint_flux;
+        if (s && st[k].flux > faint_flux) {
+            double e = hypot(s->xwin - st[k].x, s->ywin - st[k].y);
+            err2 += e * e;
+            nbright++;
+        }
+    }
+    for (long k = 0; l && k < l->n; k++) {
+        long m = 0;
+        for (long q = 0; q < nstar && !m; q++)
+            m = hypot(l->src[k].xwin - st[q].x, l->src[k].ywin - st[q].y) <= 3.0;
+        stray += !m;
+    }
+    ok(r && fabs(r->fwhm_px / 1.2 - 1) <= 0.1, "FWHM 1.2 px measured within 10 %% (%.3f)",
+       r ? r->fwhm_px : 0);
+    ok(nfaint == 36 && found == nfaint, "all %ld stars of SNR 25 at FWHM 1.2 px found within 1 px (%ld)",
+       nfaint, found);
+    ok(l && stray <= 1, "no detections away from the stars (%ld)", stray);
+    double rms = nbright ? sqrt(err2 / (double)nbright) : 1;
+    ok(nbright == 36 && rms <= 0.04, "the windowed centroids of the %ld stars of SNR 1500 within %.3f px "
+       "rms (<= 0.04; a window as narrow as the PSF pulls them to pixel centres)", nbright, rms);
+    sk_extract_result_free(r);
+    sk_extract_params_clear(&p);
+    sk_image_free(img);
+    free(model);
+}
+
 /* Small images: one star filling most of a 20x20 image; a 3x3 image. */
 static void test_small(void)
 {
@@ -607,7 +666,7 @@ static void test_small(void)
 
 int main(void)
 {
-    tap_plan(59);
+    tap_plan(64);
     test_overlap();
     test_background();
     test_star_field();
@@ -616,5 +675,6 @@ int main(void)
     test_moffat();
     test_deblend();
     test_small();
+    test_undersampled();
     return tap_done();
 }

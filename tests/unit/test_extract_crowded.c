@@ -265,8 +265,8 @@ static void crowded(double fwhm_px, long size_px, const char *nstars, double min
 int main(void)
 {
     tap_plan(18);
-    crowded(1.5, 512, "simulation.nstars=8000", 0.85, 0);
-    crowded(1.2, 512, "simulation.nstars=8000", 0.78, 0);
+    crowded(1.5, 512, "simulation.nstars=8000", 0.88, 0);
+    crowded(1.2, 512, "simulation.nstars=8000", 0.90, 0);
     crowded(1.5, 256, "simulation.nstars=2000", 0.80, 1);
     return tap_done();
 }

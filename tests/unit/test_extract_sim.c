@@ -11,6 +11,7 @@
 #include "skystack/extract.h"
 #include "skystack/sim.h"
 #include "../tap.h"
+#include "numeric/select.h"
 #include "sim/sim_internal.h"
 
 typedef struct {
@@ -50,15 +51,16 @@ static int cmp_d(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The median of 1 / sqrt(w) over the pixels of positive weight: the weight
+ * of the middle rank from the top, by selection. */
 static double median_inv_sqrt(const float *w, long n)
 {
-    double *v = malloc(sizeof *v * (size_t)n);
+    float *v = malloc(sizeof *v * (size_t)(n + 1));
     long m = 0;
-    for (long i = 0; i < n; i++)
+    for (long i = 0; v && i < n; i++)
         if (w[i] > 0)
-            v[m++] = 1.0 / sqrt(w[i]);
-    qsort(v, (size_t)m, sizeof *v, cmp_d);
-    double r = m ? v[m / 2] : 0;
+            v[m++] = w[i];
+    double r = m ? 1.0 / sqrt((double)sk_select_kth(v, m, m - 1 - m / 2)) : 0;
     free(v);
     return r;
 }
