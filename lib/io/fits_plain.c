@@ -1,69 +1,62 @@
-/* fits_plain.c: reading image planes stored plainly (uncompressed 32-bit floats, or 16-bit unsigned integers) straight from the file, by rows on several threads. */
-#include <errno.h>
-#include <fcntl.h>
+/* fits_plain.c: reading image planes stored plainly (uncompressed 32-bit floats, or 16-bit unsigned integers) by chunks of rows on several threads, each thread through its own cfitsio handle on the file. */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/parallel.h"
 #include "fits_priv.h"
 #include "skystack/error.h"
 
-/* Bytes of pixels per chunk (a chunk is one pread): 256 KiB. */
+/* Bytes of pixels per chunk (one read call): 256 KiB. */
 #define PLAIN_CHUNK_BYTES ((size_t)1 << 18)
 
 typedef struct plain_job {
-    int fd;
     const char *path;
-    long long datastart;  /* byte offset of the first pixel */
-    int bitpix;           /* -32 or 16 */
+    int hdunum;           /* the HDU, 1-based */
+    int datatype;         /* TFLOAT or TUSHORT */
+    size_t el;            /* bytes per pixel in buf */
     size_t n;             /* pixels */
     void *buf;
 } plain_job;
 
-/* Big-endian IEEE float as fits_read_img gives it with a NaN null value:
- * NaN and +-inf (exponent all ones) become NaN, zeros and denormals
- * (exponent zero) +0. */
-static inline float plain_float(uint32_t be)
-{
-    uint32_t u = __builtin_bswap32(be);
-    uint32_t e = u & 0x7f800000u;
-    float f;
-    if (e == 0x7f800000u)
-        u = 0x7fc00000u; /* NAN */
-    else if (e == 0)
-        u = 0;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+/* A thread's own handle on the file, at the job's HDU: cfitsio (built
+ * reentrant) reads through separate handles at once. */
+typedef struct plain_handle {
+    fitsfile *f;
+} plain_handle;
 
-static int plain_range(long c0, long c1, void *user)
+static int plain_open(void *scratch, void *user)
 {
     const plain_job *J = user;
-    size_t el = J->bitpix == -32 ? 4 : 2;
-    size_t per = PLAIN_CHUNK_BYTES / el;
+    plain_handle *h = scratch;
+    int status = 0;
+    if (fits_open_diskfile(&h->f, J->path, READONLY, &status) == 0)
+        fits_movabs_hdu(h->f, J->hdunum, NULL, &status);
+    return status ? sk_fits_status_error(status, J->path, "opening it again to read by threads") : SK_OK;
+}
+
+static void plain_close(void *scratch, void *user)
+{
+    plain_handle *h = scratch;
+    int status = 0;
+    if (h->f)
+        fits_close_file(h->f, &status);
+    h->f = NULL;
+}
+
+static int plain_range(void *scratch, long c0, long c1, void *user)
+{
+    const plain_job *J = user;
+    plain_handle *h = scratch;
+    size_t per = PLAIN_CHUNK_BYTES / J->el;
     size_t i0 = (size_t)c0 * per, i1 = (size_t)c1 * per < J->n ? (size_t)c1 * per : J->n;
-    unsigned char *dst = (unsigned char *)J->buf + i0 * el;
-    size_t want = (i1 - i0) * el, got = 0;
-    while (got < want) {
-        ssize_t r = pread(J->fd, dst + got, want - got, (off_t)(J->datastart + (long long)(i0 * el + got)));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? sk_error(SK_EIO, "%s: reading pixels: %s", J->path, strerror(errno))
-                         : sk_error(SK_EINPUT, "%s: file is truncated (ends inside its data)", J->path);
-        got += (size_t)r;
-    }
-    if (J->bitpix == -32) {
-        uint32_t *p = (uint32_t *)dst;
-        float *f = (float *)dst;
-        for (size_t i = 0; i < i1 - i0; i++)
-            f[i] = plain_float(p[i]);
-    } else {
-        uint16_t *p = (uint16_t *)dst;
-        for (size_t i = 0; i < i1 - i0; i++) /* BZERO 32768: flip the sign bit */
-            p[i] = (uint16_t)(__builtin_bswap16(p[i]) ^ 0x8000u);
-    }
+    float nan_float = NAN;
+    unsigned short no_null = 0; /* (no BLANK: never used) */
+    int status = 0, anynul = 0;
+    void *nulval = J->datatype == TFLOAT ? (void *)&nan_float : (void *)&no_null;
+    if (fits_read_img(h->f, J->datatype, (LONGLONG)i0 + 1, (LONGLONG)(i1 - i0), nulval,
+                      (unsigned char *)J->buf + i0 * J->el, &anynul, &status))
+        return sk_fits_status_error(status, J->path, "reading its pixels");
     return SK_OK;
 }
 
@@ -72,9 +65,6 @@ static int plain_range(long c0, long c1, void *user)
  * for -32 no scaling, for 16 BZERO 32768, BSCALE 1 and no BLANK. */
 static int plain_layout(fitsfile *fptr, const char *path, int bitpix, long long *datastart)
 {
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-    return 0; /* the swaps below are for little-endian hosts */
-#endif
     int status = 0, type = 0;
     char url[FLEN_FILENAME] = "", name[FLEN_FILENAME] = "";
     fits_url_type(fptr, url, &status);
@@ -106,16 +96,17 @@ int sk_fits_plain_read(fitsfile *fptr, const char *path, int threads, int bitpix
                        int *done)
 {
     *done = 0;
-    plain_job J = {.path = path, .bitpix = bitpix, .n = n, .buf = buf};
-    if ((bitpix != -32 && bitpix != 16) || !plain_layout(fptr, path, bitpix, &J.datastart))
+    long long datastart = 0;
+    int hdunum = 0;
+    if (threads < 2 || (bitpix != -32 && bitpix != 16) || !plain_layout(fptr, path, bitpix, &datastart))
         return SK_OK;
-    J.fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (J.fd < 0)
-        return SK_OK; /* cfitsio has it open: let it read */
-    size_t per = PLAIN_CHUNK_BYTES / (bitpix == -32 ? 4 : 2);
+    fits_get_hdu_num(fptr, &hdunum);
+    plain_job J = {.path = path, .hdunum = hdunum, .datatype = bitpix == -32 ? TFLOAT : TUSHORT,
+                   .el = bitpix == -32 ? sizeof(float) : sizeof(uint16_t), .n = n, .buf = buf};
+    size_t per = PLAIN_CHUNK_BYTES / J.el;
     long nchunks = (long)((n + per - 1) / per);
-    int rc = sk_parallel_for(nchunks, 1, threads, plain_range, &J);
-    close(J.fd);
+    sk_scratch handles = {sizeof(plain_handle), plain_open, plain_close};
+    int rc = sk_parallel_for_scratch(nchunks, 1, threads, &handles, plain_range, &J);
     *done = rc == SK_OK;
     return rc;
 }

@@ -538,8 +538,8 @@ static void test_nonfinite_and_noise(void)
     sk_image_free(img);
 }
 
-/* Planes stored plainly are read straight from the file by rows on
- * several threads (fits_plain.c): the pixels must be what cfitsio gives,
+/* Planes stored plainly are read by chunks of rows on
+ * several threads, each through its own cfitsio handle (fits_plain.c): the pixels must be what cfitsio gives,
  * special float values included, and the image what a tile-compressed
  * copy (read by cfitsio) gives, whatever the thread count. */
 static void test_plain_read(void)
