@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 # serial-fraction.py PERF.DATA [N]: from a one-thread `perf record -g`
 # profile (dwarf call graphs), the share of CPU samples inside the
-# library's parallel regions (a stack through par_run, lib/core/parallel.c)
-# and the rest (the serial fraction s), Amdahl's bound 1 / (s + (1 - s) / 2)
-# on the speedup at 2 threads, and the N functions that hold most of the
-# serial samples (inclusive).
+# library's parallel regions (a stack through par_run, lib/core/parallel.c,
+# or through task_run / sk_task_start: a task that runs beside the caller
+# on more than one thread, inside sk_task_start on one) and the rest (the
+# serial fraction s), Amdahl's bound 1 / (s + (1 - s) / 2) on the speedup
+# at 2 threads, and the N functions that hold most of the serial samples
+# (inclusive).
 import collections
 import subprocess
 import sys
@@ -23,7 +25,7 @@ for line in out.splitlines():
 if cur:
     samples.append(cur)
 total = len(samples)
-par = sum(1 for s in samples if "par_run" in s)
+par = sum(1 for s in samples if "par_run" in s or "task_run" in s or "sk_task_start" in s)
 if total == 0:
     sys.exit("serial-fraction.py: no samples in " + sys.argv[1])
 s = (total - par) / total
@@ -31,7 +33,7 @@ print(f"{total} samples: parallel {100 * par / total:.1f} %, serial {100 * s:.1f
       f"Amdahl bound at 2 threads {1 / (s + (1 - s) / 2):.2f}x")
 inc = collections.Counter()
 for smp in samples:
-    if "par_run" not in smp:
+    if "par_run" not in smp and "task_run" not in smp and "sk_task_start" not in smp:
         for f in set(smp):
             if f != "[unknown]":
                 inc[f] += 1

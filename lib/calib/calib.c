@@ -176,20 +176,9 @@ void sk_calib_free(sk_calib *c)
 }
 
 /* Median noise per usable pixel (ADU). */
-static double median_sigma(const float *var, long n)
+static double median_sigma(const float *var, long n, int threads)
 {
-    float *v = malloc(sizeof *v * (size_t)(n + 1));
-    if (!v)
-        return NAN;
-    long m = 0;
-    for (long i = 0; i < n; i++)
-        if (var[i] > 0)
-            v[m++] = sqrtf(var[i]);
-    double s = NAN;
-    if (m)
-        s = sk_select_kth(v, m, m / 2);
-    free(v);
-    return s;
+    return sk_median_sqrt_positive(var, n, threads);
 }
 
 /* Median noise per usable pixel (ADU) in the box of half the image's width
@@ -228,7 +217,7 @@ int sk_calib_run(const sk_image *img, sk_extract_result *r, const sk_calib_param
     float *var = det_var ? NULL : sk_pixel_variance(img, r->background);
     int st = det_var || var ? SK_OK : sk_errstatus();
     if (!st)
-        c->sigma_bg_adu = median_sigma(det_var ? det_var : var, img->width * img->height);
+        c->sigma_bg_adu = median_sigma(det_var ? det_var : var, img->width * img->height, threads);
     double sigma_centre = NAN;
     if (!st)
         sigma_centre = central_sigma(det_var ? det_var : var, img->width, img->height);

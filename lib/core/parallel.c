@@ -1,4 +1,4 @@
-/* parallel.c: the library's one parallel-for (see parallel.h). */
+/* parallel.c: the library's one parallel-for and its tasks beside the caller (see parallel.h). */
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -194,5 +194,53 @@ int sk_parallel_for_scratch(long n, long chunk, int threads, const sk_scratch *s
     free(a.mem);
     free(a.started);
     free(a.init_status);
+    return st;
+}
+
+/* ---- a task beside the caller ---- */
+
+struct sk_task {
+    sk_task_fn fn;
+    void *user;
+    pthread_t tid;
+    int threaded;    /* tid runs fn */
+    int status;      /* fn's status, once done */
+    char msg[2048];  /* and its message */
+};
+
+static void *task_run(void *arg)
+{
+    sk_task *t = arg;
+    t->status = t->fn(t->user);
+    if (t->status)
+        snprintf(t->msg, sizeof t->msg, "%s", sk_errmsg());
+    return NULL;
+}
+
+int sk_task_start(int threads, sk_task_fn fn, void *user, sk_task **out)
+{
+    sk_task *t = calloc(1, sizeof *t);
+    *out = t;
+    if (!t)
+        return fn(user);
+    t->fn = fn;
+    t->user = user;
+    if (threads > 1 && pthread_create(&t->tid, NULL, task_run, t) == 0)
+        t->threaded = 1;
+    else
+        task_run(t);
+    return SK_OK;
+}
+
+int sk_task_join(sk_task *t)
+{
+    if (!t)
+        return SK_OK;
+    if (t->threaded)
+        pthread_join(t->tid, NULL);
+    int st = t->status;
+    if (st)
+        sk_error(st, "%s", t->msg);
+    free(t);
     return st;
 }

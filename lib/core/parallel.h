@@ -46,4 +46,19 @@ typedef int (*sk_scratch_fn)(void *scratch, long begin, long end, void *user);
 int sk_parallel_for_scratch(long n, long chunk, int threads, const sk_scratch *scratch,
                             sk_scratch_fn fn, void *user);
 
+/* A task beside the caller: fn(user) on a thread of its own when
+ * `threads` > 1 (and a thread can be started), else at once in the
+ * caller's thread, inside sk_task_start. Either way its status is the
+ * one sk_task_join returns, with its message in the caller's sk_errmsg();
+ * fn must touch nothing the caller uses until then. */
+typedef int (*sk_task_fn)(void *user);
+typedef struct sk_task sk_task;
+
+/* Start fn; *out is the task to join (NULL only when out of memory, after
+ * fn ran in the caller's thread: the status is then returned here). */
+int sk_task_start(int threads, sk_task_fn fn, void *user, sk_task **out);
+
+/* Wait for the task and free it; its status (SK_OK for NULL). */
+int sk_task_join(sk_task *t);
+
 #endif

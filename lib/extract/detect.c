@@ -207,61 +207,88 @@ static void dilate_line(uint8_t *v, long n, long stride, int r, uint8_t *tmp)
         v[i * stride] = tmp[i];
 }
 
-uint8_t *sk_detection_mask(const sk_detection *det, int radius_px)
+/* The object mask dilated along x, a band of rows at a time, then along y
+ * with a running count per column, a strip of columns at a time (the
+ * same integers whatever the bands and strips). */
+typedef struct mask_job {
+    const sk_detection *det;
+    int r;
+    uint8_t *m, *out;
+} mask_job;
+
+static int mask_rows(long y0, long y1, void *user)
 {
-    long w = det->width, h = det->height, npix = w * h;
-    uint8_t *m = malloc((size_t)npix);
-    uint8_t *tmp = malloc((size_t)(w > h ? w : h));
-    if (!m || !tmp) {
-        free(m);
-        free(tmp);
-        sk_error(SK_EIO, "detection: out of memory for the object mask");
-        return NULL;
+    const mask_job *J = user;
+    long w = J->det->width;
+    uint8_t *tmp = malloc((size_t)w);
+    if (!tmp)
+        return sk_error(SK_EIO, "detection: out of memory for the object mask");
+    for (long y = y0; y < y1; y++) {
+        uint8_t *row = J->m + y * w;
+        const int32_t *seg = J->det->segmap + y * w;
+        for (long x = 0; x < w; x++)
+            row[x] = seg[x] != 0;
+        if (J->r > 0)
+            dilate_line(row, w, 1, J->r, tmp);
     }
-    for (long i = 0; i < npix; i++)
-        m[i] = det->segmap[i] != 0;
-    if (radius_px > 0) {
-        for (long y = 0; y < h; y++)
-            dilate_line(m + y * w, w, 1, radius_px, tmp);
-        /* along y with a running count per column, row by row (sequential
-           memory, vectorisable) */
-        uint8_t *out = malloc((size_t)npix);
-        uint16_t *cnt = calloc((size_t)w, sizeof *cnt);
-        if (!out || !cnt) {
-            free(out);
-            free(cnt);
-            free(tmp);
-            free(m);
-            sk_error(SK_EIO, "detection: out of memory for the object mask");
-            return NULL;
-        }
-        long r = radius_px;
+    free(tmp);
+    return SK_OK;
+}
+
+#define MASK_STRIP_COLS 256
+
+static int mask_strips(long s0, long s1, void *user)
+{
+    const mask_job *J = user;
+    long w = J->det->width, h = J->det->height, r = J->r;
+    uint16_t cnt[MASK_STRIP_COLS];
+    for (long s = s0; s < s1; s++) {
+        long x0 = s * MASK_STRIP_COLS, nx = w - x0 < MASK_STRIP_COLS ? w - x0 : MASK_STRIP_COLS;
+        const uint8_t *m = J->m + x0;
+        uint8_t *out = J->out + x0;
+        memset(cnt, 0, sizeof cnt);
         for (long yy = 0; yy <= r && yy < h; yy++)
-            for (long x = 0; x < w; x++)
+            for (long x = 0; x < nx; x++)
                 cnt[x] += m[yy * w + x];
         for (long y = 0; y < h; y++) {
             if (y > 0) {
                 if (y + r < h) {
                     const uint8_t *add = m + (y + r) * w;
-                    for (long x = 0; x < w; x++)
+                    for (long x = 0; x < nx; x++)
                         cnt[x] += add[x];
                 }
                 if (y - r - 1 >= 0) {
                     const uint8_t *sub = m + (y - r - 1) * w;
-                    for (long x = 0; x < w; x++)
+                    for (long x = 0; x < nx; x++)
                         cnt[x] -= sub[x];
                 }
             }
             uint8_t *o = out + y * w;
-            for (long x = 0; x < w; x++)
+            for (long x = 0; x < nx; x++)
                 o[x] = cnt[x] != 0;
         }
-        free(cnt);
-        free(m);
-        m = out;
     }
-    free(tmp);
-    return m;
+    return SK_OK;
+}
+
+uint8_t *sk_detection_mask(const sk_detection *det, int radius_px, int threads)
+{
+    long w = det->width, h = det->height, npix = w * h;
+    mask_job J = {det, radius_px > 0 ? radius_px : 0, malloc((size_t)(npix ? npix : 1)), NULL};
+    int st = J.m ? sk_parallel_for(h, 16, threads, mask_rows, &J)
+                 : sk_error(SK_EIO, "detection: out of memory for the object mask");
+    if (!st && J.r > 0) {
+        J.out = malloc((size_t)(npix ? npix : 1));
+        st = J.out ? sk_parallel_for((w + MASK_STRIP_COLS - 1) / MASK_STRIP_COLS, 1, threads, mask_strips, &J)
+                   : sk_error(SK_EIO, "detection: out of memory for the object mask");
+        free(J.m);
+        J.m = J.out;
+    }
+    if (st) {
+        free(J.m);
+        return NULL;
+    }
+    return J.m;
 }
 
 void sk_detection_free(sk_detection *d)
@@ -410,47 +437,118 @@ static long run_root(run_t *r, long a)
     return a;
 }
 
+/* The runs of a band of rows, found on threads: each band's runs in row
+ * order into its own array, so that the bands concatenated in order give
+ * the runs a single pass over the rows gives. */
+#define RUN_BAND_ROWS 64
+
+typedef struct run_band {
+    run_t *runs;
+    long n, cap;
+} run_band;
+
+typedef struct runs_job {
+    const float *val;
+    long w, h;
+    float thr;
+    run_band *band;
+    long *row_end;  /* per row: its last run + 1 within its band */
+} runs_job;
+
+static int band_runs(long b0, long b1, void *user)
+{
+    const runs_job *J = user;
+    for (long b = b0; b < b1; b++) {
+        run_band *B = &J->band[b];
+        long y1 = (b + 1) * RUN_BAND_ROWS < J->h ? (b + 1) * RUN_BAND_ROWS : J->h;
+        for (long y = b * RUN_BAND_ROWS; y < y1; y++) {
+            const float *row = J->val + y * J->w;
+            for (long x = 0; x < J->w;) {
+                if (!(row[x] > J->thr)) {
+                    x++;
+                    continue;
+                }
+                long x0 = x;
+                while (x < J->w && row[x] > J->thr)
+                    x++;
+                if (B->n == B->cap) {
+                    long cap = B->cap ? 2 * B->cap : 1024;
+                    run_t *nr = realloc(B->runs, sizeof *nr * (size_t)cap);
+                    if (!nr)
+                        return sk_error(SK_EIO, "detection: out of memory");
+                    B->runs = nr;
+                    B->cap = cap;
+                }
+                B->runs[B->n++] = (run_t){ y, x0, x - 1, 0 };
+            }
+            J->row_end[y] = B->n;
+        }
+    }
+    return SK_OK;
+}
+
+/* Every run of pixels of `val` above thr, row after row, into *runs
+ * (each its own parent), and per row the end of its runs in *row_end. */
+static int find_runs(const float *val, long w, long h, float thr, int threads, run_t **runs, long *nruns,
+                     long **row_end)
+{
+    *runs = NULL;
+    *nruns = 0;
+    long nband = (h + RUN_BAND_ROWS - 1) / RUN_BAND_ROWS;
+    runs_job J = { val, w, h, thr, calloc((size_t)(nband ? nband : 1), sizeof(run_band)),
+                   malloc(sizeof(long) * (size_t)(h ? h : 1)) };
+    int st = J.band && J.row_end ? sk_parallel_for(nband, 1, threads, band_runs, &J)
+                                 : sk_error(SK_EIO, "detection: out of memory");
+    long n = 0;
+    for (long b = 0; !st && b < nband; b++)
+        n += J.band[b].n;
+    run_t *all = st ? NULL : malloc(sizeof *all * (size_t)(n ? n : 1));
+    if (!st && !all)
+        st = sk_error(SK_EIO, "detection: out of memory");
+    long off = 0;
+    for (long b = 0; !st && b < nband; b++) {
+        memcpy(all + off, J.band[b].runs, sizeof *all * (size_t)J.band[b].n);
+        long y1 = (b + 1) * RUN_BAND_ROWS < h ? (b + 1) * RUN_BAND_ROWS : h;
+        for (long y = b * RUN_BAND_ROWS; y < y1; y++)
+            J.row_end[y] += off;
+        off += J.band[b].n;
+    }
+    for (long b = 0; J.band && b < nband; b++)
+        free(J.band[b].runs);
+    free(J.band);
+    if (st) {
+        free(J.row_end);
+        return st;
+    }
+    for (long r = 0; r < n; r++)
+        all[r].parent = r;
+    *runs = all;
+    *nruns = n;
+    *row_end = J.row_end;
+    return SK_OK;
+}
+
 /* The 8-connected segments of the pixels of `val` (w x h) above thr with at
  * least min_area pixels, ordered by their first pixel: their pixel indices
  * (ascending) one segment after the other in *pool, segment s from
- * (*start)[s], (*len)[s] of them. Runs of pixels along rows are joined to
- * the runs they touch in the row above. */
-static int find_segments(const float *val, long w, long h, float thr, long min_area, long **pool,
-                         long **start, long **len, long *nseg)
+ * (*start)[s], (*len)[s] of them. Runs of pixels along rows (found on
+ * threads) are joined to the runs they touch in the row above. */
+static int find_segments(const float *val, long w, long h, float thr, long min_area, int threads,
+                         long **pool, long **start, long **len, long *nseg)
 {
     *pool = *start = *len = NULL;
     *nseg = 0;
-    long nruns = 0, cap = 4096;
-    run_t *runs = malloc(sizeof *runs * (size_t)cap);
-    if (!runs)
-        return sk_error(SK_EIO, "detection: out of memory");
+    run_t *runs = NULL;
+    long nruns = 0, *row_end = NULL;
+    int st = find_runs(val, w, h, thr, threads, &runs, &nruns, &row_end);
+    if (st)
+        return st;
     long prev0 = 0, prev1 = 0;  /* the previous row's runs */
     for (long y = 0; y < h; y++) {
-        const float *row = val + y * w;
-        long cur0 = nruns;
-        for (long x = 0; x < w;) {
-            if (!(row[x] > thr)) {
-                x++;
-                continue;
-            }
-            long x0 = x;
-            while (x < w && row[x] > thr)
-                x++;
-            if (nruns == cap) {
-                run_t *nr = realloc(runs, sizeof *runs * (size_t)(cap * 2));
-                if (!nr) {
-                    free(runs);
-                    return sk_error(SK_EIO, "detection: out of memory");
-                }
-                runs = nr;
-                cap *= 2;
-            }
-            runs[nruns] = (run_t){ y, x0, x - 1, nruns };
-            nruns++;
-        }
+        long cur0 = prev1, cur1 = row_end[y];
         /* join to the runs of the row above that touch, diagonals included */
         long k = prev0;
-        for (long r = cur0; r < nruns; r++) {
+        for (long r = cur0; r < cur1; r++) {
             while (k < prev1 && runs[k].x1 < runs[r].x0 - 1)
                 k++;
             for (long q = k; q < prev1 && runs[q].x0 <= runs[r].x1 + 1; q++) {
@@ -462,8 +560,9 @@ static int find_segments(const float *val, long w, long h, float thr, long min_a
             }
         }
         prev0 = cur0;
-        prev1 = nruns;
+        prev1 = cur1;
     }
+    free(row_end);
     long *size = calloc((size_t)(nruns ? nruns : 1), sizeof *size);
     long *segof = malloc(sizeof *segof * (size_t)(nruns ? nruns : 1));
     if (!size || !segof) {
@@ -542,6 +641,18 @@ static int deblend_range(long begin, long end, void *user)
     return SK_OK;
 }
 
+/* Object k's pixels labelled k + 1 in the segmentation map. */
+static int segmap_range(long k0, long k1, void *user)
+{
+    sk_detection *d = user;
+    for (long k = k0; k < k1; k++) {
+        const sk_object *o = &d->objects[k];
+        for (long j = 0; j < o->npix; j++)
+            d->segmap[o->pix[j]] = (int32_t)(k + 1);
+    }
+    return SK_OK;
+}
+
 int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_params *p,
               int threads, sk_detection **out)
 {
@@ -600,8 +711,8 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
 
     /* 8-connected segments above threshold */
     long *pool = NULL, *seg_start = NULL, *seg_len = NULL, nseg = 0;
-    st = find_segments(d->signif, w, h, (float)d->threshold, sk_detect_min_area(p), &pool, &seg_start, &seg_len,
-                       &nseg);
+    st = find_segments(d->signif, w, h, (float)d->threshold, sk_detect_min_area(p), threads, &pool,
+                       &seg_start, &seg_len, &nseg);
     if (st)
         goto fail;
     d->nsegments = nseg;
@@ -633,8 +744,6 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
             sk_object *o = &d->objects[d->nobjects];
             *o = objs[s][k];
             o->parent = s;
-            for (long j = 0; j < o->npix; j++)
-                d->segmap[o->pix[j]] = (int32_t)(d->nobjects + 1);
             d->nobjects++;
         }
         free(objs[s]);
@@ -643,6 +752,8 @@ int sk_detect(const sk_image *img, const sk_background *bg, const sk_detect_para
     free(nobjs);
     if (st)
         goto fail;
+    /* the segmentation map: objects own disjoint pixels */
+    (void)sk_parallel_for(d->nobjects, 64, threads, segmap_range, d);
     free(pool);
     free(seg_start);
     free(seg_len);

@@ -237,7 +237,7 @@ static int detect_two_pass(const sk_image *img, const sk_extract_params *p, int 
        on it with the final filter. */
     if (!st) {
         int grow = (int)ceil(2.0 * fwhm);
-        uint8_t *mask = sk_detection_mask(r->detection, grow);
+        uint8_t *mask = sk_detection_mask(r->detection, grow, threads);
         /* the first pass's maps go before the second pass allocates its
            own (the memory is reused rather than doubled) */
         sk_detection_free(r->detection);
@@ -287,7 +287,7 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
 static int measurement_background(const sk_image *img, const sk_extract_result *d, const sk_extract_params *p,
                                   int threads, sk_background **out)
 {
-    uint8_t *mask = sk_detection_mask(d->detection, (int)ceil(2.0 * d->fwhm_px));
+    uint8_t *mask = sk_detection_mask(d->detection, (int)ceil(2.0 * d->fwhm_px), threads);
     if (!mask)
         return sk_error(SK_EIO, "extraction: out of memory");
     int st = sk_background_estimate_masked(img, mask, &p->background, threads, out);

@@ -262,7 +262,7 @@ static int register_rows(const extract_job *J, const db_image *I, const extract_
 /* Under the claim, no transaction open: compute and write the products
  * (each under a temporary name, then renamed), then their rows; what was
  * written goes on a failure. */
-static int make_and_register(extract_job *J, const db_image *I, const extract_inputs *X)
+static int make_and_register(extract_job *J, const db_image *I, extract_inputs *X)
 {
     int rc = sk_mkdir_p(I->dir);
     if (rc)
@@ -286,7 +286,7 @@ int extract_in_database(extract_job *J, sk_extract_outcome *out)
     extract_inputs X;
     memset(&X, 0, sizeof X);
     int rc = find_image(J, &I);
-    rc = rc ? rc : extract_inputs_of(J, I.path, I.id_text, &X);
+    rc = rc ? rc : extract_inputs_of(J, I.path, I.id_text, 0, &X);
     rc = rc ? rc : extract_add_request_prov(J, &X, &J->prov);
     rc = rc ? rc : product_paths(J, &I);
     if (rc) {

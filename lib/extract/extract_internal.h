@@ -71,8 +71,9 @@ int sk_deblend_segment(const long *pix, long n, const float *val, long width, lo
                        sk_object **objs, long *nobjs, long *cap);
 
 /* The object footprints of `det` grown by `radius_px` (a square
- * dilation), as a width*height mask (1 = object), malloc'd. detect.c. */
-uint8_t *sk_detection_mask(const sk_detection *det, int radius_px);
+ * dilation), as a width*height mask (1 = object), malloc'd; on up to
+ * `threads` threads (the mask does not depend on them). detect.c. */
+uint8_t *sk_detection_mask(const sk_detection *det, int radius_px, int threads);
 
 /* Per-pixel variance of the science image (ADU^2): from the weight map
  * rescaled to the measured background rms, or the rms map when the weight is

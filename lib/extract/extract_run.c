@@ -18,6 +18,7 @@
 #include "skystack/provenance.h"
 #include "skystack/storage.h"
 #include "skystack/wcs.h"
+#include "core/parallel.h"
 #include "core/path_priv.h"
 #include "extract_run_priv.h"
 #include "calib/calib_internal.h"
@@ -206,6 +207,7 @@ static int read_image(const sk_extract_request *rq, const char *path, sk_image *
     ro.mask_path = rq->mask;
     ro.noise_hdu = rq->weight_hdu;
     ro.mask_hdu = rq->mask_hdu;
+    ro.threads = rq->threads;
     return sk_fits_read_image(path, &ro, img);
 }
 
@@ -298,8 +300,23 @@ static int source_table(const extract_job *J, const extract_made *M, const char 
     return SK_OK;
 }
 
+/* The md5 of each input of X that has none yet. */
+static int inputs_md5(void *user)
+{
+    extract_inputs *X = user;
+    for (int i = 0; i < X->n; i++) {
+        if (X->in[i].md5)
+            continue;
+        int rc = sk_md5_file(X->in[i].path, X->md5[i]);
+        if (rc)
+            return sk_error_context("%s file", X->in[i].role);
+        X->in[i].md5 = X->md5[i];
+    }
+    return SK_OK;
+}
+
 int extract_inputs_of(const extract_job *J, const char *image_path, const char *image_id,
-                      extract_inputs *X)
+                      int defer, extract_inputs *X)
 {
     const sk_calib_params *C = J->S->calib;
     const sk_extract_request *rq = J->rq;
@@ -329,21 +346,40 @@ int extract_inputs_of(const extract_job *J, const char *image_path, const char *
         X->in[X->n] = (sk_input_file){ci->id, C->refcat_spec, X->md5[X->n], "refcat"};
         X->n++;
     }
-    for (int i = 0; i < X->n; i++) {
-        if (X->in[i].md5)
-            continue;
-        if (!sk_path_is_file(X->in[i].path))
+    for (int i = 0; i < X->n; i++)
+        if (!X->in[i].md5 && !sk_path_is_file(X->in[i].path))
             return sk_error(SK_ENOTFOUND, "%s: %s file: no such file", X->in[i].path, X->in[i].role);
-        int rc = sk_md5_file(X->in[i].path, X->md5[i]);
-        if (rc)
-            return sk_error_context("%s file", X->in[i].role);
-        X->in[i].md5 = X->md5[i];
-    }
-    return SK_OK;
+    /* the detection image's md5 is part of the provenance: now */
+    for (int i = 0; i < X->n; i++)
+        if (!X->in[i].md5 && !strcmp(X->in[i].role, "detection")) {
+            int rc = sk_md5_file(X->in[i].path, X->md5[i]);
+            if (rc)
+                return sk_error_context("%s file", X->in[i].role);
+            X->in[i].md5 = X->md5[i];
+        }
+    if (!defer)
+        return inputs_md5(X);
+    return sk_task_start(J->rq->threads, inputs_md5, X, &X->md5_task);
+}
+
+int extract_inputs_md5(extract_inputs *X)
+{
+    sk_task *t = X->md5_task;
+    X->md5_task = NULL;
+    return sk_task_join(t);
 }
 
 void extract_inputs_clear(extract_inputs *X)
 {
+    if (X->md5_task) { /* left running by a failure: wait for it, keeping that failure's message */
+        int st = sk_errstatus();
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", sk_errmsg());
+        (void)extract_inputs_md5(X);
+        sk_error_clear();
+        if (st)
+            sk_error(st, "%s", msg);
+    }
     free(X->in);
     free(X->md5);
     memset(X, 0, sizeof *X);
@@ -373,7 +409,7 @@ static int write_products(const extract_job *J, const extract_made *M, const ext
     return rc;
 }
 
-int extract_make_products(const extract_job *J, const extract_inputs *X, double gain_fallback,
+int extract_make_products(const extract_job *J, extract_inputs *X, double gain_fallback,
                           extract_made *M)
 {
     const char *image_path = X->in[0].path;
@@ -387,6 +423,7 @@ int extract_make_products(const extract_job *J, const extract_inputs *X, double 
         return rc;
     sk_table *t = NULL;
     rc = source_table(J, M, image_path, threshold_sigma, &t);
+    rc = rc ? rc : extract_inputs_md5(X);
     rc = rc ? rc : write_products(J, M, X, t);
     sk_table_free(t);
     if (rc)
@@ -502,14 +539,15 @@ static int update_image_header(const extract_job *J, extract_inputs *X, const ch
  * from the inputs X (reuse them); 0 when there are none, or (with
  * rq->replace) they were made from others; SK_EINPUT naming the input
  * that changed when they were made from others. */
-static int file_products_reusable(const extract_job *J, const extract_inputs *X, int *reuse)
+static int file_products_reusable(const extract_job *J, extract_inputs *X, int *reuse)
 {
     *reuse = 0;
     if (!product_current(J->P.src, J->prov->id) || !product_current(J->P.bkg, J->prov->id))
         return SK_OK;
     json_t *doc = NULL;
     char what[9000];
-    int rc = sk_sidecar_read(J->P.src, NULL, NULL, 0, NULL, &doc);
+    int rc = extract_inputs_md5(X);
+    rc = rc ? rc : sk_sidecar_read(J->P.src, NULL, NULL, 0, NULL, &doc);
     if (rc)
         return rc;
     int differ = sk_sidecar_inputs_differ(doc, X->in, X->n, what, sizeof what);
@@ -576,7 +614,7 @@ static int extract_file_only(extract_job *J, sk_extract_outcome *out)
                                                 : "%s: no such file", path);
     sk_prov *up = NULL;
     extract_inputs X;
-    int rc = extract_inputs_of(J, path, NULL, &X);
+    int rc = extract_inputs_of(J, path, NULL, 1, &X);
     rc = rc ? rc : image_upstream(path, &up);
     rc = rc ? rc : extract_make_prov(J->S, up, &J->prov);
     sk_prov_free(up);

@@ -43,10 +43,19 @@ typedef struct extract_inputs {
     int n;                        /* all of them: the source list and WCS */
     int npixels;                  /* the first npixels: image, weight, mask
                                      (the background and PSF) */
+    struct sk_task *md5_task;     /* the md5s still being computed (see
+                                     extract_inputs_md5) */
+    int md5_status;               /* and its status once joined */
 } extract_inputs;
 
+/* The inputs of an image, each md5 computed. With `defer` (and more than
+ * one thread) the md5s of the image, weight and mask files are computed
+ * on a thread beside the extraction: read X->in[i].md5 only after
+ * extract_inputs_md5. */
 int extract_inputs_of(const extract_job *J, const char *image_path, const char *image_id,
-                      extract_inputs *X);
+                      int defer, extract_inputs *X);
+/* Wait for the md5s of X; the status of computing them. */
+int extract_inputs_md5(extract_inputs *X);
 void extract_inputs_clear(extract_inputs *X);
 
 /* The extraction provenance of an image of provenance `up` (NULL: none). */
@@ -67,7 +76,7 @@ int extract_add_request_prov(const extract_job *J, const extract_inputs *X, sk_p
  * with its sidecar naming the inputs X; `gain_fallback` (> 0) is used
  * when neither the settings nor the header give a gain. Products written
  * on a failure are removed. */
-int extract_make_products(const extract_job *J, const extract_inputs *X, double gain_fallback,
+int extract_make_products(const extract_job *J, extract_inputs *X, double gain_fallback,
                           extract_made *M);
 void extract_made_clear(extract_made *M);
 /* Remove every product of P and its sidecar. */

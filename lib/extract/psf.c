@@ -738,8 +738,25 @@ static int keep_isolated(const sk_source_list *l, cand *c, long nk, double mode,
 
 /* Indices of the PSF stars of `l` (highest SNR first) and the FWHM of the
  * stellar locus. */
+/* The core FWHMs of candidates, one slot each (0: none), on threads. */
+typedef struct core_job {
+    const sk_image *img;
+    const sk_background *bg;
+    const cand *c;
+    double guess;
+    double *fw;
+} core_job;
+
+static int core_fwhm_range(long k0, long k1, void *user)
+{
+    const core_job *J = user;
+    for (long k = k0; k < k1; k++)
+        J->fw[k] = J->bg ? sk_core_fwhm_at(J->img, J->bg, J->c[k].x, J->c[k].y, J->guess) : 0;
+    return SK_OK;
+}
+
 static int select_stars(const sk_image *img, const sk_background *bg, const sk_source_list *l,
-                        const sk_psf_params *p, long **out, long *nout, long *nloaded,
+                        const sk_psf_params *p, int threads, long **out, long *nout, long *nloaded,
                         double *locus_fwhm)
 {
     *out = NULL;
@@ -765,19 +782,24 @@ static int select_stars(const sk_image *img, const sk_background *bg, const sk_s
         if (!isfinite(s->xwin) || !isfinite(s->ywin) || s->xwin < 0 || s->ywin < 0 ||
             s->xwin > (double)img->width - 1 || s->ywin > (double)img->height - 1)
             continue;
-        /* the FWHM of the star's core (a Gaussian fit), not of its
-           moments: those of undersampled stars and of stars with
-           neighbours scatter too widely to show the stellar locus */
-        double fw = bg ? sk_core_fwhm_at(img, bg, s->xwin, s->ywin, guess) : 0;
-        if (!(fw > 0))
-            continue;
         c[nc].idx = k;
         c[nc].x = s->xwin;
         c[nc].y = s->ywin;
         c[nc].snr = s->snr;
-        lf[nc] = log(fw);
         nc++;
     }
+    /* the FWHM of the star's core (a Gaussian fit), not of its moments:
+       those of undersampled stars and of stars with neighbours scatter
+       too widely to show the stellar locus */
+    core_job cj = {img, bg, c, guess, lf};
+    (void)sk_parallel_for(nc, 64, threads, core_fwhm_range, &cj);
+    long kept = 0;
+    for (long k = 0; k < nc; k++)
+        if (lf[k] > 0) {
+            c[kept] = c[k];
+            lf[kept++] = log(lf[k]);
+        }
+    nc = kept;
     *nloaded = nc;
     if (nc < 3) {
         free(c);
@@ -1835,7 +1857,7 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
         return sk_error(SK_EINPUT, "PSF: polynomial degree %d is outside [0, 8]", p->degree);
     long *idx = NULL, nstar = 0, nloaded = 0;
     double locus = 0;
-    int st = select_stars(img, bg, sources, p, &idx, &nstar, &nloaded, &locus);
+    int st = select_stars(img, bg, sources, p, threads, &idx, &nstar, &nloaded, &locus);
     if (st)
         return st;
 

@@ -15,6 +15,16 @@ int sk_fits_status_error(int status, const char *path, const char *what);
  * other compressed files are decompressed by cfitsio). */
 int sk_fits_open_read(const char *path, fitsfile **fptr);
 
+/* Read the n pixels of the current HDU of fptr (opened from the disk file
+ * `path`) on `threads` (2 or more) threads, each with its own cfitsio
+ * handle on the file, when they are stored plainly as `bitpix`: -32
+ * (unscaled floats, read into float buf as fits_read_img gives them with
+ * a NaN null value) or 16 with BZERO 32768, BSCALE 1 and no BLANK (read
+ * into uint16_t buf). *done is 0, and nothing read, on one thread or when
+ * the plane is stored otherwise (fits_plain.c). */
+int sk_fits_plain_read(fitsfile *fptr, const char *path, int threads, int bitpix, size_t n, void *buf,
+                       int *done);
+
 /* Move to the HDU named or numbered `hdu` ("0" = primary). NULL: "SCI" if
  * present, else the first 2-D image HDU (want_table = 0) or the first
  * binary table (want_table = 1). */

@@ -8,7 +8,10 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/bigbuf.h"
+#include "core/parallel.h"
 #include "fits_priv.h"
+#include "image_internal.h"
 #include "skystack/error.h"
 #include "skystack/fits.h"
 #include "skystack/wcs.h"
@@ -318,8 +321,8 @@ static int read_pixels(fitsfile *fptr, const char *path, const char *label, int 
 /* Read the 2-D image of the current HDU as `datatype` (TFLOAT or TDOUBLE,
  * which holds every 32-bit integer exactly). Undefined integer pixels
  * (BLANK) become NaN. */
-static int read_current_plane(fitsfile *fptr, const char *path, int datatype, void **pixels,
-                              long *width, long *height)
+static int read_current_plane(fitsfile *fptr, const char *path, int datatype, int threads,
+                              void **pixels, long *width, long *height)
 {
     char label[FLEN_VALUE + 8];
     long w = 0, h = 0;
@@ -331,10 +334,14 @@ static int read_current_plane(fitsfile *fptr, const char *path, int datatype, vo
     if ((unsigned long)w > SIZE_MAX / elsize / (unsigned long)h)
         return sk_error(SK_EINPUT, "%s: %s: image %ld x %ld too large", path, label, w, h);
     size_t n = (size_t)w * (size_t)h;
-    void *buf = malloc(n * elsize);
+    void *buf = sk_big_malloc(n, elsize); /* huge pages: a fault per 2 MiB as the threads read */
     if (!buf)
         return sk_error(SK_EIO, "%s: %s: out of memory for %ld x %ld pixels", path, label, w, h);
-    rc = read_pixels(fptr, path, label, datatype, 0, (LONGLONG)n, buf);
+    int done = 0;
+    if (datatype == TFLOAT)
+        rc = sk_fits_plain_read(fptr, path, threads, -32, n, buf, &done);
+    if (!rc && !done)
+        rc = read_pixels(fptr, path, label, datatype, 0, (LONGLONG)n, buf);
     if (rc) {
         free(buf);
         return rc;
@@ -387,7 +394,7 @@ static int read_plane_at(const char *path, const char *hdu, const char *fallback
     if (header)
         rc = sk_fits_current_header(fptr, path, header);
     if (!rc)
-        rc = read_current_plane(fptr, path, datatype, pixels, width, height);
+        rc = read_current_plane(fptr, path, datatype, 1, pixels, width, height);
     if (rc && header) {
         sk_header_free(*header);
         *header = NULL;
@@ -515,10 +522,51 @@ int sk_fits_find_companions(fitsfile *fptr, const char *path, int sci_hdunum, lo
     return SK_OK;
 }
 
+/* Turning a noise plane into weights, a chunk of pixels at a time. */
+typedef struct noise_job {
+    sk_image *img;
+    const char *path;
+    int kind;
+} noise_job;
+
+#define PIXEL_CHUNK 65536L
+
+static int noise_to_weight(long i0, long i1, void *user)
+{
+    const noise_job *J = user;
+    float *wgt = J->img->weight;
+    if (J->kind == SK_NOISE_WEIGHT) {
+        for (long i = i0; i < i1; i++) {
+            float v = wgt[i];
+            wgt[i] = v > 0.0f && v <= FLT_MAX ? v : 0.0f;  /* NaN, inf, <= 0: no data */
+        }
+        return SK_OK;
+    }
+    for (long i = i0; i < i1; i++) {
+        float v = wgt[i];
+        float out;
+        if (!isfinite(v)) {
+            out = 0.0f;
+        } else if (v < 0.0f) {
+            long w = J->img->width, x = i % w, y = i / w;
+            return sk_error(SK_EINPUT, "%s: negative %s %g at pixel (%ld, %ld) (1-based)", J->path,
+                            J->kind == SK_NOISE_VARIANCE ? "variance" : "rms", v, x + 1, y + 1);
+        } else if (v == 0.0f) {
+            out = 0.0f; /* no noise estimate: no data */
+        } else {
+            double var = J->kind == SK_NOISE_VARIANCE ? (double)v : (double)v * (double)v;
+            double inv = 1.0 / var;
+            out = inv < (double)HUGE_VALF && isfinite(inv) ? (float)inv : 0.0f;
+        }
+        wgt[i] = out;
+    }
+    return SK_OK;
+}
+
 /* The noise plane, read straight into img->weight and turned into weights
  * there. */
 static int read_noise(sk_image *img, const char *path, const char *hdu, const char *sci_extname,
-                      int kind)
+                      int kind, int threads)
 {
     fitsfile *fptr;
     int rc = open_plane(path, hdu, sci_extname, &fptr);
@@ -531,46 +579,58 @@ static int read_noise(sk_image *img, const char *path, const char *hdu, const ch
         rc = sk_error(SK_EINPUT, "%s: noise plane is %ld x %ld but the image %s is %ld x %ld",
                       path, w, h, img->path, img->width, img->height);
     size_t n = (size_t)w * (size_t)h;
+    int done = 0;
     if (!rc)
+        rc = sk_fits_plain_read(fptr, path, threads, -32, n, img->weight, &done);
+    if (!rc && !done)
         rc = read_pixels(fptr, path, label, TFLOAT, 0, (LONGLONG)n, img->weight);
     close_plane(fptr);
     if (rc)
         return rc;
-    float *wgt = img->weight;
-    if (kind == SK_NOISE_WEIGHT) {
-        for (size_t i = 0; i < n; i++) {
-            float v = wgt[i];
-            wgt[i] = v > 0.0f && v <= FLT_MAX ? v : 0.0f;  /* NaN, inf, <= 0: no data */
-        }
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            float v = wgt[i];
-            float out;
-            if (!isfinite(v)) {
-                out = 0.0f;
-            } else if (v < 0.0f) {
-                long x = (long)(i % (size_t)w), y = (long)(i / (size_t)w);
-                return sk_error(SK_EINPUT, "%s: negative %s %g at pixel (%ld, %ld) (1-based)", path,
-                                kind == SK_NOISE_VARIANCE ? "variance" : "rms", v, x + 1, y + 1);
-            } else if (v == 0.0f) {
-                out = 0.0f; /* no noise estimate: no data */
-            } else {
-                double var = kind == SK_NOISE_VARIANCE ? (double)v : (double)v * (double)v;
-                double inv = 1.0 / var;
-                out = inv < (double)HUGE_VALF && isfinite(inv) ? (float)inv : 0.0f;
-            }
-            wgt[i] = out;
-        }
-    }
+    noise_job J = {img, path, kind};
+    rc = sk_parallel_for((long)n, PIXEL_CHUNK, threads, noise_to_weight, &J);
+    if (rc)
+        return rc;
     img->weight_is_relative = 0;
     return SK_OK;
 }
 
-/* The mask plane, read in pieces (as double: every integer type fits) and
+/* Merging mask values into the flags (flag bits) or into BAD pixels of
+ * weight 0 (any non-zero value). */
+typedef struct mask_job {
+    sk_image *img;
+    const uint16_t *plain;  /* the whole plane, or NULL: */
+    const double *mask;     /* values of pixels [start, ..) */
+    size_t start;
+    int is_flags;
+} mask_job;
+
+static int mask_merge(long i0, long i1, void *user)
+{
+    const mask_job *J = user;
+    uint16_t *fl = J->img->flags + J->start;
+    float *wgt = J->img->weight + J->start;
+    for (long i = i0; i < i1; i++) {
+        double m = J->plain ? (double)J->plain[i] : J->mask[i];
+        if (J->is_flags) {
+            if (isfinite(m) && m >= 0)
+                fl[i] |= (uint16_t)((uint64_t)m & 0xffff);
+            else
+                fl[i] |= SK_FLAG_BAD;
+        } else if (m != 0) { /* NaN is non-zero too */
+            fl[i] |= SK_FLAG_BAD;
+            wgt[i] = 0.0f;
+        }
+    }
+    return SK_OK;
+}
+
+/* The mask plane, read whole when stored plainly as 16-bit unsigned
+ * integers, else in pieces (as double: every integer type fits), and
  * merged into img->flags (flag bits) or turned into BAD pixels of weight 0
  * (any non-zero value). */
 static int read_mask(sk_image *img, const char *path, const char *hdu, const char *sci_extname,
-                     int is_flags)
+                     int is_flags, int threads)
 {
     fitsfile *fptr;
     int rc = open_plane(path, hdu, sci_extname, &fptr);
@@ -582,31 +642,54 @@ static int read_mask(sk_image *img, const char *path, const char *hdu, const cha
     if (!rc && (w != img->width || h != img->height))
         rc = sk_error(SK_EINPUT, "%s: mask is %ld x %ld but the image %s is %ld x %ld", path, w,
                       h, img->path, img->width, img->height);
-    enum { CHUNK = 1 << 15 };
-    double *mask = rc ? NULL : malloc(sizeof *mask * CHUNK);
-    if (!rc && !mask)
-        rc = sk_error(SK_EIO, "%s: out of memory", path);
     size_t n = (size_t)w * (size_t)h;
-    for (size_t start = 0; !rc && start < n; start += CHUNK) {
+    uint16_t *plain = rc ? NULL : malloc(sizeof *plain * (n ? n : 1));
+    int done = 0;
+    if (plain)
+        rc = sk_fits_plain_read(fptr, path, threads, 16, n, plain, &done);
+    if (!rc && done) {
+        mask_job J = {img, plain, NULL, 0, is_flags};
+        rc = sk_parallel_for((long)n, PIXEL_CHUNK, threads, mask_merge, &J);
+    }
+    free(plain);
+    enum { CHUNK = 1 << 15 };
+    double *mask = rc || done ? NULL : malloc(sizeof *mask * CHUNK);
+    if (!rc && !done && !mask)
+        rc = sk_error(SK_EIO, "%s: out of memory", path);
+    for (size_t start = 0; !rc && !done && start < n; start += CHUNK) {
         size_t m = n - start < CHUNK ? n - start : CHUNK;
         rc = read_pixels(fptr, path, label, TDOUBLE, (LONGLONG)start, (LONGLONG)m, mask);
-        uint16_t *fl = img->flags + start;
-        float *wgt = img->weight + start;
-        for (size_t i = 0; !rc && i < m; i++) {
-            if (is_flags) {
-                if (isfinite(mask[i]) && mask[i] >= 0)
-                    fl[i] |= (uint16_t)((uint64_t)mask[i] & 0xffff);
-                else
-                    fl[i] |= SK_FLAG_BAD;
-            } else if (mask[i] != 0) { /* NaN is non-zero too */
-                fl[i] |= SK_FLAG_BAD;
-                wgt[i] = 0.0f;
-            }
-        }
+        mask_job J = {img, NULL, mask, start, is_flags};
+        rc = rc ? rc : mask_merge(0, (long)m, &J);
     }
     free(mask);
     close_plane(fptr);
     return rc;
+}
+
+/* Saturation, then non-finite values, then weights of 0 without reason:
+ * pixel by pixel. */
+typedef struct check_job {
+    sk_image *img;
+    int saturation;
+    double saturate;
+    int zero_weight_flag;
+} check_job;
+
+static int check_pixels(long i0, long i1, void *user)
+{
+    const check_job *J = user;
+    sk_image *img = J->img;
+    if (J->saturation)
+        for (long i = i0; i < i1; i++)
+            if (isfinite(img->sci[i]) && img->sci[i] >= J->saturate)
+                img->flags[i] |= SK_FLAG_SATURATED;
+    sk_image_sanitize_range(img, (size_t)i0, (size_t)i1);
+    if (J->zero_weight_flag)
+        for (long i = i0; i < i1; i++)
+            if (img->weight[i] == 0.0f && img->flags[i] == 0)
+                img->flags[i] = SK_FLAG_ZEROWEIGHT;
+    return SK_OK;
 }
 
 static int read_image(const char *path, const sk_read_opts *o, sk_image **out)
@@ -625,7 +708,7 @@ static int read_image(const char *path, const sk_read_opts *o, sk_image **out)
     if (!rc)
         rc = sk_fits_current_header(fptr, path, &header);
     if (!rc)
-        rc = read_current_plane(fptr, path, TFLOAT, &buf, &w, &h);
+        rc = read_current_plane(fptr, path, TFLOAT, o->threads, &buf, &w, &h);
     /* Which companion planes does the file itself hold? */
     sk_companions comp;
     memset(&comp, 0, sizeof comp);
@@ -651,7 +734,7 @@ static int read_image(const char *path, const sk_read_opts *o, sk_image **out)
     img->sci = buf;
     img->header = header;
     img->path = strdup(path);
-    img->weight = malloc(n * sizeof *img->weight);
+    img->weight = sk_big_malloc(n, sizeof *img->weight);
     img->flags = calloc(n, sizeof *img->flags);
     if (!img->path || !img->weight || !img->flags) {
         sk_image_free(img);
@@ -662,11 +745,11 @@ static int read_image(const char *path, const sk_read_opts *o, sk_image **out)
     science_extname(header, hdunum, extname, sizeof extname);
     /* Noise: separate file, else a named HDU of this file, else WGT, else 1. */
     if (o->noise_path)
-        rc = read_noise(img, o->noise_path, o->noise_hdu, extname, o->noise_kind);
+        rc = read_noise(img, o->noise_path, o->noise_hdu, extname, o->noise_kind, o->threads);
     else if (o->noise_hdu)
-        rc = read_noise(img, path, o->noise_hdu, NULL, o->noise_kind);
+        rc = read_noise(img, path, o->noise_hdu, NULL, o->noise_kind, o->threads);
     else if (comp.noise_hdu[0]) {
-        rc = read_noise(img, path, comp.noise_hdu, NULL, comp.noise_kind);
+        rc = read_noise(img, path, comp.noise_hdu, NULL, comp.noise_kind, o->threads);
         img->weight_is_relative = comp.noise_relative;
     } else {
         for (size_t i = 0; i < n; i++)
@@ -677,11 +760,11 @@ static int read_image(const char *path, const sk_read_opts *o, sk_image **out)
     int flags_from_flg = 0;
     if (!rc) {
         if (o->mask_path)
-            rc = read_mask(img, o->mask_path, o->mask_hdu, extname, o->mask_is_flags);
+            rc = read_mask(img, o->mask_path, o->mask_hdu, extname, o->mask_is_flags, o->threads);
         else if (o->mask_hdu)
-            rc = read_mask(img, path, o->mask_hdu, NULL, o->mask_is_flags);
+            rc = read_mask(img, path, o->mask_hdu, NULL, o->mask_is_flags, o->threads);
         else if (comp.mask_hdu[0]) {
-            rc = read_mask(img, path, comp.mask_hdu, NULL, comp.mask_is_flags);
+            rc = read_mask(img, path, comp.mask_hdu, NULL, comp.mask_is_flags, o->threads);
             flags_from_flg = comp.mask_is_flags;
         }
         flags_from_flg = flags_from_flg || (o->mask_is_flags && (o->mask_path || o->mask_hdu));
@@ -692,19 +775,10 @@ static int read_image(const char *path, const sk_read_opts *o, sk_image **out)
     }
 
     /* Saturation, then non-finite values, then weights of 0 without reason. */
-    double saturate;
+    check_job cj = {img, 0, 0, !flags_from_flg};
     const char *satkey = o->saturate_key ? o->saturate_key : "SATURATE";
-    if (!o->no_saturation && sk_header_get_double(header, satkey, &saturate) == 1) {
-        for (size_t i = 0; i < n; i++)
-            if (isfinite(img->sci[i]) && img->sci[i] >= saturate)
-                img->flags[i] |= SK_FLAG_SATURATED;
-    }
-    sk_image_sanitize(img);
-    if (!flags_from_flg) {
-        for (size_t i = 0; i < n; i++)
-            if (img->weight[i] == 0.0f && img->flags[i] == 0)
-                img->flags[i] = SK_FLAG_ZEROWEIGHT;
-    }
+    cj.saturation = !o->no_saturation && sk_header_get_double(header, satkey, &cj.saturate) == 1;
+    (void)sk_parallel_for((long)n, PIXEL_CHUNK, o->threads, check_pixels, &cj);
 
     /* The WCS when the header has a usable one. */
     sk_wcs *wcs = NULL;

@@ -100,9 +100,13 @@ void sk_image_free(sk_image *img)
 
 long sk_image_sanitize(sk_image *img)
 {
+    return sk_image_sanitize_range(img, 0, (size_t)img->width * (size_t)img->height);
+}
+
+long sk_image_sanitize_range(sk_image *img, size_t i0, size_t i1)
+{
     long changed = 0;
-    size_t n = (size_t)img->width * (size_t)img->height;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = i0; i < i1; i++) {
         int touched = 0;
         if (!isfinite(img->sci[i])) {
             img->sci[i] = 0.0f;

@@ -9,4 +9,7 @@
  * first touched (and cleared by the kernel) by the threads that fill it. */
 sk_image *sk_image_new_unset(long width, long height);
 
+/* sk_image_sanitize on pixels [i0, i1) only. */
+long sk_image_sanitize_range(sk_image *img, size_t i0, size_t i1);
+
 #endif

@@ -15,4 +15,11 @@ float sk_select_kth(float *v, long n, long k);
  * thousands of values or more. */
 float sk_select_kth_radix(float *v, long n, long k);
 
+/* The median noise of a variance map: the value sk_select_kth gives at
+ * rank m / 2 among the square roots (sqrtf) of the m values of v[0..n-1]
+ * above 0; NaN when there are none. Without a copy of v, by the same bins
+ * as sk_select_kth_radix counted on up to `threads` threads (the value
+ * does not depend on them). */
+float sk_median_sqrt_positive(const float *v, long n, int threads);
+
 #endif

@@ -38,6 +38,9 @@ typedef struct sk_read_opts {
     int no_saturation;        /* 1: do not flag pixels >= SATURATE */
     const char *saturate_key; /* header keyword of the saturation level
                                  (NULL = "SATURATE") */
+    int threads;              /* threads for reading and checking the pixels
+                                 (below 1: one); the image does not depend
+                                 on it */
 } sk_read_opts;
 
 /* Read an image. Non-finite pixels are flagged and get weight 0; masked

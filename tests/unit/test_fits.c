@@ -1,11 +1,13 @@
 /* test_fits.c: FITS image reading and writing: the SCI/WGT/FLG layout (plain and tile-compressed), the real DECam and M13 files, noise and mask conversions, and bad input. */
 #include <dirent.h>
 #include <fitsio.h>
+#include <float.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "skystack/skystack.h"
+#include "io/fits_priv.h"
 #include "../tap.h"
 #include "../data/fits/real_fixtures.h"
 
@@ -536,6 +538,79 @@ static void test_nonfinite_and_noise(void)
     sk_image_free(img);
 }
 
+/* Planes stored plainly are read by chunks of rows on
+ * several threads, each through its own cfitsio handle (fits_plain.c): the pixels must be what cfitsio gives,
+ * special float values included, and the image what a tile-compressed
+ * copy (read by cfitsio) gives, whatever the thread count. */
+static void test_plain_read(void)
+{
+    const long w = 512, h = 300;
+    const size_t n = (size_t)w * (size_t)h;
+    float *sci = malloc(n * sizeof *sci), *wgt = malloc(n * sizeof *wgt);
+    uint16_t *flg = malloc(n * sizeof *flg);
+    const float special[] = {NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 1e-40f, -1e-42f, FLT_MAX, -FLT_MAX,
+                             FLT_MIN, 1.0f, -3.5f};
+    const int nsp = (int)(sizeof special / sizeof *special);
+    for (size_t i = 0; i < n; i++) {
+        sci[i] = i % 97 < (size_t)nsp ? special[i % 97] : (float)(100.0 * uniform() - 10.0);
+        wgt[i] = i % 89 < (size_t)nsp ? special[i % 89] : (float)uniform();
+        flg[i] = i % 13 == 0 ? (uint16_t)(uniform() * 65535.0) : i % 7 == 0 ? 0x8000 : 0;
+    }
+    sk_header *hdr = sk_header_new();
+    sk_header_set_double(hdr, "SATURATE", 85.0, NULL);
+    const char *plain = tmp_path("plain.fits"), *packed = tmp_path("plain_fz.fits");
+    for (int c = 0; c < 2; c++) {
+        if (c) /* cfitsio reads plain zeros and denormals as +0, compressed ones as they are */
+            for (size_t i = 0; i < n; i++) {
+                sci[i] = fpclassify(sci[i]) == FP_SUBNORMAL || sci[i] == 0 ? 0.0f : sci[i];
+                wgt[i] = fpclassify(wgt[i]) == FP_SUBNORMAL || wgt[i] == 0 ? 0.0f : wgt[i];
+            }
+        sk_fits_writer *wr;
+        sk_fits_writer_open(c ? packed : plain, c, &wr);
+        sk_fits_writer_add_image(wr, "SCI", -32, w, h, sci, hdr);
+        sk_fits_writer_add_image(wr, "WGT", -32, w, h, wgt, NULL);
+        sk_fits_writer_add_image(wr, "FLG", 16, w, h, flg, NULL);
+        ok(sk_fits_writer_commit(wr) == SK_OK, "write the %s SCI/WGT/FLG file", c ? "compressed" : "plain");
+    }
+    sk_header_free(hdr);
+
+    /* pixel by pixel against fits_read_img */
+    fitsfile *f = NULL;
+    int status = 0, anynul = 0, done = 0;
+    float nanf = NAN, *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    uint16_t *ua = malloc(n * sizeof *ua), *ub = malloc(n * sizeof *ub), zero16 = 0;
+    fits_open_diskfile(&f, plain, READONLY, &status);
+    const char *planes[] = {"SCI", "WGT"};
+    for (int k = 0; k < 2; k++) {
+        fits_movnam_hdu(f, IMAGE_HDU, (char *)planes[k], 0, &status);
+        fits_read_img(f, TFLOAT, 1, (LONGLONG)n, &nanf, a, &anynul, &status);
+        ok(sk_fits_plain_read(f, plain, 2, -32, n, b, &done) == SK_OK && done, "%s read plainly", planes[k]);
+        ok(status == 0 && !memcmp(a, b, n * sizeof *a), "%s: every bit as cfitsio reads it", planes[k]);
+    }
+    fits_movnam_hdu(f, IMAGE_HDU, "FLG", 0, &status);
+    fits_read_img(f, TUSHORT, 1, (LONGLONG)n, &zero16, ua, &anynul, &status);
+    ok(sk_fits_plain_read(f, plain, 2, 16, n, ub, &done) == SK_OK && done, "FLG read plainly");
+    ok(status == 0 && !memcmp(ua, ub, n * sizeof *ua), "FLG: every value as cfitsio reads it");
+    ok(sk_fits_plain_read(f, plain, 2, -32, n, b, &done) == SK_OK && !done, "FLG is not a float plane");
+    fits_close_file(f, &status);
+    free(a), free(b), free(ua), free(ub);
+
+    /* whole images: plain on 1 and 3 threads against the compressed copy */
+    sk_image *ref = NULL, *img = NULL;
+    ok(sk_fits_read_image(packed, NULL, &ref) == SK_OK, "read the compressed copy");
+    for (int t = 1; t <= 3 && ref; t += 2) {
+        sk_read_opts o = {.threads = t};
+        ok(sk_fits_read_image(plain, &o, &img) == SK_OK, "read the plain file on %d threads", t);
+        ok(img && !memcmp(img->sci, ref->sci, n * sizeof *sci) && !memcmp(img->weight, ref->weight, n * sizeof *wgt) &&
+               !memcmp(img->flags, ref->flags, n * sizeof *flg),
+           "%d threads: science, weights and flags as from the compressed copy", t);
+        sk_image_free(img);
+        img = NULL;
+    }
+    sk_image_free(ref);
+    free(sci), free(wgt), free(flg);
+}
+
 static void test_bad_input(void)
 {
     sk_image *img = NULL;
@@ -653,12 +728,13 @@ static void test_atomic_failures(void)
 
 int main(void)
 {
-    tap_plan(181);
+    tap_plan(195);
     test_round_trip();
     test_writer_planes();
     test_decam();
     test_m13();
     test_nonfinite_and_noise();
+    test_plain_read();
     test_bad_input();
     test_atomic_failures();
     return tap_done();

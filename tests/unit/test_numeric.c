@@ -176,9 +176,47 @@ static void test_select_radix(void)
         ok(1, "the radix selection gives Hoare's k-th value of 3001 values of four kinds, v unchanged");
 }
 
+/* The median of the square roots of the positive values (the noise of a
+ * variance map), on threads: Hoare's value on the copy of the roots,
+ * whatever the thread count; NaN, zeros, negatives and +inf among them. */
+static void test_median_sqrt(void)
+{
+    enum { N = 200001 };
+    float *v = malloc(sizeof *v * N), *c = malloc(sizeof *c * N);
+    unsigned seed = 4242;
+    int bad = !v || !c;
+    for (int kind = 0; kind < 3 && !bad; kind++) {
+        long m = 0;
+        for (long i = 0; i < N; i++) {
+            seed = seed * 1103515245u + 12345u;
+            float u = (float)(seed >> 8) / 16777216.0f;
+            int r = (int)((seed >> 4) % 11);
+            v[i] = r == 0 ? NAN : r == 1 ? 0.0f : r == 2 ? -u : r == 3 && kind ? INFINITY
+                 : kind == 2 ? (float)((seed >> 8) % 5) + 1.0f : 4.0f * u * u + 1e-30f;
+            if (v[i] > 0)
+                c[m++] = sqrtf(v[i]);
+        }
+        float want = sk_select_kth(c, m, m / 2);
+        for (int t = 1; t <= 3 && !bad; t++) {
+            float got = sk_median_sqrt_positive(v, N, t);
+            if (!(got == want)) {
+                ok(0, "median of the roots, kind %d, %d threads: %.9g, %.9g wanted", kind, t, got, want);
+                bad = 1;
+            }
+        }
+    }
+    if (!bad)
+        ok(1, "the median of the roots of the positive values is Hoare's on their copy, on 1-3 threads");
+    for (long i = 0; v && i < 1000; i++)
+        v[i] = i % 2 ? -1.0f : 0.0f;
+    ok(v && isnan(sk_median_sqrt_positive(v, 1000, 2)), "no positive value: NaN");
+    free(v);
+    free(c);
+}
+
 int main(void)
 {
-    tap_plan(34);
+    tap_plan(36);
     test_poly_fit();
     test_known_system();
     test_refusals();
@@ -186,5 +224,6 @@ int main(void)
     test_mad();
     test_densest_window();
     test_select_radix();
+    test_median_sqrt();
     return tap_done();
 }

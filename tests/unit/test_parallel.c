@@ -1,6 +1,8 @@
 /* test_parallel.c: the library's parallel-for: every item once, the same
  * chunks and results for any thread count, the first failure in item
- * order returned with its message, scratch spaces never shared. */
+ * order returned with its message, scratch spaces never shared; a task
+ * beside the caller: on its own thread with threads > 1, at once without,
+ * its status and message given by the join. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -134,9 +136,43 @@ static int scratch_range(void *sv, long begin, long end, void *user)
     return SK_OK;
 }
 
+/* A task: where it ran, and a failure. */
+typedef struct task_ctx {
+    pthread_t caller;
+    atomic_int ran_off_caller, ran;
+    int fail;
+} task_ctx;
+
+static int task_fn(void *user)
+{
+    task_ctx *c = user;
+    if (!pthread_equal(pthread_self(), c->caller))
+        atomic_store(&c->ran_off_caller, 1);
+    atomic_fetch_add(&c->ran, 1);
+    return c->fail ? sk_error(SK_EIO, "the task failed") : SK_OK;
+}
+
+static void test_task(void)
+{
+    static task_ctx c;
+    sk_task *t = NULL;
+    c = (task_ctx){.caller = pthread_self()};
+    ok(sk_task_start(1, task_fn, &c, &t) == SK_OK && atomic_load(&c.ran) == 1 && !atomic_load(&c.ran_off_caller),
+       "one thread: the task ran at once in the caller's thread");
+    ok(sk_task_join(t) == SK_OK, "and its join says so");
+    c = (task_ctx){.caller = pthread_self(), .fail = 1};
+    ok(sk_task_start(2, task_fn, &c, &t) == SK_OK, "two threads: started");
+    sk_error_clear();
+    ok(sk_task_join(t) == SK_EIO && atomic_load(&c.ran) == 1 && atomic_load(&c.ran_off_caller),
+       "it ran once on a thread of its own; the join gives its failure");
+    ok(!strcmp(sk_errmsg(), "the task failed"), "with its message in the caller's thread: %s", sk_errmsg());
+    ok(sk_task_join(NULL) == SK_OK, "joining no task");
+}
+
 int main(void)
 {
-    tap_plan(52);
+    tap_plan(58);
+    test_task();
     static visit_ctx ref, c;
     memset(&ref, 0, sizeof ref);
     ok(sk_parallel_for(N_ITEMS, CHUNK, 1, visit_range, &ref) == SK_OK, "one thread runs");
