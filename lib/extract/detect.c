@@ -507,7 +507,8 @@ static int find_runs(const float *val, long w, long h, float thr, int threads, r
         st = sk_error(SK_EIO, "detection: out of memory");
     long off = 0;
     for (long b = 0; !st && b < nband; b++) {
-        memcpy(all + off, J.band[b].runs, sizeof *all * (size_t)J.band[b].n);
+        if (J.band[b].n > 0)
+            memcpy(all + off, J.band[b].runs, sizeof *all * (size_t)J.band[b].n);
         long y1 = (b + 1) * RUN_BAND_ROWS < h ? (b + 1) * RUN_BAND_ROWS : h;
         for (long y = b * RUN_BAND_ROWS; y < y1; y++)
             J.row_end[y] += off;
