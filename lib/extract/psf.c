@@ -736,8 +736,6 @@ static int keep_isolated(const sk_source_list *l, cand *c, long nk, double mode,
     return 0;
 }
 
-/* Indices of the PSF stars of `l` (highest SNR first) and the FWHM of the
- * stellar locus. */
 /* The core FWHMs of candidates, one slot each (0: none), on threads. */
 typedef struct core_job {
     const sk_image *img;
@@ -755,6 +753,8 @@ static int core_fwhm_range(long k0, long k1, void *user)
     return SK_OK;
 }
 
+/* Indices of the PSF stars of `l` (highest SNR first) and the FWHM of the
+ * stellar locus. */
 static int select_stars(const sk_image *img, const sk_background *bg, const sk_source_list *l,
                         const sk_psf_params *p, int threads, long **out, long *nout, long *nloaded,
                         double *locus_fwhm)
