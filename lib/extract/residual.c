@@ -132,10 +132,12 @@ typedef struct pass_ctx {
     sk_extract_result *r;
     const float *var;
     double rfit;
+    double eps;                   /* the model's fractional error */
     psf_scene first;              /* the first pass's sources */
     sk_detection *det2;           /* the detection on the residual */
     sk_source_list *cand;         /* its objects measured on the residual */
     long *keep;                   /* det2 object indices of the new sources */
+    long *keep_scene;             /* their indices in the provisional scene */
     double *keep_x, *keep_y, *keep_flux, *keep_err;
     long nkeep;
 } pass_ctx;
@@ -149,9 +151,9 @@ static int choose_new(pass_ctx *C, const sk_image *rimg, const sk_image *mimg)
 {
     const sk_source_list *L = C->cand;
     long n = L->n, w = C->img->width, h = C->img->height;
-    double eps = 0.01;
-    int st = model_eps(C->psf, rimg, mimg, C->r->background->level, C->var, C->threads, &eps);
-    uint8_t *box = st ? NULL : unsubtracted_boxes(C->r->sources, &C->first, w, h);
+    double eps = C->eps;
+    int st = SK_OK;
+    uint8_t *box = unsubtracted_boxes(C->r->sources, &C->first, w, h);
     double *b = malloc(sizeof *b * 6 * (size_t)(n ? n : 1));
     C->keep = malloc(sizeof *C->keep * (size_t)(n ? n : 1));
     if (!st && (!box || !b || !C->keep))
@@ -233,6 +235,8 @@ static int detect_residual(pass_ctx *C)
     sk_detect_params dp = sk_extract_detect_params(img, C->xp, r->fwhm_px);
     int st = sk_detect(&rimg, r->background, &dp, C->threads, &C->det2);
     sk_measure_params mp = sk_extract_measure_params(C->xp, r->gain, r->fwhm_px);
+    mp.residual = 1;
+    st = st ? st : model_eps(C->psf, &rimg, &mimg, r->background->level, C->var, C->threads, &C->eps);
     if (!st && C->det2->nobjects > 0)
         st = sk_measure(&rimg, r->background, C->det2, &mp, C->threads, &C->cand);
     if (!st && C->cand)
@@ -293,7 +297,8 @@ static int provisional_fit(pass_ctx *C, psf_scene *s)
     long npix = img->width * img->height, n1 = C->first.n;
     float *res = malloc(sizeof *res * (size_t)npix);
     memset(s, 0, sizeof *s);
-    int st = res ? combined_scene(C, s) : sk_error(SK_EIO, "second pass: out of memory");
+    C->keep_scene = malloc(sizeof *C->keep_scene * (size_t)(C->nkeep ? C->nkeep : 1));
+    int st = res && C->keep_scene ? combined_scene(C, s) : sk_error(SK_EIO, "second pass: out of memory");
     for (long i = 0; !st && i < npix; i++)
         res[i] = img->sci[i] - C->r->background->level[i];
     int sweeps = 0;
@@ -310,6 +315,7 @@ static int provisional_fit(pass_ctx *C, psf_scene *s)
             continue;
         }
         C->keep[m] = C->keep[i];
+        C->keep_scene[m] = n1 + i;
         C->keep_x[m] = C->keep_x[i];
         C->keep_y[m] = C->keep_y[i];
         C->keep_flux[m] = f;
@@ -404,9 +410,11 @@ static int remeasure(pass_ctx *C, const psf_scene *s, sk_source_list **a, sk_sou
     sk_measure_params mp = sk_extract_measure_params(C->xp, r->gain, r->fwhm_px);
     float *pix = painted(img, s, old, -1.0);
     sk_image im = with_pixels(img, pix);
+    mp.residual = 1;
     int st = pix ? sk_measure_objects(&im, r->background, C->det2, &mp, C->threads, C->keep, C->nkeep, b)
                  : sk_error(SK_EIO, "second pass: out of memory");
     free(pix);
+    mp.residual = 0;
     for (long k = 0; k < s->n; k++)
         old[k] = !old[k];
     pix = st ? NULL : painted(img, s, old, -1.0);
@@ -434,7 +442,7 @@ static int initial_fluxes(const pass_ctx *C, const psf_scene *s, const sk_source
     for (long k = 0; k < old->n; k++)
         map[old->object[k]] = k;
     for (long i = 0; i < C->nkeep; i++)
-        map[n1o + C->keep[i]] = C->first.n + i;
+        map[n1o + C->keep[i]] = C->keep_scene[i];
     for (long k = 0; k < a->n + b->n; k++) {
         long o = k < a->n ? a->object[k] : n1o + b->object[k - a->n];
         long i = map[o];
@@ -597,6 +605,7 @@ int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *p
     sk_detection_free(C.det2);
     sk_source_list_free(C.cand);
     free(C.keep);
+    free(C.keep_scene);
     free(C.keep_x);
     return st;
 }
