@@ -85,9 +85,9 @@ static int model_eps(const sk_psf *psf, const sk_image *rimg, const sk_image *mi
     return st;
 }
 
-/* The first pass's sources not subtracted (no positive PSF flux, or
- * saturated): their footprints' bounding boxes on a w*h mask, so that
- * what the second pass finds there (their own light) is not new. */
+/* The first pass's sources not subtracted (no positive PSF flux): their
+ * footprints' bounding boxes on a w*h mask, so that what the second pass
+ * finds there (their own light) is not new. NULL: out of memory. */
 static uint8_t *unsubtracted_boxes(const sk_source_list *l, const psf_scene *s, long w, long h)
 {
     uint8_t *u = calloc((size_t)(w * h), 1);
@@ -95,13 +95,70 @@ static uint8_t *unsubtracted_boxes(const sk_source_list *l, const psf_scene *s, 
         return NULL;
     for (long k = 0; k < l->n; k++) {
         const sk_source *o = &l->src[k];
-        if (s->live[k] && s->flux[k] > 0 && !(o->flags & SK_SRC_SATURATED))
+        if (s->live[k] && s->flux[k] > 0)
             continue;
         for (long y = o->ymin < 0 ? 0 : o->ymin; y <= o->ymax && y < h; y++)
             for (long x = o->xmin < 0 ? 0 : o->xmin; x <= o->xmax && x < w; x++)
                 u[y * w + x] = 1;
     }
     return u;
+}
+
+/* Is there a saturated pixel within r_px of (x, y)? Then a candidate
+ * there may be the light of a saturated star, whose model is fitted to
+ * its unsaturated pixels only. */
+static int near_saturated(const sk_image *img, double x, double y, double r_px)
+{
+    long w = img->width, h = img->height;
+    for (long j = lround(floor(y - r_px)); j <= lround(ceil(y + r_px)); j++)
+        for (long i = lround(floor(x - r_px)); i <= lround(ceil(x + r_px)); i++)
+            if (i >= 0 && j >= 0 && i < w && j < h && (img->flags[j * w + i] & SK_FLAG_SATURATED) &&
+                (i - x) * (i - x) + (j - y) * (j - y) <= r_px * r_px)
+                return 1;
+    return 0;
+}
+
+static _Thread_local const double *sort_x;
+
+static int cmp_by_x(const void *a, const void *b)
+{
+    double u = sort_x[*(const long *)a], v = sort_x[*(const long *)b];
+    return (u > v) - (u < v);
+}
+
+/* The live sources of scene s in order of x (n of them in *ord,
+ * malloc'd). */
+static int scene_by_x(const psf_scene *s, long **ord, long *n)
+{
+    *n = 0;
+    *ord = malloc(sizeof **ord * (size_t)(s->n ? s->n : 1));
+    if (!*ord)
+        return sk_error(SK_EIO, "second pass: out of memory");
+    for (long k = 0; k < s->n; k++)
+        if (s->live[k] && isfinite(s->x[k]) && isfinite(s->y[k]))
+            (*ord)[(*n)++] = k;
+    sort_x = s->x;
+    qsort(*ord, (size_t)*n, sizeof **ord, cmp_by_x);
+    return SK_OK;
+}
+
+/* Is a source of s (ord, n: scene_by_x's) within r_px of (x, y)? */
+static int scene_within(const psf_scene *s, const long *ord, long n, double x, double y, double r_px)
+{
+    long lo = 0, hi = n;
+    while (lo < hi) {
+        long mid = (lo + hi) / 2;
+        if (s->x[ord[mid]] < x - r_px)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (long i = lo; i < n && s->x[ord[i]] <= x + r_px; i++) {
+        double dx = s->x[ord[i]] - x, dy = s->y[ord[i]] - y;
+        if (dx * dx + dy * dy <= r_px * r_px)
+            return 1;
+    }
+    return 0;
 }
 
 /* The largest significance of the pixels of object o of d. */
@@ -123,6 +180,10 @@ static double peak_signif(const sk_detection *d, long o)
  * structure the models leave (an extended source, nebulosity), not a
  * point source they hid. */
 #define EXTENDED 1.6
+
+/* A candidate of the residual closer than this many image FWHMs to a
+ * source of the first pass is not resolved from it. */
+#define CLOSEST 1.0
 
 typedef struct pass_ctx {
     const sk_image *img;
@@ -153,7 +214,7 @@ static int choose_new(pass_ctx *C, const sk_image *rimg, const sk_image *mimg)
     long n = L->n, w = C->img->width, h = C->img->height;
     double eps = C->eps;
     int st = SK_OK;
-    uint8_t *box = unsubtracted_boxes(C->r->sources, &C->first, w, h);
+    uint8_t *box = st ? NULL : unsubtracted_boxes(C->r->sources, &C->first, w, h);
     double *b = malloc(sizeof *b * 6 * (size_t)(n ? n : 1));
     C->keep = malloc(sizeof *C->keep * (size_t)(n ? n : 1));
     if (!st && (!box || !b || !C->keep))
@@ -172,18 +233,24 @@ static int choose_new(pass_ctx *C, const sk_image *rimg, const sk_image *mimg)
             st = sk_error(SK_EIO, "second pass: out of memory");
     }
     double T = C->xp->detect.threshold_sigma;
-    long nbox = 0, nsharp = 0, nweak = 0;
+    long nbox = 0, nsharp = 0, nweak = 0, nclose = 0, *ord = NULL, nord = 0;
+    st = st ? st : scene_by_x(&C->first, &ord, &nord);
     for (long k = 0; !st && k < n; k++) {
         const sk_source *s = &L->src[k];
         long ix = lround(x[k]), iy = lround(y[k]);
         if (!isfinite(x[k]) || ix < 0 || iy < 0 || ix >= w || iy >= h || !isfinite(a[k]))
             continue;
-        if (box[iy * w + ix] && C->r->detection->segmap[iy * w + ix]) {
+        if ((box[iy * w + ix] && C->r->detection->segmap[iy * w + ix]) ||
+            near_saturated(C->img, x[k], y[k], C->r->fwhm_px)) {
             nbox++;
             continue;
         }
         if ((s->flags & (SK_SRC_SATURATED | SK_SRC_ARTIFACT)) || !(s->fwhm_px <= EXTENDED * C->r->fwhm_px)) {
             nsharp++;
+            continue;
+        }
+        if (scene_within(&C->first, ord, nord, x[k], y[k], CLOSEST * C->r->fwhm_px)) {
+            nclose++;
             continue;
         }
         double model = isfinite(am[k]) && am[k] > 0 ? eps * am[k] : 0;
@@ -207,9 +274,10 @@ static int choose_new(pass_ctx *C, const sk_image *rimg, const sk_image *mimg)
             C->keep[i] = L->object[C->keep[i]];
         }
         sk_debug("%s: second pass: %ld candidates, %ld new; %ld in unsubtracted sources, %ld sharp, "
-                 "%ld below the noise and the model's error (%.1f %%)",
-                 C->img->path ? C->img->path : "image", n, C->nkeep, nbox, nsharp, nweak, 100 * eps);
+                 "%ld unresolved from a first-pass source, %ld below the noise and the model's error (%.1f %%)",
+                 C->img->path ? C->img->path : "image", n, C->nkeep, nbox, nsharp, nclose, nweak, 100 * eps);
     }
+    free(ord);
     free(box);
     free(b);
     return st;
@@ -232,6 +300,18 @@ static int detect_residual(pass_ctx *C)
     for (long i = 0; i < npix; i++)
         mod[i] = img->sci[i] - res[i];
     sk_image rimg = with_pixels(img, res), mimg = with_pixels(img, mod);
+    /* saturated pixels (cores, bleed trails) hold no light a model can
+       take away: no data on the residual, so that they join no star
+       beside them into one object */
+    uint16_t *fl = malloc(sizeof *fl * (size_t)npix);
+    for (long i = 0; fl && i < npix; i++)
+        fl[i] = img->flags[i] & SK_FLAG_SATURATED ? img->flags[i] | SK_FLAG_BAD : img->flags[i];
+    if (!fl) {
+        free(res);
+        free(mod);
+        return sk_error(SK_EIO, "second pass: out of memory");
+    }
+    rimg.flags = fl;
     sk_detect_params dp = sk_extract_detect_params(img, C->xp, r->fwhm_px);
     int st = sk_detect(&rimg, r->background, &dp, C->threads, &C->det2);
     sk_measure_params mp = sk_extract_measure_params(C->xp, r->gain, r->fwhm_px);
@@ -243,6 +323,7 @@ static int detect_residual(pass_ctx *C)
         st = choose_new(C, &rimg, &mimg);
     free(res);
     free(mod);
+    free(fl);
     return st;
 }
 
