@@ -103,9 +103,11 @@ int sk_psf_photometry_subtracted(const sk_psf *psf, const sk_image *img, const s
                                  const sk_source_list *l, int threads, double *flux,
                                  double *flux_err, double *chi2);
 
-/* Crowding of an image: the share of the sources of l deblended from a
- * segment with others (SK_SRC_BLENDED). residual.c. */
-double sk_crowding(const sk_source_list *l);
+/* Crowding of an image: the share of the point sources of l of SNR >= 20
+ * (clean: not saturated, ARTIFACT or WIN_FAILED; no wider than 1.6 times
+ * the image FWHM) deblended from a segment with others (SK_SRC_BLENDED);
+ * *nblended (NULL: not wanted): how many of them are. residual.c. */
+double sk_crowding(const sk_source_list *l, long *nblended);
 
 /* The second detection pass (residual.c), after the PSF model `psf` and
  * the first pass's PSF fluxes (*flux, *err, *chi2, one per source of

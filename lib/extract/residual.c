@@ -19,12 +19,29 @@ static int source_xy(const sk_source *s, double *x, double *y)
     return isfinite(*x) && isfinite(*y);
 }
 
-double sk_crowding(const sk_source_list *l)
+/* A candidate of the residual wider than this many image FWHMs is
+ * structure the models leave (an extended source, nebulosity), not a
+ * point source they hid. */
+#define EXTENDED 1.6
+
+/* The sources that tell crowding: point-like (clean, no wider than
+ * EXTENDED times the image FWHM) and of SNR >= CROWDING_SNR. */
+#define CROWDING_SNR 20
+
+double sk_crowding(const sk_source_list *l, long *nblended)
 {
-    long blended = 0;
-    for (long k = 0; k < l->n; k++)
-        blended += (l->src[k].flags & SK_SRC_BLENDED) != 0;
-    return l->n ? (double)blended / (double)l->n : 0.0;
+    const unsigned unclean = SK_SRC_SATURATED | SK_SRC_ARTIFACT | SK_SRC_WIN_FAILED;
+    long n = 0, blended = 0;
+    for (long k = 0; k < l->n; k++) {
+        const sk_source *s = &l->src[k];
+        if ((s->flags & unclean) || !(s->snr >= CROWDING_SNR) || !(s->fwhm_px <= EXTENDED * l->fwhm_px))
+            continue;
+        n++;
+        blended += (s->flags & SK_SRC_BLENDED) != 0;
+    }
+    if (nblended)
+        *nblended = blended;
+    return n ? (double)blended / (double)n : 0.0;
 }
 
 /* The image `img` with its science pixels replaced by sci (the same
@@ -176,10 +193,6 @@ static double peak_signif(const sk_detection *d, long o)
  * (a share of a handful says nothing of crowding). */
 #define MIN_BLENDED 20
 
-/* A candidate of the residual wider than this many image FWHMs is
- * structure the models leave (an extended source, nebulosity), not a
- * point source they hid. */
-#define EXTENDED 1.6
 
 /* A candidate of the residual closer than this many image FWHMs to a
  * source of the first pass is not resolved from it. */
@@ -658,10 +671,12 @@ int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *p
     const sk_source_list *l = r->sources;
     if (xp->second_pass == 0 || l->n == 0 || !r->detection || !l->object)
         return SK_OK;
-    double crowd = sk_crowding(l);
-    if (xp->second_pass < 0 && (crowd < xp->crowding_min || crowd * (double)l->n < MIN_BLENDED)) {
-        sk_debug("%s: crowding %.3f (of %ld sources) below %.3f or fewer than %d sources blended: no second "
-                 "pass", img->path ? img->path : "image", crowd, l->n, xp->crowding_min, MIN_BLENDED);
+    long nblended = 0;
+    double crowd = sk_crowding(l, &nblended);
+    if (xp->second_pass < 0 && (crowd < xp->crowding_min || nblended < MIN_BLENDED)) {
+        sk_debug("%s: crowding %.3f (%ld blended point sources of SNR >= %d) below %.3f or fewer than %d "
+                 "blended: no second pass", img->path ? img->path : "image", crowd, nblended, CROWDING_SNR,
+                 xp->crowding_min, MIN_BLENDED);
         return SK_OK;
     }
     pass_ctx C = {.img = img, .xp = xp, .psf = psf, .threads = threads, .r = r,
