@@ -1,4 +1,4 @@
-/* residual.c: the second detection pass of crowded fields: the first pass's fitted PSFs subtracted, detection again on the residual, the new sources that are not residuals of subtracted stars added, and every PSF flux re-fitted with the neighbours' models subtracted. */
+/* residual.c: the second detection pass of crowded fields: in rounds, every fitted PSF so far subtracted, detection again on the residual, the new sources that are not residuals of subtracted stars added, and every PSF flux re-fitted with the neighbours' models subtracted. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +193,10 @@ static double peak_signif(const sk_detection *d, long o)
  * (a share of a handful says nothing of crowding). */
 #define MIN_BLENDED 20
 
+/* Rounds of the pass at most: detection on the residual of every source
+ * found so far, until a round finds nothing new. */
+#define MAX_ROUNDS 2
+
 
 /* A candidate of the residual closer than this many image FWHMs to a
  * source of the first pass is not resolved from it. */
@@ -207,6 +211,7 @@ typedef struct pass_ctx {
     const float *var;
     double rfit;
     double eps;                   /* the model's fractional error */
+    int round;                    /* 0: on the first pass's residual */
     psf_scene first;              /* the first pass's sources */
     sk_detection *det2;           /* the detection on the residual */
     sk_source_list *cand;         /* its objects measured on the residual */
@@ -217,10 +222,15 @@ typedef struct pass_ctx {
 } pass_ctx;
 
 /* The candidates of the residual that are new sources: not in the box of
- * an unsubtracted source, not sharper than the PSF, and of PSF-fit flux
- * on the residual above the detection threshold times the noise and the
- * model's error there (eps times the fit of the models at that point)
- * in quadrature. */
+ * an unsubtracted source nor within 1 FWHM of a saturated pixel, not
+ * saturated nor wider than EXTENDED FWHMs, not within CLOSEST FWHMs of a
+ * source before them, and of PSF-fit flux on the residual above the
+ * detection threshold times the noise and the model's error there (eps
+ * times the fit of the models at that point) in quadrature. Sharpness
+ * (ARTIFACT) does not reject them: beside over-subtracted neighbours and
+ * saturated pixels a star's shape on the residual says little (a flag
+ * then, as measured again); the residuals of the first pass's artifacts
+ * lie within CLOSEST of them. */
 static int choose_new(pass_ctx *C, const sk_image *rimg, const sk_image *mimg)
 {
     const sk_source_list *L = C->cand;
@@ -258,7 +268,7 @@ static int choose_new(pass_ctx *C, const sk_image *rimg, const sk_image *mimg)
             nbox++;
             continue;
         }
-        if ((s->flags & (SK_SRC_SATURATED | SK_SRC_ARTIFACT)) || !(s->fwhm_px <= EXTENDED * C->r->fwhm_px)) {
+        if ((s->flags & SK_SRC_SATURATED) || !(s->fwhm_px <= EXTENDED * C->r->fwhm_px)) {
             nsharp++;
             continue;
         }
@@ -488,10 +498,40 @@ static int merge_lists(const sk_source_list *a, const sk_source_list *b, sk_sour
     return SK_OK;
 }
 
-/* The first pass's objects measured again with the new sources' models
- * subtracted (*a), and the new sources' objects with the first pass's
- * models subtracted (*b). */
-static int remeasure(pass_ctx *C, const psf_scene *s, sk_source_list **a, sk_source_list **b)
+/* The new sources (b) that, measured again, lie within CLOSEST image
+ * FWHMs of a source before them (C->first): one star's light split in
+ * two, not a star resolved; out of b and of the scene s. */
+static int drop_close(pass_ctx *C, psf_scene *s, sk_source_list *b)
+{
+    long *ord = NULL, nord = 0, m = 0, n = b->n;
+    int st = scene_by_x(&C->first, &ord, &nord);
+    for (long k = 0; !st && k < n; k++) {
+        double x, y;
+        if (source_xy(&b->src[k], &x, &y) &&
+            scene_within(&C->first, ord, nord, x, y, CLOSEST * C->r->fwhm_px)) {
+            for (long i = 0; i < C->nkeep; i++)
+                if (C->keep[i] == b->object[k])
+                    s->live[C->keep_scene[i]] = 0;
+            continue;
+        }
+        b->src[m] = b->src[k];
+        b->object[m++] = b->object[k];
+    }
+    if (!st) {
+        b->n = m;
+        sk_debug("second pass: %ld of %ld new sources within %.1f FWHM of an earlier one once measured again",
+                 n - m, n, CLOSEST);
+    }
+    free(ord);
+    return st;
+}
+
+/* The new sources' objects measured with the models of the sources
+ * before them subtracted (*b), those then unresolved from one of them
+ * dropped (drop_close); in the first round, the first pass's
+ * objects too, with the new sources' models subtracted (*a; later
+ * rounds keep the sources before them as they are: *a NULL). */
+static int remeasure(pass_ctx *C, psf_scene *s, sk_source_list **a, sk_source_list **b)
 {
     const sk_image *img = C->img;
     sk_extract_result *r = C->r;
@@ -509,11 +549,13 @@ static int remeasure(pass_ctx *C, const psf_scene *s, sk_source_list **a, sk_sou
                  : sk_error(SK_EIO, "second pass: out of memory");
     free(pix);
     mp.residual = 0;
+    if (!st)
+        st = drop_close(C, s, *b);
     for (long k = 0; k < s->n; k++)
         old[k] = !old[k];
-    pix = st ? NULL : painted(img, s, old, -1.0);
+    pix = st || C->round > 0 ? NULL : painted(img, s, old, -1.0);
     im = with_pixels(img, pix);
-    if (!st)
+    if (!st && C->round == 0)
         st = pix ? sk_measure(&im, r->background, r->detection, &mp, C->threads, a)
                  : sk_error(SK_EIO, "second pass: out of memory");
     free(pix);
@@ -521,45 +563,65 @@ static int remeasure(pass_ctx *C, const psf_scene *s, sk_source_list **a, sk_sou
     return st;
 }
 
-/* Initial fluxes of the merged list's sources (pos: merge_lists') from the
- * provisional fit s, through the objects they were measured from. */
-static int initial_fluxes(const pass_ctx *C, const psf_scene *s, const sk_source_list *a,
-                          const sk_source_list *b, const long *pos, double *flux)
+/* Where the sources of a (the sources before the round, measured again
+ * in the first) are in C->r->sources, which the round's scenes follow:
+ * through their detection objects in the first round, the same order in
+ * later ones. malloc'd. */
+static long *old_of_a(const pass_ctx *C, const sk_source_list *a)
 {
-    long n1o = C->r->detection->nobjects, n2o = C->det2->nobjects;
-    long *map = malloc(sizeof *map * (size_t)(n1o + n2o + 1));
+    long n1o = C->r->detection->nobjects;
+    const sk_source_list *old = C->r->sources;
+    long *o = malloc(sizeof *o * (size_t)(a->n + n1o + 1)), *inv = o ? o + a->n : NULL;
+    if (!o)
+        return NULL;
+    for (long k = 0; k < a->n; k++)
+        o[k] = k;
+    if (a == old)
+        return o;
+    for (long k = 0; k < old->n; k++)
+        inv[old->object[k]] = k;
+    for (long k = 0; k < a->n; k++)
+        o[k] = inv[a->object[k]];
+    return o;
+}
+
+/* Initial fluxes of the merged list's sources (pos: merge_lists') from the
+ * provisional fit s (oa: old_of_a). */
+static int initial_fluxes(const pass_ctx *C, const psf_scene *s, const sk_source_list *a,
+                          const sk_source_list *b, const long *oa, const long *pos, double *flux)
+{
+    long n2o = C->det2->nobjects;
+    long *map = malloc(sizeof *map * (size_t)(n2o + 1));
     if (!map)
         return sk_error(SK_EIO, "second pass: out of memory");
-    for (long o = 0; o < n1o + n2o; o++)
+    for (long o = 0; o < n2o; o++)
         map[o] = -1;
-    const sk_source_list *old = C->r->sources;
-    for (long k = 0; k < old->n; k++)
-        map[old->object[k]] = k;
     for (long i = 0; i < C->nkeep; i++)
-        map[n1o + C->keep[i]] = C->keep_scene[i];
+        map[C->keep[i]] = C->keep_scene[i];
     for (long k = 0; k < a->n + b->n; k++) {
-        long o = k < a->n ? a->object[k] : n1o + b->object[k - a->n];
-        long i = map[o];
+        long i = k < a->n ? oa[k] : map[b->object[k - a->n]];
         flux[pos[k]] = i >= 0 && s->live[i] ? s->flux[i] : 0.0;
     }
     free(map);
     return SK_OK;
 }
 
-/* The PSF stars' indices carried from the first pass's list to the merged
- * one (a: the first pass's objects measured again; pos: merge_lists'). */
-static int carry_stars(const pass_ctx *C, sk_psf *psf, const sk_source_list *a, const long *pos)
+/* The PSF stars' indices carried from the list before the round to the
+ * merged one (oa: old_of_a; pos: merge_lists'). */
+static int carry_stars(const pass_ctx *C, sk_psf *psf, const sk_source_list *a, const long *oa,
+                       const long *pos)
 {
-    long n1o = C->r->detection->nobjects;
-    long *inv = malloc(sizeof *inv * (size_t)(n1o + 1));
+    long n = C->r->sources->n;
+    long *inv = malloc(sizeof *inv * (size_t)(n + 1));
     if (!inv)
         return sk_error(SK_EIO, "second pass: out of memory");
+    for (long k = 0; k < n; k++)
+        inv[k] = -1;
     for (long k = 0; k < a->n; k++)
-        inv[a->object[k]] = k;
-    const sk_source_list *old = C->r->sources;
+        inv[oa[k]] = k;
     for (long i = 0; psf->stars && i < psf->naccepted; i++) {
         long k = psf->stars[i];
-        psf->stars[i] = k >= 0 && k < old->n ? pos[inv[old->object[k]]] : -1;
+        psf->stars[i] = k >= 0 && k < n && inv[k] >= 0 ? pos[inv[k]] : -1;
     }
     free(inv);
     return SK_OK;
@@ -618,22 +680,28 @@ static int add_new(pass_ctx *C, sk_psf *psf, double **flux, double **err, double
         psf_scene_free(&s);
         return st;
     }
+    const sk_source_list *before = C->r->sources;
     if (C->nkeep > 0) {
         st = remeasure(C, &s, &a, &b);
-        st = st ? st : merge_lists(a, b, &m, &pos);
+        before = a ? a : C->r->sources;
+        st = st ? st : merge_lists(before, b, &m, &pos);
     }
     double *nf = NULL, *init = NULL;
+    long *oa = NULL;
     if (!st && m) {
         init = malloc(sizeof *init * (size_t)m->n);
         nf = malloc(sizeof *nf * 3 * (size_t)m->n);
-        st = init && nf ? initial_fluxes(C, &s, a, b, pos, init) : sk_error(SK_EIO, "second pass: out of memory");
-        st = st ? st : carry_stars(C, psf, a, pos);
+        oa = old_of_a(C, before);
+        st = init && nf && oa ? initial_fluxes(C, &s, before, b, oa, pos, init)
+                              : sk_error(SK_EIO, "second pass: out of memory");
+        st = st ? st : carry_stars(C, psf, before, oa, pos);
         st = st ? st : final_fit(C, m, init, nf, nf + m->n, nf + 2 * m->n);
     }
+    free(oa);
     psf_scene_free(&s);
     if (!st && m) {
-        sk_info("%s: second pass: %ld sources added to %ld", C->img->path ? C->img->path : "image", b->n,
-                a->n);
+        sk_info("%s: second pass, round %d: %ld sources added to %ld", C->img->path ? C->img->path : "image",
+                C->round + 1, b->n, before->n);
         double *f = realloc(*flux, sizeof *f * (size_t)m->n), *e = NULL, *c = NULL;
         if (f)
             *flux = f;
@@ -665,21 +733,16 @@ static int add_new(pass_ctx *C, sk_psf *psf, double **flux, double **err, double
     return st;
 }
 
-int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *psf, int threads,
-                     sk_extract_result *r, double **flux, double **err, double **chi2)
+/* One round of the pass: the models of the sources of r->sources (PSF
+ * fluxes *flux) subtracted, detection on the residual, the new sources
+ * added (*added: how many). */
+static int residual_round(const sk_image *img, const sk_extract_params *xp, sk_psf *psf, int threads,
+                          sk_extract_result *r, int round, double **flux, double **err, double **chi2,
+                          long *added)
 {
     const sk_source_list *l = r->sources;
-    if (xp->second_pass == 0 || l->n == 0 || !r->detection || !l->object)
-        return SK_OK;
-    long nblended = 0;
-    double crowd = sk_crowding(l, &nblended);
-    if (xp->second_pass < 0 && (crowd < xp->crowding_min || nblended < MIN_BLENDED)) {
-        sk_debug("%s: crowding %.3f (%ld blended point sources of SNR >= %d) below %.3f or fewer than %d "
-                 "blended: no second pass", img->path ? img->path : "image", crowd, nblended, CROWDING_SNR,
-                 xp->crowding_min, MIN_BLENDED);
-        return SK_OK;
-    }
-    pass_ctx C = {.img = img, .xp = xp, .psf = psf, .threads = threads, .r = r,
+    long n0 = l->n;
+    pass_ctx C = {.img = img, .xp = xp, .psf = psf, .threads = threads, .r = r, .round = round,
                   .var = r->detection->variance, .rfit = fmax(2.0, 2.0 * psf->fwhm_px)};
     double *xy = malloc(sizeof *xy * 2 * (size_t)l->n);
     if (!xy)
@@ -695,7 +758,7 @@ int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *p
     st = st ? st : detect_residual(&C);
     if (!st && C.nkeep > 0)
         st = add_new(&C, psf, flux, err, chi2);
-    sk_debug("%s: crowding %.3f, second pass done", img->path ? img->path : "image", crowd);
+    *added = st ? 0 : r->sources->n - n0;
     if (C.first.n)
         psf_scene_free(&C.first);
     sk_detection_free(C.det2);
@@ -703,5 +766,27 @@ int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *p
     free(C.keep);
     free(C.keep_scene);
     free(C.keep_x);
+    return st;
+}
+
+int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *psf, int threads,
+                     sk_extract_result *r, double **flux, double **err, double **chi2)
+{
+    const sk_source_list *l = r->sources;
+    if (xp->second_pass == 0 || l->n == 0 || !r->detection || !l->object)
+        return SK_OK;
+    long nblended = 0;
+    double crowd = sk_crowding(l, &nblended);
+    if (xp->second_pass < 0 && (crowd < xp->crowding_min || nblended < MIN_BLENDED)) {
+        sk_debug("%s: crowding %.3f (%ld blended point sources of SNR >= %d) below %.3f or fewer than %d "
+                 "blended: no second pass", img->path ? img->path : "image", crowd, nblended, CROWDING_SNR,
+                 xp->crowding_min, MIN_BLENDED);
+        return SK_OK;
+    }
+    int st = SK_OK, round = 0;
+    long added = 1;
+    for (; !st && added > 0 && round < MAX_ROUNDS; round++)
+        st = residual_round(img, xp, psf, threads, r, round, flux, err, chi2, &added);
+    sk_debug("%s: crowding %.3f, second pass done in %d rounds", img->path ? img->path : "image", crowd, round);
     return st;
 }
