@@ -106,8 +106,15 @@ int sk_psf_photometry_subtracted(const sk_psf *psf, const sk_image *img, const s
 /* Crowding of an image: the share of the point sources of l of SNR >= 20
  * (clean: not saturated, ARTIFACT or WIN_FAILED; no wider than 1.6 times
  * the image FWHM) deblended from a segment with others (SK_SRC_BLENDED);
- * *nblended (NULL: not wanted): how many of them are. residual.c. */
-double sk_crowding(const sk_source_list *l, long *nblended);
+ * *npoint, *nblended (NULL: not wanted): how many there are, and how many
+ * of them are blended. residual.c. */
+double sk_crowding(const sk_source_list *l, long *npoint, long *nblended);
+
+/* Is the image of l crowded, for the automatic second pass: at least 20
+ * of those point sources blended, and their share above crowding_min by
+ * at least twice its binomial error (sqrt(c (1 - c) / n): on a small
+ * image a share just above it says little)? */
+int sk_crowded(const sk_source_list *l, double crowding_min);
 
 /* The second detection pass (residual.c), after the PSF model `psf` and
  * the first pass's PSF fluxes (*flux, *err, *chi2, one per source of

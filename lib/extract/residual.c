@@ -28,7 +28,7 @@ static int source_xy(const sk_source *s, double *x, double *y)
  * EXTENDED times the image FWHM) and of SNR >= CROWDING_SNR. */
 #define CROWDING_SNR 20
 
-double sk_crowding(const sk_source_list *l, long *nblended)
+double sk_crowding(const sk_source_list *l, long *npoint, long *nblended)
 {
     const unsigned unclean = SK_SRC_SATURATED | SK_SRC_ARTIFACT | SK_SRC_WIN_FAILED;
     long n = 0, blended = 0;
@@ -39,9 +39,22 @@ double sk_crowding(const sk_source_list *l, long *nblended)
         n++;
         blended += (s->flags & SK_SRC_BLENDED) != 0;
     }
+    if (npoint)
+        *npoint = n;
     if (nblended)
         *nblended = blended;
     return n ? (double)blended / (double)n : 0.0;
+}
+
+/* The automatic second pass needs this many blended sources at least
+ * (a share of a handful says nothing of crowding). */
+#define MIN_BLENDED 20
+
+int sk_crowded(const sk_source_list *l, double crowding_min)
+{
+    long n = 0, blended = 0;
+    double c = sk_crowding(l, &n, &blended);
+    return blended >= MIN_BLENDED && c - 2 * sqrt(c * (1 - c) / (double)n) >= crowding_min;
 }
 
 /* The image `img` with its science pixels replaced by sci (the same
@@ -188,10 +201,6 @@ static double peak_signif(const sk_detection *d, long o)
             m = d->signif[ob->pix[i]];
     return m;
 }
-
-/* The automatic second pass needs this many blended sources at least
- * (a share of a handful says nothing of crowding). */
-#define MIN_BLENDED 20
 
 /* Rounds of the pass at most: detection on the residual of every source
  * found so far, until a round finds nothing new. */
@@ -545,8 +554,18 @@ static int remeasure(pass_ctx *C, psf_scene *s, sk_source_list **a, sk_source_li
     float *pix = painted(img, s, old, -1.0);
     sk_image im = with_pixels(img, pix);
     mp.residual = 1;
-    int st = pix ? sk_measure_objects(&im, r->background, C->det2, &mp, C->threads, C->keep, C->nkeep, b)
-                 : sk_error(SK_EIO, "second pass: out of memory");
+    /* the segments of the first pass's objects count as other objects'
+       pixels (where no object of the residual lies): a model's error
+       there is not the new source's light */
+    long npix = img->width * img->height;
+    int32_t *seg2 = C->det2->segmap, *seg = malloc(sizeof *seg * (size_t)npix);
+    for (long i = 0; seg && i < npix; i++)
+        seg[i] = seg2[i] == 0 && r->detection->segmap[i] != 0 ? -1 : seg2[i];
+    C->det2->segmap = seg;
+    int st = pix && seg ? sk_measure_objects(&im, r->background, C->det2, &mp, C->threads, C->keep, C->nkeep, b)
+                        : sk_error(SK_EIO, "second pass: out of memory");
+    C->det2->segmap = seg2;
+    free(seg);
     free(pix);
     mp.residual = 0;
     if (!st)
@@ -775,12 +794,12 @@ int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *p
     const sk_source_list *l = r->sources;
     if (xp->second_pass == 0 || l->n == 0 || !r->detection || !l->object)
         return SK_OK;
-    long nblended = 0;
-    double crowd = sk_crowding(l, &nblended);
-    if (xp->second_pass < 0 && (crowd < xp->crowding_min || nblended < MIN_BLENDED)) {
-        sk_debug("%s: crowding %.3f (%ld blended point sources of SNR >= %d) below %.3f or fewer than %d "
-                 "blended: no second pass", img->path ? img->path : "image", crowd, nblended, CROWDING_SNR,
-                 xp->crowding_min, MIN_BLENDED);
+    long npoint = 0, nblended = 0;
+    double crowd = sk_crowding(l, &npoint, &nblended);
+    if (xp->second_pass < 0 && !sk_crowded(l, xp->crowding_min)) {
+        sk_debug("%s: crowding %.3f (%ld of %ld point sources of SNR >= %d blended) not above %.3f by twice "
+                 "its error, or fewer than %d blended: no second pass", img->path ? img->path : "image", crowd,
+                 nblended, npoint, CROWDING_SNR, xp->crowding_min, MIN_BLENDED);
         return SK_OK;
     }
     int st = SK_OK, round = 0;
