@@ -221,6 +221,8 @@ typedef struct pass_ctx {
     double rfit;
     double eps;                   /* the model's fractional error */
     int round;                    /* 0: on the first pass's residual */
+    psf_scene *next;              /* the final fit's scene, with the final
+                                     fluxes, for the next round's first */
     psf_scene first;              /* the first pass's sources */
     sk_detection *det2;           /* the detection on the residual */
     sk_source_list *cand;         /* its objects measured on the residual */
@@ -666,9 +668,14 @@ static int final_fit(pass_ctx *C, const sk_source_list *l, double *init, double 
         source_xy(&l->src[k], &xy[k], &xy[n + k]);
     psf_scene s;
     int st = psf_scene_make(C->psf, n, xy, xy + n, init, C->threads, &s);
-    for (long k = 0; !st && k < n; k++)
+    uint8_t *made = st ? NULL : malloc((size_t)(n ? n : 1));
+    if (!st && !made)
+        st = sk_error(SK_EIO, "second pass: out of memory");
+    for (long k = 0; !st && k < n; k++) {
+        made[k] = s.live[k];
         if (!(init[k] > 0))
             s.live[k] = 0;
+    }
     for (long i = 0; !st && i < npix; i++)
         res[i] = img->sci[i] - C->r->background->level[i];
     int sweeps = 0;
@@ -680,6 +687,17 @@ static int final_fit(pass_ctx *C, const sk_source_list *l, double *init, double 
                                           C->threads, flux, err, chi2);
     if (!st)
         sk_debug("second pass: %d sweeps of the final joint fit of %ld sources", sweeps, n);
+    if (!st && C->next) {
+        /* the stamps at the merged list's positions: the next round's
+           models of the sources before it, with their final fluxes */
+        for (long k = 0; k < n; k++) {
+            s.flux[k] = isfinite(flux[k]) ? flux[k] : 0.0;
+            s.live[k] = made[k] && s.flux[k] > 0;
+        }
+        *C->next = s;
+        memset(&s, 0, sizeof s);
+    }
+    free(made);
     if (s.n)
         psf_scene_free(&s);
     free(xy);
@@ -756,24 +774,34 @@ static int add_new(pass_ctx *C, sk_psf *psf, double **flux, double **err, double
  * fluxes *flux) subtracted, detection on the residual, the new sources
  * added (*added: how many). */
 static int residual_round(const sk_image *img, const sk_extract_params *xp, sk_psf *psf, int threads,
-                          sk_extract_result *r, int round, double **flux, double **err, double **chi2,
-                          long *added)
+                          sk_extract_result *r, int round, psf_scene *carry, double **flux, double **err,
+                          double **chi2, long *added)
 {
     const sk_source_list *l = r->sources;
     long n0 = l->n;
     pass_ctx C = {.img = img, .xp = xp, .psf = psf, .threads = threads, .r = r, .round = round,
                   .var = r->detection->variance, .rfit = fmax(2.0, 2.0 * psf->fwhm_px)};
-    double *xy = malloc(sizeof *xy * 2 * (size_t)l->n);
-    if (!xy)
-        return sk_error(SK_EIO, "second pass: out of memory");
-    for (long k = 0; k < l->n; k++)
-        if (!source_xy(&l->src[k], &xy[k], &xy[l->n + k]))
-            xy[k] = xy[l->n + k] = NAN;
-    int st = psf_scene_make(psf, l->n, xy, xy + l->n, *flux, threads, &C.first);
-    free(xy);
-    for (long k = 0; !st && k < l->n; k++)
-        if (!(C.first.flux[k] > 0))
-            C.first.live[k] = 0;
+    int st = SK_OK;
+    if (carry->n == l->n && carry->stamp) {
+        /* the previous round's final scene: the same positions and fluxes */
+        C.first = *carry;
+        memset(carry, 0, sizeof *carry);
+    } else {
+        double *xy = malloc(sizeof *xy * 2 * (size_t)l->n);
+        if (!xy)
+            return sk_error(SK_EIO, "second pass: out of memory");
+        for (long k = 0; k < l->n; k++)
+            if (!source_xy(&l->src[k], &xy[k], &xy[l->n + k]))
+                xy[k] = xy[l->n + k] = NAN;
+        st = psf_scene_make(psf, l->n, xy, xy + l->n, *flux, threads, &C.first);
+        free(xy);
+        for (long k = 0; !st && k < l->n; k++)
+            if (!(C.first.flux[k] > 0))
+                C.first.live[k] = 0;
+    }
+    if (carry->n)
+        psf_scene_free(carry);
+    C.next = round + 1 < MAX_ROUNDS ? carry : NULL;
     st = st ? st : detect_residual(&C);
     if (!st && C.nkeep > 0)
         st = add_new(&C, psf, flux, err, chi2);
@@ -804,8 +832,12 @@ int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *p
     }
     int st = SK_OK, round = 0;
     long added = 1;
+    psf_scene carry;
+    memset(&carry, 0, sizeof carry);
     for (; !st && added > 0 && round < MAX_ROUNDS; round++)
-        st = residual_round(img, xp, psf, threads, r, round, flux, err, chi2, &added);
+        st = residual_round(img, xp, psf, threads, r, round, &carry, flux, err, chi2, &added);
+    if (carry.n)
+        psf_scene_free(&carry);
     sk_debug("%s: crowding %.3f, second pass done in %d rounds", img->path ? img->path : "image", crowd, round);
     return st;
 }
