@@ -200,7 +200,7 @@ sk_detect_params sk_extract_detect_params(const sk_image *img, const sk_extract_
 
 sk_measure_params sk_extract_measure_params(const sk_extract_params *p, double gain, double fwhm_px)
 {
-    sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius, gain, fwhm_px, 0 };
+    sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius, gain, fwhm_px, 0, 0 };
     return mp;
 }
 
@@ -321,7 +321,7 @@ int sk_extract_run_dual(const sk_image *det_img, const sk_image *img, const sk_e
         r->gain = image_gain(img, p);
         r->fwhm_px = d->fwhm_px;
         sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius,
-                                 d->gain, d->fwhm_px, 0 };
+                                 d->gain, d->fwhm_px, 0, 0 };
         st = sk_measure_dual(det_img, d->background, d->detection, &mp, img, r->background, r->gain, threads,
                              &r->sources);
     }

@@ -98,6 +98,11 @@ typedef struct sk_measure_params {
     double fwhm_px;              /* image FWHM (apertures, window); > 0 */
     int shape_only;              /* 1: centroid, moments, FWHM and flags only
                                     (no aperture, AUTO or SNR) */
+    int residual;                /* 1: img is an image less fitted models,
+                                    whose pixels beside a peak may be
+                                    over-subtracted: a peak is sharper than
+                                    the PSF along a line only where both
+                                    its neighbours on it are low */
 } sk_measure_params;
 
 /* The detection parameters of the final detection of `img` with the

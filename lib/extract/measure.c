@@ -682,7 +682,8 @@ static unsigned windowed_shape(const mctx *M, const winpix *W, double sig_w, sk_
 }
 
 /* Is the peak pixel (index peak_i, value peak) much sharper than the PSF of
- * sigma sig_w along a row, column or diagonal? Then SK_SRC_ARTIFACT. */
+ * sigma sig_w along a row, column or diagonal (the mean of its two
+ * neighbours on it, on a residual image the larger)? Then SK_SRC_ARTIFACT. */
 static unsigned peak_sharpness_flags(const mctx *M, long peak_i, double peak, double sig_w)
 {
     const sk_image *img = M->img;
@@ -696,7 +697,8 @@ static unsigned peak_sharpness_flags(const mctx *M, long peak_i, double peak, do
         if (!usable_at(M, x1, y1) || !usable_at(M, x0, y0))
             continue;
         long i1 = y1 * w + x1, i0 = y0 * w + x0;
-        double m = 0.5 * (img->sci[i1] - M->bg->level[i1] + img->sci[i0] - M->bg->level[i0]);
+        double v1 = img->sci[i1] - M->bg->level[i1], v0 = img->sci[i0] - M->bg->level[i0];
+        double m = M->p->residual ? fmax(v1, v0) : 0.5 * (v1 + v0);
         double d2 = (double)(dirs[a][0] * dirs[a][0] + dirs[a][1] * dirs[a][1]);
         double expect = exp(-0.5 * d2 / (sig_w * sig_w));
         double noise = sqrt(varp + 0.25 * (M->var[i1] + M->var[i0]));

@@ -103,31 +103,44 @@ int sk_psf_photometry_subtracted(const sk_psf *psf, const sk_image *img, const s
                                  const sk_source_list *l, int threads, double *flux,
                                  double *flux_err, double *chi2);
 
-/* Crowding of an image: the share of the sources of l deblended from a
- * segment with others (SK_SRC_BLENDED). residual.c. */
-double sk_crowding(const sk_source_list *l);
+/* Crowding of an image: the share of the point sources of l of SNR >= 20
+ * (clean: not saturated, ARTIFACT or WIN_FAILED; no wider than 1.6 times
+ * the image FWHM) deblended from a segment with others (SK_SRC_BLENDED);
+ * *npoint, *nblended (NULL: not wanted): how many there are, and how many
+ * of them are blended. residual.c. */
+double sk_crowding(const sk_source_list *l, long *npoint, long *nblended);
+
+/* Is the image of l crowded, for the automatic second pass: at least 20
+ * of those point sources blended, and their share above crowding_min by
+ * at least twice its binomial error (sqrt(c (1 - c) / n): on a small
+ * image a share just above it says little)? */
+int sk_crowded(const sk_source_list *l, double crowding_min);
 
 /* The second detection pass (residual.c), after the PSF model `psf` and
  * the first pass's PSF fluxes (*flux, *err, *chi2, one per source of
- * r->sources): when xp->second_pass is 1, or -1 and the crowding is at
- * least xp->crowding_min, the fitted models of the first pass's sources
- * of positive flux are subtracted from `img`, the residual detected with
- * the final detection parameters on the same background and measured,
- * and the objects found kept as new sources unless their peak lies in
- * the footprint box of a source saturated or not subtracted, they are
- * saturated, sharper than the PSF or wider than 1.6 times its FWHM, or their PSF-fit flux on the
- * residual is below the detection threshold times the noise (that flux
- * over the peak significance of the detection) and the model's error
- * there (the model's fractional error measured at the PSF stars times the
- * fit of the models at that point) in quadrature. With new sources: the
- * fluxes of all fitted at once, the new ones below the threshold times
- * their noise then dropped, the first pass's objects measured again with
- * the new models subtracted and the new ones with the first pass's
- * subtracted (flag SK_SRC_RESIDUAL), the lists merged in (ywin, xwin)
- * order into r->sources, the PSF fluxes fitted at once again and each
- * source's flux, error and chi^2 taken with its neighbours' models
- * subtracted (arrays reallocated), psf->stars carried to the new list.
- * Without any, nothing changes. */
+ * r->sources): when xp->second_pass is 1, or -1 and the crowding
+ * (sk_crowding) is at least xp->crowding_min, in up to 2 rounds (until
+ * one finds nothing new): the fitted models of the sources so far of
+ * positive flux are subtracted from `img`, the residual (saturated pixels
+ * no data) detected with the final detection parameters on the same
+ * background and measured, and the objects found kept as new sources
+ * unless their peak lies in the footprint box of a source not subtracted
+ * or within 1 FWHM of a saturated pixel, they are saturated, wider than
+ * 1.6 times the FWHM or within 1 FWHM of a source before them, or their
+ * PSF-fit flux on the residual is below the detection threshold times the
+ * noise (that flux over the peak significance of the detection) and the
+ * model's error there (the model's fractional error measured at the PSF
+ * stars times the fit of the models at that point) in quadrature. With
+ * new sources: the fluxes of all fitted at once, the new ones below the
+ * threshold times their noise then dropped, the new ones measured with
+ * the models before them subtracted (flag SK_SRC_RESIDUAL; those then
+ * within 1 FWHM of a source before them dropped) and, in the first
+ * round, the first pass's objects measured again with the new models
+ * subtracted; the lists merged in (ywin, xwin) order into r->sources,
+ * the PSF fluxes fitted at once again and each source's flux, error and
+ * chi^2 taken with its neighbours' models subtracted (arrays
+ * reallocated), psf->stars carried to the new list. Without any, nothing
+ * changes. */
 int sk_residual_pass(const sk_image *img, const sk_extract_params *xp, sk_psf *psf, int threads,
                      sk_extract_result *r, double **flux, double **err, double **chi2);
 

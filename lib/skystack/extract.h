@@ -149,8 +149,9 @@ typedef struct sk_extract_params {
     int second_pass;             /* detection on the image less the PSF
                                     models: 1 always, 0 never, -1 (auto)
                                     when crowding >= crowding_min */
-    double crowding_min;         /* share of the sources deblended from a
-                                    segment with others (BLENDED) */
+    double crowding_min;         /* share of the clean point sources of
+                                    SNR >= 20 deblended from a segment
+                                    with others (BLENDED) */
 } sk_extract_params;
 
 void sk_extract_params_default(sk_extract_params *p);

@@ -2,9 +2,10 @@
  * checked against their truth: 0.03 stars per pixel^2 with a Gaussian PSF
  * of FWHM 1.5 px (and 1.2 px): the FWHM measured from the data, the
  * completeness of the stars of SNR >= 20 within 1 px, and the bias of
- * their AUTO fluxes; at 1.5 px the second detection pass (on the image
- * less the PSF models): its gain in completeness, its new sources real
- * stars, and the bias of the PSF fluxes. */
+ * their AUTO fluxes; the crowding from which the second detection pass
+ * runs by itself; at 1.5 px the second detection pass (on the image less
+ * the PSF models): its gain in completeness, its new sources real stars,
+ * and the bias of the PSF fluxes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "../tap.h"
 #include "sim/sim_internal.h"
 #include "calib/calib_internal.h"
+#include "extract/psf_internal.h"
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -183,10 +185,10 @@ static void second_pass(const sk_config *c, const sk_sim_exposure *e, sk_extract
     double fr = (double)sc->fres / (double)sc->nres, fr2 = (double)s2.fres / (double)s2.nres;
     tap_diag("second pass: %ld sources (%ld new); found %.3f -> %.3f of all, %.3f -> %.3f of the resolvable",
              l->n, nnew, fa, fa2, fr, fr2);
-    ok(fa2 >= fa + 0.10 && fa2 >= 0.85, "second pass: %.3f of all the stars of SNR >= 20 found (first pass %.3f; "
-       ">= 0.85 and >= first + 0.10)", fa2, fa);
-    ok(fr2 >= fr + 0.03 && fr2 >= 0.92, "second pass: %.3f of the resolvable stars found (first pass %.3f; "
-       ">= 0.92 and >= first + 0.03)", fr2, fr);
+    ok(fa2 >= fa + 0.15 && fa2 >= 0.92, "second pass: %.3f of all the stars of SNR >= 20 found (first pass %.3f; "
+       ">= 0.92 and >= first + 0.15)", fa2, fa);
+    ok(fr2 >= fr + 0.05 && fr2 >= 0.97, "second pass: %.3f of the resolvable stars found (first pass %.3f; "
+       ">= 0.97 and >= first + 0.05)", fr2, fr);
     ok(nnew >= 80 && nreal >= 0.98 * (double)nnew, "second pass: %ld of its %ld sources within 1 px of a true star "
        "(>= 98 %%)", nreal, nnew);
     ok(s2.niso >= 10 && fabs(s2.psf_ratio - 1) <= 0.01, "second pass: median PSF flux / true flux of the "
@@ -252,6 +254,11 @@ static void crowded(double fwhm_px, long size_px, const char *nstars, double min
     ok(sc.niso >= 20 && fabs(sc.auto_ratio - 1) <= 0.03,
        "FWHM %.1f px: median AUTO flux / true flux %.4f within 3 %% (%ld isolated stars)", fwhm_px,
        sc.auto_ratio, sc.niso);
+    long npoint = 0, nblended = 0;
+    double crowd = sk_crowding(r->sources, &npoint, &nblended);
+    ok(sk_crowded(r->sources, p.crowding_min), "FWHM %.1f px: crowding %.3f (%ld of %ld point sources of "
+       "SNR >= 20 blended) above %.2f: the automatic second pass runs", fwhm_px, crowd, nblended, npoint,
+       p.crowding_min);
     if (second)
         second_pass(c, e, &p, r, &t, &sc);
     truth_free(&t);
@@ -264,7 +271,7 @@ static void crowded(double fwhm_px, long size_px, const char *nstars, double min
 
 int main(void)
 {
-    tap_plan(18);
+    tap_plan(21);
     crowded(1.5, 512, "simulation.nstars=8000", 0.88, 0);
     crowded(1.2, 512, "simulation.nstars=8000", 0.90, 0);
     crowded(1.5, 256, "simulation.nstars=2000", 0.80, 1);

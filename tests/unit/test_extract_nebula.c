@@ -4,7 +4,8 @@
  * the same field without the nebula: the stars of SNR >= 20 are found as
  * on the flat sky, the nebula is cut into few sources (detections that
  * match no true source stay under 8 %), and the median AUTO flux of the
- * bright stars stays within 1.5 % of the truth. */
+ * bright stars stays within 1.5 % of the truth; neither field is crowded
+ * enough for the automatic second detection pass. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "../sim_extract.h"
 #include "../tap.h"
 #include "sim/sim_internal.h"
+#include "extract/psf_internal.h"
 
 static int cmp_d(const void *a, const void *b)
 {
@@ -40,6 +42,8 @@ static double median_inv_sqrt(const float *w, long n)
 typedef struct {
     long ndet, spurious, n20, f20, nratio;
     double ratio;
+    double crowd;                 /* sk_crowding */
+    int crowded;                  /* sk_crowded */
 } figures;
 
 /* One 512 x 512 exposure (stars and galaxies, no defects), nebula peak
@@ -75,6 +79,8 @@ static int field(double amplitude, figures *fg)
         sk_column *ct = sk_table_column(e->truth, "type");
         memset(fg, 0, sizeof *fg);
         fg->ndet = r->sources->n;
+        fg->crowd = sk_crowding(r->sources, NULL, NULL);
+        fg->crowded = sk_crowded(r->sources, p.crowding_min);
         /* a detection is spurious when no true source (of any flux) lies
            within max(2 px, 1 FWHM) of it */
         double rm = fmax(2.0, fwhm);
@@ -123,13 +129,13 @@ static int field(double amplitude, figures *fg)
 
 int main(void)
 {
-    tap_plan(5);
+    tap_plan(6);
     figures flat, neb;
     int rc0 = field(0.0, &flat);
     int rc1 = field(0.3, &neb);
     ok(rc0 == SK_OK && rc1 == SK_OK, "both fields simulated and extracted");
     if (rc0 || rc1) {
-        for (int t = 0; t < 4; t++)
+        for (int t = 0; t < 5; t++)
             ok(0, "no figures");
         return tap_done();
     }
@@ -144,5 +150,7 @@ int main(void)
     ok(neb.nratio >= 20 && fabs(neb.ratio - 1) <= 0.015 && fabs(flat.ratio - 1) <= 0.02,
        "nebulous sky: median AUTO / true flux %.4f within 1.5 %% of 1 (flat sky: %.4f within 2 %%; "
        "%ld stars)", neb.ratio, flat.ratio, neb.nratio);
+    ok(!neb.crowded && !flat.crowded, "crowding %.3f on the nebulous sky, %.3f on the flat one: not crowded, no "
+       "automatic second pass", neb.crowd, flat.crowd);
     return tap_done();
 }
