@@ -202,6 +202,25 @@ static double central_sigma(const float *var, long width, long height)
     return s;
 }
 
+/* The PSF model's normalisation error (sk_psf_norm_error), which every
+ * star of the zero point shares and their scatter cannot show, added to
+ * its error in quadrature. */
+static int photcal_norm_error(const sk_image *img, const sk_extract_result *r, sk_calib *c,
+                              int threads)
+{
+    double norm = 0;
+    int st = sk_psf_norm_error(c->psf, img, r->background, r->detection ? r->detection->segmap : NULL,
+                               r->gain, r->sources, threads, &norm);
+    if (st)
+        return st;
+    sk_photcal *pc = c->photcal;
+    pc->dzp_norm = 2.5 / M_LN10 * norm;
+    pc->dzp = hypot(pc->dzp, pc->dzp_norm);
+    sk_debug("%s: the PSF model's normalisation error %.4f mag", img->path ? img->path : "image",
+             pc->dzp_norm);
+    return SK_OK;
+}
+
 int sk_calib_run(const sk_image *img, sk_extract_result *r, const sk_calib_params *p,
                  const sk_extract_params *xp, int threads, sk_calib **out)
 {
@@ -275,7 +294,9 @@ int sk_calib_run(const sk_image *img, sk_extract_result *r, const sk_calib_param
                                   c->astrom->ref_index, c->astrom->nmatch, c->phot_ref, &p->photcal,
                                   &c->photcal);
         if (!st && c->psf) {
-            st = sk_photcal_psf_apcor(c->photcal, c->psf, cx, cy, l->aper_radius_px);
+            st = photcal_norm_error(img, r, c, threads);
+            if (!st)
+                st = sk_photcal_psf_apcor(c->photcal, c->psf, cx, cy, l->aper_radius_px);
             if (!st)
                 st = sk_photcal_set_limit(c->photcal, c->psf, cx, cy, sigma_centre, r->gain);
         } else if (!st && l->naper > 0 && c->sigma_bg_adu > 0) {
@@ -354,6 +375,8 @@ int sk_calib_annotate_table(const sk_calib *c, sk_table *t)
         st = sk_header_set_double(h, "MAGZERO", pc->zp, pc->from_psf ? "mag = -2.5 log10(FLUX_PSF) + MAGZERO"
                                                                       : "mag = -2.5 log10(flux) + MAGZERO");
         if (!st) st = sk_header_set_double(h, "MAGZERR", pc->dzp, "[mag] 1-sigma error of MAGZERO");
+        if (!st && c->psf)
+            st = sk_header_set_double(h, "MAGZENRM", pc->dzp_norm, "[mag] of MAGZERR: PSF normalisation");
         if (!st) st = sk_header_set_long(h, "MAGZNSTR", pc->nstars, "stars in the zero point");
         if (!st) st = sk_header_set_long(h, "MAGZNCAN", pc->ncandidates, "candidates before selection, clipping");
         if (!st) st = sk_header_set_long(h, "MAGZRCHI", pc->nrej_chi2, "left out: PSF fit chi2 above peers'");

@@ -21,6 +21,8 @@ typedef struct sk_photcal {
     double dzp;          /* 1-sigma uncertainty of zp: the error of the
                             weighted mean, scaled up by sqrt(reduced chi^2)
                             when the stars scatter more than their errors */
+    double dzp_norm;     /* of dzp, the PSF model's normalisation error
+                            (mag; in quadrature; 0 without a PSF) */
     double scatter;      /* rms of the kept stars' zero points about zp */
     double noise;        /* rms of the kept stars' expected errors (the
                             scatter their errors alone would give) */

@@ -93,6 +93,17 @@ int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_b
                               const int32_t *segmap, double gain, const sk_source_list *l,
                               int threads, double *flux, double *flux_err, double *chi2);
 
+/* The fractional error of the model's normalisation, which every PSF-fit
+ * flux shares: the model is the weighted mean of its stars' images,
+ * normalised to their light within the fit radius, so its noise moves
+ * every fit flux by the weighted mean over the PSF stars of the difference
+ * between the fit's flux and the flux in the fit's pixels; *norm_err is
+ * that mean's error from the stars' noise and the model's own error (0
+ * with fewer than 5 stars). */
+int sk_psf_norm_error(const sk_psf *psf, const sk_image *img, const sk_background *bg,
+                      const int32_t *segmap, double gain, const sk_source_list *l, int threads,
+                      double *norm_err);
+
 /* The same with the neighbours' models subtracted instead of their pixels
  * left out: `resid` (width*height) is the image less its background and
  * the model of every source (own[k] times the PSF at source k's centroid),

@@ -213,15 +213,37 @@ static double excess_variance(const double *v, const double *var, long n, double
     return 0.5 * (lo + hi);
 }
 
+/* The error of the model's normalisation from the stars' differences e
+ * (n of them, noise variances var, the model's own error f2 beyond): the
+ * model is the weighted mean of its stars' images, normalised to the light
+ * within the fit radius, so its noise moves every PSF-fit flux by the
+ * weighted mean of the stars' (fit - aperture) differences; its variance
+ * 1 / sum(1 / (var + f2)) over the stars within 5 sigma of the median. */
+static double norm_error(const double *e, const double *var, long n, double f2, double *scratch)
+{
+    memcpy(scratch, e, sizeof *scratch * (size_t)n);
+    double med = sk_median_double(scratch, n), sw = 0;
+    for (long k = 0; k < n; k++) {
+        double v = var[k] + f2;
+        if (v > 0 && fabs(e[k] - med) <= 5.0 * sqrt(v))
+            sw += 1.0 / v;
+    }
+    return sw > 0 ? sqrt(1.0 / sw) : 0.0;
+}
+
 /* The model's squared fractional flux error, measured on the image: over
  * the PSF stars (or, for a model without them, the sources of SNR >= 50)
  * the variance of (flux in the fit's pixels - PSF-fit flux) / flux beyond
  * what their noise explains (excess_variance): where the model's shape is
- * wrong the two estimates of the flux part; 0 with fewer than 5 stars. */
+ * wrong the two estimates of the flux part; 0 with fewer than 5 stars.
+ * norm (may be NULL): the fractional error of the model's normalisation
+ * (norm_error; 0 with fewer than 5 stars). */
 static int psf_model_error(phot_ctx c, const sk_source_list *l, const double *xy, int threads,
-                           double *frac2)
+                           double *frac2, double *norm)
 {
     *frac2 = 0;
+    if (norm)
+        *norm = 0;
     const sk_psf *psf = c.psf;
     int stars = psf->stars && psf->naccepted > 0;
     long n = stars ? psf->naccepted : l->n;
@@ -255,6 +277,8 @@ static int psf_model_error(phot_ctx c, const sk_source_list *l, const double *xy
         }
     if (!st && m >= 5)
         *frac2 = excess_variance(e, ev, m, x);
+    if (!st && m >= 5 && norm)
+        *norm = norm_error(e, ev, m, *frac2, x);
     free(buf);
     return st;
 }
@@ -264,7 +288,8 @@ static int psf_model_error(phot_ctx c, const sk_source_list *l, const double *xy
  * (model, image, outputs, data source) completed here: the pixel
  * variance, the background level's error, the noise factor and the
  * model's own flux error. */
-static int phot_sources(phot_ctx c, const sk_background *bg, const sk_source_list *l, int threads)
+static int phot_sources(phot_ctx c, const sk_background *bg, const sk_source_list *l, int threads,
+                        double *norm)
 {
     if (l->n == 0)
         return SK_OK;
@@ -287,12 +312,12 @@ static int phot_sources(phot_ctx c, const sk_background *bg, const sk_source_lis
     c.y = xy + l->n;
     c.level_err = isfinite(bg->level_err) && bg->level_err > 0 ? bg->level_err : 0;
     c.nf2 = nf * nf;
-    int st = psf_model_error(c, l, xy, threads, &c.model_frac2);
+    int st = psf_model_error(c, l, xy, threads, &c.model_frac2, norm);
     if (!st)
         sk_debug("%s: PSF photometry: the model's own flux error %.2f %%, the background "
                  "level's %.3f ADU", c.img->path ? c.img->path : "image", 100.0 * sqrt(c.model_frac2),
                  c.level_err);
-    if (!st)
+    if (!st && c.flux)
         st = phot_run(&c, l->n, threads);
     free(var);
     free(xy);
@@ -305,7 +330,16 @@ int sk_psf_photometry_sources(const sk_psf *psf, const sk_image *img, const sk_b
 {
     phot_ctx c = {.psf = psf, .img = img, .level = bg->level, .seg = segmap, .gain = gain,
                   .flux = flux, .err = flux_err, .chi2 = chi2};
-    return phot_sources(c, bg, l, threads);
+    return phot_sources(c, bg, l, threads, NULL);
+}
+
+int sk_psf_norm_error(const sk_psf *psf, const sk_image *img, const sk_background *bg,
+                      const int32_t *segmap, double gain, const sk_source_list *l, int threads,
+                      double *norm_err)
+{
+    *norm_err = 0;
+    phot_ctx c = {.psf = psf, .img = img, .level = bg->level, .seg = segmap, .gain = gain};
+    return phot_sources(c, bg, l, threads, norm_err);
 }
 
 int sk_psf_photometry_subtracted(const sk_psf *psf, const sk_image *img, const sk_background *bg,
@@ -315,7 +349,7 @@ int sk_psf_photometry_subtracted(const sk_psf *psf, const sk_image *img, const s
 {
     phot_ctx c = {.psf = psf, .img = img, .gain = gain, .flux = flux, .err = flux_err,
                   .chi2 = chi2, .resid = resid, .own = own};
-    return phot_sources(c, bg, l, threads);
+    return phot_sources(c, bg, l, threads, NULL);
 }
 
 int sk_psf_add_columns(sk_table *t, const double *flux, const double *flux_err)

@@ -1,6 +1,7 @@
 /* test_photcal.c: photometric calibration against imsim truth: the zero
  * point from the matched catalog stars within 0.01 mag of the true
- * MAGZERO (PSF-fit fluxes, and the largest aperture), its sigma,
+ * MAGZERO (PSF-fit fluxes, and the largest aperture), its sigma, the
+ * PSF model's normalisation error,
  * aperture corrections (from the PSF model) against the true PSF's
  * encircled energy, the
  * 5-sigma limiting magnitude against the value measured by injecting and
@@ -94,7 +95,7 @@ static void test_blended_selection(void)
 
 int main(void)
 {
-    tap_plan(18);
+    tap_plan(19);
     char *sets[] = {"simulation.width_px=512", "simulation.height_px=512", "simulation.nstars=300",
                     "simulation.mag_min=16.5", "simulation.mag_max=21.5", "simulation.seed=12",
                     "simulation.galaxy_fraction=0.2", "simulation.satellite_probability=0",
@@ -172,6 +173,14 @@ int main(void)
         ok(pc->dzp > 0 && pc->dzp < 0.01 && fabs(pc->zp - zp_true) < 4 * pc->dzp + 0.002,
            "dzp %.4f is a sigma consistent with the error (%.4f)", pc->dzp, pc->zp - zp_true);
         ok(pc->nstars >= 20 && pc->from_psf, "%ld calibration stars, PSF fluxes", pc->nstars);
+        /* the model's normalisation error: a mean over its stars' noise,
+           positive, and on this field of bright stars well below the 0.01
+           mag the zero point is held to */
+        double nerr = -1;
+        int nrc = sk_psf_norm_error(psf, img, r->background, r->detection->segmap, r->gain, r->sources,
+                                    2, &nerr);
+        ok(nrc == SK_OK && nerr > 0 && nerr < 0.003,
+           "PSF normalisation error %.4f from %ld PSF stars", nerr, psf->naccepted);
         /* aperture corrections against the true PSF's encircled energy:
            the truth drawn (pixel-integrated, as imsim draws stars) at the
            same sub-pixel centres and summed with exact pixel overlap */
