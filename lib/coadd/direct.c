@@ -812,6 +812,10 @@ int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_op
     int rc = sk_fits_writer_open(path, opts->compress, &w);
     if (rc)
         return rc;
+    if (opts->md5 && (rc = sk_fits_writer_md5(w, opts->threads, opts->md5))) {
+        sk_fits_writer_abort(w);
+        return rc;
+    }
     sk_header *wh = sk_header_new(), *fh = sk_header_new(), *nh = sk_header_new();
     rc = wh && fh && nh ? SK_OK : sk_error(SK_EIO, "%s: out of memory", path);
     rc = rc ? rc : sk_fits_writer_add_image(w, "SCI", -32, W, H, img->sci, img->header);

@@ -61,6 +61,51 @@ void sk_md5_hex(const void *data, size_t len, char out[33])
     to_hex(d, 16, out);
 }
 
+sk_md5_stream *sk_md5_begin(void)
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c && EVP_DigestInit_ex(c, EVP_md5(), NULL) != 1) {
+        EVP_MD_CTX_free(c);
+        c = NULL;
+    }
+    return (sk_md5_stream *)c;
+}
+
+void sk_md5_update(sk_md5_stream *s, const void *data, size_t len)
+{
+    EVP_DigestUpdate((EVP_MD_CTX *)s, data, len);
+}
+
+int sk_md5_update_file(sk_md5_stream *s, const char *path, long long from, long long to)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return sk_error(SK_EIO, "%s: cannot open for md5: %s", path, strerror(errno));
+    int bad = from > 0 && fseeko(f, (off_t)from, SEEK_SET) != 0;
+    unsigned char buf[1 << 16];
+    for (long long at = from; !bad && at < to;) {
+        size_t want = to - at < (long long)sizeof buf ? (size_t)(to - at) : sizeof buf;
+        size_t n = fread(buf, 1, want, f);
+        if (n == 0) {
+            bad = 1;
+            break;
+        }
+        EVP_DigestUpdate((EVP_MD_CTX *)s, buf, n);
+        at += (long long)n;
+    }
+    fclose(f);
+    return bad ? sk_error(SK_EIO, "%s: cannot read bytes [%lld, %lld) for md5", path, from, to) : SK_OK;
+}
+
+void sk_md5_end(sk_md5_stream *s, char out[33])
+{
+    unsigned char d[16];
+    unsigned int n = 16;
+    EVP_DigestFinal_ex((EVP_MD_CTX *)s, d, &n);
+    EVP_MD_CTX_free((EVP_MD_CTX *)s);
+    to_hex(d, 16, out);
+}
+
 int sk_md5_file(const char *path, char out[33])
 {
     FILE *f = fopen(path, "rb");
