@@ -56,9 +56,12 @@ typedef struct plane {
 } plane;
 
 /* Read input k whole as the engine does (background subtracted, scaled)
- * and resample it onto the grid. */
+ * into the band b (kept from one input to the next) and resample it onto
+ * the grid into *img (the previous input's planes, refilled; *nimg their
+ * count plane). */
 static int load_plane(const sk_coadd_input *in, double scale, const sk_grid *grid,
-                      const sk_coadd_params *p, plane *pl)
+                      const sk_coadd_params *p, plane *pl, sk_band *b, sk_image **img,
+                      int32_t **nimg)
 {
     sk_band_source *src = NULL;
     int rc = sk_band_source_open(in, &src);
@@ -77,31 +80,30 @@ static int load_plane(const sk_coadd_input *in, double scale, const sk_grid *gri
         }
         pl->wcs = pl->wcs_owned;
     }
-    sk_band b;
-    memset(&b, 0, sizeof b);
-    rc = sk_band_alloc(&b, 0, 0, w, h, w, h);
+    rc = sk_band_alloc(b, 0, 0, w, h, w, h);
     if (!rc)
-        rc = sk_band_source_read(src, scale, &b);
+        rc = sk_band_source_read(src, scale, b);
     sk_band_source_close(src);
-    sk_image *tmp = NULL;
-    if (!rc) {
-        tmp = sk_image_new(w, h);
-        if (!tmp)
-            rc = sk_error(SK_EIO, "coadd: out of memory");
-    }
+    /* the band's planes as an image: its variance made the weight in place */
+    sk_image tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.header = rc ? NULL : sk_header_new();
+    if (!rc && !tmp.header)
+        rc = sk_error(SK_EIO, "coadd: out of memory");
     if (!rc) {
         size_t n = (size_t)w * (size_t)h;
-        memcpy(tmp->sci, b.sci, n * sizeof(float));
-        memcpy(tmp->flags, b.flags, n * sizeof(uint16_t));
         for (size_t i = 0; i < n; i++)
-            tmp->weight[i] = b.var[i] > 0.0f ? 1.0f / b.var[i] : 0.0f;
-        tmp->wcs = (struct sk_wcs *)pl->wcs;
-        rc = sk_resample_image(tmp, NULL, 1.0, grid, p->kernel, p->tolerance_px,
-                               p->threads > 0 ? p->threads : 1, &pl->img);
-        tmp->wcs = NULL;
+            b->var[i] = b->var[i] > 0.0f ? 1.0f / b->var[i] : 0.0f;
+        tmp.width = w;
+        tmp.height = h;
+        tmp.sci = b->sci;
+        tmp.weight = b->var;
+        tmp.flags = b->flags;
+        tmp.wcs = (struct sk_wcs *)pl->wcs;
+        rc = sk_resample_image_again(&tmp, NULL, 1.0, grid, p->kernel, p->tolerance_px,
+                                     p->threads > 0 ? p->threads : 1, img, nimg);
     }
-    sk_image_free(tmp);
-    sk_band_free(&b);
+    sk_header_free(tmp.header);
     return rc;
 }
 
@@ -247,6 +249,9 @@ typedef struct coaddx_state {
     float **val, **wgt;
     uint16_t **flg;
     long nrejected;
+    sk_band band;            /* loading: an input read whole */
+    sk_image *rs;            /* loading: an input resampled onto the grid */
+    int32_t *rs_nimg;
 } coaddx_state;
 
 static const char *input_name(const sk_coadd_input *in)
@@ -291,28 +296,32 @@ static int load_inputs(coaddx_state *s)
     for (int k = 0; k < s->n; k++) {
         const char *name = input_name(&s->in[k]);
         plane *pk = &s->pl[k];
-        int rc = load_plane(&s->in[k], s->r->info[k].flux_scale, s->grid, s->p, pk);
+        int rc = load_plane(&s->in[k], s->r->info[k].flux_scale, s->grid, s->p, pk, &s->band,
+                            &s->rs, &s->rs_nimg);
         if (rc) {
             sk_error_context("%s", name);
             return rc;
         }
         input_meta(s, k);
         sk_aligned_input whole = s->ai[k];
-        whole.sci = pk->img->sci;
-        whole.weight = pk->img->weight;
-        whole.flags = pk->img->flags;
+        whole.sci = s->rs->sci;
+        whole.weight = s->rs->weight;
+        whole.flags = s->rs->flags;
         whole.row0 = 0;
         whole.nrows = s->H;
         s->sigma0[k] = s->sigma[k] = sk_cx_sigma_from_weight(&whole, s->W, SK_COADDX_MASK_DEFAULT);
-        rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, pk->img->sci);
-        rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, pk->img->weight);
-        rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, pk->img->flags);
-        sk_image_free(pk->img);
-        pk->img = NULL;
+        rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, s->rs->sci);
+        rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, s->rs->weight);
+        rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, s->rs->flags);
         if (rc)
             return rc;
         sk_debug("%s: resampled onto the grid for %s", name, sk_coaddx_method_name(s->x->method));
     }
+    sk_band_free(&s->band);
+    sk_image_free(s->rs);
+    free(s->rs_nimg);
+    s->rs = NULL;
+    s->rs_nimg = NULL;
     if (s->psf_size < 11)
         s->psf_size = 11;
     s->psf_size |= 1;
@@ -711,6 +720,9 @@ static void state_free(coaddx_state *s)
         for (int k = 0; k < s->n; k++)
             sk_cx_planes_free(&s->rows[k]);
     free(s->rows);
+    sk_band_free(&s->band);
+    sk_image_free(s->rs);
+    free(s->rs_nimg);
     sk_cx_spill_free(s->sp);
     free(s->sigma0);
     free(s->sigma);
