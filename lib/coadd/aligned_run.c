@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "core/parallel.h"
 #include "direct_priv.h"
 #include "aligned_priv.h"
 #include "skystack/coadd.h"
@@ -55,19 +56,31 @@ typedef struct plane {
     double poisson;
 } plane;
 
-/* Read input k whole as the engine does (background subtracted, scaled)
- * into the band b (kept from one input to the next) and resample it onto
- * the grid into *img (the previous input's planes, refilled; *nimg their
- * count plane). */
-static int load_plane(const sk_coadd_input *in, double scale, const sk_grid *grid,
-                      const sk_coadd_params *p, plane *pl, sk_band *b, sk_image **img,
-                      int32_t **nimg)
+static const char *input_name(const sk_coadd_input *in);
+
+/* One input read whole as the engine does (background subtracted,
+ * scaled) into a band, its variance made the weight in place, its WCS
+ * noted in its plane: a task of its own beside the resampling of the
+ * input before it when there are threads. */
+typedef struct input_read {
+    const sk_coadd_input *in;
+    double scale;
+    plane *pl;
+    sk_band *b;
+    long w, h;
+} input_read;
+
+static int read_input(void *arg)
 {
+    input_read *r = arg;
+    const sk_coadd_input *in = r->in;
     sk_band_source *src = NULL;
     int rc = sk_band_source_open(in, &src);
     if (rc)
-        return rc;
-    long w = sk_band_source_width(src), h = sk_band_source_height(src);
+        return sk_error_context("%s", input_name(in));
+    r->w = sk_band_source_width(src);
+    r->h = sk_band_source_height(src);
+    plane *pl = r->pl;
     if (in->wcs)
         pl->wcs = in->wcs;
     else if (in->image && in->image->wcs)
@@ -76,35 +89,43 @@ static int load_plane(const sk_coadd_input *in, double scale, const sk_grid *gri
         const sk_header *hd = sk_band_source_header(src);
         if (!hd || sk_wcs_from_header(hd, &pl->wcs_owned) != SK_OK) {
             sk_band_source_close(src);
-            return sk_error(SK_EINPUT, "%s: no usable WCS", in->name ? in->name : in->path);
+            return sk_error(SK_EINPUT, "%s: no usable WCS", input_name(in));
         }
         pl->wcs = pl->wcs_owned;
     }
-    rc = sk_band_alloc(b, 0, 0, w, h, w, h);
+    rc = sk_band_alloc(r->b, 0, 0, r->w, r->h, r->w, r->h);
     if (!rc)
-        rc = sk_band_source_read(src, scale, b);
+        rc = sk_band_source_read(src, r->scale, r->b);
     sk_band_source_close(src);
-    /* the band's planes as an image: its variance made the weight in place */
+    if (rc)
+        return sk_error_context("%s", input_name(in));
+    size_t n = (size_t)r->w * (size_t)r->h;
+    float *v = r->b->var;
+    for (size_t i = 0; i < n; i++)
+        v[i] = v[i] > 0.0f ? 1.0f / v[i] : 0.0f;
+    return SK_OK;
+}
+
+/* An input read by read_input resampled onto the grid into *img (the
+ * previous input's planes, refilled; *nimg their count plane). */
+static int resample_input(const input_read *r, const sk_grid *grid, const sk_coadd_params *p,
+                          sk_image **img, int32_t **nimg)
+{
     sk_image tmp;
     memset(&tmp, 0, sizeof tmp);
-    tmp.header = rc ? NULL : sk_header_new();
-    if (!rc && !tmp.header)
-        rc = sk_error(SK_EIO, "coadd: out of memory");
-    if (!rc) {
-        size_t n = (size_t)w * (size_t)h;
-        for (size_t i = 0; i < n; i++)
-            b->var[i] = b->var[i] > 0.0f ? 1.0f / b->var[i] : 0.0f;
-        tmp.width = w;
-        tmp.height = h;
-        tmp.sci = b->sci;
-        tmp.weight = b->var;
-        tmp.flags = b->flags;
-        tmp.wcs = (struct sk_wcs *)pl->wcs;
-        rc = sk_resample_image_again(&tmp, NULL, 1.0, grid, p->kernel, p->tolerance_px,
+    tmp.header = sk_header_new();
+    if (!tmp.header)
+        return sk_error(SK_EIO, "coadd: out of memory");
+    tmp.width = r->w;
+    tmp.height = r->h;
+    tmp.sci = r->b->sci;
+    tmp.weight = r->b->var;
+    tmp.flags = r->b->flags;
+    tmp.wcs = (struct sk_wcs *)r->pl->wcs;
+    int rc = sk_resample_image_again(&tmp, NULL, 1.0, grid, p->kernel, p->tolerance_px,
                                      p->threads > 0 ? p->threads : 1, img, nimg);
-    }
     sk_header_free(tmp.header);
-    return rc;
+    return rc ? sk_error_context("%s", input_name(r->in)) : SK_OK;
 }
 
 /* The output grid's pixel scale over the input's, at the centre. */
@@ -249,7 +270,7 @@ typedef struct coaddx_state {
     float **val, **wgt;
     uint16_t **flg;
     long nrejected;
-    sk_band band;            /* loading: an input read whole */
+    sk_band band, band2;     /* loading: inputs read whole */
     sk_image *rs;            /* loading: an input resampled onto the grid */
     int32_t *rs_nimg;
 } coaddx_state;
@@ -293,35 +314,55 @@ static void input_meta(coaddx_state *s, int k)
 static int load_inputs(coaddx_state *s)
 {
     s->psf_size = s->x->psf_size;
-    for (int k = 0; k < s->n; k++) {
-        const char *name = input_name(&s->in[k]);
-        plane *pk = &s->pl[k];
-        int rc = load_plane(&s->in[k], s->r->info[k].flux_scale, s->grid, s->p, pk, &s->band,
-                            &s->rs, &s->rs_nimg);
-        if (rc) {
-            sk_error_context("%s", name);
-            return rc;
+    int threads = s->p->threads > 0 ? s->p->threads : 1;
+    /* with threads, input k + 1 is read into the other band while input
+     * k is resampled (the same pixels: reading and resampling are apart) */
+    sk_band *cur = &s->band, *other = threads > 1 ? &s->band2 : &s->band;
+    input_read rd = {&s->in[0], s->r->info[0].flux_scale, &s->pl[0], cur, 0, 0};
+    int rc = read_input(&rd);
+    for (int k = 0; !rc && k < s->n; k++) {
+        input_read next = rd;
+        sk_task *task = NULL;
+        if (k + 1 < s->n) {
+            next = (input_read){&s->in[k + 1], s->r->info[k + 1].flux_scale, &s->pl[k + 1], other, 0, 0};
+            if (threads > 1)
+                rc = sk_task_start(threads, read_input, &next, &task);
         }
-        input_meta(s, k);
-        sk_aligned_input whole = s->ai[k];
-        whole.sci = s->rs->sci;
-        whole.weight = s->rs->weight;
-        whole.flags = s->rs->flags;
-        whole.row0 = 0;
-        whole.nrows = s->H;
-        s->sigma0[k] = s->sigma[k] = sk_cx_sigma_from_weight(&whole, s->W, SK_COADDX_MASK_DEFAULT);
-        rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, s->rs->sci);
-        rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, s->rs->weight);
-        rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, s->rs->flags);
-        if (rc)
-            return rc;
-        sk_debug("%s: resampled onto the grid for %s", name, sk_coaddx_method_name(s->x->method));
+        rc = rc ? rc : resample_input(&rd, s->grid, s->p, &s->rs, &s->rs_nimg);
+        if (!rc) {
+            input_meta(s, k);
+            sk_aligned_input whole = s->ai[k];
+            whole.sci = s->rs->sci;
+            whole.weight = s->rs->weight;
+            whole.flags = s->rs->flags;
+            whole.row0 = 0;
+            whole.nrows = s->H;
+            s->sigma0[k] = s->sigma[k] = sk_cx_sigma_from_weight(&whole, s->W, SK_COADDX_MASK_DEFAULT);
+            rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, s->rs->sci);
+            rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, s->rs->weight);
+            rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, s->rs->flags);
+        }
+        if (task) { /* joined also after a failure: it writes into the other band */
+            int trc = sk_task_join(task);
+            rc = rc ? rc : trc;
+        } else if (!rc && k + 1 < s->n) {
+            rc = read_input(&next);
+        }
+        if (!rc)
+            sk_debug("%s: resampled onto the grid for %s", input_name(&s->in[k]),
+                     sk_coaddx_method_name(s->x->method));
+        rd = next;
+        other = rd.b == cur ? other : cur;
+        cur = rd.b;
     }
     sk_band_free(&s->band);
+    sk_band_free(&s->band2);
     sk_image_free(s->rs);
     free(s->rs_nimg);
     s->rs = NULL;
     s->rs_nimg = NULL;
+    if (rc)
+        return rc;
     if (s->psf_size < 11)
         s->psf_size = 11;
     s->psf_size |= 1;
@@ -721,6 +762,7 @@ static void state_free(coaddx_state *s)
             sk_cx_planes_free(&s->rows[k]);
     free(s->rows);
     sk_band_free(&s->band);
+    sk_band_free(&s->band2);
     sk_image_free(s->rs);
     free(s->rs_nimg);
     sk_cx_spill_free(s->sp);
