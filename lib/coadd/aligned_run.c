@@ -342,11 +342,11 @@ static int load_inputs(coaddx_state *s)
             rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, s->rs->weight);
             rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, s->rs->flags);
         }
+        if (!task && !rc && k + 1 < s->n) /* one thread: now, in the same band */
+            rc = sk_task_start(threads, read_input, &next, &task);
         if (task) { /* joined also after a failure: it writes into the other band */
             int trc = sk_task_join(task);
             rc = rc ? rc : trc;
-        } else if (!rc && k + 1 < s->n) {
-            rc = read_input(&next);
         }
         if (!rc)
             sk_debug("%s: resampled onto the grid for %s", input_name(&s->in[k]),
