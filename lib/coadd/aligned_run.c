@@ -485,6 +485,33 @@ static long tiled_band(const coaddx_state *s, long tile_px)
     return b < s->H ? b : s->H;
 }
 
+/* Rows [need0, need1) of every input read from the scratch file, the
+ * inputs on the threads (each into its own buffers); with z, handed to
+ * the proper coadd. */
+typedef struct rows_job {
+    coaddx_state *s;
+    sk_zogy *z;
+    long need0, need1;
+} rows_job;
+
+static int input_rows(long k, void *arg)
+{
+    rows_job *j = arg;
+    coaddx_state *s = j->s;
+    int rc = read_rows(s, (int)k, j->need0, j->need1 - j->need0);
+    const sk_cx_planes *pk = &s->rows[k];
+    if (!rc && j->z)
+        rc = sk_zogy_set_rows(j->z, (int)k, pk->sci, pk->weight, pk->flags, j->need0,
+                              j->need1 - j->need0);
+    return rc;
+}
+
+static int all_rows(coaddx_state *s, sk_zogy *z, long need0, long need1)
+{
+    rows_job j = {s, z, need0, need1};
+    return sk_parallel_for_each(s->n, s->p->threads, input_rows, &j);
+}
+
 /* The proper coadd's pixels, one band of rows of tiles at a time: every
  * input's rows that the band needs read from the scratch file. */
 static int zogy_bands(coaddx_state *s, sk_zogy *z, long tile_px)
@@ -496,12 +523,7 @@ static int zogy_bands(coaddx_state *s, sk_zogy *z, long tile_px)
     for (long y0 = 0; !rc && y0 < s->H; y0 += band) {
         long y1 = y0 + band < s->H ? y0 + band : s->H, need0, need1;
         sk_zogy_rows_needed(z, y0, y1, &need0, &need1);
-        for (int k = 0; !rc && k < s->n; k++) {
-            rc = read_rows(s, k, need0, need1 - need0);
-            const sk_cx_planes *pk = &s->rows[k];
-            rc = rc ? rc : sk_zogy_set_rows(z, k, pk->sci, pk->weight, pk->flags, need0,
-                                            need1 - need0);
-        }
+        rc = all_rows(s, z, need0, need1);
         size_t o = (size_t)y0 * (size_t)s->W, nb = (size_t)(y1 - y0) * (size_t)s->W;
         rc = rc ? rc : sk_zogy_rows(z, y0, y1, r->image->sci + o, r->image->weight + o,
                                     r->image->flags + o, nimg16);
@@ -680,8 +702,8 @@ static int run_direct(coaddx_state *s)
     int rc = SK_OK;
     for (long y0 = 0; !rc && y0 < s->H; y0 += s->band_rows) {
         long y1 = y0 + s->band_rows < s->H ? y0 + s->band_rows : s->H;
+        rc = all_rows(s, NULL, y0, y1);
         for (int k = 0; !rc && k < s->n; k++) {
-            rc = read_rows(s, k, y0, y1 - y0);
             s->val[k] = s->rows[k].sci;
             s->wgt[k] = s->rows[k].weight;
             s->flg[k] = s->rows[k].flags;
