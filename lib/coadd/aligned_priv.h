@@ -38,6 +38,9 @@ static inline uint16_t sk_cx_flags(const sk_aligned_input *in, long width, long 
  * bit for bit. With no valid pixel the array becomes 0. SK_EIO when out
  * of memory. */
 int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny);
+/* The same for nv arrays v[0..nv-1] sharing one mask, in one pass (each
+ * filled as sk_cx_inpaint would fill it alone). */
+int sk_cx_inpaint_planes(float *const *v, int nv, const uint8_t *valid, long nx, long ny);
 
 /* Dilate with a (2r+1)^2 square: out[i] = OR of in[] over the square
  * (bits), computed separably; `tmp` holds nx*ny values. */

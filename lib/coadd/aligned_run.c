@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "core/parallel.h"
 #include "direct_priv.h"
 #include "aligned_priv.h"
 #include "skystack/coadd.h"
@@ -55,16 +56,31 @@ typedef struct plane {
     double poisson;
 } plane;
 
-/* Read input k whole as the engine does (background subtracted, scaled)
- * and resample it onto the grid. */
-static int load_plane(const sk_coadd_input *in, double scale, const sk_grid *grid,
-                      const sk_coadd_params *p, plane *pl)
+static const char *input_name(const sk_coadd_input *in);
+
+/* One input read whole as the engine does (background subtracted,
+ * scaled) into a band, its variance made the weight in place, its WCS
+ * noted in its plane: a task of its own beside the resampling of the
+ * input before it when there are threads. */
+typedef struct input_read {
+    const sk_coadd_input *in;
+    double scale;
+    plane *pl;
+    sk_band *b;
+    long w, h;
+} input_read;
+
+static int read_input(void *arg)
 {
+    input_read *r = arg;
+    const sk_coadd_input *in = r->in;
     sk_band_source *src = NULL;
     int rc = sk_band_source_open(in, &src);
     if (rc)
-        return rc;
-    long w = sk_band_source_width(src), h = sk_band_source_height(src);
+        return sk_error_context("%s", input_name(in));
+    r->w = sk_band_source_width(src);
+    r->h = sk_band_source_height(src);
+    plane *pl = r->pl;
     if (in->wcs)
         pl->wcs = in->wcs;
     else if (in->image && in->image->wcs)
@@ -73,36 +89,43 @@ static int load_plane(const sk_coadd_input *in, double scale, const sk_grid *gri
         const sk_header *hd = sk_band_source_header(src);
         if (!hd || sk_wcs_from_header(hd, &pl->wcs_owned) != SK_OK) {
             sk_band_source_close(src);
-            return sk_error(SK_EINPUT, "%s: no usable WCS", in->name ? in->name : in->path);
+            return sk_error(SK_EINPUT, "%s: no usable WCS", input_name(in));
         }
         pl->wcs = pl->wcs_owned;
     }
-    sk_band b;
-    memset(&b, 0, sizeof b);
-    rc = sk_band_alloc(&b, 0, 0, w, h, w, h);
+    rc = sk_band_alloc(r->b, 0, 0, r->w, r->h, r->w, r->h);
     if (!rc)
-        rc = sk_band_source_read(src, scale, &b);
+        rc = sk_band_source_read(src, r->scale, r->b);
     sk_band_source_close(src);
-    sk_image *tmp = NULL;
-    if (!rc) {
-        tmp = sk_image_new(w, h);
-        if (!tmp)
-            rc = sk_error(SK_EIO, "coadd: out of memory");
-    }
-    if (!rc) {
-        size_t n = (size_t)w * (size_t)h;
-        memcpy(tmp->sci, b.sci, n * sizeof(float));
-        memcpy(tmp->flags, b.flags, n * sizeof(uint16_t));
-        for (size_t i = 0; i < n; i++)
-            tmp->weight[i] = b.var[i] > 0.0f ? 1.0f / b.var[i] : 0.0f;
-        tmp->wcs = (struct sk_wcs *)pl->wcs;
-        rc = sk_resample_image(tmp, NULL, 1.0, grid, p->kernel, p->tolerance_px,
-                               p->threads > 0 ? p->threads : 1, &pl->img);
-        tmp->wcs = NULL;
-    }
-    sk_image_free(tmp);
-    sk_band_free(&b);
-    return rc;
+    if (rc)
+        return sk_error_context("%s", input_name(in));
+    size_t n = (size_t)r->w * (size_t)r->h;
+    float *v = r->b->var;
+    for (size_t i = 0; i < n; i++)
+        v[i] = v[i] > 0.0f ? 1.0f / v[i] : 0.0f;
+    return SK_OK;
+}
+
+/* An input read by read_input resampled onto the grid into *img (the
+ * previous input's planes, refilled; *nimg their count plane). */
+static int resample_input(const input_read *r, const sk_grid *grid, const sk_coadd_params *p,
+                          sk_image **img, int32_t **nimg)
+{
+    sk_image tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.header = sk_header_new();
+    if (!tmp.header)
+        return sk_error(SK_EIO, "coadd: out of memory");
+    tmp.width = r->w;
+    tmp.height = r->h;
+    tmp.sci = r->b->sci;
+    tmp.weight = r->b->var;
+    tmp.flags = r->b->flags;
+    tmp.wcs = (struct sk_wcs *)r->pl->wcs;
+    int rc = sk_resample_image_again(&tmp, NULL, 1.0, grid, p->kernel, p->tolerance_px,
+                                     p->threads > 0 ? p->threads : 1, img, nimg);
+    sk_header_free(tmp.header);
+    return rc ? sk_error_context("%s", input_name(r->in)) : SK_OK;
 }
 
 /* The output grid's pixel scale over the input's, at the centre. */
@@ -247,6 +270,9 @@ typedef struct coaddx_state {
     float **val, **wgt;
     uint16_t **flg;
     long nrejected;
+    sk_band band, band2;     /* loading: inputs read whole */
+    sk_image *rs;            /* loading: an input resampled onto the grid */
+    int32_t *rs_nimg;
 } coaddx_state;
 
 static const char *input_name(const sk_coadd_input *in)
@@ -288,31 +314,55 @@ static void input_meta(coaddx_state *s, int k)
 static int load_inputs(coaddx_state *s)
 {
     s->psf_size = s->x->psf_size;
-    for (int k = 0; k < s->n; k++) {
-        const char *name = input_name(&s->in[k]);
-        plane *pk = &s->pl[k];
-        int rc = load_plane(&s->in[k], s->r->info[k].flux_scale, s->grid, s->p, pk);
-        if (rc) {
-            sk_error_context("%s", name);
-            return rc;
+    int threads = s->p->threads > 0 ? s->p->threads : 1;
+    /* with threads, input k + 1 is read into the other band while input
+     * k is resampled (the same pixels: reading and resampling are apart) */
+    sk_band *cur = &s->band, *other = threads > 1 ? &s->band2 : &s->band;
+    input_read rd = {&s->in[0], s->r->info[0].flux_scale, &s->pl[0], cur, 0, 0};
+    int rc = read_input(&rd);
+    for (int k = 0; !rc && k < s->n; k++) {
+        input_read next = rd;
+        sk_task *task = NULL;
+        if (k + 1 < s->n) {
+            next = (input_read){&s->in[k + 1], s->r->info[k + 1].flux_scale, &s->pl[k + 1], other, 0, 0};
+            if (threads > 1)
+                rc = sk_task_start(threads, read_input, &next, &task);
         }
-        input_meta(s, k);
-        sk_aligned_input whole = s->ai[k];
-        whole.sci = pk->img->sci;
-        whole.weight = pk->img->weight;
-        whole.flags = pk->img->flags;
-        whole.row0 = 0;
-        whole.nrows = s->H;
-        s->sigma0[k] = s->sigma[k] = sk_cx_sigma_from_weight(&whole, s->W, SK_COADDX_MASK_DEFAULT);
-        rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, pk->img->sci);
-        rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, pk->img->weight);
-        rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, pk->img->flags);
-        sk_image_free(pk->img);
-        pk->img = NULL;
-        if (rc)
-            return rc;
-        sk_debug("%s: resampled onto the grid for %s", name, sk_coaddx_method_name(s->x->method));
+        rc = rc ? rc : resample_input(&rd, s->grid, s->p, &s->rs, &s->rs_nimg);
+        if (!rc) {
+            input_meta(s, k);
+            sk_aligned_input whole = s->ai[k];
+            whole.sci = s->rs->sci;
+            whole.weight = s->rs->weight;
+            whole.flags = s->rs->flags;
+            whole.row0 = 0;
+            whole.nrows = s->H;
+            s->sigma0[k] = s->sigma[k] = sk_cx_sigma_from_weight(&whole, s->W, SK_COADDX_MASK_DEFAULT);
+            rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, s->rs->sci);
+            rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, s->rs->weight);
+            rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, s->rs->flags);
+        }
+        if (!task && !rc && k + 1 < s->n) /* one thread: now, in the same band */
+            rc = sk_task_start(threads, read_input, &next, &task);
+        if (task) { /* joined also after a failure: it writes into the other band */
+            int trc = sk_task_join(task);
+            rc = rc ? rc : trc;
+        }
+        if (!rc)
+            sk_debug("%s: resampled onto the grid for %s", input_name(&s->in[k]),
+                     sk_coaddx_method_name(s->x->method));
+        rd = next;
+        other = rd.b == cur ? other : cur;
+        cur = rd.b;
     }
+    sk_band_free(&s->band);
+    sk_band_free(&s->band2);
+    sk_image_free(s->rs);
+    free(s->rs_nimg);
+    s->rs = NULL;
+    s->rs_nimg = NULL;
+    if (rc)
+        return rc;
     if (s->psf_size < 11)
         s->psf_size = 11;
     s->psf_size |= 1;
@@ -435,6 +485,33 @@ static long tiled_band(const coaddx_state *s, long tile_px)
     return b < s->H ? b : s->H;
 }
 
+/* Rows [need0, need1) of every input read from the scratch file, the
+ * inputs on the threads (each into its own buffers); with z, handed to
+ * the proper coadd. */
+typedef struct rows_job {
+    coaddx_state *s;
+    sk_zogy *z;
+    long need0, need1;
+} rows_job;
+
+static int input_rows(long k, void *arg)
+{
+    rows_job *j = arg;
+    coaddx_state *s = j->s;
+    int rc = read_rows(s, (int)k, j->need0, j->need1 - j->need0);
+    const sk_cx_planes *pk = &s->rows[k];
+    if (!rc && j->z)
+        rc = sk_zogy_set_rows(j->z, (int)k, pk->sci, pk->weight, pk->flags, j->need0,
+                              j->need1 - j->need0);
+    return rc;
+}
+
+static int all_rows(coaddx_state *s, sk_zogy *z, long need0, long need1)
+{
+    rows_job j = {s, z, need0, need1};
+    return sk_parallel_for_each(s->n, s->p->threads, input_rows, &j);
+}
+
 /* The proper coadd's pixels, one band of rows of tiles at a time: every
  * input's rows that the band needs read from the scratch file. */
 static int zogy_bands(coaddx_state *s, sk_zogy *z, long tile_px)
@@ -446,12 +523,7 @@ static int zogy_bands(coaddx_state *s, sk_zogy *z, long tile_px)
     for (long y0 = 0; !rc && y0 < s->H; y0 += band) {
         long y1 = y0 + band < s->H ? y0 + band : s->H, need0, need1;
         sk_zogy_rows_needed(z, y0, y1, &need0, &need1);
-        for (int k = 0; !rc && k < s->n; k++) {
-            rc = read_rows(s, k, need0, need1 - need0);
-            const sk_cx_planes *pk = &s->rows[k];
-            rc = rc ? rc : sk_zogy_set_rows(z, k, pk->sci, pk->weight, pk->flags, need0,
-                                            need1 - need0);
-        }
+        rc = all_rows(s, z, need0, need1);
         size_t o = (size_t)y0 * (size_t)s->W, nb = (size_t)(y1 - y0) * (size_t)s->W;
         rc = rc ? rc : sk_zogy_rows(z, y0, y1, r->image->sci + o, r->image->weight + o,
                                     r->image->flags + o, nimg16);
@@ -630,8 +702,8 @@ static int run_direct(coaddx_state *s)
     int rc = SK_OK;
     for (long y0 = 0; !rc && y0 < s->H; y0 += s->band_rows) {
         long y1 = y0 + s->band_rows < s->H ? y0 + s->band_rows : s->H;
+        rc = all_rows(s, NULL, y0, y1);
         for (int k = 0; !rc && k < s->n; k++) {
-            rc = read_rows(s, k, y0, y1 - y0);
             s->val[k] = s->rows[k].sci;
             s->wgt[k] = s->rows[k].weight;
             s->flg[k] = s->rows[k].flags;
@@ -711,6 +783,10 @@ static void state_free(coaddx_state *s)
         for (int k = 0; k < s->n; k++)
             sk_cx_planes_free(&s->rows[k]);
     free(s->rows);
+    sk_band_free(&s->band);
+    sk_band_free(&s->band2);
+    sk_image_free(s->rs);
+    free(s->rs_nimg);
     sk_cx_spill_free(s->sp);
     free(s->sigma0);
     free(s->sigma);

@@ -9,115 +9,136 @@
 #include "numeric/stats.h"
 #include "coaddx_internal.h"
 
-int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny)
+/* The pyramid's levels: sizes and offsets (nlev of them). */
+typedef struct pyramid {
+    int nlev;
+    long lx[64], ly[64];
+    size_t off[64], total;
+} pyramid;
+
+static void pyramid_plan(pyramid *p, long nx, long ny)
 {
-    /* Pyramid level sizes. */
-    int nlev = 1;
-    for (long ax = nx, ay = ny; ax > 1 || ay > 1; nlev++) {
+    p->nlev = 1;
+    for (long ax = nx, ay = ny; ax > 1 || ay > 1; p->nlev++) {
         ax = (ax + 1) / 2;
         ay = (ay + 1) / 2;
     }
-    long *lx = malloc(sizeof(long) * (size_t)nlev), *ly = malloc(sizeof(long) * (size_t)nlev);
-    size_t *off = malloc(sizeof(size_t) * (size_t)nlev);
-    if (!lx || !ly || !off) {
-        free(lx); free(ly); free(off);
-        return sk_error(SK_EIO, "in-painting: out of memory");
-    }
-    size_t total = 0;
-    lx[0] = nx;
-    ly[0] = ny;
-    for (int l = 0; l < nlev; l++) {
+    p->total = 0;
+    p->lx[0] = nx;
+    p->ly[0] = ny;
+    for (int l = 0; l < p->nlev; l++) {
         if (l > 0) {
-            lx[l] = (lx[l - 1] + 1) / 2;
-            ly[l] = (ly[l - 1] + 1) / 2;
+            p->lx[l] = (p->lx[l - 1] + 1) / 2;
+            p->ly[l] = (p->ly[l - 1] + 1) / 2;
         }
-        off[l] = total;
-        total += (size_t)lx[l] * (size_t)ly[l];
+        p->off[l] = p->total;
+        p->total += (size_t)p->lx[l] * (size_t)p->ly[l];
     }
-    float *val = malloc(sizeof(float) * total);
-    uint8_t *has = malloc(total);
-    if (!val || !has) {
-        free(lx); free(ly); free(off); free(val); free(has);
-        return sk_error(SK_EIO, "in-painting: out of memory for %ld x %ld", nx, ny);
-    }
-    size_t n0 = (size_t)nx * (size_t)ny;
-    long nvalid = 0;
-    for (size_t i = 0; i < n0; i++) {
-        has[i] = valid[i] ? 1 : 0;
-        val[i] = valid[i] ? v[i] : 0.0f;
-        nvalid += has[i];
-    }
-    if (nvalid == (long)n0) {
-        free(lx); free(ly); free(off); free(val); free(has);
-        return SK_OK;
-    }
-    /* Push: each coarse pixel is the mean of its usable children. */
-    for (int l = 1; l < nlev; l++) {
-        const float *fv = val + off[l - 1];
-        const uint8_t *fh = has + off[l - 1];
-        float *cv = val + off[l];
-        uint8_t *ch = has + off[l];
-        long fx = lx[l - 1], fy = ly[l - 1];
-        for (long y = 0; y < ly[l]; y++)
-            for (long x = 0; x < lx[l]; x++) {
-                double s = 0.0;
-                int c = 0;
-                for (long dy = 0; dy < 2; dy++) {
-                    long yy = 2 * y + dy;
-                    if (yy >= fy)
-                        continue;
-                    for (long dx = 0; dx < 2; dx++) {
-                        long xx = 2 * x + dx;
-                        if (xx >= fx)
-                            continue;
-                        size_t i = (size_t)yy * (size_t)fx + (size_t)xx;
-                        if (fh[i]) {
-                            s += fv[i];
-                            c++;
-                        }
-                    }
-                }
-                size_t k = (size_t)y * (size_t)lx[l] + (size_t)x;
-                cv[k] = c ? (float)(s / c) : 0.0f;
-                ch[k] = c ? 1 : 0;
-            }
-    }
-    /* Pull: fill each level's empty pixels by bilinear interpolation of the
-     * (already complete) coarser level. */
-    for (int l = nlev - 2; l >= 0; l--) {
-        float *fv = val + off[l];
-        uint8_t *fh = has + off[l];
-        const float *cv = val + off[l + 1];
-        long cx = lx[l + 1], cy = ly[l + 1];
-        for (long y = 0; y < ly[l]; y++) {
-            double py = (y + 0.5) / 2.0 - 0.5;
-            if (py < 0) py = 0;
-            if (py > cy - 1) py = (double)(cy - 1);
-            long y0 = (long)floor(py), y1 = y0 + 1 < cy ? y0 + 1 : y0;
-            double ty = py - (double)y0;
-            for (long x = 0; x < lx[l]; x++) {
-                size_t i = (size_t)y * (size_t)lx[l] + (size_t)x;
-                if (fh[i])
+}
+
+/* Push: each coarse pixel of level l is the mean of its usable children,
+ * for every channel (val: nv planes of p->total values). */
+static void pyramid_push(const pyramid *p, int l, float *val, uint8_t *has, int nv)
+{
+    const uint8_t *fh = has + p->off[l - 1];
+    uint8_t *ch = has + p->off[l];
+    long fx = p->lx[l - 1], fy = p->ly[l - 1];
+    for (long y = 0; y < p->ly[l]; y++)
+        for (long x = 0; x < p->lx[l]; x++) {
+            size_t idx[4];
+            int c = 0;
+            for (long dy = 0; dy < 2; dy++) {
+                long yy = 2 * y + dy;
+                if (yy >= fy)
                     continue;
-                double px = (x + 0.5) / 2.0 - 0.5;
-                if (px < 0) px = 0;
-                if (px > cx - 1) px = (double)(cx - 1);
-                long x0 = (long)floor(px), x1 = x0 + 1 < cx ? x0 + 1 : x0;
-                double tx = px - (double)x0;
+                for (long dx = 0; dx < 2; dx++) {
+                    long xx = 2 * x + dx;
+                    size_t i = (size_t)yy * (size_t)fx + (size_t)xx;
+                    if (xx < fx && fh[i])
+                        idx[c++] = i;
+                }
+            }
+            size_t k = (size_t)y * (size_t)p->lx[l] + (size_t)x;
+            ch[k] = c ? 1 : 0;
+            for (int v = 0; v < nv; v++) {
+                const float *fv = val + (size_t)v * p->total + p->off[l - 1];
+                double s = 0.0;
+                for (int q = 0; q < c; q++)
+                    s += fv[idx[q]];
+                val[(size_t)v * p->total + p->off[l] + k] = c ? (float)(s / c) : 0.0f;
+            }
+        }
+}
+
+/* Pull: the empty pixels of level l by bilinear interpolation of the
+ * (already complete) level l + 1, for every channel. */
+static void pyramid_pull(const pyramid *p, int l, float *val, uint8_t *has, int nv)
+{
+    uint8_t *fh = has + p->off[l];
+    long cx = p->lx[l + 1], cy = p->ly[l + 1];
+    for (long y = 0; y < p->ly[l]; y++) {
+        double py = (y + 0.5) / 2.0 - 0.5;
+        if (py < 0) py = 0;
+        if (py > cy - 1) py = (double)(cy - 1);
+        long y0 = (long)floor(py), y1 = y0 + 1 < cy ? y0 + 1 : y0;
+        double ty = py - (double)y0;
+        for (long x = 0; x < p->lx[l]; x++) {
+            size_t i = (size_t)y * (size_t)p->lx[l] + (size_t)x;
+            if (fh[i])
+                continue;
+            double px = (x + 0.5) / 2.0 - 0.5;
+            if (px < 0) px = 0;
+            if (px > cx - 1) px = (double)(cx - 1);
+            long x0 = (long)floor(px), x1 = x0 + 1 < cx ? x0 + 1 : x0;
+            double tx = px - (double)x0;
+            for (int v = 0; v < nv; v++) {
+                const float *cv = val + (size_t)v * p->total + p->off[l + 1];
                 double a = cv[(size_t)y0 * (size_t)cx + (size_t)x0] * (1 - tx) +
                            cv[(size_t)y0 * (size_t)cx + (size_t)x1] * tx;
                 double b = cv[(size_t)y1 * (size_t)cx + (size_t)x0] * (1 - tx) +
                            cv[(size_t)y1 * (size_t)cx + (size_t)x1] * tx;
-                fv[i] = (float)(a * (1 - ty) + b * ty);
-                fh[i] = 1;
+                val[(size_t)v * p->total + p->off[l] + i] = (float)(a * (1 - ty) + b * ty);
             }
+            fh[i] = 1;
         }
     }
+}
+
+int sk_cx_inpaint_planes(float *const *v, int nv, const uint8_t *valid, long nx, long ny)
+{
+    size_t n0 = (size_t)nx * (size_t)ny;
+    if (n0 == 0 || !memchr(valid, 0, n0))
+        return SK_OK; /* nothing to fill */
+    pyramid p;
+    pyramid_plan(&p, nx, ny);
+    float *val = malloc(sizeof(float) * p.total * (size_t)nv);
+    uint8_t *has = malloc(p.total);
+    if (!val || !has) {
+        free(val);
+        free(has);
+        return sk_error(SK_EIO, "in-painting: out of memory for %ld x %ld", nx, ny);
+    }
     for (size_t i = 0; i < n0; i++)
-        if (!valid[i])
-            v[i] = val[i];
-    free(lx); free(ly); free(off); free(val); free(has);
+        has[i] = valid[i] ? 1 : 0;
+    for (int k = 0; k < nv; k++)
+        for (size_t i = 0; i < n0; i++)
+            val[(size_t)k * p.total + i] = valid[i] ? v[k][i] : 0.0f;
+    for (int l = 1; l < p.nlev; l++)
+        pyramid_push(&p, l, val, has, nv);
+    for (int l = p.nlev - 2; l >= 0; l--)
+        pyramid_pull(&p, l, val, has, nv);
+    for (int k = 0; k < nv; k++)
+        for (size_t i = 0; i < n0; i++)
+            if (!valid[i])
+                v[k][i] = val[(size_t)k * p.total + i];
+    free(val);
+    free(has);
     return SK_OK;
+}
+
+int sk_cx_inpaint(float *v, const uint8_t *valid, long nx, long ny)
+{
+    return sk_cx_inpaint_planes(&v, 1, valid, nx, ny);
 }
 
 /* The dilation square by square, 2r+1 ORs per pixel on each axis: the

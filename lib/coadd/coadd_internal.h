@@ -106,6 +106,14 @@ double sk_median_variance_factor(int n);
 int sk_resample_image(const sk_image *in, const float *background, double flux_scale,
                       const sk_grid *grid, int kernel, double tolerance_px, int threads,
                       sk_image **out);
+/* The same for one image after another: *out (NULL the first time) is the
+ * result of the previous call, its planes and *nimg (the count plane, a
+ * scratch) filled anew rather than allocated (their pages already in);
+ * the caller frees both at the end (sk_image_free, free). The same pixels
+ * as sk_resample_image. */
+int sk_resample_image_again(const sk_image *in, const float *background, double flux_scale,
+                            const sk_grid *grid, int kernel, double tolerance_px, int threads,
+                            sk_image **out, int32_t **nimg);
 
 /* The nine positions of a coadd's PSF model: 1/6, 1/2 and 5/6 of each
  * axis, row by row (x_px and y_px hold 9 values). */

@@ -343,6 +343,7 @@ typedef struct coadd_job {
     sk_input_file *files;         /* the inputs as the sidecars name them */
     int nfiles;
     char (*idtext)[32];
+    char md5[33];                 /* the coadd file's, computed as it was written */
     char psf_path[4200];          /* the coadd PSF ("" without) */
     double psf_fwhm_arcsec;
     sk_claim *claim;              /* with a database: this worker's claim on the coadd */
@@ -664,6 +665,8 @@ static int compute_coadd(coadd_job *J, const sk_coadd_made *out)
     size_t len = strlen(out->path);
     sk_write_opts wo = {0};
     wo.compress = S->compress || (len > 3 && strcmp(out->path + len - 3, ".fz") == 0);
+    wo.md5 = J->md5;
+    wo.threads = S->p.threads;
     return sk_coadd_write(out->path, J->res, &wo);
 }
 
@@ -687,7 +690,7 @@ static int record_planes(const char *path, const sk_coadd_result *r)
 static int write_sidecar_and_psf(coadd_job *J, const sk_coadd_made *out)
 {
     int n = J->n;
-    int rc = sk_sidecar_write(out->path, "coadd", J->prov, J->files, J->nfiles);
+    int rc = sk_sidecar_write_md5(out->path, J->md5, "coadd", J->prov, J->files, J->nfiles);
     rc = rc ? rc : record_planes(out->path, J->res);
     J->psf_fwhm_arcsec = NAN;
     if (!rc && !J->rq->no_psf)
@@ -917,6 +920,7 @@ int sk_coadd_make(const sk_coadd_request *rq, sk_coadd_made *out)
         sk_look_opts look;
         sk_look_opts_default(&look);
         look.sources = made.source_list[0] ? made.source_list : NULL;
+        look.threads = J.S.p.threads;
         /* from the coadd in memory when it was made here and written
          * without compression (the file holds the same floats) */
         size_t len = strlen(out->path);

@@ -695,13 +695,37 @@ long sk_coadd_default_band_rows(int n)
     return rows > MIN_BAND_ROWS ? rows : MIN_BAND_ROWS;
 }
 
+/* The output planes of a run: new, or those of an earlier run of the same
+ * grid handed back (every pixel is written by process_row). */
+static int result_planes(sk_coadd_result *r, long W, long H, sk_image *image, int32_t *nimg)
+{
+    if (image && image->width == W && image->height == H && nimg) {
+        sk_header_free(image->header);
+        sk_wcs_free(image->wcs);
+        image->wcs = NULL;
+        image->header = sk_header_new();
+        r->image = image;
+        r->nimg = nimg;
+        return image->header ? SK_OK : SK_EIO;
+    }
+    sk_image_free(image);
+    free(nimg);
+    r->image = sk_image_new_unset(W, H);
+    r->nimg = r->image ? sk_big_malloc((size_t)W * (size_t)H, sizeof *r->nimg) : NULL;
+    return r->image && r->nimg ? SK_OK : SK_EIO;
+}
+
 static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
-                     const sk_coadd_params *p, const double *forced_scale, sk_coadd_result **out)
+                     const sk_coadd_params *p, const double *forced_scale, sk_image *image,
+                     int32_t *nimg, sk_coadd_result **out)
 {
     *out = NULL;
     int rc = check_params(p, n, grid);
-    if (rc)
+    if (rc) {
+        sk_image_free(image);
+        free(nimg);
         return rc;
+    }
     engine E = {0}, *e = &E;
     long H = grid->height, W = grid->width;
     sk_coadd_result *r = NULL;
@@ -721,10 +745,11 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
     }
     /* every pixel is written by process_row: not cleared here, so that
      * the threads filling the bands first-touch (fault in) the pages */
-    r->image = sk_image_new_unset(W, H);
-    r->nimg = r->image ? sk_big_malloc((size_t)W * (size_t)H, sizeof *r->nimg) : NULL;
+    int planes = result_planes(r, W, H, image, nimg);
+    image = NULL;
+    nimg = NULL;
     r->info = calloc((size_t)n, sizeof *r->info);
-    if (!r->image || !r->nimg || !r->info) {
+    if (planes || !r->info) {
         rc = sk_error(SK_EIO, "coadd: out of memory for a %ld x %ld output", W, H);
         goto fail;
     }
@@ -759,13 +784,15 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
 fail:
     engine_free(e);
     sk_coadd_result_free(r);
+    sk_image_free(image);
+    free(nimg);
     return rc;
 }
 
 int sk_coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid, const sk_coadd_params *p,
                  sk_coadd_result **out)
 {
-    return coadd_run(in, n, grid, p, NULL, out);
+    return coadd_run(in, n, grid, p, NULL, NULL, NULL, out);
 }
 
 void sk_coadd_result_free(sk_coadd_result *r)
@@ -812,6 +839,10 @@ int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_op
     int rc = sk_fits_writer_open(path, opts->compress, &w);
     if (rc)
         return rc;
+    if (opts->md5 && (rc = sk_fits_writer_md5(w, opts->threads, opts->md5))) {
+        sk_fits_writer_abort(w);
+        return rc;
+    }
     sk_header *wh = sk_header_new(), *fh = sk_header_new(), *nh = sk_header_new();
     rc = wh && fh && nh ? SK_OK : sk_error(SK_EIO, "%s: out of memory", path);
     rc = rc ? rc : sk_fits_writer_add_image(w, "SCI", -32, W, H, img->sci, img->header);
@@ -852,8 +883,26 @@ int sk_resample_image(const sk_image *img, const float *background, double flux_
                       sk_image **out)
 {
     *out = NULL;
-    if (!img)
+    int32_t *nimg = NULL;
+    int rc = sk_resample_image_again(img, background, flux_scale, grid, kernel, tolerance_px, threads,
+                                     out, &nimg);
+    free(nimg);
+    return rc;
+}
+
+int sk_resample_image_again(const sk_image *img, const float *background, double flux_scale,
+                            const sk_grid *grid, int kernel, double tolerance_px, int threads,
+                            sk_image **out, int32_t **nimg)
+{
+    sk_image *image = *out;
+    int32_t *counts = *nimg;
+    *out = NULL;
+    *nimg = NULL;
+    if (!img) {
+        sk_image_free(image);
+        free(counts);
         return sk_error(SK_EINPUT, "resample: no image");
+    }
     sk_coadd_input in;
     sk_coadd_input_init(&in);
     in.image = img;
@@ -866,11 +915,13 @@ int sk_resample_image(const sk_image *img, const float *background, double flux_
     p.tolerance_px = tolerance_px;
     p.threads = threads;
     sk_coadd_result *r;
-    int rc = coadd_run(&in, 1, grid, &p, &flux_scale, &r);
+    int rc = coadd_run(&in, 1, grid, &p, &flux_scale, image, counts, &r);
     if (rc)
         return rc;
     *out = r->image;
+    *nimg = r->nimg;
     r->image = NULL;
+    r->nimg = NULL;
     sk_coadd_result_free(r);
     return SK_OK;
 }

@@ -528,8 +528,8 @@ static int conv_tile(void *ws, long tx, long ty, void *user)
             }
         return SK_OK;
     }
-    if ((status = sk_cx_inpaint(w->rs, w->valid, lx, ly)) ||
-        (status = sk_cx_inpaint(w->rv, w->valid, lx, ly)))
+    float *const planes[2] = {w->rs, w->rv};
+    if ((status = sk_cx_inpaint_planes(planes, 2, w->valid, lx, ly)))
         return status;
     double xc = 0.5 * (double)(cx0 + cx1 - 1), yc = 0.5 * (double)(cy0 + cy1 - 1);
     if ((status = make_kernel(pm, &w->k, j, xc, yc, w->kern)))

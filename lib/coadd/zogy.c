@@ -104,9 +104,27 @@ static void box_around(const sk_zogy *z, double x_px, double y_px, long *x0, lon
     *y1 = *y0 + t > z->height ? z->height : *y0 + t;
 }
 
+/* An input's map called under the PSF lock (the WCSs behind it are
+ * not to be used by two threads at once). */
+typedef struct locked_map {
+    pthread_mutex_t *lock;
+    sk_pixel_map_fn map;
+    void *ctx;
+} locked_map;
+
+static int map_locked(void *ctx, long n, const double *x_px, const double *y_px, double *xi_px,
+                      double *yi_px)
+{
+    locked_map *l = ctx;
+    pthread_mutex_lock(l->lock);
+    int st = l->map(l->ctx, n, x_px, y_px, xi_px, yi_px);
+    pthread_mutex_unlock(l->lock);
+    return st;
+}
+
 /* The resampling model of input j over output pixels [x0, x1) x [y0, y1)
  * (the identity when it was not resampled); the map is called under the
- * PSF lock. */
+ * PSF lock, the model computed outside it. */
 static int input_noise(sk_zogy *z, int j, long x0, long y0, long x1, long y1,
                        sk_resample_noise *m)
 {
@@ -119,9 +137,10 @@ static int input_noise(sk_zogy *z, int j, long x0, long y0, long x1, long y1,
         st = sk_kernel_table_init(&z->kt[in->kernel], in->kernel);
         z->kt_ready[in->kernel] = !st;
     }
-    if (!st)
-        st = sk_resample_noise_at(m, &z->kt[in->kernel], in->map, in->map_ctx, x0, y0, x1, y1);
     pthread_mutex_unlock(&z->psf_lock);
+    locked_map lm = {&z->psf_lock, in->map, in->map_ctx};
+    if (!st)
+        st = sk_resample_noise_at(m, &z->kt[in->kernel], map_locked, &lm, x0, y0, x1, y1);
     if (st)
         sk_error_context("zogy: input %d", j);
     return st;

@@ -275,10 +275,20 @@ static char *sidecar_path(const char *product_path)
 int sk_sidecar_write(const char *product_path, const char *product_type, const sk_prov *prov,
                      const sk_input_file *inputs, int ninputs)
 {
+    return sk_sidecar_write_md5(product_path, NULL, product_type, prov, inputs, ninputs);
+}
+
+int sk_sidecar_write_md5(const char *product_path, const char *known_md5, const char *product_type,
+                         const sk_prov *prov, const sk_input_file *inputs, int ninputs)
+{
     if (!product_type || !*product_type || !prov)
         return sk_error(SK_EINPUT, "%s: a sidecar needs a product type and a provenance", product_path);
     char md5[33];
-    int rc = sk_md5_file(product_path, md5);
+    int rc = SK_OK;
+    if (known_md5)
+        snprintf(md5, sizeof md5, "%s", known_md5);
+    else
+        rc = sk_md5_file(product_path, md5);
     if (rc)
         return rc;
     json_t *list = json_array();

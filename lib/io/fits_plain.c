@@ -98,7 +98,7 @@ int sk_fits_plain_read(fitsfile *fptr, const char *path, int threads, int bitpix
     *done = 0;
     long long datastart = 0;
     int hdunum = 0;
-    if (threads < 2 || (bitpix != -32 && bitpix != 16) || !plain_layout(fptr, path, bitpix, &datastart))
+    if ((bitpix != -32 && bitpix != 16) || !plain_layout(fptr, path, bitpix, &datastart))
         return SK_OK;
     fits_get_hdu_num(fptr, &hdunum);
     plain_job J = {.path = path, .hdunum = hdunum, .datatype = bitpix == -32 ? TFLOAT : TUSHORT,

@@ -16,12 +16,13 @@ int sk_fits_status_error(int status, const char *path, const char *what);
 int sk_fits_open_read(const char *path, fitsfile **fptr);
 
 /* Read the n pixels of the current HDU of fptr (opened from the disk file
- * `path`) on `threads` (2 or more) threads, each with its own cfitsio
+ * `path`) on `threads` threads (below 2: one), each with its own cfitsio
  * handle on the file, when they are stored plainly as `bitpix`: -32
  * (unscaled floats, read into float buf as fits_read_img gives them with
  * a NaN null value) or 16 with BZERO 32768, BSCALE 1 and no BLANK (read
- * into uint16_t buf). *done is 0, and nothing read, on one thread or when
- * the plane is stored otherwise (fits_plain.c). */
+ * into uint16_t buf). The same chunks whatever the thread count. *done
+ * is 0, and nothing read, when the plane is stored otherwise
+ * (fits_plain.c). */
 int sk_fits_plain_read(fitsfile *fptr, const char *path, int threads, int bitpix, size_t n, void *buf,
                        int *done);
 

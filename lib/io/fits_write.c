@@ -4,10 +4,13 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include "core/parallel.h"
 #include "fits_priv.h"
 #include "skystack/atomic.h"
 #include "skystack/error.h"
 #include "skystack/fits.h"
+#include "skystack/hash.h"
 #include "skystack/wcs.h"
 
 struct sk_fits_writer {
@@ -17,7 +20,87 @@ struct sk_fits_writer {
     float quantize_level;  /* >0: lossy RICE for float planes */
     int nhdu;              /* HDUs written so far */
     char *path;            /* the target, for messages */
+    /* the md5 of the file as it is written (sk_fits_writer_md5) */
+    char *md5_out;         /* receives it at commit; NULL: not asked for */
+    int md5_threads;
+    sk_md5_stream *md5;
+    long long hashed;      /* bytes of the file in md5 (once the task is joined) */
+    long long hash_to;     /* the task hashes [hashed, hash_to) */
+    sk_task *task;
+    int md5_failed;        /* the file is hashed whole at commit instead */
 };
+
+int sk_fits_writer_md5(sk_fits_writer *w, int threads, char out[33])
+{
+    w->md5 = sk_md5_begin();
+    if (!w->md5)
+        return sk_error(SK_EIO, "%s: libcrypto cannot compute md5", w->path);
+    w->md5_out = out;
+    w->md5_threads = threads;
+    return SK_OK;
+}
+
+/* The task: the bytes [hashed, hash_to) of the file into the md5. */
+static int hash_part(void *arg)
+{
+    sk_fits_writer *w = arg;
+    return sk_md5_update_file(w->md5, w->atomic->tmp_path, w->hashed, w->hash_to);
+}
+
+/* Wait for the part being hashed. */
+static void hash_join(sk_fits_writer *w)
+{
+    if (!w->task)
+        return;
+    if (sk_task_join(w->task) == SK_OK)
+        w->hashed = w->hash_to;
+    else
+        w->md5_failed = 1;
+    sk_error_clear();
+    w->task = NULL;
+}
+
+/* After an HDU: it is closed out and flushed, so that the file up to its
+ * end is final (cfitsio touches only the current HDU), and that part is
+ * hashed beside the writing of the next HDUs. */
+static void hash_written(sk_fits_writer *w)
+{
+    if (!w->md5 || w->md5_failed)
+        return;
+    int status = 0;
+    struct stat st;
+    if (fits_flush_file(w->fptr, &status) || stat(w->atomic->tmp_path, &st) != 0) {
+        fits_clear_errmsg();
+        w->md5_failed = 1;
+        return;
+    }
+    hash_join(w);
+    if (w->md5_failed || (long long)st.st_size <= w->hashed)
+        return;
+    w->hash_to = (long long)st.st_size;
+    if (sk_task_start(w->md5_threads, hash_part, w, &w->task) != SK_OK) {
+        w->md5_failed = 1;
+        sk_error_clear();
+    }
+}
+
+/* At commit, the file closed: the rest hashed, the md5 given. */
+static int hash_finish(sk_fits_writer *w)
+{
+    hash_join(w);
+    struct stat st;
+    int rc = stat(w->atomic->tmp_path, &st) == 0 ? SK_OK : sk_error(SK_EIO, "%s: cannot stat", w->path);
+    if (!rc && !w->md5_failed)
+        rc = sk_md5_update_file(w->md5, w->atomic->tmp_path, w->hashed, (long long)st.st_size);
+    char hex[33];
+    sk_md5_end(w->md5, hex);
+    w->md5 = NULL;
+    if (!rc && w->md5_failed)
+        rc = sk_md5_file(w->atomic->tmp_path, hex);
+    if (!rc)
+        memcpy(w->md5_out, hex, 33);
+    return rc;
+}
 
 int sk_fits_writer_open(const char *path, int compress, sk_fits_writer **out)
 {
@@ -157,6 +240,7 @@ int sk_fits_writer_add_image(sk_fits_writer *w, const char *extname, int bitpix,
         return sk_fits_status_error(status, w->path, what);
     }
     w->nhdu++;
+    hash_written(w);
     return SK_OK;
 }
 
@@ -168,11 +252,17 @@ int sk_fits_writer_add_table(sk_fits_writer *w, const struct sk_table *t)
     if ((rc = sk_fits_table_write_hdu(w->fptr, t, w->path)))
         return rc;
     w->nhdu++;
+    hash_written(w);
     return SK_OK;
 }
 
 static void free_writer(sk_fits_writer *w)
 {
+    hash_join(w);
+    if (w->md5) {
+        char hex[33];
+        sk_md5_end(w->md5, hex);
+    }
     free(w->path);
     free(w);
 }
@@ -186,7 +276,10 @@ int sk_fits_writer_commit(sk_fits_writer *w)
         rc = sk_fits_status_error(status, w->path, "closing the file");
     w->fptr = NULL;
     fits_clear_errmsg();
+    if (!rc && w->md5)
+        rc = hash_finish(w);
     if (rc) {
+        hash_join(w);
         sk_atomic_abort(w->atomic);
         free_writer(w);
         return rc == SK_EINPUT ? SK_EIO : rc;
@@ -200,6 +293,7 @@ void sk_fits_writer_abort(sk_fits_writer *w)
 {
     if (!w)
         return;
+    hash_join(w);
     if (w->fptr) {
         int status = 0;
         fits_close_file(w->fptr, &status);
@@ -228,6 +322,10 @@ int sk_fits_write_image(const char *path, const sk_image *img, const sk_write_op
     sk_fits_writer *w = NULL;
     if (!rc)
         rc = sk_fits_writer_open(path, opts->compress, &w);
+    if (!rc && opts->md5 && (rc = sk_fits_writer_md5(w, opts->threads, opts->md5))) {
+        sk_fits_writer_abort(w);
+        w = NULL;
+    }
     if (!rc) {
         w->quantize_level = opts->quantize_level;
         rc = sk_fits_writer_add_image(w, "SCI", -32, img->width, img->height, img->sci, sci_hdr);

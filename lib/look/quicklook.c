@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/parallel.h"
 #include "core/path_priv.h"
 #include "skystack/error.h"
 #include "skystack/fits.h"
@@ -60,6 +61,27 @@ static void accumulate(const geom *g, const float *sci, const float *wgt, long w
                 cnt[k]++;
             }
     }
+}
+
+/* Binning an image in memory by rows of bins, each row of bins summed
+ * by one thread in the order accumulate() takes. */
+typedef struct bin_job {
+    const geom *g;
+    const sk_image *img;
+    double *sum;
+    long *cnt;
+} bin_job;
+
+static int bin_rows(long b0, long b1, void *user)
+{
+    const bin_job *J = user;
+    long y0 = b0 * J->g->bin, y1 = b1 * J->g->bin;
+    if (y1 > J->img->height)
+        y1 = J->img->height;
+    size_t off = (size_t)y0 * (size_t)J->img->width;
+    accumulate(J->g, J->img->sci + off, J->img->weight ? J->img->weight + off : NULL, J->img->width, y0,
+               y1 - y0, J->sum, J->cnt);
+    return SK_OK;
 }
 
 /* The binned image: mean of each bin's usable pixels (NaN: none). */
@@ -295,7 +317,9 @@ int sk_look_render(const sk_image *img, const sk_look_opts *o, sk_canvas **out, 
     long *cnt = calloc(nb, sizeof *cnt);
     float *binned = NULL;
     if (sum && cnt) {
-        accumulate(&g, img->sci, img->weight, img->width, 0, img->height, sum, cnt);
+        bin_job J = {&g, img, sum, cnt};
+        long chunk = (256 + g.bin - 1) / g.bin; /* rows of bins over about 256 image rows */
+        sk_parallel_for(g.bh, chunk, o->threads, bin_rows, &J);
         binned = bin_means(&g, sum, cnt);
     }
     free(sum);

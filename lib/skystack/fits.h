@@ -61,6 +61,10 @@ typedef struct sk_write_opts {
     float quantize_level;  /* >0: lossy RICE with this q (fpack-like) */
     int no_weight;         /* 1: omit WGT */
     int no_flags;          /* 1: omit FLG */
+    char *md5;             /* non-NULL: receives the file's md5 (32 hex digits
+                              and NUL), computed as it is written
+                              (sk_fits_writer_md5) */
+    int threads;           /* > 1: that md5 beside the writing */
 } sk_write_opts;
 
 /* Write the skystack layout: empty primary HDU then SCI (float32, with
@@ -83,6 +87,11 @@ int sk_fits_writer_add_image(sk_fits_writer *w, const char *extname, int bitpix,
                              const sk_header *header);
 struct sk_table;
 int sk_fits_writer_add_table(sk_fits_writer *w, const struct sk_table *t);
+/* Ask for the md5 of the file (32 hex digits and NUL into out at a
+ * successful commit), computed as it is written: each HDU once written is
+ * hashed (re-read from the page cache) on a task beside the writing of the
+ * next when threads > 1, the last one at commit. Call before any HDU. */
+int sk_fits_writer_md5(sk_fits_writer *w, int threads, char out[33]);
 int sk_fits_writer_commit(sk_fits_writer *w);  /* frees w */
 void sk_fits_writer_abort(sk_fits_writer *w);  /* frees w; nothing left behind */
 

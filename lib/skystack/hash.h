@@ -25,6 +25,15 @@ void sk_sha256_hex(const void *data, size_t len, char out[65]);
 /* MD5 of a buffer as 32 lowercase hex characters plus NUL. */
 void sk_md5_hex(const void *data, size_t len, char out[33]);
 
+/* MD5 of a stream, as the SHA-256 stream above (end gives 32 hex
+ * characters plus NUL); sk_md5_update_file adds bytes [from, to) of a
+ * file (SK_EIO when they cannot all be read). */
+typedef struct sk_md5_stream sk_md5_stream;
+sk_md5_stream *sk_md5_begin(void);
+void sk_md5_update(sk_md5_stream *s, const void *data, size_t len);
+int sk_md5_update_file(sk_md5_stream *s, const char *path, long long from, long long to);
+void sk_md5_end(sk_md5_stream *s, char out[33]);
+
 /* MD5 of a whole file as 32 lowercase hex characters plus NUL.
  * SK_EIO with the path in the message when the file cannot be read. */
 int sk_md5_file(const char *path, char out[33]);

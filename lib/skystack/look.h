@@ -89,6 +89,8 @@ typedef struct sk_look_opts {
                                   X_IMAGE, Y_IMAGE, A_IMAGE) to circle, or NULL */
     int no_arrows;             /* 1: no north/east arrows */
     int no_scale_bar;          /* 1: no scale bar */
+    int threads;               /* binning an image in memory on this many
+                                  threads (below 2: one; the same picture) */
 } sk_look_opts;
 
 /* Defaults: asinh, soften 3, 1024 px, arrows and scale bar on. */

@@ -74,6 +74,10 @@ typedef struct sk_input_file {
  * ("skystack VERSION")}. */
 int sk_sidecar_write(const char *product_path, const char *product_type,
                      const sk_prov *prov, const sk_input_file *inputs, int ninputs);
+/* The same with the product's md5 already known (computed as it was
+ * written: sk_write_opts.md5); NULL: computed from the file. */
+int sk_sidecar_write_md5(const char *product_path, const char *md5, const char *product_type,
+                         const sk_prov *prov, const sk_input_file *inputs, int ninputs);
 
 /* Read a sidecar: the provenance (ids checked all the way up), product
  * type and md5 it records; every output pointer may be NULL when not

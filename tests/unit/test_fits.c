@@ -152,6 +152,18 @@ static void test_round_trip(void)
     ok(sk_fits_write_image(plain, img, NULL) == SK_OK, "write SCI/WGT/FLG (%s)", sk_errmsg());
     check_round_trip(plain, img, "plain");
 
+    /* The md5 computed as the file is written, in the caller and beside
+     * the writing: the md5 of the file made. */
+    for (int t = 1; t <= 2; t++) {
+        char md5[33] = "", whole[33] = "";
+        sk_write_opts mo = {.md5 = md5, .threads = t, .compress = t == 2};
+        const char *mp = tmp_path(t == 2 ? "md5.fits.fz" : "md5.fits");
+        ok(sk_fits_write_image(mp, img, &mo) == SK_OK && sk_md5_file(mp, whole) == SK_OK &&
+               strcmp(md5, whole) == 0,
+           "md5 as written is the file's (%s, %d thread(s)): %s", t == 2 ? "compressed" : "plain", t,
+           md5);
+    }
+
     /* The layout as a FITS reader sees it. */
     fitsfile *f;
     int status = 0, nhdu = 0, bitpix = 0, naxis = -1;
@@ -225,7 +237,9 @@ static void test_writer_planes(void)
         u16[i] = (uint16_t)(65535 - i);
     }
     sk_fits_writer *w;
-    ok(sk_fits_writer_open(path, 0, &w) == SK_OK, "writer open");
+    char md5[33] = "", whole[33] = "";
+    ok(sk_fits_writer_open(path, 0, &w) == SK_OK && sk_fits_writer_md5(w, 2, md5) == SK_OK,
+       "writer open, md5 asked for");
     ok(sk_fits_writer_add_image(w, "NIMG", 32, 4, 3, nimg, NULL) == SK_OK, "add int32 plane");
     ok(sk_fits_writer_add_image(w, "DBL", -64, 4, 3, dbl, NULL) == SK_OK, "add double plane");
     ok(sk_fits_writer_add_image(w, "U16", 16, 4, 3, u16, NULL) == SK_OK, "add uint16 plane");
@@ -235,6 +249,8 @@ static void test_writer_planes(void)
     ok(!file_exists(path), "nothing at the target before commit");
     ok(sk_fits_writer_commit(w) == SK_OK, "commit");
     ok(file_exists(path), "file exists after commit");
+    ok(sk_md5_file(path, whole) == SK_OK && strcmp(md5, whole) == 0,
+       "md5 of the planes as written is the file's");
     float *pix = NULL;
     long pw = 0, ph = 0;
     sk_header *hh = NULL;
@@ -728,7 +744,7 @@ static void test_atomic_failures(void)
 
 int main(void)
 {
-    tap_plan(195);
+    tap_plan(198);
     test_round_trip();
     test_writer_planes();
     test_decam();
