@@ -39,29 +39,4 @@ void psf_scene_paint(const psf_scene *s, const uint8_t *which, double sign, floa
 int psf_scene_fit(psf_scene *s, const sk_image *img, const float *var, double rfit, int max_sweeps,
                   float *resid, int *sweeps);
 
-/* The saturated stars' wing fits (psf_saturated.c), per scene source. */
-typedef struct psf_satfit {
-    long n;
-    uint8_t *credible; /* 1: fitted, and the fit is credible (enough
-                          pixels, SNR >= 20, reduced chi^2 <= 4, moved
-                          less than 2 px) */
-    double *r_px;      /* the radius of the fit about its position */
-    double *ferr;      /* the flux's fractional error (times sqrt(chi^2)
-                          where above 1); r_px owns the memory */
-    long nsat, ncred;  /* saturated sources, credible fits */
-} psf_satfit;
-
-/* For each source k with saturated[k] != 0: its PSF flux and position
- * fitted (linear flux, position by a pattern search) by weighted least
- * squares (background and Poisson variance) to the usable pixels (not
- * saturated nor next to a saturated pixel) within max(rfit, the radius of
- * its saturated pixels + 2 FWHM) of it, on the image less its background
- * (level) and every other model of s; pixels 4 sigma above a first fit (a
- * neighbour not in s) left out of a second. Where credible, the source's
- * position, stamp and flux in s become the fit's. */
-int psf_scene_fit_saturated(psf_scene *s, const sk_psf *psf, const sk_image *img, const float *level,
-                            const float *var, double gain, const uint8_t *saturated, double rfit, int threads,
-                            psf_satfit *out);
-void psf_satfit_free(psf_satfit *f);
-
 #endif

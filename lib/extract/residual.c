@@ -146,16 +146,15 @@ static int bleed_end(const sk_image *img, long i)
            (y + 1 < img->height && (img->flags[i + w] & SK_FLAG_SATURATED));
 }
 
-/* Is there a pixel of satx (saturated pixels and the ends of their
- * columns, except those of a saturated star whose wings gave a credible
- * fit) within r_px of (x, y)? Then a candidate there may be the light
- * of that saturated star. */
-static int near_saturated(const sk_image *img, const uint8_t *satx, double x, double y, double r_px)
+/* Is there a saturated pixel within r_px of (x, y)? Then a candidate
+ * there may be the light of a saturated star, whose model is fitted to
+ * its unsaturated pixels only. */
+static int near_saturated(const sk_image *img, double x, double y, double r_px)
 {
     long w = img->width, h = img->height;
     for (long j = lround(floor(y - r_px)); j <= lround(ceil(y + r_px)); j++)
         for (long i = lround(floor(x - r_px)); i <= lround(ceil(x + r_px)); i++)
-            if (i >= 0 && j >= 0 && i < w && j < h && satx[j * w + i] &&
+            if (i >= 0 && j >= 0 && i < w && j < h && bleed_end(img, j * w + i) &&
                 (i - x) * (i - x) + (j - y) * (j - y) <= r_px * r_px)
                 return 1;
     return 0;
@@ -237,10 +236,6 @@ typedef struct pass_ctx {
     psf_scene *next;              /* the final fit's scene, with the final
                                      fluxes, for the next round's first */
     psf_scene first;              /* the first pass's sources */
-    psf_satfit sat;               /* its saturated stars' wing fits */
-    uint8_t *satx;                /* the no-data pixels of bleed_end not
-                                     within a credible wing fit (w*h) */
-    long *cred, ncred;            /* the scene sources of credible fits */
     sk_detection *det2;           /* the detection on the residual */
     sk_source_list *cand;         /* its objects measured on the residual */
     long *keep;                   /* det2 object indices of the new sources */
@@ -248,62 +243,6 @@ typedef struct pass_ctx {
     double *keep_x, *keep_y, *keep_flux, *keep_err;
     long nkeep;
 } pass_ctx;
-
-/* The model's fractional error at (x, y): eps, and in quadrature the
- * fractional flux error of each credible wing fit of a saturated star
- * whose fit radius, plus 1 FWHM, holds the point. */
-static double sat_eps(const pass_ctx *C, double x, double y)
-{
-    double e2 = C->eps * C->eps;
-    for (long i = 0; i < C->ncred; i++) {
-        long k = C->cred[i];
-        double r = C->sat.r_px[k] + C->r->fwhm_px;
-        double dx = x - C->first.x[k], dy = y - C->first.y[k];
-        if (dx * dx + dy * dy <= r * r)
-            e2 += C->sat.ferr[k] * C->sat.ferr[k];
-    }
-    return sqrt(e2);
-}
-
-/* The saturated stars of the scene fitted by their wings
- * (psf_scene_fit_saturated); C->satx: the pixels of bleed_end except
- * those within the fit radius of a credible fit (its own light, now
- * subtracted), whose neighbours the residual tests judge as elsewhere. */
-static int saturated_wings(pass_ctx *C)
-{
-    const sk_source_list *l = C->r->sources;
-    long n = C->first.n, w = C->img->width, h = C->img->height;
-    uint8_t *sat = malloc((size_t)(n ? n : 1));
-    C->satx = malloc((size_t)(w * h));
-    C->cred = malloc(sizeof *C->cred * (size_t)(n ? n : 1));
-    if (!sat || !C->satx || !C->cred) {
-        free(sat);
-        return sk_error(SK_EIO, "second pass: out of memory");
-    }
-    for (long k = 0; k < n; k++)
-        sat[k] = k < l->n && (l->src[k].flags & SK_SRC_SATURATED);
-    int st = psf_scene_fit_saturated(&C->first, C->psf, C->img, C->r->background->level, C->var, C->r->gain, sat,
-                                     C->rfit, C->threads, &C->sat);
-    free(sat);
-    if (st)
-        return st;
-    for (long i = 0; i < w * h; i++)
-        C->satx[i] = (uint8_t)bleed_end(C->img, i);
-    C->ncred = 0;
-    for (long k = 0; k < n; k++) {
-        if (!C->sat.credible[k])
-            continue;
-        C->cred[C->ncred++] = k;
-        double R = C->sat.r_px[k], x0 = C->first.x[k], y0 = C->first.y[k];
-        for (long y = lround(floor(y0 - R)); y <= lround(ceil(y0 + R)); y++)
-            for (long x = lround(floor(x0 - R)); x <= lround(ceil(x0 + R)); x++)
-                if (x >= 0 && y >= 0 && x < w && y < h && (x - x0) * (x - x0) + (y - y0) * (y - y0) <= R * R)
-                    C->satx[y * w + x] = 0;
-    }
-    sk_debug("%s: second pass, round %d: %ld of %ld saturated stars fitted by their wings",
-             C->img->path ? C->img->path : "image", C->round + 1, C->sat.ncred, C->sat.nsat);
-    return SK_OK;
-}
 
 /* The candidates of the residual that are new sources: not in the box of
  * an unsubtracted source nor within 1 FWHM of a saturated pixel, not
@@ -348,7 +287,7 @@ static int choose_new(pass_ctx *C, const sk_image *rimg, const sk_image *mimg)
         if (!isfinite(x[k]) || ix < 0 || iy < 0 || ix >= w || iy >= h || !isfinite(a[k]))
             continue;
         if ((box[iy * w + ix] && C->r->detection->segmap[iy * w + ix]) ||
-            near_saturated(C->img, C->satx, x[k], y[k], C->r->fwhm_px)) {
+            near_saturated(C->img, x[k], y[k], C->r->fwhm_px)) {
             nbox++;
             continue;
         }
@@ -360,7 +299,7 @@ static int choose_new(pass_ctx *C, const sk_image *rimg, const sk_image *mimg)
             nclose++;
             continue;
         }
-        double model = isfinite(am[k]) && am[k] > 0 ? sat_eps(C, x[k], y[k]) * am[k] : 0;
+        double model = isfinite(am[k]) && am[k] > 0 ? eps * am[k] : 0;
         double noise = a[k] / peak_signif(C->det2, L->object[k]);
         if (!(a[k] >= T * sqrt(noise * noise + model * model))) {
             nweak++;
@@ -597,7 +536,7 @@ static int drop_close(pass_ctx *C, psf_scene *s, sk_source_list *b)
         double x, y;
         if (source_xy(&b->src[k], &x, &y) &&
             (scene_within(&C->first, ord, nord, x, y, CLOSEST * C->r->fwhm_px) ||
-             near_saturated(C->img, C->satx, x, y, C->r->fwhm_px))) {
+             near_saturated(C->img, x, y, C->r->fwhm_px))) {
             for (long i = 0; i < C->nkeep; i++)
                 if (C->keep[i] == b->object[k])
                     s->live[C->keep_scene[i]] = 0;
@@ -881,16 +820,12 @@ static int residual_round(const sk_image *img, const sk_extract_params *xp, sk_p
     if (carry->n)
         psf_scene_free(carry);
     C.next = round + 1 < MAX_ROUNDS ? carry : NULL;
-    st = st ? st : saturated_wings(&C);
     st = st ? st : detect_residual(&C);
     if (!st && C.nkeep > 0)
         st = add_new(&C, psf, flux, err, chi2);
     *added = st ? 0 : r->sources->n - n0;
     if (C.first.n)
         psf_scene_free(&C.first);
-    psf_satfit_free(&C.sat);
-    free(C.satx);
-    free(C.cred);
     sk_detection_free(C.det2);
     sk_source_list_free(C.cand);
     free(C.keep);
