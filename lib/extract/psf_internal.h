@@ -133,10 +133,11 @@ int sk_crowded(const sk_source_list *l, double crowding_min);
  * (sk_crowding) is at least xp->crowding_min, in up to 2 rounds (until
  * one finds nothing new): the fitted models of the sources so far of
  * positive flux are subtracted from `img`, the residual (saturated pixels
- * no data) detected with the final detection parameters on the same
+ * and those directly above and below them no data) detected with the final detection parameters on the same
  * background and measured, and the objects found kept as new sources
  * unless their peak lies in the footprint box of a source not subtracted
- * or within 1 FWHM of a saturated pixel, they are saturated, wider than
+ * or within 1 FWHM of one of those no-data pixels (again once measured),
+ * they are saturated, wider than
  * 1.6 times the FWHM or within 1 FWHM of a source before them, or their
  * PSF-fit flux on the residual is below the detection threshold times the
  * noise (that flux over the peak significance of the detection) and the

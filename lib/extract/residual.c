@@ -134,6 +134,18 @@ static uint8_t *unsubtracted_boxes(const sk_source_list *l, const psf_scene *s, 
     return u;
 }
 
+/* Is pixel i saturated, or directly above or below a saturated pixel?
+ * The latter end a bleed trail (charge spilled along the column, a
+ * pixel partly filled) or border a core the model does not follow: on
+ * the residual, their light left over joins a star beside them into one
+ * object whose centroid is pulled away from the star. */
+static int bleed_end(const sk_image *img, long i)
+{
+    long w = img->width, y = i / w;
+    return (img->flags[i] & SK_FLAG_SATURATED) || (y > 0 && (img->flags[i - w] & SK_FLAG_SATURATED)) ||
+           (y + 1 < img->height && (img->flags[i + w] & SK_FLAG_SATURATED));
+}
+
 /* Is there a saturated pixel within r_px of (x, y)? Then a candidate
  * there may be the light of a saturated star, whose model is fitted to
  * its unsaturated pixels only. */
@@ -142,7 +154,7 @@ static int near_saturated(const sk_image *img, double x, double y, double r_px)
     long w = img->width, h = img->height;
     for (long j = lround(floor(y - r_px)); j <= lround(ceil(y + r_px)); j++)
         for (long i = lround(floor(x - r_px)); i <= lround(ceil(x + r_px)); i++)
-            if (i >= 0 && j >= 0 && i < w && j < h && (img->flags[j * w + i] & SK_FLAG_SATURATED) &&
+            if (i >= 0 && j >= 0 && i < w && j < h && bleed_end(img, j * w + i) &&
                 (i - x) * (i - x) + (j - y) * (j - y) <= r_px * r_px)
                 return 1;
     return 0;
@@ -336,10 +348,11 @@ static int detect_residual(pass_ctx *C)
     sk_image rimg = with_pixels(img, res), mimg = with_pixels(img, mod);
     /* saturated pixels (cores, bleed trails) hold no light a model can
        take away: no data on the residual, so that they join no star
-       beside them into one object */
+       beside them into one object; nor do the pixels at either end of a
+       column of them (bleed_end) */
     uint16_t *fl = malloc(sizeof *fl * (size_t)npix);
     for (long i = 0; fl && i < npix; i++)
-        fl[i] = img->flags[i] & SK_FLAG_SATURATED ? img->flags[i] | SK_FLAG_BAD : img->flags[i];
+        fl[i] = bleed_end(img, i) ? img->flags[i] | SK_FLAG_BAD : img->flags[i];
     if (!fl) {
         free(res);
         free(mod);
@@ -511,7 +524,10 @@ static int merge_lists(const sk_source_list *a, const sk_source_list *b, sk_sour
 
 /* The new sources (b) that, measured again, lie within CLOSEST image
  * FWHMs of a source before them (C->first): one star's light split in
- * two, not a star resolved; out of b and of the scene s. */
+ * two, not a star resolved; or within 1 FWHM of a saturated pixel or of
+ * the end of a column of them (the light of a saturated star, whose
+ * model is fitted to its unsaturated pixels); out of b and of the
+ * scene s. */
 static int drop_close(pass_ctx *C, psf_scene *s, sk_source_list *b)
 {
     long *ord = NULL, nord = 0, m = 0, n = b->n;
@@ -519,7 +535,8 @@ static int drop_close(pass_ctx *C, psf_scene *s, sk_source_list *b)
     for (long k = 0; !st && k < n; k++) {
         double x, y;
         if (source_xy(&b->src[k], &x, &y) &&
-            scene_within(&C->first, ord, nord, x, y, CLOSEST * C->r->fwhm_px)) {
+            (scene_within(&C->first, ord, nord, x, y, CLOSEST * C->r->fwhm_px) ||
+             near_saturated(C->img, x, y, C->r->fwhm_px))) {
             for (long i = 0; i < C->nkeep; i++)
                 if (C->keep[i] == b->object[k])
                     s->live[C->keep_scene[i]] = 0;
@@ -530,7 +547,8 @@ static int drop_close(pass_ctx *C, psf_scene *s, sk_source_list *b)
     }
     if (!st) {
         b->n = m;
-        sk_debug("second pass: %ld of %ld new sources within %.1f FWHM of an earlier one once measured again",
+        sk_debug("second pass: %ld of %ld new sources within %.1f FWHM of an earlier one or of a saturated pixel "
+                 "once measured again",
                  n - m, n, CLOSEST);
     }
     free(ord);
