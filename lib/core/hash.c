@@ -25,14 +25,29 @@ void sk_sha256(const void *data, size_t len, unsigned char out[32])
     EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
 }
 
-sk_sha256_stream *sk_sha256_begin(void)
+/* A digest context of md, ready for updates; NULL when libcrypto cannot. */
+static EVP_MD_CTX *digest_begin(const EVP_MD *md)
 {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1) {
+    if (c && EVP_DigestInit_ex(c, md, NULL) != 1) {
         EVP_MD_CTX_free(c);
         c = NULL;
     }
-    return (sk_sha256_stream *)c;
+    return c;
+}
+
+/* The n-byte digest of c in hex into out (2n + 1 chars); c is freed. */
+static void digest_end(EVP_MD_CTX *c, unsigned int n, char *out)
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    EVP_DigestFinal_ex(c, d, &n);
+    EVP_MD_CTX_free(c);
+    to_hex(d, n, out);
+}
+
+sk_sha256_stream *sk_sha256_begin(void)
+{
+    return (sk_sha256_stream *)digest_begin(EVP_sha256());
 }
 
 void sk_sha256_update(sk_sha256_stream *s, const void *data, size_t len)
@@ -42,11 +57,7 @@ void sk_sha256_update(sk_sha256_stream *s, const void *data, size_t len)
 
 void sk_sha256_end(sk_sha256_stream *s, char out[65])
 {
-    unsigned char d[32];
-    unsigned int n = 32;
-    EVP_DigestFinal_ex((EVP_MD_CTX *)s, d, &n);
-    EVP_MD_CTX_free((EVP_MD_CTX *)s);
-    to_hex(d, 32, out);
+    digest_end((EVP_MD_CTX *)s, 32, out);
 }
 
 void sk_sha256_hex(const void *data, size_t len, char out[65])
@@ -66,12 +77,7 @@ void sk_md5_hex(const void *data, size_t len, char out[33])
 
 sk_md5_stream *sk_md5_begin(void)
 {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (c && EVP_DigestInit_ex(c, EVP_md5(), NULL) != 1) {
-        EVP_MD_CTX_free(c);
-        c = NULL;
-    }
-    return (sk_md5_stream *)c;
+    return (sk_md5_stream *)digest_begin(EVP_md5());
 }
 
 void sk_md5_update(sk_md5_stream *s, const void *data, size_t len)
@@ -107,11 +113,7 @@ int sk_md5_update_file(sk_md5_stream *s, const char *path, long long from, long 
 
 void sk_md5_end(sk_md5_stream *s, char out[33])
 {
-    unsigned char d[16];
-    unsigned int n = 16;
-    EVP_DigestFinal_ex((EVP_MD_CTX *)s, d, &n);
-    EVP_MD_CTX_free((EVP_MD_CTX *)s);
-    to_hex(d, 16, out);
+    digest_end((EVP_MD_CTX *)s, 16, out);
 }
 
 int sk_md5_file(const char *path, char out[33])
@@ -119,10 +121,9 @@ int sk_md5_file(const char *path, char out[33])
     FILE *f = fopen(path, "rb");
     if (!f)
         return sk_error(SK_EIO, "%s: cannot open for md5: %s", path, strerror(errno));
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL)) {
+    EVP_MD_CTX *ctx = digest_begin(EVP_md5());
+    if (!ctx) {
         fclose(f);
-        EVP_MD_CTX_free(ctx);
         return sk_error(SK_EIO, "%s: libcrypto cannot compute md5", path);
     }
     unsigned char buf[1 << 16];
@@ -131,14 +132,8 @@ int sk_md5_file(const char *path, char out[33])
         EVP_DigestUpdate(ctx, buf, n);
     int bad = ferror(f);
     fclose(f);
-    unsigned char d[16];
-    unsigned int dn = 16;
-    EVP_DigestFinal_ex(ctx, d, &dn);
-    EVP_MD_CTX_free(ctx);
-    if (bad)
-        return sk_error(SK_EIO, "%s: read error while computing md5", path);
-    to_hex(d, 16, out);
-    return SK_OK;
+    digest_end(ctx, 16, out);
+    return bad ? sk_error(SK_EIO, "%s: read error while computing md5", path) : SK_OK;
 }
 
 int sk_base32(const unsigned char *data, size_t len, char *out, size_t outsz)
