@@ -11,9 +11,9 @@ import numpy as np
 from astropy.io import fits
 
 warnings.filterwarnings("ignore")
-FMT = "%-26s %6s %6s %12s %9s %6s %6s %7s %5s %7s %7s"
+FMT = "%-26s %6s %6s %12s %9s %6s %6s %6s %7s %5s %7s %7s"
 if sys.argv[1] == "--header":
-    print(FMT % ("image", "n_sk", "n_se", "found", "split", "AUTO", "F_sk", "F_se", "PSF", "t_sk", "t_se"))
+    print(FMT % ("image", "n_sk", "n_se", "found", "split", "AUTO", "F_sk", "P_sk", "F_se", "PSF", "t_sk", "t_se"))
     sys.exit(0)
 name, d, t_sk, t_se = sys.argv[1:5]
 
@@ -21,12 +21,13 @@ name, d, t_sk, t_se = sys.argv[1:5]
 def load_ours():
     src = glob.glob(os.path.join(d, "sk", "*.sources.fits"))
     if not src:
-        return None, None, False
+        return None, None, float("nan"), False
     with fits.open(src[0]) as h:
         t = h["SOURCES"].data
         fwhm = h["SOURCES"].header.get("FWHM", float("nan"))
+        psf_fwhm = h["SOURCES"].header.get("PSF_FWHM", float("nan"))
     psf = bool(glob.glob(os.path.join(d, "sk", "*.psf")))
-    return t, fwhm, psf
+    return t, fwhm, psf_fwhm, psf
 
 
 def load_se():
@@ -55,7 +56,7 @@ def load_se():
     return t, fwhm, made
 
 
-ours, f_sk, psf_sk = load_ours()
+ours, f_sk, p_sk, psf_sk = load_ours()
 se, f_se, psf_se = load_se()
 n_sk = len(ours) if ours is not None else 0
 n_se = len(se) if se is not None else 0
@@ -107,4 +108,4 @@ if se is not None and n_se:
         found = "-/0"
 psf = ("y" if psf_sk else "n") + "/" + ("y" if psf_se else "n")
 print(FMT % (name[:26], n_sk, n_se, found, split, ratio,
-             "%.2f" % f_sk if f_sk == f_sk else "-", fse_txt, psf, t_sk, t_se))
+             "%.2f" % f_sk if f_sk == f_sk else "-", "%.2f" % p_sk if p_sk == p_sk else "-", fse_txt, psf, t_sk, t_se))
