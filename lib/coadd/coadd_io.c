@@ -112,9 +112,11 @@ static int plane_read(plane *p, int datatype, long width, long x0, long y0, long
     lpixel[0] = x0 + w;
     lpixel[1] = y0 + h;
     int status = 0, anynul = 0;
-    float fnan = NAN;
+    /* floats without cfitsio's null check (a null value of 0): the values
+     * as stored, which finish_row() takes as the check made them */
+    float fnone = 0.0f;
     double dnan = NAN;
-    void *nulval = datatype == TFLOAT ? (void *)&fnan : datatype == TDOUBLE ? (void *)&dnan : NULL;
+    void *nulval = datatype == TFLOAT ? (void *)&fnone : datatype == TDOUBLE ? (void *)&dnan : NULL;
     int bad = x0 == 0 && w == width
                   ? fits_read_img(p->f, datatype, (LONGLONG)y0 * width + 1, (LONGLONG)w * h, nulval, buf,
                                   &anynul, &status)
@@ -281,9 +283,12 @@ static int grow(void **p, size_t *cap, size_t n, size_t el)
     return *p != NULL;
 }
 
-/* Weight from a noise value of the given kind (as fits_read.c converts). */
+/* Weight from a noise value of the given kind (as fits_read.c converts),
+ * read without cfitsio's null check: zero exponents count as 0. */
 static int to_weight(float v, int kind, const char *path, long x, long y, float *wgt)
 {
+    if (fabsf(v) < FLT_MIN)
+        v = 0.0f;
     if (!isfinite(v)) {
         *wgt = 0.0f;
     } else if (kind == SK_NOISE_WEIGHT) {
@@ -301,17 +306,35 @@ static int to_weight(float v, int kind, const char *path, long x, long y, float 
     return SK_OK;
 }
 
+/* How a row is made ready: the flux scale f, rms2 the variance of unit
+ * weight, level0 the background without a map, sat the saturation level
+ * (+inf: none); flush: the row's values and weights come straight from a
+ * file's -32 plane, so that those with a zero exponent (zeros and
+ * subnormals) count as +0 and non-positive or non-finite weights as 0, as
+ * cfitsio's null check made them. */
+typedef struct finish_par {
+    double level0, rms2, f, sat;
+    int flush_sci, flush_wgt;
+} finish_par;
+
 /* Pixels [x0, w) of a row made ready: value - background times the
- * flux scale f, variance rms2 f^2 / weight, flags for non-finite values,
- * backgrounds and zero weights. bgrow NULL: the level level0. */
+ * flux scale, variance rms2 f^2 / weight, flags for non-finite values,
+ * backgrounds and zero weights, saturated values (before the scale).
+ * bgrow NULL: the level level0. */
 static void finish_tail(long x0, long w, float *sci, float *var, uint16_t *flags, const float *wgt,
-                        const float *bgrow, double level0, double rms2, double f)
+                        const float *bgrow, const finish_par *P)
 {
-    double f2 = f * f;
+    double f = P->f, f2 = f * f, rms2 = P->rms2;
     for (long x = x0; x < w; x++) {
         double v = sci[x], wt = wgt[x];
-        double level = bgrow ? (double)bgrow[x] : level0;
+        double level = bgrow ? (double)bgrow[x] : P->level0;
         uint16_t fl = flags[x];
+        if (P->flush_sci && fabs(v) < FLT_MIN)
+            v = 0.0;
+        if (P->flush_wgt && !(wt >= FLT_MIN))
+            wt = 0.0;
+        if (isfinite(v) && v >= P->sat)
+            fl |= SK_FLAG_SATURATED;
         if (!isfinite(v)) {
             v = 0.0;
             wt = 0.0;
@@ -342,32 +365,51 @@ static void finish_tail(long x0, long w, float *sci, float *var, uint16_t *flags
 typedef double v4df __attribute__((vector_size(32)));
 typedef long long v4di __attribute__((vector_size(32)));
 typedef float v4sf __attribute__((vector_size(16)));
+typedef int v4si __attribute__((vector_size(16)));
+typedef uint16_t v4hu __attribute__((vector_size(8)));
 
 /* finish_tail() four pixels at a time in AVX2 (without FMA): the same
- * operations on doubles, so the same results; the flags by lane. Returns
- * the pixels done (a multiple of 4); the upper halves of the vector
- * registers are cleared before returning, so that the SSE code that
- * follows pays no transition. */
+ * operations on doubles, so the same results; the flags by the same
+ * rules as lane masks. Returns the pixels done (a multiple of 4); the
+ * upper halves of the vector registers are cleared before returning, so
+ * that the SSE code that follows pays no transition. */
 __attribute__((target("avx2"))) static long
 finish_avx2(long w, float *sci, float *var, uint16_t *flags, const float *wgt, const float *bgrow,
-            double level0, double rms2, double f)
+            const finish_par *P)
 {
-    const double c = rms2 * (f * f); /* rms2 * f2, as finish_tail() groups it */
+    const double f = P->f, c = P->rms2 * (f * f); /* rms2 * f2, as finish_tail() groups it */
     const v4df big = {DBL_MAX, DBL_MAX, DBL_MAX, DBL_MAX}, one = {1.0, 1.0, 1.0, 1.0};
     const v4df zero = {0.0, 0.0, 0.0, 0.0}, vf = {f, f, f, f}, vc = {c, c, c, c};
+    const v4df tiny = {FLT_MIN, FLT_MIN, FLT_MIN, FLT_MIN};
+    const v4df vsat = {P->sat, P->sat, P->sat, P->sat};
+    const v4df l0 = {P->level0, P->level0, P->level0, P->level0};
     const v4di sign = {LLONG_MAX, LLONG_MAX, LLONG_MAX, LLONG_MAX};
+    const v4di fs = {-(long long)P->flush_sci, -(long long)P->flush_sci, -(long long)P->flush_sci,
+                     -(long long)P->flush_sci};
+    const v4di fw = {-(long long)P->flush_wgt, -(long long)P->flush_wgt, -(long long)P->flush_wgt,
+                     -(long long)P->flush_wgt};
+    const v4sf fzero = {0.0f, 0.0f, 0.0f, 0.0f}, fbig = {FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX};
+    const v4si bad = {SK_FLAG_BAD, SK_FLAG_BAD, SK_FLAG_BAD, SK_FLAG_BAD};
+    const v4si nonfin = bad | SK_FLAG_NONFINITE, satf = bad * 0 + SK_FLAG_SATURATED;
+    const v4si unusable = bad * 0 + SK_FLAGS_UNUSABLE, zw = bad * 0 + SK_FLAG_ZEROWEIGHT;
     long x = 0;
     for (; x + 4 <= w; x += 4) {
-        v4sf s4, w4, b4 = {(float)0, 0, 0, 0};
+        v4sf s4, w4, b4;
+        v4hu h4;
         memcpy(&s4, sci + x, sizeof s4);
         memcpy(&w4, wgt + x, sizeof w4);
+        memcpy(&h4, flags + x, sizeof h4);
         v4df v = __builtin_convertvector(s4, v4df), wt = __builtin_convertvector(w4, v4df);
-        v4df lev = {level0, level0, level0, level0};
+        v4df lev = l0;
         if (bgrow) {
             memcpy(&b4, bgrow + x, sizeof b4);
             lev = __builtin_convertvector(b4, v4df);
         }
+        /* zero exponents to +0, weights below the smallest normal to 0 */
+        v = (v4df)((v4di)v & ~(fs & ((v4df)((v4di)v & sign) < tiny)));
+        wt = (v4df)((v4di)wt & ~(fw & ~(wt >= tiny)));
         v4di vbad = ~((v4df)((v4di)v & sign) <= big), lbad = ~((v4df)((v4di)lev & sign) <= big);
+        v4di sat = (v >= vsat) & ~vbad;
         v = (v4df)((v4di)v & ~vbad);
         wt = (v4df)((v4di)wt & ~vbad);
         lev = (v4df)((v4di)lev & ~lbad);
@@ -376,24 +418,17 @@ finish_avx2(long w, float *sci, float *var, uint16_t *flags, const float *wgt, c
         v4sf q = __builtin_convertvector(vc / den, v4sf);
         v4sf out = __builtin_convertvector((v - lev) * vf, v4sf);
         memcpy(sci + x, &out, sizeof out);
-        for (int l = 0; l < 4; l++) {
-            uint16_t fl = flags[x + l];
-            if (vbad[l])
-                fl |= SK_FLAG_NONFINITE | SK_FLAG_BAD;
-            if (lbad[l])
-                fl |= SK_FLAG_BAD;
-            float vr = 0.0f;
-            if (!wok[l]) {
-                if (!(fl & SK_FLAGS_UNUSABLE))
-                    fl |= SK_FLAG_ZEROWEIGHT;
-            } else if (q[l] > 0.0f && isfinite(q[l])) {
-                vr = q[l];
-            } else {
-                fl |= SK_FLAG_ZEROWEIGHT; /* a weight float loses */
-            }
-            flags[x + l] = fl;
-            var[x + l] = vr;
-        }
+        v4si fl = __builtin_convertvector(h4, v4si);
+        v4si wok4 = __builtin_convertvector(wok, v4si);
+        fl |= (__builtin_convertvector(vbad, v4si) & nonfin) | (__builtin_convertvector(lbad, v4si) & bad) |
+              (__builtin_convertvector(sat, v4si) & satf);
+        v4si unus = (fl & unusable) != 0;
+        v4si qok = (q > fzero) & (q <= fbig);
+        v4sf vr = (v4sf)((v4si)q & wok4 & qok);
+        fl |= ((~wok4 & ~unus) | (wok4 & ~qok)) & zw;
+        h4 = __builtin_convertvector(fl, v4hu);
+        memcpy(var + x, &vr, sizeof vr);
+        memcpy(flags + x, &h4, sizeof h4);
     }
     __builtin_ia32_vzeroupper();
     return x;
@@ -401,14 +436,14 @@ finish_avx2(long w, float *sci, float *var, uint16_t *flags, const float *wgt, c
 #endif
 
 static void finish_row(long w, float *sci, float *var, uint16_t *flags, const float *wgt,
-                       const float *bgrow, double level0, double rms2, double f)
+                       const float *bgrow, const finish_par *P)
 {
 #ifdef SK_HAVE_AVX2_FINISH
-    long done = __builtin_cpu_supports("avx2") ? finish_avx2(w, sci, var, flags, wgt, bgrow, level0, rms2, f) : 0;
+    long done = __builtin_cpu_supports("avx2") ? finish_avx2(w, sci, var, flags, wgt, bgrow, P) : 0;
 #else
     long done = 0;
 #endif
-    finish_tail(done, w, sci, var, flags, wgt, bgrow, level0, rms2, f);
+    finish_tail(done, w, sci, var, flags, wgt, bgrow, P);
 }
 
 int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
@@ -439,9 +474,7 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
         rc = plane_read(&s->sci, TFLOAT, s->width, x0, y0, w, h, b->sci);
         if (!rc && s->noise.f) {
             rc = plane_read(&s->noise, TFLOAT, s->width, x0, y0, w, h, wgt);
-            if (!rc && s->noise_kind == SK_NOISE_WEIGHT) /* to_weight() of weights */
-                for (size_t i = 0; i < n; i++)
-                    wgt[i] = wgt[i] > 0.0f && isfinite(wgt[i]) ? wgt[i] : 0.0f;
+            /* weights: to_weight() in finish_row() */
             for (size_t i = 0; !rc && s->noise_kind != SK_NOISE_WEIGHT && i < n; i++)
                 rc = to_weight(wgt[i], s->noise_kind, s->noise.path, x0 + (long)(i % (size_t)w),
                                y0 + (long)(i / (size_t)w), &wgt[i]);
@@ -467,10 +500,6 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
                 }
             }
         }
-        if (!rc && s->has_saturate)
-            for (size_t i = 0; i < n; i++)
-                if (isfinite(b->sci[i]) && b->sci[i] >= s->saturate)
-                    b->flags[i] |= SK_FLAG_SATURATED;
     }
     if (!rc && !in->background && (s->bg.f || s->mesh)) {
         bg = s->scr_bg;
@@ -479,14 +508,20 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
     }
     if (rc)
         return rc;
-    double rms2 = s->relative ? s->noise_rms * s->noise_rms
-                  : in->weight_scale > 0 && isfinite(in->weight_scale) ? 1.0 / in->weight_scale : 1.0;
+    finish_par P = {.level0 = in->background_level, .f = flux_scale, .sat = INFINITY};
+    P.rms2 = s->relative ? s->noise_rms * s->noise_rms
+             : in->weight_scale > 0 && isfinite(in->weight_scale) ? 1.0 / in->weight_scale : 1.0;
+    if (!in->image) {
+        P.flush_sci = 1;
+        P.flush_wgt = s->noise.f && s->noise_kind == SK_NOISE_WEIGHT;
+        if (s->has_saturate)
+            P.sat = s->saturate;
+    }
     for (long y = 0; y < h; y++) {
         const float *bgrow = in->background ? in->background + (size_t)(y0 + y) * s->width + x0
                              : bg ? bg + (size_t)y * w : NULL;
         size_t i = (size_t)y * w;
-        finish_row(w, b->sci + i, b->var + i, b->flags + i, wgt + i, bgrow, in->background_level,
-                   rms2, flux_scale);
+        finish_row(w, b->sci + i, b->var + i, b->flags + i, wgt + i, bgrow, &P);
     }
     return SK_OK;
 }
