@@ -73,50 +73,20 @@ static int cmp_vw(const void *pa, const void *pb)
     return (a->w > b->w) - (a->w < b->w);
 }
 
-/* Pairs sorted by the rank of each, counted without branches: the
- * number of pairs before it in value, then weight, then place (the order
- * of a stable sort by cmp_vw, which the insertion sort this replaces
- * gave); n <= RANK_MAX, out distinct from p. */
-#define RANK_MAX 24
-static void rank_sort_vw(const vw *p, int n, vw *out)
-{
-    for (int j = 0; j < n; j++) {
-        double v = p[j].v, w = p[j].w;
-        int r = 0;
-        for (int i = 0; i < n; i++)
-            r += (p[i].v < v) | ((p[i].v == v) & ((p[i].w < w) | ((p[i].w == w) & (i < j))));
-        out[r] = p[j];
-    }
-}
-
-/* p sorted by cmp_vw. */
 static void sort_vw(vw *p, int n)
 {
-    if (n > RANK_MAX) {
+    if (n > 24) {
         qsort(p, (size_t)n, sizeof *p, cmp_vw);
         return;
     }
-    vw tmp[RANK_MAX];
-    rank_sort_vw(p, n, tmp);
-    memcpy(p, tmp, (size_t)n * sizeof *p);
-}
-
-/* The values of rank k0 and k1 (k0 <= k1) among the n inputs' values,
- * ranks counted as a stable sort orders them (by value, then place); n
- * <= RANK_MAX. */
-static void ranked_values(const sk_combine_in *in, int n, int k0, int k1, double *v0, double *v1)
-{
-    float v[RANK_MAX];
-    for (int j = 0; j < n; j++)
-        v[j] = in[j].value;
-    for (int j = 0; j < n; j++) {
-        int r = 0;
-        for (int i = 0; i < n; i++)
-            r += (v[i] < v[j]) | ((v[i] == v[j]) & (i < j));
-        if (r == k0)
-            *v0 = v[j];
-        if (r == k1)
-            *v1 = v[j];
+    for (int i = 1; i < n; i++) {
+        vw t = p[i];
+        int j = i - 1;
+        while (j >= 0 && cmp_vw(&p[j], &t) > 0) {
+            p[j + 1] = p[j];
+            j--;
+        }
+        p[j + 1] = t;
     }
 }
 
@@ -184,24 +154,16 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
         return;
     }
     if (p->method == SK_COMBINE_MEDIAN) {
-        double mvar = 0.0, mlarge = 0.0, med;
+        vw *s = (vw *)scratch;
+        double mvar = 0.0, mlarge = 0.0;
         for (int j = 0; j < n; j++) {
+            s[j].v = in[j].value;
+            s[j].w = 1.0;
             mvar += in[j].var;
             mlarge += 1.0 / in[j].cweight;
         }
-        if (n <= RANK_MAX) {
-            double lo = 0.0, hi = 0.0;
-            ranked_values(in, n, (n - 1) / 2, n / 2, &lo, &hi);
-            med = n % 2 ? hi : 0.5 * (lo + hi);
-        } else {
-            vw *s = (vw *)scratch;
-            for (int j = 0; j < n; j++) {
-                s[j].v = in[j].value;
-                s[j].w = 1.0;
-            }
-            sort_vw(s, n);
-            med = n % 2 ? s[n / 2].v : 0.5 * (s[n / 2 - 1].v + s[n / 2].v);
-        }
+        sort_vw(s, n);
+        double med = n % 2 ? s[n / 2].v : 0.5 * (s[n / 2 - 1].v + s[n / 2].v);
         double f = sk_median_variance_factor(n) / ((double)n * n);
         out->value = (float)med;
         out->weight = mvar > 0.0 ? (float)(1.0 / (f * mvar)) : 0.0f;
