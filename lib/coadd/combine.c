@@ -157,6 +157,12 @@ static void mean_out(double sc, double scv, double scvar, int used, sk_combine_o
     out->var_large = 1.0 / sc;
 }
 
+void sk_combine_mean_sums(double sc, double scv, double scvar, int used, sk_combine_out *out)
+{
+    out->nrejected = 0;
+    mean_out(sc, scv, scvar, used, out);
+}
+
 static void mean_of(const sk_combine_in *in, int n, const double *keep, sk_combine_out *out)
 {
     double sc = 0.0, scv = 0.0, scvar = 0.0;
