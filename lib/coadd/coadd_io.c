@@ -22,6 +22,7 @@ typedef struct plane {
     void *map;                  /* the file mapped (NULL: read through cfitsio) */
     size_t map_len;
     const unsigned char *data;  /* its pixels in the map, stored big-endian */
+    int null_check;             /* floats through cfitsio's null check (NaN) */
 } plane;
 
 struct sk_band_source {
@@ -156,11 +157,12 @@ static int plane_read(plane *p, int datatype, long width, long x0, long y0, long
     lpixel[0] = x0 + w;
     lpixel[1] = y0 + h;
     int status = 0, anynul = 0;
-    /* floats without cfitsio's null check (a null value of 0): the values
-     * as stored, which finish_row() takes as the check made them */
-    float fnone = 0.0f;
+    /* floats of the science and noise planes without cfitsio's null check
+     * (a null value of 0): the values as stored, which finish_row() and
+     * to_weight() take as the check made them */
+    float fnull = p->null_check ? NAN : 0.0f;
     double dnan = NAN;
-    void *nulval = datatype == TFLOAT ? (void *)&fnone : datatype == TDOUBLE ? (void *)&dnan : NULL;
+    void *nulval = datatype == TFLOAT ? (void *)&fnull : datatype == TDOUBLE ? (void *)&dnan : NULL;
     int bad = x0 == 0 && w == width
                   ? fits_read_img(p->f, datatype, (LONGLONG)y0 * width + 1, (LONGLONG)w * h, nulval, buf,
                                   &anynul, &status)
@@ -285,6 +287,7 @@ int sk_band_source_open(const sk_coadd_input *in, sk_band_source **out)
         } else {
             rc = plane_open(&s->bg, in->background_path, in->background_hdu, NULL, s->width,
                             s->height, "background map");
+            s->bg.null_check = 1;
         }
         if (rc) {
             sk_band_source_close(s);
