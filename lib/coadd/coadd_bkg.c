@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/vectorise.h"
 #include "direct_priv.h"
 #include "skystack/error.h"
 #include "skystack/fits.h"
@@ -89,29 +90,57 @@ long sk_bkg_mesh_width(const sk_bkg_mesh *m) { return m->width; }
 long sk_bkg_mesh_height(const sk_bkg_mesh *m) { return m->height; }
 double sk_bkg_mesh_rms(const sk_bkg_mesh *m) { return m->median_rms; }
 
+/* The spline of one row over pixels [0, n) that share the knot interval
+ * of lv[0], lv[1] (lv2 their second derivatives): sk_spline_eval's
+ * operations on every pixel, from its weights a, b, c, d; vectorised. */
+SK_VECTORISE static void row_segment(long n, const double *restrict a, const double *restrict b,
+                                     const double *restrict c, const double *restrict d,
+                                     const double *restrict lv, const double *restrict lv2,
+                                     float *restrict out)
+{
+    const double v0 = lv[0], v1 = lv[1], y0 = lv2[0], y1 = lv2[1];
+    for (long x = 0; x < n; x++)
+        out[x] = (float)(a[x] * v0 + b[x] * v1 + c[x] * y0 + d[x] * y1);
+}
+
 int sk_bkg_mesh_rows(const sk_bkg_mesh *m, long x0, long y0, long w, long h, float *out)
 {
     long nx = m->nx, ny = m->ny;
-    double *buf = malloc((size_t)(3 * nx) * sizeof *buf);
-    sk_spline_at *rule = malloc((size_t)w * sizeof *rule);
-    if (!buf || !rule) {
+    double *buf = malloc((size_t)(3 * nx + 4 * w) * sizeof *buf);
+    long *k = malloc((size_t)w * sizeof *k);
+    if (!buf || !k) {
         free(buf);
-        free(rule);
+        free(k);
         return sk_error(SK_EIO, "coadd: out of memory for background rows");
     }
     double *lv = buf, *lv2 = buf + nx, *work = buf + 2 * nx;
-    for (long x = 0; x < w; x++)
-        rule[x] = sk_spline_rule(m->tx, nx, (double)(x0 + x));
+    double *ra = buf + 3 * nx, *rb = ra + w, *rc = rb + w, *rd = rc + w;
+    for (long x = 0; x < w; x++) {
+        sk_spline_at r = sk_spline_rule(m->tx, nx, (double)(x0 + x));
+        k[x] = r.k;
+        ra[x] = r.a;
+        rb[x] = r.b;
+        rc[x] = r.c;
+        rd[x] = r.d;
+    }
     for (long y = 0; y < h; y++) {
         sk_spline_at ry = sk_spline_rule(m->ty, ny, (double)(y0 + y));
         for (long i = 0; i < nx; i++)
             lv[i] = sk_spline_eval(&ry, m->col + i * ny, m->col2 + i * ny, ny);
         sk_spline_deriv2(m->tx, lv, nx, lv2, work);
         float *row = out + (size_t)y * (size_t)w;
-        for (long x = 0; x < w; x++)
-            row[x] = (float)sk_spline_eval(&rule[x], lv, lv2, nx);
+        if (nx < 2) {
+            for (long x = 0; x < w; x++)
+                row[x] = (float)lv[0];
+            continue;
+        }
+        for (long xs = 0, xe; xs < w; xs = xe) {
+            for (xe = xs + 1; xe < w && k[xe] == k[xs]; xe++)
+                ;
+            row_segment(xe - xs, ra + xs, rb + xs, rc + xs, rd + xs, lv + k[xs], lv2 + k[xs], row + xs);
+        }
     }
     free(buf);
-    free(rule);
+    free(k);
     return SK_OK;
 }

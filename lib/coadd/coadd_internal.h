@@ -93,6 +93,11 @@ typedef struct sk_combine_out {
 void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n, double *scratch,
                       sk_combine_out *out);
 
+/* The weighted mean as sk_combine_pixel gives it (mean, or clipped with
+ * fewer than three values) from its sums over the `used` values, in their
+ * order: sc of the combine weights c, scv of c value, scvar of c^2 var. */
+void sk_combine_mean_sums(double sc, double scv, double scvar, int used, sk_combine_out *out);
+
 /* Variance of the median of n values of unit variance (n >= 1): the
  * ratio to the variance of their mean times n (1 for n <= 2, pi/2 at
  * large n). */

@@ -1,10 +1,14 @@
 /* coadd_io.c: reading rectangles of a coadd input (science, noise, mask and background planes, from memory or from FITS files) ready for resampling. */
+#include <fcntl.h>
 #include <fitsio.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "core/bigbuf.h"
 #include "direct_priv.h"
 #include "io/fits_priv.h"
@@ -15,6 +19,10 @@ typedef struct plane {
     fitsfile *f;
     const char *path;
     char label[96];
+    void *map;                  /* the file mapped (NULL: read through cfitsio) */
+    size_t map_len;
+    const unsigned char *data;  /* its pixels in the map, stored big-endian */
+    int null_check;             /* floats through cfitsio's null check (NaN) */
 } plane;
 
 struct sk_band_source {
@@ -39,6 +47,10 @@ struct sk_band_source {
 
 static void plane_close(plane *p)
 {
+    if (p->map)
+        munmap(p->map, p->map_len);
+    p->map = NULL;
+    p->data = NULL;
     int status = 0;
     if (p->f)
         fits_close_file(p->f, &status);
@@ -99,6 +111,39 @@ static int plane_open(plane *p, const char *path, const char *hdu, const char *f
     return rc;
 }
 
+/* Map the open plane's file when its pixels are stored plainly as
+ * `bitpix` (sk_fits_plain_offset) on a little-endian host: its bands are
+ * then read where the page cache holds them, byte-swapped as they are
+ * made ready, with no copy through read(2) and cfitsio's buffers. Left
+ * unmapped (read through cfitsio) otherwise or when mapping fails. */
+static void plane_map(plane *p, int bitpix, long w, long h)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    long long off = 0;
+    if (!sk_fits_plain_offset(p->f, p->path, bitpix, &off))
+        return;
+    int fd = open(p->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return;
+    size_t need = (size_t)off + (size_t)w * (size_t)h * (size_t)(bitpix == 16 ? 2 : 4);
+    if (fstat(fd, &st) == 0 && (size_t)st.st_size >= need) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m != MAP_FAILED) {
+            p->map = m;
+            p->map_len = (size_t)st.st_size;
+            p->data = (const unsigned char *)m + off;
+        }
+    }
+    close(fd);
+#else
+    (void)p;
+    (void)bitpix;
+    (void)w;
+    (void)h;
+#endif
+}
+
 /* Read the rectangle of the open plane (`width` columns) as float or
  * double: whole rows as one run of pixels (one large read, straight into
  * buf), else as a subset. */
@@ -112,9 +157,12 @@ static int plane_read(plane *p, int datatype, long width, long x0, long y0, long
     lpixel[0] = x0 + w;
     lpixel[1] = y0 + h;
     int status = 0, anynul = 0;
-    float fnan = NAN;
+    /* floats of the science and noise planes without cfitsio's null check
+     * (a null value of 0): the values as stored, which finish_row() and
+     * to_weight() take as the check made them */
+    float fnull = p->null_check ? NAN : 0.0f;
     double dnan = NAN;
-    void *nulval = datatype == TFLOAT ? (void *)&fnan : datatype == TDOUBLE ? (void *)&dnan : NULL;
+    void *nulval = datatype == TFLOAT ? (void *)&fnull : datatype == TDOUBLE ? (void *)&dnan : NULL;
     int bad = x0 == 0 && w == width
                   ? fits_read_img(p->f, datatype, (LONGLONG)y0 * width + 1, (LONGLONG)w * h, nulval, buf,
                                   &anynul, &status)
@@ -208,6 +256,13 @@ int sk_band_source_open(const sk_coadd_input *in, sk_band_source **out)
             s->mask_u16 = status == 0 && bitpix == USHORT_IMG;
             fits_clear_errmsg();
         }
+        if (!rc) {
+            plane_map(&s->sci, -32, w, h);
+            if (s->noise.f && s->noise_kind == SK_NOISE_WEIGHT)
+                plane_map(&s->noise, -32, w, h);
+            if (s->mask.f && s->mask_u16)
+                plane_map(&s->mask, 16, w, h);
+        }
         if (!rc && !o->no_saturation) {
             const char *key = o->saturate_key ? o->saturate_key : "SATURATE";
             s->has_saturate = sk_header_get_double(s->header, key, &s->saturate) == 1;
@@ -232,6 +287,7 @@ int sk_band_source_open(const sk_coadd_input *in, sk_band_source **out)
         } else {
             rc = plane_open(&s->bg, in->background_path, in->background_hdu, NULL, s->width,
                             s->height, "background map");
+            s->bg.null_check = 1;
         }
         if (rc) {
             sk_band_source_close(s);
@@ -281,9 +337,12 @@ static int grow(void **p, size_t *cap, size_t n, size_t el)
     return *p != NULL;
 }
 
-/* Weight from a noise value of the given kind (as fits_read.c converts). */
+/* Weight from a noise value of the given kind (as fits_read.c converts),
+ * read without cfitsio's null check: zero exponents count as 0. */
 static int to_weight(float v, int kind, const char *path, long x, long y, float *wgt)
 {
+    if (fabsf(v) < FLT_MIN)
+        v = 0.0f;
     if (!isfinite(v)) {
         *wgt = 0.0f;
     } else if (kind == SK_NOISE_WEIGHT) {
@@ -301,17 +360,60 @@ static int to_weight(float v, int kind, const char *path, long x, long y, float 
     return SK_OK;
 }
 
-/* Pixels [x0, w) of a row made ready: value - background times the
- * flux scale f, variance rms2 f^2 / weight, flags for non-finite values,
- * backgrounds and zero weights. bgrow NULL: the level level0. */
-static void finish_tail(long x0, long w, float *sci, float *var, uint16_t *flags, const float *wgt,
-                        const float *bgrow, double level0, double rms2, double f)
+/* How a row is made ready: the flux scale f, rms2 the variance of unit
+ * weight, level0 the background without a map, sat the saturation level
+ * (+inf: none); flush: the row's values and weights come straight from a
+ * file's -32 plane, so that those with a zero exponent (zeros and
+ * subnormals) count as +0 and non-positive or non-finite weights as 0, as
+ * cfitsio's null check made them. */
+typedef struct finish_par {
+    double level0, rms2, f, sat;
+    int flush_sci, flush_wgt;
+} finish_par;
+
+/* A row's planes: the band's science (made ready in place), variance and
+ * flags; the weights and background (bg NULL: the level level0); where
+ * the planes are mapped from their files, the stored big-endian science,
+ * weights (SK_NOISE_WEIGHT) and flags (16-bit unsigned), read instead of
+ * sci, wgt and flags. */
+typedef struct finish_rowp {
+    float *sci, *var;
+    uint16_t *flags;
+    const float *wgt, *bg;
+    const unsigned char *sci_be, *wgt_be, *mask_be;
+} finish_rowp;
+
+/* A stored big-endian float; a stored 16-bit value with BZERO 32768. */
+static inline float be_float(const unsigned char *p)
 {
-    double f2 = f * f;
+    uint32_t u = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+static inline uint16_t be_ushort(const unsigned char *p)
+{
+    return (uint16_t)(((unsigned)p[0] << 8 | p[1]) ^ 0x8000u);
+}
+
+/* Pixels [x0, w) of a row made ready: value - background times the
+ * flux scale, variance rms2 f^2 / weight, flags for non-finite values,
+ * backgrounds and zero weights, saturated values (before the scale). */
+static void finish_tail(long x0, long w, const finish_rowp *R, const finish_par *P)
+{
+    double f = P->f, f2 = f * f, rms2 = P->rms2;
     for (long x = x0; x < w; x++) {
-        double v = sci[x], wt = wgt[x];
-        double level = bgrow ? (double)bgrow[x] : level0;
-        uint16_t fl = flags[x];
+        double v = R->sci_be ? be_float(R->sci_be + 4 * x) : R->sci[x];
+        double wt = R->wgt_be ? be_float(R->wgt_be + 4 * x) : R->wgt[x];
+        double level = R->bg ? (double)R->bg[x] : P->level0;
+        uint16_t fl = R->mask_be ? be_ushort(R->mask_be + 2 * x) : R->flags[x];
+        if (P->flush_sci && fabs(v) < FLT_MIN)
+            v = 0.0;
+        if (P->flush_wgt && !(wt >= FLT_MIN))
+            wt = 0.0;
+        if (isfinite(v) && v >= P->sat)
+            fl |= SK_FLAG_SATURATED;
         if (!isfinite(v)) {
             v = 0.0;
             wt = 0.0;
@@ -331,9 +433,9 @@ static void finish_tail(long x0, long w, float *sci, float *var, uint16_t *flags
             vr = 0.0f; /* a weight so large or small that float loses it */
             fl |= SK_FLAG_ZEROWEIGHT;
         }
-        flags[x] = fl;
-        sci[x] = (float)((v - level) * f);
-        var[x] = vr;
+        R->flags[x] = fl;
+        R->sci[x] = (float)((v - level) * f);
+        R->var[x] = vr;
     }
 }
 
@@ -342,32 +444,72 @@ static void finish_tail(long x0, long w, float *sci, float *var, uint16_t *flags
 typedef double v4df __attribute__((vector_size(32)));
 typedef long long v4di __attribute__((vector_size(32)));
 typedef float v4sf __attribute__((vector_size(16)));
+typedef int v4si __attribute__((vector_size(16)));
+typedef uint16_t v4hu __attribute__((vector_size(8)));
+typedef unsigned char v16qu __attribute__((vector_size(16)));
+
+/* Four stored big-endian floats. */
+__attribute__((target("avx2"))) static inline v4sf load_be4(const unsigned char *p)
+{
+    const v16qu rev = {3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12};
+    v16qu b;
+    memcpy(&b, p, sizeof b);
+    return (v4sf)__builtin_shuffle(b, rev);
+}
 
 /* finish_tail() four pixels at a time in AVX2 (without FMA): the same
- * operations on doubles, so the same results; the flags by lane. Returns
- * the pixels done (a multiple of 4); the upper halves of the vector
- * registers are cleared before returning, so that the SSE code that
- * follows pays no transition. */
-__attribute__((target("avx2"))) static long
-finish_avx2(long w, float *sci, float *var, uint16_t *flags, const float *wgt, const float *bgrow,
-            double level0, double rms2, double f)
+ * operations on doubles, so the same results; the flags by the same
+ * rules as lane masks. Returns the pixels done (a multiple of 4); the
+ * upper halves of the vector registers are cleared before returning, so
+ * that the SSE code that follows pays no transition. */
+__attribute__((target("avx2"))) static long finish_avx2(long w, const finish_rowp *R, const finish_par *P)
 {
-    const double c = rms2 * (f * f); /* rms2 * f2, as finish_tail() groups it */
+    const double f = P->f, c = P->rms2 * (f * f); /* rms2 * f2, as finish_tail() groups it */
     const v4df big = {DBL_MAX, DBL_MAX, DBL_MAX, DBL_MAX}, one = {1.0, 1.0, 1.0, 1.0};
     const v4df zero = {0.0, 0.0, 0.0, 0.0}, vf = {f, f, f, f}, vc = {c, c, c, c};
+    const v4df tiny = {FLT_MIN, FLT_MIN, FLT_MIN, FLT_MIN};
+    const v4df vsat = {P->sat, P->sat, P->sat, P->sat};
+    const v4df l0 = {P->level0, P->level0, P->level0, P->level0};
     const v4di sign = {LLONG_MAX, LLONG_MAX, LLONG_MAX, LLONG_MAX};
+    const v4di fs = {-(long long)P->flush_sci, -(long long)P->flush_sci, -(long long)P->flush_sci,
+                     -(long long)P->flush_sci};
+    const v4di fw = {-(long long)P->flush_wgt, -(long long)P->flush_wgt, -(long long)P->flush_wgt,
+                     -(long long)P->flush_wgt};
+    const v4sf fzero = {0.0f, 0.0f, 0.0f, 0.0f}, fbig = {FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX};
+    const v4si bad = {SK_FLAG_BAD, SK_FLAG_BAD, SK_FLAG_BAD, SK_FLAG_BAD};
+    const v4si nonfin = bad | SK_FLAG_NONFINITE, satf = bad * 0 + SK_FLAG_SATURATED;
+    const v4si unusable = bad * 0 + SK_FLAGS_UNUSABLE, zw = bad * 0 + SK_FLAG_ZEROWEIGHT;
+    const v4hu bzero = {0x8000, 0x8000, 0x8000, 0x8000};
+    float *sci = R->sci;
     long x = 0;
     for (; x + 4 <= w; x += 4) {
-        v4sf s4, w4, b4 = {(float)0, 0, 0, 0};
-        memcpy(&s4, sci + x, sizeof s4);
-        memcpy(&w4, wgt + x, sizeof w4);
+        v4sf s4, w4, b4;
+        v4hu h4;
+        if (R->sci_be)
+            s4 = load_be4(R->sci_be + 4 * x);
+        else
+            memcpy(&s4, sci + x, sizeof s4);
+        if (R->wgt_be)
+            w4 = load_be4(R->wgt_be + 4 * x);
+        else
+            memcpy(&w4, R->wgt + x, sizeof w4);
+        if (R->mask_be) {
+            memcpy(&h4, R->mask_be + 2 * x, sizeof h4);
+            h4 = ((h4 >> 8) | (h4 << 8)) ^ bzero;
+        } else {
+            memcpy(&h4, R->flags + x, sizeof h4);
+        }
         v4df v = __builtin_convertvector(s4, v4df), wt = __builtin_convertvector(w4, v4df);
-        v4df lev = {level0, level0, level0, level0};
-        if (bgrow) {
-            memcpy(&b4, bgrow + x, sizeof b4);
+        v4df lev = l0;
+        if (R->bg) {
+            memcpy(&b4, R->bg + x, sizeof b4);
             lev = __builtin_convertvector(b4, v4df);
         }
+        /* zero exponents to +0, weights below the smallest normal to 0 */
+        v = (v4df)((v4di)v & ~(fs & ((v4df)((v4di)v & sign) < tiny)));
+        wt = (v4df)((v4di)wt & ~(fw & ~(wt >= tiny)));
         v4di vbad = ~((v4df)((v4di)v & sign) <= big), lbad = ~((v4df)((v4di)lev & sign) <= big);
+        v4di sat = (v >= vsat) & ~vbad;
         v = (v4df)((v4di)v & ~vbad);
         wt = (v4df)((v4di)wt & ~vbad);
         lev = (v4df)((v4di)lev & ~lbad);
@@ -376,39 +518,79 @@ finish_avx2(long w, float *sci, float *var, uint16_t *flags, const float *wgt, c
         v4sf q = __builtin_convertvector(vc / den, v4sf);
         v4sf out = __builtin_convertvector((v - lev) * vf, v4sf);
         memcpy(sci + x, &out, sizeof out);
-        for (int l = 0; l < 4; l++) {
-            uint16_t fl = flags[x + l];
-            if (vbad[l])
-                fl |= SK_FLAG_NONFINITE | SK_FLAG_BAD;
-            if (lbad[l])
-                fl |= SK_FLAG_BAD;
-            float vr = 0.0f;
-            if (!wok[l]) {
-                if (!(fl & SK_FLAGS_UNUSABLE))
-                    fl |= SK_FLAG_ZEROWEIGHT;
-            } else if (q[l] > 0.0f && isfinite(q[l])) {
-                vr = q[l];
-            } else {
-                fl |= SK_FLAG_ZEROWEIGHT; /* a weight float loses */
-            }
-            flags[x + l] = fl;
-            var[x + l] = vr;
-        }
+        v4si fl = __builtin_convertvector(h4, v4si);
+        v4si wok4 = __builtin_convertvector(wok, v4si);
+        fl |= (__builtin_convertvector(vbad, v4si) & nonfin) | (__builtin_convertvector(lbad, v4si) & bad) |
+              (__builtin_convertvector(sat, v4si) & satf);
+        v4si unus = (fl & unusable) != 0;
+        v4si qok = (q > fzero) & (q <= fbig);
+        v4sf vr = (v4sf)((v4si)q & wok4 & qok);
+        fl |= ((~wok4 & ~unus) | (wok4 & ~qok)) & zw;
+        h4 = __builtin_convertvector(fl, v4hu);
+        memcpy(R->var + x, &vr, sizeof vr);
+        memcpy(R->flags + x, &h4, sizeof h4);
     }
     __builtin_ia32_vzeroupper();
     return x;
 }
 #endif
 
-static void finish_row(long w, float *sci, float *var, uint16_t *flags, const float *wgt,
-                       const float *bgrow, double level0, double rms2, double f)
+static void finish_row(long w, const finish_rowp *R, const finish_par *P)
 {
 #ifdef SK_HAVE_AVX2_FINISH
-    long done = __builtin_cpu_supports("avx2") ? finish_avx2(w, sci, var, flags, wgt, bgrow, level0, rms2, f) : 0;
+    long done = __builtin_cpu_supports("avx2") ? finish_avx2(w, R, P) : 0;
 #else
     long done = 0;
 #endif
-    finish_tail(done, w, sci, var, flags, wgt, bgrow, level0, rms2, f);
+    finish_tail(done, w, R, P);
+}
+
+/* The band's planes read from the files: into b->sci, wgt and b->flags,
+ * except the planes mapped from their files (plane.data), which
+ * finish_row() reads where they are stored (*sci_be, *wgt_be, *mask_be:
+ * 1 for each plane left there). */
+static int read_file_planes(sk_band_source *s, sk_band *b, float *wgt, int *sci_be, int *wgt_be,
+                            int *mask_be)
+{
+    long x0 = b->x0, y0 = b->y0, w = b->w, h = b->h;
+    size_t n = (size_t)w * (size_t)h;
+    int rc = SK_OK;
+    *sci_be = s->sci.data != NULL;
+    *wgt_be = s->noise.data && s->noise_kind == SK_NOISE_WEIGHT;
+    *mask_be = s->mask.data && s->mask_u16;
+    if (!*mask_be)
+        memset(b->flags, 0, n * sizeof *b->flags);
+    if (!*sci_be)
+        rc = plane_read(&s->sci, TFLOAT, s->width, x0, y0, w, h, b->sci);
+    if (!rc && s->noise.f && !*wgt_be) {
+        rc = plane_read(&s->noise, TFLOAT, s->width, x0, y0, w, h, wgt);
+        /* weights: to_weight() in finish_row() */
+        for (size_t i = 0; !rc && s->noise_kind != SK_NOISE_WEIGHT && i < n; i++)
+            rc = to_weight(wgt[i], s->noise_kind, s->noise.path, x0 + (long)(i % (size_t)w),
+                           y0 + (long)(i / (size_t)w), &wgt[i]);
+    } else if (!rc && !s->noise.f) {
+        for (size_t i = 0; i < n; i++)
+            wgt[i] = 1.0f;
+    }
+    if (!rc && s->mask.f && s->mask_u16 && !*mask_be) {
+        /* skystack flags stored as 16-bit unsigned: read as they are */
+        rc = plane_read(&s->mask, TUSHORT, s->width, x0, y0, w, h, b->flags);
+    } else if (!rc && s->mask.f && !s->mask_u16) {
+        double *mask = s->scr_mask;
+        rc = plane_read(&s->mask, TDOUBLE, s->width, x0, y0, w, h, mask);
+        for (size_t i = 0; !rc && i < n; i++) {
+            if (s->mask_kind == 1) {
+                if (isfinite(mask[i]) && mask[i] >= 0)
+                    b->flags[i] |= (uint16_t)((uint64_t)mask[i] & 0xffff);
+                else
+                    b->flags[i] |= SK_FLAG_BAD;
+            } else if (mask[i] != 0) {
+                b->flags[i] |= SK_FLAG_BAD;
+                wgt[i] = 0.0f;
+            }
+        }
+    }
+    return rc;
 }
 
 int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
@@ -424,9 +606,7 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
          !grow((void **)&s->scr_bg, &s->cap_bg, n, sizeof *s->scr_bg)))
         return sk_error(SK_EIO, "coadd: out of memory reading %s", s->name);
     float *wgt = s->scr_wgt, *bg = NULL;
-    double *mask = NULL;
-    int rc = SK_OK;
-    memset(b->flags, 0, n * sizeof *b->flags);
+    int rc = SK_OK, sci_be = 0, wgt_be = 0, mask_be = 0;
     if (in->image) {
         const sk_image *img = in->image;
         for (long y = 0; y < h; y++) {
@@ -436,41 +616,7 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
             memcpy(b->flags + dst, img->flags + src, (size_t)w * sizeof *b->flags);
         }
     } else {
-        rc = plane_read(&s->sci, TFLOAT, s->width, x0, y0, w, h, b->sci);
-        if (!rc && s->noise.f) {
-            rc = plane_read(&s->noise, TFLOAT, s->width, x0, y0, w, h, wgt);
-            if (!rc && s->noise_kind == SK_NOISE_WEIGHT) /* to_weight() of weights */
-                for (size_t i = 0; i < n; i++)
-                    wgt[i] = wgt[i] > 0.0f && isfinite(wgt[i]) ? wgt[i] : 0.0f;
-            for (size_t i = 0; !rc && s->noise_kind != SK_NOISE_WEIGHT && i < n; i++)
-                rc = to_weight(wgt[i], s->noise_kind, s->noise.path, x0 + (long)(i % (size_t)w),
-                               y0 + (long)(i / (size_t)w), &wgt[i]);
-        } else if (!rc) {
-            for (size_t i = 0; i < n; i++)
-                wgt[i] = 1.0f;
-        }
-        if (!rc && s->mask.f && s->mask_u16) {
-            /* skystack flags stored as 16-bit unsigned: read as they are */
-            rc = plane_read(&s->mask, TUSHORT, s->width, x0, y0, w, h, b->flags);
-        } else if (!rc && s->mask.f) {
-            mask = s->scr_mask;
-            rc = plane_read(&s->mask, TDOUBLE, s->width, x0, y0, w, h, mask);
-            for (size_t i = 0; !rc && i < n; i++) {
-                if (s->mask_kind == 1) {
-                    if (isfinite(mask[i]) && mask[i] >= 0)
-                        b->flags[i] |= (uint16_t)((uint64_t)mask[i] & 0xffff);
-                    else
-                        b->flags[i] |= SK_FLAG_BAD;
-                } else if (mask[i] != 0) {
-                    b->flags[i] |= SK_FLAG_BAD;
-                    wgt[i] = 0.0f;
-                }
-            }
-        }
-        if (!rc && s->has_saturate)
-            for (size_t i = 0; i < n; i++)
-                if (isfinite(b->sci[i]) && b->sci[i] >= s->saturate)
-                    b->flags[i] |= SK_FLAG_SATURATED;
+        rc = read_file_planes(s, b, wgt, &sci_be, &wgt_be, &mask_be);
     }
     if (!rc && !in->background && (s->bg.f || s->mesh)) {
         bg = s->scr_bg;
@@ -479,14 +625,23 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
     }
     if (rc)
         return rc;
-    double rms2 = s->relative ? s->noise_rms * s->noise_rms
-                  : in->weight_scale > 0 && isfinite(in->weight_scale) ? 1.0 / in->weight_scale : 1.0;
+    finish_par P = {.level0 = in->background_level, .f = flux_scale, .sat = INFINITY};
+    P.rms2 = s->relative ? s->noise_rms * s->noise_rms
+             : in->weight_scale > 0 && isfinite(in->weight_scale) ? 1.0 / in->weight_scale : 1.0;
+    if (!in->image) {
+        P.flush_sci = 1;
+        P.flush_wgt = s->noise.f && s->noise_kind == SK_NOISE_WEIGHT;
+        if (s->has_saturate)
+            P.sat = s->saturate;
+    }
     for (long y = 0; y < h; y++) {
-        const float *bgrow = in->background ? in->background + (size_t)(y0 + y) * s->width + x0
-                             : bg ? bg + (size_t)y * w : NULL;
-        size_t i = (size_t)y * w;
-        finish_row(w, b->sci + i, b->var + i, b->flags + i, wgt + i, bgrow, in->background_level,
-                   rms2, flux_scale);
+        size_t i = (size_t)y * w, at = (size_t)(y0 + y) * (size_t)s->width + (size_t)x0;
+        finish_rowp R = {b->sci + i, b->var + i, b->flags + i, wgt + i, NULL, NULL, NULL, NULL};
+        R.bg = in->background ? in->background + at : bg ? bg + i : NULL;
+        R.sci_be = sci_be ? s->sci.data + 4 * at : NULL;
+        R.wgt_be = wgt_be ? s->noise.data + 4 * at : NULL;
+        R.mask_be = mask_be ? s->mask.data + 2 * at : NULL;
+        finish_row(w, &R, &P);
     }
     return SK_OK;
 }

@@ -90,6 +90,36 @@ static void sort_vw(vw *p, int n)
     }
 }
 
+/* Inputs whose median is found by rank counting. */
+#define RANK_MAX 24
+
+/* The values of rank k0 and k1 (k0 <= k1) among the n inputs' values,
+ * ranks counted as a stable sort orders them (by value, then place), four
+ * comparisons at a time (the values padded with +inf, which no finite
+ * value follows); n <= RANK_MAX. */
+typedef float v4sf_c __attribute__((vector_size(16)));
+typedef int v4si_c __attribute__((vector_size(16)));
+static void ranked_values(const sk_combine_in *in, int n, int k0, int k1, double *v0, double *v1)
+{
+    v4sf_c v[RANK_MAX / 4];
+    float *vf = (float *)v;
+    int nb = (n + 3) / 4;
+    for (int j = 0; j < 4 * nb; j++)
+        vf[j] = j < n ? in[j].value : INFINITY;
+    for (int j = 0; j < n; j++) {
+        float x = vf[j];
+        v4sf_c xj = {x, x, x, x};
+        v4si_c jj = {j, j, j, j}, idx = {0, 1, 2, 3}, r = {0, 0, 0, 0};
+        for (int b = 0; b < nb; b++, idx += 4)
+            r -= (v[b] < xj) | ((v[b] == xj) & (idx < jj));
+        int rank = (r[0] + r[1]) + (r[2] + r[3]);
+        if (rank == k0)
+            *v0 = x;
+        if (rank == k1)
+            *v1 = x;
+    }
+}
+
 /* Weighted median of sorted pairs: the value where the cumulative weight
  * reaches half the total (the mean of two values when it lands exactly on
  * the boundary between them). */
@@ -127,6 +157,12 @@ static void mean_out(double sc, double scv, double scvar, int used, sk_combine_o
     out->var_large = 1.0 / sc;
 }
 
+void sk_combine_mean_sums(double sc, double scv, double scvar, int used, sk_combine_out *out)
+{
+    out->nrejected = 0;
+    mean_out(sc, scv, scvar, used, out);
+}
+
 static void mean_of(const sk_combine_in *in, int n, const double *keep, sk_combine_out *out)
 {
     double sc = 0.0, scv = 0.0, scvar = 0.0;
@@ -154,16 +190,24 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
         return;
     }
     if (p->method == SK_COMBINE_MEDIAN) {
-        vw *s = (vw *)scratch;
-        double mvar = 0.0, mlarge = 0.0;
+        double mvar = 0.0, mlarge = 0.0, med;
         for (int j = 0; j < n; j++) {
-            s[j].v = in[j].value;
-            s[j].w = 1.0;
             mvar += in[j].var;
             mlarge += 1.0 / in[j].cweight;
         }
-        sort_vw(s, n);
-        double med = n % 2 ? s[n / 2].v : 0.5 * (s[n / 2 - 1].v + s[n / 2].v);
+        if (n <= RANK_MAX) {
+            double lo = 0.0, hi = 0.0;
+            ranked_values(in, n, (n - 1) / 2, n / 2, &lo, &hi);
+            med = n % 2 ? hi : 0.5 * (lo + hi);
+        } else {
+            vw *s = (vw *)scratch;
+            for (int j = 0; j < n; j++) {
+                s[j].v = in[j].value;
+                s[j].w = 1.0;
+            }
+            sort_vw(s, n);
+            med = n % 2 ? s[n / 2].v : 0.5 * (s[n / 2 - 1].v + s[n / 2].v);
+        }
         double f = sk_median_variance_factor(n) / ((double)n * n);
         out->value = (float)med;
         out->weight = mvar > 0.0 ? (float)(1.0 / (f * mvar)) : 0.0f;

@@ -190,6 +190,7 @@ static int process_row(engine *e, row_scratch *rs, long y)
     double varcorr = 0.0;
     long count = 0, rejected = 0;
     double *cw_row = e->row_cweight + (size_t)y * e->n;
+    const int mean = e->p->combine.method == SK_COMBINE_MEAN;
     for (int k = 0; k < nact; k++) {
         rs->row_npixels[k] = 0;
         rs->row_cweight[k] = 0.0;
@@ -217,10 +218,19 @@ static int process_row(engine *e, row_scratch *rs, long y)
             int nc = 0;
             uint16_t covered_flags = 0, used_flags = 0;
             int covered = 0;
+            double sc = 0.0, scv = 0.0, scvar = 0.0; /* the mean's sums, as mean_of adds them */
             for (int k = 0; k < nact; k++) {
                 const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
                 if (se->in.cweight > 0.0f) {
-                    rs->cin[nc++] = se->in;
+                    if (mean) {
+                        double c = se->in.cweight;
+                        sc += c;
+                        scv += c * se->in.value;
+                        scvar += c * c * se->in.var;
+                        nc++;
+                    } else {
+                        rs->cin[nc++] = se->in;
+                    }
                     used_flags |= se->flags;
                     covered = 1;
                     /* per-input usage (which entries were kept is not
@@ -235,7 +245,10 @@ static int process_row(engine *e, row_scratch *rs, long y)
             }
             size_t i = (size_t)y * W + (size_t)x;
             sk_combine_out co;
-            sk_combine_pixel(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
+            if (mean)
+                sk_combine_mean_sums(sc, scv, scvar, nc, &co);
+            else
+                sk_combine_pixel(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
             uint16_t fl;
             if (co.nused > 0 && co.weight > 0.0f) {
                 fl = used_flags | (covered_flags & SK_FLAG_SATURATED);

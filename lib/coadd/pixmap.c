@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "skystack/coadd.h"
+#include "core/vectorise.h"
 #include "skystack/error.h"
 #include "coadd_internal.h"
 
@@ -20,6 +21,7 @@ struct sk_pixmap {
     double *node;                   /* nyn * nxn * 3 */
     unsigned char *direct;          /* ncy * ncx: cell evaluated exactly */
     double (*wtab)[4];              /* Lagrange weights for offsets 0..step-1 */
+    double *wcol;                   /* the same by weight: 4 runs of step */
     double err_px, err_area;
 };
 
@@ -206,19 +208,24 @@ static int build_nodes(sk_pixmap *m, double tolerance_px, int *ok)
     free(m->node);
     free(m->direct);
     free(m->wtab);
+    free(m->wcol);
     m->node = malloc(3 * (size_t)m->nxn * (size_t)m->nyn * sizeof *m->node);
     m->direct = calloc((size_t)m->ncx * (size_t)m->ncy, 1);
     m->wtab = malloc((size_t)step * sizeof *m->wtab);
+    m->wcol = malloc(4 * (size_t)step * sizeof *m->wcol);
     long nn = m->nxn * m->nyn;
     long nchk = 3 * m->ncx * m->ncy;
     long nmax = nn > nchk ? nn : nchk;
     double *buf = malloc(6 * (size_t)nmax * sizeof *buf);
-    if (!m->node || !m->direct || !m->wtab || !buf) {
+    if (!m->node || !m->direct || !m->wtab || !m->wcol || !buf) {
         free(buf);
         return sk_error(SK_EIO, "coadd: out of memory for the pixel mapping nodes");
     }
-    for (int t = 0; t < step; t++)
+    for (int t = 0; t < step; t++) {
         lagrange((double)t / step, m->wtab[t]);
+        for (int k = 0; k < 4; k++)
+            m->wcol[(size_t)k * step + t] = m->wtab[t][k];
+    }
     double *xo = buf, *yo = buf + nmax, *xi = buf + 2 * nmax, *yi = buf + 3 * nmax;
     double *ar = buf + 4 * nmax;
     for (long ky = 0; ky < m->nyn; ky++)
@@ -368,6 +375,7 @@ void sk_pixmap_free(sk_pixmap *m)
     free(m->node);
     free(m->direct);
     free(m->wtab);
+    free(m->wcol);
     free(m);
 }
 
@@ -406,6 +414,21 @@ static void column_values(const sk_pixmap *m, long y, long k0, long k1, double *
 /* Cells handled per chunk of a row. */
 #define CHUNK_CELLS 32
 
+/* n pixels of one cell from its column values cv (x, y, area of its four
+ * node columns) and their Lagrange weights w: the same operations on
+ * every pixel, vectorised. */
+SK_VECTORISE static void cell_values(long n, const double *restrict w0, long stride,
+                                     const double *restrict cv, double *restrict xin,
+                                     double *restrict yin, double *restrict area)
+{
+    const double *w1 = w0 + stride, *w2 = w1 + stride, *w3 = w2 + stride;
+    for (long i = 0; i < n; i++) {
+        xin[i] = w0[i] * cv[0] + w1[i] * cv[3] + w2[i] * cv[6] + w3[i] * cv[9];
+        yin[i] = w0[i] * cv[1] + w1[i] * cv[4] + w2[i] * cv[7] + w3[i] * cv[10];
+        area[i] = w0[i] * cv[2] + w1[i] * cv[5] + w2[i] * cv[8] + w3[i] * cv[11];
+    }
+}
+
 int sk_pixmap_row(const sk_pixmap *m, long y, long x0, long x1, double *xin, double *yin,
                   double *area)
 {
@@ -437,15 +460,9 @@ int sk_pixmap_row(const sk_pixmap *m, long y, long x0, long x1, double *xin, dou
                 x = cell_end;
                 continue;
             }
-            const double *cv = col + 3 * (c - c0);
-            long t = x - m->bx0 - c * step;
-            for (; x < cell_end; x++, t++) {
-                const double *w = m->wtab[t];
-                long i = x - x0;
-                xin[i] = w[0] * cv[0] + w[1] * cv[3] + w[2] * cv[6] + w[3] * cv[9];
-                yin[i] = w[0] * cv[1] + w[1] * cv[4] + w[2] * cv[7] + w[3] * cv[10];
-                area[i] = w[0] * cv[2] + w[1] * cv[5] + w[2] * cv[8] + w[3] * cv[11];
-            }
+            long t = x - m->bx0 - c * step, i = x - x0;
+            cell_values(cell_end - x, m->wcol + t, step, col + 3 * (c - c0), xin + i, yin + i, area + i);
+            x = cell_end;
         }
     }
     return SK_OK;

@@ -92,6 +92,11 @@ no:
     return 0;
 }
 
+int sk_fits_plain_offset(fitsfile *fptr, const char *path, int bitpix, long long *datastart)
+{
+    return (bitpix == -32 || bitpix == 16) && plain_layout(fptr, path, bitpix, datastart);
+}
+
 int sk_fits_plain_read(fitsfile *fptr, const char *path, int threads, int bitpix, size_t n, void *buf,
                        int *done)
 {

@@ -23,6 +23,12 @@ int sk_fits_open_read(const char *path, fitsfile **fptr);
  * into uint16_t buf). The same chunks whatever the thread count. *done
  * is 0, and nothing read, when the plane is stored otherwise
  * (fits_plain.c). */
+/* 1 when the current HDU of `fptr` (opened from the disk file `path`)
+ * holds `bitpix` pixels stored plainly in that file (-32 unscaled, or 16
+ * as unsigned: BZERO 32768, BSCALE 1, no BLANK; not compressed), big-endian
+ * from byte *datastart of the file; else 0. */
+int sk_fits_plain_offset(fitsfile *fptr, const char *path, int bitpix, long long *datastart);
+
 int sk_fits_plain_read(fitsfile *fptr, const char *path, int threads, int bitpix, size_t n, void *buf,
                        int *done);
 

@@ -2,13 +2,19 @@
  * (background subtracted, flux scaled, variance from the weight, flags of
  * non-finite values, bad backgrounds and zero or unusable weights), bit
  * for bit against the rule written out here, on rows whose widths leave
- * every remainder of the four-pixel blocks, with every special value. */
+ * every remainder of the four-pixel blocks, with every special value;
+ * from an image in memory and from a file's SCI, WGT and FLG planes
+ * (read where they are stored, byte-swapped: zero exponents as +0,
+ * weights below the smallest normal float as 0, SATURATE flagged). */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include "../tap.h"
 #include "coadd/direct_priv.h"
+#include "skystack/error.h"
+#include "skystack/fits.h"
+#include "skystack/header.h"
 #include "skystack/image.h"
 
 /* The rule for one pixel (value v, weight wt, level, input flags fl). */
@@ -94,12 +100,88 @@ static int check_widths(int with_background)
     return bad;
 }
 
+/* A file of SCI (SATURATE 1e29), WGT and FLG planes of W x H pixels from
+ * img; 0 when written. */
+static int write_planes(const char *path, const sk_image *img)
+{
+    sk_fits_writer *w = NULL;
+    sk_header *h = sk_header_new();
+    int rc = h ? sk_fits_writer_open(path, 0, &w) : SK_EIO;
+    rc = rc ? rc : sk_header_set_double(h, "SATURATE", 1e29, "saturation level");
+    rc = rc ? rc : sk_fits_writer_add_image(w, "SCI", -32, img->width, img->height, img->sci, h);
+    rc = rc ? rc : sk_fits_writer_add_image(w, "WGT", -32, img->width, img->height, img->weight, NULL);
+    rc = rc ? rc : sk_fits_writer_add_image(w, "FLG", 16, img->width, img->height, img->flags, NULL);
+    sk_header_free(h);
+    if (rc) {
+        if (w)
+            sk_fits_writer_abort(w);
+        return rc;
+    }
+    return sk_fits_writer_commit(w);
+}
+
+/* The same special values stored in files, widths 1 to 11. */
+static int check_file_widths(void)
+{
+    static const float vals[] = {12.5f, -3.25f, NAN, INFINITY, -INFINITY, -0.0f, 1e30f, 1e-40f, -1e-42f, 7.0f};
+    static const float wgts[] = {2.0f, 0.0f, -1.0f, NAN, INFINITY, 1e-38f, 1e38f, 0.5f, 3e-45f, -0.0f, 1.0f};
+    static const uint16_t fls[] = {0, 0, SK_FLAG_BAD, 0, SK_FLAG_SATURATED, 0, SK_FLAG_COSMIC, 0x8001};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/band_read.fits", tap_tmpdir());
+    int bad = 0;
+    for (long W = 1; W <= 11; W++) {
+        long H = 3;
+        sk_image *img = sk_image_new(W, H);
+        for (long i = 0; i < W * H; i++) {
+            img->sci[i] = vals[(i + W) % 10];
+            img->weight[i] = wgts[(i * 7 + W) % 11];
+            img->flags[i] = fls[(i + W) % 8];
+        }
+        sk_coadd_input in;
+        sk_coadd_input_init(&in);
+        in.path = path;
+        in.background_level = 0.75;
+        in.weight_scale = 0.8;
+        sk_band_source *src = NULL;
+        sk_band b;
+        memset(&b, 0, sizeof b);
+        double f = 1.7;
+        if (write_planes(path, img) || sk_band_source_open(&in, &src) ||
+            sk_band_alloc(&b, 0, 1, W, H - 1, W, H) || sk_band_source_read(src, f, &b)) {
+            bad++;
+        } else {
+            for (long i = 0; i < W * (H - 1); i++) {
+                long k = i + W; /* rows 1 and 2 of the file */
+                float v = fabsf(img->sci[k]) < FLT_MIN ? 0.0f : img->sci[k];
+                float wt = img->weight[k] >= FLT_MIN ? img->weight[k] : 0.0f;
+                uint16_t fl = img->flags[k] | (isfinite(v) && v >= 1e29 ? SK_FLAG_SATURATED : 0);
+                float es, ev;
+                uint16_t ef;
+                expected(v, wt, 0.75f, fl, 1.0 / 0.8, f, &es, &ev, &ef);
+                if (memcmp(&es, &b.sci[i], sizeof es) || memcmp(&ev, &b.var[i], sizeof ev) ||
+                    ef != b.flags[i]) {
+                    if (!bad)
+                        tap_diag("file, width %ld pixel %ld: got %g %g %#x, want %g %g %#x", W, i, b.sci[i],
+                                 b.var[i], b.flags[i], es, ev, ef);
+                    bad++;
+                }
+            }
+        }
+        sk_band_free(&b);
+        sk_band_source_close(src);
+        sk_image_free(img);
+    }
+    return bad;
+}
+
 int main(void)
 {
-    tap_plan(2);
+    tap_plan(3);
     ok(check_widths(1) == 0, "band of an image with a background map: bit for bit as the rule, "
                              "widths 1-11, NaN/Inf values, zero/negative/NaN/Inf/huge/tiny weights, "
                              "NaN/Inf levels");
     ok(check_widths(0) == 0, "the same with one background level");
+    ok(check_file_widths() == 0, "from a file's SCI, WGT and FLG planes: bit for bit as the rule, subnormal "
+                                 "and -0 values as +0, weights below the smallest normal as 0, SATURATE");
     return tap_done();
 }
