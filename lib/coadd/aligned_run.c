@@ -419,20 +419,39 @@ static int match_backgrounds(coaddx_state *s)
     return rc;
 }
 
-/* Input k's artifact mask applied to its planes in the scratch file, its
- * noise from the weight found again; the count of masked pixels. */
-static int apply_mask(coaddx_state *s, const sk_artifact_masks *am, int k, long *m)
+/* The artifact masks applied to the inputs' planes in the scratch file,
+ * the inputs on the threads (each thread with its own planes): input k's
+ * count of masked pixels into masked[k], its noise from the weight found
+ * again into s->sigma[k]. */
+typedef struct mask_job {
+    coaddx_state *s;
+    const sk_artifact_masks *am;
+    long *masked;
+} mask_job;
+
+static int mask_ws_init(void *ws, void *user) { return SK_OK; }
+
+static void mask_ws_release(void *ws, void *user)
 {
-    /* every input through the buffers of the first (allocated once) */
-    sk_cx_planes *pk = &s->rows[0];
-    int rc = sk_cx_planes_read(s->sp, k, 0, s->H, pk, &s->ai[k]);
-    if (rc)
-        return rc;
-    *m = sk_artifact_apply_rows(am, k, 0, s->H, pk->weight, pk->flags);
-    s->sigma[k] = sk_cx_sigma_from_weight(&s->ai[k], s->W, SK_COADDX_MASK_DEFAULT);
-    rc = sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, pk->weight);
-    rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, pk->flags);
-    drop_rows(s);
+    sk_cx_planes_free(ws);
+}
+
+static int apply_masks(void *ws, long k0, long k1, void *user)
+{
+    const mask_job *job = user;
+    coaddx_state *s = job->s;
+    sk_cx_planes *pk = ws;
+    int rc = SK_OK;
+    for (long k = k0; !rc && k < k1; k++) {
+        sk_aligned_input view = s->ai[k];
+        rc = sk_cx_planes_read(s->sp, (int)k, 0, s->H, pk, &view);
+        if (rc)
+            break;
+        job->masked[k] = sk_artifact_apply_rows(job->am, (int)k, 0, s->H, pk->weight, pk->flags);
+        s->sigma[k] = sk_cx_sigma_from_weight(&view, s->W, SK_COADDX_MASK_DEFAULT);
+        rc = sk_cx_spill_put(s->sp, (int)k, SK_CX_WGT, 0, s->H, pk->weight);
+        rc = rc ? rc : sk_cx_spill_put(s->sp, (int)k, SK_CX_FLG, 0, s->H, pk->flags);
+    }
     return rc;
 }
 
@@ -445,20 +464,26 @@ static int mask_artifacts(coaddx_state *s)
     ao.psf_size = s->psf_size;
     ao.threads = s->p->threads;
     sk_artifact_masks *am = NULL;
-    int rc = sk_artifact_detect_spilled(s->ai, s->n, s->W, s->H, s->sp, s->sigma0, s->band_rows,
-                                        &ao, &am);
+    long *masked = calloc((size_t)s->n, sizeof(long));
+    int rc = masked ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+    rc = rc ? rc : sk_artifact_detect_spilled(s->ai, s->n, s->W, s->H, s->sp, s->sigma0,
+                                              s->band_rows, &ao, &am);
+    mask_job job = {s, am, masked};
+    const sk_scratch ws_ops = {sizeof(sk_cx_planes), mask_ws_init, mask_ws_release};
+    if (!rc)
+        rc = sk_parallel_for_scratch(s->n, 1, sk_cx_threads(s->p->threads), &ws_ops,
+                                     apply_masks, &job);
     for (int k = 0; !rc && k < s->n; k++) {
-        long m = 0;
-        rc = apply_mask(s, am, k, &m);
+        long m = masked[k];
         s->nrejected += m;
         char key[32];
         snprintf(key, sizeof key, "ARTPIX%d", k + 1);
-        rc = rc ? rc : sk_header_set_long(s->r->image->header, key, m, "pixels masked as artifacts");
+        rc = sk_header_set_long(s->r->image->header, key, m, "pixels masked as artifacts");
         if (!rc && m)
             sk_info("artifact masks: input %d: %ld footprint%s, %ld pixels", k + 1,
                     am->nfootprints[k], am->nfootprints[k] == 1 ? "" : "s", m);
     }
-    sk_cx_planes_free(&s->rows[0]);
+    free(masked);
     sk_artifact_masks_free(am);
     return rc;
 }

@@ -594,10 +594,10 @@ static int match_errors(art_ctx *c, sk_aligned_input *all)
     return status;
 }
 
-/* Band buffers of matched_residuals. */
+/* Band buffers of matched_residuals: the matched planes of a group of
+ * inputs, band rows each. */
 typedef struct match_bufs {
-    float **mref, **mw;      /* per target of a group: band rows */
-    float *res, *vn;         /* the residuals of one input (scratch file) */
+    float **mref, **mw;
     int *targets;
     int group;
 } match_bufs;
@@ -612,8 +612,6 @@ static void match_bufs_free(match_bufs *m)
     }
     free(m->mref);
     free(m->mw);
-    free(m->res);
-    free(m->vn);
     free(m->targets);
 }
 
@@ -624,9 +622,7 @@ static int match_bufs_init(match_bufs *m, int group, size_t nb)
     m->mref = calloc((size_t)group, sizeof *m->mref);
     m->mw = calloc((size_t)group, sizeof *m->mw);
     m->targets = malloc(sizeof(int) * (size_t)group);
-    m->res = malloc(sizeof(float) * nb);
-    m->vn = malloc(sizeof(float) * nb);
-    int ok = m->mref && m->mw && m->targets && m->res && m->vn;
+    int ok = m->mref && m->mw && m->targets;
     for (int i = 0; ok && i < group; i++) {
         m->mref[i] = malloc(sizeof(float) * nb);
         m->mw[i] = malloc(sizeof(float) * nb);
@@ -635,11 +631,72 @@ static int match_bufs_init(match_bufs *m, int group, size_t nb)
     return ok ? SK_OK : sk_error(SK_EIO, "artifacts: out of memory");
 }
 
+/* The residuals of a group of inputs over rows [y0, y1), the inputs on the
+ * threads, each thread with its own rows of an input and residual rows
+ * (with a scratch file). */
+typedef struct resid_job {
+    art_ctx *c;
+    const match_bufs *mb;
+    int g0;
+    long y0, y1;
+} resid_job;
+
+typedef struct resid_ws {
+    sk_cx_planes pl;
+    float *res, *vn;
+} resid_ws;
+
+static int resid_ws_init(void *ws, void *user)
+{
+    resid_ws *w = ws;
+    const resid_job *job = user;
+    if (!job->c->sp)
+        return SK_OK;
+    size_t nb = (size_t)(job->y1 - job->y0) * (size_t)job->c->width;
+    w->res = malloc(sizeof(float) * nb);
+    w->vn = malloc(sizeof(float) * nb);
+    return w->res && w->vn ? SK_OK : sk_error(SK_EIO, "artifacts: out of memory");
+}
+
+static void resid_ws_release(void *ws, void *user)
+{
+    resid_ws *w = ws;
+    sk_cx_planes_free(&w->pl);
+    free(w->res);
+    free(w->vn);
+}
+
+static int resid_inputs(void *ws, long i0, long i1, void *user)
+{
+    resid_ws *w = ws;
+    const resid_job *job = user;
+    art_ctx *c = job->c;
+    const long y0 = job->y0, y1 = job->y1;
+    size_t off = (size_t)y0 * (size_t)c->width;
+    int status = SK_OK;
+    for (long i = i0; !status && i < i1; i++) {
+        int j = job->g0 + (int)i;
+        const float *mref = job->mb->mref[i], *mw = job->mb->mw[i];
+        if (!c->sp) {
+            residual_rows(c, &c->in[j], y0, y1, mref, mw, c->res[j] + off, c->vn[j] + off);
+            continue;
+        }
+        sk_aligned_input view = c->in[j];
+        status = sk_cx_planes_read(c->sp, j, y0, y1 - y0, &w->pl, &view);
+        if (status)
+            break;
+        residual_rows(c, &view, y0, y1, mref, mw, w->res, w->vn);
+        status = sk_cx_spill_put(c->sp, j, SK_CX_RES, y0, y1 - y0, w->res);
+        status = status ? status : sk_cx_spill_put(c->sp, j, SK_CX_VN, y0, y1 - y0, w->vn);
+    }
+    return status;
+}
+
 /* Residual planes of every input against the reference matched to its
  * PSF, band by band of rows of tiles: the reference's tiles in-painted
  * and transformed once for a group of inputs (sk_psfmatch_rows_to_inputs),
  * then each input's rows of the band (from the scratch file, or in memory)
- * compared. The same planes as matching the reference to one input at a
+ * compared, the inputs on the threads. The same planes as matching the reference to one input at a
  * time over the whole grid. */
 static int matched_residuals(art_ctx *c, sk_aligned_input *all)
 {
@@ -659,11 +716,9 @@ static int matched_residuals(art_ctx *c, sk_aligned_input *all)
     match_bufs mb;
     int status = match_bufs_init(&mb, (int)group, (size_t)band * (size_t)width);
     status = status ? status : sk_psfmatch_new(all, c->n + 1, width, height, &t, &po, &pm);
-    sk_cx_planes pl;
-    memset(&pl, 0, sizeof pl);
+    const sk_scratch ws_ops = {sizeof(resid_ws), resid_ws_init, resid_ws_release};
     for (long y0 = 0; !status && y0 < height; y0 += band) {
         long y1 = y0 + band < height ? y0 + band : height;
-        size_t off = (size_t)y0 * (size_t)width;
         for (int g0 = 0; !status && g0 < c->n; g0 += (int)group) {
             int gn = c->n - g0 < (int)group ? c->n - g0 : (int)group;
             for (int i = 0; i < gn; i++)
@@ -671,24 +726,12 @@ static int matched_residuals(art_ctx *c, sk_aligned_input *all)
             status = sk_psfmatch_rows_to_inputs(pm, 0, mb.targets, gn, y0, y1, mb.mref, mb.mw);
             if (status)
                 sk_error_context("artifacts: matching the reference to the inputs");
-            for (int i = 0; !status && i < gn; i++) {
-                int j = g0 + i;
-                if (!c->sp) {
-                    residual_rows(c, &c->in[j], y0, y1, mb.mref[i], mb.mw[i], c->res[j] + off,
-                                  c->vn[j] + off);
-                    continue;
-                }
-                sk_aligned_input view = c->in[j];
-                status = sk_cx_planes_read(c->sp, j, y0, y1 - y0, &pl, &view);
-                if (status)
-                    break;
-                residual_rows(c, &view, y0, y1, mb.mref[i], mb.mw[i], mb.res, mb.vn);
-                status = sk_cx_spill_put(c->sp, j, SK_CX_RES, y0, y1 - y0, mb.res);
-                status = status ? status : sk_cx_spill_put(c->sp, j, SK_CX_VN, y0, y1 - y0, mb.vn);
-            }
+            resid_job job = {c, &mb, g0, y0, y1};
+            if (!status)
+                status = sk_parallel_for_scratch(gn, 1, sk_cx_threads(c->o.threads), &ws_ops,
+                                                 resid_inputs, &job);
         }
     }
-    sk_cx_planes_free(&pl);
     sk_psfmatch_free(pm);
     match_bufs_free(&mb);
     return status;
