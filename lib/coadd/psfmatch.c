@@ -393,6 +393,8 @@ typedef struct conv_ws {
     fftwf_complex *ss, *sv, *sm;    /* the source's spectra kept (several targets) */
     uint8_t *valid;
     uint16_t *ibits, *dil, *dtmp;
+    int clear;                      /* every pixel of the tile usable: the
+                                       mask and its convolution are 0 */
 } conv_ws;
 
 static void conv_ws_free(conv_ws *w)
@@ -530,12 +532,14 @@ static void copy_tile(const sk_psfmatch *pm, const conv_ws *w, const conv_tile_b
         }
 }
 
-/* The loaded tile in-painted and its science, variance and mask transformed
- * into (cs, cv, cm). */
-static int transform_tile(const sk_psfmatch *pm, conv_ws *w, fftwf_complex *cs,
+/* The loaded tile (nvalid usable pixels) in-painted and its science,
+ * variance and mask transformed into (cs, cv, cm); a mask of zeros only is
+ * not transformed (w->clear): its convolution is 0 exactly. */
+static int transform_tile(const sk_psfmatch *pm, conv_ws *w, long nvalid, fftwf_complex *cs,
                           fftwf_complex *cv, fftwf_complex *cm)
 {
     const long lx = pm->tile.lx, ly = pm->tile.ly;
+    w->clear = nvalid == lx * ly;
     float *const planes[2] = {w->rs, w->rv};
     int status = sk_cx_inpaint_planes(planes, 2, w->valid, lx, ly);
     if (status)
@@ -545,7 +549,8 @@ static int transform_tile(const sk_psfmatch *pm, conv_ws *w, fftwf_complex *cs,
         return sk_errstatus() ? sk_errstatus() : SK_EIO;
     fftwf_execute_dft_r2c(fwd, w->rs, cs);
     fftwf_execute_dft_r2c(fwd, w->rv, cv);
-    fftwf_execute_dft_r2c(fwd, w->rm, cm);
+    if (!w->clear)
+        fftwf_execute_dft_r2c(fwd, w->rm, cm);
     return SK_OK;
 }
 
@@ -598,11 +603,14 @@ static int convolve_tile(sk_psfmatch *pm, conv_ws *w, int j, int tgt, const conv
     spec_mul(w->cs, w->ck, nc, scale);
     kernel_spectrum(pm, w, fwd, 1, NULL); /* K^2 for the variance */
     spec_mul(w->cv, w->ck, nc, scale);
-    kernel_spectrum(pm, w, fwd, 2, &sabs); /* |K| for the mask */
-    spec_mul(w->cm, w->ck, nc, (float)(scale / sabs));
+    if (!w->clear) { /* |K| for the mask (w->rm holds its zeros otherwise) */
+        kernel_spectrum(pm, w, fwd, 2, &sabs);
+        spec_mul(w->cm, w->ck, nc, (float)(scale / sabs));
+    }
     fftwf_execute_dft_c2r(inv, w->cs, w->rs);
     fftwf_execute_dft_c2r(inv, w->cv, w->rv);
-    fftwf_execute_dft_c2r(inv, w->cm, w->rm);
+    if (!w->clear)
+        fftwf_execute_dft_c2r(inv, w->cm, w->rm);
     long ry0 = t->cy0 > out->y0 ? t->cy0 : out->y0, ry1 = t->cy1 < out->y1 ? t->cy1 : out->y1;
     /* Flags of the unusable pixels within the kernel's reach, for the
      * pixels left out (only when there are any). */
@@ -660,7 +668,7 @@ static int conv_tile(void *ws, long tx, long ty, void *user)
         copy_tile(pm, w, &t, &job->out);
         return SK_OK;
     }
-    int status = transform_tile(pm, w, w->cs, w->cv, w->cm);
+    int status = transform_tile(pm, w, nvalid, w->cs, w->cv, w->cm);
     return status ? status : convolve_tile(pm, w, j, pm->target_input, &t, &job->out);
 }
 
@@ -678,12 +686,13 @@ static int conv_tile_targets(void *ws, long tx, long ty, void *user)
             copy_tile(pm, w, &t, &job->outs[i]);
         return SK_OK;
     }
-    int status = transform_tile(pm, w, w->ss, w->sv, w->sm);
+    int status = transform_tile(pm, w, nvalid, w->ss, w->sv, w->sm);
     const size_t bytes = sizeof(fftwf_complex) * (size_t)(pm->tile.ly * (pm->tile.lx / 2 + 1));
     for (int i = 0; !status && i < job->ntargets; i++) {
         memcpy(w->cs, w->ss, bytes);
         memcpy(w->cv, w->sv, bytes);
-        memcpy(w->cm, w->sm, bytes);
+        if (!w->clear)
+            memcpy(w->cm, w->sm, bytes);
         status = convolve_tile(pm, w, j, job->targets[i], &t, &job->outs[i]);
     }
     return status;
