@@ -1261,44 +1261,67 @@ done:
     return status;
 }
 
+/* The inverse-variance mean of inputs held in a scratch file over one band
+ * of rows: every input's rows read on the threads (each into its own
+ * buffers), then the rows summed on the threads, each pixel's sums taken
+ * in input order (as mean_reference does). */
+typedef struct mref_job {
+    const sk_aligned_input *in;
+    int n;
+    long width, y0, nr;
+    sk_cx_spill *sp;
+    unsigned mask_flags;
+    sk_cx_planes *pl;
+    sk_aligned_input *view;
+    float *sci, *wgt;        /* the whole reference */
+} mref_job;
+
+static int mref_read(long j, void *user)
+{
+    mref_job *m = user;
+    m->view[j] = m->in[j];
+    return sk_cx_planes_read(m->sp, (int)j, m->y0, m->nr, &m->pl[j], &m->view[j]);
+}
+
+static int mref_rows(long r, void *user)
+{
+    mref_job *m = user;
+    const long width = m->width, y = m->y0 + r;
+    for (long x = 0; x < width; x++) {
+        double sv = 0.0, sw = 0.0;
+        size_t i = (size_t)r * (size_t)width + (size_t)x;
+        for (int j = 0; j < m->n; j++) {
+            if (!sk_cx_usable(&m->view[j], width, x, y, m->mask_flags))
+                continue;
+            sv += (double)m->view[j].weight[i] * m->view[j].sci[i];
+            sw += m->view[j].weight[i];
+        }
+        size_t o = (size_t)y * (size_t)width + (size_t)x;
+        m->sci[o] = sw > 0.0 ? (float)(sv / sw) : 0.0f;
+        m->wgt[o] = (float)sw;
+    }
+    return SK_OK;
+}
+
 /* The inverse-variance mean of the usable pixels of inputs held in a
- * scratch file, band_rows rows at a time, one input at a time (the sums
- * taken in input order, as mean_reference does). */
+ * scratch file, band_rows rows at a time (see mref_job). */
 static int mean_reference_spilled(const sk_aligned_input *in, int n, long width, long height,
                                   sk_cx_spill *sp, long band_rows, unsigned mask_flags,
-                                  float *sci, float *wgt)
+                                  int threads, float *sci, float *wgt)
 {
-    size_t nb = (size_t)band_rows * (size_t)width;
-    double *sv = malloc(sizeof(double) * nb), *sw = malloc(sizeof(double) * nb);
-    sk_cx_planes pl;
-    memset(&pl, 0, sizeof pl);
-    int status = sv && sw ? SK_OK : sk_error(SK_EIO, "artifacts: out of memory");
+    sk_cx_planes *pl = calloc((size_t)n, sizeof *pl);
+    sk_aligned_input *view = calloc((size_t)n, sizeof *view);
+    int status = pl && view ? SK_OK : sk_error(SK_EIO, "artifacts: out of memory");
     for (long y0 = 0; !status && y0 < height; y0 += band_rows) {
         long nr = y0 + band_rows < height ? band_rows : height - y0;
-        size_t np = (size_t)nr * (size_t)width;
-        memset(sv, 0, sizeof(double) * np);
-        memset(sw, 0, sizeof(double) * np);
-        for (int j = 0; !status && j < n; j++) {
-            sk_aligned_input view = in[j];
-            status = sk_cx_planes_read(sp, j, y0, nr, &pl, &view);
-            for (long y = y0; !status && y < y0 + nr; y++)
-                for (long x = 0; x < width; x++) {
-                    if (!sk_cx_usable(&view, width, x, y, mask_flags))
-                        continue;
-                    size_t i = (size_t)(y - y0) * (size_t)width + (size_t)x;
-                    sv[i] += (double)view.weight[i] * view.sci[i];
-                    sw[i] += view.weight[i];
-                }
-        }
-        for (size_t i = 0; !status && i < np; i++) {
-            size_t o = (size_t)y0 * (size_t)width + i;
-            sci[o] = sw[i] > 0.0 ? (float)(sv[i] / sw[i]) : 0.0f;
-            wgt[o] = (float)sw[i];
-        }
+        mref_job m = {in, n, width, y0, nr, sp, mask_flags, pl, view, sci, wgt};
+        status = sk_parallel_for_each(n, sk_cx_threads(threads), mref_read, &m);
+        status = status ? status : sk_parallel_for_each(nr, sk_cx_threads(threads), mref_rows, &m);
     }
-    sk_cx_planes_free(&pl);
-    free(sv);
-    free(sw);
+    for (int j = 0; pl && j < n; j++)
+        sk_cx_planes_free(&pl[j]);
+    free(pl);
+    free(view);
     return status;
 }
 
@@ -1331,7 +1354,8 @@ int sk_artifact_detect_spilled(const sk_aligned_input *in, int n, long width, lo
         omega[j] = sum > 0.0 ? omega[j] / sum : 0.0;
     mean_psf_ctx pc = {in, n, omega, NULL, 0, NULL, 0, 0};
     if (!status)
-        status = mean_reference_spilled(in, n, width, height, sp, band_rows, o.mask_flags, sci, wgt);
+        status = mean_reference_spilled(in, n, width, height, sp, band_rows, o.mask_flags,
+                                        o.threads, sci, wgt);
     if (!status)
         status = find_masks(in, n, width, height, sci, wgt, mean_psf, &pc, &o, sp, out);
     mean_psf_ctx_free(&pc);
