@@ -271,8 +271,8 @@ typedef struct coaddx_state {
     uint16_t **flg;
     long nrejected;
     sk_band band, band2;     /* loading: inputs read whole */
-    sk_image *rs;            /* loading: an input resampled onto the grid */
-    int32_t *rs_nimg;
+    sk_image *rs[2];         /* loading: inputs resampled onto the grid, */
+    int32_t *rs_nimg[2];     /* by turns (one stored while the next is made) */
 } coaddx_state;
 
 static const char *input_name(const sk_coadd_input *in)
@@ -308,18 +308,48 @@ static void input_meta(coaddx_state *s, int k)
     }
 }
 
-/* Every input resampled onto the grid, one at a time: its noise from the
- * weight noted, its planes written to the scratch file and freed. The PSF
- * stamp size (odd, at least 11) from the largest input PSF unless given. */
+/* Input k resampled onto the grid (planes img): its noise from the weight
+ * noted and its planes written to the scratch file; a task beside the
+ * resampling of the next input when there are threads. */
+typedef struct input_store {
+    coaddx_state *s;
+    int k;
+    const sk_image *img;
+} input_store;
+
+static int store_input(void *arg)
+{
+    const input_store *st = arg;
+    coaddx_state *s = st->s;
+    const int k = st->k;
+    sk_aligned_input whole = s->ai[k];
+    whole.sci = st->img->sci;
+    whole.weight = st->img->weight;
+    whole.flags = st->img->flags;
+    whole.row0 = 0;
+    whole.nrows = s->H;
+    s->sigma0[k] = s->sigma[k] = sk_cx_sigma_from_weight(&whole, s->W, SK_COADDX_MASK_DEFAULT);
+    int rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, st->img->sci);
+    rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, st->img->weight);
+    rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, st->img->flags);
+    return rc;
+}
+
+/* Every input resampled onto the grid, one at a time, and stored
+ * (store_input). With threads, input k + 1 is read into the other band
+ * while input k is resampled, and input k - 1 is stored meanwhile from
+ * the other planes (the same pixels: reading, resampling and storing are
+ * apart). The PSF stamp size (odd, at least 11) from the largest input PSF
+ * unless given. */
 static int load_inputs(coaddx_state *s)
 {
     s->psf_size = s->x->psf_size;
     int threads = s->p->threads > 0 ? s->p->threads : 1;
-    /* with threads, input k + 1 is read into the other band while input
-     * k is resampled (the same pixels: reading and resampling are apart) */
     sk_band *cur = &s->band, *other = threads > 1 ? &s->band2 : &s->band;
     input_read rd = {&s->in[0], s->r->info[0].flux_scale, &s->pl[0], cur, 0, 0};
     int rc = read_input(&rd);
+    sk_task *stored = NULL;
+    input_store st = {s, 0, NULL};
     for (int k = 0; !rc && k < s->n; k++) {
         input_read next = rd;
         sk_task *task = NULL;
@@ -328,24 +358,20 @@ static int load_inputs(coaddx_state *s)
             if (threads > 1)
                 rc = sk_task_start(threads, read_input, &next, &task);
         }
-        rc = rc ? rc : resample_input(&rd, s->grid, s->p, &s->rs, &s->rs_nimg);
+        int b = threads > 1 ? k & 1 : 0;
+        rc = rc ? rc : resample_input(&rd, s->grid, s->p, &s->rs[b], &s->rs_nimg[b]);
+        int trc = sk_task_join(stored); /* input k - 1, from the other planes */
+        stored = NULL;
+        rc = rc ? rc : trc;
         if (!rc) {
             input_meta(s, k);
-            sk_aligned_input whole = s->ai[k];
-            whole.sci = s->rs->sci;
-            whole.weight = s->rs->weight;
-            whole.flags = s->rs->flags;
-            whole.row0 = 0;
-            whole.nrows = s->H;
-            s->sigma0[k] = s->sigma[k] = sk_cx_sigma_from_weight(&whole, s->W, SK_COADDX_MASK_DEFAULT);
-            rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, s->rs->sci);
-            rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, s->rs->weight);
-            rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, s->rs->flags);
+            st = (input_store){s, k, s->rs[b]};
+            rc = sk_task_start(threads, store_input, &st, &stored);
         }
         if (!task && !rc && k + 1 < s->n) /* one thread: now, in the same band */
             rc = sk_task_start(threads, read_input, &next, &task);
         if (task) { /* joined also after a failure: it writes into the other band */
-            int trc = sk_task_join(task);
+            trc = sk_task_join(task);
             rc = rc ? rc : trc;
         }
         if (!rc)
@@ -355,12 +381,16 @@ static int load_inputs(coaddx_state *s)
         other = rd.b == cur ? other : cur;
         cur = rd.b;
     }
+    int trc = sk_task_join(stored);
+    rc = rc ? rc : trc;
     sk_band_free(&s->band);
     sk_band_free(&s->band2);
-    sk_image_free(s->rs);
-    free(s->rs_nimg);
-    s->rs = NULL;
-    s->rs_nimg = NULL;
+    for (int b = 0; b < 2; b++) {
+        sk_image_free(s->rs[b]);
+        free(s->rs_nimg[b]);
+        s->rs[b] = NULL;
+        s->rs_nimg[b] = NULL;
+    }
     if (rc)
         return rc;
     if (s->psf_size < 11)
@@ -810,8 +840,10 @@ static void state_free(coaddx_state *s)
     free(s->rows);
     sk_band_free(&s->band);
     sk_band_free(&s->band2);
-    sk_image_free(s->rs);
-    free(s->rs_nimg);
+    for (int b = 0; b < 2; b++) {
+        sk_image_free(s->rs[b]);
+        free(s->rs_nimg[b]);
+    }
     sk_cx_spill_free(s->sp);
     free(s->sigma0);
     free(s->sigma);
