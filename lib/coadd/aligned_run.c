@@ -148,62 +148,125 @@ typedef struct combine_acc {
 } combine_acc;
 
 /* Per-pixel combine of aligned planes with the coadd's combine method:
- * npix pixels of the planes into the output from pixel `off` on; the
- * VARCORR sums and the rejections are added to acc (the sums run in
- * pixel order, whatever the bands). */
+ * npix pixels of the planes into the output from pixel `off` on, rows of
+ * `width` pixels on the threads; each pixel's VARCORR term kept in vc[]
+ * and added in pixel order after (the sums run in pixel order, whatever
+ * the bands and threads); the rejections counted per row. */
+typedef struct combine_job {
+    const sk_coadd_params *p;
+    int n;
+    size_t off;
+    long npix, width;
+    float *const *val, *const *wgt;
+    uint16_t *const *flg;
+    const double *poisson, *varcorr;
+    sk_coadd_result *r;
+    double *vc;              /* npix: the VARCORR term, 0 where none */
+    long *vc_n, *nrej;       /* per row */
+} combine_job;
+
+typedef struct combine_ws {
+    sk_combine_in *ci;
+    double *scratch;
+} combine_ws;
+
+static int combine_ws_init(void *ws, void *user)
+{
+    combine_ws *w = ws;
+    const combine_job *job = user;
+    w->ci = malloc(sizeof(sk_combine_in) * (size_t)job->n);
+    w->scratch = malloc(sizeof(double) * 3 * (size_t)job->n);
+    return w->ci && w->scratch ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+}
+
+static void combine_ws_release(void *ws, void *user)
+{
+    combine_ws *w = ws;
+    free(w->ci);
+    free(w->scratch);
+}
+
+static int combine_rows(void *ws, long r0, long r1, void *user)
+{
+    combine_ws *w = ws;
+    const combine_job *job = user;
+    sk_combine_in *ci = w->ci;
+    sk_coadd_result *r = job->r;
+    for (long row = r0; row < r1; row++) {
+        long i1 = (row + 1) * job->width < job->npix ? (row + 1) * job->width : job->npix;
+        long vc_n = 0, nrej = 0;
+        for (long i = row * job->width; i < i1; i++) {
+            size_t io = job->off + (size_t)i;
+            int k = 0;
+            uint16_t orf = 0;
+            for (int j = 0; j < job->n; j++) {
+                orf |= job->flg[j][i];
+                float wj = job->wgt[j][i];
+                if (!(wj > 0.0f) || (job->flg[j][i] & SK_COADDX_MASK_DEFAULT))
+                    continue;
+                ci[k].value = job->val[j][i];
+                ci[k].var = 1.0f / wj;
+                ci[k].cweight = (float)(wj / job->varcorr[j]);
+                ci[k].poisson = (float)job->poisson[j];
+                k++;
+            }
+            sk_combine_out o;
+            sk_combine_pixel(&job->p->combine, ci, k, w->scratch, &o);
+            r->image->sci[io] = o.nused > 0 ? o.value : 0.0f;
+            r->image->weight[io] = o.nused > 0 ? o.weight : 0.0f;
+            uint16_t f = 0;
+            if (o.nused == 0)
+                f = orf ? orf : SK_FLAG_EDGE;
+            if (o.nrejected > 0 || (orf & SK_FLAG_REJECTED))
+                f |= SK_FLAG_REJECTED;
+            r->image->flags[io] = f;
+            r->nimg[io] = o.nused;
+            nrej += o.nrejected;
+            job->vc[i] = 0.0;
+            if (o.nused > 0 && o.weight > 0.0f && o.var_large > 0.0) {
+                job->vc[i] = o.var_large * o.weight;
+                vc_n++;
+            }
+        }
+        job->vc_n[row] = vc_n;
+        job->nrej[row] = nrej;
+    }
+    return SK_OK;
+}
+
+/* The combine of npix pixels (whole rows of the output) of the planes into
+ * the output from pixel `off` on; the VARCORR sums and the rejections are
+ * added to acc. */
 static int combine_planes(const sk_coadd_params *p, int n, size_t off, long npix,
                           float *const *val, float *const *wgt, uint16_t *const *flg,
                           const double *poisson, const double *varcorr, sk_coadd_result *r,
                           combine_acc *acc)
 {
-    sk_combine_in *ci = malloc(sizeof(sk_combine_in) * (size_t)n);
-    double *scratch = malloc(sizeof(double) * 3 * (size_t)n);
-    if (!ci || !scratch) {
-        free(ci);
-        free(scratch);
-        return sk_error(SK_EIO, "coadd: out of memory");
-    }
-    double vc_sum = acc->vc_sum;
-    long vc_n = acc->vc_n, nrej = acc->nrej;
-    for (long i = 0; i < npix; i++) {
-        size_t io = off + (size_t)i;
-        int k = 0;
-        uint16_t orf = 0;
-        for (int j = 0; j < n; j++) {
-            orf |= flg[j][i];
-            float w = wgt[j][i];
-            if (!(w > 0.0f) || (flg[j][i] & SK_COADDX_MASK_DEFAULT))
-                continue;
-            ci[k].value = val[j][i];
-            ci[k].var = 1.0f / w;
-            ci[k].cweight = (float)(w / varcorr[j]);
-            ci[k].poisson = (float)poisson[j];
-            k++;
+    long width = r->image->width, nrows = (npix + width - 1) / width;
+    combine_job job = {p, n, off, npix, width, val, wgt, flg, poisson, varcorr, r,
+                       malloc(sizeof(double) * (size_t)(npix > 0 ? npix : 1)),
+                       calloc((size_t)(nrows > 0 ? nrows : 1), sizeof(long)),
+                       calloc((size_t)(nrows > 0 ? nrows : 1), sizeof(long))};
+    int rc = job.vc && job.vc_n && job.nrej ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+    const sk_scratch ops = {sizeof(combine_ws), combine_ws_init, combine_ws_release};
+    if (!rc)
+        rc = sk_parallel_for_scratch(nrows, 1, sk_cx_threads(p->threads), &ops, combine_rows,
+                                     &job);
+    if (!rc) {
+        double vc_sum = acc->vc_sum;
+        for (long i = 0; i < npix; i++)
+            vc_sum += job.vc[i];
+        acc->vc_sum = vc_sum;
+        for (long row = 0; row < nrows; row++) {
+            acc->vc_n += job.vc_n[row];
+            acc->nrej += job.nrej[row];
         }
-        sk_combine_out o;
-        sk_combine_pixel(&p->combine, ci, k, scratch, &o);
-        r->image->sci[io] = o.nused > 0 ? o.value : 0.0f;
-        r->image->weight[io] = o.nused > 0 ? o.weight : 0.0f;
-        uint16_t f = 0;
-        if (o.nused == 0)
-            f = orf ? orf : SK_FLAG_EDGE;
-        if (o.nrejected > 0 || (orf & SK_FLAG_REJECTED))
-            f |= SK_FLAG_REJECTED;
-        r->image->flags[io] = f;
-        r->nimg[io] = o.nused;
-        nrej += o.nrejected;
-        if (o.nused > 0 && o.weight > 0.0f && o.var_large > 0.0) {
-            vc_sum += o.var_large * o.weight;
-            vc_n++;
-        }
+        r->varcorr = acc->vc_n ? acc->vc_sum / (double)acc->vc_n : 1.0;
     }
-    acc->vc_sum = vc_sum;
-    acc->vc_n = vc_n;
-    acc->nrej = nrej;
-    r->varcorr = vc_n ? vc_sum / (double)vc_n : 1.0;
-    free(ci);
-    free(scratch);
-    return SK_OK;
+    free(job.vc);
+    free(job.vc_n);
+    free(job.nrej);
+    return rc;
 }
 
 /* A PSF callback of the coadd (the proper coadd's P_R, the PSF-matched
