@@ -220,9 +220,11 @@ void sk_cx_planes_free(sk_cx_planes *p);
 /* sk_artifact_detect on inputs whose planes are in a scratch file (in[]
  * gives the PSFs and the rest, no rows), sigma[j] each input's noise as
  * sk_cx_sigma_from_weight finds it: the reference is made band_rows rows
- * at a time, the residuals are computed one input at a time and kept in
- * the scratch file. The masks are those of sk_artifact_detect. Memory:
- * about 60 bytes per output pixel per thread, whatever the number of inputs. */
+ * at a time (those rows of every input read at once), the residuals are
+ * computed band by band, the reference matched to a group of inputs at a
+ * time, and kept in the scratch file. The masks are those of
+ * sk_artifact_detect. Memory: about 60 bytes per output pixel per thread,
+ * whatever the number of inputs, and band_rows rows of every input. */
 struct sk_artifact_masks;
 struct sk_artifact_opts;
 int sk_artifact_detect_spilled(const sk_aligned_input *in, int n, long width, long height,

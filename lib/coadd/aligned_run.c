@@ -148,62 +148,125 @@ typedef struct combine_acc {
 } combine_acc;
 
 /* Per-pixel combine of aligned planes with the coadd's combine method:
- * npix pixels of the planes into the output from pixel `off` on; the
- * VARCORR sums and the rejections are added to acc (the sums run in
- * pixel order, whatever the bands). */
+ * npix pixels of the planes into the output from pixel `off` on, rows of
+ * `width` pixels on the threads; each pixel's VARCORR term kept in vc[]
+ * and added in pixel order after (the sums run in pixel order, whatever
+ * the bands and threads); the rejections counted per row. */
+typedef struct combine_job {
+    const sk_coadd_params *p;
+    int n;
+    size_t off;
+    long npix, width;
+    float *const *val, *const *wgt;
+    uint16_t *const *flg;
+    const double *poisson, *varcorr;
+    sk_coadd_result *r;
+    double *vc;              /* npix: the VARCORR term, 0 where none */
+    long *vc_n, *nrej;       /* per row */
+} combine_job;
+
+typedef struct combine_ws {
+    sk_combine_in *ci;
+    double *scratch;
+} combine_ws;
+
+static int combine_ws_init(void *ws, void *user)
+{
+    combine_ws *w = ws;
+    const combine_job *job = user;
+    w->ci = malloc(sizeof(sk_combine_in) * (size_t)job->n);
+    w->scratch = malloc(sizeof(double) * 3 * (size_t)job->n);
+    return w->ci && w->scratch ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+}
+
+static void combine_ws_release(void *ws, void *user)
+{
+    combine_ws *w = ws;
+    free(w->ci);
+    free(w->scratch);
+}
+
+static int combine_rows(void *ws, long r0, long r1, void *user)
+{
+    combine_ws *w = ws;
+    const combine_job *job = user;
+    sk_combine_in *ci = w->ci;
+    sk_coadd_result *r = job->r;
+    for (long row = r0; row < r1; row++) {
+        long i1 = (row + 1) * job->width < job->npix ? (row + 1) * job->width : job->npix;
+        long vc_n = 0, nrej = 0;
+        for (long i = row * job->width; i < i1; i++) {
+            size_t io = job->off + (size_t)i;
+            int k = 0;
+            uint16_t orf = 0;
+            for (int j = 0; j < job->n; j++) {
+                orf |= job->flg[j][i];
+                float wj = job->wgt[j][i];
+                if (!(wj > 0.0f) || (job->flg[j][i] & SK_COADDX_MASK_DEFAULT))
+                    continue;
+                ci[k].value = job->val[j][i];
+                ci[k].var = 1.0f / wj;
+                ci[k].cweight = (float)(wj / job->varcorr[j]);
+                ci[k].poisson = (float)job->poisson[j];
+                k++;
+            }
+            sk_combine_out o;
+            sk_combine_pixel(&job->p->combine, ci, k, w->scratch, &o);
+            r->image->sci[io] = o.nused > 0 ? o.value : 0.0f;
+            r->image->weight[io] = o.nused > 0 ? o.weight : 0.0f;
+            uint16_t f = 0;
+            if (o.nused == 0)
+                f = orf ? orf : SK_FLAG_EDGE;
+            if (o.nrejected > 0 || (orf & SK_FLAG_REJECTED))
+                f |= SK_FLAG_REJECTED;
+            r->image->flags[io] = f;
+            r->nimg[io] = o.nused;
+            nrej += o.nrejected;
+            job->vc[i] = 0.0;
+            if (o.nused > 0 && o.weight > 0.0f && o.var_large > 0.0) {
+                job->vc[i] = o.var_large * o.weight;
+                vc_n++;
+            }
+        }
+        job->vc_n[row] = vc_n;
+        job->nrej[row] = nrej;
+    }
+    return SK_OK;
+}
+
+/* The combine of npix pixels (whole rows of the output) of the planes into
+ * the output from pixel `off` on; the VARCORR sums and the rejections are
+ * added to acc. */
 static int combine_planes(const sk_coadd_params *p, int n, size_t off, long npix,
                           float *const *val, float *const *wgt, uint16_t *const *flg,
                           const double *poisson, const double *varcorr, sk_coadd_result *r,
                           combine_acc *acc)
 {
-    sk_combine_in *ci = malloc(sizeof(sk_combine_in) * (size_t)n);
-    double *scratch = malloc(sizeof(double) * 3 * (size_t)n);
-    if (!ci || !scratch) {
-        free(ci);
-        free(scratch);
-        return sk_error(SK_EIO, "coadd: out of memory");
-    }
-    double vc_sum = acc->vc_sum;
-    long vc_n = acc->vc_n, nrej = acc->nrej;
-    for (long i = 0; i < npix; i++) {
-        size_t io = off + (size_t)i;
-        int k = 0;
-        uint16_t orf = 0;
-        for (int j = 0; j < n; j++) {
-            orf |= flg[j][i];
-            float w = wgt[j][i];
-            if (!(w > 0.0f) || (flg[j][i] & SK_COADDX_MASK_DEFAULT))
-                continue;
-            ci[k].value = val[j][i];
-            ci[k].var = 1.0f / w;
-            ci[k].cweight = (float)(w / varcorr[j]);
-            ci[k].poisson = (float)poisson[j];
-            k++;
+    long width = r->image->width, nrows = (npix + width - 1) / width;
+    combine_job job = {p, n, off, npix, width, val, wgt, flg, poisson, varcorr, r,
+                       malloc(sizeof(double) * (size_t)(npix > 0 ? npix : 1)),
+                       calloc((size_t)(nrows > 0 ? nrows : 1), sizeof(long)),
+                       calloc((size_t)(nrows > 0 ? nrows : 1), sizeof(long))};
+    int rc = job.vc && job.vc_n && job.nrej ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+    const sk_scratch ops = {sizeof(combine_ws), combine_ws_init, combine_ws_release};
+    if (!rc)
+        rc = sk_parallel_for_scratch(nrows, 1, sk_cx_threads(p->threads), &ops, combine_rows,
+                                     &job);
+    if (!rc) {
+        double vc_sum = acc->vc_sum;
+        for (long i = 0; i < npix; i++)
+            vc_sum += job.vc[i];
+        acc->vc_sum = vc_sum;
+        for (long row = 0; row < nrows; row++) {
+            acc->vc_n += job.vc_n[row];
+            acc->nrej += job.nrej[row];
         }
-        sk_combine_out o;
-        sk_combine_pixel(&p->combine, ci, k, scratch, &o);
-        r->image->sci[io] = o.nused > 0 ? o.value : 0.0f;
-        r->image->weight[io] = o.nused > 0 ? o.weight : 0.0f;
-        uint16_t f = 0;
-        if (o.nused == 0)
-            f = orf ? orf : SK_FLAG_EDGE;
-        if (o.nrejected > 0 || (orf & SK_FLAG_REJECTED))
-            f |= SK_FLAG_REJECTED;
-        r->image->flags[io] = f;
-        r->nimg[io] = o.nused;
-        nrej += o.nrejected;
-        if (o.nused > 0 && o.weight > 0.0f && o.var_large > 0.0) {
-            vc_sum += o.var_large * o.weight;
-            vc_n++;
-        }
+        r->varcorr = acc->vc_n ? acc->vc_sum / (double)acc->vc_n : 1.0;
     }
-    acc->vc_sum = vc_sum;
-    acc->vc_n = vc_n;
-    acc->nrej = nrej;
-    r->varcorr = vc_n ? vc_sum / (double)vc_n : 1.0;
-    free(ci);
-    free(scratch);
-    return SK_OK;
+    free(job.vc);
+    free(job.vc_n);
+    free(job.nrej);
+    return rc;
 }
 
 /* A PSF callback of the coadd (the proper coadd's P_R, the PSF-matched
@@ -271,8 +334,8 @@ typedef struct coaddx_state {
     uint16_t **flg;
     long nrejected;
     sk_band band, band2;     /* loading: inputs read whole */
-    sk_image *rs;            /* loading: an input resampled onto the grid */
-    int32_t *rs_nimg;
+    sk_image *rs[2];         /* loading: inputs resampled onto the grid, */
+    int32_t *rs_nimg[2];     /* by turns (one stored while the next is made) */
 } coaddx_state;
 
 static const char *input_name(const sk_coadd_input *in)
@@ -308,18 +371,48 @@ static void input_meta(coaddx_state *s, int k)
     }
 }
 
-/* Every input resampled onto the grid, one at a time: its noise from the
- * weight noted, its planes written to the scratch file and freed. The PSF
- * stamp size (odd, at least 11) from the largest input PSF unless given. */
+/* Input k resampled onto the grid (planes img): its noise from the weight
+ * noted and its planes written to the scratch file; a task beside the
+ * resampling of the next input when there are threads. */
+typedef struct input_store {
+    coaddx_state *s;
+    int k;
+    const sk_image *img;
+} input_store;
+
+static int store_input(void *arg)
+{
+    const input_store *st = arg;
+    coaddx_state *s = st->s;
+    const int k = st->k;
+    sk_aligned_input whole = s->ai[k];
+    whole.sci = st->img->sci;
+    whole.weight = st->img->weight;
+    whole.flags = st->img->flags;
+    whole.row0 = 0;
+    whole.nrows = s->H;
+    s->sigma0[k] = s->sigma[k] = sk_cx_sigma_from_weight(&whole, s->W, SK_COADDX_MASK_DEFAULT);
+    int rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, st->img->sci);
+    rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, st->img->weight);
+    rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, st->img->flags);
+    return rc;
+}
+
+/* Every input resampled onto the grid, one at a time, and stored
+ * (store_input). With threads, input k + 1 is read into the other band
+ * while input k is resampled, and input k - 1 is stored meanwhile from
+ * the other planes (the same pixels: reading, resampling and storing are
+ * apart). The PSF stamp size (odd, at least 11) from the largest input PSF
+ * unless given. */
 static int load_inputs(coaddx_state *s)
 {
     s->psf_size = s->x->psf_size;
     int threads = s->p->threads > 0 ? s->p->threads : 1;
-    /* with threads, input k + 1 is read into the other band while input
-     * k is resampled (the same pixels: reading and resampling are apart) */
     sk_band *cur = &s->band, *other = threads > 1 ? &s->band2 : &s->band;
     input_read rd = {&s->in[0], s->r->info[0].flux_scale, &s->pl[0], cur, 0, 0};
     int rc = read_input(&rd);
+    sk_task *stored = NULL;
+    input_store st = {s, 0, NULL};
     for (int k = 0; !rc && k < s->n; k++) {
         input_read next = rd;
         sk_task *task = NULL;
@@ -328,24 +421,20 @@ static int load_inputs(coaddx_state *s)
             if (threads > 1)
                 rc = sk_task_start(threads, read_input, &next, &task);
         }
-        rc = rc ? rc : resample_input(&rd, s->grid, s->p, &s->rs, &s->rs_nimg);
+        int b = threads > 1 ? k & 1 : 0;
+        rc = rc ? rc : resample_input(&rd, s->grid, s->p, &s->rs[b], &s->rs_nimg[b]);
+        int trc = sk_task_join(stored); /* input k - 1, from the other planes */
+        stored = NULL;
+        rc = rc ? rc : trc;
         if (!rc) {
             input_meta(s, k);
-            sk_aligned_input whole = s->ai[k];
-            whole.sci = s->rs->sci;
-            whole.weight = s->rs->weight;
-            whole.flags = s->rs->flags;
-            whole.row0 = 0;
-            whole.nrows = s->H;
-            s->sigma0[k] = s->sigma[k] = sk_cx_sigma_from_weight(&whole, s->W, SK_COADDX_MASK_DEFAULT);
-            rc = sk_cx_spill_put(s->sp, k, SK_CX_SCI, 0, s->H, s->rs->sci);
-            rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, s->rs->weight);
-            rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, s->rs->flags);
+            st = (input_store){s, k, s->rs[b]};
+            rc = sk_task_start(threads, store_input, &st, &stored);
         }
         if (!task && !rc && k + 1 < s->n) /* one thread: now, in the same band */
             rc = sk_task_start(threads, read_input, &next, &task);
         if (task) { /* joined also after a failure: it writes into the other band */
-            int trc = sk_task_join(task);
+            trc = sk_task_join(task);
             rc = rc ? rc : trc;
         }
         if (!rc)
@@ -355,12 +444,16 @@ static int load_inputs(coaddx_state *s)
         other = rd.b == cur ? other : cur;
         cur = rd.b;
     }
+    int trc = sk_task_join(stored);
+    rc = rc ? rc : trc;
     sk_band_free(&s->band);
     sk_band_free(&s->band2);
-    sk_image_free(s->rs);
-    free(s->rs_nimg);
-    s->rs = NULL;
-    s->rs_nimg = NULL;
+    for (int b = 0; b < 2; b++) {
+        sk_image_free(s->rs[b]);
+        free(s->rs_nimg[b]);
+        s->rs[b] = NULL;
+        s->rs_nimg[b] = NULL;
+    }
     if (rc)
         return rc;
     if (s->psf_size < 11)
@@ -419,20 +512,39 @@ static int match_backgrounds(coaddx_state *s)
     return rc;
 }
 
-/* Input k's artifact mask applied to its planes in the scratch file, its
- * noise from the weight found again; the count of masked pixels. */
-static int apply_mask(coaddx_state *s, const sk_artifact_masks *am, int k, long *m)
+/* The artifact masks applied to the inputs' planes in the scratch file,
+ * the inputs on the threads (each thread with its own planes): input k's
+ * count of masked pixels into masked[k], its noise from the weight found
+ * again into s->sigma[k]. */
+typedef struct mask_job {
+    coaddx_state *s;
+    const sk_artifact_masks *am;
+    long *masked;
+} mask_job;
+
+static int mask_ws_init(void *ws, void *user) { return SK_OK; }
+
+static void mask_ws_release(void *ws, void *user)
 {
-    /* every input through the buffers of the first (allocated once) */
-    sk_cx_planes *pk = &s->rows[0];
-    int rc = sk_cx_planes_read(s->sp, k, 0, s->H, pk, &s->ai[k]);
-    if (rc)
-        return rc;
-    *m = sk_artifact_apply_rows(am, k, 0, s->H, pk->weight, pk->flags);
-    s->sigma[k] = sk_cx_sigma_from_weight(&s->ai[k], s->W, SK_COADDX_MASK_DEFAULT);
-    rc = sk_cx_spill_put(s->sp, k, SK_CX_WGT, 0, s->H, pk->weight);
-    rc = rc ? rc : sk_cx_spill_put(s->sp, k, SK_CX_FLG, 0, s->H, pk->flags);
-    drop_rows(s);
+    sk_cx_planes_free(ws);
+}
+
+static int apply_masks(void *ws, long k0, long k1, void *user)
+{
+    const mask_job *job = user;
+    coaddx_state *s = job->s;
+    sk_cx_planes *pk = ws;
+    int rc = SK_OK;
+    for (long k = k0; !rc && k < k1; k++) {
+        sk_aligned_input view = s->ai[k];
+        rc = sk_cx_planes_read(s->sp, (int)k, 0, s->H, pk, &view);
+        if (rc)
+            break;
+        job->masked[k] = sk_artifact_apply_rows(job->am, (int)k, 0, s->H, pk->weight, pk->flags);
+        s->sigma[k] = sk_cx_sigma_from_weight(&view, s->W, SK_COADDX_MASK_DEFAULT);
+        rc = sk_cx_spill_put(s->sp, (int)k, SK_CX_WGT, 0, s->H, pk->weight);
+        rc = rc ? rc : sk_cx_spill_put(s->sp, (int)k, SK_CX_FLG, 0, s->H, pk->flags);
+    }
     return rc;
 }
 
@@ -445,20 +557,26 @@ static int mask_artifacts(coaddx_state *s)
     ao.psf_size = s->psf_size;
     ao.threads = s->p->threads;
     sk_artifact_masks *am = NULL;
-    int rc = sk_artifact_detect_spilled(s->ai, s->n, s->W, s->H, s->sp, s->sigma0, s->band_rows,
-                                        &ao, &am);
+    long *masked = calloc((size_t)s->n, sizeof(long));
+    int rc = masked ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
+    rc = rc ? rc : sk_artifact_detect_spilled(s->ai, s->n, s->W, s->H, s->sp, s->sigma0,
+                                              s->band_rows, &ao, &am);
+    mask_job job = {s, am, masked};
+    const sk_scratch ws_ops = {sizeof(sk_cx_planes), mask_ws_init, mask_ws_release};
+    if (!rc)
+        rc = sk_parallel_for_scratch(s->n, 1, sk_cx_threads(s->p->threads), &ws_ops,
+                                     apply_masks, &job);
     for (int k = 0; !rc && k < s->n; k++) {
-        long m = 0;
-        rc = apply_mask(s, am, k, &m);
+        long m = masked[k];
         s->nrejected += m;
         char key[32];
         snprintf(key, sizeof key, "ARTPIX%d", k + 1);
-        rc = rc ? rc : sk_header_set_long(s->r->image->header, key, m, "pixels masked as artifacts");
+        rc = sk_header_set_long(s->r->image->header, key, m, "pixels masked as artifacts");
         if (!rc && m)
             sk_info("artifact masks: input %d: %ld footprint%s, %ld pixels", k + 1,
                     am->nfootprints[k], am->nfootprints[k] == 1 ? "" : "s", m);
     }
-    sk_cx_planes_free(&s->rows[0]);
+    free(masked);
     sk_artifact_masks_free(am);
     return rc;
 }
@@ -785,8 +903,10 @@ static void state_free(coaddx_state *s)
     free(s->rows);
     sk_band_free(&s->band);
     sk_band_free(&s->band2);
-    sk_image_free(s->rs);
-    free(s->rs_nimg);
+    for (int b = 0; b < 2; b++) {
+        sk_image_free(s->rs[b]);
+        free(s->rs_nimg[b]);
+    }
     sk_cx_spill_free(s->sp);
     free(s->sigma0);
     free(s->sigma);

@@ -509,47 +509,11 @@ static int art_inputs(void *w, long j0, long j1, void *user)
     return SK_OK;
 }
 
-/* Input j's residual res and its noise variance vn (see residual_planes),
- * mw scratch for the matched reference's weight (with ref_psf). */
-static int residual_plane(art_ctx *c, const sk_aligned_input *in, int j, sk_psf_stamp_fn ref_psf,
-                          void *ref_psf_ctx, float *res, float *vn, float *mw)
+/* Input j's residual res and its noise variance vn against the reference
+ * without its PSF: the plain difference (see residual_planes). */
+static void residual_plain(const art_ctx *c, const sk_aligned_input *in, float *res, float *vn)
 {
     const long width = c->width, height = c->height;
-    c->fmis[j] = c->o.mismatch;
-    if (ref_psf) {
-        sk_aligned_input pair[2];
-        memset(pair, 0, sizeof pair);
-        pair[0].sci = c->csci;
-        pair[0].weight = c->cwgt;
-        pair[0].nrows = height;
-        pair[0].psf = ref_psf;
-        pair[0].psf_ctx = ref_psf_ctx;
-        pair[0].flux_scale = 1.0;
-        pair[1] = *in;
-        sk_psf_target t;
-        memset(&t, 0, sizeof t);
-        t.kind = SK_TARGET_INPUT;
-        t.input = 1;
-        sk_psfmatch_opts po;
-        sk_psfmatch_opts_default(&po);
-        po.psf_size = c->o.psf_size;
-        po.threads = c->o.threads;
-        po.mask_flags = c->o.mask_flags;
-        po.regularization = c->o.match_regularization;
-        po.contamination = 0.5;
-        sk_psfmatch *pm = NULL;
-        int status = sk_psfmatch_new(pair, 2, width, height, &t, &po, &pm);
-        if (!status)
-            status = sk_psfmatch_rows(pm, 0, 0, height, res, mw, NULL);
-        if (!status)
-            c->fmis[j] += sk_psfmatch_match_error(pm, 0);
-        sk_psfmatch_free(pm);
-        if (status) {
-            sk_error_context("artifacts: matching the reference to input %d", j);
-            return status;
-        }
-    }
-    /* res holds the matched reference R_j for now */
     for (long y = 0; y < height; y++)
         for (long x = 0; x < width; x++) {
             size_t i = (size_t)y * (size_t)width + (size_t)x;
@@ -559,16 +523,218 @@ static int residual_plane(art_ctx *c, const sk_aligned_input *in, int j, sk_psf_
                 continue;
             }
             double wj = in->weight[i], wc = c->cwgt[i];
-            if (ref_psf && mw[i] > 0.0f) {
-                res[i] = in->sci[i] - res[i];
-                vn[i] = (float)(1.0 / wj + 1.0 / mw[i]);
+            double v = 1.0 / wj - 1.0 / wc;
+            res[i] = in->sci[i] - c->csci[i];
+            vn[i] = (float)(v > 0.25 / wj ? v : 0.25 / wj);
+        }
+}
+
+/* Residual rows [y0, y1) of input j against the reference matched to its
+ * PSF (mref, mw: the matched science and weight of those rows) into res
+ * and vn (rows from y0), `in` holding those rows; where the matched
+ * reference has no weight, the plain difference (see residual_planes). */
+static void residual_rows(const art_ctx *c, const sk_aligned_input *in, long y0, long y1,
+                          const float *mref, const float *mw, float *res, float *vn)
+{
+    const long width = c->width;
+    for (long y = y0; y < y1; y++)
+        for (long x = 0; x < width; x++) {
+            size_t i = (size_t)y * (size_t)width + (size_t)x;
+            size_t b = (size_t)(y - y0) * (size_t)width + (size_t)x;
+            if (!(c->cwgt[i] > 0.0f) || !sk_cx_usable(in, width, x, y, c->o.mask_flags)) {
+                res[b] = 0.0f;
+                vn[b] = 0.0f;
+                continue;
+            }
+            size_t ii = (size_t)(y - in->row0) * (size_t)width + (size_t)x;
+            double wj = in->weight[ii], wc = c->cwgt[i];
+            if (mw[b] > 0.0f) {
+                res[b] = in->sci[ii] - mref[b];
+                vn[b] = (float)(1.0 / wj + 1.0 / mw[b]);
             } else {
                 double v = 1.0 / wj - 1.0 / wc;
-                res[i] = in->sci[i] - c->csci[i];
-                vn[i] = (float)(v > 0.25 / wj ? v : 0.25 / wj);
+                res[b] = in->sci[ii] - c->csci[i];
+                vn[b] = (float)(v > 0.25 / wj ? v : 0.25 / wj);
             }
         }
-    return SK_OK;
+}
+
+/* The reference (input 0 of `all`, then the n inputs) matched to the PSFs
+ * of inputs: the options of the matching. */
+static void match_opts(const art_ctx *c, sk_psfmatch_opts *po)
+{
+    sk_psfmatch_opts_default(po);
+    po->psf_size = c->o.psf_size;
+    po->threads = c->o.threads;
+    po->mask_flags = c->o.mask_flags;
+    po->regularization = c->o.match_regularization;
+    po->contamination = 0.5;
+}
+
+/* The reference's match error to each input's PSF into fmis. */
+static int match_errors(art_ctx *c, sk_aligned_input *all)
+{
+    sk_psfmatch_opts po;
+    match_opts(c, &po);
+    sk_psf_target t;
+    memset(&t, 0, sizeof t);
+    t.kind = SK_TARGET_INPUT;
+    t.input = 1;
+    int status = SK_OK;
+    for (int j = 0; !status && j < c->n; j++) {
+        sk_aligned_input pair[2] = {all[0], all[1 + j]};
+        sk_psfmatch *pm = NULL;
+        status = sk_psfmatch_new(pair, 2, c->width, c->height, &t, &po, &pm);
+        if (!status)
+            c->fmis[j] = c->o.mismatch + sk_psfmatch_match_error(pm, 0);
+        sk_psfmatch_free(pm);
+        if (status)
+            sk_error_context("artifacts: matching the reference to input %d", j);
+    }
+    return status;
+}
+
+/* Band buffers of matched_residuals: the matched planes of a group of
+ * inputs, band rows each. */
+typedef struct match_bufs {
+    float **mref, **mw;
+    int *targets;
+    int group;
+} match_bufs;
+
+static void match_bufs_free(match_bufs *m)
+{
+    for (int i = 0; i < m->group; i++) {
+        if (m->mref)
+            free(m->mref[i]);
+        if (m->mw)
+            free(m->mw[i]);
+    }
+    free(m->mref);
+    free(m->mw);
+    free(m->targets);
+}
+
+static int match_bufs_init(match_bufs *m, int group, size_t nb)
+{
+    memset(m, 0, sizeof *m);
+    m->group = group;
+    m->mref = calloc((size_t)group, sizeof *m->mref);
+    m->mw = calloc((size_t)group, sizeof *m->mw);
+    m->targets = malloc(sizeof(int) * (size_t)group);
+    int ok = m->mref && m->mw && m->targets;
+    for (int i = 0; ok && i < group; i++) {
+        m->mref[i] = malloc(sizeof(float) * nb);
+        m->mw[i] = malloc(sizeof(float) * nb);
+        ok = m->mref[i] && m->mw[i];
+    }
+    return ok ? SK_OK : sk_error(SK_EIO, "artifacts: out of memory");
+}
+
+/* The residuals of a group of inputs over rows [y0, y1), the inputs on the
+ * threads, each thread with its own rows of an input and residual rows
+ * (with a scratch file). */
+typedef struct resid_job {
+    art_ctx *c;
+    const match_bufs *mb;
+    int g0;
+    long y0, y1;
+} resid_job;
+
+typedef struct resid_ws {
+    sk_cx_planes pl;
+    float *res, *vn;
+} resid_ws;
+
+static int resid_ws_init(void *ws, void *user)
+{
+    resid_ws *w = ws;
+    const resid_job *job = user;
+    if (!job->c->sp)
+        return SK_OK;
+    size_t nb = (size_t)(job->y1 - job->y0) * (size_t)job->c->width;
+    w->res = malloc(sizeof(float) * nb);
+    w->vn = malloc(sizeof(float) * nb);
+    return w->res && w->vn ? SK_OK : sk_error(SK_EIO, "artifacts: out of memory");
+}
+
+static void resid_ws_release(void *ws, void *user)
+{
+    resid_ws *w = ws;
+    sk_cx_planes_free(&w->pl);
+    free(w->res);
+    free(w->vn);
+}
+
+static int resid_inputs(void *ws, long i0, long i1, void *user)
+{
+    resid_ws *w = ws;
+    const resid_job *job = user;
+    art_ctx *c = job->c;
+    const long y0 = job->y0, y1 = job->y1;
+    size_t off = (size_t)y0 * (size_t)c->width;
+    int status = SK_OK;
+    for (long i = i0; !status && i < i1; i++) {
+        int j = job->g0 + (int)i;
+        const float *mref = job->mb->mref[i], *mw = job->mb->mw[i];
+        if (!c->sp) {
+            residual_rows(c, &c->in[j], y0, y1, mref, mw, c->res[j] + off, c->vn[j] + off);
+            continue;
+        }
+        sk_aligned_input view = c->in[j];
+        status = sk_cx_planes_read(c->sp, j, y0, y1 - y0, &w->pl, &view);
+        if (status)
+            break;
+        residual_rows(c, &view, y0, y1, mref, mw, w->res, w->vn);
+        status = sk_cx_spill_put(c->sp, j, SK_CX_RES, y0, y1 - y0, w->res);
+        status = status ? status : sk_cx_spill_put(c->sp, j, SK_CX_VN, y0, y1 - y0, w->vn);
+    }
+    return status;
+}
+
+/* Residual planes of every input against the reference matched to its
+ * PSF, band by band of rows of tiles: the reference's tiles in-painted
+ * and transformed once for a group of inputs (sk_psfmatch_rows_to_inputs),
+ * then each input's rows of the band (from the scratch file, or in memory)
+ * compared, the inputs on the threads. The same planes as matching the reference to one input at a
+ * time over the whole grid. */
+static int matched_residuals(art_ctx *c, sk_aligned_input *all)
+{
+    const long width = c->width, height = c->height;
+    sk_psfmatch_opts po;
+    match_opts(c, &po);
+    long tile = po.tile_px < height ? po.tile_px : height;
+    long band = 2 * tile < height ? 2 * tile : height;
+    /* the matched planes of a group: about 16 bytes per output pixel */
+    long group = 2 * height / band;
+    group = group < 1 ? 1 : group > c->n ? c->n : group;
+    sk_psf_target t;
+    memset(&t, 0, sizeof t);
+    t.kind = SK_TARGET_INPUT;
+    t.input = 1;
+    sk_psfmatch *pm = NULL;
+    match_bufs mb;
+    int status = match_bufs_init(&mb, (int)group, (size_t)band * (size_t)width);
+    status = status ? status : sk_psfmatch_new(all, c->n + 1, width, height, &t, &po, &pm);
+    const sk_scratch ws_ops = {sizeof(resid_ws), resid_ws_init, resid_ws_release};
+    for (long y0 = 0; !status && y0 < height; y0 += band) {
+        long y1 = y0 + band < height ? y0 + band : height;
+        for (int g0 = 0; !status && g0 < c->n; g0 += (int)group) {
+            int gn = c->n - g0 < (int)group ? c->n - g0 : (int)group;
+            for (int i = 0; i < gn; i++)
+                mb.targets[i] = 1 + g0 + i;
+            status = sk_psfmatch_rows_to_inputs(pm, 0, mb.targets, gn, y0, y1, mb.mref, mb.mw);
+            if (status)
+                sk_error_context("artifacts: matching the reference to the inputs");
+            resid_job job = {c, &mb, g0, y0, y1};
+            if (!status)
+                status = sk_parallel_for_scratch(gn, 1, sk_cx_threads(c->o.threads), &ws_ops,
+                                                 resid_inputs, &job);
+        }
+    }
+    sk_psfmatch_free(pm);
+    match_bufs_free(&mb);
+    return status;
 }
 
 /* Residual planes of every input against the reference. With the
@@ -579,32 +745,48 @@ static int residual_plane(art_ctx *c, const sk_aligned_input *in, int j, sk_psf_
  * as sharp as it is) while seeing differences cancel around sources.
  * Pixels the matched reference does not reach (more than half of the
  * kernel's weight on the image's or the reference's missing pixels) fall
- * back to the plain difference. With a scratch file each input is read
+ * back to the plain difference (matched_residuals). Without it, the plain
+ * difference everywhere; with a scratch file each input is then read
  * from it whole, one at a time, and its residual planes written to it. */
 static int residual_planes(art_ctx *c, sk_psf_stamp_fn ref_psf, void *ref_psf_ctx)
 {
+    if (ref_psf) {
+        sk_aligned_input *all = calloc((size_t)c->n + 1, sizeof *all);
+        if (!all)
+            return sk_error(SK_EIO, "artifacts: out of memory");
+        all[0].sci = c->csci;
+        all[0].weight = c->cwgt;
+        all[0].nrows = c->height;
+        all[0].psf = ref_psf;
+        all[0].psf_ctx = ref_psf_ctx;
+        all[0].flux_scale = 1.0;
+        for (int j = 0; j < c->n; j++)
+            all[1 + j] = c->in[j];
+        int status = match_errors(c, all);
+        status = status ? status : matched_residuals(c, all);
+        free(all);
+        return status;
+    }
     const size_t npix = (size_t)c->width * (size_t)c->height;
-    float *mw = ref_psf ? malloc(sizeof(float) * npix) : NULL;
     float *res = c->sp ? malloc(sizeof(float) * npix) : NULL;
     float *vn = c->sp ? malloc(sizeof(float) * npix) : NULL;
-    int status = (ref_psf && !mw) || (c->sp && (!res || !vn))
-                     ? sk_error(SK_EIO, "artifacts: out of memory")
-                     : SK_OK;
+    int status = c->sp && (!res || !vn) ? sk_error(SK_EIO, "artifacts: out of memory") : SK_OK;
     sk_cx_planes pl;
     memset(&pl, 0, sizeof pl);
     for (int j = 0; !status && j < c->n; j++) {
+        c->fmis[j] = c->o.mismatch;
         if (!c->sp) {
-            status = residual_plane(c, &c->in[j], j, ref_psf, ref_psf_ctx, c->res[j], c->vn[j], mw);
+            residual_plain(c, &c->in[j], c->res[j], c->vn[j]);
             continue;
         }
         sk_aligned_input view = c->in[j];
         status = sk_cx_planes_read(c->sp, j, 0, c->height, &pl, &view);
-        status = status ? status : residual_plane(c, &view, j, ref_psf, ref_psf_ctx, res, vn, mw);
+        if (!status)
+            residual_plain(c, &view, res, vn);
         status = status ? status : sk_cx_spill_put(c->sp, j, SK_CX_RES, 0, c->height, res);
         status = status ? status : sk_cx_spill_put(c->sp, j, SK_CX_VN, 0, c->height, vn);
     }
     sk_cx_planes_free(&pl);
-    free(mw);
     free(res);
     free(vn);
     return status;
@@ -1079,44 +1261,67 @@ done:
     return status;
 }
 
+/* The inverse-variance mean of inputs held in a scratch file over one band
+ * of rows: every input's rows read on the threads (each into its own
+ * buffers), then the rows summed on the threads, each pixel's sums taken
+ * in input order (as mean_reference does). */
+typedef struct mref_job {
+    const sk_aligned_input *in;
+    int n;
+    long width, y0, nr;
+    sk_cx_spill *sp;
+    unsigned mask_flags;
+    sk_cx_planes *pl;
+    sk_aligned_input *view;
+    float *sci, *wgt;        /* the whole reference */
+} mref_job;
+
+static int mref_read(long j, void *user)
+{
+    mref_job *m = user;
+    m->view[j] = m->in[j];
+    return sk_cx_planes_read(m->sp, (int)j, m->y0, m->nr, &m->pl[j], &m->view[j]);
+}
+
+static int mref_rows(long r, void *user)
+{
+    mref_job *m = user;
+    const long width = m->width, y = m->y0 + r;
+    for (long x = 0; x < width; x++) {
+        double sv = 0.0, sw = 0.0;
+        size_t i = (size_t)r * (size_t)width + (size_t)x;
+        for (int j = 0; j < m->n; j++) {
+            if (!sk_cx_usable(&m->view[j], width, x, y, m->mask_flags))
+                continue;
+            sv += (double)m->view[j].weight[i] * m->view[j].sci[i];
+            sw += m->view[j].weight[i];
+        }
+        size_t o = (size_t)y * (size_t)width + (size_t)x;
+        m->sci[o] = sw > 0.0 ? (float)(sv / sw) : 0.0f;
+        m->wgt[o] = (float)sw;
+    }
+    return SK_OK;
+}
+
 /* The inverse-variance mean of the usable pixels of inputs held in a
- * scratch file, band_rows rows at a time, one input at a time (the sums
- * taken in input order, as mean_reference does). */
+ * scratch file, band_rows rows at a time (see mref_job). */
 static int mean_reference_spilled(const sk_aligned_input *in, int n, long width, long height,
                                   sk_cx_spill *sp, long band_rows, unsigned mask_flags,
-                                  float *sci, float *wgt)
+                                  int threads, float *sci, float *wgt)
 {
-    size_t nb = (size_t)band_rows * (size_t)width;
-    double *sv = malloc(sizeof(double) * nb), *sw = malloc(sizeof(double) * nb);
-    sk_cx_planes pl;
-    memset(&pl, 0, sizeof pl);
-    int status = sv && sw ? SK_OK : sk_error(SK_EIO, "artifacts: out of memory");
+    sk_cx_planes *pl = calloc((size_t)n, sizeof *pl);
+    sk_aligned_input *view = calloc((size_t)n, sizeof *view);
+    int status = pl && view ? SK_OK : sk_error(SK_EIO, "artifacts: out of memory");
     for (long y0 = 0; !status && y0 < height; y0 += band_rows) {
         long nr = y0 + band_rows < height ? band_rows : height - y0;
-        size_t np = (size_t)nr * (size_t)width;
-        memset(sv, 0, sizeof(double) * np);
-        memset(sw, 0, sizeof(double) * np);
-        for (int j = 0; !status && j < n; j++) {
-            sk_aligned_input view = in[j];
-            status = sk_cx_planes_read(sp, j, y0, nr, &pl, &view);
-            for (long y = y0; !status && y < y0 + nr; y++)
-                for (long x = 0; x < width; x++) {
-                    if (!sk_cx_usable(&view, width, x, y, mask_flags))
-                        continue;
-                    size_t i = (size_t)(y - y0) * (size_t)width + (size_t)x;
-                    sv[i] += (double)view.weight[i] * view.sci[i];
-                    sw[i] += view.weight[i];
-                }
-        }
-        for (size_t i = 0; !status && i < np; i++) {
-            size_t o = (size_t)y0 * (size_t)width + i;
-            sci[o] = sw[i] > 0.0 ? (float)(sv[i] / sw[i]) : 0.0f;
-            wgt[o] = (float)sw[i];
-        }
+        mref_job m = {in, n, width, y0, nr, sp, mask_flags, pl, view, sci, wgt};
+        status = sk_parallel_for_each(n, sk_cx_threads(threads), mref_read, &m);
+        status = status ? status : sk_parallel_for_each(nr, sk_cx_threads(threads), mref_rows, &m);
     }
-    sk_cx_planes_free(&pl);
-    free(sv);
-    free(sw);
+    for (int j = 0; pl && j < n; j++)
+        sk_cx_planes_free(&pl[j]);
+    free(pl);
+    free(view);
     return status;
 }
 
@@ -1149,7 +1354,8 @@ int sk_artifact_detect_spilled(const sk_aligned_input *in, int n, long width, lo
         omega[j] = sum > 0.0 ? omega[j] / sum : 0.0;
     mean_psf_ctx pc = {in, n, omega, NULL, 0, NULL, 0, 0};
     if (!status)
-        status = mean_reference_spilled(in, n, width, height, sp, band_rows, o.mask_flags, sci, wgt);
+        status = mean_reference_spilled(in, n, width, height, sp, band_rows, o.mask_flags,
+                                        o.threads, sci, wgt);
     if (!status)
         status = find_masks(in, n, width, height, sci, wgt, mean_psf, &pc, &o, sp, out);
     mean_psf_ctx_free(&pc);

@@ -165,6 +165,14 @@ void sk_psfmatch_rows_needed(const sk_psfmatch *pm, long y0, long y1, long *need
 int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float *weight,
                      uint16_t *flags);
 
+/* Input j convolved to the PSF of each input targets[i] (none of them j)
+ * into sci[i] and weight[i], output rows [y0, y1): bit for bit what
+ * sk_psfmatch_rows would give with targets[i] as the target input (no
+ * flags), the in-painting and the transforms of j's tiles made once for
+ * all the targets. */
+int sk_psfmatch_rows_to_inputs(sk_psfmatch *pm, int j, const int *targets, int ntargets,
+                               long y0, long y1, float *const *sci, float *const *weight);
+
 /* Point input j at other planes holding rows [row0, row0+nrows) (see
  * sk_zogy_set_rows). */
 int sk_psfmatch_set_rows(sk_psfmatch *pm, int j, const float *sci, const float *weight,

@@ -54,12 +54,12 @@ void sk_psfmatch_opts_default(sk_psfmatch_opts *o)
     o->contamination = 1e-3;
 }
 
-/* The target PSF at (x, y) on a size x size stamp (size = psf_size). */
-static int target_stamp(sk_psfmatch *pm, double x, double y, long size, float *stamp)
+/* The target PSF at (x, y) on a size x size stamp (size = psf_size): input
+ * tgt's PSF when tgt >= 0, else the analytic target. */
+static int target_stamp(sk_psfmatch *pm, int tgt, double x, double y, long size, float *stamp)
 {
-    if (pm->target_input >= 0)
-        return sk_cx_psf_stamp_locked(&pm->psf_lock, &pm->in[pm->target_input], pm->target_input,
-                                      x, y, size, stamp);
+    if (tgt >= 0)
+        return sk_cx_psf_stamp_locked(&pm->psf_lock, &pm->in[tgt], tgt, x, y, size, stamp);
     sk_sim_psf p;
     memset(&p, 0, sizeof p);
     p.model = pm->target.kind == SK_TARGET_GAUSSIAN ? SK_SIM_GAUSSIAN : SK_SIM_MOFFAT;
@@ -181,7 +181,7 @@ int sk_psfmatch_new(const sk_aligned_input *in, int n, long width, long height,
         }
         pm->target_fwhm = best;
     } else {
-        status = target_stamp(pm, xc, yc, ps, st);
+        status = target_stamp(pm, -1, xc, yc, ps, st);
         if (status) {
             free(st);
             sk_psfmatch_free(pm);
@@ -231,7 +231,7 @@ int sk_psfmatch_target_psf(sk_psfmatch *pm, double x_px, double y_px, long size,
 {
     if (size < 1 || size % 2 == 0)
         return sk_error(SK_EINPUT, "psfmatch: PSF stamp size %ld must be odd", size);
-    return target_stamp(pm, x_px, y_px, size, stamp);
+    return target_stamp(pm, pm->target_input, x_px, y_px, size, stamp);
 }
 
 /* ---- kernels ----------------------------------------------------------- */
@@ -268,8 +268,10 @@ static int kernel_ws_init(kernel_ws *k, const sk_psfmatch *pm)
     return SK_OK;
 }
 
-/* The kernel of input j at (x, y): ks x ks values, ks = 2 rk + 1, centred. */
-static int make_kernel(sk_psfmatch *pm, kernel_ws *k, int j, double x, double y, float *kern)
+/* The kernel from input j to the PSF of input tgt (tgt < 0: the analytic
+ * target) at (x, y): ks x ks values, ks = 2 rk + 1, centred. */
+static int make_kernel(sk_psfmatch *pm, kernel_ws *k, int j, int tgt, double x, double y,
+                       float *kern)
 {
     long ps = pm->o.psf_size, g = pm->tile.g, gh = g / 2 + 1, rk = pm->rk, ks = 2 * rk + 1;
     fftwf_plan fwd = sk_fft_plan_r2c((int)g, (int)g), inv = sk_fft_plan_c2r((int)g, (int)g);
@@ -277,7 +279,7 @@ static int make_kernel(sk_psfmatch *pm, kernel_ws *k, int j, double x, double y,
         return sk_errstatus() ? sk_errstatus() : SK_EIO;
     int status = sk_cx_psf_stamp_locked(&pm->psf_lock, &pm->in[j], j, x, y, ps, k->pj);
     if (!status)
-        status = target_stamp(pm, x, y, ps, k->pt);
+        status = target_stamp(pm, tgt, x, y, ps, k->pt);
     if (status)
         return status;
     sk_cx_embed(k->pj, ps, k->gr, g, g);
@@ -332,8 +334,8 @@ double sk_psfmatch_varcorr(sk_psfmatch *pm, int j)
         return 0.0;
     }
     double s2 = 0.0;
-    if (!make_kernel(pm, &k, j, 0.5 * (double)(pm->width - 1), 0.5 * (double)(pm->height - 1),
-                     kern))
+    if (!make_kernel(pm, &k, j, pm->target_input, 0.5 * (double)(pm->width - 1),
+                     0.5 * (double)(pm->height - 1), kern))
         for (long i = 0; i < ks * ks; i++)
             s2 += (double)kern[i] * kern[i];
     kernel_ws_free(&k);
@@ -353,8 +355,8 @@ double sk_psfmatch_match_error(sk_psfmatch *pm, int j)
         return 1.0;
     }
     double err = 1.0;
-    if (!make_kernel(pm, &k, j, 0.5 * (double)(pm->width - 1), 0.5 * (double)(pm->height - 1),
-                     kern)) {
+    if (!make_kernel(pm, &k, j, pm->target_input, 0.5 * (double)(pm->width - 1),
+                     0.5 * (double)(pm->height - 1), kern)) {
         /* k.pj, k.pt hold the input's and the target's stamps */
         double emax = 0.0, tmax = 0.0;
         for (long y = 0; y < ps; y++)
@@ -388,8 +390,11 @@ typedef struct conv_ws {
     float *kern;
     float *rs, *rv, *rm, *rk;       /* ly x lx real */
     fftwf_complex *cs, *cv, *cm, *ck;
+    fftwf_complex *ss, *sv, *sm;    /* the source's spectra kept (several targets) */
     uint8_t *valid;
     uint16_t *ibits, *dil, *dtmp;
+    int clear;                      /* every pixel of the tile usable: the
+                                       mask and its convolution are 0 */
 } conv_ws;
 
 static void conv_ws_free(conv_ws *w)
@@ -404,6 +409,9 @@ static void conv_ws_free(conv_ws *w)
     fftwf_free(w->cv);
     fftwf_free(w->cm);
     fftwf_free(w->ck);
+    fftwf_free(w->ss);
+    fftwf_free(w->sv);
+    fftwf_free(w->sm);
     free(w->valid);
     free(w->ibits);
     free(w->dil);
@@ -411,7 +419,8 @@ static void conv_ws_free(conv_ws *w)
     memset(w, 0, sizeof *w);
 }
 
-static int conv_ws_init(conv_ws *w, const sk_psfmatch *pm)
+/* A thread's tile buffers; with `keep`, room for the source's spectra. */
+static int conv_ws_init(conv_ws *w, const sk_psfmatch *pm, int keep)
 {
     memset(w, 0, sizeof *w);
     int status = kernel_ws_init(&w->k, pm);
@@ -429,12 +438,18 @@ static int conv_ws_init(conv_ws *w, const sk_psfmatch *pm)
     w->cv = fftwf_alloc_complex(nc);
     w->cm = fftwf_alloc_complex(nc);
     w->ck = fftwf_alloc_complex(nc);
+    if (keep) {
+        w->ss = fftwf_alloc_complex(nc);
+        w->sv = fftwf_alloc_complex(nc);
+        w->sm = fftwf_alloc_complex(nc);
+    }
     w->valid = malloc(nb);
     w->ibits = malloc(sizeof(uint16_t) * nb);
     w->dil = malloc(sizeof(uint16_t) * nb);
     w->dtmp = malloc(sizeof(uint16_t) * nb);
     if (!w->kern || !w->rs || !w->rv || !w->rm || !w->rk || !w->cs || !w->cv || !w->cm ||
-        !w->ck || !w->valid || !w->ibits || !w->dil || !w->dtmp) {
+        !w->ck || !w->valid || !w->ibits || !w->dil || !w->dtmp ||
+        (keep && (!w->ss || !w->sv || !w->sm))) {
         conv_ws_free(w);
         return sk_error(SK_EIO, "psfmatch: out of memory for a %ld x %ld tile", lx, ly);
     }
@@ -451,36 +466,30 @@ static void spec_mul(fftwf_complex *a, const fftwf_complex *b, long n, float sca
     }
 }
 
-/* The tiles of one input, made for output rows [out.y0, out.y1). */
-typedef struct conv_job {
-    sk_psfmatch *pm;
-    int j;           /* the input */
-    sk_cx_band out;
-} conv_job;
+/* One tile: its core [cx0, cx1) x [cy0, cy1) and buffer origin (bx0, by0). */
+typedef struct conv_tile_box {
+    long cx0, cy0, cx1, cy1, bx0, by0;
+} conv_tile_box;
 
-static int conv_tile(void *ws, long tx, long ty, void *user)
+static void tile_box(const sk_psfmatch *pm, long tx, long ty, conv_tile_box *b)
 {
-    conv_job *job = user;
-    sk_psfmatch *pm = job->pm;
-    conv_ws *w = ws;
-    const sk_cx_band *out = &job->out;
-    const long lx = pm->tile.lx, ly = pm->tile.ly, width = pm->width, m = pm->tile.margin;
-    long cx0, cy0, cx1, cy1;
-    sk_cx_tiling_core(&pm->tile, tx, ty, &cx0, &cy0, &cx1, &cy1);
-    const long bx0 = cx0 - m, by0 = cy0 - m;
-    const long nb = lx * ly, nc = ly * (lx / 2 + 1), rk = pm->rk, ks = 2 * rk + 1;
-    const unsigned mask = pm->o.mask_flags;
-    const int j = job->j;
-    const sk_aligned_input *in = &pm->in[j];
-    const int identity = j == pm->target_input;
-    int status;
+    sk_cx_tiling_core(&pm->tile, tx, ty, &b->cx0, &b->cy0, &b->cx1, &b->cy1);
+    b->bx0 = b->cx0 - pm->tile.margin;
+    b->by0 = b->cy0 - pm->tile.margin;
+}
 
-    /* Load science, variance, mask and the flag bits of unusable pixels. */
+/* Science, variance, mask and the flag bits of unusable pixels of input
+ * `in` over the tile's buffer; the count of usable pixels. */
+static long load_tile(const sk_psfmatch *pm, conv_ws *w, const sk_aligned_input *in,
+                      const conv_tile_box *t)
+{
+    const long lx = pm->tile.lx, ly = pm->tile.ly, width = pm->width;
+    const unsigned mask = pm->o.mask_flags;
     long nvalid = 0;
     for (long by = 0; by < ly; by++) {
-        long gy = by0 + by;
+        long gy = t->by0 + by;
         for (long bx = 0; bx < lx; bx++) {
-            long gx = bx0 + bx;
+            long gx = t->bx0 + bx;
             size_t b = (size_t)(by * lx + bx);
             int inside = gy >= 0 && gy < pm->height && gx >= 0 && gx < width;
             int ok = inside && sk_cx_usable(in, width, gx, gy, mask);
@@ -502,91 +511,122 @@ static int conv_tile(void *ws, long tx, long ty, void *user)
             }
         }
     }
-    /* Rows of the core inside the requested band. */
-    long ry0 = cy0 > out->y0 ? cy0 : out->y0, ry1 = cy1 < out->y1 ? cy1 : out->y1;
-    if (nvalid == 0) {
-        for (long gy = ry0; gy < ry1; gy++)
-            for (long gx = cx0; gx < cx1; gx++) {
-                size_t o = (size_t)(gy - out->y0) * (size_t)width + (size_t)gx;
-                size_t b = (size_t)((gy - by0) * lx + gx - bx0);
-                out->sci[o] = 0.0f;
-                out->weight[o] = 0.0f;
-                if (out->flags)
-                    out->flags[o] = w->ibits[b];
-            }
-        return SK_OK;
-    }
-    if (identity) {
-        for (long gy = ry0; gy < ry1; gy++)
-            for (long gx = cx0; gx < cx1; gx++) {
-                size_t o = (size_t)(gy - out->y0) * (size_t)width + (size_t)gx;
-                size_t b = (size_t)((gy - by0) * lx + gx - bx0);
-                out->sci[o] = w->valid[b] ? w->rs[b] : 0.0f;
-                out->weight[o] = w->valid[b] ? 1.0f / w->rv[b] : 0.0f;
-                if (out->flags)
-                    out->flags[o] = w->ibits[b];
-            }
-        return SK_OK;
-    }
+    return nvalid;
+}
+
+/* The core's rows in `out` as loaded, unconvolved (the target input, or a
+ * tile without a usable pixel). */
+static void copy_tile(const sk_psfmatch *pm, const conv_ws *w, const conv_tile_box *t,
+                      const sk_cx_band *out)
+{
+    const long lx = pm->tile.lx, width = pm->width;
+    long ry0 = t->cy0 > out->y0 ? t->cy0 : out->y0, ry1 = t->cy1 < out->y1 ? t->cy1 : out->y1;
+    for (long gy = ry0; gy < ry1; gy++)
+        for (long gx = t->cx0; gx < t->cx1; gx++) {
+            size_t o = (size_t)(gy - out->y0) * (size_t)width + (size_t)gx;
+            size_t b = (size_t)((gy - t->by0) * lx + gx - t->bx0);
+            out->sci[o] = w->valid[b] ? w->rs[b] : 0.0f;
+            out->weight[o] = w->valid[b] ? 1.0f / w->rv[b] : 0.0f;
+            if (out->flags)
+                out->flags[o] = w->ibits[b];
+        }
+}
+
+/* The loaded tile (nvalid usable pixels) in-painted and its science,
+ * variance and mask transformed into (cs, cv, cm); a mask of zeros only is
+ * not transformed (w->clear): its convolution is 0 exactly. */
+static int transform_tile(const sk_psfmatch *pm, conv_ws *w, long nvalid, fftwf_complex *cs,
+                          fftwf_complex *cv, fftwf_complex *cm)
+{
+    const long lx = pm->tile.lx, ly = pm->tile.ly;
+    w->clear = nvalid == lx * ly;
     float *const planes[2] = {w->rs, w->rv};
-    if ((status = sk_cx_inpaint_planes(planes, 2, w->valid, lx, ly)))
+    int status = sk_cx_inpaint_planes(planes, 2, w->valid, lx, ly);
+    if (status)
         return status;
-    double xc = 0.5 * (double)(cx0 + cx1 - 1), yc = 0.5 * (double)(cy0 + cy1 - 1);
-    if ((status = make_kernel(pm, &w->k, j, xc, yc, w->kern)))
+    fftwf_plan fwd = sk_fft_plan_r2c((int)ly, (int)lx);
+    if (!fwd)
+        return sk_errstatus() ? sk_errstatus() : SK_EIO;
+    fftwf_execute_dft_r2c(fwd, w->rs, cs);
+    fftwf_execute_dft_r2c(fwd, w->rv, cv);
+    if (!w->clear)
+        fftwf_execute_dft_r2c(fwd, w->rm, cm);
+    return SK_OK;
+}
+
+/* The kernel image `kind` (0: K, 1: K^2, 2: |K|) embedded into w->rk and
+ * transformed into w->ck; its sum of |K| in *sabs (kind 2). */
+static void kernel_spectrum(const sk_psfmatch *pm, conv_ws *w, fftwf_plan fwd, int kind,
+                            double *sabs)
+{
+    const long lx = pm->tile.lx, ly = pm->tile.ly, rk = pm->rk, ks = 2 * rk + 1;
+    if (kind == 0) {
+        sk_cx_embed(w->kern, ks, w->rk, lx, ly);
+    } else {
+        float *k2 = w->rk;
+        memset(k2, 0, sizeof(float) * (size_t)(lx * ly));
+        double sa = 0.0;
+        for (long v = 0; v < ks; v++)
+            for (long u = 0; u < ks; u++) {
+                long yy = ((v - rk) % ly + ly) % ly, xx = ((u - rk) % lx + lx) % lx;
+                float kv = w->kern[v * ks + u];
+                kv = kind == 1 ? kv * kv : fabsf(kv);
+                k2[yy * lx + xx] = kv;
+                sa += kv;
+            }
+        if (sabs)
+            *sabs = sa;
+    }
+    fftwf_execute_dft_r2c(fwd, w->rk, w->ck);
+}
+
+/* The spectra in (w->cs, w->cv, w->cm) of input j's tile convolved with its
+ * kernel to target tgt (see make_kernel), and the core's rows in `out`
+ * written: science, variance (1/weight), and the pixels where more than
+ * the contamination share of |K| fell on in-painted values left out with
+ * the flags of the unusable pixels within the kernel's reach. */
+static int convolve_tile(sk_psfmatch *pm, conv_ws *w, int j, int tgt, const conv_tile_box *t,
+                         const sk_cx_band *out)
+{
+    const long lx = pm->tile.lx, ly = pm->tile.ly, width = pm->width;
+    const long nc = ly * (lx / 2 + 1), rk = pm->rk;
+    double xc = 0.5 * (double)(t->cx0 + t->cx1 - 1), yc = 0.5 * (double)(t->cy0 + t->cy1 - 1);
+    int status = make_kernel(pm, &w->k, j, tgt, xc, yc, w->kern);
+    if (status)
         return status;
     fftwf_plan fwd = sk_fft_plan_r2c((int)ly, (int)lx), inv = sk_fft_plan_c2r((int)ly, (int)lx);
     if (!fwd || !inv)
         return sk_errstatus() ? sk_errstatus() : SK_EIO;
     const float scale = (float)(1.0 / ((double)lx * (double)ly));
-    fftwf_execute_dft_r2c(fwd, w->rs, w->cs);
-    fftwf_execute_dft_r2c(fwd, w->rv, w->cv);
-    fftwf_execute_dft_r2c(fwd, w->rm, w->cm);
-    /* K for the science */
-    sk_cx_embed(w->kern, ks, w->rk, lx, ly);
-    fftwf_execute_dft_r2c(fwd, w->rk, w->ck);
+    double sabs = 0.0;
+    kernel_spectrum(pm, w, fwd, 0, NULL); /* K for the science */
     spec_mul(w->cs, w->ck, nc, scale);
-    /* K^2 for the variance */
-    {
-        float *k2 = w->rk;
-        memset(k2, 0, sizeof(float) * (size_t)nb);
-        for (long v = 0; v < ks; v++)
-            for (long u = 0; u < ks; u++) {
-                long yy = ((v - rk) % ly + ly) % ly, xx = ((u - rk) % lx + lx) % lx;
-                float kv = w->kern[v * ks + u];
-                k2[yy * lx + xx] = kv * kv;
-            }
-        fftwf_execute_dft_r2c(fwd, k2, w->ck);
-        spec_mul(w->cv, w->ck, nc, scale);
-        double sabs = 0.0;
-        memset(k2, 0, sizeof(float) * (size_t)nb);
-        for (long v = 0; v < ks; v++)
-            for (long u = 0; u < ks; u++) {
-                long yy = ((v - rk) % ly + ly) % ly, xx = ((u - rk) % lx + lx) % lx;
-                float kv = fabsf(w->kern[v * ks + u]);
-                k2[yy * lx + xx] = kv;
-                sabs += kv;
-            }
-        fftwf_execute_dft_r2c(fwd, k2, w->ck);
+    kernel_spectrum(pm, w, fwd, 1, NULL); /* K^2 for the variance */
+    spec_mul(w->cv, w->ck, nc, scale);
+    if (!w->clear) { /* |K| for the mask (w->rm holds its zeros otherwise) */
+        kernel_spectrum(pm, w, fwd, 2, &sabs);
         spec_mul(w->cm, w->ck, nc, (float)(scale / sabs));
     }
     fftwf_execute_dft_c2r(inv, w->cs, w->rs);
     fftwf_execute_dft_c2r(inv, w->cv, w->rv);
-    fftwf_execute_dft_c2r(inv, w->cm, w->rm);
+    if (!w->clear)
+        fftwf_execute_dft_c2r(inv, w->cm, w->rm);
+    long ry0 = t->cy0 > out->y0 ? t->cy0 : out->y0, ry1 = t->cy1 < out->y1 ? t->cy1 : out->y1;
     /* Flags of the unusable pixels within the kernel's reach, for the
      * pixels left out (only when there are any). */
     const float thresh = (float)pm->o.contamination;
     int any_out = 0;
     for (long gy = ry0; gy < ry1 && !any_out && out->flags; gy++)
-        for (long gx = cx0; gx < cx1; gx++) {
-            size_t b = (size_t)((gy - by0) * lx + gx - bx0);
+        for (long gx = t->cx0; gx < t->cx1; gx++) {
+            size_t b = (size_t)((gy - t->by0) * lx + gx - t->bx0);
             any_out |= w->rm[b] > thresh || !(w->rv[b] > 0.0f);
         }
     if (any_out)
         sk_cx_dilate_or(w->ibits, w->dil, w->dtmp, lx, ly, rk);
     for (long gy = ry0; gy < ry1; gy++)
-        for (long gx = cx0; gx < cx1; gx++) {
+        for (long gx = t->cx0; gx < t->cx1; gx++) {
             size_t o = (size_t)(gy - out->y0) * (size_t)width + (size_t)gx;
-            size_t b = (size_t)((gy - by0) * lx + gx - bx0);
+            size_t b = (size_t)((gy - t->by0) * lx + gx - t->bx0);
             float var = w->rv[b];
             if (w->rm[b] > thresh || !(var > 0.0f)) {
                 out->sci[o] = 0.0f;
@@ -603,11 +643,66 @@ static int conv_tile(void *ws, long tx, long ty, void *user)
     return SK_OK;
 }
 
+/* The tiles of one input, made for output rows [out.y0, out.y1); with
+ * targets, the input's tiles convolved to each of those inputs' PSFs
+ * (outs[i] for targets[i]), its transforms made once per tile. */
+typedef struct conv_job {
+    sk_psfmatch *pm;
+    int j;           /* the input */
+    sk_cx_band out;
+    const int *targets;
+    int ntargets;
+    const sk_cx_band *outs;
+} conv_job;
+
+static int conv_tile(void *ws, long tx, long ty, void *user)
+{
+    conv_job *job = user;
+    sk_psfmatch *pm = job->pm;
+    conv_ws *w = ws;
+    const int j = job->j;
+    conv_tile_box t;
+    tile_box(pm, tx, ty, &t);
+    long nvalid = load_tile(pm, w, &pm->in[j], &t);
+    if (nvalid == 0 || j == pm->target_input) {
+        copy_tile(pm, w, &t, &job->out);
+        return SK_OK;
+    }
+    int status = transform_tile(pm, w, nvalid, w->cs, w->cv, w->cm);
+    return status ? status : convolve_tile(pm, w, j, pm->target_input, &t, &job->out);
+}
+
+static int conv_tile_targets(void *ws, long tx, long ty, void *user)
+{
+    conv_job *job = user;
+    sk_psfmatch *pm = job->pm;
+    conv_ws *w = ws;
+    const int j = job->j;
+    conv_tile_box t;
+    tile_box(pm, tx, ty, &t);
+    long nvalid = load_tile(pm, w, &pm->in[j], &t);
+    if (nvalid == 0) {
+        for (int i = 0; i < job->ntargets; i++)
+            copy_tile(pm, w, &t, &job->outs[i]);
+        return SK_OK;
+    }
+    int status = transform_tile(pm, w, nvalid, w->ss, w->sv, w->sm);
+    const size_t bytes = sizeof(fftwf_complex) * (size_t)(pm->tile.ly * (pm->tile.lx / 2 + 1));
+    for (int i = 0; !status && i < job->ntargets; i++) {
+        memcpy(w->cs, w->ss, bytes);
+        memcpy(w->cv, w->sv, bytes);
+        if (!w->clear)
+            memcpy(w->cm, w->sm, bytes);
+        status = convolve_tile(pm, w, j, job->targets[i], &t, &job->outs[i]);
+    }
+    return status;
+}
+
 /* Each thread's workspace. */
 static int conv_job_ws_init(void *ws, void *user)
 {
     const conv_job *job = user;
-    return conv_ws_init(ws, job->pm);
+    return conv_ws_init(ws, job->pm, job->targets != NULL);
 }
 
 static void conv_job_ws_release(void *ws, void *user)
@@ -625,7 +720,36 @@ int sk_psfmatch_rows(sk_psfmatch *pm, int j, long y0, long y1, float *sci, float
         status = sk_cx_input_rows_check("psfmatch", &pm->tile, &pm->in[j], j, y0, y1);
     if (status)
         return status;
-    conv_job job = {pm, j, {y0, y1, sci, weight, flags, NULL}};
+    conv_job job = {pm, j, {y0, y1, sci, weight, flags, NULL}, NULL, 0, NULL};
     const sk_scratch ws_ops = {sizeof(conv_ws), conv_job_ws_init, conv_job_ws_release};
     return sk_cx_tiles_run(&pm->tile, y0, y1, pm->o.threads, &ws_ops, conv_tile, &job);
+}
+
+int sk_psfmatch_rows_to_inputs(sk_psfmatch *pm, int j, const int *targets, int ntargets,
+                               long y0, long y1, float *const *sci, float *const *weight)
+{
+    if (j < 0 || j >= pm->n || ntargets < 1 || !targets || !sci || !weight)
+        return sk_error(SK_EINPUT, "psfmatch: no input %d or no targets", j);
+    int status = SK_OK;
+    for (int i = 0; !status && i < ntargets; i++) {
+        if (targets[i] < 0 || targets[i] >= pm->n || targets[i] == j)
+            status = sk_error(SK_EINPUT, "psfmatch: target input %d of %d for input %d",
+                              targets[i], pm->n, j);
+        else
+            status = sk_cx_rows_check("psfmatch", pm->height, y0, y1, sci[i], weight[i]);
+    }
+    if (!status)
+        status = sk_cx_input_rows_check("psfmatch", &pm->tile, &pm->in[j], j, y0, y1);
+    sk_cx_band *outs = status ? NULL : malloc(sizeof *outs * (size_t)ntargets);
+    if (!status && !outs)
+        status = sk_error(SK_EIO, "psfmatch: out of memory");
+    if (status)
+        return status;
+    for (int i = 0; i < ntargets; i++)
+        outs[i] = (sk_cx_band){y0, y1, sci[i], weight[i], NULL, NULL};
+    conv_job job = {pm, j, {y0, y1, NULL, NULL, NULL, NULL}, targets, ntargets, outs};
+    const sk_scratch ws_ops = {sizeof(conv_ws), conv_job_ws_init, conv_job_ws_release};
+    status = sk_cx_tiles_run(&pm->tile, y0, y1, pm->o.threads, &ws_ops, conv_tile_targets, &job);
+    free(outs);
+    return status;
 }

@@ -150,7 +150,7 @@ static double fwhm_check(const float *img, const tpsf *target, double *worst_flu
 
 int main(void)
 {
-    tap_plan(30);
+    tap_plan(32);
     int ns = 0;
     for (int a = 0; a < 5; a++)
         for (int b = 0; b < 5; b++) {
@@ -363,6 +363,62 @@ int main(void)
         matched_free(&b);
         matched_free(&c);
         matched_free(&d);
+        inputs_free(&s);
+    }
+
+    /* ---- 6. one input to several inputs' PSFs at once ----------------- */
+    {
+        inputs s;
+        inputs_init(&s, 0.004);
+        add_stars(&s, flux);
+        /* a masked patch in one interior tile: that tile convolves its
+         * mask, the other interior tiles (every pixel usable) do not */
+        for (long y = 100; y < 110; y++)
+            for (long x = 90; x < 96; x++) {
+                s.flg[0][y * W + x] = SK_FLAG_COSMIC;
+                s.wgt[0][y * W + x] = 0.0f;
+            }
+        const int targets[3] = {2, 4, 1};
+        const long y0 = 64, y1 = 192, nb = (y1 - y0) * W;
+        float *ms[3], *mw[3], *one_s = malloc(sizeof(float) * nb), *one_w = malloc(sizeof(float) * nb);
+        for (int i = 0; i < 3; i++) {
+            ms[i] = malloc(sizeof(float) * nb);
+            mw[i] = malloc(sizeof(float) * nb);
+        }
+        sk_psf_target t;
+        memset(&t, 0, sizeof t);
+        t.kind = SK_TARGET_INPUT;
+        t.input = 1;
+        sk_psfmatch *pm = NULL;
+        int st = sk_psfmatch_new(s.in, NIN, W, H, &t, &o, &pm);
+        st = st ? st : sk_psfmatch_rows_to_inputs(pm, 0, targets, 3, y0, y1, ms, mw);
+        sk_psfmatch_free(pm);
+        int same = st == 0;
+        for (int i = 0; same && i < 3; i++) {
+            t.input = targets[i];
+            same = sk_psfmatch_new(s.in, NIN, W, H, &t, &o, &pm) == 0 &&
+                   sk_psfmatch_rows(pm, 0, y0, y1, one_s, one_w, NULL) == 0 &&
+                   memcmp(one_s, ms[i], sizeof(float) * nb) == 0 &&
+                   memcmp(one_w, mw[i], sizeof(float) * nb) == 0;
+            sk_psfmatch_free(pm);
+            pm = NULL;
+        }
+        ok(same, "input 0 matched to three inputs' PSFs at once: the bits of matching it to "
+                 "each in turn");
+        memset(&t, 0, sizeof t);
+        t.kind = SK_TARGET_INPUT;
+        t.input = 1;
+        sk_psfmatch_new(s.in, NIN, W, H, &t, &o, &pm);
+        const int self[1] = {0};
+        is_int(sk_psfmatch_rows_to_inputs(pm, 0, self, 1, y0, y1, ms, mw), SK_EINPUT,
+               "an input is not matched to its own PSF");
+        sk_psfmatch_free(pm);
+        for (int i = 0; i < 3; i++) {
+            free(ms[i]);
+            free(mw[i]);
+        }
+        free(one_s);
+        free(one_w);
         inputs_free(&s);
     }
 
