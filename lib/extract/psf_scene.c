@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/psf.h"
 #include "core/parallel.h"
+#include "core/vectorise.h"
 #include "psf_priv.h"
 #include "psf_internal.h"
 #include "psf_scene_priv.h"
@@ -286,6 +287,13 @@ static void stamp_clip(const psf_scene *s, long k, long w, long h, int r_px, int
     *j1 = *oy + e > h ? (int)(h - *oy) : e;
 }
 
+/* o[i] += f * q[i], i < n (element-wise: the same sums in every clone). */
+SK_VECTORISE static void row_add(float *restrict o, const float *restrict q, float f, int n)
+{
+    for (int i = 0; i < n; i++)
+        o[i] += f * q[i];
+}
+
 /* img += f * stamp k, over the stamp's part on the image. */
 static void stamp_add(const psf_scene *s, long k, float f, float *img, long w, long h)
 {
@@ -293,12 +301,8 @@ static void stamp_add(const psf_scene *s, long k, float f, float *img, long w, l
     long ox, oy;
     stamp_clip(s, k, w, h, s->m, &i0, &i1, &j0, &j1, &ox, &oy);
     const float *p = s->stamp + (size_t)k * (size_t)s->m * (size_t)s->m;
-    for (int j = j0; j < j1; j++) {
-        float *o = img + (oy + j) * w + ox;
-        const float *q = p + (long)j * s->m;
-        for (int i = i0; i < i1; i++)
-            o[i] += f * q[i];
-    }
+    for (int j = j0; j < j1; j++)
+        row_add(img + (oy + j) * w + ox + i0, p + (long)j * s->m + i0, f, i1 - i0);
 }
 
 typedef struct {
