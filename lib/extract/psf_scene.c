@@ -353,7 +353,13 @@ typedef struct {
     float *resid;
     const scene_bands *b;
     long *moving;   /* per band */
+    double *pend;   /* flux changes not yet taken out of resid */
 } fit_job;
+
+/* A flux change below this fraction of the flux's noise error waits, and
+ * adds to the next, before the model's stamp is taken out of the
+ * residual (the fluxes stay exact; the residual lags by less than it). */
+#define DEFER 0.01
 
 static int fit_weights(long k, void *u)
 {
@@ -407,14 +413,32 @@ static int fit_band(long band, void *u)
             for (int i = i0; i < i1; i++)
                 sum += (double)(ww[i] * rr[i]);
         }
-        double d = sum / J->den[k];
+        /* the residual still holds the change waiting */
+        double d = sum / J->den[k] - J->pend[k];
         if (d == 0 || !isfinite(d))
             continue;
         s->flux[k] += d;
-        moving += fabs(d) * sqrt(J->den[k]) > 0.05;
-        stamp_add(s, k, (float)-d, J->resid, w, h);
+        double e = sqrt(J->den[k]), pk = J->pend[k] + d;
+        moving += fabs(d) * e > 0.05;
+        if (fabs(pk) * e >= DEFER) {
+            stamp_add(s, k, (float)-pk, J->resid, w, h);
+            pk = 0;
+        }
+        J->pend[k] = pk;
     }
     J->moving[band] = moving;
+    return SK_OK;
+}
+
+/* The changes still waiting taken out of the residual. */
+static int flush_band(long band, void *u)
+{
+    fit_job *J = u;
+    for (long t = J->b->first[band]; t < J->b->first[band + 1]; t++) {
+        long k = J->b->idx[t];
+        if (J->pend[k] != 0)
+            stamp_add(J->s, k, (float)-J->pend[k], J->resid, J->img->width, J->img->height);
+    }
     return SK_OK;
 }
 
@@ -432,8 +456,8 @@ int psf_scene_fit(psf_scene *s, const sk_image *img, const float *var, double rf
     if (st)
         return st;
     fit_job J = {s, img, var, rfit, r, malloc(sizeof(float) * nn * side * side), malloc(sizeof(double) * nn),
-                 resid, &b, calloc((size_t)b.nb, sizeof(long))};
-    if (!J.wt || !J.den || !J.moving)
+                 resid, &b, calloc((size_t)b.nb, sizeof(long)), calloc(nn, sizeof(double))};
+    if (!J.wt || !J.den || !J.moving || !J.pend)
         st = sk_error(SK_EIO, "PSF scene: out of memory for the fit of %ld sources", s->n);
     st = st ? st : sk_parallel_for_each(s->n, threads, fit_weights, &J);
     for (long k = 0; !st && k < s->n; k++)
@@ -450,9 +474,11 @@ int psf_scene_fit(psf_scene *s, const sk_image *img, const float *var, double rf
         if (moving <= s->n / 1000)
             break;
     }
+    st = st ? st : bands_run(&b, threads, flush_band, &J);
     bands_free(&b);
     free(J.wt);
     free(J.den);
     free(J.moving);
+    free(J.pend);
     return st;
 }
