@@ -11,9 +11,9 @@ import numpy as np
 from astropy.io import fits
 
 warnings.filterwarnings("ignore")
-FMT = "%-26s %6s %6s %12s %9s %6s %6s %7s %5s %7s %7s"
+FMT = "%-26s %6s %6s %12s %12s %9s %6s %6s %6s %7s %5s %7s %7s"
 if sys.argv[1] == "--header":
-    print(FMT % ("image", "n_sk", "n_se", "found", "split", "AUTO", "F_sk", "F_se", "PSF", "t_sk", "t_se"))
+    print(FMT % ("image", "n_sk", "n_se", "found", "found_pt", "split", "AUTO", "F_sk", "P_sk", "F_se", "PSF", "t_sk", "t_se"))
     sys.exit(0)
 name, d, t_sk, t_se = sys.argv[1:5]
 
@@ -21,12 +21,13 @@ name, d, t_sk, t_se = sys.argv[1:5]
 def load_ours():
     src = glob.glob(os.path.join(d, "sk", "*.sources.fits"))
     if not src:
-        return None, None, False
+        return None, None, float("nan"), False
     with fits.open(src[0]) as h:
         t = h["SOURCES"].data
         fwhm = h["SOURCES"].header.get("FWHM", float("nan"))
+        psf_fwhm = h["SOURCES"].header.get("PSF_FWHM", float("nan"))
     psf = bool(glob.glob(os.path.join(d, "sk", "*.psf")))
-    return t, fwhm, psf
+    return t, fwhm, psf_fwhm, psf
 
 
 def load_se():
@@ -55,11 +56,11 @@ def load_se():
     return t, fwhm, made
 
 
-ours, f_sk, psf_sk = load_ours()
+ours, f_sk, p_sk, psf_sk = load_ours()
 se, f_se, psf_se = load_se()
 n_sk = len(ours) if ours is not None else 0
 n_se = len(se) if se is not None else 0
-found, ratio, fse_txt, split = "-", "-", "-", "-"
+found, found_pt, ratio, fse_txt, split = "-", "-", "-", "-", "-"
 if se is not None and n_se:
     clean = (se["FLAGS"] == 0) & (se["SNR_WIN"] >= 20)
     if not psf_se or not np.isfinite(f_se):
@@ -100,11 +101,15 @@ if se is not None and n_se:
                 if se["FLUX_AUTO"][k] > 0:
                     rat[n] = ours["FLUX_AUTO"][cand[b]] / se["FLUX_AUTO"][k]
         found = "%5.1f%%/%d" % (100.0 * got.mean(), len(j))
+        fw = se["FWHM_IMAGE"][j]
+        pt = (fw < 1.5 * np.median(fw)) & (se["ELONGATION"][j] < 1.5)
+        if pt.sum():
+            found_pt = "%5.1f%%/%d" % (100.0 * got[pt].mean(), pt.sum())
         split = "%d/%d" % (np.sum(near >= 2), np.sum(~got))
         if np.isfinite(rat).any():
             ratio = "%.3f" % np.nanmedian(rat)
     elif not len(j):
         found = "-/0"
 psf = ("y" if psf_sk else "n") + "/" + ("y" if psf_se else "n")
-print(FMT % (name[:26], n_sk, n_se, found, split, ratio,
-             "%.2f" % f_sk if f_sk == f_sk else "-", fse_txt, psf, t_sk, t_se))
+print(FMT % (name[:26], n_sk, n_se, found, found_pt, split, ratio,
+             "%.2f" % f_sk if f_sk == f_sk else "-", "%.2f" % p_sk if p_sk == p_sk else "-", fse_txt, psf, t_sk, t_se))
