@@ -57,8 +57,10 @@ int psf_scene_paint(const psf_scene *s, const uint8_t *which, double sign, float
  * bands of rows, the even bands on the threads at once, then the odd
  * (the result does not depend on the thread count); until at most one
  * in a thousand moves by 5 % of its noise error in a sweep (at most
- * max_sweeps). On entry resid is the image less its background; on
- * return, less every model too. *sweeps: the number made. */
+ * max_sweeps; a change below 1 % of it waits, added to the next, before
+ * the model's stamp is taken out of resid). On entry resid is the image
+ * less its background; on return, less every model too. *sweeps: the
+ * number made. */
 int psf_scene_fit(psf_scene *s, const sk_image *img, const float *var, double rfit, int max_sweeps,
                   int threads, float *resid, int *sweeps);
 
