@@ -38,11 +38,18 @@ static void scene_fit(const sk_psf *psf, const sk_sim_exposure *e, double fwhm_p
     double *b = malloc(sizeof *b * 3 * (size_t)n);
     float *img = calloc((size_t)npix, sizeof *img), *var = malloc(sizeof *var * (size_t)npix);
     float *res[2] = {malloc(sizeof(float) * (size_t)npix), malloc(sizeof(float) * (size_t)npix)};
+    /* the stars of the lower half of the image (some 16 bands of rows) */
+    long m = 0;
     for (long q = 0; q < n; q++) {
-        b[q] = sk_column_get(cx, q, 0);
-        b[n + q] = sk_column_get(cy, q, 0);
-        b[2 * n + q] = sk_column_get(cf, q, 0);
+        if (!(sk_column_get(cy, q, 0) < h / 2))
+            continue;
+        b[m] = sk_column_get(cx, q, 0);
+        b[n + m] = sk_column_get(cy, q, 0);
+        b[2 * n + m++] = sk_column_get(cf, q, 0);
     }
+    memmove(b + m, b + n, sizeof *b * (size_t)m);
+    memmove(b + 2 * m, b + 2 * n, sizeof *b * (size_t)m);
+    n = m;
     for (long i = 0; i < npix; i++)
         var[i] = 25.0f;
     psf_scene s[2];
