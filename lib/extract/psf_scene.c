@@ -1,4 +1,4 @@
-/* psf_scene.c: many point sources at once: their PSF stamps, the image of their models, and their fluxes fitted simultaneously by Gauss-Seidel sweeps (least squares over the pixels near any of them, each model over its whole stamp). */
+/* psf_scene.c: many point sources at once: their PSF stamps, the image of their models, and their fluxes fitted together by Gauss-Seidel sweeps (each flux over the pixels within the fit radius of its source, every other model subtracted), on the threads in bands of rows. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +6,7 @@
 #include "skystack/error.h"
 #include "skystack/psf.h"
 #include "core/parallel.h"
+#include "core/vectorise.h"
 #include "psf_priv.h"
 #include "psf_internal.h"
 #include "psf_scene_priv.h"
@@ -14,7 +15,9 @@ void psf_scene_free(psf_scene *s)
 {
     free(s->stamp);
     free(s->cx);
+    free(s->cy);
     free(s->x);
+    free(s->y);
     free(s->flux);
     free(s->live);
     memset(s, 0, sizeof *s);
@@ -23,13 +26,14 @@ void psf_scene_free(psf_scene *s)
 typedef struct {
     const sk_psf *psf;
     psf_scene *s;
+    long first;
 } stamp_job;
 
-static int stamp_one(long k, void *u)
+static int stamp_one(long i, void *u)
 {
     stamp_job *J = u;
     psf_scene *s = J->s;
-    long mm = (long)s->m * s->m;
+    long k = J->first + i, mm = (long)s->m * s->m;
     s->live[k] = 0;
     if (!isfinite(s->x[k]) || !isfinite(s->y[k]))
         return SK_OK;
@@ -43,8 +47,8 @@ static int stamp_one(long k, void *u)
         st = SK_OK;
     } else if (!st) {
         float *o = s->stamp + (size_t)k * (size_t)mm;
-        for (long i = 0; i < mm; i++)
-            o[i] = (float)p[i];
+        for (long q = 0; q < mm; q++)
+            o[q] = (float)p[q];
         s->cx[k] = lround(s->x[k]);
         s->cy[k] = lround(s->y[k]);
         s->live[k] = 1;
@@ -53,158 +57,428 @@ static int stamp_one(long k, void *u)
     return st;
 }
 
-int psf_scene_make(const sk_psf *psf, long n, const double *x, const double *y, const double *flux,
-                   int threads, psf_scene *s)
+/* The arrays of s (s->n sources so far, s->stamp NULL or of s->n
+ * stamps) grown to n sources. On failure s is freed. */
+static int scene_grow(psf_scene *s, long n)
 {
-    memset(s, 0, sizeof *s);
-    s->n = n;
-    s->m = sk_psf_stamp_size(psf);
     size_t nn = (size_t)(n ? n : 1), mm = (size_t)s->m * (size_t)s->m;
-    s->stamp = malloc(sizeof *s->stamp * nn * mm);
-    s->cx = malloc(sizeof *s->cx * 2 * nn);
-    s->x = malloc(sizeof *s->x * 2 * nn);
-    s->flux = malloc(sizeof *s->flux * nn);
-    s->live = calloc(nn, 1);
-    if (!s->stamp || !s->cx || !s->x || !s->flux || !s->live) {
+    float *ok = realloc(s->stamp, sizeof *ok * nn * mm);
+    if (ok)
+        s->stamp = ok;
+#define GROW(f)                                                  \
+    do {                                                         \
+        void *q = ok ? realloc(s->f, sizeof *s->f * nn) : NULL;  \
+        if (q)                                                   \
+            s->f = q;                                            \
+        else                                                     \
+            ok = NULL;                                           \
+    } while (0)
+    GROW(cx);
+    GROW(cy);
+    GROW(x);
+    GROW(y);
+    GROW(flux);
+    GROW(live);
+#undef GROW
+    if (!ok) {
         psf_scene_free(s);
-        return sk_error(SK_EIO, "PSF scene: out of memory for %ld stamps of %dx%d", n, s->m, s->m);
+        return sk_error(SK_EIO, "PSF scene: out of memory for %ld stamps", n);
     }
-    s->cy = s->cx + nn;
-    s->y = s->x + nn;
+    return SK_OK;
+}
+
+typedef struct {
+    stamp_job j;
+    const long *k;
+} todo_job;
+
+static int stamp_todo(long i, void *u)
+{
+    todo_job *J = u;
+    return stamp_one(J->k[i], &J->j);
+}
+
+int psf_scene_extend(psf_scene *s, const sk_psf *psf, long n, const double *x, const double *y,
+                     const double *flux, int threads)
+{
+    long n0 = s->n;
+    s->m = sk_psf_stamp_size(psf);
+    int st = scene_grow(s, n0 + n);
+    if (st)
+        return st;
+    s->n = n0 + n;
     for (long k = 0; k < n; k++) {
-        s->x[k] = x[k];
-        s->y[k] = y[k];
-        s->flux[k] = flux && isfinite(flux[k]) ? flux[k] : 0.0;
+        s->x[n0 + k] = x[k];
+        s->y[n0 + k] = y[k];
+        s->flux[n0 + k] = flux && isfinite(flux[k]) ? flux[k] : 0.0;
     }
-    stamp_job J = {psf, s};
-    int st = sk_parallel_for_each(n, threads, stamp_one, &J);
+    stamp_job J = {psf, s, n0};
+    st = sk_parallel_for_each(n, threads, stamp_one, &J);
     if (st)
         psf_scene_free(s);
     return st;
 }
 
-/* The part of stamp k on a width x height image: stamp columns [*i0, *i1)
- * and rows [*j0, *j1); the image pixel of stamp pixel (i, j) is
- * (ox + i, oy + j). */
-static void stamp_clip(const psf_scene *s, long k, long w, long h, int *i0, int *i1, int *j0, int *j1,
-                       long *ox, long *oy)
+int psf_scene_make(const sk_psf *psf, long n, const double *x, const double *y, const double *flux,
+                   int threads, float *reuse, psf_scene *s)
 {
-    int m = s->m;
-    *ox = s->cx[k] - m / 2;
-    *oy = s->cy[k] - m / 2;
-    *i0 = *ox < 0 ? (int)-*ox : 0;
-    *j0 = *oy < 0 ? (int)-*oy : 0;
-    *i1 = *ox + m > w ? (int)(w - *ox) : m;
-    *j1 = *oy + m > h ? (int)(h - *oy) : m;
+    memset(s, 0, sizeof *s);
+    s->stamp = reuse;
+    return psf_scene_extend(s, psf, n, x, y, flux, threads);
 }
 
-void psf_scene_paint(const psf_scene *s, const uint8_t *which, double sign, float *img, long w, long h)
+int psf_scene_remake(const sk_psf *psf, long n, const double *x, const double *y, const double *flux,
+                     psf_scene *prev, const long *from, int threads, psf_scene *s)
 {
-    long mm = (long)s->m * s->m;
-    for (long k = 0; k < s->n; k++) {
-        if (!s->live[k] || (which && !which[k]) || s->flux[k] == 0)
-            continue;
-        int i0, i1, j0, j1;
-        long ox, oy;
-        stamp_clip(s, k, w, h, &i0, &i1, &j0, &j1, &ox, &oy);
-        const float *p = s->stamp + (size_t)k * (size_t)mm;
-        float f = (float)(sign * s->flux[k]);
-        for (int j = j0; j < j1; j++)
-            for (int i = i0; i < i1; i++)
-                img[(oy + j) * w + ox + i] += f * p[(long)j * s->m + i];
+    memset(s, 0, sizeof *s);
+    s->m = sk_psf_stamp_size(psf);
+    s->stamp = prev->stamp;
+    prev->stamp = NULL;
+    int st = prev->m == s->m ? scene_grow(s, n > prev->n ? n : prev->n) : SK_EINPUT;
+    if (st == SK_EINPUT) {
+        /* another stamp size: nothing to take */
+        free(s->stamp);
+        s->stamp = NULL;
+        return psf_scene_make(psf, n, x, y, flux, threads, NULL, s);
     }
-}
-
-/* The pixels of the fit: usable, with a variance, within rfit of a live
- * source. w*h bytes, malloc'd. */
-static uint8_t *fit_pixels(const psf_scene *s, const sk_image *img, const float *var, double rfit)
-{
-    long w = img->width, h = img->height;
-    uint8_t *u = calloc((size_t)(w * h), 1);
-    if (!u)
-        return NULL;
-    long r = (long)ceil(rfit);
-    for (long k = 0; k < s->n; k++) {
-        if (!s->live[k])
-            continue;
-        for (long y = lround(s->y[k]) - r; y <= lround(s->y[k]) + r; y++) {
-            if (y < 0 || y >= h)
-                continue;
-            for (long x = lround(s->x[k]) - r; x <= lround(s->x[k]) + r; x++) {
-                double dx = (double)x - s->x[k], dy = (double)y - s->y[k];
-                long q = y * w + x;
-                if (x >= 0 && x < w && dx * dx + dy * dy <= rfit * rfit && var[q] > 0 &&
-                    psf_pixel_usable(img, q))
-                    u[q] = 1;
-            }
+    if (st)
+        return st;
+    size_t mm = (size_t)s->m * (size_t)s->m;
+    long *todo = malloc(sizeof *todo * (size_t)(n ? n : 1)), ntodo = 0;
+    if (!todo) {
+        psf_scene_free(s);
+        return sk_error(SK_EIO, "PSF scene: out of memory for %ld stamps", n);
+    }
+    s->n = n;
+    /* from the last to the first: a stamp moves up to its place over
+       stamps already moved or not taken */
+    for (long k = n - 1; k >= 0; k--) {
+        long i = from ? from[k] : -1;
+        s->x[k] = x[k];
+        s->y[k] = y[k];
+        s->flux[k] = flux && isfinite(flux[k]) ? flux[k] : 0.0;
+        if (i >= 0 && i <= k && prev->live[i] && prev->x[i] == x[k] && prev->y[i] == y[k]) {
+            if (i != k)
+                memcpy(s->stamp + (size_t)k * mm, s->stamp + (size_t)i * mm, sizeof *s->stamp * mm);
+            s->cx[k] = prev->cx[i];
+            s->cy[k] = prev->cy[i];
+            s->live[k] = 1;
+        } else {
+            todo[ntodo++] = k;
         }
     }
-    return u;
+    st = sk_parallel_for_each(ntodo, threads, stamp_todo, &(todo_job){{psf, s, 0}, todo});
+    free(todo);
+    if (st)
+        psf_scene_free(s);
+    return st;
 }
 
-/* Sum over stamp k's fit pixels of P^2 / var (sq) or of P R / var. */
-static double stamp_dot(const psf_scene *s, long k, const uint8_t *u, const float *var, const float *r,
-                        long w, long h)
+int psf_scene_take(psf_scene *from, psf_scene *to)
+{
+    memset(to, 0, sizeof *to);
+    to->m = from->m;
+    to->stamp = from->stamp;
+    from->stamp = NULL;
+    int st = scene_grow(to, from->n);
+    if (st)
+        return st;
+    to->n = from->n;
+    for (long k = 0; k < from->n; k++) {
+        to->cx[k] = from->cx[k];
+        to->cy[k] = from->cy[k];
+        to->x[k] = from->x[k];
+        to->y[k] = from->y[k];
+        to->flux[k] = from->flux[k];
+        to->live[k] = from->live[k];
+    }
+    return SK_OK;
+}
+
+/* The sources of a scene in bands of rows, for work on the threads that
+ * does not depend on their count: band b holds the live sources whose
+ * stamp centre row lies in [b h, (b + 1) h) (the first and the last band
+ * also those beyond the image), in increasing index order. With h > m,
+ * the stamps of two sources in bands two apart share no row: the even
+ * bands can be worked on at once, then the odd ones. */
+typedef struct scene_bands {
+    long nb, h;
+    long *first; /* nb + 1: band b's sources are idx[first[b] .. first[b + 1]) */
+    long *idx;
+} scene_bands;
+
+static long band_of(const scene_bands *b, long cy)
+{
+    long i = cy < 0 ? 0 : cy / b->h;
+    return i < b->nb ? i : b->nb - 1;
+}
+
+static void bands_free(scene_bands *b)
+{
+    free(b->first);
+    free(b->idx);
+    memset(b, 0, sizeof *b);
+}
+
+static int bands_make(const psf_scene *s, const uint8_t *which, long img_h, scene_bands *b)
+{
+    b->h = s->m + 1 > 32 ? s->m + 1 : 32;
+    b->nb = img_h / b->h + 1;
+    b->first = calloc((size_t)b->nb + 1, sizeof *b->first);
+    b->idx = malloc(sizeof *b->idx * (size_t)(s->n ? s->n : 1));
+    long *at = malloc(sizeof *at * (size_t)b->nb);
+    if (!b->first || !b->idx || !at) {
+        free(at);
+        bands_free(b);
+        return sk_error(SK_EIO, "PSF scene: out of memory for %ld sources", s->n);
+    }
+    for (long k = 0; k < s->n; k++)
+        if (s->live[k] && (!which || which[k]))
+            b->first[band_of(b, s->cy[k]) + 1]++;
+    for (long i = 0; i < b->nb; i++)
+        b->first[i + 1] += b->first[i];
+    memcpy(at, b->first, sizeof *at * (size_t)b->nb);
+    for (long k = 0; k < s->n; k++)
+        if (s->live[k] && (!which || which[k]))
+            b->idx[at[band_of(b, s->cy[k])]++] = k;
+    free(at);
+    return SK_OK;
+}
+
+/* Work on each band of one parity (0: even, 1: odd) on the threads, then
+ * on those of the other. */
+typedef int (*band_fn)(long band, void *user);
+
+typedef struct {
+    long parity;
+    band_fn fn;
+    void *user;
+} parity_job;
+
+static int parity_one(long i, void *u)
+{
+    parity_job *J = u;
+    return J->fn(2 * i + J->parity, J->user);
+}
+
+static int bands_run(const scene_bands *b, int threads, band_fn fn, void *user)
+{
+    int st = SK_OK;
+    for (long parity = 0; parity < 2 && !st; parity++) {
+        parity_job J = {parity, fn, user};
+        st = sk_parallel_for_each((b->nb - parity + 1) / 2, threads, parity_one, &J);
+    }
+    return st;
+}
+
+/* The part of source k's stamp r_px at most from its centre pixel:
+ * stamp columns [*i0, *i1), rows [*j0, *j1), clipped to the stamp and to
+ * the w x h image; the image pixel of stamp pixel (i, j) is (ox + i,
+ * oy + j). r_px >= m: the whole stamp. */
+static void stamp_clip(const psf_scene *s, long k, long w, long h, int r_px, int *i0, int *i1, int *j0,
+                       int *j1, long *ox, long *oy)
+{
+    int m = s->m, a = m / 2 - r_px > 0 ? m / 2 - r_px : 0, e = m / 2 + r_px + 1 < m ? m / 2 + r_px + 1 : m;
+    *ox = s->cx[k] - m / 2;
+    *oy = s->cy[k] - m / 2;
+    *i0 = *ox + a < 0 ? (int)-*ox : a;
+    *j0 = *oy + a < 0 ? (int)-*oy : a;
+    *i1 = *ox + e > w ? (int)(w - *ox) : e;
+    *j1 = *oy + e > h ? (int)(h - *oy) : e;
+}
+
+/* o[i] += f * q[i], i < n (element-wise: the same sums in every clone). */
+SK_VECTORISE static void row_add(float *restrict o, const float *restrict q, float f, int n)
+{
+    for (int i = 0; i < n; i++)
+        o[i] += f * q[i];
+}
+
+/* img += f * stamp k, over the stamp's part on the image. */
+static void stamp_add(const psf_scene *s, long k, float f, float *img, long w, long h)
 {
     int i0, i1, j0, j1;
     long ox, oy;
-    stamp_clip(s, k, w, h, &i0, &i1, &j0, &j1, &ox, &oy);
+    stamp_clip(s, k, w, h, s->m, &i0, &i1, &j0, &j1, &ox, &oy);
     const float *p = s->stamp + (size_t)k * (size_t)s->m * (size_t)s->m;
-    double sum = 0;
+    for (int j = j0; j < j1; j++)
+        row_add(img + (oy + j) * w + ox + i0, p + (long)j * s->m + i0, f, i1 - i0);
+}
+
+typedef struct {
+    const psf_scene *s;
+    const scene_bands *b;
+    double sign;
+    float *img;
+    long w, h;
+} paint_job;
+
+static int paint_band(long band, void *u)
+{
+    paint_job *J = u;
+    const psf_scene *s = J->s;
+    for (long t = J->b->first[band]; t < J->b->first[band + 1]; t++) {
+        long k = J->b->idx[t];
+        if (s->flux[k] != 0)
+            stamp_add(s, k, (float)(J->sign * s->flux[k]), J->img, J->w, J->h);
+    }
+    return SK_OK;
+}
+
+int psf_scene_paint(const psf_scene *s, const uint8_t *which, double sign, float *img, long w, long h,
+                    int threads)
+{
+    scene_bands b;
+    int st = bands_make(s, which, h, &b);
+    if (st)
+        return st;
+    paint_job J = {s, &b, sign, img, w, h};
+    st = bands_run(&b, threads, paint_band, &J);
+    bands_free(&b);
+    return st;
+}
+
+/* The fit of the fluxes: each source's weights over the pixels of its
+ * stamp within rfit of its position (the stamp's value over the
+ * variance on usable pixels of positive variance, else 0), on a box of
+ * side 2 r + 1 about its centre pixel. */
+typedef struct {
+    psf_scene *s;
+    const sk_image *img;
+    const float *var;
+    double rfit;
+    int r;          /* ceil(rfit), at most m / 2 */
+    float *wt;      /* n boxes of (2 r + 1)^2 */
+    double *den;    /* sum of the weights times the stamp: the normal matrix's diagonal */
+    float *resid;
+    const scene_bands *b;
+    long *moving;   /* per band */
+    double *pend;   /* flux changes not yet taken out of resid */
+} fit_job;
+
+/* A flux change below this fraction of the flux's noise error waits, and
+ * adds to the next, before the model's stamp is taken out of the
+ * residual (the fluxes stay exact; the residual lags by less than it). */
+#define DEFER 0.01
+
+static int fit_weights(long k, void *u)
+{
+    fit_job *J = u;
+    psf_scene *s = J->s;
+    long w = J->img->width, h = J->img->height, side = 2 * J->r + 1;
+    float *o = J->wt + (size_t)k * (size_t)(side * side);
+    memset(o, 0, sizeof *o * (size_t)(side * side));
+    J->den[k] = 0;
+    if (!s->live[k])
+        return SK_OK;
+    int i0, i1, j0, j1;
+    long ox, oy;
+    stamp_clip(s, k, w, h, J->r, &i0, &i1, &j0, &j1, &ox, &oy);
+    const float *p = s->stamp + (size_t)k * (size_t)s->m * (size_t)s->m;
+    int a = s->m / 2 - J->r;
+    double sum = 0, r2 = J->rfit * J->rfit;
     for (int j = j0; j < j1; j++)
         for (int i = i0; i < i1; i++) {
             long q = (oy + j) * w + ox + i;
-            if (u[q]) {
-                double pp = p[(long)j * s->m + i];
-                sum += pp * (r ? r[q] : pp) / var[q];
-            }
+            double dx = (double)(ox + i) - s->x[k], dy = (double)(oy + j) - s->y[k];
+            if (dx * dx + dy * dy > r2 || !(J->var[q] > 0) || !psf_pixel_usable(J->img, q))
+                continue;
+            double pp = p[(long)j * s->m + i];
+            float wq = (float)(pp / J->var[q]);
+            o[(long)(j - a) * side + (i - a)] = wq;
+            sum += (double)wq * pp;
         }
-    return sum;
+    J->den[k] = sum;
+    return SK_OK;
+}
+
+/* One Gauss-Seidel step of the sources of a band, in index order. */
+static int fit_band(long band, void *u)
+{
+    fit_job *J = u;
+    psf_scene *s = J->s;
+    long w = J->img->width, h = J->img->height, side = 2 * J->r + 1, moving = 0;
+    int a = s->m / 2 - J->r;
+    for (long t = J->b->first[band]; t < J->b->first[band + 1]; t++) {
+        long k = J->b->idx[t];
+        if (!(J->den[k] > 0))
+            continue;
+        int i0, i1, j0, j1;
+        long ox, oy;
+        stamp_clip(s, k, w, h, J->r, &i0, &i1, &j0, &j1, &ox, &oy);
+        const float *wk = J->wt + (size_t)k * (size_t)(side * side);
+        double sum = 0;
+        for (int j = j0; j < j1; j++) {
+            const float *rr = J->resid + (oy + j) * w + ox, *ww = wk + (long)(j - a) * side - a;
+            for (int i = i0; i < i1; i++)
+                sum += (double)(ww[i] * rr[i]);
+        }
+        /* the residual still holds the change waiting */
+        double d = sum / J->den[k] - J->pend[k];
+        if (d == 0 || !isfinite(d))
+            continue;
+        s->flux[k] += d;
+        double e = sqrt(J->den[k]), pk = J->pend[k] + d;
+        moving += fabs(d) * e > 0.05;
+        if (fabs(pk) * e >= DEFER) {
+            stamp_add(s, k, (float)-pk, J->resid, w, h);
+            pk = 0;
+        }
+        J->pend[k] = pk;
+    }
+    J->moving[band] = moving;
+    return SK_OK;
+}
+
+/* The changes still waiting taken out of the residual. */
+static int flush_band(long band, void *u)
+{
+    fit_job *J = u;
+    for (long t = J->b->first[band]; t < J->b->first[band + 1]; t++) {
+        long k = J->b->idx[t];
+        if (J->pend[k] != 0)
+            stamp_add(J->s, k, (float)-J->pend[k], J->resid, J->img->width, J->img->height);
+    }
+    return SK_OK;
 }
 
 int psf_scene_fit(psf_scene *s, const sk_image *img, const float *var, double rfit, int max_sweeps,
-                  float *resid, int *sweeps)
+                  int threads, float *resid, int *sweeps)
 {
     long w = img->width, h = img->height;
     *sweeps = 0;
-    uint8_t *u = fit_pixels(s, img, var, rfit);
-    double *den = malloc(sizeof *den * (size_t)(s->n ? s->n : 1));
-    if (!u || !den) {
-        free(u);
-        free(den);
-        return sk_error(SK_EIO, "PSF scene: out of memory for the fit of %ld sources", s->n);
-    }
-    for (long k = 0; k < s->n; k++) {
-        den[k] = s->live[k] ? stamp_dot(s, k, u, var, NULL, w, h) : 0;
-        if (!(den[k] > 0))
+    int r = (int)ceil(rfit);
+    if (r > s->m / 2)
+        r = s->m / 2;
+    size_t side = 2 * (size_t)r + 1, nn = (size_t)(s->n ? s->n : 1);
+    scene_bands b;
+    int st = bands_make(s, NULL, h, &b);
+    if (st)
+        return st;
+    fit_job J = {s, img, var, rfit, r, malloc(sizeof(float) * nn * side * side), malloc(sizeof(double) * nn),
+                 resid, &b, calloc((size_t)b.nb, sizeof(long)), calloc(nn, sizeof(double))};
+    if (!J.wt || !J.den || !J.moving || !J.pend)
+        st = sk_error(SK_EIO, "PSF scene: out of memory for the fit of %ld sources", s->n);
+    st = st ? st : sk_parallel_for_each(s->n, threads, fit_weights, &J);
+    for (long k = 0; !st && k < s->n; k++)
+        if (!(J.den[k] > 0))
             s->flux[k] = 0;
-    }
-    psf_scene_paint(s, NULL, -1.0, resid, w, h);
-    long mm = (long)s->m * s->m;
-    for (int it = 0; it < max_sweeps; it++) {
+    st = st ? st : psf_scene_paint(s, NULL, -1.0, resid, w, h, threads);
+    for (int it = 0; !st && it < max_sweeps; it++) {
         /* the sources whose flux changes by more than 5 % of its noise */
+        st = bands_run(&b, threads, fit_band, &J);
         long moving = 0;
-        for (long k = 0; k < s->n; k++) {
-            if (!(den[k] > 0))
-                continue;
-            double d = stamp_dot(s, k, u, var, resid, w, h) / den[k];
-            if (d == 0 || !isfinite(d))
-                continue;
-            s->flux[k] += d;
-            moving += fabs(d) * sqrt(den[k]) > 0.05;
-            int i0, i1, j0, j1;
-            long ox, oy;
-            stamp_clip(s, k, w, h, &i0, &i1, &j0, &j1, &ox, &oy);
-            const float *p = s->stamp + (size_t)k * (size_t)mm;
-            for (int j = j0; j < j1; j++)
-                for (int i = i0; i < i1; i++)
-                    resid[(oy + j) * w + ox + i] -= (float)(d * p[(long)j * s->m + i]);
-        }
+        for (long i = 0; i < b.nb; i++)
+            moving += J.moving[i];
         *sweeps = it + 1;
         if (moving <= s->n / 1000)
             break;
     }
-    free(u);
-    free(den);
-    return SK_OK;
+    st = st ? st : bands_run(&b, threads, flush_band, &J);
+    bands_free(&b);
+    free(J.wt);
+    free(J.den);
+    free(J.moving);
+    free(J.pend);
+    return st;
 }

@@ -68,14 +68,17 @@ static sk_image with_pixels(const sk_image *img, float *sci)
 
 /* A copy of the science pixels, plus `sign` times the models of the
  * scene's sources with which[k] != 0. malloc'd; NULL: out of memory. */
-static float *painted(const sk_image *img, const psf_scene *s, const uint8_t *which, double sign)
+static float *painted(const sk_image *img, const psf_scene *s, const uint8_t *which, double sign, int threads)
 {
     long n = img->width * img->height;
     float *o = malloc(sizeof *o * (size_t)n);
     if (!o)
         return NULL;
     memcpy(o, img->sci, sizeof *o * (size_t)n);
-    psf_scene_paint(s, which, sign, o, img->width, img->height);
+    if (psf_scene_paint(s, which, sign, o, img->width, img->height, threads)) {
+        free(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -336,7 +339,7 @@ static int detect_residual(pass_ctx *C)
     const sk_image *img = C->img;
     sk_extract_result *r = C->r;
     long npix = img->width * img->height;
-    float *res = painted(img, &C->first, NULL, -1.0);
+    float *res = painted(img, &C->first, NULL, -1.0, C->threads);
     float *mod = malloc(sizeof *mod * (size_t)npix);
     if (!res || !mod) {
         free(res);
@@ -375,45 +378,15 @@ static int detect_residual(pass_ctx *C)
 }
 
 /* A scene of the first pass's sources and the new ones (after them),
- * with fluxes and stamps: the first pass's from C->first, the new ones
- * made here. */
+ * with fluxes and stamps: the first pass's taken from C->first (which
+ * keeps their positions, fluxes and flags), the new ones made here. */
 static int combined_scene(pass_ctx *C, psf_scene *s)
 {
-    const psf_scene *f = &C->first;
-    psf_scene nw;
-    int st = psf_scene_make(C->psf, C->nkeep, C->keep_x, C->keep_y, C->keep_flux, C->threads, &nw);
-    if (st)
-        return st;
-    long n1 = f->n, n = n1 + nw.n;
-    size_t mm = (size_t)f->m * (size_t)f->m;
-    memset(s, 0, sizeof *s);
-    s->n = n;
-    s->m = f->m;
-    s->stamp = malloc(sizeof *s->stamp * mm * (size_t)(n ? n : 1));
-    s->cx = malloc(sizeof *s->cx * 2 * (size_t)(n ? n : 1));
-    s->x = malloc(sizeof *s->x * 2 * (size_t)(n ? n : 1));
-    s->flux = malloc(sizeof *s->flux * (size_t)(n ? n : 1));
-    s->live = malloc((size_t)(n ? n : 1));
-    if (!s->stamp || !s->cx || !s->x || !s->flux || !s->live) {
-        psf_scene_free(&nw);
-        psf_scene_free(s);
-        return sk_error(SK_EIO, "second pass: out of memory");
-    }
-    s->cy = s->cx + n;
-    s->y = s->x + n;
-    for (long k = 0; k < n; k++) {
-        const psf_scene *o = k < n1 ? f : &nw;
-        long i = k < n1 ? k : k - n1;
-        memcpy(s->stamp + (size_t)k * mm, o->stamp + (size_t)i * mm, sizeof *s->stamp * mm);
-        s->cx[k] = o->cx[i];
-        s->cy[k] = o->cy[i];
-        s->x[k] = o->x[i];
-        s->y[k] = o->y[i];
-        s->flux[k] = o->flux[i];
-        s->live[k] = o->live[i] && (k >= n1 || o->flux[i] > 0);
-    }
-    psf_scene_free(&nw);
-    return SK_OK;
+    psf_scene *f = &C->first;
+    int st = psf_scene_take(f, s);
+    for (long k = 0; !st && k < f->n; k++)
+        s->live[k] = f->live[k] && f->flux[k] > 0;
+    return st ? st : psf_scene_extend(s, C->psf, C->nkeep, C->keep_x, C->keep_y, C->keep_flux, C->threads);
 }
 
 /* The fluxes of the first pass's and the new sources fitted at once; the
@@ -430,7 +403,7 @@ static int provisional_fit(pass_ctx *C, psf_scene *s)
     for (long i = 0; !st && i < npix; i++)
         res[i] = img->sci[i] - C->r->background->level[i];
     int sweeps = 0;
-    st = st ? st : psf_scene_fit(s, img, C->var, C->rfit, 50, res, &sweeps);
+    st = st ? st : psf_scene_fit(s, img, C->var, C->rfit, 50, C->threads, res, &sweeps);
     free(res);
     if (st)
         return st;
@@ -571,7 +544,7 @@ static int remeasure(pass_ctx *C, psf_scene *s, sk_source_list **a, sk_source_li
     for (long k = 0; k < s->n; k++)
         old[k] = k < n1;
     sk_measure_params mp = sk_extract_measure_params(C->xp, r->gain, r->fwhm_px);
-    float *pix = painted(img, s, old, -1.0);
+    float *pix = painted(img, s, old, -1.0, C->threads);
     sk_image im = with_pixels(img, pix);
     mp.residual = 1;
     /* the segments of the first pass's objects count as other objects'
@@ -592,7 +565,7 @@ static int remeasure(pass_ctx *C, psf_scene *s, sk_source_list **a, sk_source_li
         st = drop_close(C, s, *b);
     for (long k = 0; k < s->n; k++)
         old[k] = !old[k];
-    pix = st || C->round > 0 ? NULL : painted(img, s, old, -1.0);
+    pix = st || C->round > 0 ? NULL : painted(img, s, old, -1.0, C->threads);
     im = with_pixels(img, pix);
     if (!st && C->round == 0)
         st = pix ? sk_measure(&im, r->background, r->detection, &mp, C->threads, a)
@@ -669,9 +642,11 @@ static int carry_stars(const pass_ctx *C, sk_psf *psf, const sk_source_list *a, 
 /* The merged list's PSF fluxes: fitted at once (the saturated and the
  * first pass's sources without a positive flux left out of the models),
  * then each source's flux, error and chi^2 with every other model
- * subtracted. */
-static int final_fit(pass_ctx *C, const sk_source_list *l, double *init, double *flux, double *err,
-                     double *chi2)
+ * subtracted. The stamps are made in the memory of the provisional
+ * scene's (prov), whose stamp from[k] source k takes when it is at the
+ * same position (psf_scene_remake). */
+static int final_fit(pass_ctx *C, const sk_source_list *l, psf_scene *prov, const long *from, double *init,
+                     double *flux, double *err, double *chi2)
 {
     const sk_image *img = C->img;
     long n = l->n, npix = img->width * img->height;
@@ -685,7 +660,7 @@ static int final_fit(pass_ctx *C, const sk_source_list *l, double *init, double 
     for (long k = 0; k < n; k++)
         source_xy(&l->src[k], &xy[k], &xy[n + k]);
     psf_scene s;
-    int st = psf_scene_make(C->psf, n, xy, xy + n, init, C->threads, &s);
+    int st = psf_scene_remake(C->psf, n, xy, xy + n, init, prov, from, C->threads, &s);
     uint8_t *made = st ? NULL : malloc((size_t)(n ? n : 1));
     if (!st && !made)
         st = sk_error(SK_EIO, "second pass: out of memory");
@@ -697,7 +672,7 @@ static int final_fit(pass_ctx *C, const sk_source_list *l, double *init, double 
     for (long i = 0; !st && i < npix; i++)
         res[i] = img->sci[i] - C->r->background->level[i];
     int sweeps = 0;
-    st = st ? st : psf_scene_fit(&s, img, C->var, C->rfit, 50, res, &sweeps);
+    st = st ? st : psf_scene_fit(&s, img, C->var, C->rfit, 50, C->threads, res, &sweeps);
     for (long k = 0; !st && k < n; k++)
         init[k] = s.live[k] ? s.flux[k] : 0.0;
     if (!st)
@@ -750,7 +725,14 @@ static int add_new(pass_ctx *C, sk_psf *psf, double **flux, double **err, double
         st = init && nf && oa ? initial_fluxes(C, &s, before, b, oa, pos, init)
                               : sk_error(SK_EIO, "second pass: out of memory");
         st = st ? st : carry_stars(C, psf, before, oa, pos);
-        st = st ? st : final_fit(C, m, init, nf, nf + m->n, nf + 2 * m->n);
+        /* the stamps of the sources before the round, where they stay */
+        long *from = st ? NULL : malloc(sizeof *from * (size_t)m->n);
+        if (!st && !from)
+            st = sk_error(SK_EIO, "second pass: out of memory");
+        for (long k = 0; !st && k < m->n; k++)
+            from[pos[k]] = k < before->n ? oa[k] : -1;
+        st = st ? st : final_fit(C, m, &s, from, init, nf, nf + m->n, nf + 2 * m->n);
+        free(from);
     }
     free(oa);
     psf_scene_free(&s);
@@ -811,7 +793,7 @@ static int residual_round(const sk_image *img, const sk_extract_params *xp, sk_p
         for (long k = 0; k < l->n; k++)
             if (!source_xy(&l->src[k], &xy[k], &xy[l->n + k]))
                 xy[k] = xy[l->n + k] = NAN;
-        st = psf_scene_make(psf, l->n, xy, xy + l->n, *flux, threads, &C.first);
+        st = psf_scene_make(psf, l->n, xy, xy + l->n, *flux, threads, NULL, &C.first);
         free(xy);
         for (long k = 0; !st && k < l->n; k++)
             if (!(C.first.flux[k] > 0))
