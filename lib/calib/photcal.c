@@ -18,6 +18,7 @@ void sk_photcal_params_default(sk_photcal_params *p)
 {
     memset(p, 0, sizeof *p);
     p->clip_sigma = 3.0;
+    p->clip_sigma_high = 2.0;
     p->min_stars = 3;
     p->min_snr = 10.0;
     p->error_floor = 0.005;
@@ -25,6 +26,8 @@ void sk_photcal_params_default(sk_photcal_params *p)
     p->max_aperture_excess = 4.0;
     p->neighbour_radius_fwhm = 2.0;
     p->neighbour_flux_ratio = 0.1;
+    p->unresolved_snr = 5.0;
+    p->unresolved_bias = 0.0;
 }
 
 int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
@@ -35,6 +38,7 @@ int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
     const char *path = "extraction.photometric";
     long ms = p->min_stars;
     int st = sk_section_num(sec, path, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
+    if (!st) st = sk_section_num(sec, path, "clip_sigma_high", 0, 1e6, &p->clip_sigma_high);
     if (!st) st = sk_section_long(sec, path, "min_stars", 1, 1000000000L, &ms);
     if (!st) st = sk_section_num(sec, path, "min_snr", 0, 1e9, &p->min_snr);
     if (!st) st = sk_section_num(sec, path, "error_floor", 0, 1, &p->error_floor);
@@ -42,6 +46,8 @@ int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
     if (!st) st = sk_section_num(sec, path, "max_aperture_excess", 0, 1e9, &p->max_aperture_excess);
     if (!st) st = sk_section_num(sec, path, "neighbour_radius_fwhm", 0, 100, &p->neighbour_radius_fwhm);
     if (!st) st = sk_section_num(sec, path, "neighbour_flux_ratio", 0, 1e9, &p->neighbour_flux_ratio);
+    if (!st) st = sk_section_num(sec, path, "unresolved_snr", 0, 1e9, &p->unresolved_snr);
+    if (!st) st = sk_section_num(sec, path, "unresolved_bias", 0, 1e9, &p->unresolved_bias);
     if (!st)
         p->min_stars = ms;
     return st;
@@ -114,13 +120,14 @@ static void zp_candidates(const sk_source_list *l, const double *flux, const dou
 /* Leave out the candidates the star selection rejects (their reasons
  * counted in pc), keeping the others in order. */
 static int zp_select(zp_stars *Z, const sk_source_list *l, const double *flux, const double *flux_err,
-                     const double *chi2, const sk_photcal_params *p, sk_photcal *pc)
+                     const double *chi2, const double *nb_snr, const double *nb_bias,
+                     const sk_photcal_params *p, sk_photcal *pc)
 {
     unsigned char *reject = malloc((size_t)Z->n + 1);
     if (!reject)
         return sk_error(SK_EIO, "photometric calibration: out of memory");
-    sk_photcal_pick c = {l, flux, flux_err, chi2, Z->who, Z->n};
-    long counts[3];
+    sk_photcal_pick c = {l, flux, flux_err, chi2, nb_snr, nb_bias, Z->who, Z->n};
+    long counts[4];
     int st = sk_photcal_pick_stars(&c, p, reject, counts);
     long m = 0;
     for (long k = 0; !st && k < Z->n; k++)
@@ -135,9 +142,20 @@ static int zp_select(zp_stars *Z, const sk_source_list *l, const double *flux, c
         pc->nrej_chi2 = counts[0];
         pc->nrej_aperture = counts[1];
         pc->nrej_neighbour = counts[2];
+        pc->nrej_unresolved = counts[3];
     }
     free(reject);
     return st;
+}
+
+/* Is a star's zero point d away from the mean (error sg, robust scale of
+ * the normalised residuals `scale`) clipped: beyond clip_sigma scales
+ * below the mean, beyond clip_sigma_high above it (unresolved light only
+ * adds to a star's flux, so the high side has the long tail). */
+static int clipped(double d, double sg, double scale, const sk_photcal_params *p)
+{
+    double lim = d > 0 && p->clip_sigma_high > 0 ? p->clip_sigma_high : p->clip_sigma;
+    return fabs(d) / sg > lim * scale;
 }
 
 /* The weighted mean zero point, clipped at clip_sigma times the robust
@@ -171,8 +189,7 @@ static double clipped_zero_point(zp_stars *Z, const sk_photcal_params *p, double
             scale = 1.0;
         long removed = 0;
         for (long k = 0; k < Z->n; k++)
-            if (Z->keep[k] && fabs(Z->zp[k] - mean) / Z->sg[k] > p->clip_sigma * scale &&
-                kept - removed > p->min_stars) {
+            if (Z->keep[k] && clipped(Z->zp[k] - mean, Z->sg[k], scale, p) && kept - removed > p->min_stars) {
                 Z->keep[k] = 0;
                 removed++;
             }
@@ -247,6 +264,15 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
                      const double *chi2, const long *src_index, const long *ref_index, long nmatch,
                      const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out)
 {
+    return sk_photcal_solve_probed(l, flux, flux_err, chi2, NULL, NULL, src_index, ref_index, nmatch, ref,
+                                   p, out);
+}
+
+int sk_photcal_solve_probed(const sk_source_list *l, const double *flux, const double *flux_err,
+                            const double *chi2, const double *nb_snr, const double *nb_bias,
+                            const long *src_index, const long *ref_index, long nmatch,
+                            const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out)
+{
     *out = NULL;
     if (!flux && l->naper < 1)
         return sk_error(SK_EINPUT, "photometric calibration: no PSF fluxes and no aperture");
@@ -262,7 +288,7 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
     if (!st) {
         zp_candidates(l, flux, flux_err, src_index, ref_index, nmatch, ref, p, &Z);
         pc->ncandidates = Z.n;
-        st = zp_select(&Z, l, flux, flux_err, chi2, p, pc);
+        st = zp_select(&Z, l, flux, flux_err, chi2, flux ? nb_snr : NULL, flux ? nb_bias : NULL, p, pc);
     }
     if (!st) {
         mean = clipped_zero_point(&Z, p, &sw, &kept);

@@ -23,6 +23,8 @@ extern "C" {
 
 typedef struct sk_photcal_params {
     double clip_sigma;   /* clipping of the stars' zero points (3) */
+    double clip_sigma_high; /* the same above the mean, where unresolved
+                               light puts stars (2; <= 0: clip_sigma) */
     long min_stars;      /* fewer calibration stars: no zero point (3) */
     double min_snr;      /* stars fainter than this SNR are not used (10) */
     double error_floor;  /* mag added in quadrature to each star's error
@@ -36,6 +38,10 @@ typedef struct sk_photcal_params {
                                    FWHMs (2) with at least */
     double neighbour_flux_ratio;  /* this fraction of the star's AUTO flux
                                    (0.1; <= 0: no test) leaves it out */
+    double unresolved_snr;  /* a point source unresolved beside a star
+                               (its PSF-fit residual) this significant */
+    double unresolved_bias; /* and adding at least this fraction to its
+                               PSF-fit flux leaves it out (<= 0: no test) */
 } sk_photcal_params;
 
 #ifdef __cplusplus
