@@ -202,53 +202,6 @@ static double central_sigma(const float *var, long width, long height)
     return s;
 }
 
-/* Unresolved light beside the matched sources (sk_psf_neighbour_probe):
- * per source of the list, the significance of the strongest point source
- * the residual of its PSF fit shows within 2 FWHM and the share of its
- * flux the fit took from it (*snr_out, *bias_out: l->n values each, NaN
- * for sources not matched). */
-static int probe_matched(const sk_image *img, const sk_extract_result *r, const sk_calib *c,
-                         int threads, double **snr_out, double **bias_out)
-{
-    const sk_source_list *l = r->sources;
-    long nm = c->astrom->nmatch, n = l->n;
-    double *buf = malloc(sizeof *buf * (size_t)(2 * n + 5 * nm + 1));
-    if (!buf)
-        return sk_error(SK_EIO, "calibration: out of memory");
-    double *snr = buf, *bias = buf + n, *x = buf + 2 * n, *y = x + nm, *f = y + nm, *ps = f + nm,
-           *pb = ps + nm;
-    for (long k = 0; k < 2 * n; k++)
-        buf[k] = NAN;
-    for (long k = 0; k < nm; k++) {
-        long s = c->astrom->src_index[k];
-        int in = s >= 0 && s < n;
-        const sk_source *src = in ? &l->src[s] : NULL;
-        int win = in && isfinite(src->xwin) && isfinite(src->ywin);
-        x[k] = !in ? NAN : win ? src->xwin : src->x;
-        y[k] = !in ? NAN : win ? src->ywin : src->y;
-        f[k] = in ? c->flux_psf[s] : NAN;
-    }
-    int st = sk_psf_neighbour_probe(c->psf, img, r->background, r->detection ? r->detection->segmap : NULL,
-                                    r->gain, nm, x, y, f, threads, ps, pb);
-    for (long k = 0; !st && k < nm; k++) {
-        long s = c->astrom->src_index[k];
-        if (s >= 0 && s < n) {
-            snr[s] = ps[k];
-            bias[s] = pb[k];
-            sk_debug("unresolved-probe: NUMBER %ld x %.2f y %.2f snr %.3f bias %.5f", l->src[s].number,
-                     x[k], y[k], ps[k], pb[k]);
-        }
-    }
-    if (st) {
-        free(buf);
-        return st;
-    }
-    /* snr and bias share one block: the caller frees *snr_out alone */
-    *snr_out = snr;
-    *bias_out = bias;
-    return SK_OK;
-}
-
 /* The PSF model's normalisation error (sk_psf_norm_error), which every
  * star of the zero point shares and their scatter cannot show, added to
  * its error in quadrature. */
@@ -336,14 +289,10 @@ int sk_calib_run(const sk_image *img, sk_extract_result *r, const sk_calib_param
                     "was off by %.1f\"", img->path ? img->path : "image", c->astrom->nmatch,
                     c->astrom->rms_arcsec, c->astrom->rms_px, c->astrom->sip_order,
                     c->astrom->offset_arcsec);
-        double *nb_snr = NULL, *nb_bias = NULL;
-        if (!st && c->psf && c->flux_psf)
-            st = probe_matched(img, r, c, threads, &nb_snr, &nb_bias);
         if (!st)
-            st = sk_photcal_solve_probed(l, c->flux_psf, c->flux_psf_err, c->psf_chi2, nb_snr, nb_bias,
-                                         c->astrom->src_index, c->astrom->ref_index, c->astrom->nmatch,
-                                         c->phot_ref, &p->photcal, &c->photcal);
-        free(nb_snr);
+            st = sk_photcal_solve(l, c->flux_psf, c->flux_psf_err, c->psf_chi2, c->astrom->src_index,
+                                  c->astrom->ref_index, c->astrom->nmatch, c->phot_ref, &p->photcal,
+                                  &c->photcal);
         if (!st && c->psf) {
             st = photcal_norm_error(img, r, c, threads);
             if (!st)
@@ -433,7 +382,6 @@ int sk_calib_annotate_table(const sk_calib *c, sk_table *t)
         if (!st) st = sk_header_set_long(h, "MAGZRCHI", pc->nrej_chi2, "left out: PSF fit chi2 above peers'");
         if (!st) st = sk_header_set_long(h, "MAGZRAPX", pc->nrej_aperture, "left out: aperture flux excess");
         if (!st) st = sk_header_set_long(h, "MAGZRNBR", pc->nrej_neighbour, "left out: bright neighbour");
-        if (!st) st = sk_header_set_long(h, "MAGZRUNR", pc->nrej_unresolved, "left out: unresolved light beside it");
         if (!st && isfinite(pc->lim_mag))
             st = sk_header_set_double(h, "LIMMAG", pc->lim_mag, "[mag] 5-sigma point-source limit");
         for (int a = 0; !st && a < pc->naper; a++) {

@@ -26,8 +26,6 @@ void sk_photcal_params_default(sk_photcal_params *p)
     p->max_aperture_excess = 4.0;
     p->neighbour_radius_fwhm = 2.0;
     p->neighbour_flux_ratio = 0.1;
-    p->unresolved_snr = 5.0;
-    p->unresolved_bias = 0.0;
 }
 
 int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
@@ -46,8 +44,6 @@ int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
     if (!st) st = sk_section_num(sec, path, "max_aperture_excess", 0, 1e9, &p->max_aperture_excess);
     if (!st) st = sk_section_num(sec, path, "neighbour_radius_fwhm", 0, 100, &p->neighbour_radius_fwhm);
     if (!st) st = sk_section_num(sec, path, "neighbour_flux_ratio", 0, 1e9, &p->neighbour_flux_ratio);
-    if (!st) st = sk_section_num(sec, path, "unresolved_snr", 0, 1e9, &p->unresolved_snr);
-    if (!st) st = sk_section_num(sec, path, "unresolved_bias", 0, 1e9, &p->unresolved_bias);
     if (!st)
         p->min_stars = ms;
     return st;
@@ -120,14 +116,13 @@ static void zp_candidates(const sk_source_list *l, const double *flux, const dou
 /* Leave out the candidates the star selection rejects (their reasons
  * counted in pc), keeping the others in order. */
 static int zp_select(zp_stars *Z, const sk_source_list *l, const double *flux, const double *flux_err,
-                     const double *chi2, const double *nb_snr, const double *nb_bias,
-                     const sk_photcal_params *p, sk_photcal *pc)
+                     const double *chi2, const sk_photcal_params *p, sk_photcal *pc)
 {
     unsigned char *reject = malloc((size_t)Z->n + 1);
     if (!reject)
         return sk_error(SK_EIO, "photometric calibration: out of memory");
-    sk_photcal_pick c = {l, flux, flux_err, chi2, nb_snr, nb_bias, Z->who, Z->n};
-    long counts[4];
+    sk_photcal_pick c = {l, flux, flux_err, chi2, Z->who, Z->n};
+    long counts[3];
     int st = sk_photcal_pick_stars(&c, p, reject, counts);
     long m = 0;
     for (long k = 0; !st && k < Z->n; k++)
@@ -142,16 +137,16 @@ static int zp_select(zp_stars *Z, const sk_source_list *l, const double *flux, c
         pc->nrej_chi2 = counts[0];
         pc->nrej_aperture = counts[1];
         pc->nrej_neighbour = counts[2];
-        pc->nrej_unresolved = counts[3];
     }
     free(reject);
     return st;
 }
 
-/* Is a star's zero point d away from the mean (error sg, robust scale of
- * the normalised residuals `scale`) clipped: beyond clip_sigma scales
- * below the mean, beyond clip_sigma_high above it (unresolved light only
- * adds to a star's flux, so the high side has the long tail). */
+/* Is a star's zero point, d from the mean (its error sg, `scale` the
+ * robust scale of the normalised residuals), clipped: beyond clip_sigma
+ * scales below the mean, beyond clip_sigma_high above it. Light the
+ * detection did not resolve from a star (a faint neighbour within its
+ * PSF fit) only adds to its flux, so the residuals' long tail is above. */
 static int clipped(double d, double sg, double scale, const sk_photcal_params *p)
 {
     double lim = d > 0 && p->clip_sigma_high > 0 ? p->clip_sigma_high : p->clip_sigma;
@@ -159,7 +154,8 @@ static int clipped(double d, double sg, double scale, const sk_photcal_params *p
 }
 
 /* The weighted mean zero point, clipped at clip_sigma times the robust
- * scale (1.4826 MAD, at least 1) of the normalised residuals while more
+ * scale (1.4826 MAD, at least 1) of the normalised residuals (clip_sigma_high
+ * above the mean: clipped()) while more
  * than min_stars remain; *sw the sum of the weights, *kept the stars in. */
 static double clipped_zero_point(zp_stars *Z, const sk_photcal_params *p, double *sw_out, long *kept_out)
 {
@@ -264,15 +260,6 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
                      const double *chi2, const long *src_index, const long *ref_index, long nmatch,
                      const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out)
 {
-    return sk_photcal_solve_probed(l, flux, flux_err, chi2, NULL, NULL, src_index, ref_index, nmatch, ref,
-                                   p, out);
-}
-
-int sk_photcal_solve_probed(const sk_source_list *l, const double *flux, const double *flux_err,
-                            const double *chi2, const double *nb_snr, const double *nb_bias,
-                            const long *src_index, const long *ref_index, long nmatch,
-                            const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out)
-{
     *out = NULL;
     if (!flux && l->naper < 1)
         return sk_error(SK_EINPUT, "photometric calibration: no PSF fluxes and no aperture");
@@ -288,7 +275,7 @@ int sk_photcal_solve_probed(const sk_source_list *l, const double *flux, const d
     if (!st) {
         zp_candidates(l, flux, flux_err, src_index, ref_index, nmatch, ref, p, &Z);
         pc->ncandidates = Z.n;
-        st = zp_select(&Z, l, flux, flux_err, chi2, flux ? nb_snr : NULL, flux ? nb_bias : NULL, p, pc);
+        st = zp_select(&Z, l, flux, flux_err, chi2, p, pc);
     }
     if (!st) {
         mean = clipped_zero_point(&Z, p, &sw, &kept);

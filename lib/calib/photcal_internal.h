@@ -31,8 +31,7 @@ typedef struct sk_photcal {
                             the star selection and clipping */
     long nrej_chi2;      /* of them left out for their PSF fit's chi^2, */
     long nrej_aperture;  /* for aperture light beyond the PSF's, */
-    long nrej_neighbour; /* for a bright listed neighbour, */
-    long nrej_unresolved; /* for unresolved light beside it (a star may
+    long nrej_neighbour; /* for a bright listed neighbour (a star may
                             count under several) */
     int from_psf;        /* 1: zp for PSF-fit fluxes; 0: largest aperture */
     int naper;
@@ -67,14 +66,6 @@ typedef struct sk_photcal {
 int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *flux_err,
                      const double *chi2, const long *src_index, const long *ref_index, long nmatch,
                      const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out);
-
-/* The same with the star selection's unresolved test: nb_snr, nb_bias
- * (l->n each, NaN: not measured; NULL: no test) from
- * sk_psf_neighbour_probe(). */
-int sk_photcal_solve_probed(const sk_source_list *l, const double *flux, const double *flux_err,
-                            const double *chi2, const double *nb_snr, const double *nb_bias,
-                            const long *src_index, const long *ref_index, long nmatch,
-                            const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out);
 
 /* Aperture corrections from the PSF model instead of the stars: for each
  * aperture, 2.5 log10 of the fraction of the unit-sum PSF at (x, y) inside

@@ -10,8 +10,7 @@
 enum {
     SK_PHOTCAL_REJECT_CHI2 = 1u << 0,      /* PSF fit chi^2 above its peers' */
     SK_PHOTCAL_REJECT_APERTURE = 1u << 1,  /* aperture light beyond the PSF fit's */
-    SK_PHOTCAL_REJECT_NEIGHBOUR = 1u << 2, /* a bright listed neighbour */
-    SK_PHOTCAL_REJECT_UNRESOLVED = 1u << 3 /* unresolved light beside it */
+    SK_PHOTCAL_REJECT_NEIGHBOUR = 1u << 2  /* a bright listed neighbour */
 };
 
 /* The candidates of a zero point: source who[k] of `list` for k < n,
@@ -20,8 +19,6 @@ enum {
 typedef struct sk_photcal_pick {
     const sk_source_list *list;
     const double *flux, *flux_err, *chi2;
-    const double *nb_snr, *nb_bias; /* may be NULL: per source of the list,
-                                       sk_psf_neighbour_probe's measures */
     const long *who;
     long n;
 } sk_photcal_pick;
@@ -38,15 +35,11 @@ typedef struct sk_photcal_pick {
  *   and the ratio's own noise (from FLUXERR_APER): light the PSF does not
  *   explain;
  * - neighbour: another listed source within neighbour_radius_fwhm image
- *   FWHMs with FLUX_AUTO at least neighbour_flux_ratio times the star's;
- * - unresolved: (nb_snr, nb_bias given) a point source in the residual of
- *   the star's PSF fit within 2 FWHM at a significance of unresolved_snr
- *   or more that makes its PSF-fit flux too bright by unresolved_bias of
- *   it or more.
+ *   FWHMs with FLUX_AUTO at least neighbour_flux_ratio times the star's.
  * The chi^2 and aperture tests need PSF-fit fluxes and at least 5
- * candidates. counts[0..3]: candidates failing each test (a candidate
+ * candidates. counts[0..2]: candidates failing each test (a candidate
  * may fail several). */
 int sk_photcal_pick_stars(const sk_photcal_pick *c, const sk_photcal_params *p, unsigned char *reject,
-                          long counts[4]);
+                          long counts[3]);
 
 #endif

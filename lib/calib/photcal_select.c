@@ -122,25 +122,12 @@ static void neighbour_test(const sk_photcal_pick *c, const sk_photcal_params *p,
     }
 }
 
-/* A point source in the residual of the star's fit that adds to its flux
- * (sk_psf_neighbour_probe). */
-static void unresolved_test(const sk_photcal_pick *c, const sk_photcal_params *p, unsigned char *reject)
-{
-    if (!c->nb_snr || !c->nb_bias || !(p->unresolved_bias > 0))
-        return;
-    for (long k = 0; k < c->n; k++) {
-        long s = c->who[k];
-        if (c->nb_snr[s] >= p->unresolved_snr && c->nb_bias[s] >= p->unresolved_bias)
-            reject[k] |= SK_PHOTCAL_REJECT_UNRESOLVED;
-    }
-}
-
 int sk_photcal_pick_stars(const sk_photcal_pick *c, const sk_photcal_params *p, unsigned char *reject,
-                          long counts[4])
+                          long counts[3])
 {
     long n = c->n;
     memset(reject, 0, (size_t)(n > 0 ? n : 0));
-    counts[0] = counts[1] = counts[2] = counts[3] = 0;
+    counts[0] = counts[1] = counts[2] = 0;
     if (n <= 0)
         return SK_OK;
     if (c->flux && n >= SELECT_MIN_CANDIDATES) {
@@ -162,12 +149,10 @@ int sk_photcal_pick_stars(const sk_photcal_pick *c, const sk_photcal_params *p, 
         free(buf);
     }
     neighbour_test(c, p, reject);
-    unresolved_test(c, p, reject);
     for (long k = 0; k < n; k++) {
         counts[0] += (reject[k] & SK_PHOTCAL_REJECT_CHI2) != 0;
         counts[1] += (reject[k] & SK_PHOTCAL_REJECT_APERTURE) != 0;
         counts[2] += (reject[k] & SK_PHOTCAL_REJECT_NEIGHBOUR) != 0;
-        counts[3] += (reject[k] & SK_PHOTCAL_REJECT_UNRESOLVED) != 0;
     }
     return SK_OK;
 }

@@ -104,21 +104,6 @@ int sk_psf_norm_error(const sk_psf *psf, const sk_image *img, const sk_backgroun
                       const int32_t *segmap, double gain, const sk_source_list *l, int threads,
                       double *norm_err);
 
-/* Unresolved light beside each of the n positions (x[k], y[k]) whose
- * PSF-fit flux is flux[k] (psf_probe.c): the source is fitted with the
- * PSF and its derivatives by the centre (a free centre) to the pixels
- * within 3 FWHM (background-subtracted, inverse-variance weights with
- * the source's Poisson noise, other objects' pixels left out), and in
- * the residual a second point source is sought at whole-pixel offsets
- * from 0.5 to 2 FWHM, fitted jointly: snr[k] is the largest significance
- * of its amplitude (0: none positive), bias[k] the fraction of the
- * source's flux the single-source fit overstates by with that neighbour
- * (NaN both when not measured). */
-int sk_psf_neighbour_probe(const sk_psf *psf, const sk_image *img, const sk_background *bg,
-                           const int32_t *segmap, double gain, long n, const double *x,
-                           const double *y, const double *flux, int threads, double *snr,
-                           double *bias);
-
 /* The same with the neighbours' models subtracted instead of their pixels
  * left out: `resid` (width*height) is the image less its background and
  * the model of every source (own[k] times the PSF at source k's centroid),

@@ -38,10 +38,6 @@ typedef struct sk_photcal_params {
                                    FWHMs (2) with at least */
     double neighbour_flux_ratio;  /* this fraction of the star's AUTO flux
                                    (0.1; <= 0: no test) leaves it out */
-    double unresolved_snr;  /* a point source unresolved beside a star
-                               (its PSF-fit residual) this significant */
-    double unresolved_bias; /* and adding at least this fraction to its
-                               PSF-fit flux leaves it out (<= 0: no test) */
 } sk_photcal_params;
 
 #ifdef __cplusplus

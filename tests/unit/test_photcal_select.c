@@ -130,7 +130,7 @@ int main(void)
     long *who = malloc(sizeof *who * (size_t)(as->nmatch + 1));
     char *planted = calloc((size_t)as->nmatch + 1, 1);
     unsigned char *rej = malloc((size_t)as->nmatch + 1);
-    long m = 0, nbl = 0, nbl_rej = 0, ncl = 0, ncl_rej = 0, counts[4];
+    long m = 0, nbl = 0, nbl_rej = 0, ncl = 0, ncl_rej = 0, counts[3];
     for (long k = 0; k < as->nmatch; k++) {
         long s = as->src_index[k];
         const sk_source *src = &r->sources->src[s];
