@@ -18,7 +18,6 @@ void sk_photcal_params_default(sk_photcal_params *p)
 {
     memset(p, 0, sizeof *p);
     p->clip_sigma = 3.0;
-    p->clip_sigma_high = 2.0;
     p->min_stars = 3;
     p->min_snr = 10.0;
     p->error_floor = 0.005;
@@ -36,7 +35,6 @@ int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
     const char *path = "extraction.photometric";
     long ms = p->min_stars;
     int st = sk_section_num(sec, path, "clip_sigma", 0.5, 1e6, &p->clip_sigma);
-    if (!st) st = sk_section_num(sec, path, "clip_sigma_high", 0, 1e6, &p->clip_sigma_high);
     if (!st) st = sk_section_long(sec, path, "min_stars", 1, 1000000000L, &ms);
     if (!st) st = sk_section_num(sec, path, "min_snr", 0, 1e9, &p->min_snr);
     if (!st) st = sk_section_num(sec, path, "error_floor", 0, 1, &p->error_floor);
@@ -142,20 +140,8 @@ static int zp_select(zp_stars *Z, const sk_source_list *l, const double *flux, c
     return st;
 }
 
-/* Is a star's zero point, d from the mean (its error sg, `scale` the
- * robust scale of the normalised residuals), clipped: beyond clip_sigma
- * scales below the mean, beyond clip_sigma_high above it. Light the
- * detection did not resolve from a star (a faint neighbour within its
- * PSF fit) only adds to its flux, so the residuals' long tail is above. */
-static int clipped(double d, double sg, double scale, const sk_photcal_params *p)
-{
-    double lim = d > 0 && p->clip_sigma_high > 0 ? p->clip_sigma_high : p->clip_sigma;
-    return fabs(d) / sg > lim * scale;
-}
-
 /* The weighted mean zero point, clipped at clip_sigma times the robust
- * scale (1.4826 MAD, at least 1) of the normalised residuals (clip_sigma_high
- * above the mean: clipped()) while more
+ * scale (1.4826 MAD, at least 1) of the normalised residuals while more
  * than min_stars remain; *sw the sum of the weights, *kept the stars in. */
 static double clipped_zero_point(zp_stars *Z, const sk_photcal_params *p, double *sw_out, long *kept_out)
 {
@@ -185,7 +171,8 @@ static double clipped_zero_point(zp_stars *Z, const sk_photcal_params *p, double
             scale = 1.0;
         long removed = 0;
         for (long k = 0; k < Z->n; k++)
-            if (Z->keep[k] && clipped(Z->zp[k] - mean, Z->sg[k], scale, p) && kept - removed > p->min_stars) {
+            if (Z->keep[k] && fabs(Z->zp[k] - mean) / Z->sg[k] > p->clip_sigma * scale &&
+                kept - removed > p->min_stars) {
                 Z->keep[k] = 0;
                 removed++;
             }

@@ -23,8 +23,6 @@ extern "C" {
 
 typedef struct sk_photcal_params {
     double clip_sigma;   /* clipping of the stars' zero points (3) */
-    double clip_sigma_high; /* the same above the mean, where unresolved
-                               light puts stars (2; <= 0: clip_sigma) */
     long min_stars;      /* fewer calibration stars: no zero point (3) */
     double min_snr;      /* stars fainter than this SNR are not used (10) */
     double error_floor;  /* mag added in quadrature to each star's error
