@@ -22,6 +22,7 @@ typedef struct plane {
     void *map;                  /* the file mapped (NULL: read through cfitsio) */
     size_t map_len;
     const unsigned char *data;  /* its pixels in the map, stored big-endian */
+    size_t released;            /* bytes from the map's start given back */
     int null_check;             /* floats through cfitsio's null check (NaN) */
 } plane;
 
@@ -142,6 +143,25 @@ static void plane_map(plane *p, int bitpix, long w, long h)
     (void)w;
     (void)h;
 #endif
+}
+
+/* Give back the pages of the mapped plane before byte `upto` of its
+ * pixels: bands are read in rising rows, so the rows above a band are not
+ * read again (if they are, they come back from the page cache). Without
+ * this the pages read stay in the process's resident set until the input
+ * is closed, and a coadd of many inputs would hold all of them. */
+static void plane_release(plane *p, size_t upto)
+{
+    if (!p->map)
+        return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t end = ((size_t)(p->data - (const unsigned char *)p->map) + upto) / page * page;
+    if (end > p->map_len)
+        end = p->map_len / page * page;
+    if (end > p->released) {
+        (void)madvise((char *)p->map + p->released, end - p->released, MADV_DONTNEED);
+        p->released = end;
+    }
 }
 
 /* Read the rectangle of the open plane (`width` columns) as float or
@@ -643,5 +663,12 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
         R.mask_be = mask_be ? s->mask.data + 2 * at : NULL;
         finish_row(w, &R, &P);
     }
+    size_t first = (size_t)y0 * (size_t)s->width;
+    if (sci_be)
+        plane_release(&s->sci, 4 * first);
+    if (wgt_be)
+        plane_release(&s->noise, 4 * first);
+    if (mask_be)
+        plane_release(&s->mask, 2 * first);
     return SK_OK;
 }
