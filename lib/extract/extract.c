@@ -198,9 +198,10 @@ sk_detect_params sk_extract_detect_params(const sk_image *img, const sk_extract_
     return dp;
 }
 
-sk_measure_params sk_extract_measure_params(const sk_extract_params *p, double gain, double fwhm_px)
+sk_measure_params sk_extract_measure_params(const sk_extract_params *p, const sk_extract_result *r)
 {
-    sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius, gain, fwhm_px, 0, 0 };
+    sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius,
+                             r->gain, r->fwhm_px, r->core_fwhm_px, 0, 0 };
     return mp;
 }
 
@@ -225,10 +226,12 @@ static int detect_two_pass(const sk_image *img, const sk_extract_params *p, int 
        the window iterated from the guess (the first detection's filter
        only has to find the peaks). */
     if (!st && p->refine_fwhm) {
-        double est = 0;
-        st = sk_fwhm_from_peaks(img, r->background, r->detection->signif, fwhm, threads, &est);
-        if (!st && est > 0)
+        double est = 0, core = 0;
+        st = sk_fwhm_from_peaks(img, r->background, r->detection->signif, fwhm, threads, &est, &core);
+        if (!st && est > 0) {
             fwhm = est;
+            r->core_fwhm_px = core < est ? core : 0;
+        }
         else if (!st)
             sk_debug("extraction: too few bright round peaks for the FWHM: the guess %.3f px kept", fwhm);
     }
@@ -271,7 +274,7 @@ int sk_extract_run(const sk_image *img, const sk_extract_params *p, int threads,
         return sk_error(SK_EIO, "extraction: out of memory");
     int st = detect_two_pass(img, p, threads, r);
     if (!st) {
-        sk_measure_params mp = sk_extract_measure_params(p, r->gain, r->fwhm_px);
+        sk_measure_params mp = sk_extract_measure_params(p, r);
         st = sk_measure(img, r->background, r->detection, &mp, threads, &r->sources);
     }
     if (st) {
@@ -320,8 +323,8 @@ int sk_extract_run_dual(const sk_image *det_img, const sk_image *img, const sk_e
     if (!st) {
         r->gain = image_gain(img, p);
         r->fwhm_px = d->fwhm_px;
-        sk_measure_params mp = { p->aperture_fwhm, p->naper, p->kron_factor, p->kron_min_radius,
-                                 d->gain, d->fwhm_px, 0, 0 };
+        r->core_fwhm_px = d->core_fwhm_px;
+        sk_measure_params mp = sk_extract_measure_params(p, d);
         st = sk_measure_dual(det_img, d->background, d->detection, &mp, img, r->background, r->gain, threads,
                              &r->sources);
     }

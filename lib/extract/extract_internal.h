@@ -96,6 +96,10 @@ typedef struct sk_measure_params {
     double kron_min_radius;      /* minimum AUTO radius, units of a,b (3.5) */
     double gain;                 /* e-/ADU for source Poisson noise; <= 0: none */
     double fwhm_px;              /* image FWHM (apertures, window); > 0 */
+    double core_fwhm_px;         /* the PSF's core as sharp as measured,
+                                    below SK_FWHM_MIN_PX too (<= fwhm_px;
+                                    0: fwhm_px): what the tests for objects
+                                    sharper than the PSF compare with */
     int shape_only;              /* 1: centroid, moments, FWHM and flags only
                                     (no aperture, AUTO or SNR) */
     int residual;                /* 1: img is an image less fitted models,
@@ -109,7 +113,7 @@ typedef struct sk_measure_params {
  * matched filter of FWHM fwhm_px (none on an image filtered already:
  * header CHI2FWHM), and the measurement parameters of p. extract.c. */
 sk_detect_params sk_extract_detect_params(const sk_image *img, const sk_extract_params *p, double fwhm_px);
-sk_measure_params sk_extract_measure_params(const sk_extract_params *p, double gain, double fwhm_px);
+sk_measure_params sk_extract_measure_params(const sk_extract_params *p, const sk_extract_result *r);
 
 /* Measure every object of `det` on `img`; the result is sorted by (ywin, xwin)
  * and numbered from 1. */
@@ -142,18 +146,29 @@ double sk_circle_rect_overlap(double x0, double y0, double x1, double y1, double
  * sources on the stellar locus; 0 when there are too few. */
 double sk_image_fwhm(const sk_source_list *l);
 
+/* Pixel-integrated unit Gaussian of sigma sg (px) centred at c over the n
+ * pixels centred at t0, t0+1, ..: the fraction of its light along one
+ * axis in each (fwhm.c). */
+void sk_pix_gauss_row(long t0, long n, double c, double sg, double *out);
+
 /* The range of image FWHMs the extraction measures (px). */
 #define SK_FWHM_MIN_PX 1.2
 #define SK_FWHM_MAX_PX 15.0
+/* The sharpest PSF core measured (px): a star of this FWHM centred on a
+ * pixel puts 98 % of its light in that pixel. */
+#define SK_FWHM_CORE_MIN_PX 0.4
 
 /* The image FWHM (px) from the data: the mode of the windowed FWHMs of the
  * bright (>= 20 filtered sigmas), unsaturated, round local maxima of the
  * significance image `signif`, the window iterated from guess_px until the
  * estimate settles; *fwhm_px 0 when fewer than 5 peaks qualify. The
- * peaks are fitted on `threads` threads; the result does not depend on
- * their number. */
+ * estimate is held within SK_FWHM_MIN_PX..SK_FWHM_MAX_PX; *core_px is the
+ * last estimate without the lower limit (down to SK_FWHM_CORE_MIN_PX),
+ * for an image whose stars are sharper than SK_FWHM_MIN_PX. The peaks
+ * are fitted on `threads` threads; the result does not depend on their
+ * number. */
 int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float *signif,
-                       double guess_px, int threads, double *fwhm_px);
+                       double guess_px, int threads, double *fwhm_px, double *core_px);
 
 /* The FWHM (px) of the core of the star at (x_px, y_px): a pixel-integrated
  * circular Gaussian plus a constant (neighbours' light, wings) fitted to

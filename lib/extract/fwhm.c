@@ -77,10 +77,7 @@ static long find_peaks(const sk_image *img, const float *sig, int r, peak_t **ou
     return n > MAX_PEAKS ? MAX_PEAKS : n;
 }
 
-/* Pixel-integrated unit Gaussian of sigma sg centred at c over the n
- * pixels centred at t0, t0+1, ..: the fraction of its light along one
- * axis in each. Neighbouring pixels share their edge's erf. */
-static void pix_gauss_row(long t0, long n, double c, double sg, double *out)
+void sk_pix_gauss_row(long t0, long n, double c, double sg, double *out)
 {
     double k = 1.0 / (M_SQRT2 * sg);
     double lo = erf(((double)t0 - 0.5 - c) * k);
@@ -106,11 +103,11 @@ typedef struct {
 static void axis_fill(axis_t *a, long t0, long n, double c, double sg)
 {
     const double h = DIFF_H;
-    pix_gauss_row(t0, n, c, sg, a->g);
-    pix_gauss_row(t0, n, c + h, sg, a->cp);
-    pix_gauss_row(t0, n, c - h, sg, a->cm);
-    pix_gauss_row(t0, n, c, sg + h, a->sp);
-    pix_gauss_row(t0, n, c, sg - h, a->sm);
+    sk_pix_gauss_row(t0, n, c, sg, a->g);
+    sk_pix_gauss_row(t0, n, c + h, sg, a->cp);
+    sk_pix_gauss_row(t0, n, c - h, sg, a->cm);
+    sk_pix_gauss_row(t0, n, c, sg + h, a->sp);
+    sk_pix_gauss_row(t0, n, c, sg - h, a->sm);
 }
 
 /* Model and its derivatives (by central differences in x0, y0, sigma) at
@@ -239,9 +236,10 @@ static int fit_peak(long k, void *user)
 }
 
 int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float *signif,
-                       double guess_px, int threads, double *fwhm_px)
+                       double guess_px, int threads, double *fwhm_px, double *core_px)
 {
     *fwhm_px = 0;
+    *core_px = 0;
     double f = guess_px < SK_FWHM_MIN_PX ? SK_FWHM_MIN_PX : guess_px > SK_FWHM_MAX_PX ? SK_FWHM_MAX_PX
                                                                                        : guess_px;
     peak_t *pk = NULL;
@@ -265,11 +263,12 @@ int sk_fwhm_from_peaks(const sk_image *img, const sk_background *bg, const float
         (void)sk_parallel_for_each(n, threads, fit_peak, &J); /* fit_peak cannot fail */
         long m = 0;
         for (long k = 0; k < n; k++)
-            if (e[k] > 0.5 * SK_FWHM_MIN_PX && e[k] < 2 * SK_FWHM_MAX_PX)
+            if (e[k] > SK_FWHM_CORE_MIN_PX && e[k] < 2 * SK_FWHM_MAX_PX)
                 v[m++] = e[k];
         if (m < 5)
             break;
         double est = fwhm_mode(v, m);
+        *core_px = est;
         if (est < SK_FWHM_MIN_PX)
             est = SK_FWHM_MIN_PX;
         if (est > SK_FWHM_MAX_PX)

@@ -522,6 +522,7 @@ static void centroid_window(double sig_w, double *sigma_px, double *radius_px)
 typedef struct {
     double *dx, *dy, *wt, *val, *var;
     long n;
+    long x0, y0, nx, ny;  /* the columns and rows the window spans */
 } winpix;
 
 /* Collect the window of radius rwin and sigma sig_w about (xc, yc). */
@@ -556,6 +557,10 @@ static void window_gather(const mctx *M, long self, const stamp *stp, double xc,
         }
     }
     W->n = n;
+    W->x0 = xa;
+    W->y0 = ya;
+    W->nx = xb - xa + 1;
+    W->ny = yb - ya + 1;
 }
 
 /* Iterate the windowed centroid from the barycentre; 1 with (xc, yc) where
@@ -630,10 +635,47 @@ static void window_moments(const winpix *W, double gain, win_moments *m)
     *m = (win_moments){ wsum, wvar, ex, ey, mxx, myy, mxy };
 }
 
+/* The sigma (px) of the PSF core the tests for objects sharper than the
+ * PSF compare with: the image FWHM's, or the core's where the stars are
+ * sharper than the image FWHM's lower limit. */
+static double core_sigma(const sk_measure_params *p)
+{
+    double f = p->core_fwhm_px > 0 && p->core_fwhm_px < p->fwhm_px ? p->core_fwhm_px : p->fwhm_px;
+    return f / FWHM_PER_SIGMA;
+}
+
+/* The windowed second moment along (ux, uy) that the image PSF (a
+ * Gaussian of sigma sig_psf, integrated over the pixels) has when centred
+ * at (xc, yc) and seen through the pixels of W: for an undersampled star
+ * it depends on where the star falls within its pixel (a star centred on
+ * a pixel of FWHM 1.2 px has less than half the moment of the continuous
+ * profile), so it is computed at the object's own sub-pixel position. */
+static double psf_window_moment(const winpix *W, double xc, double yc, double sig_psf,
+                                double ux, double uy)
+{
+    if (W->n <= 0)
+        return 0;
+    long xa = W->x0, ya = W->y0, nx = W->nx, ny = W->ny;
+    double gx[nx], gy[ny];
+    sk_pix_gauss_row(xa, nx, xc, sig_psf, gx);
+    sk_pix_gauss_row(ya, ny, yc, sig_psf, gy);
+    double num = 0, den = 0;
+    for (long q = 0; q < W->n; q++) {
+        long ix = lround(W->dx[q] + xc) - xa, iy = lround(W->dy[q] + yc) - ya;
+        double P = W->wt[q] * gx[ix] * gy[iy];
+        double u = W->dx[q] * ux + W->dy[q] * uy;
+        num += P * u * u;
+        den += P;
+    }
+    return den > 0 ? num / den : 0;
+}
+
 /* Is the object sharper than the PSF along the minor axis of its windowed
  * moments, by more than twice the error of that moment (a cosmic ray, a
- * hot pixel)? lmin is the minor-axis moment, lpsf that of the PSF. */
-static int sharper_than_psf(const winpix *W, const win_moments *m, double lmin, double lpsf)
+ * hot pixel)? lmin is the minor-axis moment; the PSF's is taken at the
+ * object's position (xc, yc) through the same pixels and window. */
+static int sharper_than_psf(const winpix *W, const win_moments *m, double lmin, double xc,
+                            double yc, double sig_psf)
 {
     double th = 0.5 * atan2(2 * m->mxy, m->mxx - m->myy) + 0.5 * M_PI;  /* minor axis */
     double ux = cos(th), uy = sin(th), ev = 0;
@@ -643,14 +685,14 @@ static int sharper_than_psf(const winpix *W, const win_moments *m, double lmin, 
         ev += wt * wt * W->var[q] * t * t;
     }
     double lmin_err = sqrt(ev) / m->flux;
-    return lmin + 2 * lmin_err < 0.4 * lpsf;
+    return lmin + 2 * lmin_err < 0.4 * psf_window_moment(W, xc, yc, sig_psf, ux, uy);
 }
 
 /* Errors of the windowed centroid, the windowed SNR (shape_only: there are
  * no apertures), the FWHM from the windowed moments with the window
  * deconvolved, and the test for objects sharper than the PSF; returns the
  * flags it sets. */
-static unsigned windowed_shape(const mctx *M, const winpix *W, double sig_w, sk_source *s)
+static unsigned windowed_shape(const mctx *M, const winpix *W, double sig_psf, sk_source *s)
 {
     win_moments m;
     window_moments(W, M->p->gain, &m);
@@ -665,7 +707,7 @@ static unsigned windowed_shape(const mctx *M, const winpix *W, double sig_w, sk_
     }
     double ms = 0.5 * (m.mxx + m.myy), md = sqrt(0.25 * (m.mxx - m.myy) * (m.mxx - m.myy) + m.mxy * m.mxy);
     double lmax = ms + md, lmin = ms - md;
-    double sw2 = sig_w * sig_w;
+    double sw2 = sig_psf * sig_psf;
     if (wsum > 0 && lmax > 0 && lmax < 0.9 * sw2) {
         double s1 = lmax * sw2 / (sw2 - lmax) - 1.0 / 12;
         double s2 = lmin > 0 ? lmin * sw2 / (sw2 - lmin) - 1.0 / 12 : 0;
@@ -674,35 +716,45 @@ static unsigned windowed_shape(const mctx *M, const winpix *W, double sig_w, sk_
     } else {
         s->fwhm_px = FWHM_PER_SIGMA * sqrt(0.5 * (s->x2 + s->y2));
     }
-    double sp2 = sw2 + 1.0 / 12;  /* the image PSF, pixel-integrated */
-    double lpsf = sp2 * sw2 / (sp2 + sw2);
-    if (wsum > 0 && md >= 0 && sharper_than_psf(W, &m, lmin, lpsf))
+    if (wsum > 0 && md >= 0 && sharper_than_psf(W, &m, lmin, s->xwin, s->ywin, core_sigma(M->p)))
         return SK_SRC_ARTIFACT;
     return 0;
 }
 
 /* Is the peak pixel (index peak_i, value peak) much sharper than the PSF of
- * sigma sig_w along a row, column or diagonal (the mean of its two
- * neighbours on it, on a residual image the larger)? Then SK_SRC_ARTIFACT. */
-static unsigned peak_sharpness_flags(const mctx *M, long peak_i, double peak, double sig_w)
+ * sigma sig_psf along a row, column or diagonal? Its two neighbours on it
+ * are compared with what the PSF, integrated over the pixels and centred
+ * where the object is (xc, yc), puts there relative to the peak pixel:
+ * their mean against the model's mean, or on a residual image the larger
+ * against the model's smaller. They must be below half of it by three
+ * times their noise (a star much sharper than a pixel has neighbours too
+ * faint to tell from a single hot pixel's). Then SK_SRC_ARTIFACT. */
+static unsigned peak_sharpness_flags(const mctx *M, long peak_i, double peak, double sig_psf,
+                                     double xc, double yc)
 {
     const sk_image *img = M->img;
     long w = img->width, px = peak_i % w, py = peak_i / w;
     static const int dirs[4][2] = { { 1, 0 }, { 0, 1 }, { 1, 1 }, { 1, -1 } };
-    double varp = M->var[peak_i];
+    double gx[3], gy[3];  /* the PSF's share in the columns px-1..px+1, rows py-1..py+1 */
+    sk_pix_gauss_row(px - 1, 3, xc, sig_psf, gx);
+    sk_pix_gauss_row(py - 1, 3, yc, sig_psf, gy);
+    double varp = M->var[peak_i], gpeak = gx[1] * gy[1];
     unsigned flags = 0;
-    for (int a = 0; a < 4 && varp > 0; a++) {
-        long x1 = px + dirs[a][0], y1 = py + dirs[a][1];
-        long x0 = px - dirs[a][0], y0 = py - dirs[a][1];
+    for (int a = 0; a < 4 && varp > 0 && gpeak > 0; a++) {
+        int ddx = dirs[a][0], ddy = dirs[a][1];
+        long x1 = px + ddx, y1 = py + ddy;
+        long x0 = px - ddx, y0 = py - ddy;
         if (!usable_at(M, x1, y1) || !usable_at(M, x0, y0))
             continue;
         long i1 = y1 * w + x1, i0 = y0 * w + x0;
         double v1 = img->sci[i1] - M->bg->level[i1], v0 = img->sci[i0] - M->bg->level[i0];
+        double e1 = gx[1 + ddx] * gy[1 + ddy] / gpeak, e0 = gx[1 - ddx] * gy[1 - ddy] / gpeak;
         double m = M->p->residual ? fmax(v1, v0) : 0.5 * (v1 + v0);
-        double d2 = (double)(dirs[a][0] * dirs[a][0] + dirs[a][1] * dirs[a][1]);
-        double expect = exp(-0.5 * d2 / (sig_w * sig_w));
-        double noise = sqrt(varp + 0.25 * (M->var[i1] + M->var[i0]));
-        if (m < 0.5 * expect * peak && peak - m > 5 * noise)
+        double expect = M->p->residual ? fmin(e1, e0) : 0.5 * (e1 + e0);
+        double noise_m = M->p->residual ? sqrt(fmax(M->var[i1], M->var[i0]))
+                                        : 0.5 * sqrt(M->var[i1] + M->var[i0]);
+        double noise = sqrt(varp + noise_m * noise_m);
+        if (0.5 * expect * peak - m > 3 * noise_m && peak - m > 5 * noise)
             flags |= SK_SRC_ARTIFACT;
     }
     return flags;
@@ -1073,7 +1125,7 @@ static void measure_one(const mctx *M, long k, stamp *stp, stamp *pst, winpix *W
     s->ywin = yc;
     window_gather(M, self, stp, xc, yc, rwin, sig_w, W);
     flags |= windowed_shape(M, W, sig_w, s);
-    flags |= peak_sharpness_flags(M, is.peak_i, s->peak, sig_w);
+    flags |= peak_sharpness_flags(M, is.peak_i, s->peak, core_sigma(p), xc, yc);
     s->background = P->bg->level[lround(yc < 0 ? 0 : yc >= h ? h - 1 : yc) * w +
                                   lround(xc < 0 ? 0 : xc >= w ? w - 1 : xc)];
 
@@ -1106,7 +1158,7 @@ static int measure_range(long begin, long end, void *user)
     double *wbuf = malloc(sizeof *wbuf * 5 * cap);
     if (!wbuf)
         return sk_error(SK_EIO, "measurement: out of memory");
-    winpix W = { wbuf, wbuf + cap, wbuf + 2 * cap, wbuf + 3 * cap, wbuf + 4 * cap, 0 };
+    winpix W = { wbuf, wbuf + cap, wbuf + 2 * cap, wbuf + 3 * cap, wbuf + 4 * cap, 0, 0, 0, 0, 0 };
     for (long k = begin; k < end; k++)
         measure_one(M, M->order ? M->order[k] : k, &S, &SP, &W);
     free(wbuf);

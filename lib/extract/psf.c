@@ -1642,10 +1642,22 @@ static void anchor_centres(bctx *c)
     }
 }
 
+/* The width (px) that sizes the model's grid and its wings' radii: the
+ * stellar locus's FWHM, but at least a pixel. The model is the PSF as the
+ * pixels sample it, never narrower than a pixel: for stars sharper than
+ * that, a grid step from their FWHM is not constrained by the stars'
+ * pixels and rings (the model's sum may even turn negative), and curve-of-
+ * growth radii inside one pixel see only the pixel's own shape. */
+static double psf_model_width(double locus_px)
+{
+    return fmax(locus_px, 1.0);
+}
+
 /* The model's frame, grid and degree: the image's centre and size for the
  * polynomial, the grid step (px) and size from the stellar locus's FWHM
  * `locus` (or as asked), and the degree lowered until there are three
- * stars per term. Returns the side of the stamps cut around the stars. */
+ * stars per term (the step from psf_model_width). Returns the side of the
+ * stamps cut around the stars. */
 static int psf_geometry(sk_psf *psf, const sk_image *img, const sk_psf_params *p, double locus,
                         long nstar, long nloaded)
 {
@@ -1655,7 +1667,7 @@ static int psf_geometry(sk_psf *psf, const sk_image *img, const sk_psf_params *p
     psf->yzero = 0.5 * ((double)img->height + 1.0);
     psf->xscale = (double)img->width;
     psf->yscale = (double)img->height;
-    psf->step_px = p->oversampling > 0 ? 1.0 / p->oversampling : fmin(1.0, locus / 4.7);
+    psf->step_px = p->oversampling > 0 ? 1.0 / p->oversampling : fmin(1.0, psf_model_width(locus) / 4.7);
     int m = p->size_px > 0 ? p->size_px : 2 * (int)ceil(4.0 * locus) + 1;
     if (m < 11 && p->size_px <= 0)
         m = 11;
@@ -1879,7 +1891,8 @@ int sk_psf_build(const sk_image *img, const sk_background *bg, const sk_source_l
     if (!st)
         st = fit_rounds(&c, p->clip_sigma, threads);
     if (!st)
-        st = sk_psf_fit_wings(c.comp, psf->ncomp, psf->width, psf->height, psf->step_px, c.fwhm, m);
+        st = sk_psf_fit_wings(c.comp, psf->ncomp, psf->width, psf->height, psf->step_px,
+                              psf_model_width(c.fwhm), m);
     if (!st)
         st = normalise_model(&c);
     if (!st)

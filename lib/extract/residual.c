@@ -364,7 +364,7 @@ static int detect_residual(pass_ctx *C)
     rimg.flags = fl;
     sk_detect_params dp = sk_extract_detect_params(img, C->xp, r->fwhm_px);
     int st = sk_detect(&rimg, r->background, &dp, C->threads, &C->det2);
-    sk_measure_params mp = sk_extract_measure_params(C->xp, r->gain, r->fwhm_px);
+    sk_measure_params mp = sk_extract_measure_params(C->xp, r);
     mp.residual = 1;
     st = st ? st : model_eps(C->psf, &rimg, &mimg, r->background->level, C->var, C->threads, &C->eps);
     if (!st && C->det2->nobjects > 0)
@@ -543,7 +543,7 @@ static int remeasure(pass_ctx *C, psf_scene *s, sk_source_list **a, sk_source_li
         return sk_error(SK_EIO, "second pass: out of memory");
     for (long k = 0; k < s->n; k++)
         old[k] = k < n1;
-    sk_measure_params mp = sk_extract_measure_params(C->xp, r->gain, r->fwhm_px);
+    sk_measure_params mp = sk_extract_measure_params(C->xp, r);
     float *pix = painted(img, s, old, -1.0, C->threads);
     sk_image im = with_pixels(img, pix);
     mp.residual = 1;

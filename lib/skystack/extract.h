@@ -165,6 +165,9 @@ typedef struct sk_extract_result {
     sk_detection *detection;
     sk_source_list *sources;
     double fwhm_px;              /* image FWHM finally used */
+    double core_fwhm_px;         /* the stars' core FWHM as measured, also
+                                    below the range of fwhm_px (px; 0: as
+                                    fwhm_px) */
     double gain;                 /* gain used (0 = none) */
 } sk_extract_result;
 
