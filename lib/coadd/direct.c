@@ -61,6 +61,9 @@ typedef struct input_state {
     sk_noise_corr ncorr;     /* its resampled noise's covariance there */
     double zp, gain, mjd_start, mjd_end, exptime;
     char filter[72];
+    long *rect;              /* per band of output rows: x0, y0, w, h of the
+                                input rectangle it reads (w = 0: none) */
+    size_t max_px;           /* the largest of these rectangles */
     sk_band band;
     int active;              /* band loaded for the current band of rows */
     long npixels;
@@ -80,6 +83,7 @@ typedef struct engine {
     long *row_count;         /* pixels with data */
     long *row_rejected;
     double *row_cweight;     /* height * n: sum of combine weights per input */
+    long band_rows;          /* output rows per band */
     /* current band */
     long band_y0, band_y1;
     int *act;                /* indices of the inputs active in this band */
@@ -88,6 +92,8 @@ typedef struct engine {
 } engine;
 
 /* ---- phase 1: pixel mappings, one input per task ---- */
+
+static int band_rects(const engine *e, input_state *s);
 
 /* The large-scale noise factor of an input from the Jacobian of its
  * mapping at the centre of its box. */
@@ -118,19 +124,23 @@ static int map_one(long k, void *arg)
     sk_pixmap_box(s->map, &s->bx0, &s->by0, &s->bx1, &s->by1);
     s->noise_factor = input_noise_factor(&e->kt, s);
     rc = sk_noise_corr_input(&e->kt, e->grid, s->wcs, s->bx0, s->by0, s->bx1, s->by1, &s->ncorr);
+    rc = rc ? rc : band_rects(e, s);
     return rc ? sk_error_context("%s", s->name) : SK_OK;
 }
 
-/* ---- phase 2 (per band): load the input rectangles ---- */
+/* ---- the input rectangle of each band of output rows ---- */
 
-static int load_band(engine *e, input_state *s)
+/* The rectangle of input s that output rows [y0, y1) read (r: x0, y0, w,
+ * h; w = 0 when none). */
+static int band_rect(const engine *e, const input_state *s, long y0, long y1, long *r)
 {
-    double xmin, xmax, ymin, ymax;
-    int rc = sk_pixmap_input_bounds(s->map, e->band_y0, e->band_y1, &xmin, &xmax, &ymin, &ymax);
-    if (rc)
-        return rc;
-    if (!isfinite(xmin))
+    r[0] = r[1] = r[2] = r[3] = 0;
+    if (s->by0 >= y1 || s->by1 <= y0)
         return SK_OK;
+    double xmin, xmax, ymin, ymax;
+    int rc = sk_pixmap_input_bounds(s->map, y0, y1, &xmin, &xmax, &ymin, &ymax);
+    if (rc || !isfinite(xmin))
+        return rc;
     int a = e->kt.a;
     /* taps of a point x: floor(x)-a+1 .. floor(x)+a; one more pixel on
      * each side covers the rounding of the phase to ix+1 and of the bounds */
@@ -146,14 +156,52 @@ static int load_band(engine *e, input_state *s)
         hy = (double)(s->height - 1);
     if (hx < lx || hy < ly)
         return SK_OK;
+    r[0] = (long)lx;
+    r[1] = (long)ly;
+    r[2] = (long)(hx - lx) + 1;
+    r[3] = (long)(hy - ly) + 1;
+    return SK_OK;
+}
+
+/* Every band's rectangle of input s, and the largest (its buffers are
+ * made that large at once: grown band by band, each new buffer's pages
+ * would be faulted in and zeroed anew). */
+static int band_rects(const engine *e, input_state *s)
+{
+    long H = e->grid->height, nb = (H + e->band_rows - 1) / e->band_rows;
+    s->rect = calloc((size_t)nb * 4, sizeof *s->rect);
+    if (!s->rect)
+        return sk_error(SK_EIO, "coadd: out of memory");
+    s->max_px = 0;
+    for (long b = 0; b < nb && s->bx1 > s->bx0; b++) {
+        long y0 = b * e->band_rows, y1 = y0 + e->band_rows < H ? y0 + e->band_rows : H;
+        long *r = s->rect + 4 * b;
+        int rc = band_rect(e, s, y0, y1, r);
+        if (rc)
+            return rc;
+        if (r[2] > 0 && (size_t)r[2] * (size_t)r[3] > s->max_px)
+            s->max_px = (size_t)r[2] * (size_t)r[3];
+    }
+    return SK_OK;
+}
+
+/* ---- phase 2 (per band): load the input rectangles ---- */
+
+static int load_band(engine *e, input_state *s)
+{
+    const long *r = s->rect + 4 * (e->band_y0 / e->band_rows);
+    if (r[2] <= 0)
+        return SK_OK;
+    int rc = SK_OK;
     if (!s->src && (rc = sk_band_source_open(s->in, &s->src)))
         return rc;
-    rc = sk_band_alloc(&s->band, (long)lx, (long)ly, (long)(hx - lx) + 1, (long)(hy - ly) + 1,
-                       s->width, s->height);
+    rc = sk_band_reserve(&s->band, s->max_px);
+    rc = rc ? rc : sk_band_source_reserve(s->src, s->max_px);
+    rc = rc ? rc : sk_band_alloc(&s->band, r[0], r[1], r[2], r[3], s->width, s->height);
     if (!rc)
         rc = sk_band_source_read(s->src, s->scale, &s->band);
     if (!rc)
-        rc = sk_band_dilate(&s->band, a);
+        rc = sk_band_dilate(&s->band, e->kt.a);
     if (rc)
         return rc;
     s->band.poisson_per_area = s->poisson_per_area;
@@ -481,6 +529,7 @@ static void engine_free(engine *e)
         for (int k = 0; k < e->n; k++) {
             input_state *s = &e->inputs[k];
             sk_band_free(&s->band);
+            free(s->rect);
             sk_noise_corr_clear(&s->ncorr);
             sk_band_source_close(s->src);
             sk_pixmap_free(s->map);
@@ -523,6 +572,7 @@ static int engine_alloc(engine *e, const sk_coadd_params *p, const sk_grid *grid
     e->grid = grid;
     e->n = n;
     e->threads = p->threads > 0 ? p->threads : 1;
+    e->band_rows = p->band_rows > 0 ? p->band_rows : sk_coadd_default_band_rows(n);
     long H = grid->height;
     e->inputs = calloc((size_t)n, sizeof *e->inputs);
     e->act = calloc((size_t)n, sizeof *e->act);
@@ -769,10 +819,9 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
     e->out = r->image;
     e->nimg = r->nimg;
 
-    long band_rows = p->band_rows > 0 ? p->band_rows : sk_coadd_default_band_rows(n);
-    for (long y0 = 0; y0 < H; y0 += band_rows) {
+    for (long y0 = 0; y0 < H; y0 += e->band_rows) {
         e->band_y0 = y0;
-        e->band_y1 = y0 + band_rows < H ? y0 + band_rows : H;
+        e->band_y1 = y0 + e->band_rows < H ? y0 + e->band_rows : H;
         if ((rc = run_band(e)))
             goto fail;
         if (p->progress)

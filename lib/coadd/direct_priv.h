@@ -63,6 +63,9 @@ typedef struct sk_band {
 /* Set up b for a rectangle, reusing its buffers when they are large
  * enough (b must be zeroed before its first use). */
 int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, long in_height);
+/* Make b's buffers hold npx pixels at least (before the first of bands
+ * whose largest is known: one allocation instead of one per growth). */
+int sk_band_reserve(sk_band *b, size_t npx);
 void sk_band_free(sk_band *b);
 /* Fill b->dil from b->flags for half-width a. */
 int sk_band_dilate(sk_band *b, int a);
@@ -96,6 +99,12 @@ long sk_bkg_mesh_height(const sk_bkg_mesh *m);
 double sk_bkg_mesh_rms(const sk_bkg_mesh *m);
 /* Levels of pixels [x0, x0+w) x [y0, y0+h) into out (w*h, row-major). */
 int sk_bkg_mesh_rows(const sk_bkg_mesh *m, long x0, long y0, long w, long h, float *out);
+/* The same a row at a time: columns [x0, x0+w) set up once, then the
+ * levels of row y into out (w values), the same bits. */
+typedef struct sk_bkg_rows sk_bkg_rows;
+int sk_bkg_rows_begin(const sk_bkg_mesh *m, long x0, long w, sk_bkg_rows **out);
+void sk_bkg_rows_row(sk_bkg_rows *r, long y, float *out);
+void sk_bkg_rows_end(sk_bkg_rows *r);
 
 /* Reading bands of an input from memory or from its files (coadd_io.c). */
 typedef struct sk_band_source sk_band_source;
@@ -112,6 +121,8 @@ int sk_band_source_relative(const sk_band_source *s);
  * times flux_scale, variances times flux_scale^2 (relative weights: with
  * noise_rms^2 / weight) and flags, as sk_fits_read_image would read them. */
 int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b);
+/* Make s's scratch hold bands of npx pixels at least. */
+int sk_band_source_reserve(sk_band_source *s, size_t npx);
 
 /* Output rows per band of a coadd of n inputs when none are asked for:
  * 256, and beyond 32 inputs fewer in proportion (at least 32). */

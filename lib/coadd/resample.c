@@ -159,27 +159,38 @@ void sk_kernel_table_clear(sk_kernel_table *t)
     t->autocorr = NULL;
 }
 
+/* Buffers of cap pixels (the old ones freed). */
+static int band_buffers(sk_band *b, size_t cap)
+{
+    sk_band_free(b);
+    b->sci = sk_big_malloc(cap + SK_KERNEL_STRIDE, sizeof *b->sci);
+    b->var = sk_big_malloc(cap, sizeof *b->var);
+    b->flags = sk_big_malloc(cap, sizeof *b->flags);
+    b->dil = sk_big_malloc(cap, sizeof *b->dil);
+    b->tmp = sk_big_malloc(cap, sizeof *b->tmp);
+    if (!b->sci || !b->var || !b->flags || !b->dil || !b->tmp) {
+        sk_band_free(b);
+        return sk_error(SK_EIO, "coadd: out of memory for an input band of %zu pixels", cap);
+    }
+    b->capacity = cap;
+    return SK_OK;
+}
+
+int sk_band_reserve(sk_band *b, size_t npx)
+{
+    return npx > b->capacity ? band_buffers(b, npx) : SK_OK;
+}
+
 int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, long in_height)
 {
     if (w <= 0 || h <= 0)
         return sk_error(SK_EINPUT, "coadd: empty input band");
     size_t n = (size_t)w * (size_t)h;
-    if (n > b->capacity) {
-        /* an eighth more: the bands of an input grow by a few rows from
-         * one to the next, and each new buffer's pages fault in anew */
-        size_t cap = n + n / 8;
-        sk_band_free(b);
-        b->sci = sk_big_malloc(cap + SK_KERNEL_STRIDE, sizeof *b->sci);
-        b->var = sk_big_malloc(cap, sizeof *b->var);
-        b->flags = sk_big_malloc(cap, sizeof *b->flags);
-        b->dil = sk_big_malloc(cap, sizeof *b->dil);
-        b->tmp = sk_big_malloc(cap, sizeof *b->tmp);
-        if (!b->sci || !b->var || !b->flags || !b->dil || !b->tmp) {
-            sk_band_free(b);
-            return sk_error(SK_EIO, "coadd: out of memory for an input band of %ld x %ld", w, h);
-        }
-        b->capacity = cap;
-    }
+    /* an eighth more: the bands of an input grow by a few rows from one
+     * to the next, and each new buffer's pages fault in anew */
+    int rc = n > b->capacity ? band_buffers(b, n + n / 8) : SK_OK;
+    if (rc)
+        return rc;
     for (size_t k = n; k < n + SK_KERNEL_STRIDE; k++)
         b->sci[k] = 0.0f; /* read (times zero weights) by the last vector loads */
     b->x0 = x0;
