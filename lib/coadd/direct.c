@@ -226,106 +226,153 @@ typedef struct row_scratch {
     sk_combine_in *cin;           /* nact */
     double *cscratch;             /* 3 * nact */
     long *npixels;                /* n: this thread's counts, added to the inputs' at the end */
-    long *row_npixels;            /* nact: this row's counts */
-    double *row_cweight;          /* nact: this row's sums of combine weights */
+    sk_mean_row *mrow;            /* nact: this row's counts and sums of combine weights */
+    sk_mean_acc *acc;             /* CHUNK_PX: the mean's sums */
 } row_scratch;
+
+/* A row's statistics, added pixel by pixel. */
+typedef struct row_stats {
+    double varcorr;
+    long count, rejected;
+} row_stats;
+
+/* Output pixel i from its combined value co and its inputs' flags. */
+static inline void put_pixel(engine *e, size_t i, const sk_combine_out *co, uint16_t used_flags,
+                             uint16_t covered_flags, int covered, row_stats *st)
+{
+    uint16_t fl;
+    if (co->nused > 0 && co->weight > 0.0f) {
+        fl = used_flags | (covered_flags & SK_FLAG_SATURATED);
+        if (co->nrejected > 0)
+            fl |= SK_FLAG_REJECTED;
+        e->out->sci[i] = co->value;
+        e->out->weight[i] = co->weight;
+        e->nimg[i] = co->nused;
+        st->varcorr += co->var_large * co->weight;
+        st->count++;
+        st->rejected += co->nrejected;
+    } else {
+        fl = covered ? (uint16_t)(covered_flags | used_flags) : SK_FLAG_EDGE;
+        if (!(fl & SK_FLAGS_UNUSABLE))
+            fl |= SK_FLAG_ZEROWEIGHT;
+        e->out->sci[i] = 0.0f;
+        e->out->weight[i] = 0.0f;
+        e->nimg[i] = 0;
+    }
+    e->out->flags[i] = fl;
+}
+
+/* The input positions of output pixels [lo, hi) of row y (within input
+ * s's box and its active band: *lo, *hi; empty otherwise); 1 when any. */
+static int chunk_positions(const input_state *s, row_scratch *rs, long y, long cx0, long cx1,
+                           long *lo, long *hi, int *rc)
+{
+    *lo = cx0 > s->bx0 ? cx0 : s->bx0;
+    *hi = cx1 < s->bx1 ? cx1 : s->bx1;
+    *rc = SK_OK;
+    if (!s->active || y < s->by0 || y >= s->by1 || *hi <= *lo) {
+        *lo = *hi = cx0;
+        return 0;
+    }
+    *rc = sk_pixmap_row(s->map, y, *lo, *hi, rs->xi, rs->yi, rs->area);
+    if (*rc)
+        *rc = sk_error_context("%s", s->name);
+    return !*rc;
+}
+
+/* The weighted mean of a chunk of row y: every input's entries added to
+ * the pixels' sums as they are resampled (in the order of the inputs, as
+ * the combine step adds them), then the pixels written. */
+static int mean_chunk(engine *e, row_scratch *rs, long y, long cx0, long cx1, row_stats *st)
+{
+    const long W = e->grid->width;
+    sk_mean_acc *acc = rs->acc;
+    memset(acc, 0, (size_t)(cx1 - cx0) * sizeof *acc);
+    for (int k = 0; k < e->nact; k++) {
+        input_state *s = &e->inputs[e->act[k]];
+        long lo, hi;
+        int rc;
+        if (chunk_positions(s, rs, y, cx0, cx1, &lo, &hi, &rc))
+            sk_band_resample_mean(&e->kt, &s->band, hi - lo, rs->xi, rs->yi, rs->area, acc + (lo - cx0),
+                                  &rs->mrow[k]);
+        if (rc)
+            return rc;
+    }
+    for (long x = cx0; x < cx1; x++) {
+        const sk_mean_acc *a = &acc[x - cx0];
+        sk_combine_out co;
+        sk_combine_mean_sums(a->sc, a->scv, a->scvar, a->nc, &co);
+        put_pixel(e, (size_t)y * W + (size_t)x, &co, a->used_flags, a->covered_flags, a->covered, st);
+    }
+    return SK_OK;
+}
+
+/* A chunk of row y by the combine step: every input's entries resampled
+ * into the stack, then each pixel's combined. */
+static int stack_chunk(engine *e, row_scratch *rs, long y, long cx0, long cx1, row_stats *st)
+{
+    const long W = e->grid->width;
+    const int nact = e->nact;
+    for (int k = 0; k < nact; k++) {
+        input_state *s = &e->inputs[e->act[k]];
+        sk_stack_entry *stk = rs->stack + (size_t)k * CHUNK_PX;
+        long lo, hi;
+        int rc;
+        if (chunk_positions(s, rs, y, cx0, cx1, &lo, &hi, &rc))
+            sk_band_resample(&e->kt, &s->band, hi - lo, rs->xi, rs->yi, rs->area, stk + (lo - cx0), 1);
+        if (rc)
+            return rc;
+        /* outside the input's range: entries that give nothing */
+        memset(stk, 0, (size_t)(lo - cx0) * sizeof *stk);
+        memset(stk + (hi - cx0), 0, (size_t)(cx1 - hi) * sizeof *stk);
+    }
+    for (long x = cx0; x < cx1; x++) {
+        int nc = 0, covered = 0;
+        uint16_t covered_flags = 0, used_flags = 0;
+        for (int k = 0; k < nact; k++) {
+            const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
+            if (se->in.cweight > 0.0f) {
+                rs->cin[nc++] = se->in;
+                used_flags |= se->flags;
+                covered = 1;
+                /* per-input usage (which entries were kept is not
+                 * tracked per input by the combine; count
+                 * contributions before rejection) */
+                rs->mrow[k].npixels++;
+                rs->mrow[k].cweight += se->in.cweight;
+            } else if (se->flags) {
+                covered_flags |= se->flags;
+                covered = 1;
+            }
+        }
+        sk_combine_out co;
+        sk_combine_pixel(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
+        put_pixel(e, (size_t)y * W + (size_t)x, &co, used_flags, covered_flags, covered, st);
+    }
+    return SK_OK;
+}
 
 static int process_row(engine *e, row_scratch *rs, long y)
 {
-    const sk_grid *g = e->grid;
-    int nact = e->nact;
-    long W = g->width;
-    double varcorr = 0.0;
-    long count = 0, rejected = 0;
-    double *cw_row = e->row_cweight + (size_t)y * e->n;
+    const long W = e->grid->width;
     const int mean = e->p->combine.method == SK_COMBINE_MEAN;
-    for (int k = 0; k < nact; k++) {
-        rs->row_npixels[k] = 0;
-        rs->row_cweight[k] = 0.0;
-    }
+    row_stats st = {0.0, 0, 0};
+    for (int k = 0; k < e->nact; k++)
+        rs->mrow[k] = (sk_mean_row){0, 0.0};
     for (long cx0 = 0; cx0 < W; cx0 += CHUNK_PX) {
         long cx1 = cx0 + CHUNK_PX < W ? cx0 + CHUNK_PX : W;
-        for (int k = 0; k < nact; k++) {
-            input_state *s = &e->inputs[e->act[k]];
-            long lo = cx0 > s->bx0 ? cx0 : s->bx0, hi = cx1 < s->bx1 ? cx1 : s->bx1;
-            sk_stack_entry *st = rs->stack + (size_t)k * CHUNK_PX;
-            if (!s->active || y < s->by0 || y >= s->by1 || hi <= lo) {
-                lo = hi = cx0;
-            } else {
-                int rc = sk_pixmap_row(s->map, y, lo, hi, rs->xi, rs->yi, rs->area);
-                if (rc)
-                    return sk_error_context("%s", s->name);
-                sk_band_resample(&e->kt, &s->band, hi - lo, rs->xi, rs->yi, rs->area,
-                                 st + (lo - cx0), 1);
-            }
-            /* outside the input's range: entries that give nothing */
-            memset(st, 0, (size_t)(lo - cx0) * sizeof *st);
-            memset(st + (hi - cx0), 0, (size_t)(cx1 - hi) * sizeof *st);
-        }
-        for (long x = cx0; x < cx1; x++) {
-            int nc = 0;
-            uint16_t covered_flags = 0, used_flags = 0;
-            int covered = 0;
-            double sc = 0.0, scv = 0.0, scvar = 0.0; /* the mean's sums, as mean_of adds them */
-            for (int k = 0; k < nact; k++) {
-                const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
-                if (se->in.cweight > 0.0f) {
-                    if (mean) {
-                        double c = se->in.cweight;
-                        sc += c;
-                        scv += c * se->in.value;
-                        scvar += c * c * se->in.var;
-                        nc++;
-                    } else {
-                        rs->cin[nc++] = se->in;
-                    }
-                    used_flags |= se->flags;
-                    covered = 1;
-                    /* per-input usage (which entries were kept is not
-                     * tracked per input by the combine; count
-                     * contributions before rejection) */
-                    rs->row_npixels[k]++;
-                    rs->row_cweight[k] += se->in.cweight;
-                } else if (se->flags) {
-                    covered_flags |= se->flags;
-                    covered = 1;
-                }
-            }
-            size_t i = (size_t)y * W + (size_t)x;
-            sk_combine_out co;
-            if (mean)
-                sk_combine_mean_sums(sc, scv, scvar, nc, &co);
-            else
-                sk_combine_pixel(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
-            uint16_t fl;
-            if (co.nused > 0 && co.weight > 0.0f) {
-                fl = used_flags | (covered_flags & SK_FLAG_SATURATED);
-                if (co.nrejected > 0)
-                    fl |= SK_FLAG_REJECTED;
-                e->out->sci[i] = co.value;
-                e->out->weight[i] = co.weight;
-                e->nimg[i] = co.nused;
-                varcorr += co.var_large * co.weight;
-                count++;
-                rejected += co.nrejected;
-            } else {
-                fl = covered ? (uint16_t)(covered_flags | used_flags) : SK_FLAG_EDGE;
-                if (!(fl & SK_FLAGS_UNUSABLE))
-                    fl |= SK_FLAG_ZEROWEIGHT;
-                e->out->sci[i] = 0.0f;
-                e->out->weight[i] = 0.0f;
-                e->nimg[i] = 0;
-            }
-            e->out->flags[i] = fl;
-        }
+        int rc = mean ? mean_chunk(e, rs, y, cx0, cx1, &st) : stack_chunk(e, rs, y, cx0, cx1, &st);
+        if (rc)
+            return rc;
     }
-    for (int k = 0; k < nact; k++) {
-        rs->npixels[e->act[k]] += rs->row_npixels[k];
-        cw_row[e->act[k]] = rs->row_cweight[k];
+    double *cw_row = e->row_cweight + (size_t)y * e->n;
+    for (int k = 0; k < e->nact; k++) {
+        rs->npixels[e->act[k]] += rs->mrow[k].npixels;
+        cw_row[e->act[k]] = rs->mrow[k].cweight;
     }
-    e->row_varcorr[y] = varcorr;
-    e->row_count[y] = count;
-    e->row_rejected[y] = rejected;
+    e->row_varcorr[y] = st.varcorr;
+    e->row_count[y] = st.count;
+    e->row_rejected[y] = st.rejected;
     return SK_OK;
 }
 
@@ -339,11 +386,10 @@ static int row_scratch_init(void *scratch, void *arg)
     rs->stack = malloc((size_t)nact * CHUNK_PX * sizeof *rs->stack);
     rs->cin = malloc((size_t)nact * sizeof *rs->cin);
     rs->cscratch = malloc(3 * (size_t)nact * sizeof *rs->cscratch);
-    rs->row_npixels = malloc((size_t)nact * sizeof *rs->row_npixels);
-    rs->row_cweight = malloc((size_t)nact * sizeof *rs->row_cweight);
+    rs->mrow = malloc((size_t)nact * sizeof *rs->mrow);
+    rs->acc = malloc(CHUNK_PX * sizeof *rs->acc);
     rs->npixels = calloc((size_t)e->n, sizeof *rs->npixels);
-    if (!rs->xi || !rs->stack || !rs->cin || !rs->cscratch || !rs->row_npixels ||
-        !rs->row_cweight || !rs->npixels)
+    if (!rs->xi || !rs->stack || !rs->cin || !rs->cscratch || !rs->mrow || !rs->acc || !rs->npixels)
         return sk_error(SK_EIO, "coadd: out of memory for a thread's row buffers");
     rs->yi = rs->xi + CHUNK_PX;
     rs->area = rs->yi + CHUNK_PX;
@@ -362,8 +408,8 @@ static void row_scratch_release(void *scratch, void *arg)
     free(rs->stack);
     free(rs->cin);
     free(rs->cscratch);
-    free(rs->row_npixels);
-    free(rs->row_cweight);
+    free(rs->mrow);
+    free(rs->acc);
     free(rs->npixels);
 }
 

@@ -82,6 +82,27 @@ typedef struct sk_stack_entry {
  * whenever they lie in the input. */
 long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
                       const double *yi, const double *area, sk_stack_entry *out, long stride);
+/* The weighted mean's sums of one output pixel, added input by input in
+ * the order of the inputs (as the combine step adds them: the same bits),
+ * and what the pixel's inputs flag. */
+typedef struct sk_mean_acc {
+    double sc, scv, scvar; /* sums of c, c value, c^2 var over the values used */
+    int nc;                /* values used (combine weight > 0) */
+    int covered;           /* some input covers the pixel */
+    uint16_t used_flags, covered_flags; /* flags of the values used, of the others */
+} sk_mean_acc;
+
+/* An input's totals over an output row: pixels it gives a value to and
+ * the sum of their combine weights (added in the order of the pixels). */
+typedef struct sk_mean_row {
+    long npixels;
+    double cweight;
+} sk_mean_row;
+
+/* sk_band_resample for the weighted mean: each pixel's entry added to
+ * acc[k] and row instead of stored. */
+long sk_band_resample_mean(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                           const double *yi, const double *area, sk_mean_acc *acc, sk_mean_row *row);
 /* The same without the instruction-set variants (the plain C loop), which
  * give the same entries bit for bit. */
 long sk_band_resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,

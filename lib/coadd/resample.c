@@ -451,12 +451,35 @@ static long resample_special(int kind, const sk_band *b, long ix, long iy, int p
     return 1;
 }
 
+/* An entry added to the mean's sums of its output pixel, as the combine
+ * step would add it (direct.c), and to the input's row totals. */
+static inline __attribute__((always_inline)) void acc_add(sk_mean_acc *a, const sk_stack_entry *e,
+                                                          sk_mean_row *row)
+{
+    if (e->in.cweight > 0.0f) {
+        double c = e->in.cweight;
+        a->sc += c;
+        a->scv += c * e->in.value;
+        a->scvar += c * c * e->in.var;
+        a->nc++;
+        a->used_flags |= e->flags;
+        a->covered = 1;
+        row->npixels++;
+        row->cweight += e->in.cweight;
+    } else if (e->flags) {
+        a->covered_flags |= e->flags;
+        a->covered = 1;
+    }
+}
+
 /* The resampling loop, inlined into one variant per instruction set
  * (wide: conv6_wide for six taps): the positions of a block classified,
- * then each pixel's taps summed. */
+ * then each pixel's taps summed; each pixel's entry stored in out, or
+ * (acc not NULL) added to acc[k] and row instead. */
 static inline __attribute__((always_inline)) long
 resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
-              const double *yi, const double *area, sk_stack_entry *out, long stride, int wide)
+              const double *yi, const double *area, sk_stack_entry *out, long stride, int wide,
+              sk_mean_acc *acc, sk_mean_row *row)
 {
     const int a = kt->a, taps = kt->taps;
     const long bw = b->w;
@@ -474,18 +497,22 @@ resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double 
         rs_classify(m, xi + k0, yi + k0, area + k0, in_w, in_h, (int32_t)xlo, (int32_t)xhi,
                     (int32_t)ylo, (int32_t)yhi, &p);
         for (long j = 0; j < m; j++) {
-            sk_stack_entry *e = out + (k0 + j) * stride;
+            sk_stack_entry ent, *e = acc ? &ent : out + (k0 + j) * stride;
             long ix = p.ix[j], iy = p.iy[j];
             int px = p.px[j], py = p.py[j];
             double ar = area[k0 + j];
             if (p.kind[j] != RS_TAPS) {
                 nvalid += resample_special(p.kind[j], b, ix, iy, px, py, ar, e);
+                if (acc)
+                    acc_add(acc + k0 + j, e, row);
                 continue;
             }
             long bx = ix - b->x0, by = iy - b->y0;
             uint16_t fl = b->dil[(size_t)by * bw + (size_t)bx];
             if (fl & SK_FLAGS_UNUSABLE) {
                 entry_empty(e, fl);
+                if (acc)
+                    acc_add(acc + k0 + j, e, row);
                 continue;
             }
             long nx = ix + (px >= SK_KERNEL_PHASES / 2), ny = iy + (py >= SK_KERNEL_PHASES / 2);
@@ -507,6 +534,8 @@ resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double 
             e->in.cweight = (float)(1.0 / (ar * v * nf));
             e->in.poisson = (float)(ar * pp);
             nvalid++;
+            if (acc)
+                acc_add(acc + k0 + j, e, row);
         }
     }
     (void)wide;
@@ -516,7 +545,7 @@ resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double 
 long sk_band_resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
                             const double *yi, const double *area, sk_stack_entry *out, long stride)
 {
-    return resample_loop(kt, b, n, xi, yi, area, out, stride, 0);
+    return resample_loop(kt, b, n, xi, yi, area, out, stride, 0, NULL, NULL);
 }
 
 #ifdef SK_HAVE_AVX2_RESAMPLE
@@ -527,7 +556,16 @@ __attribute__((target("avx2"))) static long
 resample_avx2(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
               const double *yi, const double *area, sk_stack_entry *out, long stride)
 {
-    long nvalid = resample_loop(kt, b, n, xi, yi, area, out, stride, 1);
+    long nvalid = resample_loop(kt, b, n, xi, yi, area, out, stride, 1, NULL, NULL);
+    __builtin_ia32_vzeroupper();
+    return nvalid;
+}
+
+__attribute__((target("avx2"))) static long
+resample_mean_avx2(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                   const double *yi, const double *area, sk_mean_acc *acc, sk_mean_row *row)
+{
+    long nvalid = resample_loop(kt, b, n, xi, yi, area, NULL, 0, 1, acc, row);
     __builtin_ia32_vzeroupper();
     return nvalid;
 }
@@ -541,4 +579,14 @@ long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const
         return resample_avx2(kt, b, n, xi, yi, area, out, stride);
 #endif
     return sk_band_resample_plain(kt, b, n, xi, yi, area, out, stride);
+}
+
+long sk_band_resample_mean(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                           const double *yi, const double *area, sk_mean_acc *acc, sk_mean_row *row)
+{
+#ifdef SK_HAVE_AVX2_RESAMPLE
+    if (__builtin_cpu_supports("avx2"))
+        return resample_mean_avx2(kt, b, n, xi, yi, area, acc, row);
+#endif
+    return resample_loop(kt, b, n, xi, yi, area, NULL, 0, 0, acc, row);
 }
