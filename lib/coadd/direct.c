@@ -326,13 +326,26 @@ static int stack_chunk(engine *e, row_scratch *rs, long y, long cx0, long cx1, r
         memset(stk, 0, (size_t)(lo - cx0) * sizeof *stk);
         memset(stk + (hi - cx0), 0, (size_t)(cx1 - hi) * sizeof *stk);
     }
+    const int clipped = e->p->combine.method == SK_COMBINE_CLIPPED;
+    sk_combine_out quad[4];
+    unsigned done = 0;
     for (long x = cx0; x < cx1; x++) {
         int nc = 0, covered = 0;
         uint16_t covered_flags = 0, used_flags = 0;
+        /* the clipped mean without a sort, four pixels at once */
+        if (clipped && (x - cx0) % 4 == 0)
+            done = x + 4 <= cx1 ? sk_combine_clipped_screen4(&e->p->combine, rs->stack + (x - cx0),
+                                                             CHUNK_PX * sizeof *rs->stack,
+                                                             sizeof *rs->stack, nact, quad)
+                                : 0;
+        const int l = (int)((x - cx0) % 4), screened = clipped && (done >> l & 1);
+        const int failed = clipped && (done >> (4 + l) & 1);
         for (int k = 0; k < nact; k++) {
             const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
             if (se->in.cweight > 0.0f) {
-                rs->cin[nc++] = se->in;
+                if (!screened)
+                    rs->cin[nc] = se->in;
+                nc++;
                 used_flags |= se->flags;
                 covered = 1;
                 /* per-input usage (which entries were kept is not
@@ -346,7 +359,12 @@ static int stack_chunk(engine *e, row_scratch *rs, long y, long cx0, long cx1, r
             }
         }
         sk_combine_out co;
-        sk_combine_pixel(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
+        if (screened)
+            co = quad[l];
+        else if (failed)
+            sk_combine_clipped_unscreened(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
+        else
+            sk_combine_pixel(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
         put_pixel(e, (size_t)y * W + (size_t)x, &co, used_flags, covered_flags, covered, st);
     }
     return SK_OK;
