@@ -949,6 +949,52 @@ static int write_score(sk_fits_writer *w, long W, long H, const float *score)
     return rc;
 }
 
+/* NIMG as 16-bit values, on the threads: the largest count of each
+ * chunk of rows, and the counts copied when every one fits. */
+typedef struct nimg16_job {
+    const int32_t *nimg;
+    uint16_t *n16;
+    long W;
+    int32_t *chunk_max;
+} nimg16_job;
+
+#define NIMG_CHUNK_ROWS 64
+
+static int nimg_max_rows(long r0, long r1, void *u)
+{
+    nimg16_job *j = u;
+    int32_t m = 0;
+    for (size_t i = (size_t)r0 * j->W; i < (size_t)r1 * j->W; i++)
+        m = j->nimg[i] > m ? j->nimg[i] : m;
+    j->chunk_max[r0 / NIMG_CHUNK_ROWS] = m;
+    return SK_OK;
+}
+
+static int nimg_copy_rows(long r0, long r1, void *u)
+{
+    nimg16_job *j = u;
+    for (size_t i = (size_t)r0 * j->W; i < (size_t)r1 * j->W; i++)
+        j->n16[i] = (uint16_t)j->nimg[i];
+    return SK_OK;
+}
+
+/* The largest count of NIMG (W x H) on up to `threads` threads. */
+static int32_t nimg_max(const int32_t *nimg, long W, long H, int threads)
+{
+    long nch = (H + NIMG_CHUNK_ROWS - 1) / NIMG_CHUNK_ROWS;
+    int32_t *cm = calloc((size_t)(nch > 0 ? nch : 1), sizeof *cm), maxn = 0;
+    nimg16_job j = {nimg, NULL, W, cm};
+    if (cm && sk_parallel_for(H, NIMG_CHUNK_ROWS, threads, nimg_max_rows, &j) == SK_OK) {
+        for (long c = 0; c < nch; c++)
+            maxn = cm[c] > maxn ? cm[c] : maxn;
+    } else {
+        for (size_t i = 0; i < (size_t)W * (size_t)H; i++)
+            maxn = nimg[i] > maxn ? nimg[i] : maxn;
+    }
+    free(cm);
+    return maxn;
+}
+
 int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_opts *opts)
 {
     sk_write_opts defaults = {0};
@@ -957,10 +1003,7 @@ int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_op
     const sk_image *img = r->image;
     long W = img->width, H = img->height;
     size_t npx = (size_t)W * (size_t)H;
-    int32_t maxn = 0;
-    for (size_t i = 0; i < npx; i++)
-        if (r->nimg[i] > maxn)
-            maxn = r->nimg[i];
+    int32_t maxn = nimg_max(r->nimg, W, H, opts->threads);
     sk_fits_writer *w = NULL;
     int rc = sk_fits_writer_open(path, opts->compress, &w);
     if (rc)
@@ -983,8 +1026,8 @@ int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_op
             if (!n16) {
                 rc = sk_error(SK_EIO, "%s: out of memory", path);
             } else {
-                for (size_t i = 0; i < npx; i++)
-                    n16[i] = (uint16_t)r->nimg[i];
+                nimg16_job j = {r->nimg, n16, W, NULL};
+                (void)sk_parallel_for(H, NIMG_CHUNK_ROWS, opts->threads, nimg_copy_rows, &j);
                 rc = sk_fits_writer_add_image(w, "NIMG", 16, W, H, n16, nh);
                 free(n16);
             }
