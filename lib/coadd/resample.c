@@ -492,27 +492,24 @@ resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double 
     const double pp = b->poisson_per_area, nf = b->noise_factor;
     long nvalid = 0;
     rs_block p;
+    sk_stack_entry blk[RS_BLOCK];
     for (long k0 = 0; k0 < n; k0 += RS_BLOCK) {
         long m = n - k0 < RS_BLOCK ? n - k0 : RS_BLOCK;
         rs_classify(m, xi + k0, yi + k0, area + k0, in_w, in_h, (int32_t)xlo, (int32_t)xhi,
                     (int32_t)ylo, (int32_t)yhi, &p);
         for (long j = 0; j < m; j++) {
-            sk_stack_entry ent, *e = acc ? &ent : out + (k0 + j) * stride;
+            sk_stack_entry *e = acc ? &blk[j] : out + (k0 + j) * stride;
             long ix = p.ix[j], iy = p.iy[j];
             int px = p.px[j], py = p.py[j];
             double ar = area[k0 + j];
             if (p.kind[j] != RS_TAPS) {
                 nvalid += resample_special(p.kind[j], b, ix, iy, px, py, ar, e);
-                if (acc)
-                    acc_add(acc + k0 + j, e, row);
                 continue;
             }
             long bx = ix - b->x0, by = iy - b->y0;
             uint16_t fl = b->dil[(size_t)by * bw + (size_t)bx];
             if (fl & SK_FLAGS_UNUSABLE) {
                 entry_empty(e, fl);
-                if (acc)
-                    acc_add(acc + k0 + j, e, row);
                 continue;
             }
             long nx = ix + (px >= SK_KERNEL_PHASES / 2), ny = iy + (py >= SK_KERNEL_PHASES / 2);
@@ -534,9 +531,11 @@ resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double 
             e->in.cweight = (float)(1.0 / (ar * v * nf));
             e->in.poisson = (float)(ar * pp);
             nvalid++;
-            if (acc)
-                acc_add(acc + k0 + j, e, row);
         }
+        /* the block's entries added to the sums (a loop apart: the
+         * entries' computation then runs without waiting on the sums) */
+        for (long j = 0; acc && j < m; j++)
+            acc_add(acc + k0 + j, &blk[j], row);
     }
     (void)wide;
     return nvalid;
