@@ -103,44 +103,82 @@ SK_VECTORISE static void row_segment(long n, const double *restrict a, const dou
         out[x] = (float)(a[x] * v0 + b[x] * v1 + c[x] * y0 + d[x] * y1);
 }
 
-int sk_bkg_mesh_rows(const sk_bkg_mesh *m, long x0, long y0, long w, long h, float *out)
+struct sk_bkg_rows {
+    const sk_bkg_mesh *m;
+    long x0, w;
+    double *buf;             /* lv, lv2, work (nx each), ra, rb, rc, rd (w each) */
+    long *k;                 /* knot interval of each column */
+};
+
+int sk_bkg_rows_begin(const sk_bkg_mesh *m, long x0, long w, sk_bkg_rows **out)
 {
-    long nx = m->nx, ny = m->ny;
-    double *buf = malloc((size_t)(3 * nx + 4 * w) * sizeof *buf);
-    long *k = malloc((size_t)w * sizeof *k);
-    if (!buf || !k) {
-        free(buf);
-        free(k);
+    *out = NULL;
+    long nx = m->nx;
+    sk_bkg_rows *r = calloc(1, sizeof *r);
+    if (r) {
+        r->buf = malloc((size_t)(3 * nx + 4 * w) * sizeof *r->buf);
+        r->k = malloc((size_t)w * sizeof *r->k);
+    }
+    if (!r || !r->buf || !r->k) {
+        sk_bkg_rows_end(r);
         return sk_error(SK_EIO, "coadd: out of memory for background rows");
     }
-    double *lv = buf, *lv2 = buf + nx, *work = buf + 2 * nx;
-    double *ra = buf + 3 * nx, *rb = ra + w, *rc = rb + w, *rd = rc + w;
+    r->m = m;
+    r->x0 = x0;
+    r->w = w;
+    double *ra = r->buf + 3 * nx, *rb = ra + w, *rc = rb + w, *rd = rc + w;
     for (long x = 0; x < w; x++) {
-        sk_spline_at r = sk_spline_rule(m->tx, nx, (double)(x0 + x));
-        k[x] = r.k;
-        ra[x] = r.a;
-        rb[x] = r.b;
-        rc[x] = r.c;
-        rd[x] = r.d;
+        sk_spline_at t = sk_spline_rule(m->tx, nx, (double)(x0 + x));
+        r->k[x] = t.k;
+        ra[x] = t.a;
+        rb[x] = t.b;
+        rc[x] = t.c;
+        rd[x] = t.d;
     }
-    for (long y = 0; y < h; y++) {
-        sk_spline_at ry = sk_spline_rule(m->ty, ny, (double)(y0 + y));
-        for (long i = 0; i < nx; i++)
-            lv[i] = sk_spline_eval(&ry, m->col + i * ny, m->col2 + i * ny, ny);
-        sk_spline_deriv2(m->tx, lv, nx, lv2, work);
-        float *row = out + (size_t)y * (size_t)w;
-        if (nx < 2) {
-            for (long x = 0; x < w; x++)
-                row[x] = (float)lv[0];
-            continue;
-        }
-        for (long xs = 0, xe; xs < w; xs = xe) {
-            for (xe = xs + 1; xe < w && k[xe] == k[xs]; xe++)
-                ;
-            row_segment(xe - xs, ra + xs, rb + xs, rc + xs, rd + xs, lv + k[xs], lv2 + k[xs], row + xs);
-        }
+    *out = r;
+    return SK_OK;
+}
+
+void sk_bkg_rows_end(sk_bkg_rows *r)
+{
+    if (!r)
+        return;
+    free(r->buf);
+    free(r->k);
+    free(r);
+}
+
+void sk_bkg_rows_row(sk_bkg_rows *r, long y, float *row)
+{
+    const sk_bkg_mesh *m = r->m;
+    long nx = m->nx, ny = m->ny, w = r->w;
+    const long *k = r->k;
+    double *lv = r->buf, *lv2 = r->buf + nx, *work = r->buf + 2 * nx;
+    const double *ra = r->buf + 3 * nx, *rb = ra + w, *rc = rb + w, *rd = rc + w;
+    sk_spline_at ry = sk_spline_rule(m->ty, ny, (double)y);
+    for (long i = 0; i < nx; i++)
+        lv[i] = sk_spline_eval(&ry, m->col + i * ny, m->col2 + i * ny, ny);
+    sk_spline_deriv2(m->tx, lv, nx, lv2, work);
+    if (nx < 2) {
+        for (long x = 0; x < w; x++)
+            row[x] = (float)lv[0];
+        return;
     }
-    free(buf);
-    free(k);
+    for (long xs = 0, xe; xs < w; xs = xe) {
+        for (xe = xs + 1; xe < w && k[xe] == k[xs]; xe++)
+            ;
+        row_segment(xe - xs, ra + xs, rb + xs, rc + xs, rd + xs, lv + k[xs], lv2 + k[xs], row + xs);
+    }
+}
+
+int sk_bkg_mesh_rows(const sk_bkg_mesh *m, long x0, long y0, long w, long h, float *out)
+{
+    sk_bkg_rows *r;
+    int rc = sk_bkg_rows_begin(m, x0, w, &r);
+    if (rc)
+        return rc;
+    for (long y = 0; y < h; y++)
+        sk_bkg_rows_row(r, y0 + y, out + (size_t)y * (size_t)w);
+    sk_bkg_rows_end(r);
     return SK_OK;
 }

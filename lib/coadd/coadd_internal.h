@@ -98,6 +98,22 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
  * order: sc of the combine weights c, scv of c value, scvar of c^2 var. */
 void sk_combine_mean_sums(double sc, double scv, double scvar, int used, sk_combine_out *out);
 
+/* The clipped mean (p->method SK_COMBINE_CLIPPED) of four pixels at once
+ * where it needs no sort: the entry of input k (k < n) at pixel l (l < 4)
+ * at (const char *)in + k * kstride + l * lstride, those with cweight > 0
+ * used in the order of k. Bit l of the result is set when pixel l's values
+ * all pass sk_combine_pixel's screen (or fewer than three are used), and
+ * out[l] is then what sk_combine_pixel gives them, bit for bit; bit 4 + l
+ * is set when three or more are used and some value fails the screen
+ * (sk_combine_clipped_unscreened gives that pixel); the others (more than
+ * 64 inputs) need sk_combine_pixel. */
+unsigned sk_combine_clipped_screen4(const sk_combine_params *p, const void *in, size_t kstride,
+                                    size_t lstride, int n, sk_combine_out out[4]);
+/* sk_combine_pixel's clipped mean of n >= 3 values known to fail its
+ * screen (the weighted median, the clipping passes). */
+void sk_combine_clipped_unscreened(const sk_combine_params *p, const sk_combine_in *in, int n,
+                                   double *scratch, sk_combine_out *out);
+
 /* Variance of the median of n values of unit variance (n >= 1): the
  * ratio to the variance of their mean times n (1 for n <= 2, pi/2 at
  * large n). */

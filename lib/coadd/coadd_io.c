@@ -613,6 +613,14 @@ static int read_file_planes(sk_band_source *s, sk_band *b, float *wgt, int *sci_
     return rc;
 }
 
+int sk_band_source_reserve(sk_band_source *s, size_t npx)
+{
+    if (!grow((void **)&s->scr_wgt, &s->cap_wgt, npx, sizeof *s->scr_wgt) ||
+        (s->mask.f && !s->mask_u16 && !grow((void **)&s->scr_mask, &s->cap_mask, npx, sizeof *s->scr_mask)))
+        return sk_error(SK_EIO, "coadd: out of memory reading %s", s->name);
+    return SK_OK;
+}
+
 int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
 {
     const sk_coadd_input *in = s->in;
@@ -620,12 +628,14 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
     size_t n = (size_t)w * (size_t)h;
     if (x0 < 0 || y0 < 0 || x0 + w > s->width || y0 + h > s->height)
         return sk_error(SK_EINPUT, "coadd: band outside %s", s->name);
-    if (!grow((void **)&s->scr_wgt, &s->cap_wgt, n, sizeof *s->scr_wgt) ||
-        (s->mask.f && !s->mask_u16 && !grow((void **)&s->scr_mask, &s->cap_mask, n, sizeof *s->scr_mask)) ||
+    /* the background from a mesh: a row at a time, as the row is made ready */
+    size_t nbg = s->mesh ? (size_t)w : n;
+    if (sk_band_source_reserve(s, n) ||
         ((s->bg.f || s->mesh) && !in->background &&
-         !grow((void **)&s->scr_bg, &s->cap_bg, n, sizeof *s->scr_bg)))
+         !grow((void **)&s->scr_bg, &s->cap_bg, nbg, sizeof *s->scr_bg)))
         return sk_error(SK_EIO, "coadd: out of memory reading %s", s->name);
     float *wgt = s->scr_wgt, *bg = NULL;
+    sk_bkg_rows *bgrows = NULL;
     int rc = SK_OK, sci_be = 0, wgt_be = 0, mask_be = 0;
     if (in->image) {
         const sk_image *img = in->image;
@@ -640,7 +650,7 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
     }
     if (!rc && !in->background && (s->bg.f || s->mesh)) {
         bg = s->scr_bg;
-        rc = s->mesh ? sk_bkg_mesh_rows(s->mesh, x0, y0, w, h, bg)
+        rc = s->mesh ? sk_bkg_rows_begin(s->mesh, x0, w, &bgrows)
                      : plane_read(&s->bg, TFLOAT, s->width, x0, y0, w, h, bg);
     }
     if (rc)
@@ -657,12 +667,15 @@ int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b)
     for (long y = 0; y < h; y++) {
         size_t i = (size_t)y * w, at = (size_t)(y0 + y) * (size_t)s->width + (size_t)x0;
         finish_rowp R = {b->sci + i, b->var + i, b->flags + i, wgt + i, NULL, NULL, NULL, NULL};
-        R.bg = in->background ? in->background + at : bg ? bg + i : NULL;
+        if (bgrows)
+            sk_bkg_rows_row(bgrows, y0 + y, bg);
+        R.bg = in->background ? in->background + at : bgrows ? bg : bg ? bg + i : NULL;
         R.sci_be = sci_be ? s->sci.data + 4 * at : NULL;
         R.wgt_be = wgt_be ? s->noise.data + 4 * at : NULL;
         R.mask_be = mask_be ? s->mask.data + 2 * at : NULL;
         finish_row(w, &R, &P);
     }
+    sk_bkg_rows_end(bgrows);
     size_t first = (size_t)y0 * (size_t)s->width;
     if (sci_be)
         plane_release(&s->sci, 4 * first);

@@ -179,6 +179,9 @@ static void mean_of(const sk_combine_in *in, int n, const double *keep, sk_combi
     mean_out(sc, scv, scvar, used, out);
 }
 
+static void clipped_full(const sk_combine_params *p, const sk_combine_in *in, int n, double *scratch,
+                         sk_combine_out *out);
+
 void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n, double *scratch,
                       sk_combine_out *out)
 {
@@ -253,6 +256,20 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
             return;
         }
     }
+    clipped_full(p, in, n, scratch, out);
+}
+
+void sk_combine_clipped_unscreened(const sk_combine_params *p, const sk_combine_in *in, int n,
+                                   double *scratch, sk_combine_out *out)
+{
+    out->nrejected = 0;
+    clipped_full(p, in, n, scratch, out);
+}
+
+/* The clipped mean past the screen (n >= 3). */
+static void clipped_full(const sk_combine_params *p, const sk_combine_in *in, int n, double *scratch,
+                         sk_combine_out *out)
+{
     /* centre on the weighted median, then on the mean of the kept */
     vw *s = (vw *)scratch;
     double *keep = scratch + 2 * n;
@@ -311,4 +328,109 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
     }
     mean_of(in, n, keep, out);
     out->nrejected = n - out->nused;
+}
+
+/* ---- the clipped mean's screen, four pixels at once */
+
+typedef double v4df_s __attribute__((vector_size(32)));
+typedef long long v4di_s __attribute__((vector_size(32)));
+
+/* |x| of four doubles (the sign bits cleared). */
+#define VABS4(x) ((v4df_s)((v4di_s)(x) & (v4di_s){0x7fffffffffffffffLL, 0x7fffffffffffffffLL,       \
+                                                   0x7fffffffffffffffLL, 0x7fffffffffffffffLL}))
+
+/* Field f of the entries of input k at the four pixels, as doubles. */
+#define LANES4(b, k, ks, ls, f)                                                                    \
+    ((v4df_s){((const sk_combine_in *)((b) + (k) * (ks)))->f,                                      \
+              ((const sk_combine_in *)((b) + (k) * (ks) + (ls)))->f,                               \
+              ((const sk_combine_in *)((b) + (k) * (ks) + 2 * (ls)))->f,                           \
+              ((const sk_combine_in *)((b) + (k) * (ks) + 3 * (ls)))->f})
+
+/* Inputs screened four pixels at once (more: sk_combine_pixel). */
+#define SCREEN_MAX 64
+
+/* sk_combine_pixel's screen and sums (clipped, above) in four lanes: each
+ * lane does the operations of one pixel in the same order, the unused
+ * entries adding exact zeros, so the same bits. */
+static inline __attribute__((always_inline)) unsigned
+screen4(const sk_combine_params *p, const char *b, size_t ks, size_t ls, int n, sk_combine_out *out)
+{
+    const v4df_s zero = {0, 0, 0, 0};
+    v4df_s sc = zero, scv = zero, scvar = zero, scvv = zero;
+    v4df_s C[SCREEN_MAX], V[SCREEN_MAX], VAR[SCREEN_MAX], PO[SCREEN_MAX];
+    v4di_s cnt = {0, 0, 0, 0};
+    if (n > SCREEN_MAX)
+        return 0;
+    for (int k = 0; k < n; k++) {
+        v4df_s c = LANES4(b, k, ks, ls, cweight), v = LANES4(b, k, ks, ls, value);
+        v4df_s var = LANES4(b, k, ks, ls, var);
+        v4di_s ok = c > zero;
+        c = (v4df_s)((v4di_s)c & ok);
+        v = (v4df_s)((v4di_s)v & ok);
+        var = (v4df_s)((v4di_s)var & ok);
+        C[k] = c;
+        V[k] = v;
+        VAR[k] = var;
+        PO[k] = LANES4(b, k, ks, ls, poisson);
+        sc += c;
+        scv += c * v;
+        scvar += c * c * var;
+        cnt -= ok;
+    }
+    v4df_s m = scv / sc;
+    for (int k = 0; k < n; k++) {
+        v4df_s d = V[k] - m;
+        scvv += C[k] * d * d;
+    }
+    v4df_s t = scvv / sc, r = zero;
+    for (int l = 0; l < 4; l++)
+        r[l] = sqrt(t[l]);
+    v4df_s sd = r * (1.0 + 1e-9) + 1e-12 * VABS4(m);
+    v4df_s lo = m - sd, hi = m + sd, alo = VABS4(lo), ahi = VABS4(hi);
+    v4di_s straddle = (lo <= zero) & (hi >= zero);
+    v4di_s lower = alo < ahi;
+    v4df_s amin = (v4df_s)(~straddle & ((lower & (v4di_s)alo) | (~lower & (v4di_s)ahi)));
+    v4df_s signal = (v4df_s)((v4di_s)lo & (lo > zero));
+    const double kappa2 = p->clip_sigma * p->clip_sigma, af = p->clip_ampfrac;
+    v4di_s pass = ~(v4di_s){0, 0, 0, 0};
+    for (int k = 0; k < n; k++) {
+        v4di_s ok = C[k] > zero;
+        v4df_s d = VABS4(V[k] - m) + sd - af * amin;
+        v4df_s vv = VAR[k] + PO[k] * signal;
+        pass &= ~ok | (d <= zero) | (d * d <= kappa2 * vv);
+    }
+    unsigned done = 0;
+    for (int l = 0; l < 4; l++) {
+        if (cnt[l] >= 3 && !pass[l]) {
+            done |= 16u << l; /* failed: sorted and clipped */
+            continue;
+        }
+        out[l].nrejected = 0;
+        mean_out(sc[l], scv[l], scvar[l], (int)cnt[l], &out[l]);
+        done |= 1u << l;
+    }
+    return done;
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SK_HAVE_AVX2_SCREEN 1
+/* AVX2 without FMA (whose fused rounding would change the sums). */
+__attribute__((target("avx2"))) static unsigned screen4_avx2(const sk_combine_params *p, const char *b,
+                                                              size_t ks, size_t ls, int n,
+                                                              sk_combine_out *out)
+{
+    unsigned done = screen4(p, b, ks, ls, n, out);
+    __builtin_ia32_vzeroupper();
+    return done;
+}
+#endif
+
+unsigned sk_combine_clipped_screen4(const sk_combine_params *p, const void *in, size_t kstride,
+                                    size_t lstride, int n, sk_combine_out out[4])
+{
+#ifdef SK_HAVE_AVX2_SCREEN
+    if (__builtin_cpu_supports("avx2"))
+        return screen4_avx2(p, in, kstride, lstride, n, out);
+#endif
+    return screen4(p, in, kstride, lstride, n, out);
 }

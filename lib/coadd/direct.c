@@ -61,6 +61,9 @@ typedef struct input_state {
     sk_noise_corr ncorr;     /* its resampled noise's covariance there */
     double zp, gain, mjd_start, mjd_end, exptime;
     char filter[72];
+    long *rect;              /* per band of output rows: x0, y0, w, h of the
+                                input rectangle it reads (w = 0: none) */
+    size_t max_px;           /* the largest of these rectangles */
     sk_band band;
     int active;              /* band loaded for the current band of rows */
     long npixels;
@@ -80,6 +83,7 @@ typedef struct engine {
     long *row_count;         /* pixels with data */
     long *row_rejected;
     double *row_cweight;     /* height * n: sum of combine weights per input */
+    long band_rows;          /* output rows per band */
     /* current band */
     long band_y0, band_y1;
     int *act;                /* indices of the inputs active in this band */
@@ -88,6 +92,8 @@ typedef struct engine {
 } engine;
 
 /* ---- phase 1: pixel mappings, one input per task ---- */
+
+static int band_rects(const engine *e, input_state *s);
 
 /* The large-scale noise factor of an input from the Jacobian of its
  * mapping at the centre of its box. */
@@ -118,19 +124,23 @@ static int map_one(long k, void *arg)
     sk_pixmap_box(s->map, &s->bx0, &s->by0, &s->bx1, &s->by1);
     s->noise_factor = input_noise_factor(&e->kt, s);
     rc = sk_noise_corr_input(&e->kt, e->grid, s->wcs, s->bx0, s->by0, s->bx1, s->by1, &s->ncorr);
+    rc = rc ? rc : band_rects(e, s);
     return rc ? sk_error_context("%s", s->name) : SK_OK;
 }
 
-/* ---- phase 2 (per band): load the input rectangles ---- */
+/* ---- the input rectangle of each band of output rows ---- */
 
-static int load_band(engine *e, input_state *s)
+/* The rectangle of input s that output rows [y0, y1) read (r: x0, y0, w,
+ * h; w = 0 when none). */
+static int band_rect(const engine *e, const input_state *s, long y0, long y1, long *r)
 {
-    double xmin, xmax, ymin, ymax;
-    int rc = sk_pixmap_input_bounds(s->map, e->band_y0, e->band_y1, &xmin, &xmax, &ymin, &ymax);
-    if (rc)
-        return rc;
-    if (!isfinite(xmin))
+    r[0] = r[1] = r[2] = r[3] = 0;
+    if (s->by0 >= y1 || s->by1 <= y0)
         return SK_OK;
+    double xmin, xmax, ymin, ymax;
+    int rc = sk_pixmap_input_bounds(s->map, y0, y1, &xmin, &xmax, &ymin, &ymax);
+    if (rc || !isfinite(xmin))
+        return rc;
     int a = e->kt.a;
     /* taps of a point x: floor(x)-a+1 .. floor(x)+a; one more pixel on
      * each side covers the rounding of the phase to ix+1 and of the bounds */
@@ -146,14 +156,52 @@ static int load_band(engine *e, input_state *s)
         hy = (double)(s->height - 1);
     if (hx < lx || hy < ly)
         return SK_OK;
+    r[0] = (long)lx;
+    r[1] = (long)ly;
+    r[2] = (long)(hx - lx) + 1;
+    r[3] = (long)(hy - ly) + 1;
+    return SK_OK;
+}
+
+/* Every band's rectangle of input s, and the largest (its buffers are
+ * made that large at once: grown band by band, each new buffer's pages
+ * would be faulted in and zeroed anew). */
+static int band_rects(const engine *e, input_state *s)
+{
+    long H = e->grid->height, nb = (H + e->band_rows - 1) / e->band_rows;
+    s->rect = calloc((size_t)nb * 4, sizeof *s->rect);
+    if (!s->rect)
+        return sk_error(SK_EIO, "coadd: out of memory");
+    s->max_px = 0;
+    for (long b = 0; b < nb && s->bx1 > s->bx0; b++) {
+        long y0 = b * e->band_rows, y1 = y0 + e->band_rows < H ? y0 + e->band_rows : H;
+        long *r = s->rect + 4 * b;
+        int rc = band_rect(e, s, y0, y1, r);
+        if (rc)
+            return rc;
+        if (r[2] > 0 && (size_t)r[2] * (size_t)r[3] > s->max_px)
+            s->max_px = (size_t)r[2] * (size_t)r[3];
+    }
+    return SK_OK;
+}
+
+/* ---- phase 2 (per band): load the input rectangles ---- */
+
+static int load_band(engine *e, input_state *s)
+{
+    const long *r = s->rect + 4 * (e->band_y0 / e->band_rows);
+    if (r[2] <= 0)
+        return SK_OK;
+    int rc = SK_OK;
     if (!s->src && (rc = sk_band_source_open(s->in, &s->src)))
         return rc;
-    rc = sk_band_alloc(&s->band, (long)lx, (long)ly, (long)(hx - lx) + 1, (long)(hy - ly) + 1,
-                       s->width, s->height);
+    rc = sk_band_reserve(&s->band, s->max_px);
+    rc = rc ? rc : sk_band_source_reserve(s->src, s->max_px);
+    rc = rc ? rc : sk_band_alloc(&s->band, r[0], r[1], r[2], r[3], s->width, s->height);
     if (!rc)
         rc = sk_band_source_read(s->src, s->scale, &s->band);
     if (!rc)
-        rc = sk_band_dilate(&s->band, a);
+        rc = sk_band_dilate(&s->band, e->kt.a);
     if (rc)
         return rc;
     s->band.poisson_per_area = s->poisson_per_area;
@@ -178,106 +226,171 @@ typedef struct row_scratch {
     sk_combine_in *cin;           /* nact */
     double *cscratch;             /* 3 * nact */
     long *npixels;                /* n: this thread's counts, added to the inputs' at the end */
-    long *row_npixels;            /* nact: this row's counts */
-    double *row_cweight;          /* nact: this row's sums of combine weights */
+    sk_mean_row *mrow;            /* nact: this row's counts and sums of combine weights */
+    sk_mean_acc *acc;             /* CHUNK_PX: the mean's sums */
 } row_scratch;
+
+/* A row's statistics, added pixel by pixel. */
+typedef struct row_stats {
+    double varcorr;
+    long count, rejected;
+} row_stats;
+
+/* Output pixel i from its combined value co and its inputs' flags. */
+static inline void put_pixel(engine *e, size_t i, const sk_combine_out *co, uint16_t used_flags,
+                             uint16_t covered_flags, int covered, row_stats *st)
+{
+    uint16_t fl;
+    if (co->nused > 0 && co->weight > 0.0f) {
+        fl = used_flags | (covered_flags & SK_FLAG_SATURATED);
+        if (co->nrejected > 0)
+            fl |= SK_FLAG_REJECTED;
+        e->out->sci[i] = co->value;
+        e->out->weight[i] = co->weight;
+        e->nimg[i] = co->nused;
+        st->varcorr += co->var_large * co->weight;
+        st->count++;
+        st->rejected += co->nrejected;
+    } else {
+        fl = covered ? (uint16_t)(covered_flags | used_flags) : SK_FLAG_EDGE;
+        if (!(fl & SK_FLAGS_UNUSABLE))
+            fl |= SK_FLAG_ZEROWEIGHT;
+        e->out->sci[i] = 0.0f;
+        e->out->weight[i] = 0.0f;
+        e->nimg[i] = 0;
+    }
+    e->out->flags[i] = fl;
+}
+
+/* The input positions of output pixels [lo, hi) of row y (within input
+ * s's box and its active band: *lo, *hi; empty otherwise); 1 when any. */
+static int chunk_positions(const input_state *s, row_scratch *rs, long y, long cx0, long cx1,
+                           long *lo, long *hi, int *rc)
+{
+    *lo = cx0 > s->bx0 ? cx0 : s->bx0;
+    *hi = cx1 < s->bx1 ? cx1 : s->bx1;
+    *rc = SK_OK;
+    if (!s->active || y < s->by0 || y >= s->by1 || *hi <= *lo) {
+        *lo = *hi = cx0;
+        return 0;
+    }
+    *rc = sk_pixmap_row(s->map, y, *lo, *hi, rs->xi, rs->yi, rs->area);
+    if (*rc)
+        *rc = sk_error_context("%s", s->name);
+    return !*rc;
+}
+
+/* The weighted mean of a chunk of row y: every input's entries added to
+ * the pixels' sums as they are resampled (in the order of the inputs, as
+ * the combine step adds them), then the pixels written. */
+static int mean_chunk(engine *e, row_scratch *rs, long y, long cx0, long cx1, row_stats *st)
+{
+    const long W = e->grid->width;
+    sk_mean_acc *acc = rs->acc;
+    memset(acc, 0, (size_t)(cx1 - cx0) * sizeof *acc);
+    for (int k = 0; k < e->nact; k++) {
+        input_state *s = &e->inputs[e->act[k]];
+        long lo, hi;
+        int rc;
+        if (chunk_positions(s, rs, y, cx0, cx1, &lo, &hi, &rc))
+            sk_band_resample_mean(&e->kt, &s->band, hi - lo, rs->xi, rs->yi, rs->area, acc + (lo - cx0),
+                                  &rs->mrow[k]);
+        if (rc)
+            return rc;
+    }
+    for (long x = cx0; x < cx1; x++) {
+        const sk_mean_acc *a = &acc[x - cx0];
+        sk_combine_out co;
+        sk_combine_mean_sums(a->sc, a->scv, a->scvar, a->nc, &co);
+        put_pixel(e, (size_t)y * W + (size_t)x, &co, a->used_flags, a->covered_flags, a->covered, st);
+    }
+    return SK_OK;
+}
+
+/* A chunk of row y by the combine step: every input's entries resampled
+ * into the stack, then each pixel's combined. */
+static int stack_chunk(engine *e, row_scratch *rs, long y, long cx0, long cx1, row_stats *st)
+{
+    const long W = e->grid->width;
+    const int nact = e->nact;
+    for (int k = 0; k < nact; k++) {
+        input_state *s = &e->inputs[e->act[k]];
+        sk_stack_entry *stk = rs->stack + (size_t)k * CHUNK_PX;
+        long lo, hi;
+        int rc;
+        if (chunk_positions(s, rs, y, cx0, cx1, &lo, &hi, &rc))
+            sk_band_resample(&e->kt, &s->band, hi - lo, rs->xi, rs->yi, rs->area, stk + (lo - cx0), 1);
+        if (rc)
+            return rc;
+        /* outside the input's range: entries that give nothing */
+        memset(stk, 0, (size_t)(lo - cx0) * sizeof *stk);
+        memset(stk + (hi - cx0), 0, (size_t)(cx1 - hi) * sizeof *stk);
+    }
+    const int clipped = e->p->combine.method == SK_COMBINE_CLIPPED;
+    sk_combine_out quad[4];
+    unsigned done = 0;
+    for (long x = cx0; x < cx1; x++) {
+        int nc = 0, covered = 0;
+        uint16_t covered_flags = 0, used_flags = 0;
+        /* the clipped mean without a sort, four pixels at once */
+        if (clipped && (x - cx0) % 4 == 0)
+            done = x + 4 <= cx1 ? sk_combine_clipped_screen4(&e->p->combine, rs->stack + (x - cx0),
+                                                             CHUNK_PX * sizeof *rs->stack,
+                                                             sizeof *rs->stack, nact, quad)
+                                : 0;
+        const int l = (int)((x - cx0) % 4), screened = clipped && (done >> l & 1);
+        const int failed = clipped && (done >> (4 + l) & 1);
+        for (int k = 0; k < nact; k++) {
+            const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
+            if (se->in.cweight > 0.0f) {
+                if (!screened)
+                    rs->cin[nc] = se->in;
+                nc++;
+                used_flags |= se->flags;
+                covered = 1;
+                /* per-input usage (which entries were kept is not
+                 * tracked per input by the combine; count
+                 * contributions before rejection) */
+                rs->mrow[k].npixels++;
+                rs->mrow[k].cweight += se->in.cweight;
+            } else if (se->flags) {
+                covered_flags |= se->flags;
+                covered = 1;
+            }
+        }
+        sk_combine_out co;
+        if (screened)
+            co = quad[l];
+        else if (failed)
+            sk_combine_clipped_unscreened(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
+        else
+            sk_combine_pixel(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
+        put_pixel(e, (size_t)y * W + (size_t)x, &co, used_flags, covered_flags, covered, st);
+    }
+    return SK_OK;
+}
 
 static int process_row(engine *e, row_scratch *rs, long y)
 {
-    const sk_grid *g = e->grid;
-    int nact = e->nact;
-    long W = g->width;
-    double varcorr = 0.0;
-    long count = 0, rejected = 0;
-    double *cw_row = e->row_cweight + (size_t)y * e->n;
+    const long W = e->grid->width;
     const int mean = e->p->combine.method == SK_COMBINE_MEAN;
-    for (int k = 0; k < nact; k++) {
-        rs->row_npixels[k] = 0;
-        rs->row_cweight[k] = 0.0;
-    }
+    row_stats st = {0.0, 0, 0};
+    for (int k = 0; k < e->nact; k++)
+        rs->mrow[k] = (sk_mean_row){0, 0.0};
     for (long cx0 = 0; cx0 < W; cx0 += CHUNK_PX) {
         long cx1 = cx0 + CHUNK_PX < W ? cx0 + CHUNK_PX : W;
-        for (int k = 0; k < nact; k++) {
-            input_state *s = &e->inputs[e->act[k]];
-            long lo = cx0 > s->bx0 ? cx0 : s->bx0, hi = cx1 < s->bx1 ? cx1 : s->bx1;
-            sk_stack_entry *st = rs->stack + (size_t)k * CHUNK_PX;
-            if (!s->active || y < s->by0 || y >= s->by1 || hi <= lo) {
-                lo = hi = cx0;
-            } else {
-                int rc = sk_pixmap_row(s->map, y, lo, hi, rs->xi, rs->yi, rs->area);
-                if (rc)
-                    return sk_error_context("%s", s->name);
-                sk_band_resample(&e->kt, &s->band, hi - lo, rs->xi, rs->yi, rs->area,
-                                 st + (lo - cx0), 1);
-            }
-            /* outside the input's range: entries that give nothing */
-            memset(st, 0, (size_t)(lo - cx0) * sizeof *st);
-            memset(st + (hi - cx0), 0, (size_t)(cx1 - hi) * sizeof *st);
-        }
-        for (long x = cx0; x < cx1; x++) {
-            int nc = 0;
-            uint16_t covered_flags = 0, used_flags = 0;
-            int covered = 0;
-            double sc = 0.0, scv = 0.0, scvar = 0.0; /* the mean's sums, as mean_of adds them */
-            for (int k = 0; k < nact; k++) {
-                const sk_stack_entry *se = rs->stack + (size_t)k * CHUNK_PX + (size_t)(x - cx0);
-                if (se->in.cweight > 0.0f) {
-                    if (mean) {
-                        double c = se->in.cweight;
-                        sc += c;
-                        scv += c * se->in.value;
-                        scvar += c * c * se->in.var;
-                        nc++;
-                    } else {
-                        rs->cin[nc++] = se->in;
-                    }
-                    used_flags |= se->flags;
-                    covered = 1;
-                    /* per-input usage (which entries were kept is not
-                     * tracked per input by the combine; count
-                     * contributions before rejection) */
-                    rs->row_npixels[k]++;
-                    rs->row_cweight[k] += se->in.cweight;
-                } else if (se->flags) {
-                    covered_flags |= se->flags;
-                    covered = 1;
-                }
-            }
-            size_t i = (size_t)y * W + (size_t)x;
-            sk_combine_out co;
-            if (mean)
-                sk_combine_mean_sums(sc, scv, scvar, nc, &co);
-            else
-                sk_combine_pixel(&e->p->combine, rs->cin, nc, rs->cscratch, &co);
-            uint16_t fl;
-            if (co.nused > 0 && co.weight > 0.0f) {
-                fl = used_flags | (covered_flags & SK_FLAG_SATURATED);
-                if (co.nrejected > 0)
-                    fl |= SK_FLAG_REJECTED;
-                e->out->sci[i] = co.value;
-                e->out->weight[i] = co.weight;
-                e->nimg[i] = co.nused;
-                varcorr += co.var_large * co.weight;
-                count++;
-                rejected += co.nrejected;
-            } else {
-                fl = covered ? (uint16_t)(covered_flags | used_flags) : SK_FLAG_EDGE;
-                if (!(fl & SK_FLAGS_UNUSABLE))
-                    fl |= SK_FLAG_ZEROWEIGHT;
-                e->out->sci[i] = 0.0f;
-                e->out->weight[i] = 0.0f;
-                e->nimg[i] = 0;
-            }
-            e->out->flags[i] = fl;
-        }
+        int rc = mean ? mean_chunk(e, rs, y, cx0, cx1, &st) : stack_chunk(e, rs, y, cx0, cx1, &st);
+        if (rc)
+            return rc;
     }
-    for (int k = 0; k < nact; k++) {
-        rs->npixels[e->act[k]] += rs->row_npixels[k];
-        cw_row[e->act[k]] = rs->row_cweight[k];
+    double *cw_row = e->row_cweight + (size_t)y * e->n;
+    for (int k = 0; k < e->nact; k++) {
+        rs->npixels[e->act[k]] += rs->mrow[k].npixels;
+        cw_row[e->act[k]] = rs->mrow[k].cweight;
     }
-    e->row_varcorr[y] = varcorr;
-    e->row_count[y] = count;
-    e->row_rejected[y] = rejected;
+    e->row_varcorr[y] = st.varcorr;
+    e->row_count[y] = st.count;
+    e->row_rejected[y] = st.rejected;
     return SK_OK;
 }
 
@@ -291,11 +404,10 @@ static int row_scratch_init(void *scratch, void *arg)
     rs->stack = malloc((size_t)nact * CHUNK_PX * sizeof *rs->stack);
     rs->cin = malloc((size_t)nact * sizeof *rs->cin);
     rs->cscratch = malloc(3 * (size_t)nact * sizeof *rs->cscratch);
-    rs->row_npixels = malloc((size_t)nact * sizeof *rs->row_npixels);
-    rs->row_cweight = malloc((size_t)nact * sizeof *rs->row_cweight);
+    rs->mrow = malloc((size_t)nact * sizeof *rs->mrow);
+    rs->acc = malloc(CHUNK_PX * sizeof *rs->acc);
     rs->npixels = calloc((size_t)e->n, sizeof *rs->npixels);
-    if (!rs->xi || !rs->stack || !rs->cin || !rs->cscratch || !rs->row_npixels ||
-        !rs->row_cweight || !rs->npixels)
+    if (!rs->xi || !rs->stack || !rs->cin || !rs->cscratch || !rs->mrow || !rs->acc || !rs->npixels)
         return sk_error(SK_EIO, "coadd: out of memory for a thread's row buffers");
     rs->yi = rs->xi + CHUNK_PX;
     rs->area = rs->yi + CHUNK_PX;
@@ -314,8 +426,8 @@ static void row_scratch_release(void *scratch, void *arg)
     free(rs->stack);
     free(rs->cin);
     free(rs->cscratch);
-    free(rs->row_npixels);
-    free(rs->row_cweight);
+    free(rs->mrow);
+    free(rs->acc);
     free(rs->npixels);
 }
 
@@ -481,6 +593,7 @@ static void engine_free(engine *e)
         for (int k = 0; k < e->n; k++) {
             input_state *s = &e->inputs[k];
             sk_band_free(&s->band);
+            free(s->rect);
             sk_noise_corr_clear(&s->ncorr);
             sk_band_source_close(s->src);
             sk_pixmap_free(s->map);
@@ -523,6 +636,7 @@ static int engine_alloc(engine *e, const sk_coadd_params *p, const sk_grid *grid
     e->grid = grid;
     e->n = n;
     e->threads = p->threads > 0 ? p->threads : 1;
+    e->band_rows = p->band_rows > 0 ? p->band_rows : sk_coadd_default_band_rows(n);
     long H = grid->height;
     e->inputs = calloc((size_t)n, sizeof *e->inputs);
     e->act = calloc((size_t)n, sizeof *e->act);
@@ -769,10 +883,9 @@ static int coadd_run(const sk_coadd_input *in, int n, const sk_grid *grid,
     e->out = r->image;
     e->nimg = r->nimg;
 
-    long band_rows = p->band_rows > 0 ? p->band_rows : sk_coadd_default_band_rows(n);
-    for (long y0 = 0; y0 < H; y0 += band_rows) {
+    for (long y0 = 0; y0 < H; y0 += e->band_rows) {
         e->band_y0 = y0;
-        e->band_y1 = y0 + band_rows < H ? y0 + band_rows : H;
+        e->band_y1 = y0 + e->band_rows < H ? y0 + e->band_rows : H;
         if ((rc = run_band(e)))
             goto fail;
         if (p->progress)
@@ -836,6 +949,52 @@ static int write_score(sk_fits_writer *w, long W, long H, const float *score)
     return rc;
 }
 
+/* NIMG as 16-bit values, on the threads: the largest count of each
+ * chunk of rows, and the counts copied when every one fits. */
+typedef struct nimg16_job {
+    const int32_t *nimg;
+    uint16_t *n16;
+    long W;
+    int32_t *chunk_max;
+} nimg16_job;
+
+#define NIMG_CHUNK_ROWS 64
+
+static int nimg_max_rows(long r0, long r1, void *u)
+{
+    nimg16_job *j = u;
+    int32_t m = 0;
+    for (size_t i = (size_t)r0 * j->W; i < (size_t)r1 * j->W; i++)
+        m = j->nimg[i] > m ? j->nimg[i] : m;
+    j->chunk_max[r0 / NIMG_CHUNK_ROWS] = m;
+    return SK_OK;
+}
+
+static int nimg_copy_rows(long r0, long r1, void *u)
+{
+    nimg16_job *j = u;
+    for (size_t i = (size_t)r0 * j->W; i < (size_t)r1 * j->W; i++)
+        j->n16[i] = (uint16_t)j->nimg[i];
+    return SK_OK;
+}
+
+/* The largest count of NIMG (W x H) on up to `threads` threads. */
+static int32_t nimg_max(const int32_t *nimg, long W, long H, int threads)
+{
+    long nch = (H + NIMG_CHUNK_ROWS - 1) / NIMG_CHUNK_ROWS;
+    int32_t *cm = calloc((size_t)(nch > 0 ? nch : 1), sizeof *cm), maxn = 0;
+    nimg16_job j = {nimg, NULL, W, cm};
+    if (cm && sk_parallel_for(H, NIMG_CHUNK_ROWS, threads, nimg_max_rows, &j) == SK_OK) {
+        for (long c = 0; c < nch; c++)
+            maxn = cm[c] > maxn ? cm[c] : maxn;
+    } else {
+        for (size_t i = 0; i < (size_t)W * (size_t)H; i++)
+            maxn = nimg[i] > maxn ? nimg[i] : maxn;
+    }
+    free(cm);
+    return maxn;
+}
+
 int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_opts *opts)
 {
     sk_write_opts defaults = {0};
@@ -844,10 +1003,7 @@ int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_op
     const sk_image *img = r->image;
     long W = img->width, H = img->height;
     size_t npx = (size_t)W * (size_t)H;
-    int32_t maxn = 0;
-    for (size_t i = 0; i < npx; i++)
-        if (r->nimg[i] > maxn)
-            maxn = r->nimg[i];
+    int32_t maxn = nimg_max(r->nimg, W, H, opts->threads);
     sk_fits_writer *w = NULL;
     int rc = sk_fits_writer_open(path, opts->compress, &w);
     if (rc)
@@ -870,8 +1026,8 @@ int sk_coadd_write(const char *path, const sk_coadd_result *r, const sk_write_op
             if (!n16) {
                 rc = sk_error(SK_EIO, "%s: out of memory", path);
             } else {
-                for (size_t i = 0; i < npx; i++)
-                    n16[i] = (uint16_t)r->nimg[i];
+                nimg16_job j = {r->nimg, n16, W, NULL};
+                (void)sk_parallel_for(H, NIMG_CHUNK_ROWS, opts->threads, nimg_copy_rows, &j);
                 rc = sk_fits_writer_add_image(w, "NIMG", 16, W, H, n16, nh);
                 free(n16);
             }

@@ -63,6 +63,9 @@ typedef struct sk_band {
 /* Set up b for a rectangle, reusing its buffers when they are large
  * enough (b must be zeroed before its first use). */
 int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, long in_height);
+/* Make b's buffers hold npx pixels at least (before the first of bands
+ * whose largest is known: one allocation instead of one per growth). */
+int sk_band_reserve(sk_band *b, size_t npx);
 void sk_band_free(sk_band *b);
 /* Fill b->dil from b->flags for half-width a. */
 int sk_band_dilate(sk_band *b, int a);
@@ -79,6 +82,27 @@ typedef struct sk_stack_entry {
  * whenever they lie in the input. */
 long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
                       const double *yi, const double *area, sk_stack_entry *out, long stride);
+/* The weighted mean's sums of one output pixel, added input by input in
+ * the order of the inputs (as the combine step adds them: the same bits),
+ * and what the pixel's inputs flag. */
+typedef struct sk_mean_acc {
+    double sc, scv, scvar; /* sums of c, c value, c^2 var over the values used */
+    int nc;                /* values used (combine weight > 0) */
+    int covered;           /* some input covers the pixel */
+    uint16_t used_flags, covered_flags; /* flags of the values used, of the others */
+} sk_mean_acc;
+
+/* An input's totals over an output row: pixels it gives a value to and
+ * the sum of their combine weights (added in the order of the pixels). */
+typedef struct sk_mean_row {
+    long npixels;
+    double cweight;
+} sk_mean_row;
+
+/* sk_band_resample for the weighted mean: each pixel's entry added to
+ * acc[k] and row instead of stored. */
+long sk_band_resample_mean(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                           const double *yi, const double *area, sk_mean_acc *acc, sk_mean_row *row);
 /* The same without the instruction-set variants (the plain C loop), which
  * give the same entries bit for bit. */
 long sk_band_resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
@@ -96,6 +120,12 @@ long sk_bkg_mesh_height(const sk_bkg_mesh *m);
 double sk_bkg_mesh_rms(const sk_bkg_mesh *m);
 /* Levels of pixels [x0, x0+w) x [y0, y0+h) into out (w*h, row-major). */
 int sk_bkg_mesh_rows(const sk_bkg_mesh *m, long x0, long y0, long w, long h, float *out);
+/* The same a row at a time: columns [x0, x0+w) set up once, then the
+ * levels of row y into out (w values), the same bits. */
+typedef struct sk_bkg_rows sk_bkg_rows;
+int sk_bkg_rows_begin(const sk_bkg_mesh *m, long x0, long w, sk_bkg_rows **out);
+void sk_bkg_rows_row(sk_bkg_rows *r, long y, float *out);
+void sk_bkg_rows_end(sk_bkg_rows *r);
 
 /* Reading bands of an input from memory or from its files (coadd_io.c). */
 typedef struct sk_band_source sk_band_source;
@@ -112,6 +142,8 @@ int sk_band_source_relative(const sk_band_source *s);
  * times flux_scale, variances times flux_scale^2 (relative weights: with
  * noise_rms^2 / weight) and flags, as sk_fits_read_image would read them. */
 int sk_band_source_read(sk_band_source *s, double flux_scale, sk_band *b);
+/* Make s's scratch hold bands of npx pixels at least. */
+int sk_band_source_reserve(sk_band_source *s, size_t npx);
 
 /* Output rows per band of a coadd of n inputs when none are asked for:
  * 256, and beyond 32 inputs fewer in proportion (at least 32). */

@@ -159,27 +159,38 @@ void sk_kernel_table_clear(sk_kernel_table *t)
     t->autocorr = NULL;
 }
 
+/* Buffers of cap pixels (the old ones freed). */
+static int band_buffers(sk_band *b, size_t cap)
+{
+    sk_band_free(b);
+    b->sci = sk_big_malloc(cap + SK_KERNEL_STRIDE, sizeof *b->sci);
+    b->var = sk_big_malloc(cap, sizeof *b->var);
+    b->flags = sk_big_malloc(cap, sizeof *b->flags);
+    b->dil = sk_big_malloc(cap, sizeof *b->dil);
+    b->tmp = sk_big_malloc(cap, sizeof *b->tmp);
+    if (!b->sci || !b->var || !b->flags || !b->dil || !b->tmp) {
+        sk_band_free(b);
+        return sk_error(SK_EIO, "coadd: out of memory for an input band of %zu pixels", cap);
+    }
+    b->capacity = cap;
+    return SK_OK;
+}
+
+int sk_band_reserve(sk_band *b, size_t npx)
+{
+    return npx > b->capacity ? band_buffers(b, npx) : SK_OK;
+}
+
 int sk_band_alloc(sk_band *b, long x0, long y0, long w, long h, long in_width, long in_height)
 {
     if (w <= 0 || h <= 0)
         return sk_error(SK_EINPUT, "coadd: empty input band");
     size_t n = (size_t)w * (size_t)h;
-    if (n > b->capacity) {
-        /* an eighth more: the bands of an input grow by a few rows from
-         * one to the next, and each new buffer's pages fault in anew */
-        size_t cap = n + n / 8;
-        sk_band_free(b);
-        b->sci = sk_big_malloc(cap + SK_KERNEL_STRIDE, sizeof *b->sci);
-        b->var = sk_big_malloc(cap, sizeof *b->var);
-        b->flags = sk_big_malloc(cap, sizeof *b->flags);
-        b->dil = sk_big_malloc(cap, sizeof *b->dil);
-        b->tmp = sk_big_malloc(cap, sizeof *b->tmp);
-        if (!b->sci || !b->var || !b->flags || !b->dil || !b->tmp) {
-            sk_band_free(b);
-            return sk_error(SK_EIO, "coadd: out of memory for an input band of %ld x %ld", w, h);
-        }
-        b->capacity = cap;
-    }
+    /* an eighth more: the bands of an input grow by a few rows from one
+     * to the next, and each new buffer's pages fault in anew */
+    int rc = n > b->capacity ? band_buffers(b, n + n / 8) : SK_OK;
+    if (rc)
+        return rc;
     for (size_t k = n; k < n + SK_KERNEL_STRIDE; k++)
         b->sci[k] = 0.0f; /* read (times zero weights) by the last vector loads */
     b->x0 = x0;
@@ -440,12 +451,35 @@ static long resample_special(int kind, const sk_band *b, long ix, long iy, int p
     return 1;
 }
 
+/* An entry added to the mean's sums of its output pixel, as the combine
+ * step would add it (direct.c), and to the input's row totals. */
+static inline __attribute__((always_inline)) void acc_add(sk_mean_acc *a, const sk_stack_entry *e,
+                                                          sk_mean_row *row)
+{
+    if (e->in.cweight > 0.0f) {
+        double c = e->in.cweight;
+        a->sc += c;
+        a->scv += c * e->in.value;
+        a->scvar += c * c * e->in.var;
+        a->nc++;
+        a->used_flags |= e->flags;
+        a->covered = 1;
+        row->npixels++;
+        row->cweight += e->in.cweight;
+    } else if (e->flags) {
+        a->covered_flags |= e->flags;
+        a->covered = 1;
+    }
+}
+
 /* The resampling loop, inlined into one variant per instruction set
  * (wide: conv6_wide for six taps): the positions of a block classified,
- * then each pixel's taps summed. */
+ * then each pixel's taps summed; each pixel's entry stored in out, or
+ * (acc not NULL) added to acc[k] and row instead. */
 static inline __attribute__((always_inline)) long
 resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
-              const double *yi, const double *area, sk_stack_entry *out, long stride, int wide)
+              const double *yi, const double *area, sk_stack_entry *out, long stride, int wide,
+              sk_mean_acc *acc, sk_mean_row *row)
 {
     const int a = kt->a, taps = kt->taps;
     const long bw = b->w;
@@ -458,12 +492,13 @@ resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double 
     const double pp = b->poisson_per_area, nf = b->noise_factor;
     long nvalid = 0;
     rs_block p;
+    sk_stack_entry blk[RS_BLOCK];
     for (long k0 = 0; k0 < n; k0 += RS_BLOCK) {
         long m = n - k0 < RS_BLOCK ? n - k0 : RS_BLOCK;
         rs_classify(m, xi + k0, yi + k0, area + k0, in_w, in_h, (int32_t)xlo, (int32_t)xhi,
                     (int32_t)ylo, (int32_t)yhi, &p);
         for (long j = 0; j < m; j++) {
-            sk_stack_entry *e = out + (k0 + j) * stride;
+            sk_stack_entry *e = acc ? &blk[j] : out + (k0 + j) * stride;
             long ix = p.ix[j], iy = p.iy[j];
             int px = p.px[j], py = p.py[j];
             double ar = area[k0 + j];
@@ -497,6 +532,10 @@ resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double 
             e->in.poisson = (float)(ar * pp);
             nvalid++;
         }
+        /* the block's entries added to the sums (a loop apart: the
+         * entries' computation then runs without waiting on the sums) */
+        for (long j = 0; acc && j < m; j++)
+            acc_add(acc + k0 + j, &blk[j], row);
     }
     (void)wide;
     return nvalid;
@@ -505,7 +544,7 @@ resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double 
 long sk_band_resample_plain(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
                             const double *yi, const double *area, sk_stack_entry *out, long stride)
 {
-    return resample_loop(kt, b, n, xi, yi, area, out, stride, 0);
+    return resample_loop(kt, b, n, xi, yi, area, out, stride, 0, NULL, NULL);
 }
 
 #ifdef SK_HAVE_AVX2_RESAMPLE
@@ -516,7 +555,16 @@ __attribute__((target("avx2"))) static long
 resample_avx2(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
               const double *yi, const double *area, sk_stack_entry *out, long stride)
 {
-    long nvalid = resample_loop(kt, b, n, xi, yi, area, out, stride, 1);
+    long nvalid = resample_loop(kt, b, n, xi, yi, area, out, stride, 1, NULL, NULL);
+    __builtin_ia32_vzeroupper();
+    return nvalid;
+}
+
+__attribute__((target("avx2"))) static long
+resample_mean_avx2(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                   const double *yi, const double *area, sk_mean_acc *acc, sk_mean_row *row)
+{
+    long nvalid = resample_loop(kt, b, n, xi, yi, area, NULL, 0, 1, acc, row);
     __builtin_ia32_vzeroupper();
     return nvalid;
 }
@@ -530,4 +578,14 @@ long sk_band_resample(const sk_kernel_table *kt, const sk_band *b, long n, const
         return resample_avx2(kt, b, n, xi, yi, area, out, stride);
 #endif
     return sk_band_resample_plain(kt, b, n, xi, yi, area, out, stride);
+}
+
+long sk_band_resample_mean(const sk_kernel_table *kt, const sk_band *b, long n, const double *xi,
+                           const double *yi, const double *area, sk_mean_acc *acc, sk_mean_row *row)
+{
+#ifdef SK_HAVE_AVX2_RESAMPLE
+    if (__builtin_cpu_supports("avx2"))
+        return resample_mean_avx2(kt, b, n, xi, yi, area, acc, row);
+#endif
+    return resample_loop(kt, b, n, xi, yi, area, NULL, 0, 0, acc, row);
 }

@@ -50,7 +50,24 @@ static double lower_tail_sigma(float *z, long n)
     return (double)p1 - (double)p2;
 }
 
-int sk_coadd_weight_ratio(const sk_coadd_input *in, double *ratio, long *npix)
+/* The buffers of a measurement, kept between the inputs a thread
+ * measures: the residuals and the band (their pages fault in once). */
+typedef struct rescale_scratch {
+    float *z;
+    long zcap;
+    sk_band b;
+} rescale_scratch;
+
+static void rescale_scratch_free(rescale_scratch *r)
+{
+    free(r->z);
+    sk_band_free(&r->b);
+    r->z = NULL;
+    r->zcap = 0;
+}
+
+/* sk_coadd_weight_ratio with the buffers of r (grown when too small). */
+static int weight_ratio(const sk_coadd_input *in, rescale_scratch *r, double *ratio, long *npix)
 {
     *ratio = 1.0;
     *npix = 0;
@@ -68,18 +85,22 @@ int sk_coadd_weight_ratio(const sk_coadd_input *in, double *ratio, long *npix)
     long per_band = w * RESCALE_BAND_ROWS;
     long every = per_band * nbands > RESCALE_MAX_PIXELS ? per_band * nbands / RESCALE_MAX_PIXELS + 1 : 1;
     long cap = per_band * (nbands / every + 1);
-    float *z = sk_big_malloc((size_t)cap, sizeof *z);
-    sk_band b = {0};
+    if (cap > r->zcap) {
+        free(r->z);
+        r->z = sk_big_malloc((size_t)cap, sizeof *r->z);
+        r->zcap = r->z ? cap : 0;
+    }
+    float *z = r->z;
     long n = 0;
     if (!z)
         rc = sk_error(SK_EIO, "coadd: out of memory measuring the noise of %s", in->name);
     for (long k = 0; !rc && k < nbands; k += every) {
         long y0 = k * RESCALE_BAND_ROWS, rows = h - y0 < RESCALE_BAND_ROWS ? h - y0 : RESCALE_BAND_ROWS;
-        rc = sk_band_alloc(&b, 0, y0, w, rows, w, h);
+        rc = sk_band_alloc(&r->b, 0, y0, w, rows, w, h);
         if (!rc)
-            rc = sk_band_source_read(src, 1.0, &b);
+            rc = sk_band_source_read(src, 1.0, &r->b);
         if (!rc)
-            band_residuals(&b, z, cap, &n);
+            band_residuals(&r->b, z, cap, &n);
     }
     if (!rc && n >= RESCALE_MIN_PIXELS) {
         double s = lower_tail_sigma(z, n);
@@ -90,9 +111,15 @@ int sk_coadd_weight_ratio(const sk_coadd_input *in, double *ratio, long *npix)
     }
     if (!rc && !*npix)
         sk_warn("%s: only %ld usable pixels: its weights are kept as they are", in->name, n);
-    free(z);
-    sk_band_free(&b);
     sk_band_source_close(src);
+    return rc;
+}
+
+int sk_coadd_weight_ratio(const sk_coadd_input *in, double *ratio, long *npix)
+{
+    rescale_scratch r = {0};
+    int rc = weight_ratio(in, &r, ratio, npix);
+    rescale_scratch_free(&r);
     return rc;
 }
 
@@ -102,10 +129,21 @@ typedef struct rescale_job {
     double *ratio;
 } rescale_job;
 
-static int rescale_one(long k, void *u)
+static void rescale_release(void *scratch, void *u)
+{
+    (void)u;
+    rescale_scratch_free(scratch);
+}
+
+static int rescale_range(void *scratch, long k0, long k1, void *u)
 {
     rescale_job *j = u;
-    return sk_coadd_weight_ratio(&j->ins[k], &j->ratio[k], &j->npix[k]);
+    for (long k = k0; k < k1; k++) {
+        int rc = weight_ratio(&j->ins[k], scratch, &j->ratio[k], &j->npix[k]);
+        if (rc)
+            return rc;
+    }
+    return SK_OK;
 }
 
 int sk_coadd_rescale_weights(sk_coadd_input *ins, int n, int threads)
@@ -118,7 +156,9 @@ int sk_coadd_rescale_weights(sk_coadd_input *ins, int n, int threads)
         return sk_error(SK_EIO, "coadd: out of memory");
     }
     rescale_job j = {ins, npix, ratio};
-    int rc = sk_parallel_for_each(n, threads, rescale_one, &j);
+    /* one input a chunk; each thread's buffers kept from input to input */
+    const sk_scratch scratch = {sizeof(rescale_scratch), NULL, rescale_release};
+    int rc = sk_parallel_for_scratch(n, 1, threads, &scratch, rescale_range, &j);
     for (int k = 0; !rc && k < n; k++) {
         ins[k].weight_scale = 1.0 / (ratio[k] * ratio[k]);
         if (npix[k])

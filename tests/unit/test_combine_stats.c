@@ -8,7 +8,11 @@
  *   variance;
  * - the weighted mean's weight (sum c)^2 / sum c^2 var and large-scale
  *   variance 1 / sum c (inputs weighted by their large-scale variance);
- * - clipping at clip_sigma sigmas of var + poisson * centre + spread^2. */
+ * - clipping at clip_sigma sigmas of var + poisson * centre + spread^2;
+ * - the clipped mean four pixels at once (sk_combine_clipped_screen4, and
+ *   sk_combine_clipped_unscreened for the pixels it leaves) gives what
+ *   sk_combine_pixel gives, bit for bit, on random stacks with unused
+ *   entries, outliers and bright sources. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,12 +156,89 @@ static void test_clipping(void)
     is_int(clipped_rejects(bright, 6, 1, 0), 1, "clipped: without source noise the same value is rejected");
 }
 
+static unsigned long long rng_state = 88172645463325252ULL;
+static double uniform(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+static int same_out(const sk_combine_out *a, const sk_combine_out *b)
+{
+    return memcmp(&a->value, &b->value, sizeof a->value) == 0 &&
+           memcmp(&a->weight, &b->weight, sizeof a->weight) == 0 && a->nused == b->nused &&
+           a->nrejected == b->nrejected && memcmp(&a->var_large, &b->var_large, sizeof a->var_large) == 0;
+}
+
+/* Stacks of n inputs (entries of 20 bytes as the engine stores them,
+ * strided by input) at four pixels, against sk_combine_pixel pixel by
+ * pixel. */
+static void test_screen4(void)
+{
+    typedef struct { sk_combine_in in; unsigned short flags; } entry;
+    enum { KMAX = 24, CH = 8 };
+    static entry st[KMAX][CH];
+    sk_combine_params p = {.method = SK_COMBINE_CLIPPED, .clip_sigma = 3, .clip_iterations = 3, .clip_ampfrac = 0.3};
+    int bad = 0, screened = 0, failed = 0, few = 0, trials = 0;
+    for (int t = 0; t < 3000; t++) {
+        int n = 1 + (int)(uniform() * KMAX);
+        double level = uniform() < 0.3 ? 200.0 * uniform() : 0.0;
+        for (int k = 0; k < n; k++)
+            for (int l = 0; l < CH; l++) {
+                entry *e = &st[k][l];
+                memset(e, 0, sizeof *e);
+                if (uniform() < 0.15)
+                    continue; /* not covered: cweight 0 */
+                double var = 0.5 + 2.0 * uniform();
+                e->in.var = (float)var;
+                e->in.cweight = (float)(1.0 / (var * (0.8 + 0.4 * uniform())));
+                e->in.poisson = uniform() < 0.5 ? (float)(0.1 * uniform()) : 0.0f;
+                double g = sqrt(-2.0 * log(1.0 - uniform())) * cos(2.0 * M_PI * uniform());
+                e->in.value = (float)(level + g * sqrt(var) + (uniform() < 0.03 ? 30.0 * uniform() : 0.0));
+            }
+        for (int l0 = 0; l0 + 4 <= CH; l0 += 4) {
+            sk_combine_out q[4];
+            unsigned done = sk_combine_clipped_screen4(&p, &st[0][l0], sizeof st[0], sizeof(entry), n, q);
+            for (int l = 0; l < 4; l++) {
+                sk_combine_in in[KMAX];
+                double scratch[3 * KMAX];
+                int m = 0;
+                for (int k = 0; k < n; k++)
+                    if (st[k][l0 + l].in.cweight > 0.0f)
+                        in[m++] = st[k][l0 + l].in;
+                sk_combine_out ref, got;
+                sk_combine_pixel(&p, in, m, scratch, &ref);
+                trials++;
+                if (done >> l & 1) {
+                    got = q[l];
+                    screened++;
+                    few += m < 3;
+                } else if (done >> (4 + l) & 1) {
+                    sk_combine_clipped_unscreened(&p, in, m, scratch, &got);
+                    failed++;
+                } else {
+                    bad++; /* at most 64 inputs: every pixel is one or the other */
+                    continue;
+                }
+                bad += !same_out(&ref, &got);
+            }
+        }
+    }
+    is_int(bad, 0, "clipped four pixels at once: the same bits as sk_combine_pixel (%d pixels)", trials);
+    ok(screened > trials / 4 && failed > trials / 20 && few > 0,
+       "clipped four pixels at once: pixels that pass (%d, %d with fewer than 3 values) and fail (%d) the screen",
+       screened, few, failed);
+}
+
 int main(void)
 {
-    tap_plan(21);
+    tap_plan(23);
     test_median_factor();
     test_median_weight();
     test_mean_weight();
     test_clipping();
+    test_screen4();
     return tap_done();
 }
