@@ -366,6 +366,10 @@ static int detect_residual(pass_ctx *C)
     int st = sk_detect(&rimg, r->background, &dp, C->threads, &C->det2);
     sk_measure_params mp = sk_extract_measure_params(C->xp, r->gain, r->fwhm_px);
     mp.residual = 1;
+    /* choose_new reads the candidates' positions, FWHMs and flags only
+       (the new sources are measured in full again, on the image less
+       the models of the sources before them): no photometry */
+    mp.shape_only = 1;
     st = st ? st : model_eps(C->psf, &rimg, &mimg, r->background->level, C->var, C->threads, &C->eps);
     if (!st && C->det2->nobjects > 0)
         st = sk_measure(&rimg, r->background, C->det2, &mp, C->threads, &C->cand);
