@@ -1,6 +1,5 @@
 /* coadd_pipeline.c: the coadd program as a library call: its settings read once, the inputs and their extraction products (coadd_inputs.c), the coaddition provenance, reuse of an existing coadd, the grid, the coadd and its sidecar, the coadd PSF, database rows, and the extraction of the coadd in the same process (sk_extract_image). */
 #include <errno.h>
-#include <malloc.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -844,19 +843,7 @@ static int extract_coadd(const coadd_job *J, const sk_coadd_made *out, sk_extrac
             x.image_md5 = md5;
         sk_error_clear();
     }
-#ifdef M_MMAP_THRESHOLD
-    /* The extraction allocates and frees many image-sized maps in turn
-       (as extract(1) does, whose main says so): the heap keeps them for
-       reuse during it rather than mapping fresh pages, which the kernel
-       zeroes, for each; glibc's defaults again after it. */
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-#endif
     int rc = sk_extract_image(&x, made);
-#ifdef M_MMAP_THRESHOLD
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-#endif
     if (rc)
         return sk_error_context("coadd: extraction of the coadd %s", x.image);
     return SK_OK;
