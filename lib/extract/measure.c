@@ -563,21 +563,52 @@ static void window_gather(const mctx *M, long self, const stamp *stp, double xc,
     W->ny = yb - ya + 1;
 }
 
+/* The centroid's sums over the window of radius rwin and sigma sig_w
+ * about (xc, yc): sum of w v, of w v dx and of w v dy, over the pixels
+ * window_gather would collect, in its order (the same sums), without
+ * storing them. */
+static void window_sums(const mctx *M, long self, const stamp *stp, double xc, double yc, double rwin,
+                        double sig_w, double *S_out, double *sx_out, double *sy_out)
+{
+    long nwin = 2 * (long)ceil(rwin) + 3;
+    double wx[nwin], wy[nwin];
+    long xa = (long)floor(xc - rwin), xb = (long)ceil(xc + rwin);
+    long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
+    window_weights(xa, xb, xc, sig_w, wx);
+    window_weights(ya, yb, yc, sig_w, wy);
+    int inside = in_stamp(stp, xc, yc, rwin);
+    double S = 0, sxw = 0, syw = 0;
+    for (long y = ya; y <= yb; y++) {
+        long x0, x1;
+        if (!circle_row(xc, yc, rwin, y, xa, xb, &x0, &x1))
+            continue;
+        for (long x = x0; x <= x1; x++) {
+            double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
+            if (r2 > rwin * rwin)
+                continue;
+            double val, var;
+            if (!win_px(stp, M, self, inside, x, y, &val, &var))
+                continue;
+            double wt = wx[x - xa] * wy[y - ya];
+            S += wt * val;
+            sxw += wt * val * dx;
+            syw += wt * val * dy;
+        }
+    }
+    *S_out = S;
+    *sx_out = sxw;
+    *sy_out = syw;
+}
+
 /* Iterate the windowed centroid from the barycentre; 1 with (xc, yc) where
  * it converged (to 0.01 px at worst), 0 when it did not or wandered off. */
 static int windowed_centroid(const mctx *M, long self, const stamp *stp, const sk_source *s,
-                             double rwin, double sig_w, winpix *W, double *xc_out, double *yc_out)
+                             double rwin, double sig_w, double *xc_out, double *yc_out)
 {
     double xc = s->x, yc = s->y, last = 1e30;
     for (int it = 0; it < 32; it++) {
-        window_gather(M, self, stp, xc, yc, rwin, sig_w, W);
-        double S = 0, sxw = 0, syw = 0;
-        for (long q = 0; q < W->n; q++) {
-            double wt = W->wt[q], val = W->val[q];
-            S += wt * val;
-            sxw += wt * val * W->dx[q];
-            syw += wt * val * W->dy[q];
-        }
+        double S, sxw, syw;
+        window_sums(M, self, stp, xc, yc, rwin, sig_w, &S, &sxw, &syw);
         if (!(S > 0))
             return 0;
         /* the full step of a Gaussian profile as wide as the window
@@ -1116,7 +1147,7 @@ static void measure_one(const mctx *M, long k, stamp *stp, stamp *pst, winpix *W
             reach = M->radii[a] + 2;
     stamp_fill(stp, M, self, s->x, s->y, reach);
     double xc = s->x, yc = s->y;
-    if (!windowed_centroid(M, self, stp, s, rc, sig_c, W, &xc, &yc)) {
+    if (!windowed_centroid(M, self, stp, s, rc, sig_c, &xc, &yc)) {
         flags |= SK_SRC_WIN_FAILED;
         xc = s->x;
         yc = s->y;

@@ -57,14 +57,23 @@ static int stamp_one(long i, void *u)
     return st;
 }
 
-/* The arrays of s (s->n sources so far, s->stamp NULL or of s->n
- * stamps) grown to n sources. On failure s is freed. */
+/* The arrays of s (s->n sources so far, s->stamp NULL or of s->cap
+ * stamps) grown to n sources. The stamps' memory grows by a quarter
+ * more than asked: the second pass adds sources to a scene of many
+ * thousands, whose stamps would otherwise be copied at each addition.
+ * On failure s is freed. */
 static int scene_grow(psf_scene *s, long n)
 {
     size_t nn = (size_t)(n ? n : 1), mm = (size_t)s->m * (size_t)s->m;
-    float *ok = realloc(s->stamp, sizeof *ok * nn * mm);
-    if (ok)
-        s->stamp = ok;
+    float *ok = s->stamp;
+    if (!ok || n > s->cap) {
+        size_t cap = nn + nn / 4;
+        ok = realloc(s->stamp, sizeof *ok * cap * mm);
+        if (ok) {
+            s->stamp = ok;
+            s->cap = (long)cap;
+        }
+    }
 #define GROW(f)                                                  \
     do {                                                         \
         void *q = ok ? realloc(s->f, sizeof *s->f * nn) : NULL;  \
@@ -133,12 +142,15 @@ int psf_scene_remake(const sk_psf *psf, long n, const double *x, const double *y
     memset(s, 0, sizeof *s);
     s->m = sk_psf_stamp_size(psf);
     s->stamp = prev->stamp;
+    s->cap = prev->cap;
     prev->stamp = NULL;
+    prev->cap = 0;
     int st = prev->m == s->m ? scene_grow(s, n > prev->n ? n : prev->n) : SK_EINPUT;
     if (st == SK_EINPUT) {
         /* another stamp size: nothing to take */
         free(s->stamp);
         s->stamp = NULL;
+        s->cap = 0;
         return psf_scene_make(psf, n, x, y, flux, threads, NULL, s);
     }
     if (st)
@@ -179,7 +191,9 @@ int psf_scene_take(psf_scene *from, psf_scene *to)
     memset(to, 0, sizeof *to);
     to->m = from->m;
     to->stamp = from->stamp;
+    to->cap = from->cap;
     from->stamp = NULL;
+    from->cap = 0;
     int st = scene_grow(to, from->n);
     if (st)
         return st;

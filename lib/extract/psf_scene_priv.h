@@ -13,6 +13,9 @@ typedef struct psf_scene {
     long n;
     int m;                /* stamp side (sk_psf_stamp_size) */
     float *stamp;         /* n * m * m, each of unit sum */
+    long cap;             /* stamps the memory of `stamp` holds (>= n;
+                             room left for sources added later, whose
+                             pages are not touched until then) */
     long *cx, *cy;        /* stamp centre pixels */
     double *x, *y;        /* positions (0-based px) */
     double *flux;         /* fluxes (ADU) */

@@ -5,6 +5,7 @@
 
 #include "skystack/error.h"
 #include "skystack/log.h"
+#include "core/parallel.h"
 #include "numeric/stats.h"
 #include "extract_internal.h"
 #include "psf_internal.h"
@@ -66,6 +67,38 @@ static sk_image with_pixels(const sk_image *img, float *sci)
     return r;
 }
 
+/* Whole-image maps made by rows on the threads: out = a - b (b NULL: a
+ * copy of a); with fl, fl = img's flags, BAD added at the ends of
+ * saturated columns (bleed_end). */
+typedef struct pix_job {
+    const sk_image *img;
+    const float *a, *b;
+    float *out;
+    uint16_t *fl;
+} pix_job;
+
+static int bleed_end(const sk_image *img, long i);
+
+static int pix_rows(long y0, long y1, void *user)
+{
+    const pix_job *J = user;
+    long w = J->img->width, i0 = y0 * w, i1 = y1 * w;
+    if (!J->b)
+        memcpy(J->out + i0, J->a + i0, sizeof *J->out * (size_t)(i1 - i0));
+    else
+        for (long i = i0; i < i1; i++)
+            J->out[i] = J->a[i] - J->b[i];
+    for (long i = i0; J->fl && i < i1; i++)
+        J->fl[i] = bleed_end(J->img, i) ? J->img->flags[i] | SK_FLAG_BAD : J->img->flags[i];
+    return SK_OK;
+}
+
+static void pix_map(const sk_image *img, const float *a, const float *b, float *out, uint16_t *fl, int threads)
+{
+    pix_job J = {img, a, b, out, fl};
+    (void)sk_parallel_for(img->height, 64, threads, pix_rows, &J); /* pix_rows cannot fail */
+}
+
 /* A copy of the science pixels, plus `sign` times the models of the
  * scene's sources with which[k] != 0. malloc'd; NULL: out of memory. */
 static float *painted(const sk_image *img, const psf_scene *s, const uint8_t *which, double sign, int threads)
@@ -74,7 +107,7 @@ static float *painted(const sk_image *img, const psf_scene *s, const uint8_t *wh
     float *o = malloc(sizeof *o * (size_t)n);
     if (!o)
         return NULL;
-    memcpy(o, img->sci, sizeof *o * (size_t)n);
+    pix_map(img, img->sci, NULL, o, NULL, threads);
     if (psf_scene_paint(s, which, sign, o, img->width, img->height, threads)) {
         free(o);
         return NULL;
@@ -346,26 +379,27 @@ static int detect_residual(pass_ctx *C)
         free(mod);
         return sk_error(SK_EIO, "second pass: out of memory");
     }
-    for (long i = 0; i < npix; i++)
-        mod[i] = img->sci[i] - res[i];
     sk_image rimg = with_pixels(img, res), mimg = with_pixels(img, mod);
     /* saturated pixels (cores, bleed trails) hold no light a model can
        take away: no data on the residual, so that they join no star
        beside them into one object; nor do the pixels at either end of a
        column of them (bleed_end) */
     uint16_t *fl = malloc(sizeof *fl * (size_t)npix);
-    for (long i = 0; fl && i < npix; i++)
-        fl[i] = bleed_end(img, i) ? img->flags[i] | SK_FLAG_BAD : img->flags[i];
     if (!fl) {
         free(res);
         free(mod);
         return sk_error(SK_EIO, "second pass: out of memory");
     }
+    pix_map(img, img->sci, res, mod, fl, C->threads);
     rimg.flags = fl;
     sk_detect_params dp = sk_extract_detect_params(img, C->xp, r->fwhm_px);
     int st = sk_detect(&rimg, r->background, &dp, C->threads, &C->det2);
     sk_measure_params mp = sk_extract_measure_params(C->xp, r);
     mp.residual = 1;
+    /* choose_new reads the candidates' positions, FWHMs and flags only
+       (the new sources are measured in full again, on the image less
+       the models of the sources before them): no photometry */
+    mp.shape_only = 1;
     st = st ? st : model_eps(C->psf, &rimg, &mimg, r->background->level, C->var, C->threads, &C->eps);
     if (!st && C->det2->nobjects > 0)
         st = sk_measure(&rimg, r->background, C->det2, &mp, C->threads, &C->cand);
@@ -400,8 +434,8 @@ static int provisional_fit(pass_ctx *C, psf_scene *s)
     memset(s, 0, sizeof *s);
     C->keep_scene = malloc(sizeof *C->keep_scene * (size_t)(C->nkeep ? C->nkeep : 1));
     int st = res && C->keep_scene ? combined_scene(C, s) : sk_error(SK_EIO, "second pass: out of memory");
-    for (long i = 0; !st && i < npix; i++)
-        res[i] = img->sci[i] - C->r->background->level[i];
+    if (!st)
+        pix_map(img, img->sci, C->r->background->level, res, NULL, C->threads);
     int sweeps = 0;
     st = st ? st : psf_scene_fit(s, img, C->var, C->rfit, 50, C->threads, res, &sweeps);
     free(res);
@@ -669,8 +703,8 @@ static int final_fit(pass_ctx *C, const sk_source_list *l, psf_scene *prov, cons
         if (!(init[k] > 0))
             s.live[k] = 0;
     }
-    for (long i = 0; !st && i < npix; i++)
-        res[i] = img->sci[i] - C->r->background->level[i];
+    if (!st)
+        pix_map(img, img->sci, C->r->background->level, res, NULL, C->threads);
     int sweeps = 0;
     st = st ? st : psf_scene_fit(&s, img, C->var, C->rfit, 50, C->threads, res, &sweeps);
     for (long k = 0; !st && k < n; k++)

@@ -320,6 +320,26 @@ static void test_star_field(void)
     }
     ok(numbered_ok, "sources numbered 1..n in ywin order");
 
+    /* shape only (what the second pass measures its candidates with):
+       the same objects, centroids, FWHMs and SATURATED/ARTIFACT flags
+       as the full measurement, no photometry */
+    sk_measure_params mp = sk_extract_measure_params(&p, r);
+    mp.shape_only = 1;
+    sk_source_list *so = NULL;
+    long nsame = 0;
+    int nophot = 1;
+    const unsigned shape_flags = SK_SRC_SATURATED | SK_SRC_ARTIFACT | SK_SRC_WIN_FAILED;
+    if (sk_measure(img, r->background, r->detection, &mp, 2, &so) == SK_OK && so->n == l->n)
+        for (long k = 0; k < l->n; k++) {
+            const sk_source *a = &l->src[k], *b = &so->src[k];
+            nsame += a->xwin == b->xwin && a->ywin == b->ywin && a->fwhm_px == b->fwhm_px &&
+                    so->object[k] == l->object[k] && (a->flags & shape_flags) == (b->flags & shape_flags);
+            nophot &= b->flux_auto == 0 && b->flux_aper[0] == 0;
+        }
+    ok(so && nsame == l->n && nophot, "shape-only measurement: %ld of %ld sources with the same centroid, "
+       "FWHM and shape flags, without photometry", nsame, l->n);
+    sk_source_list_free(so);
+
     /* the FITS table: 1-based pixel coordinates, one aperture vector */
     sk_table *tab = NULL;
     ok(sk_source_table(l, img, &tab) == 0 && tab && tab->nrows == l->n, "source table of %ld rows", l->n);
@@ -710,7 +730,7 @@ static void test_small(void)
 
 int main(void)
 {
-    tap_plan(70);
+    tap_plan(71);
     test_overlap();
     test_background();
     test_star_field();
