@@ -525,9 +525,12 @@ typedef struct {
     long x0, y0, nx, ny;  /* the columns and rows the window spans */
 } winpix;
 
-/* Collect the window of radius rwin and sigma sig_w about (xc, yc). */
-static void window_gather(const mctx *M, long self, const stamp *stp, double xc, double yc,
-                          double rwin, double sig_w, winpix *W)
+/* Walk the window of radius rwin and sigma sig_w about (xc, yc), row by
+ * row: with W, collect its pixels (offsets, weight, value, variance);
+ * without, only the centroid's sums into sums[3] (sum of w v, of w v dx
+ * and of w v dy, in the same order as over W's pixels). */
+static void window_walk(const mctx *M, long self, const stamp *stp, double xc, double yc,
+                        double rwin, double sig_w, winpix *W, double *sums)
 {
     long nwin = 2 * (long)ceil(rwin) + 3;
     double wx[nwin], wy[nwin];
@@ -537,46 +540,6 @@ static void window_gather(const mctx *M, long self, const stamp *stp, double xc,
     window_weights(ya, yb, yc, sig_w, wy);
     int inside = in_stamp(stp, xc, yc, rwin);
     long n = 0;
-    for (long y = ya; y <= yb; y++) {
-        long x0, x1;
-        if (!circle_row(xc, yc, rwin, y, xa, xb, &x0, &x1))
-            continue;
-        for (long x = x0; x <= x1; x++) {
-            double dx = (double)x - xc, dy = (double)y - yc, r2 = dx * dx + dy * dy;
-            if (r2 > rwin * rwin)
-                continue;
-            double val, var;
-            if (!win_px(stp, M, self, inside, x, y, &val, &var))
-                continue;
-            W->dx[n] = dx;
-            W->dy[n] = dy;
-            W->wt[n] = wx[x - xa] * wy[y - ya];
-            W->val[n] = val;
-            W->var[n] = var;
-            n++;
-        }
-    }
-    W->n = n;
-    W->x0 = xa;
-    W->y0 = ya;
-    W->nx = xb - xa + 1;
-    W->ny = yb - ya + 1;
-}
-
-/* The centroid's sums over the window of radius rwin and sigma sig_w
- * about (xc, yc): sum of w v, of w v dx and of w v dy, over the pixels
- * window_gather would collect, in its order (the same sums), without
- * storing them. */
-static void window_sums(const mctx *M, long self, const stamp *stp, double xc, double yc, double rwin,
-                        double sig_w, double *S_out, double *sx_out, double *sy_out)
-{
-    long nwin = 2 * (long)ceil(rwin) + 3;
-    double wx[nwin], wy[nwin];
-    long xa = (long)floor(xc - rwin), xb = (long)ceil(xc + rwin);
-    long ya = (long)floor(yc - rwin), yb = (long)ceil(yc + rwin);
-    window_weights(xa, xb, xc, sig_w, wx);
-    window_weights(ya, yb, yc, sig_w, wy);
-    int inside = in_stamp(stp, xc, yc, rwin);
     double S = 0, sxw = 0, syw = 0;
     for (long y = ya; y <= yb; y++) {
         long x0, x1;
@@ -590,14 +553,38 @@ static void window_sums(const mctx *M, long self, const stamp *stp, double xc, d
             if (!win_px(stp, M, self, inside, x, y, &val, &var))
                 continue;
             double wt = wx[x - xa] * wy[y - ya];
-            S += wt * val;
-            sxw += wt * val * dx;
-            syw += wt * val * dy;
+            if (!W) {
+                S += wt * val;
+                sxw += wt * val * dx;
+                syw += wt * val * dy;
+                continue;
+            }
+            W->dx[n] = dx;
+            W->dy[n] = dy;
+            W->wt[n] = wt;
+            W->val[n] = val;
+            W->var[n] = var;
+            n++;
         }
     }
-    *S_out = S;
-    *sx_out = sxw;
-    *sy_out = syw;
+    if (!W) {
+        sums[0] = S;
+        sums[1] = sxw;
+        sums[2] = syw;
+        return;
+    }
+    W->n = n;
+    W->x0 = xa;
+    W->y0 = ya;
+    W->nx = xb - xa + 1;
+    W->ny = yb - ya + 1;
+}
+
+/* Collect the window of radius rwin and sigma sig_w about (xc, yc). */
+static void window_gather(const mctx *M, long self, const stamp *stp, double xc, double yc,
+                          double rwin, double sig_w, winpix *W)
+{
+    window_walk(M, self, stp, xc, yc, rwin, sig_w, W, NULL);
 }
 
 /* Iterate the windowed centroid from the barycentre; 1 with (xc, yc) where
@@ -607,8 +594,9 @@ static int windowed_centroid(const mctx *M, long self, const stamp *stp, const s
 {
     double xc = s->x, yc = s->y, last = 1e30;
     for (int it = 0; it < 32; it++) {
-        double S, sxw, syw;
-        window_sums(M, self, stp, xc, yc, rwin, sig_w, &S, &sxw, &syw);
+        double sums[3];
+        window_walk(M, self, stp, xc, yc, rwin, sig_w, NULL, sums);
+        double S = sums[0], sxw = sums[1], syw = sums[2];
         if (!(S > 0))
             return 0;
         /* the full step of a Gaussian profile as wide as the window
