@@ -223,7 +223,7 @@ void sk_cx_planes_free(sk_cx_planes *p);
  * at a time (those rows of every input read at once), the residuals are
  * computed band by band, the reference matched to a group of inputs at a
  * time, and kept in the scratch file. The masks are those of
- * sk_artifact_detect. Memory: about 60 bytes per output pixel per thread,
+ * sk_artifact_detect. Memory: about 35 bytes per output pixel per thread,
  * whatever the number of inputs, and band_rows rows of every input. */
 struct sk_artifact_masks;
 struct sk_artifact_opts;
