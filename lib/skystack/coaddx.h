@@ -105,6 +105,12 @@ typedef struct sk_coaddx_params {
                                input model, scaled to the grid's pixels) */
     long tile_px;           /* zogy and psfmatch tiles (0: 512); the
                                PSFs are evaluated at every tile's centre */
+    size_t rows_bytes;      /* zogy: the inputs' rows held at once (0: 512
+                               MB); beyond it a band's tiles are made a
+                               group of tile columns at a time (at least
+                               one per thread), each group's columns of
+                               every input read alone. The result does not
+                               depend on it. */
 } sk_coaddx_params;
 
 void sk_coaddx_params_default(sk_coaddx_params *x);
