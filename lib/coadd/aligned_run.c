@@ -596,11 +596,24 @@ static int zogy_score_plane(coaddx_state *s, sk_zogy *z)
     return rc;
 }
 
+/* The inputs' rows the tiled methods hold at once when not given. */
+#define TILED_ROWS_BYTES ((size_t)512 << 20)
+
 /* Output rows per band of the tiled methods: band_rows rounded up to whole
- * rows of tiles (so that no tile is computed twice). */
+ * rows of tiles (so that no tile is computed twice). With threads, and
+ * tiles across that the threads do not share evenly, at least a row of
+ * tiles per thread when every input's rows of such a band (about 10 bytes
+ * a pixel, SCI, WGT and FLG) fit in x->rows_bytes: the threads then share
+ * a band's tiles evenly (5 tiles across on 2 threads took 3 tiles' time). */
 static long tiled_band(const coaddx_state *s, long tile_px)
 {
     long b = (s->band_rows + tile_px - 1) / tile_px * tile_px;
+    long threads = sk_cx_threads(s->p->threads), ntx = (s->W + tile_px - 1) / tile_px;
+    size_t budget = s->x->rows_bytes ? s->x->rows_bytes : TILED_ROWS_BYTES;
+    if (threads > 1 && ntx % threads != 0 && b < threads * tile_px &&
+        (size_t)s->n * (size_t)(threads * tile_px + 2 * s->psf_size) * (size_t)s->W * 10 <=
+            budget)
+        b = threads * tile_px;
     return b < s->H ? b : s->H;
 }
 
@@ -636,16 +649,13 @@ static int all_rows(coaddx_state *s, sk_zogy *z, long need0, long need1)
     return sk_parallel_for_each(s->n, s->p->threads, input_rows, &j);
 }
 
-/* The inputs' rows that the proper coadd holds at once when not given. */
-#define ZOGY_ROWS_BYTES ((size_t)512 << 20)
-
 /* Tile columns per group of the proper coadd's bands: all of them when
  * every input's rows of a band fit in x->rows_bytes, else fewer, down to
  * one per thread (or one). */
 static long zogy_group_cols(const coaddx_state *s, const sk_zogy *z, long band)
 {
     long ntx = sk_zogy_tile_columns(z), need0, need1, x0, x1;
-    size_t budget = s->x->rows_bytes ? s->x->rows_bytes : ZOGY_ROWS_BYTES;
+    size_t budget = s->x->rows_bytes ? s->x->rows_bytes : TILED_ROWS_BYTES;
     long least = sk_cx_threads(s->p->threads);
     sk_zogy_rows_needed(z, 0, band, &need0, &need1);
     long tpg = ntx;
