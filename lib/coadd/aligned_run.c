@@ -657,7 +657,9 @@ static long zogy_group_cols(const coaddx_state *s, const sk_zogy *z, long band)
     long ntx = sk_zogy_tile_columns(z), need0, need1, x0, x1;
     size_t budget = s->x->rows_bytes ? s->x->rows_bytes : TILED_ROWS_BYTES;
     long least = sk_cx_threads(s->p->threads);
-    sk_zogy_rows_needed(z, 0, band, &need0, &need1);
+    /* a band with margins on both sides, where there is one */
+    long b0 = 2 * band <= s->H ? band : 0;
+    sk_zogy_rows_needed(z, b0, b0 + band, &need0, &need1);
     long tpg = ntx;
     for (; tpg > least && tpg > 1; tpg--) {
         sk_zogy_cols_needed(z, 0, tpg, &x0, &x1);
