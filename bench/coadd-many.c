@@ -271,8 +271,11 @@ int main(int argc, char **argv)
      * every input, about 10 bytes per band pixel each (psfmatch: its
      * matched band of every input and one input's rows at a time),
      * bands of 512 rows for zogy and psfmatch (their tiles) plus a PSF
-     * margin, 256 for the direct combine, and the artifact masks about 60
-     * bytes per output pixel per thread; the output 14 bytes per pixel (18
+     * margin, 256 for the direct combine, and the artifact masks about 35
+     * bytes per output pixel per thread; zogy holds at most about 512 MB
+     * of the inputs' rows (beyond, a group of tile columns at a time, at
+     * least one 512-px column per thread) and per thread about 3 MB per
+     * input for a tile's transforms; the output 14 bytes per pixel (18
      * with zogy's score); the direct coadd the output plus one band's
      * input rectangles */
     double npix = (double)width * (double)height;
@@ -284,7 +287,15 @@ int main(int argc, char **argv)
         double band = xmethod == SK_COADDX_DIRECT     ? 256.0
                       : xmethod == SK_COADDX_PSFMATCH ? 512.0
                                                       : 512.0 + 2.0 * 64.0;
-        double mb = 10.0 * ninputs * band * width + 60.0 * threads * npix + 18.0 * npix;
+        double rows = 10.0 * ninputs * band * width;
+        if (xmethod == SK_COADDX_ZOGY && rows > 512.0 * 1048576.0) {
+            double cols = threads * 512.0 + 2.0 * 64.0 < width ? threads * 512.0 + 2.0 * 64.0
+                                                               : width;
+            double group = 10.0 * ninputs * band * cols;
+            rows = group > 512.0 * 1048576.0 ? group : 512.0 * 1048576.0;
+        }
+        double mb = rows + 35.0 * threads * npix + 18.0 * npix +
+                    (xmethod == SK_COADDX_ZOGY ? 3e6 * threads * ninputs : 0.0);
         snprintf(model, sizeof model, "%.0f", mb / 1e6);
     }
     long centre = (height / 2) * width + width / 2;

@@ -11,25 +11,50 @@
 #include "skystack/coaddx.h"
 #include "coaddx_internal.h"
 
+/* 1 when input `in` holds output pixel (x, y) of a grid `width` wide,
+ * its index in the planes into *i. */
+static inline int sk_cx_held(const sk_aligned_input *in, long width, long x, long y, size_t *i)
+{
+    if (!in->sci || y < in->row0 || y >= in->row0 + in->nrows)
+        return 0;
+    if (in->ncols > 0) {
+        if (x < in->col0 || x >= in->col0 + in->ncols)
+            return 0;
+        *i = (size_t)(y - in->row0) * (size_t)in->ncols + (size_t)(x - in->col0);
+        return 1;
+    }
+    *i = (size_t)(y - in->row0) * (size_t)width + (size_t)x;
+    return 1;
+}
+
+/* 1 when output pixel (x, y) of input `in` is usable (see coaddx.h), its
+ * index in the planes into *i. */
+static inline int sk_cx_usable_at(const sk_aligned_input *in, long width, long x, long y,
+                                  unsigned mask_flags, size_t *i)
+{
+    if (!sk_cx_held(in, width, x, y, i))
+        return 0;
+    float w = in->weight[*i], v = in->sci[*i];
+    if (!(w > 0.0f) || !__builtin_isfinite(w) || !__builtin_isfinite(v))
+        return 0;
+    return !(in->flags && (in->flags[*i] & mask_flags));
+}
+
 /* 1 when output pixel (x, y) of input `in` is usable (see coaddx.h). */
 static inline int sk_cx_usable(const sk_aligned_input *in, long width, long x, long y,
                                unsigned mask_flags)
 {
-    if (!in->sci || y < in->row0 || y >= in->row0 + in->nrows)
-        return 0;
-    size_t i = (size_t)(y - in->row0) * (size_t)width + (size_t)x;
-    float w = in->weight[i], v = in->sci[i];
-    if (!(w > 0.0f) || !__builtin_isfinite(w) || !__builtin_isfinite(v))
-        return 0;
-    return !(in->flags && (in->flags[i] & mask_flags));
+    size_t i;
+    return sk_cx_usable_at(in, width, x, y, mask_flags, &i);
 }
 
 /* Flags of pixel (x, y) of an input (0 where it holds no such row). */
 static inline uint16_t sk_cx_flags(const sk_aligned_input *in, long width, long x, long y)
 {
-    if (!in->sci || !in->flags || y < in->row0 || y >= in->row0 + in->nrows)
+    size_t i;
+    if (!in->flags || !sk_cx_held(in, width, x, y, &i))
         return 0;
-    return in->flags[(size_t)(y - in->row0) * (size_t)width + (size_t)x];
+    return in->flags[i];
 }
 
 /* Fill the unusable pixels (valid[i] == 0) of an nx x ny array from their
@@ -123,6 +148,13 @@ typedef int (*sk_cx_tile_fn)(void *ws, long tx, long ty, void *user);
  * with the workspace of `ws` (its init and release called with `user`). */
 int sk_cx_tiles_run(const sk_cx_tiling *t, long y0, long y1, int threads, const sk_scratch *ws,
                     sk_cx_tile_fn fn, void *user);
+/* The same for the tiles of tile columns [tx0, tx1) only. */
+int sk_cx_tiles_run_cols(const sk_cx_tiling *t, long y0, long y1, long tx0, long tx1,
+                         int threads, const sk_scratch *ws, sk_cx_tile_fn fn, void *user);
+
+/* The columns [*x0, *x1) of the grid that tile columns [tx0, tx1) read
+ * (their cores and margins, clipped to the grid). */
+void sk_cx_tiling_cols_needed(const sk_cx_tiling *t, long tx0, long tx1, long *x0, long *x1);
 
 /* The core [*cx0, *cx1) x [*cy0, *cy1) of tile (tx, ty). */
 void sk_cx_tiling_core(const sk_cx_tiling *t, long tx, long ty, long *cx0, long *cy0,
@@ -216,6 +248,10 @@ typedef struct sk_cx_planes {
 int sk_cx_planes_read(sk_cx_spill *s, int k, long y0, long nrows, sk_cx_planes *p,
                       sk_aligned_input *view);
 void sk_cx_planes_free(sk_cx_planes *p);
+/* The same for the columns [x0, x0+ncols) of those rows only (rows of
+ * ncols values; with `view`, its columns set to them). */
+int sk_cx_planes_read_box(sk_cx_spill *s, int k, long x0, long ncols, long y0, long nrows,
+                          sk_cx_planes *p, sk_aligned_input *view);
 
 /* sk_artifact_detect on inputs whose planes are in a scratch file (in[]
  * gives the PSFs and the rest, no rows), sigma[j] each input's noise as
@@ -223,7 +259,7 @@ void sk_cx_planes_free(sk_cx_planes *p);
  * at a time (those rows of every input read at once), the residuals are
  * computed band by band, the reference matched to a group of inputs at a
  * time, and kept in the scratch file. The masks are those of
- * sk_artifact_detect. Memory: about 60 bytes per output pixel per thread,
+ * sk_artifact_detect. Memory: about 35 bytes per output pixel per thread,
  * whatever the number of inputs, and band_rows rows of every input. */
 struct sk_artifact_masks;
 struct sk_artifact_opts;

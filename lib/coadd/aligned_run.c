@@ -475,6 +475,7 @@ static void drop_rows(coaddx_state *s)
         s->ai[k].sci = s->ai[k].weight = NULL;
         s->ai[k].flags = NULL;
         s->ai[k].row0 = s->ai[k].nrows = 0;
+        s->ai[k].col0 = s->ai[k].ncols = 0;
     }
 }
 
@@ -595,11 +596,24 @@ static int zogy_score_plane(coaddx_state *s, sk_zogy *z)
     return rc;
 }
 
+/* The inputs' rows the tiled methods hold at once when not given. */
+#define TILED_ROWS_BYTES ((size_t)512 << 20)
+
 /* Output rows per band of the tiled methods: band_rows rounded up to whole
- * rows of tiles (so that no tile is computed twice). */
+ * rows of tiles (so that no tile is computed twice). With threads, and
+ * tiles across that the threads do not share evenly, at least a row of
+ * tiles per thread when every input's rows of such a band (about 10 bytes
+ * a pixel, SCI, WGT and FLG) fit in x->rows_bytes: the threads then share
+ * a band's tiles evenly (5 tiles across on 2 threads took 3 tiles' time). */
 static long tiled_band(const coaddx_state *s, long tile_px)
 {
     long b = (s->band_rows + tile_px - 1) / tile_px * tile_px;
+    long threads = sk_cx_threads(s->p->threads), ntx = (s->W + tile_px - 1) / tile_px;
+    size_t budget = s->x->rows_bytes ? s->x->rows_bytes : TILED_ROWS_BYTES;
+    if (threads > 1 && ntx % threads != 0 && b < threads * tile_px &&
+        (size_t)s->n * (size_t)(threads * tile_px + 2 * s->psf_size) * (size_t)s->W * 10 <=
+            budget)
+        b = threads * tile_px;
     return b < s->H ? b : s->H;
 }
 
@@ -610,41 +624,78 @@ typedef struct rows_job {
     coaddx_state *s;
     sk_zogy *z;
     long need0, need1;
+    long x0, ncols;          /* ncols > 0: those columns only */
 } rows_job;
 
 static int input_rows(long k, void *arg)
 {
     rows_job *j = arg;
     coaddx_state *s = j->s;
-    int rc = read_rows(s, (int)k, j->need0, j->need1 - j->need0);
+    int rc = j->ncols > 0 ? sk_cx_planes_read_box(s->sp, (int)k, j->x0, j->ncols, j->need0,
+                                                  j->need1 - j->need0, &s->rows[k], &s->ai[k])
+                          : read_rows(s, (int)k, j->need0, j->need1 - j->need0);
     const sk_cx_planes *pk = &s->rows[k];
     if (!rc && j->z)
         rc = sk_zogy_set_rows(j->z, (int)k, pk->sci, pk->weight, pk->flags, j->need0,
                               j->need1 - j->need0);
+    if (!rc && j->z)
+        rc = sk_zogy_set_cols(j->z, (int)k, j->x0, j->ncols);
     return rc;
 }
 
 static int all_rows(coaddx_state *s, sk_zogy *z, long need0, long need1)
 {
-    rows_job j = {s, z, need0, need1};
+    rows_job j = {s, z, need0, need1, 0, 0};
     return sk_parallel_for_each(s->n, s->p->threads, input_rows, &j);
 }
 
+/* Tile columns per group of the proper coadd's bands: all of them when
+ * every input's rows of a band fit in x->rows_bytes, else fewer, down to
+ * one per thread (or one). */
+static long zogy_group_cols(const coaddx_state *s, const sk_zogy *z, long band)
+{
+    long ntx = sk_zogy_tile_columns(z), need0, need1, x0, x1;
+    size_t budget = s->x->rows_bytes ? s->x->rows_bytes : TILED_ROWS_BYTES;
+    long least = sk_cx_threads(s->p->threads);
+    /* a band with margins on both sides, where there is one */
+    long b0 = 2 * band <= s->H ? band : 0;
+    sk_zogy_rows_needed(z, b0, b0 + band, &need0, &need1);
+    long tpg = ntx;
+    for (; tpg > least && tpg > 1; tpg--) {
+        sk_zogy_cols_needed(z, 0, tpg, &x0, &x1);
+        /* SCI, WGT (float) and FLG (16 bits) */
+        if ((size_t)s->n * (size_t)(need1 - need0) * (size_t)(x1 - x0) * 10 <= budget)
+            break;
+    }
+    return tpg;
+}
+
 /* The proper coadd's pixels, one band of rows of tiles at a time: every
- * input's rows that the band needs read from the scratch file. */
+ * input's rows that the band needs read from the scratch file; when they
+ * would exceed x->rows_bytes, the band's tiles a group of tile columns at
+ * a time, each with those columns of the rows (zogy_group_cols). */
 static int zogy_bands(coaddx_state *s, sk_zogy *z, long tile_px)
 {
     sk_coadd_result *r = s->r;
     long band = tiled_band(s, tile_px);
+    long ntx = sk_zogy_tile_columns(z), tpg = zogy_group_cols(s, z, band);
+    if (tpg < ntx)
+        sk_debug("zogy: bands of %ld rows made %ld of %ld tile columns at a time", band, tpg, ntx);
     uint16_t *nimg16 = malloc(sizeof(uint16_t) * (size_t)band * (size_t)s->W);
     int rc = nimg16 ? SK_OK : sk_error(SK_EIO, "coadd: out of memory");
     for (long y0 = 0; !rc && y0 < s->H; y0 += band) {
         long y1 = y0 + band < s->H ? y0 + band : s->H, need0, need1;
         sk_zogy_rows_needed(z, y0, y1, &need0, &need1);
-        rc = all_rows(s, z, need0, need1);
         size_t o = (size_t)y0 * (size_t)s->W, nb = (size_t)(y1 - y0) * (size_t)s->W;
-        rc = rc ? rc : sk_zogy_rows(z, y0, y1, r->image->sci + o, r->image->weight + o,
-                                    r->image->flags + o, nimg16);
+        for (long tx0 = 0; !rc && tx0 < ntx; tx0 += tpg) {
+            long tx1 = tx0 + tpg < ntx ? tx0 + tpg : ntx, x0 = 0, x1 = 0;
+            if (tpg < ntx)
+                sk_zogy_cols_needed(z, tx0, tx1, &x0, &x1);
+            rows_job j = {s, z, need0, need1, x0, x1 - x0};
+            rc = sk_parallel_for_each(s->n, s->p->threads, input_rows, &j);
+            rc = rc ? rc : sk_zogy_rows_cols(z, y0, y1, tx0, tx1, r->image->sci + o,
+                                             r->image->weight + o, r->image->flags + o, nimg16);
+        }
         for (size_t i = 0; !rc && i < nb; i++)
             r->nimg[o + i] = nimg16[i];
     }

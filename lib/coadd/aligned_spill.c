@@ -134,7 +134,16 @@ void sk_cx_planes_free(sk_cx_planes *p)
 int sk_cx_planes_read(sk_cx_spill *s, int k, long y0, long nrows, sk_cx_planes *p,
                       sk_aligned_input *view)
 {
-    size_t npix = (size_t)s->width * (size_t)nrows;
+    int rc = sk_cx_planes_read_box(s, k, 0, s->width, y0, nrows, p, view);
+    if (!rc && view)
+        view->col0 = view->ncols = 0;
+    return rc;
+}
+
+int sk_cx_planes_read_box(sk_cx_spill *s, int k, long x0, long ncols, long y0, long nrows,
+                          sk_cx_planes *p, sk_aligned_input *view)
+{
+    size_t npix = (size_t)ncols * (size_t)nrows;
     if (p->cap < npix) {
         sk_cx_planes_free(p);
         p->sci = malloc(sizeof(float) * (npix ? npix : 1));
@@ -146,15 +155,17 @@ int sk_cx_planes_read(sk_cx_spill *s, int k, long y0, long nrows, sk_cx_planes *
         }
         p->cap = npix;
     }
-    int rc = sk_cx_spill_get(s, k, SK_CX_SCI, y0, nrows, p->sci);
-    rc = rc ? rc : sk_cx_spill_get(s, k, SK_CX_WGT, y0, nrows, p->weight);
-    rc = rc ? rc : sk_cx_spill_get(s, k, SK_CX_FLG, y0, nrows, p->flags);
+    int rc = sk_cx_spill_get_box(s, k, SK_CX_SCI, x0, y0, ncols, nrows, p->sci);
+    rc = rc ? rc : sk_cx_spill_get_box(s, k, SK_CX_WGT, x0, y0, ncols, nrows, p->weight);
+    rc = rc ? rc : sk_cx_spill_get_box(s, k, SK_CX_FLG, x0, y0, ncols, nrows, p->flags);
     if (!rc && view) {
         view->sci = p->sci;
         view->weight = p->weight;
         view->flags = p->flags;
         view->row0 = y0;
         view->nrows = nrows;
+        view->col0 = x0;
+        view->ncols = ncols;
     }
     return rc;
 }

@@ -499,7 +499,7 @@ int sk_cx_input_rows_check(const char *who, const sk_cx_tiling *t, const sk_alig
  * work, workspace and data. */
 typedef struct tiles_job {
     const sk_cx_tiling *t;
-    long ty0;
+    long ty0, tx0, ntx;      /* first row of tiles; tile columns [tx0, tx0+ntx) */
     sk_cx_tile_fn fn;
     const sk_scratch *ws;
     void *user;
@@ -522,20 +522,43 @@ static int tiles_range(void *ws, long t0, long t1, void *user)
 {
     const tiles_job *job = user;
     for (long k = t0; k < t1; k++) {
-        int status = job->fn(ws, k % job->t->ntx, job->ty0 + k / job->t->ntx, job->user);
+        int status = job->fn(ws, job->tx0 + k % job->ntx, job->ty0 + k / job->ntx, job->user);
         if (status)
             return status;
     }
     return SK_OK;
 }
 
+int sk_cx_tiles_run_cols(const sk_cx_tiling *t, long y0, long y1, long tx0, long tx1,
+                         int threads, const sk_scratch *ws, sk_cx_tile_fn fn, void *user)
+{
+    tx0 = tx0 < 0 ? 0 : tx0;
+    tx1 = tx1 > t->ntx ? t->ntx : tx1;
+    if (tx1 <= tx0)
+        return SK_OK;
+    tiles_job job = {t, y0 / t->tcy, tx0, tx1 - tx0, fn, ws, user};
+    long ntiles = ((y1 - 1) / t->tcy + 1 - job.ty0) * job.ntx;
+    const sk_scratch ops = {ws->size, tiles_ws_init, tiles_ws_release};
+    return sk_parallel_for_scratch(ntiles, 1, sk_cx_threads(threads), &ops, tiles_range, &job);
+}
+
 int sk_cx_tiles_run(const sk_cx_tiling *t, long y0, long y1, int threads, const sk_scratch *ws,
                     sk_cx_tile_fn fn, void *user)
 {
-    tiles_job job = {t, y0 / t->tcy, fn, ws, user};
-    long ntiles = ((y1 - 1) / t->tcy + 1 - job.ty0) * t->ntx;
-    const sk_scratch ops = {ws->size, tiles_ws_init, tiles_ws_release};
-    return sk_parallel_for_scratch(ntiles, 1, sk_cx_threads(threads), &ops, tiles_range, &job);
+    return sk_cx_tiles_run_cols(t, y0, y1, 0, t->ntx, threads, ws, fn, user);
+}
+
+void sk_cx_tiling_cols_needed(const sk_cx_tiling *t, long tx0, long tx1, long *x0, long *x1)
+{
+    tx0 = tx0 < 0 ? 0 : tx0;
+    tx1 = tx1 > t->ntx ? t->ntx : tx1;
+    if (tx1 <= tx0) {
+        *x0 = *x1 = 0;
+        return;
+    }
+    long a = tx0 * t->tcx - t->margin, b = (tx1 - 1) * t->tcx - t->margin + t->lx;
+    *x0 = a < 0 ? 0 : a;
+    *x1 = b > t->width ? t->width : b;
 }
 
 void sk_cx_tiling_core(const sk_cx_tiling *t, long tx, long ty, long *cx0, long *cy0,

@@ -55,15 +55,21 @@ typedef struct art_ctx {
     long *nruns, *nprot;
 } art_ctx;
 
+/* A thread's planes over the whole grid: eight floats and three bytes per
+ * pixel. Planes that are dead at a step hold another step's values: with a
+ * scratch file, input j's weight, residual and noise are read into zs, tmp
+ * and svn (residual_maps reads them before anything is written there), and
+ * smoothed_snr keeps its 5x5 sums of C+ and C in vn and r. */
 typedef struct art_ws {
     float *r, *vn, *cp, *cc;       /* residual, its noise variance, C+ and C */
     float *z, *zs;                 /* SNR of the residual and of its 5x5 mean */
-    float *tmp, *svn, *scp, *sc;   /* 5x5 sums */
+    float *tmp, *svn;              /* 5x5 sums */
     uint8_t *valid, *visited, *masked;
     long *stack, *fp;
     long cap_stack, cap_fp;
-    /* with a scratch file: input j's weight, residual and noise, and the
-     * bounding box of a footprint in another input's residual planes */
+    /* with a scratch file: input j's weight, residual and noise (aliases
+     * of zs, tmp, svn), and the bounding box of a footprint in another
+     * input's residual planes */
     float *jwgt, *jres, *jvn, *boxr, *boxv;
     size_t boxcap;
 } art_ws;
@@ -71,10 +77,10 @@ typedef struct art_ws {
 static void ws_free(art_ws *w)
 {
     free(w->r); free(w->vn); free(w->cp); free(w->cc); free(w->z); free(w->zs);
-    free(w->tmp); free(w->svn); free(w->scp); free(w->sc);
+    free(w->tmp); free(w->svn);
     free(w->valid); free(w->visited); free(w->masked);
     free(w->stack); free(w->fp);
-    free(w->jwgt); free(w->jres); free(w->jvn); free(w->boxr); free(w->boxv);
+    free(w->boxr); free(w->boxv);
     memset(w, 0, sizeof *w);
 }
 
@@ -89,22 +95,15 @@ static int ws_init(art_ws *w, size_t npix, int spilled)
     w->zs = malloc(sizeof(float) * npix);
     w->tmp = malloc(sizeof(float) * npix);
     w->svn = malloc(sizeof(float) * npix);
-    w->scp = malloc(sizeof(float) * npix);
-    w->sc = malloc(sizeof(float) * npix);
     w->valid = malloc(npix);
     w->visited = malloc(npix);
     w->masked = malloc(npix);
     if (spilled) {
-        w->jwgt = malloc(sizeof(float) * npix);
-        w->jres = malloc(sizeof(float) * npix);
-        w->jvn = malloc(sizeof(float) * npix);
-        if (!w->jwgt || !w->jres || !w->jvn) {
-            ws_free(w);
-            return sk_error(SK_EIO, "artifacts: out of memory for %zu pixels", npix);
-        }
+        w->jwgt = w->zs;
+        w->jres = w->tmp;
+        w->jvn = w->svn;
     }
     if (!w->r || !w->vn || !w->cp || !w->cc || !w->z || !w->zs || !w->tmp || !w->svn ||
-        !w->scp || !w->sc ||
         !w->valid || !w->visited || !w->masked) {
         ws_free(w);
         return sk_error(SK_EIO, "artifacts: out of memory for %zu pixels", npix);
@@ -241,10 +240,12 @@ static void smoothed_snr(const art_ctx *c, art_ws *w, int j)
     const sk_aligned_input *in = &c->in[j];
     box5(w->r, w->tmp, w->zs, width, height);
     box5(w->vn, w->tmp, w->svn, width, height);
-    box5(w->cp, w->tmp, w->scp, width, height);
-    box5(w->cc, w->tmp, w->sc, width, height);
+    /* the sums of C+ and C into the planes of r and vn, summed above */
+    float *scp = w->vn, *sc = w->r;
+    box5(w->cp, w->tmp, scp, width, height);
+    box5(w->cc, w->tmp, sc, width, height);
     for (size_t i = 0; i < npix; i++) {
-        double var = w->svn[i] + in->poisson * w->scp[i] + (double)w->sc[i] * w->sc[i];
+        double var = w->svn[i] + in->poisson * scp[i] + (double)sc[i] * sc[i];
         w->zs[i] = var > 0.0 ? (float)(w->zs[i] / sqrt(var)) : 0.0f;
     }
     /* Fewer than half the 5x5 pixels usable: no smoothed detection. */

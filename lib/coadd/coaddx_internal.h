@@ -14,6 +14,9 @@ typedef struct sk_aligned_input {
     const float *weight;     /* inverse variance, 0 = no data */
     const uint16_t *flags;   /* may be NULL */
     long row0, nrows;        /* nrows 0 (or sci NULL): no data in any row */
+    long col0, ncols;        /* ncols > 0: only columns [col0, col0+ncols)
+                                held, rows of ncols values; 0: every column
+                                (rows of the grid's width) */
     sk_psf_stamp_fn psf;     /* the input's PSF on the output grid */
     void *psf_ctx;
     double flux_scale;       /* F_j: sci = F_j * flux at the common zero point
@@ -94,6 +97,24 @@ void sk_zogy_rows_needed(const sk_zogy *z, long y0, long y1, long *need0, long *
  * - nimg: the number of inputs contributing. */
 int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16_t *flags,
                  uint16_t *nimg);
+
+/* The tile columns (of tile_px) across the grid, and the columns
+ * [*x0, *x1) every input must hold for tile columns [tx0, tx1). */
+long sk_zogy_tile_columns(const sk_zogy *z);
+void sk_zogy_cols_needed(const sk_zogy *z, long tx0, long tx1, long *x0, long *x1);
+
+/* sk_zogy_rows for the tiles of tile columns [tx0, tx1) only: the output
+ * arrays as for sk_zogy_rows (whole rows), of which only those tiles'
+ * columns are written; the inputs need hold only the columns
+ * sk_zogy_cols_needed names (sk_zogy_set_cols). The same values as
+ * sk_zogy_rows gives there. */
+int sk_zogy_rows_cols(sk_zogy *z, long y0, long y1, long tx0, long tx1, float *sci,
+                      float *weight, uint16_t *flags, uint16_t *nimg);
+
+/* The columns [col0, col0+ncols) input j's planes hold (see
+ * sk_aligned_input; ncols 0: every column), for the rows of the last
+ * sk_zogy_set_rows. */
+int sk_zogy_set_cols(sk_zogy *z, int j, long col0, long ncols);
 
 /* Point input j at other planes holding rows [row0, row0+nrows) (so that
  * a caller can feed the inputs band by band: only the rows that

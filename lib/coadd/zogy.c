@@ -266,7 +266,24 @@ int sk_zogy_set_rows(sk_zogy *z, int j, const float *sci, const float *weight,
     z->in[j].flags = flags;
     z->in[j].row0 = row0;
     z->in[j].nrows = nrows;
+    z->in[j].col0 = z->in[j].ncols = 0;
     return SK_OK;
+}
+
+int sk_zogy_set_cols(sk_zogy *z, int j, long col0, long ncols)
+{
+    if (j < 0 || j >= z->n || col0 < 0 || ncols < 0 || col0 + ncols > z->width)
+        return sk_error(SK_EINPUT, "zogy: input %d: bad columns [%ld, %ld)", j, col0, col0 + ncols);
+    z->in[j].col0 = ncols > 0 ? col0 : 0;
+    z->in[j].ncols = ncols;
+    return SK_OK;
+}
+
+long sk_zogy_tile_columns(const sk_zogy *z) { return z->tile.ntx; }
+
+void sk_zogy_cols_needed(const sk_zogy *z, long tx0, long tx1, long *x0, long *x1)
+{
+    sk_cx_tiling_cols_needed(&z->tile, tx0, tx1, x0, x1);
 }
 
 /* ---- per-thread work --------------------------------------------------- */
@@ -510,10 +527,11 @@ static int gather_input(const tile_ctx *t, int j, long *ncorevalid)
         for (long bx = 0; bx < lx; bx++) {
             long gx = t->bx0 + bx;
             size_t b = (size_t)(by * lx + bx);
+            size_t ii = 0;
             int ok = gy >= 0 && gy < t->z->height && gx >= 0 && gx < width &&
-                     sk_cx_usable(in, width, gx, gy, t->mask);
+                     sk_cx_usable_at(in, width, gx, gy, t->mask, &ii);
             valid[b] = (uint8_t)ok;
-            r[b] = ok ? in->sci[(size_t)(gy - in->row0) * (size_t)width + (size_t)gx] : 0.0f;
+            r[b] = ok ? in->sci[ii] : 0.0f;
             if (ok && gy >= t->cy0 && gy < t->cy1 && gx >= t->cx0 && gx < t->cx1)
                 (*ncorevalid)++;
         }
@@ -969,8 +987,8 @@ static int relative_variance(const tile_ctx *t, int k)
         for (long bx = 0; bx < lx; bx++) {
             long gx = t->bx0 + bx;
             size_t b = (size_t)(by * lx + bx);
-            if (valid[b]) {
-                size_t ii = (size_t)(gy - in->row0) * (size_t)width + (size_t)gx;
+            size_t ii = 0;
+            if (valid[b] && sk_cx_held(in, width, gx, gy, &ii)) {
                 w->rv[b] = (float)(1.0 / (in->weight[ii] * s2));
                 w->ibits[b] = 0;
             } else {
@@ -1187,20 +1205,41 @@ static void zogy_job_ws_release(void *ws, void *user)
     ws_free(ws);
 }
 
+int sk_zogy_rows_cols(sk_zogy *z, long y0, long y1, long tx0, long tx1, float *sci,
+                      float *weight, uint16_t *flags, uint16_t *nimg)
+{
+    int status = sk_cx_rows_check("zogy", z->height, y0, y1, sci, weight);
+    if (!status && (tx0 < 0 || tx1 > z->tile.ntx || tx1 <= tx0))
+        status = sk_error(SK_EINPUT, "zogy: bad tile columns [%ld, %ld) of %ld", tx0, tx1,
+                          z->tile.ntx);
+    long x0 = 0, x1 = 0;
+    if (!status)
+        sk_zogy_cols_needed(z, tx0, tx1, &x0, &x1);
+    for (int j = 0; j < z->n && !status; j++) {
+        const sk_aligned_input *in = &z->in[j];
+        status = sk_cx_input_rows_check("zogy", &z->tile, in, j, y0, y1);
+        if (!status && in->sci && in->nrows > 0 && in->ncols > 0 &&
+            (in->col0 > x0 || in->col0 + in->ncols < x1))
+            status = sk_error(SK_EINPUT, "zogy: input %d holds columns [%ld, %ld), columns "
+                              "[%ld, %ld) are needed", j, in->col0, in->col0 + in->ncols, x0, x1);
+    }
+    if (status)
+        return status;
+    /* the flags of the tiles' cores cleared (the tiles OR bits into them) */
+    long c0 = tx0 * z->tile.tcx, c1 = tx1 * z->tile.tcx < z->width ? tx1 * z->tile.tcx : z->width;
+    for (long y = y0; flags && y < y1; y++)
+        memset(flags + (size_t)(y - y0) * (size_t)z->width + (size_t)c0, 0,
+               sizeof(uint16_t) * (size_t)(c1 - c0));
+    zogy_job job = {z, {y0, y1, sci, weight, flags, nimg}};
+    const sk_scratch ws_ops = {sizeof(zogy_ws), zogy_job_ws_init, zogy_job_ws_release};
+    return sk_cx_tiles_run_cols(&z->tile, y0, y1, tx0, tx1, z->o.threads, &ws_ops, process_tile,
+                                &job);
+}
+
 int sk_zogy_rows(sk_zogy *z, long y0, long y1, float *sci, float *weight, uint16_t *flags,
                  uint16_t *nimg)
 {
-    int status = sk_cx_rows_check("zogy", z->height, y0, y1, sci, weight);
-    for (int j = 0; j < z->n && !status; j++)
-        status = sk_cx_input_rows_check("zogy", &z->tile, &z->in[j], j, y0, y1);
-    if (status)
-        return status;
-    size_t nout = (size_t)(y1 - y0) * (size_t)z->width;
-    if (flags)
-        memset(flags, 0, sizeof(uint16_t) * nout);
-    zogy_job job = {z, {y0, y1, sci, weight, flags, nimg}};
-    const sk_scratch ws_ops = {sizeof(zogy_ws), zogy_job_ws_init, zogy_job_ws_release};
-    return sk_cx_tiles_run(&z->tile, y0, y1, z->o.threads, &ws_ops, process_tile, &job);
+    return sk_zogy_rows_cols(z, y0, y1, 0, z->tile.ntx, sci, weight, flags, nimg);
 }
 
 /* ---- the coadd PSF ----------------------------------------------------- */

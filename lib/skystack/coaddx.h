@@ -105,6 +105,14 @@ typedef struct sk_coaddx_params {
                                input model, scaled to the grid's pixels) */
     long tile_px;           /* zogy and psfmatch tiles (0: 512); the
                                PSFs are evaluated at every tile's centre */
+    size_t rows_bytes;      /* zogy and psfmatch: the inputs' rows held at
+                               once (0: 512 MB). With threads, bands of a
+                               row of tiles per thread when they fit in it;
+                               zogy beyond it makes a band's tiles a group
+                               of tile columns at a time (at least one per
+                               thread), each group's columns of every input
+                               read alone. The result does not depend on
+                               it. */
 } sk_coaddx_params;
 
 void sk_coaddx_params_default(sk_coaddx_params *x);
@@ -115,10 +123,10 @@ void sk_coaddx_params_default(sk_coaddx_params *x);
  * scratch file in $TMPDIR (about 18 bytes per output pixel per input on
  * disk); the steps and methods then read them back band by band
  * (p->band_rows output rows, rounded up to whole rows of tiles for zogy
- * and psfmatch), so that memory grows with the inputs only as
- * n * 10 bytes per pixel of a band, plus about 60
- * bytes per output pixel per thread for the artifact masks. The result
- * does not depend on the band size. psfs[k] is
+ * and psfmatch; see x->rows_bytes), so that memory grows with the inputs
+ * only as n * 10 bytes per pixel of a band (for zogy at most about
+ * x->rows_bytes), plus about 35 bytes per output pixel per thread for the
+ * artifact masks. The result does not depend on the band size. psfs[k] is
  * input k's PSF model in its own pixels (needed by zogy, psfmatch and the
  * artifact masks). The result is that of sk_coadd_run, with SCI, WGT,
  * FLG and NIMG of the method, COMBINET naming it, and for zogy MAGZERO =
