@@ -979,7 +979,9 @@ static unsigned aperture_photometry(const mctx *M, long self, stamp *stp, double
         r2a[a] = rad[a] * rad[a];
     aper_sums A = { nr, rad, r2a, same_as, af, av, aa, rmax * rmax, 0 };
     aper_accumulate(M, self, stp, xc, yc, rmax, &A);
-    unsigned flags = A.flags;
+    /* other objects' pixels in an aperture are corrected for (above);
+       whether they are enough to flag is the AUTO ellipse's test */
+    unsigned flags = A.flags & ~(unsigned)SK_SRC_NEIGHBOURS;
     if (circle_flagged(M, xc, yc, rad[naper]))
         flags |= SK_SRC_FLAGGED;
     for (int a = 0; a < nr; a++) {
@@ -1043,6 +1045,11 @@ static double kron_radius(const mctx *M, long self, const stamp *stp, double xc,
     return (sf > 0 && sr > 0) ? sr / sf : 0;
 }
 
+/* NEIGHBOURS is set when other objects' pixels cover more than this share
+ * of the AUTO ellipse's area: enough light replaced to bias FLUX_AUTO
+ * (Source Extractor's CROWD_THRESHOLD and its flag bit 0 alike). */
+#define NEIGHBOUR_AREA_SHARE 0.1
+
 /* The flux and its error in the ellipse of elliptical radius R about
  * (xc, yc), pixels on its edge weighted by the fraction of 5 x 5 sub-pixel
  * points inside; returns the flags picked up. */
@@ -1050,6 +1057,7 @@ static unsigned auto_flux(const mctx *M, long self, const stamp *stp, double xc,
                           const ellipse *e, double R, sk_source *s)
 {
     unsigned flags = 0;
+    double area_all = 0, area_others = 0;
     double delta = 0.7072 / e->b_px;  /* largest change of r over half a pixel diagonal */
     double ext = R * e->a_px + 1;
     long xa = (long)floor(xc - ext), xb = (long)ceil(xc + ext);
@@ -1075,13 +1083,18 @@ static unsigned auto_flux(const mctx *M, long self, const stamp *stp, double xc,
                     continue;
             }
             pixval pv = sget(stp, M, self, x, y);
-            flags |= pv.flags;
+            flags |= pv.flags & ~(unsigned)SK_SRC_NEIGHBOURS;
+            area_all += f;
+            if (pv.flags & SK_SRC_NEIGHBOURS)
+                area_others += f;
             if (!pv.present)
                 continue;
             fa += f * pv.val;
             va += f * f * pv.var;
             area += f;
         }
+    if (area_others > NEIGHBOUR_AREA_SHARE * area_all)
+        flags |= SK_SRC_NEIGHBOURS;
     s->flux_auto = fa;
     s->flux_auto_err = flux_error(M->nf2 * va, area, M->bg->level_err, fa, M->p->gain);
     return flags;

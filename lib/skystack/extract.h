@@ -85,7 +85,8 @@ typedef struct sk_detection {
 
 /* Source flag bits (FLAGS column). */
 enum sk_source_flag {
-    SK_SRC_NEIGHBOURS = 1u << 0, /* aperture/AUTO photometry corrected for neighbours */
+    SK_SRC_NEIGHBOURS = 1u << 0, /* other objects' pixels over > 10 % of the AUTO
+                                    ellipse (replaced; FLUX_AUTO may be biased) */
     SK_SRC_BLENDED    = 1u << 1, /* deblended from a segment with other objects */
     SK_SRC_SATURATED  = 1u << 2, /* saturated pixel in the footprint */
     SK_SRC_EDGE       = 1u << 3, /* footprint touches the image border or no-data pixels */

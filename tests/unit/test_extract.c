@@ -701,6 +701,45 @@ static void test_sharper_than_limit(void)
     free(model);
 }
 
+/* FLAGS bit 0 (NEIGHBOURS) marks sources whose AUTO ellipse is more than
+ * 10 % other objects' pixels: not an isolated star, not a bright star whose
+ * faint neighbour 11 px away reaches only its outer apertures, but the
+ * fainter member of a pair 7 px apart. */
+static void test_neighbour_flag(void)
+{
+    long w = 300, h = 120;
+    double psig = 1.3;
+    float *model = calloc((size_t)(w * h), sizeof(float));
+    star alone = { 60.2, 60.4, 40000, 0 }, bright = { 150.3, 60.1, 40000, 0 }, faint = { 161.4, 60.3, 3000, 0 };
+    star pa = { 240.3, 60.2, 40000, 0 }, pb = { 247.1, 61.0, 12000, 0 };
+    const star *all[] = { &alone, &bright, &faint, &pa, &pb };
+    for (int k = 0; k < 5; k++)
+        add_gauss_star(model, w, h, all[k], psig);
+    sk_image *img = make_image(w, h, 0.0, 0, 0, 5.0, 0, model);
+    sk_extract_params p;
+    sk_extract_params_default(&p);
+    p.refine_fwhm = 0;
+    p.fwhm_guess_px = psig * 2.3548;
+    p.background.mesh_px = 64;
+    sk_extract_result *r = NULL;
+    ok(sk_extract_run(img, &p, 1, &r) == 0, "extraction of the neighbour-flag field");
+    const sk_source_list *l = r ? r->sources : NULL;
+    const sk_source *sa = l ? nearest(l, alone.x, alone.y, 1.0) : NULL;
+    const sk_source *sb = l ? nearest(l, bright.x, bright.y, 1.0) : NULL;
+    const sk_source *sf = l ? nearest(l, faint.x, faint.y, 1.0) : NULL;
+    const sk_source *sp = l ? nearest(l, pb.x, pb.y, 1.0) : NULL;
+    double rmax = l && l->naper > 0 ? l->aper_radius_px[l->naper - 1] : 0;
+    ok(sa && !(sa->flags & SK_SRC_NEIGHBOURS), "an isolated star has no NEIGHBOURS flag");
+    ok(sb && sf && rmax > hypot(faint.x - bright.x, faint.y - bright.y) &&
+           !(sb->flags & SK_SRC_NEIGHBOURS),
+       "a bright star whose neighbour lies within its largest aperture (%.1f px) only: no NEIGHBOURS flag", rmax);
+    ok(sp && (sp->flags & SK_SRC_NEIGHBOURS), "the fainter star of a pair 7 px apart: NEIGHBOURS");
+    sk_extract_result_free(r);
+    sk_extract_params_clear(&p);
+    sk_image_free(img);
+    free(model);
+}
+
 /* Small images: one star filling most of a 20x20 image; a 3x3 image. */
 static void test_small(void)
 {
@@ -730,7 +769,7 @@ static void test_small(void)
 
 int main(void)
 {
-    tap_plan(71);
+    tap_plan(75);
     test_overlap();
     test_background();
     test_star_field();
@@ -741,5 +780,6 @@ int main(void)
     test_small();
     test_undersampled();
     test_sharper_than_limit();
+    test_neighbour_flag();
     return tap_done();
 }
