@@ -753,6 +753,160 @@ static int core_fwhm_range(long k0, long k1, void *user)
     return SK_OK;
 }
 
+/* Candidates of SNR >= snr_min with clean flags, a shape within the
+ * ellipticity limit and a centre on the image, in source order, into c;
+ * their count. */
+static long gather_candidates(const sk_image *img, const sk_source_list *l, const sk_psf_params *p,
+                              double snr_min, cand *c)
+{
+    long nc = 0;
+    for (long k = 0; k < l->n; k++) {
+        const sk_source *s = &l->src[k];
+        if (s->flags & STAR_REJECT)
+            continue;
+        if (!(s->snr >= snr_min))
+            continue;
+        if (!(s->a_px > 0) || !(s->b_px / s->a_px >= 1.0 - p->max_ellipticity))
+            continue;
+        if (!isfinite(s->xwin) || !isfinite(s->ywin) || s->xwin < 0 || s->ywin < 0 ||
+            s->xwin > (double)img->width - 1 || s->ywin > (double)img->height - 1)
+            continue;
+        c[nc].idx = k;
+        c[nc].x = s->xwin;
+        c[nc].y = s->ywin;
+        c[nc].snr = s->snr;
+        nc++;
+    }
+    return nc;
+}
+
+/* The log core FWHM of each candidate into lf (a Gaussian fit, not the
+ * moments: those of undersampled stars and of stars with neighbours
+ * scatter too widely to show the stellar locus); the candidates without
+ * one dropped, the others kept in order. */
+static long core_fwhms(const sk_image *img, const sk_background *bg, cand *c, long nc, double guess,
+                       int threads, double *lf)
+{
+    core_job cj = {img, bg, c, guess, lf};
+    (void)sk_parallel_for(nc, 64, threads, core_fwhm_range, &cj);
+    long kept = 0;
+    for (long k = 0; k < nc; k++)
+        if (lf[k] > 0) {
+            c[kept] = c[k];
+            lf[kept++] = log(lf[k]);
+        }
+    return kept;
+}
+
+/* The stellar locus of lf[0..n-1] (log FWHMs): the interval of relative
+ * width 2*width in FWHM that holds the most candidates (the smallest on a
+ * tie: stars are the sharpest objects), its median (px); 0 when out of
+ * memory. */
+static double locus_mode(const double *lf, long n, double width)
+{
+    double *sorted = malloc(sizeof *sorted * (size_t)(n + 1));
+    if (!sorted)
+        return 0;
+    memcpy(sorted, lf, sizeof *sorted * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof *sorted, sk_cmp_double);
+    long best = 0, best_lo = sk_densest_window(sorted, n, SK_WINDOW_DIFFERENCE,
+                                               log((1.0 + width) / (1.0 - width)), &best);
+    double mode = exp(sorted[best_lo + best / 2]);
+    free(sorted);
+    return mode;
+}
+
+/* Fainter stars that tell whether the PSF stars' response is linear: the
+ * LINEAR_CHECK_MAX of highest SNR below the PSF stars' limit, down to SNR
+ * LINEAR_CHECK_SNR, and at least LINEAR_CHECK_MIN of them. */
+#define LINEAR_CHECK_SNR 20.0
+#define LINEAR_CHECK_MIN 10
+#define LINEAR_CHECK_MAX 300
+/* ... and the PSF stars' locus broader than theirs by more than this factor
+ * tells a response that is not linear (on linear images the two agree
+ * within 2 %, or the fainter ones are the broader, galaxies among them) */
+#define LINEAR_CHECK_RATIO 1.1
+
+/* The stellar locus of the fainter stars when the PSF stars (SNR >=
+ * min_snr, the *n of c with lf their log FWHMs, locus mode_b) are broader
+ * than it by more than LINEAR_CHECK_RATIO: a response that is not
+ * linear (a photographic plate, a detector saturating below its stated
+ * level) flattens and broadens the bright stars' cores, and the PSF is the
+ * faint stars'. Then c, lf and *n are replaced by those fainter stars
+ * (with a core FWHM) and their locus is returned; otherwise nothing
+ * changes and 0 is returned (-1 when out of memory). */
+static double faint_locus(const sk_image *img, const sk_background *bg, const sk_source_list *l,
+                          const sk_psf_params *p, int threads, double guess, double mode_b, cand **c,
+                          double **lf, long *n)
+{
+    if (!(p->min_snr > LINEAR_CHECK_SNR))
+        return 0;
+    cand *f = malloc(sizeof *f * (size_t)(l->n + 1));
+    double *lff = malloc(sizeof *lff * (size_t)(l->n + 1));
+    if (!f || !lff) {
+        free(f);
+        free(lff);
+        return -1;
+    }
+    long nf = 0, na = gather_candidates(img, l, p, LINEAR_CHECK_SNR, f);
+    for (long k = 0; k < na; k++)
+        if (!(f[k].snr >= p->min_snr))
+            f[nf++] = f[k];
+    qsort(f, (size_t)nf, sizeof *f, cmp_cand_snr);
+    if (nf > LINEAR_CHECK_MAX)
+        nf = LINEAR_CHECK_MAX;
+    nf = core_fwhms(img, bg, f, nf, guess, threads, lff);
+    double mode_f = nf >= LINEAR_CHECK_MIN ? locus_mode(lff, nf, p->locus_width) : 0;
+    sk_debug("PSF: stellar locus %.3f px at SNR >= %g, %.3f px for %ld fainter stars of SNR >= %g", mode_b,
+             p->min_snr, mode_f, nf, LINEAR_CHECK_SNR);
+    if (!(mode_f > 0) || !(mode_b > LINEAR_CHECK_RATIO * mode_f)) {
+        free(f);
+        free(lff);
+        return nf >= LINEAR_CHECK_MIN && !(mode_f > 0) ? -1 : 0;
+    }
+    sk_warn("PSF: the stars of SNR >= %g are broader (FWHM %.2f px) than the fainter ones (%.2f px): "
+            "a response that is not linear; the PSF is made from the fainter stars (SNR %g to %g)",
+            p->min_snr, mode_b, mode_f, LINEAR_CHECK_SNR, p->min_snr);
+    free(*c);
+    free(*lf);
+    *c = f;
+    *lf = lff;
+    *n = nf;
+    return mode_f;
+}
+
+/* The locus's stars (within locus_width of its mode and the 3-sigma cut
+ * of locus_cut), isolated, highest SNR first, at most max_stars, into
+ * *out. */
+static int locus_stars(const sk_source_list *l, const sk_psf_params *p, cand *c, const double *lf, long nc,
+                       double mode, long **out, long *nout)
+{
+    double lmed = log(mode), lcut = log(1.0 + p->locus_width);
+    if (locus_cut(lf, nc, mode, p->locus_width, &lmed, &lcut))
+        return sk_error(SK_EIO, "PSF: out of memory");
+    long nk = 0;
+    for (long k = 0; k < nc; k++)
+        if (fabs(exp(lf[k]) / mode - 1.0) <= p->locus_width && fabs(lf[k] - lmed) <= lcut)
+            c[nk++] = c[k];
+    long ni = 0;
+    if (keep_isolated(l, c, nk, mode, &ni))
+        return sk_error(SK_EIO, "PSF: out of memory");
+    qsort(c, (size_t)ni, sizeof *c, cmp_cand_snr);
+    if (p->max_stars > 0 && ni > p->max_stars)
+        ni = p->max_stars;
+    if (ni < 3)
+        return sk_error(SK_ENOTFOUND, "PSF: only %ld isolated stars on the stellar locus (FWHM %.2f px) "
+                        "among %ld candidates (need at least 3)", ni, mode, nc);
+    long *idx = malloc(sizeof *idx * (size_t)ni);
+    if (!idx)
+        return sk_error(SK_EIO, "PSF: out of memory");
+    for (long k = 0; k < ni; k++)
+        idx[k] = c[k].idx;
+    *out = idx;
+    *nout = ni;
+    return SK_OK;
+}
+
 /* Indices of the PSF stars of `l` (highest SNR first) and the FWHM of the
  * stellar locus. */
 static int select_stars(const sk_image *img, const sk_background *bg, const sk_source_list *l,
@@ -769,97 +923,29 @@ static int select_stars(const sk_image *img, const sk_background *bg, const sk_s
         free(lf);
         return sk_error(SK_EIO, "PSF: out of memory");
     }
-    long nc = 0;
     double guess = l->fwhm_px > 0 ? l->fwhm_px : SK_FWHM_MIN_PX;
-    for (long k = 0; k < l->n; k++) {
-        const sk_source *s = &l->src[k];
-        if (s->flags & STAR_REJECT)
-            continue;
-        if (!(s->snr >= p->min_snr))
-            continue;
-        if (!(s->a_px > 0) || !(s->b_px / s->a_px >= 1.0 - p->max_ellipticity))
-            continue;
-        if (!isfinite(s->xwin) || !isfinite(s->ywin) || s->xwin < 0 || s->ywin < 0 ||
-            s->xwin > (double)img->width - 1 || s->ywin > (double)img->height - 1)
-            continue;
-        c[nc].idx = k;
-        c[nc].x = s->xwin;
-        c[nc].y = s->ywin;
-        c[nc].snr = s->snr;
-        nc++;
-    }
-    /* the FWHM of the star's core (a Gaussian fit), not of its moments:
-       those of undersampled stars and of stars with neighbours scatter
-       too widely to show the stellar locus */
-    core_job cj = {img, bg, c, guess, lf};
-    (void)sk_parallel_for(nc, 64, threads, core_fwhm_range, &cj);
-    long kept = 0;
-    for (long k = 0; k < nc; k++)
-        if (lf[k] > 0) {
-            c[kept] = c[k];
-            lf[kept++] = log(lf[k]);
-        }
-    nc = kept;
-    *nloaded = nc;
+    long nc = gather_candidates(img, l, p, p->min_snr, c);
+    nc = core_fwhms(img, bg, c, nc, guess, threads, lf);
     if (nc < 3) {
         free(c);
         free(lf);
         return sk_error(SK_ENOTFOUND, "PSF: only %ld star candidates with SNR >= %g and clean flags "
                         "(need at least 3)", nc, p->min_snr);
     }
-    /* The stellar locus: the interval of relative width 2*locus_width in
-     * FWHM that holds the most candidates (the smallest on a tie: stars
-     * are the sharpest objects), its median. */
-    double *sorted = malloc(sizeof *sorted * (size_t)nc);
-    if (!sorted) {
-        free(c);
-        free(lf);
-        return sk_error(SK_EIO, "PSF: out of memory");
-    }
-    memcpy(sorted, lf, sizeof *sorted * (size_t)nc);
-    qsort(sorted, (size_t)nc, sizeof *sorted, sk_cmp_double);
-    double width = log((1.0 + p->locus_width) / (1.0 - p->locus_width));
-    long best = 0, best_lo = sk_densest_window(sorted, nc, SK_WINDOW_DIFFERENCE, width, &best);
-    double mode = exp(sorted[best_lo + best / 2]);
-    free(sorted);
+    double mode = locus_mode(lf, nc, p->locus_width);
+    double mode_f = mode > 0 ? faint_locus(img, bg, l, p, threads, guess, mode, &c, &lf, &nc) : -1;
+    int st = SK_OK;
+    if (mode_f < 0)
+        st = sk_error(SK_EIO, "PSF: out of memory");
+    if (mode_f > 0)
+        mode = mode_f;
+    *nloaded = nc;
     *locus_fwhm = mode;
-
-    double lmed = log(mode), lcut = log(1.0 + p->locus_width);
-    if (locus_cut(lf, nc, mode, p->locus_width, &lmed, &lcut)) {
-        free(c);
-        free(lf);
-        return sk_error(SK_EIO, "PSF: out of memory");
-    }
-    long nk = 0;
-    for (long k = 0; k < nc; k++)
-        if (fabs(exp(lf[k]) / mode - 1.0) <= p->locus_width && fabs(lf[k] - lmed) <= lcut)
-            c[nk++] = c[k];
-    free(lf);
-
-    long ni = 0;
-    if (keep_isolated(l, c, nk, mode, &ni)) {
-        free(c);
-        return sk_error(SK_EIO, "PSF: out of memory");
-    }
-    qsort(c, (size_t)ni, sizeof *c, cmp_cand_snr);
-    if (p->max_stars > 0 && ni > p->max_stars)
-        ni = p->max_stars;
-    if (ni < 3) {
-        free(c);
-        return sk_error(SK_ENOTFOUND, "PSF: only %ld isolated stars on the stellar locus (FWHM %.2f px) "
-                        "among %ld candidates (need at least 3)", ni, mode, nc);
-    }
-    long *idx = malloc(sizeof *idx * (size_t)ni);
-    if (!idx) {
-        free(c);
-        return sk_error(SK_EIO, "PSF: out of memory");
-    }
-    for (long k = 0; k < ni; k++)
-        idx[k] = c[k].idx;
+    if (!st)
+        st = locus_stars(l, p, c, lf, nc, mode, out, nout);
     free(c);
-    *out = idx;
-    *nout = ni;
-    return SK_OK;
+    free(lf);
+    return st;
 }
 
 /* ---- fitting ---- */

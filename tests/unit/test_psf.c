@@ -5,6 +5,7 @@
  * doubles, PSF-fit fluxes and their errors, the PSFEx file round trip,
  * and the failure on too few stars; PSFEx's own files. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "skystack/extract.h"
 #include "skystack/fits.h"
 #include "skystack/header.h"
+#include "skystack/image.h"
 #include "skystack/log.h"
 #include "skystack/psf.h"
 #include "skystack/sim.h"
@@ -656,9 +658,66 @@ static void test_sharper_than_pixel(void)
     sk_sim_exposure_free(e);
 }
 
+/* A detector whose response is not linear (a photographic plate): the
+ * stars' light x becomes S (1 - exp(-x / S)), which flattens the bright
+ * stars' cores and broadens them by half, while the faint ones keep the
+ * true profile (Gaussian, FWHM 3 px). The model is the faint stars' PSF,
+ * not the bright ones'. */
+static void test_nonlinear_response(void)
+{
+    const long w = 396, h = 396;
+    const double sigma_px = 3.0 / 2.3548, noise = 10.0, sat = 600.0;
+    sk_image *img = sk_image_new(w, h);
+    double *model = calloc((size_t)(w * h), sizeof(double));
+    uint64_t rs = 12345;
+    long nbright = 0;
+    for (long gy = 0; gy < 11; gy++)
+        for (long gx = 0; gx < 11; gx++) {
+            rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+            double u = (double)(rs >> 11) / 9007199254740992.0;
+            double xc = 18 + 36 * gx + (u - 0.5), yc = 18 + 36 * gy + (u * 7 - floor(u * 7) - 0.5);
+            /* one star in four bright (SNR 100-400), the others SNR 22-40 */
+            int bright = (gx + 3 * gy) % 4 == 0;
+            nbright += bright;
+            double flux = bright ? 4500 + 13500 * u : 1000 + 800 * u;
+            for (long y = (long)yc - 10; y <= (long)yc + 10; y++) {
+                double fy = 0.5 * (erf((y + 0.5 - yc) / (M_SQRT2 * sigma_px)) - erf((y - 0.5 - yc) / (M_SQRT2 * sigma_px)));
+                for (long x = (long)xc - 10; x <= (long)xc + 10; x++)
+                    model[y * w + x] += flux * fy * 0.5 *
+                        (erf((x + 0.5 - xc) / (M_SQRT2 * sigma_px)) - erf((x - 0.5 - xc) / (M_SQRT2 * sigma_px)));
+            }
+        }
+    for (long i = 0; i < w * h; i++) {
+        rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+        double u1 = ((double)(rs >> 11) + 0.5) / 9007199254740992.0;
+        rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+        double u2 = (double)(rs >> 11) / 9007199254740992.0;
+        img->sci[i] = (float)(500.0 + sat * (1 - exp(-model[i] / sat)) +
+                              noise * sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
+        img->weight[i] = (float)(1.0 / (noise * noise));
+    }
+    free(model);
+    sk_extract_result *r = NULL;
+    sk_psf *psf = NULL;
+    sk_psf_params pp;
+    sk_psf_params_default(&pp);
+    int rc = extract(img, &r);
+    rc = rc ? rc : sk_psf_build(img, r->background, r->sources, r->detection->segmap, &pp, 2, &psf);
+    ok(rc == SK_OK, "response not linear: PSF built (%s)", rc ? sk_errmsg() : "ok");
+    /* the true profile as the pixels sample it: a Gaussian of sigma^2 +
+       1/12 px^2 (its second moments), 3.08 px FWHM */
+    double want = 2.3548 * sqrt(sigma_px * sigma_px + 1.0 / 12.0);
+    double got = psf ? sk_psf_fwhm_at(psf, 0.5 * (w - 1), 0.5 * (h - 1)) : NAN;
+    ok(fabs(got / want - 1) <= 0.1, "response not linear: model FWHM %.3f px within 10 %% of the faint "
+       "stars' %.3f px (%ld of 121 stars bright and broadened)", got, want, nbright);
+    sk_psf_free(psf);
+    sk_extract_result_free(r);
+    sk_image_free(img);
+}
+
 int main(void)
 {
-    tap_plan(57);
+    tap_plan(59);
     if (getenv("SK_TEST_VERBOSE"))
         sk_log_set_level(SK_LOG_DEBUG);
     /* A realistic field: stars and galaxies, cosmic rays, hot pixels, bad
@@ -676,6 +735,7 @@ int main(void)
                     "simulation.seeing_arcsec=0.65"};
     test_field("undersampled", fine, 11, 1);
     test_sharper_than_pixel();
+    test_nonlinear_response();
     test_too_few();
     test_psfex_file();
     test_from_stamp();
