@@ -1,5 +1,7 @@
 /* combine.c: combining the resampled values of several inputs into one coadd pixel: weighted mean, kappa-sigma clipped mean and median, with their variances. */
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,12 +75,9 @@ static int cmp_vw(const void *pa, const void *pb)
     return (a->w > b->w) - (a->w < b->w);
 }
 
-static void sort_vw(vw *p, int n)
+/* Insertion: stable (pairs that compare equal keep their order). */
+static void sort_vw_insertion(vw *p, int n)
 {
-    if (n > 24) {
-        qsort(p, (size_t)n, sizeof *p, cmp_vw);
-        return;
-    }
     for (int i = 1; i < n; i++) {
         vw t = p[i];
         int j = i - 1;
@@ -88,6 +87,92 @@ static void sort_vw(vw *p, int n)
         }
         p[j + 1] = t;
     }
+}
+
+/* Pairs placed by rank (up to RANKSORT_MAX, no NaN). */
+#define RANKSORT_MAX 16
+
+typedef long long v4di_r __attribute__((vector_size(32)));
+
+/* An integer whose order is the order of the float f (no NaN; -0 as +0,
+ * which compares equal to it). */
+static inline long long float_key(float f)
+{
+    f += 0.0f; /* -0 + 0 = +0 */
+    int32_t i;
+    memcpy(&i, &f, sizeof i);
+    return i >= 0 ? i : i ^ 0x7fffffff;
+}
+
+/* The place of each pair in the stable order of cmp_vw, by counting the
+ * pairs before it: the (value, weight) keys that are smaller, and the
+ * equal ones earlier in the array; four keys compared at a time. */
+static inline __attribute__((always_inline)) void rank_sort(vw *p, int n)
+{
+    v4di_r K[RANKSORT_MAX / 4];
+    long long *k = (long long *)K;
+    vw t[RANKSORT_MAX];
+    int nb = (n + 3) / 4;
+    for (int j = 0; j < 4 * nb; j++) {
+        if (j < n) {
+            t[j] = p[j];
+            k[j] = (long long)((unsigned long long)float_key((float)p[j].v) << 32 |
+                               (uint32_t)((int32_t)float_key((float)p[j].w) ^ INT32_MIN));
+        } else {
+            k[j] = LLONG_MAX; /* after every pair (no float has that key) */
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        v4di_r ki = {k[i], k[i], k[i], k[i]}, ii = {i, i, i, i}, idx = {0, 1, 2, 3}, r = {0, 0, 0, 0};
+        for (int b = 0; b < nb; b++, idx += 4)
+            r -= (K[b] < ki) | ((K[b] == ki) & (idx < ii));
+        p[(r[0] + r[1]) + (r[2] + r[3])] = t[i];
+    }
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SK_HAVE_AVX2_RANKSORT 1
+__attribute__((target("avx2"))) static void rank_sort_avx2(vw *p, int n)
+{
+    rank_sort(p, n);
+    __builtin_ia32_vzeroupper();
+}
+#endif
+
+/* Pairs sorted by value, then weight, stably. floats: every value and
+ * weight is a float and none is NaN (as the clipped mean's pairs mostly
+ * are); the rank sort then gives the insertion sort's order (the same
+ * pairs in the same places). Else the insertion sort, and qsort beyond 24
+ * pairs. */
+static void sort_vw(vw *p, int n, int floats)
+{
+    if (n > 24) {
+        qsort(p, (size_t)n, sizeof *p, cmp_vw);
+        return;
+    }
+#ifdef SK_HAVE_AVX2_RANKSORT
+    if (floats && n <= RANKSORT_MAX && __builtin_cpu_supports("avx2")) {
+        rank_sort_avx2(p, n);
+        return;
+    }
+#endif
+    if (floats && n <= RANKSORT_MAX) {
+        rank_sort(p, n);
+        return;
+    }
+    sort_vw_insertion(p, n);
+}
+
+void sk_combine_sort_pairs(double *pairs, int n, int plain)
+{
+    vw *p = (vw *)pairs;
+    int floats = 1;
+    for (int j = 0; j < n; j++)
+        floats &= p[j].v == (double)(float)p[j].v && p[j].w == (double)(float)p[j].w;
+    if (plain)
+        sort_vw_insertion(p, n);
+    else
+        sort_vw(p, n, floats);
 }
 
 /* Inputs whose median is found by rank counting. */
@@ -208,7 +293,7 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
                 s[j].v = in[j].value;
                 s[j].w = 1.0;
             }
-            sort_vw(s, n);
+            sort_vw(s, n, 0);
             med = n % 2 ? s[n / 2].v : 0.5 * (s[n / 2 - 1].v + s[n / 2].v);
         }
         double f = sk_median_variance_factor(n) / ((double)n * n);
@@ -273,12 +358,14 @@ static void clipped_full(const sk_combine_params *p, const sk_combine_in *in, in
     /* centre on the weighted median, then on the mean of the kept */
     vw *s = (vw *)scratch;
     double *keep = scratch + 2 * n;
+    int nonan = 1;
     for (int j = 0; j < n; j++) {
         s[j].v = in[j].value;
         s[j].w = in[j].cweight;
+        nonan &= (s[j].v == s[j].v) & (s[j].w == s[j].w);
         keep[j] = 1.0; /* all kept, until a pass rejects one */
     }
-    sort_vw(s, n);
+    sort_vw(s, n, nonan);
     double centre = weighted_median(s, n);
     /* spread of the values beyond their noise (seeing and PSF differences
      * on sources): the mean squared deviation from the centre of all
