@@ -436,6 +436,50 @@ typedef long long v4di_s __attribute__((vector_size(32)));
 /* Inputs screened four pixels at once (more: sk_combine_pixel). */
 #define SCREEN_MAX 64
 
+/* The screen again, four pixels at once, for those that failed it with
+ * the weighted median anywhere within one weighted standard deviation sd
+ * of the mean m (C, V, VAR, PO: the used entries' combine weights, values,
+ * variances and Poisson terms, unused ones with weight 0; sc: the sum of
+ * the weights): the median bracketed closer, by [lo, hi] = m -+ sd / 4,
+ * when the weight of the values below lo and that of the values above hi
+ * are each less than half the total (by a margin far beyond the rounding
+ * of sums taken in another order). The scan of weighted_median then stops
+ * at a value within [lo, hi] (or at the mean of two such), so when every
+ * value passes the first pass's test for every centre in [lo, hi] at the
+ * least spread, the first pass rejects nothing and the result is the mean
+ * of all. Lanes where that holds are set in *out. */
+static inline __attribute__((always_inline)) void
+screen_narrow4(const sk_combine_params *p, const v4df_s *C, const v4df_s *V, const v4df_s *VAR,
+               const v4df_s *PO, int n, const v4df_s *m, const v4df_s *sd, const v4df_s *sc, v4di_s *out)
+{
+    const v4df_s zero = {0, 0, 0, 0};
+    const v4df_s lo = *m - 0.25 * *sd, hi = *m + 0.25 * *sd, lim = 0.5 * *sc * (1.0 - 1e-9);
+    v4df_s wlo = zero, whi = zero;
+    for (int k = 0; k < n; k++) {
+        wlo += (v4df_s)((v4di_s)C[k] & (V[k] < lo));
+        whi += (v4df_s)((v4di_s)C[k] & (V[k] > hi));
+    }
+    v4di_s inside = (wlo < lim) & (whi < lim);
+    v4df_s alo = VABS4(lo), ahi = VABS4(hi);
+    v4di_s straddle = (lo <= zero) & (hi >= zero), lower = alo < ahi;
+    v4df_s amin = (v4df_s)(~straddle & ((lower & (v4di_s)alo) | (~lower & (v4di_s)ahi)));
+    v4df_s signal = (v4df_s)((v4di_s)lo & (lo > zero)), slack = 1e-12 * (alo + ahi);
+    const double kappa2 = p->clip_sigma * p->clip_sigma, af = p->clip_ampfrac;
+    v4di_s pass = inside;
+    for (int k = 0; k < n; k++) {
+        v4di_s ok = C[k] > zero;
+        /* the farthest centre of [lo, hi] from the value, rounded up (NaN
+         * when the value is: then no test passes) */
+        v4df_s d1 = VABS4(V[k] - lo), d2 = VABS4(V[k] - hi);
+        v4di_s first = d1 > d2;
+        v4df_s d = (v4df_s)((first & (v4di_s)d1) | (~first & (v4di_s)d2));
+        d = d * (1.0 + 1e-9) + slack - af * amin;
+        v4df_s vv = VAR[k] + PO[k] * signal;
+        pass &= ~ok | (d <= zero) | (d * d <= kappa2 * vv);
+    }
+    *out = pass;
+}
+
 /* sk_combine_pixel's screen and sums (clipped, above) in four lanes: each
  * lane does the operations of one pixel in the same order, the unused
  * entries adding exact zeros, so the same bits. */
@@ -485,6 +529,12 @@ screen4(const sk_combine_params *p, const char *b, size_t ks, size_t ls, int n, 
         v4df_s d = VABS4(V[k] - m) + sd - af * amin;
         v4df_s vv = VAR[k] + PO[k] * signal;
         pass &= ~ok | (d <= zero) | (d * d <= kappa2 * vv);
+    }
+    v4di_s three = {3, 3, 3, 3}, fail = (cnt >= three) & ~pass;
+    if (fail[0] | fail[1] | fail[2] | fail[3]) {
+        v4di_s narrow;
+        screen_narrow4(p, C, V, VAR, PO, n, &m, &sd, &sc, &narrow);
+        pass |= narrow;
     }
     unsigned done = 0;
     for (int l = 0; l < 4; l++) {
