@@ -440,7 +440,7 @@ typedef long long v4di_s __attribute__((vector_size(32)));
  * the weighted median anywhere within one weighted standard deviation sd
  * of the mean m (C, V, VAR, PO: the used entries' combine weights, values,
  * variances and Poisson terms, unused ones with weight 0; sc: the sum of
- * the weights): the median bracketed closer, by [lo, hi] = m -+ sd / 4,
+ * the weights): the median bracketed closer, by [lo, hi] = m -+ 0.4 sd
  * when the weight of the values below lo and that of the values above hi
  * are each less than half the total (by a margin far beyond the rounding
  * of sums taken in another order). The scan of weighted_median then stops
@@ -453,7 +453,7 @@ screen_narrow4(const sk_combine_params *p, const v4df_s *C, const v4df_s *V, con
                const v4df_s *PO, int n, const v4df_s *m, const v4df_s *sd, const v4df_s *sc, v4di_s *out)
 {
     const v4df_s zero = {0, 0, 0, 0};
-    const v4df_s lo = *m - 0.25 * *sd, hi = *m + 0.25 * *sd, lim = 0.5 * *sc * (1.0 - 1e-9);
+    const v4df_s lo = *m - 0.4 * *sd, hi = *m + 0.4 * *sd, lim = 0.5 * *sc * (1.0 - 1e-9);
     v4df_s wlo = zero, whi = zero;
     for (int k = 0; k < n; k++) {
         wlo += (v4df_s)((v4di_s)C[k] & (V[k] < lo));
