@@ -114,6 +114,11 @@ unsigned sk_combine_clipped_screen4(const sk_combine_params *p, const void *in, 
 void sk_combine_clipped_unscreened(const sk_combine_params *p, const sk_combine_in *in, int n,
                                    double *scratch, sk_combine_out *out);
 
+/* The clipped mean's sort of n (value, weight) pairs (2n doubles): by
+ * value, then weight, pairs that compare equal in their order; plain: by
+ * insertion (its reference), else as sk_combine_pixel sorts them. */
+void sk_combine_sort_pairs(double *pairs, int n, int plain);
+
 /* Variance of the median of n values of unit variance (n >= 1): the
  * ratio to the variance of their mean times n (1 for n <= 2, pi/2 at
  * large n). */

@@ -1,5 +1,7 @@
 /* combine.c: combining the resampled values of several inputs into one coadd pixel: weighted mean, kappa-sigma clipped mean and median, with their variances. */
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -73,12 +75,9 @@ static int cmp_vw(const void *pa, const void *pb)
     return (a->w > b->w) - (a->w < b->w);
 }
 
-static void sort_vw(vw *p, int n)
+/* Insertion: stable (pairs that compare equal keep their order). */
+static void sort_vw_insertion(vw *p, int n)
 {
-    if (n > 24) {
-        qsort(p, (size_t)n, sizeof *p, cmp_vw);
-        return;
-    }
     for (int i = 1; i < n; i++) {
         vw t = p[i];
         int j = i - 1;
@@ -88,6 +87,92 @@ static void sort_vw(vw *p, int n)
         }
         p[j + 1] = t;
     }
+}
+
+/* Pairs placed by rank (up to RANKSORT_MAX, no NaN). */
+#define RANKSORT_MAX 16
+
+typedef long long v4di_r __attribute__((vector_size(32)));
+
+/* An integer whose order is the order of the float f (no NaN; -0 as +0,
+ * which compares equal to it). */
+static inline long long float_key(float f)
+{
+    f += 0.0f; /* -0 + 0 = +0 */
+    int32_t i;
+    memcpy(&i, &f, sizeof i);
+    return i >= 0 ? i : i ^ 0x7fffffff;
+}
+
+/* The place of each pair in the stable order of cmp_vw, by counting the
+ * pairs before it: the (value, weight) keys that are smaller, and the
+ * equal ones earlier in the array; four keys compared at a time. */
+static inline __attribute__((always_inline)) void rank_sort(vw *p, int n)
+{
+    v4di_r K[RANKSORT_MAX / 4];
+    long long *k = (long long *)K;
+    vw t[RANKSORT_MAX];
+    int nb = (n + 3) / 4;
+    for (int j = 0; j < 4 * nb; j++) {
+        if (j < n) {
+            t[j] = p[j];
+            k[j] = (long long)((unsigned long long)float_key((float)p[j].v) << 32 |
+                               (uint32_t)((int32_t)float_key((float)p[j].w) ^ INT32_MIN));
+        } else {
+            k[j] = LLONG_MAX; /* after every pair (no float has that key) */
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        v4di_r ki = {k[i], k[i], k[i], k[i]}, ii = {i, i, i, i}, idx = {0, 1, 2, 3}, r = {0, 0, 0, 0};
+        for (int b = 0; b < nb; b++, idx += 4)
+            r -= (K[b] < ki) | ((K[b] == ki) & (idx < ii));
+        p[(r[0] + r[1]) + (r[2] + r[3])] = t[i];
+    }
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define SK_HAVE_AVX2_RANKSORT 1
+__attribute__((target("avx2"))) static void rank_sort_avx2(vw *p, int n)
+{
+    rank_sort(p, n);
+    __builtin_ia32_vzeroupper();
+}
+#endif
+
+/* Pairs sorted by value, then weight, stably. floats: every value and
+ * weight is a float and none is NaN (as the clipped mean's pairs mostly
+ * are); the rank sort then gives the insertion sort's order (the same
+ * pairs in the same places). Else the insertion sort, and qsort beyond 24
+ * pairs. */
+static void sort_vw(vw *p, int n, int floats)
+{
+    if (n > 24) {
+        qsort(p, (size_t)n, sizeof *p, cmp_vw);
+        return;
+    }
+#ifdef SK_HAVE_AVX2_RANKSORT
+    if (floats && n <= RANKSORT_MAX && __builtin_cpu_supports("avx2")) {
+        rank_sort_avx2(p, n);
+        return;
+    }
+#endif
+    if (floats && n <= RANKSORT_MAX) {
+        rank_sort(p, n);
+        return;
+    }
+    sort_vw_insertion(p, n);
+}
+
+void sk_combine_sort_pairs(double *pairs, int n, int plain)
+{
+    vw *p = (vw *)pairs;
+    int floats = 1;
+    for (int j = 0; j < n; j++)
+        floats &= p[j].v == (double)(float)p[j].v && p[j].w == (double)(float)p[j].w;
+    if (plain)
+        sort_vw_insertion(p, n);
+    else
+        sort_vw(p, n, floats);
 }
 
 /* Inputs whose median is found by rank counting. */
@@ -208,7 +293,7 @@ void sk_combine_pixel(const sk_combine_params *p, const sk_combine_in *in, int n
                 s[j].v = in[j].value;
                 s[j].w = 1.0;
             }
-            sort_vw(s, n);
+            sort_vw(s, n, 0);
             med = n % 2 ? s[n / 2].v : 0.5 * (s[n / 2 - 1].v + s[n / 2].v);
         }
         double f = sk_median_variance_factor(n) / ((double)n * n);
@@ -273,12 +358,14 @@ static void clipped_full(const sk_combine_params *p, const sk_combine_in *in, in
     /* centre on the weighted median, then on the mean of the kept */
     vw *s = (vw *)scratch;
     double *keep = scratch + 2 * n;
+    int nonan = 1;
     for (int j = 0; j < n; j++) {
         s[j].v = in[j].value;
         s[j].w = in[j].cweight;
+        nonan &= (s[j].v == s[j].v) & (s[j].w == s[j].w);
         keep[j] = 1.0; /* all kept, until a pass rejects one */
     }
-    sort_vw(s, n);
+    sort_vw(s, n, nonan);
     double centre = weighted_median(s, n);
     /* spread of the values beyond their noise (seeing and PSF differences
      * on sources): the mean squared deviation from the centre of all
@@ -349,6 +436,50 @@ typedef long long v4di_s __attribute__((vector_size(32)));
 /* Inputs screened four pixels at once (more: sk_combine_pixel). */
 #define SCREEN_MAX 64
 
+/* The screen again, four pixels at once, for those that failed it with
+ * the weighted median anywhere within one weighted standard deviation sd
+ * of the mean m (C, V, VAR, PO: the used entries' combine weights, values,
+ * variances and Poisson terms, unused ones with weight 0; sc: the sum of
+ * the weights): the median bracketed closer, by [lo, hi] = m -+ 0.4 sd
+ * when the weight of the values below lo and that of the values above hi
+ * are each less than half the total (by a margin far beyond the rounding
+ * of sums taken in another order). The scan of weighted_median then stops
+ * at a value within [lo, hi] (or at the mean of two such), so when every
+ * value passes the first pass's test for every centre in [lo, hi] at the
+ * least spread, the first pass rejects nothing and the result is the mean
+ * of all. Lanes where that holds are set in *out. */
+static inline __attribute__((always_inline)) void
+screen_narrow4(const sk_combine_params *p, const v4df_s *C, const v4df_s *V, const v4df_s *VAR,
+               const v4df_s *PO, int n, const v4df_s *m, const v4df_s *sd, const v4df_s *sc, v4di_s *out)
+{
+    const v4df_s zero = {0, 0, 0, 0};
+    const v4df_s lo = *m - 0.4 * *sd, hi = *m + 0.4 * *sd, lim = 0.5 * *sc * (1.0 - 1e-9);
+    v4df_s wlo = zero, whi = zero;
+    for (int k = 0; k < n; k++) {
+        wlo += (v4df_s)((v4di_s)C[k] & (V[k] < lo));
+        whi += (v4df_s)((v4di_s)C[k] & (V[k] > hi));
+    }
+    v4di_s inside = (wlo < lim) & (whi < lim);
+    v4df_s alo = VABS4(lo), ahi = VABS4(hi);
+    v4di_s straddle = (lo <= zero) & (hi >= zero), lower = alo < ahi;
+    v4df_s amin = (v4df_s)(~straddle & ((lower & (v4di_s)alo) | (~lower & (v4di_s)ahi)));
+    v4df_s signal = (v4df_s)((v4di_s)lo & (lo > zero)), slack = 1e-12 * (alo + ahi);
+    const double kappa2 = p->clip_sigma * p->clip_sigma, af = p->clip_ampfrac;
+    v4di_s pass = inside;
+    for (int k = 0; k < n; k++) {
+        v4di_s ok = C[k] > zero;
+        /* the farthest centre of [lo, hi] from the value, rounded up (NaN
+         * when the value is: then no test passes) */
+        v4df_s d1 = VABS4(V[k] - lo), d2 = VABS4(V[k] - hi);
+        v4di_s first = d1 > d2;
+        v4df_s d = (v4df_s)((first & (v4di_s)d1) | (~first & (v4di_s)d2));
+        d = d * (1.0 + 1e-9) + slack - af * amin;
+        v4df_s vv = VAR[k] + PO[k] * signal;
+        pass &= ~ok | (d <= zero) | (d * d <= kappa2 * vv);
+    }
+    *out = pass;
+}
+
 /* sk_combine_pixel's screen and sums (clipped, above) in four lanes: each
  * lane does the operations of one pixel in the same order, the unused
  * entries adding exact zeros, so the same bits. */
@@ -398,6 +529,12 @@ screen4(const sk_combine_params *p, const char *b, size_t ks, size_t ls, int n, 
         v4df_s d = VABS4(V[k] - m) + sd - af * amin;
         v4df_s vv = VAR[k] + PO[k] * signal;
         pass &= ~ok | (d <= zero) | (d * d <= kappa2 * vv);
+    }
+    v4di_s three = {3, 3, 3, 3}, fail = (cnt >= three) & ~pass;
+    if (fail[0] | fail[1] | fail[2] | fail[3]) {
+        v4di_s narrow;
+        screen_narrow4(p, C, V, VAR, PO, n, &m, &sd, &sc, &narrow);
+        pass |= narrow;
     }
     unsigned done = 0;
     for (int l = 0; l < 4; l++) {

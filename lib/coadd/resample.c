@@ -452,7 +452,9 @@ static long resample_special(int kind, const sk_band *b, long ix, long iy, int p
 }
 
 /* An entry added to the mean's sums of its output pixel, as the combine
- * step would add it (direct.c), and to the input's row totals. */
+ * step would add it (direct.c), and to the input's row totals (held in
+ * registers by the caller: through memory each pixel's addition would
+ * wait for the store of the one before). */
 static inline __attribute__((always_inline)) void acc_add(sk_mean_acc *a, const sk_stack_entry *e,
                                                           sk_mean_row *row)
 {
@@ -534,8 +536,12 @@ resample_loop(const sk_kernel_table *kt, const sk_band *b, long n, const double 
         }
         /* the block's entries added to the sums (a loop apart: the
          * entries' computation then runs without waiting on the sums) */
-        for (long j = 0; acc && j < m; j++)
-            acc_add(acc + k0 + j, &blk[j], row);
+        if (acc) {
+            sk_mean_row r = *row;
+            for (long j = 0; j < m; j++)
+                acc_add(acc + k0 + j, &blk[j], &r);
+            *row = r;
+        }
     }
     (void)wide;
     return nvalid;

@@ -73,6 +73,84 @@ static int par_workers(long n, long chunk, int threads)
     return nchunks < threads ? (int)nchunks : threads;
 }
 
+#ifdef SK_PARALLEL_TRACE
+/* A build for bench/thread-schedule only (-DSK_PARALLEL_TRACE): at one
+ * thread each chunk's thread CPU time is measured and the dynamic
+ * schedule of the same chunks on SK_TRACE_WORKERS threads replayed (a
+ * free thread takes the next chunk), so that the span of every region,
+ * and from it the speedup that the schedule allows, is known without
+ * timing a run on a busy machine. Printed to stderr at exit. */
+#include <time.h>
+#define SK_TRACE_WORKERS 2
+
+static struct {
+    double region_s, span_s, task_s;
+    long regions;
+    int depth; /* regions within a region's chunks run as they are */
+} trace;
+
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void trace_report(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    double total = (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+    double serial = total - trace.region_s - trace.task_s, t2 = serial + trace.span_s;
+    fprintf(stderr,
+            "thread-schedule: %.3f s CPU: %.3f s in %ld parallel regions (span at %d threads %.3f s), "
+            "%.3f s in tasks beside the caller, %.3f s serial; at %d threads %.3f s with the tasks hidden "
+            "(speedup %.3f), %.3f s with them serial (%.3f)\n",
+            total, trace.region_s, trace.regions, SK_TRACE_WORKERS, trace.span_s, trace.task_s, serial,
+            SK_TRACE_WORKERS, t2, total / t2, t2 + trace.task_s, total / (t2 + trace.task_s));
+}
+
+/* The chunks on the caller's thread, their CPU times replayed on
+ * SK_TRACE_WORKERS threads. */
+static int trace_run(par_state *s, int (*run)(par_state *, int, long))
+{
+    static int registered;
+    if (!registered)
+        registered = atexit(trace_report) == 0;
+    double load[SK_TRACE_WORKERS] = {0}, sum = 0.0;
+    int w = s->nchunks < SK_TRACE_WORKERS ? (int)s->nchunks : SK_TRACE_WORKERS;
+    for (long c = 0; c < s->nchunks; c++) {
+        if (trace.depth) {
+            int st = run(s, 0, c);
+            if (st)
+                return st;
+            continue;
+        }
+        double t0 = thread_cpu_s();
+        trace.depth++;
+        int st = run(s, 0, c);
+        trace.depth--;
+        double d = thread_cpu_s() - t0;
+        int j = 0;
+        for (int k = 1; k < w; k++)
+            j = load[k] < load[j] ? k : j;
+        load[j] += d;
+        sum += d;
+        if (st)
+            return st;
+    }
+    if (trace.depth)
+        return SK_OK;
+    double span = 0.0;
+    for (int k = 0; k < w; k++)
+        span = load[k] > span ? load[k] : span;
+    trace.region_s += sum;
+    trace.span_s += span;
+    trace.regions++;
+    return SK_OK;
+}
+#endif
+
 static int par_run(long n, long chunk, int threads, par_fn fn, void *arg)
 {
     if (chunk < 1)
@@ -81,6 +159,10 @@ static int par_run(long n, long chunk, int threads, par_fn fn, void *arg)
     if (nworkers == 0)
         return SK_OK;
     par_state s = {.fn = fn, .arg = arg, .n = n, .chunk = chunk, .nchunks = (n - 1) / chunk + 1};
+#ifdef SK_PARALLEL_TRACE
+    if (nworkers == 1)
+        return trace_run(&s, run_chunk);
+#endif
     if (nworkers == 1) {
         for (long c = 0; c < s.nchunks; c++) {
             int st = run_chunk(&s, 0, c);
@@ -225,10 +307,20 @@ int sk_task_start(int threads, sk_task_fn fn, void *user, sk_task **out)
         return fn(user);
     t->fn = fn;
     t->user = user;
-    if (threads > 1 && pthread_create(&t->tid, NULL, task_run, t) == 0)
+    if (threads > 1 && pthread_create(&t->tid, NULL, task_run, t) == 0) {
         t->threaded = 1;
-    else
+    } else {
+#ifdef SK_PARALLEL_TRACE
+        double t0 = thread_cpu_s();
+        trace.depth++;
         task_run(t);
+        trace.depth--;
+        if (!trace.depth)
+            trace.task_s += thread_cpu_s() - t0;
+#else
+        task_run(t);
+#endif
+    }
     return SK_OK;
 }
 

@@ -12,7 +12,10 @@
  * - the clipped mean four pixels at once (sk_combine_clipped_screen4, and
  *   sk_combine_clipped_unscreened for the pixels it leaves) gives what
  *   sk_combine_pixel gives, bit for bit, on random stacks with unused
- *   entries, outliers and bright sources. */
+ *   entries, outliers and bright sources;
+ * - the clipped mean's sort of (value, weight) pairs puts the same pairs
+ *   in the same places as a stable insertion sort, with ties, signed zeros,
+ *   infinities and NaN among them. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,13 +235,45 @@ static void test_screen4(void)
        screened, few, failed);
 }
 
+/* Pairs drawn from few values (ties in value, in weight, in both; -0 and
+ * +0; infinities; now and then a NaN or a value no float holds), sorted
+ * by sk_combine_sort_pairs and by its insertion reference. */
+static void test_sort_pairs(void)
+{
+    static const double vals[] = {-0.0, 0.0, 1.5, -1.5, 2.0, -3.25, 7.0, INFINITY, -INFINITY, 1e-40};
+    int bad = 0, sorted_bad = 0, trials = 0;
+    for (int t = 0; t < 20000; t++) {
+        int n = 1 + (int)(uniform() * 24);
+        double a[48], b[48];
+        for (int j = 0; j < n; j++) {
+            int few = uniform() < 0.5;
+            a[2 * j] = few ? vals[(int)(uniform() * 10)] : (double)(float)(10.0 * uniform() - 5.0);
+            a[2 * j + 1] = few ? vals[(int)(uniform() * 4)] + 1.0 : (double)(float)uniform();
+        }
+        if (uniform() < 0.02)
+            a[2 * (int)(uniform() * n)] = NAN;
+        if (uniform() < 0.02)
+            a[2 * (int)(uniform() * n) + 1] = 0.1; /* not a float */
+        memcpy(b, a, sizeof a);
+        sk_combine_sort_pairs(a, n, 0);
+        sk_combine_sort_pairs(b, n, 1);
+        bad += memcmp(a, b, 2 * (size_t)n * sizeof *a) != 0;
+        for (int j = 1; j < n; j++)
+            sorted_bad += a[2 * j] < a[2 * j - 2];
+        trials++;
+    }
+    is_int(bad, 0, "clipped mean's pair sort: the insertion sort's order bit for bit (%d arrays)", trials);
+    is_int(sorted_bad, 0, "clipped mean's pair sort: values in increasing order");
+}
+
 int main(void)
 {
-    tap_plan(23);
+    tap_plan(25);
     test_median_factor();
     test_median_weight();
     test_mean_weight();
     test_clipping();
     test_screen4();
+    test_sort_pairs();
     return tap_done();
 }
