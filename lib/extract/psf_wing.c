@@ -1,4 +1,4 @@
-/* psf_wing.c: the PSF model's outer wings and its normalisation to total flux: a pixel-integrated profile (a Moffat, or a Gaussian core with a broader Gaussian wing, whichever matches better) fitted to the model core's curve of growth replaces the noisy outer pixels, so that the model's unit sum counts a star's total light. */
+/* psf_wing.c: the PSF model's outer wings and its normalisation to total flux: a pixel-integrated profile (a Moffat, or a Gaussian core with a broader Gaussian wing, whichever matches better) fitted to the model's curve of growth within 3 FWHM replaces the noisy outer pixels, so that the model's unit sum counts a star's total light. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
