@@ -63,13 +63,15 @@ int psf_image_window(const struct sk_psf *psf, double x, double y, int size, int
 
 /* Replace the outer wings of a PSF model (ncomp components of gw x gh
  * points at step_px image pixels, the first one the image centre's) by a
- * pixel-integrated Moffat profile fitted to the curve of growth of the
- * first component's core (within 2 FWHM), blended in between 2 and 2.5
- * FWHM, with the amplitude of the star's total light: the
- * core's sum over the Moffat's fraction within 2 FWHM, corrected for the
- * part of the star's own wings its local sky (beyond 3 FWHM in a stamp of
- * stamp_px) held. Each component's wing follows its core's sum. Left
- * unchanged (SK_OK) when the fit does not match; SK_EIO out of memory. */
+ * pixel-integrated profile (Moffat or double Gaussian) fitted to the curve
+ * of growth of the first component within 3 FWHM (the light within
+ * 0.5-3 FWHM relative to that within 2 FWHM; the radii beyond 2 FWHM
+ * where the grid reaches them), blended in between 2 and 2.5 FWHM, with
+ * the amplitude of the star's total light: the core's sum over the
+ * profile's fraction within 2 FWHM, corrected for the part of the star's
+ * own wings its local sky (beyond 3 FWHM in a stamp of stamp_px) held.
+ * Each component's wing follows its core's sum. Left unchanged (SK_OK)
+ * when the fit does not match; SK_EIO out of memory. */
 int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, double fwhm_px,
                      int stamp_px);
 

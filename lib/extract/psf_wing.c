@@ -1,4 +1,4 @@
-/* psf_wing.c: the PSF model's outer wings and its normalisation to total flux: a pixel-integrated profile (a Moffat, or a Gaussian core with a broader Gaussian wing, whichever matches better) fitted to the model core's curve of growth replaces the noisy outer pixels, so that the model's unit sum counts a star's total light. */
+/* psf_wing.c: the PSF model's outer wings and its normalisation to total flux: a pixel-integrated profile (a Moffat, or a Gaussian core with a broader Gaussian wing, whichever matches better) fitted to the model's curve of growth within 3 FWHM replaces the noisy outer pixels, so that the model's unit sum counts a star's total light. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +19,18 @@
 /* The radius (FWHM) beyond which each star's local sky is taken. */
 #define SKY_FROM_FWHM 3.0
 
-/* Curve-of-growth radii (FWHM) matched by the fit, the last one the core's. */
-static const double GROWTH_R[] = {0.5, 0.75, 1.0, 1.25, 1.5, CORE_END_FWHM};
+/* Curve-of-growth radii (FWHM) matched by the fit, relative to the light
+ * within the core's (GROWTH_R[CORE_K]): those within it tell the profile
+ * from the core's shape, those beyond (where the model reaches them) from
+ * the light the stars hold there. The core's shape alone leaves the wing
+ * free: a core 0.5 % broader than the truth at 1 FWHM (noise, or the
+ * light of the stars' faint neighbours) took a double Gaussian's wing
+ * from 2 to 2.5 times the core's width and doubled the light put beyond
+ * 2 FWHM; the light within 3 FWHM, summed over annuli of many model
+ * pixels, pins it. */
+static const double GROWTH_R[] = {0.5, 0.75, 1.0, 1.25, 1.5, CORE_END_FWHM, 2.5, 3.0};
 #define NGROWTH ((int)(sizeof GROWTH_R / sizeof GROWTH_R[0]))
+#define CORE_K 5
 #define ANCHOR 2 /* GROWTH_R[ANCHOR] = 1 FWHM fixes alpha for each beta */
 
 /* A Moffat whose growth ratios all match the model's within this leaves
@@ -46,6 +55,7 @@ typedef struct wing_ctx {
     double fwhm;          /* px */
     double *r;            /* gw*gh radius of each grid point (image px) */
     int half;             /* half-side of the stars' stamps (image px) */
+    int ngrowth;          /* GROWTH_R within the model's grid */
     double area[NGROWTH]; /* px^2 of the grid points within each GROWTH_R */
     wing_pair *core;      /* the grid points within the last GROWTH_R */
     long ncore;
@@ -95,16 +105,16 @@ static double prof_pixel(const wing_prof *f, double dx, double dy)
  * each radius, times step^2). */
 static void prof_growth(const wing_ctx *w, const wing_prof *f, double *ee)
 {
-    for (int k = 0; k < NGROWTH; k++)
+    for (int k = 0; k < w->ngrowth; k++)
         ee[k] = 0;
     for (long u = 0; u < w->ncore; u++) {
         const wing_pair *p = &w->core[u];
         double v = p->mult * prof_pixel(f, p->dx, p->dy);
-        for (int k = 0; k < NGROWTH; k++)
+        for (int k = 0; k < w->ngrowth; k++)
             if (p->r <= GROWTH_R[k] * w->fwhm)
                 ee[k] += v;
     }
-    for (int k = 0; k < NGROWTH; k++)
+    for (int k = 0; k < w->ngrowth; k++)
         ee[k] *= w->step * w->step;
 }
 
@@ -133,7 +143,7 @@ static double anchor_excess(const wing_ctx *w, const double *q, const wing_prof 
     prof_growth(w, f, ee);
     *eps = sky_pedestal(w, f);
     double v = (ee[ANCHOR] - *eps * w->area[ANCHOR]) /
-               (ee[NGROWTH - 1] - *eps * w->area[NGROWTH - 1]) - q[ANCHOR];
+               (ee[CORE_K] - *eps * w->area[CORE_K]) - q[ANCHOR];
     return isfinite(v) ? v : -1.0;
 }
 
@@ -181,8 +191,10 @@ static double fit_scale(const wing_ctx *w, const double *q, wing_prof *f, double
     f->scale = exp(x);
     prof_growth(w, f, ee);
     eps = sky_pedestal(w, f);
-    double chi = 0, last = ee[NGROWTH - 1] - eps * w->area[NGROWTH - 1];
-    for (int k = 0; k < NGROWTH - 1; k++) {
+    double chi = 0, last = ee[CORE_K] - eps * w->area[CORE_K];
+    for (int k = 0; k < w->ngrowth; k++) {
+        if (k == CORE_K)
+            continue;
         double d = (ee[k] - eps * w->area[k]) / last - q[k];
         chi += d * d;
     }
@@ -367,8 +379,8 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
                      int stamp_px)
 {
     long np = (long)gw * gh;
-    wing_ctx w = {gw, gh, step_px, fwhm_px, malloc(sizeof(double) * (size_t)np), stamp_px / 2, {0},
-                  NULL, 0, NULL, 0};
+    wing_ctx w = {gw, gh, step_px, fwhm_px, malloc(sizeof(double) * (size_t)np), stamp_px / 2, 0,
+                  {0}, NULL, 0, NULL, 0};
     double *mof = malloc(sizeof(double) * (size_t)np);
     if (!w.r || !mof) {
         free(w.r);
@@ -378,8 +390,13 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
     for (int b = 0; b < gh; b++)
         for (int a = 0; a < gw; a++)
             w.r[(long)b * gw + a] = hypot((double)(a - gw / 2), (double)(b - gh / 2)) * step_px;
-    /* the model's curve of growth (component 0: the image centre) */
+    /* the model's curve of growth (component 0: the image centre), to the
+       last radius within its grid */
+    double outer = (double)(gw < gh ? gw / 2 : gh / 2) * step_px;
     double d[NGROWTH] = {0}, q[NGROWTH];
+    w.ngrowth = CORE_K + 1;
+    while (w.ngrowth < NGROWTH && GROWTH_R[w.ngrowth] * fwhm_px <= outer)
+        w.ngrowth++;
     for (long p = 0; p < np; p++)
         for (int k = 0; k < NGROWTH; k++)
             if (w.r[p] <= GROWTH_R[k] * fwhm_px) {
@@ -387,16 +404,15 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
                 w.area[k] += step_px * step_px;
             }
     int st = SK_OK;
-    double outer = (double)(gw < gh ? gw / 2 : gh / 2) * step_px;
-    if (!(d[NGROWTH - 1] > 0) || !(fwhm_px > 0) || outer < WING_END_FWHM * fwhm_px) {
+    if (!(d[CORE_K] > 0) || !(fwhm_px > 0) || outer < WING_END_FWHM * fwhm_px) {
         sk_debug("PSF wings: model too small or empty; wings left as fitted");
         free(w.r);
         free(mof);
         return SK_OK;
     }
     for (int k = 0; k < NGROWTH; k++)
-        q[k] = d[k] / d[NGROWTH - 1];
-    w.ncore = wing_pairs(gw, gh, gw / 2, gh / 2, step_px, GROWTH_R[NGROWTH - 1] * fwhm_px, 1,
+        q[k] = d[k] / d[CORE_K];
+    w.ncore = wing_pairs(gw, gh, gw / 2, gh / 2, step_px, GROWTH_R[w.ngrowth - 1] * fwhm_px, 1,
                          &w.core);
     w.nsky = wing_pairs(2 * w.half + 1, 2 * w.half + 1, w.half, w.half, 1.0,
                         SKY_FROM_FWHM * fwhm_px, 0, &w.sky);
@@ -417,8 +433,8 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
     long ncore = 0;
     for (long p = 0; p < np; p++)
         ncore += w.r[p] <= CORE_END_FWHM * fwhm_px;
-    double frac = ee[NGROWTH - 1] - eps * (double)ncore * step_px * step_px;
-    double total = d[NGROWTH - 1] / frac;
+    double frac = ee[CORE_K] - eps * (double)ncore * step_px * step_px;
+    double total = d[CORE_K] / frac;
     if (!(frac > 0.5) || !(total > 0) || !isfinite(total)) {
         sk_info("PSF wings: the fitted profile (%s, scale %.2f px) does not match the model; "
                 "wings left as fitted", prof.dbl ? "double Gaussian" : "Moffat", prof.scale);
@@ -445,7 +461,7 @@ int sk_psf_fit_wings(double *comp, int ncomp, int gw, int gh, double step_px, do
         sk_debug("PSF wings: Moffat beta %.2f alpha %.3f px (misfit %.2g)", prof.beta, prof.scale,
                  sqrt(best));
     sk_debug("PSF wings: %.4f of the light within %.1f FWHM, sky pedestal %.3g/px; the model's sum "
-             "%.5f becomes %.5f", ee[NGROWTH - 1], CORE_END_FWHM, eps, box, total);
+             "%.5f becomes %.5f", ee[CORE_K], CORE_END_FWHM, eps, box, total);
     /* every component: its core kept (the first one's with the light its
      * local sky took put back), its wing the profile of the total light,
      * scaled for the others with their core's sum (the wing varies over
