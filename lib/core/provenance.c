@@ -19,7 +19,7 @@ static const struct {
     const char *version;
 } code_versions[] = {
     {"preprocessing", "1.0.0"},
-    {"extraction", "1.12.0"},
+    {"extraction", "1.14.0"},
     {"coaddition", "1.4.0"},
     {"referencing", "1.0.0"},
 };
