@@ -133,8 +133,8 @@ static void refcat_test(const sk_photcal_pick *c, const sk_photcal_params *p, un
     for (long k = 0; k < c->n; k++) {
         double f = sk_photcal_ref_contamination(c->nb, c->list, c->who[k], c->ref[k]);
         if (f > 0)
-            sk_debug("photometric calibration: star NUMBER %ld: catalogue neighbours' light %.4f of its flux",
-                     c->list->src[c->who[k]].number, f);
+            sk_debug("photometric calibration: catalogue neighbours put %.4f of the flux of NUMBER %ld "
+                     "into its PSF fit", f, c->list->src[c->who[k]].number);
         if (f > p->max_ref_contamination)
             reject[k] |= SK_PHOTCAL_REJECT_REFCAT;
     }
