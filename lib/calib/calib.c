@@ -221,6 +221,41 @@ static int photcal_norm_error(const sk_image *img, const sk_extract_result *r, s
     return SK_OK;
 }
 
+/* The step of the overlap table of the catalogue-neighbour test (px) */
+#define REFNBR_STEP_PX 0.25
+
+/* The zero point, the star selection's catalogue-neighbour test made with
+ * the reference rows' positions through the astrometric solution and the
+ * PSF model's overlap table (without a PSF model: without that test). */
+static int calib_photometry(const sk_image *img, const sk_source_list *l, const sk_calib_params *p,
+                            sk_calib *c)
+{
+    const sk_refcat *pr = c->phot_ref;
+    sk_photcal_refnbr nb = {0};
+    double *xy = NULL, *ov = NULL;
+    int st = SK_OK;
+    if (c->psf && c->flux_psf && p->photcal.max_ref_contamination > 0 && pr->n > 0) {
+        double cx = 0.5 * (double)(img->width - 1), cy = 0.5 * (double)(img->height - 1);
+        double fwhm = c->psf->fwhm_px > 0 ? c->psf->fwhm_px : 3.0;
+        /* to twice the fit's radius: no pixel of the fit beyond */
+        int n = (int)ceil(2.0 * fmax(2.0, 2.0 * fwhm) / REFNBR_STEP_PX) + 1;
+        xy = malloc(sizeof *xy * 2 * (size_t)pr->n);
+        ov = malloc(sizeof *ov * (size_t)n);
+        st = xy && ov ? SK_OK : sk_error(SK_EIO, "calibration: out of memory");
+        if (!st && sk_wcs_sky2pix(c->astrom->wcs, pr->n, pr->ra_deg, pr->dec_deg, xy, xy + pr->n))
+            sk_error_clear(); /* rows off the projection are NaN */
+        st = st ? st : sk_photcal_overlap(c->psf, cx, cy, REFNBR_STEP_PX, n, ov);
+        nb = (sk_photcal_refnbr){pr->n, xy, xy + pr->n, pr->mag, c->refcat->mag, ov, n, REFNBR_STEP_PX};
+    }
+    if (!st)
+        st = sk_photcal_solve_ref(l, c->flux_psf, c->flux_psf_err, c->psf_chi2, c->astrom->src_index,
+                                  c->astrom->ref_index, c->astrom->nmatch, pr, ov ? &nb : NULL, &p->photcal,
+                                  &c->photcal);
+    free(xy);
+    free(ov);
+    return st;
+}
+
 int sk_calib_run(const sk_image *img, sk_extract_result *r, const sk_calib_params *p,
                  const sk_extract_params *xp, int threads, sk_calib **out)
 {
@@ -290,9 +325,7 @@ int sk_calib_run(const sk_image *img, sk_extract_result *r, const sk_calib_param
                     c->astrom->rms_arcsec, c->astrom->rms_px, c->astrom->sip_order,
                     c->astrom->offset_arcsec);
         if (!st)
-            st = sk_photcal_solve(l, c->flux_psf, c->flux_psf_err, c->psf_chi2, c->astrom->src_index,
-                                  c->astrom->ref_index, c->astrom->nmatch, c->phot_ref, &p->photcal,
-                                  &c->photcal);
+            st = calib_photometry(img, l, p, c);
         if (!st && c->psf) {
             st = photcal_norm_error(img, r, c, threads);
             if (!st)
@@ -382,6 +415,7 @@ int sk_calib_annotate_table(const sk_calib *c, sk_table *t)
         if (!st) st = sk_header_set_long(h, "MAGZRCHI", pc->nrej_chi2, "left out: PSF fit chi2 above peers'");
         if (!st) st = sk_header_set_long(h, "MAGZRAPX", pc->nrej_aperture, "left out: aperture flux excess");
         if (!st) st = sk_header_set_long(h, "MAGZRNBR", pc->nrej_neighbour, "left out: bright neighbour");
+        if (!st) st = sk_header_set_long(h, "MAGZRREF", pc->nrej_refcat, "left out: catalogue neighbours' light");
         if (!st && isfinite(pc->lim_mag))
             st = sk_header_set_double(h, "LIMMAG", pc->lim_mag, "[mag] 5-sigma point-source limit");
         for (int a = 0; !st && a < pc->naper; a++) {

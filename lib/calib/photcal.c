@@ -25,6 +25,7 @@ void sk_photcal_params_default(sk_photcal_params *p)
     p->max_aperture_excess = 4.0;
     p->neighbour_radius_fwhm = 2.0;
     p->neighbour_flux_ratio = 0.1;
+    p->max_ref_contamination = 0.01;
 }
 
 int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
@@ -42,6 +43,7 @@ int sk_photcal_params_from_json(const json_t *root, sk_photcal_params *p)
     if (!st) st = sk_section_num(sec, path, "max_aperture_excess", 0, 1e9, &p->max_aperture_excess);
     if (!st) st = sk_section_num(sec, path, "neighbour_radius_fwhm", 0, 100, &p->neighbour_radius_fwhm);
     if (!st) st = sk_section_num(sec, path, "neighbour_flux_ratio", 0, 1e9, &p->neighbour_flux_ratio);
+    if (!st) st = sk_section_num(sec, path, "max_ref_contamination", 0, 1e9, &p->max_ref_contamination);
     if (!st)
         p->min_stars = ms;
     return st;
@@ -70,6 +72,7 @@ typedef struct {
     double *zp, *sg;   /* zero point (mag) and its error (mag) per star */
     double *work;      /* scratch */
     long *who;         /* the star's index in the source list */
+    long *ref;         /* its catalogue row */
     char *keep;        /* not clipped */
     long n;
 } zp_stars;
@@ -105,6 +108,7 @@ static void zp_candidates(const sk_source_list *l, const double *flux, const dou
         Z->zp[n] = ref->mag[r] + 2.5 * log10(f);
         Z->sg[n] = sqrt(em * em + me * me + p->error_floor * p->error_floor);
         Z->who[n] = s;
+        Z->ref[n] = r;
         Z->keep[n] = 1;
         n++;
     }
@@ -114,13 +118,14 @@ static void zp_candidates(const sk_source_list *l, const double *flux, const dou
 /* Leave out the candidates the star selection rejects (their reasons
  * counted in pc), keeping the others in order. */
 static int zp_select(zp_stars *Z, const sk_source_list *l, const double *flux, const double *flux_err,
-                     const double *chi2, const sk_photcal_params *p, sk_photcal *pc)
+                     const double *chi2, const sk_photcal_refnbr *nb, const sk_photcal_params *p,
+                     sk_photcal *pc)
 {
     unsigned char *reject = malloc((size_t)Z->n + 1);
     if (!reject)
         return sk_error(SK_EIO, "photometric calibration: out of memory");
-    sk_photcal_pick c = {l, flux, flux_err, chi2, Z->who, Z->n};
-    long counts[3];
+    sk_photcal_pick c = {l, flux, flux_err, chi2, Z->who, Z->n, nb, Z->ref};
+    long counts[4];
     int st = sk_photcal_pick_stars(&c, p, reject, counts);
     long m = 0;
     for (long k = 0; !st && k < Z->n; k++)
@@ -128,6 +133,7 @@ static int zp_select(zp_stars *Z, const sk_source_list *l, const double *flux, c
             Z->zp[m] = Z->zp[k];
             Z->sg[m] = Z->sg[k];
             Z->who[m] = Z->who[k];
+            Z->ref[m] = Z->ref[k];
             Z->keep[m++] = 1;
         }
     if (!st) {
@@ -135,6 +141,7 @@ static int zp_select(zp_stars *Z, const sk_source_list *l, const double *flux, c
         pc->nrej_chi2 = counts[0];
         pc->nrej_aperture = counts[1];
         pc->nrej_neighbour = counts[2];
+        pc->nrej_refcat = counts[3];
     }
     free(reject);
     return st;
@@ -247,22 +254,30 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
                      const double *chi2, const long *src_index, const long *ref_index, long nmatch,
                      const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out)
 {
+    return sk_photcal_solve_ref(l, flux, flux_err, chi2, src_index, ref_index, nmatch, ref, NULL, p, out);
+}
+
+int sk_photcal_solve_ref(const sk_source_list *l, const double *flux, const double *flux_err,
+                         const double *chi2, const long *src_index, const long *ref_index, long nmatch,
+                         const sk_refcat *ref, const sk_photcal_refnbr *nb, const sk_photcal_params *p,
+                         sk_photcal **out)
+{
     *out = NULL;
     if (!flux && l->naper < 1)
         return sk_error(SK_EINPUT, "photometric calibration: no PSF fluxes and no aperture");
     zp_stars Z = { malloc(sizeof(double) * (size_t)(nmatch + 1)), malloc(sizeof(double) * (size_t)(nmatch + 1)),
                    malloc(sizeof(double) * (size_t)(nmatch + 1)), malloc(sizeof(long) * (size_t)(nmatch + 1)),
-                   malloc((size_t)(nmatch + 1)), 0 };
+                   malloc(sizeof(long) * (size_t)(nmatch + 1)), malloc((size_t)(nmatch + 1)), 0 };
     sk_photcal *pc = calloc(1, sizeof *pc);
     int st = SK_OK;
-    if (!Z.zp || !Z.sg || !Z.work || !Z.who || !Z.keep || !pc)
+    if (!Z.zp || !Z.sg || !Z.work || !Z.who || !Z.ref || !Z.keep || !pc)
         st = sk_error(SK_EIO, "photometric calibration: out of memory");
     double mean = NAN, sw = 0;
     long kept = 0;
     if (!st) {
         zp_candidates(l, flux, flux_err, src_index, ref_index, nmatch, ref, p, &Z);
         pc->ncandidates = Z.n;
-        st = zp_select(&Z, l, flux, flux_err, chi2, p, pc);
+        st = zp_select(&Z, l, flux, flux_err, chi2, nb, p, pc);
     }
     if (!st) {
         mean = clipped_zero_point(&Z, p, &sw, &kept);
@@ -282,6 +297,7 @@ int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *
     free(Z.sg);
     free(Z.work);
     free(Z.who);
+    free(Z.ref);
     free(Z.keep);
     if (st) {
         sk_photcal_free(pc);

@@ -31,8 +31,10 @@ typedef struct sk_photcal {
                             the star selection and clipping */
     long nrej_chi2;      /* of them left out for their PSF fit's chi^2, */
     long nrej_aperture;  /* for aperture light beyond the PSF's, */
-    long nrej_neighbour; /* for a bright listed neighbour (a star may
-                            count under several) */
+    long nrej_neighbour; /* for a bright listed neighbour, */
+    long nrej_refcat;    /* for the light of reference-catalogue
+                            neighbours in its PSF fit (a star may count
+                            under several) */
     int from_psf;        /* 1: zp for PSF-fit fluxes; 0: largest aperture */
     int naper;
     double *aper_radius_fwhm; /* naper aperture radii (units of the FWHM) */
@@ -66,6 +68,33 @@ typedef struct sk_photcal {
 int sk_photcal_solve(const sk_source_list *l, const double *flux, const double *flux_err,
                      const double *chi2, const long *src_index, const long *ref_index, long nmatch,
                      const sk_refcat *ref, const sk_photcal_params *p, sk_photcal **out);
+
+/* The reference catalogue's rows around the image, for the calibration
+ * star selection's catalogue-neighbour test (sk_photcal_solve_ref). */
+typedef struct sk_photcal_refnbr {
+    long n;                      /* rows (those of the catalogue given) */
+    const double *x_px, *y_px;   /* their 0-based pixel positions (NaN: none) */
+    const double *mag;           /* photometric magnitudes (NaN: none) */
+    const double *mag_alt;       /* primary band's (NaN or >= 99: none; may be NULL) */
+    const double *overlap;       /* overlap[i]: the PSF-fit flux of a star that
+                                    a unit-flux point source i step_px away adds */
+    int noverlap;
+    double step_px;
+} sk_photcal_refnbr;
+
+/* overlap[k], k < n: the flux a point source of unit flux k step_px from a
+ * star adds to the star's PSF fit (sk_psf_photometry's estimator, pixels
+ * within max(2, 2 FWHM) px, uniform weights): the sum over the fit's
+ * pixels of P(x) P(x - d) over that of P(x)^2, the model at (x, y), the
+ * mean of the offsets along x and along y. */
+int sk_photcal_overlap(const sk_psf *psf, double x, double y, double step_px, int n, double *overlap);
+
+/* sk_photcal_solve with the catalogue-neighbour test of the star
+ * selection (nb NULL: without it). ref's rows are nb's. */
+int sk_photcal_solve_ref(const sk_source_list *l, const double *flux, const double *flux_err,
+                         const double *chi2, const long *src_index, const long *ref_index, long nmatch,
+                         const sk_refcat *ref, const sk_photcal_refnbr *nb, const sk_photcal_params *p,
+                         sk_photcal **out);
 
 /* Aperture corrections from the PSF model instead of the stars: for each
  * aperture, 2.5 log10 of the fraction of the unit-sum PSF at (x, y) inside

@@ -1,9 +1,10 @@
-/* photcal_select.c: the calibration star selection: matched stars whose PSF fit, aperture flux or listed neighbours show light that is not a single point source's are left out of the zero point, each reason counted. */
+/* photcal_select.c: the calibration star selection: matched stars whose PSF fit, aperture flux, listed neighbours or reference-catalogue neighbours show light that is not a single point source's are left out of the zero point, each reason counted. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "skystack/error.h"
+#include "skystack/log.h"
 #include "numeric/stats.h"
 #include "photcal_priv.h"
 
@@ -122,12 +123,29 @@ static void neighbour_test(const sk_photcal_pick *c, const sk_photcal_params *p,
     }
 }
 
+/* The reference catalogue's neighbours the image does not separate
+ * putting more than max_ref_contamination of the star's flux into its
+ * PSF fit. */
+static void refcat_test(const sk_photcal_pick *c, const sk_photcal_params *p, unsigned char *reject)
+{
+    if (!c->nb || !c->ref || !c->flux || !(p->max_ref_contamination > 0) || c->nb->noverlap < 2)
+        return;
+    for (long k = 0; k < c->n; k++) {
+        double f = sk_photcal_ref_contamination(c->nb, c->list, c->who[k], c->ref[k]);
+        if (f > 0)
+            sk_debug("photometric calibration: catalogue neighbours put %.4f of the flux of NUMBER %ld "
+                     "into its PSF fit", f, c->list->src[c->who[k]].number);
+        if (f > p->max_ref_contamination)
+            reject[k] |= SK_PHOTCAL_REJECT_REFCAT;
+    }
+}
+
 int sk_photcal_pick_stars(const sk_photcal_pick *c, const sk_photcal_params *p, unsigned char *reject,
-                          long counts[3])
+                          long counts[4])
 {
     long n = c->n;
     memset(reject, 0, (size_t)(n > 0 ? n : 0));
-    counts[0] = counts[1] = counts[2] = 0;
+    counts[0] = counts[1] = counts[2] = counts[3] = 0;
     if (n <= 0)
         return SK_OK;
     if (c->flux && n >= SELECT_MIN_CANDIDATES) {
@@ -149,10 +167,12 @@ int sk_photcal_pick_stars(const sk_photcal_pick *c, const sk_photcal_params *p, 
         free(buf);
     }
     neighbour_test(c, p, reject);
+    refcat_test(c, p, reject);
     for (long k = 0; k < n; k++) {
         counts[0] += (reject[k] & SK_PHOTCAL_REJECT_CHI2) != 0;
         counts[1] += (reject[k] & SK_PHOTCAL_REJECT_APERTURE) != 0;
         counts[2] += (reject[k] & SK_PHOTCAL_REJECT_NEIGHBOUR) != 0;
+        counts[3] += (reject[k] & SK_PHOTCAL_REJECT_REFCAT) != 0;
     }
     return SK_OK;
 }

@@ -36,6 +36,11 @@ typedef struct sk_photcal_params {
                                    FWHMs (2) with at least */
     double neighbour_flux_ratio;  /* this fraction of the star's AUTO flux
                                    (0.1; <= 0: no test) leaves it out */
+    double max_ref_contamination; /* reference-catalogue neighbours the
+                                   image does not separate putting more
+                                   than this fraction of the star's flux
+                                   into its PSF fit leave it out (0.01;
+                                   <= 0: no test) */
 } sk_photcal_params;
 
 #ifdef __cplusplus

@@ -1,4 +1,4 @@
-/* test_photcal_select.c: the calibration star selection against imsim truth: faint unresolved neighbours planted next to catalogue stars (not in the catalogue, too close to be detected apart) are left out of the zero point, few clean stars are, and the zero point comes nearer the true MAGZERO than without the selection. */
+/* test_photcal_select.c: the calibration star selection against imsim truth: faint unresolved neighbours planted next to catalogue stars (not in the catalogue, too close to be detected apart) are left out of the zero point, few clean stars are, and the zero point comes nearer the true MAGZERO than without the selection; the same neighbours listed in the catalogue are found by the catalogue-neighbour test alone, whose PSF overlap is that of a Gaussian for a Gaussian PSF. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +26,11 @@ enum { MAXPLANT = 64, STAMP = 41 };
 /* Plant, next to every truth star of magnitude 17 to 19.5 whose
  * surroundings (4 FWHM) hold no other source of a twentieth of its flux,
  * a point source of `frac` of its flux `sep_fwhm` FWHM away: pixels of
- * the exposure's own PSF there, no noise. Their truth positions go to
- * px[], py[]; returns how many. */
+ * the exposure's own PSF there, no noise. The stars' truth positions go
+ * to px[], py[], the planted sources' to bxo[], byo[], the stars' true
+ * magnitudes to pm[]; returns how many. */
 static long plant_blends(const sk_sim_params *p, sk_sim_exposure *e, double frac, double sep_fwhm,
-                         double *px, double *py)
+                         double *px, double *py, double *bxo, double *byo, double *pm)
 {
     const sk_table *t = e->truth;
     sk_image *img = e->image;
@@ -64,15 +65,86 @@ static long plant_blends(const sk_sim_params *p, sk_sim_exposure *e, double frac
                     img->sci[(y0 + j) * img->width + x0 + i] += (float)stamp[j * STAMP + i];
         px[n] = x;
         py[n] = y;
+        bxo[n] = bx;
+        byo[n] = by;
+        pm[n] = m;
         n++;
     }
     free(stamp);
     return n;
 }
 
+/* The PSF overlap of a Gaussian PSF of sigma s: exp(-d^2 / (4 s^2))
+ * (from the fit's disc of radius 2 FWHM a little less). */
+static void gaussian_overlap(void)
+{
+    enum { M = 41 };
+    double st[M * M], ov[40], s = 1.5, worst = 0;
+    for (int j = 0; j < M; j++)
+        for (int i = 0; i < M; i++)
+            st[j * M + i] = exp(-0.5 * ((i - M / 2) * (i - M / 2) + (j - M / 2) * (j - M / 2)) / (s * s));
+    sk_psf *g = NULL;
+    int rc = sk_psf_from_stamp(st, M, 512, 512, &g);
+    rc = rc ? rc : sk_photcal_overlap(g, 256, 256, 0.25, 40, ov);
+    for (int k = 0; !rc && k < 40; k++)
+        worst = fmax(worst, fabs(ov[k] - exp(-0.0625 * k * k / (4 * s * s))));
+    ok(rc == SK_OK && fabs(ov[0] - 1) < 1e-9 && worst < 0.02,
+       "a Gaussian PSF's overlap: 1 at 0, within %.4f of exp(-d^2 / 4 sigma^2) to 10 px", worst);
+    sk_psf_free(g);
+}
+
+/* The planted neighbours (np at bx, by, true magnitude pm + 2.5) listed
+ * in the catalogue: the catalogue-neighbour test alone (the other tests
+ * of `off` off) leaves out the stars they sit by and brings the zero
+ * point nearer the true zt than without it. */
+static int catalogue_neighbours(const sk_source_list *l, const double *fl, const double *fe,
+                                const double *chi2, const sk_astrom_result *as, const sk_refcat *cat,
+                                const sk_psf *psf, const sk_photcal_params *off, long np, const double *bx,
+                                const double *by, const double *pm, double zt)
+{
+    long n = cat->n + np;
+    double *x = malloc(sizeof *x * (size_t)n), *y = malloc(sizeof *y * (size_t)n);
+    double *mag = malloc(sizeof *mag * (size_t)n), ov[64];
+    int rc = x && y && mag ? SK_OK : SK_EIO;
+    rc = rc ? rc : sk_wcs_sky2pix(as->wcs, cat->n, cat->ra_deg, cat->dec_deg, x, y);
+    for (long k = 0; k < n && !rc; k++) {
+        mag[k] = k < cat->n ? cat->mag[k] : pm[k - cat->n] + 2.5;
+        if (k >= cat->n) {
+            x[k] = bx[k - cat->n];
+            y[k] = by[k - cat->n];
+        }
+    }
+    rc = rc ? rc : sk_photcal_overlap(psf, 256, 256, 0.25, 64, ov);
+    sk_photcal_refnbr nb = {n, x, y, mag, NULL, ov, 64, 0.25};
+    sk_photcal_params with = *off;
+    sk_photcal *pw = NULL, *po = NULL;
+    rc = rc ? rc : sk_photcal_solve_ref(l, fl, fe, chi2, as->src_index, as->ref_index, as->nmatch, cat, &nb,
+                                        &with, &pw);
+    with.max_ref_contamination = 0;
+    rc = rc ? rc : sk_photcal_solve_ref(l, fl, fe, chi2, as->src_index, as->ref_index, as->nmatch, cat, &nb,
+                                        &with, &po);
+    if (!rc)
+        tap_diag("catalogue neighbours: overlap at 1 FWHM %.3f; %ld of %ld candidates left out; zero point "
+                 "%+.4f (%ld stars) against %+.4f (%ld) without the test", ov[lround(psf->fwhm_px / 0.25)],
+                 pw->nrej_refcat, pw->ncandidates, pw->zp - zt, pw->nstars, po->zp - zt, po->nstars);
+    ok(rc == SK_OK && pw->nrej_refcat >= np / 2 && pw->nrej_refcat <= np + pw->ncandidates / 20 &&
+       po->nrej_refcat == 0, "the stars beside listed neighbours left out (%ld, %ld planted)",
+       rc ? -1 : pw->nrej_refcat, np);
+    ok(rc == SK_OK && fabs(pw->zp - zt) < 0.6 * fabs(po->zp - zt) && fabs(pw->zp - zt) < 3 * pw->dzp + 0.002,
+       "the zero point with them left out is nearer the truth (%+.4f mag) than without (%+.4f mag)",
+       rc ? NAN : pw->zp - zt, rc ? NAN : po->zp - zt);
+    sk_photcal_free(pw);
+    sk_photcal_free(po);
+    free(x);
+    free(y);
+    free(mag);
+    return rc;
+}
+
 int main(void)
 {
-    tap_plan(6);
+    tap_plan(9);
+    gaussian_overlap();
     char *sets[] = {"simulation.width_px=512", "simulation.height_px=512", "simulation.nstars=260",
                     "simulation.mag_min=16.5", "simulation.mag_max=21.5", "simulation.seed=5",
                     "simulation.galaxy_fraction=0", "simulation.satellite_probability=0",
@@ -91,8 +163,8 @@ int main(void)
     rc = rc ? rc : sk_sim_refcat(&sp, f, &rt);
     rc = rc ? rc : sk_fits_write_table(refpath, rt);
     sk_table_free(rt);
-    double px[MAXPLANT], py[MAXPLANT];
-    long np = rc ? 0 : plant_blends(&sp, e, 0.1, 1.0, px, py);
+    double px[MAXPLANT], py[MAXPLANT], bx[MAXPLANT], by[MAXPLANT], pm[MAXPLANT];
+    long np = rc ? 0 : plant_blends(&sp, e, 0.1, 1.0, px, py, bx, by, pm);
     ok(rc == SK_OK && np >= 10, "imsim exposure with %ld planted neighbours (0.1 of the flux, "
        "1 FWHM away) (%s)", np, rc ? sk_errmsg() : "ok");
 
@@ -130,7 +202,7 @@ int main(void)
     long *who = malloc(sizeof *who * (size_t)(as->nmatch + 1));
     char *planted = calloc((size_t)as->nmatch + 1, 1);
     unsigned char *rej = malloc((size_t)as->nmatch + 1);
-    long m = 0, nbl = 0, nbl_rej = 0, ncl = 0, ncl_rej = 0, counts[3];
+    long m = 0, nbl = 0, nbl_rej = 0, ncl = 0, ncl_rej = 0, counts[4];
     for (long k = 0; k < as->nmatch; k++) {
         long s = as->src_index[k];
         const sk_source *src = &r->sources->src[s];
@@ -141,7 +213,7 @@ int main(void)
                 planted[m] = 1;
         who[m++] = s;
     }
-    sk_photcal_pick pick = {r->sources, fl, fe, chi2, who, m};
+    sk_photcal_pick pick = {r->sources, fl, fe, chi2, who, m, NULL, NULL};
     rc = sk_photcal_pick_stars(&pick, &on, rej, counts);
     for (long k = 0; k < m; k++) {
         nbl += planted[k];
@@ -176,6 +248,8 @@ int main(void)
        rc ? NAN : pon->scatter / pon->noise, rc ? NAN : poff->scatter / poff->noise);
     sk_photcal_free(pon);
     sk_photcal_free(poff);
+    if (!rc)
+        rc = catalogue_neighbours(r->sources, fl, fe, chi2, as, cat, psf, &off, np, bx, by, pm, zt);
     free(who);
     free(planted);
     free(rej);
