@@ -90,6 +90,23 @@ int sk_cx_psf_stamp_locked(pthread_mutex_t *lock, const sk_aligned_input *in, in
  * layout whose Fourier transform is the stamp's centred transform. */
 void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny);
 
+/* The half spectrum (FFTW's r2c layout) of an ny x nx array that is zero
+ * outside rows -h .. h (wrapped: a stamp put by sk_cx_embed, h = size / 2):
+ * a transform of only those rows along x, then every column along y, about
+ * half the work of the whole 2-D transform (the same values within float
+ * rounding). Plans made once (FFTW's planner is not thread-safe: make them
+ * where no other thread plans), used by any thread. */
+typedef struct sk_cx_sparse_fft {
+    long nx, ny;
+    fftwf_plan row, col;
+} sk_cx_sparse_fft;
+
+/* SK_EIO when FFTW cannot plan. */
+int sk_cx_sparse_fft_init(sk_cx_sparse_fft *s, long nx, long ny);
+void sk_cx_sparse_fft_free(sk_cx_sparse_fft *s);
+/* The half spectrum of r (rows beyond -h .. h ignored) into c. */
+void sk_cx_sparse_r2c(const sk_cx_sparse_fft *s, const float *r, long h, fftwf_complex *c);
+
 /* 1/sqrt(median usable weight) of an input over the rows it holds, from at
  * most about 2 million sampled pixels; 0 when it has no usable pixel. */
 double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned mask_flags);
@@ -213,6 +230,10 @@ void sk_resample_noise_transfer(const sk_resample_noise *m, double kx, double ky
  * are scratch. The identity gives filt = 1, gain = 1. */
 void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, fftwf_plan fwd,
                                 float *r, fftwf_complex *c, fftwf_complex *filt, float *gain);
+/* The same on the grid of sp, Q transformed by its rows -r .. r only. */
+void sk_resample_noise_spectrum_sparse(const sk_resample_noise *m, const sk_cx_sparse_fft *sp,
+                                       float *r, fftwf_complex *c, fftwf_complex *filt,
+                                       float *gain);
 
 /* ---- aligned_spill.c: the inputs' planes on the grid in a scratch file */
 
