@@ -227,8 +227,17 @@ void sk_cx_dilate_or(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, 
         dilate_or_direct(in, out, tmp, nx, ny, r);
         return;
     }
-    for (long y = 0; y < ny; y++)
-        window_or(in + (size_t)y * (size_t)nx, 1, nx, 1, r, g, h, tmp + (size_t)y * (size_t)nx);
+    for (long y = 0; y < ny; y++) {
+        const uint16_t *row = in + (size_t)y * (size_t)nx;
+        uint16_t *t = tmp + (size_t)y * (size_t)nx;
+        uint16_t any = 0;
+        for (long x = 0; x < nx; x++)
+            any |= row[x];
+        if (any)
+            window_or(row, 1, nx, 1, r, g, h, t);
+        else /* the OR of zeros (most rows of a tile) */
+            memset(t, 0, sizeof(uint16_t) * (size_t)nx);
+    }
     /* down columns: the rows as vectors */
     window_or(tmp, (size_t)nx, ny, nx, r, g, h, out);
     free(g);
