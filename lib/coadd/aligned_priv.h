@@ -249,6 +249,17 @@ typedef struct sk_cx_spill sk_cx_spill;
 int sk_cx_spill_new(int n, long width, long height, sk_cx_spill **out);
 void sk_cx_spill_free(sk_cx_spill *s);
 
+/* Artifact masks (NULL: none) applied to the weight and flags of every
+ * later sk_cx_planes_read(_box) of the inputs (the file keeps the planes
+ * as written): one pass over the planes spared. */
+struct sk_artifact_masks;
+void sk_cx_spill_set_masks(sk_cx_spill *s, const struct sk_artifact_masks *m);
+
+/* sk_artifact_apply_rows on the columns [x0, x0+ncols) of those rows only
+ * (rows of ncols values). */
+long sk_artifact_apply_box(const struct sk_artifact_masks *m, int j, long x0, long ncols,
+                           long y0, long y1, float *weight, uint16_t *flags);
+
 /* Write / read rows [y0, y0+nrows) of a plane of input k (full width). */
 int sk_cx_spill_put(sk_cx_spill *s, int k, int plane, long y0, long nrows, const void *buf);
 int sk_cx_spill_get(sk_cx_spill *s, int k, int plane, long y0, long nrows, void *buf);
