@@ -564,7 +564,12 @@ static int mask_artifacts(coaddx_state *s)
                                               s->band_rows, &ao, &am);
     mask_job job = {s, am, masked};
     const sk_scratch ws_ops = {sizeof(sk_cx_planes), mask_ws_init, mask_ws_release};
-    if (!rc)
+    /* the noise after the masks is wanted by the proper coadd and the
+     * direct coadd's NOISEPSF; the PSF-matched coadd needs only the counts
+     * (each masked pixel is in one run) */
+    if (!rc && s->x->method == SK_COADDX_PSFMATCH)
+        memcpy(masked, am->npixels, sizeof(long) * (size_t)s->n);
+    else if (!rc)
         rc = sk_parallel_for_scratch(s->n, 1, sk_cx_threads(s->p->threads), &ws_ops,
                                      apply_masks, &job);
     for (int k = 0; !rc && k < s->n; k++) {
