@@ -90,6 +90,23 @@ int sk_cx_psf_stamp_locked(pthread_mutex_t *lock, const sk_aligned_input *in, in
  * layout whose Fourier transform is the stamp's centred transform. */
 void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny);
 
+/* The half spectrum (FFTW's r2c layout) of an ny x nx array that is zero
+ * outside rows -h .. h (wrapped: a stamp put by sk_cx_embed, h = size / 2):
+ * a transform of only those rows along x, then every column along y, about
+ * half the work of the whole 2-D transform (the same values within float
+ * rounding). Plans made once (FFTW's planner is not thread-safe: make them
+ * where no other thread plans), used by any thread. */
+typedef struct sk_cx_sparse_fft {
+    long nx, ny;
+    fftwf_plan row, col;
+} sk_cx_sparse_fft;
+
+/* SK_EIO when FFTW cannot plan. */
+int sk_cx_sparse_fft_init(sk_cx_sparse_fft *s, long nx, long ny);
+void sk_cx_sparse_fft_free(sk_cx_sparse_fft *s);
+/* The half spectrum of r (rows beyond -h .. h ignored) into c. */
+void sk_cx_sparse_r2c(const sk_cx_sparse_fft *s, const float *r, long h, fftwf_complex *c);
+
 /* 1/sqrt(median usable weight) of an input over the rows it holds, from at
  * most about 2 million sampled pixels; 0 when it has no usable pixel. */
 double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned mask_flags);
@@ -213,6 +230,10 @@ void sk_resample_noise_transfer(const sk_resample_noise *m, double kx, double ky
  * are scratch. The identity gives filt = 1, gain = 1. */
 void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, fftwf_plan fwd,
                                 float *r, fftwf_complex *c, fftwf_complex *filt, float *gain);
+/* The same on the grid of sp, Q transformed by its rows -r .. r only. */
+void sk_resample_noise_spectrum_sparse(const sk_resample_noise *m, const sk_cx_sparse_fft *sp,
+                                       float *r, fftwf_complex *c, fftwf_complex *filt,
+                                       float *gain);
 
 /* ---- aligned_spill.c: the inputs' planes on the grid in a scratch file */
 
@@ -227,6 +248,17 @@ typedef struct sk_cx_spill sk_cx_spill;
  * closed). SK_EIO naming the directory when it cannot be made. */
 int sk_cx_spill_new(int n, long width, long height, sk_cx_spill **out);
 void sk_cx_spill_free(sk_cx_spill *s);
+
+/* Artifact masks (NULL: none) applied to the weight and flags of every
+ * later sk_cx_planes_read(_box) of the inputs (the file keeps the planes
+ * as written): one pass over the planes spared. */
+struct sk_artifact_masks;
+void sk_cx_spill_set_masks(sk_cx_spill *s, const struct sk_artifact_masks *m);
+
+/* sk_artifact_apply_rows on the columns [x0, x0+ncols) of those rows only
+ * (rows of ncols values). */
+long sk_artifact_apply_box(const struct sk_artifact_masks *m, int j, long x0, long ncols,
+                           long y0, long y1, float *weight, uint16_t *flags);
 
 /* Write / read rows [y0, y0+nrows) of a plane of input k (full width). */
 int sk_cx_spill_put(sk_cx_spill *s, int k, int plane, long y0, long nrows, const void *buf);

@@ -326,6 +326,7 @@ typedef struct coaddx_state {
     plane *pl;
     sk_aligned_input *ai;    /* PSFs, maps, scales; no rows held */
     sk_cx_spill *sp;         /* the inputs' planes on the grid */
+    sk_artifact_masks *am;   /* applied as the planes are read from sp */
     sk_cx_planes *rows;      /* per input: the rows of the current band */
     double *sigma0, *sigma;  /* noise from the weight: as read, and after
                                 the artifact masks */
@@ -513,10 +514,11 @@ static int match_backgrounds(coaddx_state *s)
     return rc;
 }
 
-/* The artifact masks applied to the inputs' planes in the scratch file,
- * the inputs on the threads (each thread with its own planes): input k's
- * count of masked pixels into masked[k], its noise from the weight found
- * again into s->sigma[k]. */
+/* The artifact masks applied to the inputs' planes read from the scratch
+ * file (not written back: every later read applies them), the inputs on
+ * the threads (each thread with its own planes): input k's count of masked
+ * pixels into masked[k], its noise from the weight found again into
+ * s->sigma[k]. */
 typedef struct mask_job {
     coaddx_state *s;
     const sk_artifact_masks *am;
@@ -543,14 +545,12 @@ static int apply_masks(void *ws, long k0, long k1, void *user)
             break;
         job->masked[k] = sk_artifact_apply_rows(job->am, (int)k, 0, s->H, pk->weight, pk->flags);
         s->sigma[k] = sk_cx_sigma_from_weight(&view, s->W, SK_COADDX_MASK_DEFAULT);
-        rc = sk_cx_spill_put(s->sp, (int)k, SK_CX_WGT, 0, s->H, pk->weight);
-        rc = rc ? rc : sk_cx_spill_put(s->sp, (int)k, SK_CX_FLG, 0, s->H, pk->flags);
     }
     return rc;
 }
 
-/* Artifact masks (artifact.c) applied to the inputs' weights and flags,
- * counted per input in ARTPIXn. */
+/* Artifact masks (artifact.c) applied to the inputs' weights and flags
+ * as they are read from then on, counted per input in ARTPIXn. */
 static int mask_artifacts(coaddx_state *s)
 {
     sk_artifact_opts ao;
@@ -564,7 +564,12 @@ static int mask_artifacts(coaddx_state *s)
                                               s->band_rows, &ao, &am);
     mask_job job = {s, am, masked};
     const sk_scratch ws_ops = {sizeof(sk_cx_planes), mask_ws_init, mask_ws_release};
-    if (!rc)
+    /* the noise after the masks is wanted by the proper coadd and the
+     * direct coadd's NOISEPSF; the PSF-matched coadd needs only the counts
+     * (each masked pixel is in one run) */
+    if (!rc && s->x->method == SK_COADDX_PSFMATCH)
+        memcpy(masked, am->npixels, sizeof(long) * (size_t)s->n);
+    else if (!rc)
         rc = sk_parallel_for_scratch(s->n, 1, sk_cx_threads(s->p->threads), &ws_ops,
                                      apply_masks, &job);
     for (int k = 0; !rc && k < s->n; k++) {
@@ -578,7 +583,11 @@ static int mask_artifacts(coaddx_state *s)
                     am->nfootprints[k], am->nfootprints[k] == 1 ? "" : "s", m);
     }
     free(masked);
-    sk_artifact_masks_free(am);
+    if (!rc) {
+        s->am = am;
+        sk_cx_spill_set_masks(s->sp, am);
+    } else
+        sk_artifact_masks_free(am);
     return rc;
 }
 
@@ -959,6 +968,7 @@ static void state_free(coaddx_state *s)
         free(s->rs_nimg[b]);
     }
     sk_cx_spill_free(s->sp);
+    sk_artifact_masks_free(s->am);
     free(s->sigma0);
     free(s->sigma);
     free(s->pl);

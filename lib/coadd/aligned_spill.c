@@ -12,6 +12,7 @@ struct sk_cx_spill {
     int n;
     long width, height;
     char dir[512];
+    const struct sk_artifact_masks *masks; /* applied on reading */
 };
 
 /* Bytes per pixel of each plane, and its offset (in pixels' worth of
@@ -123,6 +124,11 @@ int sk_cx_spill_get_box(sk_cx_spill *s, int k, int plane, long x0, long y0, long
     return rc;
 }
 
+void sk_cx_spill_set_masks(sk_cx_spill *s, const struct sk_artifact_masks *m)
+{
+    s->masks = m;
+}
+
 void sk_cx_planes_free(sk_cx_planes *p)
 {
     free(p->sci);
@@ -158,6 +164,8 @@ int sk_cx_planes_read_box(sk_cx_spill *s, int k, long x0, long ncols, long y0, l
     int rc = sk_cx_spill_get_box(s, k, SK_CX_SCI, x0, y0, ncols, nrows, p->sci);
     rc = rc ? rc : sk_cx_spill_get_box(s, k, SK_CX_WGT, x0, y0, ncols, nrows, p->weight);
     rc = rc ? rc : sk_cx_spill_get_box(s, k, SK_CX_FLG, x0, y0, ncols, nrows, p->flags);
+    if (!rc && s->masks)
+        sk_artifact_apply_box(s->masks, k, x0, ncols, y0, y0 + nrows, p->weight, p->flags);
     if (!rc && view) {
         view->sci = p->sci;
         view->weight = p->weight;

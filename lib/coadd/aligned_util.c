@@ -227,8 +227,17 @@ void sk_cx_dilate_or(const uint16_t *in, uint16_t *out, uint16_t *tmp, long nx, 
         dilate_or_direct(in, out, tmp, nx, ny, r);
         return;
     }
-    for (long y = 0; y < ny; y++)
-        window_or(in + (size_t)y * (size_t)nx, 1, nx, 1, r, g, h, tmp + (size_t)y * (size_t)nx);
+    for (long y = 0; y < ny; y++) {
+        const uint16_t *row = in + (size_t)y * (size_t)nx;
+        uint16_t *t = tmp + (size_t)y * (size_t)nx;
+        uint16_t any = 0;
+        for (long x = 0; x < nx; x++)
+            any |= row[x];
+        if (any)
+            window_or(row, 1, nx, 1, r, g, h, t);
+        else /* the OR of zeros (most rows of a tile) */
+            memset(t, 0, sizeof(uint16_t) * (size_t)nx);
+    }
     /* down columns: the rows as vectors */
     window_or(tmp, (size_t)nx, ny, nx, r, g, h, out);
     free(g);
@@ -399,6 +408,54 @@ void sk_cx_embed(const float *stamp, long size, float *arr, long nx, long ny)
             arr[yy * nx + xx] += stamp[v * size + u];
         }
     }
+}
+
+int sk_cx_sparse_fft_init(sk_cx_sparse_fft *s, long nx, long ny)
+{
+    memset(s, 0, sizeof *s);
+    s->nx = nx;
+    s->ny = ny;
+    const long nh = nx / 2 + 1;
+    int n = (int)ny;
+    float *r = fftwf_alloc_real((size_t)nx);
+    fftwf_complex *c = fftwf_alloc_complex((size_t)(ny * nh));
+    /* FFTW_ESTIMATE: the same plan, hence the same bits, on every run;
+     * unaligned: rows of the half spectrum start at any complex value */
+    const unsigned fl = FFTW_ESTIMATE | FFTW_UNALIGNED;
+    if (r && c) {
+        s->row = fftwf_plan_dft_r2c_1d((int)nx, r, c, fl);
+        s->col = fftwf_plan_many_dft(1, &n, (int)nh, c, NULL, (int)nh, 1, c, NULL, (int)nh, 1,
+                                     FFTW_FORWARD, fl);
+    }
+    fftwf_free(r);
+    fftwf_free(c);
+    if (!s->row || !s->col) {
+        sk_cx_sparse_fft_free(s);
+        return sk_error(SK_EIO, "FFTW cannot plan transforms of %ld x %ld", nx, ny);
+    }
+    return SK_OK;
+}
+
+void sk_cx_sparse_fft_free(sk_cx_sparse_fft *s)
+{
+    if (s->row)
+        fftwf_destroy_plan(s->row);
+    if (s->col)
+        fftwf_destroy_plan(s->col);
+    s->row = s->col = NULL;
+}
+
+void sk_cx_sparse_r2c(const sk_cx_sparse_fft *s, const float *r, long h, fftwf_complex *c)
+{
+    const long nx = s->nx, ny = s->ny, nh = nx / 2 + 1;
+    for (long y = 0; y < ny; y++) {
+        fftwf_complex *cy = c + (size_t)y * (size_t)nh;
+        if (y <= h || ny - y <= h)
+            fftwf_execute_dft_r2c(s->row, (float *)r + (size_t)y * (size_t)nx, cy);
+        else
+            memset(cy, 0, sizeof(fftwf_complex) * (size_t)nh);
+    }
+    fftwf_execute_dft(s->col, c, c);
 }
 
 double sk_cx_sigma_from_weight(const sk_aligned_input *in, long width, unsigned mask_flags)

@@ -1098,8 +1098,8 @@ int sk_artifact_masked(const sk_artifact_masks *m, int j, long x, long y)
     return 0;
 }
 
-long sk_artifact_apply_rows(const sk_artifact_masks *m, int j, long y0, long y1, float *weight,
-                            uint16_t *flags)
+long sk_artifact_apply_box(const sk_artifact_masks *m, int j, long x0, long ncols, long y0,
+                           long y1, float *weight, uint16_t *flags)
 {
     if (j < 0 || j >= m->n)
         return 0;
@@ -1108,16 +1108,23 @@ long sk_artifact_apply_rows(const sk_artifact_masks *m, int j, long y0, long y1,
         const sk_artifact_run *run = &m->runs[r];
         if (run->y < y0 || run->y >= y1)
             continue;
-        size_t base = (size_t)(run->y - y0) * (size_t)m->width;
-        for (long x = run->x0; x < run->x1; x++) {
+        long a = run->x0 > x0 ? run->x0 : x0, b = run->x1 < x0 + ncols ? run->x1 : x0 + ncols;
+        size_t base = (size_t)(run->y - y0) * (size_t)ncols;
+        for (long x = a; x < b; x++) {
             if (weight)
-                weight[base + (size_t)x] = 0.0f;
+                weight[base + (size_t)(x - x0)] = 0.0f;
             if (flags)
-                flags[base + (size_t)x] |= SK_FLAG_REJECTED;
+                flags[base + (size_t)(x - x0)] |= SK_FLAG_REJECTED;
             count++;
         }
     }
     return count;
+}
+
+long sk_artifact_apply_rows(const sk_artifact_masks *m, int j, long y0, long y1, float *weight,
+                            uint16_t *flags)
+{
+    return sk_artifact_apply_box(m, j, 0, m->width, y0, y1, weight, flags);
 }
 
 /* ---- the two-pass driver ---------------------------------------------- */

@@ -38,6 +38,7 @@ struct sk_psfmatch {
     double target_fwhm;
     sk_psfmatch_opts o;
     sk_cx_tiling tile;
+    sk_cx_sparse_fft kfft;       /* the kernels' transforms on the tile grid */
     long rk;
     pthread_mutex_t psf_lock;
     int lock_ok;
@@ -153,6 +154,11 @@ int sk_psfmatch_new(const sk_aligned_input *in, int n, long width, long height,
     pm->target = t;
     pm->rk = o.psf_size / 2;
     sk_cx_tiling_init(&pm->tile, width, height, o.psf_size, o.tile_px);
+    status = sk_cx_sparse_fft_init(&pm->kfft, pm->tile.lx, pm->tile.ly);
+    if (status) {
+        sk_psfmatch_free(pm);
+        return status;
+    }
 
     long ps = o.psf_size;
     float *st = malloc(sizeof(float) * (size_t)(ps * ps));
@@ -200,6 +206,7 @@ void sk_psfmatch_free(sk_psfmatch *pm)
         return;
     if (pm->lock_ok)
         pthread_mutex_destroy(&pm->psf_lock);
+    sk_cx_sparse_fft_free(&pm->kfft);
     free(pm->in);
     free(pm);
 }
@@ -555,9 +562,9 @@ static int transform_tile(const sk_psfmatch *pm, conv_ws *w, long nvalid, fftwf_
 }
 
 /* The kernel image `kind` (0: K, 1: K^2, 2: |K|) embedded into w->rk and
- * transformed into w->ck; its sum of |K| in *sabs (kind 2). */
-static void kernel_spectrum(const sk_psfmatch *pm, conv_ws *w, fftwf_plan fwd, int kind,
-                            double *sabs)
+ * transformed into w->ck (its rows -rk .. rk only); its sum of |K| in
+ * *sabs (kind 2). */
+static void kernel_spectrum(const sk_psfmatch *pm, conv_ws *w, int kind, double *sabs)
 {
     const long lx = pm->tile.lx, ly = pm->tile.ly, rk = pm->rk, ks = 2 * rk + 1;
     if (kind == 0) {
@@ -577,7 +584,7 @@ static void kernel_spectrum(const sk_psfmatch *pm, conv_ws *w, fftwf_plan fwd, i
         if (sabs)
             *sabs = sa;
     }
-    fftwf_execute_dft_r2c(fwd, w->rk, w->ck);
+    sk_cx_sparse_r2c(&pm->kfft, w->rk, rk, w->ck);
 }
 
 /* The spectra in (w->cs, w->cv, w->cm) of input j's tile convolved with its
@@ -594,17 +601,17 @@ static int convolve_tile(sk_psfmatch *pm, conv_ws *w, int j, int tgt, const conv
     int status = make_kernel(pm, &w->k, j, tgt, xc, yc, w->kern);
     if (status)
         return status;
-    fftwf_plan fwd = sk_fft_plan_r2c((int)ly, (int)lx), inv = sk_fft_plan_c2r((int)ly, (int)lx);
-    if (!fwd || !inv)
+    fftwf_plan inv = sk_fft_plan_c2r((int)ly, (int)lx);
+    if (!inv)
         return sk_errstatus() ? sk_errstatus() : SK_EIO;
     const float scale = (float)(1.0 / ((double)lx * (double)ly));
     double sabs = 0.0;
-    kernel_spectrum(pm, w, fwd, 0, NULL); /* K for the science */
+    kernel_spectrum(pm, w, 0, NULL); /* K for the science */
     spec_mul(w->cs, w->ck, nc, scale);
-    kernel_spectrum(pm, w, fwd, 1, NULL); /* K^2 for the variance */
+    kernel_spectrum(pm, w, 1, NULL); /* K^2 for the variance */
     spec_mul(w->cv, w->ck, nc, scale);
     if (!w->clear) { /* |K| for the mask (w->rm holds its zeros otherwise) */
-        kernel_spectrum(pm, w, fwd, 2, &sabs);
+        kernel_spectrum(pm, w, 2, &sabs);
         spec_mul(w->cm, w->ck, nc, (float)(scale / sabs));
     }
     fftwf_execute_dft_c2r(inv, w->cs, w->rs);

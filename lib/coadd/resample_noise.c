@@ -318,20 +318,20 @@ void sk_resample_noise_transfer(const sk_resample_noise *m, double kx, double ky
     *im = axr * ayi + axi * ayr;
 }
 
-void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, fftwf_plan fwd,
-                                float *r, fftwf_complex *c, fftwf_complex *filt, float *gain)
+/* The identity's filter and gain: 1 everywhere. */
+static void spectrum_identity(long nc, fftwf_complex *filt, float *gain)
 {
-    const long nh = nx / 2 + 1, nc = ny * nh;
-    if (m->identity) {
-        for (long k = 0; k < nc; k++) {
-            filt[k][0] = 1.0f;
-            filt[k][1] = 0.0f;
-            gain[k] = 1.0f;
-        }
-        return;
+    for (long k = 0; k < nc; k++) {
+        filt[k][0] = 1.0f;
+        filt[k][1] = 0.0f;
+        gain[k] = 1.0f;
     }
-    /* Q: the covariance wrapped onto the grid (aliases added: the transform
-     * then samples Q exactly at the grid's frequencies) */
+}
+
+/* Q: the covariance wrapped onto the ny x nx grid r (aliases added: the
+ * transform then samples Q exactly at the grid's frequencies). */
+static void wrap_cov(const sk_resample_noise *m, long nx, long ny, float *r)
+{
     memset(r, 0, sizeof(float) * (size_t)(nx * ny));
     const long rr = m->r, nw = 2 * rr + 1;
     for (long dy = -rr; dy <= rr; dy++)
@@ -339,7 +339,42 @@ void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, ff
             long yy = ((dy % ny) + ny) % ny, xx = ((dx % nx) + nx) % nx;
             r[yy * nx + xx] += (float)m->cov[(dy + rr) * nw + dx + rr];
         }
+}
+
+static void spectrum_from_q(const sk_resample_noise *m, long nx, long ny, const fftwf_complex *c,
+                            fftwf_complex *filt, float *gain);
+
+void sk_resample_noise_spectrum(const sk_resample_noise *m, long nx, long ny, fftwf_plan fwd,
+                                float *r, fftwf_complex *c, fftwf_complex *filt, float *gain)
+{
+    if (m->identity) {
+        spectrum_identity(ny * (nx / 2 + 1), filt, gain);
+        return;
+    }
+    wrap_cov(m, nx, ny, r);
     fftwf_execute_dft_r2c(fwd, r, c);
+    spectrum_from_q(m, nx, ny, c, filt, gain);
+}
+
+void sk_resample_noise_spectrum_sparse(const sk_resample_noise *m, const sk_cx_sparse_fft *sp,
+                                       float *r, fftwf_complex *c, fftwf_complex *filt,
+                                       float *gain)
+{
+    const long nx = sp->nx, ny = sp->ny;
+    if (m->identity) {
+        spectrum_identity(ny * (nx / 2 + 1), filt, gain);
+        return;
+    }
+    wrap_cov(m, nx, ny, r);
+    sk_cx_sparse_r2c(sp, r, m->r, c);
+    spectrum_from_q(m, nx, ny, c, filt, gain);
+}
+
+/* filt and gain from Q's transform c (see sk_resample_noise_spectrum). */
+static void spectrum_from_q(const sk_resample_noise *m, long nx, long ny, const fftwf_complex *c,
+                            fftwf_complex *filt, float *gain)
+{
+    const long nh = nx / 2 + 1;
     const double floor_q = 1e-6 * m->rho;
     /* an output pixel spans |det J| input pixels: white input noise of unit
      * variance per input pixel has power |det J|^-1 per output pixel where

@@ -73,6 +73,7 @@ struct sk_zogy {
     int kt_ready[3];
     sk_zogy_opts o;
     sk_cx_tiling tile;
+    sk_cx_sparse_fft sfft;  /* stamps' and covariances' transforms on the tile grid */
     pthread_mutex_t psf_lock;
 };
 
@@ -194,6 +195,11 @@ int sk_zogy_new(const sk_aligned_input *in, int n, long width, long height,
     memcpy(z->in, in, sizeof(sk_aligned_input) * (size_t)n);
     pthread_mutex_init(&z->psf_lock, NULL);
     sk_cx_tiling_init(&z->tile, width, height, o.psf_size, o.tile_px);
+    status = sk_cx_sparse_fft_init(&z->sfft, z->tile.lx, z->tile.ly);
+    if (status) {
+        sk_zogy_free(z);
+        return status;
+    }
     double sum_c = 0.0;
     for (int j = 0; j < n; j++) {
         double s = in[j].sigma;
@@ -239,6 +245,7 @@ void sk_zogy_free(sk_zogy *z)
     for (int k = 0; k < 3; k++)
         if (z->kt_ready[k])
             sk_kernel_table_clear(&z->kt[k]);
+    sk_cx_sparse_fft_free(&z->sfft);
     free(z->ce);
     free(z->in);
     free(z->sigma);
@@ -490,6 +497,7 @@ typedef struct tile_ctx {
     long ps, g, gh;               /* PSF stamp size, coarse grid */
     double xc, yc;                /* centre of the core, where PSFs are evaluated */
     fftwf_plan fwd, inv, gfwd;
+    const sk_cx_sparse_fft *sfft; /* for transforms of stamps */
     int na;                       /* active inputs */
 } tile_ctx;
 
@@ -559,13 +567,13 @@ static int input_terms(tile_ctx *t, int j)
         status = input_noise(z, j, t->cx0, t->cy0, t->cx1, t->cy1, &nm);
     if (status)
         return status;
-    sk_resample_noise_spectrum(&nm, lx, ly, t->fwd, r, w->qc, w->filt, w->gain);
+    sk_resample_noise_spectrum_sparse(&nm, t->sfft, r, w->qc, w->filt, w->gain);
     sk_resample_noise_spectrum(&nm, g, g, t->gfwd, w->gr, w->gc, w->gfilt, w->ggain);
     w->ce[t->na] = z->c[j] * nm.rho / nm.q0;
     sk_resample_noise_clear(&nm);
     w->fwhm[t->na] = sk_cx_stamp_fwhm(w->stamp, ps);
     sk_cx_embed(w->stamp, ps, r, lx, ly);
-    fftwf_execute_dft_r2c(t->fwd, r, w->pbuf);
+    sk_cx_sparse_r2c(t->sfft, r, ps / 2, w->pbuf);
     const float wn = (float)z->wnum[j], cj = (float)z->c[j];
     fftwf_complex *x = w->x[t->na];
     float *pw = w->pw[t->na];
@@ -1170,6 +1178,7 @@ static int process_tile(void *ws, long tx, long ty, void *user)
     t.fwd = sk_fft_plan_r2c((int)t.ly, (int)t.lx);
     t.inv = sk_fft_plan_c2r((int)t.ly, (int)t.lx);
     t.gfwd = sk_fft_plan_r2c((int)t.g, (int)t.g);
+    t.sfft = &z->sfft;
     if (!t.fwd || !t.inv || !t.gfwd)
         return sk_errstatus() ? sk_errstatus() : SK_EIO;
     int status = tile_inputs(&t);

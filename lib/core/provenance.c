@@ -20,7 +20,7 @@ static const struct {
 } code_versions[] = {
     {"preprocessing", "1.0.0"},
     {"extraction", "1.16.0"},
-    {"coaddition", "1.4.0"},
+    {"coaddition", "1.5.0"},
     {"referencing", "1.0.0"},
 };
 #define NPROCESSES (sizeof code_versions / sizeof code_versions[0])
