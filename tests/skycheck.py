@@ -275,6 +275,11 @@ def cmd_flux(c, truth, mag_lo, mag_hi):
     blank = good
     ratios = np.array([aperture(c.sci, blank, x[i], y[i], rad, rad + fwhm, rad + 4 * fwhm) / flux[i]
                        for i in sel])
+    # a star whose sky annulus holds no blank pixel has no sky: left out
+    ok = np.isfinite(ratios)
+    sel, ratios = sel[ok], ratios[ok]
+    if len(sel) < 5:
+        return {"flux_stars": float(len(sel))}
     out = {"flux_stars": float(len(sel)), "flux_ratio": float(np.median(ratios))}
     out["fwhm_px"] = stacked_fwhm(c.sci, x[sel], y[sel], int(np.ceil(3 * fwhm)))
     return out
