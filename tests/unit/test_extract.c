@@ -551,6 +551,16 @@ static void test_moffat(void)
 }
 
 /* Close pairs and a long chain of stars: deblending without fixed limits. */
+/* Default settings with the FWHM held at that of a Gaussian of sigma
+ * psig (px) and a 64-px background mesh. */
+static void fixed_fwhm_params(sk_extract_params *p, double psig)
+{
+    sk_extract_params_default(p);
+    p->refine_fwhm = 0;
+    p->fwhm_guess_px = psig * 2.3548;
+    p->background.mesh_px = 64;
+}
+
 static void test_deblend(void)
 {
     long w = 460, h = 200;
@@ -566,10 +576,7 @@ static void test_deblend(void)
     }
     sk_image *img = make_image(w, h, 0.0, 0, 0, 5.0, 0, model);
     sk_extract_params p;
-    sk_extract_params_default(&p);
-    p.refine_fwhm = 0;
-    p.fwhm_guess_px = psig * 2.3548;
-    p.background.mesh_px = 64;
+    fixed_fwhm_params(&p, psig);
     sk_extract_result *r = NULL;
     ok(sk_extract_run(img, &p, 2, &r) == 0, "extraction of blends");
     const sk_source_list *l = r ? r->sources : NULL;
@@ -717,10 +724,7 @@ static void test_neighbour_flag(void)
         add_gauss_star(model, w, h, all[k], psig);
     sk_image *img = make_image(w, h, 0.0, 0, 0, 5.0, 0, model);
     sk_extract_params p;
-    sk_extract_params_default(&p);
-    p.refine_fwhm = 0;
-    p.fwhm_guess_px = psig * 2.3548;
-    p.background.mesh_px = 64;
+    fixed_fwhm_params(&p, psig);
     sk_extract_result *r = NULL;
     ok(sk_extract_run(img, &p, 1, &r) == 0, "extraction of the neighbour-flag field");
     const sk_source_list *l = r ? r->sources : NULL;
